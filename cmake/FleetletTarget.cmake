@@ -1,0 +1,23 @@
+# Helpers that give every fleetlet target the same warnings and layout.
+#
+# fleetlet_library(NAME SOURCES... [DEPS ...]) declares a module library whose public headers
+# live next to its sources; consumers include them as "<component>/<module>/<file>.h"
+# relative to the component's src/ folder (added by the caller through include dirs).
+
+set(FLEETLET_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+    -Wno-missing-field-initializers)
+
+function(fleetlet_warnings target)
+  target_compile_options(${target} PRIVATE ${FLEETLET_WARNINGS})
+  if(FLEETLET_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+function(fleetlet_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  fleetlet_warnings(${name})
+endfunction()

@@ -1,0 +1,223 @@
+#include "os/child_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "os/unique_fd.h"
+
+extern char** environ;
+
+namespace fleetlet {
+namespace {
+
+ExitStatus fromWaitStatus(int wstatus) {
+  ExitStatus s;
+  if (WIFEXITED(wstatus)) s.exit_code = WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) s.term_signal = WTERMSIG(wstatus);
+  return s;
+}
+
+// Owns posix_spawn's attribute and file-action objects.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions{};
+  posix_spawnattr_t attr{};
+  SpawnSetup() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+};
+
+std::vector<std::string> mergedEnvironment(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq != std::string_view::npos && extra.contains(std::string(entry.substr(0, eq)))) continue;
+    env.emplace_back(entry);
+  }
+  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  return env;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Spawns with stdout/stderr going to the given fds (or -1 to keep the parent's).
+Result<pid_t> spawnWithFds(const SpawnOptions& options, int out_fd, int err_fd) {
+  if (options.argv.empty()) return fail(ErrorCode::kInvalidArgument, "spawn: empty argv");
+  SpawnSetup setup;
+  if (out_fd >= 0) posix_spawn_file_actions_adddup2(&setup.actions, out_fd, STDOUT_FILENO);
+  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&setup.actions, err_fd, STDERR_FILENO);
+  if (options.cwd) posix_spawn_file_actions_addchdir_np(&setup.actions, options.cwd->c_str());
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.new_process_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(&setup.attr, 0);
+  }
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&setup.attr, &empty);
+  sigset_t defaults;
+  sigfillset(&defaults);
+  posix_spawnattr_setsigdefault(&setup.attr, &defaults);
+  posix_spawnattr_setflags(&setup.attr, flags);
+
+  std::vector<std::string> args = options.argv;
+  std::vector<std::string> env = mergedEnvironment(options.env);
+  auto argp = pointers(args);
+  auto envp = pointers(env);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, argp[0], &setup.actions, &setup.attr, argp.data(), envp.data());
+  if (rc != 0) return failErrno(rc, "spawn {}", options.argv[0]);
+  return pid;
+}
+
+Result<UniqueFd> openOutput(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return failErrno(errno, "open {}", path.string());
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+std::string ExitStatus::describe() const {
+  if (term_signal != 0) return fmt::format("killed by signal {}", term_signal);
+  return fmt::format("exit code {}", exit_code);
+}
+
+Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
+  UniqueFd out;
+  UniqueFd err;
+  if (options.stdout_path) {
+    FLEETLET_ASSIGN_OR_RETURN(out, openOutput(*options.stdout_path));
+  }
+  if (options.stderr_path) {
+    FLEETLET_ASSIGN_OR_RETURN(err, openOutput(*options.stderr_path));
+  }
+  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(options, out.get(), err.get()));
+  return ChildProcess(pid, options.new_process_group);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)), group_(other.group_), status_(other.status_) {}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    killAndReap();
+    pid_ = std::exchange(other.pid_, -1);
+    group_ = other.group_;
+    status_ = other.status_;
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() { killAndReap(); }
+
+void ChildProcess::killAndReap() {
+  if (pid_ <= 0 || status_) return;
+  if (group_) ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  wait();
+}
+
+std::optional<ExitStatus> ChildProcess::poll() {
+  if (status_ || pid_ <= 0) return status_;
+  int wstatus = 0;
+  pid_t r = ::waitpid(pid_, &wstatus, WNOHANG);
+  if (r == pid_) status_ = fromWaitStatus(wstatus);
+  return status_;
+}
+
+ExitStatus ChildProcess::wait() {
+  if (status_ || pid_ <= 0) return status_.value_or(ExitStatus{});
+  int wstatus = 0;
+  pid_t r = -1;
+  do {
+    r = ::waitpid(pid_, &wstatus, 0);
+  } while (r < 0 && errno == EINTR);
+  status_ = r == pid_ ? fromWaitStatus(wstatus) : ExitStatus{};
+  return *status_;
+}
+
+ExitStatus ChildProcess::stop(int sig, std::chrono::milliseconds grace) {
+  if (poll()) return *status_;
+  ::kill(pid_, sig);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (poll()) return *status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  killAndReap();
+  return *status_;
+}
+
+Status ChildProcess::signal(int sig) {
+  if (pid_ <= 0 || poll()) return fail(ErrorCode::kFailedPrecondition, "process has exited");
+  if (::kill(pid_, sig) != 0) return failErrno(errno, "kill {}", pid_);
+  return {};
+}
+
+Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
+                                 const std::map<std::string, std::string>& env) {
+  std::array<int, 2> out_pipe{};
+  std::array<int, 2> err_pipe{};
+  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) return failErrno(errno, "pipe");
+  UniqueFd out_r(out_pipe[0]);
+  UniqueFd out_w(out_pipe[1]);
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) return failErrno(errno, "pipe");
+  UniqueFd err_r(err_pipe[0]);
+  UniqueFd err_w(err_pipe[1]);
+
+  SpawnOptions options{.argv = argv, .env = env, .new_process_group = false};
+  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(options, out_w.get(), err_w.get()));
+  ChildProcess child(pid, false);
+  out_w.reset();
+  err_w.reset();
+
+  CommandOutput result;
+  std::array<pollfd, 2> fds{pollfd{out_r.get(), POLLIN, 0}, pollfd{err_r.get(), POLLIN, 0}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  int open_count = 2;
+  std::array<char, 65536> buf{};
+  while (open_count > 0) {
+    int n = ::poll(fds.data(), fds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return failErrno(errno, "poll");
+    }
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buf.data(), buf.size());
+      if (got > 0) {
+        sinks[i]->append(buf.data(), static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  result.status = child.wait();
+  return result;
+}
+
+}  // namespace fleetlet

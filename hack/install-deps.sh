@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of fleetlet on Debian 12. Idempotent: it
+# installs only what is missing, so a second run takes a second. Run as root.
+set -euo pipefail
+
+BUILD_PKGS=(
+  cmake ninja-build g++ ccache pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev
+  libspdlog-dev libfmt-dev libcli11-dev libboost1.74-dev libarchive-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
+  golang-github-gogo-googleapis-dev
+  clang-format clang-tidy
+)
+RUN_PKGS=(
+  containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static
+  iproute2 curl ca-certificates jq procps util-linux
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#BUILD_PKGS[@]} build and ${#RUN_PKGS[@]} run packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The Debian containerd package starts a system daemon. fleetlet's tests and dev environment
+# never use it (they run their own); leave it as the administrator configured it.
+echo "install-deps: done"

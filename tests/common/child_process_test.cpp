@@ -1,0 +1,85 @@
+#include "os/child_process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fleetlet {
+namespace {
+
+TEST(RunCommand, CapturesBothStreamsAndExitCode) {
+  auto r = runCommand({"sh", "-c", "echo out; echo err >&2; exit 3"});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+  EXPECT_EQ(r->status.exit_code, 3);
+  EXPECT_FALSE(r->status.success());
+}
+
+TEST(RunCommand, PassesExtraEnvironment) {
+  auto r = runCommand({"sh", "-c", "printf %s \"$FLEETLET_X\""}, {{"FLEETLET_X", "42"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "42");
+}
+
+TEST(RunCommand, MissingBinaryIsNotFound) {
+  auto r = runCommand({"/nonexistent/fleetlet-binary"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+}
+
+TEST(ChildProcess, StopEscalatesToKillAfterGrace) {
+  auto ready =
+      std::filesystem::temp_directory_path() / ("fleetlet-ready-" + std::to_string(getpid()));
+  std::filesystem::remove(ready);
+  auto child = ChildProcess::spawn(
+      {.argv = {"sh", "-c", "trap '' TERM; echo > " + ready.string() + "; sleep 30"}});
+  ASSERT_TRUE(child);
+  for (int i = 0; i < 500 && !std::filesystem::exists(ready); ++i) usleep(10000);
+  auto status = child->stop(SIGTERM, std::chrono::milliseconds(200));
+  EXPECT_EQ(status.term_signal, SIGKILL);
+  std::filesystem::remove(ready);
+}
+
+TEST(ChildProcess, DestructorKillsTheWholeGroup) {
+  auto dir = std::filesystem::temp_directory_path() / ("fleetlet-cp-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto pidfile = dir / "grandchild";
+  pid_t grandchild = 0;
+  {
+    auto child = ChildProcess::spawn(
+        {.argv = {"sh", "-c", "sleep 30 & echo $! > " + pidfile.string() + "; wait"}});
+    ASSERT_TRUE(child);
+    for (int i = 0; i < 200 && !std::filesystem::exists(pidfile); ++i) usleep(10000);
+    usleep(20000);
+    std::ifstream(pidfile) >> grandchild;
+    ASSERT_GT(grandchild, 0);
+  }
+  // The grandchild was in the child's process group, so it died with it (it is reaped by
+  // init, so poll until it is gone).
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = ::kill(grandchild, 0) != 0;
+    if (!gone) usleep(10000);
+  }
+  EXPECT_TRUE(gone);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ChildProcess, RedirectsStdoutToFile) {
+  auto path = std::filesystem::temp_directory_path() / ("fleetlet-out-" + std::to_string(getpid()));
+  std::filesystem::remove(path);
+  auto child = ChildProcess::spawn({.argv = {"echo", "hello"}, .stdout_path = path});
+  ASSERT_TRUE(child);
+  EXPECT_TRUE(child->wait().success());
+  std::stringstream ss;
+  ss << std::ifstream(path).rdbuf();
+  EXPECT_EQ(ss.str(), "hello\n");
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace fleetlet
