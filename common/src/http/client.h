@@ -1,0 +1,90 @@
+#pragma once
+// fleetlet::http::Client: the one HTTP client of fleetlet, on libcurl.
+//
+// A Client owns one curl easy handle and reuses its connections across requests. It is not
+// thread-safe: use one Client per thread (parallel downloads make one each). Calls block.
+// HTTP error statuses are not Errors: they come back in Response::status so callers can read
+// the server's message. An Error means no HTTP answer was had (unreachable, reset, timeout,
+// TLS failure, aborted by the sink).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "error/error.h"
+
+namespace fleetlet::http {
+
+// Header list; names compare case-insensitively in find().
+class Headers {
+ public:
+  void add(std::string name, std::string value);
+  // The first value of `name`, compared case-insensitively.
+  std::optional<std::string> find(std::string_view name) const;
+  const std::vector<std::pair<std::string, std::string>>& all() const { return entries_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> entries_;
+};
+
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  Headers headers;
+  std::string body;
+  // Sends "Range: bytes=<range_start>-" when set (resuming a download).
+  std::optional<uint64_t> range_start;
+  bool follow_redirects = true;
+};
+
+struct Response {
+  long status = 0;
+  Headers headers;
+  // The body when buffered; with stream(), only a non-2xx body (for error messages).
+  std::string body;
+  // The URL after redirects.
+  std::string effective_url;
+};
+
+struct ClientOptions {
+  std::string user_agent = "fleetlet/0.1";
+  // Talk HTTP over this unix socket instead of TCP (the URL's host is then only a name).
+  std::optional<std::string> unix_socket;
+  std::chrono::milliseconds connect_timeout{10000};
+  // A transfer slower than 1 byte/s for this long is aborted as kUnavailable.
+  std::chrono::milliseconds stall_timeout{30000};
+  // 0 means no overall limit (large downloads); otherwise the whole request's limit.
+  std::chrono::milliseconds total_timeout{0};
+};
+
+// Receives body bytes as they arrive; returning false aborts the transfer (the call then fails
+// with kUnavailable "aborted").
+using BodySink = std::function<bool(std::string_view chunk)>;
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  // Performs the request and buffers the whole body. Fails with kUnavailable when no answer
+  // came; the message names the host and curl's reason.
+  Result<Response> send(const Request& request);
+
+  // Performs the request; a 2xx body is passed to `sink` chunk by chunk and not kept. A
+  // non-2xx body is buffered in Response::body instead.
+  Result<Response> stream(const Request& request, const BodySink& sink);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fleetlet::http
