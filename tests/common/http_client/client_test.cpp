@@ -1,0 +1,169 @@
+#include "http/client.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "os/unique_fd.h"
+
+namespace fleetlet::http {
+namespace {
+
+// A one-connection HTTP server on a real socket: records the request head, answers with a
+// canned response, closes.
+class CannedServer {
+ public:
+  explicit CannedServer(std::string response, std::optional<std::string> unix_path = {})
+      : response_(std::move(response)) {
+    if (unix_path) {
+      listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path->c_str());
+      ::unlink(unix_path->c_str());
+      EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    } else {
+      listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      socklen_t len = sizeof(addr);
+      ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+      port_ = ntohs(addr.sin_port);
+    }
+    EXPECT_EQ(::listen(listener_.get(), 4), 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~CannedServer() { thread_.join(); }
+
+  std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  }
+  // The request head and body as received (valid after the client call returned).
+  const std::string& received() const { return received_; }
+
+ private:
+  void serve() {
+    UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) return;
+    char buf[4096];
+    while (received_.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(conn.get(), buf, sizeof(buf));
+      if (n <= 0) return;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    ::send(conn.get(), response_.data(), response_.size(), MSG_NOSIGNAL);
+  }
+
+  std::string response_;
+  UniqueFd listener_;
+  uint16_t port_ = 0;
+  std::string received_;
+  std::thread thread_;
+};
+
+TEST(HttpClient, BuffersBodyAndHeaders) {
+  CannedServer server(
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDocker-Content-Digest: "
+      "sha256:ab\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+  Client client;
+  auto r = client.send({.url = server.url("/v2/"), .headers = {}});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{}");
+  EXPECT_EQ(r->headers.find("docker-content-digest"), "sha256:ab");
+  EXPECT_NE(server.received().find("GET /v2/ HTTP/1.1"), std::string::npos);
+}
+
+TEST(HttpClient, StreamsSuccessBodyToSinkAndSendsRange) {
+  CannedServer server(
+      "HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+  Client client;
+  std::string got;
+  auto r =
+      client.stream({.url = server.url("/blob"), .range_start = 10}, [&](std::string_view chunk) {
+        got.append(chunk);
+        return true;
+      });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 206);
+  EXPECT_EQ(got, "hello");
+  EXPECT_TRUE(r->body.empty());
+  EXPECT_NE(server.received().find("Range: bytes=10-"), std::string::npos);
+}
+
+TEST(HttpClient, ErrorBodyIsBufferedNotStreamed) {
+  CannedServer server(
+      "HTTP/1.1 404 Not Found\r\nContent-Length: 17\r\nConnection: close\r\n\r\nmanifest unknown!");
+  Client client;
+  bool sink_called = false;
+  auto r = client.stream({.url = server.url("/m")}, [&](std::string_view) {
+    sink_called = true;
+    return true;
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "manifest unknown!");
+  EXPECT_FALSE(sink_called);
+}
+
+TEST(HttpClient, SinkCanAbort) {
+  CannedServer server("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+  Client client;
+  auto r = client.stream({.url = server.url("/")}, [](std::string_view) { return false; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message().find("aborted"), std::string::npos);
+}
+
+TEST(HttpClient, PostsBody) {
+  CannedServer server("HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  Client client;
+  Request req{.method = "POST", .url = server.url("/apply"), .body = "{\"a\":1}"};
+  req.headers.add("Content-Type", "application/json");
+  auto r = client.send(req);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201);
+  EXPECT_NE(server.received().find("POST /apply"), std::string::npos);
+  EXPECT_NE(server.received().find("Content-Type: application/json"), std::string::npos);
+}
+
+TEST(HttpClient, UnreachableIsUnavailableAndNamesHost) {
+  // Bind a port and close it so nothing listens there.
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string host = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  s.reset();
+  Client client;
+  auto r = client.send({.url = "http://" + host + "/v2/"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message().find(host + " unreachable"), std::string::npos)
+      << r.error().message();
+}
+
+TEST(HttpClient, TalksOverUnixSocket) {
+  auto path =
+      std::filesystem::temp_directory_path() / ("fleetlet-http-" + std::to_string(getpid()));
+  CannedServer server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                      path.string());
+  Client client({.unix_socket = path.string()});
+  auto r = client.send({.url = "http://fleetletd/v1/status"});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->body, "ok");
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace fleetlet::http
