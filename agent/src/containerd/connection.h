@@ -1,0 +1,68 @@
+#pragma once
+// A gRPC connection to one containerd (its unix socket), and the base of the typed service
+// wrappers in this folder.
+//
+// Every wrapper is bound to one containerd namespace (and, optionally, one lease) and sends
+// them as gRPC metadata on each call. Calls block. A Connection may be shared by threads;
+// wrappers are cheap values that copy freely.
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "error/error.h"
+
+namespace fleetlet::containerd {
+
+// Maps a gRPC status to a fleetlet Error (the one table for this boundary); `what` says
+// which call failed ("content.write sha256:...").
+Error fromGrpc(const grpc::Status& status, std::string_view what);
+
+class Connection {
+ public:
+  // Connects to containerd's gRPC socket, waiting up to `timeout` until it answers Version.
+  // Fails with kUnavailable naming the socket when containerd does not answer in time.
+  static Result<std::shared_ptr<Connection>> connect(const std::string& socket_path,
+                                                     std::chrono::milliseconds timeout);
+
+  const std::string& socketPath() const { return socket_path_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // containerd's version string; kUnavailable when it does not answer.
+  Result<std::string> version() const;
+
+ private:
+  Connection(std::string socket_path, std::shared_ptr<grpc::Channel> channel)
+      : socket_path_(std::move(socket_path)), channel_(std::move(channel)) {}
+
+  std::string socket_path_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+// Namespace and lease that a call runs in.
+struct Scope {
+  std::string ns;
+  std::string lease;  // empty: none
+};
+
+// Common part of the service wrappers.
+class ServiceBase {
+ public:
+  ServiceBase(std::shared_ptr<Connection> connection, Scope scope)
+      : connection_(std::move(connection)), scope_(std::move(scope)) {}
+
+  const Scope& scope() const { return scope_; }
+
+ protected:
+  // A fresh context carrying the namespace and lease; `timeout` 0 means none.
+  std::unique_ptr<grpc::ClientContext> context(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const;
+  const std::shared_ptr<grpc::Channel>& channel() const { return connection_->channel(); }
+  const std::shared_ptr<Connection>& connection() const { return connection_; }
+
+  std::shared_ptr<Connection> connection_;
+  Scope scope_;
+};
+
+}  // namespace fleetlet::containerd

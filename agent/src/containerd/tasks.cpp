@@ -1,0 +1,130 @@
+#include "containerd/tasks.h"
+
+#include "containerd/proto_convert.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+
+namespace fleetlet::containerd {
+namespace {
+
+namespace api = ::containerd::services::tasks::v1;
+
+TaskInfo fromProto(const ::containerd::v1::types::Process& p) {
+  TaskInfo out{.id = p.container_id(), .pid = p.pid(), .exit_status = p.exit_status()};
+  switch (p.status()) {
+    case ::containerd::v1::types::CREATED: out.state = TaskInfo::State::kCreated; break;
+    case ::containerd::v1::types::RUNNING: out.state = TaskInfo::State::kRunning; break;
+    case ::containerd::v1::types::STOPPED: out.state = TaskInfo::State::kStopped; break;
+    case ::containerd::v1::types::PAUSED: out.state = TaskInfo::State::kPaused; break;
+    case ::containerd::v1::types::PAUSING: out.state = TaskInfo::State::kPausing; break;
+    default: break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TaskIo fileIo(const std::string& stdout_path, const std::string& stderr_path) {
+  return TaskIo{.stdin_uri = "",
+                .stdout_uri = "file://" + stdout_path,
+                .stderr_uri = "file://" + stderr_path};
+}
+
+std::string_view toString(TaskInfo::State state) {
+  switch (state) {
+    case TaskInfo::State::kCreated: return "created";
+    case TaskInfo::State::kRunning: return "running";
+    case TaskInfo::State::kStopped: return "stopped";
+    case TaskInfo::State::kPaused: return "paused";
+    case TaskInfo::State::kPausing: return "pausing";
+    case TaskInfo::State::kUnknown: break;
+  }
+  return "unknown";
+}
+
+Result<uint32_t> TaskService::create(const std::string& container_id,
+                                     const std::vector<Mount>& rootfs, const TaskIo& io) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::CreateTaskRequest req;
+  req.set_container_id(container_id);
+  for (const auto& m : rootfs) toProto(m, req.add_rootfs());
+  req.set_stdin(io.stdin_uri);
+  req.set_stdout(io.stdout_uri);
+  req.set_stderr(io.stderr_uri);
+  api::CreateTaskResponse resp;
+  auto status = stub->Create(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.create " + container_id));
+  return resp.pid();
+}
+
+Result<uint32_t> TaskService::start(const std::string& container_id) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::StartRequest req;
+  req.set_container_id(container_id);
+  api::StartResponse resp;
+  auto status = stub->Start(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.start " + container_id));
+  return resp.pid();
+}
+
+Result<ExitInfo> TaskService::wait(const std::string& container_id) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::WaitRequest req;
+  req.set_container_id(container_id);
+  api::WaitResponse resp;
+  auto status = stub->Wait(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.wait " + container_id));
+  return ExitInfo{.exit_status = resp.exit_status(), .exited_at = fromProto(resp.exited_at())};
+}
+
+Status TaskService::kill(const std::string& container_id, int signal, bool all) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::KillRequest req;
+  req.set_container_id(container_id);
+  req.set_signal(static_cast<uint32_t>(signal));
+  req.set_all(all);
+  google::protobuf::Empty resp;
+  auto status = stub->Kill(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.kill " + container_id));
+  return {};
+}
+
+Result<ExitInfo> TaskService::remove(const std::string& container_id) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::DeleteTaskRequest req;
+  req.set_container_id(container_id);
+  api::DeleteResponse resp;
+  auto status = stub->Delete(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.delete " + container_id));
+  return ExitInfo{.exit_status = resp.exit_status(), .exited_at = fromProto(resp.exited_at())};
+}
+
+Result<std::optional<TaskInfo>> TaskService::get(const std::string& container_id) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::GetRequest req;
+  req.set_container_id(container_id);
+  api::GetResponse resp;
+  auto status = stub->Get(ctx.get(), req, &resp);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.get " + container_id));
+  return fromProto(resp.process());
+}
+
+Result<std::vector<TaskInfo>> TaskService::list() const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context();
+  api::ListTasksRequest req;
+  api::ListTasksResponse resp;
+  auto status = stub->List(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.list"));
+  std::vector<TaskInfo> out;
+  for (const auto& p : resp.tasks()) out.push_back(fromProto(p));
+  return out;
+}
+
+}  // namespace fleetlet::containerd
