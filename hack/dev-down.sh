@@ -72,6 +72,11 @@ for proc in /proc/[0-9]*; do
   done
   kill -KILL "$pid" 2>/dev/null || true
   echo "dev-down: killed leftover shim $pid ($ns/$id)"
+  # The shim's socket: containerd 1.6 names it sha256("<address>/<ns>/<id>").
+  if [[ -n $ns && -n $id ]]; then
+    hash=$(printf '%s' "$containerd_sock/$ns/$id" | sha256sum | cut -d' ' -f1)
+    rm -f "/run/containerd/s/$hash"
+  fi
   # runc's state for the container (the shim would have deleted it); ours only if its
   # rootfs lies under our directory.
   runc_state="/run/containerd/runc/$ns/$id"
