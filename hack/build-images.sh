@@ -16,8 +16,9 @@
 # DIR/busybox-oci.tar an OCI image-layout tarball of busybox:1 (oci-layout, index.json,
 # blobs/sha256/...) for air-gapped import tests; its index.json names the image
 # "fleetlet.test/fleetlet-test/busybox:1" in org.opencontainers.image.ref.name.
-# Layouts that exist are reused unless --rebuild. Concurrent runs on one DIR serialize on
-# DIR/.lock. Timestamps are fixed, so the configs are reproducible.
+# Layouts that exist are reused unless --rebuild is given or this script changed since.
+# Concurrent runs on one DIR serialize on DIR/.lock. Timestamps are fixed, so the configs
+# are reproducible.
 #
 # Usage: hack/build-images.sh [--registry HOST:PORT] [--out DIR] [--only NAME] [--rebuild]
 #                             [--no-push] [--verify]
@@ -80,6 +81,9 @@ readonly tar_name=fleetlet.test/fleetlet-test/busybox:1
 readonly expected_output="hello from fleetlet-test busybox"
 
 log() { echo "build-images: $*" >&2; }
+
+# Layouts record the hash of the script that built them; a changed script rebuilds them.
+script_hash=$(sha256sum "$0" | cut -d' ' -f1)
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -200,6 +204,7 @@ write_oci_tar() {
 for name in "${images[@]}"; do
   layout="$out/$name"
   if [[ $rebuild -eq 0 && -f $layout/index.json ]] &&
+    [[ $(cat "$layout/.built-by" 2>/dev/null) == "$script_hash" ]] &&
     jq -e --arg tag "$tag" \
       '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $tag)' \
       "$layout/index.json" >/dev/null; then
@@ -209,6 +214,7 @@ for name in "${images[@]}"; do
     tmp_layout="$work/layout-$name"
     "build_$name" "$tmp_layout"
     umoci gc --layout "$tmp_layout"
+    echo "$script_hash" >"$tmp_layout/.built-by"
     rm -rf "$layout"
     mv "$tmp_layout" "$layout"
     [[ $name == busybox ]] && rm -f "$out/busybox-oci.tar"
