@@ -132,7 +132,8 @@ Status PrivateContainerd::startDaemon() {
     }
     if (socketAccepts(socket())) {
       auto version = ctr({"version"});
-      if (version && version->status.success()) return {};
+      if (!version) return std::unexpected(version.error().wrap("run ctr"));
+      if (version->status.success()) return {};
     }
     std::this_thread::sleep_for(50ms);
   }
