@@ -5,7 +5,7 @@
 # relative to the component's src/ folder (added by the caller through include dirs).
 
 set(FLEETLET_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+    -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough
     -Wno-missing-field-initializers)
 
 function(fleetlet_warnings target)

@@ -1,5 +1,7 @@
 #include "containerd/connection.h"
 
+#include <sys/stat.h>
+
 #include <thread>
 
 #include "github.com/containerd/containerd/api/services/version/v1/version.grpc.pb.h"
@@ -9,23 +11,43 @@ namespace fleetlet::containerd {
 Error fromGrpc(const grpc::Status& status, std::string_view what) {
   ErrorCode code = ErrorCode::kInternal;
   switch (status.error_code()) {
-    case grpc::StatusCode::NOT_FOUND: code = ErrorCode::kNotFound; break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = ErrorCode::kNotFound;
+      break;
     case grpc::StatusCode::INVALID_ARGUMENT:
-    case grpc::StatusCode::OUT_OF_RANGE: code = ErrorCode::kInvalidArgument; break;
-    case grpc::StatusCode::ALREADY_EXISTS: code = ErrorCode::kAlreadyExists; break;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      code = ErrorCode::kInvalidArgument;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = ErrorCode::kAlreadyExists;
+      break;
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
     case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::ABORTED: code = ErrorCode::kUnavailable; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = ErrorCode::kFailedPrecondition; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = ErrorCode::kResourceExhausted; break;
-    default: break;
+    case grpc::StatusCode::ABORTED:
+      code = ErrorCode::kUnavailable;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = ErrorCode::kFailedPrecondition;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = ErrorCode::kResourceExhausted;
+      break;
+    default:
+      break;
   }
   return Error(code, fmt::format("{}: {}", what, status.error_message()));
 }
 
 Result<std::shared_ptr<Connection>> Connection::connect(const std::string& socket_path,
                                                         std::chrono::milliseconds timeout) {
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) != 0) {
+    return fail(ErrorCode::kUnavailable,
+                "containerd at {} does not answer: no such socket (is containerd running? "
+                "set --address)",
+                socket_path);
+  }
   grpc::ChannelArguments args;
   // containerd expects the authority "localhost" on its unix socket, as the Go client sends.
   args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
@@ -34,8 +56,8 @@ Result<std::shared_ptr<Connection>> Connection::connect(const std::string& socke
   // Reconnect quickly after containerd restarts.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto channel = grpc::CreateCustomChannel("unix://" + socket_path,
-                                           grpc::InsecureChannelCredentials(), args);
+  auto channel =
+      grpc::CreateCustomChannel("unix://" + socket_path, grpc::InsecureChannelCredentials(), args);
   std::shared_ptr<Connection> conn(new Connection(socket_path, channel));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -64,6 +86,7 @@ std::unique_ptr<grpc::ClientContext> ServiceBase::context(std::chrono::milliseco
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->AddMetadata("containerd-namespace", scope_.ns);
   if (!scope_.lease.empty()) ctx->AddMetadata("containerd-lease", scope_.lease);
+  ctx->set_wait_for_ready(true);
   if (timeout.count() > 0) ctx->set_deadline(std::chrono::system_clock::now() + timeout);
   return ctx;
 }

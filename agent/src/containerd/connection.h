@@ -40,6 +40,9 @@ class Connection {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
+// How long a call waits for an unreachable (restarting) containerd before kUnavailable.
+inline constexpr std::chrono::milliseconds kDefaultCallTimeout{60000};
+
 // Namespace and lease that a call runs in.
 struct Scope {
   std::string ns;
@@ -55,9 +58,12 @@ class ServiceBase {
   const Scope& scope() const { return scope_; }
 
  protected:
-  // A fresh context carrying the namespace and lease; `timeout` 0 means none.
+  // A fresh context carrying the namespace and lease. While containerd is unreachable (it is
+  // restarting) the call waits for it up to `timeout`, then fails with kUnavailable;
+  // 0 means no deadline (Tasks.Wait, Diff.Apply of a large layer, streams).
   std::unique_ptr<grpc::ClientContext> context(
-      std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const;
+      std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
+
   const std::shared_ptr<grpc::Channel>& channel() const { return connection_->channel(); }
   const std::shared_ptr<Connection>& connection() const { return connection_; }
 

@@ -125,8 +125,9 @@ Result<std::optional<ContentInfo>> ContentService::info(const std::string& diges
 
 Result<std::unique_ptr<ContentWriter>> ContentService::openWriter(
     const std::string& ref, int64_t total, const std::string& expected) const {
-  auto writer = std::make_unique<GrpcContentWriter>(api::Content::NewStub(channel()), context(),
-                                                    ref, total, expected);
+  auto writer = std::make_unique<GrpcContentWriter>(api::Content::NewStub(channel()),
+                                                    context(std::chrono::milliseconds(0)), ref,
+                                                    total, expected);
   FLEETLET_RETURN_IF_ERROR(writer->open());
   return writer;
 }
@@ -134,7 +135,7 @@ Result<std::unique_ptr<ContentWriter>> ContentService::openWriter(
 Status ContentService::read(const std::string& digest,
                             const std::function<Status(std::string_view)>& sink) const {
   auto stub = api::Content::NewStub(channel());
-  auto ctx = context();
+  auto ctx = context(std::chrono::milliseconds(0));
   api::ReadContentRequest req;
   req.set_digest(digest);
   auto reader = stub->Read(ctx.get(), req);
@@ -220,15 +221,17 @@ Status ContentService::abortIngest(const std::string& ref) const {
   return {};
 }
 
-Result<std::vector<std::string>> ContentService::listIngests() const {
+Result<std::vector<IngestStatus>> ContentService::listIngests() const {
   auto stub = api::Content::NewStub(channel());
   auto ctx = context();
   api::ListStatusesRequest req;
   api::ListStatusesResponse resp;
   auto status = stub->ListStatuses(ctx.get(), req, &resp);
   if (!status.ok()) return std::unexpected(fromGrpc(status, "content.list-statuses"));
-  std::vector<std::string> out;
-  for (const auto& s : resp.statuses()) out.push_back(s.ref());
+  std::vector<IngestStatus> out;
+  for (const auto& s : resp.statuses()) {
+    out.push_back({.ref = s.ref(), .offset = s.offset(), .total = s.total()});
+  }
   return out;
 }
 

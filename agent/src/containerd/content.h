@@ -13,6 +13,13 @@
 
 namespace fleetlet::containerd {
 
+// An unfinished ingest: `offset` of `total` bytes written under `ref`.
+struct IngestStatus {
+  std::string ref;
+  int64_t offset = 0;
+  int64_t total = 0;
+};
+
 struct ContentInfo {
   std::string digest;
   int64_t size = 0;
@@ -51,8 +58,7 @@ class ContentService : public ServiceBase {
   // Reads a whole blob; fails with kResourceExhausted when it is larger than `max_size`.
   Result<std::string> readAll(const std::string& digest, int64_t max_size) const;
   // Streams a blob to `sink` chunk by chunk.
-  Status read(const std::string& digest,
-              const std::function<Status(std::string_view)>& sink) const;
+  Status read(const std::string& digest, const std::function<Status(std::string_view)>& sink) const;
   // Sets (merges) labels on a blob; other labels stay.
   Status setLabels(const std::string& digest, const Labels& labels) const;
   Result<std::vector<ContentInfo>> list(const std::vector<std::string>& filters = {}) const;
@@ -60,8 +66,8 @@ class ContentService : public ServiceBase {
   Status remove(const std::string& digest) const;
   // Drops an unfinished ingest; succeeds when there is none.
   Status abortIngest(const std::string& ref) const;
-  // Refs of unfinished ingests.
-  Result<std::vector<std::string>> listIngests() const;
+  // Unfinished ingests.
+  Result<std::vector<IngestStatus>> listIngests() const;
 };
 
 }  // namespace fleetlet::containerd

@@ -66,7 +66,7 @@ class EventSubscription {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                 // guarded by mu_
+  bool stopping_ = false;                  // guarded by mu_
   grpc::ClientContext* active_ = nullptr;  // guarded by mu_; the stream to cancel on stop
   std::thread thread_;
 };

@@ -26,6 +26,11 @@ Status ensureNamespace(const std::shared_ptr<Connection>& connection, const std:
   namespace nsapi = ::containerd::services::namespaces::v1;
   auto stub = nsapi::Namespaces::NewStub(connection->channel());
   grpc::ClientContext ctx;
+  // containerd publishes a /namespaces/create event in the new namespace, so it wants the
+  // namespace in the metadata too.
+  ctx.AddMetadata("containerd-namespace", ns);
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(std::chrono::system_clock::now() + kDefaultCallTimeout);
   nsapi::CreateNamespaceRequest req;
   req.mutable_namespace_()->set_name(ns);
   nsapi::CreateNamespaceResponse resp;
@@ -36,8 +41,7 @@ Status ensureNamespace(const std::shared_ptr<Connection>& connection, const std:
   return {};
 }
 
-Result<std::string> LeaseService::create(const std::string& id,
-                                         std::chrono::seconds expire) const {
+Result<std::string> LeaseService::create(const std::string& id, std::chrono::seconds expire) const {
   auto stub = api::Leases::NewStub(channel());
   auto ctx = context();
   api::CreateRequest req;

@@ -39,7 +39,8 @@ class ScopedLease {
   const std::string& id() const { return id_; }
 
  private:
-  ScopedLease(LeaseService leases, std::string id) : leases_(std::move(leases)), id_(std::move(id)) {}
+  ScopedLease(LeaseService leases, std::string id)
+      : leases_(std::move(leases)), id_(std::move(id)) {}
   LeaseService leases_;
   std::string id_;
 };

@@ -13,10 +13,17 @@ SnapshotInfo fromProto(const api::Info& info) {
   SnapshotInfo out{.name = info.name(), .parent = info.parent(), .labels = {}};
   out.labels = containerd::fromProto(info.labels());
   switch (info.kind()) {
-    case api::VIEW: out.kind = SnapshotInfo::Kind::kView; break;
-    case api::ACTIVE: out.kind = SnapshotInfo::Kind::kActive; break;
-    case api::COMMITTED: out.kind = SnapshotInfo::Kind::kCommitted; break;
-    default: break;
+    case api::VIEW:
+      out.kind = SnapshotInfo::Kind::kView;
+      break;
+    case api::ACTIVE:
+      out.kind = SnapshotInfo::Kind::kActive;
+      break;
+    case api::COMMITTED:
+      out.kind = SnapshotInfo::Kind::kCommitted;
+      break;
+    default:
+      break;
   }
   return out;
 }
@@ -111,7 +118,7 @@ Result<std::string> DiffService::apply(const Descriptor& layer,
                                        const std::vector<Mount>& mounts) const {
   namespace diff = ::containerd::services::diff::v1;
   auto stub = diff::Diff::NewStub(channel());
-  auto ctx = context();
+  auto ctx = context(std::chrono::milliseconds(0));
   diff::ApplyRequest req;
   toProto(layer, req.mutable_diff());
   for (const auto& m : mounts) toProto(m, req.add_mounts());

@@ -1,7 +1,12 @@
 #include "containerd/tasks.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+
 #include "containerd/proto_convert.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "os/unique_fd.h"
 
 namespace fleetlet::containerd {
 namespace {
@@ -11,32 +16,53 @@ namespace api = ::containerd::services::tasks::v1;
 TaskInfo fromProto(const ::containerd::v1::types::Process& p) {
   TaskInfo out{.id = p.container_id(), .pid = p.pid(), .exit_status = p.exit_status()};
   switch (p.status()) {
-    case ::containerd::v1::types::CREATED: out.state = TaskInfo::State::kCreated; break;
-    case ::containerd::v1::types::RUNNING: out.state = TaskInfo::State::kRunning; break;
-    case ::containerd::v1::types::STOPPED: out.state = TaskInfo::State::kStopped; break;
-    case ::containerd::v1::types::PAUSED: out.state = TaskInfo::State::kPaused; break;
-    case ::containerd::v1::types::PAUSING: out.state = TaskInfo::State::kPausing; break;
-    default: break;
+    case ::containerd::v1::types::CREATED:
+      out.state = TaskInfo::State::kCreated;
+      break;
+    case ::containerd::v1::types::RUNNING:
+      out.state = TaskInfo::State::kRunning;
+      break;
+    case ::containerd::v1::types::STOPPED:
+      out.state = TaskInfo::State::kStopped;
+      break;
+    case ::containerd::v1::types::PAUSED:
+      out.state = TaskInfo::State::kPaused;
+      break;
+    case ::containerd::v1::types::PAUSING:
+      out.state = TaskInfo::State::kPausing;
+      break;
+    default:
+      break;
   }
   return out;
 }
 
 }  // namespace
 
-TaskIo fileIo(const std::string& stdout_path, const std::string& stderr_path) {
-  return TaskIo{.stdin_uri = "",
-                .stdout_uri = "file://" + stdout_path,
-                .stderr_uri = "file://" + stderr_path};
+Result<TaskIo> fileIo(const std::string& stdout_path, const std::string& stderr_path) {
+  // A file:// URI would make the shim write both streams into the stdout file; plain paths
+  // keep them apart but must exist, since the shim opens them without O_CREAT.
+  for (const auto& path : {stdout_path, stderr_path}) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!fd) return failErrno(errno, "create task output {}", path);
+  }
+  return TaskIo{.stdin_uri = "", .stdout_uri = stdout_path, .stderr_uri = stderr_path};
 }
 
 std::string_view toString(TaskInfo::State state) {
   switch (state) {
-    case TaskInfo::State::kCreated: return "created";
-    case TaskInfo::State::kRunning: return "running";
-    case TaskInfo::State::kStopped: return "stopped";
-    case TaskInfo::State::kPaused: return "paused";
-    case TaskInfo::State::kPausing: return "pausing";
-    case TaskInfo::State::kUnknown: break;
+    case TaskInfo::State::kCreated:
+      return "created";
+    case TaskInfo::State::kRunning:
+      return "running";
+    case TaskInfo::State::kStopped:
+      return "stopped";
+    case TaskInfo::State::kPaused:
+      return "paused";
+    case TaskInfo::State::kPausing:
+      return "pausing";
+    case TaskInfo::State::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -70,7 +96,7 @@ Result<uint32_t> TaskService::start(const std::string& container_id) const {
 
 Result<ExitInfo> TaskService::wait(const std::string& container_id) const {
   auto stub = api::Tasks::NewStub(channel());
-  auto ctx = context();
+  auto ctx = context(std::chrono::milliseconds(0));
   api::WaitRequest req;
   req.set_container_id(container_id);
   api::WaitResponse resp;

@@ -14,15 +14,16 @@
 
 namespace fleetlet::containerd {
 
-// Where a task's stdio goes, as containerd URIs: "file:///abs/path" (the shim creates and
-// appends to it), "binary:///path?args", or a FIFO path. Empty: discarded.
+// Where a task's stdio goes: an existing file or FIFO path (opened O_WRONLY|O_APPEND by the
+// shim), "binary:///path?args" (a logging binary), or "file:///path" (both streams into one
+// file). Empty: discarded.
 struct TaskIo {
   std::string stdin_uri;
   std::string stdout_uri;
   std::string stderr_uri;
 };
-// Both stdout and stderr appended to files (created if missing).
-TaskIo fileIo(const std::string& stdout_path, const std::string& stderr_path);
+// stdout and stderr appended to two files, created here if missing.
+Result<TaskIo> fileIo(const std::string& stdout_path, const std::string& stderr_path);
 
 struct ExitInfo {
   uint32_t exit_status = 0;
@@ -32,8 +33,14 @@ struct ExitInfo {
 struct TaskInfo {
   std::string id;
   uint32_t pid = 0;
-  enum class State { kUnknown, kCreated, kRunning, kStopped, kPaused, kPausing } state =
-      State::kUnknown;
+  enum class State {
+    kUnknown,
+    kCreated,
+    kRunning,
+    kStopped,
+    kPaused,
+    kPausing
+  } state = State::kUnknown;
   uint32_t exit_status = 0;
 };
 std::string_view toString(TaskInfo::State state);

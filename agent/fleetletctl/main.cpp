@@ -1,0 +1,32 @@
+// fleetletctl: the command-line client of fleetlet.
+#include <CLI/CLI.hpp>
+
+#include "cli/image_commands.h"
+#include "log/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "fleetletctl — manage a fleetlet node.\n\n"
+      "Examples:\n"
+      "  fleetletctl image pull --plain-http 127.0.0.1:5000/fleetlet-test/busybox:1\n"
+      "  fleetletctl image import busybox-oci.tar --name registry.local/busybox:1\n"
+      "  fleetletctl image ls\n"};
+  app.require_subcommand(1);
+  auto flags = std::make_shared<fleetlet::cli::ContainerdFlags>();
+  std::string log_level = "warn";
+  app.add_option("--address", flags->address, "containerd's gRPC socket")
+      ->capture_default_str()
+      ->envname("CONTAINERD_ADDRESS");
+  app.add_option("-n,--namespace", flags->ns, "containerd namespace")
+      ->capture_default_str()
+      ->envname("CONTAINERD_NAMESPACE");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  fleetlet::cli::Action action;
+  fleetlet::cli::addImageCommands(app, flags, action);
+  CLI11_PARSE(app, argc, argv);
+  if (auto st = fleetlet::setupLogging("fleetletctl", log_level); !st) {
+    fmt::print(stderr, "fleetletctl: {}\n", st.error().message());
+    return 2;
+  }
+  return action ? action() : 0;
+}

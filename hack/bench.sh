@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
+# measured in the same run (see docs/benchmarks.md). Run as root.
+#   hack/bench.sh [pull] [-- extra args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/install-deps.sh >/dev/null
+hack/build.sh >/dev/null
+which=${1:-all}
+if [[ $which == all || $which == pull ]]; then
+  build/tests/bench/pull/bench_pull "${@:2}"
+fi

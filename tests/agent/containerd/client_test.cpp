@@ -1,0 +1,234 @@
+// The typed containerd client against a private containerd: containers and tasks run through
+// it behave as containerd says, and events keep flowing across a containerd restart.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+
+#include "containerd/containers.h"
+#include "containerd/events.h"
+#include "containerd/leases.h"
+#include "containerd/snapshots.h"
+#include "containerd/tasks.h"
+#include "image/store.h"
+#include "json/json.h"
+#include "oci/digest.h"
+#include "support/local_registry.h"
+#include "support/private_containerd.h"
+#include "support/require_root.h"
+#include "support/test_images.h"
+
+namespace fleetlet::containerd {
+namespace {
+
+using testing::LocalRegistry;
+using testing::PrivateContainerd;
+using testing::TestImages;
+
+constexpr char kNs[] = "fleetlet";
+
+std::string readFile(const std::filesystem::path& p) {
+  std::stringstream ss;
+  ss << std::ifstream(p).rdbuf();
+  return ss.str();
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::isRoot()) return;
+    auto registry = LocalRegistry::start();
+    ASSERT_TRUE(registry) << registry.error().message();
+    registry_ = new LocalRegistry(std::move(*registry));
+    auto images = TestImages::push(*registry_, {.include_big = false});
+    ASSERT_TRUE(images) << images.error().message();
+    images_ = new TestImages(std::move(*images));
+  }
+  static void TearDownTestSuite() {
+    delete images_;
+    delete registry_;
+  }
+
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    ASSERT_NE(images_, nullptr);
+    auto ctrd = PrivateContainerd::start();
+    ASSERT_TRUE(ctrd) << ctrd.error().message();
+    containerd_.emplace(std::move(*ctrd));
+    auto conn = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
+    ASSERT_TRUE(conn) << conn.error().message();
+    conn_ = *conn;
+    // The image comes in through ctr itself, so this test depends only on the client.
+    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
+    ASSERT_TRUE(pulled) << pulled.error().message();
+    image::ImageStore store(conn_, kNs);
+    auto img = ImageService(conn_, {kNs, {}}).get(images_->busybox());
+    ASSERT_TRUE(img && *img);
+    auto resolved = store.resolveLocal((*img)->target);
+    ASSERT_TRUE(resolved) << resolved.error().message();
+    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
+    auto spec = containerd_->ctrOk({"oci", "spec"});
+    ASSERT_TRUE(spec);
+    base_spec_ = parseJson(*spec, "spec").value();
+  }
+
+  // Creates a container running `args` with stdio to files under its own temp dir.
+  std::string createContainer(const std::vector<std::string>& args) {
+    std::string id = PrivateContainerd::uniqueId("client");
+    Json spec = base_spec_;
+    spec["process"]["args"] = args;
+    // `ctr oci spec` has no environment; ctr run adds the image's, and so does this test.
+    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
+    SnapshotService snaps(conn_, {kNs, {}});
+    auto mounts = snaps.prepare(id, top_chain_);
+    EXPECT_TRUE(mounts) << mounts.error().message();
+    auto created = ContainerService(conn_, {kNs, {}})
+                       .create({.id = id,
+                                .image = images_->busybox(),
+                                .labels = {{"fleetlet.io/app", "test"}},
+                                .spec_json = spec.dump(),
+                                .snapshotter = kDefaultSnapshotter,
+                                .snapshot_key = id});
+    EXPECT_TRUE(created) << created.error().message();
+    return id;
+  }
+
+  std::filesystem::path ioDir(const std::string& id) { return containerd_->dir() / ("io-" + id); }
+
+  Result<uint32_t> createTask(const std::string& id) {
+    std::filesystem::create_directories(ioDir(id));
+    FLEETLET_ASSIGN_OR_RETURN(auto mounts, SnapshotService(conn_, {kNs, {}}).mounts(id));
+    FLEETLET_ASSIGN_OR_RETURN(auto io,
+                              fileIo((ioDir(id) / "out").string(), (ioDir(id) / "err").string()));
+    return TaskService(conn_, {kNs, {}}).create(id, mounts, io);
+  }
+
+  void destroy(const std::string& id) {
+    TaskService tasks(conn_, {kNs, {}});
+    (void)tasks.remove(id);
+    EXPECT_TRUE(ContainerService(conn_, {kNs, {}}).remove(id));
+    EXPECT_TRUE(SnapshotService(conn_, {kNs, {}}).remove(id));
+  }
+
+  static LocalRegistry* registry_;
+  static TestImages* images_;
+  std::optional<PrivateContainerd> containerd_;
+  std::shared_ptr<Connection> conn_;
+  std::string top_chain_;
+  Json base_spec_;
+};
+
+LocalRegistry* ClientTest::registry_ = nullptr;
+TestImages* ClientTest::images_ = nullptr;
+
+TEST_F(ClientTest, TaskYieldsStdoutStderrAndExitCode) {
+  std::string id = createContainer({"sh", "-c", "echo out; echo err >&2; exit 7"});
+  TaskService tasks(conn_, {kNs, {}});
+  auto task = createTask(id);
+  ASSERT_TRUE(task) << task.error().message();
+  // Wait is issued before start, on its own thread, so the exit cannot be missed.
+  auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
+  auto pid = tasks.start(id);
+  ASSERT_TRUE(pid) << pid.error().message();
+  EXPECT_GT(*pid, 0u);
+  auto exit = waited.get();
+  ASSERT_TRUE(exit) << exit.error().message();
+  EXPECT_EQ(exit->exit_status, 7u);
+  auto info = tasks.get(id);
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->state, TaskInfo::State::kStopped);
+  auto deleted = tasks.remove(id);
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(deleted->exit_status, 7u);
+  EXPECT_EQ(readFile(ioDir(id) / "out"), "out\n");
+  EXPECT_EQ(readFile(ioDir(id) / "err"), "err\n");
+
+  auto listed = ContainerService(conn_, {kNs, {}}).list({"labels.\"fleetlet.io/app\"==test"});
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().id, id);
+  destroy(id);
+  EXPECT_EQ(containerd_->ctrOk({"containers", "ls", "-q"}).value_or("?"), "");
+  EXPECT_FALSE(tasks.get(id).value().has_value());
+}
+
+TEST_F(ClientTest, KillStopsARunningTask) {
+  std::string id = createContainer({"sleep", "300"});
+  TaskService tasks(conn_, {kNs, {}});
+  auto task = createTask(id);
+  ASSERT_TRUE(task) << task.error().message();
+  ASSERT_TRUE(tasks.start(id));
+  auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
+  auto info = tasks.get(id);
+  ASSERT_TRUE(info && *info);
+  EXPECT_EQ((*info)->state, TaskInfo::State::kRunning);
+  ASSERT_TRUE(tasks.kill(id, SIGKILL));
+  auto exit = waited.get();
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->exit_status, 128u + SIGKILL);
+  destroy(id);
+}
+
+TEST_F(ClientTest, ErrorsAreTypedValues) {
+  TaskService tasks(conn_, {kNs, {}});
+  auto missing = tasks.start("no-such-container");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message().find("tasks.start no-such-container"), std::string::npos);
+  std::string id = createContainer({"true"});
+  auto dup = ContainerService(conn_, {kNs, {}}).create({.id = id, .spec_json = "{}"});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  destroy(id);
+}
+
+TEST_F(ClientTest, EventsSurviveContainerdRestart) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, uint32_t> exits;
+  auto sub = EventSubscription::start(
+      conn_, {std::string("namespace==") + kNs + ",topic==\"/tasks/exit\""},
+      {.on_event = [&](const Event& e) {
+        std::lock_guard lock(mu);
+        if (e.exit_status) exits[e.subject] = *e.exit_status;
+        cv.notify_all();
+      }});
+  ASSERT_TRUE(sub->waitSubscribed(1, std::chrono::seconds(10)));
+  TaskService tasks(conn_, {kNs, {}});
+
+  // Runs short tasks until one's exit event arrives (a subscription that was just
+  // re-established may miss the very first); returns whether one arrived.
+  auto observeAnExit = [&](uint32_t code) {
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      std::string id = createContainer({"sh", "-c", "exit " + std::to_string(code)});
+      auto task = createTask(id);
+      EXPECT_TRUE(task) << task.error().message();
+      auto started = tasks.start(id);
+      EXPECT_TRUE(started) << started.error().message();
+      std::unique_lock lock(mu);
+      bool seen = cv.wait_for(lock, std::chrono::seconds(2), [&] { return exits.contains(id); });
+      lock.unlock();
+      (void)tasks.wait(id);
+      destroy(id);
+      if (seen) {
+        EXPECT_EQ(exits[id], code);
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(observeAnExit(3));
+
+  auto restarted = containerd_->restart();
+  ASSERT_TRUE(restarted) << restarted.error().message();
+  ASSERT_TRUE(sub->waitSubscribed(2, std::chrono::seconds(15)))
+      << "the subscription was not re-established after containerd restarted";
+  EXPECT_TRUE(observeAnExit(4)) << "no event after containerd restarted";
+}
+
+}  // namespace
+}  // namespace fleetlet::containerd
