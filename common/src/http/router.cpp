@@ -76,8 +76,7 @@ Result<std::vector<std::string>> splitPath(std::string_view raw_path) {
 
 Result<std::size_t> Router::add(std::string method, std::string_view pattern) {
   if (pattern.empty() || pattern.front() != '/') {
-    return fail(ErrorCode::kInvalidArgument, "route pattern '{}' does not start with '/'",
-                pattern);
+    return fail(ErrorCode::kInvalidArgument, "route pattern '{}' does not start with '/'", pattern);
   }
   Route route{std::move(method), {}};
   std::string_view rest = pattern.substr(1);
@@ -90,8 +89,7 @@ Result<std::size_t> Router::add(std::string method, std::string_view pattern) {
     }
     if (piece.starts_with('{')) {
       if (!piece.ends_with('}')) {
-        return fail(ErrorCode::kInvalidArgument, "route pattern '{}': unterminated '{{'",
-                    pattern);
+        return fail(ErrorCode::kInvalidArgument, "route pattern '{}': unterminated '{{'", pattern);
       }
       std::string_view name = piece.substr(1, piece.size() - 2);
       SegmentKind kind = SegmentKind::kParam;

@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -80,8 +81,8 @@ bool isParseError(const ErrorCodeT& ec) {
 }
 
 std::string jsonString(std::string_view text) {
-  return nlohmann::json(std::string(text)).dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(text))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -133,9 +134,8 @@ Response errorResponse(const Error& error) {
 }
 
 Response errorResponse(unsigned status, std::string_view code, std::string_view message) {
-  return Response::json(status,
-                        fmt::format(R"({{"code":{},"message":{}}})", jsonString(code),
-                                    jsonString(message)));
+  return Response::json(
+      status, fmt::format(R"({{"code":{},"message":{}}})", jsonString(code), jsonString(message)));
 }
 
 Response Response::text(unsigned status, std::string body, std::string content_type) {
@@ -240,10 +240,10 @@ class ServerImpl {
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  Phase phase_ = Phase::kNew;                             // guarded by mutex_
-  std::vector<std::shared_ptr<Listener>> listeners_;      // guarded by mutex_
+  Phase phase_ = Phase::kNew;                                       // guarded by mutex_
+  std::vector<std::shared_ptr<Listener>> listeners_;                // guarded by mutex_
   std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;  // guarded by mutex_
-  std::uint64_t next_connection_id_ = 0;                  // guarded by mutex_
+  std::uint64_t next_connection_id_ = 0;                            // guarded by mutex_
 
   friend class fleetlet::http::Server;
 };
@@ -369,7 +369,9 @@ Task<void> Connection::run(std::shared_ptr<Connection> self) {
   while (!server_.stopping() && socket_.is_open()) {
     parser_.emplace();
     parser_->header_limit(options.max_header_bytes);
-    parser_->body_limit(boost::none);  // enforced per route while reading
+    // Enforced per route while reading. Not boost::none: Beast 1.74 compares
+    // `len > body_limit_` with an empty optional as true and rejects every body.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     state_ = State::kWaiting;
     setDeadline(options.header_timeout);
     ErrorCodeT ec;
@@ -419,6 +421,8 @@ Task<void> Connection::lingeringClose() {
 
 Task<bool> Connection::serve() {
   Request request(*this, *server_.pool_);
+  request.tag_ = tag_;
+  request.remote_ = remote_;
   Response response = co_await dispatch(request);
   bool keep_alive = parser_->get().keep_alive() && !server_.stopping();
   if (request.body_failure_) {
@@ -574,7 +578,7 @@ Task<bool> Connection::writeResponse(Response& response, bool keep_alive) {
     complete = !ec;
   }
   if (!chunked && writer.written_ != *response.stream_length) complete = false;
-  co_return complete && keep_alive && !server_.stopping();
+  co_return complete&& keep_alive && !server_.stopping();
 }
 
 Task<void> Connection::watchForDisconnect(StreamWriter& writer) {
@@ -601,7 +605,8 @@ Task<Result<std::string_view>> Connection::readSome(Request& request) {
   if (!request.continue_sent_) {
     request.continue_sent_ = true;
     auto expect = request.header("Expect");
-    if (expect && beast::iequals(beast::string_view(expect->data(), expect->size()), "100-continue")) {
+    if (expect &&
+        beast::iequals(beast::string_view(expect->data(), expect->size()), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       setDeadline(options.write_timeout);
       co_await asio::async_write(socket_, asio::buffer(kContinue), redirect(ec));
@@ -625,18 +630,18 @@ Task<Result<std::string_view>> Connection::readSome(Request& request) {
     std::size_t n = request.chunk_.size() - body.size;
     if (ec) {
       request.body_failure_ =
-          isParseError(ec) ? Error(ErrorCode::kInvalidArgument,
-                                   "malformed request body: " + ec.message())
-                           : Error(ErrorCode::kUnavailable,
-                                   timed_out_ ? std::string("request body timed out")
-                                              : "reading request body: " + ec.message());
+          isParseError(ec)
+              ? Error(ErrorCode::kInvalidArgument, "malformed request body: " + ec.message())
+              : Error(ErrorCode::kUnavailable, timed_out_
+                                                   ? std::string("request body timed out")
+                                                   : "reading request body: " + ec.message());
       co_return std::unexpected(*request.body_failure_);
     }
     request.body_read_ += n;
     if (request.body_read_ > request.body_limit_) {
-      request.body_failure_ = Error(
-          ErrorCode::kResourceExhausted,
-          fmt::format("request body exceeds the limit of {} bytes", request.body_limit_));
+      request.body_failure_ =
+          Error(ErrorCode::kResourceExhausted,
+                fmt::format("request body exceeds the limit of {} bytes", request.body_limit_));
       co_return std::unexpected(*request.body_failure_);
     }
     if (n > 0) co_return std::string_view(request.chunk_.data(), n);
@@ -646,9 +651,8 @@ Task<Result<std::string_view>> Connection::readSome(Request& request) {
 
 Task<Status> Connection::writeStream(StreamWriter& writer, std::string_view data) {
   if (!writer.open_) {
-    co_return fail(ErrorCode::kUnavailable, "{}", writer.client_gone_
-                                                     ? "client disconnected"
-                                                     : "server is stopping");
+    co_return fail(ErrorCode::kUnavailable, "{}",
+                   writer.client_gone_ ? "client disconnected" : "server is stopping");
   }
   if (data.empty()) co_return Status();
   if (writer.length_ && writer.written_ + data.size() > *writer.length_) {
@@ -714,8 +718,7 @@ Result<ListenerInfo> ServerImpl::addListener(UniqueFd fd, std::string tag,
     return fail(ErrorCode::kInvalidArgument, "listener socket of unsupported family {}", family);
   }
 
-  auto listener = std::make_shared<Listener>(
-      Listener{Acceptor(asio::make_strand(*io_)), info, {}});
+  auto listener = std::make_shared<Listener>(Listener{Acceptor(asio::make_strand(*io_)), info, {}});
   ErrorCodeT ec;
   listener->acceptor.assign(
       asio::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP), fd.get(), ec);
@@ -1079,8 +1082,8 @@ Result<ListenerInfo> Server::adoptListener(UniqueFd fd, std::string tag) {
     return failErrno(errno, "adoptListener: SO_ACCEPTCONN of fd {}", fd.get());
   }
   if (type != SOCK_STREAM || accepting == 0) {
-    return fail(ErrorCode::kInvalidArgument, "adoptListener: fd {} is not a listening stream socket",
-                fd.get());
+    return fail(ErrorCode::kInvalidArgument,
+                "adoptListener: fd {} is not a listening stream socket", fd.get());
   }
   return impl_->addListener(std::move(fd), std::move(tag), std::nullopt);
 }

@@ -27,8 +27,6 @@
 
 #include <sys/types.h>
 
-#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it.
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -45,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it.
 #include <vector>
 
 #include "error/error.h"
@@ -68,8 +67,8 @@ Task<std::invoke_result_t<F&>> offload(boost::asio::thread_pool& pool, F fn) {
   using R = std::invoke_result_t<F&>;
   using Value = std::conditional_t<std::is_void_v<R>, bool, R>;
   auto ex = co_await boost::asio::this_coro::executor;
-  auto result = co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
-                                                     void(std::exception_ptr, std::optional<Value>)>(
+  auto result = co_await boost::asio::async_initiate<
+      const boost::asio::use_awaitable_t<>, void(std::exception_ptr, std::optional<Value>)>(
       [&pool, ex, fn = std::move(fn)](auto handler) mutable {
         boost::asio::post(pool, [handler = std::move(handler), ex, fn = std::move(fn)]() mutable {
           std::exception_ptr error;
@@ -84,9 +83,10 @@ Task<std::invoke_result_t<F&>> offload(boost::asio::thread_pool& pool, F fn) {
           } catch (...) {
             error = std::current_exception();
           }
-          boost::asio::post(ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
-            std::move(handler)(error, std::move(value));
-          });
+          boost::asio::post(
+              ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
+                std::move(handler)(error, std::move(value));
+              });
         });
       },
       boost::asio::use_awaitable);
