@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -750,6 +751,11 @@ Task<void> ServerImpl::acceptLoop(std::shared_ptr<Listener> listener) {
       asio::steady_timer pause(listener->acceptor.get_executor(), std::chrono::milliseconds(100));
       co_await pause.async_wait(redirect(ec));
       continue;
+    }
+    if (listener->info.port != 0) {
+      // Small streamed chunks (NDJSON events) must not wait for Nagle's algorithm.
+      int one = 1;
+      ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     auto remote = socket.remote_endpoint(ec);
     std::string peer = ec ? "unknown" : describeSockaddr(remote.data(), remote.size());

@@ -27,6 +27,10 @@
 
 #include <sys/types.h>
 
+// clang-format off
+#include <utility>  // first: Boost 1.74's awaitable.hpp uses std::exchange without including it
+// clang-format on
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -43,7 +47,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it.
+#include <utility>
 #include <vector>
 
 #include "error/error.h"
