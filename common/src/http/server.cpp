@@ -245,6 +245,9 @@ class ServerImpl {
   std::vector<std::shared_ptr<Listener>> listeners_;                // guarded by mutex_
   std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;  // guarded by mutex_
   std::uint64_t next_connection_id_ = 0;                            // guarded by mutex_
+  int running_threads_ = 0;                                         // guarded by mutex_
+  // Set by stop() when the loop could not be drained; ~ServerImpl then leaks io_.
+  bool abandon_io_ = false;
 
   friend class fleetlet::http::Server;
 };
@@ -574,7 +577,8 @@ Task<bool> Connection::writeResponse(Response& response, bool keep_alive) {
   bool complete = !writer.client_gone_ && !producer_failed;
   if (complete && chunked) {
     setDeadline(options.write_timeout);
-    co_await asio::async_write(socket_, bhttp::make_chunk_last(), redirect(ec));
+    auto last = bhttp::make_chunk_last();  // named: see writeStream()
+    co_await asio::async_write(socket_, last, redirect(ec));
     clearDeadline();
     complete = !ec;
   }
@@ -663,7 +667,10 @@ Task<Status> Connection::writeStream(StreamWriter& writer, std::string_view data
   ErrorCodeT ec;
   setDeadline(server_.options_.write_timeout);
   if (writer.chunked_) {
-    co_await asio::async_write(socket_, bhttp::make_chunk(asio::buffer(data)), redirect(ec));
+    // Named, not a temporary inside co_await: GCC 12 destroys such temporaries twice, and a
+    // chunk holds a shared_ptr.
+    auto chunk = bhttp::make_chunk(asio::buffer(data));
+    co_await asio::async_write(socket_, chunk, redirect(ec));
   } else {
     co_await asio::async_write(socket_, asio::buffer(data), redirect(ec));
   }
@@ -694,7 +701,11 @@ ServerImpl::~ServerImpl() {
     std::lock_guard lock(mutex_);
     listeners_.clear();
   }
-  io_.reset();
+  if (abandon_io_) {
+    (void)io_.release();  // see stop()
+  } else {
+    io_.reset();
+  }
 }
 
 Result<ListenerInfo> ServerImpl::addListener(UniqueFd fd, std::string tag,
@@ -809,6 +820,7 @@ Status ServerImpl::start() {
   if (phase_ != Phase::kNew) return fail(ErrorCode::kFailedPrecondition, "server already started");
   work_.emplace(io_->get_executor());
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+    ++running_threads_;
     threads_.emplace_back([this] {
       try {
         io_->run();
@@ -816,6 +828,9 @@ Status ServerImpl::start() {
         spdlog::critical("http: io thread failed: {}", e.what());
         std::terminate();  // a broken invariant: every handler catches its own errors
       }
+      std::lock_guard exit_lock(mutex_);
+      --running_threads_;
+      changed_.notify_all();
     });
   }
   phase_ = Phase::kRunning;
@@ -869,16 +884,28 @@ void ServerImpl::stop(std::chrono::milliseconds grace) {
       lock.lock();
       waitForConnections(lock, Clock::now() + kForceCloseWait);
     }
-    lock.unlock();
+    // Let the loop run out of work so every coroutine ends normally: destroying suspended
+    // coroutine frames inside ~io_context is unsafe with Boost 1.74's strands.
     work_.reset();
-    io_->stop();
+    bool drained = changed_.wait_until(lock, Clock::now() + kForceCloseWait,
+                                       [this] { return running_threads_ == 0; });
+    lock.unlock();
+    if (!drained) {
+      io_->stop();
+      abandon_io_ = true;
+    }
     for (auto& thread : threads_) thread.join();
     threads_.clear();
   } else {
-    // Never started: run what the closes queued so sockets are released now.
+    // Never started: run what the closes queued so accept loops end and sockets are released.
     io_->restart();
-    io_->poll();
-    io_->stop();
+    io_->run_for(kForceCloseWait);
+    if (!io_->stopped()) abandon_io_ = true;
+  }
+  if (abandon_io_) {
+    spdlog::error(
+        "http: work still pending after shutdown (a handler or producer ignores closing); "
+        "leaking the event loop rather than destroying running coroutines");
   }
   std::lock_guard lock(mutex_);
   phase_ = Phase::kStopped;

@@ -12,6 +12,12 @@
 //   reads) goes through `co_await request.offload(fn)` / `co_await writer.offload(fn)`, which
 //   runs fn on the server's blocking pool (ServerOptions::blocking_threads) and resumes the
 //   coroutine on its strand with fn's result.
+// - GCC 12 bug (all coroutine code, not just this module): a lambda that captures by value
+//   something with a destructor, written as a temporary inside a co_await expression, is
+//   destroyed twice. Name it first:
+//     auto job = [path] { return fsyncFile(path); };      // not co_await offload([path] {...})
+//     auto status = co_await request.offload(std::move(job));
+//   Capturing by reference ([&]) is unaffected.
 // - Listener methods, start(), stop() and wait() are thread-safe. stop() and wait() block and
 //   must not be called from a handler (they would wait for themselves).
 // - No exception leaves this module: an I/O error ends its connection (logged at debug), and
@@ -34,7 +40,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -65,35 +73,40 @@ class Connection;
 class ServerImpl;
 
 // Runs fn() on `pool` and resumes the awaiting coroutine on its own executor with the result.
-// An exception thrown by fn is rethrown in the coroutine.
+// An exception thrown by fn is rethrown in the coroutine. The pending resumption counts as
+// work of the coroutine's io_context, so the server's shutdown waits for it.
 template <typename F>
 Task<std::invoke_result_t<F&>> offload(boost::asio::thread_pool& pool, F fn) {
   using R = std::invoke_result_t<F&>;
   using Value = std::conditional_t<std::is_void_v<R>, bool, R>;
-  auto ex = co_await boost::asio::this_coro::executor;
-  auto result = co_await boost::asio::async_initiate<
-      const boost::asio::use_awaitable_t<>, void(std::exception_ptr, std::optional<Value>)>(
-      [&pool, ex, fn = std::move(fn)](auto handler) mutable {
-        boost::asio::post(pool, [handler = std::move(handler), ex, fn = std::move(fn)]() mutable {
-          std::exception_ptr error;
-          std::optional<Value> value;
-          try {
-            if constexpr (std::is_void_v<R>) {
-              fn();
-              value.emplace(true);
-            } else {
-              value.emplace(fn());
-            }
-          } catch (...) {
-            error = std::current_exception();
-          }
-          boost::asio::post(
-              ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
-                std::move(handler)(error, std::move(value));
-              });
-        });
-      },
-      boost::asio::use_awaitable);
+  boost::asio::any_io_executor current = co_await boost::asio::this_coro::executor;
+  boost::asio::any_io_executor ex =
+      boost::asio::prefer(current, boost::asio::execution::outstanding_work.tracked);
+  // A named initiation: GCC 12 destroys a capturing lambda temporary inside co_await twice.
+  auto initiation = [&pool, ex, fn = std::move(fn)](auto handler) mutable {
+    boost::asio::post(pool, [handler = std::move(handler), ex, fn = std::move(fn)]() mutable {
+      std::exception_ptr error;
+      std::optional<Value> value;
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn();
+          value.emplace(true);
+        } else {
+          value.emplace(fn());
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      boost::asio::post(ex,
+                        [handler = std::move(handler), error, value = std::move(value)]() mutable {
+                          std::move(handler)(error, std::move(value));
+                        });
+    });
+  };
+  auto result =
+      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
+                                           void(std::exception_ptr, std::optional<Value>)>(
+          std::move(initiation), boost::asio::use_awaitable);
   if constexpr (!std::is_void_v<R>) co_return std::move(*result);
 }
 }  // namespace detail
