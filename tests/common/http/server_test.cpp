@@ -637,6 +637,24 @@ TEST_F(ServerTest, ShutdownEndsStreamedResponses) {
   EXPECT_TRUE(client.waitForClose());
 }
 
+TEST_F(ServerTest, SeveralIoThreadsServeConcurrentClients) {
+  options_.io_threads = 2;
+  start([](Server& s) { ASSERT_TRUE(s.route("POST", "/echo", echoBody()).has_value()); });
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      RawClient client = RawClient::tcp(port_);
+      for (int i = 0; i < 20; ++i) {
+        std::string body = std::to_string(c * 100 + i);
+        if (client.request("POST", "/echo", body).body() == body) ++ok;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok, 8 * 20);
+}
+
 TEST_F(ServerTest, SizedStreamForDownloads) {
   start([](Server& s) {
     ASSERT_TRUE(s.route("GET", "/blob", [](Request&) -> Task<Response> {
