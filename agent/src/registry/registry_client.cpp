@@ -6,6 +6,7 @@
 #include "json/json.h"
 #include "oci/digest.h"
 #include "oci/media_types.h"
+#include "oci/untrusted_json.h"
 #include "registry/registry_error.h"
 
 namespace fleetlet::registry {
@@ -161,7 +162,7 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
   if (!isSuccess(response->status)) {
     return std::unexpected(decodeRegistryError(response->status, response->body, what));
   }
-  auto json = parseJson(response->body, "token answer");
+  auto json = oci::parseUntrustedJson(response->body, "token answer");
   if (!json) return std::unexpected(json.error().wrap("{}", what));
   if (json->is_object()) {
     for (std::string_view key : {"token", "access_token"}) {
@@ -176,7 +177,7 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
 }
 
 Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_view repository,
-                                             const http::Response& response) {
+                                             const http::Response& response, bool sent_basic) {
   auto header = response.headers.find("WWW-Authenticate");
   if (!header) return false;
   auto challenges = parseChallenges(*header);
@@ -191,8 +192,9 @@ Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_vie
   }
   for (const Challenge& c : *challenges) {
     if (c.scheme != "basic") continue;
+    // Without credentials there is nothing to offer; if they were sent, they were refused.
+    if (!options_.credentials || sent_basic) return false;
     std::lock_guard lock(mutex_);
-    if (!options_.credentials || use_basic_) return false;  // none, or they were refused
     use_basic_ = true;
     return true;
   }
@@ -214,11 +216,13 @@ Result<http::Response> RegistryClient::perform(http::Client& http, std::string_v
   }
   for (int attempt = 0;; ++attempt) {
     http::Request sent = request;
-    if (auto auth = authorizationFor(repository)) sent.headers.add("Authorization", *auth);
+    auto auth = authorizationFor(repository);
+    if (auth) sent.headers.add("Authorization", *auth);
     auto response = sink != nullptr ? http.stream(sent, *sink) : http.send(sent);
     if (!response) return std::unexpected(unreachable(registry_, response.error()));
     if (response->status != 401 || attempt > 0) return response;
-    FLEETLET_ASSIGN_OR_RETURN(bool retry, answerChallenge(http, repository, *response));
+    bool sent_basic = auth && auth->starts_with("Basic ");
+    FLEETLET_ASSIGN_OR_RETURN(bool retry, answerChallenge(http, repository, *response, sent_basic));
     if (!retry) return response;
   }
 }

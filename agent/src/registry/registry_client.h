@@ -108,9 +108,9 @@ class RegistryClient {
   // 401 challenges. With a sink, a 2xx body goes to it; the Response then has no body.
   Result<http::Response> perform(http::Client& http, std::string_view repository,
                                  http::Request request, const http::BodySink* sink);
-  // Learns from a 401's challenges; false when they give nothing to retry with.
+  // Learns from a 401's challenges; false when they give nothing new to retry with.
   Result<bool> answerChallenge(http::Client& http, std::string_view repository,
-                               const http::Response& response);
+                               const http::Response& response, bool sent_basic);
   Result<std::string> fetchToken(http::Client& http, const Challenge& challenge,
                                  std::string_view repository);
   std::optional<std::string> authorizationFor(std::string_view repository);

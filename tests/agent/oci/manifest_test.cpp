@@ -83,6 +83,8 @@ TEST(ManifestTest, ParsesDockerSchema2WithForeignLayer) {
 
 TEST(ManifestTest, BadManifestsNameTheirProblem) {
   expectInvalid(parseManifest("{"), "manifest: malformed JSON");
+  // nlohmann throws out_of_range for this one; it must come back as an error, not a throw.
+  expectInvalid(parseManifest(R"({"schemaVersion":2,"x":4e722})"), "manifest: malformed JSON");
   expectInvalid(parseManifest("[]"), "manifest: expected an object, got array");
   expectInvalid(parseManifest(R"({"config":{}})"), "manifest.schemaVersion: missing");
   expectInvalid(parseManifest(R"({"schemaVersion":"2"})"),

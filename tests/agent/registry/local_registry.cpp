@@ -84,6 +84,11 @@ Result<std::unique_ptr<LocalRegistry>> LocalRegistry::start(LocalRegistryOptions
 
   SpawnOptions spawn;
   spawn.argv = {"docker-registry", "serve", (r->dir_ / "config.yml").string()};
+  // If the test process dies without unwinding (crash, SIGKILL, ctest timeout), the registry
+  // must not outlive it: setpriv makes the kernel kill it with its parent.
+  if (std::filesystem::exists("/usr/bin/setpriv")) {
+    spawn.argv.insert(spawn.argv.begin(), {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"});
+  }
   spawn.stdout_path = r->dir_ / "registry.log";
   spawn.stderr_path = r->dir_ / "registry.log";
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::spawn(spawn));

@@ -1,0 +1,34 @@
+#pragma once
+// Fuzz target bodies, shared by the libFuzzer binaries (FLEETLET_FUZZ=ON, clang) and by the
+// corpus replay unit test of the normal build. Each feeds untrusted bytes to one parser and
+// checks the invariants its contract promises; a broken invariant aborts.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace fleetlet::fuzz {
+
+// Reference::parse; a parsed reference's toString() parses back to the same reference.
+void fuzzReference(std::string_view data);
+// detectManifestType, parseManifest, parseIndex (+ selectManifest), parseImageConfig
+// (+ chainIds); the first byte chooses the media type hint.
+void fuzzManifest(std::string_view data);
+// parseChallenges on a WWW-Authenticate value.
+void fuzzAuthChallenge(std::string_view data);
+// decodeRegistryError; the first two bytes choose the HTTP status.
+void fuzzRegistryError(std::string_view data);
+
+struct Target {
+  std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
+  void (*run)(std::string_view);
+};
+
+inline constexpr Target kTargets[] = {
+    {"reference", &fuzzReference},
+    {"manifest", &fuzzManifest},
+    {"auth_challenge", &fuzzAuthChallenge},
+    {"registry_error", &fuzzRegistryError},
+};
+
+}  // namespace fleetlet::fuzz
