@@ -12,6 +12,13 @@ TEST(Json, MalformedNamesWhatAndWhere) {
   EXPECT_NE(r.error().message().find("manifest: malformed JSON at byte"), std::string::npos);
 }
 
+TEST(Json, OutOfRangeNumberIsAnErrorNotAnException) {
+  auto r = parseJson("4e722", "config");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("config: "), std::string::npos);
+}
+
 TEST(Json, RequiredFieldsNameThePath) {
   auto j = parseJson(R"({"size": "12", "layers": {}})", "m").value();
   EXPECT_EQ(requireInt(j, "size", "manifest").error().message(),

@@ -24,8 +24,8 @@ int report(const Error& e) {
 }
 
 Result<image::ImageStore> openStore(const ContainerdFlags& flags) {
-  FLEETLET_ASSIGN_OR_RETURN(auto conn,
-                            containerd::Connection::connect(flags.address, std::chrono::seconds(5)));
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto conn, containerd::Connection::connect(flags.address, std::chrono::seconds(5)));
   return image::ImageStore(std::move(conn), flags.ns);
 }
 
@@ -38,8 +38,8 @@ Result<oci::Platform> parsePlatform(const std::string& text) {
   }
   p.os = text.substr(0, first);
   auto second = text.find('/', first + 1);
-  p.architecture = text.substr(first + 1, second == std::string::npos ? std::string::npos
-                                                                      : second - first - 1);
+  p.architecture =
+      text.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
   if (second != std::string::npos) p.variant = text.substr(second + 1);
   return oci::normalize(p);
 }
@@ -119,9 +119,9 @@ int runList(const ContainerdFlags& flags, bool quiet) {
   fmt::print("{:<{}}  {:<19}  {:>10}  {:<12}  {}\n", "NAME", width, "DIGEST", "SIZE", "PLATFORM",
              "UNPACKED");
   for (const auto& i : *images) {
-    fmt::print("{:<{}}  {:<19}  {:>10}  {:<12}  {}\n", i.name, width,
-               i.target.digest.substr(0, 19), humanBytes(i.size),
-               i.platform.empty() ? "?" : i.platform, i.unpacked ? "yes" : "no");
+    fmt::print("{:<{}}  {:<19}  {:>10}  {:<12}  {}\n", i.name, width, i.target.digest.substr(0, 19),
+               humanBytes(i.size), i.platform.empty() ? "?" : i.platform,
+               i.unpacked ? "yes" : "no");
   }
   return 0;
 }
@@ -154,8 +154,9 @@ void addImageCommands(CLI::App& app, std::shared_ptr<ContainerdFlags> flags, Act
       "pull", "Pull an image from an OCI registry and unpack it (resumes interrupted pulls)");
   pull->add_option("ref", pf->ref, "Image reference, e.g. 127.0.0.1:5000/acme/camera:1.4")
       ->required();
-  pull->add_flag("--plain-http", pf->plain_http, "Talk plain HTTP to the registry (loopback "
-                                                 "and lab registries)");
+  pull->add_flag("--plain-http", pf->plain_http,
+                 "Talk plain HTTP to the registry (loopback "
+                 "and lab registries)");
   pull->add_option("--user", pf->user, "Registry credentials USER:PASSWORD");
   pull->add_option("--platform", pf->platform, "os/arch[/variant] to pull (default: this host)");
   pull->add_option("--parallel", pf->parallel, "Layers downloaded at once")
@@ -168,21 +169,22 @@ void addImageCommands(CLI::App& app, std::shared_ptr<ContainerdFlags> flags, Act
   auto* import = image->add_subcommand(
       "import", "Import an OCI image-layout tar (for devices without a registry)");
   import->add_option("file", *file, "The archive (tar, or compressed tar)")->required();
-  import->add_option("--name", *name,
-                     "Image name to record when the archive's index names none");
+  import->add_option("--name", *name, "Image name to record when the archive's index names none");
   import->callback([flags, file, name, &action] {
-    action = [=] { return runImport(*flags, *file, *name); };
-  });
+    action = [=] { return runImport(*flags, *file, *name);
+};
+}  // namespace fleetlet::cli
+);
 
-  auto quiet = std::make_shared<bool>(false);
-  auto* ls = image->add_subcommand("ls", "List images");
-  ls->add_flag("-q,--quiet", *quiet, "Print only names");
-  ls->callback([flags, quiet, &action] { action = [=] { return runList(*flags, *quiet); }; });
+auto quiet = std::make_shared<bool>(false);
+auto* ls = image->add_subcommand("ls", "List images");
+ls->add_flag("-q,--quiet", *quiet, "Print only names");
+ls->callback([flags, quiet, &action] { action = [=] { return runList(*flags, *quiet); }; });
 
-  auto names = std::make_shared<std::vector<std::string>>();
-  auto* rm = image->add_subcommand("rm", "Remove images (their blobs and snapshots go once unused)");
-  rm->add_option("name", *names, "Image names")->required();
-  rm->callback([flags, names, &action] { action = [=] { return runRemove(*flags, *names); }; });
+auto names = std::make_shared<std::vector<std::string>>();
+auto* rm = image->add_subcommand("rm", "Remove images (their blobs and snapshots go once unused)");
+rm->add_option("name", *names, "Image names")->required();
+rm->callback([flags, names, &action] { action = [=] { return runRemove(*flags, *names); }; });
 }
 
 }  // namespace fleetlet::cli

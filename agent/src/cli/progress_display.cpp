@@ -17,13 +17,16 @@ std::string humanBytes(int64_t bytes) {
 
 std::string ProgressDisplay::describe(const image::PullProgress& p) {
   using Phase = image::PullProgress::Phase;
-  std::string label =
-      fmt::format("{:<8} {}", image::toString(p.kind), p.digest.substr(0, 7 + 12));
+  std::string label = fmt::format("{:<8} {}", image::toString(p.kind), p.digest.substr(0, 7 + 12));
   switch (p.phase) {
-    case Phase::kExists: return fmt::format("{}  already present ({})", label, humanBytes(p.total));
-    case Phase::kDownloaded: return fmt::format("{}  done ({})", label, humanBytes(p.total));
-    case Phase::kUnpacked: return fmt::format("{}  unpacked", label);
-    case Phase::kDownloading: break;
+    case Phase::kExists:
+      return fmt::format("{}  already present ({})", label, humanBytes(p.total));
+    case Phase::kDownloaded:
+      return fmt::format("{}  done ({})", label, humanBytes(p.total));
+    case Phase::kUnpacked:
+      return fmt::format("{}  unpacked", label);
+    case Phase::kDownloading:
+      break;
   }
   int width = 24;
   int filled = p.total > 0 ? static_cast<int>(width * p.done / p.total) : 0;

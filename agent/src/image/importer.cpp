@@ -93,7 +93,8 @@ Status ingestBlob(archive* a, const ImageStore& store, const std::string& lease,
                   archive_error_string(a) != nullptr ? archive_error_string(a) : "error");
     }
     if (n == 0) break;
-    FLEETLET_RETURN_IF_ERROR(writer->write(std::string_view(buffer.data(), static_cast<size_t>(n))));
+    FLEETLET_RETURN_IF_ERROR(
+        writer->write(std::string_view(buffer.data(), static_cast<size_t>(n))));
   }
   if (auto st = writer->commit({}); !st) {
     (void)store.discardIngest("import", desc);
@@ -150,9 +151,9 @@ Result<std::vector<PullResult>> importArchive(const std::filesystem::path& path,
     int rc = archive_read_next_header(a.get(), &entry);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-      return fail(ErrorCode::kInvalidArgument, "read archive {}: {}", path.string(),
-                  archive_error_string(a.get()) != nullptr ? archive_error_string(a.get())
-                                                           : "malformed");
+      return fail(
+          ErrorCode::kInvalidArgument, "read archive {}: {}", path.string(),
+          archive_error_string(a.get()) != nullptr ? archive_error_string(a.get()) : "malformed");
     }
     if (archive_entry_filetype(entry) != AE_IFREG) continue;
     std::string name = entryPath(entry);
@@ -163,9 +164,8 @@ Result<std::vector<PullResult>> importArchive(const std::filesystem::path& path,
     } else if (name == "oci-layout") {
       FLEETLET_ASSIGN_OR_RETURN(layout, readSmallEntry(a.get(), name, size));
     } else if (std::regex_match(name, m, kBlobPath)) {
-      oci::Descriptor desc{.media_type = "application/octet-stream",
-                           .digest = "sha256:" + m[1].str(),
-                           .size = size};
+      oci::Descriptor desc{
+          .media_type = "application/octet-stream", .digest = "sha256:" + m[1].str(), .size = size};
       FLEETLET_RETURN_IF_ERROR(ingestBlob(a.get(), store, lease.id(), desc));
       ++blobs;
       if (options.pull.progress) {
@@ -179,7 +179,9 @@ Result<std::vector<PullResult>> importArchive(const std::filesystem::path& path,
       spdlog::debug("import {}: ignoring entry {}", path.string(), name);
     }
   }
-  if (!layout) return fail(ErrorCode::kInvalidArgument, "archive {} has no oci-layout file (not an OCI image layout)", path.string());
+  if (!layout)
+    return fail(ErrorCode::kInvalidArgument,
+                "archive {} has no oci-layout file (not an OCI image layout)", path.string());
   FLEETLET_ASSIGN_OR_RETURN(auto layout_json, parseJson(*layout, "oci-layout"));
   FLEETLET_ASSIGN_OR_RETURN(std::string version,
                             requireString(layout_json, "imageLayoutVersion", "oci-layout"));
@@ -187,9 +189,11 @@ Result<std::vector<PullResult>> importArchive(const std::filesystem::path& path,
     return fail(ErrorCode::kInvalidArgument, "oci-layout: imageLayoutVersion {} is not 1.0.0",
                 version);
   }
-  if (!index_json) return fail(ErrorCode::kInvalidArgument, "archive {} has no index.json", path.string());
+  if (!index_json)
+    return fail(ErrorCode::kInvalidArgument, "archive {} has no index.json", path.string());
   FLEETLET_ASSIGN_OR_RETURN(auto index, oci::parseIndex(*index_json));
-  if (index.manifests.empty()) return fail(ErrorCode::kInvalidArgument, "index.json lists no images");
+  if (index.manifests.empty())
+    return fail(ErrorCode::kInvalidArgument, "index.json lists no images");
   spdlog::info("import {}: {} blobs, {} images", path.string(), blobs, index.manifests.size());
 
   std::vector<PullResult> results;

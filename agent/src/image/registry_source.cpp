@@ -13,8 +13,8 @@ Result<ResolvedRoot> RegistrySource::resolve() {
 
 Result<std::string> RegistrySource::fetchDocument(const oci::Descriptor& desc) {
   const auto& t = desc.media_type;
-  if (t == oci::media_type::kOciManifest || t == oci::media_type::kDockerManifest || t == oci::media_type::kOciIndex ||
-      t == oci::media_type::kDockerManifestList) {
+  if (t == oci::media_type::kOciManifest || t == oci::media_type::kDockerManifest ||
+      t == oci::media_type::kOciIndex || t == oci::media_type::kDockerManifestList) {
     return client_.fetchManifest(ref_.repository(), desc);
   }
   return client_.fetchBlob(ref_.repository(), desc);
@@ -22,13 +22,12 @@ Result<std::string> RegistrySource::fetchDocument(const oci::Descriptor& desc) {
 
 Status RegistrySource::streamBlob(const oci::Descriptor& desc, uint64_t offset,
                                   const ChunkSink& sink) {
-  return client_.streamBlob(ref_.repository(), desc, offset,
-                            [&](std::string_view chunk) -> Status {
-                              if (!sink(chunk)) {
-                                return fail(ErrorCode::kUnavailable, "download stopped");
-                              }
-                              return {};
-                            });
+  return client_.streamBlob(ref_.repository(), desc, offset, [&](std::string_view chunk) -> Status {
+    if (!sink(chunk)) {
+      return fail(ErrorCode::kUnavailable, "download stopped");
+    }
+    return {};
+  });
 }
 
 containerd::Labels RegistrySource::blobLabels() const {

@@ -81,10 +81,9 @@ Result<bool> ImageStore::hasBlob(const std::string& digest) const {
 Status ImageStore::putBlob(const std::string& lease, const oci::Descriptor& desc,
                            std::string_view bytes, const containerd::Labels& labels) const {
   FLEETLET_RETURN_IF_ERROR(oci::verify(bytes, desc.digest));
-  FLEETLET_ASSIGN_OR_RETURN(auto writer,
-                            content(lease).openWriter("fleetlet-doc-" + desc.digest,
-                                                      static_cast<int64_t>(bytes.size()),
-                                                      desc.digest));
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto writer, content(lease).openWriter("fleetlet-doc-" + desc.digest,
+                                             static_cast<int64_t>(bytes.size()), desc.digest));
   if (!writer->alreadyExists()) {
     auto offset = static_cast<size_t>(writer->offset());
     if (offset < bytes.size()) FLEETLET_RETURN_IF_ERROR(writer->write(bytes.substr(offset)));
@@ -128,8 +127,8 @@ Result<std::string> ImageStore::unpack(const std::string& lease, const oci::Mani
     if (!existed) {
       if (ready) FLEETLET_RETURN_IF_ERROR(ready(i));
       std::string key = uniqueKey("extract", chain[i]);
-      FLEETLET_ASSIGN_OR_RETURN(
-          auto mounts, snaps.prepare(key, parent, {{labels::kSnapshotRef, chain[i]}}));
+      FLEETLET_ASSIGN_OR_RETURN(auto mounts,
+                                snaps.prepare(key, parent, {{labels::kSnapshotRef, chain[i]}}));
       auto applied = diff.apply(toContainerd(layer), mounts);
       Status committed;
       if (!applied) {

@@ -6,7 +6,6 @@
 
 #include "oci/digest.h"
 #include "oci/media_types.h"
-#include "oci/untrusted_json.h"
 
 namespace fleetlet::oci {
 namespace {
@@ -105,7 +104,7 @@ Result<Platform> parsePlatform(const Json& json, std::string_view path) {
 
 // The document's root object with schemaVersion 2 checked; schema1 is refused here.
 Result<Json> parseDocument(std::string_view bytes, std::string_view path) {
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseUntrustedJson(bytes, path));
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseJson(bytes, path));
   FLEETLET_RETURN_IF_ERROR(requireObjectRoot(doc, path));
   FLEETLET_ASSIGN_OR_RETURN(int64_t version, requireInt(doc, "schemaVersion", path));
   if (version == 1) {
@@ -263,7 +262,7 @@ Result<Index> parseIndex(std::string_view bytes, std::string_view media_type_hin
 
 Result<ImageConfig> parseImageConfig(std::string_view bytes) {
   constexpr std::string_view path = "config";
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseUntrustedJson(bytes, path));
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseJson(bytes, path));
   FLEETLET_RETURN_IF_ERROR(requireObjectRoot(doc, path));
   ImageConfig c;
   FLEETLET_ASSIGN_OR_RETURN(c.os, requireString(doc, "os", path));

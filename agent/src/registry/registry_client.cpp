@@ -6,7 +6,6 @@
 #include "json/json.h"
 #include "oci/digest.h"
 #include "oci/media_types.h"
-#include "oci/untrusted_json.h"
 #include "registry/registry_error.h"
 
 namespace fleetlet::registry {
@@ -162,7 +161,7 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
   if (!isSuccess(response->status)) {
     return std::unexpected(decodeRegistryError(response->status, response->body, what));
   }
-  auto json = oci::parseUntrustedJson(response->body, "token answer");
+  auto json = parseJson(response->body, "token answer");
   if (!json) return std::unexpected(json.error().wrap("{}", what));
   if (json->is_object()) {
     for (std::string_view key : {"token", "access_token"}) {

@@ -4,7 +4,6 @@
 #include <string>
 
 #include "json/json.h"
-#include "oci/untrusted_json.h"
 
 namespace fleetlet::registry {
 namespace {
@@ -85,7 +84,7 @@ Error decodeRegistryError(long status, std::string_view body, std::string_view w
   CodeInfo info = byStatus(status);
   std::string detail;
   bool decoded = false;
-  auto json = oci::parseUntrustedJson(body, "registry error");
+  auto json = parseJson(body, "registry error");
   auto errors = json ? requireArray(*json, "errors", "registry error")
                      : Result<const Json*>(std::unexpected(json.error()));
   if (errors && !(*errors)->empty()) {

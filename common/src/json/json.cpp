@@ -27,6 +27,9 @@ Result<Json> parseJson(std::string_view text, std::string_view what) {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
     return fail(ErrorCode::kInvalidArgument, "{}: malformed JSON at byte {}", what, e.byte);
+  } catch (const Json::exception& e) {
+    // Well-formed but unrepresentable, e.g. a number out of range ("4e722").
+    return fail(ErrorCode::kInvalidArgument, "{}: malformed JSON: {}", what, e.what());
   }
 }
 

@@ -53,8 +53,8 @@ class PullTest : public ::testing::Test {
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
-    auto conn = containerd::Connection::connect(containerd_->socket().string(),
-                                                std::chrono::seconds(10));
+    auto conn =
+        containerd::Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
     ASSERT_TRUE(conn) << conn.error().message();
     store_.emplace(*conn, "fleetlet");
   }
@@ -68,8 +68,7 @@ class PullTest : public ::testing::Test {
 
   // Runs the image with ctr and returns its stdout.
   std::string ctrRun(const std::string& image, std::vector<std::string> args = {}) {
-    std::vector<std::string> argv = {"run", "--rm", image,
-                                     PrivateContainerd::uniqueId("ctr-run")};
+    std::vector<std::string> argv = {"run", "--rm", image, PrivateContainerd::uniqueId("ctr-run")};
     argv.insert(argv.end(), args.begin(), args.end());
     auto out = containerd_->ctrOk(argv);
     EXPECT_TRUE(out) << out.error().message();
@@ -89,9 +88,8 @@ TestImages* PullTest::images_ = nullptr;
 
 TEST_F(PullTest, PulledImageIsListedAndRunsWithCtr) {
   std::vector<PullProgress> progress;
-  auto r = pull(images_->busybox(), {.progress = [&](const PullProgress& p) {
-                                       progress.push_back(p);
-                                     }});
+  auto r =
+      pull(images_->busybox(), {.progress = [&](const PullProgress& p) { progress.push_back(p); }});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->name, images_->busybox());
   EXPECT_EQ(r->layers, 3u);
@@ -110,9 +108,9 @@ TEST_F(PullTest, PulledImageIsListedAndRunsWithCtr) {
   EXPECT_EQ(ctrRun(images_->busybox()), TestImages::kBusyboxOutput);
   // The third layer's whiteout and overwrite were applied.
   EXPECT_EQ(ctrRun(images_->busybox(), {"cat", "/etc/fleetlet-test/motd"}), "motd from layer 3\n");
-  auto removed = containerd_->ctr({"run", "--rm", images_->busybox(),
-                                   PrivateContainerd::uniqueId("ctr-run"), "cat",
-                                   "/etc/fleetlet-test/removed.txt"});
+  auto removed =
+      containerd_->ctr({"run", "--rm", images_->busybox(), PrivateContainerd::uniqueId("ctr-run"),
+                        "cat", "/etc/fleetlet-test/removed.txt"});
   ASSERT_TRUE(removed);
   EXPECT_NE(removed->status.exit_code, 0);
 
@@ -215,8 +213,7 @@ TEST_F(PullTest, TamperedLayerIsRefusedAndNoImageIsCreated) {
   auto images = TestImages::push(*registry, {.include_big = false});
   ASSERT_TRUE(images) << images.error().message();
   std::string victim;
-  for (const auto& entry :
-       std::filesystem::recursive_directory_iterator(registry->storageDir())) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(registry->storageDir())) {
     if (entry.path().filename() != "data" || entry.file_size() < 100000) continue;
     victim = entry.path().parent_path().filename().string();
     std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
@@ -276,8 +273,8 @@ TEST_F(PullTest, CliPullListsRunsAndReportsErrors) {
   EXPECT_NE(ls->out.find(images_->busybox()), std::string::npos);
   EXPECT_NE(ls->out.find("linux/amd64"), std::string::npos);
 
-  auto unknown = runCommand({FLEETLETCTL_PATH, "--address", addr, "image", "pull",
-                             "--plain-http", registry_->address() + "/fleetlet-test/nope:1"});
+  auto unknown = runCommand({FLEETLETCTL_PATH, "--address", addr, "image", "pull", "--plain-http",
+                             registry_->address() + "/fleetlet-test/nope:1"});
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status.exit_code, 1);
   EXPECT_NE(unknown->err.find("manifest unknown"), std::string::npos) << unknown->err;
@@ -288,8 +285,8 @@ TEST_F(PullTest, CliPullListsRunsAndReportsErrors) {
   EXPECT_EQ(unreachable->status.exit_code, 1);
   EXPECT_NE(unreachable->err.find("unreachable"), std::string::npos) << unreachable->err;
 
-  auto no_containerd = runCommand({FLEETLETCTL_PATH, "--address", "/nonexistent.sock", "image",
-                                   "ls"});
+  auto no_containerd =
+      runCommand({FLEETLETCTL_PATH, "--address", "/nonexistent.sock", "image", "ls"});
   ASSERT_TRUE(no_containerd);
   EXPECT_EQ(no_containerd->status.exit_code, 1);
   EXPECT_NE(no_containerd->err.find("does not answer"), std::string::npos) << no_containerd->err;

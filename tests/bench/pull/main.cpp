@@ -80,10 +80,10 @@ int main(int argc, char** argv) {
   }
   const std::string& image = images->big();
   const std::string ns = "bench";
-  std::vector<std::string> ours = {FLEETLETCTL_PATH, "--address", ctrd->socket().string(),
-                                   "-n", ns, "image", "pull", "--plain-http", image};
-  std::vector<std::string> theirs = {"ctr", "--address", ctrd->socket().string(), "-n", ns,
-                                     "images", "pull", "--plain-http", image};
+  std::vector<std::string> ours = {FLEETLETCTL_PATH, "--address", ctrd->socket().string(), "-n", ns,
+                                   "image",          "pull",      "--plain-http",          image};
+  std::vector<std::string> theirs = {"ctr",    "--address", ctrd->socket().string(), "-n", ns,
+                                     "images", "pull",      "--plain-http",          image};
   // One untimed pull each warms the registry's and the kernel's caches.
   timed(ours);
   clean(*ctrd, ns, image);
@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
 
   std::vector<double> ours_s;
   std::vector<double> theirs_s;
-  fmt::print("pull benchmark: {} (~50 MB, busybox + 3 x 16 MiB random layers), {} rounds\n",
-             image, rounds);
+  fmt::print("pull benchmark: {} (~50 MB, busybox + 3 x 16 MiB random layers), {} rounds\n", image,
+             rounds);
   for (int i = 0; i < rounds; ++i) {
     bool ours_first = i % 2 == 0;
     for (int k = 0; k < 2; ++k) {
