@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
 hack/build.sh >/dev/null
+# The benchmarks reuse the test fixtures, which find the image scripts and cache through these.
+export FLEETLET_SOURCE_DIR=$PWD FLEETLET_BINARY_DIR=$PWD/build
 which=${1:-all}
 if [[ $which == all || $which == pull ]]; then
   build/tests/bench/pull/bench_pull "${@:2}"

@@ -169,7 +169,7 @@ Result<std::vector<PullResult>> importArchive(const std::filesystem::path& path,
       FLEETLET_RETURN_IF_ERROR(ingestBlob(a.get(), store, lease.id(), desc));
       ++blobs;
       if (options.pull.progress) {
-        options.pull.progress(PullProgress{.kind = PullProgress::Kind::kLayer,
+        options.pull.progress(PullProgress{.kind = PullProgress::Kind::kBlob,
                                            .phase = PullProgress::Phase::kDownloaded,
                                            .digest = desc.digest,
                                            .done = size,

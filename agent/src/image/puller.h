@@ -18,7 +18,7 @@
 namespace fleetlet::image {
 
 struct PullProgress {
-  enum class Kind { kIndex, kManifest, kConfig, kLayer };
+  enum class Kind { kIndex, kManifest, kConfig, kLayer, kBlob /* untyped, from an archive */ };
   enum class Phase {
     kExists,       // already in the content store: nothing to fetch
     kDownloading,  // `done` of `total` bytes are in (including resumed bytes)
