@@ -200,6 +200,8 @@ std::string_view toString(PullProgress::Kind kind) {
       return "config";
     case PullProgress::Kind::kLayer:
       return "layer";
+    case PullProgress::Kind::kBlob:
+      return "blob";
   }
   return "blob";
 }
