@@ -38,9 +38,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> plain_http;
   size_t parallelism = 0;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
-  app.add_option("--containerd", containerd, "containerd's gRPC socket [" + defaults.containerd + "]");
+  app.add_option("--containerd", containerd,
+                 "containerd's gRPC socket [" + defaults.containerd + "]");
   app.add_option("--namespace", ns, "containerd namespace [" + defaults.ns + "]");
-  app.add_option("--data-dir", data_dir, "state, volumes and logs [" + defaults.data_dir.string() + "]");
+  app.add_option("--data-dir", data_dir,
+                 "state, volumes and logs [" + defaults.data_dir.string() + "]");
   app.add_option("--api-socket", api_socket,
                  "local API socket for fleetletctl [" + defaults.api_socket.string() + "]");
   app.add_option("--desired", desired, "a manifest file or a directory of them, watched");

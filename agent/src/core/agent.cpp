@@ -9,21 +9,17 @@ namespace fleetlet::core {
 Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, AgentOptions options)
     : store_(store),
       options_(std::move(options)),
-      reconciler_(runtime, store,
-                  {.parallelism = options_.parallelism,
-                   .on_event = [this](const std::string& app, const std::string& kind,
-                                      const std::string& message) {
-                     record(app, kind, message);
-                   }}) {}
+      reconciler_(
+          runtime, store,
+          {.parallelism = options_.parallelism,
+           .on_event = [this](const std::string& app, const std::string& kind,
+                              const std::string& message) { record(app, kind, message); }}) {}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
     std::lock_guard lock(events_mu_);
-    events_.push_back({.seq = next_seq_++,
-                       .time = Clock::now(),
-                       .app = app,
-                       .kind = kind,
-                       .message = message});
+    events_.push_back(
+        {.seq = next_seq_++, .time = Clock::now(), .app = app, .kind = kind, .message = message});
     while (events_.size() > options_.event_capacity) events_.pop_front();
   }
   events_cv_.notify_all();

@@ -10,9 +10,9 @@
 #include "containerd/snapshots.h"
 #include "image/puller.h"
 #include "image/registry_source.h"
-#include "ocispec/builder.h"
 #include "oci/digest.h"
 #include "oci/reference.h"
+#include "ocispec/builder.h"
 #include "registry/registry_client.h"
 
 namespace fleetlet::reconcile {
@@ -25,10 +25,14 @@ constexpr auto kKillWait = std::chrono::seconds(10);
 ActualContainer::Task taskState(containerd::TaskInfo::State s) {
   using S = containerd::TaskInfo::State;
   switch (s) {
-    case S::kCreated: return ActualContainer::Task::kCreated;
-    case S::kRunning: return ActualContainer::Task::kRunning;
-    case S::kStopped: return ActualContainer::Task::kStopped;
-    default: return ActualContainer::Task::kOther;
+    case S::kCreated:
+      return ActualContainer::Task::kCreated;
+    case S::kRunning:
+      return ActualContainer::Task::kRunning;
+    case S::kStopped:
+      return ActualContainer::Task::kStopped;
+    default:
+      return ActualContainer::Task::kOther;
   }
 }
 
@@ -64,8 +68,7 @@ Status ContainerdRuntime::startup() {
 Result<std::vector<ActualContainer>> ContainerdRuntime::list() {
   containerd::ContainerService containers(connection_, scope());
   containerd::TaskService tasks(connection_, scope());
-  FLEETLET_ASSIGN_OR_RETURN(auto all,
-                            containers.list({fmt::format("labels.\"{}\"", kAppLabel)}));
+  FLEETLET_ASSIGN_OR_RETURN(auto all, containers.list({fmt::format("labels.\"{}\"", kAppLabel)}));
   FLEETLET_ASSIGN_OR_RETURN(auto running, tasks.list());
   std::map<std::string, containerd::TaskInfo> task_by_id;
   for (auto& t : running) task_by_id.emplace(t.id, t);
@@ -146,9 +149,9 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
   // Until the container record references it, the snapshot is garbage to containerd's
   // collector: hold a lease across both.
   containerd::LeaseService leases(connection_, scope());
-  FLEETLET_ASSIGN_OR_RETURN(auto lease, containerd::ScopedLease::create(
-                                            leases, kCreateLeasePrefix + id,
-                                            std::chrono::minutes(10)));
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto lease,
+      containerd::ScopedLease::create(leases, kCreateLeasePrefix + id, std::chrono::minutes(10)));
   containerd::SnapshotService snaps(connection_, scope(lease.id()));
   auto prepared = snaps.prepare(id, chain.back());
   if (!prepared && prepared.error().code() != ErrorCode::kAlreadyExists) {
@@ -174,7 +177,7 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
   FLEETLET_ASSIGN_OR_RETURN(auto task, tasks.get(id));
   if (task && task->state == containerd::TaskInfo::State::kRunning) return task->pid;
   if (task && task->state == containerd::TaskInfo::State::kStopped) {
-    FLEETLET_RETURN_IF_ERROR(okIfNotFound(tasks.remove(id).transform([](auto&&) {})));
+    FLEETLET_RETURN_IF_ERROR(okIfNotFound(discardValue(tasks.remove(id))));
     task.reset();
   }
   if (!task) {
@@ -226,7 +229,7 @@ Status ContainerdRuntime::stop(const std::string& id, std::chrono::milliseconds 
 Status ContainerdRuntime::remove(const std::string& id) {
   FLEETLET_RETURN_IF_ERROR(stop(id, std::chrono::milliseconds(0)));
   containerd::TaskService tasks(connection_, scope());
-  FLEETLET_RETURN_IF_ERROR(okIfNotFound(tasks.remove(id).transform([](auto&&) {})));
+  FLEETLET_RETURN_IF_ERROR(okIfNotFound(discardValue(tasks.remove(id))));
   // The snapshot goes while the container record still protects it from the collector.
   containerd::SnapshotService snaps(connection_, scope());
   FLEETLET_RETURN_IF_ERROR(okIfNotFound(snaps.remove(id)));

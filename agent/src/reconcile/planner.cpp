@@ -11,9 +11,12 @@ constexpr std::chrono::milliseconds kStableRun{10 * 60 * 1000};
 
 bool wantsRestart(manifest::RestartPolicy policy, uint32_t exit_status) {
   switch (policy) {
-    case manifest::RestartPolicy::kAlways: return true;
-    case manifest::RestartPolicy::kOnFailure: return exit_status != 0;
-    case manifest::RestartPolicy::kNever: return false;
+    case manifest::RestartPolicy::kAlways:
+      return true;
+    case manifest::RestartPolicy::kOnFailure:
+      return exit_status != 0;
+    case manifest::RestartPolicy::kNever:
+      return false;
   }
   return false;
 }
@@ -31,12 +34,18 @@ void retire(const ActualContainer& c, std::string reason, std::vector<Step>& out
 
 std::string_view toString(Step::Kind kind) {
   switch (kind) {
-    case Step::Kind::kPull: return "pull";
-    case Step::Kind::kCreate: return "create";
-    case Step::Kind::kStart: return "start";
-    case Step::Kind::kRestart: return "restart";
-    case Step::Kind::kStop: return "stop";
-    case Step::Kind::kRemove: return "remove";
+    case Step::Kind::kPull:
+      return "pull";
+    case Step::Kind::kCreate:
+      return "create";
+    case Step::Kind::kStart:
+      return "start";
+    case Step::Kind::kRestart:
+      return "restart";
+    case Step::Kind::kStop:
+      return "stop";
+    case Step::Kind::kRemove:
+      return "remove";
   }
   return "?";
 }
@@ -74,7 +83,8 @@ Plan planSteps(const PlanInput& input) {
     const std::string id = containerId(name, app.spec_hash);
     std::vector<const ActualContainer*> stale;
     std::vector<const ActualContainer*> current;
-    for (const auto* c : by_app[name]) (c->spec_hash == app.spec_hash ? current : stale).push_back(c);
+    for (const auto* c : by_app[name])
+      (c->spec_hash == app.spec_hash ? current : stale).push_back(c);
 
     // Of several current containers keep one, preferring a running one.
     std::stable_partition(current.begin(), current.end(), [](const ActualContainer* c) {

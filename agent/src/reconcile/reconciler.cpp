@@ -11,9 +11,12 @@ namespace {
 
 std::string_view runtimeName(manifest::Runtime r) {
   switch (r) {
-    case manifest::Runtime::kContainer: return "container";
-    case manifest::Runtime::kNative: return "native";
-    case manifest::Runtime::kWebview: return "webview";
+    case manifest::Runtime::kContainer:
+      return "container";
+    case manifest::Runtime::kNative:
+      return "native";
+    case manifest::Runtime::kWebview:
+      return "webview";
   }
   return "?";
 }
@@ -85,8 +88,7 @@ void Reconciler::run() {
   }
 }
 
-void Reconciler::emit(const std::string& app, const std::string& kind,
-                      const std::string& message) {
+void Reconciler::emit(const std::string& app, const std::string& kind, const std::string& message) {
   if (app.empty()) {
     spdlog::info("{}: {}", kind, message);
   } else {
@@ -111,9 +113,9 @@ Status Reconciler::observeExits(const std::vector<ActualContainer>& actual,
     std::string exit_id = c.id + ":" + std::to_string(c.pid);
     auto& s = states[c.app];
     if (s.last_exit_id == exit_id) continue;
-    auto ran = s.started_at ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  now - *s.started_at)
-                            : std::chrono::milliseconds(0);
+    auto ran = s.started_at
+                   ? std::chrono::duration_cast<std::chrono::milliseconds>(now - *s.started_at)
+                   : std::chrono::milliseconds(0);
     s.last_exit_id = exit_id;
     s.last_exit_code = static_cast<int>(c.exit_status);
     s.last_exit_at = now;
@@ -171,8 +173,7 @@ Status Reconciler::executeApp(const manifest::App* app, const std::vector<Step>&
         break;
     }
     if (!st) {
-      return std::unexpected(
-          st.error().wrap("{} {}", toString(step.kind), step.container_id));
+      return std::unexpected(st.error().wrap("{} {}", toString(step.kind), step.container_id));
     }
   }
   return {};
@@ -214,8 +215,8 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
   // Undesired apps first, one after another; then desired apps in parallel waves that respect
   // dependsOn (an app starts once every app it depends on finished its steps).
   std::map<std::string, std::shared_future<bool>> done;
-  std::counting_semaphore<64> slots(static_cast<std::ptrdiff_t>(std::max<size_t>(
-      1, std::min<size_t>(options_.parallelism, 64))));
+  std::counting_semaphore<64> slots(
+      static_cast<std::ptrdiff_t>(std::max<size_t>(1, std::min<size_t>(options_.parallelism, 64))));
   std::mutex errors_mu;
   auto runApp = [&](const std::string& name, std::vector<std::shared_future<bool>> deps) {
     for (auto& d : deps) d.wait();
@@ -276,19 +277,25 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
           s.container_id = c.id;
           s.pid = c.pid;
           switch (c.task) {
-            case ActualContainer::Task::kRunning: s.state = "running"; break;
+            case ActualContainer::Task::kRunning:
+              s.state = "running";
+              break;
             case ActualContainer::Task::kCreated:
-            case ActualContainer::Task::kNone: s.state = "created"; break;
+            case ActualContainer::Task::kNone:
+              s.state = "created";
+              break;
             case ActualContainer::Task::kStopped: {
-              bool waiting = std::find(plan.waiting.begin(), plan.waiting.end(), name) !=
-                             plan.waiting.end();
-              bool never = app.restart == manifest::RestartPolicy::kNever ||
-                           (app.restart == manifest::RestartPolicy::kOnFailure &&
-                            c.exit_status == 0);
+              bool waiting =
+                  std::find(plan.waiting.begin(), plan.waiting.end(), name) != plan.waiting.end();
+              bool never =
+                  app.restart == manifest::RestartPolicy::kNever ||
+                  (app.restart == manifest::RestartPolicy::kOnFailure && c.exit_status == 0);
               s.state = waiting ? "backoff" : never ? "exited" : "stopped";
               break;
             }
-            case ActualContainer::Task::kOther: s.state = "paused"; break;
+            case ActualContainer::Task::kOther:
+              s.state = "paused";
+              break;
           }
         }
         if (auto it = errors.find(name); it != errors.end()) {

@@ -89,11 +89,11 @@ class Reconciler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<const manifest::NodeState> desired_;  // guarded by mu_
-  std::set<std::string> restart_requested_;              // guarded by mu_
-  bool dirty_ = true;                                    // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
-  std::map<std::string, AppSnapshot> snapshots_;         // guarded by mu_
-  std::map<std::string, std::string> errors_;            // guarded by mu_
+  std::set<std::string> restart_requested_;             // guarded by mu_
+  bool dirty_ = true;                                   // guarded by mu_
+  bool stopping_ = false;                               // guarded by mu_
+  std::map<std::string, AppSnapshot> snapshots_;        // guarded by mu_
+  std::map<std::string, std::string> errors_;           // guarded by mu_
 };
 
 }  // namespace fleetlet::reconcile

@@ -63,9 +63,9 @@ Result<int64_t> StateStore::readInt(std::string_view key) {
 }
 
 Status StateStore::writeInt(std::string_view key, int64_t value) {
-  FLEETLET_ASSIGN_OR_RETURN(
-      auto st, db_.prepare("INSERT INTO node(key, value) VALUES(?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  FLEETLET_ASSIGN_OR_RETURN(auto st,
+                            db_.prepare("INSERT INTO node(key, value) VALUES(?, ?) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
   FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
   FLEETLET_RETURN_IF_ERROR(st.bind(2, value));
   return st.run();

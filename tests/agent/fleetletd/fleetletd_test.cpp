@@ -223,14 +223,16 @@ TEST_F(FleetletdTest, ChangingOneAppReplacesOnlyThatApp) {
   auto b_before = containerOf("b");
   apply(manifest(2, busyboxApp("a", "sleep 1000") +
                         busyboxApp("b", "sleep 1000", "    env: {COLOUR: blue}\n")));
-  ASSERT_TRUE(testing::waitFor([&] { return containerOf("b") != b_before && waitRunning({"a", "b"}, 1s); },
-                               60s))
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return containerOf("b") != b_before && waitRunning({"a", "b"}, 1s);
+      },
+      60s))
       << agentLog();
   EXPECT_EQ(containerOf("a"), a_before);
   EXPECT_EQ(containers().size(), 2u);
-  auto env = containerd_->ctrOk({"tasks", "exec", "--exec-id", "env-check", containerOf("b"),
-                                 "printenv", "COLOUR"},
-                                ns_);
+  auto env = containerd_->ctrOk(
+      {"tasks", "exec", "--exec-id", "env-check", containerOf("b"), "printenv", "COLOUR"}, ns_);
   ASSERT_TRUE(env) << env.error().message();
   EXPECT_EQ(*env, "blue\n");
 }
@@ -286,8 +288,8 @@ TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {
   ASSERT_TRUE(testing::waitFor(
       [&] {
         auto log = agentLog();
-        return log.find("cycle") != std::string::npos &&
-               log.find("64Q") != std::string::npos && log.find("colour") != std::string::npos;
+        return log.find("cycle") != std::string::npos && log.find("64Q") != std::string::npos &&
+               log.find("colour") != std::string::npos;
       },
       20s))
       << agentLog();

@@ -89,17 +89,19 @@ TEST(Planner, KillThenDownloadStopsFirst) {
 
 TEST(Planner, OnlyTheChangedAppIsReplaced) {
   auto desired = state({app("a", "h1"), app("b", "new")});
-  PlanInput in{.desired = &desired,
-               .actual = {container("a", "h1", Task::kRunning), container("b", "old", Task::kRunning)},
-               .now = kNow};
+  PlanInput in{
+      .desired = &desired,
+      .actual = {container("a", "h1", Task::kRunning), container("b", "old", Task::kRunning)},
+      .now = kNow};
   for (const auto& s : planSteps(in).steps) EXPECT_EQ(s.app, "b");
 }
 
 TEST(Planner, UndesiredAppsAreStoppedAndRemovedFirst) {
   auto desired = state({app("a", "h1")});
-  PlanInput in{.desired = &desired,
-               .actual = {container("gone", "x", Task::kRunning), container("old", "y", Task::kStopped)},
-               .now = kNow};
+  PlanInput in{
+      .desired = &desired,
+      .actual = {container("gone", "x", Task::kRunning), container("old", "y", Task::kStopped)},
+      .now = kNow};
   EXPECT_THAT(kinds(planSteps(in)),
               ElementsAre(Pair(Kind::kRemove, "old"), Pair(Kind::kStop, "gone"),
                           Pair(Kind::kRemove, "gone"), Pair(Kind::kPull, "a"),
@@ -110,9 +112,8 @@ TEST(Planner, DuplicatesAreRemovedKeepingTheRunningOne) {
   auto desired = state({app("a", "h1")});
   auto stopped = container("a", "h1", Task::kStopped);
   stopped.id = "a-h1-copy";
-  PlanInput in{.desired = &desired,
-               .actual = {stopped, container("a", "h1", Task::kRunning)},
-               .now = kNow};
+  PlanInput in{
+      .desired = &desired, .actual = {stopped, container("a", "h1", Task::kRunning)}, .now = kNow};
   auto plan = planSteps(in);
   ASSERT_EQ(plan.steps.size(), 1u);
   EXPECT_EQ(plan.steps[0].kind, Kind::kRemove);
@@ -127,7 +128,8 @@ TEST(Planner, CreatedContainerWithoutTaskIsStarted) {
 
 TEST(Planner, ExitedAppRestartsOnlyAfterItsBackoff) {
   auto desired = state({app("a", "h1")});
-  PlanInput in{.desired = &desired, .actual = {container("a", "h1", Task::kStopped, 1)}, .now = kNow};
+  PlanInput in{
+      .desired = &desired, .actual = {container("a", "h1", Task::kStopped, 1)}, .now = kNow};
   in.states["a"].backoff_until = kNow + std::chrono::seconds(4);
   auto waiting = planSteps(in);
   EXPECT_THAT(waiting.steps, IsEmpty());

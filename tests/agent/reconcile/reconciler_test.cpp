@@ -30,10 +30,9 @@ class FakeRuntime : public ContainerRuntime {
   }
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override {
     std::lock_guard lock(mu);
-    containers.emplace(id, ActualContainer{.app = app.name,
-                                           .id = id,
-                                           .spec_hash = app.spec_hash,
-                                           .revision = revision});
+    containers.emplace(
+        id, ActualContainer{
+                .app = app.name, .id = id, .spec_hash = app.spec_hash, .revision = revision});
     return {};
   }
   Result<uint32_t> start(const manifest::App&, const std::string& id) override {
@@ -101,13 +100,14 @@ class ReconcilerTest : public ::testing::Test {
     store_ = std::move(*store);
     reconciler_ = std::make_unique<Reconciler>(
         runtime_, *store_,
-        ReconcilerOptions{.parallelism = 2,
-                          .now = [this] { return now_; },
-                          .on_event = [this](const std::string& app, const std::string& kind,
-                                             const std::string&) {
-                            std::lock_guard lock(events_mu_);
-                            events_.push_back(app + ":" + kind);
-                          }});
+        ReconcilerOptions{
+            .parallelism = 2,
+            .now = [this] { return now_; },
+            .on_event =
+                [this](const std::string& app, const std::string& kind, const std::string&) {
+                  std::lock_guard lock(events_mu_);
+                  events_.push_back(app + ":" + kind);
+                }});
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -164,7 +164,8 @@ TEST_F(ReconcilerTest, CrashingAppBacksOffWithGrowingDelays) {
     auto waiting = pass();  // sees the exit, waits
     ASSERT_TRUE(waiting.wake_at.has_value());
     EXPECT_EQ(stateOf("crash"), "backoff");
-    delays.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(*waiting.wake_at - now_));
+    delays.push_back(
+        std::chrono::duration_cast<std::chrono::milliseconds>(*waiting.wake_at - now_));
     now_ = *waiting.wake_at;
     pass();  // restarts
     EXPECT_EQ(stateOf("crash"), "running");
