@@ -43,10 +43,11 @@ class HandoffSender {
   HandoffSender(const HandoffSender&) = delete;
   HandoffSender& operator=(const HandoffSender&) = delete;
 
-  // Remembers `service_socket` (the service's --handoff-socket) and connects to it, then
-  // sends the full set between sync markers. Fails with kUnavailable (sysErrno ENOENT or
-  // ECONNREFUSED) when no service listens there yet; the path is remembered anyway, so
-  // reconnectIfNeeded() keeps trying. kInvalidArgument for a path too long for sockaddr_un.
+  // Remembers `service_socket` (the service's --handoff-socket) and connects to it (closing
+  // an existing connection first), then sends the full set between sync markers. Fails with
+  // kUnavailable (sysErrno ENOENT or ECONNREFUSED) when no service listens there yet; the path is
+  // remembered anyway, so reconnectIfNeeded() keeps trying. kInvalidArgument for a path too long
+  // for sockaddr_un.
   Status connect(const std::filesystem::path& service_socket);
 
   // Checks whether the connection is still up (the service never writes: readable or hung up

@@ -123,6 +123,22 @@ TEST_F(HandoffReceiverTest, ReSyncSendsNothingNewForTheSameSockets) {
   EXPECT_EQ(recorder.events(), (std::vector<std::string>{"add camera/events"}));
 }
 
+TEST_F(HandoffReceiverTest, ReplacingAListenerSwapsItAtTheService) {
+  Recorder recorder;
+  auto receiver = startReceiver(recorder);
+  ASSERT_TRUE(receiver);
+  HandoffSender sender;
+  ASSERT_TRUE(sender.connect(path_));
+  ASSERT_TRUE(sender.add("camera", "events", loopbackListener()));
+  ASSERT_TRUE(sender.add("camera", "events", loopbackListener()));  // e.g. a re-created netns
+  ASSERT_TRUE(eventually([&] { return recorder.count() == 3; }));
+  EXPECT_EQ(
+      recorder.events(),
+      (std::vector<std::string>{"add camera/events", "remove camera/events", "add camera/events"}));
+  EXPECT_NE(sender.find("camera", "events"), -1);
+  EXPECT_EQ(sender.find("camera", "nothing"), -1);
+}
+
 TEST_F(HandoffReceiverTest, SyncRemovesWhatTheAgentNoLongerHas) {
   Recorder recorder;
   auto receiver = startReceiver(recorder);
