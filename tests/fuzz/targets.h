@@ -18,6 +18,9 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
+// same spec hashes when re-read as JSON, and every container app gets a spec.
+void fuzzNodeState(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -25,10 +28,9 @@ struct Target {
 };
 
 inline constexpr Target kTargets[] = {
-    {"reference", &fuzzReference},
-    {"manifest", &fuzzManifest},
-    {"auth_challenge", &fuzzAuthChallenge},
-    {"registry_error", &fuzzRegistryError},
+    {"reference", &fuzzReference},          {"manifest", &fuzzManifest},
+    {"auth_challenge", &fuzzAuthChallenge}, {"registry_error", &fuzzRegistryError},
+    {"nodestate", &fuzzNodeState},
 };
 
 }  // namespace fleetlet::fuzz
