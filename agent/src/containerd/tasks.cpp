@@ -169,7 +169,7 @@ Status TaskService::exec(const std::string& container_id, const std::string& exe
   req.set_terminal(false);
   req.mutable_spec()->set_type_url(kOciProcessTypeUrl);
   req.mutable_spec()->set_value(process_spec_json);
-  api::ExecProcessResponse resp;
+  google::protobuf::Empty resp;
   auto status = stub->Exec(ctx.get(), req, &resp);
   if (!status.ok()) {
     return std::unexpected(fromGrpc(status, "tasks.exec " + container_id + "/" + exec_id));

@@ -226,9 +226,8 @@ Status ContainerProber::probeExec(const Target& target) {
   containerd::TaskService tasks(connection_, scope);
   std::string exec_id =
       fmt::format("health-{:08x}-{}", exec_nonce_, exec_counter_.fetch_add(1) + 1);
-  FLEETLET_RETURN_IF_ERROR(
-      tasks.exec(target.container_id, exec_id, process.dump(), {}, kExecSetupTimeout)
-          .transform_error([](const Error& e) { return unhealthy(e.wrap("exec").message()); }));
+  auto created = tasks.exec(target.container_id, exec_id, process.dump(), {}, kExecSetupTimeout);
+  if (!created) return std::unexpected(unhealthy(created.error().wrap("exec").message()));
   // From here the exec id is taken until removed, whatever happens.
   struct Remover {
     const containerd::TaskService& tasks;
