@@ -2,15 +2,19 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <random>
 
@@ -18,6 +22,7 @@
 #include "containerd/tasks.h"
 #include "health/netns.h"
 #include "json/json.h"
+#include "os/unique_fd.h"
 
 namespace fleetlet::health {
 namespace {
@@ -82,6 +87,45 @@ size_t discardBody(char* /*data*/, size_t size, size_t count, void* userdata) {
   return size * count;
 }
 
+// The file an exec probe's stdout and stderr append to; removed on destruction.
+class ExecOutput {
+ public:
+  static Result<ExecOutput> create(std::filesystem::path path) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return failErrno(errno, "create {}", path.string());
+    return ExecOutput(std::move(path));
+  }
+  ExecOutput(ExecOutput&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  ExecOutput& operator=(ExecOutput&&) = delete;
+  ~ExecOutput() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+  std::string path() const { return path_.string(); }
+
+  // The last non-empty line of the output (at most kLastLineLimit bytes of it).
+  std::string lastLine() const {
+    std::ifstream in(path_, std::ios::binary);
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<std::streamoff>(in.tellg());
+    if (size <= 0) return "";
+    auto from = std::max<std::streamoff>(0, size - 1024);
+    in.seekg(from);
+    std::string tail(static_cast<size_t>(size - from), '\0');
+    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.pop_back();
+    auto newline = tail.rfind('\n');
+    if (newline != std::string::npos) tail.erase(0, newline + 1);
+    if (tail.size() > kLastLineLimit) tail.erase(0, tail.size() - kLastLineLimit);
+    return tail;
+  }
+
+ private:
+  static constexpr size_t kLastLineLimit = 200;
+  explicit ExecOutput(std::filesystem::path path) : path_(std::move(path)) {}
+  std::filesystem::path path_;
+};
+
 void initCurlOnce() {
   // curl_global_init is not thread-safe; run it once before the first handle.
   static std::once_flag once;
@@ -90,8 +134,12 @@ void initCurlOnce() {
 
 }  // namespace
 
-ContainerProber::ContainerProber(std::shared_ptr<containerd::Connection> connection, std::string ns)
-    : connection_(std::move(connection)), ns_(std::move(ns)), exec_nonce_(std::random_device{}()) {
+ContainerProber::ContainerProber(std::shared_ptr<containerd::Connection> connection, std::string ns,
+                                 std::filesystem::path output_dir)
+    : connection_(std::move(connection)),
+      ns_(std::move(ns)),
+      output_dir_(std::move(output_dir)),
+      exec_nonce_(std::random_device{}()) {
   initCurlOnce();
 }
 
@@ -226,7 +274,11 @@ Status ContainerProber::probeExec(const Target& target) {
   containerd::TaskService tasks(connection_, scope);
   std::string exec_id =
       fmt::format("health-{:08x}-{}", exec_nonce_, exec_counter_.fetch_add(1) + 1);
-  auto created = tasks.exec(target.container_id, exec_id, process.dump(), {}, kExecSetupTimeout);
+  // Without stdio the shim leaves the process's stdout closed, so commands that print fail.
+  auto output = ExecOutput::create(output_dir_ / ("fleetlet-" + exec_id + ".out"));
+  if (!output) return std::unexpected(output.error().wrap("exec"));
+  containerd::TaskIo io{.stdout_uri = output->path(), .stderr_uri = output->path()};
+  auto created = tasks.exec(target.container_id, exec_id, process.dump(), io, kExecSetupTimeout);
   if (!created) return std::unexpected(unhealthy(created.error().wrap("exec").message()));
   // From here the exec id is taken until removed, whatever happens.
   struct Remover {
@@ -248,7 +300,9 @@ Status ContainerProber::probeExec(const Target& target) {
         unhealthy(fmt::format("exec did not exit within {}ms (killed)", check.timeout.count())));
   }
   if ((*exited)->exit_status != 0) {
-    return std::unexpected(unhealthy(fmt::format("exec exited {}", (*exited)->exit_status)));
+    std::string last = output->lastLine();
+    return std::unexpected(unhealthy(
+        fmt::format("exec exited {}{}{}", (*exited)->exit_status, last.empty() ? "" : ": ", last)));
   }
   return {};
 }

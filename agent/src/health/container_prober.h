@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -25,8 +26,12 @@ namespace fleetlet::health {
 class ContainerProber final : public Prober {
  public:
   // Exec probes run in containerd namespace `ns` over `connection` (may be null when no exec
-  // checks are used: they then fail with kFailedPrecondition).
-  ContainerProber(std::shared_ptr<containerd::Connection> connection, std::string ns);
+  // checks are used: they then fail with kFailedPrecondition). An exec command's stdout and
+  // stderr go to a file of its own in `output_dir` (it must exist; the shim opens the file in
+  // the host's mount namespace), removed after the probe; its last line ends the error
+  // message of a failed exec check.
+  ContainerProber(std::shared_ptr<containerd::Connection> connection, std::string ns,
+                  std::filesystem::path output_dir = std::filesystem::temp_directory_path());
 
   // See Prober. Network checks block for at most the check's timeout. Exec checks add
   // containerd's own latency to create and start the process (bounded by 10 s) to the
@@ -40,6 +45,7 @@ class ContainerProber final : public Prober {
 
   std::shared_ptr<containerd::Connection> connection_;
   std::string ns_;
+  std::filesystem::path output_dir_;
   const uint32_t exec_nonce_;  // distinguishes this prober's exec ids from a previous agent's
   std::atomic<uint64_t> exec_counter_{0};
 };

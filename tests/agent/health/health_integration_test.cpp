@@ -222,6 +222,11 @@ TEST_F(HealthIntegrationTest, ExecProbeSucceedsOnExitZeroAndNamesOtherExits) {
   auto bad = prober_.probe(t);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message(), "exec exited 1");
+  // The last line of the command's output says why.
+  t.check.command = {"sh", "-c", "echo starting; echo not ready yet >&2; exit 3"};
+  auto said = prober_.probe(t);
+  ASSERT_FALSE(said);
+  EXPECT_EQ(said.error().message(), "exec exited 3: not ready yet");
   // Runs with the container's process spec: its cwd and PATH.
   t.check.command = {"sh", "-c", "test \"$(pwd)\" = /srv/app && test -f hello.txt"};
   auto cwd = prober_.probe(t);
