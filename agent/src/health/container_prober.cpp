@@ -280,12 +280,19 @@ Status ContainerProber::probeExec(const Target& target) {
   containerd::TaskIo io{.stdout_uri = output->path(), .stderr_uri = output->path()};
   auto created = tasks.exec(target.container_id, exec_id, process.dump(), io, kExecSetupTimeout);
   if (!created) return std::unexpected(unhealthy(created.error().wrap("exec").message()));
-  // From here the exec id is taken until removed, whatever happens.
+  // From here the exec id is taken until removed, whatever happens. Removing also waits
+  // until the shim has copied all of the process's output.
   struct Remover {
     const containerd::TaskService& tasks;
     const std::string& container_id;
     const std::string& exec_id;
-    ~Remover() { (void)tasks.removeProcess(container_id, exec_id, kExecSetupTimeout); }
+    bool done = false;
+    void now() {
+      if (!std::exchange(done, true)) {
+        (void)tasks.removeProcess(container_id, exec_id, kExecSetupTimeout);
+      }
+    }
+    ~Remover() { now(); }
   } remover{tasks, target.container_id, exec_id};
 
   auto started = tasks.startProcess(target.container_id, exec_id, kExecSetupTimeout);
@@ -300,6 +307,7 @@ Status ContainerProber::probeExec(const Target& target) {
         unhealthy(fmt::format("exec did not exit within {}ms (killed)", check.timeout.count())));
   }
   if ((*exited)->exit_status != 0) {
+    remover.now();
     std::string last = output->lastLine();
     return std::unexpected(unhealthy(
         fmt::format("exec exited {}{}{}", (*exited)->exit_status, last.empty() ? "" : ": ", last)));

@@ -223,7 +223,7 @@ TEST_F(HealthIntegrationTest, ExecProbeSucceedsOnExitZeroAndNamesOtherExits) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message(), "exec exited 1");
   // The last line of the command's output says why.
-  t.check.command = {"sh", "-c", "echo starting; echo not ready yet >&2; exit 3"};
+  t.check.command = {"sh", "-c", "echo starting >&2; echo not ready yet >&2; exit 3"};
   auto said = prober_.probe(t);
   ASSERT_FALSE(said);
   EXPECT_EQ(said.error().message(), "exec exited 3: not ready yet");
