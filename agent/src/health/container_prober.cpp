@@ -35,7 +35,7 @@ constexpr milliseconds kExecSetupTimeout{10000};
 // How long a killed exec process may take to be reported gone.
 constexpr milliseconds kExecKillWait{5000};
 // Body bytes read before an HTTP probe stops listening (the status is known by then).
-constexpr size_t kHttpBodyLimit = 10 * 1024;
+constexpr size_t kHttpBodyLimit = size_t{10} * 1024;
 
 Error unhealthy(std::string message, int sys_errno = 0) {
   return Error(ErrorCode::kUnavailable, std::move(message), sys_errno);

@@ -94,7 +94,7 @@ void HealthMonitor::schedulerLoop() {
     while (!outcomes_.empty()) {
       Outcome outcome = std::move(outcomes_.front());
       outcomes_.pop_front();
-      applyLocked(std::move(outcome), calls);
+      applyLocked(outcome, calls);
     }
     if (!calls.empty()) {
       lock.unlock();
@@ -132,7 +132,7 @@ void HealthMonitor::workerLoop() {
   }
 }
 
-void HealthMonitor::applyLocked(Outcome outcome, std::vector<std::function<void()>>& calls) {
+void HealthMonitor::applyLocked(const Outcome& outcome, std::vector<std::function<void()>>& calls) {
   auto it = entries_.find(outcome.app);
   if (it == entries_.end() || it->second.generation != outcome.generation) return;
   Entry& entry = it->second;

@@ -101,7 +101,7 @@ class HealthMonitor {
   void schedulerLoop();
   void workerLoop();
   // Applies one probe result to its entry (if still current); appends the callback to run.
-  void applyLocked(Outcome outcome, std::vector<std::function<void()>>& calls);
+  void applyLocked(const Outcome& outcome, std::vector<std::function<void()>>& calls);
   // Starts every due probe: queues it for a worker, or returns it to run inline.
   std::vector<Job> dispatchDueLocked(Clock::TimePoint now);
   Clock::TimePoint nextDeadlineLocked() const;
