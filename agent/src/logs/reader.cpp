@@ -85,15 +85,19 @@ std::optional<LogEntry> EntryAssembler::add(std::string_view line) {
 }
 
 Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::filesystem::path& dir) {
-  auto openLog = [](const std::filesystem::path& path) -> Result<std::optional<OpenLog>> {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-      if (errno == ENOENT) return std::nullopt;
+  // A missing file comes back without an fd.
+  auto openLog = [](const std::filesystem::path& path) -> Result<OpenLog> {
+    OpenLog log;
+    log.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!log.fd) {
+      if (errno == ENOENT) return log;
       return failErrno(errno, "open {}", path.string());
     }
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
-    return OpenLog{std::move(fd), st.st_dev, st.st_ino};
+    if (::fstat(log.fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
+    log.dev = st.st_dev;
+    log.ino = st.st_ino;
+    return log;
   };
   // current.log first, then the rotated files newest first: a rotation in the middle then
   // shows a file twice (dropped below) rather than hiding one.
@@ -108,7 +112,7 @@ Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::file
   std::vector<OpenLog> rotated;
   for (int k : indexes) {
     FLEETLET_ASSIGN_OR_RETURN(auto log, openLog(logFilePath(dir, k)));
-    if (log) rotated.push_back(std::move(*log));
+    if (log.fd) rotated.push_back(std::move(log));
   }
   std::vector<OpenLog> chain;  // oldest first
   auto push = [&](OpenLog log) {
@@ -118,7 +122,7 @@ Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::file
     chain.push_back(std::move(log));
   };
   for (auto it = rotated.rbegin(); it != rotated.rend(); ++it) push(std::move(*it));
-  if (current) push(std::move(*current));
+  if (current.fd) push(std::move(current));
   return chain;
 }
 
