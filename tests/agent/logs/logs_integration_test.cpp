@@ -200,15 +200,18 @@ TEST_F(LoggerIntegrationTest, CapturesBothStreamsCompletelyWithRotationWhileFoll
   EXPECT_TRUE(std::filesystem::exists(logFilePath(logDir(id), 1)));
   EXPECT_FALSE(std::filesystem::exists(logFilePath(logDir(id), options.max_files + 1)));
 
-  auto last = readTail(logDir(id), 2);
+  // A short tail is the end of the full one (the order between the streams is the order
+  // the logger read them in, chunk by chunk).
+  auto last = readTail(logDir(id), 10);
   ASSERT_TRUE(last);
-  ASSERT_EQ(last->entries.size(), 2u);
-  EXPECT_EQ(textsOf(last->entries, Stream::kStderr), expected("err", kLines, kLines));
+  EXPECT_EQ(last->entries, std::vector<LogEntry>(tail->entries.end() - 10, tail->entries.end()));
   destroy(id);
 }
 
 TEST_F(LoggerIntegrationTest, KeepsOnlyMaxFilesDroppingTheOldest) {
-  std::string id = createContainer({"sh", "-c", kPrintBoth});
+  // One stream: the logger reads each pipe in chunks of up to 64 KiB, so with both streams
+  // the surviving files could hold the end of one stream only.
+  std::string id = createContainer({"sh", "-c", "for i in $(seq 1 2000); do echo out $i; done"});
   LoggerOptions options{.max_size = 8 * 1024, .max_files = 2};
   auto io = loggerIo(FLEETLET_LOGGER_BINARY, logDir(id), options);
   ASSERT_TRUE(io) << io.error().message();
@@ -224,15 +227,14 @@ TEST_F(LoggerIntegrationTest, KeepsOnlyMaxFilesDroppingTheOldest) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"current.log", "current.log.1", "current.log.2"}));
 
-  // What is left is the newest stretch of each stream, without gaps, up to the last line.
+  // What is left is the newest stretch of output, without gaps, up to the last line.
   auto tail = readTail(logDir(id), SIZE_MAX);
   ASSERT_TRUE(tail) << tail.error().message();
-  for (auto [stream, prefix] : {std::pair{Stream::kStdout, "out"}, {Stream::kStderr, "err"}}) {
-    auto texts = textsOf(tail->entries, stream);
-    ASSERT_FALSE(texts.empty());
-    ASSERT_LT(texts.size(), size_t(kLines)) << "nothing was dropped";
-    EXPECT_EQ(texts, expected(prefix, kLines - int(texts.size()) + 1, kLines));
-  }
+  auto texts = textsOf(tail->entries, Stream::kStdout);
+  ASSERT_FALSE(texts.empty());
+  ASSERT_LT(texts.size(), size_t(kLines)) << "nothing was dropped";
+  EXPECT_EQ(texts, expected("out", kLines - int(texts.size()) + 1, kLines));
+  EXPECT_EQ(texts.size(), tail->entries.size());
   destroy(id);
 }
 
