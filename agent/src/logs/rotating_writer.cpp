@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
@@ -83,12 +84,23 @@ Status RotatingWriter::append(std::string_view record) {
 Status RotatingWriter::flush() {
   if (buffer_.empty()) return {};
   Status st = fd_ ? Status() : openCurrent();
-  if (st) {
+  if (st && cut_record_) {
+    // A failed write left a record without its '\n': end it so it does not swallow the next.
     uint64_t written = 0;
+    st = writeAll(fd_.get(), "\n", written);
+    size_ += written;
+    if (st) cut_record_ = false;
+  }
+  uint64_t written = 0;
+  if (st) {
     st = writeAll(fd_.get(), buffer_, written);
     size_ += written;
+    if (!st && written > 0 && buffer_[written - 1] != '\n') cut_record_ = true;
   }
-  if (!st) dropped_ += buffered_records_;
+  if (!st) {
+    auto whole = std::count(buffer_.begin(), buffer_.begin() + ptrdiff_t(written), '\n');
+    dropped_ += buffered_records_ - uint64_t(whole);
+  }
   buffer_.clear();
   buffered_records_ = 0;
   if (!st) return std::unexpected(st.error().wrap("write {}", logFilePath(dir_, 0).string()));
@@ -108,6 +120,7 @@ Status RotatingWriter::rotate() {
     }
   }
   FLEETLET_RETURN_IF_ERROR(openCurrent());
+  cut_record_ = false;
   UniqueFd dir_fd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir_fd || ::fsync(dir_fd.get()) != 0) return failErrno(errno, "fsync {}", dir_.string());
   ++rotations_;

@@ -46,15 +46,16 @@ class RotatingWriter {
 
   // Buffers one record (a whole line with its '\n'), writing and rotating first when it would
   // not fit in current.log. kInvalidArgument for a record longer than max_size (it could not
-  // fit in any file); on a write or rotation error the buffered records are dropped and the
-  // error returned, so the next call starts afresh.
+  // fit in any file); on a write or rotation error the buffered records (this one included)
+  // are dropped and the error returned, so the next call starts afresh.
   Status append(std::string_view record);
-  // Writes the buffered records to current.log (no fsync). On error the buffered records are
-  // dropped (their count is in droppedRecords()).
+  // Writes the buffered records to current.log (no fsync). On error the records not written
+  // whole are dropped (counted in droppedRecords()); a record cut short by the failed write is
+  // ended with '\n' by the next successful flush, so it cannot swallow the next record.
   Status flush();
 
   // Bytes in current.log including the buffered ones.
-  uint64_t currentSize() const { return size_ + buffer_.size(); }
+  uint64_t currentSize() const { return size_ + buffer_.size() + (cut_record_ ? 1 : 0); }
   int rotations() const { return rotations_; }
   uint64_t droppedRecords() const { return dropped_; }
 
@@ -72,6 +73,7 @@ class RotatingWriter {
   uint64_t buffered_records_ = 0;
   uint64_t dropped_ = 0;
   int rotations_ = 0;
+  bool cut_record_ = false;  // current.log ends in the middle of a record
 };
 
 }  // namespace fleetlet::logs

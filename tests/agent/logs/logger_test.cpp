@@ -4,7 +4,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -147,6 +149,32 @@ TEST_F(LoggerTest, FailsWhenTheLogCannotBeOpened) {
       runLogger({dir_->path() / "missing", {}}, UniqueFd(), UniqueFd(), UniqueFd(), -1, clock_);
   ASSERT_FALSE(stats);
   EXPECT_EQ(stats.error().code(), ErrorCode::kNotFound);
+}
+
+// A full disk (a file size limit) loses records but never stops the logger from draining the
+// task's pipes. Runs in a child process (the limit is process-wide); returns the exit code.
+int fullDiskScenario(const LoggerConfig& config, Clock& clock) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit limit{.rlim_cur = 1000, .rlim_max = RLIM_INFINITY};
+  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
+  Pipe out = Pipe::make(), ready = Pipe::make();
+  std::string input;
+  for (int i = 0; i < 2000; ++i) input += fmt::format("line {}\n", i);  // ~20 KB
+  auto feeder = std::async(std::launch::async, [&] {
+    writeAll(out.write, input);
+    out.write.reset();
+  });
+  auto stats =
+      runLogger(config, std::move(out.read), UniqueFd(), std::move(ready.write), -1, clock);
+  feeder.get();
+  if (!stats) return 3;
+  bool ok = stats->dropped > 0 && stats->records > 0 && stats->records + stats->dropped == 2000 &&
+            !stats->last_error.empty();
+  return ok ? 0 : 4;
+}
+
+TEST_F(LoggerTest, WriteErrorsDropRecordsButThePipesKeepDraining) {
+  EXPECT_EXIT(std::exit(fullDiskScenario(config(), clock_)), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(LoggerArgs, ParsesPairsInAnyOrderAndKeyEqualsValue) {

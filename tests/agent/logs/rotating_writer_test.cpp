@@ -3,6 +3,8 @@
 #include "logs/rotating_writer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <set>
@@ -113,6 +115,32 @@ TEST_F(RotatingWriterTest, RejectsBadPoliciesAndMissingDirectories) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(missing.error().message().find("nope/current.log"), std::string::npos);
+}
+
+// A full disk, simulated by a file size limit: the failed batch is dropped and counted, and
+// the record it cut short is ended before the next one is written. Runs in a child process
+// (the limit is process-wide); returns the exit code, 0 when all held.
+int fullDiskScenario(const std::filesystem::path& dir) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit limit{.rlim_cur = 100, .rlim_max = RLIM_INFINITY};
+  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
+  auto writer = RotatingWriter::open(dir, {.max_size = 1000, .max_files = 1});
+  if (!writer) return 3;
+  for (int i = 0; i < 10; ++i) (void)writer->append(numbered(i));
+  auto failed = writer->flush();
+  if (failed || failed.error().sysErrno() != EFBIG) return 4;
+  if (writer->droppedRecords() != 3) return 5;  // 7 made it whole
+  limit.rlim_cur = RLIM_INFINITY;
+  if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 6;
+  if (!writer->append(numbered(10)) || !writer->flush()) return 7;
+  std::string expected;
+  for (int i = 0; i < 7; ++i) expected += numbered(i);
+  expected += numbered(7).substr(0, 9) + "\n" + numbered(10);
+  return readFile(logFilePath(dir, 0)) == expected ? 0 : 8;
+}
+
+TEST_F(RotatingWriterTest, AFailedWriteDropsTheBatchAndEndsTheCutRecord) {
+  EXPECT_EXIT(std::exit(fullDiskScenario(dir())), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
