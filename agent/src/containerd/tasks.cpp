@@ -14,7 +14,11 @@ namespace {
 namespace api = ::containerd::services::tasks::v1;
 
 TaskInfo fromProto(const ::containerd::v1::types::Process& p) {
-  TaskInfo out{.id = p.container_id(), .pid = p.pid(), .exit_status = p.exit_status()};
+  // containerd fills `id` (the task's id, equal to the container's for an init process) and
+  // leaves container_id empty in Tasks.List and Tasks.Get answers.
+  TaskInfo out{.id = p.id().empty() ? p.container_id() : p.id(),
+               .pid = p.pid(),
+               .exit_status = p.exit_status()};
   switch (p.status()) {
     case ::containerd::v1::types::CREATED:
       out.state = TaskInfo::State::kCreated;
