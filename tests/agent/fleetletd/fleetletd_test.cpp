@@ -275,6 +275,26 @@ TEST_F(FleetletdTest, CrashingAppIsRestartedAndNeverStaysDown) {
   EXPECT_NE(agent_log.find("app crash: restarted"), std::string::npos) << agent_log;
 }
 
+TEST_F(FleetletdTest, UnhealthyAppIsRestarted) {
+  startAgent();
+  // Both serve /srv/app over HTTP; "sick" is checked on a path that does not exist.
+  const std::string serve = "busybox httpd -f -p 8080 -h /srv/app";
+  apply(manifest(1, busyboxApp("well", serve,
+                               "    health: {http: {port: 8080, path: /hello.txt}, interval: 1s, "
+                               "failures: 2}\n") +
+                        busyboxApp("sick", serve,
+                                   "    health: {http: {port: 8080, path: /missing}, interval: 1s, "
+                                   "failures: 2}\n")));
+  ASSERT_TRUE(waitRunning({"well", "sick"})) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return agentLog().find("app sick: restarted") != std::string::npos; }, 30s))
+      << agentLog();
+  auto log = agentLog();
+  EXPECT_NE(log.find("app sick: unhealthy: http 404"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app well: unhealthy"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app well: restarted"), std::string::npos) << log;
+}
+
 TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {
   startAgent();
   apply(manifest(1, busyboxApp("steady", "sleep 1000")));
