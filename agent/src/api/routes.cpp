@@ -123,7 +123,9 @@ Task<void> followEvents(StreamWriter& w, core::NodeService& service, int64_t aft
     auto events = co_await w.offload(std::move(job));
     if (events.empty()) continue;
     after = events.back().seq;
-    if (!co_await w.write(ndjsonLines(events))) co_return;
+    std::string chunk = ndjsonLines(events);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
   }
 }
 
@@ -153,7 +155,11 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
 // Streams new log lines every `poll` until the client leaves or the server stops.
 Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogReader> reader,
                       std::vector<LogLine> first, std::chrono::milliseconds poll) {
-  if (!first.empty() && !co_await w.write(ndjsonLines(first))) co_return;
+  if (!first.empty()) {
+    std::string chunk = ndjsonLines(first);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
+  }
   // Shared with the close callback, which may run after this coroutine has returned.
   auto timer = std::make_shared<boost::asio::steady_timer>(w.executor());
   auto wake = [timer] { timer->cancel(); };
@@ -169,7 +175,10 @@ Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogReader> reader,
       spdlog::warn("[api] following logs: {}", lines.error().message());
       co_return;
     }
-    if (!lines->empty() && !co_await w.write(ndjsonLines(*lines))) co_return;
+    if (lines->empty()) continue;
+    std::string chunk = ndjsonLines(*lines);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
   }
 }
 

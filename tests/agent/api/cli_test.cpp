@@ -178,7 +178,8 @@ TEST_F(CliTest, DescribeAppShowsStatusSpecAndEvents) {
   for (auto expected :
        {"Name:          camera\n", "State:         running\n", "Restarts:      2\n",
         "PID:           4242\n", "Last exit:     code 137 at ", "(4m ago)\n",
-        "Spec:\n  args:\n    - /bin/camera\n", "      hostPort: 18080\n",
+        "Spec:\n  args:\n    - /bin/camera\n",
+        "    expose:\n      - hostPort: 18080\n        port: 8080\n",
         "Events:\n  4m       exited      code 137\n", "  3m       started     pid 4242\n"}) {
     EXPECT_NE(out.out.find(expected), std::string::npos) << "missing: " << expected << "\n"
                                                          << out.out;

@@ -8,6 +8,7 @@
 
 #include "api/api_server.h"
 #include "api/json_codec.h"
+#include "api/log_reader.h"
 #include "fake_node_service.h"
 #include "raw_client.h"
 #include "support/temp_dir.h"
