@@ -18,6 +18,8 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
+void fuzzHandoffMessage(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -29,6 +31,7 @@ inline constexpr Target kTargets[] = {
     {"manifest", &fuzzManifest},
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
+    {"handoff_message", &fuzzHandoffMessage},
 };
 
 }  // namespace fleetlet::fuzz

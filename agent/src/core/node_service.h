@@ -57,9 +57,9 @@ struct AppDetail {
 };
 
 struct NodeStatus {
-  int64_t desired_revision = 0;     // newest accepted manifest
-  int64_t applied_revision = 0;     // newest revision the node fully converged to
-  int64_t last_good_revision = 0;   // last revision that converged without errors
+  int64_t desired_revision = 0;    // newest accepted manifest
+  int64_t applied_revision = 0;    // newest revision the node fully converged to
+  int64_t last_good_revision = 0;  // last revision that converged without errors
   bool converged = false;
   std::vector<std::string> errors;  // app-level errors of the current revision
 };

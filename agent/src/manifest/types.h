@@ -66,11 +66,11 @@ struct Bundle {
 struct App {
   std::string name;  // the key in `apps`: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 chars
   Runtime runtime = Runtime::kContainer;
-  std::string image;               // container: a reference (tag or @sha256 digest)
-  std::vector<std::string> args;   // container: replaces the image's entrypoint+cmd when set
+  std::string image;              // container: a reference (tag or @sha256 digest)
+  std::vector<std::string> args;  // container: replaces the image's entrypoint+cmd when set
   std::map<std::string, std::string> env;
-  std::string user;                // "uid[:gid]" or empty for the image's
-  std::string working_dir;         // empty for the image's
+  std::string user;         // "uid[:gid]" or empty for the image's
+  std::string working_dir;  // empty for the image's
   Resources resources;
   RestartPolicy restart = RestartPolicy::kAlways;
   std::optional<HealthCheck> health;
