@@ -20,6 +20,9 @@ void fuzzAuthChallenge(std::string_view data);
 void fuzzRegistryError(std::string_view data);
 // handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
 void fuzzHandoffMessage(std::string_view data);
+// parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
+// same spec hashes when re-read as JSON, and every container app gets a spec.
+void fuzzNodeState(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -32,6 +35,7 @@ inline constexpr Target kTargets[] = {
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
     {"handoff_message", &fuzzHandoffMessage},
+    {"nodestate", &fuzzNodeState},
 };
 
 }  // namespace fleetlet::fuzz
