@@ -173,6 +173,12 @@ Json toJson(const core::NodeStatus& s) {
 
 Json toJson(const core::ApplyResult& r) { return {{"revision", r.revision}, {"apps", r.apps}}; }
 
+Json toJson(const logs::LogEntry& e) {
+  return {{"time", logs::formatRfc3339Nano(e.time)},
+          {"stream", logs::toString(e.stream)},
+          {"log", e.text}};
+}
+
 Result<core::AppStatus> appStatusFromJson(const Json& j, std::string_view path) {
   core::AppStatus s;
   FLEETLET_ASSIGN_OR_RETURN(s.name, requireString(j, "name", path));
@@ -255,6 +261,25 @@ Result<core::ApplyResult> applyResultFromJson(const Json& j, std::string_view pa
   FLEETLET_ASSIGN_OR_RETURN(auto apps, requireInt(j, "apps", path));
   r.apps = static_cast<int>(apps);
   return r;
+}
+
+Result<logs::LogEntry> logEntryFromJson(const Json& j, std::string_view path) {
+  logs::LogEntry e;
+  FLEETLET_ASSIGN_OR_RETURN(auto time, requireString(j, "time", path));
+  auto t = parseTime(time);
+  if (!t) return std::unexpected(t.error().wrap("{}.time", path));
+  e.time = *t;
+  FLEETLET_ASSIGN_OR_RETURN(auto stream, requireString(j, "stream", path));
+  if (stream == "stdout") {
+    e.stream = logs::Stream::kStdout;
+  } else if (stream == "stderr") {
+    e.stream = logs::Stream::kStderr;
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "{}.stream: \"{}\" is not stdout or stderr", path,
+                stream);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(e.text, requireString(j, "log", path));
+  return e;
 }
 
 }  // namespace fleetlet::api

@@ -10,6 +10,7 @@
 #include "core/node_service.h"
 #include "error/error.h"
 #include "json/json.h"
+#include "logs/reader.h"
 
 namespace fleetlet::api {
 
@@ -24,6 +25,9 @@ Json toJson(const core::NodeEvent& e);
 Json toJson(const core::AppDetail& d);
 Json toJson(const core::NodeStatus& s);
 Json toJson(const core::ApplyResult& r);
+// A log entry: {"time","stream","log"}; time in RFC 3339 with nanoseconds as the CRI log has
+// it, stream "stdout" or "stderr".
+Json toJson(const logs::LogEntry& e);
 
 // Decoders: kInvalidArgument naming the member path ("apps[2].restarts: expected an
 // integer, got string") for missing or mistyped required members. Unknown members are
@@ -33,5 +37,6 @@ Result<core::NodeEvent> nodeEventFromJson(const Json& j, std::string_view path);
 Result<core::AppDetail> appDetailFromJson(const Json& j, std::string_view path);
 Result<core::NodeStatus> nodeStatusFromJson(const Json& j, std::string_view path);
 Result<core::ApplyResult> applyResultFromJson(const Json& j, std::string_view path);
+Result<logs::LogEntry> logEntryFromJson(const Json& j, std::string_view path);
 
 }  // namespace fleetlet::api

@@ -5,10 +5,12 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "api/json_codec.h"
-#include "api/log_reader.h"
 #include "http/server.h"
 
 namespace fleetlet::api {
@@ -57,7 +59,7 @@ std::string ndjsonLines(const std::vector<core::NodeEvent>& events) {
   return out;
 }
 
-std::string ndjsonLines(const std::vector<LogLine>& lines) {
+std::string ndjsonLines(const std::vector<logs::LogEntry>& lines) {
   std::string out;
   for (const auto& l : lines) {
     out += toJson(l).dump();
@@ -152,9 +154,31 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }
 
-// Streams new log lines every `poll` until the client leaves or the server stops.
-Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogReader> reader,
-                      std::vector<LogLine> first, std::chrono::milliseconds poll) {
+// A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
+// has not logged yet is followed from its first line). Used from one thread at a time.
+struct LogFollowState {
+  std::filesystem::path dir;
+  size_t tail = SIZE_MAX;
+  std::optional<logs::LogFollower> follower;
+
+  // The entries completed since the last call (the tail first).
+  Result<std::vector<logs::LogEntry>> poll() {
+    if (!follower) {
+      auto opened = logs::LogFollower::open(dir, tail);
+      if (!opened && opened.error().code() == ErrorCode::kNotFound) {
+        return std::vector<logs::LogEntry>();
+      }
+      if (!opened) return std::unexpected(opened.error());
+      follower.emplace(std::move(*opened));
+    }
+    return follower->poll();
+  }
+};
+
+// Streams `first`, then new log entries every `interval` until the client leaves or the server
+// stops.
+Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogFollowState> state,
+                      std::vector<logs::LogEntry> first, std::chrono::milliseconds interval) {
   if (!first.empty()) {
     std::string chunk = ndjsonLines(first);
     auto written = co_await w.write(chunk);
@@ -165,18 +189,19 @@ Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogReader> reader,
   auto wake = [timer] { timer->cancel(); };
   w.onClose(std::move(wake));
   while (w.isOpen()) {
-    timer->expires_after(poll);
+    timer->expires_after(interval);
     boost::system::error_code ec;
     co_await timer->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (!w.isOpen()) break;
-    auto job = [reader] { return reader->readNew(); };
-    auto lines = co_await w.offload(std::move(job));
-    if (!lines) {
-      spdlog::warn("[api] following logs: {}", lines.error().message());
+    auto job = [state] { return state->poll(); };
+    auto entries = co_await w.offload(std::move(job));
+    if (!entries) {
+      spdlog::warn("[api] following logs in {}: {}", state->dir.string(),
+                   entries.error().message());
       co_return;
     }
-    if (lines->empty()) continue;
-    std::string chunk = ndjsonLines(*lines);
+    if (entries->empty()) continue;
+    std::string chunk = ndjsonLines(*entries);
     auto written = co_await w.write(chunk);
     if (!written) co_return;
   }
@@ -191,17 +216,27 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   auto dir_job = [&service, name] { return service.logDir(name); };
   auto dir = co_await r.offload(std::move(dir_job));
   if (!dir) co_return http::errorResponse(dir.error());
+  size_t count = *tail ? static_cast<size_t>(**tail) : SIZE_MAX;
 
-  auto reader = std::make_shared<LogReader>(*dir);
-  std::optional<size_t> count;
-  if (*tail) count = static_cast<size_t>(**tail);
-  auto read_job = [reader, count] { return reader->readTail(count); };
-  auto lines = co_await r.offload(std::move(read_job));
-  if (!lines) co_return http::errorResponse(lines.error().wrap("logs of {}", name));
-  if (!*follow) co_return Response::text(200, ndjsonLines(*lines), std::string(kNdjson));
-  auto poll = config.log_poll;
-  auto producer = [reader, first = std::move(*lines), poll](StreamWriter& w) {
-    return followLogs(w, reader, first, poll);
+  if (!*follow) {
+    auto read_job = [path = *dir, count] { return logs::readTail(path, count); };
+    auto result = co_await r.offload(std::move(read_job));
+    // No directory yet: the app has not written a line.
+    if (!result && result.error().code() != ErrorCode::kNotFound) {
+      co_return http::errorResponse(result.error().wrap("logs of {}", name));
+    }
+    std::string body = result ? ndjsonLines(result->entries) : std::string();
+    co_return Response::text(200, std::move(body), std::string(kNdjson));
+  }
+  auto state = std::make_shared<LogFollowState>();
+  state->dir = *dir;
+  state->tail = count;
+  auto first_job = [state] { return state->poll(); };
+  auto first = co_await r.offload(std::move(first_job));
+  if (!first) co_return http::errorResponse(first.error().wrap("logs of {}", name));
+  auto interval = config.log_poll;
+  auto producer = [state, entries = std::move(*first), interval](StreamWriter& w) {
+    return followLogs(w, state, entries, interval);
   };
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }

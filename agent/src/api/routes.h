@@ -5,7 +5,7 @@
 //   GET  /v1/apps                    → {"apps":[AppStatus...]}
 //   GET  /v1/apps/{name}             → AppDetail
 //   POST /v1/apps/{name}/restart     → 200 {"app","restarted":true}
-//   GET  /v1/apps/{name}/logs        ?tail=N&follow=true → NDJSON LogLine
+//   GET  /v1/apps/{name}/logs        ?tail=N&follow=true → NDJSON log entries
 //   GET  /v1/status                  → NodeStatus
 //   GET  /v1/events                  ?after=SEQ&limit=N&follow=true → NDJSON NodeEvent
 // Errors are {"code","message"} with the status of http::httpStatus().

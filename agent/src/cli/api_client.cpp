@@ -247,12 +247,12 @@ Status ApiClient::events(int64_t after, bool follow,
 }
 
 Status ApiClient::logs(std::string_view app, std::optional<std::size_t> tail, bool follow,
-                       const std::function<bool(const api::LogLine&)>& on_line) {
+                       const std::function<bool(const logs::LogEntry&)>& on_line) {
   std::string path =
       fmt::format("/v1/apps/{}/logs?follow={}", escapePathSegment(app), follow ? "true" : "false");
   if (tail) path += fmt::format("&tail={}", *tail);
   return streamLines(path, follow, [&](const Json& j) -> Result<bool> {
-    auto line = api::logLineFromJson(j, "line");
+    auto line = api::logEntryFromJson(j, "line");
     if (!line) return std::unexpected(malformed(line.error()));
     return on_line(*line);
   });

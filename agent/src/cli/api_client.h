@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
-#include "api/log_reader.h"
 #include "core/node_service.h"
 #include "error/error.h"
 #include "json/json.h"
+#include "logs/reader.h"
 
 namespace fleetlet::http {
 class Client;
@@ -53,7 +53,7 @@ class ApiClient {
   // Calls on_line for the app's last `tail` log lines (all when nullopt) and, with `follow`,
   // for new lines as they are written, like events().
   Status logs(std::string_view app, std::optional<std::size_t> tail, bool follow,
-              const std::function<bool(const api::LogLine&)>& on_line);
+              const std::function<bool(const logs::LogEntry&)>& on_line);
 
  private:
   // Sends a request; an HTTP error status becomes the Error fleetletd described.

@@ -170,7 +170,7 @@ int runEvents(ApiClient& client, int64_t after, bool follow) {
 int runLogs(ApiClient& client, const std::string& name, int tail, bool follow) {
   std::optional<size_t> count;
   if (tail >= 0) count = static_cast<size_t>(tail);
-  auto st = client.logs(name, count, follow, [](const api::LogLine& line) {
+  auto st = client.logs(name, count, follow, [](const logs::LogEntry& line) {
     fmt::print("{}\n", line.text);
     std::fflush(stdout);
     return true;

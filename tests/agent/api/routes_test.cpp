@@ -8,7 +8,6 @@
 
 #include "api/api_server.h"
 #include "api/json_codec.h"
-#include "api/log_reader.h"
 #include "fake_node_service.h"
 #include "raw_client.h"
 #include "support/temp_dir.h"
@@ -321,9 +320,9 @@ TEST_F(ApiTest, LogsTailJoinsPartialLinesAcrossRotatedFiles) {
   std::vector<std::string> texts;
   std::istringstream lines(all.body);
   for (std::string line; std::getline(lines, line);) {
-    auto l = logLineFromJson(*parseJson(line, "line"), "line");
+    auto l = logEntryFromJson(*parseJson(line, "line"), "line");
     ASSERT_TRUE(l) << l.error().message();
-    texts.push_back(l->stream + ":" + l->text);
+    texts.push_back(std::string(logs::toString(l->stream)) + ":" + l->text);
   }
   // A partial piece at the end of a rotated file is continued in the next one.
   EXPECT_EQ(texts,
@@ -340,6 +339,25 @@ TEST_F(ApiTest, LogsOfAnAppWithoutFilesAreEmpty) {
   auto r = call("GET", "/v1/apps/camera/logs?tail=10");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "");
+}
+
+TEST_F(ApiTest, LogsFollowWaitsForAnAppThatHasNotLoggedYet) {
+  auto dir = dir_->path() / "logs" / "late";
+  service_.setLogDir("late", dir);
+  std::vector<std::string> lines;
+  Reply reply;
+  std::thread follower([&] {
+    reply = test::collectLines(
+        socket_, "/v1/apps/late/logs?follow=true",
+        [](const std::vector<std::string>& l) { return !l.empty(); }, lines);
+  });
+  std::this_thread::sleep_for(50ms);  // let the follower find no directory first
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "current.log") << "2026-11-21T06:00:00Z stdout F hello\n";
+  follower.join();
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("\"hello\""), std::string::npos) << lines[0];
 }
 
 TEST_F(ApiTest, LogsFollowStreamsAppendedLinesAndFollowsRotation) {
