@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <thread>
 
+#include "api/api_server.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
@@ -152,10 +153,15 @@ int main(int argc, char** argv) {
                                   .pid = a.pid,
                                   .check = *it->second.health});
              }
+             spdlog::debug("health checks for {} apps", targets.size());
              monitor.setTargets(std::move(targets));
            }});
   agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
+
+  auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
+  if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
+  spdlog::info("local API on {}", cfg.api_socket.string());
 
   auto events = fleetlet::containerd::EventSubscription::start(
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
@@ -174,6 +180,7 @@ int main(int argc, char** argv) {
     agent.stop();
   });
   agent.run();
+  (*api)->stop();
   monitor.stop();
   source.reset();
   events.reset();

@@ -66,7 +66,7 @@ ErrorCode codeFromName(std::string_view name, long status) {
 
 // The Error that an HTTP error answer describes: fleetletd's message, or the status and body
 // when the body is not fleetletd's {"code","message"}.
-Error serverError(const http::Response& response) {
+Error serverError(const http::ClientResponse& response) {
   if (auto body = parseJson(response.body, "error"); body && body->is_object()) {
     auto message = requireString(*body, "message", "error");
     auto code = requireString(*body, "code", "error");
@@ -111,7 +111,7 @@ ApiClient::ApiClient(ApiClient&&) noexcept = default;
 ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
 
 Result<Json> ApiClient::call(std::string_view method, std::string_view path, std::string body) {
-  http::Request request;
+  http::ClientRequest request;
   request.method = std::string(method);
   request.url = fmt::format("{}{}", kBase, path);
   request.body = std::move(body);
@@ -182,7 +182,7 @@ Status ApiClient::streamLines(std::string_view path, bool follow,
                                             .connect_timeout = std::chrono::seconds(5),
                                             .stall_timeout = std::chrono::hours(24 * 365)});
   http::Client& client = follow ? follower : *client_;
-  http::Request request;
+  http::ClientRequest request;
   request.url = fmt::format("{}{}", kBase, path);
   request.follow_redirects = false;
   std::string buffer;

@@ -176,7 +176,8 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
 }
 
 Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_view repository,
-                                             const http::ClientResponse& response, bool sent_basic) {
+                                             const http::ClientResponse& response,
+                                             bool sent_basic) {
   auto header = response.headers.find("WWW-Authenticate");
   if (!header) return false;
   auto challenges = parseChallenges(*header);
@@ -200,8 +201,10 @@ Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_vie
   return false;
 }
 
-Result<http::ClientResponse> RegistryClient::perform(http::Client& http, std::string_view repository,
-                                               http::ClientRequest request, const http::BodySink* sink) {
+Result<http::ClientResponse> RegistryClient::perform(http::Client& http,
+                                                     std::string_view repository,
+                                                     http::ClientRequest request,
+                                                     const http::BodySink* sink) {
   // Once the registry is known to want bearer tokens, get one before asking: saves a 401.
   std::optional<Challenge> known_bearer;
   {

@@ -114,7 +114,9 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-Result<ClientResponse> Client::send(const ClientRequest& request) { return impl_->perform(request, nullptr); }
+Result<ClientResponse> Client::send(const ClientRequest& request) {
+  return impl_->perform(request, nullptr);
+}
 
 Result<ClientResponse> Client::stream(const ClientRequest& request, const BodySink& sink) {
   return impl_->perform(request, &sink);
