@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
 # measured in the same run (see docs/benchmarks.md). Run as root.
-#   hack/bench.sh [pull] [-- extra args]
+#   hack/bench.sh [pull|apply] [extra args for that benchmark]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
@@ -11,4 +11,7 @@ export FLEETLET_SOURCE_DIR=$PWD FLEETLET_BINARY_DIR=$PWD/build
 which=${1:-all}
 if [[ $which == all || $which == pull ]]; then
   build/tests/bench/pull/bench_pull "${@:2}"
+fi
+if [[ $which == all || $which == apply ]]; then
+  build/tests/bench/apply/bench_apply "${@:2}"
 fi
