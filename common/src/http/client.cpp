@@ -8,6 +8,7 @@
 #include <mutex>
 
 namespace fleetlet::http {
+inline namespace curl_client {
 namespace {
 
 // curl_global_init is not thread-safe; run it once before the first handle.
@@ -192,4 +193,5 @@ Result<Response> Client::Impl::perform(const Request& request, const BodySink* s
   return std::move(transfer.response);
 }
 
+}  // namespace curl_client
 }  // namespace fleetlet::http

@@ -20,6 +20,10 @@
 #include "error/error.h"
 
 namespace fleetlet::http {
+// server.h also defines http::Request and http::Response. The inline namespace gives the
+// client's types their own linker names, so a binary may link both (a service that also
+// POSTs) without an ODR clash; a file should still include only one of the two headers.
+inline namespace curl_client {
 
 // Header list; names compare case-insensitively in find().
 class Headers {
@@ -87,4 +91,5 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+}  // namespace curl_client
 }  // namespace fleetlet::http
