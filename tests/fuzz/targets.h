@@ -18,6 +18,9 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// MultipartParser (blob uploads); the first byte chooses a chunk size, and the parts found
+// must not depend on how the body was chunked.
+void fuzzMultipart(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -25,10 +28,9 @@ struct Target {
 };
 
 inline constexpr Target kTargets[] = {
-    {"reference", &fuzzReference},
-    {"manifest", &fuzzManifest},
-    {"auth_challenge", &fuzzAuthChallenge},
-    {"registry_error", &fuzzRegistryError},
+    {"reference", &fuzzReference},          {"manifest", &fuzzManifest},
+    {"auth_challenge", &fuzzAuthChallenge}, {"registry_error", &fuzzRegistryError},
+    {"multipart", &fuzzMultipart},
 };
 
 }  // namespace fleetlet::fuzz

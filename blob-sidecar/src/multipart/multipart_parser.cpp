@@ -280,9 +280,11 @@ Status MultipartParser::afterDelimiter(std::string_view& data) {
 }
 
 Status MultipartParser::headers(std::string_view& data) {
+  // A header block (with its final CRLF CRLF) may span at most max_header_bytes + 2 bytes;
+  // nothing beyond that is buffered. The outcome does not depend on how input is chunked.
+  const std::size_t cap = limits_.max_header_bytes + 2;
   std::size_t old = header_block_.size();
-  std::size_t room = limits_.max_header_bytes + 4 - std::min(old, limits_.max_header_bytes + 4);
-  std::size_t take = std::min(room, data.size());
+  std::size_t take = std::min(cap - std::min(old, cap), data.size());
   header_block_.append(data.substr(0, take));
   std::size_t end = std::string::npos;
   if (header_block_.starts_with("\r\n")) {
@@ -292,18 +294,13 @@ Status MultipartParser::headers(std::string_view& data) {
     if (pos != std::string::npos) end = pos + 4;
   }
   if (end == std::string::npos) {
-    if (header_block_.size() > limits_.max_header_bytes) {
+    if (header_block_.size() >= cap) {
       return setFailed(Error(ErrorCode::kInvalidArgument,
                              fmt::format("multipart: the headers of part {} exceed {} bytes",
                                          parts_, limits_.max_header_bytes)));
     }
     data.remove_prefix(take);
     return Status();
-  }
-  if (end > limits_.max_header_bytes + 2) {
-    return setFailed(Error(ErrorCode::kInvalidArgument,
-                           fmt::format("multipart: the headers of part {} exceed {} bytes", parts_,
-                                       limits_.max_header_bytes)));
   }
   data.remove_prefix(end - old);
   header_block_.resize(end);
