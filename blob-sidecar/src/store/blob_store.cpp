@@ -19,10 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Start writeback of an upload every this many bytes, so the final fsync has little left to do
-// and dirty pages do not pile up.
-constexpr uint64_t kWritebackStep = 8 * 1024 * 1024;
-
 constexpr std::string_view kMigration1 = R"sql(
 CREATE TABLE contents (
   sha256 TEXT PRIMARY KEY,
@@ -185,11 +181,6 @@ Status BlobUpload::write(std::string_view data) {
     left -= static_cast<std::size_t>(n);
   }
   bytes_ += data.size();
-  if (bytes_ - synced_to_ >= kWritebackStep) {
-    ::sync_file_range(fd_.get(), static_cast<off_t>(synced_to_),
-                      static_cast<off_t>(bytes_ - synced_to_), SYNC_FILE_RANGE_WRITE);
-    synced_to_ = bytes_;
-  }
   return Status();
 }
 

@@ -103,8 +103,7 @@ class BlobUpload {
   UniqueFd fd_;
   Sha256 hash_;
   uint64_t bytes_ = 0;
-  uint64_t reserved_ = 0;   // quota reserved in the store for these bytes
-  uint64_t synced_to_ = 0;  // writeback started up to here
+  uint64_t reserved_ = 0;  // quota reserved in the store for these bytes
   bool committed_ = false;
 };
 
