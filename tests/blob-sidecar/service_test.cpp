@@ -68,15 +68,15 @@ class BlobServiceTest : public ::testing::Test {
     service_.emplace(std::move(*process));
   }
 
-  http::Response get(const std::string& path,
+  http::ClientResponse get(const std::string& path,
                      std::vector<std::pair<std::string, std::string>> headers = {}) {
     http::Client client;
-    http::Request request;
+    http::ClientRequest request;
     request.url = service_->baseUrl() + path;
     for (auto& [k, v] : headers) request.headers.add(k, v);
     auto response = client.send(request);
     EXPECT_TRUE(response) << response.error().message();
-    return response ? *response : http::Response{};
+    return response ? *response : http::ClientResponse{};
   }
 
   // Uploads with curl -F, as the docs show. Returns (status, body).
@@ -243,14 +243,14 @@ TEST_F(BlobServiceTest, BadMultipartIsRejectedNamingTheProblem) {
   startService();
   auto post = [&](const std::string& content_type, const std::string& body) {
     http::Client client;
-    http::Request request;
+    http::ClientRequest request;
     request.method = "POST";
     request.url = service_->baseUrl() + "/api/v1/blobs";
     request.headers.add("Content-Type", content_type);
     request.body = body;
     auto response = client.send(request);
     EXPECT_TRUE(response) << response.error().message();
-    return response ? *response : http::Response{};
+    return response ? *response : http::ClientResponse{};
   };
   const std::string ct = "multipart/form-data; boundary=XyZ";
   auto part = [](std::string name, std::string body, std::string extra = "") {

@@ -1,15 +1,23 @@
 #include "targets.h"
 
+#include <fcntl.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "handoff/protocol.h"
+#include "manifest/parse.h"
+#include "manifest/yaml_json.h"
 #include "multipart/multipart_parser.h"
 #include "oci/digest.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/reference.h"
+#include "ocispec/builder.h"
 #include "registry/auth.h"
 #include "registry/registry_error.h"
 
@@ -102,6 +110,75 @@ void fuzzRegistryError(std::string_view data) {
   Error e = registry::decodeRegistryError(status, data, "127.0.0.1:5000/acme/x:1");
   check(e.message().find("127.0.0.1:5000/acme/x:1") != std::string::npos, "error names what");
   check(e.message().size() < 4096, "error message bounded");
+}
+
+void fuzzHandoffMessage(std::string_view data) {
+  std::size_t fds = 0;
+  if (!data.empty()) {
+    fds = static_cast<unsigned char>(data[0]) % 4;
+    data.remove_prefix(1);
+  }
+  auto message = handoff::decodeMessage(data, fds);
+  if (!message) {
+    check(message.error().code() == ErrorCode::kInvalidArgument, "handoff error code");
+    check(message.error().message().size() < 4096, "handoff error message bounded");
+    return;
+  }
+  check(!message->fd.valid(), "decoded message owns no fd");
+  bool named = message->op == handoff::Op::kAdd || message->op == handoff::Op::kRemove;
+  check(fds == (message->op == handoff::Op::kAdd ? 1u : 0u), "fd count matches op");
+  check(named == !message->app.empty(), "app present exactly for add/remove");
+  if (named) check(handoff::validateName("app", message->app).has_value(), "app valid");
+  if (!message->listener.empty()) {
+    check(handoff::validateName("listener", message->listener).has_value(), "listener valid");
+  }
+  check(message->op != handoff::Op::kAdd || !message->listener.empty(), "add names a listener");
+  // Re-encoding (with a stand-in fd for add) decodes to the same message.
+  handoff::Message copy{message->op, message->app, message->listener, UniqueFd()};
+  if (copy.op == handoff::Op::kAdd) copy.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (copy.op != handoff::Op::kAdd || copy.fd) {
+    auto body = handoff::encodeMessage(copy);
+    check(body.has_value(), "decoded message encodes");
+    auto again = handoff::decodeMessage(*body, fds);
+    check(again.has_value() && again->op == message->op && again->app == message->app &&
+              again->listener == message->listener,
+          "handoff message round-trips");
+  }
+}
+
+void fuzzNodeState(std::string_view data) {
+  auto state = manifest::parseNodeState(data, "fuzz");
+  if (!state) {
+    check(state.error().code() == ErrorCode::kInvalidArgument, "nodestate error code");
+    check(state.error().message().starts_with("fuzz: "), "nodestate error names the source");
+    return;
+  }
+  check(state->revision >= 1, "revision positive");
+  check(state->start_order.size() == state->apps.size(), "start order covers every app");
+  std::set<std::string> started;
+  for (const auto& name : state->start_order) {
+    const auto it = state->apps.find(name);
+    check(it != state->apps.end(), "start order names apps");
+    for (const auto& dep : it->second.depends_on) check(started.contains(dep), "deps start first");
+    check(started.insert(name).second, "start order has no repeats");
+  }
+  for (const auto& [name, app] : state->apps) {
+    check(app.name == name && app.spec_hash.size() == 64, "app name and hash");
+    if (app.runtime != manifest::Runtime::kContainer) continue;
+    oci::ImageConfig image;
+    image.cmd = {"sh"};
+    ocispec::SpecInputs inputs{"id", "fleetlet", "/var/lib/fleetlet/volumes", {}, ""};
+    auto spec = ocispec::buildSpec(app, image, inputs);
+    check(spec.has_value(), "a valid container app gets a spec");
+  }
+  // The same document as JSON gives the same hashes.
+  auto json = manifest::manifestToJson(data);
+  check(json.has_value(), "an accepted manifest converts");
+  auto again = manifest::parseNodeState(json->dump(-1, ' ', false, Json::error_handler_t::replace));
+  check(again.has_value(), "an accepted manifest re-reads as JSON");
+  for (const auto& [name, app] : state->apps) {
+    check(again->apps.at(name).spec_hash == app.spec_hash, "hash stable across formats");
+  }
 }
 
 namespace {

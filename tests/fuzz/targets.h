@@ -18,6 +18,11 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
+void fuzzHandoffMessage(std::string_view data);
+// parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
+// same spec hashes when re-read as JSON, and every container app gets a spec.
+void fuzzNodeState(std::string_view data);
 // MultipartParser (blob uploads); the first byte chooses a chunk size, and the parts found
 // must not depend on how the body was chunked.
 void fuzzMultipart(std::string_view data);
@@ -28,8 +33,12 @@ struct Target {
 };
 
 inline constexpr Target kTargets[] = {
-    {"reference", &fuzzReference},          {"manifest", &fuzzManifest},
-    {"auth_challenge", &fuzzAuthChallenge}, {"registry_error", &fuzzRegistryError},
+    {"reference", &fuzzReference},
+    {"manifest", &fuzzManifest},
+    {"auth_challenge", &fuzzAuthChallenge},
+    {"registry_error", &fuzzRegistryError},
+    {"handoff_message", &fuzzHandoffMessage},
+    {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
 };
 

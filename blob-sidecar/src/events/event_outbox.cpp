@@ -102,7 +102,7 @@ Result<int64_t> EventPublisher::publishBatch() {
   client_options.connect_timeout = std::chrono::milliseconds(2000);
   client_options.total_timeout = std::chrono::milliseconds(15000);
   http::Client client(client_options);
-  http::Request request;
+  http::ClientRequest request;
   request.method = "POST";
   request.url = options_.events_url + "/api/v1/events/publish";
   request.headers.add("Content-Type", "application/json");

@@ -24,7 +24,7 @@
 #include "os/child_process.h"
 #include "os/unique_fd.h"
 
-// server.h and client.h both define http::Request/Response; tests include client.h.
+// Keeps http/server.h out of the tests that include this header.
 namespace fleetlet::http {
 class Server;
 }
