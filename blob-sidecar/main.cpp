@@ -39,11 +39,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--collect-interval-ms", collect_ms, "how often expired blobs are deleted")
       ->capture_default_str();
+  std::string handoff_socket;
+  app.add_option("--handoff-socket", handoff_socket,
+                 "unix socket where the agent hands over each app's listener");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (auto st = setupLogging("fleetlet-blobs", log_level); !st) return fatal(st.error());
 
   options.data_dir = data_dir;
+  if (!handoff_socket.empty()) options.handoff_socket = handoff_socket;
   options.collect_interval = std::chrono::milliseconds(collect_ms);
   auto max = service::parseByteSize(max_blob_size);
   if (!max) return fatal(max.error().wrap("--max-blob-size"));

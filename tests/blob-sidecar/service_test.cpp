@@ -1,14 +1,19 @@
 // fleetlet-blobs end to end: the real binary over real HTTP (curl, Node's fetch, a raw
 // streaming client), with a recording event service standing in for fleetlet-streams.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "crypto/sha256.h"
+#include "handoff/sender.h"
 #include "http/client.h"
 #include "json/json.h"
 #include "os/child_process.h"
@@ -69,7 +74,7 @@ class BlobServiceTest : public ::testing::Test {
   }
 
   http::ClientResponse get(const std::string& path,
-                     std::vector<std::pair<std::string, std::string>> headers = {}) {
+                           std::vector<std::pair<std::string, std::string>> headers = {}) {
     http::Client client;
     http::ClientRequest request;
     request.url = service_->baseUrl() + path;
@@ -435,6 +440,70 @@ TEST_F(BlobServiceTest, TwoGibUploadKeepsRssUnder32MiB) {
   ASSERT_TRUE(meta);
   EXPECT_EQ((*meta)["bytes"], kBytes);
   EXPECT_EQ((*meta)["sha256"], patternSha256(kBytes, 7));
+}
+
+// A listening socket on 127.0.0.1:<any port>, as the agent would create in an app's namespace.
+std::pair<UniqueFd, uint16_t> appListener() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(::listen(fd.get(), 64), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  return {std::move(fd), ntohs(addr.sin_port)};
+}
+
+TEST_F(BlobServiceTest, SourceAppIsTheAppWhoseListenerTheUploadCameThrough) {
+  fs::path socket = dir_->path() / "handoff.sock";
+  startService({"--handoff-socket", socket.string()});
+  handoff::HandoffSender agent;
+  ASSERT_TRUE(agent.connect(socket));
+  auto [camera_fd, camera_port] = appListener();
+  auto [scanner_fd, scanner_port] = appListener();
+  ASSERT_TRUE(agent.add("camera", "blobs", std::move(camera_fd)));
+  ASSERT_TRUE(agent.add("scanner", "blobs", std::move(scanner_fd)));
+
+  std::string meta = metadataJson("com.test.apps", {{"policy", "keepForever"}});
+  // The service adopts the listeners on its receiver thread; connections queue until then.
+  auto from_camera = upload(camera_port, {.blob_bytes = 100, .seed = 1, .metadata_json = meta});
+  auto from_scanner = upload(scanner_port, {.blob_bytes = 100, .seed = 2, .metadata_json = meta});
+  auto from_host = upload(service_->port(), {.blob_bytes = 100, .seed = 3, .metadata_json = meta});
+  ASSERT_TRUE(from_camera && from_scanner && from_host);
+  ASSERT_EQ(from_camera->status, 201) << from_camera->body;
+  ASSERT_EQ(from_scanner->status, 201) << from_scanner->body;
+  ASSERT_EQ(from_host->status, 201) << from_host->body;
+
+  auto appOf = [&](const RawResponse& r) {
+    auto meta_json = parseJson(get("/api/v1/blobs/" + handleOf(r.body) + "/metadata").body, "m");
+    return meta_json ? (*meta_json)["sourceApp"].get<std::string>() : "?";
+  };
+  EXPECT_EQ(appOf(*from_camera), "camera");
+  EXPECT_EQ(appOf(*from_scanner), "scanner");
+  EXPECT_EQ(appOf(*from_host), "");
+  auto events = events_->waitForEvents(3, 10s);
+  ASSERT_EQ(events.size(), 3u);
+  std::set<std::string> apps;
+  for (const Json& e : events) apps.insert(e["payload"]["sourceApp"].get<std::string>());
+  EXPECT_EQ(apps, (std::set<std::string>{"camera", "scanner", ""}));
+
+  // keepUntilNext defaults to "same app": the camera's newer photo does not replace the
+  // scanner's.
+  Json next = {{"policy", "keepUntilNext"}};
+  auto cam1 =
+      upload(camera_port,
+             {.blob_bytes = 10, .seed = 4, .metadata_json = metadataJson("com.test.latest", next)});
+  auto scan1 =
+      upload(scanner_port,
+             {.blob_bytes = 10, .seed = 5, .metadata_json = metadataJson("com.test.latest", next)});
+  auto cam2 =
+      upload(camera_port,
+             {.blob_bytes = 10, .seed = 6, .metadata_json = metadataJson("com.test.latest", next)});
+  ASSERT_TRUE(cam1 && scan1 && cam2);
+  EXPECT_EQ(get("/api/v1/blobs/" + handleOf(cam1->body)).status, 404);
+  EXPECT_EQ(get("/api/v1/blobs/" + handleOf(scan1->body)).status, 200);
+  EXPECT_EQ(get("/api/v1/blobs/" + handleOf(cam2->body)).status, 200);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "api/http_range.h"
 #include "api/upload_metadata.h"
+#include "handoff/http_adapter.h"
 #include "json/json.h"
 #include "multipart/multipart_parser.h"
 #include "os/unique_fd.h"
@@ -245,7 +246,7 @@ Task<Response> BlobApi::upload(Request& request) {
   blob.retention = meta->retention;
   blob.content_type = sink.contentType();
   blob.filename = sink.filename();
-  blob.source_app = request.listenerTag();
+  blob.source_app = std::string(handoff::appFromTag(request.listenerTag()).value_or(""));
   auto commit = [this, &upload, &blob] { return store_.commit(*upload, std::move(blob)); };
   auto committed = co_await request.offload(std::move(commit));
   co_await discardUpload(request, upload);

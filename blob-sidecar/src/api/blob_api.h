@@ -5,8 +5,9 @@
 //   GET  /api/v1/blobs/{handle}/metadata     metadata JSON
 //   GET  /api/v1/blobs?<handle> | ?metadata-<handle> | ?semantics=S&limit=N
 //
-// The app a blob comes from (sourceApp) is the tag of the listener its request arrived on:
-// handed-over listeners are tagged with the app's name, host listeners with "".
+// The app a blob comes from (sourceApp) is read from the tag of the listener its request
+// arrived on: listeners handed over by the agent are tagged "app:<name>" (socket handoff,
+// docs/socket-handoff.md); the service's own host listener gives sourceApp "".
 //
 // Concurrency: handlers run on the server's strands and put every store call (disk, SQLite)
 // on the server's blocking pool; BlobApi itself holds no mutable state. The store must

@@ -8,6 +8,7 @@
 
 #include "api/blob_api.h"
 #include "events/event_outbox.h"
+#include "handoff/http_adapter.h"
 #include "retention/collector.h"
 
 namespace fleetlet::service {
@@ -21,6 +22,8 @@ struct BlobService::Parts {
   std::unique_ptr<retention::RetentionCollector> collector;
   std::unique_ptr<api::BlobApi> api;
   std::unique_ptr<http::Server> server;
+  // Destroyed before the server it routes to.
+  std::unique_ptr<handoff::HandoffReceiver> handoff;
   bool stopped = false;
 };
 
@@ -63,9 +66,18 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
   parts->api = std::make_unique<api::BlobApi>(
       *parts->store, api::ApiOptions{.max_blob_size = options.max_blob_size});
   FLEETLET_RETURN_IF_ERROR(parts->api->registerRoutes(*parts->server));
-  auto listener = parts->server->listenTcp(address.first, address.second, "");
+  auto listener = parts->server->listenTcp(address.first, address.second, "host");
   if (!listener) return std::unexpected(listener.error().wrap("listen on {}", options.listen));
   FLEETLET_RETURN_IF_ERROR(parts->server->start());
+  if (options.handoff_socket) {
+    auto receiver = handoff::startHttpHandoff({.socket_path = *options.handoff_socket},
+                                              {{"blobs", parts->server.get()}});
+    if (!receiver) {
+      return std::unexpected(
+          receiver.error().wrap("handoff socket {}", options.handoff_socket->string()));
+    }
+    parts->handoff = std::move(*receiver);
+  }
   return std::unique_ptr<BlobService>(new BlobService(std::move(parts)));
 }
 
@@ -83,6 +95,7 @@ store::BlobStore& BlobService::store() { return *parts_->store; }
 void BlobService::stop() {
   if (parts_->stopped) return;
   parts_->stopped = true;
+  parts_->handoff.reset();
   parts_->server->stop(std::chrono::seconds(5));
   parts_->collector.reset();
   parts_->publisher = nullptr;

@@ -35,12 +35,15 @@ struct ServiceOptions {
   std::string source = "local";
   std::chrono::milliseconds collect_interval{10000};
   std::optional<std::string> cors_origin = "*";
+  // Where the agent hands over each app's blob listener (socket handoff); none when unset.
+  std::optional<std::filesystem::path> handoff_socket;
 };
 
 class BlobService {
  public:
-  // Opens the store, binds the host listener and starts every thread. Fails with the first
-  // error (bad address, unusable data directory, port in use).
+  // Opens the store, binds the host listener (tag "host"), starts the handoff receiver when
+  // a socket is configured, and starts every thread. Fails with the first error (bad
+  // address, unusable data directory, port in use, handoff socket held by a live service).
   static Result<std::unique_ptr<BlobService>> start(ServiceOptions options,
                                                     std::unique_ptr<store::Clock> clock);
   ~BlobService();
@@ -51,7 +54,8 @@ class BlobService {
   // The HTTP server, e.g. to adopt listeners handed over by the agent.
   http::Server& server();
   store::BlobStore& store();
-  // Graceful shutdown of the server, then the publisher and collector. Idempotent.
+  // Graceful shutdown: the handoff receiver, the server, then the publisher and collector.
+  // Idempotent.
   void stop();
 
  private:
