@@ -627,6 +627,9 @@ Task<Result<std::string_view>> Connection::readSome(Request& request) {
     }
   }
   if (request.chunk_.empty()) request.chunk_.resize(kBodyChunkSize);
+  // A flat_buffer starts small and Beast reads at most its free capacity per recv(); without
+  // this a streamed body arrives ~1 KiB per syscall.
+  if (buffer_.capacity() < kBodyChunkSize) buffer_.reserve(kBodyChunkSize);
   while (true) {
     auto& body = parser_->get().body();
     body.data = request.chunk_.data();
