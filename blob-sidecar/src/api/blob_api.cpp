@@ -4,6 +4,10 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <limits>
 #include <memory>
@@ -114,6 +118,15 @@ class UploadSink final : public multipart::PartSink {
   std::optional<std::string> filename_;
 };
 
+// Waits (on the strand) until `running` is false; whoever clears it cancels `wake`.
+Task<void> waitFor(const bool& running, boost::asio::steady_timer& wake) {
+  while (running) {
+    wake.expires_at(boost::asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    co_await wake.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+}
+
 // Deletes an unfinished upload's temporary file off the event loop.
 Task<void> discardUpload(Request& request, std::unique_ptr<store::BlobUpload>& upload) {
   auto drop = [&upload] { upload.reset(); };
@@ -193,12 +206,21 @@ Task<Response> BlobApi::upload(Request& request) {
   UploadSink sink(*upload, options_.max_blob_size);
   multipart::MultipartParser parser(*boundary, sink);
   std::optional<Error> failure;
-  // Pieces from the socket are gathered into a batch before one trip to the blocking pool:
-  // a trip per piece costs two thread switches, which dominate on a loaded machine.
-  std::string batch;
-  batch.reserve(kUploadBatch);
+  // Pieces from the socket are gathered into 1 MiB batches: one trip to the blocking pool per
+  // piece would cost two thread switches each. While the pool parses, hashes and writes one
+  // batch, this coroutine reads the next into the other buffer (two cores work at once).
+  std::string batches[2];
+  int current = 0;
+  struct Pending {
+    bool running = false;
+    Status result;
+  } pending;
+  boost::asio::steady_timer wake(request.executor());
   bool at_end = false;
-  while (!at_end) {
+  while (!at_end && !failure) {
+    std::string& batch = batches[current];
+    batch.clear();
+    batch.reserve(kUploadBatch);
     while (batch.size() < kUploadBatch) {
       auto chunk = co_await request.readSome();
       if (!chunk) {
@@ -211,16 +233,23 @@ Task<Response> BlobApi::upload(Request& request) {
       }
       batch.append(*chunk);
     }
-    if (failure) break;
-    if (batch.empty()) continue;
-    auto feed = [&parser, &batch] { return parser.feed(batch); };
-    auto fed = co_await request.offload(std::move(feed));
-    batch.clear();
-    if (!fed) {
-      failure = fed.error();
-      break;
-    }
+    co_await waitFor(pending.running, wake);
+    if (!pending.result) failure = pending.result.error();
+    if (failure || batch.empty()) break;
+    pending.running = true;
+    std::string* data = &batch;
+    auto feed = [&parser, data] { return parser.feed(*data); };
+    auto run = [&request, &pending, &wake, feed]() -> Task<void> {
+      pending.result = co_await request.offload(feed);
+      pending.running = false;
+      wake.cancel();
+    };
+    boost::asio::co_spawn(request.executor(), run, boost::asio::detached);
+    current ^= 1;
   }
+  // The pool may still be working on the last batch: it references parser and batches.
+  co_await waitFor(pending.running, wake);
+  if (!failure && !pending.result) failure = pending.result.error();
   if (!failure) {
     if (auto finished = parser.finish(); !finished) failure = finished.error();
   }
