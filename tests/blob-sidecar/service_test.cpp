@@ -330,7 +330,7 @@ TEST_F(BlobServiceTest, QuotaAnswers507AndStoresNothing) {
 TEST_F(BlobServiceTest, RetentionExpiryTurnsGetInto404AndDeletesTheFile) {
   startService({"--collect-interval-ms", "100"});
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  double until = std::chrono::duration<double>(now).count() + 1.5;
+  double until = std::chrono::duration<double>(now).count() + 3;
   auto up = upload(service_->port(),
                    {.blob_bytes = 4096,
                     .metadata_json = metadataJson(
@@ -339,7 +339,7 @@ TEST_F(BlobServiceTest, RetentionExpiryTurnsGetInto404AndDeletesTheFile) {
   ASSERT_EQ(up->status, 201) << up->body;
   std::string handle = handleOf(up->body);
   EXPECT_EQ(get("/api/v1/blobs/" + handle).status, 200);
-  EXPECT_TRUE(eventually([&] { return get("/api/v1/blobs/" + handle).status == 404; }));
+  EXPECT_TRUE(eventually([&] { return get("/api/v1/blobs/" + handle).status == 404; }, 15s));
   EXPECT_EQ(get("/api/v1/blobs/" + handle + "/metadata").status, 404);
   EXPECT_TRUE(eventually([&] { return countFiles(dataDir() / "blobs") == 0; }))
       << "the collector did not delete the expired content";
