@@ -16,6 +16,7 @@ BUILD_PKGS=(
 RUN_PKGS=(
   containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static
   iproute2 curl ca-certificates jq procps util-linux
+  nginx-core nodejs
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -6,10 +6,13 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "handoff/protocol.h"
 #include "manifest/parse.h"
 #include "manifest/yaml_json.h"
+#include "multipart/multipart_parser.h"
 #include "oci/digest.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
@@ -176,6 +179,69 @@ void fuzzNodeState(std::string_view data) {
   for (const auto& [name, app] : state->apps) {
     check(again->apps.at(name).spec_hash == app.spec_hash, "hash stable across formats");
   }
+}
+
+namespace {
+
+// Records what the multipart parser reports, as one comparable transcript.
+class MultipartTranscript : public multipart::PartSink {
+ public:
+  Status onPartBegin(const multipart::PartHeaders& headers) override {
+    check(!headers.name.empty(), "part has a name");
+    check(!in_part_, "parts do not nest");
+    in_part_ = true;
+    text += "[begin " + headers.name + "|" + headers.filename.value_or("-") + "|" +
+            headers.content_type + "]";
+    return Status();
+  }
+  Status onPartData(std::string_view data) override {
+    check(in_part_, "data inside a part");
+    check(!data.empty(), "no empty data pieces");
+    text += data;
+    return Status();
+  }
+  Status onPartEnd() override {
+    check(in_part_, "end after begin");
+    in_part_ = false;
+    text += "[end]";
+    return Status();
+  }
+  std::string text;
+
+ private:
+  bool in_part_ = false;
+};
+
+std::string runMultipart(std::string_view body, std::size_t chunk) {
+  MultipartTranscript sink;
+  multipart::MultipartParser parser("bnd", sink, {.max_header_bytes = 256, .max_parts = 8});
+  Status status;
+  for (std::size_t i = 0; i < body.size() && status; i += chunk) {
+    status = parser.feed(body.substr(i, chunk));
+  }
+  if (status) status = parser.finish();
+  if (!status) {
+    check(status.error().code() == ErrorCode::kInvalidArgument, "multipart error code");
+    check(status.error().message().starts_with("multipart: "), "multipart error prefix");
+    // What was emitted before the error may differ by chunking (held-back bytes).
+    return "error: " + status.error().message();
+  }
+  check(parser.done(), "finish() succeeded only after the closing boundary");
+  return sink.text;
+}
+
+}  // namespace
+
+void fuzzMultipart(std::string_view data) {
+  std::size_t chunk = 1;
+  if (!data.empty()) {
+    chunk = 1 + static_cast<unsigned char>(data[0]) % 17;
+    data.remove_prefix(1);
+  }
+  (void)multipart::boundaryFromContentType(data.substr(0, 120));
+  std::string whole = runMultipart(data, std::max<std::size_t>(data.size(), 1));
+  std::string pieces = runMultipart(data, chunk);
+  check(whole == pieces, "multipart result does not depend on chunking");
 }
 
 }  // namespace fleetlet::fuzz

@@ -23,6 +23,9 @@ void fuzzHandoffMessage(std::string_view data);
 // parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
 // same spec hashes when re-read as JSON, and every container app gets a spec.
 void fuzzNodeState(std::string_view data);
+// MultipartParser (blob uploads); the first byte chooses a chunk size, and the parts found
+// must not depend on how the body was chunked.
+void fuzzMultipart(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -36,6 +39,7 @@ inline constexpr Target kTargets[] = {
     {"registry_error", &fuzzRegistryError},
     {"handoff_message", &fuzzHandoffMessage},
     {"nodestate", &fuzzNodeState},
+    {"multipart", &fuzzMultipart},
 };
 
 }  // namespace fleetlet::fuzz

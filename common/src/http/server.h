@@ -227,6 +227,13 @@ class StreamWriter {
   // the client disconnected, a write took longer than write_timeout, or the server is
   // stopping. The producer should then return.
   Task<Status> write(std::string_view data);
+  // Sends `count` bytes of the regular file `fd` from `offset` with sendfile(2), so the bytes
+  // never pass through user space. Only for sized responses (Response::sized); a chunked
+  // stream fails with kInvalidArgument. Completes when the socket took the bytes; fails like
+  // write(), and with kInternal when the file ends before `count` bytes or cannot be read.
+  // Does not take ownership of fd. The first call makes the process ignore SIGPIPE (sendfile
+  // cannot suppress it per call).
+  Task<Status> sendFile(int fd, std::uint64_t offset, std::uint64_t count);
   // False once the stream is closed (see write()).
   bool isOpen() const { return open_; }
   // Registers fn to run (on the strand, once) when the stream closes, also while the producer

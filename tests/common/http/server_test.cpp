@@ -674,5 +674,45 @@ TEST_F(ServerTest, SizedStreamForDownloads) {
   EXPECT_EQ(client.request("GET", "/blob").body(), "0123456789");  // still keep-alive
 }
 
+TEST_F(ServerTest, SendFileServesAFileRangeWithoutUserSpaceCopies) {
+  // Larger than the socket buffers, so sendfile hits EAGAIN and waits for the client.
+  std::string content(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 131 % 251);
+  char path[] = "/tmp/fleetlet-sendfile-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  ASSERT_TRUE(file.valid());
+  ::unlink(path);
+  ASSERT_EQ(::write(file.get(), content.data(), content.size()),
+            static_cast<ssize_t>(content.size()));
+  const std::uint64_t offset = 1000;
+  const std::uint64_t length = content.size() - 2000;
+  int fd = file.get();
+  start([fd, offset, length](Server& s) {
+    ASSERT_TRUE(s.route("GET", "/file", [fd, offset, length](Request&) -> Task<Response> {
+                   co_return Response::sized(200, "application/octet-stream", length + 4,
+                                             [fd, offset, length](StreamWriter& w) -> Task<void> {
+                                               EXPECT_TRUE(co_await w.write("head"));
+                                               EXPECT_TRUE(co_await w.sendFile(fd, offset, length));
+                                             });
+                 }).has_value());
+    ASSERT_TRUE(s.route("GET", "/chunked", [fd](Request&) -> Task<Response> {
+                   co_return Response::stream(
+                       200, "text/plain", [fd](StreamWriter& w) -> Task<void> {
+                         auto sent = co_await w.sendFile(fd, 0, 10);
+                         EXPECT_FALSE(sent);
+                         if (!sent) {
+                           EXPECT_EQ(sent.error().code(), ErrorCode::kInvalidArgument);
+                         }
+                       });
+                 }).has_value());
+  });
+  RawClient client = RawClient::tcp(port_);
+  auto r = client.request("GET", "/file");
+  EXPECT_EQ(r.result_int(), 200u);
+  ASSERT_EQ(r.body().size(), length + 4);
+  EXPECT_TRUE(r.body() == "head" + content.substr(offset, length));
+  EXPECT_EQ(client.request("GET", "/chunked").result_int(), 200u);
+}
+
 }  // namespace
 }  // namespace fleetlet::http

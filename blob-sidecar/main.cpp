@@ -1,0 +1,78 @@
+// fleetlet-blobs: the blob service (docs/blobs.md, shared/api/blobs-v1.md).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "log/log.h"
+#include "service/blob_service.h"
+
+namespace {
+
+int fatal(const fleetlet::Error& error) {
+  spdlog::error("fleetlet-blobs: {}", error.describe());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace fleetlet;
+  CLI::App app{
+      "fleetlet-blobs — the blob service of a fleetlet node.\n\n"
+      "  fleetlet-blobs --data-dir /var/lib/fleetlet/blobs --listen 127.0.0.1:4455\n"};
+  service::ServiceOptions options;
+  std::string data_dir, max_blob_size = "0", quota = "0", log_level = "info";
+  int64_t collect_ms = options.collect_interval.count();
+  app.add_option("--data-dir", data_dir, "where blobs and their index live")->required();
+  app.add_option("--listen", options.listen, "host listener ADDRESS:PORT (port 0: any)")
+      ->capture_default_str();
+  app.add_option("--events-url", options.events_url,
+                 "base URL of the event service receiving metadata events")
+      ->capture_default_str();
+  app.add_option("--max-blob-size", max_blob_size, "largest blob, e.g. 4Gi (0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--quota", quota, "bytes of content the store may hold (0: unlimited)")
+      ->capture_default_str();
+  app.add_option("--source", options.source, "this node's id, the `source` of blobs")
+      ->capture_default_str();
+  app.add_option("--collect-interval-ms", collect_ms, "how often expired blobs are deleted")
+      ->capture_default_str();
+  std::string handoff_socket;
+  app.add_option("--handoff-socket", handoff_socket,
+                 "unix socket where the agent hands over each app's listener");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (auto st = setupLogging("fleetlet-blobs", log_level); !st) return fatal(st.error());
+
+  options.data_dir = data_dir;
+  if (!handoff_socket.empty()) options.handoff_socket = handoff_socket;
+  options.collect_interval = std::chrono::milliseconds(collect_ms);
+  auto max = service::parseByteSize(max_blob_size);
+  if (!max) return fatal(max.error().wrap("--max-blob-size"));
+  options.max_blob_size = *max;
+  auto quota_bytes = service::parseByteSize(quota);
+  if (!quota_bytes) return fatal(quota_bytes.error().wrap("--quota"));
+  options.quota = *quota_bytes;
+
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto service =
+      service::BlobService::start(std::move(options), std::make_unique<store::SystemClock>());
+  if (!service) return fatal(service.error());
+  for (const http::ListenerInfo& listener : (*service)->listeners()) {
+    spdlog::info("fleetlet-blobs: listening on {}", listener.address);
+  }
+  int received = 0;
+  sigwait(&stop_signals, &received);
+  spdlog::info("fleetlet-blobs: signal {}, stopping", received);
+  (*service)->stop();
+  return 0;
+}

@@ -1,0 +1,392 @@
+#include "api/blob_api.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "api/http_range.h"
+#include "api/upload_metadata.h"
+#include "handoff/http_adapter.h"
+#include "json/json.h"
+#include "multipart/multipart_parser.h"
+#include "os/unique_fd.h"
+
+namespace fleetlet::api {
+namespace {
+
+using http::Request;
+using http::Response;
+using http::StreamWriter;
+using http::Task;
+
+// Room in a request body for everything but the blob: the metadata part and part headers.
+constexpr uint64_t kMultipartAllowance = 128 * 1024;
+constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
+// Body bytes handed to the parser (and the disk) per trip to the blocking pool.
+constexpr std::size_t kUploadBatch = 1024 * 1024;
+constexpr int64_t kDefaultListLimit = 100;
+constexpr int64_t kMaxListLimit = 1000;
+
+Response tooLarge(uint64_t limit) {
+  return http::errorResponse(
+      413, "ERR_PAYLOAD_TOO_LARGE",
+      fmt::format("the blob exceeds the maximum blob size of {} bytes", limit));
+}
+
+// Routes the parts of an upload: `blob` into the temporary file, `metadata` into memory
+// (bounded), other parts nowhere.
+class UploadSink final : public multipart::PartSink {
+ public:
+  UploadSink(store::BlobUpload& upload, uint64_t max_blob_size)
+      : upload_(upload), max_blob_size_(max_blob_size) {}
+
+  Status onPartBegin(const multipart::PartHeaders& headers) override {
+    if (headers.name == "blob") {
+      if (has_blob_) {
+        return fail(ErrorCode::kInvalidArgument, "multipart: more than one \"blob\" part");
+      }
+      has_blob_ = true;
+      current_ = Part::kBlob;
+      content_type_ =
+          headers.content_type.empty() ? "application/octet-stream" : headers.content_type;
+      filename_ = headers.filename;
+    } else if (headers.name == "metadata") {
+      if (has_metadata_) {
+        return fail(ErrorCode::kInvalidArgument, "multipart: more than one \"metadata\" part");
+      }
+      has_metadata_ = true;
+      current_ = Part::kMetadata;
+    } else {
+      current_ = Part::kIgnored;
+    }
+    return Status();
+  }
+
+  Status onPartData(std::string_view data) override {
+    switch (current_) {
+      case Part::kBlob:
+        if (max_blob_size_ > 0 && upload_.bytes() + data.size() > max_blob_size_) {
+          too_large_ = true;
+          return fail(ErrorCode::kResourceExhausted, "the blob exceeds {} bytes", max_blob_size_);
+        }
+        return upload_.write(data);
+      case Part::kMetadata:
+        if (metadata_.size() + data.size() > kMaxMetadataBytes) {
+          return fail(ErrorCode::kInvalidArgument, "metadata: the part exceeds {} bytes",
+                      kMaxMetadataBytes);
+        }
+        metadata_.append(data);
+        return Status();
+      case Part::kIgnored:
+      case Part::kNone:
+        return Status();
+    }
+    return Status();
+  }
+
+  Status onPartEnd() override {
+    current_ = Part::kNone;
+    return Status();
+  }
+
+  bool hasBlob() const { return has_blob_; }
+  bool hasMetadata() const { return has_metadata_; }
+  bool tooLarge() const { return too_large_; }
+  const std::string& metadata() const { return metadata_; }
+  const std::string& contentType() const { return content_type_; }
+  const std::optional<std::string>& filename() const { return filename_; }
+
+ private:
+  enum class Part { kNone, kBlob, kMetadata, kIgnored };
+  store::BlobUpload& upload_;
+  const uint64_t max_blob_size_;
+  Part current_ = Part::kNone;
+  bool has_blob_ = false;
+  bool has_metadata_ = false;
+  bool too_large_ = false;
+  std::string metadata_;
+  std::string content_type_;
+  std::optional<std::string> filename_;
+};
+
+// Waits (on the strand) until `running` is false; whoever clears it cancels `wake`.
+Task<void> waitFor(const bool& running, boost::asio::steady_timer& wake) {
+  while (running) {
+    wake.expires_at(boost::asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    co_await wake.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+}
+
+// Deletes an unfinished upload's temporary file off the event loop.
+Task<void> discardUpload(Request& request, std::unique_ptr<store::BlobUpload>& upload) {
+  auto drop = [&upload] { upload.reset(); };
+  co_await request.offload(std::move(drop));
+}
+
+struct OpenBlob {
+  store::BlobMetadata meta;
+  std::shared_ptr<UniqueFd> fd;
+};
+
+Result<OpenBlob> openBlob(store::BlobStore& store, const std::string& handle) {
+  FLEETLET_ASSIGN_OR_RETURN(store::BlobMetadata meta, store.find(handle));
+  std::string path = store.contentPath(meta.sha256).string();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    // Deleted by the collector between the lookup and the open: the blob just expired.
+    if (errno == ENOENT) return fail(ErrorCode::kNotFound, "no blob with handle \"{}\"", handle);
+    return failErrno(errno, "open content of blob {}", handle);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return failErrno(errno, "stat content of blob {}", handle);
+  if (static_cast<uint64_t>(st.st_size) != meta.bytes) {
+    return fail(ErrorCode::kInternal, "content of blob {} has {} bytes, expected {}", handle,
+                st.st_size, meta.bytes);
+  }
+  return OpenBlob{std::move(meta), std::make_shared<UniqueFd>(std::move(fd))};
+}
+
+std::optional<int64_t> parseLimit(const std::optional<std::string>& text) {
+  if (!text) return kDefaultListLimit;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc() || end != text->data() + text->size() || v < 0) return std::nullopt;
+  return std::min(v, kMaxListLimit);
+}
+
+}  // namespace
+
+BlobApi::BlobApi(store::BlobStore& store, ApiOptions options) : store_(store), options_(options) {}
+
+Status BlobApi::registerRoutes(http::Server& server) {
+  http::RouteOptions upload_options;
+  upload_options.body_limit = options_.max_blob_size > 0
+                                  ? options_.max_blob_size + kMultipartAllowance
+                                  : std::numeric_limits<uint64_t>::max();
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "POST", "/api/v1/blobs", [this](Request& r) { return upload(r); }, upload_options));
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/api/v1/blobs", [this](Request& r) { return query(r); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("GET", "/api/v1/blobs/{handle}", [this](Request& r) {
+    return download(r, std::string(r.param("handle")));
+  }));
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/api/v1/blobs/{handle}/metadata",
+                   [this](Request& r) { return metadata(r, std::string(r.param("handle"))); }));
+  return Status();
+}
+
+Task<Response> BlobApi::upload(Request& request) {
+  auto boundary = multipart::boundaryFromContentType(request.header("Content-Type").value_or(""));
+  if (!boundary) co_return http::errorResponse(boundary.error());
+
+  std::optional<uint64_t> expected;
+  if (auto length = request.contentLength()) {
+    uint64_t blob_bound = *length > kMultipartAllowance ? *length - kMultipartAllowance : 0;
+    if (options_.max_blob_size > 0 && blob_bound > options_.max_blob_size) {
+      co_return tooLarge(options_.max_blob_size);
+    }
+    expected = blob_bound;
+  }
+  auto begin = [this, expected] { return store_.beginUpload(expected); };
+  auto started = co_await request.offload(std::move(begin));
+  if (!started) co_return http::errorResponse(started.error());
+  std::unique_ptr<store::BlobUpload> upload = std::move(*started);
+
+  UploadSink sink(*upload, options_.max_blob_size);
+  multipart::MultipartParser parser(*boundary, sink);
+  std::optional<Error> failure;
+  // Pieces from the socket are gathered into 1 MiB batches: one trip to the blocking pool per
+  // piece would cost two thread switches each. While the pool parses, hashes and writes one
+  // batch, this coroutine reads the next into the other buffer (two cores work at once).
+  std::string batches[2];
+  int current = 0;
+  struct Pending {
+    bool running = false;
+    Status result;
+  } pending;
+  boost::asio::steady_timer wake(request.executor());
+  bool at_end = false;
+  while (!at_end && !failure) {
+    std::string& batch = batches[current];
+    batch.clear();
+    batch.reserve(kUploadBatch);
+    while (batch.size() < kUploadBatch) {
+      auto chunk = co_await request.readSome();
+      if (!chunk) {
+        failure = chunk.error();  // the server answers 413/400 itself or the client is gone
+        break;
+      }
+      if (chunk->empty()) {
+        at_end = true;
+        break;
+      }
+      batch.append(*chunk);
+    }
+    co_await waitFor(pending.running, wake);
+    if (!pending.result) failure = pending.result.error();
+    if (failure || batch.empty()) break;
+    pending.running = true;
+    std::string* data = &batch;
+    auto feed = [&parser, data] { return parser.feed(*data); };
+    auto run = [&request, &pending, &wake, feed]() -> Task<void> {
+      pending.result = co_await request.offload(feed);
+      pending.running = false;
+      wake.cancel();
+    };
+    boost::asio::co_spawn(request.executor(), run, boost::asio::detached);
+    current ^= 1;
+  }
+  // The pool may still be working on the last batch: it references parser and batches.
+  co_await waitFor(pending.running, wake);
+  if (!failure && !pending.result) failure = pending.result.error();
+  if (!failure) {
+    if (auto finished = parser.finish(); !finished) failure = finished.error();
+  }
+  if (!failure && !sink.hasBlob()) {
+    failure = Error(ErrorCode::kInvalidArgument, "multipart: the \"blob\" part is missing");
+  }
+  if (!failure && !sink.hasMetadata()) {
+    failure = Error(ErrorCode::kInvalidArgument, "multipart: the \"metadata\" part is missing");
+  }
+  Result<UploadMetadata> meta = fail(ErrorCode::kInternal, "unset");
+  if (!failure) {
+    meta = parseUploadMetadata(sink.metadata());
+    if (!meta) failure = meta.error();
+  }
+  if (failure) {
+    co_await discardUpload(request, upload);
+    if (sink.tooLarge()) co_return tooLarge(options_.max_blob_size);
+    co_return http::errorResponse(*failure);
+  }
+
+  store::NewBlob blob;
+  blob.semantics = meta->semantics;
+  blob.retention = meta->retention;
+  blob.content_type = sink.contentType();
+  blob.filename = sink.filename();
+  blob.source_app = std::string(handoff::appFromTag(request.listenerTag()).value_or(""));
+  auto commit = [this, &upload, &blob] { return store_.commit(*upload, std::move(blob)); };
+  auto committed = co_await request.offload(std::move(commit));
+  co_await discardUpload(request, upload);
+  if (!committed) {
+    spdlog::warn("blobs: storing an upload failed: {}", committed.error().describe());
+    co_return http::errorResponse(committed.error());
+  }
+  spdlog::debug("blobs: stored {} ({} bytes, {}) from app \"{}\"", committed->handle,
+                committed->bytes, committed->semantics, committed->source_app);
+  Response response = Response::json(201, Json{{"handle", committed->handle}}.dump());
+  response.header("Location", "/api/v1/blobs/" + committed->handle);
+  co_return response;
+}
+
+Task<Response> BlobApi::download(Request& request, std::string handle) {
+  auto lookup = [this, handle] { return openBlob(store_, handle); };
+  auto opened = co_await request.offload(std::move(lookup));
+  if (!opened) co_return http::errorResponse(opened.error());
+  const store::BlobMetadata& meta = opened->meta;
+  std::string etag = "\"" + meta.sha256 + "\"";
+  int64_t modified = meta.created_on_micros / 1000000;
+  auto common = [&](Response& r) {
+    r.header("ETag", etag)
+        .header("Last-Modified", httpDate(modified))
+        .header("Accept-Ranges", "bytes")
+        .header("Cache-Control", "private, max-age=31536000, immutable");
+  };
+
+  // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
+  bool not_modified = false;
+  if (auto inm = request.header("If-None-Match")) {
+    not_modified = etagMatches(*inm, etag);
+  } else if (auto ims = request.header("If-Modified-Since")) {
+    auto since = parseHttpDate(*ims);
+    not_modified = since && modified <= *since;
+  }
+  if (not_modified) {
+    Response response = Response::empty(304);
+    common(response);
+    co_return response;
+  }
+
+  std::optional<std::string_view> range_header = request.header("Range");
+  if (auto if_range = request.header("If-Range"); if_range && range_header) {
+    auto date = parseHttpDate(*if_range);
+    bool current = date ? *date >= modified : *if_range == etag;
+    if (!current) range_header.reset();
+  }
+  auto range = parseRange(range_header, meta.bytes);
+  if (!range) {
+    Response response =
+        http::errorResponse(416, "ERR_RANGE_NOT_SATISFIABLE", range.error().message());
+    response.header("Content-Range", fmt::format("bytes */{}", meta.bytes));
+    common(response);
+    co_return response;
+  }
+  uint64_t offset = *range ? (*range)->first : 0;
+  uint64_t length = *range ? (*range)->length() : meta.bytes;
+  std::shared_ptr<UniqueFd> fd = opened->fd;
+  std::string name = meta.handle;
+  Response response = Response::sized(
+      *range ? 206 : 200, meta.content_type, length,
+      [fd, offset, length, name](StreamWriter& writer) -> Task<void> {
+        auto sent = co_await writer.sendFile(fd->get(), offset, length);
+        if (!sent && sent.error().code() != ErrorCode::kUnavailable) {
+          spdlog::warn("blobs: sending {} failed: {}", name, sent.error().describe());
+        }
+      });
+  if (*range) {
+    response.header("Content-Range",
+                    fmt::format("bytes {}-{}/{}", (*range)->first, (*range)->last, meta.bytes));
+  }
+  common(response);
+  co_return response;
+}
+
+Task<Response> BlobApi::metadata(Request& request, std::string handle) {
+  auto lookup = [this, handle] { return store_.find(handle); };
+  auto found = co_await request.offload(std::move(lookup));
+  if (!found) co_return http::errorResponse(found.error());
+  co_return Response::json(200, store::toJson(*found).dump());
+}
+
+Task<Response> BlobApi::query(Request& request) {
+  const http::HeaderList& params = request.queryParams();
+  auto semantics = request.query("semantics");
+  auto limit_text = request.query("limit");
+  if (!params.empty() && !semantics && !limit_text) {
+    // Legacy forms: ?<handle> and ?metadata-<handle>.
+    // Named arguments: GCC 12 mishandles temporaries with destructors inside co_await.
+    const std::string& key = params.front().first;
+    if (key.starts_with("metadata-")) {
+      std::string handle = key.substr(9);
+      co_return co_await metadata(request, std::move(handle));
+    }
+    std::string handle = key;
+    co_return co_await download(request, std::move(handle));
+  }
+  auto limit = parseLimit(limit_text);
+  if (!limit) {
+    co_return http::errorResponse(
+        Error(ErrorCode::kInvalidArgument, "limit: expected a non-negative integer"));
+  }
+  std::string wanted = semantics.value_or("");
+  int64_t n = *limit;
+  auto list = [this, wanted, n] { return store_.list(wanted, n); };
+  auto found = co_await request.offload(std::move(list));
+  if (!found) co_return http::errorResponse(found.error());
+  Json out = Json::array();
+  for (const store::BlobMetadata& meta : *found) out.push_back(store::toJson(meta));
+  co_return Response::json(200, out.dump());
+}
+
+}  // namespace fleetlet::api

@@ -1,0 +1,46 @@
+#pragma once
+// The HTTP API of the blob service (shared/api/blobs-v1.md) on fleetlet's HTTP server:
+//   POST /api/v1/blobs                       multipart upload, streamed to disk
+//   GET  /api/v1/blobs/{handle}              bytes (Range, If-None-Match, sendfile)
+//   GET  /api/v1/blobs/{handle}/metadata     metadata JSON
+//   GET  /api/v1/blobs?<handle> | ?metadata-<handle> | ?semantics=S&limit=N
+//
+// The app a blob comes from (sourceApp) is read from the tag of the listener its request
+// arrived on: listeners handed over by the agent are tagged "app:<name>" (socket handoff,
+// docs/socket-handoff.md); the service's own host listener gives sourceApp "".
+//
+// Concurrency: handlers run on the server's strands and put every store call (disk, SQLite)
+// on the server's blocking pool; BlobApi itself holds no mutable state. The store must
+// outlive the server's last request.
+
+#include <cstdint>
+
+#include "error/error.h"
+#include "http/server.h"
+#include "store/blob_store.h"
+
+namespace fleetlet::api {
+
+struct ApiOptions {
+  // Largest blob accepted (413 beyond); 0 = unlimited.
+  uint64_t max_blob_size = 0;
+};
+
+class BlobApi {
+ public:
+  BlobApi(store::BlobStore& store, ApiOptions options);
+
+  // Adds the routes above. Fails like Server::route (after start()).
+  Status registerRoutes(http::Server& server);
+
+ private:
+  http::Task<http::Response> upload(http::Request& request);
+  http::Task<http::Response> download(http::Request& request, std::string handle);
+  http::Task<http::Response> metadata(http::Request& request, std::string handle);
+  http::Task<http::Response> query(http::Request& request);
+
+  store::BlobStore& store_;
+  const ApiOptions options_;
+};
+
+}  // namespace fleetlet::api

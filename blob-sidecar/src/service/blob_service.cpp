@@ -1,0 +1,157 @@
+#include "service/blob_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cctype>
+#include <charconv>
+
+#include "api/blob_api.h"
+#include "events/event_outbox.h"
+#include "handoff/http_adapter.h"
+#include "retention/collector.h"
+
+namespace fleetlet::service {
+
+struct BlobService::Parts {
+  std::unique_ptr<store::Clock> clock;
+  // Set once the publisher exists; the store's event hook reads it.
+  std::atomic<blobevents::EventPublisher*> publisher{nullptr};
+  std::unique_ptr<store::BlobStore> store;
+  std::unique_ptr<blobevents::EventPublisher> publisher_owner;
+  std::unique_ptr<retention::RetentionCollector> collector;
+  std::unique_ptr<api::BlobApi> api;
+  std::unique_ptr<http::Server> server;
+  // Destroyed before the server it routes to.
+  std::unique_ptr<handoff::HandoffReceiver> handoff;
+  bool stopped = false;
+};
+
+Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
+                                                        std::unique_ptr<store::Clock> clock) {
+  FLEETLET_ASSIGN_OR_RETURN(auto address, parseListenAddress(options.listen));
+  auto parts = std::make_unique<Parts>();
+  parts->clock = std::move(clock);
+  Parts* raw = parts.get();
+
+  store::StoreOptions store_options;
+  store_options.data_dir = options.data_dir;
+  store_options.quota = options.quota;
+  store_options.source = options.source;
+  store_options.on_event = [raw] {
+    if (auto* publisher = raw->publisher.load()) publisher->notify();
+  };
+  auto opened = store::BlobStore::open(std::move(store_options), *parts->clock);
+  if (!opened)
+    return std::unexpected(opened.error().wrap("data dir {}", options.data_dir.string()));
+  parts->store = std::move(*opened);
+
+  blobevents::PublisherOptions publisher_options;
+  publisher_options.events_url = options.events_url;
+  while (publisher_options.events_url.ends_with('/')) publisher_options.events_url.pop_back();
+  auto connection = parts->store->openConnection();
+  if (!connection) return std::unexpected(connection.error().wrap("event outbox"));
+  parts->publisher_owner =
+      blobevents::EventPublisher::create(std::move(*connection), std::move(publisher_options));
+  parts->publisher = parts->publisher_owner.get();
+  parts->publisher_owner->start();
+
+  parts->collector =
+      std::make_unique<retention::RetentionCollector>(*parts->store, options.collect_interval);
+  parts->collector->start();
+
+  http::ServerOptions server_options;
+  server_options.cors_origin = options.cors_origin;
+  parts->server = std::make_unique<http::Server>(server_options);
+  parts->api = std::make_unique<api::BlobApi>(
+      *parts->store, api::ApiOptions{.max_blob_size = options.max_blob_size});
+  FLEETLET_RETURN_IF_ERROR(parts->api->registerRoutes(*parts->server));
+  auto listener = parts->server->listenTcp(address.first, address.second, "host");
+  if (!listener) return std::unexpected(listener.error().wrap("listen on {}", options.listen));
+  FLEETLET_RETURN_IF_ERROR(parts->server->start());
+  if (options.handoff_socket) {
+    auto receiver = handoff::startHttpHandoff({.socket_path = *options.handoff_socket},
+                                              {{"blobs", parts->server.get()}});
+    if (!receiver) {
+      return std::unexpected(
+          receiver.error().wrap("handoff socket {}", options.handoff_socket->string()));
+    }
+    parts->handoff = std::move(*receiver);
+  }
+  return std::unique_ptr<BlobService>(new BlobService(std::move(parts)));
+}
+
+BlobService::BlobService(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+BlobService::~BlobService() { stop(); }
+
+std::vector<http::ListenerInfo> BlobService::listeners() const {
+  return parts_->server->listeners();
+}
+
+http::Server& BlobService::server() { return *parts_->server; }
+store::BlobStore& BlobService::store() { return *parts_->store; }
+
+void BlobService::stop() {
+  if (parts_->stopped) return;
+  parts_->stopped = true;
+  parts_->handoff.reset();
+  parts_->server->stop(std::chrono::seconds(5));
+  parts_->collector.reset();
+  parts_->publisher = nullptr;
+  parts_->publisher_owner.reset();
+}
+
+Result<uint64_t> parseByteSize(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) {
+    return fail(ErrorCode::kInvalidArgument, "\"{}\" is not a size such as 512Mi or 2G", text);
+  }
+  std::string suffix(end, text.data() + text.size());
+  if (suffix.ends_with('B') || suffix.ends_with('b')) suffix.pop_back();
+  uint64_t scale = 1;
+  if (suffix.empty()) {
+    scale = 1;
+  } else if (suffix == "K" || suffix == "k") {
+    scale = 1000ULL;
+  } else if (suffix == "M") {
+    scale = 1000ULL * 1000;
+  } else if (suffix == "G") {
+    scale = 1000ULL * 1000 * 1000;
+  } else if (suffix == "T") {
+    scale = 1000ULL * 1000 * 1000 * 1000;
+  } else if (suffix == "Ki") {
+    scale = 1ULL << 10;
+  } else if (suffix == "Mi") {
+    scale = 1ULL << 20;
+  } else if (suffix == "Gi") {
+    scale = 1ULL << 30;
+  } else if (suffix == "Ti") {
+    scale = 1ULL << 40;
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "\"{}\" has an unknown size unit", text);
+  }
+  if (value > UINT64_MAX / scale) {
+    return fail(ErrorCode::kInvalidArgument, "\"{}\" is too large", text);
+  }
+  return value * scale;
+}
+
+Result<std::pair<std::string, uint16_t>> parseListenAddress(std::string_view text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return fail(ErrorCode::kInvalidArgument, "listen address \"{}\" has no :PORT", text);
+  }
+  std::string_view host = text.substr(0, colon);
+  std::string_view port_text = text.substr(colon + 1);
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  uint16_t port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (host.empty() || ec != std::errc() || end != port_text.data() + port_text.size()) {
+    return fail(ErrorCode::kInvalidArgument, "listen address \"{}\" is not ADDRESS:PORT", text);
+  }
+  return std::make_pair(std::string(host), port);
+}
+
+}  // namespace fleetlet::service

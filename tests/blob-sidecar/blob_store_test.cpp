@@ -1,0 +1,186 @@
+#include "store/blob_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "crypto/sha256.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::store {
+namespace {
+
+namespace fs = std::filesystem;
+using retention::PolicyKind;
+using retention::RetentionPolicy;
+
+class FakeClock : public Clock {
+ public:
+  int64_t nowMicros() const override { return now.load(); }
+  std::atomic<int64_t> now{1'700'000'000'000'000};
+};
+
+std::size_t countFiles(const fs::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+class BlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = testing::TempDir::create("fleetlet-blobstore");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+    open();
+  }
+  void open(uint64_t quota = 0) {
+    store_.reset();
+    StoreOptions options;
+    options.data_dir = dir_->path();
+    options.quota = quota;
+    options.source = "node-1";
+    options.on_event = [this] { ++events_; };
+    auto store = BlobStore::open(options, clock_);
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+  }
+  Result<BlobMetadata> put(std::string_view bytes, std::string semantics, RetentionPolicy policy,
+                           std::string app = "camera") {
+    FLEETLET_ASSIGN_OR_RETURN(auto upload, store_->beginUpload(bytes.size()));
+    // Written in pieces, as uploads arrive.
+    for (std::size_t i = 0; i < bytes.size(); i += 3) {
+      FLEETLET_RETURN_IF_ERROR(upload->write(bytes.substr(i, 3)));
+    }
+    return store_->commit(*upload, {.semantics = std::move(semantics),
+                                    .content_type = "text/plain",
+                                    .filename = std::nullopt,
+                                    .source_app = std::move(app),
+                                    .retention = policy});
+  }
+  std::optional<testing::TempDir> dir_;
+  FakeClock clock_;
+  std::atomic<int> events_{0};
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_F(BlobStoreTest, CommitMakesTheBlobVisibleWithItsMetadata) {
+  auto meta = put("hello blob", "s", {});
+  ASSERT_TRUE(meta) << meta.error().message();
+  EXPECT_EQ(meta->sha256, sha256Hex("hello blob"));
+  EXPECT_EQ(meta->bytes, 10u);
+  EXPECT_EQ(meta->source, "node-1");
+  EXPECT_EQ(meta->source_app, "camera");
+  auto found = store_->find(meta->handle);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(toJson(*found), toJson(*meta));
+  std::ifstream content(store_->contentPath(meta->sha256));
+  std::string text((std::istreambuf_iterator<char>(content)), {});
+  EXPECT_EQ(text, "hello blob");
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(events_.load(), 1);
+  EXPECT_EQ(store_->usedBytes(), 10u);
+}
+
+TEST_F(BlobStoreTest, AbandonedUploadLeavesNothing) {
+  {
+    auto upload = store_->beginUpload(std::nullopt);
+    ASSERT_TRUE(upload);
+    ASSERT_TRUE((*upload)->write("partial"));
+    EXPECT_EQ(countFiles(dir_->path() / "tmp"), 1u);
+  }
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 0u);
+  EXPECT_EQ(events_.load(), 0);
+}
+
+TEST_F(BlobStoreTest, ReopenRemovesTemporaryAndUnreferencedFiles) {
+  auto kept = put("kept", "s", {});
+  ASSERT_TRUE(kept);
+  std::ofstream(dir_->path() / "tmp" / "upload-crashed") << "half";
+  std::ofstream(dir_->path() / "blobs" / std::string(64, 'a')) << "renamed, never indexed";
+  open();
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 1u);
+  EXPECT_TRUE(store_->find(kept->handle));
+  EXPECT_EQ(store_->usedBytes(), 4u);
+}
+
+TEST_F(BlobStoreTest, IdenticalContentIsStoredOnceAndDeletedWithItsLastBlob) {
+  RetentionPolicy soon{.kind = PolicyKind::kKeepUntilTime, .until_micros = clock_.now + 1000};
+  RetentionPolicy later{.kind = PolicyKind::kKeepUntilTime, .until_micros = clock_.now + 2000};
+  auto a = put("same bytes", "s", soon);
+  auto b = put("same bytes", "s", later);
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->handle, b->handle);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 1u);
+  EXPECT_EQ(store_->usedBytes(), 10u);
+
+  clock_.now += 1500;
+  EXPECT_FALSE(store_->find(a->handle));  // expired: invisible before the collector runs
+  EXPECT_EQ(store_->collectExpired().value(), 1);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 1u);
+  EXPECT_TRUE(store_->find(b->handle));
+
+  clock_.now += 1000;
+  EXPECT_EQ(store_->find(b->handle).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->collectExpired().value(), 1);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 0u);
+  EXPECT_EQ(store_->usedBytes(), 0u);
+}
+
+TEST_F(BlobStoreTest, KeepUntilNextIsReplacedByTheNextMatchingBlob) {
+  RetentionPolicy next{.kind = PolicyKind::kKeepUntilNext};
+  auto first = put("one", "latest", next, "camera");
+  auto other_app = put("two", "latest", next, "scanner");
+  auto other_semantics = put("three", "other", next, "camera");
+  ASSERT_TRUE(first && other_app && other_semantics);
+  auto second = put("four", "latest", {}, "camera");
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(store_->find(first->handle));
+  EXPECT_TRUE(store_->find(other_app->handle));
+  EXPECT_TRUE(store_->find(other_semantics->handle));
+  EXPECT_FALSE(fs::exists(store_->contentPath(first->sha256)));
+
+  RetentionPolicy by_semantics{.kind = PolicyKind::kKeepUntilNext, .semantics = "trigger"};
+  auto watched = put("five", "watched", by_semantics, "camera");
+  ASSERT_TRUE(watched);
+  ASSERT_TRUE(put("six", "trigger", {}, "camera"));
+  EXPECT_FALSE(store_->find(watched->handle));
+}
+
+TEST_F(BlobStoreTest, QuotaRefusesBeforeAndDuringUploads) {
+  open(100);
+  auto declared = store_->beginUpload(101);
+  ASSERT_FALSE(declared);
+  EXPECT_EQ(declared.error().code(), ErrorCode::kResourceExhausted);
+
+  ASSERT_TRUE(put(std::string(60, 'a'), "s", {}));
+  auto upload = store_->beginUpload(std::nullopt);
+  ASSERT_TRUE(upload);
+  ASSERT_TRUE((*upload)->write(std::string(30, 'b')));
+  auto over = (*upload)->write(std::string(20, 'b'));
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
+  upload->reset();
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_TRUE(put(std::string(40, 'c'), "s", {})) << "reservations were released";
+}
+
+TEST_F(BlobStoreTest, ListsNewestFirstBySemantics) {
+  auto a = put("a", "x", {});
+  auto b = put("b", "y", {});
+  auto c = put("c", "x", {});
+  ASSERT_TRUE(a && b && c);
+  auto list = store_->list("x", 10);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].handle, c->handle);
+  EXPECT_EQ((*list)[1].handle, a->handle);
+  EXPECT_EQ(store_->list("", 2)->size(), 2u);
+}
+
+}  // namespace
+}  // namespace fleetlet::store
