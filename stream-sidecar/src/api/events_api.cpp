@@ -1,0 +1,197 @@
+#include "api/events_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "events/requests.h"
+#include "json/json.h"
+
+namespace fleetlet::streams {
+namespace {
+
+namespace asio = boost::asio;
+using http::Request;
+using http::Response;
+using http::StreamWriter;
+using http::Task;
+
+using PublishResult = Result<std::vector<PublishReceipt>>;
+
+// Hands the events to the group-commit writer and resumes on this coroutine's executor once
+// they are durable. No thread blocks while waiting.
+Task<PublishResult> awaitPublish(EventStore& store, std::string app, std::vector<NewEvent> events) {
+  asio::any_io_executor current = co_await asio::this_coro::executor;
+  asio::any_io_executor ex = asio::prefer(current, asio::execution::outstanding_work.tracked);
+  auto initiation = [&store, &app, &events, ex](auto handler) mutable {
+    using Handler = decltype(handler);
+    auto shared = std::make_shared<Handler>(std::move(handler));
+    store.publish(std::move(app), std::move(events), [shared, ex](PublishResult result) {
+      auto boxed = std::make_shared<PublishResult>(std::move(result));
+      asio::post(ex, [shared, boxed]() mutable { std::move (*shared)(boxed); });
+    });
+  };
+  auto boxed = co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                             void(std::shared_ptr<PublishResult>)>(
+      std::move(initiation), asio::use_awaitable);
+  co_return std::move(*boxed);
+}
+
+std::string errorLine(std::string_view code, std::string_view message) {
+  return Json{{"type", "error"}, {"code", code}, {"message", message}}.dump(
+             -1, ' ', false, Json::error_handler_t::replace) +
+         "\n";
+}
+
+Task<void> streamQuery(StreamWriter& w, EventStore& store, QuerySpec spec, std::size_t page_size) {
+  Cursor cursor;
+  while (w.isOpen()) {
+    auto job = [&store, &spec, &cursor, page_size] {
+      return store.readPage(spec, cursor, page_size);
+    };
+    auto page = co_await w.offload(std::move(job));
+    if (!page) {
+      spdlog::warn("[events] query failed: {}", page.error().describe());
+      co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
+      co_return;
+    }
+    std::string out;
+    for (const auto& e : *page) appendEventJson(e, out);
+    if (!(co_await w.write(out))) co_return;
+    if (page->size() < page_size) co_return;
+  }
+}
+
+// Catch-up from storage, then live events; see the seam argument in docs/streams.md.
+Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
+                              SubscribeRequest request, const EventsApiOptions& options) {
+  auto timer =
+      std::make_shared<asio::steady_timer>(w.executor(), asio::steady_timer::time_point::max());
+  std::weak_ptr<asio::steady_timer> weak = timer;
+  asio::any_io_executor ex = w.executor();
+  auto wake = [weak, ex] {
+    asio::post(ex, [weak] {
+      if (auto t = weak.lock()) t->cancel();
+    });
+  };
+  // Register for live events before reading the catch-up bound: every event is then in the
+  // catch-up range or in the live queue (or both; duplicates are dropped by offset).
+  auto subscription = hub.subscribe(request.filters, options.subscriber_queue_limit, wake);
+  w.onClose([weak] {
+    if (auto t = weak.lock()) t->cancel();
+  });
+  OffsetMap delivered = request.lower_bound;
+  QuerySpec spec{request.filters, Order::kSourceOrdered, request.lower_bound, store.offsets()};
+  auto record = [&delivered](const Event& e) {
+    auto [it, inserted] = delivered.try_emplace(e.source, e.offset);
+    if (inserted) return true;
+    if (e.offset <= it->second) return false;
+    it->second = e.offset;
+    return true;
+  };
+
+  Cursor cursor;
+  while (w.isOpen()) {
+    auto job = [&store, &spec, &cursor, &options] {
+      return store.readPage(spec, cursor, options.page_size);
+    };
+    auto page = co_await w.offload(std::move(job));
+    if (!page) {
+      co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
+      co_return;
+    }
+    std::string out;
+    for (const auto& e : *page) {
+      if (record(e)) appendEventJson(e, out);
+    }
+    if (!(co_await w.write(out))) co_return;
+    if (page->size() < options.page_size) break;
+  }
+
+  while (w.isOpen()) {
+    auto batch = subscription->take();
+    if (batch.empty()) {
+      if (subscription->overflowed()) {
+        co_await w.write(errorLine(
+            kTooSlowCode, fmt::format("subscriber fell more than {} events behind; subscribe "
+                                      "again with lowerBound set to the offsets received",
+                                      options.subscriber_queue_limit)));
+        co_return;
+      }
+      boost::system::error_code ec;
+      timer->expires_at(asio::steady_timer::time_point::max());
+      co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    std::string out;
+    for (const auto& e : batch) {
+      if (record(*e)) appendEventJson(*e, out);
+    }
+    if (!(co_await w.write(out))) co_return;
+  }
+}
+
+}  // namespace
+
+Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
+                         const EventsApiOptions& options) {
+  http::RouteOptions limit{.body_limit = options.max_body};
+  const EventsApiOptions* opts = &options;
+
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/api/v1/events/offsets", [&store](Request&) -> Task<Response> {
+        co_return Response::json(200, offsetMapJson(store.offsets()));
+      }));
+
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "POST", "/api/v1/events/publish",
+      [&store](Request& r) -> Task<Response> {
+        auto body = co_await r.readBody();
+        if (!body) co_return http::errorResponse(body.error());
+        auto request = parsePublishRequest(*body);
+        if (!request) co_return http::errorResponse(request.error());
+        auto receipts = co_await awaitPublish(store, r.listenerTag(), std::move(request->events));
+        if (!receipts) co_return http::errorResponse(receipts.error());
+        co_return Response::json(201, receiptsJson(*receipts));
+      },
+      limit));
+
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "POST", "/api/v1/events/query",
+      [&store, opts](Request& r) -> Task<Response> {
+        auto body = co_await r.readBody();
+        if (!body) co_return http::errorResponse(body.error());
+        auto request = parseQueryRequest(*body);
+        if (!request) co_return http::errorResponse(request.error());
+        auto spec = std::make_shared<QuerySpec>(
+            QuerySpec{std::move(request->filters), request->order, std::move(request->lower_bound),
+                      std::move(request->upper_bound)});
+        std::size_t page_size = opts->page_size;
+        co_return Response::stream(200, "application/x-ndjson",
+                                   [&store, spec, page_size](StreamWriter& w) -> Task<void> {
+                                     return streamQuery(w, store, std::move(*spec), page_size);
+                                   });
+      },
+      limit));
+
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "POST", "/api/v1/events/subscribe",
+      [&store, &hub, opts](Request& r) -> Task<Response> {
+        auto body = co_await r.readBody();
+        if (!body) co_return http::errorResponse(body.error());
+        auto request = parseSubscribeRequest(*body);
+        if (!request) co_return http::errorResponse(request.error());
+        auto shared = std::make_shared<SubscribeRequest>(std::move(*request));
+        co_return Response::stream(200, "application/x-ndjson",
+                                   [&store, &hub, shared, opts](StreamWriter& w) -> Task<void> {
+                                     return streamSubscription(w, store, hub, std::move(*shared),
+                                                               *opts);
+                                   });
+      },
+      limit));
+  return {};
+}
+
+}  // namespace fleetlet::streams

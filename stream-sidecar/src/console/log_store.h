@@ -1,0 +1,74 @@
+#pragma once
+// LogStore: console log entries in SQLite (logs.db, separate from the event store so a full
+// log never blocks publishing), with loop-buffer retention: each app keeps at most
+// `app_cap_bytes` of entries, the oldest are dropped first.
+//
+// Concurrency: every method may be called from any thread; calls are serialized on one
+// connection behind mutex_ and block on SQLite. Watchers registered with watch() are called
+// (on the appending thread, after the append) and must only schedule work.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "console/log_entry.h"
+#include "error/error.h"
+#include "sqlite/database.h"
+
+namespace fleetlet::streams {
+
+struct LogStoreOptions {
+  std::filesystem::path dir;
+  // Loop-buffer size per app (sum of the entries' stored sizes).
+  std::uint64_t app_cap_bytes = 16 * 1024 * 1024;
+  std::function<std::int64_t()> clock;  // microseconds since the epoch; system clock if unset
+};
+
+struct LogFilter {
+  std::optional<std::string> app;
+  std::optional<std::string> log_name;
+  std::optional<std::string> severity;  // minimum severity
+  std::int64_t after_seq = 0;           // entries with seq > after_seq
+  std::optional<std::size_t> limit;     // the newest `limit` matching entries
+};
+
+class LogStore {
+ public:
+  static Result<std::unique_ptr<LogStore>> open(LogStoreOptions options);
+
+  // Stores `entry` (its seq and time are assigned) for `app`, then drops the app's oldest
+  // entries past the cap. When the disk is full it drops the oldest quarter of all entries
+  // and retries once; then fails with kResourceExhausted. Returns the stored entry.
+  Result<LogEntry> append(std::string app, LogEntry entry);
+  // Matching entries in seq order (oldest first).
+  Result<std::vector<LogEntry>> read(const LogFilter& filter);
+  // Bytes currently kept for `app`.
+  std::uint64_t appBytes(const std::string& app) const;
+
+  // Registers fn to be called after every append; returns an id for unwatch().
+  std::uint64_t watch(std::function<void()> fn);
+  void unwatch(std::uint64_t id);
+
+ private:
+  explicit LogStore(LogStoreOptions options, sqlite::Database db)
+      : options_(std::move(options)), db_(std::move(db)) {}
+  Status insert(LogEntry& entry, std::uint64_t size);
+  Status enforceCap(const std::string& app);
+  Status dropOldest(double fraction);
+
+  LogStoreOptions options_;
+  mutable std::mutex mutex_;
+  sqlite::Database db_;                         // guarded by mutex_
+  std::map<std::string, std::uint64_t> bytes_;  // guarded by mutex_
+  std::mutex watch_mutex_;
+  std::uint64_t next_watch_ = 1;                             // guarded by watch_mutex_
+  std::map<std::uint64_t, std::function<void()>> watchers_;  // guarded by watch_mutex_
+};
+
+}  // namespace fleetlet::streams
