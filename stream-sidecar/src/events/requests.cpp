@@ -108,6 +108,11 @@ Result<PublishRequest> parsePublishRequest(std::string_view body) {
     NewEvent event;
     FLEETLET_ASSIGN_OR_RETURN(event.semantics, requireString(e, "semantics", path));
     FLEETLET_ASSIGN_OR_RETURN(event.name, requireString(e, "name", path));
+    // Readers (the ActyxOS SDK among them) reject events with an empty stream name.
+    if (event.semantics.empty() || event.name.empty()) {
+      return fail(ErrorCode::kInvalidArgument, "{}.{}: must not be empty", path,
+                  event.semantics.empty() ? "semantics" : "name");
+    }
     auto payload = e.find("payload");
     if (payload == e.end()) return fail(ErrorCode::kInvalidArgument, "{}.payload: missing", path);
     event.payload = payload->dump(-1, ' ', false, Json::error_handler_t::replace);

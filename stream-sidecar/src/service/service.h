@@ -53,6 +53,7 @@ class Service {
   http::Server& consoleServer() { return *console_server_; }
   EventStore& store() { return *store_; }
   LogStore& logs() { return *logs_; }
+  Hub& hub() { return *hub_; }
 
  private:
   explicit Service(ServiceOptions options) : options_(std::move(options)) {}
