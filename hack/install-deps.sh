@@ -17,6 +17,9 @@ RUN_PKGS=(
   containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static
   iproute2 curl ca-certificates jq procps util-linux
 )
+# fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
+BUILD_PKGS+=(libmosquitto-dev)
+RUN_PKGS+=(mosquitto nodejs npm)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: run as root (it calls apt-get)" >&2

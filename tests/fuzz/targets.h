@@ -18,6 +18,9 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// fleetlet-streams request bodies; the first byte chooses publish, query, subscribe or a log
+// entry. Accepted bodies serialize back to valid JSON.
+void fuzzStreamsRequest(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -29,6 +32,7 @@ inline constexpr Target kTargets[] = {
     {"manifest", &fuzzManifest},
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
+    {"streams_request", &fuzzStreamsRequest},
 };
 
 }  // namespace fleetlet::fuzz
