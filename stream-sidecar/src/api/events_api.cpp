@@ -6,7 +6,11 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include "events/requests.h"
+#include "http/websocket.h"
 #include "json/json.h"
 
 namespace fleetlet::streams {
@@ -133,6 +137,156 @@ Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
   }
 }
 
+// State shared by a WebSocket's writer (the handler) and its reader coroutine; both run on the
+// connection's strand.
+struct WsState {
+  explicit WsState(asio::any_io_executor ex) : timer(ex) {}
+  asio::steady_timer timer;
+  bool reader_done = false;
+  std::uint64_t acked = 0;  // highest heartbeat seq acknowledged
+};
+
+// Reads heartbeat acks until the socket closes; wakes the writer when done.
+Task<void> readWebSocketAcks(http::WebSocket& ws, std::shared_ptr<WsState> state) {
+  while (true) {
+    auto message = co_await ws.read();
+    if (!message) break;
+    auto json = Json::parse(*message, nullptr, false);
+    if (json.is_object() && json.value("type", "") == "heartbeat-ack") {
+      auto seq = json.find("seq");
+      if (seq != json.end() && seq->is_number_unsigned()) {
+        state->acked = std::max(state->acked, seq->get<std::uint64_t>());
+      }
+    }
+  }
+  state->reader_done = true;
+  state->timer.cancel();
+}
+
+// Writes a WebSocket's messages: events (deduplicated by offset per source) and heartbeats,
+// numbered by one seq counter. On the connection's strand.
+class WsSender {
+ public:
+  WsSender(http::WebSocket& ws, const WsState& state, OffsetMap delivered,
+           std::chrono::milliseconds interval)
+      : ws_(ws),
+        state_(state),
+        delivered_(std::move(delivered)),
+        interval_(interval),
+        next_heartbeat_(std::chrono::steady_clock::now() + interval) {}
+
+  // Sends the events not delivered yet; false once the socket failed.
+  Task<bool> send(const std::vector<const Event*>& events) {
+    for (const Event* e : events) {
+      auto [it, inserted] = delivered_.try_emplace(e->source, e->offset);
+      if (!inserted) {
+        if (e->offset <= it->second) continue;
+        it->second = e->offset;
+      }
+      std::string line = eventJson(*e);
+      line.pop_back();  // the NDJSON newline
+      std::string message = fmt::format(R"({{"seq":{},"event":{}}})", ++seq_, line);
+      auto written = co_await ws_.write(message);
+      if (!written) co_return false;
+    }
+    co_return true;
+  }
+
+  // Sends a heartbeat when one is due; false when the previous one was not acknowledged
+  // within the interval (or the socket failed).
+  Task<bool> heartbeat() {
+    if (std::chrono::steady_clock::now() < next_heartbeat_) co_return true;
+    if (last_heartbeat_ != 0 && state_.acked < last_heartbeat_) co_return false;
+    last_heartbeat_ = ++seq_;
+    next_heartbeat_ = std::chrono::steady_clock::now() + interval_;
+    std::string message = fmt::format(R"({{"type":"heartbeat","seq":{}}})", last_heartbeat_);
+    auto written = co_await ws_.write(message);
+    co_return written.has_value();
+  }
+
+  std::chrono::steady_clock::time_point nextHeartbeat() const { return next_heartbeat_; }
+
+ private:
+  http::WebSocket& ws_;
+  const WsState& state_;
+  OffsetMap delivered_;
+  std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point next_heartbeat_;
+  std::uint64_t seq_ = 0;
+  std::uint64_t last_heartbeat_ = 0;  // seq of the last heartbeat sent
+};
+
+// The WebSocket push extension: one subscribe request, then {"seq":n,"event":{...}} messages
+// and heartbeats (seq counts every message of the socket from 1).
+Task<void> runWebSocket(http::WebSocket& ws, EventStore& store, Hub& hub,
+                        const EventsApiOptions& options) {
+  auto first = co_await ws.read();
+  if (!first) co_return;
+  auto request = parseSubscribeRequest(*first);
+  if (!request) {
+    // Built outside co_await: GCC 12 miscompiles initializer lists inside co_await expressions.
+    std::string refusal = errorLine("ERR_BAD_REQUEST", request.error().message());
+    co_await ws.write(refusal);
+    co_await ws.close();
+    co_return;
+  }
+  auto state = std::make_shared<WsState>(ws.executor());
+  asio::co_spawn(ws.executor(), readWebSocketAcks(ws, state), asio::detached);
+  std::weak_ptr<WsState> weak = state;
+  asio::any_io_executor ex = ws.executor();
+  auto wake = [weak, ex] {
+    asio::post(ex, [weak] {
+      if (auto s = weak.lock()) s->timer.cancel();
+    });
+  };
+  auto subscription = hub.subscribe(request->filters, options.subscriber_queue_limit, wake);
+  QuerySpec spec{request->filters, Order::kSourceOrdered, request->lower_bound, store.offsets()};
+  WsSender sender(ws, *state, request->lower_bound, options.heartbeat_interval);
+  bool ok = true;
+  Cursor cursor;
+  while (ok && !state->reader_done) {
+    auto job = [&store, &spec, &cursor, &options] {
+      return store.readPage(spec, cursor, options.page_size);
+    };
+    auto page = co_await ws.offload(std::move(job));
+    if (!page) break;
+    std::vector<const Event*> events;
+    for (const auto& e : *page) events.push_back(&e);
+    ok = co_await sender.send(events);
+    if (ok) ok = co_await sender.heartbeat();
+    if (page->size() < options.page_size) break;
+  }
+  while (ok && !state->reader_done) {
+    auto batch = subscription->take();
+    if (batch.empty()) {
+      if (subscription->overflowed()) {
+        std::string cut = errorLine(kTooSlowCode, "subscriber fell too far behind");
+        co_await ws.write(cut);
+        break;
+      }
+      ok = co_await sender.heartbeat();
+      if (!ok) break;
+      boost::system::error_code ec;
+      state->timer.expires_at(sender.nextHeartbeat());
+      co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    std::vector<const Event*> events;
+    for (const auto& e : batch) events.push_back(e.get());
+    ok = co_await sender.send(events);
+    if (ok) ok = co_await sender.heartbeat();
+  }
+  if (!state->reader_done) {
+    if (ok) co_await ws.close();
+    ws.abort();
+  }
+  while (!state->reader_done) {
+    boost::system::error_code ec;
+    state->timer.expires_at(asio::steady_timer::time_point::max());
+    co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
 }  // namespace
 
 Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
@@ -191,6 +345,12 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
                                    });
       },
       limit));
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "GET", "/api/v1/events/ws", [&store, &hub, opts](Request&) -> Task<Response> {
+        co_return http::webSocketResponse([&store, &hub, opts](http::WebSocket& ws) -> Task<void> {
+          return runWebSocket(ws, store, hub, *opts);
+        });
+      }));
   return {};
 }
 
