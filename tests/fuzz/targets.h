@@ -21,6 +21,8 @@ void fuzzRegistryError(std::string_view data);
 // fleetlet-streams request bodies; the first byte chooses publish, query, subscribe or a log
 // entry. Accepted bodies serialize back to valid JSON.
 void fuzzStreamsRequest(std::string_view data);
+// handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
+void fuzzHandoffMessage(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -33,6 +35,7 @@ inline constexpr Target kTargets[] = {
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
     {"streams_request", &fuzzStreamsRequest},
+    {"handoff_message", &fuzzHandoffMessage},
 };
 
 }  // namespace fleetlet::fuzz

@@ -65,6 +65,13 @@ std::unexpected<Error> fail(ErrorCode code, fmt::format_string<Args...> format, 
   return std::unexpected(Error(code, fmt::format(format, std::forward<Args>(args)...)));
 }
 
+// The status of a Result<T> without its value (GCC 12's std::expected has no transform()).
+template <typename T>
+Status discardValue(Result<T> result) {
+  if (!result) return std::unexpected(std::move(result).error());
+  return {};
+}
+
 // An error for a failed system call: the message ends with strerror(err) and sysErrno() is
 // err. ENOENT maps to kNotFound, EEXIST to kAlreadyExists, ENOSPC/EMFILE/ENOMEM to
 // kResourceExhausted, EINVAL to kInvalidArgument, everything else to kInternal.

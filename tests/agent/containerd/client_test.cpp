@@ -83,7 +83,11 @@ class ClientTest : public ::testing::Test {
     // `ctr oci spec` has no environment; ctr run adds the image's, and so does this test.
     spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
     spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
-    SnapshotService snaps(conn_, {kNs, {}});
+    // Until the container record references it, the new snapshot is garbage to containerd's
+    // collector: prepare and create under a lease, as containerd's own client does.
+    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
+    EXPECT_TRUE(lease) << lease.error().message();
+    SnapshotService snaps(conn_, {kNs, lease ? lease->id() : ""});
     auto mounts = snaps.prepare(id, top_chain_);
     EXPECT_TRUE(mounts) << mounts.error().message();
     auto created = ContainerService(conn_, {kNs, {}})
@@ -107,11 +111,15 @@ class ClientTest : public ::testing::Test {
     return TaskService(conn_, {kNs, {}}).create(id, mounts, io);
   }
 
+  // Removes the task, then the snapshot while the container still protects it from the
+  // collector, then the container.
   void destroy(const std::string& id) {
     TaskService tasks(conn_, {kNs, {}});
     (void)tasks.remove(id);
-    EXPECT_TRUE(ContainerService(conn_, {kNs, {}}).remove(id));
-    EXPECT_TRUE(SnapshotService(conn_, {kNs, {}}).remove(id));
+    auto snap = SnapshotService(conn_, {kNs, {}}).remove(id);
+    EXPECT_TRUE(snap) << snap.error().message();
+    auto ctr = ContainerService(conn_, {kNs, {}}).remove(id);
+    EXPECT_TRUE(ctr) << ctr.error().message();
   }
 
   static LocalRegistry* registry_;

@@ -1,0 +1,167 @@
+#include "core/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include "manifest/parse.h"
+
+namespace fleetlet::core {
+
+Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, AgentOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      reconciler_(
+          runtime, store,
+          {.parallelism = options_.parallelism,
+           .on_event = [this](const std::string& app, const std::string& kind,
+                              const std::string& message) { record(app, kind, message); }}) {}
+
+void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
+  {
+    std::lock_guard lock(events_mu_);
+    events_.push_back(
+        {.seq = next_seq_++, .time = Clock::now(), .app = app, .kind = kind, .message = message});
+    while (events_.size() > options_.event_capacity) events_.pop_front();
+  }
+  events_cv_.notify_all();
+}
+
+Status Agent::load() {
+  FLEETLET_ASSIGN_OR_RETURN(auto stored, store_.desired());
+  if (!stored) return {};
+  auto parsed = manifest::parseNodeState(stored->text, stored->source);
+  if (!parsed) {
+    // It was valid when accepted; a newer fleetletd may be stricter. Keep running what runs.
+    return std::unexpected(parsed.error().wrap("stored revision {}", stored->revision));
+  }
+  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  record("", "loaded", fmt::format("revision {} from {}", stored->revision, stored->source));
+  return {};
+}
+
+Result<ApplyResult> Agent::apply(std::string_view text, std::string_view source) {
+  std::lock_guard lock(apply_mu_);
+  auto parsed = manifest::parseNodeState(text, source);
+  if (!parsed) {
+    record("", "rejected", parsed.error().message());
+    return std::unexpected(parsed.error());
+  }
+  if (auto st = store_.accept(parsed->revision, text, source); !st) {
+    record("", "rejected", st.error().message());
+    return std::unexpected(st.error());
+  }
+  ApplyResult result{.revision = parsed->revision, .apps = static_cast<int>(parsed->apps.size())};
+  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  record("", "applied",
+         fmt::format("revision {} ({} apps) from {}", result.revision, result.apps,
+                     source.empty() ? "api" : source));
+  return result;
+}
+
+namespace {
+
+AppStatus toStatus(const reconcile::AppSnapshot& s) {
+  const auto& rs = s.runtime_state;
+  AppStatus out{.name = s.name,
+                .runtime = s.runtime,
+                .image = s.image,
+                .state = s.state,
+                .restarts = rs.restarts,
+                .last_exit_code = rs.last_exit_code,
+                .last_exit_at = rs.last_exit_at,
+                .started_at = rs.started_at,
+                .backoff_until = rs.backoff_until,
+                .message = s.message,
+                .container_id = s.container_id,
+                .spec_hash = s.spec_hash,
+                .pid = s.pid};
+  if (s.state != "backoff") out.backoff_until.reset();
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<AppStatus>> Agent::apps() {
+  std::vector<AppStatus> out;
+  for (const auto& s : reconciler_.snapshot()) out.push_back(toStatus(s));
+  return out;
+}
+
+Result<AppDetail> Agent::describe(std::string_view name) {
+  auto desired = reconciler_.desired();
+  const manifest::App* app = nullptr;
+  if (desired) {
+    auto it = desired->apps.find(std::string(name));
+    if (it != desired->apps.end()) app = &it->second;
+  }
+  AppDetail detail;
+  bool found = false;
+  for (const auto& s : reconciler_.snapshot()) {
+    if (s.name == name) {
+      detail.status = toStatus(s);
+      found = true;
+    }
+  }
+  if (!found && app == nullptr) return fail(ErrorCode::kNotFound, "no app {}", name);
+  if (app != nullptr) detail.spec = manifest::canonicalJson(*app);
+  if (!found) detail.status = AppStatus{.name = std::string(name), .state = "pending"};
+  std::lock_guard lock(events_mu_);
+  for (const auto& e : events_) {
+    if (e.app == name) detail.recent_events.push_back(e);
+  }
+  if (detail.recent_events.size() > 20) {
+    detail.recent_events.erase(detail.recent_events.begin(), detail.recent_events.end() - 20);
+  }
+  return detail;
+}
+
+Status Agent::restart(std::string_view name) {
+  auto desired = reconciler_.desired();
+  if (!desired || !desired->apps.contains(std::string(name))) {
+    return fail(ErrorCode::kNotFound, "no app {} in the applied manifest", name);
+  }
+  reconciler_.requestRestart(std::string(name));
+  record(std::string(name), "restarting", "requested");
+  return {};
+}
+
+void Agent::unhealthy(const std::string& app, const std::string& why) {
+  record(app, "unhealthy", why);
+  reconciler_.requestRestart(app);
+}
+
+Result<NodeStatus> Agent::status() {
+  NodeStatus s{.desired_revision = store_.desiredRevision(),
+               .applied_revision = store_.appliedRevision(),
+               .last_good_revision = store_.lastGoodRevision()};
+  for (const auto& [app, message] : reconciler_.errors()) {
+    s.errors.push_back(app + ": " + message);
+  }
+  s.converged = s.desired_revision != 0 && s.applied_revision == s.desired_revision;
+  return s;
+}
+
+std::vector<NodeEvent> Agent::events(int64_t after_seq, size_t limit,
+                                     std::chrono::milliseconds wait) {
+  std::unique_lock lock(events_mu_);
+  auto has_new = [&] { return !events_.empty() && events_.back().seq > after_seq; };
+  if (!has_new() && wait.count() > 0) events_cv_.wait_for(lock, wait, has_new);
+  std::vector<NodeEvent> out;
+  for (const auto& e : events_) {
+    if (e.seq <= after_seq) continue;
+    if (out.size() >= limit) break;
+    out.push_back(e);
+  }
+  return out;
+}
+
+Result<std::filesystem::path> Agent::logDir(std::string_view app) {
+  if (!options_.log_dir) return fail(ErrorCode::kNotFound, "no logs for {}", app);
+  auto dir = options_.log_dir(std::string(app));
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return fail(ErrorCode::kNotFound, "app {} has no logs on this node", app);
+  }
+  return dir;
+}
+
+}  // namespace fleetlet::core

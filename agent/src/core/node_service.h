@@ -1,0 +1,96 @@
+#pragma once
+// NodeService: what fleetletd's local API (agent/src/api) exposes — apply a manifest, read
+// app and node status, restart an app, follow node events. Implemented by the agent core on
+// top of the reconciler; the API server and its tests see only this interface.
+//
+// Thread-safety: every method may be called from any thread at any time. Methods do not
+// block on containerd except where noted.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "error/error.h"
+#include "json/json.h"
+
+namespace fleetlet::core {
+
+using Clock = std::chrono::system_clock;
+
+struct AppStatus {
+  std::string name;
+  std::string runtime;  // "container" | "native" | "webview"
+  std::string image;
+  // "pending" (not created yet), "pulling", "created", "running", "stopping", "exited"
+  // (stopped, restart not due: see backoff_until), "backoff", "failed" (restart never / pull
+  // failing), "removing".
+  std::string state;
+  int restarts = 0;
+  std::optional<int> last_exit_code;
+  std::optional<Clock::time_point> last_exit_at;
+  std::optional<Clock::time_point> started_at;  // of the current task
+  std::optional<Clock::time_point> backoff_until;
+  std::string message;  // the last error or a note, empty when all is well
+  std::string container_id;
+  std::string spec_hash;
+  uint32_t pid = 0;
+  bool healthy = true;  // false after a failing health check
+};
+
+struct NodeEvent {
+  int64_t seq = 0;  // increasing, gapless within one fleetletd run
+  Clock::time_point time;
+  std::string app;   // empty for node-wide events
+  std::string kind;  // "applied", "rejected", "pulled", "created", "started", "exited",
+                     // "restarting", "unhealthy", "removed", "error"
+  std::string message;
+};
+
+struct AppDetail {
+  AppStatus status;
+  Json spec;  // the app as the manifest gives it (canonical JSON)
+  std::vector<NodeEvent> recent_events;
+};
+
+struct NodeStatus {
+  int64_t desired_revision = 0;    // newest accepted manifest
+  int64_t applied_revision = 0;    // newest revision the node fully converged to
+  int64_t last_good_revision = 0;  // last revision that converged without errors
+  bool converged = false;
+  std::vector<std::string> errors;  // app-level errors of the current revision
+};
+
+struct ApplyResult {
+  int64_t revision = 0;
+  int apps = 0;
+};
+
+class NodeService {
+ public:
+  virtual ~NodeService() = default;
+
+  // Validates and accepts a manifest (YAML or JSON). kInvalidArgument naming the field for a
+  // bad manifest; kFailedPrecondition "revision N is not newer than the applied revision M"
+  // for an old or equal revision. A rejected manifest changes nothing. Returns once the
+  // manifest is durably stored; convergence continues in the background.
+  virtual Result<ApplyResult> apply(std::string_view manifest_text, std::string_view source) = 0;
+  virtual Result<std::vector<AppStatus>> apps() = 0;
+  // kNotFound when the app is neither desired nor running.
+  virtual Result<AppDetail> describe(std::string_view app) = 0;
+  // Restarts the app's task now (resets nothing else). kNotFound for an unknown app.
+  virtual Status restart(std::string_view app) = 0;
+  virtual Result<NodeStatus> status() = 0;
+  // Events with seq > after_seq, oldest first, at most `limit`. Blocks up to `wait` for the
+  // first one when there is none yet (0: return at once).
+  virtual std::vector<NodeEvent> events(int64_t after_seq, size_t limit,
+                                        std::chrono::milliseconds wait) = 0;
+  // The directory holding the app's stdout/stderr logs (see agent/src/logs). kNotFound for
+  // an app never run on this node.
+  virtual Result<std::filesystem::path> logDir(std::string_view app) = 0;
+};
+
+}  // namespace fleetlet::core

@@ -1,0 +1,97 @@
+#pragma once
+// The desired state of a node (manifest v1, kind NodeState) as plain values.
+//
+// Produced only by parseNodeState() (parse.h), which validates everything: a NodeState that
+// exists is valid (names, quantities, ports, dependencies without cycles). Values are
+// immutable after parsing and safe to share between threads.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetlet::manifest {
+
+enum class Runtime { kContainer, kNative, kWebview };
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+// download-then-kill: pull the new image while the old app runs (default); kill-then-download:
+// stop first, for devices whose disk holds one copy only.
+enum class UpdateStrategy { kDownloadThenKill, kKillThenDownload };
+
+struct Resources {
+  std::optional<double> cpu;            // cores, e.g. 0.5
+  std::optional<int64_t> memory_bytes;  // from "64Mi", "1G", ...
+  std::optional<int64_t> pids;
+};
+
+struct HealthCheck {
+  enum class Kind { kHttp, kTcp, kExec } kind = Kind::kHttp;
+  uint16_t port = 0;                 // http, tcp
+  std::string path = "/";            // http
+  std::vector<std::string> command;  // exec
+  std::chrono::milliseconds interval{10000};
+  std::chrono::milliseconds timeout{2000};
+  int failures = 3;  // consecutive failures that restart the app
+};
+
+struct ExposedPort {
+  uint16_t port = 0;       // in the app
+  uint16_t host_port = 0;  // on the node
+  std::string protocol = "tcp";
+};
+
+struct Network {
+  enum class Egress { kAll, kNone } egress = Egress::kAll;
+  std::vector<ExposedPort> expose;
+};
+
+struct Volume {
+  std::string name;  // a directory under the data dir, kept across updates
+  std::string path;  // where it appears in the app
+  bool read_only = false;
+};
+
+struct NativeExec {
+  std::string path;
+  std::vector<std::string> args;
+};
+
+struct Bundle {
+  std::string url;
+  std::string sha256;
+};
+
+struct App {
+  std::string name;  // the key in `apps`: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 chars
+  Runtime runtime = Runtime::kContainer;
+  std::string image;              // container: a reference (tag or @sha256 digest)
+  std::vector<std::string> args;  // container: replaces the image's entrypoint+cmd when set
+  std::map<std::string, std::string> env;
+  std::string user;         // "uid[:gid]" or empty for the image's
+  std::string working_dir;  // empty for the image's
+  Resources resources;
+  RestartPolicy restart = RestartPolicy::kAlways;
+  std::optional<HealthCheck> health;
+  std::vector<std::string> services;  // "events", "blobs", "logs"
+  Network network;
+  std::vector<Volume> volumes;
+  std::vector<std::string> depends_on;
+  UpdateStrategy update = UpdateStrategy::kDownloadThenKill;
+  std::chrono::milliseconds stop_grace{10000};  // SIGTERM → SIGKILL
+  std::optional<NativeExec> exec;               // native
+  std::optional<Bundle> bundle;                 // webview
+  // sha256 hex of the app's canonical JSON (every field above): two apps with the same hash
+  // run the same way. Recorded on containers as the fleetlet.io/spec-hash label.
+  std::string spec_hash;
+};
+
+struct NodeState {
+  int64_t revision = 0;  // strictly increasing across applies
+  std::map<std::string, App> apps;
+  // Apps in an order where every app comes after the apps it depends on (ties by name).
+  std::vector<std::string> start_order;
+};
+
+}  // namespace fleetlet::manifest

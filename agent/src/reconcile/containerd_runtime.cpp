@@ -1,0 +1,240 @@
+#include "reconcile/containerd_runtime.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "containerd/containers.h"
+#include "containerd/leases.h"
+#include "containerd/snapshots.h"
+#include "image/puller.h"
+#include "image/registry_source.h"
+#include "oci/digest.h"
+#include "oci/reference.h"
+#include "ocispec/builder.h"
+#include "registry/registry_client.h"
+
+namespace fleetlet::reconcile {
+namespace {
+
+constexpr char kCreateLeasePrefix[] = "fleetlet-create-";
+constexpr auto kPoll = std::chrono::milliseconds(20);
+constexpr auto kKillWait = std::chrono::seconds(10);
+
+ActualContainer::Task taskState(containerd::TaskInfo::State s) {
+  using S = containerd::TaskInfo::State;
+  switch (s) {
+    case S::kCreated:
+      return ActualContainer::Task::kCreated;
+    case S::kRunning:
+      return ActualContainer::Task::kRunning;
+    case S::kStopped:
+      return ActualContainer::Task::kStopped;
+    default:
+      return ActualContainer::Task::kOther;
+  }
+}
+
+Status okIfNotFound(Status st) {
+  if (!st && st.error().code() == ErrorCode::kNotFound) return {};
+  return st;
+}
+
+}  // namespace
+
+ContainerdRuntime::ContainerdRuntime(std::shared_ptr<containerd::Connection> connection,
+                                     ContainerdRuntimeOptions options)
+    : connection_(std::move(connection)),
+      options_(std::move(options)),
+      images_(connection_, options_.ns) {}
+
+std::filesystem::path ContainerdRuntime::logDir(const std::string& app) const {
+  return options_.data_dir / "logs" / app;
+}
+
+Status ContainerdRuntime::startup() {
+  FLEETLET_RETURN_IF_ERROR(containerd::ensureNamespace(connection_, options_.ns));
+  containerd::LeaseService leases(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto ids, leases.list());
+  for (const auto& id : ids) {
+    if (!id.starts_with(kCreateLeasePrefix)) continue;
+    spdlog::info("removing lease {} left by an earlier run", id);
+    FLEETLET_RETURN_IF_ERROR(leases.remove(id));
+  }
+  return {};
+}
+
+Result<std::vector<ActualContainer>> ContainerdRuntime::list() {
+  containerd::ContainerService containers(connection_, scope());
+  containerd::TaskService tasks(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto all, containers.list({fmt::format("labels.\"{}\"", kAppLabel)}));
+  FLEETLET_ASSIGN_OR_RETURN(auto running, tasks.list());
+  std::map<std::string, containerd::TaskInfo> task_by_id;
+  for (auto& t : running) task_by_id.emplace(t.id, t);
+  std::vector<ActualContainer> out;
+  for (const auto& c : all) {
+    ActualContainer a{.app = c.labels.at(kAppLabel), .id = c.id};
+    if (auto it = c.labels.find(kSpecHashLabel); it != c.labels.end()) a.spec_hash = it->second;
+    if (auto it = c.labels.find(kRevisionLabel); it != c.labels.end()) {
+      a.revision = std::strtoll(it->second.c_str(), nullptr, 10);
+    }
+    if (auto it = task_by_id.find(c.id); it != task_by_id.end()) {
+      a.task = taskState(it->second.state);
+      a.pid = it->second.pid;
+      a.exit_status = it->second.exit_status;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Status ContainerdRuntime::ensureImage(const manifest::App& app) {
+  FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
+  std::string name = ref.toString();
+  std::lock_guard lock(pull_mu_);
+  containerd::ImageService images(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(name));
+  if (existing) {
+    // Present and unpacked: nothing to do. Present but not unpacked: pull again, which only
+    // unpacks (every blob is there).
+    auto resolved = images_.resolveLocal(existing->target);
+    if (resolved) {
+      auto chain = oci::chainIds(resolved->second.diff_ids);
+      containerd::SnapshotService snaps(connection_, scope());
+      if (chain && !chain->empty() && snaps.stat(chain->back()).value_or(std::nullopt)) return {};
+    }
+  }
+  registry::RegistryClient client(
+      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry())});
+  image::RegistrySource source(client, ref);
+  auto pulled = image::pullImage(source, images_, name, {});
+  if (!pulled) return std::unexpected(pulled.error().wrap("pull {}", name));
+  spdlog::info("pulled {} ({} layers, {} bytes fetched)", name, pulled->layers,
+               pulled->fetched_bytes);
+  return {};
+}
+
+Status ContainerdRuntime::create(const manifest::App& app, const std::string& id,
+                                 int64_t revision) {
+  containerd::ContainerService containers(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto existing, containers.get(id));
+  if (existing) {
+    auto it = existing->labels.find(kSpecHashLabel);
+    if (it != existing->labels.end() && it->second == app.spec_hash) return {};
+    return fail(ErrorCode::kAlreadyExists, "container {} exists with another spec", id);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
+  containerd::ImageService images(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto image, images.get(ref.toString()));
+  if (!image) return fail(ErrorCode::kNotFound, "image {} is not pulled", ref.toString());
+  FLEETLET_ASSIGN_OR_RETURN(auto resolved, images_.resolveLocal(image->target));
+  const auto& config = resolved.second;
+  FLEETLET_ASSIGN_OR_RETURN(auto chain, oci::chainIds(config.diff_ids));
+  if (chain.empty()) return fail(ErrorCode::kInvalidArgument, "image {} has no layers", app.image);
+
+  std::filesystem::path volumes_root = options_.data_dir / "volumes" / app.name;
+  for (const auto& v : app.volumes) {
+    std::error_code ec;
+    std::filesystem::create_directories(volumes_root / v.name, ec);
+    if (ec) return fail(ErrorCode::kInternal, "create volume {}: {}", v.name, ec.message());
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto spec, ocispec::buildSpec(app, config,
+                                                          {.container_id = id,
+                                                           .ns = options_.ns,
+                                                           .volumes_root = volumes_root,
+                                                           .extra_env = {},
+                                                           .netns_path = ""}));
+
+  // Until the container record references it, the snapshot is garbage to containerd's
+  // collector: hold a lease across both.
+  containerd::LeaseService leases(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto lease,
+      containerd::ScopedLease::create(leases, kCreateLeasePrefix + id, std::chrono::minutes(10)));
+  containerd::SnapshotService snaps(connection_, scope(lease.id()));
+  auto prepared = snaps.prepare(id, chain.back());
+  if (!prepared && prepared.error().code() != ErrorCode::kAlreadyExists) {
+    return std::unexpected(prepared.error());
+  }
+  auto created = containerd::ContainerService(connection_, scope(lease.id()))
+                     .create({.id = id,
+                              .image = ref.toString(),
+                              .labels = {{kAppLabel, app.name},
+                                         {kSpecHashLabel, app.spec_hash},
+                                         {kRevisionLabel, std::to_string(revision)}},
+                              .spec_json = spec.dump(),
+                              .snapshotter = snaps.snapshotter(),
+                              .snapshot_key = id});
+  if (!created && created.error().code() != ErrorCode::kAlreadyExists) {
+    return std::unexpected(created.error());
+  }
+  return {};
+}
+
+Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::string& id) {
+  containerd::TaskService tasks(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto task, tasks.get(id));
+  if (task && task->state == containerd::TaskInfo::State::kRunning) return task->pid;
+  if (task && task->state == containerd::TaskInfo::State::kStopped) {
+    FLEETLET_RETURN_IF_ERROR(okIfNotFound(discardValue(tasks.remove(id))));
+    task.reset();
+  }
+  if (!task) {
+    containerd::SnapshotService snaps(connection_, scope());
+    FLEETLET_ASSIGN_OR_RETURN(auto mounts, snaps.mounts(id));
+    containerd::TaskIo io;
+    if (options_.task_io) {
+      FLEETLET_ASSIGN_OR_RETURN(io, options_.task_io(app.name));
+    } else {
+      std::error_code ec;
+      std::filesystem::create_directories(logDir(app.name), ec);
+      FLEETLET_ASSIGN_OR_RETURN(io, containerd::fileIo((logDir(app.name) / "stdout.log").string(),
+                                                       (logDir(app.name) / "stderr.log").string()));
+    }
+    auto created = tasks.create(id, mounts, io);
+    if (!created && created.error().code() != ErrorCode::kAlreadyExists) {
+      return std::unexpected(created.error());
+    }
+  }
+  return tasks.start(id);
+}
+
+Status ContainerdRuntime::stop(const std::string& id, std::chrono::milliseconds grace) {
+  containerd::TaskService tasks(connection_, scope());
+  auto stopped = [&]() -> Result<bool> {
+    FLEETLET_ASSIGN_OR_RETURN(auto t, tasks.get(id));
+    return !t || t->state == containerd::TaskInfo::State::kStopped;
+  };
+  auto waitStopped = [&](std::chrono::milliseconds limit) -> Result<bool> {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      FLEETLET_ASSIGN_OR_RETURN(bool done, stopped());
+      if (done || std::chrono::steady_clock::now() >= deadline) return done;
+      std::this_thread::sleep_for(kPoll);
+    }
+  };
+  FLEETLET_ASSIGN_OR_RETURN(bool done, stopped());
+  if (done) return {};
+  FLEETLET_RETURN_IF_ERROR(okIfNotFound(tasks.kill(id, SIGTERM)));
+  FLEETLET_ASSIGN_OR_RETURN(done, waitStopped(grace));
+  if (done) return {};
+  spdlog::info("{} did not stop within {} ms of SIGTERM: SIGKILL", id, grace.count());
+  FLEETLET_RETURN_IF_ERROR(okIfNotFound(tasks.kill(id, SIGKILL, /*all=*/true)));
+  FLEETLET_ASSIGN_OR_RETURN(done, waitStopped(kKillWait));
+  if (!done) return fail(ErrorCode::kUnavailable, "{} still runs after SIGKILL", id);
+  return {};
+}
+
+Status ContainerdRuntime::remove(const std::string& id) {
+  FLEETLET_RETURN_IF_ERROR(stop(id, std::chrono::milliseconds(0)));
+  containerd::TaskService tasks(connection_, scope());
+  FLEETLET_RETURN_IF_ERROR(okIfNotFound(discardValue(tasks.remove(id))));
+  // The snapshot goes while the container record still protects it from the collector.
+  containerd::SnapshotService snaps(connection_, scope());
+  FLEETLET_RETURN_IF_ERROR(okIfNotFound(snaps.remove(id)));
+  containerd::ContainerService containers(connection_, scope());
+  return okIfNotFound(containers.remove(id));
+}
+
+}  // namespace fleetlet::reconcile

@@ -1,0 +1,60 @@
+#pragma once
+// ContainerdRuntime: ContainerRuntime on a real containerd, through agent/src/containerd.
+//
+// Containers are created under a short lease (snapshot prepare and container record), so an
+// agent killed in between leaks nothing: startup() deletes leases left by dead runs and the
+// garbage collector takes what they protected.
+//
+// Thread-safety: all methods may be called concurrently for different container ids.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "containerd/connection.h"
+#include "containerd/tasks.h"
+#include "image/store.h"
+#include "reconcile/runtime.h"
+
+namespace fleetlet::reconcile {
+
+struct ContainerdRuntimeOptions {
+  std::string ns = "fleetlet";
+  std::filesystem::path data_dir;  // volumes/<app>/<volume>, logs/<app>/
+  // Registries reached over plain HTTP ("127.0.0.1:5000").
+  std::set<std::string> plain_http_registries;
+  // Where an app's stdout/stderr go; default: files under data_dir/logs/<app>/.
+  std::function<Result<containerd::TaskIo>(const std::string& app)> task_io;
+};
+
+class ContainerdRuntime : public ContainerRuntime {
+ public:
+  ContainerdRuntime(std::shared_ptr<containerd::Connection> connection,
+                    ContainerdRuntimeOptions options);
+
+  // Deletes the creation leases of earlier runs (they protect nothing that is still wanted:
+  // a finished create needs no lease). Call once before the first create.
+  Status startup();
+
+  Result<std::vector<ActualContainer>> list() override;
+  Status ensureImage(const manifest::App& app) override;
+  Status create(const manifest::App& app, const std::string& id, int64_t revision) override;
+  Result<uint32_t> start(const manifest::App& app, const std::string& id) override;
+  Status stop(const std::string& id, std::chrono::milliseconds grace) override;
+  Status remove(const std::string& id) override;
+
+  std::filesystem::path logDir(const std::string& app) const;
+
+ private:
+  containerd::Scope scope(const std::string& lease = {}) const { return {options_.ns, lease}; }
+
+  std::shared_ptr<containerd::Connection> connection_;
+  ContainerdRuntimeOptions options_;
+  image::ImageStore images_;
+  std::mutex pull_mu_;  // one pull at a time per image keeps registries and disks calm
+};
+
+}  // namespace fleetlet::reconcile

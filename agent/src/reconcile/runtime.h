@@ -1,0 +1,37 @@
+#pragma once
+// ContainerRuntime: the narrow view of containerd the reconciler needs. The real one is
+// ContainerdRuntime (containerd_runtime.h); unit tests use a fake behind this interface.
+//
+// Every method is idempotent, so that repeating a step after a crash is harmless, and may
+// block on containerd (and on a registry for ensureImage).
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "error/error.h"
+#include "manifest/types.h"
+#include "reconcile/model.h"
+
+namespace fleetlet::reconcile {
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+  // Every container carrying the fleetlet.io/app label, with its task state.
+  virtual Result<std::vector<ActualContainer>> list() = 0;
+  // Pulls the app's image unless containerd has it unpacked already.
+  virtual Status ensureImage(const manifest::App& app) = 0;
+  // Creates container `id` (snapshot + record with the fleetlet labels) for `app`; succeeds
+  // when a container with that id and the app's spec hash exists already.
+  virtual Status create(const manifest::App& app, const std::string& id, int64_t revision) = 0;
+  // Creates the task when there is none (deleting a stopped one first) and starts it.
+  // Returns the pid.
+  virtual Result<uint32_t> start(const manifest::App& app, const std::string& id) = 0;
+  // SIGTERM, then SIGKILL once `grace` has passed; succeeds when no task runs.
+  virtual Status stop(const std::string& id, std::chrono::milliseconds grace) = 0;
+  // Deletes task, snapshot and container; succeeds when they are gone already.
+  virtual Status remove(const std::string& id) = 0;
+};
+
+}  // namespace fleetlet::reconcile

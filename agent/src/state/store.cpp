@@ -1,0 +1,178 @@
+#include "state/store.h"
+
+#include <array>
+
+namespace fleetlet::state {
+namespace {
+
+constexpr std::array<std::string_view, 1> kMigrations = {R"sql(
+CREATE TABLE manifests (
+  revision INTEGER PRIMARY KEY,
+  text TEXT NOT NULL,
+  source TEXT NOT NULL,
+  accepted_at INTEGER NOT NULL
+);
+CREATE TABLE node (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE apps (
+  name TEXT PRIMARY KEY,
+  restarts INTEGER NOT NULL,
+  backoff_ms INTEGER NOT NULL,
+  backoff_until_ms INTEGER,
+  started_at_ms INTEGER,
+  last_exit_code INTEGER,
+  last_exit_at_ms INTEGER,
+  last_exit_id TEXT NOT NULL
+);
+)sql"};
+
+// Manifests kept besides the desired one, for `describe` and rollbacks by hand.
+constexpr int kKeptManifests = 10;
+
+int64_t toMs(reconcile::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+reconcile::Clock::time_point fromMs(int64_t ms) {
+  return reconcile::Clock::time_point(std::chrono::milliseconds(ms));
+}
+
+Status bindOptionalTime(sqlite::Statement& st, int index,
+                        const std::optional<reconcile::Clock::time_point>& t) {
+  return t ? st.bind(index, toMs(*t)) : st.bind(index, nullptr);
+}
+
+std::optional<reconcile::Clock::time_point> optionalTime(const sqlite::Statement& st, int col) {
+  if (st.columnIsNull(col)) return std::nullopt;
+  return fromMs(st.columnInt64(col));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return fail(ErrorCode::kInternal, "create {}: {}", data_dir.string(), ec.message());
+  FLEETLET_ASSIGN_OR_RETURN(auto db, sqlite::Database::open(data_dir / "state.db", kMigrations));
+  return std::unique_ptr<StateStore>(new StateStore(std::move(db)));
+}
+
+Result<int64_t> StateStore::readInt(std::string_view key) {
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("SELECT value FROM node WHERE key = ?"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  return row ? st.columnInt64(0) : 0;
+}
+
+Status StateStore::writeInt(std::string_view key, int64_t value) {
+  FLEETLET_ASSIGN_OR_RETURN(auto st,
+                            db_.prepare("INSERT INTO node(key, value) VALUES(?, ?) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
+  FLEETLET_RETURN_IF_ERROR(st.bind(2, value));
+  return st.run();
+}
+
+Status StateStore::accept(int64_t revision, std::string_view text, std::string_view source) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_ASSIGN_OR_RETURN(int64_t desired, readInt("desired_revision"));
+  if (revision <= desired) {
+    FLEETLET_ASSIGN_OR_RETURN(int64_t applied, readInt("applied_revision"));
+    return fail(ErrorCode::kFailedPrecondition,
+                "revision {} is not newer than the accepted revision {} (applied: {})", revision,
+                desired, applied);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto ins, db_.prepare("INSERT INTO manifests(revision, text, source, accepted_at) "
+                            "VALUES(?, ?, ?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(1, revision));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(2, text));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(3, source));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(4, toMs(reconcile::Clock::now())));
+  FLEETLET_RETURN_IF_ERROR(ins.run());
+  FLEETLET_RETURN_IF_ERROR(writeInt("desired_revision", revision));
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto prune, db_.prepare("DELETE FROM manifests WHERE revision NOT IN (SELECT revision FROM "
+                              "manifests ORDER BY revision DESC LIMIT ?)"));
+  FLEETLET_RETURN_IF_ERROR(prune.bind(1, kKeptManifests));
+  FLEETLET_RETURN_IF_ERROR(prune.run());
+  return tx.commit();
+}
+
+Result<std::optional<StoredManifest>> StateStore::desired() {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("SELECT revision, text, source FROM manifests WHERE revision = "
+                           "(SELECT value FROM node WHERE key = 'desired_revision')"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return std::optional<StoredManifest>();
+  return StoredManifest{st.columnInt64(0), st.columnText(1), st.columnText(2)};
+}
+
+int64_t StateStore::desiredRevision() {
+  std::lock_guard lock(mu_);
+  return readInt("desired_revision").value_or(0);
+}
+int64_t StateStore::appliedRevision() {
+  std::lock_guard lock(mu_);
+  return readInt("applied_revision").value_or(0);
+}
+int64_t StateStore::lastGoodRevision() {
+  std::lock_guard lock(mu_);
+  return readInt("last_good_revision").value_or(0);
+}
+
+Status StateStore::markApplied(int64_t revision, bool clean) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_RETURN_IF_ERROR(writeInt("applied_revision", revision));
+  if (clean) FLEETLET_RETURN_IF_ERROR(writeInt("last_good_revision", revision));
+  return tx.commit();
+}
+
+Result<std::map<std::string, reconcile::AppRuntimeState>> StateStore::appStates() {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("SELECT name, restarts, backoff_ms, backoff_until_ms, started_at_ms, "
+                           "last_exit_code, last_exit_at_ms, last_exit_id FROM apps"));
+  std::map<std::string, reconcile::AppRuntimeState> out;
+  for (;;) {
+    FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    reconcile::AppRuntimeState s;
+    s.restarts = static_cast<int>(st.columnInt64(1));
+    s.backoff = std::chrono::milliseconds(st.columnInt64(2));
+    s.backoff_until = optionalTime(st, 3);
+    s.started_at = optionalTime(st, 4);
+    if (!st.columnIsNull(5)) s.last_exit_code = static_cast<int>(st.columnInt64(5));
+    s.last_exit_at = optionalTime(st, 6);
+    s.last_exit_id = st.columnText(7);
+    out.emplace(st.columnText(0), std::move(s));
+  }
+  return out;
+}
+
+Status StateStore::saveAppState(const std::string& app, const reconcile::AppRuntimeState& s) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("INSERT OR REPLACE INTO apps(name, restarts, backoff_ms, "
+                           "backoff_until_ms, started_at_ms, last_exit_code, last_exit_at_ms, "
+                           "last_exit_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, app));
+  FLEETLET_RETURN_IF_ERROR(st.bind(2, s.restarts));
+  FLEETLET_RETURN_IF_ERROR(st.bind(3, static_cast<int64_t>(s.backoff.count())));
+  FLEETLET_RETURN_IF_ERROR(bindOptionalTime(st, 4, s.backoff_until));
+  FLEETLET_RETURN_IF_ERROR(bindOptionalTime(st, 5, s.started_at));
+  FLEETLET_RETURN_IF_ERROR(s.last_exit_code ? st.bind(6, *s.last_exit_code) : st.bind(6, nullptr));
+  FLEETLET_RETURN_IF_ERROR(bindOptionalTime(st, 7, s.last_exit_at));
+  FLEETLET_RETURN_IF_ERROR(st.bind(8, s.last_exit_id));
+  return st.run();
+}
+
+Status StateStore::forgetApp(const std::string& app) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("DELETE FROM apps WHERE name = ?"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, app));
+  return st.run();
+}
+
+}  // namespace fleetlet::state

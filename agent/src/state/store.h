@@ -1,0 +1,56 @@
+#pragma once
+// StateStore: what fleetletd keeps on disk besides containerd — accepted manifests (desired,
+// applied and last known good revision) and each app's restart bookkeeping. SQLite in WAL
+// mode with synchronous=FULL: a manifest is durable when accept() returns.
+//
+// Thread-safety: all methods lock one mutex; they block on disk I/O.
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "error/error.h"
+#include "reconcile/model.h"
+#include "sqlite/database.h"
+
+namespace fleetlet::state {
+
+struct StoredManifest {
+  int64_t revision = 0;
+  std::string text;
+  std::string source;
+};
+
+class StateStore {
+ public:
+  // Opens (creating and migrating) <data_dir>/state.db.
+  static Result<std::unique_ptr<StateStore>> open(const std::filesystem::path& data_dir);
+
+  // Stores a validated manifest as the desired one. kFailedPrecondition when `revision` is
+  // not newer than the desired revision ("revision 3 is not newer than the applied revision
+  // 5"); nothing is written then.
+  Status accept(int64_t revision, std::string_view text, std::string_view source);
+  // The newest accepted manifest, if any.
+  Result<std::optional<StoredManifest>> desired();
+  int64_t desiredRevision();
+  int64_t appliedRevision();
+  int64_t lastGoodRevision();
+  // Records that the node converged to `revision`; `clean` also makes it the last good one.
+  Status markApplied(int64_t revision, bool clean);
+
+  Result<std::map<std::string, reconcile::AppRuntimeState>> appStates();
+  Status saveAppState(const std::string& app, const reconcile::AppRuntimeState& state);
+  Status forgetApp(const std::string& app);
+
+ private:
+  explicit StateStore(sqlite::Database db) : db_(std::move(db)) {}
+  Result<int64_t> readInt(std::string_view key);
+  Status writeInt(std::string_view key, int64_t value);
+
+  std::mutex mu_;
+  sqlite::Database db_;  // guarded by mu_
+};
+
+}  // namespace fleetlet::state

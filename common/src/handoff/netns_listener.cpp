@@ -1,0 +1,166 @@
+#include "handoff/netns_listener.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+namespace fleetlet::handoff {
+namespace {
+
+Result<UniqueFd> openNetns(const std::filesystem::path& netns) {
+  int fd = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return failErrno(errno, "open network namespace {}", netns.string());
+  return UniqueFd(fd);
+}
+
+// Brings the loopback interface of the current thread's namespace up if it is down.
+Status bringLoopbackUp() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return failErrno(errno, "socket for interface ioctl");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &request) != 0) {
+    return failErrno(errno, "SIOCGIFFLAGS lo");
+  }
+  if ((request.ifr_flags & IFF_UP) != 0) return {};
+  request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &request) != 0) {
+    return failErrno(errno, "SIOCSIFFLAGS lo up");
+  }
+  return {};
+}
+
+// net.core.somaxconn of the current thread's namespace (/proc/sys/net is per namespace).
+std::optional<int> somaxconn() {
+  std::ifstream in("/proc/sys/net/core/somaxconn");
+  int value = 0;
+  if (in >> value && value > 0) return value;
+  return std::nullopt;
+}
+
+Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int backlog) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  int family = 0;
+  if (auto* in4 = reinterpret_cast<sockaddr_in*>(&storage);
+      ::inet_pton(AF_INET, address.c_str(), &in4->sin_addr) == 1) {
+    family = AF_INET;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    length = sizeof(sockaddr_in);
+  } else if (auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+             ::inet_pton(AF_INET6, address.c_str(), &in6->sin6_addr) == 1) {
+    family = AF_INET6;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    length = sizeof(sockaddr_in6);
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "\"{}\" is not an IPv4 or IPv6 address", address);
+  }
+
+  FLEETLET_RETURN_IF_ERROR(bringLoopbackUp());
+  UniqueFd sock(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) return failErrno(errno, "socket");
+  int one = 1;
+  if (::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return failErrno(errno, "SO_REUSEADDR");
+  }
+  if (family == AF_INET6 &&
+      ::setsockopt(sock.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+    return failErrno(errno, "IPV6_V6ONLY");
+  }
+  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0) {
+    return failErrno(errno, "bind {}:{}", address, port);
+  }
+  if (backlog <= 0) backlog = kDefaultBacklog;
+  if (auto cap = somaxconn()) backlog = std::min(backlog, *cap);
+  if (::listen(sock.get(), backlog) != 0) return failErrno(errno, "listen {}:{}", address, port);
+  return sock;
+}
+
+}  // namespace
+
+Status runInNetns(const std::filesystem::path& netns, const std::function<void()>& fn) {
+  FLEETLET_ASSIGN_OR_RETURN(UniqueFd target, openNetns(netns));
+  Status entered;
+  std::thread worker([&] {
+    // The thread's own namespace: /proc/self would name the main thread's.
+    UniqueFd original(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!original) {
+      entered = failErrno(errno, "open /proc/thread-self/ns/net");
+      return;
+    }
+    if (::setns(target.get(), CLONE_NEWNET) != 0) {
+      entered = failErrno(errno, "enter network namespace {}", netns.string());
+      return;
+    }
+    fn();
+    if (::setns(original.get(), CLONE_NEWNET) != 0) {
+      // A thread left in the app's namespace would create the agent's later sockets there.
+      std::fprintf(stderr, "fleetlet: cannot return from network namespace %s: %s\n", netns.c_str(),
+                   std::strerror(errno));
+      std::abort();
+    }
+  });
+  worker.join();
+  return entered;
+}
+
+Result<UniqueFd> listenInNetns(const std::filesystem::path& netns, const std::string& address,
+                               std::uint16_t port, int backlog) {
+  std::optional<Result<UniqueFd>> result;
+  FLEETLET_RETURN_IF_ERROR(
+      runInNetns(netns, [&] { result.emplace(listenHere(address, port, backlog)); }));
+  if (!*result) {
+    return std::unexpected(
+        result->error().wrap("listen on {}:{} in {}", address, port, netns.string()));
+  }
+  return std::move(**result);
+}
+
+Result<ino_t> socketNetnsInode(int fd) {
+  UniqueFd ns(::ioctl(fd, SIOCGSKNS));
+  if (!ns) return failErrno(errno, "SIOCGSKNS on fd {}", fd);
+  struct stat st {};
+  if (::fstat(ns.get(), &st) != 0) return failErrno(errno, "fstat namespace of fd {}", fd);
+  return st.st_ino;
+}
+
+Result<ino_t> netnsInode(const std::filesystem::path& netns) {
+  struct stat st {};
+  if (::stat(netns.c_str(), &st) != 0) return failErrno(errno, "stat {}", netns.string());
+  return st.st_ino;
+}
+
+Result<std::uint16_t> boundPort(int fd) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof(storage);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
+    return failErrno(errno, "getsockname fd {}", fd);
+  }
+  if (storage.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+  }
+  if (storage.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port);
+  }
+  return fail(ErrorCode::kInvalidArgument, "fd {} is not a TCP socket", fd);
+}
+
+}  // namespace fleetlet::handoff

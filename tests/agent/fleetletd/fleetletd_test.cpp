@@ -1,0 +1,339 @@
+// fleetletd end to end: the real binary against a private containerd and a loopback
+// registry, fed through its --desired directory and checked through containerd's own listings
+// (ctr) and the kernel's cgroup files.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "json/json.h"
+#include "os/child_process.h"
+#include "support/local_registry.h"
+#include "support/private_containerd.h"
+#include "support/require_root.h"
+#include "support/system_state.h"
+#include "support/temp_dir.h"
+#include "support/test_images.h"
+
+namespace fleetlet {
+namespace {
+
+using testing::LocalRegistry;
+using testing::PrivateContainerd;
+using testing::TempDir;
+using testing::TestImages;
+using namespace std::chrono_literals;
+
+std::string readFile(const std::filesystem::path& p) {
+  std::stringstream ss;
+  ss << std::ifstream(p).rdbuf();
+  return ss.str();
+}
+
+std::set<std::string> lines(const std::string& text) {
+  std::set<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.insert(l);
+  }
+  return out;
+}
+
+class FleetletdTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::isRoot()) return;
+    auto registry = LocalRegistry::start();
+    ASSERT_TRUE(registry) << registry.error().message();
+    registry_ = new LocalRegistry(std::move(*registry));
+    auto images = TestImages::push(*registry_, {.include_big = false});
+    ASSERT_TRUE(images) << images.error().message();
+    images_ = new TestImages(std::move(*images));
+  }
+  static void TearDownTestSuite() {
+    delete images_;
+    delete registry_;
+  }
+
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    ASSERT_NE(images_, nullptr);
+    auto ctrd = PrivateContainerd::start();
+    ASSERT_TRUE(ctrd) << ctrd.error().message();
+    containerd_.emplace(std::move(*ctrd));
+    auto dir = TempDir::create("fleetletd-test");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+    std::filesystem::create_directories(desiredDir());
+    // runc keeps state per namespace and id in a directory every containerd shares: a
+    // namespace of its own keeps parallel tests apart.
+    ns_ = PrivateContainerd::uniqueId("fltest");
+  }
+
+  void TearDown() override {
+    if (agent_) stopAgent();
+  }
+
+  std::filesystem::path desiredDir() const { return dir_->path() / "desired"; }
+  std::filesystem::path dataDir() const { return dir_->path() / "data"; }
+  std::filesystem::path logPath() const { return dir_->path() / "fleetletd.log"; }
+
+  void startAgent() {
+    auto child = ChildProcess::spawn(
+        {.argv = {FLEETLETD_PATH, "--containerd", containerd_->socket().string(), "--namespace",
+                  ns_, "--data-dir", dataDir().string(), "--api-socket",
+                  (dir_->path() / "api.sock").string(), "--desired", desiredDir().string(),
+                  "--plain-http-registry", registry_->address(), "--log-level", "debug"},
+         .stdout_path = logPath(),
+         .stderr_path = logPath()});
+    ASSERT_TRUE(child) << child.error().message();
+    agent_.emplace(std::move(*child));
+  }
+
+  void stopAgent() {
+    auto status = agent_->stop(SIGTERM, 20s);
+    EXPECT_EQ(status.term_signal, 0) << "fleetletd did not stop on SIGTERM\n" << agentLog();
+    agent_.reset();
+  }
+
+  void killAgent() {
+    agent_->signal(SIGKILL);
+    agent_->wait();
+    agent_.reset();
+  }
+
+  std::string agentLog() const { return readFile(logPath()); }
+
+  // Writes the manifest atomically into the watched directory.
+  void apply(const std::string& yaml, const std::string& file = "node.yaml") {
+    auto tmp = desiredDir() / (".tmp-" + file);
+    std::ofstream(tmp) << yaml;
+    std::filesystem::rename(tmp, desiredDir() / file);
+  }
+
+  std::string manifest(int revision, const std::string& apps) const {
+    return "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: " + std::to_string(revision) +
+           "\napps:\n" + apps;
+  }
+
+  // A busybox app; `body` is extra YAML at the app's indentation.
+  std::string busyboxApp(const std::string& name, const std::string& command,
+                         const std::string& body = "") const {
+    return "  " + name + ":\n    runtime: container\n    image: " + images_->busybox() +
+           "\n    args: [\"sh\", \"-c\", \"" + command + "\"]\n    stopGracePeriod: 1s\n" + body;
+  }
+
+  std::set<std::string> containers() {
+    return lines(containerd_->ctrOk({"containers", "ls", "-q"}, ns_).value_or(""));
+  }
+  std::set<std::string> snapshots() {
+    auto out = containerd_->ctrOk({"snapshots", "ls"}, ns_).value_or("");
+    std::set<std::string> keys;
+    std::istringstream in(out);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string key, parent, kind;
+      fields >> key >> parent >> kind;
+      if (kind == "Active") keys.insert(key);
+    }
+    return keys;
+  }
+  // Running task ids.
+  std::set<std::string> runningTasks() {
+    auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
+    std::set<std::string> ids;
+    std::istringstream in(out);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, pid, status;
+      fields >> id >> pid >> status;
+      if (status == "RUNNING") ids.insert(id);
+    }
+    return ids;
+  }
+  std::string containerOf(const std::string& app) {
+    for (const auto& id : containers()) {
+      if (id.starts_with(app + "-")) return id;
+    }
+    return "";
+  }
+  bool waitRunning(const std::set<std::string>& apps, std::chrono::milliseconds timeout = 60s) {
+    return testing::waitFor(
+        [&] {
+          auto running = runningTasks();
+          size_t n = 0;
+          for (const auto& id : running) {
+            for (const auto& a : apps) n += id.starts_with(a + "-") ? 1 : 0;
+          }
+          return n == apps.size() && running.size() == apps.size();
+        },
+        timeout);
+  }
+
+  static LocalRegistry* registry_;
+  static TestImages* images_;
+  std::optional<PrivateContainerd> containerd_;
+  std::optional<TempDir> dir_;
+  std::optional<ChildProcess> agent_;
+  std::string ns_;
+};
+
+LocalRegistry* FleetletdTest::registry_ = nullptr;
+TestImages* FleetletdTest::images_ = nullptr;
+
+TEST_F(FleetletdTest, ThreeAppsConvergeWithTheirCgroupLimits) {
+  startAgent();
+  apply(manifest(1, busyboxApp("web", "sleep 1000", "    resources: {memory: 64Mi, pids: 32}\n") +
+                        busyboxApp("worker", "sleep 1000",
+                                   "    resources: {memory: 32Mi, pids: 16, cpu: 0.5}\n"
+                                   "    dependsOn: [web]\n") +
+                        busyboxApp("tick", "while true; do echo tick; sleep 1; done")));
+  ASSERT_TRUE(waitRunning({"web", "worker", "tick"})) << agentLog();
+  auto cgroup = [&](const std::string& controller, const std::string& app,
+                    const std::string& file) {
+    return readFile(std::filesystem::path("/sys/fs/cgroup") / controller / ns_ / containerOf(app) /
+                    file);
+  };
+  EXPECT_EQ(cgroup("memory", "web", "memory.limit_in_bytes"), "67108864\n");
+  EXPECT_EQ(cgroup("pids", "web", "pids.max"), "32\n");
+  EXPECT_EQ(cgroup("memory", "worker", "memory.limit_in_bytes"), "33554432\n");
+  EXPECT_EQ(cgroup("pids", "worker", "pids.max"), "16\n");
+  EXPECT_EQ(cgroup("cpu", "worker", "cpu.cfs_quota_us"), "50000\n");
+  // Labels tie each container to its app, spec and revision.
+  auto info = containerd_->ctrOk({"containers", "info", containerOf("web")}, ns_);
+  ASSERT_TRUE(info);
+  auto json = parseJson(*info, "ctr containers info").value();
+  EXPECT_EQ(json["Labels"]["fleetlet.io/app"], "web");
+  EXPECT_EQ(json["Labels"]["fleetlet.io/revision"], "1");
+  EXPECT_EQ(json["Labels"]["fleetlet.io/spec-hash"].get<std::string>().size(), 64u);
+}
+
+TEST_F(FleetletdTest, ChangingOneAppReplacesOnlyThatApp) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "sleep 1000") + busyboxApp("b", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"a", "b"})) << agentLog();
+  auto a_before = containerOf("a");
+  auto b_before = containerOf("b");
+  apply(manifest(2, busyboxApp("a", "sleep 1000") +
+                        busyboxApp("b", "sleep 1000", "    env: {COLOUR: blue}\n")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return containerOf("b") != b_before && waitRunning({"a", "b"}, 1s);
+      },
+      60s))
+      << agentLog();
+  EXPECT_EQ(containerOf("a"), a_before);
+  EXPECT_EQ(containers().size(), 2u);
+  auto env = containerd_->ctrOk(
+      {"tasks", "exec", "--exec-id", "env-check", containerOf("b"), "printenv", "COLOUR"}, ns_);
+  ASSERT_TRUE(env) << env.error().message();
+  EXPECT_EQ(*env, "blue\n");
+}
+
+TEST_F(FleetletdTest, RemovedAppLosesItsContainerAndSnapshot) {
+  startAgent();
+  apply(manifest(1, busyboxApp("keep", "sleep 1000") + busyboxApp("drop", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"keep", "drop"})) << agentLog();
+  auto dropped = containerOf("drop");
+  apply(manifest(2, busyboxApp("keep", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return containers().size() == 1; }, 60s)) << agentLog();
+  EXPECT_FALSE(containers().contains(dropped));
+  EXPECT_FALSE(snapshots().contains(dropped));
+  EXPECT_EQ(snapshots().size(), 1u);
+}
+
+TEST_F(FleetletdTest, CrashingAppIsRestartedAndNeverStaysDown) {
+  startAgent();
+  apply(manifest(1, busyboxApp("crash", "echo started; exit 3") +
+                        busyboxApp("once", "exit 3", "    restart: {policy: never}\n")));
+  // The crashing app's log shows it being started again and again with growing pauses.
+  auto log = dataDir() / "logs" / "crash" / "stdout.log";
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto text = readFile(log);
+        return std::count(text.begin(), text.end(), '\n') >= 3;
+      },
+      30s))
+      << agentLog();
+  auto never_log = dataDir() / "logs" / "once" / "stdout.log";
+  EXPECT_EQ(readFile(never_log), "");
+  // "never" started exactly once: one container, its task stopped, not restarted.
+  std::string agent_log = agentLog();
+  EXPECT_EQ(agent_log.find("app once: restarted"), std::string::npos);
+  EXPECT_NE(agent_log.find("app crash: restarted"), std::string::npos);
+}
+
+TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {
+  startAgent();
+  apply(manifest(1, busyboxApp("steady", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"steady"})) << agentLog();
+  auto before = containers();
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"unknown-field", manifest(2, busyboxApp("steady", "sleep 1000", "    colour: red\n"))},
+      {"bad-quantity",
+       manifest(3, busyboxApp("steady", "sleep 1000", "    resources: {memory: 64Q}\n"))},
+      {"cycle", manifest(4, busyboxApp("x", "true", "    dependsOn: [y]\n") +
+                                busyboxApp("y", "true", "    dependsOn: [x]\n"))},
+      {"runtime", manifest(5, "  z:\n    runtime: vm\n")},
+      {"not-yaml", "apps: [: ::"},
+  };
+  for (const auto& [name, text] : bad) apply(text, name + ".yaml");
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto log = agentLog();
+        return log.find("cycle") != std::string::npos && log.find("64Q") != std::string::npos &&
+               log.find("colour") != std::string::npos;
+      },
+      20s))
+      << agentLog();
+  EXPECT_EQ(containers(), before);
+  EXPECT_TRUE(waitRunning({"steady"}, 1s));
+}
+
+TEST_F(FleetletdTest, KillDuringApplyThenRestartConvergesWithoutLeaks) {
+  startAgent();
+  std::string apps;
+  std::set<std::string> names;
+  for (int i = 0; i < 20; ++i) {
+    std::string name = "app" + std::to_string(i);
+    names.insert(name);
+    apps += busyboxApp(name, "sleep 1000");
+  }
+  apply(manifest(1, apps));
+  // Kill it while it is creating containers.
+  ASSERT_TRUE(testing::waitFor([&] { return containers().size() >= 3; }, 60s)) << agentLog();
+  killAgent();
+  startAgent();
+  ASSERT_TRUE(waitRunning(names, 120s)) << agentLog();
+  // Exactly one container, one task and one active snapshot per app; no creation lease left.
+  EXPECT_EQ(containers().size(), 20u);
+  EXPECT_EQ(snapshots().size(), 20u);
+  auto leases = containerd_->ctrOk({"leases", "ls", "-q"}, ns_);
+  ASSERT_TRUE(leases);
+  EXPECT_EQ(lines(*leases).size(), 0u) << *leases;
+}
+
+TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  auto id = containerOf("a");
+  stopAgent();
+  // The app keeps running without the agent, and a new agent adopts it rather than
+  // replacing it.
+  EXPECT_TRUE(runningTasks().contains(id));
+  startAgent();
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(containers(), std::set<std::string>{id});
+  EXPECT_TRUE(runningTasks().contains(id));
+}
+
+}  // namespace
+}  // namespace fleetlet
