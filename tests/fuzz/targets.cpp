@@ -107,6 +107,40 @@ void fuzzRegistryError(std::string_view data) {
   check(e.message().size() < 4096, "error message bounded");
 }
 
+void fuzzHandoffMessage(std::string_view data) {
+  std::size_t fds = 0;
+  if (!data.empty()) {
+    fds = static_cast<unsigned char>(data[0]) % 4;
+    data.remove_prefix(1);
+  }
+  auto message = handoff::decodeMessage(data, fds);
+  if (!message) {
+    check(message.error().code() == ErrorCode::kInvalidArgument, "handoff error code");
+    check(message.error().message().size() < 4096, "handoff error message bounded");
+    return;
+  }
+  check(!message->fd.valid(), "decoded message owns no fd");
+  bool named = message->op == handoff::Op::kAdd || message->op == handoff::Op::kRemove;
+  check(fds == (message->op == handoff::Op::kAdd ? 1u : 0u), "fd count matches op");
+  check(named == !message->app.empty(), "app present exactly for add/remove");
+  if (named) check(handoff::validateName("app", message->app).has_value(), "app valid");
+  if (!message->listener.empty()) {
+    check(handoff::validateName("listener", message->listener).has_value(), "listener valid");
+  }
+  check(message->op != handoff::Op::kAdd || !message->listener.empty(), "add names a listener");
+  // Re-encoding (with a stand-in fd for add) decodes to the same message.
+  handoff::Message copy{message->op, message->app, message->listener, UniqueFd()};
+  if (copy.op == handoff::Op::kAdd) copy.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (copy.op != handoff::Op::kAdd || copy.fd) {
+    auto body = handoff::encodeMessage(copy);
+    check(body.has_value(), "decoded message encodes");
+    auto again = handoff::decodeMessage(*body, fds);
+    check(again.has_value() && again->op == message->op && again->app == message->app &&
+              again->listener == message->listener,
+          "handoff message round-trips");
+  }
+}
+
 void fuzzStreamsRequest(std::string_view data) {
   unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
   if (!data.empty()) data.remove_prefix(1);
@@ -148,39 +182,7 @@ void fuzzStreamsRequest(std::string_view data) {
       check(valid(streams::logEntryJson(*r)), "log entry line is JSON");
       return;
     }
-      void fuzzHandoffMessage(std::string_view data) {
-        std::size_t fds = 0;
-        if (!data.empty()) {
-          fds = static_cast<unsigned char>(data[0]) % 4;
-          data.remove_prefix(1);
-        }
-        auto message = handoff::decodeMessage(data, fds);
-        if (!message) {
-          check(message.error().code() == ErrorCode::kInvalidArgument, "handoff error code");
-          check(message.error().message().size() < 4096, "handoff error message bounded");
-          return;
-        }
-        check(!message->fd.valid(), "decoded message owns no fd");
-        bool named = message->op == handoff::Op::kAdd || message->op == handoff::Op::kRemove;
-        check(fds == (message->op == handoff::Op::kAdd ? 1u : 0u), "fd count matches op");
-        check(named == !message->app.empty(), "app present exactly for add/remove");
-        if (named) check(handoff::validateName("app", message->app).has_value(), "app valid");
-        if (!message->listener.empty()) {
-          check(handoff::validateName("listener", message->listener).has_value(), "listener valid");
-        }
-        check(message->op != handoff::Op::kAdd || !message->listener.empty(),
-              "add names a listener");
-        // Re-encoding (with a stand-in fd for add) decodes to the same message.
-        handoff::Message copy{message->op, message->app, message->listener, UniqueFd()};
-        if (copy.op == handoff::Op::kAdd) copy.fd.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        if (copy.op != handoff::Op::kAdd || copy.fd) {
-          auto body = handoff::encodeMessage(copy);
-          check(body.has_value(), "decoded message encodes");
-          auto again = handoff::decodeMessage(*body, fds);
-          check(again.has_value() && again->op == message->op && again->app == message->app &&
-                    again->listener == message->listener,
-                "handoff message round-trips");
-        }
-      }
+  }
+}
 
-  }  // namespace fleetlet::fuzz
+}  // namespace fleetlet::fuzz
