@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   app.add_option("--header-timeout-ms", header_timeout_ms,
                  "Time a client has to send a complete request header");
   app.add_option("--heartbeat-ms", heartbeat_ms, "WebSocket heartbeat interval");
+  std::string handoff_socket;
+  app.add_option("--handoff-socket", handoff_socket,
+                 "Unix socket on which fleetletd hands over per-app listeners");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
 
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.data_dir = data_dir;
+  options.handoff_socket = handoff_socket;
   options.console.max_body = options.events.max_body;
   options.header_timeout = std::chrono::milliseconds(header_timeout_ms);
   options.events.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "handoff/http_adapter.h"
 #include "service/service.h"
 #include "support/temp_dir.h"
 #include "test_client.h"
@@ -304,7 +305,8 @@ TEST_F(StreamsApiTest, EventsFromAnAdoptedListenerCarryItsApp) {
   ASSERT_EQ(::listen(fd.get(), 16), 0);
   socklen_t len = sizeof(addr);
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  auto info = service_->eventsServer().adoptListener(std::move(fd), "com.example.camera");
+  auto info =
+      service_->eventsServer().adoptListener(std::move(fd), handoff::appTag("com.example.camera"));
   ASSERT_TRUE(info) << info.error().message();
   TestClient app(ntohs(addr.sin_port));
   ASSERT_EQ(app.publish("s", "n", 1).status, 201);

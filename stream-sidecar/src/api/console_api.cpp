@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 
+#include "api/events_api.h"
 #include "json/json.h"
 
 namespace fleetlet::streams {
@@ -125,7 +126,7 @@ Status registerConsoleApi(http::Server& server, LogStore& logs, const ConsoleApi
         if (!body) co_return http::errorResponse(body.error());
         auto entry = parseLogRequest(*body);
         if (!entry) co_return http::errorResponse(entry.error());
-        std::string app = r.listenerTag();
+        std::string app = appOfListener(r.listenerTag());
         auto job = [&logs, &app, &entry] { return logs.append(std::move(app), std::move(*entry)); };
         auto stored = co_await r.offload(std::move(job));
         if (!stored) co_return http::errorResponse(stored.error());

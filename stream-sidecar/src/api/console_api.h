@@ -17,7 +17,8 @@ struct ConsoleApiOptions {
   std::uint64_t max_body = 1024 * 1024;
 };
 
-// Adds POST and GET /api/v1/logs. The app of a posted entry is its listener's tag.
+// Adds POST and GET /api/v1/logs. The app of a posted entry is its listener's app
+// (appOfListener(), "" for host clients).
 Status registerConsoleApi(http::Server& server, LogStore& logs, const ConsoleApiOptions& options);
 
 }  // namespace fleetlet::streams

@@ -2,14 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "events/requests.h"
+#include "handoff/http_adapter.h"
 #include "http/websocket.h"
 #include "json/json.h"
 
@@ -289,6 +289,10 @@ Task<void> runWebSocket(http::WebSocket& ws, EventStore& store, Hub& hub,
 
 }  // namespace
 
+std::string appOfListener(std::string_view tag) {
+  return std::string(handoff::appFromTag(tag).value_or(""));
+}
+
 Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
                          const EventsApiOptions& options) {
   http::RouteOptions limit{.body_limit = options.max_body};
@@ -306,7 +310,8 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
         if (!body) co_return http::errorResponse(body.error());
         auto request = parsePublishRequest(*body);
         if (!request) co_return http::errorResponse(request.error());
-        auto receipts = co_await awaitPublish(store, r.listenerTag(), std::move(request->events));
+        std::string app = appOfListener(r.listenerTag());
+        auto receipts = co_await awaitPublish(store, std::move(app), std::move(request->events));
         if (!receipts) co_return http::errorResponse(receipts.error());
         co_return Response::json(201, receiptsJson(*receipts));
       },
@@ -345,8 +350,8 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
                                    });
       },
       limit));
-  FLEETLET_RETURN_IF_ERROR(server.route(
-      "GET", "/api/v1/events/ws", [&store, &hub, opts](Request&) -> Task<Response> {
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/api/v1/events/ws", [&store, &hub, opts](Request&) -> Task<Response> {
         co_return http::webSocketResponse([&store, &hub, opts](http::WebSocket& ws) -> Task<void> {
           return runWebSocket(ws, store, hub, *opts);
         });

@@ -31,7 +31,11 @@ struct EventsApiOptions {
 // The final NDJSON line a cut-off subscriber receives.
 inline constexpr std::string_view kTooSlowCode = "ERR_SUBSCRIBER_TOO_SLOW";
 
-// Adds the routes. The app identity of each request is its listener's tag ("" = host).
+// The app identity of a request: the app of a handed-over listener's tag (handoff::appTag),
+// "" for the service's own listeners.
+std::string appOfListener(std::string_view tag);
+
+// Adds the routes. Events published through a handed-over listener carry its app.
 Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
                          const EventsApiOptions& options);
 

@@ -15,6 +15,7 @@
 #include "api/events_api.h"
 #include "console/log_store.h"
 #include "error/error.h"
+#include "handoff/receiver.h"
 #include "http/server.h"
 #include "store/event_store.h"
 #include "subscribe/hub.h"
@@ -35,6 +36,9 @@ struct ServiceOptions {
   // Request header deadline (slowloris) and per-read/-write timeouts of both servers.
   std::chrono::milliseconds header_timeout{30000};
   std::chrono::milliseconds io_timeout{30000};
+  // When set, fleetletd hands listeners over this unix socket (docs/socket-handoff.md):
+  // listener "events" goes to the event service, "console" to the console service.
+  std::filesystem::path handoff_socket;
 };
 
 class Service {
@@ -66,6 +70,7 @@ class Service {
   std::unique_ptr<LogStore> logs_;
   std::unique_ptr<http::Server> events_server_;
   std::unique_ptr<http::Server> console_server_;
+  std::unique_ptr<handoff::HandoffReceiver> handoff_;  // destroyed before the servers
   http::ListenerInfo events_listener_;
   http::ListenerInfo console_listener_;
   bool stopped_ = false;
