@@ -5,6 +5,11 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
 #include <future>
 #include <set>
 #include <thread>
@@ -391,6 +396,79 @@ TEST_F(StreamsApiTest, LogRetentionDropsTheOldestEntriesPerApp) {
   EXPECT_LT(lines.size(), 100u);
   EXPECT_EQ(lines.back()["message"].get<std::string>().substr(0, 9), "entry 99.");
   EXPECT_LE(service_->logs().appBytes(""), 4096u);
+}
+
+// A blocking WebSocket client (Beast) with a receive timeout, so a broken server fails the
+// test instead of hanging it.
+class WsClient {
+ public:
+  explicit WsClient(std::uint16_t port) : ws_(io_) {
+    boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), port);
+    ws_.next_layer().connect(endpoint);
+    timeval tv{static_cast<time_t>(kPatience.count()), 0};
+    ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ws_.handshake("127.0.0.1", "/api/v1/events/ws");
+  }
+  void send(const std::string& text) { ws_.write(boost::asio::buffer(text)); }
+  // The next message, or nullopt once the connection is closed (or on timeout).
+  std::optional<Json> read() {
+    boost::beast::flat_buffer buffer;
+    boost::system::error_code ec;
+    ws_.read(buffer, ec);
+    if (ec) return std::nullopt;
+    return Json::parse(boost::beast::buffers_to_string(buffer.data()), nullptr, false);
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+};
+
+TEST_F(StreamsApiTest, WebSocketPushesNumberedEventsAndHeartbeats) {
+  options_.events.heartbeat_interval = 300ms;
+  start();
+  ASSERT_EQ(events_->publish("s", "n", 3).status, 201);
+  WsClient ws(service_->eventsListener().port);
+  ws.send(R"({"subscriptions":[{"semantics":"s"}],"lowerBound":{"node-a":0}})");
+  auto m1 = ws.read();
+  auto m2 = ws.read();
+  ASSERT_TRUE(m1 && m2);
+  EXPECT_EQ((*m1)["seq"], 1);
+  EXPECT_EQ((*m1)["event"]["offset"], 1);
+  EXPECT_EQ((*m2)["seq"], 2);
+  EXPECT_EQ((*m2)["event"]["offset"], 2);
+  ASSERT_EQ(events_->publish("s", "n", 1).status, 201);
+  ASSERT_EQ(events_->publish("other", "n", 1).status, 201);  // filtered out
+  auto m3 = ws.read();
+  ASSERT_TRUE(m3);
+  EXPECT_EQ((*m3)["seq"], 3);
+  EXPECT_EQ((*m3)["event"]["offset"], 3);
+  EXPECT_EQ((*m3)["event"]["stream"]["semantics"], "s");
+
+  // Heartbeats continue the seq; acknowledged ones keep the connection open.
+  auto h1 = ws.read();
+  ASSERT_TRUE(h1);
+  EXPECT_EQ((*h1)["type"], "heartbeat");
+  EXPECT_EQ((*h1)["seq"], 4);
+  ws.send(R"({"type":"heartbeat-ack","seq":4})");
+  auto h2 = ws.read();
+  ASSERT_TRUE(h2);
+  EXPECT_EQ((*h2)["type"], "heartbeat");
+  EXPECT_EQ((*h2)["seq"], 5);
+  // Not acknowledging h2: the server disconnects within the next interval.
+  EXPECT_FALSE(ws.read().has_value());
+}
+
+TEST_F(StreamsApiTest, WebSocketRejectsABadSubscribeAndPlainHttp) {
+  start();
+  WsClient ws(service_->eventsListener().port);
+  ws.send(R"({"subscriptions":"all"})");
+  auto error = ws.read();
+  ASSERT_TRUE(error);
+  EXPECT_EQ((*error)["code"], "ERR_BAD_REQUEST");
+  EXPECT_FALSE(ws.read().has_value());
+  EXPECT_EQ(events_->get("/api/v1/events/ws").status, 426);
+  EXPECT_EQ(events_->publish("s", "n", 1).status, 201);  // still serving
 }
 
 }  // namespace

@@ -66,6 +66,13 @@ Task<void> WebSocket::close() {
                                  asio::redirect_error(asio::use_awaitable, ec));
 }
 
+void WebSocket::abort() {
+  impl_->open = false;
+  boost::system::error_code ec;
+  impl_->ws.next_layer().shutdown(asio::socket_base::shutdown_both, ec);
+  impl_->ws.next_layer().close(ec);
+}
+
 Response webSocketResponse(WebSocketHandler handler) {
   Response response = Response::empty(101);
   response.websocket = std::move(handler);

@@ -44,7 +44,9 @@ class WebSocket {
   Task<Status> write(std::string_view text);
   // Sends a close frame (normal closure) and waits briefly for the peer's.
   Task<void> close();
-  // False after a failed read/write or close().
+  // Closes the socket at once, without a close handshake: pending read()/write() fail.
+  void abort();
+  // False after a failed read/write, close() or abort().
   bool isOpen() const;
   // The connection's strand.
   boost::asio::any_io_executor executor() const;
