@@ -88,6 +88,7 @@ Result<std::unique_ptr<EventStore>> EventStore::open(StoreOptions options) {
   std::unique_ptr<EventStore> store(new EventStore(std::move(options)));
   FLEETLET_RETURN_IF_ERROR(store->init());
   store->writer_ = std::thread([s = store.get()] { s->writerLoop(); });
+  store->checkpointer_ = std::thread([s = store.get()] { s->checkpointLoop(); });
   return store;
 }
 
@@ -98,6 +99,14 @@ Status EventStore::init() {
   auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
   if (!db) return std::unexpected(db.error().wrap("open event store"));
   writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
+  // Checkpoints run on their own thread (checkpointLoop); a WAL reset after one is truncated
+  // back to 64 MiB so a burst does not keep a huge file.
+  FLEETLET_RETURN_IF_ERROR(
+      writer_db_->exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864"));
+  auto checkpoint_db =
+      sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  if (!checkpoint_db) return std::unexpected(checkpoint_db.error().wrap("open checkpointer"));
+  checkpoint_db_ = std::make_unique<sqlite::Database>(std::move(*checkpoint_db));
 
   // The source id: the flag wins; otherwise the kept one; otherwise a new one, kept.
   FLEETLET_ASSIGN_OR_RETURN(auto get,
@@ -136,7 +145,27 @@ EventStore::~EventStore() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  checkpoint_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void EventStore::checkpointLoop() {
+  std::unique_lock lock(queue_mutex_);
+  while (true) {
+    // Checkpoint at most every 100 ms, and only after new commits.
+    checkpoint_cv_.wait(lock, [&] { return stopping_ || commits_ != checkpointed_commits_; });
+    if (stopping_) break;
+    checkpointed_commits_ = commits_;
+    lock.unlock();
+    if (auto s = checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)"); !s) {
+      spdlog::warn("[store] checkpoint: {}", s.error().describe());
+    }
+    lock.lock();
+    checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+  }
+  lock.unlock();
+  (void)checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)");
 }
 
 void EventStore::setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
@@ -189,6 +218,11 @@ void EventStore::writerLoop() {
       stats_.events += committed->size();
     }
     if (listener_ && !committed->empty()) listener_(*committed);
+    {
+      std::lock_guard lock(queue_mutex_);
+      commits_++;
+    }
+    checkpoint_cv_.notify_one();
     for (std::size_t i = 0; i < group.size(); ++i) group[i].done(std::move(receipts[i]));
   }
   // Requests queued after stop was requested are refused.

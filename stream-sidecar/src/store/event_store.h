@@ -8,7 +8,10 @@
 //   and completes each request's callback, in that order, on the writer thread.
 // - readPage() and offsets() may be called from any thread. readPage() blocks (SQLite) and
 //   uses a pooled read connection of its own (WAL readers never block the writer).
-// - The destructor completes queued publishes with kUnavailable and joins the writer.
+// - A checkpointer thread with its own connection copies the WAL into the database
+//   (PRAGMA wal_checkpoint(PASSIVE)) after commits, so the writer's commits never pay for a
+//   checkpoint's writes and fsyncs (SQLite's auto-checkpoint is off on the write connection).
+// - The destructor completes queued publishes with kUnavailable and joins both threads.
 
 #include <condition_variable>
 #include <cstdint>
@@ -101,6 +104,7 @@ class EventStore {
   explicit EventStore(StoreOptions options);
   Status init();
   void writerLoop();
+  void checkpointLoop();
   // Writes one group; returns the committed events or the error (nothing committed).
   Result<std::vector<std::shared_ptr<const Event>>> writeGroup(
       std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts);
@@ -129,7 +133,13 @@ class EventStore {
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<sqlite::Database>> readers_;  // guarded by readers_mutex_
 
+  std::unique_ptr<sqlite::Database> checkpoint_db_;  // owned by the checkpointer thread
+  std::uint64_t checkpointed_commits_ = 0;           // guarded by queue_mutex_
+  std::uint64_t commits_ = 0;                        // guarded by queue_mutex_
+  std::condition_variable checkpoint_cv_;
+
   std::thread writer_;
+  std::thread checkpointer_;
 };
 
 }  // namespace fleetlet::streams

@@ -5,13 +5,16 @@
 //   batch   - B connections publishing 100 events per request (mosquitto: 100 in flight,
 //             then waiting for all PUBACKs)
 //   latency - 10 subscribers, one publisher sending a timestamped event every 2 ms; p50/p99
-//             of publish-start to subscriber-receipt
+//             of publish-start to subscriber-receipt (fleetlet-streams delivers only committed,
+//             i.e. fsync'd, events). Runs first, on a fresh store.
 //   RSS     - peak resident set of the server process (VmHWM)
 // Prints figures and ratios (streams / mosquitto). Not a test: nothing is asserted.
+#include <fcntl.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -226,17 +229,6 @@ Figures benchStreams(const Options& o) {
     std::exit(1);
   }
 
-  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
-    auto conn = std::make_shared<HttpConnection>(port);
-    auto body = eventsBody("bench.single", 1, 0);
-    return [conn, body] { return conn->publish(body) == 201; };
-  });
-  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
-    auto conn = std::make_shared<HttpConnection>(port);
-    auto body = eventsBody("bench.batch", 100, 0);
-    return [conn, body] { return conn->publish(body) == 201; };
-  });
-
   // Latency: subscribers read the chunked NDJSON stream and note each event's arrival.
   std::mutex mutex;
   std::vector<double> samples;
@@ -292,6 +284,17 @@ Figures benchStreams(const Options& o) {
   stop = true;
   for (auto& t : subs) t.join();
   percentiles(samples, f);
+  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
+    auto conn = std::make_shared<HttpConnection>(port);
+    auto body = eventsBody("bench.single", 1, 0);
+    return [conn, body] { return conn->publish(body) == 201; };
+  });
+  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
+    auto conn = std::make_shared<HttpConnection>(port);
+    auto body = eventsBody("bench.batch", 100, 0);
+    return [conn, body] { return conn->publish(body) == 201; };
+  });
+
   f.rss_mib = peakRssMib(child->pid());
   child->stop(SIGTERM, 5s);
   return f;
@@ -389,15 +392,6 @@ Figures benchMosquitto(const Options& o) {
   std::this_thread::sleep_for(100ms);
   std::string payload = R"({"t":0,"temperature":21.5,"unit":"C"})";
 
-  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int c) {
-    auto client = std::make_shared<MqttClient>(port, "single-" + std::to_string(c));
-    return [client, payload] { return client->publishMany("bench/single", payload, 1); };
-  });
-  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int c) {
-    auto client = std::make_shared<MqttClient>(port, "batch-" + std::to_string(c));
-    return [client, payload] { return client->publishMany("bench/batch", payload, 100); };
-  });
-
   std::mutex mutex;
   std::vector<double> samples;
   std::vector<std::unique_ptr<MqttClient>> subs;
@@ -428,9 +422,37 @@ Figures benchMosquitto(const Options& o) {
     std::lock_guard lock(mutex);
     percentiles(samples, f);
   }
+  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int c) {
+    auto client = std::make_shared<MqttClient>(port, "single-" + std::to_string(c));
+    return [client, payload] { return client->publishMany("bench/single", payload, 1); };
+  });
+  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int c) {
+    auto client = std::make_shared<MqttClient>(port, "batch-" + std::to_string(c));
+    return [client, payload] { return client->publishMany("bench/batch", payload, 100); };
+  });
+
   f.rss_mib = peakRssMib(child->pid());
   child->stop(SIGTERM, 5s);
   return f;
+}
+
+// The disk's own fdatasync latency (4 KiB appends) in the data dir's filesystem: the floor
+// under any durable publish's latency, for context.
+std::pair<double, double> fsyncLatencyUs() {
+  auto dir = fleetlet::testing::TempDir::create("bench-fsync");
+  fleetlet::UniqueFd fd(
+      ::open((dir->path() / "probe").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  std::vector<double> samples;
+  std::string block(4096, 'x');
+  for (int i = 0; i < 300; ++i) {
+    if (::write(fd.get(), block.data(), block.size()) < 0) break;
+    auto start = Clock::now();
+    ::fdatasync(fd.get());
+    samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  }
+  Figures f;
+  percentiles(samples, f);
+  return {f.p50_us, f.p99_us};
 }
 
 }  // namespace
@@ -449,6 +471,7 @@ int main(int argc, char** argv) {
       "bench_events: %d single-event publishers, %d x 100-event publishers, %.1f s "
       "each; %d subscribers x %d events for latency\n",
       o.single_connections, o.batch_connections, o.seconds, o.subscribers, o.latency_events);
+  auto [fsync_p50, fsync_p99] = fsyncLatencyUs();
   Figures s = benchStreams(o);
   Figures m = benchMosquitto(o);
   mosquitto_lib_cleanup();
