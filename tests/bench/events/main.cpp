@@ -436,25 +436,6 @@ Figures benchMosquitto(const Options& o) {
   return f;
 }
 
-// The disk's own fdatasync latency (4 KiB appends) in the data dir's filesystem: the floor
-// under any durable publish's latency, for context.
-std::pair<double, double> fsyncLatencyUs() {
-  auto dir = fleetlet::testing::TempDir::create("bench-fsync");
-  fleetlet::UniqueFd fd(
-      ::open((dir->path() / "probe").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-  std::vector<double> samples;
-  std::string block(4096, 'x');
-  for (int i = 0; i < 300; ++i) {
-    if (::write(fd.get(), block.data(), block.size()) < 0) break;
-    auto start = Clock::now();
-    ::fdatasync(fd.get());
-    samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-  }
-  Figures f;
-  percentiles(samples, f);
-  return {f.p50_us, f.p99_us};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -471,7 +452,6 @@ int main(int argc, char** argv) {
       "bench_events: %d single-event publishers, %d x 100-event publishers, %.1f s "
       "each; %d subscribers x %d events for latency\n",
       o.single_connections, o.batch_connections, o.seconds, o.subscribers, o.latency_events);
-  auto [fsync_p50, fsync_p99] = fsyncLatencyUs();
   Figures s = benchStreams(o);
   Figures m = benchMosquitto(o);
   mosquitto_lib_cleanup();
