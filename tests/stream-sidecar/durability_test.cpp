@@ -78,13 +78,13 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
     });
   }
   auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (acks < 300 && std::chrono::steady_clock::now() < deadline)
+  while (acks < 2000 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(5ms);
   ASSERT_TRUE(first.process.signal(SIGKILL));
   stop = true;
   for (auto& p : publishers) p.join();
   (void)first.process.wait();
-  ASSERT_GE(acks.load(), 300);
+  ASSERT_GE(acks.load(), 2000);
 
   Running second = startService(dir->path(), 2);
   ASSERT_NE(second.port, 0);
