@@ -165,6 +165,28 @@ TEST_F(StreamsApiTest, SubscribeCatchesUpThenGoesLiveWithoutGapOrDuplicate) {
   EXPECT_EQ(offsetsOf(lines), expected);
 }
 
+TEST_F(StreamsApiTest, LongCatchUpOutlivingTheLiveQueueStillMissesNothing) {
+  options_.events.subscriber_queue_limit = 40;  // overflows while 500 events are caught up
+  start();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(events_->publish("s", "n", 100).status, 201);
+  std::atomic<bool> go{false};
+  std::thread publisher([&] {
+    TestClient c(service_->eventsListener().port);
+    while (!go) std::this_thread::yield();
+    for (int i = 0; i < 40; ++i) ASSERT_EQ(c.publish("s", "n", 3).status, 201);
+  });
+  auto lines =
+      events_->streamLines("POST", "/api/v1/events/subscribe", R"({"subscriptions":[{}]})",
+                           [&](const std::vector<Json>& l) {
+                             go = true;
+                             return l.size() >= 620 || (!l.empty() && l.back().contains("code"));
+                           });
+  publisher.join();
+  std::vector<std::int64_t> expected;
+  for (std::int64_t o = 0; o < 620; ++o) expected.push_back(o);
+  EXPECT_EQ(offsetsOf(lines), expected);
+}
+
 TEST_F(StreamsApiTest, SlowSubscriberIsCutOffWhileOthersAndPublishersGoOn) {
   options_.events.subscriber_queue_limit = 1000;
   options_.io_timeout = 30000ms;  // the slow one is cut by the queue limit, not a timeout

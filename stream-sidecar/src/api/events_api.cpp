@@ -96,22 +96,32 @@ Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
     return true;
   };
 
-  Cursor cursor;
+  // Catch up from storage. Should the live queue overflow meanwhile (a long catch-up under
+  // heavy publishing), storage still has everything: register again, then catch up from
+  // what was delivered to the new present.
   while (w.isOpen()) {
-    auto job = [&store, &spec, &cursor, &options] {
-      return store.readPage(spec, cursor, options.page_size);
-    };
-    auto page = co_await w.offload(std::move(job));
-    if (!page) {
-      co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
-      co_return;
+    Cursor cursor;
+    while (w.isOpen()) {
+      auto job = [&store, &spec, &cursor, &options] {
+        return store.readPage(spec, cursor, options.page_size);
+      };
+      auto page = co_await w.offload(std::move(job));
+      if (!page) {
+        co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
+        co_return;
+      }
+      std::string out;
+      for (const auto& e : *page) {
+        if (record(e)) appendEventJson(e, out);
+      }
+      if (!(co_await w.write(out))) co_return;
+      if (page->size() < options.page_size) break;
     }
-    std::string out;
-    for (const auto& e : *page) {
-      if (record(e)) appendEventJson(e, out);
-    }
-    if (!(co_await w.write(out))) co_return;
-    if (page->size() < options.page_size) break;
+    if (!subscription->overflowed()) break;
+    spdlog::info("[events] live queue overflowed during a catch-up; catching up again");
+    subscription = hub.subscribe(request.filters, options.subscriber_queue_limit, wake);
+    spec.lower = delivered;
+    spec.upper = store.offsets();
   }
 
   while (w.isOpen()) {

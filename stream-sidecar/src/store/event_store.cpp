@@ -151,18 +151,21 @@ EventStore::~EventStore() {
 }
 
 void EventStore::checkpointLoop() {
+  constexpr std::uint64_t kCheckpointBytes = 4 * 1024 * 1024;
   std::unique_lock lock(queue_mutex_);
-  while (true) {
-    // Checkpoint at most every 100 ms, and only after new commits.
-    checkpoint_cv_.wait(lock, [&] { return stopping_ || commits_ != checkpointed_commits_; });
+  while (!stopping_) {
+    // Checkpoint after 4 MiB of commits, or a second after the first commit since the last
+    // checkpoint: a trickle of small publishes does not pay for checkpoint I/O at each fsync.
+    checkpoint_cv_.wait(lock, [&] { return stopping_ || uncheckpointed_bytes_ > 0; });
+    checkpoint_cv_.wait_for(lock, std::chrono::seconds(1),
+                            [&] { return stopping_ || uncheckpointed_bytes_ >= kCheckpointBytes; });
     if (stopping_) break;
-    checkpointed_commits_ = commits_;
+    uncheckpointed_bytes_ = 0;
     lock.unlock();
     if (auto s = checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)"); !s) {
       spdlog::warn("[store] checkpoint: {}", s.error().describe());
     }
     lock.lock();
-    checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
   }
   lock.unlock();
   (void)checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)");
@@ -219,8 +222,10 @@ void EventStore::writerLoop() {
     }
     if (listener_ && !committed->empty()) listener_(*committed);
     {
+      std::size_t bytes = 0;
+      for (const auto& e : *committed) bytes += e->payload.size() + 64;
       std::lock_guard lock(queue_mutex_);
-      commits_++;
+      uncheckpointed_bytes_ += bytes;
     }
     checkpoint_cv_.notify_one();
     for (std::size_t i = 0; i < group.size(); ++i) group[i].done(std::move(receipts[i]));

@@ -9,7 +9,8 @@
 // - readPage() and offsets() may be called from any thread. readPage() blocks (SQLite) and
 //   uses a pooled read connection of its own (WAL readers never block the writer).
 // - A checkpointer thread with its own connection copies the WAL into the database
-//   (PRAGMA wal_checkpoint(PASSIVE)) after commits, so the writer's commits never pay for a
+//   (PRAGMA wal_checkpoint(PASSIVE)) once 4 MiB were committed or a second after the last
+//   commit, so the writer's commits never pay for a
 //   checkpoint's writes and fsyncs (SQLite's auto-checkpoint is off on the write connection).
 // - The destructor completes queued publishes with kUnavailable and joins both threads.
 
@@ -134,8 +135,7 @@ class EventStore {
   std::vector<std::unique_ptr<sqlite::Database>> readers_;  // guarded by readers_mutex_
 
   std::unique_ptr<sqlite::Database> checkpoint_db_;  // owned by the checkpointer thread
-  std::uint64_t checkpointed_commits_ = 0;           // guarded by queue_mutex_
-  std::uint64_t commits_ = 0;                        // guarded by queue_mutex_
+  std::uint64_t uncheckpointed_bytes_ = 0;           // guarded by queue_mutex_
   std::condition_variable checkpoint_cv_;
 
   std::thread writer_;
