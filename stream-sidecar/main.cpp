@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
                  "Events a subscriber may fall behind before it is cut off");
   app.add_option("--log-retention-bytes", options.log_app_cap_bytes,
                  "Console loop-buffer size per app in bytes");
+  app.add_option("--log-retention-total-bytes", options.log_total_cap_bytes,
+                 "Console loop-buffer size of all apps together in bytes");
   app.add_option("--header-timeout-ms", header_timeout_ms,
                  "Time a client has to send a complete request header");
   app.add_option("--heartbeat-ms", heartbeat_ms, "WebSocket heartbeat interval");

@@ -1,8 +1,10 @@
 #include "console/log_store.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <chrono>
+#include <limits>
 
 namespace fleetlet::streams {
 namespace {
@@ -50,6 +52,15 @@ Result<std::unique_ptr<LogStore>> LogStore::open(LogStoreOptions options) {
                                    {.synchronous = sqlite::Synchronous::kNormal});
   if (!db) return std::unexpected(db.error().wrap("open log store"));
   std::unique_ptr<LogStore> store(new LogStore(std::move(options), std::move(*db)));
+  // A small WAL: on a full disk every byte of it is space a delete may need.
+  FLEETLET_RETURN_IF_ERROR(
+      store->db_.exec("PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=1048576"));
+  if (store->options_.min_free_bytes == 0) {
+    struct statvfs fs {};
+    std::uint64_t size = 0;
+    if (::statvfs(store->options_.dir.c_str(), &fs) == 0) size = fs.f_blocks * fs.f_frsize;
+    store->options_.min_free_bytes = std::min<std::uint64_t>(64 * 1024 * 1024, size / 10);
+  }
   FLEETLET_ASSIGN_OR_RETURN(auto sums,
                             store->db_.prepare("SELECT app, sum(size) FROM logs GROUP BY app"));
   while (true) {
@@ -99,6 +110,37 @@ Status LogStore::enforceCap(const std::string& app) {
   return {};
 }
 
+Status LogStore::enforceTotalCap() {
+  auto total = [&] {
+    std::uint64_t sum = 0;
+    for (const auto& [app, bytes] : bytes_) sum += bytes;
+    return sum;
+  };
+  while (total() > options_.total_cap_bytes) {
+    FLEETLET_ASSIGN_OR_RETURN(
+        auto oldest, db_.prepare("SELECT seq, size, app FROM logs ORDER BY seq LIMIT 256"));
+    std::int64_t last = -1;
+    std::uint64_t sum = total();
+    while (sum > options_.total_cap_bytes) {
+      FLEETLET_ASSIGN_OR_RETURN(bool row, oldest.step());
+      if (!row) break;
+      last = oldest.columnInt64(0);
+      auto size = static_cast<std::uint64_t>(oldest.columnInt64(1));
+      auto& app_bytes = bytes_[oldest.columnText(2)];
+      app_bytes -= std::min(app_bytes, size);
+      sum -= std::min(sum, size);
+    }
+    if (last < 0) {
+      bytes_.clear();
+      break;
+    }
+    FLEETLET_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM logs WHERE seq <= ?"));
+    FLEETLET_RETURN_IF_ERROR(del.bindAll(last));
+    FLEETLET_RETURN_IF_ERROR(del.run());
+  }
+  return {};
+}
+
 Status LogStore::dropOldest(double fraction) {
   FLEETLET_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM logs"));
   FLEETLET_ASSIGN_OR_RETURN(bool row, count.step());
@@ -125,16 +167,27 @@ Result<LogEntry> LogStore::append(std::string app, LogEntry entry) {
                              entry.labels.size() + entry.extra.size();
   {
     std::lock_guard lock(mutex_);
+    if (auto room = makeRoom(); !room) {
+      spdlog::warn("[console] making room on a full disk: {}", room.error().describe());
+    }
     auto status = insert(entry, size);
     if (!status && status.error().code() == ErrorCode::kResourceExhausted) {
       spdlog::warn("[console] log store full, dropping the oldest quarter: {}",
                    status.error().describe());
+      // The WAL's space is what the delete needs: checkpoint and truncate it first, and again
+      // after, so the insert reuses the freed pages instead of growing the files.
+      (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       FLEETLET_RETURN_IF_ERROR(dropOldest(0.25));
+      (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      FLEETLET_RETURN_IF_ERROR(makeRoom());
       status = insert(entry, size);
     }
     if (!status) return std::unexpected(status.error().wrap("store log entry"));
     if (auto cap = enforceCap(entry.app); !cap) {
       spdlog::warn("[console] retention for app '{}': {}", entry.app, cap.error().describe());
+    }
+    if (auto cap = enforceTotalCap(); !cap) {
+      spdlog::warn("[console] total retention: {}", cap.error().describe());
     }
   }
   std::vector<std::function<void()>> watchers;
@@ -182,6 +235,54 @@ Result<std::vector<LogEntry>> LogStore::read(const LogFilter& filter) {
   }
   if (filter.limit) std::reverse(out.begin(), out.end());
   return out;
+}
+
+Result<std::uint64_t> LogStore::room() {
+  auto free = freeBytes();
+  if (!free) return std::numeric_limits<std::uint64_t>::max();
+  FLEETLET_ASSIGN_OR_RETURN(auto pages, db_.prepare("PRAGMA freelist_count"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, pages.step());
+  FLEETLET_ASSIGN_OR_RETURN(auto size, db_.prepare("PRAGMA page_size"));
+  FLEETLET_ASSIGN_OR_RETURN(bool srow, size.step());
+  std::uint64_t reusable = row && srow ? static_cast<std::uint64_t>(pages.columnInt64(0)) *
+                                             static_cast<std::uint64_t>(size.columnInt64(0))
+                                       : 0;
+  return *free + reusable;
+}
+
+Status LogStore::makeRoom() {
+  // Small deletes, each followed by a truncating checkpoint: a big delete would need more
+  // WAL space than a nearly full disk has. Freed pages stay in the file for reuse, so they
+  // count as room.
+  while (!bytes_.empty()) {
+    FLEETLET_ASSIGN_OR_RETURN(std::uint64_t available, room());
+    if (available >= options_.min_free_bytes) break;
+    FLEETLET_ASSIGN_OR_RETURN(
+        auto del,
+        db_.prepare("DELETE FROM logs WHERE seq IN (SELECT seq FROM logs ORDER BY seq LIMIT 16)"));
+    FLEETLET_RETURN_IF_ERROR(del.run());
+    if (db_.changes() == 0) break;
+    FLEETLET_RETURN_IF_ERROR(db_.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+    FLEETLET_RETURN_IF_ERROR(recountBytes());
+  }
+  return {};
+}
+
+Status LogStore::recountBytes() {
+  bytes_.clear();
+  FLEETLET_ASSIGN_OR_RETURN(auto sums, db_.prepare("SELECT app, sum(size) FROM logs GROUP BY app"));
+  while (true) {
+    FLEETLET_ASSIGN_OR_RETURN(bool more, sums.step());
+    if (!more) break;
+    bytes_[sums.columnText(0)] = static_cast<std::uint64_t>(sums.columnInt64(1));
+  }
+  return {};
+}
+
+std::optional<std::uint64_t> LogStore::freeBytes() const {
+  struct statvfs fs {};
+  if (::statvfs(options_.dir.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
 std::uint64_t LogStore::appBytes(const std::string& app) const {

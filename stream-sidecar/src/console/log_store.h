@@ -1,7 +1,8 @@
 #pragma once
 // LogStore: console log entries in SQLite (logs.db, separate from the event store so a full
 // log never blocks publishing), with loop-buffer retention: each app keeps at most
-// `app_cap_bytes` of entries, the oldest are dropped first.
+// `app_cap_bytes` of entries and all apps together at most `total_cap_bytes`; the oldest are
+// dropped first.
 //
 // Concurrency: every method may be called from any thread; calls are serialized on one
 // connection behind mutex_ and block on SQLite. Watchers registered with watch() are called
@@ -27,6 +28,12 @@ struct LogStoreOptions {
   std::filesystem::path dir;
   // Loop-buffer size per app (sum of the entries' stored sizes).
   std::uint64_t app_cap_bytes = 16 * 1024 * 1024;
+  // Loop-buffer size of the whole store, so many apps together cannot fill the disk.
+  std::uint64_t total_cap_bytes = 256 * 1024 * 1024;
+  // Free space the store leaves on its filesystem: below it, appends first drop the oldest
+  // entries (a full disk cannot even run the deletes that would make room). 0 picks
+  // min(64 MiB, 10% of the filesystem).
+  std::uint64_t min_free_bytes = 0;
   std::function<std::int64_t()> clock;  // microseconds since the epoch; system clock if unset
 };
 
@@ -43,8 +50,9 @@ class LogStore {
   static Result<std::unique_ptr<LogStore>> open(LogStoreOptions options);
 
   // Stores `entry` (its seq and time are assigned) for `app`, then drops the app's oldest
-  // entries past the cap. When the disk is full it drops the oldest quarter of all entries
-  // and retries once; then fails with kResourceExhausted. Returns the stored entry.
+  // entries past the caps. Below min_free_bytes of free disk it first drops the oldest
+  // quarter of all entries; should SQLite still report a full disk it does so once more and
+  // retries, then fails with kResourceExhausted. Returns the stored entry.
   Result<LogEntry> append(std::string app, LogEntry entry);
   // Matching entries in seq order (oldest first).
   Result<std::vector<LogEntry>> read(const LogFilter& filter);
@@ -60,7 +68,15 @@ class LogStore {
       : options_(std::move(options)), db_(std::move(db)) {}
   Status insert(LogEntry& entry, std::uint64_t size);
   Status enforceCap(const std::string& app);
+  Status enforceTotalCap();
   Status dropOldest(double fraction);
+  // Deletes the oldest entries, a few at a time, until room() >= min_free_bytes.
+  Status makeRoom();
+  // Free disk plus pages SQLite can reuse; max() when the disk cannot be asked.
+  Result<std::uint64_t> room();
+  Status recountBytes();
+  // Free bytes on the store's filesystem (statvfs), or nullopt when it cannot be asked.
+  std::optional<std::uint64_t> freeBytes() const;
 
   LogStoreOptions options_;
   mutable std::mutex mutex_;

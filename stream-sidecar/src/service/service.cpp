@@ -12,8 +12,9 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   FLEETLET_ASSIGN_OR_RETURN(
       s->store_, EventStore::open(
                      {.dir = o.data_dir, .source_id = o.source_id, .synchronous = o.synchronous}));
-  FLEETLET_ASSIGN_OR_RETURN(
-      s->logs_, LogStore::open({.dir = o.data_dir, .app_cap_bytes = o.log_app_cap_bytes}));
+  FLEETLET_ASSIGN_OR_RETURN(s->logs_, LogStore::open({.dir = o.data_dir,
+                                                      .app_cap_bytes = o.log_app_cap_bytes,
+                                                      .total_cap_bytes = o.log_total_cap_bytes}));
   s->hub_ = std::make_unique<Hub>();
   s->store_->setCommitListener([hub = s->hub_.get()](const auto& events) { hub->deliver(events); });
 
