@@ -2,8 +2,10 @@
 # The fleetlet demo, from a fresh Debian 12 machine (as root): installs dependencies, builds,
 # starts the private dev environment (containerd + loopback registry, never the system
 # containerd), builds and pushes a small test image, pulls it with `fleetletctl image pull`,
-# lists it, runs it, and imports the same image from an OCI archive as an air-gapped device
-# would. The dev environment stays up afterwards; stop it with hack/dev-down.sh.
+# runs it, imports it from an OCI archive as an air-gapped device would, then starts fleetletd,
+# applies manifests/examples/demo.yaml (three apps) and shows them converge with
+# `fleetletctl get apps`. Everything stays up afterwards; stop it with `hack/demo.sh --down`
+# or hack/dev-down.sh (after killing fleetletd: its pid is in $FLEETLET_DEV_DIR/fleetletd.pid).
 #
 # Usage: hack/demo.sh [--down]     --down: stop the dev environment at the end
 set -euo pipefail
@@ -17,7 +19,7 @@ step "Installing dependencies"
 hack/install-deps.sh
 step "Building"
 hack/build.sh >/dev/null
-export PATH=$PWD/build/agent/fleetletctl:$PATH
+export PATH=$PWD/build/agent/fleetletctl:$PWD/build/agent/fleetletd:$PATH
 
 step "Starting the dev environment (private containerd + registry on 127.0.0.1:5000)"
 hack/dev-up.sh --images
@@ -43,12 +45,47 @@ ctr run --rm fleetlet.test/fleetlet-test/busybox:1 "demo-import-$$" cat /etc/fle
 step "Asking for an image that does not exist shows a clear error"
 fleetletctl image pull --plain-http "${image%:1}:missing" || true
 
+step "Starting fleetletd (log: $FLEETLET_DEV_DIR/fleetletd.log)"
+pidfile=$FLEETLET_DEV_DIR/fleetletd.pid
+if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  kill "$(cat "$pidfile")"
+  while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
+fi
+rm -rf "$FLEETLET_DEV_DIR/fleetletd"   # a fresh node: revision 1 is new to it
+export FLEETLET_API_SOCKET=$FLEETLET_DEV_DIR/fleetletd.sock
+fleetletd --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
+  --api-socket "$FLEETLET_API_SOCKET" --plain-http-registry "${FLEETLET_REGISTRY_ADDR:-127.0.0.1:5000}" \
+  >"$FLEETLET_DEV_DIR/fleetletd.log" 2>&1 &
+echo $! >"$pidfile"
+for _ in $(seq 1 100); do [[ -S $FLEETLET_API_SOCKET ]] && break; sleep 0.1; done
+
+step "fleetletctl apply -f manifests/examples/demo.yaml"
+fleetletctl apply -f manifests/examples/demo.yaml
+for _ in $(seq 1 60); do
+  [[ $(fleetletctl get apps | grep -c running) -eq 3 ]] && break
+  sleep 1
+done
+
+step "fleetletctl get apps"
+fleetletctl get apps
+step "fleetletctl status"
+fleetletctl status
+step "fleetletctl logs ticker --tail 3"
+sleep 1
+fleetletctl logs ticker --tail 3 || true
+
+step "A manifest with a mistake is refused and changes nothing"
+sed -e 's/revision: 1/revision: 2/' -e 's/memory: 32Mi/memory: 32Q/' manifests/examples/demo.yaml |
+  fleetletctl apply -f - || true
+
 if ((down)); then
-  step "Stopping the dev environment"
+  step "Stopping fleetletd and the dev environment"
+  kill "$(cat "$pidfile")" && rm -f "$pidfile"
   hack/dev-down.sh
 else
-  printf '\nThe dev environment is still up. Try:\n'
-  printf '  export CONTAINERD_ADDRESS=%s\n' "$CONTAINERD_ADDRESS"
-  printf '  build/agent/fleetletctl/fleetletctl image ls\n'
-  printf 'Stop it with: hack/dev-down.sh\n'
+  printf '\nfleetletd and the dev environment are still up. Try:\n'
+  printf '  export FLEETLET_API_SOCKET=%s CONTAINERD_ADDRESS=%s\n' "$FLEETLET_API_SOCKET" "$CONTAINERD_ADDRESS"
+  printf '  build/agent/fleetletctl/fleetletctl get apps\n'
+  printf '  build/agent/fleetletctl/fleetletctl describe app limited\n'
+  printf 'Stop everything with: hack/demo.sh --down  (or kill %s; hack/dev-down.sh)\n' "$(cat "$pidfile")"
 fi

@@ -1,6 +1,7 @@
 // fleetletctl: the command-line client of fleetlet.
 #include <CLI/CLI.hpp>
 
+#include "cli/app_commands.h"
 #include "cli/image_commands.h"
 #include "log/log.h"
 
@@ -10,9 +11,17 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  fleetletctl image pull --plain-http 127.0.0.1:5000/fleetlet-test/busybox:1\n"
       "  fleetletctl image import busybox-oci.tar --name registry.local/busybox:1\n"
-      "  fleetletctl image ls\n"};
+      "  fleetletctl image ls\n"
+      "  fleetletctl apply -f node.yaml\n"
+      "  fleetletctl get apps\n"
+      "  fleetletctl describe app camera\n"
+      "  fleetletctl logs camera -f --tail 20\n"
+      "  fleetletctl restart camera\n"
+      "  fleetletctl status\n"
+      "  fleetletctl events -f\n"};
   app.require_subcommand(1);
   auto flags = std::make_shared<fleetlet::cli::ContainerdFlags>();
+  auto api_flags = std::make_shared<fleetlet::cli::ApiFlags>();
   std::string log_level = "warn";
   app.add_option("--address", flags->address, "containerd's gRPC socket")
       ->capture_default_str()
@@ -20,9 +29,13 @@ int main(int argc, char** argv) {
   app.add_option("-n,--namespace", flags->ns, "containerd namespace")
       ->capture_default_str()
       ->envname("CONTAINERD_NAMESPACE");
+  app.add_option("--api-socket", api_flags->socket, "fleetletd's local API socket")
+      ->capture_default_str()
+      ->envname("FLEETLET_API_SOCKET");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   fleetlet::cli::Action action;
   fleetlet::cli::addImageCommands(app, flags, action);
+  fleetlet::cli::addAppCommands(app, api_flags, action);
   CLI11_PARSE(app, argc, argv);
   if (auto st = fleetlet::setupLogging("fleetletctl", log_level); !st) {
     fmt::print(stderr, "fleetletctl: {}\n", st.error().message());

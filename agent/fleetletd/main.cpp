@@ -5,17 +5,33 @@
 #include <CLI/CLI.hpp>
 #include <thread>
 
+#include "api/api_server.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
 #include "core/desired_source.h"
+#include "health/clock.h"
+#include "health/container_prober.h"
+#include "health/health_monitor.h"
 #include "log/log.h"
+#include "logs/task_io.h"
 #include "reconcile/containerd_runtime.h"
 #include "state/store.h"
 
 namespace {
 
 using fleetlet::config::DaemonConfig;
+
+// fleetlet-logger sits next to fleetletd when installed, in a sibling folder in the build tree.
+std::filesystem::path defaultLogger() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const auto& candidate :
+       {self / "fleetlet-logger", self.parent_path() / "fleetlet-logger" / "fleetlet-logger"}) {
+    if (std::filesystem::exists(candidate, ec)) return candidate;
+  }
+  return "/usr/libexec/fleetlet/fleetlet-logger";
+}
 
 int fatal(const fleetlet::Error& e) {
   spdlog::critical("{}", e.message());
@@ -37,6 +53,7 @@ int main(int argc, char** argv) {
   std::string containerd, ns, data_dir, api_socket, desired, log_level;
   std::vector<std::string> plain_http;
   size_t parallelism = 0;
+  std::string logger;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -50,6 +67,8 @@ int main(int argc, char** argv) {
   app.add_option("--plain-http-registry", plain_http,
                  "registry HOST:PORT reached over plain HTTP (repeatable)");
   app.add_option("--parallelism", parallelism, "apps created/started at once [4]");
+  app.add_option("--logger", logger,
+                 "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -87,18 +106,62 @@ int main(int argc, char** argv) {
   if (!conn) return fatal(conn.error());
   auto store = fleetlet::state::StateStore::open(cfg.data_dir);
   if (!store) return fatal(store.error());
+  const std::filesystem::path logger_binary =
+      logger.empty() ? defaultLogger() : std::filesystem::path(logger);
+  std::error_code ec;
+  if (!std::filesystem::exists(logger_binary, ec)) {
+    spdlog::critical("fleetlet-logger not found at {} (set --logger)", logger_binary.string());
+    return 1;
+  }
+  const std::filesystem::path logs_root = cfg.data_dir / "logs";
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
-              .task_io = {}});
+              .task_io = [&](const std::string& app_name) {
+                return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);
+              }});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
+
+  // Health checks: targets follow each reconcile pass; a failing app is restarted.
+  fleetlet::health::ContainerProber prober(*conn, cfg.ns, cfg.data_dir / "health");
+  fleetlet::health::SteadyClock health_clock;
+  fleetlet::core::Agent* agent_ptr = nullptr;
+  fleetlet::health::HealthMonitor monitor(
+      prober, health_clock,
+      {.on_unhealthy =
+           [&agent_ptr](const std::string& a, const fleetlet::Error& why) {
+             if (agent_ptr != nullptr) agent_ptr->unhealthy(a, why.message());
+           },
+       .on_healthy = {}});
 
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
-       .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); }});
+       .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
+       .on_pass =
+           [&monitor, &agent_ptr](const std::vector<fleetlet::reconcile::AppSnapshot>& apps) {
+             if (agent_ptr == nullptr) return;
+             auto wanted = agent_ptr->reconciler().desired();
+             std::vector<fleetlet::health::Target> targets;
+             for (const auto& a : apps) {
+               if (!wanted || a.state != "running" || a.pid == 0) continue;
+               auto it = wanted->apps.find(a.name);
+               if (it == wanted->apps.end() || !it->second.health) continue;
+               targets.push_back({.app = a.name,
+                                  .container_id = a.container_id,
+                                  .pid = a.pid,
+                                  .check = *it->second.health});
+             }
+             spdlog::debug("health checks for {} apps", targets.size());
+             monitor.setTargets(std::move(targets));
+           }});
+  agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
+
+  auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
+  if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
+  spdlog::info("local API on {}", cfg.api_socket.string());
 
   auto events = fleetlet::containerd::EventSubscription::start(
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
@@ -117,6 +180,8 @@ int main(int argc, char** argv) {
     agent.stop();
   });
   agent.run();
+  (*api)->stop();
+  monitor.stop();
   source.reset();
   events.reset();
   signals.join();

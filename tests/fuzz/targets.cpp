@@ -4,15 +4,20 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 
 #include "console/log_entry.h"
 #include "events/requests.h"
 #include "handoff/protocol.h"
 #include "json/json.h"
+#include "manifest/parse.h"
+#include "manifest/yaml_json.h"
 #include "oci/digest.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "oci/reference.h"
+#include "ocispec/builder.h"
 #include "registry/auth.h"
 #include "registry/registry_error.h"
 
@@ -138,6 +143,41 @@ void fuzzHandoffMessage(std::string_view data) {
     check(again.has_value() && again->op == message->op && again->app == message->app &&
               again->listener == message->listener,
           "handoff message round-trips");
+  }
+}
+
+void fuzzNodeState(std::string_view data) {
+  auto state = manifest::parseNodeState(data, "fuzz");
+  if (!state) {
+    check(state.error().code() == ErrorCode::kInvalidArgument, "nodestate error code");
+    check(state.error().message().starts_with("fuzz: "), "nodestate error names the source");
+    return;
+  }
+  check(state->revision >= 1, "revision positive");
+  check(state->start_order.size() == state->apps.size(), "start order covers every app");
+  std::set<std::string> started;
+  for (const auto& name : state->start_order) {
+    const auto it = state->apps.find(name);
+    check(it != state->apps.end(), "start order names apps");
+    for (const auto& dep : it->second.depends_on) check(started.contains(dep), "deps start first");
+    check(started.insert(name).second, "start order has no repeats");
+  }
+  for (const auto& [name, app] : state->apps) {
+    check(app.name == name && app.spec_hash.size() == 64, "app name and hash");
+    if (app.runtime != manifest::Runtime::kContainer) continue;
+    oci::ImageConfig image;
+    image.cmd = {"sh"};
+    ocispec::SpecInputs inputs{"id", "fleetlet", "/var/lib/fleetlet/volumes", {}, ""};
+    auto spec = ocispec::buildSpec(app, image, inputs);
+    check(spec.has_value(), "a valid container app gets a spec");
+  }
+  // The same document as JSON gives the same hashes.
+  auto json = manifest::manifestToJson(data);
+  check(json.has_value(), "an accepted manifest converts");
+  auto again = manifest::parseNodeState(json->dump(-1, ' ', false, Json::error_handler_t::replace));
+  check(again.has_value(), "an accepted manifest re-reads as JSON");
+  for (const auto& [name, app] : state->apps) {
+    check(again->apps.at(name).spec_hash == app.spec_hash, "hash stable across formats");
   }
 }
 

@@ -23,6 +23,9 @@ void fuzzRegistryError(std::string_view data);
 void fuzzStreamsRequest(std::string_view data);
 // handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
 void fuzzHandoffMessage(std::string_view data);
+// parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
+// same spec hashes when re-read as JSON, and every container app gets a spec.
+void fuzzNodeState(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -36,6 +39,7 @@ inline constexpr Target kTargets[] = {
     {"registry_error", &fuzzRegistryError},
     {"streams_request", &fuzzStreamsRequest},
     {"handoff_message", &fuzzHandoffMessage},
+    {"nodestate", &fuzzNodeState},
 };
 
 }  // namespace fleetlet::fuzz

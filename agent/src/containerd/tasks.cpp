@@ -14,7 +14,11 @@ namespace {
 namespace api = ::containerd::services::tasks::v1;
 
 TaskInfo fromProto(const ::containerd::v1::types::Process& p) {
-  TaskInfo out{.id = p.container_id(), .pid = p.pid(), .exit_status = p.exit_status()};
+  // containerd fills `id` (the task's id, equal to the container's for an init process) and
+  // leaves container_id empty in Tasks.List and Tasks.Get answers.
+  TaskInfo out{.id = p.id().empty() ? p.container_id() : p.id(),
+               .pid = p.pid(),
+               .exit_status = p.exit_status()};
   switch (p.status()) {
     case ::containerd::v1::types::CREATED:
       out.state = TaskInfo::State::kCreated;
@@ -151,6 +155,96 @@ Result<std::vector<TaskInfo>> TaskService::list() const {
   std::vector<TaskInfo> out;
   for (const auto& p : resp.tasks()) out.push_back(fromProto(p));
   return out;
+}
+
+// --- Exec processes ---
+
+Status TaskService::exec(const std::string& container_id, const std::string& exec_id,
+                         const std::string& process_spec_json, const TaskIo& io,
+                         std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::ExecProcessRequest req;
+  req.set_container_id(container_id);
+  req.set_exec_id(exec_id);
+  req.set_stdin(io.stdin_uri);
+  req.set_stdout(io.stdout_uri);
+  req.set_stderr(io.stderr_uri);
+  req.set_terminal(false);
+  req.mutable_spec()->set_type_url(kOciProcessTypeUrl);
+  req.mutable_spec()->set_value(process_spec_json);
+  google::protobuf::Empty resp;
+  auto status = stub->Exec(ctx.get(), req, &resp);
+  if (!status.ok()) {
+    return std::unexpected(fromGrpc(status, "tasks.exec " + container_id + "/" + exec_id));
+  }
+  return {};
+}
+
+Result<uint32_t> TaskService::startProcess(const std::string& container_id,
+                                           const std::string& exec_id,
+                                           std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::StartRequest req;
+  req.set_container_id(container_id);
+  req.set_exec_id(exec_id);
+  api::StartResponse resp;
+  auto status = stub->Start(ctx.get(), req, &resp);
+  if (!status.ok()) {
+    return std::unexpected(fromGrpc(status, "tasks.start " + container_id + "/" + exec_id));
+  }
+  return resp.pid();
+}
+
+Result<std::optional<ExitInfo>> TaskService::waitProcess(const std::string& container_id,
+                                                         const std::string& exec_id,
+                                                         std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::WaitRequest req;
+  req.set_container_id(container_id);
+  req.set_exec_id(exec_id);
+  api::WaitResponse resp;
+  auto status = stub->Wait(ctx.get(), req, &resp);
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return std::nullopt;
+  if (!status.ok()) {
+    return std::unexpected(fromGrpc(status, "tasks.wait " + container_id + "/" + exec_id));
+  }
+  return ExitInfo{.exit_status = resp.exit_status(), .exited_at = fromProto(resp.exited_at())};
+}
+
+Status TaskService::killProcess(const std::string& container_id, const std::string& exec_id,
+                                int signal, std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::KillRequest req;
+  req.set_container_id(container_id);
+  req.set_exec_id(exec_id);
+  req.set_signal(static_cast<uint32_t>(signal));
+  google::protobuf::Empty resp;
+  auto status = stub->Kill(ctx.get(), req, &resp);
+  if (!status.ok()) {
+    return std::unexpected(fromGrpc(status, "tasks.kill " + container_id + "/" + exec_id));
+  }
+  return {};
+}
+
+Result<ExitInfo> TaskService::removeProcess(const std::string& container_id,
+                                            const std::string& exec_id,
+                                            std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::DeleteProcessRequest req;
+  req.set_container_id(container_id);
+  req.set_exec_id(exec_id);
+  api::DeleteResponse resp;
+  auto status = stub->DeleteProcess(ctx.get(), req, &resp);
+  if (!status.ok()) {
+    return std::unexpected(
+        fromGrpc(status, "tasks.delete-process " + container_id + "/" + exec_id));
+  }
+  return ExitInfo{.exit_status = resp.exit_status(), .exited_at = fromProto(resp.exited_at())};
 }
 
 }  // namespace fleetlet::containerd

@@ -62,6 +62,38 @@ class TaskService : public ServiceBase {
   // The task, or nullopt when the container has no task.
   Result<std::optional<TaskInfo>> get(const std::string& container_id) const;
   Result<std::vector<TaskInfo>> list() const;
+
+  // --- Exec: extra processes inside a running task (probes, `ctr task exec`). ---
+  // An exec process is addressed by (container_id, exec_id); exec ids are unique per task and
+  // match containerd's identifier rules ([A-Za-z0-9]+ joined by . _ -, at most 76 chars).
+  // Lifecycle: exec (created, not running) → startProcess → waitProcess → removeProcess.
+  // Until removeProcess the exec id stays taken, even after the process exited.
+
+  // Creates exec process `exec_id` in the task of `container_id` from an OCI process spec
+  // (JSON of runtime-spec's `process` object: args, env, cwd, user, ...). kNotFound when the
+  // container has no task, kAlreadyExists when the exec id is taken. `timeout` bounds the call.
+  Status exec(const std::string& container_id, const std::string& exec_id,
+              const std::string& process_spec_json, const TaskIo& io,
+              std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
+  // Starts a created exec process; returns its pid (in the host's pid namespace).
+  Result<uint32_t> startProcess(const std::string& container_id, const std::string& exec_id,
+                                std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
+  // Waits up to `timeout` (0: no limit) for the exec process to exit; nullopt when it is still
+  // running then. Returns at once for a process that already exited and was not removed.
+  Result<std::optional<ExitInfo>> waitProcess(const std::string& container_id,
+                                              const std::string& exec_id,
+                                              std::chrono::milliseconds timeout) const;
+  // Sends a signal to one exec process.
+  Status killProcess(const std::string& container_id, const std::string& exec_id, int signal,
+                     std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
+  // Deletes an exited exec process, freeing its id; returns how it exited. kNotFound when
+  // unknown; kFailedPrecondition while it still runs.
+  Result<ExitInfo> removeProcess(const std::string& container_id, const std::string& exec_id,
+                                 std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
 };
+
+// The type URL of an OCI process spec in TaskService::exec's Any.
+inline constexpr char kOciProcessTypeUrl[] =
+    "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 }  // namespace fleetlet::containerd

@@ -9,11 +9,11 @@ namespace fleetlet::core {
 Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, AgentOptions options)
     : store_(store),
       options_(std::move(options)),
-      reconciler_(
-          runtime, store,
-          {.parallelism = options_.parallelism,
-           .on_event = [this](const std::string& app, const std::string& kind,
-                              const std::string& message) { record(app, kind, message); }}) {}
+      reconciler_(runtime, store,
+                  {.parallelism = options_.parallelism,
+                   .on_event = [this](const std::string& app, const std::string& kind,
+                                      const std::string& message) { record(app, kind, message); },
+                   .on_pass = options_.on_pass}) {}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
@@ -125,6 +125,7 @@ Status Agent::restart(std::string_view name) {
 }
 
 void Agent::unhealthy(const std::string& app, const std::string& why) {
+  spdlog::warn("app {}: unhealthy: {}", app, why);
   record(app, "unhealthy", why);
   reconciler_.requestRestart(app);
 }

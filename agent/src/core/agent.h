@@ -23,6 +23,8 @@ struct AgentOptions {
   size_t event_capacity = 2000;  // node events kept in memory
   // Where an app's logs live (for logDir()).
   std::function<std::filesystem::path(const std::string& app)> log_dir;
+  // After each reconcile pass (see ReconcilerOptions::on_pass).
+  std::function<void(const std::vector<reconcile::AppSnapshot>&)> on_pass;
 };
 
 class Agent : public NodeService {

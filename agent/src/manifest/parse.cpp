@@ -219,6 +219,7 @@ Result<Resources> parseResources(const Json& v, const std::string& path) {
     if (cpu->is_string()) {
       auto cores = parseCpu(cpu->get_ref<const std::string&>());
       if (!cores) return withPath(f.at("cpu"), cores.error());
+      if (*cores > 1e6) return fieldError(f.at("cpu"), "{} is too large", cpu->dump());
       millis = std::llround(*cores * 1000);
     } else if (cpu->is_number()) {
       const double cores = cpu->get<double>();
@@ -752,14 +753,19 @@ Json canonicalJson(const App& app) {
   std::vector<std::string> depends_on = app.depends_on;
   std::sort(depends_on.begin(), depends_on.end());
 
+  // Unset is null, so that the canonical JSON of an app (without "name") is a valid app again.
+  auto unless_empty = [](const auto& v) -> Json {
+    if (v.empty()) return nullptr;
+    return v;
+  };
   return Json{
       {"name", app.name},
       {"runtime", runtimeName(app.runtime)},
-      {"image", image},
-      {"args", app.args},
+      {"image", unless_empty(image)},
+      {"args", unless_empty(app.args)},
       {"env", app.env},
-      {"user", app.user},
-      {"workingDir", app.working_dir},
+      {"user", unless_empty(app.user)},
+      {"workingDir", unless_empty(app.working_dir)},
       {"resources",
        {{"cpu", optional(app.resources.cpu)},
         {"memory", optional(app.resources.memory_bytes)},
@@ -770,7 +776,7 @@ Json canonicalJson(const App& app) {
       {"network",
        {{"egress", app.network.egress == Network::Egress::kNone ? "none" : "all"},
         {"expose", expose}}},
-      {"volumes", volumes},
+      {"volumes", unless_empty(volumes)},
       {"dependsOn", depends_on},
       {"update",
        {{"strategy", app.update == UpdateStrategy::kKillThenDownload ? "kill-then-download"

@@ -35,13 +35,14 @@ struct Decimal {
   bool has_point = false;
 };
 
-// Consumes a decimal from the front of `text`. Fails on no digits, more than 18 whole or
-// 9 fraction digits (nothing a manifest needs; keeps the arithmetic in range).
+// Consumes a decimal from the front of `text`. Fails on no digits, a whole part past int64 or
+// more than 9 fraction digits (nothing a manifest needs; keeps the arithmetic in range).
 bool consumeDecimal(std::string_view& text, Decimal& out) {
   size_t i = 0;
   while (i < text.size() && isDigit(text[i])) {
-    if (i == 18) return false;
-    out.whole = out.whole * 10 + (text[i] - '0');
+    const int digit = text[i] - '0';
+    if (out.whole > (kMaxInt64 - digit) / 10) return false;
+    out.whole = out.whole * 10 + digit;
     ++i;
   }
   if (i == 0) return false;

@@ -299,13 +299,7 @@ Result<Json> manifestToJson(std::string_view text) {
   std::string_view body = text;
   if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
   const size_t first = body.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && body[first] == '{') {
-    auto json = jsonToJson(body);
-    // A YAML flow mapping starts with '{' too; JSON's error wins when both fail.
-    if (json) return json;
-    if (auto yaml = yamlToJson(text)) return yaml;
-    return json;
-  }
+  if (first != std::string_view::npos && body[first] == '{') return jsonToJson(body);
   return yamlToJson(text);
 }
 

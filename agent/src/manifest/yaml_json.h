@@ -21,9 +21,9 @@ namespace fleetlet::manifest {
 // Manifests larger than this are refused before parsing.
 inline constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
 
-// Parses `text` as JSON when its first non-blank character is '{' and it is valid JSON,
-// otherwise as YAML. Fails with kInvalidArgument "line L, column C: <problem>" (1-based).
-// Never throws.
+// Parses `text` as JSON when its first non-blank character is '{' (a YAML document in flow
+// style is read as JSON too, and fails unless it is JSON), otherwise as YAML. Fails with
+// kInvalidArgument "line L, column C: <problem>" (1-based). Never throws.
 Result<Json> manifestToJson(std::string_view text);
 
 // Only the YAML path, for tests.

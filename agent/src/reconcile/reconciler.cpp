@@ -305,9 +305,14 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
         snaps.emplace(name, std::move(s));
       }
     }
-    std::lock_guard lock(mu_);
-    snapshots_ = std::move(snaps);
-    errors_ = errors;
+    std::vector<AppSnapshot> list;
+    for (const auto& [name, snap] : snaps) list.push_back(snap);
+    {
+      std::lock_guard lock(mu_);
+      snapshots_ = std::move(snaps);
+      errors_ = errors;
+    }
+    if (options_.on_pass) options_.on_pass(list);
   }
 
   result.converged = desired != nullptr && result.failed == 0 && plan.steps.empty();

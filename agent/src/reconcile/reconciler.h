@@ -45,6 +45,8 @@ struct ReconcilerOptions {
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
   // Node events: (app or "", kind, message). Called from reconciler threads.
   std::function<void(const std::string&, const std::string&, const std::string&)> on_event;
+  // After each pass, with the apps as the pass left them (health checks follow these).
+  std::function<void(const std::vector<AppSnapshot>&)> on_pass;
 };
 
 class Reconciler {

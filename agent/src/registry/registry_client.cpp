@@ -149,7 +149,7 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
     start = space + 1;
   }
 
-  http::Request request;
+  http::ClientRequest request;
   request.url = url;
   if (options_.credentials) {
     request.headers.add("Authorization", basicAuthorization(options_.credentials->username,
@@ -176,7 +176,8 @@ Result<std::string> RegistryClient::fetchToken(http::Client& http, const Challen
 }
 
 Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_view repository,
-                                             const http::Response& response, bool sent_basic) {
+                                             const http::ClientResponse& response,
+                                             bool sent_basic) {
   auto header = response.headers.find("WWW-Authenticate");
   if (!header) return false;
   auto challenges = parseChallenges(*header);
@@ -200,8 +201,10 @@ Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_vie
   return false;
 }
 
-Result<http::Response> RegistryClient::perform(http::Client& http, std::string_view repository,
-                                               http::Request request, const http::BodySink* sink) {
+Result<http::ClientResponse> RegistryClient::perform(http::Client& http,
+                                                     std::string_view repository,
+                                                     http::ClientRequest request,
+                                                     const http::BodySink* sink) {
   // Once the registry is known to want bearer tokens, get one before asking: saves a 401.
   std::optional<Challenge> known_bearer;
   {
@@ -214,7 +217,7 @@ Result<http::Response> RegistryClient::perform(http::Client& http, std::string_v
     tokens_[std::string(repository)] = std::move(token);
   }
   for (int attempt = 0;; ++attempt) {
-    http::Request sent = request;
+    http::ClientRequest sent = request;
     auto auth = authorizationFor(repository);
     if (auth) sent.headers.add("Authorization", *auth);
     auto response = sink != nullptr ? http.stream(sent, *sink) : http.send(sent);
@@ -230,7 +233,7 @@ Result<std::string> RegistryClient::fetchBuffered(std::string_view repository,
                                                   std::string_view kind, std::string_view name,
                                                   std::string_view accept, uint64_t limit,
                                                   std::string_view what,
-                                                  http::Response* response_out) {
+                                                  http::ClientResponse* response_out) {
   ClientLease lease = borrowClient();
   std::string body;
   bool too_large = false;
@@ -242,7 +245,7 @@ Result<std::string> RegistryClient::fetchBuffered(std::string_view repository,
     body.append(chunk);
     return true;
   };
-  http::Request request;
+  http::ClientRequest request;
   request.url = url(repository, kind, name);
   if (!accept.empty()) request.headers.add("Accept", std::string(accept));
   auto response = perform(*lease, repository, std::move(request), &sink);
@@ -262,7 +265,7 @@ Result<Resolved> RegistryClient::resolve(const oci::Reference& ref) {
   if (ref.registry() != registry_) {
     return fail(ErrorCode::kInvalidArgument, "{}: not on registry {}", what, registry_);
   }
-  http::Response response;
+  http::ClientResponse response;
   FLEETLET_ASSIGN_OR_RETURN(
       std::string bytes,
       fetchBuffered(ref.repository(), "manifests", ref.tagOrDigest(), mt::kManifestAccept,
@@ -373,7 +376,7 @@ Status RegistryClient::streamBlob(std::string_view repository, const oci::Descri
       probe_bytes += chunk.size();
       return probe_bytes <= 1;
     };
-    http::Request probe;
+    http::ClientRequest probe;
     probe.url = blob_url;
     probe.range_start = size - 1;
     auto response = perform(*lease, repository, probe, &probe_sink);
@@ -422,7 +425,7 @@ Status RegistryClient::streamBlob(std::string_view repository, const oci::Descri
     }
     return true;
   };
-  http::Request request;
+  http::ClientRequest request;
   request.url = blob_url;
   if (offset > 0 && !skip_prefix) request.range_start = offset;
   auto response = perform(*lease, repository, std::move(request), &body_sink);

@@ -106,17 +106,17 @@ class RegistryClient {
   std::string url(std::string_view repository, std::string_view kind, std::string_view name) const;
   // Sends `request` for `repository` with the auth learnt so far and handles one round of
   // 401 challenges. With a sink, a 2xx body goes to it; the Response then has no body.
-  Result<http::Response> perform(http::Client& http, std::string_view repository,
-                                 http::Request request, const http::BodySink* sink);
+  Result<http::ClientResponse> perform(http::Client& http, std::string_view repository,
+                                       http::ClientRequest request, const http::BodySink* sink);
   // Learns from a 401's challenges; false when they give nothing new to retry with.
   Result<bool> answerChallenge(http::Client& http, std::string_view repository,
-                               const http::Response& response, bool sent_basic);
+                               const http::ClientResponse& response, bool sent_basic);
   Result<std::string> fetchToken(http::Client& http, const Challenge& challenge,
                                  std::string_view repository);
   std::optional<std::string> authorizationFor(std::string_view repository);
   Result<std::string> fetchBuffered(std::string_view repository, std::string_view kind,
                                     std::string_view name, std::string_view accept, uint64_t limit,
-                                    std::string_view what, http::Response* response_out);
+                                    std::string_view what, http::ClientResponse* response_out);
 
   const std::string registry_;
   const std::string base_url_;  // "https://host[:port]"

@@ -36,7 +36,7 @@ std::string_view trim(std::string_view s) {
 
 // State of one transfer, shared with curl's callbacks.
 struct Transfer {
-  Response response;
+  ClientResponse response;
   const BodySink* sink = nullptr;
   bool sink_aborted = false;
   bool status_known = false;
@@ -102,7 +102,7 @@ struct Client::Impl {
   ClientOptions options;
   std::unique_ptr<CURL, CurlDeleter> curl;
 
-  Result<Response> perform(const Request& request, const BodySink* sink);
+  Result<ClientResponse> perform(const ClientRequest& request, const BodySink* sink);
 };
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
@@ -114,13 +114,15 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-Result<Response> Client::send(const Request& request) { return impl_->perform(request, nullptr); }
+Result<ClientResponse> Client::send(const ClientRequest& request) {
+  return impl_->perform(request, nullptr);
+}
 
-Result<Response> Client::stream(const Request& request, const BodySink& sink) {
+Result<ClientResponse> Client::stream(const ClientRequest& request, const BodySink& sink) {
   return impl_->perform(request, &sink);
 }
 
-Result<Response> Client::Impl::perform(const Request& request, const BodySink* sink) {
+Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const BodySink* sink) {
   CURL* h = curl.get();
   if (h == nullptr) return fail(ErrorCode::kInternal, "curl_easy_init failed");
   curl_easy_reset(h);

@@ -3,7 +3,7 @@
 //
 // A Client owns one curl easy handle and reuses its connections across requests. It is not
 // thread-safe: use one Client per thread (parallel downloads make one each). Calls block.
-// HTTP error statuses are not Errors: they come back in Response::status so callers can read
+// HTTP error statuses are not Errors: they come back in ClientResponse::status so callers can read
 // the server's message. An Error means no HTTP answer was had (unreachable, reset, timeout,
 // TLS failure, aborted by the sink).
 
@@ -33,7 +33,7 @@ class Headers {
   std::vector<std::pair<std::string, std::string>> entries_;
 };
 
-struct Request {
+struct ClientRequest {
   std::string method = "GET";
   std::string url;
   Headers headers;
@@ -43,7 +43,7 @@ struct Request {
   bool follow_redirects = true;
 };
 
-struct Response {
+struct ClientResponse {
   long status = 0;
   Headers headers;
   // The body when buffered; with stream(), only a non-2xx body (for error messages).
@@ -76,11 +76,11 @@ class Client {
 
   // Performs the request and buffers the whole body. Fails with kUnavailable when no answer
   // came; the message names the host and curl's reason.
-  Result<Response> send(const Request& request);
+  Result<ClientResponse> send(const ClientRequest& request);
 
   // Performs the request; a 2xx body is passed to `sink` chunk by chunk and not kept. A
-  // non-2xx body is buffered in Response::body instead.
-  Result<Response> stream(const Request& request, const BodySink& sink);
+  // non-2xx body is buffered in ClientResponse::body instead.
+  Result<ClientResponse> stream(const ClientRequest& request, const BodySink& sink);
 
  private:
   struct Impl;

@@ -232,7 +232,8 @@ TEST_F(FleetletdTest, ChangingOneAppReplacesOnlyThatApp) {
   EXPECT_EQ(containerOf("a"), a_before);
   EXPECT_EQ(containers().size(), 2u);
   auto env = containerd_->ctrOk(
-      {"tasks", "exec", "--exec-id", "env-check", containerOf("b"), "printenv", "COLOUR"}, ns_);
+      {"tasks", "exec", "--exec-id", "env-check", containerOf("b"), "sh", "-c", "echo $COLOUR"},
+      ns_);
   ASSERT_TRUE(env) << env.error().message();
   EXPECT_EQ(*env, "blue\n");
 }
@@ -254,20 +255,44 @@ TEST_F(FleetletdTest, CrashingAppIsRestartedAndNeverStaysDown) {
   apply(manifest(1, busyboxApp("crash", "echo started; exit 3") +
                         busyboxApp("once", "exit 3", "    restart: {policy: never}\n")));
   // The crashing app's log shows it being started again and again with growing pauses.
-  auto log = dataDir() / "logs" / "crash" / "stdout.log";
+  auto log = dataDir() / "logs" / "crash" / "current.log";
   ASSERT_TRUE(testing::waitFor(
       [&] {
+        // CRI format: "<time> stdout F started", one per start.
         auto text = readFile(log);
-        return std::count(text.begin(), text.end(), '\n') >= 3;
+        size_t starts = 0;
+        for (size_t at = text.find(" stdout F started"); at != std::string::npos;
+             at = text.find(" stdout F started", at + 1)) {
+          ++starts;
+        }
+        return starts >= 3;
       },
       30s))
       << agentLog();
-  auto never_log = dataDir() / "logs" / "once" / "stdout.log";
-  EXPECT_EQ(readFile(never_log), "");
   // "never" started exactly once: one container, its task stopped, not restarted.
   std::string agent_log = agentLog();
   EXPECT_EQ(agent_log.find("app once: restarted"), std::string::npos);
-  EXPECT_NE(agent_log.find("app crash: restarted"), std::string::npos);
+  EXPECT_NE(agent_log.find("app crash: restarted"), std::string::npos) << agent_log;
+}
+
+TEST_F(FleetletdTest, UnhealthyAppIsRestarted) {
+  startAgent();
+  // Both serve /srv/app over HTTP; "sick" is checked on a path that does not exist.
+  const std::string serve = "busybox httpd -f -p 8080 -h /srv/app";
+  apply(manifest(1, busyboxApp("well", serve,
+                               "    health: {http: {port: 8080, path: /hello.txt}, interval: 1s, "
+                               "failures: 2}\n") +
+                        busyboxApp("sick", serve,
+                                   "    health: {http: {port: 8080, path: /missing}, interval: 1s, "
+                                   "failures: 2}\n")));
+  ASSERT_TRUE(waitRunning({"well", "sick"})) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return agentLog().find("app sick: restarted") != std::string::npos; }, 30s))
+      << agentLog();
+  auto log = agentLog();
+  EXPECT_NE(log.find("app sick: unhealthy: http 404"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app well: unhealthy"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app well: restarted"), std::string::npos) << log;
 }
 
 TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {

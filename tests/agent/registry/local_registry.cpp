@@ -97,7 +97,7 @@ Result<std::unique_ptr<LocalRegistry>> LocalRegistry::start(LocalRegistryOptions
   http::Client client;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (true) {
-    http::Request ping;
+    http::ClientRequest ping;
     ping.url = "http://" + r->host_ + "/v2/";
     auto response = client.send(ping);
     if (response && (response->status == 200 || response->status == 401)) break;
@@ -127,24 +127,24 @@ Result<oci::Descriptor> LocalRegistry::pushBlob(const std::string& repo, const s
                                                 std::string media_type) {
   http::Client client;
   std::string digest = oci::digestOf(bytes);
-  http::Request start;
+  http::ClientRequest start;
   start.method = "POST";
   start.url = "http://" + host_ + "/v2/" + repo + "/blobs/uploads/";
   if (authorization_) start.headers.add("Authorization", *authorization_);
-  FLEETLET_ASSIGN_OR_RETURN(http::Response started, client.send(start));
+  FLEETLET_ASSIGN_OR_RETURN(http::ClientResponse started, client.send(start));
   auto location = started.headers.find("Location");
   if (started.status != 202 || !location) {
     return fail(ErrorCode::kInternal, "upload start: HTTP {}: {}", started.status, started.body);
   }
   std::string url = location->starts_with("/") ? "http://" + host_ + *location : *location;
   url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
-  http::Request put;
+  http::ClientRequest put;
   put.method = "PUT";
   put.url = url;
   put.body = bytes;
   put.headers.add("Content-Type", "application/octet-stream");
   if (authorization_) put.headers.add("Authorization", *authorization_);
-  FLEETLET_ASSIGN_OR_RETURN(http::Response done, client.send(put));
+  FLEETLET_ASSIGN_OR_RETURN(http::ClientResponse done, client.send(put));
   if (done.status != 201) {
     return fail(ErrorCode::kInternal, "upload finish: HTTP {}: {}", done.status, done.body);
   }
@@ -156,13 +156,13 @@ Result<oci::Descriptor> LocalRegistry::pushManifest(const std::string& repo, con
                                                     const std::string& bytes,
                                                     std::string media_type) {
   http::Client client;
-  http::Request put;
+  http::ClientRequest put;
   put.method = "PUT";
   put.url = "http://" + host_ + "/v2/" + repo + "/manifests/" + tag;
   put.body = bytes;
   put.headers.add("Content-Type", media_type);
   if (authorization_) put.headers.add("Authorization", *authorization_);
-  FLEETLET_ASSIGN_OR_RETURN(http::Response done, client.send(put));
+  FLEETLET_ASSIGN_OR_RETURN(http::ClientResponse done, client.send(put));
   if (done.status != 201) {
     return fail(ErrorCode::kInternal, "manifest put: HTTP {}: {}", done.status, done.body);
   }

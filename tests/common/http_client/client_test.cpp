@@ -125,7 +125,7 @@ TEST(HttpClient, SinkCanAbort) {
 TEST(HttpClient, PostsBody) {
   CannedServer server("HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   Client client;
-  Request req{.method = "POST", .url = server.url("/apply"), .body = "{\"a\":1}"};
+  ClientRequest req{.method = "POST", .url = server.url("/apply"), .body = "{\"a\":1}"};
   req.headers.add("Content-Type", "application/json");
   auto r = client.send(req);
   ASSERT_TRUE(r);

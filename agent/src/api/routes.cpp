@@ -1,0 +1,267 @@
+#include "api/routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "api/json_codec.h"
+#include "http/server.h"
+
+namespace fleetlet::api {
+namespace {
+
+using http::Request;
+using http::Response;
+using http::StreamWriter;
+using http::Task;
+
+constexpr std::string_view kNdjson = "application/x-ndjson";
+
+Response jsonResponse(unsigned status, const Json& body) {
+  return Response::json(status, body.dump());
+}
+
+// ?name=N: nullopt when absent; kInvalidArgument when not an integer in [min, max].
+Result<std::optional<int64_t>> intQuery(const Request& r, std::string_view name, int64_t min,
+                                        int64_t max) {
+  auto text = r.query(name);
+  if (!text) return std::optional<int64_t>();
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size() || value < min || value > max) {
+    return fail(ErrorCode::kInvalidArgument,
+                "query parameter {}: \"{}\" is not an integer in [{}, {}]", name, *text, min, max);
+  }
+  return std::optional<int64_t>(value);
+}
+
+// ?follow, ?follow=true|1 → true; absent, false, 0 → false.
+Result<bool> boolQuery(const Request& r, std::string_view name) {
+  auto text = r.query(name);
+  if (!text || *text == "false" || *text == "0") return false;
+  if (text->empty() || *text == "true" || *text == "1") return true;
+  return fail(ErrorCode::kInvalidArgument, "query parameter {}: \"{}\" is not true or false", name,
+              *text);
+}
+
+std::string ndjsonLines(const std::vector<core::NodeEvent>& events) {
+  std::string out;
+  for (const auto& e : events) {
+    out += toJson(e).dump();
+    out += '\n';
+  }
+  return out;
+}
+
+std::string ndjsonLines(const std::vector<logs::LogEntry>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    out += toJson(l).dump();
+    out += '\n';
+  }
+  return out;
+}
+
+Task<Response> handleApply(Request& r, core::NodeService& service) {
+  auto body = co_await r.readBody();
+  if (!body) co_return http::errorResponse(body.error());
+  if (body->find_first_not_of(" \t\r\n") == std::string::npos) {
+    co_return http::errorResponse(Error(ErrorCode::kInvalidArgument,
+                                        "empty request body: expected a manifest (YAML or JSON)"));
+  }
+  std::string source = r.query("source").value_or("");
+  auto job = [&service, text = std::move(*body), source = std::move(source)] {
+    return service.apply(text, source);
+  };
+  auto result = co_await r.offload(std::move(job));
+  if (!result) co_return http::errorResponse(result.error());
+  co_return jsonResponse(201, toJson(*result));
+}
+
+Task<Response> handleApps(Request& r, core::NodeService& service) {
+  auto job = [&service] { return service.apps(); };
+  auto apps = co_await r.offload(std::move(job));
+  if (!apps) co_return http::errorResponse(apps.error());
+  Json list = Json::array();
+  for (const auto& a : *apps) list.push_back(toJson(a));
+  co_return jsonResponse(200, Json{{"apps", std::move(list)}});
+}
+
+Task<Response> handleDescribe(Request& r, core::NodeService& service) {
+  std::string name(r.param("name"));
+  auto job = [&service, name] { return service.describe(name); };
+  auto detail = co_await r.offload(std::move(job));
+  if (!detail) co_return http::errorResponse(detail.error());
+  co_return jsonResponse(200, toJson(*detail));
+}
+
+Task<Response> handleRestart(Request& r, core::NodeService& service) {
+  std::string name(r.param("name"));
+  auto job = [&service, name] { return service.restart(name); };
+  auto status = co_await r.offload(std::move(job));
+  if (!status) co_return http::errorResponse(status.error());
+  co_return jsonResponse(200, Json{{"app", name}, {"restarted", true}});
+}
+
+Task<Response> handleStatus(Request& r, core::NodeService& service) {
+  auto job = [&service] { return service.status(); };
+  auto status = co_await r.offload(std::move(job));
+  if (!status) co_return http::errorResponse(status.error());
+  co_return jsonResponse(200, toJson(*status));
+}
+
+// Streams events after `after` until the client leaves or the server stops. Parameters are
+// copies: the coroutine frame owns them.
+Task<void> followEvents(StreamWriter& w, core::NodeService& service, int64_t after, size_t limit,
+                        std::chrono::milliseconds wait) {
+  while (w.isOpen()) {
+    auto job = [&service, after, limit, wait] { return service.events(after, limit, wait); };
+    auto events = co_await w.offload(std::move(job));
+    if (events.empty()) continue;
+    after = events.back().seq;
+    std::string chunk = ndjsonLines(events);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
+  }
+}
+
+Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig config) {
+  auto after = intQuery(r, "after", 0, INT64_MAX);
+  if (!after) co_return http::errorResponse(after.error());
+  auto limit = intQuery(r, "limit", 1, static_cast<int64_t>(config.event_limit));
+  if (!limit) co_return http::errorResponse(limit.error());
+  auto follow = boolQuery(r, "follow");
+  if (!follow) co_return http::errorResponse(follow.error());
+  int64_t from = after->value_or(0);
+  size_t count = static_cast<size_t>(limit->value_or(static_cast<int64_t>(config.event_limit)));
+  if (!*follow) {
+    auto job = [&service, from, count] {
+      return service.events(from, count, std::chrono::milliseconds(0));
+    };
+    auto events = co_await r.offload(std::move(job));
+    co_return Response::text(200, ndjsonLines(events), std::string(kNdjson));
+  }
+  auto wait = config.follow_wait;
+  auto producer = [&service, from, count, wait](StreamWriter& w) {
+    return followEvents(w, service, from, count, wait);
+  };
+  co_return Response::stream(200, std::string(kNdjson), std::move(producer));
+}
+
+// A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
+// has not logged yet is followed from its first line). Used from one thread at a time.
+struct LogFollowState {
+  std::filesystem::path dir;
+  size_t tail = SIZE_MAX;
+  std::optional<logs::LogFollower> follower;
+
+  // The entries completed since the last call (the tail first).
+  Result<std::vector<logs::LogEntry>> poll() {
+    if (!follower) {
+      auto opened = logs::LogFollower::open(dir, tail);
+      if (!opened && opened.error().code() == ErrorCode::kNotFound) {
+        return std::vector<logs::LogEntry>();
+      }
+      if (!opened) return std::unexpected(opened.error());
+      follower.emplace(std::move(*opened));
+    }
+    return follower->poll();
+  }
+};
+
+// Streams `first`, then new log entries every `interval` until the client leaves or the server
+// stops.
+Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogFollowState> state,
+                      std::vector<logs::LogEntry> first, std::chrono::milliseconds interval) {
+  if (!first.empty()) {
+    std::string chunk = ndjsonLines(first);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
+  }
+  // Shared with the close callback, which may run after this coroutine has returned.
+  auto timer = std::make_shared<boost::asio::steady_timer>(w.executor());
+  auto wake = [timer] { timer->cancel(); };
+  w.onClose(std::move(wake));
+  while (w.isOpen()) {
+    timer->expires_after(interval);
+    boost::system::error_code ec;
+    co_await timer->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (!w.isOpen()) break;
+    auto job = [state] { return state->poll(); };
+    auto entries = co_await w.offload(std::move(job));
+    if (!entries) {
+      spdlog::warn("[api] following logs in {}: {}", state->dir.string(),
+                   entries.error().message());
+      co_return;
+    }
+    if (entries->empty()) continue;
+    std::string chunk = ndjsonLines(*entries);
+    auto written = co_await w.write(chunk);
+    if (!written) co_return;
+  }
+}
+
+Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig config) {
+  auto tail = intQuery(r, "tail", 0, INT32_MAX);
+  if (!tail) co_return http::errorResponse(tail.error());
+  auto follow = boolQuery(r, "follow");
+  if (!follow) co_return http::errorResponse(follow.error());
+  std::string name(r.param("name"));
+  auto dir_job = [&service, name] { return service.logDir(name); };
+  auto dir = co_await r.offload(std::move(dir_job));
+  if (!dir) co_return http::errorResponse(dir.error());
+  size_t count = *tail ? static_cast<size_t>(**tail) : SIZE_MAX;
+
+  if (!*follow) {
+    auto read_job = [path = *dir, count] { return logs::readTail(path, count); };
+    auto result = co_await r.offload(std::move(read_job));
+    // No directory yet: the app has not written a line.
+    if (!result && result.error().code() != ErrorCode::kNotFound) {
+      co_return http::errorResponse(result.error().wrap("logs of {}", name));
+    }
+    std::string body = result ? ndjsonLines(result->entries) : std::string();
+    co_return Response::text(200, std::move(body), std::string(kNdjson));
+  }
+  auto state = std::make_shared<LogFollowState>();
+  state->dir = *dir;
+  state->tail = count;
+  auto first_job = [state] { return state->poll(); };
+  auto first = co_await r.offload(std::move(first_job));
+  if (!first) co_return http::errorResponse(first.error().wrap("logs of {}", name));
+  auto interval = config.log_poll;
+  auto producer = [state, entries = std::move(*first), interval](StreamWriter& w) {
+    return followLogs(w, state, entries, interval);
+  };
+  co_return Response::stream(200, std::string(kNdjson), std::move(producer));
+}
+
+}  // namespace
+
+Status registerRoutes(http::Server& server, core::NodeService& service, RouteConfig config) {
+  auto* svc = &service;
+  FLEETLET_RETURN_IF_ERROR(server.route("POST", "/v1/apply",
+                                        [svc](Request& r) { return handleApply(r, *svc); },
+                                        {.body_limit = config.apply_body_limit}));
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/v1/apps", [svc](Request& r) { return handleApps(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("GET", "/v1/apps/{name}",
+                                        [svc](Request& r) { return handleDescribe(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("POST", "/v1/apps/{name}/restart",
+                                        [svc](Request& r) { return handleRestart(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("GET", "/v1/apps/{name}/logs", [svc, config](Request& r) {
+    return handleLogs(r, *svc, config);
+  }));
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/v1/status", [svc](Request& r) { return handleStatus(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "GET", "/v1/events", [svc, config](Request& r) { return handleEvents(r, *svc, config); }));
+  return {};
+}
+
+}  // namespace fleetlet::api

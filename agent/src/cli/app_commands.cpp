@@ -1,0 +1,391 @@
+#include "cli/app_commands.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "api/json_codec.h"
+#include "cli/api_client.h"
+
+namespace fleetlet::cli {
+namespace {
+
+int report(const Error& e) {
+  fmt::print(stderr, "fleetletctl: {}\n", e.message());
+  return 1;
+}
+
+void printJson(const Json& j) { fmt::print("{}\n", j.dump(2)); }
+
+std::string ago(core::Clock::time_point t, core::Clock::time_point now) {
+  if (t > now) return fmt::format("{} (in {})", api::formatTime(t), humanAge(t - now));
+  return fmt::format("{} ({} ago)", api::formatTime(t), humanAge(now - t));
+}
+
+// Plain YAML scalars need no quotes unless they could be read as something else.
+bool needsQuotes(const std::string& s) {
+  if (s.empty() || s == "true" || s == "false" || s == "null" || s == "yes" || s == "no" ||
+      s == "~") {
+    return true;
+  }
+  if (std::isspace(static_cast<unsigned char>(s.front())) != 0 ||
+      std::isspace(static_cast<unsigned char>(s.back())) != 0) {
+    return true;
+  }
+  if (std::string_view("-?:,[]{}#&*!|>'\"%@`").find(s.front()) != std::string_view::npos) {
+    return true;
+  }
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos ||
+      s.find('\n') != std::string::npos) {
+    return true;
+  }
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();  // a number
+}
+
+std::string scalar(const Json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    return needsQuotes(s) ? v.dump() : s;
+  }
+  return v.dump();
+}
+
+bool isEmptyContainer(const Json& v) { return (v.is_object() || v.is_array()) && v.empty(); }
+
+void renderYaml(const Json& value, int indent, std::string& out) {
+  std::string pad(static_cast<size_t>(indent), ' ');
+  if (value.is_object()) {
+    for (const auto& [key, v] : value.items()) {
+      if (v.is_structured() && !v.empty()) {
+        out += fmt::format("{}{}:\n", pad, key);
+        renderYaml(v, indent + 2, out);
+      } else {
+        out += fmt::format("{}{}: {}\n", pad, key,
+                           isEmptyContainer(v) ? (v.is_object() ? "{}" : "[]") : scalar(v));
+      }
+    }
+  } else if (value.is_array()) {
+    for (const auto& v : value) {
+      if (v.is_structured() && !v.empty()) {
+        std::string inner;
+        renderYaml(v, indent + 2, inner);
+        // "  key: v" → "- key: v" on the first line of the element.
+        inner.replace(static_cast<size_t>(indent), 2, "- ");
+        out += inner;
+      } else {
+        out += fmt::format("{}- {}\n", pad,
+                           isEmptyContainer(v) ? (v.is_object() ? "{}" : "[]") : scalar(v));
+      }
+    }
+  } else {
+    out += fmt::format("{}{}\n", pad, scalar(value));
+  }
+}
+
+int runApply(ApiClient& client, const std::string& file) {
+  std::string text;
+  std::string source = file;
+  if (file == "-") {
+    std::ostringstream buffer;
+    buffer << std::cin.rdbuf();
+    text = buffer.str();
+    source = "stdin";
+  } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return report(errnoError(errno, fmt::format("open {}", file)));
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    if (in.bad()) return report(errnoError(errno, fmt::format("read {}", file)));
+    text = buffer.str();
+  }
+  auto result = client.apply(text, source);
+  if (!result) return report(result.error());
+  fmt::print("applied revision {} ({} app{})\n", result->revision, result->apps,
+             result->apps == 1 ? "" : "s");
+  return 0;
+}
+
+int runGetApps(ApiClient& client, bool json) {
+  if (json) {
+    auto body = client.getJson("/v1/apps");
+    if (!body) return report(body.error());
+    printJson(*body);
+    return 0;
+  }
+  auto apps = client.apps();
+  if (!apps) return report(apps.error());
+  fmt::print("{}", formatAppsTable(*apps, core::Clock::now()));
+  return 0;
+}
+
+int runDescribe(ApiClient& client, const std::string& name, bool json) {
+  if (json) {
+    auto body = client.getJson("/v1/apps/" + escapePathSegment(name));
+    if (!body) return report(body.error());
+    printJson(*body);
+    return 0;
+  }
+  auto detail = client.describe(name);
+  if (!detail) return report(detail.error());
+  fmt::print("{}", formatDescribe(*detail, core::Clock::now()));
+  return 0;
+}
+
+int runRestart(ApiClient& client, const std::string& name) {
+  if (auto st = client.restart(name); !st) return report(st.error());
+  fmt::print("restarted {}\n", name);
+  return 0;
+}
+
+int runStatus(ApiClient& client, bool json) {
+  if (json) {
+    auto body = client.getJson("/v1/status");
+    if (!body) return report(body.error());
+    printJson(*body);
+    return 0;
+  }
+  auto status = client.status();
+  if (!status) return report(status.error());
+  fmt::print("{}", formatNodeStatus(*status));
+  return 0;
+}
+
+int runEvents(ApiClient& client, int64_t after, bool follow) {
+  auto st = client.events(after, follow, [](const core::NodeEvent& e) {
+    fmt::print("{}\n", formatEvent(e));
+    std::fflush(stdout);
+    return true;
+  });
+  if (!st) return report(st.error());
+  return 0;
+}
+
+int runLogs(ApiClient& client, const std::string& name, int tail, bool follow) {
+  std::optional<size_t> count;
+  if (tail >= 0) count = static_cast<size_t>(tail);
+  auto st = client.logs(name, count, follow, [](const logs::LogEntry& line) {
+    fmt::print("{}\n", line.text);
+    std::fflush(stdout);
+    return true;
+  });
+  if (!st) return report(st.error());
+  return 0;
+}
+
+}  // namespace
+
+std::string humanAge(core::Clock::duration d) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  if (s < 0) s = 0;
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m", s / 60);
+  if (s < 86400) return fmt::format("{}h", s / 3600);
+  return fmt::format("{}d", s / 86400);
+}
+
+std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Clock::time_point now) {
+  struct Row {
+    std::string name, runtime, state, restarts, image, age;
+  };
+  std::vector<Row> rows{{"NAME", "RUNTIME", "STATE", "RESTARTS", "IMAGE", "AGE"}};
+  for (const auto& a : apps) {
+    rows.push_back({a.name, a.runtime.empty() ? "-" : a.runtime,
+                    a.healthy ? a.state : a.state + " (unhealthy)", std::to_string(a.restarts),
+                    a.image.empty() ? "-" : a.image,
+                    a.started_at ? humanAge(now - *a.started_at) : "-"});
+  }
+  size_t w[5] = {0, 0, 0, 0, 0};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.name.size());
+    w[1] = std::max(w[1], r.runtime.size());
+    w[2] = std::max(w[2], r.state.size());
+    w[3] = std::max(w[3], r.restarts.size());
+    w[4] = std::max(w[4], r.image.size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:<{}}  {:<{}}  {}\n", r.name, w[0], r.runtime,
+                       w[1], r.state, w[2], r.restarts, w[3], r.image, w[4], r.age);
+  }
+  return out;
+}
+
+std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_point now) {
+  const auto& s = detail.status;
+  std::string out;
+  auto field = [&out](std::string_view label, const std::string& value) {
+    out += fmt::format("{:<15}{}\n", fmt::format("{}:", label), value);
+  };
+  field("Name", s.name);
+  field("Runtime", s.runtime.empty() ? "-" : s.runtime);
+  if (!s.image.empty()) field("Image", s.image);
+  field("State", s.state);
+  field("Healthy", s.healthy ? "yes" : "no");
+  field("Restarts", std::to_string(s.restarts));
+  if (s.started_at) field("Started", ago(*s.started_at, now));
+  if (s.pid != 0) field("PID", std::to_string(s.pid));
+  if (!s.container_id.empty()) field("Container", s.container_id);
+  if (!s.spec_hash.empty()) field("Spec hash", s.spec_hash);
+  if (s.last_exit_code || s.last_exit_at) {
+    std::string text = s.last_exit_code ? fmt::format("code {}", *s.last_exit_code) : "unknown";
+    if (s.last_exit_at) text += " at " + ago(*s.last_exit_at, now);
+    field("Last exit", text);
+  }
+  if (s.backoff_until) field("Backoff until", ago(*s.backoff_until, now));
+  if (!s.message.empty()) field("Message", s.message);
+  if (detail.spec.is_object() && !detail.spec.empty()) {
+    out += "Spec:\n";
+    out += yamlish(detail.spec, 2);
+  }
+  out += "Events:\n";
+  if (detail.recent_events.empty()) out += "  none\n";
+  for (const auto& e : detail.recent_events) {
+    out += fmt::format("  {:<8} {:<11} {}\n", humanAge(now - e.time), e.kind, e.message);
+  }
+  return out;
+}
+
+std::string formatNodeStatus(const core::NodeStatus& status) {
+  std::string out;
+  out += fmt::format("{:<20}{}\n", "Desired revision:", status.desired_revision);
+  out += fmt::format("{:<20}{}\n", "Applied revision:", status.applied_revision);
+  out += fmt::format("{:<20}{}\n", "Last good revision:", status.last_good_revision);
+  out += fmt::format("{:<20}{}\n", "Converged:", status.converged ? "yes" : "no");
+  if (status.errors.empty()) {
+    out += fmt::format("{:<20}{}\n", "Errors:", "none");
+  } else {
+    out += "Errors:\n";
+    for (const auto& e : status.errors) out += fmt::format("  {}\n", e);
+  }
+  return out;
+}
+
+std::string formatEvent(const core::NodeEvent& event) {
+  return fmt::format("{}  #{:<5} {:<16} {:<11} {}", api::formatTime(event.time), event.seq,
+                     event.app.empty() ? "-" : event.app, event.kind, event.message);
+}
+
+std::string yamlish(const Json& value, int indent) {
+  std::string out;
+  renderYaml(value, indent, out);
+  return out;
+}
+
+void addAppCommands(CLI::App& app, std::shared_ptr<ApiFlags> flags, Action& action) {
+  const std::string group = "Node (through fleetletd)";
+  auto output_option = [](CLI::App* cmd, std::shared_ptr<std::string> output) {
+    cmd->add_option("-o,--output", *output, "text or json")
+        ->default_val("text")
+        ->check(CLI::IsMember({"text", "json"}));
+  };
+
+  auto file = std::make_shared<std::string>();
+  auto* apply = app.add_subcommand("apply", "Apply a desired-state manifest (YAML or JSON)");
+  apply->group(group);
+  apply->add_option("-f,--filename", *file, "The manifest file, - for stdin")->required();
+  apply->callback([flags, file, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runApply(client, *file);
+    };
+  });
+
+  auto get_output = std::make_shared<std::string>("text");
+  auto* get = app.add_subcommand("get", "List resources");
+  get->group(group);
+  get->require_subcommand(1);
+  auto* get_apps = get->add_subcommand("apps", "List the apps and their state");
+  get_apps->alias("app");
+  output_option(get_apps, get_output);
+  get_apps->callback([flags, get_output, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runGetApps(client, *get_output == "json");
+    };
+  });
+
+  auto describe_name = std::make_shared<std::string>();
+  auto describe_output = std::make_shared<std::string>("text");
+  auto* describe = app.add_subcommand("describe", "Show one resource in detail");
+  describe->group(group);
+  describe->require_subcommand(1);
+  auto* describe_app =
+      describe->add_subcommand("app", "An app's spec, state, last exit and recent events");
+  describe_app->add_option("name", *describe_name, "The app")->required();
+  output_option(describe_app, describe_output);
+  describe_app->callback([flags, describe_name, describe_output, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runDescribe(client, *describe_name, *describe_output == "json");
+    };
+  });
+
+  struct LogsFlags {
+    std::string name;
+    bool follow = false;
+    int tail = -1;
+  };
+  auto lf = std::make_shared<LogsFlags>();
+  auto* logs = app.add_subcommand("logs", "Print an app's stdout and stderr");
+  logs->group(group);
+  logs->add_option("name", lf->name, "The app")->required();
+  logs->add_flag("-f,--follow", lf->follow, "Keep printing new lines until interrupted");
+  logs->add_option("--tail", lf->tail, "Only the last N lines (-1: all)")
+      ->default_val(-1)
+      ->check(CLI::Range(-1, INT32_MAX));
+  logs->callback([flags, lf, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runLogs(client, lf->name, lf->tail, lf->follow);
+    };
+  });
+
+  auto restart_name = std::make_shared<std::string>();
+  auto* restart = app.add_subcommand("restart", "Restart an app's task now");
+  restart->group(group);
+  restart->add_option("name", *restart_name, "The app")->required();
+  restart->callback([flags, restart_name, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runRestart(client, *restart_name);
+    };
+  });
+
+  auto status_output = std::make_shared<std::string>("text");
+  auto* status = app.add_subcommand(
+      "status", "Desired, applied and last good revision; whether the node converged");
+  status->group(group);
+  output_option(status, status_output);
+  status->callback([flags, status_output, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runStatus(client, *status_output == "json");
+    };
+  });
+
+  struct EventsFlags {
+    bool follow = false;
+    int64_t after = 0;
+  };
+  auto ef = std::make_shared<EventsFlags>();
+  auto* events = app.add_subcommand("events", "Print node events (apply, pull, start, exit...)");
+  events->group(group);
+  events->add_flag("-f,--follow", ef->follow, "Keep printing new events until interrupted");
+  events->add_option("--after", ef->after, "Only events with a sequence number above SEQ")
+      ->check(CLI::NonNegativeNumber);
+  events->callback([flags, ef, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runEvents(client, ef->after, ef->follow);
+    };
+  });
+}
+
+}  // namespace fleetlet::cli

@@ -1,0 +1,320 @@
+// fleetletctl's node commands, run as the real binary against the real API server on a temp
+// unix socket over a FakeNodeService.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "api/api_server.h"
+#include "fake_node_service.h"
+#include "os/child_process.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::api {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FakeNodeService;
+
+constexpr auto kPatience = 10s;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = fleetlet::testing::TempDir::create("api-cli-test");
+    ASSERT_TRUE(dir) << dir.error().message();
+    dir_.emplace(std::move(*dir));
+    socket_ = (dir_->path() / "fleetletd.sock").string();
+    service_.seedExample(core::Clock::now());
+    auto server = ApiServer::start(
+        service_, {.socket_path = socket_, .routes = {.follow_wait = 100ms, .log_poll = 10ms}});
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+  }
+
+  CommandOutput ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> argv = {FLEETLETCTL_PATH};
+    if (!env.contains("FLEETLET_API_SOCKET")) {
+      argv.push_back("--api-socket");
+      argv.push_back(socket_);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = runCommand(argv, env);
+    EXPECT_TRUE(out) << out.error().message();
+    return out.value_or(CommandOutput{});
+  }
+
+  std::filesystem::path write(const std::string& name, const std::string& content) {
+    auto path = dir_->path() / name;
+    std::ofstream(path) << content;
+    return path;
+  }
+
+  // Starts fleetletctl with stdout into a file, for the commands that follow.
+  ChildProcess spawnCtl(std::vector<std::string> args, const std::filesystem::path& out) {
+    std::vector<std::string> argv = {FLEETLETCTL_PATH, "--api-socket", socket_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto child = ChildProcess::spawn({.argv = argv, .stdout_path = out});
+    EXPECT_TRUE(child) << child.error().message();
+    return std::move(*child);
+  }
+
+  static std::string slurp(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  // Waits until the file holds `text`; returns its content.
+  static std::string waitFor(const std::filesystem::path& path, std::string_view text) {
+    auto deadline = std::chrono::steady_clock::now() + kPatience;
+    std::string content;
+    while (std::chrono::steady_clock::now() < deadline) {
+      content = slurp(path);
+      if (content.find(text) != std::string::npos) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    return content;
+  }
+
+  FakeNodeService service_;
+  std::optional<fleetlet::testing::TempDir> dir_;
+  std::string socket_;
+  std::unique_ptr<ApiServer> server_;
+};
+
+const char* kManifest = R"(apiVersion: fleetlet.io/v1
+kind: NodeState
+revision: 8
+apps:
+  camera:
+    runtime: container
+    image: 127.0.0.1:5000/acme/camera:1.4
+  plc-bridge:
+    runtime: native
+    exec: {path: /opt/plc/bridge}
+)";
+
+TEST_F(CliTest, ApplyPrintsRevisionAndAppCount) {
+  auto file = write("node.yaml", kManifest);
+  auto out = ctl({"apply", "-f", file.string()});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, "applied revision 8 (2 apps)\n");
+  EXPECT_EQ(out.err, "");
+  auto applied = service_.applied();
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].first, kManifest);
+  EXPECT_EQ(applied[0].second, file.string());
+}
+
+TEST_F(CliTest, ApplyOfABadManifestPrintsTheFieldAndFails) {
+  auto file = write("bad.yaml", std::string(kManifest) + "    resources: {memory: 64Q}\n");
+  auto out = ctl({"apply", "-f", file.string()});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_EQ(out.out, "");
+  EXPECT_EQ(out.err, "fleetletctl: " + file.string() +
+                         ": apps.camera.resources.memory: \"64Q\" is not a quantity\n");
+  EXPECT_TRUE(service_.applied().empty());
+}
+
+TEST_F(CliTest, ApplyOfAnOldRevisionFails) {
+  std::string old = kManifest;
+  old.replace(old.find("revision: 8"), 11, "revision: 3");
+  auto out = ctl({"apply", "-f", write("old.yaml", old).string()});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_EQ(out.err, "fleetletctl: revision 3 is not newer than the applied revision 7\n");
+}
+
+TEST_F(CliTest, ApplyOfAMissingFileFailsWithoutCallingFleetletd) {
+  auto out = ctl({"apply", "-f", (dir_->path() / "nope.yaml").string()});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_NE(out.err.find("nope.yaml"), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("No such file or directory"), std::string::npos) << out.err;
+  EXPECT_TRUE(service_.applied().empty());
+}
+
+TEST_F(CliTest, ApplyOfAHugeManifestReportsTheLimit) {
+  auto file = write("huge.yaml", std::string(kManifest) + "# " + std::string(2 << 20, 'x'));
+  auto out = ctl({"apply", "-f", file.string()});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_NE(out.err.find("exceeds the limit of 1048576 bytes"), std::string::npos) << out.err;
+}
+
+TEST_F(CliTest, GetAppsPrintsATable) {
+  auto out = ctl({"get", "apps"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  std::istringstream lines(out.out);
+  std::string header, camera, plc, extra;
+  std::getline(lines, header);
+  std::getline(lines, camera);
+  std::getline(lines, plc);
+  EXPECT_FALSE(std::getline(lines, extra));
+  EXPECT_EQ(
+      header,
+      "NAME        RUNTIME    STATE                RESTARTS  IMAGE                           AGE");
+  EXPECT_EQ(
+      camera,
+      "camera      container  running              2         127.0.0.1:5000/acme/camera:1.4  3m");
+  EXPECT_EQ(
+      plc,
+      "plc-bridge  native     backoff (unhealthy)  5         -                               -");
+}
+
+TEST_F(CliTest, GetAppsAsJson) {
+  auto out = ctl({"get", "apps", "-o", "json"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  auto j = parseJson(out.out, "stdout");
+  ASSERT_TRUE(j) << out.out;
+  EXPECT_EQ((*j)["apps"][0]["name"], "camera");
+  EXPECT_EQ((*j)["apps"][1]["lastExitCode"], 1);
+}
+
+TEST_F(CliTest, DescribeAppShowsStatusSpecAndEvents) {
+  auto out = ctl({"describe", "app", "camera"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  for (auto expected :
+       {"Name:          camera\n", "State:         running\n", "Restarts:      2\n",
+        "PID:           4242\n", "Last exit:     code 137 at ", "(4m ago)\n",
+        "Spec:\n  args:\n    - /bin/camera\n",
+        "    expose:\n      - hostPort: 18080\n        port: 8080\n",
+        "Events:\n  4m       exited      code 137\n", "  3m       started     pid 4242\n"}) {
+    EXPECT_NE(out.out.find(expected), std::string::npos) << "missing: " << expected << "\n"
+                                                         << out.out;
+  }
+  auto json = ctl({"describe", "app", "plc-bridge", "--output", "json"});
+  EXPECT_EQ(json.status.exit_code, 0) << json.err;
+  auto j = parseJson(json.out, "stdout");
+  ASSERT_TRUE(j) << json.out;
+  EXPECT_EQ((*j)["spec"]["exec"]["path"], "/opt/plc/bridge");
+}
+
+TEST_F(CliTest, DescribeOfAnUnknownAppFails) {
+  auto out = ctl({"describe", "app", "nope"});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_EQ(out.out, "");
+  EXPECT_EQ(out.err, "fleetletctl: app \"nope\" not found\n");
+}
+
+TEST_F(CliTest, RestartRestartsTheApp) {
+  auto out = ctl({"restart", "camera"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, "restarted camera\n");
+  EXPECT_EQ(service_.restarted(), std::vector<std::string>{"camera"});
+  auto unknown = ctl({"restart", "nope"});
+  EXPECT_EQ(unknown.status.exit_code, 1);
+  EXPECT_EQ(unknown.err, "fleetletctl: app \"nope\" not found\n");
+}
+
+TEST_F(CliTest, StatusPrintsRevisionsAndErrors) {
+  auto out = ctl({"status"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out,
+            "Desired revision:   7\n"
+            "Applied revision:   6\n"
+            "Last good revision: 6\n"
+            "Converged:          no\n"
+            "Errors:\n"
+            "  apps.plc-bridge: exited with code 1\n");
+  auto json = ctl({"status", "-o", "json"});
+  auto j = parseJson(json.out, "stdout");
+  ASSERT_TRUE(j) << json.out;
+  EXPECT_EQ((*j)["desiredRevision"], 7);
+}
+
+TEST_F(CliTest, EventsPrintsStoredEvents) {
+  service_.publish("camera", "pulled", "127.0.0.1:5000/acme/camera:1.4");
+  service_.publish("", "applied", "revision 8");
+  auto out = ctl({"events"});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  std::istringstream lines(out.out);
+  std::string first, second, extra;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_FALSE(std::getline(lines, extra));
+  EXPECT_NE(first.find("Z  #1     camera           pulled      127.0.0.1:5000/acme/camera:1.4"),
+            std::string::npos)
+      << first;
+  EXPECT_NE(second.find("Z  #2     -                applied     revision 8"), std::string::npos)
+      << second;
+  auto after = ctl({"events", "--after", "1"});
+  EXPECT_EQ(std::count(after.out.begin(), after.out.end(), '\n'), 1) << after.out;
+}
+
+TEST_F(CliTest, EventsFollowPrintsEventsAsTheyHappen) {
+  service_.publish("camera", "pulled", "first");
+  auto out = dir_->path() / "events.out";
+  auto child = spawnCtl({"events", "-f"}, out);
+  EXPECT_NE(waitFor(out, "first").find("first"), std::string::npos);
+  service_.publish("camera", "started", "second");
+  auto content = waitFor(out, "second");
+  EXPECT_NE(content.find("started     second"), std::string::npos) << content;
+  EXPECT_FALSE(child.poll().has_value()) << "events -f must keep following";
+  child.stop(SIGTERM, kPatience);
+}
+
+TEST_F(CliTest, LogsPrintsTheTailAndFollows) {
+  auto dir = dir_->path() / "logs";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "current.log") << "2026-11-21T06:00:00Z stdout F one\n"
+                                        "2026-11-21T06:00:01Z stderr F two\n"
+                                        "2026-11-21T06:00:02Z stdout P thr\n"
+                                        "2026-11-21T06:00:02Z stdout F ee\n";
+  service_.setLogDir("camera", dir);
+  auto all = ctl({"logs", "camera"});
+  EXPECT_EQ(all.status.exit_code, 0) << all.err;
+  EXPECT_EQ(all.out, "one\ntwo\nthree\n");
+  auto tail = ctl({"logs", "camera", "--tail", "2"});
+  EXPECT_EQ(tail.out, "two\nthree\n");
+
+  auto out = dir_->path() / "logs.out";
+  auto child = spawnCtl({"logs", "camera", "-f", "--tail", "1"}, out);
+  EXPECT_EQ(waitFor(out, "three\n"), "three\n");
+  std::ofstream(dir / "current.log", std::ios::app) << "2026-11-21T06:00:03Z stdout F four\n";
+  EXPECT_EQ(waitFor(out, "four\n"), "three\nfour\n");
+  EXPECT_FALSE(child.poll().has_value()) << "logs -f must keep following";
+  child.stop(SIGTERM, kPatience);
+
+  auto unknown = ctl({"logs", "nope"});
+  EXPECT_EQ(unknown.status.exit_code, 1);
+  EXPECT_EQ(unknown.err, "fleetletctl: app \"nope\" has no logs\n");
+}
+
+TEST_F(CliTest, EveryCommandSaysWhenFleetletdIsNotRunning) {
+  auto absent = (dir_->path() / "absent.sock").string();
+  auto file = write("node.yaml", kManifest);
+  for (std::vector<std::string> args : {std::vector<std::string>{"apply", "-f", file.string()},
+                                        {"get", "apps"},
+                                        {"describe", "app", "camera"},
+                                        {"logs", "camera"},
+                                        {"restart", "camera"},
+                                        {"status"},
+                                        {"events"},
+                                        {"events", "-f"},
+                                        {"get", "apps", "-o", "json"}}) {
+    auto out = ctl(args, {{"FLEETLET_API_SOCKET", absent}});
+    EXPECT_EQ(out.status.exit_code, 1) << args[0];
+    EXPECT_EQ(out.out, "") << args[0];
+    EXPECT_EQ(out.err, "fleetletctl: fleetletd is not running at " + absent +
+                           " (connect: No such file or directory)\n")
+        << args[0];
+  }
+}
+
+TEST_F(CliTest, StoppedFleetletdIsReportedAsNotRunning) {
+  server_->stop();
+  auto out = ctl({"status"});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_EQ(out.err, "fleetletctl: fleetletd is not running at " + socket_ +
+                         " (connect: No such file or directory)\n");
+}
+
+TEST_F(CliTest, EnvironmentSelectsTheSocket) {
+  auto out = ctl({"status", "-o", "json"}, {{"FLEETLET_API_SOCKET", socket_}});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+}
+
+}  // namespace
+}  // namespace fleetlet::api

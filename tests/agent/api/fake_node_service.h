@@ -1,0 +1,53 @@
+#pragma once
+// FakeNodeService: core::NodeService in memory, for the API and CLI tests. Its "manifest
+// parser" understands only what the tests send: a `revision: N` line, one `runtime:` line per
+// app, and the bad quantity "64Q", which it rejects like the real parser does.
+
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/node_service.h"
+
+namespace fleetlet::api::test {
+
+class FakeNodeService : public core::NodeService {
+ public:
+  Result<core::ApplyResult> apply(std::string_view manifest_text, std::string_view source) override;
+  Result<std::vector<core::AppStatus>> apps() override;
+  Result<core::AppDetail> describe(std::string_view app) override;
+  Status restart(std::string_view app) override;
+  Result<core::NodeStatus> status() override;
+  std::vector<core::NodeEvent> events(int64_t after_seq, size_t limit,
+                                      std::chrono::milliseconds wait) override;
+  Result<std::filesystem::path> logDir(std::string_view app) override;
+
+  // Test controls.
+  // Two apps and a node status: "camera" (container, running 3m, 2 restarts, spec and two
+  // events) and "plc-bridge" (native, backoff after exit code 1); revisions 7/6/6, not
+  // converged, one error.
+  void seedExample(core::Clock::time_point now);
+  void addApp(core::AppDetail detail);
+  void setStatus(core::NodeStatus status);
+  void setLogDir(std::string app, std::filesystem::path dir);
+  // Appends an event with the next seq and wakes waiting events() calls. Returns its seq.
+  int64_t publish(std::string app, std::string kind, std::string message);
+  std::vector<std::string> restarted();
+  // The manifests apply() accepted, with their source.
+  std::vector<std::pair<std::string, std::string>> applied();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::string, core::AppDetail, std::less<>> apps_;
+  std::map<std::string, std::filesystem::path, std::less<>> log_dirs_;
+  core::NodeStatus status_;
+  std::vector<core::NodeEvent> events_;
+  std::vector<std::string> restarted_;
+  std::vector<std::pair<std::string, std::string>> applied_;
+};
+
+}  // namespace fleetlet::api::test

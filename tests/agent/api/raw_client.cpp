@@ -1,0 +1,161 @@
+#include "raw_client.h"
+
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "os/unique_fd.h"
+
+namespace fleetlet::api::test {
+namespace {
+
+UniqueFd connectTo(const std::string& path, std::string& error) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", path.c_str());
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    error = std::string("connect: ") + std::strerror(errno);
+    return UniqueFd();
+  }
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  return fd;
+}
+
+// Reads a response incrementally; `on_body` gets de-chunked body bytes and may return false
+// to stop reading.
+class ResponseReader {
+ public:
+  // Feeds bytes; returns false once the response is complete.
+  bool feed(std::string_view data, const std::function<bool(std::string_view)>& on_body) {
+    buffer_.append(data);
+    if (!head_done_) {
+      auto end = buffer_.find("\r\n\r\n");
+      if (end == std::string::npos) return true;
+      parseHead(buffer_.substr(0, end));
+      buffer_.erase(0, end + 4);
+      head_done_ = true;
+    }
+    if (!chunked_) {
+      if (!buffer_.empty() && !on_body(buffer_)) return false;
+      received_ += buffer_.size();
+      buffer_.clear();
+      return !length_ || received_ < *length_;
+    }
+    for (;;) {
+      if (chunk_left_ == 0) {
+        auto eol = buffer_.find("\r\n");
+        if (eol == std::string::npos) return true;
+        if (eol == 0) {  // the CRLF after a chunk's data
+          buffer_.erase(0, 2);
+          continue;
+        }
+        chunk_left_ = std::stoul(buffer_.substr(0, eol), nullptr, 16);
+        buffer_.erase(0, eol + 2);
+        if (chunk_left_ == 0) return false;  // last chunk
+      }
+      if (buffer_.empty()) return true;
+      size_t n = std::min(chunk_left_, buffer_.size());
+      bool more = on_body(std::string_view(buffer_).substr(0, n));
+      buffer_.erase(0, n);
+      chunk_left_ -= n;
+      if (!more) return false;
+    }
+  }
+
+  Reply reply;
+
+ private:
+  void parseHead(const std::string& head) {
+    auto sp = head.find(' ');
+    reply.status = sp == std::string::npos ? -1 : std::stol(head.substr(sp + 1, 3));
+    size_t pos = head.find("\r\n");
+    while (pos != std::string::npos) {
+      size_t next = head.find("\r\n", pos + 2);
+      std::string line =
+          head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+      auto colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string name = line.substr(0, colon);
+        std::string value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+        if (::strcasecmp(name.c_str(), "content-type") == 0) reply.content_type = value;
+        if (::strcasecmp(name.c_str(), "content-length") == 0) length_ = std::stoull(value);
+        if (::strcasecmp(name.c_str(), "transfer-encoding") == 0) chunked_ = value == "chunked";
+      }
+      pos = next;
+    }
+  }
+
+  std::string buffer_;
+  bool head_done_ = false;
+  bool chunked_ = false;
+  std::optional<size_t> length_;
+  size_t received_ = 0;
+  size_t chunk_left_ = 0;
+};
+
+Reply exchange(const std::string& socket, const std::string& request,
+               const std::function<bool(std::string_view)>& on_body) {
+  std::string error;
+  UniqueFd fd = connectTo(socket, error);
+  if (!fd) return {.status = 0, .body = error};
+  // A body the server refuses early (413) may not be taken whole; the answer still comes.
+  for (size_t sent = 0; sent < request.size();) {
+    ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  ResponseReader reader;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd.get(), chunk, sizeof(chunk), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (!reader.feed(std::string_view(chunk, static_cast<size_t>(n)), on_body)) break;
+  }
+  return reader.reply;
+}
+
+}  // namespace
+
+Reply call(const std::string& socket, const std::string& method, const std::string& path,
+           const std::string& body) {
+  std::string request = method + " " + path +
+                        " HTTP/1.1\r\nHost: fleetletd\r\nConnection: close\r\n"
+                        "Content-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string received;
+  Reply reply = exchange(socket, request, [&](std::string_view data) {
+    received.append(data);
+    return true;
+  });
+  if (reply.status != 0) reply.body = std::move(received);
+  return reply;
+}
+
+Reply collectLines(const std::string& socket, const std::string& path,
+                   const std::function<bool(const std::vector<std::string>&)>& done,
+                   std::vector<std::string>& lines) {
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: fleetletd\r\nConnection: close\r\n\r\n";
+  std::string buffer;
+  return exchange(socket, request, [&](std::string_view data) {
+    buffer.append(data);
+    bool added = false;
+    for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
+      lines.push_back(buffer.substr(0, nl));
+      buffer.erase(0, nl + 1);
+      added = true;
+    }
+    return !(added && done(lines));
+  });
+}
+
+}  // namespace fleetlet::api::test

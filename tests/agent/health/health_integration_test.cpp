@@ -1,0 +1,287 @@
+// ContainerProber and HealthMonitor against real containers on a private containerd: a
+// busybox httpd in its own network namespace, probed over http and tcp from inside that
+// namespace and with exec through containerd.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "containerd/containers.h"
+#include "containerd/leases.h"
+#include "containerd/snapshots.h"
+#include "containerd/tasks.h"
+#include "health/clock.h"
+#include "health/container_prober.h"
+#include "health/health_monitor.h"
+#include "image/store.h"
+#include "json/json.h"
+#include "oci/digest.h"
+#include "support/local_registry.h"
+#include "support/private_containerd.h"
+#include "support/require_root.h"
+#include "support/system_state.h"
+#include "support/test_images.h"
+
+namespace fleetlet::health {
+namespace {
+
+using containerd::ContainerService;
+using containerd::LeaseService;
+using containerd::ScopedLease;
+using containerd::SnapshotService;
+using containerd::TaskService;
+using Kind = manifest::HealthCheck::Kind;
+using std::chrono::milliseconds;
+using testing::LocalRegistry;
+using testing::PrivateContainerd;
+using testing::TestImages;
+
+constexpr char kNs[] = "fleetlet";
+
+// One registry, containerd and pulled image per binary; each test runs its own containers.
+class HealthIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::isRoot()) return;
+    auto registry = LocalRegistry::start();
+    ASSERT_TRUE(registry) << registry.error().message();
+    registry_.emplace(std::move(*registry));
+    auto images = TestImages::push(*registry_, {.include_big = false});
+    ASSERT_TRUE(images) << images.error().message();
+    images_.emplace(std::move(*images));
+    auto ctrd = PrivateContainerd::start();
+    ASSERT_TRUE(ctrd) << ctrd.error().message();
+    containerd_.emplace(std::move(*ctrd));
+    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
+    ASSERT_TRUE(pulled) << pulled.error().message();
+    auto conn =
+        containerd::Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
+    ASSERT_TRUE(conn) << conn.error().message();
+    conn_ = *conn;
+    auto img = containerd::ImageService(conn_, {kNs, {}}).get(images_->busybox());
+    ASSERT_TRUE(img && *img);
+    auto resolved = image::ImageStore(conn_, kNs).resolveLocal((*img)->target);
+    ASSERT_TRUE(resolved) << resolved.error().message();
+    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
+    auto spec = containerd_->ctrOk({"oci", "spec"});
+    ASSERT_TRUE(spec);
+    base_spec_ = parseJson(*spec, "spec").value();
+  }
+  static void TearDownTestSuite() {
+    conn_.reset();
+    containerd_.reset();
+    images_.reset();
+    registry_.reset();
+  }
+
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    ASSERT_TRUE(conn_) << "suite setup failed";
+  }
+  void TearDown() override {
+    for (const auto& id : containers_) destroy(id);
+  }
+
+  // Runs `args` in a new container (own network namespace, stdio to files); returns its id
+  // and task pid.
+  std::pair<std::string, uint32_t> run(const std::vector<std::string>& args) {
+    std::string id = PrivateContainerd::uniqueId("health");
+    Json spec = base_spec_;
+    spec["process"]["args"] = args;
+    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    spec["process"]["cwd"] = "/srv/app";
+    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
+    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
+    EXPECT_TRUE(lease) << lease.error().message();
+    auto mounts = SnapshotService(conn_, {kNs, lease ? lease->id() : ""}).prepare(id, top_chain_);
+    EXPECT_TRUE(mounts) << mounts.error().message();
+    auto created = ContainerService(conn_, {kNs, {}})
+                       .create({.id = id,
+                                .image = images_->busybox(),
+                                .labels = {{"fleetlet.io/app", "health-test"}},
+                                .spec_json = spec.dump(),
+                                .snapshotter = containerd::kDefaultSnapshotter,
+                                .snapshot_key = id});
+    EXPECT_TRUE(created) << created.error().message();
+    containers_.push_back(id);
+    auto io_dir = containerd_->dir() / ("io-" + id);
+    std::filesystem::create_directories(io_dir);
+    auto io = containerd::fileIo((io_dir / "out").string(), (io_dir / "err").string());
+    EXPECT_TRUE(io);
+    TaskService tasks(conn_, {kNs, {}});
+    auto task = tasks.create(id, mounts.value_or(std::vector<containerd::Mount>{}), *io);
+    EXPECT_TRUE(task) << task.error().message();
+    auto pid = tasks.start(id);
+    EXPECT_TRUE(pid) << pid.error().message();
+    return {id, pid.value_or(0)};
+  }
+
+  // A container serving /srv/app over http on :8080, once it answers.
+  Target httpd(Kind kind, uint16_t port, std::string path = "/") {
+    auto [id, pid] = run({"httpd", "-f", "-p", "8080", "-h", "/srv/app"});
+    Target t{.app = "web", .container_id = id, .pid = pid};
+    t.check.kind = kind;
+    t.check.port = port;
+    t.check.path = std::move(path);
+    t.check.timeout = milliseconds(2000);
+    Target ready = t;
+    ready.check.kind = Kind::kTcp;
+    ready.check.port = 8080;
+    EXPECT_TRUE(testing::waitFor([&] { return prober_.probe(ready).has_value(); },
+                                 std::chrono::seconds(10)))
+        << "httpd never listened";
+    return t;
+  }
+
+  // Kills (if running) and removes the task, then snapshot and container.
+  void destroy(const std::string& id) {
+    TaskService tasks(conn_, {kNs, {}});
+    auto info = tasks.get(id);
+    if (info && *info && (*info)->state == containerd::TaskInfo::State::kRunning) {
+      auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
+      (void)tasks.kill(id, SIGKILL, true);
+      (void)waited.get();
+    }
+    (void)tasks.remove(id);
+    EXPECT_TRUE(SnapshotService(conn_, {kNs, {}}).remove(id));
+    EXPECT_TRUE(ContainerService(conn_, {kNs, {}}).remove(id));
+  }
+
+  static inline std::optional<LocalRegistry> registry_;
+  static inline std::optional<TestImages> images_;
+  static inline std::optional<PrivateContainerd> containerd_;
+  static inline std::shared_ptr<containerd::Connection> conn_;
+  static inline std::string top_chain_;
+  static inline Json base_spec_;
+
+  ContainerProber prober_{conn_, kNs};
+  std::vector<std::string> containers_;
+};
+
+TEST_F(HealthIntegrationTest, HttpProbeIsHealthyForAServedPathAndNamesA404) {
+  Target t = httpd(Kind::kHttp, 8080, "/hello.txt");
+  auto ok = prober_.probe(t);
+  EXPECT_TRUE(ok) << ok.error().message();
+  t.check.path = "/missing.txt";
+  auto missing = prober_.probe(t);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(missing.error().message(), "http 404 from :8080/missing.txt");
+}
+
+TEST_F(HealthIntegrationTest, ProbesReachOnlyTheTargetsNamespace) {
+  // The same port in another container's namespace has no listener.
+  Target t = httpd(Kind::kTcp, 8080);
+  auto [other_id, other_pid] = run({"sleep", "300"});
+  Target other = t;
+  other.container_id = other_id;
+  other.pid = other_pid;
+  EXPECT_TRUE(prober_.probe(t));
+  auto refused = prober_.probe(other);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(), "connect :8080: Connection refused");
+}
+
+TEST_F(HealthIntegrationTest, TcpProbeOnOpenAndClosedPorts) {
+  Target t = httpd(Kind::kTcp, 8080);
+  auto open = prober_.probe(t);
+  EXPECT_TRUE(open) << open.error().message();
+  t.check.port = 8081;
+  auto closed = prober_.probe(t);
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().message(), "connect :8081: Connection refused");
+}
+
+TEST_F(HealthIntegrationTest, HttpProbeFailsOnceTheTaskIsKilled) {
+  Target t = httpd(Kind::kHttp, 8080, "/hello.txt");
+  ASSERT_TRUE(prober_.probe(t));
+  TaskService tasks(conn_, {kNs, {}});
+  auto waited = std::async(std::launch::async, [&] { return tasks.wait(t.container_id); });
+  ASSERT_TRUE(tasks.kill(t.container_id, SIGKILL));
+  ASSERT_TRUE(waited.get());
+  auto gone = prober_.probe(t);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(gone.error().message().find("http :8080/hello.txt: "), std::string::npos)
+      << gone.error().message();
+}
+
+TEST_F(HealthIntegrationTest, ExecProbeSucceedsOnExitZeroAndNamesOtherExits) {
+  Target t = httpd(Kind::kExec, 0);
+  t.check.command = {"cat", "/srv/app/hello.txt"};
+  auto ok = prober_.probe(t);
+  EXPECT_TRUE(ok) << ok.error().message();
+  t.check.command = {"false"};
+  auto bad = prober_.probe(t);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "exec exited 1");
+  // The last line of the command's output says why.
+  t.check.command = {"sh", "-c", "echo starting >&2; echo not ready yet >&2; exit 3"};
+  auto said = prober_.probe(t);
+  ASSERT_FALSE(said);
+  EXPECT_EQ(said.error().message(), "exec exited 3: not ready yet");
+  // Runs with the container's process spec: its cwd and PATH.
+  t.check.command = {"sh", "-c", "test \"$(pwd)\" = /srv/app && test -f hello.txt"};
+  auto cwd = prober_.probe(t);
+  EXPECT_TRUE(cwd) << cwd.error().message();
+  t.check.command = {"no-such-command"};
+  auto missing = prober_.probe(t);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("exec"), std::string::npos);
+}
+
+TEST_F(HealthIntegrationTest, ExecProbeKillsACommandThatOverrunsItsTimeout) {
+  Target t = httpd(Kind::kExec, 0);
+  t.check.command = {"sh", "-c", "touch /tmp/slow-started; exec sleep 30"};
+  t.check.timeout = milliseconds(500);
+  auto slow = prober_.probe(t);
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().message(), "exec did not exit within 500ms (killed)");
+  // Nothing of it is left running in the container, and its exec id is free again.
+  auto ps = containerd_->ctrOk({"tasks", "ps", t.container_id});
+  ASSERT_TRUE(ps) << ps.error().message();
+  EXPECT_EQ(std::count(ps->begin(), ps->end(), '\n'), 2) << *ps;  // header + httpd
+  t.check.command = {"test", "-f", "/tmp/slow-started"};
+  t.check.timeout = milliseconds(2000);
+  EXPECT_TRUE(prober_.probe(t));
+}
+
+// The monitor with the real prober and clock: a missing path is reported after `failures`
+// probes, once; a restart onto a served path recovers.
+TEST_F(HealthIntegrationTest, MonitorReportsAnUnhealthyApp) {
+  Target t = httpd(Kind::kHttp, 8080, "/missing.txt");
+  t.check.interval = milliseconds(100);
+  t.check.failures = 2;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> events;
+  SteadyClock clock;
+  HealthMonitor monitor(prober_, clock,
+                        {.on_unhealthy =
+                             [&](const std::string& app, const Error& e) {
+                               std::lock_guard lock(mu);
+                               events.push_back("unhealthy " + app + ": " + e.message());
+                               cv.notify_all();
+                             },
+                         .on_healthy = [&](const std::string&) {}},
+                        {.probe_threads = 2});
+  monitor.setTargets({t});
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return !events.empty(); }));
+  EXPECT_EQ(events.front(), "unhealthy web: http 404 from :8080/missing.txt");
+  lock.unlock();
+  monitor.stop();
+  auto state = monitor.snapshot();
+  ASSERT_EQ(state.size(), 1u);
+  EXPECT_GE(state[0].probes, 2u);
+}
+
+}  // namespace
+}  // namespace fleetlet::health

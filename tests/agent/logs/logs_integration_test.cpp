@@ -1,0 +1,242 @@
+// fleetlet-logger under a real containerd: a task started with loggerIo() has both streams
+// captured completely, in order, rotated within the size cap, and followable while it runs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "containerd/containers.h"
+#include "containerd/images.h"
+#include "containerd/leases.h"
+#include "containerd/snapshots.h"
+#include "containerd/tasks.h"
+#include "image/store.h"
+#include "json/json.h"
+#include "logs/reader.h"
+#include "logs/rotating_writer.h"
+#include "logs/task_io.h"
+#include "oci/digest.h"
+#include "support/local_registry.h"
+#include "support/private_containerd.h"
+#include "support/require_root.h"
+#include "support/test_images.h"
+
+namespace fleetlet::logs {
+namespace {
+
+using containerd::Connection;
+using containerd::ContainerService;
+using containerd::ImageService;
+using containerd::LeaseService;
+using containerd::ScopedLease;
+using containerd::SnapshotService;
+using containerd::TaskService;
+using testing::LocalRegistry;
+using testing::PrivateContainerd;
+using testing::TestImages;
+
+constexpr char kNs[] = "fleetlet";
+constexpr int kLines = 2000;
+const char kPrintBoth[] = "for i in $(seq 1 2000); do echo out $i; echo err $i >&2; done";
+
+std::vector<std::string> expected(std::string_view prefix, int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i <= to; ++i) out.push_back(fmt::format("{} {}", prefix, i));
+  return out;
+}
+
+std::vector<std::string> textsOf(const std::vector<LogEntry>& entries, Stream stream) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    if (e.stream == stream) out.push_back(e.text);
+  }
+  return out;
+}
+
+class LoggerIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::isRoot()) return;
+    auto registry = LocalRegistry::start();
+    ASSERT_TRUE(registry) << registry.error().message();
+    registry_ = new LocalRegistry(std::move(*registry));
+    auto images = TestImages::push(*registry_, {.include_big = false});
+    ASSERT_TRUE(images) << images.error().message();
+    images_ = new TestImages(std::move(*images));
+  }
+  static void TearDownTestSuite() {
+    delete images_;
+    delete registry_;
+  }
+
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    ASSERT_NE(images_, nullptr);
+    ASSERT_TRUE(std::filesystem::exists(FLEETLET_LOGGER_BINARY)) << FLEETLET_LOGGER_BINARY;
+    auto ctrd = PrivateContainerd::start();
+    ASSERT_TRUE(ctrd) << ctrd.error().message();
+    containerd_.emplace(std::move(*ctrd));
+    auto conn = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
+    ASSERT_TRUE(conn) << conn.error().message();
+    conn_ = *conn;
+    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
+    ASSERT_TRUE(pulled) << pulled.error().message();
+    auto img = ImageService(conn_, {kNs, {}}).get(images_->busybox());
+    ASSERT_TRUE(img && *img);
+    auto resolved = image::ImageStore(conn_, kNs).resolveLocal((*img)->target);
+    ASSERT_TRUE(resolved) << resolved.error().message();
+    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
+    auto spec = containerd_->ctrOk({"oci", "spec"});
+    ASSERT_TRUE(spec);
+    base_spec_ = parseJson(*spec, "spec").value();
+  }
+
+  // Creates a container running `args`; prepares its snapshot under a lease so that the
+  // collector cannot take it before the container record references it.
+  std::string createContainer(const std::vector<std::string>& args) {
+    std::string id = PrivateContainerd::uniqueId("logs");
+    Json spec = base_spec_;
+    spec["process"]["args"] = args;
+    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
+    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
+    EXPECT_TRUE(lease) << lease.error().message();
+    SnapshotService snaps(conn_, {kNs, lease ? lease->id() : ""});
+    auto mounts = snaps.prepare(id, top_chain_);
+    EXPECT_TRUE(mounts) << mounts.error().message();
+    auto created = ContainerService(conn_, {kNs, {}})
+                       .create({.id = id,
+                                .image = images_->busybox(),
+                                .labels = {{"fleetlet.io/app", "logs-test"}},
+                                .spec_json = spec.dump(),
+                                .snapshotter = containerd::kDefaultSnapshotter,
+                                .snapshot_key = id});
+    EXPECT_TRUE(created) << created.error().message();
+    return id;
+  }
+
+  // Runs the container's task with `io` to its exit and deletes the task, which closes the
+  // logger's pipes and waits for the logger to exit. Returns the exit status.
+  Result<uint32_t> runToExit(const std::string& id, const containerd::TaskIo& io) {
+    TaskService tasks(conn_, {kNs, {}});
+    FLEETLET_ASSIGN_OR_RETURN(auto mounts, SnapshotService(conn_, {kNs, {}}).mounts(id));
+    FLEETLET_RETURN_IF_ERROR(tasks.create(id, mounts, io));
+    auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
+    FLEETLET_RETURN_IF_ERROR(tasks.start(id));
+    FLEETLET_ASSIGN_OR_RETURN(auto exit, waited.get());
+    FLEETLET_RETURN_IF_ERROR(tasks.remove(id));
+    return exit.exit_status;
+  }
+
+  void destroy(const std::string& id) {
+    (void)TaskService(conn_, {kNs, {}}).remove(id);
+    auto snap = SnapshotService(conn_, {kNs, {}}).remove(id);
+    EXPECT_TRUE(snap) << snap.error().message();
+    auto ctr = ContainerService(conn_, {kNs, {}}).remove(id);
+    EXPECT_TRUE(ctr) << ctr.error().message();
+  }
+
+  std::filesystem::path logDir(const std::string& id) { return containerd_->dir() / "logs" / id; }
+
+  static LocalRegistry* registry_;
+  static TestImages* images_;
+  std::optional<PrivateContainerd> containerd_;
+  std::shared_ptr<Connection> conn_;
+  std::string top_chain_;
+  Json base_spec_;
+};
+
+LocalRegistry* LoggerIntegrationTest::registry_ = nullptr;
+TestImages* LoggerIntegrationTest::images_ = nullptr;
+
+TEST_F(LoggerIntegrationTest, CapturesBothStreamsCompletelyWithRotationWhileFollowed) {
+  std::string id = createContainer({"sh", "-c", kPrintBoth});
+  LoggerOptions options{.max_size = 16 * 1024, .max_files = 20};
+  auto io = loggerIo(FLEETLET_LOGGER_BINARY, logDir(id), options);
+  ASSERT_TRUE(io) << io.error().message();
+  EXPECT_TRUE(io->stdout_uri.starts_with("binary:///")) << io->stdout_uri;
+
+  // A follower, opened before the log exists, reads along while the task runs.
+  auto follower = LogFollower::open(logDir(id), SIZE_MAX);
+  ASSERT_TRUE(follower) << follower.error().message();
+  std::atomic<bool> done{false};
+  std::vector<LogEntry> followed;
+  std::thread reader([&] {
+    ThreadSleeper sleeper;
+    while (!done) {
+      auto got =
+          follower->wait(sleeper, std::chrono::milliseconds(5), std::chrono::milliseconds(50));
+      ASSERT_TRUE(got) << got.error().message();
+      followed.insert(followed.end(), got->begin(), got->end());
+    }
+  });
+  auto status = runToExit(id, *io);
+  done = true;
+  reader.join();
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(*status, 0u);
+  auto rest = follower->poll();
+  ASSERT_TRUE(rest) << rest.error().message();
+  followed.insert(followed.end(), rest->begin(), rest->end());
+
+  auto tail = readTail(logDir(id), SIZE_MAX);
+  ASSERT_TRUE(tail) << tail.error().message();
+  EXPECT_EQ(tail->malformed, 0u);
+  EXPECT_EQ(textsOf(tail->entries, Stream::kStdout), expected("out", 1, kLines));
+  EXPECT_EQ(textsOf(tail->entries, Stream::kStderr), expected("err", 1, kLines));
+  EXPECT_EQ(followed, tail->entries) << "following saw " << followed.size() << " entries";
+  EXPECT_EQ(follower->malformed(), 0u);
+
+  // ~45 bytes a record, 4000 records: about 11 files of 16 KiB, none above the cap.
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(logDir(id))) {
+    ++files;
+    EXPECT_LE(entry.file_size(), options.max_size) << entry.path();
+  }
+  EXPECT_GE(files, 8);
+  EXPECT_TRUE(std::filesystem::exists(logFilePath(logDir(id), 1)));
+  EXPECT_FALSE(std::filesystem::exists(logFilePath(logDir(id), options.max_files + 1)));
+
+  // A short tail is the end of the full one (the order between the streams is the order
+  // the logger read them in, chunk by chunk).
+  auto last = readTail(logDir(id), 10);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->entries, std::vector<LogEntry>(tail->entries.end() - 10, tail->entries.end()));
+  destroy(id);
+}
+
+TEST_F(LoggerIntegrationTest, KeepsOnlyMaxFilesDroppingTheOldest) {
+  // One stream: the logger reads each pipe in chunks of up to 64 KiB, so with both streams
+  // the surviving files could hold the end of one stream only.
+  std::string id = createContainer({"sh", "-c", "for i in $(seq 1 2000); do echo out $i; done"});
+  LoggerOptions options{.max_size = 8 * 1024, .max_files = 2};
+  auto io = loggerIo(FLEETLET_LOGGER_BINARY, logDir(id), options);
+  ASSERT_TRUE(io) << io.error().message();
+  auto status = runToExit(id, *io);
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(*status, 0u);
+
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(logDir(id))) {
+    names.push_back(entry.path().filename().string());
+    EXPECT_LE(entry.file_size(), options.max_size) << entry.path();
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"current.log", "current.log.1", "current.log.2"}));
+
+  // What is left is the newest stretch of output, without gaps, up to the last line.
+  auto tail = readTail(logDir(id), SIZE_MAX);
+  ASSERT_TRUE(tail) << tail.error().message();
+  auto texts = textsOf(tail->entries, Stream::kStdout);
+  ASSERT_FALSE(texts.empty());
+  ASSERT_LT(texts.size(), size_t(kLines)) << "nothing was dropped";
+  EXPECT_EQ(texts, expected("out", kLines - int(texts.size()) + 1, kLines));
+  EXPECT_EQ(texts.size(), tail->entries.size());
+  destroy(id);
+}
+
+}  // namespace
+}  // namespace fleetlet::logs
