@@ -87,7 +87,9 @@ Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
     if (auto t = weak.lock()) t->cancel();
   });
   OffsetMap delivered = request.lower_bound;
-  QuerySpec spec{request.filters, Order::kSourceOrdered, request.lower_bound, store.offsets()};
+  // Lamport order keeps each source's events in offset order and walks the
+  // (semantics|name, lamport) indexes instead of sorting every match per page.
+  QuerySpec spec{request.filters, Order::kLamport, request.lower_bound, store.offsets()};
   auto record = [&delivered](const Event& e) {
     auto [it, inserted] = delivered.try_emplace(e.source, e.offset);
     if (inserted) return true;
@@ -250,7 +252,7 @@ Task<void> runWebSocket(http::WebSocket& ws, EventStore& store, Hub& hub,
     });
   };
   auto subscription = hub.subscribe(request->filters, options.subscriber_queue_limit, wake);
-  QuerySpec spec{request->filters, Order::kSourceOrdered, request->lower_bound, store.offsets()};
+  QuerySpec spec{request->filters, Order::kLamport, request->lower_bound, store.offsets()};
   WsSender sender(ws, *state, request->lower_bound, options.heartbeat_interval);
   bool ok = true;
   Cursor cursor;

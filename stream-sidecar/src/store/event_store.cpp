@@ -25,8 +25,9 @@ CREATE TABLE events(
   payload TEXT NOT NULL,
   app TEXT NOT NULL,
   PRIMARY KEY(source, event_offset)) WITHOUT ROWID;
-CREATE INDEX events_by_semantics ON events(semantics, name);
-CREATE INDEX events_by_name ON events(name);
+CREATE INDEX events_by_semantics ON events(semantics, lamport, source);
+CREATE INDEX events_by_stream ON events(semantics, name, lamport, source);
+CREATE INDEX events_by_name ON events(name, lamport, source);
 CREATE INDEX events_by_lamport ON events(lamport, source);
 CREATE TABLE sources(source TEXT PRIMARY KEY, max_offset INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
@@ -99,10 +100,12 @@ Status EventStore::init() {
   auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
   if (!db) return std::unexpected(db.error().wrap("open event store"));
   writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
-  // Checkpoints run on their own thread (checkpointLoop); a WAL reset after one is truncated
-  // back to 64 MiB so a burst does not keep a huge file.
+  // Checkpoints run on their own thread (checkpointLoop). Under sustained load that one can
+  // never finish a checkpoint (new frames keep coming), so the WAL could grow without bound:
+  // past 64 MiB the writer checkpoints inline between transactions, which lets the WAL
+  // restart. A WAL reset is truncated back to 64 MiB.
   FLEETLET_RETURN_IF_ERROR(
-      writer_db_->exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864"));
+      writer_db_->exec("PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864"));
   auto checkpoint_db =
       sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
   if (!checkpoint_db) return std::unexpected(checkpoint_db.error().wrap("open checkpointer"));
@@ -318,12 +321,19 @@ Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& c
   std::vector<Event> page;
   std::vector<BindValue> values;
   std::string bounds;
+  bool all = false;
+  for (const auto& f : spec.filters) all = all || f.matchesAll();
+  // With a semantics/name filter, its (…, lamport, source) index should drive the scan; the
+  // unary + keeps the planner (which has no statistics) from picking the primary key for the
+  // offset bounds and filtering every event of the range.
+  const char* bound = all ? "(source = ? AND event_offset > ? AND event_offset <= ?)"
+                          : "(+source = ? AND +event_offset > ? AND +event_offset <= ?)";
   for (const auto& [source, upper] : spec.upper) {
     auto lower_it = spec.lower.find(source);
     std::int64_t lower = lower_it == spec.lower.end() ? -1 : lower_it->second;
     if (lower >= upper) continue;
     if (!bounds.empty()) bounds += " OR ";
-    bounds += "(source = ? AND event_offset > ? AND event_offset <= ?)";
+    bounds += bound;
     values.emplace_back(source);
     values.emplace_back(lower);
     values.emplace_back(upper);
@@ -331,8 +341,6 @@ Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& c
   if (bounds.empty() || spec.filters.empty() || limit == 0) return page;
 
   std::string filters;
-  bool all = false;
-  for (const auto& f : spec.filters) all = all || f.matchesAll();
   if (!all) {
     for (const auto& f : spec.filters) {
       if (!filters.empty()) filters += " OR ";

@@ -9,9 +9,10 @@
 // - readPage() and offsets() may be called from any thread. readPage() blocks (SQLite) and
 //   uses a pooled read connection of its own (WAL readers never block the writer).
 // - A checkpointer thread with its own connection copies the WAL into the database
-//   (PRAGMA wal_checkpoint(PASSIVE)) once 4 MiB were committed or a second after the last
-//   commit, so the writer's commits never pay for a
-//   checkpoint's writes and fsyncs (SQLite's auto-checkpoint is off on the write connection).
+//   (PRAGMA wal_checkpoint(PASSIVE)) once 4 MiB were committed or a second after the first
+//   commit since the last one, so commits normally never pay for a checkpoint's writes and
+//   fsyncs. Only when the WAL passes 64 MiB (sustained load the checkpointer cannot finish
+//   under) does the writer checkpoint inline, which bounds the WAL.
 // - The destructor completes queued publishes with kUnavailable and joins both threads.
 
 #include <condition_variable>
