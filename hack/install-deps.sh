@@ -18,6 +18,9 @@ RUN_PKGS=(
   iproute2 curl ca-certificates jq procps util-linux
   nginx-core nodejs
 )
+# fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
+BUILD_PKGS+=(libmosquitto-dev)
+RUN_PKGS+=(mosquitto nodejs npm)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: run as root (it calls apt-get)" >&2

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "console/log_entry.h"
+#include "events/requests.h"
 #include "handoff/protocol.h"
+#include "json/json.h"
 #include "manifest/parse.h"
 #include "manifest/yaml_json.h"
 #include "multipart/multipart_parser.h"
@@ -242,6 +245,50 @@ void fuzzMultipart(std::string_view data) {
   std::string whole = runMultipart(data, std::max<std::size_t>(data.size(), 1));
   std::string pieces = runMultipart(data, chunk);
   check(whole == pieces, "multipart result does not depend on chunking");
+}
+
+void fuzzStreamsRequest(std::string_view data) {
+  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
+  if (!data.empty()) data.remove_prefix(1);
+  auto valid = [](const std::string& text) {
+    return !Json::parse(text, nullptr, false).is_discarded();
+  };
+  auto invalidArgument = [](const Error& e) {
+    check(e.code() == ErrorCode::kInvalidArgument, "streams request error code");
+    check(!e.message().empty(), "streams request error message");
+  };
+  switch (selector) {
+    case 0: {
+      auto r = streams::parsePublishRequest(data);
+      if (!r) return invalidArgument(r.error());
+      for (const auto& e : r->events) {
+        check(!e.semantics.empty() && !e.name.empty(), "publish stream names");
+        check(valid(e.payload), "publish payload is JSON");
+        streams::Event stored{e.semantics, e.name, "src", 1, 1, 0, e.payload, ""};
+        check(valid(streams::eventJson(stored)), "event line is JSON");
+      }
+      return;
+    }
+    case 1: {
+      auto r = streams::parseQueryRequest(data);
+      if (!r) return invalidArgument(r.error());
+      check(valid(streams::offsetMapJson(r->upper_bound)), "upper bound is JSON");
+      return;
+    }
+    case 2: {
+      auto r = streams::parseSubscribeRequest(data);
+      if (!r) return invalidArgument(r.error());
+      check(valid(streams::offsetMapJson(r->lower_bound)), "lower bound is JSON");
+      return;
+    }
+    default: {
+      auto r = streams::parseLogRequest(data);
+      if (!r) return invalidArgument(r.error());
+      check(!r->log_name.empty() && streams::isSeverity(r->severity), "log entry fields");
+      check(valid(streams::logEntryJson(*r)), "log entry line is JSON");
+      return;
+    }
+  }
 }
 
 }  // namespace fleetlet::fuzz

@@ -18,6 +18,9 @@ void fuzzManifest(std::string_view data);
 void fuzzAuthChallenge(std::string_view data);
 // decodeRegistryError; the first two bytes choose the HTTP status.
 void fuzzRegistryError(std::string_view data);
+// fleetlet-streams request bodies; the first byte chooses publish, query, subscribe or a log
+// entry. Accepted bodies serialize back to valid JSON.
+void fuzzStreamsRequest(std::string_view data);
 // handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
 void fuzzHandoffMessage(std::string_view data);
 // parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
@@ -37,6 +40,7 @@ inline constexpr Target kTargets[] = {
     {"manifest", &fuzzManifest},
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
+    {"streams_request", &fuzzStreamsRequest},
     {"handoff_message", &fuzzHandoffMessage},
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},

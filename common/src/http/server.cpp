@@ -36,6 +36,7 @@
 #include <thread>
 
 #include "http/router.h"
+#include "http/websocket_internal.h"
 
 namespace fleetlet::http {
 
@@ -289,7 +290,7 @@ class Connection {
                               std::uint64_t count);
 
  private:
-  enum class State { kWaiting, kHandling, kStreaming };
+  enum class State { kWaiting, kHandling, kStreaming, kWebSocket };
 
   Task<void> watchdog(std::shared_ptr<Connection> self);
   void setDeadline(std::chrono::milliseconds timeout);
@@ -301,6 +302,9 @@ class Connection {
   Response preflight(const Router::Match& match);
   // Writes `response`; returns whether the connection may serve another request.
   Task<bool> writeResponse(Response& response, bool keep_alive);
+  // Upgrades to a WebSocket and runs response.websocket (426 when not an upgrade request).
+  // Returns false: the connection ends with the handler.
+  Task<bool> serveWebSocket(Response& response);
   template <typename Message>
   void decorate(Message& message, const Response& response, bool keep_alive);
   Task<void> watchForDisconnect(StreamWriter& writer);
@@ -362,6 +366,9 @@ void Connection::beginShutdown() {
       if (writer_ != nullptr) writer_->close(false);
       break;
     case State::kHandling:
+      break;
+    case State::kWebSocket:
+      closeSocket();
       break;
   }
 }
@@ -443,7 +450,32 @@ Task<bool> Connection::serve() {
   }
   // An unread body would be taken for the next request.
   if (!parser_->is_done()) keep_alive = false;
+  if (response.websocket) co_return co_await serveWebSocket(response);
   co_return co_await writeResponse(response, keep_alive);
+}
+
+Task<bool> Connection::serveWebSocket(Response& response) {
+  if (!detail::WebSocketAccess::isUpgrade(parser_->get())) {
+    Response refuse = errorResponse(426, "ERR_UPGRADE_REQUIRED", "this path speaks WebSocket only");
+    refuse.header("Upgrade", "websocket");
+    co_return co_await writeResponse(refuse, false);
+  }
+  auto ws = detail::WebSocketAccess::make(socket_, *server_.pool_, tag_,
+                                          server_.options_.websocket_idle_timeout);
+  state_ = State::kWebSocket;
+  if (server_.stopping()) co_return false;
+  auto accepted = co_await detail::WebSocketAccess::accept(*ws, parser_->get());
+  if (accepted) {
+    try {
+      co_await response.websocket(*ws);
+    } catch (const std::exception& e) {
+      spdlog::error("http: websocket handler threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http: websocket handler threw a non-exception");
+    }
+  }
+  state_ = State::kHandling;
+  co_return false;
 }
 
 Response Connection::preflight(const Router::Match& match) {

@@ -133,6 +133,9 @@ struct ServerOptions {
   std::optional<std::string> cors_origin = "*";
   // listen() backlog of listeners the server creates; large enough for a restart's burst.
   int backlog = 1024;
+  // A WebSocket whose peer sent nothing (not even a pong to our pings) for this long is
+  // closed; pings go out after half of it.
+  std::chrono::milliseconds websocket_idle_timeout{120000};
 };
 
 // A listener the server accepts on.
@@ -264,6 +267,10 @@ class StreamWriter {
   std::vector<std::function<void()>> on_close_;
 };
 
+class WebSocket;  // http/websocket.h
+// Runs an upgraded WebSocket connection (see http/websocket.h); returning ends it.
+using WebSocketHandler = std::function<Task<void>(WebSocket&)>;
+
 // Produces a streamed body. Runs after the response header was sent; the Request stays valid
 // while it runs. Returning ends the body.
 using StreamProducer = std::function<Task<void>(StreamWriter&)>;
@@ -277,6 +284,8 @@ struct Response {
   std::string body;
   StreamProducer producer;
   std::optional<std::uint64_t> stream_length;
+  // Set by webSocketResponse() (http/websocket.h): the connection upgrades and runs it.
+  WebSocketHandler websocket;
 
   static Response text(unsigned status, std::string body,
                        std::string content_type = "text/plain; charset=utf-8");

@@ -1,0 +1,92 @@
+// fleetlet-streams: the event service (:4454) and console service (:4457) of a node.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdio>
+
+#include "log/log.h"
+#include "service/service.h"
+
+namespace {
+
+// "ADDR:PORT" or "[V6]:PORT".
+bool splitAddress(const std::string& text, std::string& address, std::uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  address = text.substr(0, colon);
+  if (address.size() >= 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  const char* begin = text.data() + colon + 1;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, port);
+  return ec == std::errc() && ptr == end && !address.empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"fleetlet-streams: event and console services (ActyxOS v1 API)"};
+  fleetlet::streams::ServiceOptions options;
+  std::string data_dir = "/var/lib/fleetlet/streams";
+  std::string listen = "127.0.0.1:4454";
+  std::string console_listen = "127.0.0.1:4457";
+  std::string log_level = "info";
+  std::uint64_t header_timeout_ms = 30000;
+  std::uint64_t heartbeat_ms = 30000;
+  app.add_option("--data-dir", data_dir, "Directory for events.db and logs.db");
+  app.add_option("--listen", listen, "Event service address ADDR:PORT (port 0: any)");
+  app.add_option("--console-listen", console_listen, "Console service address ADDR:PORT");
+  app.add_option("--source-id", options.source_id,
+                 "This node's source id (default: generated once, kept in the data dir)");
+  app.add_option("--max-body", options.events.max_body, "Largest request body in bytes");
+  app.add_option("--subscriber-queue", options.events.subscriber_queue_limit,
+                 "Events a subscriber may fall behind before it is cut off");
+  app.add_option("--log-retention-bytes", options.log_app_cap_bytes,
+                 "Console loop-buffer size per app in bytes");
+  app.add_option("--log-retention-total-bytes", options.log_total_cap_bytes,
+                 "Console loop-buffer size of all apps together in bytes");
+  app.add_option("--header-timeout-ms", header_timeout_ms,
+                 "Time a client has to send a complete request header");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "WebSocket heartbeat interval");
+  std::string handoff_socket;
+  app.add_option("--handoff-socket", handoff_socket,
+                 "Unix socket on which fleetletd hands over per-app listeners");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+
+  if (auto s = fleetlet::setupLogging("streams", log_level); !s) {
+    std::fprintf(stderr, "fleetlet-streams: %s\n", s.error().message().c_str());
+    return 2;
+  }
+  if (!splitAddress(listen, options.events_address, options.events_port) ||
+      !splitAddress(console_listen, options.console_address, options.console_port)) {
+    std::fprintf(stderr, "fleetlet-streams: addresses must look like 127.0.0.1:4454\n");
+    return 2;
+  }
+  options.data_dir = data_dir;
+  options.handoff_socket = handoff_socket;
+  options.console.max_body = options.events.max_body;
+  options.header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  options.events.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+
+  // Block the stop signals before any thread starts, then wait for one here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto service = fleetlet::streams::Service::start(std::move(options));
+  if (!service) {
+    spdlog::error("fleetlet-streams: {}", service.error().describe());
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("[streams] signal {}, stopping", signal);
+  (*service)->stop();
+  return 0;
+}

@@ -1,0 +1,40 @@
+#pragma once
+// Console (logging) service entries: parsing both ActyxOS v1 request shapes and the NDJSON
+// form returned when reading logs.
+//
+// Concurrency: plain values and pure functions.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "error/error.h"
+
+namespace fleetlet::streams {
+
+struct LogEntry {
+  std::int64_t seq = 0;   // assigned by the store, increasing
+  std::int64_t time = 0;  // microseconds since the epoch, when received
+  std::string app;        // listener tag of the producer ("" = host)
+  std::string log_name;
+  std::string severity;  // debug|info|warn|error
+  std::string message;
+  // The remaining fields as serialized JSON objects ("{}" when none): labels, and the
+  // request's other members (producerName, producerVersion, logTimestamp, additionalData,
+  // payload).
+  std::string labels = "{}";
+  std::string extra = "{}";
+};
+
+// Parses a POST /api/v1/logs body (either shape). kInvalidArgument names the problem: not an
+// object, missing or non-string logName, unknown severity, mistyped fields.
+Result<LogEntry> parseLogRequest(std::string_view body);
+
+// {"seq","time","app","logName","severity","message","labels",...extra} + '\n'; time is
+// RFC 3339 UTC with microseconds.
+std::string logEntryJson(const LogEntry& entry);
+
+// Whether `severity` is one of debug|info|warn|error.
+bool isSeverity(std::string_view severity);
+
+}  // namespace fleetlet::streams

@@ -1,0 +1,71 @@
+#include "events/event.h"
+
+#include "json/json.h"
+
+namespace fleetlet::streams {
+namespace {
+
+void appendString(std::string_view value, std::string& out) {
+  out += Json(value).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace
+
+bool Filter::matches(const Event& event) const {
+  return (!semantics || *semantics == event.semantics) && (!name || *name == event.name) &&
+         (!source || *source == event.source);
+}
+
+bool matchesAny(const std::vector<Filter>& filters, const Event& event) {
+  for (const auto& filter : filters) {
+    if (filter.matches(event)) return true;
+  }
+  return false;
+}
+
+void appendEventJson(const Event& event, std::string& out) {
+  out += R"({"stream":{"semantics":)";
+  appendString(event.semantics, out);
+  out += R"(,"name":)";
+  appendString(event.name, out);
+  out += R"(,"source":)";
+  appendString(event.source, out);
+  out += R"(},"timestamp":)";
+  out += std::to_string(event.timestamp);
+  out += R"(,"lamport":)";
+  out += std::to_string(event.lamport);
+  out += R"(,"offset":)";
+  out += std::to_string(event.offset);
+  if (!event.app.empty()) {
+    out += R"(,"sourceApp":)";
+    appendString(event.app, out);
+  }
+  out += R"(,"payload":)";
+  out += event.payload.empty() ? std::string_view("null") : std::string_view(event.payload);
+  out += "}\n";
+}
+
+std::string eventJson(const Event& event) {
+  std::string out;
+  appendEventJson(event, out);
+  return out;
+}
+
+std::string offsetMapJson(const OffsetMap& offsets) {
+  Json map = Json::object();
+  for (const auto& [source, offset] : offsets) map[source] = offset;
+  return map.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string receiptsJson(const std::vector<PublishReceipt>& receipts) {
+  Json data = Json::array();
+  for (const auto& r : receipts) {
+    data.push_back({{"source", r.source},
+                    {"offset", r.offset},
+                    {"lamport", r.lamport},
+                    {"timestamp", r.timestamp}});
+  }
+  return Json{{"data", std::move(data)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace fleetlet::streams

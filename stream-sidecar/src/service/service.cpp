@@ -1,0 +1,62 @@
+#include "service/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "handoff/http_adapter.h"
+
+namespace fleetlet::streams {
+
+Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
+  std::unique_ptr<Service> s(new Service(std::move(options)));
+  const ServiceOptions& o = s->options_;
+  FLEETLET_ASSIGN_OR_RETURN(
+      s->store_, EventStore::open(
+                     {.dir = o.data_dir, .source_id = o.source_id, .synchronous = o.synchronous}));
+  FLEETLET_ASSIGN_OR_RETURN(s->logs_, LogStore::open({.dir = o.data_dir,
+                                                      .app_cap_bytes = o.log_app_cap_bytes,
+                                                      .total_cap_bytes = o.log_total_cap_bytes}));
+  s->hub_ = std::make_unique<Hub>();
+  s->store_->setCommitListener([hub = s->hub_.get()](const auto& events) { hub->deliver(events); });
+
+  http::ServerOptions server_options{.header_timeout = o.header_timeout,
+                                     .body_read_timeout = o.io_timeout,
+                                     .write_timeout = o.io_timeout};
+  s->events_server_ = std::make_unique<http::Server>(server_options);
+  s->console_server_ = std::make_unique<http::Server>(server_options);
+  FLEETLET_RETURN_IF_ERROR(registerEventsApi(*s->events_server_, *s->store_, *s->hub_, o.events));
+  FLEETLET_RETURN_IF_ERROR(registerConsoleApi(*s->console_server_, *s->logs_, o.console));
+
+  auto events = s->events_server_->listenTcp(o.events_address, o.events_port, "host");
+  if (!events) return std::unexpected(events.error().wrap("events listener"));
+  s->events_listener_ = *events;
+  auto console = s->console_server_->listenTcp(o.console_address, o.console_port, "host");
+  if (!console) return std::unexpected(console.error().wrap("console listener"));
+  s->console_listener_ = *console;
+  FLEETLET_RETURN_IF_ERROR(s->events_server_->start());
+  FLEETLET_RETURN_IF_ERROR(s->console_server_->start());
+  if (!o.handoff_socket.empty()) {
+    auto receiver = handoff::startHttpHandoff(
+        {.socket_path = o.handoff_socket},
+        {{"events", s->events_server_.get()}, {"console", s->console_server_.get()}});
+    if (!receiver) return std::unexpected(receiver.error().wrap("handoff socket"));
+    s->handoff_ = std::move(*receiver);
+    spdlog::info("[streams] handoff socket {}", o.handoff_socket.string());
+  }
+  spdlog::info("[streams] events listening on {}", s->events_listener_.address);
+  spdlog::info("[streams] console listening on {}", s->console_listener_.address);
+  return s;
+}
+
+void Service::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  handoff_.reset();
+  events_server_->stop(std::chrono::seconds(2));
+  console_server_->stop(std::chrono::seconds(2));
+}
+
+Service::~Service() {
+  if (events_server_ && console_server_) stop();
+}
+
+}  // namespace fleetlet::streams

@@ -1,0 +1,415 @@
+#include "store/event_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <chrono>
+#include <random>
+#include <string_view>
+#include <variant>
+
+namespace fleetlet::streams {
+namespace {
+
+// Schema history; never edit a shipped entry, append new ones.
+constexpr std::string_view kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE events(
+  source TEXT NOT NULL,
+  event_offset INTEGER NOT NULL,
+  lamport INTEGER NOT NULL,
+  timestamp INTEGER NOT NULL,
+  semantics TEXT NOT NULL,
+  name TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  app TEXT NOT NULL,
+  PRIMARY KEY(source, event_offset)) WITHOUT ROWID;
+CREATE INDEX events_by_semantics ON events(semantics, lamport, source);
+CREATE INDEX events_by_stream ON events(semantics, name, lamport, source);
+CREATE INDEX events_by_name ON events(name, lamport, source);
+CREATE INDEX events_by_lamport ON events(lamport, source);
+CREATE TABLE sources(source TEXT PRIMARY KEY, max_offset INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+};
+
+constexpr std::string_view kColumns =
+    "semantics, name, source, timestamp, lamport, event_offset, payload, app";
+
+std::int64_t systemMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string generateSourceId() {
+  std::random_device random;
+  std::uniform_int_distribution<int> digit(0, 15);
+  std::string id;
+  for (int i = 0; i < 16; ++i) id += "0123456789abcdef"[digit(random)];
+  return id;
+}
+
+using BindValue = std::variant<std::int64_t, std::string>;
+
+Status bindValues(sqlite::Statement& stmt, const std::vector<BindValue>& values) {
+  int index = 0;
+  for (const auto& v : values) {
+    ++index;
+    if (const auto* i = std::get_if<std::int64_t>(&v)) {
+      FLEETLET_RETURN_IF_ERROR(stmt.bind(index, *i));
+    } else {
+      FLEETLET_RETURN_IF_ERROR(stmt.bind(index, std::string_view(std::get<std::string>(v))));
+    }
+  }
+  return {};
+}
+
+Event readEvent(const sqlite::Statement& stmt) {
+  Event e;
+  e.semantics = stmt.columnText(0);
+  e.name = stmt.columnText(1);
+  e.source = stmt.columnText(2);
+  e.timestamp = stmt.columnInt64(3);
+  e.lamport = stmt.columnInt64(4);
+  e.offset = stmt.columnInt64(5);
+  e.payload = stmt.columnText(6);
+  e.app = stmt.columnText(7);
+  return e;
+}
+
+}  // namespace
+
+EventStore::EventStore(StoreOptions options) : options_(std::move(options)) {
+  if (!options_.clock) options_.clock = systemMicros;
+  db_path_ = options_.dir / "events.db";
+}
+
+Result<std::unique_ptr<EventStore>> EventStore::open(StoreOptions options) {
+  std::unique_ptr<EventStore> store(new EventStore(std::move(options)));
+  FLEETLET_RETURN_IF_ERROR(store->init());
+  store->writer_ = std::thread([s = store.get()] { s->writerLoop(); });
+  store->checkpointer_ = std::thread([s = store.get()] { s->checkpointLoop(); });
+  return store;
+}
+
+Status EventStore::init() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dir, ec);
+  if (ec) return failErrno(ec.value(), "create data dir {}", options_.dir.string());
+  auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  if (!db) return std::unexpected(db.error().wrap("open event store"));
+  writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
+  // Checkpoints run on their own thread (checkpointLoop). Under sustained load that one can
+  // never finish a checkpoint (new frames keep coming), so the WAL could grow without bound:
+  // past 64 MiB the writer checkpoints inline between transactions, which lets the WAL
+  // restart. A WAL reset is truncated back to 64 MiB.
+  FLEETLET_RETURN_IF_ERROR(
+      writer_db_->exec("PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864"));
+  auto checkpoint_db =
+      sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  if (!checkpoint_db) return std::unexpected(checkpoint_db.error().wrap("open checkpointer"));
+  checkpoint_db_ = std::make_unique<sqlite::Database>(std::move(*checkpoint_db));
+
+  // The source id: the flag wins; otherwise the kept one; otherwise a new one, kept.
+  FLEETLET_ASSIGN_OR_RETURN(auto get,
+                            writer_db_->prepare("SELECT value FROM meta WHERE key = 'source'"));
+  FLEETLET_ASSIGN_OR_RETURN(bool has, get.step());
+  std::string kept = has ? get.columnText(0) : "";
+  source_id_ = !options_.source_id.empty() ? options_.source_id : kept;
+  if (source_id_.empty()) source_id_ = generateSourceId();
+  if (kept.empty()) {
+    FLEETLET_ASSIGN_OR_RETURN(auto put,
+                              writer_db_->prepare("INSERT INTO meta VALUES('source', ?)"));
+    FLEETLET_RETURN_IF_ERROR(put.bindAll(source_id_));
+    FLEETLET_RETURN_IF_ERROR(put.run());
+  }
+
+  FLEETLET_ASSIGN_OR_RETURN(auto sources,
+                            writer_db_->prepare("SELECT source, max_offset FROM sources"));
+  while (true) {
+    FLEETLET_ASSIGN_OR_RETURN(bool row, sources.step());
+    if (!row) break;
+    offsets_[sources.columnText(0)] = sources.columnInt64(1);
+  }
+  auto own = offsets_.find(source_id_);
+  next_offset_ = own == offsets_.end() ? 0 : own->second + 1;
+  FLEETLET_ASSIGN_OR_RETURN(auto lamport, writer_db_->prepare("SELECT max(lamport) FROM events"));
+  FLEETLET_ASSIGN_OR_RETURN(bool lrow, lamport.step());
+  lamport_ = lrow ? lamport.columnInt64(0) : 0;
+  spdlog::info("[store] opened {} source={} next_offset={} lamport={}", db_path_.string(),
+               source_id_, next_offset_, lamport_);
+  return {};
+}
+
+EventStore::~EventStore() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  checkpoint_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void EventStore::checkpointLoop() {
+  constexpr std::uint64_t kCheckpointBytes = 4 * 1024 * 1024;
+  std::unique_lock lock(queue_mutex_);
+  while (!stopping_) {
+    // Checkpoint after 4 MiB of commits, or a second after the first commit since the last
+    // checkpoint: a trickle of small publishes does not pay for checkpoint I/O at each fsync.
+    checkpoint_cv_.wait(lock, [&] { return stopping_ || uncheckpointed_bytes_ > 0; });
+    checkpoint_cv_.wait_for(lock, std::chrono::seconds(1),
+                            [&] { return stopping_ || uncheckpointed_bytes_ >= kCheckpointBytes; });
+    if (stopping_) break;
+    uncheckpointed_bytes_ = 0;
+    lock.unlock();
+    if (auto s = checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)"); !s) {
+      spdlog::warn("[store] checkpoint: {}", s.error().describe());
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  (void)checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+void EventStore::setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
+
+void EventStore::publish(std::string app, std::vector<NewEvent> events, PublishCallback done) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (!stopping_) {
+      queue_.push_back(Pending{std::move(app), std::move(events), std::move(done)});
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(fail(ErrorCode::kUnavailable, "event store is closing"));
+}
+
+OffsetMap EventStore::offsets() const {
+  std::lock_guard lock(offsets_mutex_);
+  return offsets_;
+}
+
+EventStore::Stats EventStore::stats() const {
+  std::lock_guard lock(offsets_mutex_);
+  return stats_;
+}
+
+void EventStore::writerLoop() {
+  while (true) {
+    std::vector<Pending> group;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) break;
+      group.reserve(queue_.size());
+      for (auto& p : queue_) group.push_back(std::move(p));
+      queue_.clear();
+    }
+    std::vector<std::vector<PublishReceipt>> receipts;
+    auto committed = writeGroup(group, receipts);
+    if (!committed) {
+      spdlog::error("[store] group commit of {} requests failed: {}", group.size(),
+                    committed.error().describe());
+      for (auto& p : group) p.done(std::unexpected(committed.error()));
+      continue;
+    }
+    {
+      std::lock_guard lock(offsets_mutex_);
+      if (!committed->empty()) offsets_[source_id_] = committed->back()->offset;
+      stats_.commits++;
+      stats_.events += committed->size();
+    }
+    if (listener_ && !committed->empty()) listener_(*committed);
+    {
+      std::size_t bytes = 0;
+      for (const auto& e : *committed) bytes += e->payload.size() + 64;
+      std::lock_guard lock(queue_mutex_);
+      uncheckpointed_bytes_ += bytes;
+    }
+    checkpoint_cv_.notify_one();
+    for (std::size_t i = 0; i < group.size(); ++i) group[i].done(std::move(receipts[i]));
+  }
+  // Requests queued after stop was requested are refused.
+  std::deque<Pending> rest;
+  {
+    std::lock_guard lock(queue_mutex_);
+    rest.swap(queue_);
+  }
+  for (auto& p : rest) p.done(fail(ErrorCode::kUnavailable, "event store is closing"));
+}
+
+Result<std::vector<std::shared_ptr<const Event>>> EventStore::writeGroup(
+    std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts) {
+  const std::int64_t first_offset = next_offset_;
+  const std::int64_t first_lamport = lamport_;
+  auto restore = [&](Error e) {
+    next_offset_ = first_offset;
+    lamport_ = first_lamport;
+    return std::unexpected(std::move(e));
+  };
+  std::size_t count = 0;
+  for (const auto& p : group) count += p.events.size();
+  std::vector<std::shared_ptr<const Event>> events;
+  events.reserve(count);
+  receipts.assign(group.size(), {});
+  if (count == 0) return events;
+
+  auto txn = writer_db_->begin();
+  if (!txn) return restore(txn.error().wrap("begin"));
+  auto insert = writer_db_->prepare(fmt::format(
+      "INSERT INTO events(source, event_offset, lamport, timestamp, semantics, name, payload, "
+      "app) VALUES(?,?,?,?,?,?,?,?)"));
+  if (!insert) return restore(insert.error());
+  const std::int64_t now = options_.clock();
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    receipts[i].reserve(group[i].events.size());
+    for (auto& in : group[i].events) {
+      auto e = std::make_shared<Event>();
+      e->semantics = std::move(in.semantics);
+      e->name = std::move(in.name);
+      e->source = source_id_;
+      e->timestamp = now;
+      e->lamport = ++lamport_;
+      e->offset = next_offset_++;
+      e->payload = std::move(in.payload);
+      e->app = group[i].app;
+      auto status = insert->bindAll(e->source, e->offset, e->lamport, e->timestamp, e->semantics,
+                                    e->name, e->payload, e->app);
+      if (status) status = insert->run();
+      if (status) status = insert->reset();
+      if (!status) return restore(status.error().wrap("insert event"));
+      receipts[i].push_back({e->source, e->offset, e->lamport, e->timestamp});
+      events.push_back(std::move(e));
+    }
+  }
+  auto upsert = writer_db_->prepare(
+      "INSERT INTO sources VALUES(?, ?) ON CONFLICT(source) DO UPDATE SET "
+      "max_offset = excluded.max_offset");
+  if (!upsert) return restore(upsert.error());
+  auto status = upsert->bindAll(source_id_, next_offset_ - 1);
+  if (status) status = upsert->run();
+  if (!status) return restore(status.error().wrap("update sources"));
+  if (auto commit = txn->commit(); !commit) return restore(commit.error().wrap("commit"));
+  return events;
+}
+
+Result<std::unique_ptr<sqlite::Database>> EventStore::acquireReader() {
+  {
+    std::lock_guard lock(readers_mutex_);
+    if (!readers_.empty()) {
+      auto db = std::move(readers_.back());
+      readers_.pop_back();
+      return db;
+    }
+  }
+  auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  if (!db) return std::unexpected(db.error().wrap("open event store reader"));
+  return std::make_unique<sqlite::Database>(std::move(*db));
+}
+
+void EventStore::releaseReader(std::unique_ptr<sqlite::Database> db) {
+  std::lock_guard lock(readers_mutex_);
+  if (readers_.size() < 8) readers_.push_back(std::move(db));
+}
+
+Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& cursor,
+                                                std::size_t limit) {
+  std::vector<Event> page;
+  std::vector<BindValue> values;
+  std::string bounds;
+  bool all = false;
+  for (const auto& f : spec.filters) all = all || f.matchesAll();
+  // With a semantics/name filter, its (…, lamport, source) index should drive the scan; the
+  // unary + keeps the planner (which has no statistics) from picking the primary key for the
+  // offset bounds and filtering every event of the range.
+  const char* bound = all ? "(source = ? AND event_offset > ? AND event_offset <= ?)"
+                          : "(+source = ? AND +event_offset > ? AND +event_offset <= ?)";
+  for (const auto& [source, upper] : spec.upper) {
+    auto lower_it = spec.lower.find(source);
+    std::int64_t lower = lower_it == spec.lower.end() ? -1 : lower_it->second;
+    if (lower >= upper) continue;
+    if (!bounds.empty()) bounds += " OR ";
+    bounds += bound;
+    values.emplace_back(source);
+    values.emplace_back(lower);
+    values.emplace_back(upper);
+  }
+  if (bounds.empty() || spec.filters.empty() || limit == 0) return page;
+
+  std::string filters;
+  if (!all) {
+    for (const auto& f : spec.filters) {
+      if (!filters.empty()) filters += " OR ";
+      std::string clause;
+      auto add = [&](std::string_view column, const std::string& value) {
+        if (!clause.empty()) clause += " AND ";
+        clause += fmt::format("{} = ?", column);
+        values.emplace_back(value);
+      };
+      if (f.semantics) add("semantics", *f.semantics);
+      if (f.name) add("name", *f.name);
+      if (f.source) add("source", *f.source);
+      filters += "(" + clause + ")";
+    }
+  }
+
+  std::string keyset;
+  std::string order;
+  switch (spec.order) {
+    case Order::kSourceOrdered:
+      keyset = "(source, event_offset) > (?, ?)";
+      order = "source, event_offset";
+      if (cursor.started) {
+        values.emplace_back(cursor.source);
+        values.emplace_back(cursor.offset);
+      }
+      break;
+    case Order::kLamport:
+      keyset = "(lamport, source) > (?, ?)";
+      order = "lamport, source";
+      if (cursor.started) {
+        values.emplace_back(cursor.lamport);
+        values.emplace_back(cursor.source);
+      }
+      break;
+    case Order::kLamportReverse:
+      keyset = "(lamport, source) < (?, ?)";
+      order = "lamport DESC, source DESC";
+      if (cursor.started) {
+        values.emplace_back(cursor.lamport);
+        values.emplace_back(cursor.source);
+      }
+      break;
+  }
+  std::string sql = fmt::format("SELECT {} FROM events WHERE ({})", kColumns, bounds);
+  if (!filters.empty()) sql += fmt::format(" AND ({})", filters);
+  if (cursor.started) sql += " AND " + keyset;
+  sql += fmt::format(" ORDER BY {} LIMIT {}", order, limit);
+
+  FLEETLET_ASSIGN_OR_RETURN(auto db, acquireReader());
+  {
+    auto stmt = db->prepare(sql);
+    if (!stmt) return std::unexpected(stmt.error().wrap("query"));
+    FLEETLET_RETURN_IF_ERROR(bindValues(*stmt, values));
+    while (true) {
+      auto row = stmt->step();
+      if (!row) return std::unexpected(row.error().wrap("query"));
+      if (!*row) break;
+      page.push_back(readEvent(*stmt));
+    }
+  }
+  releaseReader(std::move(db));
+  if (!page.empty()) {
+    cursor.started = true;
+    cursor.source = page.back().source;
+    cursor.offset = page.back().offset;
+    cursor.lamport = page.back().lamport;
+  }
+  return page;
+}
+
+}  // namespace fleetlet::streams

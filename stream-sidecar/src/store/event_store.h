@@ -1,0 +1,146 @@
+#pragma once
+// EventStore: the durable event log of one node, on SQLite (WAL, synchronous=FULL).
+//
+// Concurrency
+// - One writer thread owns the write connection. publish() only enqueues; the writer takes
+//   every request queued so far, assigns offsets and Lamport times, writes them all in one
+//   transaction and commits it with one fsync (group commit), then calls the commit listener
+//   and completes each request's callback, in that order, on the writer thread.
+// - readPage() and offsets() may be called from any thread. readPage() blocks (SQLite) and
+//   uses a pooled read connection of its own (WAL readers never block the writer).
+// - A checkpointer thread with its own connection copies the WAL into the database
+//   (PRAGMA wal_checkpoint(PASSIVE)) once 4 MiB were committed or a second after the first
+//   commit since the last one, so commits normally never pay for a checkpoint's writes and
+//   fsyncs. Only when the WAL passes 64 MiB (sustained load the checkpointer cannot finish
+//   under) does the writer checkpoint inline, which bounds the WAL.
+// - The destructor completes queued publishes with kUnavailable and joins both threads.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "error/error.h"
+#include "events/event.h"
+#include "sqlite/database.h"
+
+namespace fleetlet::streams {
+
+struct StoreOptions {
+  // Directory holding events.db (created if missing).
+  std::filesystem::path dir;
+  // This node's source id; "" uses the one kept in the database, generated on first open.
+  std::string source_id;
+  // Microseconds since the Unix epoch; the system clock when unset.
+  std::function<std::int64_t()> clock;
+  // kFull: a 201 survives power loss. Tests and benchmarks may lower it to measure.
+  sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
+};
+
+// A query over stored events: events matching any filter with lower < offset <= upper for
+// sources present in `upper` (absent from `lower` means from offset 0).
+struct QuerySpec {
+  std::vector<Filter> filters;
+  Order order = Order::kSourceOrdered;
+  OffsetMap lower;
+  OffsetMap upper;
+};
+
+// Where the previous page ended (keyset pagination); start with a default Cursor.
+struct Cursor {
+  bool started = false;
+  std::string source;
+  std::int64_t offset = 0;
+  std::int64_t lamport = 0;
+};
+
+class EventStore {
+ public:
+  using PublishCallback = std::function<void(Result<std::vector<PublishReceipt>>)>;
+  using CommitListener = std::function<void(const std::vector<std::shared_ptr<const Event>>&)>;
+
+  // Opens or creates the store. Fails with the SQLite error (kUnavailable when the file cannot
+  // be opened, kFailedPrecondition for a database from a newer version).
+  static Result<std::unique_ptr<EventStore>> open(StoreOptions options);
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  const std::string& sourceId() const { return source_id_; }
+
+  // Called on the writer thread after every commit with the committed events in offset
+  // order. Set before the first publish; must not block for long.
+  void setCommitListener(CommitListener listener);
+
+  // Enqueues `events` published by `app` ("" = host). `done` runs on the writer thread once
+  // they are durable (receipts in request order) or failed (then none of them is stored).
+  // Never blocks on I/O.
+  void publish(std::string app, std::vector<NewEvent> events, PublishCallback done);
+
+  // The highest committed offset per source. Never blocks on I/O.
+  OffsetMap offsets() const;
+
+  // Reads up to `limit` events of `spec` after `cursor` in the spec's order and advances the
+  // cursor. Fewer than `limit` events means the query is exhausted. Blocks.
+  Result<std::vector<Event>> readPage(const QuerySpec& spec, Cursor& cursor, std::size_t limit);
+
+  struct Stats {
+    std::uint64_t commits = 0;
+    std::uint64_t events = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Pending {
+    std::string app;
+    std::vector<NewEvent> events;
+    PublishCallback done;
+  };
+
+  explicit EventStore(StoreOptions options);
+  Status init();
+  void writerLoop();
+  void checkpointLoop();
+  // Writes one group; returns the committed events or the error (nothing committed).
+  Result<std::vector<std::shared_ptr<const Event>>> writeGroup(
+      std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts);
+  Result<std::unique_ptr<sqlite::Database>> acquireReader();
+  void releaseReader(std::unique_ptr<sqlite::Database> db);
+
+  StoreOptions options_;
+  std::filesystem::path db_path_;
+  std::string source_id_;
+
+  // Owned by the writer thread (and init() before it starts).
+  std::unique_ptr<sqlite::Database> writer_db_;
+  std::int64_t next_offset_ = 0;
+  std::int64_t lamport_ = 0;
+
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;  // guarded by queue_mutex_
+  bool stopping_ = false;      // guarded by queue_mutex_
+  CommitListener listener_;    // set before publishing starts
+
+  mutable std::mutex offsets_mutex_;
+  OffsetMap offsets_;  // guarded by offsets_mutex_
+  Stats stats_;        // guarded by offsets_mutex_
+
+  std::mutex readers_mutex_;
+  std::vector<std::unique_ptr<sqlite::Database>> readers_;  // guarded by readers_mutex_
+
+  std::unique_ptr<sqlite::Database> checkpoint_db_;  // owned by the checkpointer thread
+  std::uint64_t uncheckpointed_bytes_ = 0;           // guarded by queue_mutex_
+  std::condition_variable checkpoint_cv_;
+
+  std::thread writer_;
+  std::thread checkpointer_;
+};
+
+}  // namespace fleetlet::streams

@@ -1,0 +1,479 @@
+// bench_events: fleetlet-streams against mosquitto (the broker a user would otherwise pick),
+// same machine, same run, same load shapes:
+//   single  - C connections, each publishing one event per request and waiting for the ack
+//             (201 once fsync'd / PUBACK at QoS 1)
+//   batch   - B connections publishing 100 events per request (mosquitto: 100 in flight,
+//             then waiting for all PUBACKs)
+//   latency - 10 subscribers, one publisher sending a timestamped event every 2 ms; p50/p99
+//             of publish-start to subscriber-receipt (fleetlet-streams delivers only committed,
+//             i.e. fsync'd, events). Runs first, on a fresh store.
+//   RSS     - peak resident set of the server process (VmHWM)
+// Prints figures and ratios (streams / mosquitto). Not a test: nothing is asserted.
+#include <fcntl.h>
+#include <mosquitto.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "os/child_process.h"
+#include "os/unique_fd.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+struct Figures {
+  double single_eps = 0;
+  double batch_eps = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  std::size_t latency_samples = 0;
+  double rss_mib = 0;
+};
+
+struct Options {
+  double seconds = 4;
+  int single_connections = 32;
+  int batch_connections = 4;
+  int subscribers = 10;
+  int latency_events = 1000;
+};
+
+double peakRssMib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+std::uint16_t freePort() {
+  fleetlet::UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+void percentiles(std::vector<double>& samples, Figures& f) {
+  f.latency_samples = samples.size();
+  if (samples.empty()) return;
+  std::sort(samples.begin(), samples.end());
+  f.p50_us = samples[samples.size() / 2];
+  f.p99_us = samples[std::min(samples.size() - 1, samples.size() * 99 / 100)];
+}
+
+// ---------------------------------------------------------------- fleetlet-streams (HTTP)
+
+// A keep-alive HTTP/1.1 connection that sends a request and reads a Content-Length response.
+class HttpConnection {
+ public:
+  explicit HttpConnection(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  int fd() const { return fd_.get(); }
+  bool sendAll(std::string_view data) {
+    while (ok_ && !data.empty()) {
+      ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) ok_ = false;
+      if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return ok_;
+  }
+  // Returns the status code, 0 on failure.
+  int publish(const std::string& body) {
+    std::string req =
+        "POST /api/v1/events/publish HTTP/1.1\r\nHost: b\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (!sendAll(req)) return 0;
+    return readResponse();
+  }
+
+ private:
+  int readResponse() {
+    while (true) {
+      auto end = buffer_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = buffer_.find("Content-Length: ");
+        std::size_t length = cl < end ? std::stoul(buffer_.substr(cl + 16)) : 0;
+        if (buffer_.size() >= end + 4 + length) {
+          int status = std::stoi(buffer_.substr(9, 3));
+          buffer_.erase(0, end + 4 + length);
+          return status;
+        }
+      }
+      char buf[65536];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return 0;
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  fleetlet::UniqueFd fd_;
+  bool ok_ = false;
+  std::string buffer_;
+};
+
+std::string eventsBody(const std::string& semantics, int count, std::int64_t t) {
+  std::string body = R"({"data":[)";
+  for (int i = 0; i < count; ++i) {
+    if (i) body += ',';
+    body += R"({"semantics":")" + semantics + R"(","name":"machine-1","payload":{"t":)" +
+            std::to_string(t) + R"(,"temperature":21.5,"unit":"C"}})";
+  }
+  return body + "]}";
+}
+
+// Runs `connections` closed-loop publishers for `seconds`; returns events per second.
+template <typename Publish>
+double closedLoop(int connections, double seconds, int events_per_call, Publish publish) {
+  std::atomic<std::int64_t> calls{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&, c] {
+      auto session = publish(c);
+      while (!stop) {
+        if (!session()) break;
+        calls++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(calls.load()) * events_per_call / elapsed;
+}
+
+Figures benchStreams(const Options& o) {
+  Figures f;
+  auto dir = fleetlet::testing::TempDir::create("bench-events");
+  auto log = dir->path() / "service.log";
+  auto child = fleetlet::ChildProcess::spawn(
+      {.argv = {STREAMS_PATH, "--data-dir", (dir->path() / "data").string(), "--listen",
+                "127.0.0.1:0", "--console-listen", "127.0.0.1:0", "--source-id", "bench",
+                "--log-level", "warn"},
+       .stdout_path = log,
+       .stderr_path = log});
+  if (!child) {
+    std::fprintf(stderr, "cannot start fleetlet-streams: %s\n", child.error().message().c_str());
+    std::exit(1);
+  }
+  // --log-level warn hides the listening line; find the port through /proc instead.
+  std::uint16_t port = 0;
+  for (int i = 0; i < 400 && port == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::ifstream tcp("/proc/" + std::to_string(child->pid()) + "/net/tcp");
+    std::string line;
+    std::getline(tcp, line);
+    std::vector<std::uint16_t> ports;
+    while (std::getline(tcp, line)) {
+      // sl local_address rem_address st ... ; state 0A = LISTEN
+      std::istringstream in(line);
+      std::string sl, local, remote, state;
+      in >> sl >> local >> remote >> state;
+      if (state == "0A" && local.rfind("0100007F:", 0) == 0) {
+        ports.push_back(static_cast<std::uint16_t>(std::stoul(local.substr(9), nullptr, 16)));
+      }
+    }
+    if (ports.size() >= 2) {
+      // The events listener is bound first; probe which one answers /api/v1/events/offsets.
+      for (auto p : ports) {
+        HttpConnection c(p);
+        c.sendAll("GET /api/v1/events/offsets HTTP/1.1\r\nHost: b\r\n\r\n");
+        char buf[512];
+        pollfd pf{c.fd(), POLLIN, 0};
+        if (::poll(&pf, 1, 1000) == 1 && ::recv(c.fd(), buf, sizeof(buf), 0) > 12 &&
+            std::string_view(buf, 12) == "HTTP/1.1 200") {
+          port = p;
+          break;
+        }
+      }
+    }
+  }
+  if (port == 0) {
+    std::fprintf(stderr, "fleetlet-streams did not start\n");
+    std::exit(1);
+  }
+
+  // Latency: subscribers read the chunked NDJSON stream and note each event's arrival.
+  std::mutex mutex;
+  std::vector<double> samples;
+  std::atomic<int> ready{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> subs;
+  for (int s = 0; s < o.subscribers; ++s) {
+    subs.emplace_back([&] {
+      HttpConnection c(port);
+      std::string body = R"({"subscriptions":[{"semantics":"bench.latency"}]})";
+      c.sendAll("POST /api/v1/events/subscribe HTTP/1.1\r\nHost: b\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body);
+      std::string pending;
+      bool header = false;
+      std::vector<double> mine;
+      while (!stop) {
+        pollfd pf{c.fd(), POLLIN, 0};
+        if (::poll(&pf, 1, 100) != 1) continue;
+        char buf[65536];
+        ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        std::int64_t now = nowNs();
+        pending.append(buf, static_cast<std::size_t>(n));
+        if (!header && pending.find("\r\n\r\n") != std::string::npos) {
+          header = true;
+          ready++;
+        }
+        std::size_t pos;
+        while ((pos = pending.find("{\"t\":")) != std::string::npos) {
+          std::size_t end = pending.find_first_not_of("0123456789", pos + 5);
+          if (end == std::string::npos) break;
+          std::int64_t t = std::stoll(pending.substr(pos + 5, end - pos - 5));
+          if (t > 0) mine.push_back(static_cast<double>(now - t) / 1000.0);
+          pending.erase(0, end);
+        }
+      }
+      std::lock_guard lock(mutex);
+      samples.insert(samples.end(), mine.begin(), mine.end());
+    });
+  }
+  while (ready < o.subscribers) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(200ms);
+  {
+    HttpConnection pub(port);
+    auto next = Clock::now();
+    for (int i = 0; i < o.latency_events; ++i) {
+      next += 2ms;
+      std::this_thread::sleep_until(next);
+      pub.publish(eventsBody("bench.latency", 1, nowNs()));
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  for (auto& t : subs) t.join();
+  percentiles(samples, f);
+  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
+    auto conn = std::make_shared<HttpConnection>(port);
+    auto body = eventsBody("bench.single", 1, 0);
+    return [conn, body] { return conn->publish(body) == 201; };
+  });
+  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
+    auto conn = std::make_shared<HttpConnection>(port);
+    auto body = eventsBody("bench.batch", 100, 0);
+    return [conn, body] { return conn->publish(body) == 201; };
+  });
+
+  f.rss_mib = peakRssMib(child->pid());
+  child->stop(SIGTERM, 5s);
+  return f;
+}
+
+// ---------------------------------------------------------------- mosquitto (MQTT, QoS 1)
+
+// One MQTT client with its network loop on its own thread; publishOne/publishMany wait for
+// the PUBACKs.
+class MqttClient {
+ public:
+  MqttClient(std::uint16_t port, const std::string& id, bool clean = true) {
+    m_ = mosquitto_new(id.c_str(), clean, this);
+    mosquitto_max_inflight_messages_set(m_, 1000);
+    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
+      auto* c = static_cast<MqttClient*>(self);
+      std::lock_guard lock(c->mutex_);
+      c->acked_++;
+      c->cv_.notify_all();
+    });
+    mosquitto_message_callback_set(m_, [](mosquitto*, void* self, const mosquitto_message* msg) {
+      auto* c = static_cast<MqttClient*>(self);
+      if (c->on_message_) c->on_message_(msg);
+    });
+    ok_ = mosquitto_connect(m_, "127.0.0.1", port, 60) == MOSQ_ERR_SUCCESS;
+    mosquitto_loop_start(m_);
+  }
+  ~MqttClient() {
+    mosquitto_disconnect(m_);
+    mosquitto_loop_stop(m_, true);
+    mosquitto_destroy(m_);
+  }
+  bool publishMany(const char* topic, const std::string& payload, int count) {
+    std::uint64_t target;
+    {
+      std::lock_guard lock(mutex_);
+      target = acked_ + static_cast<std::uint64_t>(count);
+    }
+    for (int i = 0; i < count; ++i) {
+      if (mosquitto_publish(m_, nullptr, topic, static_cast<int>(payload.size()), payload.data(), 1,
+                            false) != MOSQ_ERR_SUCCESS) {
+        return false;
+      }
+    }
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, 10s, [&] { return acked_ >= target; });
+  }
+  void subscribe(const char* topic, std::function<void(const mosquitto_message*)> fn) {
+    on_message_ = std::move(fn);
+    mosquitto_subscribe(m_, nullptr, topic, 1);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  mosquitto* m_;
+  bool ok_ = false;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::uint64_t acked_ = 0;
+  std::function<void(const mosquitto_message*)> on_message_;
+};
+
+Figures benchMosquitto(const Options& o) {
+  Figures f;
+  auto dir = fleetlet::testing::TempDir::create("bench-mosquitto");
+  std::uint16_t port = freePort();
+  auto conf = dir->path() / "mosquitto.conf";
+  {
+    std::ofstream out(conf);
+    out << "listener " << port << " 127.0.0.1\nallow_anonymous true\nuser root\n"
+        << "persistence true\npersistence_location " << dir->path().string() << "/\n"
+        << "autosave_interval 1\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n";
+  }
+  auto log = dir->path() / "mosquitto.log";
+  auto child = fleetlet::ChildProcess::spawn(
+      {.argv = {MOSQUITTO_PATH, "-c", conf.string()}, .stdout_path = log, .stderr_path = log});
+  if (!child) {
+    std::fprintf(stderr, "cannot start mosquitto: %s\n", child.error().message().c_str());
+    std::exit(1);
+  }
+  for (int i = 0; i < 400; ++i) {
+    std::this_thread::sleep_for(10ms);
+    fleetlet::UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) break;
+  }
+  // A QoS 1 subscriber with a persistent session stands in for the event store: the broker
+  // must keep every message for it.
+  MqttClient sink(port, "bench-sink", false);
+  std::atomic<std::uint64_t> sunk{0};
+  sink.subscribe("bench/#", [&](const mosquitto_message*) { sunk++; });
+  std::this_thread::sleep_for(100ms);
+  std::string payload = R"({"t":0,"temperature":21.5,"unit":"C"})";
+
+  std::mutex mutex;
+  std::vector<double> samples;
+  std::vector<std::unique_ptr<MqttClient>> subs;
+  for (int s = 0; s < o.subscribers; ++s) {
+    subs.push_back(std::make_unique<MqttClient>(port, "lat-" + std::to_string(s)));
+    subs.back()->subscribe("lat/x", [&](const mosquitto_message* msg) {
+      std::int64_t now = nowNs();
+      std::string text(static_cast<const char*>(msg->payload),
+                       static_cast<std::size_t>(msg->payloadlen));
+      std::int64_t t = std::stoll(text.substr(5));
+      std::lock_guard lock(mutex);
+      samples.push_back(static_cast<double>(now - t) / 1000.0);
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  {
+    MqttClient pub(port, "lat-pub");
+    auto next = Clock::now();
+    for (int i = 0; i < o.latency_events; ++i) {
+      next += 2ms;
+      std::this_thread::sleep_until(next);
+      pub.publishMany("lat/x", "{\"t\":" + std::to_string(nowNs()) + "}", 1);
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  subs.clear();
+  {
+    std::lock_guard lock(mutex);
+    percentiles(samples, f);
+  }
+  f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int c) {
+    auto client = std::make_shared<MqttClient>(port, "single-" + std::to_string(c));
+    return [client, payload] { return client->publishMany("bench/single", payload, 1); };
+  });
+  f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int c) {
+    auto client = std::make_shared<MqttClient>(port, "batch-" + std::to_string(c));
+    return [client, payload] { return client->publishMany("bench/batch", payload, 100); };
+  });
+
+  f.rss_mib = peakRssMib(child->pid());
+  child->stop(SIGTERM, 5s);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_events: fleetlet-streams vs mosquitto"};
+  Options o;
+  app.add_option("--seconds", o.seconds, "Duration of each throughput phase");
+  app.add_option("--connections", o.single_connections, "Publishers in the single-event phase");
+  app.add_option("--batch-connections", o.batch_connections, "Publishers in the batch phase");
+  app.add_option("--latency-events", o.latency_events, "Events in the latency phase");
+  CLI11_PARSE(app, argc, argv);
+  mosquitto_lib_init();
+
+  std::printf(
+      "bench_events: %d single-event publishers, %d x 100-event publishers, %.1f s "
+      "each; %d subscribers x %d events for latency\n",
+      o.single_connections, o.batch_connections, o.seconds, o.subscribers, o.latency_events);
+  Figures s = benchStreams(o);
+  Figures m = benchMosquitto(o);
+  mosquitto_lib_cleanup();
+
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  std::printf("\n%-36s %18s %18s %10s\n", "", "fleetlet-streams", "mosquitto", "ratio");
+  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, single events (events/s)", s.single_eps,
+              m.single_eps, ratio(s.single_eps, m.single_eps));
+  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, 100-event batches (events/s)", s.batch_eps,
+              m.batch_eps, ratio(s.batch_eps, m.batch_eps));
+  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p50 (us)", s.p50_us, m.p50_us,
+              ratio(s.p50_us, m.p50_us));
+  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p99 (us)", s.p99_us, m.p99_us,
+              ratio(s.p99_us, m.p99_us));
+  std::printf("%-36s %18zu %18zu\n", "latency samples (10 subscribers)", s.latency_samples,
+              m.latency_samples);
+  std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
+              ratio(s.rss_mib, m.rss_mib));
+  std::printf(
+      "\nfleetlet-streams acks each publish after fsync (SQLite WAL, synchronous=FULL, "
+      "group commit);\nmosquitto acks QoS 1 from memory and saves its persistence file "
+      "every second (autosave_interval 1).\nTargets (DESIGN.md): >= 50k events/s "
+      "batched, >= 2k/s single, p99 < 5 ms.\n");
+  return 0;
+}

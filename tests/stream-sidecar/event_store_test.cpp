@@ -1,0 +1,104 @@
+#include "store/event_store.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "support/temp_dir.h"
+
+namespace fleetlet::streams {
+namespace {
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = fleetlet::testing::TempDir::create("streams-store");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+  }
+  std::unique_ptr<EventStore> open(std::string source = "s1") {
+    auto store = EventStore::open(
+        {.dir = dir_->path(), .source_id = std::move(source), .clock = [this] { return ++now_; }});
+    EXPECT_TRUE(store) << store.error().message();
+    return std::move(*store);
+  }
+  static Result<std::vector<PublishReceipt>> publish(EventStore& store, int count,
+                                                     std::string semantics = "sem") {
+    std::promise<Result<std::vector<PublishReceipt>>> done;
+    std::vector<NewEvent> events;
+    for (int i = 0; i < count; ++i) events.push_back({semantics, "n", std::to_string(i)});
+    store.publish("", std::move(events), [&](auto r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+  std::optional<fleetlet::testing::TempDir> dir_;
+  std::int64_t now_ = 1000;
+};
+
+TEST_F(EventStoreTest, ConcurrentPublishersShareCommitsAndGetGaplessOffsets) {
+  auto store = open();
+  constexpr int kRequests = 200;
+  std::vector<std::promise<Result<std::vector<PublishReceipt>>>> done(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    store->publish("", {{"sem", "n", "1"}, {"sem", "n", "2"}},
+                   [&done, i](auto r) { done[i].set_value(std::move(r)); });
+  }
+  std::vector<bool> seen(kRequests * 2, false);
+  for (auto& d : done) {
+    auto r = d.get_future().get();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ((*r)[1].offset, (*r)[0].offset + 1);  // a request's events stay together
+    for (const auto& receipt : *r) seen.at(static_cast<std::size_t>(receipt.offset)) = true;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), kRequests * 2);
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"s1", kRequests * 2 - 1}}));
+  EXPECT_LT(store->stats().commits, static_cast<std::uint64_t>(kRequests));  // grouped
+}
+
+TEST_F(EventStoreTest, ReopenKeepsOffsetsAndLamport) {
+  std::int64_t lamport = 0;
+  {
+    auto store = open();
+    auto r = publish(*store, 3);
+    ASSERT_TRUE(r);
+    lamport = r->back().lamport;
+  }
+  auto store = open();
+  auto r = publish(*store, 1);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->at(0).offset, 3);
+  EXPECT_GT(r->at(0).lamport, lamport);
+}
+
+TEST_F(EventStoreTest, PagesWalkEachOrderCompletely) {
+  auto store = open();
+  ASSERT_TRUE(publish(*store, 25));
+  for (Order order : {Order::kLamport, Order::kLamportReverse, Order::kSourceOrdered}) {
+    QuerySpec spec{{Filter{}}, order, {{"s1", 2}}, {{"s1", 20}}};
+    Cursor cursor;
+    std::vector<std::int64_t> offsets;
+    while (true) {
+      auto page = store->readPage(spec, cursor, 4);
+      ASSERT_TRUE(page) << page.error().message();
+      for (const auto& e : *page) offsets.push_back(e.offset);
+      if (page->size() < 4) break;
+    }
+    ASSERT_EQ(offsets.size(), 18u);
+    if (order == Order::kLamportReverse) std::reverse(offsets.begin(), offsets.end());
+    for (std::size_t i = 0; i < offsets.size(); ++i) EXPECT_EQ(offsets[i], 3 + std::int64_t(i));
+  }
+}
+
+TEST_F(EventStoreTest, CommitListenerSeesEventsInOffsetOrder) {
+  auto store = open();
+  std::vector<std::int64_t> seen;
+  store->setCommitListener([&](const auto& events) {
+    for (const auto& e : events) seen.push_back(e->offset);
+  });
+  ASSERT_TRUE(publish(*store, 3));
+  ASSERT_TRUE(publish(*store, 2));
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+}
+
+}  // namespace
+}  // namespace fleetlet::streams

@@ -1,0 +1,47 @@
+#include "console/log_entry.h"
+
+#include <gtest/gtest.h>
+
+#include "json/json.h"
+
+namespace fleetlet::streams {
+namespace {
+
+TEST(LogEntry, FirstShape) {
+  auto e = parseLogRequest(
+      R"({"logName":"l","message":"m","severity":"error","producerName":"p","labels":{"k":"v"}})");
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->severity, "error");
+  EXPECT_EQ(e->message, "m");
+  auto out = Json::parse(logEntryJson(*e));
+  EXPECT_EQ(out["producerName"], "p");
+  EXPECT_EQ(out["labels"]["k"], "v");
+}
+
+TEST(LogEntry, SecondShapeTakesLevelLabelAndPayloadMessage) {
+  auto e = parseLogRequest(
+      R"({"logName":"l","labels":{"ax.schemas.logging.level":"debug"},"payload":{"message":"hello"}})");
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->severity, "debug");
+  EXPECT_EQ(e->message, "hello");
+}
+
+TEST(LogEntry, RejectsBadEntries) {
+  EXPECT_FALSE(parseLogRequest(R"({"message":"m"})"));
+  EXPECT_FALSE(parseLogRequest(R"({"logName":""})"));
+  EXPECT_FALSE(parseLogRequest(R"({"logName":"l","severity":"loud"})"));
+  EXPECT_FALSE(parseLogRequest(R"({"logName":"l","labels":{"ax.schemas.logging.level":"x"}})"));
+  EXPECT_FALSE(parseLogRequest(R"({"logName":"l","message":5})"));
+  EXPECT_FALSE(parseLogRequest("[]"));
+}
+
+TEST(LogEntry, TimeIsRfc3339) {
+  LogEntry e;
+  e.time = 1795241262239184;
+  e.log_name = "l";
+  e.severity = "info";
+  EXPECT_EQ(Json::parse(logEntryJson(e))["time"], "2026-11-21T06:07:42.239184Z");
+}
+
+}  // namespace
+}  // namespace fleetlet::streams
