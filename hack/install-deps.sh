@@ -20,7 +20,12 @@ RUN_PKGS=(
 )
 # fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
 BUILD_PKGS+=(libmosquitto-dev)
-RUN_PKGS+=(mosquitto nodejs npm)
+RUN_PKGS+=(mosquitto)
+# Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
+# bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
+if ! command -v npm >/dev/null 2>&1; then
+  RUN_PKGS+=(npm)
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: run as root (it calls apt-get)" >&2

@@ -212,8 +212,9 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
   std::map<std::string, std::string> errors = plan.unsupported;
   int64_t revision = desired ? desired->revision : 0;
 
-  // Undesired apps first, one after another; then desired apps in parallel waves that respect
-  // dependsOn (an app starts once every app it depends on finished its steps).
+  // Undesired apps first; then desired apps in parallel waves that respect dependsOn (an app
+  // starts once every app it depends on finished its steps). At most `parallelism` apps run
+  // steps at a time.
   std::map<std::string, std::shared_future<bool>> done;
   std::counting_semaphore<64> slots(
       static_cast<std::ptrdiff_t>(std::max<size_t>(1, std::min<size_t>(options_.parallelism, 64))));
@@ -236,9 +237,15 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
     }
     return true;
   };
-  for (const auto& name : order) {
-    if (desired && desired->apps.contains(name)) continue;
-    runApp(name, {});
+  // Apps no longer desired are independent of each other: remove them in parallel, and
+  // before any desired app starts (they may hold host ports the new ones need).
+  {
+    std::vector<std::thread> removers;
+    for (const auto& name : order) {
+      if (desired && desired->apps.contains(name)) continue;
+      removers.emplace_back([&runApp, name] { runApp(name, {}); });
+    }
+    for (auto& t : removers) t.join();
   }
   std::vector<std::thread> workers;
   if (desired) {

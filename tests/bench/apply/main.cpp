@@ -14,6 +14,7 @@
 
 #include "containerd/containers.h"
 #include "containerd/tasks.h"
+#include "http/client.h"
 #include "os/child_process.h"
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
@@ -99,9 +100,11 @@ int main(int argc, char** argv) {
   // fleetletd, fed through its --desired directory.
   auto desired = dir->path() / "desired";
   std::filesystem::create_directories(desired);
+  // Manifests go through the local API, as `fleetletctl apply` sends them.
+  http::Client api({.unix_socket = (dir->path() / "api.sock").string()});
   auto write = [&](const std::string& text) {
-    std::ofstream(desired / ".tmp") << text;
-    std::filesystem::rename(desired / ".tmp", desired / "node.yaml");
+    auto r = api.send({.method = "POST", .url = "http://fleetletd/v1/apply", .body = text});
+    if (!r || r->status != 201) die("apply: " + (r ? r->body : r.error().message()));
   };
   auto agent = ChildProcess::spawn(
       {.argv = {FLEETLETD_PATH, "--containerd", ctrd->socket().string(), "--namespace", ours_ns,
@@ -111,7 +114,10 @@ int main(int argc, char** argv) {
        .stdout_path = dir->path() / "fleetletd.log",
        .stderr_path = dir->path() / "fleetletd.log"});
   if (!agent) die(agent.error().message());
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (int i = 0; i < 100 && !std::filesystem::exists(dir->path() / "api.sock"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   long idle_rss = memoryKiB(agent->pid(), "VmRSS");
 
   fmt::print("apply benchmark: {} apps of {} (pre-pulled), until every task runs\n",
@@ -161,6 +167,7 @@ int main(int argc, char** argv) {
     fmt::print("{:>4}  {:>12.3f}  {:>12.3f}  {:>6.2f}  {:>16.3f}  {:>11} KiB\n", n, ours, theirs,
                ours / theirs, percentile(per_app, 0.99), peak);
 
+    if (n == sizes.back()) break;
     // Clean both sides before the next size.
     write(manifest(++revision, 0, image));
     while (runningTasks(our_tasks) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
