@@ -119,13 +119,9 @@ class RegistryClientTest : public ::testing::Test {
     setup_error_ = nullptr;
   }
   void SetUp() override {
-    if (setup_error_ != nullptr) {
-      if (setup_error_->find("not found") != std::string::npos ||
-          setup_error_->find("No such file") != std::string::npos) {
-        GTEST_SKIP() << "docker-registry unavailable: " << *setup_error_;
-      }
-      FAIL() << *setup_error_;
-    }
+    // A registry that cannot start (docker-registry missing included: hack/install-deps.sh
+    // installs it) is a failure, not a reason to skip.
+    if (setup_error_ != nullptr) FAIL() << *setup_error_;
   }
   std::string host() const { return registry_->host(); }
 
@@ -331,9 +327,6 @@ TEST_F(RegistryClientTest, ZZTamperedContentIsRefused) {
 
 TEST(RegistryBasicAuthTest, HtpasswdRegistry) {
   auto registry = LocalRegistry::start({.htpasswd_user = std::make_pair("fleet", "s3cr3t")});
-  if (!registry && registry.error().code() == ErrorCode::kNotFound) {
-    GTEST_SKIP() << registry.error().message();
-  }
   ASSERT_TRUE(registry) << registry.error().message();
   auto img = pushImage(**registry, "acme/private");
   ASSERT_TRUE(img) << img.error().message();
