@@ -178,12 +178,25 @@ TEST_F(LoggerIntegrationTest, CapturesBothStreamsCompletelyWithRotationWhileFoll
   reader.join();
   ASSERT_TRUE(status) << status.error().message();
   EXPECT_EQ(*status, 0u);
-  auto rest = follower->poll();
-  ASSERT_TRUE(rest) << rest.error().message();
-  followed.insert(followed.end(), rest->begin(), rest->end());
-
+  // The logger may still be draining the pipes when the task's exit is reported: wait until
+  // the files hold every line, then let the follower catch up with them.
+  auto complete = [&] {
+    auto t = readTail(logDir(id), SIZE_MAX);
+    return t && t->entries.size() >= 2 * static_cast<size_t>(kLines);
+  };
+  for (int i = 0; i < 500 && !complete(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   auto tail = readTail(logDir(id), SIZE_MAX);
   ASSERT_TRUE(tail) << tail.error().message();
+  for (int i = 0; i < 500 && followed.size() < tail->entries.size(); ++i) {
+    auto rest = follower->poll();
+    ASSERT_TRUE(rest) << rest.error().message();
+    followed.insert(followed.end(), rest->begin(), rest->end());
+    if (followed.size() < tail->entries.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   EXPECT_EQ(tail->malformed, 0u);
   EXPECT_EQ(textsOf(tail->entries, Stream::kStdout), expected("out", 1, kLines));
   EXPECT_EQ(textsOf(tail->entries, Stream::kStderr), expected("err", 1, kLines));
