@@ -19,6 +19,7 @@
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
+#include "support/shared_images.h"
 #include "support/test_images.h"
 
 namespace fleetlet::containerd {
@@ -38,23 +39,12 @@ std::string readFile(const std::filesystem::path& p) {
 
 class ClientTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!testing::isRoot()) return;
-    auto registry = LocalRegistry::start();
-    ASSERT_TRUE(registry) << registry.error().message();
-    registry_ = new LocalRegistry(std::move(*registry));
-    auto images = TestImages::push(*registry_, {.include_big = false});
-    ASSERT_TRUE(images) << images.error().message();
-    images_ = new TestImages(std::move(*images));
-  }
-  static void TearDownTestSuite() {
-    delete images_;
-    delete registry_;
-  }
-
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
-    ASSERT_NE(images_, nullptr);
+    auto shared = testing::SharedImages::get({.include_big = false});
+    ASSERT_TRUE(shared) << shared.error().message();
+    registry_ = &(*shared)->registry();
+    images_ = &(*shared)->images();
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
@@ -122,16 +112,13 @@ class ClientTest : public ::testing::Test {
     EXPECT_TRUE(ctr) << ctr.error().message();
   }
 
-  static LocalRegistry* registry_;
-  static TestImages* images_;
+  const LocalRegistry* registry_ = nullptr;
+  const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::shared_ptr<Connection> conn_;
   std::string top_chain_;
   Json base_spec_;
 };
-
-LocalRegistry* ClientTest::registry_ = nullptr;
-TestImages* ClientTest::images_ = nullptr;
 
 TEST_F(ClientTest, TaskYieldsStdoutStderrAndExitCode) {
   std::string id = createContainer({"sh", "-c", "echo out; echo err >&2; exit 7"});

@@ -14,6 +14,7 @@
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
+#include "support/shared_images.h"
 #include "support/system_state.h"
 #include "support/temp_dir.h"
 #include "support/test_images.h"
@@ -44,23 +45,12 @@ std::set<std::string> lines(const std::string& text) {
 
 class FleetletdTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!testing::isRoot()) return;
-    auto registry = LocalRegistry::start();
-    ASSERT_TRUE(registry) << registry.error().message();
-    registry_ = new LocalRegistry(std::move(*registry));
-    auto images = TestImages::push(*registry_, {.include_big = false});
-    ASSERT_TRUE(images) << images.error().message();
-    images_ = new TestImages(std::move(*images));
-  }
-  static void TearDownTestSuite() {
-    delete images_;
-    delete registry_;
-  }
-
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
-    ASSERT_NE(images_, nullptr);
+    auto shared = testing::SharedImages::get({.include_big = false});
+    ASSERT_TRUE(shared) << shared.error().message();
+    registry_ = &(*shared)->registry();
+    images_ = &(*shared)->images();
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
@@ -177,16 +167,13 @@ class FleetletdTest : public ::testing::Test {
         timeout);
   }
 
-  static LocalRegistry* registry_;
-  static TestImages* images_;
+  const LocalRegistry* registry_ = nullptr;
+  const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::optional<TempDir> dir_;
   std::optional<ChildProcess> agent_;
   std::string ns_;
 };
-
-LocalRegistry* FleetletdTest::registry_ = nullptr;
-TestImages* FleetletdTest::images_ = nullptr;
 
 TEST_F(FleetletdTest, ThreeAppsConvergeWithTheirCgroupLimits) {
   startAgent();

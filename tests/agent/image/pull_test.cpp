@@ -19,6 +19,7 @@
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
+#include "support/shared_images.h"
 #include "support/test_images.h"
 
 namespace fleetlet::image {
@@ -31,25 +32,12 @@ using testing::TestImages;
 // One registry with the test images for the whole binary; one containerd per test.
 class PullTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!testing::isRoot()) return;
-    auto registry = LocalRegistry::start();
-    ASSERT_TRUE(registry) << registry.error().message();
-    registry_ = new LocalRegistry(std::move(*registry));
-    auto images = TestImages::push(*registry_);
-    ASSERT_TRUE(images) << images.error().message();
-    images_ = new TestImages(std::move(*images));
-  }
-  static void TearDownTestSuite() {
-    delete images_;
-    delete registry_;
-    images_ = nullptr;
-    registry_ = nullptr;
-  }
-
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
-    ASSERT_NE(images_, nullptr) << "test images were not pushed";
+    auto shared = testing::SharedImages::get({});
+    ASSERT_TRUE(shared) << shared.error().message();
+    registry_ = &(*shared)->registry();
+    images_ = &(*shared)->images();
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
@@ -77,14 +65,11 @@ class PullTest : public ::testing::Test {
 
   std::string ctrImages() { return containerd_->ctrOk({"images", "ls", "-q"}).value_or("?"); }
 
-  static LocalRegistry* registry_;
-  static TestImages* images_;
+  const LocalRegistry* registry_ = nullptr;
+  const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::optional<ImageStore> store_;
 };
-
-LocalRegistry* PullTest::registry_ = nullptr;
-TestImages* PullTest::images_ = nullptr;
 
 TEST_F(PullTest, PulledImageIsListedAndRunsWithCtr) {
   std::vector<PullProgress> progress;

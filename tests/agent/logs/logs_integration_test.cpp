@@ -22,6 +22,7 @@
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
+#include "support/shared_images.h"
 #include "support/test_images.h"
 
 namespace fleetlet::logs {
@@ -58,23 +59,12 @@ std::vector<std::string> textsOf(const std::vector<LogEntry>& entries, Stream st
 
 class LoggerIntegrationTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!testing::isRoot()) return;
-    auto registry = LocalRegistry::start();
-    ASSERT_TRUE(registry) << registry.error().message();
-    registry_ = new LocalRegistry(std::move(*registry));
-    auto images = TestImages::push(*registry_, {.include_big = false});
-    ASSERT_TRUE(images) << images.error().message();
-    images_ = new TestImages(std::move(*images));
-  }
-  static void TearDownTestSuite() {
-    delete images_;
-    delete registry_;
-  }
-
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
-    ASSERT_NE(images_, nullptr);
+    auto shared = testing::SharedImages::get({.include_big = false});
+    ASSERT_TRUE(shared) << shared.error().message();
+    registry_ = &(*shared)->registry();
+    images_ = &(*shared)->images();
     ASSERT_TRUE(std::filesystem::exists(FLEETLET_LOGGER_BINARY)) << FLEETLET_LOGGER_BINARY;
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
@@ -141,16 +131,13 @@ class LoggerIntegrationTest : public ::testing::Test {
 
   std::filesystem::path logDir(const std::string& id) { return containerd_->dir() / "logs" / id; }
 
-  static LocalRegistry* registry_;
-  static TestImages* images_;
+  const LocalRegistry* registry_ = nullptr;
+  const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::shared_ptr<Connection> conn_;
   std::string top_chain_;
   Json base_spec_;
 };
-
-LocalRegistry* LoggerIntegrationTest::registry_ = nullptr;
-TestImages* LoggerIntegrationTest::images_ = nullptr;
 
 TEST_F(LoggerIntegrationTest, CapturesBothStreamsCompletelyWithRotationWhileFollowed) {
   std::string id = createContainer({"sh", "-c", kPrintBoth});
