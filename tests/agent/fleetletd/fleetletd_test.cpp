@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "http/client.h"
 #include "json/json.h"
 #include "os/child_process.h"
 #include "support/local_registry.h"
@@ -342,7 +343,22 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   // replacing it.
   EXPECT_TRUE(runningTasks().contains(id));
   startAgent();
-  std::this_thread::sleep_for(2s);
+  // The new agent's first pass is over once its local API reports the app (its status comes
+  // from a pass), and it must name the same container.
+  http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
+  std::string reported;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto r = api.send({.url = "http://fleetletd/v1/apps"});
+        if (!r || r->status != 200) return false;
+        auto apps = parseJson(r->body, "apps");
+        if (!apps || !(*apps)["apps"].is_array() || (*apps)["apps"].empty()) return false;
+        reported = (*apps)["apps"][0].dump();
+        return (*apps)["apps"][0].value("state", "") == "running";
+      },
+      30s))
+      << reported << agentLog();
+  EXPECT_NE(reported.find(id), std::string::npos) << reported;
   EXPECT_EQ(containers(), std::set<std::string>{id});
   EXPECT_TRUE(runningTasks().contains(id));
 }
