@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <future>
 #include <thread>
 
 #include "api/api_server.h"
@@ -21,6 +22,9 @@
 namespace {
 
 using fleetlet::config::DaemonConfig;
+
+// How long steps in flight may take to finish after SIGTERM before their calls are cancelled.
+constexpr std::chrono::seconds kStopGrace{2};
 
 // fleetlet-logger sits next to fleetletd when installed, in a sibling folder in the build tree.
 std::filesystem::path defaultLogger() {
@@ -173,13 +177,23 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
-  std::thread signals([&] {
+  // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
+  // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
+  // Whatever a cancelled step left half done, the next start converges, as after kill -9.
+  std::promise<void> run_returned;
+  std::thread signals([&, done = run_returned.get_future()] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("signal {}: stopping", sig);
     agent.stop();
+    if (done.wait_for(kStopGrace) == std::future_status::timeout) {
+      spdlog::info("cancelling calls to containerd still in flight");
+      (*conn)->shutdown();
+    }
   });
   agent.run();
+  run_returned.set_value();
+  (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
   monitor.stop();
   source.reset();

@@ -82,8 +82,41 @@ Result<std::string> Connection::version() const {
   return resp.version();
 }
 
-std::unique_ptr<grpc::ClientContext> ServiceBase::context(std::chrono::milliseconds timeout) const {
-  auto ctx = std::make_unique<grpc::ClientContext>();
+void CallRegistry::add(grpc::ClientContext* ctx) {
+  std::lock_guard lock(mu_);
+  if (shutdown_) ctx->TryCancel();
+  active_.insert(ctx);
+}
+
+void CallRegistry::remove(grpc::ClientContext* ctx) {
+  std::lock_guard lock(mu_);
+  active_.erase(ctx);
+}
+
+void CallRegistry::shutdown() {
+  std::lock_guard lock(mu_);
+  shutdown_ = true;
+  for (auto* ctx : active_) ctx->TryCancel();
+}
+
+bool CallRegistry::isShutdown() const {
+  std::lock_guard lock(mu_);
+  return shutdown_;
+}
+
+void CallContextDeleter::operator()(grpc::ClientContext* ctx) const {
+  if (registry) registry->remove(ctx);
+  delete ctx;  // NOLINT(cppcoreguidelines-owning-memory): the unique_ptr's deleter
+}
+
+CallContext Connection::newCall() const {
+  CallContext ctx(new grpc::ClientContext(), CallContextDeleter{calls_});
+  calls_->add(ctx.get());
+  return ctx;
+}
+
+CallContext ServiceBase::context(std::chrono::milliseconds timeout) const {
+  auto ctx = connection_->newCall();
   ctx->AddMetadata("containerd-namespace", scope_.ns);
   if (!scope_.lease.empty()) ctx->AddMetadata("containerd-lease", scope_.lease);
   ctx->set_wait_for_ready(true);

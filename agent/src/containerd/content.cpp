@@ -11,9 +11,8 @@ using WriteStream = grpc::ClientReaderWriter<api::WriteContentRequest, api::Writ
 
 class GrpcContentWriter : public ContentWriter {
  public:
-  GrpcContentWriter(std::unique_ptr<api::Content::Stub> stub,
-                    std::unique_ptr<grpc::ClientContext> ctx, std::string ref, int64_t total,
-                    std::string expected)
+  GrpcContentWriter(std::unique_ptr<api::Content::Stub> stub, CallContext ctx, std::string ref,
+                    int64_t total, std::string expected)
       : stub_(std::move(stub)),
         ctx_(std::move(ctx)),
         ref_(std::move(ref)),
@@ -97,7 +96,7 @@ class GrpcContentWriter : public ContentWriter {
   }
 
   std::unique_ptr<api::Content::Stub> stub_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
+  CallContext ctx_;
   std::unique_ptr<WriteStream> stream_;
   std::string ref_;
   int64_t total_;

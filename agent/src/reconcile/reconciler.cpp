@@ -130,6 +130,10 @@ Status Reconciler::observeExits(const std::vector<ActualContainer>& actual,
 Status Reconciler::executeApp(const manifest::App* app, const std::vector<Step>& steps,
                               int64_t revision) {
   for (const auto& step : steps) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return fail(ErrorCode::kUnavailable, "fleetletd is stopping");
+    }
     Status st;
     switch (step.kind) {
       case Step::Kind::kPull:
@@ -187,6 +191,7 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
     desired = desired_;
     requested = restart_requested_;
   }
+  spdlog::debug("reconcile pass: revision {}", desired ? desired->revision : 0);
   FLEETLET_ASSIGN_OR_RETURN(auto actual, runtime_.list());
   FLEETLET_ASSIGN_OR_RETURN(auto states, store_.appStates());
   FLEETLET_RETURN_IF_ERROR(observeExits(actual, states));

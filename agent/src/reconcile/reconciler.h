@@ -59,7 +59,8 @@ class Reconciler {
   // Something changed outside (a containerd event): run a pass soon.
   void trigger();
 
-  // Runs passes until stop(). Returns after the pass in progress finishes.
+  // Runs passes until stop(). Returns after the pass in progress finishes; once stop() was
+  // called, that pass starts no further step (steps already running complete).
   void run();
   void stop();
 

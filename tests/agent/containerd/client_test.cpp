@@ -20,6 +20,7 @@
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/shared_images.h"
+#include "support/system_state.h"
 #include "support/test_images.h"
 
 namespace fleetlet::containerd {
@@ -223,6 +224,40 @@ TEST_F(ClientTest, EventsSurviveContainerdRestart) {
   ASSERT_TRUE(sub->waitSubscribed(2, std::chrono::seconds(15)))
       << "the subscription was not re-established after containerd restarted";
   EXPECT_TRUE(observeAnExit(4)) << "no event after containerd restarted";
+}
+
+TEST_F(ClientTest, ShutdownEndsCallsWaitingForAnUnreachableContainerd) {
+  containerd_->stopDaemon();
+  // A call issued while the channel still believes containerd is there fails at once (broken
+  // pipe); one issued after the channel noticed waits for containerd to come back.
+  ASSERT_TRUE(
+      testing::waitFor([&] { return conn_->channel()->GetState(false) != GRPC_CHANNEL_READY; },
+                       std::chrono::seconds(10)));
+  ContainerService containers(conn_, {kNs, {}});
+  auto waiting = std::async(std::launch::async, [&] { return containers.list(); });
+  // The call waits for containerd to come back (up to its 60 s deadline)...
+  if (waiting.wait_for(std::chrono::seconds(1)) == std::future_status::ready) {
+    auto early = waiting.get();
+    FAIL() << "a call to a stopped containerd should wait for it, not fail at once: "
+           << (early ? "succeeded" : early.error().message());
+  }
+  // ...until the connection is shut down.
+  conn_->shutdown();
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "shutdown() did not end the waiting call";
+  auto result = waiting.get();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code(), ErrorCode::kUnavailable) << result.error().message();
+
+  // Shutdown is final: with containerd back, calls on this connection still fail at once.
+  ASSERT_TRUE(containerd_->startDaemon());
+  auto later = containers.list();
+  ASSERT_FALSE(later);
+  EXPECT_EQ(later.error().code(), ErrorCode::kUnavailable);
+  // A new connection works.
+  auto fresh = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
+  ASSERT_TRUE(fresh) << fresh.error().message();
+  EXPECT_TRUE(ContainerService(*fresh, {kNs, {}}).list()) << "a fresh connection should work";
 }
 
 }  // namespace

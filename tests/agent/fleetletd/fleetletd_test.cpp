@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -166,6 +167,33 @@ class FleetletdTest : public ::testing::Test {
           return n == apps.size() && running.size() == apps.size();
         },
         timeout);
+  }
+
+  // The apps as the local API reports them, by name; empty when it does not answer.
+  std::map<std::string, Json> apiApps() {
+    http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
+    auto r = api.send({.url = "http://fleetletd/v1/apps"});
+    std::map<std::string, Json> out;
+    if (!r || r->status != 200) return out;
+    auto body = parseJson(r->body, "apps");
+    if (!body || !(*body)["apps"].is_array()) return out;
+    for (const auto& a : (*body)["apps"]) out[a.value("name", "")] = a;
+    return out;
+  }
+  // Task pid by container id, from containerd's listing (running or stopped).
+  std::map<std::string, std::pair<std::string, std::string>> tasks() {
+    auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
+    std::map<std::string, std::pair<std::string, std::string>> result;
+    std::istringstream in(out);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, pid, status;
+      fields >> id >> pid >> status;
+      result[id] = {pid, status};
+    }
+    return result;
   }
 
   const LocalRegistry* registry_ = nullptr;
@@ -361,6 +389,79 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   EXPECT_NE(reported.find(id), std::string::npos) << reported;
   EXPECT_EQ(containers(), std::set<std::string>{id});
   EXPECT_TRUE(runningTasks().contains(id));
+}
+
+TEST_F(FleetletdTest, ContainerdRestartUnderTheAgentIsRidden) {
+  startAgent();
+  apply(manifest(1, busyboxApp("steady", "sleep 1000") + busyboxApp("dies", "sleep 1000") +
+                        busyboxApp("once", "sleep 1000", "    restart: {policy: never}\n")));
+  ASSERT_TRUE(waitRunning({"steady", "dies", "once"})) << agentLog();
+  const auto before = containers();
+  const auto tasks_before = tasks();
+  const std::string steady = containerOf("steady"), dies = containerOf("dies"),
+                    once = containerOf("once");
+
+  // containerd crashes; while it is down two apps' processes die. Their shims reap them and
+  // keep the exit for containerd.
+  containerd_->stopDaemon(SIGKILL);
+  for (const auto& id : {dies, once}) {
+    ASSERT_EQ(::kill(std::stoi(tasks_before.at(id).first), SIGKILL), 0) << id;
+  }
+  // The agent stays up and keeps answering from what it last saw.
+  EXPECT_EQ(apiApps().size(), 3u) << agentLog();
+
+  ASSERT_TRUE(containerd_->startDaemon());
+  // It reconnects and handles the deaths per restart policy: "dies" (always) runs again in
+  // the same container with a new pid and one restart counted; "once" (never) stays down;
+  // "steady" was never touched.
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto apps = apiApps();
+        return apps.contains("dies") && apps["dies"].value("state", "") == "running" &&
+               apps["dies"].value("restarts", 0) == 1 && apps.contains("once") &&
+               apps["once"].value("state", "") == "exited";
+      },
+      60s))
+      << agentLog();
+  auto after = tasks();
+  EXPECT_NE(after.at(dies).first, tasks_before.at(dies).first);
+  EXPECT_EQ(after.at(dies).second, "RUNNING");
+  EXPECT_EQ(after.at(once).second, "STOPPED");
+  EXPECT_EQ(after.at(steady), tasks_before.at(steady));
+  EXPECT_EQ(containers(), before) << "no container was added or replaced";
+  EXPECT_EQ(snapshots().size(), 3u);
+  auto apps = apiApps();
+  EXPECT_EQ(apps["steady"].value("restarts", -1), 0);
+  EXPECT_EQ(apps["once"].value("restarts", -1), 0);
+  auto log = agentLog();
+  EXPECT_NE(log.find("app dies: restarted"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app once: restarted"), std::string::npos) << log;
+}
+
+TEST_F(FleetletdTest, StopsPromptlyOnSigtermWhileContainerdIsDown) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  containerd_->stopDaemon();
+  // A new revision starts a pass, which then waits for containerd (up to a minute per call).
+  auto passes = [&] {
+    auto log = agentLog();
+    size_t n = 0;
+    for (size_t at = log.find("reconcile pass: revision 2"); at != std::string::npos;
+         at = log.find("reconcile pass: revision 2", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  apply(manifest(2, busyboxApp("a", "sleep 1000") + busyboxApp("b", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return passes() > 0; }, 20s)) << agentLog();
+  // SIGTERM cancels the waiting calls instead of sitting the minute out: fleetletd exits on
+  // its own well within the 15 s it is given here.
+  auto status = agent_->stop(SIGTERM, 15s);
+  agent_.reset();
+  EXPECT_EQ(status.term_signal, 0) << "fleetletd had to be killed\n" << agentLog();
+  EXPECT_EQ(status.exit_code, 0) << agentLog();
+  EXPECT_NE(agentLog().find("fleetletd stopped"), std::string::npos) << agentLog();
 }
 
 }  // namespace
