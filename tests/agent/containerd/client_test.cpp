@@ -10,17 +10,13 @@
 
 #include "containerd/containers.h"
 #include "containerd/events.h"
-#include "containerd/leases.h"
-#include "containerd/snapshots.h"
 #include "containerd/tasks.h"
-#include "image/store.h"
-#include "json/json.h"
-#include "oci/digest.h"
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/shared_images.h"
 #include "support/system_state.h"
+#include "support/test_containers.h"
 #include "support/test_images.h"
 
 namespace fleetlet::containerd {
@@ -52,73 +48,38 @@ class ClientTest : public ::testing::Test {
     auto conn = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
     ASSERT_TRUE(conn) << conn.error().message();
     conn_ = *conn;
-    // The image comes in through ctr itself, so this test depends only on the client.
-    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
-    ASSERT_TRUE(pulled) << pulled.error().message();
-    image::ImageStore store(conn_, kNs);
-    auto img = ImageService(conn_, {kNs, {}}).get(images_->busybox());
-    ASSERT_TRUE(img && *img);
-    auto resolved = store.resolveLocal((*img)->target);
-    ASSERT_TRUE(resolved) << resolved.error().message();
-    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
-    auto spec = containerd_->ctrOk({"oci", "spec"});
-    ASSERT_TRUE(spec);
-    base_spec_ = parseJson(*spec, "spec").value();
+    auto containers =
+        testing::TestContainers::prepare(*containerd_, conn_, kNs, images_->busybox());
+    ASSERT_TRUE(containers) << containers.error().message();
+    containers_.emplace(std::move(*containers));
   }
 
-  // Creates a container running `args` with stdio to files under its own temp dir.
+  // Creates a container running `args`, labelled fleetlet.io/app=test.
   std::string createContainer(const std::vector<std::string>& args) {
-    std::string id = PrivateContainerd::uniqueId("client");
-    Json spec = base_spec_;
-    spec["process"]["args"] = args;
-    // `ctr oci spec` has no environment; ctr run adds the image's, and so does this test.
-    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
-    // Until the container record references it, the new snapshot is garbage to containerd's
-    // collector: prepare and create under a lease, as containerd's own client does.
-    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
-    EXPECT_TRUE(lease) << lease.error().message();
-    SnapshotService snaps(conn_, {kNs, lease ? lease->id() : ""});
-    auto mounts = snaps.prepare(id, top_chain_);
-    EXPECT_TRUE(mounts) << mounts.error().message();
-    auto created = ContainerService(conn_, {kNs, {}})
-                       .create({.id = id,
-                                .image = images_->busybox(),
-                                .labels = {{"fleetlet.io/app", "test"}},
-                                .spec_json = spec.dump(),
-                                .snapshotter = kDefaultSnapshotter,
-                                .snapshot_key = id});
-    EXPECT_TRUE(created) << created.error().message();
-    return id;
+    auto id = containers_->create("client", args, "test");
+    EXPECT_TRUE(id) << id.error().message();
+    return id.value_or("");
   }
 
   std::filesystem::path ioDir(const std::string& id) { return containerd_->dir() / ("io-" + id); }
 
   Result<uint32_t> createTask(const std::string& id) {
     std::filesystem::create_directories(ioDir(id));
-    FLEETLET_ASSIGN_OR_RETURN(auto mounts, SnapshotService(conn_, {kNs, {}}).mounts(id));
     FLEETLET_ASSIGN_OR_RETURN(auto io,
                               fileIo((ioDir(id) / "out").string(), (ioDir(id) / "err").string()));
-    return TaskService(conn_, {kNs, {}}).create(id, mounts, io);
+    return containers_->createTask(id, io);
   }
 
-  // Removes the task, then the snapshot while the container still protects it from the
-  // collector, then the container.
   void destroy(const std::string& id) {
-    TaskService tasks(conn_, {kNs, {}});
-    (void)tasks.remove(id);
-    auto snap = SnapshotService(conn_, {kNs, {}}).remove(id);
-    EXPECT_TRUE(snap) << snap.error().message();
-    auto ctr = ContainerService(conn_, {kNs, {}}).remove(id);
-    EXPECT_TRUE(ctr) << ctr.error().message();
+    auto st = containers_->destroy(id);
+    EXPECT_TRUE(st) << st.error().message();
   }
 
   const LocalRegistry* registry_ = nullptr;
   const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::shared_ptr<Connection> conn_;
-  std::string top_chain_;
-  Json base_spec_;
+  std::optional<testing::TestContainers> containers_;
 };
 
 TEST_F(ClientTest, TaskYieldsStdoutStderrAndExitCode) {

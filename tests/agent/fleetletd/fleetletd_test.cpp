@@ -36,6 +36,14 @@ std::string readFile(const std::filesystem::path& p) {
   return ss.str();
 }
 
+size_t countOf(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 std::set<std::string> lines(const std::string& text) {
   std::set<std::string> out;
   std::istringstream in(text);
@@ -137,16 +145,9 @@ class FleetletdTest : public ::testing::Test {
   }
   // Running task ids.
   std::set<std::string> runningTasks() {
-    auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
     std::set<std::string> ids;
-    std::istringstream in(out);
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string id, pid, status;
-      fields >> id >> pid >> status;
-      if (status == "RUNNING") ids.insert(id);
+    for (const auto& [id, task] : tasks()) {
+      if (task.second == "RUNNING") ids.insert(id);
     }
     return ids;
   }
@@ -180,7 +181,7 @@ class FleetletdTest : public ::testing::Test {
     for (const auto& a : (*body)["apps"]) out[a.value("name", "")] = a;
     return out;
   }
-  // Task pid by container id, from containerd's listing (running or stopped).
+  // (pid, status) by container id, from containerd's task listing.
   std::map<std::string, std::pair<std::string, std::string>> tasks() {
     auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
     std::map<std::string, std::pair<std::string, std::string>> result;
@@ -275,13 +276,7 @@ TEST_F(FleetletdTest, CrashingAppIsRestartedAndNeverStaysDown) {
   ASSERT_TRUE(testing::waitFor(
       [&] {
         // CRI format: "<time> stdout F started", one per start.
-        auto text = readFile(log);
-        size_t starts = 0;
-        for (size_t at = text.find(" stdout F started"); at != std::string::npos;
-             at = text.find(" stdout F started", at + 1)) {
-          ++starts;
-        }
-        return starts >= 3;
+        return countOf(readFile(log), " stdout F started") >= 3;
       },
       30s))
       << agentLog();
@@ -373,20 +368,17 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   startAgent();
   // The new agent's first pass is over once its local API reports the app (its status comes
   // from a pass), and it must name the same container.
-  http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
-  std::string reported;
+  Json reported;
   ASSERT_TRUE(testing::waitFor(
       [&] {
-        auto r = api.send({.url = "http://fleetletd/v1/apps"});
-        if (!r || r->status != 200) return false;
-        auto apps = parseJson(r->body, "apps");
-        if (!apps || !(*apps)["apps"].is_array() || (*apps)["apps"].empty()) return false;
-        reported = (*apps)["apps"][0].dump();
-        return (*apps)["apps"][0].value("state", "") == "running";
+        auto apps = apiApps();
+        if (!apps.contains("a")) return false;
+        reported = apps["a"];
+        return reported.value("state", "") == "running";
       },
       30s))
-      << reported << agentLog();
-  EXPECT_NE(reported.find(id), std::string::npos) << reported;
+      << reported.dump() << agentLog();
+  EXPECT_EQ(reported.value("containerId", ""), id) << reported.dump();
   EXPECT_EQ(containers(), std::set<std::string>{id});
   EXPECT_TRUE(runningTasks().contains(id));
 }
@@ -431,6 +423,7 @@ TEST_F(FleetletdTest, ContainerdRestartUnderTheAgentIsRidden) {
   EXPECT_EQ(containers(), before) << "no container was added or replaced";
   EXPECT_EQ(snapshots().size(), 3u);
   auto apps = apiApps();
+  ASSERT_TRUE(apps.contains("steady") && apps.contains("once"));
   EXPECT_EQ(apps["steady"].value("restarts", -1), 0);
   EXPECT_EQ(apps["once"].value("restarts", -1), 0);
   auto log = agentLog();
@@ -444,17 +437,10 @@ TEST_F(FleetletdTest, StopsPromptlyOnSigtermWhileContainerdIsDown) {
   ASSERT_TRUE(waitRunning({"a"})) << agentLog();
   containerd_->stopDaemon();
   // A new revision starts a pass, which then waits for containerd (up to a minute per call).
-  auto passes = [&] {
-    auto log = agentLog();
-    size_t n = 0;
-    for (size_t at = log.find("reconcile pass: revision 2"); at != std::string::npos;
-         at = log.find("reconcile pass: revision 2", at + 1)) {
-      ++n;
-    }
-    return n;
-  };
   apply(manifest(2, busyboxApp("a", "sleep 1000") + busyboxApp("b", "sleep 1000")));
-  ASSERT_TRUE(testing::waitFor([&] { return passes() > 0; }, 20s)) << agentLog();
+  ASSERT_TRUE(
+      testing::waitFor([&] { return countOf(agentLog(), "reconcile pass: revision 2") > 0; }, 20s))
+      << agentLog();
   // SIGTERM cancels the waiting calls instead of sitting the minute out: fleetletd exits on
   // its own well within the 15 s it is given here.
   auto status = agent_->stop(SIGTERM, 15s);

@@ -13,29 +13,20 @@
 #include <string>
 #include <vector>
 
-#include "containerd/containers.h"
-#include "containerd/leases.h"
-#include "containerd/snapshots.h"
 #include "containerd/tasks.h"
 #include "health/clock.h"
 #include "health/container_prober.h"
 #include "health/health_monitor.h"
-#include "image/store.h"
-#include "json/json.h"
-#include "oci/digest.h"
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/system_state.h"
+#include "support/test_containers.h"
 #include "support/test_images.h"
 
 namespace fleetlet::health {
 namespace {
 
-using containerd::ContainerService;
-using containerd::LeaseService;
-using containerd::ScopedLease;
-using containerd::SnapshotService;
 using containerd::TaskService;
 using Kind = manifest::HealthCheck::Kind;
 using std::chrono::milliseconds;
@@ -59,22 +50,17 @@ class HealthIntegrationTest : public ::testing::Test {
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
-    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
-    ASSERT_TRUE(pulled) << pulled.error().message();
     auto conn =
         containerd::Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
     ASSERT_TRUE(conn) << conn.error().message();
     conn_ = *conn;
-    auto img = containerd::ImageService(conn_, {kNs, {}}).get(images_->busybox());
-    ASSERT_TRUE(img && *img);
-    auto resolved = image::ImageStore(conn_, kNs).resolveLocal((*img)->target);
-    ASSERT_TRUE(resolved) << resolved.error().message();
-    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
-    auto spec = containerd_->ctrOk({"oci", "spec"});
-    ASSERT_TRUE(spec);
-    base_spec_ = parseJson(*spec, "spec").value();
+    auto containers =
+        testing::TestContainers::prepare(*containerd_, conn_, kNs, images_->busybox());
+    ASSERT_TRUE(containers) << containers.error().message();
+    containers_.emplace(std::move(*containers));
   }
   static void TearDownTestSuite() {
+    containers_.reset();
     conn_.reset();
     containerd_.reset();
     images_.reset();
@@ -86,38 +72,27 @@ class HealthIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(conn_) << "suite setup failed";
   }
   void TearDown() override {
-    for (const auto& id : containers_) destroy(id);
+    for (const auto& id : ids_) {
+      auto st = containers_->destroy(id);
+      EXPECT_TRUE(st) << st.error().message();
+    }
   }
 
   // Runs `args` in a new container (own network namespace, stdio to files); returns its id
   // and task pid.
   std::pair<std::string, uint32_t> run(const std::vector<std::string>& args) {
-    std::string id = PrivateContainerd::uniqueId("health");
-    Json spec = base_spec_;
-    spec["process"]["args"] = args;
-    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-    spec["process"]["cwd"] = "/srv/app";
-    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
-    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
-    EXPECT_TRUE(lease) << lease.error().message();
-    auto mounts = SnapshotService(conn_, {kNs, lease ? lease->id() : ""}).prepare(id, top_chain_);
-    EXPECT_TRUE(mounts) << mounts.error().message();
-    auto created = ContainerService(conn_, {kNs, {}})
-                       .create({.id = id,
-                                .image = images_->busybox(),
-                                .labels = {{"fleetlet.io/app", "health-test"}},
-                                .spec_json = spec.dump(),
-                                .snapshotter = containerd::kDefaultSnapshotter,
-                                .snapshot_key = id});
+    auto created = containers_->create("health", args, "health-test",
+                                       [](Json& spec) { spec["process"]["cwd"] = "/srv/app"; });
     EXPECT_TRUE(created) << created.error().message();
-    containers_.push_back(id);
+    std::string id = created.value_or("");
+    ids_.push_back(id);
     auto io_dir = containerd_->dir() / ("io-" + id);
     std::filesystem::create_directories(io_dir);
     auto io = containerd::fileIo((io_dir / "out").string(), (io_dir / "err").string());
     EXPECT_TRUE(io);
-    TaskService tasks(conn_, {kNs, {}});
-    auto task = tasks.create(id, mounts.value_or(std::vector<containerd::Mount>{}), *io);
+    auto task = containers_->createTask(id, *io);
     EXPECT_TRUE(task) << task.error().message();
+    TaskService tasks(conn_, {kNs, {}});
     auto pid = tasks.start(id);
     EXPECT_TRUE(pid) << pid.error().message();
     return {id, pid.value_or(0)};
@@ -140,29 +115,14 @@ class HealthIntegrationTest : public ::testing::Test {
     return t;
   }
 
-  // Kills (if running) and removes the task, then snapshot and container.
-  void destroy(const std::string& id) {
-    TaskService tasks(conn_, {kNs, {}});
-    auto info = tasks.get(id);
-    if (info && *info && (*info)->state == containerd::TaskInfo::State::kRunning) {
-      auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
-      (void)tasks.kill(id, SIGKILL, true);
-      (void)waited.get();
-    }
-    (void)tasks.remove(id);
-    EXPECT_TRUE(SnapshotService(conn_, {kNs, {}}).remove(id));
-    EXPECT_TRUE(ContainerService(conn_, {kNs, {}}).remove(id));
-  }
-
   static inline std::optional<LocalRegistry> registry_;
   static inline std::optional<TestImages> images_;
   static inline std::optional<PrivateContainerd> containerd_;
   static inline std::shared_ptr<containerd::Connection> conn_;
-  static inline std::string top_chain_;
-  static inline Json base_spec_;
+  static inline std::optional<testing::TestContainers> containers_;
 
   ContainerProber prober_{conn_, kNs};
-  std::vector<std::string> containers_;
+  std::vector<std::string> ids_;  // containers this test made
 };
 
 TEST_F(HealthIntegrationTest, HttpProbeIsHealthyForAServedPathAndNamesA404) {

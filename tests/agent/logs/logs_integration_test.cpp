@@ -8,32 +8,21 @@
 #include <future>
 #include <thread>
 
-#include "containerd/containers.h"
-#include "containerd/images.h"
-#include "containerd/leases.h"
-#include "containerd/snapshots.h"
 #include "containerd/tasks.h"
-#include "image/store.h"
-#include "json/json.h"
 #include "logs/reader.h"
 #include "logs/rotating_writer.h"
 #include "logs/task_io.h"
-#include "oci/digest.h"
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/shared_images.h"
+#include "support/test_containers.h"
 #include "support/test_images.h"
 
 namespace fleetlet::logs {
 namespace {
 
 using containerd::Connection;
-using containerd::ContainerService;
-using containerd::ImageService;
-using containerd::LeaseService;
-using containerd::ScopedLease;
-using containerd::SnapshotService;
 using containerd::TaskService;
 using testing::LocalRegistry;
 using testing::PrivateContainerd;
@@ -72,48 +61,23 @@ class LoggerIntegrationTest : public ::testing::Test {
     auto conn = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
     ASSERT_TRUE(conn) << conn.error().message();
     conn_ = *conn;
-    auto pulled = containerd_->ctrOk({"images", "pull", "--plain-http", images_->busybox()});
-    ASSERT_TRUE(pulled) << pulled.error().message();
-    auto img = ImageService(conn_, {kNs, {}}).get(images_->busybox());
-    ASSERT_TRUE(img && *img);
-    auto resolved = image::ImageStore(conn_, kNs).resolveLocal((*img)->target);
-    ASSERT_TRUE(resolved) << resolved.error().message();
-    top_chain_ = oci::chainIds(resolved->second.diff_ids).value().back();
-    auto spec = containerd_->ctrOk({"oci", "spec"});
-    ASSERT_TRUE(spec);
-    base_spec_ = parseJson(*spec, "spec").value();
+    auto containers =
+        testing::TestContainers::prepare(*containerd_, conn_, kNs, images_->busybox());
+    ASSERT_TRUE(containers) << containers.error().message();
+    containers_.emplace(std::move(*containers));
   }
 
-  // Creates a container running `args`; prepares its snapshot under a lease so that the
-  // collector cannot take it before the container record references it.
   std::string createContainer(const std::vector<std::string>& args) {
-    std::string id = PrivateContainerd::uniqueId("logs");
-    Json spec = base_spec_;
-    spec["process"]["args"] = args;
-    spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-    spec["linux"]["cgroupsPath"] = std::string("/") + kNs + "/" + id;
-    auto lease = ScopedLease::create(LeaseService(conn_, {kNs, {}}), id, std::chrono::minutes(5));
-    EXPECT_TRUE(lease) << lease.error().message();
-    SnapshotService snaps(conn_, {kNs, lease ? lease->id() : ""});
-    auto mounts = snaps.prepare(id, top_chain_);
-    EXPECT_TRUE(mounts) << mounts.error().message();
-    auto created = ContainerService(conn_, {kNs, {}})
-                       .create({.id = id,
-                                .image = images_->busybox(),
-                                .labels = {{"fleetlet.io/app", "logs-test"}},
-                                .spec_json = spec.dump(),
-                                .snapshotter = containerd::kDefaultSnapshotter,
-                                .snapshot_key = id});
-    EXPECT_TRUE(created) << created.error().message();
-    return id;
+    auto id = containers_->create("logs", args, "logs-test");
+    EXPECT_TRUE(id) << id.error().message();
+    return id.value_or("");
   }
 
   // Runs the container's task with `io` to its exit and deletes the task, which closes the
   // logger's pipes and waits for the logger to exit. Returns the exit status.
   Result<uint32_t> runToExit(const std::string& id, const containerd::TaskIo& io) {
     TaskService tasks(conn_, {kNs, {}});
-    FLEETLET_ASSIGN_OR_RETURN(auto mounts, SnapshotService(conn_, {kNs, {}}).mounts(id));
-    FLEETLET_RETURN_IF_ERROR(tasks.create(id, mounts, io));
+    FLEETLET_RETURN_IF_ERROR(discardValue(containers_->createTask(id, io)));
     auto waited = std::async(std::launch::async, [&] { return tasks.wait(id); });
     FLEETLET_RETURN_IF_ERROR(tasks.start(id));
     FLEETLET_ASSIGN_OR_RETURN(auto exit, waited.get());
@@ -122,11 +86,8 @@ class LoggerIntegrationTest : public ::testing::Test {
   }
 
   void destroy(const std::string& id) {
-    (void)TaskService(conn_, {kNs, {}}).remove(id);
-    auto snap = SnapshotService(conn_, {kNs, {}}).remove(id);
-    EXPECT_TRUE(snap) << snap.error().message();
-    auto ctr = ContainerService(conn_, {kNs, {}}).remove(id);
-    EXPECT_TRUE(ctr) << ctr.error().message();
+    auto st = containers_->destroy(id);
+    EXPECT_TRUE(st) << st.error().message();
   }
 
   std::filesystem::path logDir(const std::string& id) { return containerd_->dir() / "logs" / id; }
@@ -135,8 +96,7 @@ class LoggerIntegrationTest : public ::testing::Test {
   const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
   std::shared_ptr<Connection> conn_;
-  std::string top_chain_;
-  Json base_spec_;
+  std::optional<testing::TestContainers> containers_;
 };
 
 TEST_F(LoggerIntegrationTest, CapturesBothStreamsCompletelyWithRotationWhileFollowed) {
