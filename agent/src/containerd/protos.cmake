@@ -78,4 +78,4 @@ endforeach()
 
 add_library(fleetlet_containerd_protos STATIC ${generated_sources})
 target_include_directories(fleetlet_containerd_protos SYSTEM PUBLIC ${CONTAINERD_GEN_ROOT})
-target_link_libraries(fleetlet_containerd_protos PUBLIC protobuf::libprotobuf PkgConfig::GRPCPP)
+target_link_libraries(fleetlet_containerd_protos PUBLIC fleetlet_dep_grpc)
