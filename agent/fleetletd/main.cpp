@@ -1,4 +1,5 @@
 // fleetletd: the fleetlet node agent. Reconciles containerd to the desired manifest.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -45,6 +46,11 @@ int fatal(const fleetlet::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives each thread that allocates concurrently its own arena, up to 8 per core; with
+  // fleetletd's ~20 threads each keeps its own free pages. Two arenas are plenty for a daemon
+  // that mostly waits (docs/fleetletd.md, Memory). Before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
+
   CLI::App app{
       "fleetletd — the fleetlet node agent: reconciles containerd to a desired-state manifest.\n\n"
       "Examples:\n"

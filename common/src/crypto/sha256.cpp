@@ -1,7 +1,12 @@
 #include "crypto/sha256.h"
 
+// OpenSSL 3 marks the direct SHA256_* functions deprecated in favour of EVP, but EVP's first
+// digest initialises the provider machinery and reads openssl.cnf: about 1.9 MiB of resident
+// memory that fleetletd would otherwise carry from its first spec hash on (docs/fleetletd.md,
+// Memory). The direct functions run the same assembly and touch only SHA-256's own code.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <array>
@@ -11,10 +16,10 @@
 
 namespace fleetlet {
 
-void Sha256::CtxDeleter::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
+void Sha256::CtxDeleter::operator()(SHA256state_st* ctx) const { delete ctx; }
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
+Sha256::Sha256() : ctx_(new SHA256_CTX) {
+  if (SHA256_Init(ctx_.get()) != 1) {
     fmt::print(stderr, "fatal: OpenSSL cannot initialise SHA-256\n");
     std::abort();
   }
@@ -25,12 +30,12 @@ Sha256::~Sha256() = default;
 
 void Sha256::update(std::string_view data) { update(data.data(), data.size()); }
 
-void Sha256::update(const void* data, size_t size) { EVP_DigestUpdate(ctx_.get(), data, size); }
+void Sha256::update(const void* data, size_t size) { SHA256_Update(ctx_.get(), data, size); }
 
 std::string Sha256::finishHex() {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx_.get(), md.data(), &len);
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> md{};
+  const unsigned int len = md.size();
+  SHA256_Final(md.data(), ctx_.get());
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);

@@ -1,5 +1,6 @@
 #pragma once
 // SHA-256 through OpenSSL, incremental or one-shot. Digests print as lowercase hex.
+// Uses OpenSSL's direct SHA256_* functions, not EVP: see sha256.cpp.
 
 #include <memory>
 #include <string>
@@ -7,7 +8,7 @@
 
 #include "error/error.h"
 
-struct evp_md_ctx_st;
+struct SHA256state_st;
 
 namespace fleetlet {
 
@@ -25,9 +26,9 @@ class Sha256 {
 
  private:
   struct CtxDeleter {
-    void operator()(evp_md_ctx_st* ctx) const;
+    void operator()(SHA256state_st* ctx) const;
   };
-  std::unique_ptr<evp_md_ctx_st, CtxDeleter> ctx_;
+  std::unique_ptr<SHA256state_st, CtxDeleter> ctx_;
 };
 
 std::string sha256Hex(std::string_view data);

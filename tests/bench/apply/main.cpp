@@ -189,8 +189,9 @@ int main(int argc, char** argv) {
   }
   fmt::print(
       "fleetletd RSS idle: {} KiB, of which anonymous {} KiB (target < 15 MiB); peak: {} KiB "
-      "(target < 40 MiB), anonymous now {} KiB\n",
-      idle_rss, idle_anon, memoryKiB(agent->pid(), "VmHWM"), memoryKiB(agent->pid(), "RssAnon"));
+      "(target < 40 MiB); now, {} apps running: {} KiB, of which anonymous {} KiB\n",
+      idle_rss, idle_anon, memoryKiB(agent->pid(), "VmHWM"), sizes.back(),
+      memoryKiB(agent->pid(), "VmRSS"), memoryKiB(agent->pid(), "RssAnon"));
   agent->stop(SIGTERM, std::chrono::seconds(30));
   return 0;
 }
