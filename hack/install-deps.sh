@@ -9,6 +9,8 @@ BUILD_PKGS=(
   libsqlite3-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libboost1.74-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # Their static archives, linked by cmake/Deps.cmake (gRPC's dependencies).
+  libabsl-dev libre2-dev libc-ares-dev zlib1g-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev
   clang-format clang-tidy
