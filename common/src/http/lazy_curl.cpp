@@ -10,8 +10,8 @@
 //
 // Contract: behaves as libcurl itself, except that when libcurl.so.4 cannot be loaded,
 // curl_global_init returns CURLE_FAILED_INIT, curl_easy_init and curl_slist_append return
-// nullptr, and curl_easy_strerror explains why. A binary that calls a libcurl function not
-// defined here fails to link: add it below.
+// nullptr, curl_easy_strerror explains why, and the rest fail or do nothing. A binary that calls a
+// libcurl function not defined here fails to link: add it below.
 #define CURL_DISABLE_TYPECHECK  // the type-checking macros would rewrite the definitions below
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -90,10 +90,12 @@ CURL* curl_easy_init() {
   return lib.handle != nullptr ? lib.easy_init() : nullptr;
 }
 
-// Handles exist only once libcurl is loaded, so the functions taking one need no check.
+// Handles and lists exist only once libcurl is loaded; the checks below guard against callers
+// that pass nullptr regardless.
 
 CURLcode curl_easy_setopt(CURL* curl, CURLoption option, ...) {
   const auto& lib = libcurl();
+  if (lib.handle == nullptr) return CURLE_FAILED_INIT;
   va_list args;
   va_start(args, option);
   CURLcode rc = CURLE_OK;
@@ -114,10 +116,14 @@ CURLcode curl_easy_setopt(CURL* curl, CURLoption option, ...) {
   return rc;
 }
 
-CURLcode curl_easy_perform(CURL* curl) { return libcurl().easy_perform(curl); }
+CURLcode curl_easy_perform(CURL* curl) {
+  const auto& lib = libcurl();
+  return lib.handle != nullptr ? lib.easy_perform(curl) : CURLE_FAILED_INIT;
+}
 
 CURLcode curl_easy_getinfo(CURL* curl, CURLINFO info, ...) {
   const auto& lib = libcurl();
+  if (lib.handle == nullptr) return CURLE_FAILED_INIT;
   va_list args;
   va_start(args, info);
   CURLcode rc = CURLE_OK;
@@ -149,10 +155,12 @@ CURLcode curl_easy_getinfo(CURL* curl, CURLINFO info, ...) {
 }
 
 void curl_easy_cleanup(CURL* curl) {
-  if (curl != nullptr) libcurl().easy_cleanup(curl);
+  if (curl != nullptr && libcurl().handle != nullptr) libcurl().easy_cleanup(curl);
 }
 
-void curl_easy_reset(CURL* curl) { libcurl().easy_reset(curl); }
+void curl_easy_reset(CURL* curl) {
+  if (curl != nullptr && libcurl().handle != nullptr) libcurl().easy_reset(curl);
+}
 
 const char* curl_easy_strerror(CURLcode code) {
   const auto& lib = libcurl();
@@ -165,8 +173,7 @@ curl_slist* curl_slist_append(curl_slist* list, const char* value) {
 }
 
 void curl_slist_free_all(curl_slist* list) {
-  // A list exists only if libcurl loaded; nullptr is a no-op as in libcurl.
-  if (list != nullptr) libcurl().slist_free_all(list);
+  if (list != nullptr && libcurl().handle != nullptr) libcurl().slist_free_all(list);
 }
 
 }  // extern "C"
