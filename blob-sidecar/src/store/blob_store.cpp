@@ -9,6 +9,8 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <utility>
 
@@ -18,6 +20,10 @@ namespace fleetlet::store {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Alignment of direct I/O (memory, file offset, length): the page size, a multiple of every
+// common logical block size.
+constexpr std::size_t kBlockAlign = 4096;
 
 constexpr std::string_view kMigration1 = R"sql(
 CREATE TABLE contents (
@@ -142,8 +148,10 @@ Json toJson(const BlobMetadata& m) {
 // ---------------------------------------------------------------------------------------------
 // BlobUpload
 
-BlobUpload::BlobUpload(BlobStore& store, fs::path path, UniqueFd fd)
-    : store_(store), path_(std::move(path)), fd_(std::move(fd)) {}
+void BlobUpload::FreeAligned::operator()(char* p) const { std::free(p); }
+
+BlobUpload::BlobUpload(BlobStore& store, fs::path path, UniqueFd fd, bool direct)
+    : store_(store), path_(std::move(path)), fd_(std::move(fd)), direct_(direct) {}
 
 BlobUpload::~BlobUpload() { discard(); }
 
@@ -167,20 +175,102 @@ Status BlobUpload::write(std::string_view data) {
   }
   reserved_ += data.size();
   hash_.update(data);
-  const char* p = data.data();
-  std::size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_.get(), p, left);
+  bytes_ += data.size();
+  Status written;
+  if (direct_) {
+    while (written && !data.empty()) {
+      std::size_t take = std::min(kDirectChunk - staged_, data.size());
+      std::memcpy(staging_.get() + staged_, data.data(), take);
+      staged_ += take;
+      data.remove_prefix(take);
+      if (staged_ == kDirectChunk) written = flushStaged(false);
+    }
+  } else {
+    written = writeBuffered(data.data(), data.size());
+  }
+  if (!written) discard();
+  return written;
+}
+
+Status BlobUpload::flushStaged(bool last) {
+  std::size_t size = staged_;
+  if (last) {
+    // O_DIRECT writes whole blocks: pad the tail with zeros; finish() truncates them away.
+    size = (staged_ + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+    std::memset(staging_.get() + staged_, 0, size - staged_);
+  }
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pwrite(fd_.get(), staging_.get() + done, size - done,
+                         static_cast<off_t>(written_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) {
+      // The device or filesystem wants another alignment (or a short write left us
+      // unaligned): write the rest through the page cache.
+      int flags = ::fcntl(fd_.get(), F_GETFL);
+      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
+        return failErrno(errno, "turn off direct I/O on {}", path_.string());
+      }
+      spdlog::info("blob store: direct I/O refused on {}; writing through the page cache",
+                   path_.string());
+      direct_ = false;
+      written_ += done;
+      std::size_t rest = staged_ > done ? staged_ - done : 0;
+      staged_ = 0;
+      return writeBuffered(staging_.get() + done, rest);
+    }
+    if (n < 0) return failErrno(errno, "write {}", path_.string());
+    done += static_cast<std::size_t>(n);
+  }
+  written_ += staged_;
+  staged_ = 0;
+  return Status();
+}
+
+Status BlobUpload::writeBuffered(const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd_.get(), data, size, static_cast<off_t>(written_));
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      discard();
-      return failErrno(err, "write {}", path_.string());
+      return failErrno(errno, "write {}", path_.string());
     }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    written_ += static_cast<uint64_t>(n);
   }
-  bytes_ += data.size();
+  if (written_ - flushing_ >= kWritebackChunk) {
+    // Start writeback of what was just written; wait for the step before (long done, as a
+    // rule) and drop its pages: dirty pages stay bounded by two steps, and commit's fdatasync
+    // finds almost nothing left to write. Errors surface in that fdatasync.
+    ::sync_file_range(fd_.get(), static_cast<off_t>(flushing_),
+                      static_cast<off_t>(written_ - flushing_), SYNC_FILE_RANGE_WRITE);
+    if (flushing_ > dropped_) {
+      ::sync_file_range(
+          fd_.get(), static_cast<off_t>(dropped_), static_cast<off_t>(flushing_ - dropped_),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_.get(), static_cast<off_t>(dropped_),
+                      static_cast<off_t>(flushing_ - dropped_), POSIX_FADV_DONTNEED);
+      dropped_ = flushing_;
+    }
+    flushing_ = written_;
+  }
+  return Status();
+}
+
+Status BlobUpload::finish() {
+  bool padded = false;
+  if (direct_ && staged_ > 0) {
+    padded = true;
+    FLEETLET_RETURN_IF_ERROR(flushStaged(true));
+  }
+  if (written_ != bytes_) {
+    return fail(ErrorCode::kInternal, "upload {}: wrote {} bytes of {}", path_.string(), written_,
+                bytes_);
+  }
+  if (padded && ::ftruncate(fd_.get(), static_cast<off_t>(bytes_)) != 0) {
+    return failErrno(errno, "truncate {}", path_.string());
+  }
+  if (::fdatasync(fd_.get()) != 0) return failErrno(errno, "fsync {}", path_.string());
   return Status();
 }
 
@@ -286,7 +376,18 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::beginUpload(std::optional<uint64_
   fs::path path = tmp_dir_ / ("upload-" + name);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return failErrno(errno, "create {}", path.string());
-  return std::unique_ptr<BlobUpload>(new BlobUpload(*this, std::move(path), std::move(fd)));
+  std::unique_ptr<char, BlobUpload::FreeAligned> staging;
+  if (options_.direct_io) {
+    staging.reset(static_cast<char*>(std::aligned_alloc(kBlockAlign, BlobUpload::kDirectChunk)));
+    if (!staging) return fail(ErrorCode::kResourceExhausted, "no memory for an upload buffer");
+    // Set after open: an O_DIRECT open that the filesystem refuses would still create the file.
+    int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_DIRECT) != 0) staging.reset();
+  }
+  bool direct = staging != nullptr;
+  std::unique_ptr<BlobUpload> upload(new BlobUpload(*this, std::move(path), std::move(fd), direct));
+  upload->staging_ = std::move(staging);
+  return upload;
 }
 
 Result<std::vector<std::string>> BlobStore::deleteBlobsLocked(
@@ -336,10 +437,9 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
   if (upload.committed_ || !upload.fd_) {
     return fail(ErrorCode::kFailedPrecondition, "upload is already closed");
   }
-  if (::fdatasync(upload.fd_.get()) != 0) {
-    int err = errno;
+  if (auto finished = upload.finish(); !finished) {
     upload.discard();
-    return failErrno(err, "fsync {}", upload.path_.string());
+    return std::unexpected(finished.error());
   }
   BlobMetadata meta;
   meta.sha256 = upload.hash_.finishHex();
