@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "events/event_outbox.h"
@@ -150,12 +153,107 @@ Json toJson(const BlobMetadata& m) {
 
 void BlobUpload::FreeAligned::operator()(char* p) const { std::free(p); }
 
-BlobUpload::BlobUpload(BlobStore& store, fs::path path, UniqueFd fd, bool direct)
-    : store_(store), path_(std::move(path)), fd_(std::move(fd)), direct_(direct) {}
+// Writes one buffer at a time on its own thread, so that the disk works while the uploading
+// thread hashes and stages the next chunk. When the kernel refuses direct I/O (EINVAL: an
+// alignment the device does not accept), it turns O_DIRECT off on the descriptor and writes
+// through the page cache; refused() tells the upload to do the same from then on.
+class BlobUpload::DirectWriter {
+ public:
+  DirectWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~DirectWriter() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+
+  // Waits until the write in flight (if any) is done. Fails with the first failed write's
+  // error, and so does every later call.
+  Status wait() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return !busy_; });
+    return status_;
+  }
+  // Starts writing `size` bytes at `offset`. Only after wait(); `data` must stay untouched
+  // until the next wait() returns.
+  void start(const char* data, std::size_t size, uint64_t offset) {
+    {
+      std::lock_guard lock(mutex_);
+      data_ = data;
+      size_ = size;
+      offset_ = offset;
+      busy_ = true;
+    }
+    changed_.notify_all();
+  }
+  bool refused() const { return refused_.load(); }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      changed_.wait(lock, [this] { return stop_ || busy_; });
+      if (!busy_) return;
+      const char* data = data_;
+      std::size_t size = size_;
+      uint64_t offset = offset_;
+      bool failed = !status_;
+      lock.unlock();
+      Status result = failed ? Status() : writeAll(data, size, offset);
+      lock.lock();
+      if (status_ && !result) status_ = std::move(result);
+      busy_ = false;
+      changed_.notify_all();
+    }
+  }
+
+  Status writeAll(const char* data, std::size_t size, uint64_t offset) {
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pwrite(fd_, data + done, size - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL && !refused_) {
+        int flags = ::fcntl(fd_, F_GETFL);
+        if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+          return failErrno(errno, "turn off direct I/O on {}", path_);
+        }
+        spdlog::info("blob store: direct I/O refused on {}; writing through the page cache", path_);
+        refused_ = true;
+        continue;
+      }
+      if (n < 0) return failErrno(errno, "write {}", path_);
+      done += static_cast<std::size_t>(n);
+    }
+    return Status();
+  }
+
+  const int fd_;
+  const std::string path_;
+  std::atomic<bool> refused_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stop_ = false;           // guarded by mutex_
+  bool busy_ = false;           // guarded by mutex_
+  const char* data_ = nullptr;  // guarded by mutex_
+  std::size_t size_ = 0;        // guarded by mutex_
+  uint64_t offset_ = 0;         // guarded by mutex_
+  Status status_;               // guarded by mutex_
+  std::thread thread_;
+};
+
+BlobUpload::BlobUpload(BlobStore& store, fs::path path, UniqueFd fd)
+    : store_(store), path_(std::move(path)), fd_(std::move(fd)) {}
 
 BlobUpload::~BlobUpload() { discard(); }
 
 void BlobUpload::discard() {
+  writer_.reset();  // lets the write in flight finish: it uses fd_ and the staging buffers
   if (!committed_ && fd_) {
     fd_.reset();
     ::unlink(path_.c_str());
@@ -177,53 +275,43 @@ Status BlobUpload::write(std::string_view data) {
   hash_.update(data);
   bytes_ += data.size();
   Status written;
-  if (direct_) {
-    while (written && !data.empty()) {
-      std::size_t take = std::min(kDirectChunk - staged_, data.size());
-      std::memcpy(staging_.get() + staged_, data.data(), take);
-      staged_ += take;
-      data.remove_prefix(take);
-      if (staged_ == kDirectChunk) written = flushStaged(false);
+  while (written && !data.empty()) {
+    if (!direct_) {
+      written = writeBuffered(data.data(), data.size());
+      break;
     }
-  } else {
-    written = writeBuffered(data.data(), data.size());
+    std::size_t take = std::min(kDirectChunk - staged_, data.size());
+    std::memcpy(staging_[filling_].get() + staged_, data.data(), take);
+    staged_ += take;
+    data.remove_prefix(take);
+    if (staged_ == kDirectChunk) written = flushStaged(false);
   }
   if (!written) discard();
   return written;
 }
 
 Status BlobUpload::flushStaged(bool last) {
+  if (!writer_) writer_ = std::make_unique<DirectWriter>(fd_.get(), path_.string());
+  // The write before last used the other buffer; this one was written two chunks ago.
+  FLEETLET_RETURN_IF_ERROR(writer_->wait());
+  char* chunk = staging_[filling_].get();
+  if (writer_->refused()) {
+    direct_ = false;
+    std::size_t size = staged_;
+    staged_ = 0;
+    return writeBuffered(chunk, size);
+  }
   std::size_t size = staged_;
   if (last) {
     // O_DIRECT writes whole blocks: pad the tail with zeros; finish() truncates them away.
     size = (staged_ + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
-    std::memset(staging_.get() + staged_, 0, size - staged_);
+    std::memset(chunk + staged_, 0, size - staged_);
   }
-  std::size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pwrite(fd_.get(), staging_.get() + done, size - done,
-                         static_cast<off_t>(written_ + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EINVAL) {
-      // The device or filesystem wants another alignment (or a short write left us
-      // unaligned): write the rest through the page cache.
-      int flags = ::fcntl(fd_.get(), F_GETFL);
-      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
-        return failErrno(errno, "turn off direct I/O on {}", path_.string());
-      }
-      spdlog::info("blob store: direct I/O refused on {}; writing through the page cache",
-                   path_.string());
-      direct_ = false;
-      written_ += done;
-      std::size_t rest = staged_ > done ? staged_ - done : 0;
-      staged_ = 0;
-      return writeBuffered(staging_.get() + done, rest);
-    }
-    if (n < 0) return failErrno(errno, "write {}", path_.string());
-    done += static_cast<std::size_t>(n);
-  }
+  writer_->start(chunk, size, written_);
   written_ += staged_;
   staged_ = 0;
+  filling_ ^= 1;
+  if (last) return writer_->wait();
   return Status();
 }
 
@@ -262,7 +350,10 @@ Status BlobUpload::finish() {
   if (direct_ && staged_ > 0) {
     padded = true;
     FLEETLET_RETURN_IF_ERROR(flushStaged(true));
+  } else if (writer_) {
+    FLEETLET_RETURN_IF_ERROR(writer_->wait());
   }
+  writer_.reset();
   if (written_ != bytes_) {
     return fail(ErrorCode::kInternal, "upload {}: wrote {} bytes of {}", path_.string(), written_,
                 bytes_);
@@ -376,17 +467,19 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::beginUpload(std::optional<uint64_
   fs::path path = tmp_dir_ / ("upload-" + name);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return failErrno(errno, "create {}", path.string());
-  std::unique_ptr<char, BlobUpload::FreeAligned> staging;
+  int fd_number = fd.get();
+  std::unique_ptr<BlobUpload> upload(new BlobUpload(*this, std::move(path), std::move(fd)));
   if (options_.direct_io) {
-    staging.reset(static_cast<char*>(std::aligned_alloc(kBlockAlign, BlobUpload::kDirectChunk)));
-    if (!staging) return fail(ErrorCode::kResourceExhausted, "no memory for an upload buffer");
     // Set after open: an O_DIRECT open that the filesystem refuses would still create the file.
-    int flags = ::fcntl(fd.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_DIRECT) != 0) staging.reset();
+    int flags = ::fcntl(fd_number, F_GETFL);
+    if (flags >= 0 && ::fcntl(fd_number, F_SETFL, flags | O_DIRECT) == 0) {
+      for (auto& buffer : upload->staging_) {
+        buffer.reset(static_cast<char*>(std::aligned_alloc(kBlockAlign, BlobUpload::kDirectChunk)));
+        if (!buffer) return fail(ErrorCode::kResourceExhausted, "no memory for an upload buffer");
+      }
+      upload->direct_ = true;
+    }
   }
-  bool direct = staging != nullptr;
-  std::unique_ptr<BlobUpload> upload(new BlobUpload(*this, std::move(path), std::move(fd), direct));
-  upload->staging_ = std::move(staging);
   return upload;
 }
 

@@ -88,7 +88,9 @@ struct StoreOptions {
 class BlobStore;
 
 // One upload in progress: a temporary file plus its running size and sha256. Destroying an
-// upload that was not committed deletes the temporary file. Not thread-safe (one writer).
+// upload that was not committed deletes the temporary file. Not thread-safe (one caller at a
+// time); with direct I/O it runs a thread of its own that writes one chunk while the caller
+// hashes and stages the next.
 class BlobUpload {
  public:
   ~BlobUpload();
@@ -108,14 +110,15 @@ class BlobUpload {
 
  private:
   friend class BlobStore;
+  class DirectWriter;
   struct FreeAligned {
     void operator()(char* p) const;
   };
-  BlobUpload(BlobStore& store, std::filesystem::path path, UniqueFd fd, bool direct);
+  BlobUpload(BlobStore& store, std::filesystem::path path, UniqueFd fd);
   void discard();
-  // Direct I/O: writes the staged bytes at written_ (padded to the block size when `last`;
-  // commit() truncates the padding away). Falls back to the page cache when the kernel
-  // refuses the alignment.
+  // Direct I/O: hands the staged chunk to the writer thread (padded to the block size when
+  // `last`, and then waits for it; finish() truncates the padding away). Switches to the page
+  // cache when the writer found direct I/O refused.
   Status flushStaged(bool last);
   // Writes at written_ through the page cache (and paces writeback).
   Status writeBuffered(const char* data, std::size_t size);
@@ -130,10 +133,13 @@ class BlobUpload {
   uint64_t reserved_ = 0;  // quota reserved in the store for these bytes
   bool committed_ = false;
   bool direct_ = false;
-  // Direct I/O: bytes wait here (block-aligned memory) until a whole chunk can be written.
-  std::unique_ptr<char, FreeAligned> staging_;
+  // Direct I/O: bytes are staged in one block-aligned buffer while the writer thread writes
+  // the other.
+  std::unique_ptr<char, FreeAligned> staging_[2];
+  int filling_ = 0;
   std::size_t staged_ = 0;
-  // Bytes in the file (direct: whole chunks; the staged tail is not yet among them).
+  std::unique_ptr<DirectWriter> writer_;  // started with the first whole chunk
+  // Bytes in the file or handed to the writer (the staged tail is not among them).
   uint64_t written_ = 0;
   // Page-cache path: writeback was started for [0, flushing_), has completed and the pages
   // were dropped for [0, dropped_).
