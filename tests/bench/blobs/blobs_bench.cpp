@@ -1,8 +1,11 @@
 // Blob upload/download throughput of fleetlet-blobs against Debian's nginx in the same run:
-// nginx serves the same file (GET, sendfile) and accepts it by WebDAV PUT. Prints MB/s,
-// fleetlet/nginx ratios and peak RSS. Not a test: no assertion on time.
+// nginx serves the same file (GET, sendfile) and accepts it by WebDAV PUT. Downloads are
+// measured from disk (both files dropped from the page cache first) and from the page cache.
+// Prints MB/s, fleetlet/nginx ratios and peak RSS. Not a test: no assertion on time.
 //
-//   blobs_bench [--mib N] [--rounds R]      (default 1024 MiB, 2 rounds, best round counts)
+//   blobs_bench [--mib N] [--rounds R] [--direct-io true|false] [--binary PATH]
+//   (default 1024 MiB, 2 rounds, best round counts; --direct-io is passed to fleetlet-blobs;
+//   --binary runs another build of fleetlet-blobs, e.g. to compare before/after a change)
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -98,6 +101,24 @@ double timedDownload(uint16_t port, const std::string& path, uint64_t bytes) {
   return seconds;
 }
 
+// Drops `file` from the page cache (it is clean: both servers fsync or only read it).
+void evict(const fs::path& file) {
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd || ::fdatasync(fd.get()) != 0 ||
+      ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED) != 0)
+    die("evict " + file.string());
+}
+
+std::string get(uint16_t port, const std::string& path) {
+  RawConnection c = check(RawConnection::connect(port), "connect");
+  checkStatus(
+      c.sendAll("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+      "send");
+  RawResponse r = check(c.readResponse(), "response");
+  if (r.status != 200) die(fmt::format("GET {}: {}", path, r.status));
+  return r.body;
+}
+
 uint64_t peakKib(pid_t pid) {
   auto rss = readRss(pid);
   return rss ? rss->peak_kib : 0;
@@ -116,10 +137,14 @@ pid_t nginxWorker(pid_t master) {
 int run(int argc, char** argv) {
   uint64_t mib = 1024;
   int rounds = 2;
+  std::string direct_io;  // fleetlet-blobs' default unless given
+  fs::path binary = blobBinary();
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--mib") mib = std::stoull(argv[i + 1]);
     if (flag == "--rounds") rounds = std::stoi(argv[i + 1]);
+    if (flag == "--direct-io") direct_io = argv[i + 1];
+    if (flag == "--binary") binary = argv[i + 1];
   }
   const uint64_t bytes = mib << 20;
   if (std::system("command -v nginx >/dev/null") != 0) {
@@ -171,12 +196,15 @@ http {{
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
-  BlobProcess blobs =
-      check(BlobProcess::start(blobBinary(),
-                               {"--data-dir", (dir.path() / "blobs").string(), "--events-url",
-                                "http://127.0.0.1:1", "--log-level", "info"},
-                               dir.path() / "blobs.log"),
-            "start fleetlet-blobs");
+  std::vector<std::string> blob_args = {"--data-dir",   (dir.path() / "blobs").string(),
+                                        "--events-url", "http://127.0.0.1:1",
+                                        "--log-level",  "info"};
+  if (!direct_io.empty()) {
+    blob_args.push_back("--direct-io");
+    blob_args.push_back(direct_io);
+  }
+  BlobProcess blobs = check(BlobProcess::start(binary, blob_args, dir.path() / "blobs.log"),
+                            "start fleetlet-blobs");
 
   const std::string boundary = "----fleetletBench";
   const std::string meta = R"({"semantics":"bench","retentionPolicy":{"policy":"keepForever"}})";
@@ -188,7 +216,8 @@ http {{
   const std::string post = "\r\n--" + boundary + "--\r\n";
 
   double best_up_blobs = 1e9, best_up_nginx = 1e9, best_up_nginx_synced = 1e9,
-         best_down_blobs = 1e9, best_down_nginx = 1e9;
+         best_cold_blobs = 1e9, best_cold_nginx = 1e9, best_down_blobs = 1e9, best_down_nginx = 1e9;
+  auto mbps = [&](double s) { return static_cast<double>(bytes) / s / 1e6; };
   std::string handle;
   for (int round = 0; round < rounds; ++round) {
     // Distinct content per round, so no round is stored by dedupe.
@@ -224,26 +253,47 @@ http {{
     double synced = nginx_up + std::chrono::duration<double>(Clock::now() - sync_start).count();
     best_up_nginx_synced = std::min(best_up_nginx_synced, synced);
 
+    std::printf(
+        "  round %d: upload fleetlet-blobs %.1f MB/s, nginx PUT %.1f, nginx PUT+fsync %.1f\n",
+        round + 1, mbps(up), mbps(nginx_up), mbps(synced));
+
+    // From disk: both files dropped from the page cache first.
+    std::string sha =
+        check(parseJson(get(blobs.port(), "/api/v1/blobs/" + handle + "/metadata"), "metadata"),
+              "metadata")["sha256"]
+            .get<std::string>();
+    evict(dir.path() / "blobs" / "blobs" / sha);
+    evict(dir.path() / "www" / "served.bin");
+    best_cold_blobs =
+        std::min(best_cold_blobs, timedDownload(blobs.port(), "/api/v1/blobs/" + handle, bytes));
+    best_cold_nginx = std::min(best_cold_nginx, timedDownload(nginx_port, "/served.bin", bytes));
+    // From the page cache: both files were just read.
     best_down_blobs =
         std::min(best_down_blobs, timedDownload(blobs.port(), "/api/v1/blobs/" + handle, bytes));
     best_down_nginx = std::min(best_down_nginx, timedDownload(nginx_port, "/served.bin", bytes));
   }
 
-  auto mbps = [&](double s) { return static_cast<double>(bytes) / s / 1e6; };
   uint64_t blobs_rss = peakKib(blobs.pid());
   uint64_t nginx_rss = peakKib(nginxWorker(nginx.pid()));
-  std::printf("blobs benchmark: %llu MiB over loopback, best of %d rounds\n",
-              static_cast<unsigned long long>(mib), rounds);
+  std::printf("blobs benchmark: %llu MiB over loopback, best of %d rounds%s\n",
+              static_cast<unsigned long long>(mib), rounds,
+              direct_io.empty() ? "" : (", --direct-io " + direct_io).c_str());
   std::printf("  upload    fleetlet-blobs %8.1f MB/s   nginx WebDAV PUT %8.1f MB/s   ratio %.2f\n",
               mbps(best_up_blobs), mbps(best_up_nginx), best_up_nginx / best_up_blobs);
   std::printf("            (equal durability)         nginx PUT+fsync  %8.1f MB/s   ratio %.2f\n",
               mbps(best_up_nginx_synced), best_up_nginx_synced / best_up_blobs);
-  std::printf("  download  fleetlet-blobs %8.1f MB/s   nginx GET        %8.1f MB/s   ratio %.2f\n",
-              mbps(best_down_blobs), mbps(best_down_nginx), best_down_nginx / best_down_blobs);
+  std::printf(
+      "  download  fleetlet-blobs %8.1f MB/s   nginx GET        %8.1f MB/s   ratio %.2f"
+      "   (from disk)\n",
+      mbps(best_cold_blobs), mbps(best_cold_nginx), best_cold_nginx / best_cold_blobs);
+  std::printf(
+      "  download  fleetlet-blobs %8.1f MB/s   nginx GET        %8.1f MB/s   ratio %.2f"
+      "   (page cache)\n",
+      mbps(best_down_blobs), mbps(best_down_nginx), best_down_nginx / best_down_blobs);
   std::printf("  peak RSS  fleetlet-blobs %8.1f MiB    nginx worker     %8.1f MiB\n",
               static_cast<double>(blobs_rss) / 1024, static_cast<double>(nginx_rss) / 1024);
   std::printf(
-      "  (fleetlet-blobs answers 201 after fsync and sha256; nginx's PUT does neither, so the\n"
+      "  (fleetlet-blobs answers 201 after sha256 and fsync; nginx's PUT does neither, so the\n"
       "   plain PUT ratio is bounded by disk vs page-cache speed)\n");
   nginx.stop(SIGQUIT, std::chrono::seconds(3));
   return 0;
