@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -124,6 +125,20 @@ uint64_t peakKib(pid_t pid) {
   return rss ? rss->peak_kib : 0;
 }
 
+// CPU seconds (user + system) a process has used so far.
+double cpuSeconds(pid_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  std::size_t close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) fields >> skip;  // state .. cmajflt
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // nginx's worker: the master's child.
 pid_t nginxWorker(pid_t master) {
   std::ifstream children(fmt::format("/proc/{}/task/{}/children", master, master));
@@ -218,6 +233,10 @@ http {{
   double best_up_blobs = 1e9, best_up_nginx = 1e9, best_up_nginx_synced = 1e9,
          best_cold_blobs = 1e9, best_cold_nginx = 1e9, best_down_blobs = 1e9, best_down_nginx = 1e9;
   auto mbps = [&](double s) { return static_cast<double>(bytes) / s / 1e6; };
+  // CPU seconds per GiB uploaded, of the server process (kernel writeback threads excluded).
+  double best_cpu_blobs = 1e9, best_cpu_nginx = 1e9;
+  const double gib = static_cast<double>(bytes) / (1 << 30);
+  const pid_t nginx_worker = nginxWorker(nginx.pid());
   std::string handle;
   for (int round = 0; round < rounds; ++round) {
     // Distinct content per round, so no round is stored by dedupe.
@@ -227,6 +246,7 @@ http {{
       if (!fd || ::pwrite(fd.get(), &marker, sizeof marker, 0) != sizeof marker) die("pwrite");
     }
     std::string body;
+    double cpu_before = cpuSeconds(blobs.pid());
     double up =
         timedUpload(blobs.port(),
                     fmt::format("POST /api/v1/blobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
@@ -234,8 +254,10 @@ http {{
                                 boundary, pre.size() + bytes + post.size(), pre),
                     file, bytes, post, 201, &body);
     best_up_blobs = std::min(best_up_blobs, up);
+    best_cpu_blobs = std::min(best_cpu_blobs, (cpuSeconds(blobs.pid()) - cpu_before) / gib);
     handle = check(parseJson(body, "upload response"), "handle")["handle"].get<std::string>();
 
+    cpu_before = cpuSeconds(nginx_worker);
     double nginx_up = timedUpload(
         nginx_port,
         fmt::format("PUT /dav/round{}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
@@ -243,6 +265,7 @@ http {{
                     round, bytes),
         file, bytes, "", 201);
     best_up_nginx = std::min(best_up_nginx, nginx_up);
+    best_cpu_nginx = std::min(best_cpu_nginx, (cpuSeconds(nginx_worker) - cpu_before) / gib);
     // The same durability as fleetlet-blobs' 201: nginx's file made durable afterwards.
     auto sync_start = Clock::now();
     {
@@ -290,6 +313,10 @@ http {{
       "  download  fleetlet-blobs %8.1f MB/s   nginx GET        %8.1f MB/s   ratio %.2f"
       "   (page cache)\n",
       mbps(best_down_blobs), mbps(best_down_nginx), best_down_nginx / best_down_blobs);
+  std::printf(
+      "  upload CPU fleetlet-blobs %6.2f s/GiB  nginx worker     %6.2f s/GiB  (server "
+      "process; nginx: PUT only)\n",
+      best_cpu_blobs, best_cpu_nginx);
   std::printf("  peak RSS  fleetlet-blobs %8.1f MiB    nginx worker     %8.1f MiB\n",
               static_cast<double>(blobs_rss) / 1024, static_cast<double>(nginx_rss) / 1024);
   std::printf(
