@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--collect-interval-ms", collect_ms, "how often expired blobs are deleted")
       ->capture_default_str();
+  app.add_option("--direct-io", options.direct_io,
+                 "write uploads with O_DIRECT where the filesystem supports it (false: through "
+                 "the page cache)")
+      ->capture_default_str();
   std::string handoff_socket;
   app.add_option("--handoff-socket", handoff_socket,
                  "unix socket where the agent hands over each app's listener");

@@ -1,12 +1,16 @@
 #include "store/blob_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 
 #include "crypto/sha256.h"
+#include "os/unique_fd.h"
 #include "support/temp_dir.h"
 
 namespace fleetlet::store {
@@ -181,6 +185,110 @@ TEST_F(BlobStoreTest, ListsNewestFirstBySemantics) {
   EXPECT_EQ((*list)[1].handle, a->handle);
   EXPECT_EQ(store_->list("", 2)->size(), 2u);
 }
+
+// Uploads are written with O_DIRECT (staged in aligned chunks, the tail padded and truncated)
+// or through the page cache (writeback paced, pages dropped): both store exactly the bytes.
+class BlobStoreWriteTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    auto dir = testing::TempDir::create("fleetlet-blobstore-io");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+    StoreOptions options;
+    options.data_dir = dir_->path();
+    options.direct_io = GetParam();
+    auto store = BlobStore::open(options, clock_);
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+  }
+
+  // Whether the filesystem of the data dir takes O_DIRECT.
+  bool directSupported() const {
+    fs::path probe = dir_->path() / "probe";
+    UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    int flags = fd ? ::fcntl(fd.get(), F_GETFL) : -1;
+    bool ok = flags >= 0 && ::fcntl(fd.get(), F_SETFL, flags | O_DIRECT) == 0;
+    fs::remove(probe);
+    return ok;
+  }
+
+  // Pages of `path`'s first `bytes` that are in the page cache.
+  static std::size_t residentPages(const fs::path& path, std::size_t bytes) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return SIZE_MAX;
+    void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (map == MAP_FAILED) return SIZE_MAX;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> in_core((bytes + page - 1) / page);
+    std::size_t resident = SIZE_MAX;
+    if (::mincore(map, bytes, in_core.data()) == 0) {
+      resident = 0;
+      for (unsigned char c : in_core) resident += c & 1;
+    }
+    ::munmap(map, bytes);
+    return resident;
+  }
+
+  static std::string content(std::size_t bytes, char seed) {
+    std::string out(bytes, '\0');
+    for (std::size_t i = 0; i < bytes; ++i) out[i] = static_cast<char>(seed + i * 131 + i / 7919);
+    return out;
+  }
+
+  std::optional<testing::TempDir> dir_;
+  FakeClock clock_;
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_P(BlobStoreWriteTest, StoresExactlyTheBytesWhateverTheirAlignment) {
+  const std::size_t chunk = BlobUpload::kDirectChunk;
+  const std::size_t sizes[] = {
+      0, 1, 4095, 4096, chunk - 1, chunk, chunk + 1, 2 * chunk, 3 * chunk + 12345};
+  char seed = 'a';
+  for (std::size_t size : sizes) {
+    SCOPED_TRACE(size);
+    std::string bytes = content(size, seed++);
+    auto upload = store_->beginUpload(size);
+    ASSERT_TRUE(upload) << upload.error().message();
+    EXPECT_EQ((*upload)->direct(), GetParam() && directSupported());
+    // Pieces of an odd size, as a multipart body hands them over.
+    for (std::size_t i = 0; i < bytes.size(); i += 65537) {
+      ASSERT_TRUE((*upload)->write(std::string_view(bytes).substr(i, 65537)));
+    }
+    auto meta = store_->commit(**upload, {.semantics = "s", .content_type = "x/y"});
+    ASSERT_TRUE(meta) << meta.error().message();
+    EXPECT_EQ(meta->bytes, size);
+    EXPECT_EQ(meta->sha256, sha256Hex(bytes));
+    fs::path stored = store_->contentPath(meta->sha256);
+    EXPECT_EQ(fs::file_size(stored), size);
+    std::ifstream in(stored, std::ios::binary);
+    std::string back((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_TRUE(back == bytes) << "stored content differs";
+  }
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+}
+
+TEST_P(BlobStoreWriteTest, AStreamingUploadLeavesNoPageCacheBehindIt) {
+  // Three writeback steps: the first is written back and dropped by the time the third is
+  // written (direct I/O never enters the page cache at all).
+  const std::size_t step = BlobUpload::kWritebackChunk;
+  auto upload = store_->beginUpload(std::nullopt);
+  ASSERT_TRUE(upload);
+  std::string piece = content(1024 * 1024, 'p');
+  for (std::size_t written = 0; written < 3 * step; written += piece.size()) {
+    ASSERT_TRUE((*upload)->write(piece));
+  }
+  fs::path tmp = fs::directory_iterator(dir_->path() / "tmp")->path();
+  EXPECT_EQ(residentPages(tmp, step), 0u);
+  auto meta = store_->commit(**upload, {.semantics = "s", .content_type = "x/y"});
+  ASSERT_TRUE(meta) << meta.error().message();
+  EXPECT_EQ(meta->bytes, 3 * step);
+}
+
+INSTANTIATE_TEST_SUITE_P(Io, BlobStoreWriteTest, ::testing::Values(true, false),
+                         [](const auto& param_info) {
+                           return param_info.param ? "Direct" : "PageCache";
+                         });
 
 }  // namespace
 }  // namespace fleetlet::store

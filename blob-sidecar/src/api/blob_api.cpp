@@ -11,6 +11,7 @@
 #include <charconv>
 #include <limits>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "api/http_range.h"
@@ -33,6 +34,9 @@ constexpr uint64_t kMultipartAllowance = 128 * 1024;
 constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
 // Body bytes handed to the parser (and the disk) per trip to the blocking pool.
 constexpr std::size_t kUploadBatch = 1024 * 1024;
+// Downloads: bytes per sendfile call, and how far ahead of it the file is read.
+constexpr uint64_t kSendStep = 8 * 1024 * 1024;
+constexpr uint64_t kReadAhead = 32 * 1024 * 1024;
 constexpr int64_t kDefaultListLimit = 100;
 constexpr int64_t kMaxListLimit = 1000;
 
@@ -206,10 +210,11 @@ Task<Response> BlobApi::upload(Request& request) {
   UploadSink sink(*upload, options_.max_blob_size);
   multipart::MultipartParser parser(*boundary, sink);
   std::optional<Error> failure;
-  // Pieces from the socket are gathered into 1 MiB batches: one trip to the blocking pool per
-  // piece would cost two thread switches each. While the pool parses, hashes and writes one
-  // batch, this coroutine reads the next into the other buffer (two cores work at once).
-  std::string batches[2];
+  // The body is read straight from the socket into 1 MiB batches (one copy, large reads). One
+  // trip to the blocking pool per batch: while the pool parses, hashes and writes one batch,
+  // this coroutine reads the next into the other buffer (two cores work at once).
+  std::unique_ptr<char[]> batches[2] = {std::make_unique_for_overwrite<char[]>(kUploadBatch),
+                                        std::make_unique_for_overwrite<char[]>(kUploadBatch)};
   int current = 0;
   struct Pending {
     bool running = false;
@@ -218,27 +223,26 @@ Task<Response> BlobApi::upload(Request& request) {
   boost::asio::steady_timer wake(request.executor());
   bool at_end = false;
   while (!at_end && !failure) {
-    std::string& batch = batches[current];
-    batch.clear();
-    batch.reserve(kUploadBatch);
-    while (batch.size() < kUploadBatch) {
-      auto chunk = co_await request.readSome();
-      if (!chunk) {
-        failure = chunk.error();  // the server answers 413/400 itself or the client is gone
+    char* batch = batches[current].get();
+    std::size_t filled = 0;
+    while (filled < kUploadBatch) {
+      auto n = co_await request.readInto(std::span<char>(batch + filled, kUploadBatch - filled));
+      if (!n) {
+        failure = n.error();  // the server answers 413/400 itself or the client is gone
         break;
       }
-      if (chunk->empty()) {
+      if (*n == 0) {
         at_end = true;
         break;
       }
-      batch.append(*chunk);
+      filled += *n;
     }
     co_await waitFor(pending.running, wake);
     if (!pending.result) failure = pending.result.error();
-    if (failure || batch.empty()) break;
+    if (failure || filled == 0) break;
     pending.running = true;
-    std::string* data = &batch;
-    auto feed = [&parser, data] { return parser.feed(*data); };
+    std::string_view data(batch, filled);
+    auto feed = [&parser, data] { return parser.feed(data); };
     auto run = [&request, &pending, &wake, feed]() -> Task<void> {
       pending.result = co_await request.offload(feed);
       pending.running = false;
@@ -339,9 +343,32 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
   Response response = Response::sized(
       *range ? 206 : 200, meta.content_type, length,
       [fd, offset, length, name](StreamWriter& writer) -> Task<void> {
-        auto sent = co_await writer.sendFile(fd->get(), offset, length);
-        if (!sent && sent.error().code() != ErrorCode::kUnavailable) {
-          spdlog::warn("blobs: sending {} failed: {}", name, sent.error().describe());
+        // sendfile runs on the event loop and would wait there for every page not in the
+        // cache (uploads bypass the cache): the blocking pool asks the kernel to read the
+        // next kReadAhead bytes, a step at a time, so sendfile finds them in memory.
+        const uint64_t end = offset + length;
+        uint64_t position = offset;
+        uint64_t requested = offset;
+        while (position < end) {
+          uint64_t wanted = std::min(end, position + kReadAhead);
+          if (wanted > requested) {
+            int file = fd->get();
+            auto read_ahead = [file, requested, wanted] {
+              ::posix_fadvise(file, static_cast<off_t>(requested),
+                              static_cast<off_t>(wanted - requested), POSIX_FADV_WILLNEED);
+            };
+            co_await writer.offload(std::move(read_ahead));
+            requested = wanted;
+          }
+          uint64_t step = std::min(end - position, kSendStep);
+          auto sent = co_await writer.sendFile(fd->get(), position, step);
+          if (!sent) {
+            if (sent.error().code() != ErrorCode::kUnavailable) {
+              spdlog::warn("blobs: sending {} failed: {}", name, sent.error().describe());
+            }
+            co_return;
+          }
+          position += step;
         }
       });
   if (*range) {

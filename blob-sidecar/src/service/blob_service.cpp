@@ -38,6 +38,7 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
   store_options.data_dir = options.data_dir;
   store_options.quota = options.quota;
   store_options.source = options.source;
+  store_options.direct_io = options.direct_io;
   store_options.on_event = [raw] {
     if (auto* publisher = raw->publisher.load()) publisher->notify();
   };

@@ -34,6 +34,8 @@ struct ServiceOptions {
   // This node's id (`source` in blob metadata).
   std::string source = "local";
   std::chrono::milliseconds collect_interval{10000};
+  // Write uploads with O_DIRECT where the filesystem supports it (see store::StoreOptions).
+  bool direct_io = true;
   std::optional<std::string> cors_origin = "*";
   // Where the agent hands over each app's blob listener (socket handoff); none when unset.
   std::optional<std::filesystem::path> handoff_socket;

@@ -7,9 +7,14 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "events/event_outbox.h"
@@ -18,6 +23,10 @@ namespace fleetlet::store {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Alignment of direct I/O (memory, file offset, length): the page size, a multiple of every
+// common logical block size.
+constexpr std::size_t kBlockAlign = 4096;
 
 constexpr std::string_view kMigration1 = R"sql(
 CREATE TABLE contents (
@@ -142,12 +151,109 @@ Json toJson(const BlobMetadata& m) {
 // ---------------------------------------------------------------------------------------------
 // BlobUpload
 
+void BlobUpload::FreeAligned::operator()(char* p) const { std::free(p); }
+
+// Writes one buffer at a time on its own thread, so that the disk works while the uploading
+// thread hashes and stages the next chunk. When the kernel refuses direct I/O (EINVAL: an
+// alignment the device does not accept), it turns O_DIRECT off on the descriptor and writes
+// through the page cache; refused() tells the upload to do the same from then on.
+class BlobUpload::DirectWriter {
+ public:
+  DirectWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~DirectWriter() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+
+  // Waits until the write in flight (if any) is done. Fails with the first failed write's
+  // error, and so does every later call.
+  Status wait() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return !busy_; });
+    return status_;
+  }
+  // Starts writing `size` bytes at `offset`. Only after wait(); `data` must stay untouched
+  // until the next wait() returns.
+  void start(const char* data, std::size_t size, uint64_t offset) {
+    {
+      std::lock_guard lock(mutex_);
+      data_ = data;
+      size_ = size;
+      offset_ = offset;
+      busy_ = true;
+    }
+    changed_.notify_all();
+  }
+  bool refused() const { return refused_.load(); }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      changed_.wait(lock, [this] { return stop_ || busy_; });
+      if (!busy_) return;
+      const char* data = data_;
+      std::size_t size = size_;
+      uint64_t offset = offset_;
+      bool failed = !status_;
+      lock.unlock();
+      Status result = failed ? Status() : writeAll(data, size, offset);
+      lock.lock();
+      if (status_ && !result) status_ = std::move(result);
+      busy_ = false;
+      changed_.notify_all();
+    }
+  }
+
+  Status writeAll(const char* data, std::size_t size, uint64_t offset) {
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pwrite(fd_, data + done, size - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL && !refused_) {
+        int flags = ::fcntl(fd_, F_GETFL);
+        if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+          return failErrno(errno, "turn off direct I/O on {}", path_);
+        }
+        spdlog::info("blob store: direct I/O refused on {}; writing through the page cache", path_);
+        refused_ = true;
+        continue;
+      }
+      if (n < 0) return failErrno(errno, "write {}", path_);
+      done += static_cast<std::size_t>(n);
+    }
+    return Status();
+  }
+
+  const int fd_;
+  const std::string path_;
+  std::atomic<bool> refused_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stop_ = false;           // guarded by mutex_
+  bool busy_ = false;           // guarded by mutex_
+  const char* data_ = nullptr;  // guarded by mutex_
+  std::size_t size_ = 0;        // guarded by mutex_
+  uint64_t offset_ = 0;         // guarded by mutex_
+  Status status_;               // guarded by mutex_
+  std::thread thread_;
+};
+
 BlobUpload::BlobUpload(BlobStore& store, fs::path path, UniqueFd fd)
     : store_(store), path_(std::move(path)), fd_(std::move(fd)) {}
 
 BlobUpload::~BlobUpload() { discard(); }
 
 void BlobUpload::discard() {
+  writer_.reset();  // lets the write in flight finish: it uses fd_ and the staging buffers
   if (!committed_ && fd_) {
     fd_.reset();
     ::unlink(path_.c_str());
@@ -167,20 +273,95 @@ Status BlobUpload::write(std::string_view data) {
   }
   reserved_ += data.size();
   hash_.update(data);
-  const char* p = data.data();
-  std::size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_.get(), p, left);
+  bytes_ += data.size();
+  Status written;
+  while (written && !data.empty()) {
+    if (!direct_) {
+      written = writeBuffered(data.data(), data.size());
+      break;
+    }
+    std::size_t take = std::min(kDirectChunk - staged_, data.size());
+    std::memcpy(staging_[filling_].get() + staged_, data.data(), take);
+    staged_ += take;
+    data.remove_prefix(take);
+    if (staged_ == kDirectChunk) written = flushStaged(false);
+  }
+  if (!written) discard();
+  return written;
+}
+
+Status BlobUpload::flushStaged(bool last) {
+  if (!writer_) writer_ = std::make_unique<DirectWriter>(fd_.get(), path_.string());
+  // The write before last used the other buffer; this one was written two chunks ago.
+  FLEETLET_RETURN_IF_ERROR(writer_->wait());
+  char* chunk = staging_[filling_].get();
+  if (writer_->refused()) {
+    direct_ = false;
+    std::size_t size = staged_;
+    staged_ = 0;
+    return writeBuffered(chunk, size);
+  }
+  std::size_t size = staged_;
+  if (last) {
+    // O_DIRECT writes whole blocks: pad the tail with zeros; finish() truncates them away.
+    size = (staged_ + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+    std::memset(chunk + staged_, 0, size - staged_);
+  }
+  writer_->start(chunk, size, written_);
+  written_ += staged_;
+  staged_ = 0;
+  filling_ ^= 1;
+  if (last) return writer_->wait();
+  return Status();
+}
+
+Status BlobUpload::writeBuffered(const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd_.get(), data, size, static_cast<off_t>(written_));
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      discard();
-      return failErrno(err, "write {}", path_.string());
+      return failErrno(errno, "write {}", path_.string());
     }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    written_ += static_cast<uint64_t>(n);
   }
-  bytes_ += data.size();
+  if (written_ - flushing_ >= kWritebackChunk) {
+    // Start writeback of what was just written; wait for the step before (long done, as a
+    // rule) and drop its pages: dirty pages stay bounded by two steps, and commit's fdatasync
+    // finds almost nothing left to write. Errors surface in that fdatasync.
+    ::sync_file_range(fd_.get(), static_cast<off_t>(flushing_),
+                      static_cast<off_t>(written_ - flushing_), SYNC_FILE_RANGE_WRITE);
+    if (flushing_ > dropped_) {
+      ::sync_file_range(
+          fd_.get(), static_cast<off_t>(dropped_), static_cast<off_t>(flushing_ - dropped_),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_.get(), static_cast<off_t>(dropped_),
+                      static_cast<off_t>(flushing_ - dropped_), POSIX_FADV_DONTNEED);
+      dropped_ = flushing_;
+    }
+    flushing_ = written_;
+  }
+  return Status();
+}
+
+Status BlobUpload::finish() {
+  bool padded = false;
+  if (direct_ && staged_ > 0) {
+    padded = true;
+    FLEETLET_RETURN_IF_ERROR(flushStaged(true));
+  } else if (writer_) {
+    FLEETLET_RETURN_IF_ERROR(writer_->wait());
+  }
+  writer_.reset();
+  if (written_ != bytes_) {
+    return fail(ErrorCode::kInternal, "upload {}: wrote {} bytes of {}", path_.string(), written_,
+                bytes_);
+  }
+  if (padded && ::ftruncate(fd_.get(), static_cast<off_t>(bytes_)) != 0) {
+    return failErrno(errno, "truncate {}", path_.string());
+  }
+  if (::fdatasync(fd_.get()) != 0) return failErrno(errno, "fsync {}", path_.string());
   return Status();
 }
 
@@ -286,7 +467,20 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::beginUpload(std::optional<uint64_
   fs::path path = tmp_dir_ / ("upload-" + name);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return failErrno(errno, "create {}", path.string());
-  return std::unique_ptr<BlobUpload>(new BlobUpload(*this, std::move(path), std::move(fd)));
+  int fd_number = fd.get();
+  std::unique_ptr<BlobUpload> upload(new BlobUpload(*this, std::move(path), std::move(fd)));
+  if (options_.direct_io) {
+    // Set after open: an O_DIRECT open that the filesystem refuses would still create the file.
+    int flags = ::fcntl(fd_number, F_GETFL);
+    if (flags >= 0 && ::fcntl(fd_number, F_SETFL, flags | O_DIRECT) == 0) {
+      for (auto& buffer : upload->staging_) {
+        buffer.reset(static_cast<char*>(std::aligned_alloc(kBlockAlign, BlobUpload::kDirectChunk)));
+        if (!buffer) return fail(ErrorCode::kResourceExhausted, "no memory for an upload buffer");
+      }
+      upload->direct_ = true;
+    }
+  }
+  return upload;
 }
 
 Result<std::vector<std::string>> BlobStore::deleteBlobsLocked(
@@ -336,10 +530,9 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
   if (upload.committed_ || !upload.fd_) {
     return fail(ErrorCode::kFailedPrecondition, "upload is already closed");
   }
-  if (::fdatasync(upload.fd_.get()) != 0) {
-    int err = errno;
+  if (auto finished = upload.finish(); !finished) {
     upload.discard();
-    return failErrno(err, "fsync {}", upload.path_.string());
+    return std::unexpected(finished.error());
   }
   BlobMetadata meta;
   meta.sha256 = upload.hash_.finishHex();

@@ -5,7 +5,11 @@
 //   <data-dir>/tmp/             uploads in progress; emptied when the store opens
 //   <data-dir>/blobs/<sha256>   content, stored once however many blobs share it
 //
-// An upload is written to a temporary file while it streams in; commit() fsyncs it, renames
+// An upload is written to a temporary file while it streams in, with direct I/O where the
+// filesystem allows it (O_DIRECT: no page-cache copy, the disk works while the upload streams
+// in), else through the page cache with writeback started every few MiB and finished pages
+// dropped, so memory stays flat and commit's fsync has little left to do. commit() fsyncs it,
+// renames
 // it to its content address (or drops it when that content is already stored), fsyncs the
 // directory, and only then inserts the index rows (blob + metadata event) in one transaction.
 // So a blob is visible exactly when it is complete and durable; a crash at any point leaves
@@ -76,12 +80,17 @@ struct StoreOptions {
   std::string source = "local";
   // Called (after commit, without locks held) when an event was added to the outbox.
   std::function<void()> on_event;
+  // Write uploads with O_DIRECT when the filesystem supports it (else, or when false, through
+  // the page cache with early writeback).
+  bool direct_io = true;
 };
 
 class BlobStore;
 
 // One upload in progress: a temporary file plus its running size and sha256. Destroying an
-// upload that was not committed deletes the temporary file. Not thread-safe (one writer).
+// upload that was not committed deletes the temporary file. Not thread-safe (one caller at a
+// time); with direct I/O it runs a thread of its own that writes one chunk while the caller
+// hashes and stages the next.
 class BlobUpload {
  public:
   ~BlobUpload();
@@ -92,11 +101,29 @@ class BlobUpload {
   // write errno (ENOSPC → kResourceExhausted). After a failure the upload is unusable.
   Status write(std::string_view data);
   uint64_t bytes() const { return bytes_; }
+  // Whether the file is written with O_DIRECT (else through the page cache).
+  bool direct() const { return direct_; }
+
+  // Bytes per direct write (staging buffer) and per writeback step of the page-cache path.
+  static constexpr std::size_t kDirectChunk = 1024 * 1024;
+  static constexpr uint64_t kWritebackChunk = 8 * 1024 * 1024;
 
  private:
   friend class BlobStore;
+  class DirectWriter;
+  struct FreeAligned {
+    void operator()(char* p) const;
+  };
   BlobUpload(BlobStore& store, std::filesystem::path path, UniqueFd fd);
   void discard();
+  // Direct I/O: hands the staged chunk to the writer thread (padded to the block size when
+  // `last`, and then waits for it; finish() truncates the padding away). Switches to the page
+  // cache when the writer found direct I/O refused.
+  Status flushStaged(bool last);
+  // Writes at written_ through the page cache (and paces writeback).
+  Status writeBuffered(const char* data, std::size_t size);
+  // Makes everything written durable: the staged tail, the size, fdatasync.
+  Status finish();
 
   BlobStore& store_;
   std::filesystem::path path_;
@@ -105,6 +132,19 @@ class BlobUpload {
   uint64_t bytes_ = 0;
   uint64_t reserved_ = 0;  // quota reserved in the store for these bytes
   bool committed_ = false;
+  bool direct_ = false;
+  // Direct I/O: bytes are staged in one block-aligned buffer while the writer thread writes
+  // the other.
+  std::unique_ptr<char, FreeAligned> staging_[2];
+  int filling_ = 0;
+  std::size_t staged_ = 0;
+  std::unique_ptr<DirectWriter> writer_;  // started with the first whole chunk
+  // Bytes in the file or handed to the writer (the staged tail is not among them).
+  uint64_t written_ = 0;
+  // Page-cache path: writeback was started for [0, flushing_), has completed and the pages
+  // were dropped for [0, dropped_).
+  uint64_t flushing_ = 0;
+  uint64_t dropped_ = 0;
 };
 
 // What the client said about a new blob.

@@ -284,7 +284,7 @@ class Connection {
   // Grace period over: closes the socket. On the strand.
   void forceClose();
 
-  Task<Result<std::string_view>> readSome(Request& request);
+  Task<Result<std::size_t>> readInto(Request& request, char* out, std::size_t capacity);
   Task<Status> writeStream(StreamWriter& writer, std::string_view data);
   Task<Status> sendFileStream(StreamWriter& writer, int fd, std::uint64_t offset,
                               std::uint64_t count);
@@ -449,7 +449,7 @@ Task<bool> Connection::serve() {
     keep_alive = false;
   }
   // An unread body would be taken for the next request.
-  if (!parser_->is_done()) keep_alive = false;
+  if (!request.bodyDone()) keep_alive = false;
   if (response.websocket) co_return co_await serveWebSocket(response);
   co_return co_await writeResponse(response, keep_alive);
 }
@@ -638,9 +638,9 @@ Task<void> Connection::watchForDisconnect(StreamWriter& writer) {
   watcher_done_.cancel();
 }
 
-Task<Result<std::string_view>> Connection::readSome(Request& request) {
+Task<Result<std::size_t>> Connection::readInto(Request& request, char* out, std::size_t capacity) {
   if (request.body_failure_) co_return std::unexpected(*request.body_failure_);
-  if (parser_->is_done()) co_return std::string_view();
+  if (request.bodyDone() || capacity == 0) co_return 0;
   const ServerOptions& options = server_.options_;
   ErrorCodeT ec;
   if (!request.continue_sent_) {
@@ -658,38 +658,62 @@ Task<Result<std::string_view>> Connection::readSome(Request& request) {
       }
     }
   }
-  if (request.chunk_.empty()) request.chunk_.resize(kBodyChunkSize);
-  // A flat_buffer starts small and Beast reads at most its free capacity per recv(); without
-  // this a streamed body arrives ~1 KiB per syscall.
-  if (buffer_.capacity() < kBodyChunkSize) buffer_.reserve(kBodyChunkSize);
-  while (true) {
-    auto& body = parser_->get().body();
-    body.data = request.chunk_.data();
-    body.size = request.chunk_.size();
-    body.more = true;
-    setDeadline(options.body_read_timeout);
-    co_await bhttp::async_read_some(socket_, buffer_, *parser_, redirect(ec));
-    clearDeadline();
-    if (ec == bhttp::error::need_buffer) ec = {};
-    std::size_t n = request.chunk_.size() - body.size;
-    if (ec) {
-      request.body_failure_ =
-          isParseError(ec)
-              ? Error(ErrorCode::kInvalidArgument, "malformed request body: " + ec.message())
-              : Error(ErrorCode::kUnavailable, timed_out_
-                                                   ? std::string("request body timed out")
-                                                   : "reading request body: " + ec.message());
-      co_return std::unexpected(*request.body_failure_);
-    }
+  auto failRead = [&](const ErrorCodeT& error) -> Error {
+    request.body_failure_ =
+        isParseError(error)
+            ? Error(ErrorCode::kInvalidArgument, "malformed request body: " + error.message())
+            : Error(ErrorCode::kUnavailable, timed_out_
+                                                 ? std::string("request body timed out")
+                                                 : "reading request body: " + error.message());
+    return *request.body_failure_;
+  };
+  auto count = [&](std::size_t n) -> Result<std::size_t> {
     request.body_read_ += n;
     if (request.body_read_ > request.body_limit_) {
       request.body_failure_ =
           Error(ErrorCode::kResourceExhausted,
                 fmt::format("request body exceeds the limit of {} bytes", request.body_limit_));
-      co_return std::unexpected(*request.body_failure_);
+      return std::unexpected(*request.body_failure_);
     }
-    if (n > 0) co_return std::string_view(request.chunk_.data(), n);
-    if (parser_->is_done()) co_return std::string_view();
+    return n;
+  };
+
+  if (auto length = request.contentLength()) {
+    // A Content-Length body needs no decoding: it bypasses Beast's parser and goes from the
+    // socket straight into `out` (one copy, as large as the caller's buffer), after the body
+    // bytes that arrived with the header. Never reads past the body: a pipelined next request
+    // stays in the socket (or in buffer_) for the next parser.
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(capacity, *length - request.body_read_));
+    if (buffer_.size() > 0) {
+      std::size_t n = asio::buffer_copy(asio::buffer(out, want), buffer_.data());
+      buffer_.consume(n);
+      co_return count(n);
+    }
+    setDeadline(options.body_read_timeout);
+    std::size_t n = co_await socket_.async_read_some(asio::buffer(out, want), redirect(ec));
+    clearDeadline();
+    if (ec) co_return std::unexpected(failRead(ec));
+    co_return count(n);
+  }
+
+  // Chunked: Beast decodes into `out`.
+  // A flat_buffer starts small and Beast reads at most its free capacity per recv(); without
+  // this a streamed body arrives ~1 KiB per syscall.
+  if (buffer_.capacity() < kBodyChunkSize) buffer_.reserve(kBodyChunkSize);
+  while (true) {
+    auto& body = parser_->get().body();
+    body.data = out;
+    body.size = capacity;
+    body.more = true;
+    setDeadline(options.body_read_timeout);
+    co_await bhttp::async_read_some(socket_, buffer_, *parser_, redirect(ec));
+    clearDeadline();
+    if (ec == bhttp::error::need_buffer) ec = {};
+    std::size_t n = capacity - body.size;
+    if (ec) co_return std::unexpected(failRead(ec));
+    if (n > 0) co_return count(n);
+    if (parser_->is_done()) co_return 0;
   }
 }
 
@@ -1066,11 +1090,24 @@ std::optional<std::uint64_t> Request::contentLength() const {
   return *length;
 }
 
-bool Request::bodyDone() const { return connection_->parser().is_done(); }
+bool Request::bodyDone() const {
+  // A Content-Length body is read around the parser (see Connection::readInto).
+  if (auto length = contentLength()) return body_read_ >= *length;
+  return connection_->parser().is_done();
+}
 
 asio::any_io_executor Request::executor() const { return connection_->executor(); }
 
-Task<Result<std::string_view>> Request::readSome() { return connection_->readSome(*this); }
+Task<Result<std::string_view>> Request::readSome() {
+  if (chunk_.empty()) chunk_.resize(kBodyChunkSize);
+  auto n = co_await connection_->readInto(*this, chunk_.data(), chunk_.size());
+  if (!n) co_return std::unexpected(n.error());
+  co_return std::string_view(chunk_.data(), *n);
+}
+
+Task<Result<std::size_t>> Request::readInto(std::span<char> out) {
+  return connection_->readInto(*this, out.data(), out.size());
+}
 
 Task<Result<std::string>> Request::readBody() {
   std::string body;

@@ -52,6 +52,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -188,6 +189,11 @@ class Request {
   // Reads the next piece of the body as it arrives (at most 64 KiB). Returns an empty view at
   // the end of the body. The view is valid until the next read. Fails like readBody().
   Task<Result<std::string_view>> readSome();
+  // Reads the next piece of the body (at most out.size() bytes) into `out` and returns its
+  // size; 0 at the end of the body (or for an empty `out`). A Content-Length body goes from
+  // the socket straight into `out`, so large buffers mean large reads and no extra copy.
+  // Fails like readBody().
+  Task<Result<std::size_t>> readInto(std::span<char> out);
   // Whether the whole body has been read (always true for requests without a body).
   bool bodyDone() const;
 
