@@ -434,7 +434,12 @@ TEST_F(BlobServiceTest, TwoGibUploadKeepsRssUnder32MiB) {
   auto rss = readRss(service_->pid());
   ASSERT_TRUE(rss);
   std::printf("fleetlet-blobs peak RSS after a 2 GiB upload: %.1f MiB\n", rss->peak_kib / 1024.0);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine make any RSS bound meaningless; the rest still holds.
+  std::printf("(AddressSanitizer build: the 32 MiB bound is not checked)\n");
+#else
   EXPECT_LT(rss->peak_kib, 32u * 1024);
+#endif
 
   auto meta = parseJson(get("/api/v1/blobs/" + handleOf(up->body) + "/metadata").body, "meta");
   ASSERT_TRUE(meta);
