@@ -58,12 +58,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (auto s = fleetlet::setupLogging("streams", log_level); !s) {
-    std::fprintf(stderr, "fleetlet-streams: %s\n", s.error().message().c_str());
+    (void)std::fprintf(stderr, "fleetlet-streams: %s\n", s.error().message().c_str());
     return 2;
   }
   if (!splitAddress(listen, options.events_address, options.events_port) ||
       !splitAddress(console_listen, options.console_address, options.console_port)) {
-    std::fprintf(stderr, "fleetlet-streams: addresses must look like 127.0.0.1:4454\n");
+    (void)std::fprintf(stderr, "fleetlet-streams: addresses must look like 127.0.0.1:4454\n");
     return 2;
   }
   options.data_dir = data_dir;

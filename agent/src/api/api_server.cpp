@@ -30,7 +30,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(core::NodeService& service,
   http::ServerOptions server_options;
   server_options.io_threads = 1;
   server_options.blocking_threads = options.blocking_threads;
-  server_options.default_body_limit = 64 * 1024;
+  server_options.default_body_limit = std::uint64_t{64} * 1024;
   server_options.cors_origin = std::nullopt;  // a unix socket has no browser callers
   auto server = std::make_unique<http::Server>(server_options);
   FLEETLET_RETURN_IF_ERROR(registerRoutes(*server, service, options.routes));

@@ -69,7 +69,7 @@ std::string formatTime(Clock::time_point t) {
   auto secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   auto frac = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
   std::tm tm{};
-  ::gmtime_r(&secs, &tm);
+  (void)::gmtime_r(&secs, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
@@ -118,7 +118,7 @@ Result<Clock::time_point> parseTime(std::string_view text) {
   } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
     int oh = fixedDigits(text, pos + 1, 2), om = fixedDigits(text, pos + 4, 2);
     if (oh < 0 || om < 0 || pos + 3 >= text.size() || text[pos + 3] != ':') return bad();
-    offset_seconds = (oh * 3600 + om * 60) * (text[pos] == '-' ? -1 : 1);
+    offset_seconds = static_cast<int64_t>(oh * 3600 + om * 60) * (text[pos] == '-' ? -1 : 1);
     pos += 6;
   } else {
     return bad();

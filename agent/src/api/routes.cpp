@@ -216,7 +216,8 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   auto dir_job = [&service, name] { return service.logDir(name); };
   auto dir = co_await r.offload(std::move(dir_job));
   if (!dir) co_return http::errorResponse(dir.error());
-  size_t count = *tail ? static_cast<size_t>(**tail) : SIZE_MAX;
+  const auto& tail_lines = *tail;
+  size_t count = tail_lines ? static_cast<size_t>(*tail_lines) : SIZE_MAX;
 
   if (!*follow) {
     auto read_job = [path = *dir, count] { return logs::readTail(path, count); };

@@ -29,7 +29,7 @@ namespace fleetlet::api {
 
 struct RouteConfig {
   // Largest manifest POST /v1/apply takes; larger bodies get 413.
-  std::uint64_t apply_body_limit = 1024 * 1024;
+  std::uint64_t apply_body_limit = std::uint64_t{1024} * 1024;
   // Longest NodeService::events() wait of an events follower. Bounds how long a follower
   // takes to notice that its client left or the server stops.
   std::chrono::milliseconds follow_wait{1000};

@@ -45,7 +45,7 @@ bool needsQuotes(const std::string& s) {
     return true;
   }
   char* end = nullptr;
-  std::strtod(s.c_str(), &end);
+  (void)std::strtod(s.c_str(), &end);
   return end == s.c_str() + s.size();  // a number
 }
 
@@ -160,7 +160,7 @@ int runStatus(ApiClient& client, bool json) {
 int runEvents(ApiClient& client, int64_t after, bool follow) {
   auto st = client.events(after, follow, [](const core::NodeEvent& e) {
     fmt::print("{}\n", formatEvent(e));
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     return true;
   });
   if (!st) return report(st.error());
@@ -172,7 +172,7 @@ int runLogs(ApiClient& client, const std::string& name, int tail, bool follow) {
   if (tail >= 0) count = static_cast<size_t>(tail);
   auto st = client.logs(name, count, follow, [](const logs::LogEntry& line) {
     fmt::print("{}\n", line.text);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     return true;
   });
   if (!st) return report(st.error());
@@ -278,9 +278,9 @@ std::string yamlish(const Json& value, int indent) {
   return out;
 }
 
-void addAppCommands(CLI::App& app, std::shared_ptr<ApiFlags> flags, Action& action) {
+void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Action& action) {
   const std::string group = "Node (through fleetletd)";
-  auto output_option = [](CLI::App* cmd, std::shared_ptr<std::string> output) {
+  auto output_option = [](CLI::App* cmd, const std::shared_ptr<std::string>& output) {
     cmd->add_option("-o,--output", *output, "text or json")
         ->default_val("text")
         ->check(CLI::IsMember({"text", "json"}));

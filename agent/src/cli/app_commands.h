@@ -21,7 +21,7 @@ struct ApiFlags {
 };
 
 // Adds the commands to `app`. Parsing one stores its action in `action`; main() runs it.
-void addAppCommands(CLI::App& app, std::shared_ptr<ApiFlags> flags, Action& action);
+void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Action& action);
 
 // The text the commands print, relative to `now` (exposed for tests).
 

@@ -145,7 +145,8 @@ int runRemove(const ContainerdFlags& flags, const std::vector<std::string>& name
 
 }  // namespace
 
-void addImageCommands(CLI::App& app, std::shared_ptr<ContainerdFlags> flags, Action& action) {
+void addImageCommands(CLI::App& app, const std::shared_ptr<ContainerdFlags>& flags,
+                      Action& action) {
   auto* image = app.add_subcommand("image", "Pull, import, list and remove images in containerd");
   image->require_subcommand(1);
 

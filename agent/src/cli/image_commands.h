@@ -18,6 +18,6 @@ using Action = std::function<int()>;
 
 // Adds the `image` command group to `app`. Parsing a subcommand stores its action in
 // `action`; main() runs it after setting up logging.
-void addImageCommands(CLI::App& app, std::shared_ptr<ContainerdFlags> flags, Action& action);
+void addImageCommands(CLI::App& app, const std::shared_ptr<ContainerdFlags>& flags, Action& action);
 
 }  // namespace fleetlet::cli

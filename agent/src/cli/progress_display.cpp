@@ -49,7 +49,7 @@ void ProgressDisplay::update(const image::PullProgress& p) {
   // Plain output: a line when a blob starts downloading and when its state settles.
   if (p.phase == Phase::kDownloading && (!inserted && previous == Phase::kDownloading)) return;
   fmt::print(out_, "{}\n", describe(p));
-  std::fflush(out_);
+  (void)std::fflush(out_);
 }
 
 void ProgressDisplay::redraw(bool force) {
@@ -59,7 +59,7 @@ void ProgressDisplay::redraw(bool force) {
   if (drawn_ > 0) fmt::print(out_, "\x1b[{}A", drawn_);
   for (const auto& line : lines_) fmt::print(out_, "\x1b[2K{}\n", describe(line.last));
   drawn_ = lines_.size();
-  std::fflush(out_);
+  (void)std::fflush(out_);
 }
 
 void ProgressDisplay::finish() {

@@ -15,7 +15,7 @@ namespace api = ::containerd::services::leases::v1;
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
-  gmtime_r(&tt, &tm);
+  (void)gmtime_r(&tt, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
@@ -86,7 +86,7 @@ Result<ScopedLease> ScopedLease::create(const LeaseService& leases, const std::s
 }
 
 ScopedLease::ScopedLease(ScopedLease&& other) noexcept
-    : leases_(other.leases_), id_(std::exchange(other.id_, {})) {}
+    : leases_(std::move(other.leases_)), id_(std::exchange(other.id_, {})) {}
 
 ScopedLease::~ScopedLease() {
   if (id_.empty()) return;

@@ -2,6 +2,7 @@
 // containerd's snapshotter (overlayfs by default) and its diff service, which unpacks layers
 // into snapshots.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@ inline constexpr char kDefaultSnapshotter[] = "overlayfs";
 struct SnapshotInfo {
   std::string name;
   std::string parent;
-  enum class Kind { kUnknown, kView, kActive, kCommitted } kind = Kind::kUnknown;
+  enum class Kind : std::uint8_t { kUnknown, kView, kActive, kCommitted } kind = Kind::kUnknown;
   Labels labels;
 };
 

@@ -5,6 +5,7 @@
 // its own thread before kill) → delete (returns the exit status). All calls block.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,7 +34,7 @@ struct ExitInfo {
 struct TaskInfo {
   std::string id;
   uint32_t pid = 0;
-  enum class State {
+  enum class State : std::uint8_t {
     kUnknown,
     kCreated,
     kRunning,

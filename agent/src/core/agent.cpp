@@ -135,7 +135,7 @@ Result<NodeStatus> Agent::status() {
                .applied_revision = store_.appliedRevision(),
                .last_good_revision = store_.lastGoodRevision()};
   for (const auto& [app, message] : reconciler_.errors()) {
-    s.errors.push_back(app + ": " + message);
+    s.errors.push_back(fmt::format("{}: {}", app, message));
   }
   s.converged = s.desired_revision != 0 && s.applied_revision == s.desired_revision;
   return s;

@@ -260,10 +260,11 @@ Status ContainerProber::probeExec(const Target& target) {
   // The command runs like the app's own process: same env, cwd, user and capabilities.
   auto container = containerd::ContainerService(connection_, scope).get(target.container_id);
   if (!container) return std::unexpected(unhealthy(container.error().wrap("exec").message()));
-  if (!*container) {
+  const auto& found = *container;
+  if (!found) {
     return std::unexpected(unhealthy(fmt::format("exec: no container {}", target.container_id)));
   }
-  auto spec = parseJson((*container)->spec_json, "container spec");
+  auto spec = parseJson(found->spec_json, "container spec");
   if (!spec || !spec->contains("process") || !(*spec)["process"].is_object()) {
     return fail(ErrorCode::kInternal, "exec: container {} has no process spec",
                 target.container_id);
@@ -302,17 +303,18 @@ Status ContainerProber::probeExec(const Target& target) {
   auto exited =
       tasks.waitProcess(target.container_id, exec_id, std::max(check.timeout, milliseconds(1)));
   if (!exited) return std::unexpected(unhealthy(exited.error().wrap("exec").message()));
-  if (!*exited) {
+  const auto& exit_info = *exited;
+  if (!exit_info) {
     (void)tasks.killProcess(target.container_id, exec_id, SIGKILL, kExecSetupTimeout);
     (void)tasks.waitProcess(target.container_id, exec_id, kExecKillWait);
     return std::unexpected(
         unhealthy(fmt::format("exec did not exit within {}ms (killed)", check.timeout.count())));
   }
-  if ((*exited)->exit_status != 0) {
+  if (exit_info->exit_status != 0) {
     remover.now();
     std::string last = output->lastLine();
     return std::unexpected(unhealthy(
-        fmt::format("exec exited {}{}{}", (*exited)->exit_status, last.empty() ? "" : ": ", last)));
+        fmt::format("exec exited {}{}{}", exit_info->exit_status, last.empty() ? "" : ": ", last)));
   }
   return {};
 }

@@ -106,6 +106,7 @@ void HealthMonitor::schedulerLoop() {
     if (!inline_jobs.empty()) {
       lock.unlock();
       std::vector<Outcome> done;
+      done.reserve(inline_jobs.size());
       for (auto& job : inline_jobs) {
         done.push_back(Outcome{job.target.app, job.generation, prober_.probe(job.target)});
       }

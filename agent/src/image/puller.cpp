@@ -52,7 +52,7 @@ class LayerDownloads {
   Status waitFor(size_t i) {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return results_[i].has_value(); });
-    return *results_[i];
+    return *results_[i];  // NOLINT(bugprone-unchecked-optional-access): waited for above
   }
 
   // Blocks until every layer finished; the first error (in layer order) otherwise.

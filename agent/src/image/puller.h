@@ -18,8 +18,14 @@
 namespace fleetlet::image {
 
 struct PullProgress {
-  enum class Kind { kIndex, kManifest, kConfig, kLayer, kBlob /* untyped, from an archive */ };
-  enum class Phase {
+  enum class Kind : std::uint8_t {
+    kIndex,
+    kManifest,
+    kConfig,
+    kLayer,
+    kBlob /* untyped, from an archive */
+  };
+  enum class Phase : std::uint8_t {
     kExists,       // already in the content store: nothing to fetch
     kDownloading,  // `done` of `total` bytes are in (including resumed bytes)
     kDownloaded,   // verified and committed

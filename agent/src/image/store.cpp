@@ -202,10 +202,12 @@ Result<std::vector<ImageSummary>> ImageStore::list() const {
       for (const auto& l : manifest.layers) summary.size += l.size;
       summary.platform = config.platform().toString();
       auto cfg = content().info(manifest.config.digest);
-      if (cfg && *cfg) {
-        auto it = (*cfg)->labels.find(labels::kGcRefSnapshotPrefix + snapshotter_);
-        summary.unpacked = it != (*cfg)->labels.end() &&
-                           snapshots().stat(it->second).value_or(std::nullopt).has_value();
+      if (cfg) {
+        if (const auto& info = *cfg) {
+          auto it = info->labels.find(labels::kGcRefSnapshotPrefix + snapshotter_);
+          summary.unpacked = it != info->labels.end() &&
+                             snapshots().stat(it->second).value_or(std::nullopt).has_value();
+        }
       }
     }
     out.push_back(std::move(summary));

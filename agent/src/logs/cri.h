@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,7 +19,7 @@ namespace fleetlet::logs {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
-enum class Stream { kStdout, kStderr };
+enum class Stream : std::uint8_t { kStdout, kStderr };
 // "stdout" or "stderr".
 std::string_view toString(Stream stream);
 

@@ -39,7 +39,7 @@ struct Source {
   LineSplitter splitter;
 };
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 
 }  // namespace
 

@@ -29,7 +29,7 @@ struct LoggerOptions {
   int max_files = 3;            // rotated files kept besides current.log (--max-files), >= 1
   // Lines longer than this are split into partial records (--max-line), >= 1. The logger
   // lowers it to max_size - kMaxCriOverhead so that every record fits in a file.
-  size_t max_line = 16 * 1024;
+  size_t max_line = size_t{16} * 1024;
 
   // kInvalidArgument naming the bad field.
   Status validate() const;

@@ -13,7 +13,7 @@
 namespace fleetlet::logs {
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 
 // The rotation index k of "current.log.<k>", or 0 when `name` is not a rotated log file.
 int rotatedIndex(std::string_view name) {

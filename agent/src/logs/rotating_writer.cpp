@@ -26,7 +26,7 @@ Status writeAll(int fd, std::string_view data, uint64_t& written) {
 }
 
 // Writes are flushed once this much is buffered, so memory stays bounded between flushes.
-constexpr size_t kFlushThreshold = 64 * 1024;
+constexpr size_t kFlushThreshold = size_t{64} * 1024;
 
 }  // namespace
 

@@ -13,7 +13,11 @@ Result<containerd::TaskIo> loggerIo(const std::filesystem::path& logger_binary,
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return failErrno(ec.value(), "create log directory {}", dir.string());
-  std::filesystem::permissions(dir, std::filesystem::perms(0750), ec);
+  std::filesystem::permissions(dir,
+                               std::filesystem::perms::owner_all |
+                                   std::filesystem::perms::group_read |
+                                   std::filesystem::perms::group_exec,
+                               ec);
   if (ec) return failErrno(ec.value(), "chmod log directory {}", dir.string());
   return containerd::TaskIo{.stdin_uri = "", .stdout_uri = uri, .stderr_uri = uri};
 }

@@ -71,8 +71,8 @@ struct Suffix {
 constexpr std::array<Suffix, 13> kQuantitySuffixes = {{
     {"", 1},
     {"k", 1000},
-    {"M", 1000 * 1000},
-    {"G", 1000 * 1000 * 1000},
+    {"M", int64_t{1000} * 1000},
+    {"G", int64_t{1000} * 1000 * 1000},
     {"T", 1000LL * 1000 * 1000 * 1000},
     {"P", 1000LL * 1000 * 1000 * 1000 * 1000},
     {"E", 1000LL * 1000 * 1000 * 1000 * 1000 * 1000},
@@ -178,10 +178,10 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
       unit_ms = 1;
       rest.remove_prefix(2);
     } else if (rest.starts_with("h")) {
-      unit_ms = 3600 * 1000;
+      unit_ms = int64_t{3600} * 1000;
       rest.remove_prefix(1);
     } else if (rest.starts_with("m")) {
-      unit_ms = 60 * 1000;
+      unit_ms = int64_t{60} * 1000;
       rest.remove_prefix(1);
     } else if (rest.starts_with("s")) {
       unit_ms = 1000;
@@ -208,8 +208,8 @@ std::string formatDuration(std::chrono::milliseconds duration) {
       ms %= unit;
     }
   };
-  part(3600 * 1000, "h");
-  part(60 * 1000, "m");
+  part(int64_t{3600} * 1000, "h");
+  part(int64_t{60} * 1000, "m");
   part(1000, "s");
   part(1, "ms");
   return out;

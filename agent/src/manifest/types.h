@@ -14,11 +14,11 @@
 
 namespace fleetlet::manifest {
 
-enum class Runtime { kContainer, kNative, kWebview };
-enum class RestartPolicy { kAlways, kOnFailure, kNever };
+enum class Runtime : std::uint8_t { kContainer, kNative, kWebview };
+enum class RestartPolicy : std::uint8_t { kAlways, kOnFailure, kNever };
 // download-then-kill: pull the new image while the old app runs (default); kill-then-download:
 // stop first, for devices whose disk holds one copy only.
-enum class UpdateStrategy { kDownloadThenKill, kKillThenDownload };
+enum class UpdateStrategy : std::uint8_t { kDownloadThenKill, kKillThenDownload };
 
 struct Resources {
   std::optional<double> cpu;            // cores, e.g. 0.5
@@ -27,7 +27,7 @@ struct Resources {
 };
 
 struct HealthCheck {
-  enum class Kind { kHttp, kTcp, kExec } kind = Kind::kHttp;
+  enum class Kind : std::uint8_t { kHttp, kTcp, kExec } kind = Kind::kHttp;
   uint16_t port = 0;                 // http, tcp
   std::string path = "/";            // http
   std::vector<std::string> command;  // exec
@@ -43,7 +43,7 @@ struct ExposedPort {
 };
 
 struct Network {
-  enum class Egress { kAll, kNone } egress = Egress::kAll;
+  enum class Egress : std::uint8_t { kAll, kNone } egress = Egress::kAll;
   std::vector<ExposedPort> expose;
 };
 

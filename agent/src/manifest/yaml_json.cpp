@@ -277,13 +277,14 @@ Result<Json> yamlToJson(std::string_view text) {
     if (!parser.HandleNextDocument(builder)) {
       return fail(ErrorCode::kInvalidArgument, "manifest is empty");
     }
-    if (builder.error()) return fail(ErrorCode::kInvalidArgument, "{}", *builder.error());
+    if (const auto& error = builder.error()) return fail(ErrorCode::kInvalidArgument, "{}", *error);
     JsonBuilder second;
     if (parser.HandleNextDocument(second)) {
       return fail(ErrorCode::kInvalidArgument, "manifest has more than one YAML document");
     }
-    if (!builder.root()) return fail(ErrorCode::kInvalidArgument, "manifest is empty");
-    return std::move(*builder.root());
+    std::optional<Json>& root = builder.root();
+    if (!root) return fail(ErrorCode::kInvalidArgument, "manifest is empty");
+    return std::move(*root);
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::kInvalidArgument, "line {}, column {}: {}", e.mark.line + 1,
                 e.mark.column + 1, e.msg);

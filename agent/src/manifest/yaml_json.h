@@ -19,7 +19,7 @@
 namespace fleetlet::manifest {
 
 // Manifests larger than this are refused before parsing.
-inline constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
+inline constexpr size_t kMaxManifestBytes = size_t{4} * 1024 * 1024;
 
 // Parses `text` as JSON when its first non-blank character is '{' (a YAML document in flow
 // style is read as JSON too, and fails unless it is JSON), otherwise as YAML. Fails with

@@ -177,21 +177,21 @@ Result<Descriptor> parseDescriptor(const Json& json, std::string_view path) {
 }
 
 Result<std::string> detectManifestType(std::string_view bytes, std::string_view content_type) {
-  constexpr std::string_view path = "manifest";
-  if (mt::isSchema1(content_type)) return schema1Error(path);
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, path));
-  FLEETLET_ASSIGN_OR_RETURN(auto declared, optionalString(doc, "mediaType", path));
+  constexpr std::string_view kPath = "manifest";
+  if (mt::isSchema1(content_type)) return schema1Error(kPath);
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, kPath));
+  FLEETLET_ASSIGN_OR_RETURN(auto declared, optionalString(doc, "mediaType", kPath));
   bool hint_known = mt::isIndex(content_type) || mt::isManifest(content_type);
   if (declared) {
-    if (mt::isSchema1(*declared)) return schema1Error(path);
+    if (mt::isSchema1(*declared)) return schema1Error(kPath);
     if (!mt::isIndex(*declared) && !mt::isManifest(*declared)) {
       return fail(ErrorCode::kInvalidArgument,
                   "{}: unsupported media type \"{}\" (expected an image index or manifest)",
-                  at(path, "mediaType"), *declared);
+                  at(kPath, "mediaType"), *declared);
     }
     if (hint_known && *declared != content_type) {
       return fail(ErrorCode::kInvalidArgument, "{}: \"{}\" contradicts the content type \"{}\"",
-                  at(path, "mediaType"), *declared, content_type);
+                  at(kPath, "mediaType"), *declared, content_type);
     }
     return *declared;
   }
@@ -201,31 +201,31 @@ Result<std::string> detectManifestType(std::string_view bytes, std::string_view 
   if (has_manifests && !has_config) return std::string(mt::kOciIndex);
   if (has_config && !has_manifests) return std::string(mt::kOciManifest);
   return fail(ErrorCode::kInvalidArgument,
-              "{}: cannot tell an index from a manifest: no mediaType and {}", path,
+              "{}: cannot tell an index from a manifest: no mediaType and {}", kPath,
               has_manifests ? "both \"manifests\" and \"config\"/\"layers\""
                             : "neither \"manifests\" nor \"config\"/\"layers\"");
 }
 
 Result<Manifest> parseManifest(std::string_view bytes, std::string_view media_type_hint) {
-  constexpr std::string_view path = "manifest";
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, path));
+  constexpr std::string_view kPath = "manifest";
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, kPath));
   Manifest m;
   FLEETLET_ASSIGN_OR_RETURN(m.media_type,
-                            reconcileMediaType(doc, media_type_hint, path, &mt::isManifest,
+                            reconcileMediaType(doc, media_type_hint, kPath, &mt::isManifest,
                                                "an image manifest", mt::kOciManifest));
   if (doc.contains("manifests")) {
     return fail(ErrorCode::kInvalidArgument,
-                "{}: has \"manifests\": this is an index, not an image manifest", path);
+                "{}: has \"manifests\": this is an index, not an image manifest", kPath);
   }
-  FLEETLET_ASSIGN_OR_RETURN(const Json* config, requireObject(doc, "config", path));
-  FLEETLET_ASSIGN_OR_RETURN(m.config, parseDescriptor(*config, at(path, "config")));
+  FLEETLET_ASSIGN_OR_RETURN(const Json* config, requireObject(doc, "config", kPath));
+  FLEETLET_ASSIGN_OR_RETURN(m.config, parseDescriptor(*config, at(kPath, "config")));
   if (!mt::isConfig(m.config.media_type)) {
     return fail(ErrorCode::kInvalidArgument,
                 "{}: \"{}\" is not an image config (is this a container image?)",
-                at(path, "config.mediaType"), m.config.media_type);
+                at(kPath, "config.mediaType"), m.config.media_type);
   }
-  FLEETLET_ASSIGN_OR_RETURN(const Json* layers, requireArray(doc, "layers", path));
-  std::string layers_path = at(path, "layers");
+  FLEETLET_ASSIGN_OR_RETURN(const Json* layers, requireArray(doc, "layers", kPath));
+  std::string layers_path = at(kPath, "layers");
   for (size_t i = 0; i < layers->size(); ++i) {
     std::string here = at(layers_path, i);
     FLEETLET_ASSIGN_OR_RETURN(Descriptor layer, parseDescriptor((*layers)[i], here));
@@ -234,54 +234,54 @@ Result<Manifest> parseManifest(std::string_view bytes, std::string_view media_ty
     }
     m.layers.push_back(std::move(layer));
   }
-  FLEETLET_ASSIGN_OR_RETURN(m.annotations, optionalStringMap(doc, "annotations", path));
+  FLEETLET_ASSIGN_OR_RETURN(m.annotations, optionalStringMap(doc, "annotations", kPath));
   return m;
 }
 
 Result<Index> parseIndex(std::string_view bytes, std::string_view media_type_hint) {
-  constexpr std::string_view path = "index";
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, path));
+  constexpr std::string_view kPath = "index";
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseDocument(bytes, kPath));
   Index index;
   FLEETLET_ASSIGN_OR_RETURN(index.media_type,
-                            reconcileMediaType(doc, media_type_hint, path, &mt::isIndex,
+                            reconcileMediaType(doc, media_type_hint, kPath, &mt::isIndex,
                                                "an image index", mt::kOciIndex));
   if (doc.contains("config") || doc.contains("layers")) {
     return fail(ErrorCode::kInvalidArgument,
-                "{}: has \"config\"/\"layers\": this is an image manifest, not an index", path);
+                "{}: has \"config\"/\"layers\": this is an image manifest, not an index", kPath);
   }
-  FLEETLET_ASSIGN_OR_RETURN(const Json* manifests, requireArray(doc, "manifests", path));
-  std::string manifests_path = at(path, "manifests");
+  FLEETLET_ASSIGN_OR_RETURN(const Json* manifests, requireArray(doc, "manifests", kPath));
+  std::string manifests_path = at(kPath, "manifests");
   for (size_t i = 0; i < manifests->size(); ++i) {
     FLEETLET_ASSIGN_OR_RETURN(Descriptor d,
                               parseDescriptor((*manifests)[i], at(manifests_path, i)));
     index.manifests.push_back(std::move(d));
   }
-  FLEETLET_ASSIGN_OR_RETURN(index.annotations, optionalStringMap(doc, "annotations", path));
+  FLEETLET_ASSIGN_OR_RETURN(index.annotations, optionalStringMap(doc, "annotations", kPath));
   return index;
 }
 
 Result<ImageConfig> parseImageConfig(std::string_view bytes) {
-  constexpr std::string_view path = "config";
-  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseJson(bytes, path));
-  FLEETLET_RETURN_IF_ERROR(requireObjectRoot(doc, path));
+  constexpr std::string_view kPath = "config";
+  FLEETLET_ASSIGN_OR_RETURN(Json doc, parseJson(bytes, kPath));
+  FLEETLET_RETURN_IF_ERROR(requireObjectRoot(doc, kPath));
   ImageConfig c;
-  FLEETLET_ASSIGN_OR_RETURN(c.os, requireString(doc, "os", path));
-  FLEETLET_ASSIGN_OR_RETURN(c.architecture, requireString(doc, "architecture", path));
+  FLEETLET_ASSIGN_OR_RETURN(c.os, requireString(doc, "os", kPath));
+  FLEETLET_ASSIGN_OR_RETURN(c.architecture, requireString(doc, "architecture", kPath));
   if (c.os.empty()) return fail(ErrorCode::kInvalidArgument, "{}: must not be empty", "config.os");
   if (c.architecture.empty()) {
     return fail(ErrorCode::kInvalidArgument, "{}: must not be empty", "config.architecture");
   }
-  FLEETLET_ASSIGN_OR_RETURN(c.variant, optionalStringOrEmpty(doc, "variant", path));
-  FLEETLET_ASSIGN_OR_RETURN(c.os_version, optionalStringOrEmpty(doc, "os.version", path));
+  FLEETLET_ASSIGN_OR_RETURN(c.variant, optionalStringOrEmpty(doc, "variant", kPath));
+  FLEETLET_ASSIGN_OR_RETURN(c.os_version, optionalStringOrEmpty(doc, "os.version", kPath));
 
-  FLEETLET_ASSIGN_OR_RETURN(const Json* rootfs, requireObject(doc, "rootfs", path));
-  constexpr std::string_view rootfs_path = "config.rootfs";
-  FLEETLET_ASSIGN_OR_RETURN(std::string type, requireString(*rootfs, "type", rootfs_path));
+  FLEETLET_ASSIGN_OR_RETURN(const Json* rootfs, requireObject(doc, "rootfs", kPath));
+  constexpr std::string_view kRootfsPath = "config.rootfs";
+  FLEETLET_ASSIGN_OR_RETURN(std::string type, requireString(*rootfs, "type", kRootfsPath));
   if (type != "layers") {
     return fail(ErrorCode::kInvalidArgument, "config.rootfs.type: expected \"layers\", got \"{}\"",
                 type);
   }
-  FLEETLET_ASSIGN_OR_RETURN(const Json* diff_ids, requireArray(*rootfs, "diff_ids", rootfs_path));
+  FLEETLET_ASSIGN_OR_RETURN(const Json* diff_ids, requireArray(*rootfs, "diff_ids", kRootfsPath));
   for (size_t i = 0; i < diff_ids->size(); ++i) {
     const Json& item = (*diff_ids)[i];
     std::string here = at("config.rootfs.diff_ids", i);
@@ -295,15 +295,18 @@ Result<ImageConfig> parseImageConfig(std::string_view bytes) {
   }
 
   if (const Json* runtime = optionalMember(doc, "config")) {
-    constexpr std::string_view rpath = "config.config";
-    FLEETLET_RETURN_IF_ERROR(requireObjectRoot(*runtime, rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.env, optionalStringArray(*runtime, "Env", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.entrypoint, optionalStringArray(*runtime, "Entrypoint", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.cmd, optionalStringArray(*runtime, "Cmd", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.working_dir, optionalStringOrEmpty(*runtime, "WorkingDir", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.user, optionalStringOrEmpty(*runtime, "User", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.stop_signal, optionalStringOrEmpty(*runtime, "StopSignal", rpath));
-    FLEETLET_ASSIGN_OR_RETURN(c.labels, optionalStringMap(*runtime, "Labels", rpath));
+    constexpr std::string_view kConfigPath = "config.config";
+    FLEETLET_RETURN_IF_ERROR(requireObjectRoot(*runtime, kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.env, optionalStringArray(*runtime, "Env", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.entrypoint,
+                              optionalStringArray(*runtime, "Entrypoint", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.cmd, optionalStringArray(*runtime, "Cmd", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.working_dir,
+                              optionalStringOrEmpty(*runtime, "WorkingDir", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.user, optionalStringOrEmpty(*runtime, "User", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.stop_signal,
+                              optionalStringOrEmpty(*runtime, "StopSignal", kConfigPath));
+    FLEETLET_ASSIGN_OR_RETURN(c.labels, optionalStringMap(*runtime, "Labels", kConfigPath));
   }
   c.raw = std::move(doc);
   return c;

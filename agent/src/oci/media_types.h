@@ -5,6 +5,7 @@
 // "unsupported" error. Layer compression is reported, not judged: gzip, zstd and plain tar
 // are all valid here; a consumer that cannot apply zstd refuses it itself.
 
+#include <cstdint>
 #include <string_view>
 
 #include "error/error.h"
@@ -53,7 +54,7 @@ bool isManifest(std::string_view media_type);  // OCI manifest or Docker schema2
 bool isConfig(std::string_view media_type);    // OCI or Docker image config
 bool isSchema1(std::string_view media_type);
 
-enum class Compression { kNone, kGzip, kZstd };
+enum class Compression : std::uint8_t { kNone, kGzip, kZstd };
 
 struct LayerType {
   Compression compression = Compression::kNone;

@@ -25,7 +25,7 @@ struct ActualContainer {
   std::string id;
   std::string spec_hash;
   int64_t revision = 0;
-  enum class Task { kNone, kCreated, kRunning, kStopped, kOther } task = Task::kNone;
+  enum class Task : std::uint8_t { kNone, kCreated, kRunning, kStopped, kOther } task = Task::kNone;
   uint32_t pid = 0;
   uint32_t exit_status = 0;  // valid when task == kStopped
 };

@@ -4,6 +4,7 @@
 // own: unit-tested without containerd.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -16,7 +17,7 @@
 namespace fleetlet::reconcile {
 
 struct Step {
-  enum class Kind {
+  enum class Kind : std::uint8_t {
     kPull,     // make the app's image available (no-op when present)
     kCreate,   // create container `container_id` for the app's current spec
     kStart,    // create the task if needed and start it

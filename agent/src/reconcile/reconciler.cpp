@@ -81,7 +81,7 @@ void Reconciler::run() {
       next = now + options_.retry;
     } else {
       if (result->failed > 0) next = std::min(next, now + options_.retry);
-      if (result->wake_at) next = std::min(next, *result->wake_at);
+      if (const auto& wake_at = result->wake_at) next = std::min(next, *wake_at);
     }
     std::unique_lock lock(mu_);
     cv_.wait_until(lock, next, [&] { return stopping_ || dirty_; });
@@ -224,7 +224,7 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
   std::counting_semaphore<64> slots(
       static_cast<std::ptrdiff_t>(std::max<size_t>(1, std::min<size_t>(options_.parallelism, 64))));
   std::mutex errors_mu;
-  auto runApp = [&](const std::string& name, std::vector<std::shared_future<bool>> deps) {
+  auto runApp = [&](const std::string& name, const std::vector<std::shared_future<bool>>& deps) {
     for (auto& d : deps) d.wait();
     slots.acquire();
     const manifest::App* app = nullptr;
@@ -318,6 +318,7 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
       }
     }
     std::vector<AppSnapshot> list;
+    list.reserve(snaps.size());
     for (const auto& [name, snap] : snaps) list.push_back(snap);
     {
       std::lock_guard lock(mu_);
@@ -344,6 +345,7 @@ Result<Reconciler::PassResult> Reconciler::reconcileOnce() {
 std::vector<AppSnapshot> Reconciler::snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<AppSnapshot> out;
+  out.reserve(snapshots_.size());
   for (const auto& [name, s] : snapshots_) out.push_back(s);
   return out;
 }

@@ -203,7 +203,7 @@ Result<bool> RegistryClient::answerChallenge(http::Client& http, std::string_vie
 
 Result<http::ClientResponse> RegistryClient::perform(http::Client& http,
                                                      std::string_view repository,
-                                                     http::ClientRequest request,
+                                                     const http::ClientRequest& request,
                                                      const http::BodySink* sink) {
   // Once the registry is known to want bearer tokens, get one before asking: saves a 401.
   std::optional<Challenge> known_bearer;
@@ -248,7 +248,7 @@ Result<std::string> RegistryClient::fetchBuffered(std::string_view repository,
   http::ClientRequest request;
   request.url = url(repository, kind, name);
   if (!accept.empty()) request.headers.add("Accept", std::string(accept));
-  auto response = perform(*lease, repository, std::move(request), &sink);
+  auto response = perform(*lease, repository, request, &sink);
   if (too_large) {
     return fail(ErrorCode::kInvalidArgument, "{}: larger than {} bytes", what, limit);
   }
@@ -428,7 +428,7 @@ Status RegistryClient::streamBlob(std::string_view repository, const oci::Descri
   http::ClientRequest request;
   request.url = blob_url;
   if (offset > 0 && !skip_prefix) request.range_start = offset;
-  auto response = perform(*lease, repository, std::move(request), &body_sink);
+  auto response = perform(*lease, repository, request, &body_sink);
   if (sink_error) return std::unexpected(*sink_error);
   if (!response) return std::unexpected(response.error());
   if (!isSuccess(response->status)) {

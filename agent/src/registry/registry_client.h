@@ -107,7 +107,8 @@ class RegistryClient {
   // Sends `request` for `repository` with the auth learnt so far and handles one round of
   // 401 challenges. With a sink, a 2xx body goes to it; the Response then has no body.
   Result<http::ClientResponse> perform(http::Client& http, std::string_view repository,
-                                       http::ClientRequest request, const http::BodySink* sink);
+                                       const http::ClientRequest& request,
+                                       const http::BodySink* sink);
   // Learns from a 401's challenges; false when they give nothing new to retry with.
   Result<bool> answerChallenge(http::Client& http, std::string_view repository,
                                const http::ClientResponse& response, bool sent_basic);

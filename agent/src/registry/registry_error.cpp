@@ -89,24 +89,25 @@ Error decodeRegistryError(long status, std::string_view body, std::string_view w
                      : Result<const Json*>(std::unexpected(json.error()));
   if (errors && !(*errors)->empty()) {
     const Json& first = (**errors)[0];
-    auto code = optionalString(first, "code", "errors[0]");
-    if (code && *code) {
+    // A malformed "code" counts as none.
+    auto code = optionalString(first, "code", "errors[0]").value_or(std::nullopt);
+    if (code) {
       decoded = true;
       bool known = false;
       for (const CodeInfo& c : kCodes) {
-        if (c.code == **code) {
+        if (c.code == *code) {
           info = c;
           known = true;
         }
       }
-      if (!known) detail = **code;
+      if (!known) detail = *code;
       // A 5xx is a server fault whatever the code says: worth a retry.
       if (status >= 500 && status < 600) info.error_code = ErrorCode::kUnavailable;
     }
-    auto message = optionalString(first, "message", "errors[0]");
-    if (message && *message) {
+    auto message = optionalString(first, "message", "errors[0]").value_or(std::nullopt);
+    if (message) {
       decoded = true;
-      std::string text = excerpt(**message);
+      std::string text = excerpt(*message);
       if (!text.empty() && !equalsIgnoreCase(text, info.description)) {
         detail = detail.empty() ? text : detail + ": " + text;
       }

@@ -9,6 +9,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <span>
@@ -30,13 +31,13 @@ using http::StreamWriter;
 using http::Task;
 
 // Room in a request body for everything but the blob: the metadata part and part headers.
-constexpr uint64_t kMultipartAllowance = 128 * 1024;
-constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
+constexpr uint64_t kMultipartAllowance = uint64_t{128} * 1024;
+constexpr std::size_t kMaxMetadataBytes = std::size_t{64} * 1024;
 // Body bytes handed to the parser (and the disk) per trip to the blocking pool.
-constexpr std::size_t kUploadBatch = 1024 * 1024;
+constexpr std::size_t kUploadBatch = std::size_t{1024} * 1024;
 // Downloads: bytes per sendfile call, and how far ahead of it the file is read.
-constexpr uint64_t kSendStep = 8 * 1024 * 1024;
-constexpr uint64_t kReadAhead = 32 * 1024 * 1024;
+constexpr uint64_t kSendStep = uint64_t{8} * 1024 * 1024;
+constexpr uint64_t kReadAhead = uint64_t{32} * 1024 * 1024;
 constexpr int64_t kDefaultListLimit = 100;
 constexpr int64_t kMaxListLimit = 1000;
 
@@ -110,7 +111,7 @@ class UploadSink final : public multipart::PartSink {
   const std::optional<std::string>& filename() const { return filename_; }
 
  private:
-  enum class Part { kNone, kBlob, kMetadata, kIgnored };
+  enum class Part : std::uint8_t { kNone, kBlob, kMetadata, kIgnored };
   store::BlobUpload& upload_;
   const uint64_t max_blob_size_;
   Part current_ = Part::kNone;

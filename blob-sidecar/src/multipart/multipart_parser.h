@@ -12,6 +12,7 @@
 // epilogue are skipped without being stored.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,7 +45,7 @@ class PartSink {
 };
 
 struct Limits {
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   int max_parts = 16;
 };
 
@@ -69,7 +70,7 @@ class MultipartParser {
   int parts() const { return parts_; }
 
  private:
-  enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kDone, kFailed };
+  enum class State : std::uint8_t { kPreamble, kAfterDelimiter, kHeaders, kBody, kDone, kFailed };
 
   Status setFailed(Error error);
   // Scans body (or preamble) bytes for the delimiter; consumes from `data`.

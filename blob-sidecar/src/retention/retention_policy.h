@@ -14,7 +14,7 @@
 
 namespace fleetlet::retention {
 
-enum class PolicyKind { kKeepForever, kKeepUntilTime, kKeepUntilNext };
+enum class PolicyKind : std::uint8_t { kKeepForever, kKeepUntilTime, kKeepUntilNext };
 
 struct RetentionPolicy {
   PolicyKind kind = PolicyKind::kKeepForever;

@@ -105,8 +105,8 @@ class BlobUpload {
   bool direct() const { return direct_; }
 
   // Bytes per direct write (staging buffer) and per writeback step of the page-cache path.
-  static constexpr std::size_t kDirectChunk = 1024 * 1024;
-  static constexpr uint64_t kWritebackChunk = 8 * 1024 * 1024;
+  static constexpr std::size_t kDirectChunk = std::size_t{1024} * 1024;
+  static constexpr uint64_t kWritebackChunk = uint64_t{8} * 1024 * 1024;
 
  private:
   friend class BlobStore;

@@ -16,7 +16,9 @@
 
 namespace fleetlet {
 
-void Sha256::CtxDeleter::operator()(SHA256state_st* ctx) const { delete ctx; }
+void Sha256::CtxDeleter::operator()(SHA256state_st* ctx) const {
+  std::default_delete<SHA256state_st>{}(ctx);
+}
 
 Sha256::Sha256() : ctx_(new SHA256_CTX) {
   if (SHA256_Init(ctx_.get()) != 1) {
@@ -34,12 +36,12 @@ void Sha256::update(const void* data, size_t size) { SHA256_Update(ctx_.get(), d
 
 std::string Sha256::finishHex() {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> md{};
-  const unsigned int len = md.size();
+  const std::size_t len = md.size();
   SHA256_Final(md.data(), ctx_.get());
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
+  for (std::size_t i = 0; i < len; ++i) {
     out.push_back(kHex[md[i] >> 4]);
     out.push_back(kHex[md[i] & 0xf]);
   }

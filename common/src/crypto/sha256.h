@@ -8,7 +8,7 @@
 
 #include "error/error.h"
 
-struct SHA256state_st;
+struct SHA256state_st;  // NOLINT(readability-identifier-naming): OpenSSL's name
 
 namespace fleetlet {
 

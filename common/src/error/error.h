@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -15,7 +16,7 @@
 
 namespace fleetlet {
 
-enum class ErrorCode {
+enum class ErrorCode : std::uint8_t {
   kNotFound,
   kInvalidArgument,
   kAlreadyExists,
@@ -99,10 +100,13 @@ std::unexpected<Error> failErrno(int err, fmt::format_string<Args...> format, Ar
 // error from the calling function.
 #define FLEETLET_ASSIGN_OR_RETURN(lhs, expr) \
   FLEETLET_ASSIGN_OR_RETURN_IMPL(FLEETLET_CONCAT(fleetlet_result_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration (`auto x`, `const T& y`) or
+// an lvalue (parentheses would be a syntax error), and `tmp` is an identifier made by the macro.
 #define FLEETLET_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)      \
   auto tmp = (expr);                                        \
   if (!tmp) return std::unexpected(std::move(tmp).error()); \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 template <>
 struct fmt::formatter<fleetlet::Error> : fmt::formatter<std::string_view> {

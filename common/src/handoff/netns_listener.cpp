@@ -113,8 +113,8 @@ Status runInNetns(const std::filesystem::path& netns, const std::function<void()
     fn();
     if (::setns(original.get(), CLONE_NEWNET) != 0) {
       // A thread left in the app's namespace would create the agent's later sockets there.
-      std::fprintf(stderr, "fleetlet: cannot return from network namespace %s: %s\n", netns.c_str(),
-                   std::strerror(errno));
+      (void)std::fprintf(stderr, "fleetlet: cannot return from network namespace %s: %s\n",
+                         netns.c_str(), std::strerror(errno));
       std::abort();
     }
   });
@@ -127,6 +127,10 @@ Result<UniqueFd> listenInNetns(const std::filesystem::path& netns, const std::st
   std::optional<Result<UniqueFd>> result;
   FLEETLET_RETURN_IF_ERROR(
       runInNetns(netns, [&] { result.emplace(listenHere(address, port, backlog)); }));
+  if (!result.has_value()) {
+    return fail(ErrorCode::kInternal, "listen on {}:{} in {}: not run", address, port,
+                netns.string());
+  }
   if (!*result) {
     return std::unexpected(
         result->error().wrap("listen on {}:{} in {}", address, port, netns.string()));

@@ -14,6 +14,7 @@
 // received when it fails, so a malformed message never leaks a descriptor.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,7 +33,7 @@ inline constexpr std::size_t kMaxReceivedFds = 16;
 // Longest app or listener name.
 inline constexpr std::size_t kMaxNameLength = 64;
 
-enum class Op { kAdd, kRemove, kSyncBegin, kSyncEnd };
+enum class Op : std::uint8_t { kAdd, kRemove, kSyncBegin, kSyncEnd };
 
 // "add", "remove", "sync_begin", "sync_end".
 std::string_view toString(Op op);

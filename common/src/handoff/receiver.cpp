@@ -136,6 +136,7 @@ class HandoffReceiver::Impl {
   std::vector<Key> listeners() const {
     std::lock_guard lock(mutex_);
     std::vector<Key> out;
+    out.reserve(held_.size());
     for (const auto& [key, inode] : held_) out.push_back(key);
     return out;
   }
@@ -210,8 +211,9 @@ class HandoffReceiver::Impl {
         last_error_ = error;
         return false;
       }
-      if (!received->has_value()) return false;  // orderly close
-      if (auto applied = apply(connection, std::move(**received)); !applied) {
+      std::optional<Message>& message = *received;
+      if (!message) return false;  // orderly close
+      if (auto applied = apply(connection, std::move(*message)); !applied) {
         spdlog::warn("handoff: dropping agent connection {}: {}", connection.id,
                      applied.error().message());
         std::lock_guard lock(mutex_);

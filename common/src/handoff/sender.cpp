@@ -84,6 +84,7 @@ int HandoffSender::find(const std::string& app, const std::string& name) const {
 std::vector<std::pair<std::string, std::string>> HandoffSender::listeners() const {
   std::lock_guard lock(mutex_);
   std::vector<Key> keys;
+  keys.reserve(listeners_.size());
   for (const auto& [key, fd] : listeners_) keys.push_back(key);
   return keys;
 }

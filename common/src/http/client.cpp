@@ -93,6 +93,7 @@ void Headers::add(std::string name, std::string value) {
 
 std::optional<std::string> Headers::find(std::string_view name) const {
   for (const auto& [k, v] : entries_) {
+    // NOLINTNEXTLINE(bugprone-suspicious-stringview-data-usage): both sizes are k.size().
     if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
   }
   return std::nullopt;
@@ -131,7 +132,9 @@ Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const
   transfer.sink = sink;
   CurlSlist headers;
   for (const auto& [k, v] : request.headers.all()) {
-    headers.reset(curl_slist_append(headers.release(), (k + ": " + v).c_str()));
+    std::string line = k;
+    line.append(": ").append(v);
+    headers.reset(curl_slist_append(headers.release(), line.c_str()));
   }
   // Never send "Expect: 100-continue": it costs a round trip and some servers mishandle it.
   headers.reset(curl_slist_append(headers.release(), "Expect:"));

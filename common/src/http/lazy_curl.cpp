@@ -100,6 +100,7 @@ CURLcode curl_easy_setopt(CURL* curl, CURLoption option, ...) {
   va_start(args, option);
   CURLcode rc = CURLE_OK;
   // The option's number says which type its argument has (see curl.h, CURLOPTTYPE_*).
+  // NOLINTNEXTLINE(bugprone-branch-clone): the branches differ in the type given to va_arg.
   if (option < CURLOPTTYPE_OBJECTPOINT) {
     rc = lib.easy_setopt(curl, option, va_arg(args, long));
   } else if (option < CURLOPTTYPE_FUNCTIONPOINT) {
@@ -129,7 +130,7 @@ CURLcode curl_easy_getinfo(CURL* curl, CURLINFO info, ...) {
   CURLcode rc = CURLE_OK;
   // Every CURLINFO takes a pointer; its type is in the info's type bits.
   switch (info & CURLINFO_TYPEMASK) {
-    case CURLINFO_STRING:
+    case CURLINFO_STRING:  // NOLINT(bugprone-branch-clone): the cases differ in va_arg's type
       rc = lib.easy_getinfo(curl, info, va_arg(args, char**));
       break;
     case CURLINFO_LONG:

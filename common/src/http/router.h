@@ -4,6 +4,7 @@
 // concurrently once routes are no longer added.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,7 +48,7 @@ class Router {
   Match find(std::string_view method, const std::vector<std::string>& segments) const;
 
  private:
-  enum class SegmentKind { kLiteral, kParam, kRest };
+  enum class SegmentKind : std::uint8_t { kLiteral, kParam, kRest };
   struct Segment {
     SegmentKind kind;
     std::string text;  // the literal, or the parameter's name

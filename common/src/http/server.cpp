@@ -50,12 +50,12 @@ using Clock = std::chrono::steady_clock;
 using ErrorCodeT = boost::system::error_code;
 
 // Size of one body piece handed to handlers: the bound on per-request body memory.
-constexpr std::size_t kBodyChunkSize = 64 * 1024;
+constexpr std::size_t kBodyChunkSize = std::size_t{64} * 1024;
 // Bytes a client may send (pipelined) while a streamed response runs before we stop reading.
-constexpr std::size_t kMaxBufferedWhileStreaming = 64 * 1024;
+constexpr std::size_t kMaxBufferedWhileStreaming = std::size_t{64} * 1024;
 // A closing connection reads (and drops) at most this much of what the client still sends,
 // so that it sees our response rather than a reset.
-constexpr std::size_t kLingerBytes = 1024 * 1024;
+constexpr std::size_t kLingerBytes = std::size_t{1024} * 1024;
 constexpr std::chrono::milliseconds kLingerTimeout{1000};
 constexpr std::chrono::milliseconds kForceCloseWait{1000};
 
@@ -196,7 +196,7 @@ struct Listener {
   void close() {
     ErrorCodeT ec;
     acceptor.close(ec);
-    if (unix_path) ::unlink(unix_path->c_str());
+    if (unix_path) (void)::unlink(unix_path->c_str());
     unix_path.reset();
   }
 };
@@ -230,7 +230,7 @@ class ServerImpl {
   std::vector<RouteEntry> routes_;
 
  private:
-  enum class Phase { kNew, kRunning, kStopping, kStopped };
+  enum class Phase : std::uint8_t { kNew, kRunning, kStopping, kStopped };
 
   Task<void> acceptLoop(std::shared_ptr<Listener> listener);
   template <typename Fn>
@@ -274,7 +274,11 @@ class Connection {
         buffer_(server.options_.max_header_bytes + kBodyChunkSize) {}
 
   asio::any_io_executor executor() { return socket_.get_executor(); }
-  bhttp::request_parser<bhttp::buffer_body>& parser() { return *parser_; }
+  // The parser of the current request: set from the first header byte read until the request
+  // is done (run()); only called in between.
+  bhttp::request_parser<bhttp::buffer_body>& parser() {
+    return *parser_;  // NOLINT(bugprone-unchecked-optional-access): see above
+  }
 
   // The connection's main loop. `self` keeps the connection alive while it runs.
   Task<void> run(std::shared_ptr<Connection> self);
@@ -290,7 +294,7 @@ class Connection {
                               std::uint64_t count);
 
  private:
-  enum class State { kWaiting, kHandling, kStreaming, kWebSocket };
+  enum class State : std::uint8_t { kWaiting, kHandling, kStreaming, kWebSocket };
 
   Task<void> watchdog(std::shared_ptr<Connection> self);
   void setDeadline(std::chrono::milliseconds timeout);
@@ -439,7 +443,7 @@ Task<bool> Connection::serve() {
   request.tag_ = tag_;
   request.remote_ = remote_;
   Response response = co_await dispatch(request);
-  bool keep_alive = parser_->get().keep_alive() && !server_.stopping();
+  bool keep_alive = parser().get().keep_alive() && !server_.stopping();
   if (request.body_failure_) {
     const Error& error = *request.body_failure_;
     if (error.code() == ErrorCode::kUnavailable) co_return false;  // the client is gone
@@ -455,7 +459,7 @@ Task<bool> Connection::serve() {
 }
 
 Task<bool> Connection::serveWebSocket(Response& response) {
-  if (!detail::WebSocketAccess::isUpgrade(parser_->get())) {
+  if (!detail::WebSocketAccess::isUpgrade(parser().get())) {
     Response refuse = errorResponse(426, "ERR_UPGRADE_REQUIRED", "this path speaks WebSocket only");
     refuse.header("Upgrade", "websocket");
     co_return co_await writeResponse(refuse, false);
@@ -464,7 +468,7 @@ Task<bool> Connection::serveWebSocket(Response& response) {
                                           server_.options_.websocket_idle_timeout);
   state_ = State::kWebSocket;
   if (server_.stopping()) co_return false;
-  auto accepted = co_await detail::WebSocketAccess::accept(*ws, parser_->get());
+  auto accepted = co_await detail::WebSocketAccess::accept(*ws, parser().get());
   if (accepted) {
     try {
       co_await response.websocket(*ws);
@@ -490,7 +494,7 @@ Response Connection::preflight(const Router::Match& match) {
 }
 
 Task<Response> Connection::dispatch(Request& request) {
-  auto& message = parser_->get();
+  auto& message = parser().get();
   std::string_view target(message.target().data(), message.target().size());
   std::size_t question = target.find('?');
   auto segments = splitPath(target.substr(0, question));
@@ -702,18 +706,18 @@ Task<Result<std::size_t>> Connection::readInto(Request& request, char* out, std:
   // this a streamed body arrives ~1 KiB per syscall.
   if (buffer_.capacity() < kBodyChunkSize) buffer_.reserve(kBodyChunkSize);
   while (true) {
-    auto& body = parser_->get().body();
+    auto& body = parser().get().body();
     body.data = out;
     body.size = capacity;
     body.more = true;
     setDeadline(options.body_read_timeout);
-    co_await bhttp::async_read_some(socket_, buffer_, *parser_, redirect(ec));
+    co_await bhttp::async_read_some(socket_, buffer_, parser(), redirect(ec));
     clearDeadline();
     if (ec == bhttp::error::need_buffer) ec = {};
     std::size_t n = capacity - body.size;
     if (ec) co_return std::unexpected(failRead(ec));
     if (n > 0) co_return count(n);
-    if (parser_->is_done()) co_return 0;
+    if (parser().is_done()) co_return 0;
   }
 }
 
@@ -752,7 +756,8 @@ Task<Status> Connection::sendFileStream(StreamWriter& writer, int fd, std::uint6
     co_return fail(ErrorCode::kUnavailable, "{}",
                    writer.client_gone_ ? "client disconnected" : "server is stopping");
   }
-  if (writer.chunked_) {
+  // Sized iff not chunked (writeStream).
+  if (!writer.length_) {
     co_return fail(ErrorCode::kInvalidArgument, "sendFile needs a sized response");
   }
   if (count == 0) co_return Status();
@@ -901,7 +906,7 @@ Task<void> ServerImpl::acceptLoop(std::shared_ptr<Listener> listener) {
       connections_[id] = connection;
     }
     asio::co_spawn(connection->executor(), connection->run(connection),
-                   [](std::exception_ptr error) {
+                   [](const std::exception_ptr& error) {
                      if (!error) return;
                      try {
                        std::rethrow_exception(error);
@@ -933,6 +938,7 @@ Status ServerImpl::closeListeners(std::string_view tag) {
 std::vector<ListenerInfo> ServerImpl::listeners() const {
   std::lock_guard lock(mutex_);
   std::vector<ListenerInfo> infos;
+  infos.reserve(listeners_.size());
   for (const auto& listener : listeners_) infos.push_back(listener->info);
   return infos;
 }

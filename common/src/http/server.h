@@ -108,6 +108,8 @@ Task<std::invoke_result_t<F&>> offload(boost::asio::thread_pool& pool, F fn) {
       co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
                                            void(std::exception_ptr, std::optional<Value>)>(
           std::move(initiation), boost::asio::use_awaitable);
+  // Set: without a value the handler got an exception, which use_awaitable rethrows.
+  // NOLINTNEXTLINE(bugprone-unchecked-optional-access)
   if constexpr (!std::is_void_v<R>) co_return std::move(*result);
 }
 }  // namespace detail
@@ -120,7 +122,7 @@ struct ServerOptions {
   // Request line plus headers; larger requests get 431 and the connection is closed.
   std::uint32_t max_header_bytes = 16 * 1024;
   // Body limit of routes that set none; larger bodies get 413.
-  std::uint64_t default_body_limit = 1024 * 1024;
+  std::uint64_t default_body_limit = std::uint64_t{1024} * 1024;
   // A connection waiting for a request must receive its complete header within this time,
   // or it is closed. Covers keep-alive idle time and slowloris clients alike.
   std::chrono::milliseconds header_timeout{30000};

@@ -29,7 +29,7 @@ struct sqlite3_stmt;
 
 namespace fleetlet::sqlite {
 
-enum class Synchronous { kOff, kNormal, kFull };
+enum class Synchronous : std::uint8_t { kOff, kNormal, kFull };
 
 struct OpenOptions {
   // FULL: a committed transaction survives power loss. NORMAL (with WAL) may lose the last

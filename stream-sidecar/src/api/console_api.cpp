@@ -66,7 +66,8 @@ Result<ReadRequest> parseReadRequest(const Request& r) {
 
 // Wakes a following reader: set and cancelled on the reader's strand only.
 struct Waker {
-  explicit Waker(asio::any_io_executor ex) : timer(ex, asio::steady_timer::time_point::max()) {}
+  explicit Waker(const asio::any_io_executor& ex)
+      : timer(ex, asio::steady_timer::time_point::max()) {}
   asio::steady_timer timer;
   bool pending = false;
 };

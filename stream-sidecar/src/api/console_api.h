@@ -14,7 +14,7 @@
 namespace fleetlet::streams {
 
 struct ConsoleApiOptions {
-  std::uint64_t max_body = 1024 * 1024;
+  std::uint64_t max_body = std::uint64_t{1024} * 1024;
 };
 
 // Adds POST and GET /api/v1/logs. The app of a posted entry is its listener's app

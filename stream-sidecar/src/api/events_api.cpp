@@ -152,7 +152,7 @@ Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
 // State shared by a WebSocket's writer (the handler) and its reader coroutine; both run on the
 // connection's strand.
 struct WsState {
-  explicit WsState(asio::any_io_executor ex) : timer(ex) {}
+  explicit WsState(const asio::any_io_executor& ex) : timer(ex) {}
   asio::steady_timer timer;
   bool reader_done = false;
   std::uint64_t acked = 0;  // highest heartbeat seq acknowledged
@@ -284,6 +284,7 @@ Task<void> runWebSocket(http::WebSocket& ws, EventStore& store, Hub& hub,
       continue;
     }
     std::vector<const Event*> events;
+    events.reserve(batch.size());
     for (const auto& e : batch) events.push_back(e.get());
     ok = co_await sender.send(events);
     if (ok) ok = co_await sender.heartbeat();

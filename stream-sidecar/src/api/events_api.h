@@ -18,7 +18,7 @@ namespace fleetlet::streams {
 
 struct EventsApiOptions {
   // Largest publish/query/subscribe body; larger ones get 413.
-  std::uint64_t max_body = 8 * 1024 * 1024;
+  std::uint64_t max_body = std::uint64_t{8} * 1024 * 1024;
   // Events a live subscriber may fall behind before it is cut off with a final error line.
   std::size_t subscriber_queue_limit = 65536;
   // Events read from storage per page (query and catch-up).

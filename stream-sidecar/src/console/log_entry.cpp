@@ -15,9 +15,9 @@ std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 std::string rfc3339(std::int64_t micros) {
   std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
   std::tm tm{};
-  gmtime_r(&seconds, &tm);
+  (void)gmtime_r(&seconds, &tm);
   char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  (void)std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);  // 19 chars fit
   return fmt::format("{}.{:06d}Z", buf, micros % 1000000);
 }
 

@@ -59,7 +59,8 @@ Result<std::unique_ptr<LogStore>> LogStore::open(LogStoreOptions options) {
     struct statvfs fs {};
     std::uint64_t size = 0;
     if (::statvfs(store->options_.dir.c_str(), &fs) == 0) size = fs.f_blocks * fs.f_frsize;
-    store->options_.min_free_bytes = std::min<std::uint64_t>(64 * 1024 * 1024, size / 10);
+    store->options_.min_free_bytes =
+        std::min<std::uint64_t>(std::uint64_t{64} * 1024 * 1024, size / 10);
   }
   FLEETLET_ASSIGN_OR_RETURN(auto sums,
                             store->db_.prepare("SELECT app, sum(size) FROM logs GROUP BY app"));
@@ -144,7 +145,8 @@ Status LogStore::enforceTotalCap() {
 Status LogStore::dropOldest(double fraction) {
   FLEETLET_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM logs"));
   FLEETLET_ASSIGN_OR_RETURN(bool row, count.step());
-  std::int64_t n = row ? static_cast<std::int64_t>(count.columnInt64(0) * fraction) + 1 : 1;
+  std::int64_t n =
+      row ? static_cast<std::int64_t>(static_cast<double>(count.columnInt64(0)) * fraction) + 1 : 1;
   FLEETLET_ASSIGN_OR_RETURN(
       auto del,
       db_.prepare("DELETE FROM logs WHERE seq IN (SELECT seq FROM logs ORDER BY seq LIMIT ?)"));

@@ -27,9 +27,9 @@ namespace fleetlet::streams {
 struct LogStoreOptions {
   std::filesystem::path dir;
   // Loop-buffer size per app (sum of the entries' stored sizes).
-  std::uint64_t app_cap_bytes = 16 * 1024 * 1024;
+  std::uint64_t app_cap_bytes = std::uint64_t{16} * 1024 * 1024;
   // Loop-buffer size of the whole store, so many apps together cannot fill the disk.
-  std::uint64_t total_cap_bytes = 256 * 1024 * 1024;
+  std::uint64_t total_cap_bytes = std::uint64_t{256} * 1024 * 1024;
   // Free space the store leaves on its filesystem: below it, appends first drop the oldest
   // entries (a full disk cannot even run the deletes that would make room). 0 picks
   // min(64 MiB, 10% of the filesystem).

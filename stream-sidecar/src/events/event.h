@@ -58,7 +58,7 @@ struct Filter {
 // True when `event` matches any filter of `filters` (an empty list matches nothing).
 bool matchesAny(const std::vector<Filter>& filters, const Event& event);
 
-enum class Order { kLamport, kLamportReverse, kSourceOrdered };
+enum class Order : std::uint8_t { kLamport, kLamportReverse, kSourceOrdered };
 
 // The NDJSON line of an event, ending in '\n'. Appends to `out`.
 void appendEventJson(const Event& event, std::string& out);

@@ -32,8 +32,8 @@ struct ServiceOptions {
   sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
   EventsApiOptions events;
   ConsoleApiOptions console;
-  std::uint64_t log_app_cap_bytes = 16 * 1024 * 1024;
-  std::uint64_t log_total_cap_bytes = 256 * 1024 * 1024;
+  std::uint64_t log_app_cap_bytes = std::uint64_t{16} * 1024 * 1024;
+  std::uint64_t log_total_cap_bytes = std::uint64_t{256} * 1024 * 1024;
   // Request header deadline (slowloris) and per-read/-write timeouts of both servers.
   std::chrono::milliseconds header_timeout{30000};
   std::chrono::milliseconds io_timeout{30000};

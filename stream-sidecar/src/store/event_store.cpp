@@ -154,7 +154,7 @@ EventStore::~EventStore() {
 }
 
 void EventStore::checkpointLoop() {
-  constexpr std::uint64_t kCheckpointBytes = 4 * 1024 * 1024;
+  constexpr std::uint64_t kCheckpointBytes = std::uint64_t{4} * 1024 * 1024;
   std::unique_lock lock(queue_mutex_);
   while (!stopping_) {
     // Checkpoint after 4 MiB of commits, or a second after the first commit since the last
