@@ -35,9 +35,11 @@ constexpr uint64_t kMultipartAllowance = uint64_t{128} * 1024;
 constexpr std::size_t kMaxMetadataBytes = std::size_t{64} * 1024;
 // Body bytes handed to the parser (and the disk) per trip to the blocking pool.
 constexpr std::size_t kUploadBatch = std::size_t{1024} * 1024;
-// Downloads: bytes per sendfile call, and how far ahead of it the file is read.
-constexpr uint64_t kSendStep = uint64_t{8} * 1024 * 1024;
-constexpr uint64_t kReadAhead = uint64_t{32} * 1024 * 1024;
+// Downloads: bytes per sendfile call, and how far ahead of it the file is read. Each step
+// waits for a trip to the blocking pool while the socket drains, so steps are large: with
+// 8 MiB steps a download from the page cache topped out at ~2.1 GB/s (nginx: 3.6-4.4).
+constexpr uint64_t kSendStep = uint64_t{256} * 1024 * 1024;
+constexpr uint64_t kReadAhead = uint64_t{256} * 1024 * 1024;
 constexpr int64_t kDefaultListLimit = 100;
 constexpr int64_t kMaxListLimit = 1000;
 
