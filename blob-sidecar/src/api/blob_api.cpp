@@ -339,8 +339,9 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
     common(response);
     co_return response;
   }
-  uint64_t offset = *range ? (*range)->first : 0;
-  uint64_t length = *range ? (*range)->length() : meta.bytes;
+  const auto& asked = *range;
+  uint64_t offset = asked ? asked->first : 0;
+  uint64_t length = asked ? asked->length() : meta.bytes;
   std::shared_ptr<UniqueFd> fd = opened->fd;
   std::string name = meta.handle;
   Response response = Response::sized(
@@ -374,9 +375,9 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
           position += step;
         }
       });
-  if (*range) {
+  if (asked) {
     response.header("Content-Range",
-                    fmt::format("bytes {}-{}/{}", (*range)->first, (*range)->last, meta.bytes));
+                    fmt::format("bytes {}-{}/{}", asked->first, asked->last, meta.bytes));
   }
   common(response);
   co_return response;

@@ -58,7 +58,8 @@ Result<std::optional<ByteRange>> parseRange(std::optional<std::string_view> head
 std::string httpDate(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
-  gmtime_r(&t, &tm);
+  // Only a year beyond INT_MAX makes it fail; the epoch stands in for such a date.
+  if (gmtime_r(&t, &tm) == nullptr) tm = std::tm{.tm_mday = 1, .tm_year = 70};
   char buf[64];
   std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   return std::string(buf, n);

@@ -121,7 +121,7 @@ Result<std::string> boundaryFromContentType(std::string_view content_type) {
   return *boundary;
 }
 
-MultipartParser::MultipartParser(std::string boundary, PartSink& sink, Limits limits)
+MultipartParser::MultipartParser(const std::string& boundary, PartSink& sink, Limits limits)
     : delimiter_("\r\n--" + boundary), sink_(sink), limits_(limits) {
   // The body may start with the boundary itself: behave as if a CRLF preceded it.
   held_ = "\r\n";
@@ -138,7 +138,7 @@ Status MultipartParser::feed(std::string_view data) {
     Status status;
     switch (state_) {
       case State::kFailed:
-        return std::unexpected(*failure_);
+        return std::unexpected(failure());
       case State::kDone:
         return Status();  // the epilogue is ignored
       case State::kPreamble:
@@ -157,7 +157,7 @@ Status MultipartParser::feed(std::string_view data) {
       return setFailed(status.error());
     }
   }
-  if (state_ == State::kFailed) return std::unexpected(*failure_);
+  if (state_ == State::kFailed) return std::unexpected(failure());
   return Status();
 }
 
@@ -166,7 +166,7 @@ Status MultipartParser::finish() {
     case State::kDone:
       return Status();
     case State::kFailed:
-      return std::unexpected(*failure_);
+      return std::unexpected(failure());
     case State::kPreamble:
       return setFailed(Error(ErrorCode::kInvalidArgument,
                              "multipart: the body contains no boundary line (wrong boundary?)"));

@@ -56,7 +56,7 @@ Result<std::string> boundaryFromContentType(std::string_view content_type);
 
 class MultipartParser {
  public:
-  MultipartParser(std::string boundary, PartSink& sink, Limits limits = {});
+  MultipartParser(const std::string& boundary, PartSink& sink, Limits limits = {});
 
   // Parses the next bytes of the body. Fails with kInvalidArgument ("multipart: ...") when the
   // body is malformed, or with the sink's error. After a failure the parser stays failed.
@@ -92,7 +92,10 @@ class MultipartParser {
   // The header block of the part being read.
   std::string header_block_;
   int parts_ = 0;
-  std::optional<Error> failure_;
+  std::optional<Error> failure_;  // set iff state_ is kFailed
+  Error failure() const {
+    return failure_.value_or(Error(ErrorCode::kInternal, "multipart parser failed"));
+  }
 };
 
 }  // namespace fleetlet::multipart

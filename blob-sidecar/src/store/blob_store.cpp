@@ -151,6 +151,7 @@ Json toJson(const BlobMetadata& m) {
 // ---------------------------------------------------------------------------------------------
 // BlobUpload
 
+// NOLINTNEXTLINE(cppcoreguidelines-owning-memory): the deleter of aligned_alloc'ed buffers
 void BlobUpload::FreeAligned::operator()(char* p) const { std::free(p); }
 
 // Writes one buffer at a time on its own thread, so that the disk works while the uploading
@@ -474,6 +475,7 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::beginUpload(std::optional<uint64_
     int flags = ::fcntl(fd_number, F_GETFL);
     if (flags >= 0 && ::fcntl(fd_number, F_SETFL, flags | O_DIRECT) == 0) {
       for (auto& buffer : upload->staging_) {
+        // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): owned by buffer (FreeAligned)
         buffer.reset(static_cast<char*>(std::aligned_alloc(kBlockAlign, BlobUpload::kDirectChunk)));
         if (!buffer) return fail(ErrorCode::kResourceExhausted, "no memory for an upload buffer");
       }
