@@ -15,9 +15,10 @@ namespace fleetlet::testing {
 
 using namespace fleetlet::containerd;
 
-Result<TestContainers> TestContainers::prepare(const PrivateContainerd& containerd,
-                                               std::shared_ptr<Connection> connection,
-                                               std::string ns, std::string image) {
+Result<TestContainers> TestContainers::prepare(const PrivateContainerd& containerd, std::string ns,
+                                               std::string image) {
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto connection, Connection::connect(containerd.socket().string(), std::chrono::seconds(10)));
   FLEETLET_RETURN_IF_ERROR(
       discardValue(containerd.ctrOk({"images", "pull", "--plain-http", image}, ns)));
   FLEETLET_ASSIGN_OR_RETURN(auto record, ImageService(connection, {ns, {}}).get(image));

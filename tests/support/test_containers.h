@@ -20,11 +20,11 @@ namespace fleetlet::testing {
 
 class TestContainers {
  public:
-  // Pulls `image` into namespace `ns` with ctr (so tests depend only on the client they test),
-  // resolves its top layer chain and takes ctr's default OCI spec as the base.
-  static Result<TestContainers> prepare(const PrivateContainerd& containerd,
-                                        std::shared_ptr<containerd::Connection> connection,
-                                        std::string ns, std::string image);
+  // Connects to `containerd`, pulls `image` into namespace `ns` with ctr (so tests depend only
+  // on the client they test), resolves its top layer chain and takes ctr's default OCI spec as
+  // the base.
+  static Result<TestContainers> prepare(const PrivateContainerd& containerd, std::string ns,
+                                        std::string image);
 
   // Creates a container running `args`, with an id from PrivateContainerd::uniqueId(prefix),
   // labelled fleetlet.io/app=`app`, PATH set and its cgroup under /<ns>/<id>. `edit` may
@@ -38,6 +38,8 @@ class TestContainers {
   // still protects it, then the container.
   Status destroy(const std::string& id) const;
 
+  // The client connection the containers are made through; tests may use it too.
+  const std::shared_ptr<containerd::Connection>& connection() const { return connection_; }
   const std::string& ns() const { return ns_; }
   const std::string& image() const { return image_; }
 

@@ -45,13 +45,10 @@ class ClientTest : public ::testing::Test {
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
-    auto conn = Connection::connect(containerd_->socket().string(), std::chrono::seconds(10));
-    ASSERT_TRUE(conn) << conn.error().message();
-    conn_ = *conn;
-    auto containers =
-        testing::TestContainers::prepare(*containerd_, conn_, kNs, images_->busybox());
+    auto containers = testing::TestContainers::prepare(*containerd_, kNs, images_->busybox());
     ASSERT_TRUE(containers) << containers.error().message();
     containers_.emplace(std::move(*containers));
+    conn_ = containers_->connection();
   }
 
   // Creates a container running `args`, labelled fleetlet.io/app=test.
