@@ -210,9 +210,9 @@ TEST(ParseTest, EmptyAppsIsAValidEmptyNode) {
 TEST(ParseTest, JsonManifest) {
   NodeState s = parseOk(R"({"apiVersion": "fleetlet.io/v1", "kind": "NodeState",
     "revision": 9007199254740993,
-    "apps": {"a": {"image": "busybox", "resources": {"cpu": "500m", "memory": 1048576}}}})");
+    "apps": {"a": {"image": "busybox", "resources": {"cpu": "500m", "memory": 16777216}}}})");
   EXPECT_EQ(s.revision, 9007199254740993);
-  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 1048576);
+  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 16777216);
 }
 
 TEST(ParseTest, SameHostPortOnTcpAndUdpIsFine) {
