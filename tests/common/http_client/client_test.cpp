@@ -14,6 +14,20 @@
 namespace fleetlet::http {
 namespace {
 
+// A TCP listener on 127.0.0.1 and an ephemeral port, which it stores in `port`.
+UniqueFd listenOnLoopback(uint16_t& port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  EXPECT_EQ(::listen(fd.get(), 4), 0);
+  return fd;
+}
+
 // A one-connection HTTP server on a real socket: records the request head, answers with a
 // canned response, closes.
 class CannedServer {
@@ -27,17 +41,10 @@ class CannedServer {
       std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path->c_str());
       ::unlink(unix_path->c_str());
       EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      EXPECT_EQ(::listen(listener_.get(), 4), 0);
     } else {
-      listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-      socklen_t len = sizeof(addr);
-      ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-      port_ = ntohs(addr.sin_port);
+      listener_ = listenOnLoopback(port_);
     }
-    EXPECT_EQ(::listen(listener_.get(), 4), 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~CannedServer() { thread_.join(); }
@@ -71,16 +78,7 @@ class CannedServer {
 // A one-connection server whose 200 body drips in at 20 bytes a second until the client leaves.
 class DrippingServer {
  public:
-  DrippingServer() {
-    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    EXPECT_EQ(::listen(listener_.get(), 4), 0);
+  DrippingServer() : listener_(listenOnLoopback(port_)) {
     thread_ = std::thread([this] { serve(); });
   }
   ~DrippingServer() { thread_.join(); }
@@ -105,8 +103,8 @@ class DrippingServer {
     }
   }
 
+  uint16_t port_ = 0;  // before listener_: set while it is made
   UniqueFd listener_;
-  uint16_t port_ = 0;
   std::thread thread_;
 };
 
