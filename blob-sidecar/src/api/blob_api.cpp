@@ -194,7 +194,7 @@ Result<std::optional<int64_t>> parseCursor(const std::optional<std::string>& tex
                 "after: \"{}\" is not a cursor of this service (take it from the Link header)",
                 *text);
   }
-  return std::optional<int64_t>(*cursor);
+  return cursor;
 }
 
 // Percent-encodes a query parameter value (everything but RFC 3986 unreserved characters).
@@ -480,10 +480,10 @@ Task<Response> BlobApi::query(Request& request) {
   Response response = Response::json(200, out.dump());
   // The next page (RFC 8288), readable by pages of other origins too.
   response.header("Access-Control-Expose-Headers", "Link");
-  if (found->next) {
+  if (std::optional<int64_t> cursor = found->next) {
     std::string next = "/api/v1/blobs?";
     if (semantics) next += "semantics=" + queryEscape(*semantics) + "&";
-    next += fmt::format("limit={}&after={}", n, *found->next);
+    next += fmt::format("limit={}&after={}", n, *cursor);
     response.header("Link", fmt::format("<{}>; rel=\"next\"", next));
   }
   co_return response;

@@ -827,7 +827,7 @@ Task<Status> Connection::sendFileStream(StreamWriter& writer, int fd, std::uint6
   }
   // sendfile(2) has no MSG_NOSIGNAL: a peer that went away would kill the process.
   static const bool sigpipe_ignored = [] {
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
     return true;
   }();
   (void)sigpipe_ignored;
