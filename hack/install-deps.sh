@@ -13,7 +13,7 @@ BUILD_PKGS=(
   libabsl-dev libre2-dev libc-ares-dev zlib1g-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev
-  clang-format clang-tidy
+  clang-format clang-tidy clang-tidy-19  # hack/tidy.sh needs 19 (14 cannot parse C++23)
 )
 RUN_PKGS=(
   containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static

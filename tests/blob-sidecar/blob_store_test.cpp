@@ -180,10 +180,69 @@ TEST_F(BlobStoreTest, ListsNewestFirstBySemantics) {
   ASSERT_TRUE(a && b && c);
   auto list = store_->list("x", 10);
   ASSERT_TRUE(list);
-  ASSERT_EQ(list->size(), 2u);
-  EXPECT_EQ((*list)[0].handle, c->handle);
-  EXPECT_EQ((*list)[1].handle, a->handle);
-  EXPECT_EQ(store_->list("", 2)->size(), 2u);
+  ASSERT_EQ(list->blobs.size(), 2u);
+  EXPECT_EQ(list->blobs[0].handle, c->handle);
+  EXPECT_EQ(list->blobs[1].handle, a->handle);
+  EXPECT_FALSE(list->next);
+  EXPECT_EQ(store_->list("", 2)->blobs.size(), 2u);
+}
+
+TEST_F(BlobStoreTest, ListPagesWithACursorThatBlobsStoredMeanwhileDoNotShift) {
+  std::vector<std::string> handles;  // newest first
+  for (int i = 0; i < 5; ++i) {
+    auto meta = put("page " + std::to_string(i), "paged", {});
+    ASSERT_TRUE(meta);
+    handles.insert(handles.begin(), meta->handle);
+  }
+  ASSERT_TRUE(put("elsewhere", "other", {}));
+  auto first = store_->list("paged", 2);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->blobs.size(), 2u);
+  ASSERT_TRUE(first->next);
+  ASSERT_TRUE(put("newer", "paged", {}));  // stored while the client pages
+  auto second = store_->list("paged", 2, first->next);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->next);
+  auto third = store_->list("paged", 2, second->next);
+  ASSERT_TRUE(third);
+  EXPECT_FALSE(third->next) << "the last page has no next";
+  std::vector<std::string> seen;
+  for (const auto* page : {&*first, &*second, &*third}) {
+    for (const BlobMetadata& meta : page->blobs) seen.push_back(meta.handle);
+  }
+  EXPECT_EQ(seen, handles);
+  // A page that ends exactly at the last blob says so.
+  auto exact = store_->list("paged", 5, std::nullopt);
+  ASSERT_TRUE(exact);
+  EXPECT_TRUE(exact->next) << "six blobs of \"paged\" now";
+  auto all = store_->list("paged", 6, std::nullopt);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->blobs.size(), 6u);
+  EXPECT_FALSE(all->next);
+}
+
+TEST_F(BlobStoreTest, KeepUntilTimeNotInTheFutureStoresAndAnnouncesNothing) {
+  for (int64_t until : {clock_.now - 60'000'000, clock_.now.load()}) {
+    RetentionPolicy past{.kind = PolicyKind::kKeepUntilTime, .until_micros = until};
+    auto meta = put("too late", "s", past);
+    ASSERT_FALSE(meta);
+    EXPECT_EQ(meta.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(meta.error().message().find("metadata.retentionPolicy.until"), std::string::npos)
+        << meta.error().message();
+  }
+  EXPECT_EQ(events_.load(), 0);
+  EXPECT_TRUE(store_->list("", 10)->blobs.empty());
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 0u);
+  EXPECT_EQ(store_->usedBytes(), 0u);
+  auto db = store_->openConnection();
+  ASSERT_TRUE(db);
+  auto outbox = db->prepare("SELECT COUNT(*) FROM event_outbox");
+  ASSERT_TRUE(outbox);
+  ASSERT_TRUE(outbox->step().value_or(false));
+  EXPECT_EQ(outbox->columnInt64(0), 0);
+  RetentionPolicy future{.kind = PolicyKind::kKeepUntilTime, .until_micros = clock_.now + 1};
+  EXPECT_TRUE(put("just in time", "s", future)) << "the quota reservation was released";
 }
 
 // Uploads are written with O_DIRECT (staged in aligned chunks, the tail padded and truncated)

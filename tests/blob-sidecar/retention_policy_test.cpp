@@ -54,6 +54,25 @@ TEST(RetentionPolicyTest, RejectsBadPoliciesNamingTheField) {
   }
 }
 
+TEST(RetentionPolicyTest, FractionalUntilIsRefusedFromClientsButReadFromTheIndex) {
+  for (const char* text : {R"({"policy":"keepUntilTime","until":28499383002.5})",
+                           R"({"policy":"keepUntilTime","until":1.7e9})"}) {
+    auto policy = parse(text);
+    ASSERT_FALSE(policy) << text;
+    EXPECT_EQ(policy.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(policy.error().message().find("metadata.retentionPolicy.until"), std::string::npos)
+        << policy.error().message();
+    EXPECT_NE(policy.error().message().find("whole number"), std::string::npos)
+        << policy.error().message();
+  }
+  // toJson writes an RFC 3339 time with a fraction as fractional seconds; the index reads it.
+  auto rfc = parse(R"({"policy":"keepUntilTime","until":"2026-11-21T10:00:00.5+01:00"})");
+  ASSERT_TRUE(rfc);
+  auto stored = parseStoredRetentionPolicy(toJson(*rfc), "retentionPolicy");
+  ASSERT_TRUE(stored) << stored.error().message();
+  EXPECT_EQ(stored->until_micros, rfc->until_micros);
+}
+
 TEST(RetentionPolicyTest, SupersedeKeyDefaultsToOwnSemanticsAndApp) {
   RetentionPolicy policy{.kind = PolicyKind::kKeepUntilNext};
   SupersedeKey key = supersedeKey(policy, "photos", "camera");

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -75,8 +76,14 @@ class BlobServiceTest : public ::testing::Test {
 
   http::ClientResponse get(const std::string& path,
                            std::vector<std::pair<std::string, std::string>> headers = {}) {
+    return send("GET", path, std::move(headers));
+  }
+
+  http::ClientResponse send(const std::string& method, const std::string& path,
+                            std::vector<std::pair<std::string, std::string>> headers = {}) {
     http::Client client;
     http::ClientRequest request;
+    request.method = method;
     request.url = service_->baseUrl() + path;
     for (auto& [k, v] : headers) request.headers.add(k, v);
     auto response = client.send(request);
@@ -330,7 +337,7 @@ TEST_F(BlobServiceTest, QuotaAnswers507AndStoresNothing) {
 TEST_F(BlobServiceTest, RetentionExpiryTurnsGetInto404AndDeletesTheFile) {
   startService({"--collect-interval-ms", "100"});
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  double until = std::chrono::duration<double>(now).count() + 3;
+  int64_t until = std::chrono::duration_cast<std::chrono::seconds>(now).count() + 3;
   auto up = upload(service_->port(),
                    {.blob_bytes = 4096,
                     .metadata_json = metadataJson(
@@ -509,6 +516,262 @@ TEST_F(BlobServiceTest, SourceAppIsTheAppWhoseListenerTheUploadCameThrough) {
   EXPECT_EQ(get("/api/v1/blobs/" + handleOf(cam1->body)).status, 404);
   EXPECT_EQ(get("/api/v1/blobs/" + handleOf(scan1->body)).status, 200);
   EXPECT_EQ(get("/api/v1/blobs/" + handleOf(cam2->body)).status, 200);
+}
+
+// Issue 17 (D15): HEAD answers like GET, headers and all, without the body.
+TEST_F(BlobServiceTest, HeadAnswersLikeGetWithoutTheBody) {
+  startService();
+  std::string meta = metadataJson("com.test.head", {{"policy", "keepForever"}});
+  auto up = upload(service_->port(),
+                   {.blob_bytes = 5000, .content_type = "image/png", .metadata_json = meta});
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 201) << up->body;
+  std::string handle = handleOf(up->body);
+
+  auto full = get("/api/v1/blobs/" + handle);
+  for (const std::string& path : {"/api/v1/blobs/" + handle, "/api/v1/blobs?" + handle}) {
+    auto head = send("HEAD", path);
+    EXPECT_EQ(head.status, 200) << path;
+    EXPECT_TRUE(head.body.empty()) << path;
+    EXPECT_EQ(head.headers.find("Content-Length"), "5000") << path;
+    for (const char* name : {"Content-Type", "ETag", "Last-Modified", "Accept-Ranges",
+                             "Cache-Control", "X-Content-Type-Options"}) {
+      EXPECT_EQ(head.headers.find(name), full.headers.find(name)) << path << " " << name;
+    }
+  }
+  auto range = send("HEAD", "/api/v1/blobs/" + handle, {{"Range", "bytes=10-19"}});
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(range.headers.find("Content-Range"), "bytes 10-19/5000");
+  EXPECT_EQ(range.headers.find("Content-Length"), "10");
+  auto meta_head = send("HEAD", "/api/v1/blobs/" + handle + "/metadata");
+  EXPECT_EQ(meta_head.status, 200);
+  EXPECT_EQ(meta_head.headers.find("Content-Length"),
+            std::to_string(get("/api/v1/blobs/" + handle + "/metadata").body.size()));
+  auto list_head = send("HEAD", "/api/v1/blobs?semantics=com.test.head");
+  EXPECT_EQ(list_head.status, 200);
+  EXPECT_EQ(send("HEAD", "/api/v1/blobs/0123456789abcdef0123456789abcdef").status, 404);
+  auto preflight = send("OPTIONS", "/api/v1/blobs/" + handle);
+  EXPECT_EQ(preflight.headers.find("Access-Control-Allow-Methods"), "GET, HEAD, OPTIONS");
+}
+
+// Issue 17 (D15): If-Match and If-Unmodified-Since are evaluated (RFC 9110 §13.2.2), with
+// If-None-Match and If-Modified-Since as before.
+TEST_F(BlobServiceTest, ConditionalRequestsFollowRfc9110) {
+  startService();
+  auto up = upload(service_->port(),
+                   {.blob_bytes = 3000,
+                    .seed = 9,
+                    .metadata_json = metadataJson("com.test.cond", {{"policy", "keepForever"}})});
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 201) << up->body;
+  std::string path = "/api/v1/blobs/" + handleOf(up->body);
+  std::string etag = "\"" + patternSha256(3000, 9) + "\"";
+  ASSERT_EQ(get(path).headers.find("ETag"), etag);
+  const std::string long_ago = "Sun, 06 Nov 1994 08:49:37 GMT";  // before the upload
+  const std::string far_future = "Fri, 01 Jan 2100 00:00:00 GMT";
+
+  EXPECT_EQ(get(path, {{"If-Match", etag}}).status, 200);
+  EXPECT_EQ(get(path, {{"If-Match", "\"other\", " + etag}}).status, 200);
+  EXPECT_EQ(get(path, {{"If-Match", "*"}}).status, 200);
+  auto mismatch = get(path, {{"If-Match", "\"other\""}});
+  EXPECT_EQ(mismatch.status, 412);
+  EXPECT_NE(mismatch.body.find("If-Match"), std::string::npos) << mismatch.body;
+  EXPECT_NE(mismatch.body.find("ERR_PRECONDITION_FAILED"), std::string::npos) << mismatch.body;
+  EXPECT_EQ(mismatch.headers.find("ETag"), etag);
+  EXPECT_EQ(get(path, {{"If-Match", "W/" + etag}}).status, 412) << "strong comparison";
+  EXPECT_EQ(send("HEAD", path, {{"If-Match", "\"other\""}}).status, 412);
+
+  auto modified = get(path, {{"If-Unmodified-Since", long_ago}});
+  EXPECT_EQ(modified.status, 412);
+  EXPECT_NE(modified.body.find("If-Unmodified-Since"), std::string::npos) << modified.body;
+  EXPECT_EQ(get(path, {{"If-Unmodified-Since", far_future}}).status, 200);
+  EXPECT_EQ(get(path, {{"If-Match", etag}, {"If-Unmodified-Since", long_ago}}).status, 200)
+      << "If-Unmodified-Since is ignored when If-Match is present";
+  auto ranged = get(path, {{"If-Match", etag}, {"Range", "bytes=0-9"}});
+  EXPECT_EQ(ranged.status, 206);
+  EXPECT_EQ(ranged.body.size(), 10u);
+
+  auto not_modified = get(path, {{"If-None-Match", "W/" + etag}});
+  EXPECT_EQ(not_modified.status, 304);
+  EXPECT_EQ(not_modified.headers.find("ETag"), etag);
+  EXPECT_FALSE(not_modified.headers.find("Content-Length").has_value()) << "304 has no length";
+  EXPECT_EQ(get(path, {{"If-Modified-Since", far_future}}).status, 304);
+  EXPECT_EQ(get(path, {{"If-Modified-Since", long_ago}}).status, 200);
+  EXPECT_EQ(get(path, {{"If-None-Match", "\"other\""}, {"If-Modified-Since", far_future}}).status,
+            200)
+      << "If-Modified-Since is ignored when If-None-Match is present";
+  EXPECT_EQ(get(path, {{"If-Match", "\"other\""}, {"If-None-Match", etag}}).status, 412);
+}
+
+// Issue 17 (D16): no silent cap on listings: a cursor pages through everything, a limit
+// above the maximum is refused.
+TEST_F(BlobServiceTest, ListingPagesWithACursorInsteadOfCapping) {
+  startService();
+  std::vector<std::string> handles;  // newest first
+  for (uint32_t i = 0; i < 5; ++i) {
+    auto up =
+        upload(service_->port(),
+               {.blob_bytes = 100,
+                .seed = 20 + i,
+                .metadata_json = metadataJson("com.test.paged one", {{"policy", "keepForever"}})});
+    ASSERT_TRUE(up);
+    ASSERT_EQ(up->status, 201) << up->body;
+    handles.insert(handles.begin(), handleOf(up->body));
+  }
+  std::vector<std::string> seen;
+  std::string next = "/api/v1/blobs?semantics=com.test.paged%20one&limit=2";
+  for (int pages = 0; !next.empty(); ++pages) {
+    ASSERT_LT(pages, 10) << "the cursor does not advance";
+    auto page = get(next);
+    ASSERT_EQ(page.status, 200) << page.body;
+    EXPECT_EQ(page.headers.find("Access-Control-Expose-Headers"), "Link");
+    auto list = parseJson(page.body, "page");
+    ASSERT_TRUE(list && list->is_array()) << page.body;
+    EXPECT_LE(list->size(), 2u);
+    for (const Json& meta : *list) seen.push_back(meta["handle"]);
+    next.clear();
+    if (auto link = page.headers.find("Link")) {
+      ASSERT_TRUE(link->starts_with("</api/v1/blobs?") && link->ends_with(">; rel=\"next\""))
+          << *link;
+      next = link->substr(1, link->find('>') - 1);
+    }
+  }
+  EXPECT_EQ(seen, handles);
+
+  auto over = get("/api/v1/blobs?semantics=com.test.paged%20one&limit=1001");
+  EXPECT_EQ(over.status, 400);
+  EXPECT_NE(over.body.find("limit: 1001 is above the maximum of 1000"), std::string::npos)
+      << over.body;
+  auto bad_cursor = get("/api/v1/blobs?semantics=com.test.paged%20one&after=xyz");
+  EXPECT_EQ(bad_cursor.status, 400);
+  EXPECT_NE(bad_cursor.body.find("after"), std::string::npos) << bad_cursor.body;
+  auto only_cursor = get("/api/v1/blobs?after=999999");  // a listing, not a legacy handle
+  EXPECT_EQ(only_cursor.status, 200) << only_cursor.body;
+}
+
+// Issue 17 (D17): a keepUntilTime blob that would be expired on arrival, or with a
+// fractional `until`, is refused naming the field; nothing is stored or announced.
+TEST_F(BlobServiceTest, KeepUntilTimeInThePastOrFractionalIsRefused) {
+  startService();
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto attempt = [&](const Json& until) {
+    auto up = upload(service_->port(),
+                     {.blob_bytes = 2048,
+                      .metadata_json = metadataJson(
+                          "com.test.bad", {{"policy", "keepUntilTime"}, {"until", until}})});
+    EXPECT_TRUE(up) << up.error().message();
+    return up ? *up : RawResponse{};
+  };
+  auto past = attempt(now - 60);
+  EXPECT_EQ(past.status, 400) << past.body;
+  EXPECT_NE(past.body.find("metadata.retentionPolicy.until"), std::string::npos) << past.body;
+  EXPECT_NE(past.body.find("not in the future"), std::string::npos) << past.body;
+  auto fractional = attempt(static_cast<double>(now) + 3600.5);
+  EXPECT_EQ(fractional.status, 400) << fractional.body;
+  EXPECT_NE(fractional.body.find("metadata.retentionPolicy.until"), std::string::npos)
+      << fractional.body;
+  expectNothingStored();
+
+  // The next good upload's event is the only one the event service ever gets.
+  auto good = upload(service_->port(),
+                     {.blob_bytes = 10,
+                      .metadata_json = metadataJson(
+                          "com.test.good", {{"policy", "keepUntilTime"}, {"until", now + 3600}})});
+  ASSERT_TRUE(good);
+  ASSERT_EQ(good->status, 201) << good->body;
+  auto events = events_->waitForEvents(1, 10s);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["payload"]["handle"], handleOf(good->body));
+  EXPECT_EQ(events_->events().size(), 1u);
+}
+
+// Issue 17 (D19): uploaded active content (HTML, SVG, XML, scripts) must not run on the
+// service's origin: it is served as a sandboxed attachment; every response says nosniff.
+TEST_F(BlobServiceTest, ActiveContentIsServedAsASandboxedAttachment) {
+  startService();
+  std::string meta = metadataJson("com.test.types", {{"policy", "keepForever"}});
+  auto store = [&](const std::string& type, uint32_t seed) {
+    auto up =
+        upload(service_->port(),
+               {.blob_bytes = 256, .seed = seed, .content_type = type, .metadata_json = meta});
+    EXPECT_TRUE(up && up->status == 201) << type;
+    return up ? handleOf(up->body) : "";
+  };
+  uint32_t seed = 100;
+  for (const char* type :
+       {"text/html", "text/html; charset=utf-8", "image/svg+xml", "application/xhtml+xml",
+        "text/xml", "application/javascript", "text/javascript", "application/x-unknown"}) {
+    std::string handle = store(type, ++seed);
+    for (const std::string& path : {"/api/v1/blobs/" + handle, "/api/v1/blobs?" + handle}) {
+      for (const char* method : {"GET", "HEAD"}) {
+        auto r = send(method, path);
+        SCOPED_TRACE(std::string(type) + " " + method + " " + path);
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.headers.find("Content-Type"), type);
+        EXPECT_EQ(r.headers.find("X-Content-Type-Options"), "nosniff");
+        EXPECT_EQ(r.headers.find("Content-Disposition"), "attachment");
+        auto csp = r.headers.find("Content-Security-Policy");
+        ASSERT_TRUE(csp);
+        EXPECT_TRUE(csp->starts_with("sandbox")) << *csp;
+      }
+    }
+  }
+  std::string photo = store("image/jpeg", 200);
+  auto inline_photo = get("/api/v1/blobs/" + photo);
+  EXPECT_EQ(inline_photo.headers.find("X-Content-Type-Options"), "nosniff");
+  EXPECT_FALSE(inline_photo.headers.find("Content-Disposition")) << "images stay inline";
+  EXPECT_FALSE(inline_photo.headers.find("Content-Security-Policy"));
+  for (const std::string& path :
+       {"/api/v1/blobs/" + photo + "/metadata", std::string("/api/v1/blobs?semantics=x"),
+        std::string("/api/v1/blobs/0123456789abcdef0123456789abcdef")}) {
+    EXPECT_EQ(get(path).headers.find("X-Content-Type-Options"), "nosniff") << path;
+  }
+}
+
+// DESIGN: < 10 MiB RSS per sidecar with 20 apps attached (socket handoff). After every app
+// uploaded and downloaded a blob through its own listener, the process's own (anonymous)
+// memory stays small; the figures are printed. VmRSS also counts shared library pages,
+// most of them libcurl's tree, loaded when the event publisher first posts (docs/blobs.md).
+TEST_F(BlobServiceTest, TwentyAppsAttachedKeepTheProcessMemorySmall) {
+  fs::path socket = dir_->path() / "handoff.sock";
+  startService({"--handoff-socket", socket.string()});
+  handoff::HandoffSender agent;
+  ASSERT_TRUE(agent.connect(socket));
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < 20; ++i) {
+    auto [fd, port] = appListener();
+    ASSERT_TRUE(agent.add(fmt::format("app-{}", i), "blobs", std::move(fd)));
+    ports.push_back(port);
+  }
+  std::string meta = metadataJson("com.test.rss", {{"policy", "keepForever"}});
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    auto up = upload(
+        ports[i],
+        {.blob_bytes = 64 << 10, .seed = static_cast<uint32_t>(300 + i), .metadata_json = meta});
+    ASSERT_TRUE(up);
+    ASSERT_EQ(up->status, 201) << up->body;
+    EXPECT_EQ(get("/api/v1/blobs/" + handleOf(up->body)).body.size(), 64u << 10);
+  }
+  ASSERT_EQ(events_->waitForEvents(20, 10s).size(), 20u);
+  std::map<std::string, uint64_t> kib;
+  std::ifstream status(fmt::format("/proc/{}/status", service_->pid()));
+  std::string line;
+  while (std::getline(status, line)) {
+    std::size_t colon = line.find(':');
+    if (colon == std::string::npos || !line.ends_with(" kB")) continue;
+    kib[line.substr(0, colon)] = std::stoull(line.substr(colon + 1));
+  }
+  std::printf("fleetlet-blobs with 20 apps: VmRSS %lu KiB (anonymous %lu, files %lu), peak %lu\n",
+              static_cast<unsigned long>(kib["VmRSS"]), static_cast<unsigned long>(kib["RssAnon"]),
+              static_cast<unsigned long>(kib["RssFile"]), static_cast<unsigned long>(kib["VmHWM"]));
+#if defined(__SANITIZE_ADDRESS__)
+  std::printf("(AddressSanitizer build: the bound is not checked)\n");
+#else
+  EXPECT_GT(kib["RssAnon"], 0u);
+  EXPECT_LT(kib["RssAnon"], 10u * 1024);
+#endif
 }
 
 }  // namespace

@@ -163,12 +163,53 @@ Result<OpenBlob> openBlob(store::BlobStore& store, const std::string& handle) {
   return OpenBlob{std::move(meta), std::make_shared<UniqueFd>(std::move(fd))};
 }
 
-std::optional<int64_t> parseLimit(const std::optional<std::string>& text) {
-  if (!text) return kDefaultListLimit;
+// A non-negative decimal integer, or nullopt.
+std::optional<int64_t> parseCount(std::string_view text) {
   int64_t v = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc() || end != text->data() + text->size() || v < 0) return std::nullopt;
-  return std::min(v, kMaxListLimit);
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+Result<int64_t> parseLimit(const std::optional<std::string>& text) {
+  if (!text) return kDefaultListLimit;
+  auto limit = parseCount(*text);
+  if (!limit) {
+    return fail(ErrorCode::kInvalidArgument, "limit: \"{}\" is not a non-negative integer", *text);
+  }
+  if (*limit > kMaxListLimit) {
+    return fail(ErrorCode::kInvalidArgument,
+                "limit: {} is above the maximum of {}; page with the cursor of the Link header "
+                "(rel=\"next\")",
+                *limit, kMaxListLimit);
+  }
+  return *limit;
+}
+
+Result<std::optional<int64_t>> parseCursor(const std::optional<std::string>& text) {
+  if (!text) return std::optional<int64_t>();
+  auto cursor = parseCount(*text);
+  if (!cursor) {
+    return fail(ErrorCode::kInvalidArgument,
+                "after: \"{}\" is not a cursor of this service (take it from the Link header)",
+                *text);
+  }
+  return cursor;
+}
+
+// Percent-encodes a query parameter value (everything but RFC 3986 unreserved characters).
+std::string queryEscape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(c);
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -287,7 +328,10 @@ Task<Response> BlobApi::upload(Request& request) {
   auto committed = co_await request.offload(std::move(commit));
   co_await discardUpload(request, upload);
   if (!committed) {
-    spdlog::warn("blobs: storing an upload failed: {}", committed.error().describe());
+    // The client's mistake (an expiry not in the future) is no failure of the service.
+    auto level = committed.error().code() == ErrorCode::kInvalidArgument ? spdlog::level::debug
+                                                                         : spdlog::level::warn;
+    spdlog::log(level, "blobs: storing an upload failed: {}", committed.error().describe());
     co_return http::errorResponse(committed.error());
   }
   spdlog::debug("blobs: stored {} ({} bytes, {}) from app \"{}\"", committed->handle,
@@ -304,23 +348,38 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
   const store::BlobMetadata& meta = opened->meta;
   std::string etag = "\"" + meta.sha256 + "\"";
   int64_t modified = meta.created_on_micros / 1000000;
+  const bool passive = passiveContentType(meta.content_type);
   auto common = [&](Response& r) {
     r.header("ETag", etag)
         .header("Last-Modified", httpDate(modified))
         .header("Accept-Ranges", "bytes")
         .header("Cache-Control", "private, max-age=31536000, immutable");
+    // Active content (HTML, SVG, XML, scripts, ...) must not run on this origin, which every
+    // app's pages may read (Access-Control-Allow-Origin): a download, in a sandbox (an opaque
+    // origin without scripts) should a browser render it anyway. nosniff: every response.
+    if (!passive) {
+      r.header("Content-Disposition", "attachment")
+          .header("Content-Security-Policy", "sandbox; default-src 'none'");
+    }
   };
 
-  // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
-  bool not_modified = false;
-  if (auto inm = request.header("If-None-Match")) {
-    not_modified = etagMatches(*inm, etag);
-  } else if (auto ims = request.header("If-Modified-Since")) {
-    auto since = parseHttpDate(*ims);
-    not_modified = since && modified <= *since;
-  }
-  if (not_modified) {
+  // Conditional requests (RFC 9110 §13.2.2).
+  ConditionalHeaders conditions{.if_match = request.header("If-Match"),
+                                .if_none_match = request.header("If-None-Match"),
+                                .if_modified_since = request.header("If-Modified-Since"),
+                                .if_unmodified_since = request.header("If-Unmodified-Since")};
+  PreconditionResult precondition =
+      evaluatePreconditions(request.method(), conditions, etag, modified);
+  if (precondition.outcome == PreconditionResult::Outcome::kNotModified) {
     Response response = Response::empty(304);
+    common(response);
+    co_return response;
+  }
+  if (precondition.outcome == PreconditionResult::Outcome::kFailed) {
+    Response response = http::errorResponse(
+        412, "ERR_PRECONDITION_FAILED",
+        fmt::format("{}: the condition does not hold for blob {} (ETag {}, Last-Modified {})",
+                    precondition.header, meta.handle, etag, httpDate(modified)));
     common(response);
     co_return response;
   }
@@ -394,7 +453,8 @@ Task<Response> BlobApi::query(Request& request) {
   const http::HeaderList& params = request.queryParams();
   auto semantics = request.query("semantics");
   auto limit_text = request.query("limit");
-  if (!params.empty() && !semantics && !limit_text) {
+  auto after_text = request.query("after");
+  if (!params.empty() && !semantics && !limit_text && !after_text) {
     // Legacy forms: ?<handle> and ?metadata-<handle>.
     // Named arguments: GCC 12 mishandles temporaries with destructors inside co_await.
     const std::string& key = params.front().first;
@@ -406,18 +466,27 @@ Task<Response> BlobApi::query(Request& request) {
     co_return co_await download(request, std::move(handle));
   }
   auto limit = parseLimit(limit_text);
-  if (!limit) {
-    co_return http::errorResponse(
-        Error(ErrorCode::kInvalidArgument, "limit: expected a non-negative integer"));
-  }
+  if (!limit) co_return http::errorResponse(limit.error());
+  auto after = parseCursor(after_text);
+  if (!after) co_return http::errorResponse(after.error());
   std::string wanted = semantics.value_or("");
   int64_t n = *limit;
-  auto list = [this, wanted, n] { return store_.list(wanted, n); };
+  std::optional<int64_t> start = *after;
+  auto list = [this, wanted, n, start] { return store_.list(wanted, n, start); };
   auto found = co_await request.offload(std::move(list));
   if (!found) co_return http::errorResponse(found.error());
   Json out = Json::array();
-  for (const store::BlobMetadata& meta : *found) out.push_back(store::toJson(meta));
-  co_return Response::json(200, out.dump());
+  for (const store::BlobMetadata& meta : found->blobs) out.push_back(store::toJson(meta));
+  Response response = Response::json(200, out.dump());
+  // The next page (RFC 8288), readable by pages of other origins too.
+  response.header("Access-Control-Expose-Headers", "Link");
+  if (std::optional<int64_t> cursor = found->next) {
+    std::string next = "/api/v1/blobs?";
+    if (semantics) next += "semantics=" + queryEscape(*semantics) + "&";
+    next += fmt::format("limit={}&after={}", n, *cursor);
+    response.header("Link", fmt::format("<{}>; rel=\"next\"", next));
+  }
+  co_return response;
 }
 
 }  // namespace fleetlet::api

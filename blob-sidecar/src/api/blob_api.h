@@ -1,9 +1,10 @@
 #pragma once
 // The HTTP API of the blob service (shared/api/blobs-v1.md) on fleetlet's HTTP server:
 //   POST /api/v1/blobs                       multipart upload, streamed to disk
-//   GET  /api/v1/blobs/{handle}              bytes (Range, If-None-Match, sendfile)
+//   GET  /api/v1/blobs/{handle}              bytes (Range, conditional requests, sendfile)
 //   GET  /api/v1/blobs/{handle}/metadata     metadata JSON
-//   GET  /api/v1/blobs?<handle> | ?metadata-<handle> | ?semantics=S&limit=N
+//   GET  /api/v1/blobs?<handle> | ?metadata-<handle> | ?semantics=S&limit=N&after=C
+// HEAD works wherever GET does (the server runs the GET handler without sending the body).
 //
 // The app a blob comes from (sourceApp) is read from the tag of the listener its request
 // arrived on: listeners handed over by the agent are tagged "app:<name>" (socket handoff,

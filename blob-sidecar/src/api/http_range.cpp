@@ -67,22 +67,89 @@ std::string httpDate(int64_t unix_seconds) {
 
 std::optional<int64_t> parseHttpDate(std::string_view text) {
   std::string copy(trim(text));
-  std::tm tm{};
-  const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!end || *end != '\0') return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm));
+  // IMF-fixdate, then the obsolete RFC 850 and asctime forms (RFC 9110 §5.6.7).
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+    std::tm tm{};
+    const char* end = strptime(copy.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') return static_cast<int64_t>(timegm(&tm));
+  }
+  return std::nullopt;
 }
 
-bool etagMatches(std::string_view if_none_match, std::string_view etag) {
-  std::string_view list = trim(if_none_match);
+namespace {
+
+// Whether the entity-tag list `list` ("*" or comma-separated tags) contains `etag`. The weak
+// comparison ignores W/ prefixes; the strong one never matches a weak tag.
+bool etagListMatches(std::string_view list, std::string_view etag, bool weak) {
+  list = trim(list);
   if (list == "*") return true;
   while (!list.empty()) {
     std::size_t comma = list.find(',');
     std::string_view tag = trim(list.substr(0, comma));
-    if (tag.starts_with("W/")) tag.remove_prefix(2);
-    if (tag == etag) return true;
+    bool weak_tag = tag.starts_with("W/");
+    if (weak_tag) tag.remove_prefix(2);
+    if (tag == etag && (weak || !weak_tag)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+}  // namespace
+
+bool etagMatches(std::string_view if_none_match, std::string_view etag) {
+  return etagListMatches(if_none_match, etag, true);
+}
+
+bool etagMatchesStrong(std::string_view if_match, std::string_view etag) {
+  return etagListMatches(if_match, etag, false);
+}
+
+PreconditionResult evaluatePreconditions(std::string_view method, const ConditionalHeaders& headers,
+                                         std::string_view etag, int64_t last_modified) {
+  using Outcome = PreconditionResult::Outcome;
+  const bool safe = method == "GET" || method == "HEAD";
+  if (headers.if_match) {
+    if (!etagMatchesStrong(*headers.if_match, etag)) return {Outcome::kFailed, "If-Match"};
+  } else if (headers.if_unmodified_since) {
+    auto since = parseHttpDate(*headers.if_unmodified_since);
+    if (since && last_modified > *since) return {Outcome::kFailed, "If-Unmodified-Since"};
+  }
+  if (headers.if_none_match) {
+    if (etagMatches(*headers.if_none_match, etag)) {
+      return {safe ? Outcome::kNotModified : Outcome::kFailed, "If-None-Match"};
+    }
+  } else if (safe && headers.if_modified_since) {
+    auto since = parseHttpDate(*headers.if_modified_since);
+    if (since && last_modified <= *since) return {Outcome::kNotModified, "If-Modified-Since"};
+  }
+  return {};
+}
+
+bool passiveContentType(std::string_view content_type) {
+  std::string type = lower(trim(content_type.substr(0, content_type.find(';'))));
+  if (type == "image/svg+xml") return false;
+  for (std::string_view prefix : {"image/", "audio/", "video/", "font/"}) {
+    // A bare prefix ("image/") or anything with characters a token does not have is refused.
+    if (type.starts_with(prefix) && type.size() > prefix.size() &&
+        type.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789!#$&^_.+-/") ==
+            std::string::npos &&
+        !type.ends_with("+xml") && type.find('/', prefix.size()) == std::string::npos) {
+      return true;
+    }
+  }
+  for (std::string_view exact : {"text/plain", "text/csv", "application/json", "application/pdf",
+                                 "application/octet-stream"}) {
+    if (type == exact) return true;
   }
   return false;
 }

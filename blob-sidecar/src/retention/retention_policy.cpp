@@ -82,7 +82,10 @@ Result<int64_t> parseRfc3339Micros(std::string_view text) {
   return seconds * 1000000 + micros;
 }
 
-Result<RetentionPolicy> parseRetentionPolicy(const Json& value, std::string_view path) {
+namespace {
+
+Result<RetentionPolicy> parsePolicy(const Json& value, std::string_view path,
+                                    bool fractions_allowed) {
   if (!value.is_object()) {
     return fail(ErrorCode::kInvalidArgument, "{}: expected an object, got {}", path,
                 jsonTypeName(value));
@@ -97,6 +100,12 @@ Result<RetentionPolicy> parseRetentionPolicy(const Json& value, std::string_view
     if (until == value.end()) {
       return fail(ErrorCode::kInvalidArgument, "{}.until: missing (keepUntilTime needs a time)",
                   path);
+    }
+    if (until->is_number_float() && !fractions_allowed) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}.until: {} is not a whole number of Unix seconds (send an integer, or an "
+                  "RFC 3339 string for sub-second times)",
+                  path, until->dump());
     }
     if (until->is_number()) {
       double seconds = until->get<double>();
@@ -126,6 +135,16 @@ Result<RetentionPolicy> parseRetentionPolicy(const Json& value, std::string_view
                 path, policy);
   }
   return out;
+}
+
+}  // namespace
+
+Result<RetentionPolicy> parseRetentionPolicy(const Json& value, std::string_view path) {
+  return parsePolicy(value, path, false);
+}
+
+Result<RetentionPolicy> parseStoredRetentionPolicy(const Json& value, std::string_view path) {
+  return parsePolicy(value, path, true);
 }
 
 Json toJson(const RetentionPolicy& policy) {

@@ -27,10 +27,16 @@ struct RetentionPolicy {
   std::optional<std::string> source_app;
 };
 
-// Parses `{"policy":"keepUntilTime","until":...}` etc. `until` is Unix seconds (integer or
-// fraction) or an RFC 3339 string. Fails with kInvalidArgument naming `path` and the field:
-// not an object, unknown policy, missing or malformed until.
+// Parses `{"policy":"keepUntilTime","until":...}` etc. as a client sends it. `until` is whole
+// Unix seconds (a JSON integer) or an RFC 3339 string. Fails with kInvalidArgument naming
+// `path` and the field: not an object, unknown policy, missing or malformed until (a
+// fraction such as 1795251600.5 included). Whether `until` lies in the future is the
+// store's check (it has the clock).
 Result<RetentionPolicy> parseRetentionPolicy(const Json& value, std::string_view path);
+// Parses a policy as stored in the index by toJson(): like parseRetentionPolicy, but a
+// fractional `until` (a stored RFC 3339 time with a fraction, or a row written before
+// fractions were refused) is accepted.
+Result<RetentionPolicy> parseStoredRetentionPolicy(const Json& value, std::string_view path);
 
 // The policy as the API shows it; `until` as Unix seconds.
 Json toJson(const RetentionPolicy& policy);

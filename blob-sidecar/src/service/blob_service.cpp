@@ -63,6 +63,8 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
 
   http::ServerOptions server_options;
   server_options.cors_origin = options.cors_origin;
+  // Browsers must take every response (blobs, JSON, errors) as the type it says it is.
+  server_options.response_headers = {{"X-Content-Type-Options", "nosniff"}};
   parts->server = std::make_unique<http::Server>(server_options);
   parts->api = std::make_unique<api::BlobApi>(
       *parts->store, api::ApiOptions{.max_blob_size = options.max_blob_size});

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <thread>
 #include <utility>
@@ -73,7 +74,7 @@ Result<BlobMetadata> readRow(sqlite::Statement& row) {
   out.source_app = row.columnText(8);
   auto policy_json = parseJson(row.columnText(9), "stored retention policy");
   if (!policy_json) return std::unexpected(policy_json.error());
-  auto policy = retention::parseRetentionPolicy(*policy_json, "retentionPolicy");
+  auto policy = retention::parseStoredRetentionPolicy(*policy_json, "retentionPolicy");
   if (!policy) return std::unexpected(policy.error().wrap("blob {}", out.handle));
   out.retention = *policy;
   return out;
@@ -532,6 +533,17 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
   if (upload.committed_ || !upload.fd_) {
     return fail(ErrorCode::kFailedPrecondition, "upload is already closed");
   }
+  if (blob.retention.kind == retention::PolicyKind::kKeepUntilTime) {
+    // A blob that would be expired when stored: refused, so nothing is stored or announced.
+    int64_t now = clock_.nowMicros();
+    if (blob.retention.until_micros <= now) {
+      upload.discard();
+      return fail(ErrorCode::kInvalidArgument,
+                  "metadata.retentionPolicy.until: {} is not in the future (now {}); the blob "
+                  "would expire at once",
+                  retention::toJson(blob.retention)["until"].dump(), now / 1000000);
+    }
+  }
   if (auto finished = upload.finish(); !finished) {
     upload.discard();
     return std::unexpected(finished.error());
@@ -669,22 +681,32 @@ Result<BlobMetadata> BlobStore::find(std::string_view handle) {
   return readRow(select);
 }
 
-Result<std::vector<BlobMetadata>> BlobStore::list(std::string_view semantics, int64_t limit) {
+Result<BlobPage> BlobStore::list(std::string_view semantics, int64_t limit,
+                                 std::optional<int64_t> after) {
   std::lock_guard lock(mutex_);
+  // One row more than asked tells whether another page follows.
   FLEETLET_ASSIGN_OR_RETURN(
       auto select,
-      db_.prepare(fmt::format("SELECT {} FROM blobs WHERE (?1 = '' OR semantics = ?1) AND "
-                              "(expires_at IS NULL OR expires_at > ?2) ORDER BY seq DESC LIMIT ?3",
+      db_.prepare(fmt::format("SELECT {}, seq FROM blobs WHERE (?1 = '' OR semantics = ?1) AND "
+                              "(expires_at IS NULL OR expires_at > ?2) AND seq < ?4 "
+                              "ORDER BY seq DESC LIMIT ?3",
                               kColumns)));
-  FLEETLET_RETURN_IF_ERROR(select.bindAll(semantics, clock_.nowMicros(), limit));
-  std::vector<BlobMetadata> out;
+  FLEETLET_RETURN_IF_ERROR(select.bindAll(semantics, clock_.nowMicros(), limit + 1,
+                                          after.value_or(std::numeric_limits<int64_t>::max())));
+  BlobPage page;
+  int64_t last_seq = 0;
   while (true) {
     FLEETLET_ASSIGN_OR_RETURN(bool row, select.step());
     if (!row) break;
+    if (std::cmp_equal(page.blobs.size(), limit)) {
+      if (limit > 0) page.next = last_seq;
+      break;
+    }
     FLEETLET_ASSIGN_OR_RETURN(auto meta, readRow(select));
-    out.push_back(std::move(meta));
+    last_seq = select.columnInt64(10);
+    page.blobs.push_back(std::move(meta));
   }
-  return out;
+  return page;
 }
 
 Result<int64_t> BlobStore::collectExpired() {

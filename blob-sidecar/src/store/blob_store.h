@@ -147,6 +147,14 @@ class BlobUpload {
   uint64_t dropped_ = 0;
 };
 
+// One page of a listing.
+struct BlobPage {
+  std::vector<BlobMetadata> blobs;
+  // Where the next page starts (pass as `after`); nullopt when this page is the last. Blobs
+  // stored meanwhile come before the listing's start, so they never shift later pages.
+  std::optional<int64_t> next;
+};
+
 // What the client said about a new blob.
 struct NewBlob {
   std::string semantics;
@@ -169,12 +177,16 @@ class BlobStore final : public retention::Expirer {
   Result<std::unique_ptr<BlobUpload>> beginUpload(std::optional<uint64_t> expected_bytes);
   // Makes the upload durable and visible (see the header comment), applies keepUntilNext to
   // older blobs it supersedes, and queues the metadata event. Returns the new metadata.
+  // Fails with kInvalidArgument (naming metadata.retentionPolicy.until) and stores nothing
+  // when a keepUntilTime blob's time is not in the future.
   Result<BlobMetadata> commit(BlobUpload& upload, NewBlob blob);
 
   // The metadata of a live blob: kNotFound for an unknown or expired handle.
   Result<BlobMetadata> find(std::string_view handle);
-  // Live blobs with `semantics` (all when empty), newest first, at most `limit`.
-  Result<std::vector<BlobMetadata>> list(std::string_view semantics, int64_t limit);
+  // Live blobs with `semantics` (all when empty), newest first, at most `limit`, starting
+  // after the position `after` (a BlobPage::next of an earlier call; nullopt: the newest).
+  Result<BlobPage> list(std::string_view semantics, int64_t limit,
+                        std::optional<int64_t> after = std::nullopt);
   // Where the content of `sha256` lives.
   std::filesystem::path contentPath(std::string_view sha256) const;
 

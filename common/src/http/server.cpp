@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -82,6 +83,18 @@ std::string describeSockaddr(const sockaddr* addr, socklen_t len) {
 bool isParseError(const ErrorCodeT& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
          ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream;
+}
+
+// Statuses whose responses never have a body (RFC 9110 §6.4.1): no Content-Length either.
+bool bodilessStatus(unsigned status) { return status < 200 || status == 204 || status == 304; }
+
+// The methods to announce for a path (405 Allow, preflight): HEAD goes with GET.
+std::vector<std::string> announcedMethods(std::vector<std::string> methods) {
+  auto get = std::find(methods.begin(), methods.end(), "GET");
+  if (get != methods.end() && std::find(methods.begin(), methods.end(), "HEAD") == methods.end()) {
+    methods.insert(get + 1, "HEAD");
+  }
+  return methods;
 }
 
 std::string jsonString(std::string_view text) {
@@ -304,8 +317,12 @@ class Connection {
   Task<bool> serve();
   Task<Response> dispatch(Request& request);
   Response preflight(const Router::Match& match);
-  // Writes `response`; returns whether the connection may serve another request.
+  // Writes `response` (only its header when answering HEAD); returns whether the connection
+  // may serve another request.
   Task<bool> writeResponse(Response& response, bool keep_alive);
+  // Writes the status and header of `response` for a HEAD request: the Content-Length the
+  // body would have had, no body, no producer run.
+  Task<bool> writeHeadResponse(Response& response, bool keep_alive);
   // Upgrades to a WebSocket and runs response.websocket (426 when not an upgrade request).
   // Returns false: the connection ends with the handler.
   Task<bool> serveWebSocket(Response& response);
@@ -328,6 +345,8 @@ class Connection {
   StreamWriter* writer_ = nullptr;
   bool finished_ = false;
   bool timed_out_ = false;
+  // The request being answered is a HEAD request: responses go without a body.
+  bool head_ = false;
   bool watcher_running_ = false;
   bool watcher_stop_ = false;
 };
@@ -392,6 +411,7 @@ Task<void> Connection::run(std::shared_ptr<Connection> self) {
     // `len > body_limit_` with an empty optional as true and rejects every body.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     state_ = State::kWaiting;
+    head_ = false;
     setDeadline(options.header_timeout);
     ErrorCodeT ec;
     co_await bhttp::async_read_header(socket_, buffer_, *parser_, redirect(ec));
@@ -411,6 +431,7 @@ Task<void> Connection::run(std::shared_ptr<Connection> self) {
       break;
     }
     state_ = State::kHandling;
+    head_ = parser_->get().method() == bhttp::verb::head;
     bool keep_alive = co_await serve();
     if (!keep_alive) break;
   }
@@ -484,7 +505,9 @@ Task<bool> Connection::serveWebSocket(Response& response) {
 
 Response Connection::preflight(const Router::Match& match) {
   std::string methods;
-  for (const std::string& method : match.allowed_methods) methods += method + ", ";
+  for (const std::string& method : announcedMethods(match.allowed_methods)) {
+    methods += method + ", ";
+  }
   methods += "OPTIONS";
   Response response = Response::empty(204);
   response.header("Access-Control-Allow-Methods", methods)
@@ -510,6 +533,11 @@ Task<Response> Connection::dispatch(Request& request) {
 
   std::string_view method(message.method_string().data(), message.method_string().size());
   Router::Match match = server_.router_.find(method, *segments);
+  if (method == "HEAD" && !match.found) {
+    // No HEAD route of its own: the GET route answers (writeResponse drops the body).
+    Router::Match get = server_.router_.find("GET", *segments);
+    if (get.found) match = std::move(get);
+  }
   if (method == "OPTIONS" && server_.options_.cors_origin && !match.found &&
       !match.allowed_methods.empty()) {
     co_return preflight(match);
@@ -520,7 +548,9 @@ Task<Response> Connection::dispatch(Request& request) {
                               fmt::format("no route for {} {}", method, request.path_));
     }
     std::string allow;
-    for (const std::string& m : match.allowed_methods) allow += (allow.empty() ? "" : ", ") + m;
+    for (const std::string& m : announcedMethods(match.allowed_methods)) {
+      allow += (allow.empty() ? "" : ", ") + m;
+    }
     Response response = errorResponse(
         405, "ERR_METHOD_NOT_ALLOWED",
         fmt::format("{} is not allowed on {} (allowed: {})", method, request.path_, allow));
@@ -551,6 +581,9 @@ Task<Response> Connection::dispatch(Request& request) {
 template <typename Message>
 void Connection::decorate(Message& message, const Response& response, bool keep_alive) {
   for (const auto& [name, value] : response.headers) message.insert(name, value);
+  for (const auto& [name, value] : server_.options_.response_headers) {
+    if (message.find(name) == message.end()) message.set(name, value);
+  }
   const auto& origin = server_.options_.cors_origin;
   if (origin && message.find(bhttp::field::access_control_allow_origin) == message.end()) {
     message.set(bhttp::field::access_control_allow_origin, *origin);
@@ -558,14 +591,41 @@ void Connection::decorate(Message& message, const Response& response, bool keep_
   message.keep_alive(keep_alive);
 }
 
+Task<bool> Connection::writeHeadResponse(Response& response, bool keep_alive) {
+  bhttp::response<bhttp::empty_body> message{static_cast<bhttp::status>(response.status), 11};
+  decorate(message, response, keep_alive);
+  if (!bodilessStatus(response.status)) {
+    if (!response.producer) {
+      message.content_length(response.body.size());
+    } else if (response.stream_length) {
+      message.content_length(*response.stream_length);
+    } else {
+      message.chunked(true);
+    }
+  }
+  // The serializer of an empty body writes the header only, whatever it announces.
+  bhttp::response_serializer<bhttp::empty_body> serializer{message};
+  ErrorCodeT ec;
+  setDeadline(server_.options_.write_timeout);
+  co_await bhttp::async_write_header(socket_, serializer, redirect(ec));
+  clearDeadline();
+  co_return !ec && keep_alive;
+}
+
 Task<bool> Connection::writeResponse(Response& response, bool keep_alive) {
+  if (head_) co_return co_await writeHeadResponse(response, keep_alive);
   const ServerOptions& options = server_.options_;
   ErrorCodeT ec;
   if (!response.producer) {
     bhttp::response<bhttp::string_body> message{static_cast<bhttp::status>(response.status), 11};
     decorate(message, response, keep_alive);
-    message.body() = std::move(response.body);
-    message.prepare_payload();
+    if (bodilessStatus(response.status)) {
+      // No body and no Content-Length: a 304's would claim the representation is empty.
+      response.body.clear();
+    } else {
+      message.body() = std::move(response.body);
+      message.prepare_payload();
+    }
     setDeadline(options.write_timeout);
     co_await bhttp::async_write(socket_, message, redirect(ec));
     clearDeadline();
@@ -767,7 +827,7 @@ Task<Status> Connection::sendFileStream(StreamWriter& writer, int fd, std::uint6
   }
   // sendfile(2) has no MSG_NOSIGNAL: a peer that went away would kill the process.
   static const bool sigpipe_ignored = [] {
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
     return true;
   }();
   (void)sigpipe_ignored;

@@ -134,6 +134,9 @@ struct ServerOptions {
   // Value of Access-Control-Allow-Origin on every response, and whether OPTIONS preflights
   // are answered. nullopt disables CORS.
   std::optional<std::string> cors_origin = "*";
+  // Headers added to every response (errors, 404/405 and preflights included) that does not
+  // set them itself, e.g. {"X-Content-Type-Options", "nosniff"}.
+  std::vector<std::pair<std::string, std::string>> response_headers;
   // listen() backlog of listeners the server creates; large enough for a restart's burst.
   int backlog = 1024;
   // A WebSocket whose peer sent nothing (not even a pong to our pings) for this long is
@@ -157,7 +160,7 @@ class Request {
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
 
-  // "GET", "POST", ...
+  // "GET", "POST", ... A HEAD request served by a GET route (see Server::route) says "HEAD".
   std::string_view method() const;
   // The raw request target, "/api/v1/blobs?x=1".
   std::string_view target() const;
@@ -339,6 +342,9 @@ class Server {
   // Adds a route. `pattern` is a path whose segments are literals, `{name}` (one segment) or,
   // last, `{name...}` (the rest of the path). Literal segments win over parameters. Fails
   // with kInvalidArgument on a malformed pattern and kFailedPrecondition after start().
+  // HEAD (RFC 9110 §9.3.2): a path with a GET route and no HEAD route of its own answers HEAD
+  // by running the GET handler and sending its status and headers (Content-Length included)
+  // without the body; a streamed body's producer is not run. 405 and preflights list HEAD.
   Status route(std::string_view method, std::string_view pattern, Handler handler,
                RouteOptions options = {});
 

@@ -250,7 +250,10 @@ Result<BlobProcess> BlobProcess::start(const std::filesystem::path& binary,
   std::filesystem::remove(log_path);
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::spawn(options));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  constexpr std::string_view kMarker = "listening on 127.0.0.1:";
+  // main.cpp's line, logged once the whole service (handoff socket included) is up; with
+  // --log-level debug the HTTP server logs "listening on" earlier, before the handoff socket
+  // exists, and a test connecting to it then failed now and then.
+  constexpr std::string_view kMarker = "fleetlet-blobs: listening on 127.0.0.1:";
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream log(log_path);
     std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());

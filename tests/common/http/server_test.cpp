@@ -91,11 +91,12 @@ class RawClient {
     return eof_;
   }
 
-  // Reads and parses one complete response.
-  bhttp::response<bhttp::string_body> readResponse() {
+  // Reads and parses one complete response (of a HEAD request when `head`: no body).
+  bhttp::response<bhttp::string_body> readResponse(bool head = false) {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // none is broken in 1.74
     parser.eager(true);
+    parser.skip(head);
     while (!parser.is_done()) {
       if (!pending_.empty()) {
         boost::system::error_code ec;
@@ -130,7 +131,7 @@ class RawClient {
     raw += "\r\n";
     raw += body;
     EXPECT_TRUE(send(raw));
-    return readResponse();
+    return readResponse(method == "HEAD");
   }
 
   std::string& pending() { return pending_; }
@@ -766,6 +767,103 @@ TEST_F(ServerTest, SendFileServesAFileRangeWithoutUserSpaceCopies) {
   ASSERT_EQ(r.body().size(), length + 4);
   EXPECT_TRUE(r.body() == "head" + content.substr(offset, length));
   EXPECT_EQ(client.request("GET", "/chunked").result_int(), 200u);
+}
+
+TEST_F(ServerTest, HeadIsAnsweredByTheGetRouteWithoutABody) {
+  auto producer_ran = std::make_shared<std::atomic<bool>>(false);
+  start([producer_ran](Server& s) {
+    ASSERT_TRUE(
+        s.route("GET", "/text", [](Request& r) -> Task<Response> {
+           co_return Response::text(200, "hello world").header("X-Method", std::string(r.method()));
+         }).has_value());
+    ASSERT_TRUE(s.route("GET", "/sized", [producer_ran](Request&) -> Task<Response> {
+                   co_return Response::sized(200, "application/octet-stream", 10,
+                                             [producer_ran](StreamWriter& w) -> Task<void> {
+                                               *producer_ran = true;
+                                               co_await w.write("0123456789");
+                                             });
+                 }).has_value());
+    ASSERT_TRUE(s.route("GET", "/own", [](Request&) -> Task<Response> {
+                   co_return Response::text(200, "get");
+                 }).has_value());
+    ASSERT_TRUE(s.route("HEAD", "/own", [](Request&) -> Task<Response> {
+                   co_return Response::empty(200).header("X-Own", "head");
+                 }).has_value());
+    ASSERT_TRUE(s.route("POST", "/post", echoBody()).has_value());
+  });
+  RawClient client = RawClient::tcp(port_);
+  auto r = client.request("HEAD", "/text");
+  EXPECT_EQ(r.result_int(), 200u);
+  EXPECT_EQ(r[bhttp::field::content_length], "11");
+  EXPECT_EQ(r[bhttp::field::content_type], "text/plain; charset=utf-8");
+  EXPECT_EQ(r["X-Method"], "HEAD");
+  EXPECT_TRUE(r.body().empty());
+  // Same connection: had the server sent the body, it would be read as the next response.
+  r = client.request("GET", "/text");
+  EXPECT_EQ(r.body(), "hello world");
+  EXPECT_EQ(r["X-Method"], "GET");
+
+  r = client.request("HEAD", "/sized");
+  EXPECT_EQ(r.result_int(), 200u);
+  EXPECT_EQ(r[bhttp::field::content_length], "10");
+  EXPECT_FALSE(*producer_ran);
+  EXPECT_EQ(client.request("GET", "/sized").body(), "0123456789");
+  EXPECT_TRUE(*producer_ran);
+
+  r = client.request("HEAD", "/own");
+  EXPECT_EQ(r["X-Own"], "head");
+
+  r = client.request("HEAD", "/post");
+  EXPECT_EQ(r.result_int(), 405u);
+  EXPECT_EQ(r[bhttp::field::allow], "POST");
+  r = client.request("HEAD", "/nope");
+  EXPECT_EQ(r.result_int(), 404u);
+  EXPECT_TRUE(r.body().empty());
+  r = client.request("OPTIONS", "/text");
+  EXPECT_EQ(r.result_int(), 204u);
+  EXPECT_EQ(r[bhttp::field::access_control_allow_methods], "GET, HEAD, OPTIONS");
+  EXPECT_EQ(client.request("GET", "/text").body(), "hello world");  // still in step
+
+  RawClient poster = RawClient::tcp(port_);  // an unread body ends its connection
+  r = poster.request("POST", "/text", "x");
+  EXPECT_EQ(r.result_int(), 405u);
+  EXPECT_EQ(r[bhttp::field::allow], "GET, HEAD");
+}
+
+TEST_F(ServerTest, NotModifiedAndNoContentCarryNoContentLength) {
+  start([](Server& s) {
+    ASSERT_TRUE(s.route("GET", "/cached", [](Request&) -> Task<Response> {
+                   co_return Response::empty(304).header("ETag", "\"x\"");
+                 }).has_value());
+  });
+  RawClient client = RawClient::tcp(port_);
+  for (const char* method : {"GET", "HEAD"}) {
+    auto r = client.request(method, "/cached");
+    EXPECT_EQ(r.result_int(), 304u) << method;
+    EXPECT_EQ(r.find(bhttp::field::content_length), r.end()) << method;
+    EXPECT_EQ(r[bhttp::field::etag], "\"x\"") << method;
+  }
+  auto preflight = client.request("OPTIONS", "/cached");
+  EXPECT_EQ(preflight.result_int(), 204u);
+  EXPECT_EQ(preflight.find(bhttp::field::content_length), preflight.end());
+  EXPECT_EQ(client.request("GET", "/cached").result_int(), 304u);  // still in step
+}
+
+TEST_F(ServerTest, ResponseHeadersOptionIsOnEveryResponse) {
+  options_.response_headers = {{"X-Content-Type-Options", "nosniff"}, {"X-Frame-Options", "DENY"}};
+  start([](Server& s) {
+    ASSERT_TRUE(s.route("GET", "/ok", [](Request&) -> Task<Response> {
+                   co_return Response::text(200, "ok").header("X-Frame-Options", "SAMEORIGIN");
+                 }).has_value());
+  });
+  RawClient client = RawClient::tcp(port_);
+  auto ok = client.request("GET", "/ok");
+  EXPECT_EQ(ok["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(ok["X-Frame-Options"], "SAMEORIGIN") << "the response's own value wins";
+  auto missing = client.request("GET", "/missing");
+  EXPECT_EQ(missing.result_int(), 404u);
+  EXPECT_EQ(missing["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(missing["X-Frame-Options"], "DENY");
 }
 
 }  // namespace
