@@ -630,7 +630,7 @@ std::optional<Status> Reconciler::requestPull(const manifest::App& app) {
   return std::nullopt;
 }
 
-bool Reconciler::runOnePull(std::stop_token stop) {
+bool Reconciler::runOnePull(const std::stop_token& stop) {
   manifest::App app;
   {
     std::lock_guard lock(pull_mu_);
@@ -658,7 +658,7 @@ bool Reconciler::runOnePull(std::stop_token stop) {
   return true;
 }
 
-void Reconciler::pullLoop(std::stop_token stop) {
+void Reconciler::pullLoop(const std::stop_token& stop) {
   while (!stop.stop_requested()) {
     {
       std::unique_lock lock(pull_mu_);

@@ -119,8 +119,8 @@ class Reconciler {
   void doResync();
   // kPull: nullopt while the pull is in flight (the app is queued again when it ends).
   std::optional<Status> requestPull(const manifest::App& app);
-  bool runOnePull(std::stop_token stop);
-  void pullLoop(std::stop_token stop);
+  bool runOnePull(const std::stop_token& stop);
+  void pullLoop(const std::stop_token& stop);
   Status accountExit(const std::string& name, const std::vector<ActualContainer>& actual,
                      AppRuntimeState& state);
   // Runs the steps in order; false when it left early (pull in flight, or stopping).
