@@ -194,12 +194,11 @@ std::unique_ptr<OpenStream> OpenStream::open(const std::string& socket, const st
   return std::unique_ptr<OpenStream>(new OpenStream(std::move(state)));
 }
 
-const std::vector<std::string>& OpenStream::waitForLines(size_t n,
-                                                         std::chrono::milliseconds patience) {
+void OpenStream::readUntil(const std::function<bool()>& done, std::chrono::milliseconds patience) {
   auto deadline = std::chrono::steady_clock::now() + patience;
   State& s = *state_;
   char chunk[65536];
-  while (!s.ended && s.lines.size() < n) {
+  while (!s.ended && !done()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
@@ -219,7 +218,17 @@ const std::vector<std::string>& OpenStream::waitForLines(size_t n,
                                return true;
                              });
   }
-  return s.lines;
+}
+
+long OpenStream::waitForHead(std::chrono::milliseconds patience) {
+  readUntil([this] { return state_->reader.reply.status != 0; }, patience);
+  return state_->reader.reply.status;
+}
+
+const std::vector<std::string>& OpenStream::waitForLines(size_t n,
+                                                         std::chrono::milliseconds patience) {
+  readUntil([this, n] { return state_->lines.size() >= n; }, patience);
+  return state_->lines;
 }
 
 long OpenStream::status() const { return state_->reader.reply.status; }

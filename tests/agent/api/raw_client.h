@@ -39,6 +39,9 @@ class OpenStream {
   OpenStream(const OpenStream&) = delete;
   OpenStream& operator=(const OpenStream&) = delete;
 
+  // Reads until the response head arrived (or `patience` passed); returns its status, 0
+  // without one.
+  long waitForHead(std::chrono::milliseconds patience);
   // Reads until the body holds `n` complete lines, the stream ends or `patience` passed;
   // returns every line so far.
   const std::vector<std::string>& waitForLines(size_t n, std::chrono::milliseconds patience);
@@ -47,6 +50,8 @@ class OpenStream {
  private:
   struct State;
   explicit OpenStream(std::unique_ptr<State> state);
+  // Reads until done() or the stream ends or `patience` passed.
+  void readUntil(const std::function<bool()>& done, std::chrono::milliseconds patience);
   std::unique_ptr<State> state_;
 };
 

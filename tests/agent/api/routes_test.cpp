@@ -48,8 +48,8 @@ class ApiTest : public ::testing::Test {
     // The parent directory does not exist yet: the server creates it.
     socket_ = (dir_->path() / "run" / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
-    auto server =
-        ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
+    auto server = ApiServer::start(
+        service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
   }
@@ -460,17 +460,15 @@ TEST_F(ApiTest, TwoHundredIdleEventsFollowersLeaveThePoolToOtherRequests) {
     followers.push_back(test::OpenStream::open(socket_, "/v1/events?follow=true", error));
     ASSERT_NE(followers.back(), nullptr) << error;
   }
+  for (auto& f : followers) ASSERT_EQ(f->waitForHead(kPatience), 200);
   // Each of them follows: an event reaches them all.
   service_.publish("", "applied", "revision 7");
-  for (auto& f : followers) {
-    ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
-    EXPECT_EQ(f->status(), 200);
-  }
+  for (auto& f : followers) ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
   // All idle now. Requests that need the pool are answered.
   auto status = call("GET", "/v1/status", {}, 5s);
-  EXPECT_EQ(status.status, 200) << status.body;
+  ASSERT_EQ(status.status, 200) << status.body;
   auto applied = call("POST", "/v1/apply", kManifest, 5s);
-  EXPECT_EQ(applied.status, 201) << applied.body;
+  ASSERT_EQ(applied.status, 201) << applied.body;
   // And they still follow: the apply's event reaches each of them.
   for (auto& f : followers) {
     const auto& lines = f->waitForLines(2, kPatience);
