@@ -48,8 +48,8 @@ class ApiTest : public ::testing::Test {
     // The parent directory does not exist yet: the server creates it.
     socket_ = (dir_->path() / "run" / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
-    auto server = ApiServer::start(
-        service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
+    auto server =
+        ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
   }
@@ -74,6 +74,31 @@ class ApiTest : public ::testing::Test {
     for (const auto& [name, content] : files) std::ofstream(dir / name) << content;
     service_.setLogDir(app, dir);
     return dir;
+  }
+
+  // `n` streamed GETs of `path` whose response heads arrived: followers holding their
+  // connections open.
+  std::vector<std::unique_ptr<test::OpenStream>> openFollowers(const std::string& path, int n) {
+    std::vector<std::unique_ptr<test::OpenStream>> followers;
+    for (int i = 0; i < n; ++i) {
+      std::string error;
+      auto follower = test::OpenStream::open(socket_, path, error);
+      EXPECT_NE(follower, nullptr) << error;
+      if (!follower) break;
+      followers.push_back(std::move(follower));
+    }
+    for (auto& f : followers) EXPECT_EQ(f->waitForHead(kPatience), 200);
+    return followers;
+  }
+
+  // Whether status and apply, which need the blocking pool, are answered within 5 s: a
+  // deadline for the test, not a measure of speed.
+  bool poolAnswers() {
+    auto status = call("GET", "/v1/status", {}, 5s);
+    EXPECT_EQ(status.status, 200) << status.body;
+    auto applied = call("POST", "/v1/apply", kManifest, 5s);
+    EXPECT_EQ(applied.status, 201) << applied.body;
+    return status.status == 200 && applied.status == 201;
   }
 
   FakeNodeService service_;
@@ -453,22 +478,13 @@ TEST_F(ApiTest, NamesThatAreNoAppNamesAre400OnEveryRoute) {
 // the followers for as long as no event comes). The patience below is a deadline for the
 // test, not a measure of speed.
 TEST_F(ApiTest, TwoHundredIdleEventsFollowersLeaveThePoolToOtherRequests) {
-  constexpr int kFollowers = 200;
-  std::vector<std::unique_ptr<test::OpenStream>> followers;
-  for (int i = 0; i < kFollowers; ++i) {
-    std::string error;
-    followers.push_back(test::OpenStream::open(socket_, "/v1/events?follow=true", error));
-    ASSERT_NE(followers.back(), nullptr) << error;
-  }
-  for (auto& f : followers) ASSERT_EQ(f->waitForHead(kPatience), 200);
+  auto followers = openFollowers("/v1/events?follow=true", 200);
+  ASSERT_EQ(followers.size(), 200u);
   // Each of them follows: an event reaches them all.
   service_.publish("", "applied", "revision 7");
   for (auto& f : followers) ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
   // All idle now. Requests that need the pool are answered.
-  auto status = call("GET", "/v1/status", {}, 5s);
-  ASSERT_EQ(status.status, 200) << status.body;
-  auto applied = call("POST", "/v1/apply", kManifest, 5s);
-  ASSERT_EQ(applied.status, 201) << applied.body;
+  ASSERT_TRUE(poolAnswers());
   // And they still follow: the apply's event reaches each of them.
   for (auto& f : followers) {
     const auto& lines = f->waitForLines(2, kPatience);
@@ -485,18 +501,10 @@ TEST_F(ApiTest, TwoHundredLogsFollowersLeaveThePoolToOtherRequests) {
   ASSERT_TRUE(server) << server.error().message();
   server_ = std::move(*server);
   auto dir = makeLogs("camera", {{"current.log", "2026-11-21T06:00:00Z stdout F first\n"}});
-  constexpr int kFollowers = 200;
-  std::vector<std::unique_ptr<test::OpenStream>> followers;
-  for (int i = 0; i < kFollowers; ++i) {
-    std::string error;
-    followers.push_back(test::OpenStream::open(socket_, "/v1/apps/camera/logs?follow=true", error));
-    ASSERT_NE(followers.back(), nullptr) << error;
-  }
+  auto followers = openFollowers("/v1/apps/camera/logs?follow=true", 200);
+  ASSERT_EQ(followers.size(), 200u);
   for (auto& f : followers) ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
-  auto status = call("GET", "/v1/status", {}, 5s);
-  EXPECT_EQ(status.status, 200) << status.body;
-  auto applied = call("POST", "/v1/apply", kManifest, 5s);
-  EXPECT_EQ(applied.status, 201) << applied.body;
+  ASSERT_TRUE(poolAnswers());
   std::ofstream(dir / "current.log", std::ios::app) << "2026-11-21T06:00:01Z stdout F second\n";
   for (auto& f : followers) {
     const auto& lines = f->waitForLines(2, kPatience);
