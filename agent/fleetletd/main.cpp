@@ -5,7 +5,11 @@
 
 #include <CLI/CLI.hpp>
 #include <future>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <tuple>
 
 #include "api/api_server.h"
 #include "config/daemon_config.h"
@@ -38,6 +42,48 @@ std::filesystem::path defaultLogger() {
   return "/usr/libexec/fleetlet/fleetlet-logger";
 }
 
+// Health checks follow the apps that run: one target per running app that has a check.
+class HealthTargets {
+ public:
+  explicit HealthTargets(fleetlet::health::HealthMonitor& monitor) : monitor_(monitor) {}
+
+  void update(const fleetlet::reconcile::AppSnapshot& app,
+              const std::shared_ptr<const fleetlet::manifest::NodeState>& desired) {
+    std::optional<fleetlet::health::Target> target;
+    if (app.state == "running" && app.pid != 0 && desired) {
+      auto it = desired->apps.find(app.name);
+      if (it != desired->apps.end() && it->second.health) {
+        target = fleetlet::health::Target{.app = app.name,
+                                          .container_id = app.container_id,
+                                          .pid = app.pid,
+                                          .check = *it->second.health};
+      }
+    }
+    std::lock_guard lock(mu_);
+    auto existing = targets_.find(app.name);
+    if (existing == targets_.end() && !target) return;
+    if (existing != targets_.end() && target && existing->second.pid == target->pid &&
+        existing->second.container_id == target->container_id) {
+      return;
+    }
+    if (target) {
+      targets_.insert_or_assign(app.name, *target);
+    } else {
+      targets_.erase(existing);
+    }
+    std::vector<fleetlet::health::Target> all;
+    all.reserve(targets_.size());
+    for (const auto& [name, t] : targets_) all.push_back(t);
+    spdlog::debug("health checks for {} apps", all.size());
+    monitor_.setTargets(std::move(all));
+  }
+
+ private:
+  fleetlet::health::HealthMonitor& monitor_;
+  std::mutex mu_;
+  std::map<std::string, fleetlet::health::Target> targets_;  // guarded by mu_
+};
+
 int fatal(const fleetlet::Error& e) {
   spdlog::critical("{}", e.message());
   return 1;
@@ -63,6 +109,9 @@ int main(int argc, char** argv) {
   std::string containerd, ns, data_dir, api_socket, desired, log_level;
   std::vector<std::string> plain_http;
   size_t parallelism = 0;
+  size_t pull_parallelism = 0;
+  std::string pull_timeout, pull_stall_timeout, removed_log_retention;
+  int64_t pull_min_speed = 0;
   std::string logger;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
@@ -76,7 +125,18 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error [info]");
   app.add_option("--plain-http-registry", plain_http,
                  "registry HOST:PORT reached over plain HTTP (repeatable)");
-  app.add_option("--parallelism", parallelism, "apps created/started at once [4]");
+  app.add_option("--parallelism", parallelism,
+                 "reconcile workers: apps worked on at once (pulls do not hold one) [4]")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--pull-parallelism", pull_parallelism, "images pulled at once [2]")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--pull-timeout", pull_timeout, "a pull fails after this long [30m]");
+  app.add_option("--pull-stall-timeout", pull_stall_timeout,
+                 "a pull slower than --pull-min-speed on average over this long fails [30s]");
+  app.add_option("--pull-min-speed", pull_min_speed, "bytes/s a pull must keep up [1024]")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--removed-log-retention", removed_log_retention,
+                 "keep the logs of a removed app until unwritten for this long [1h]");
   app.add_option("--logger", logger,
                  "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
   CLI11_PARSE(app, argc, argv);
@@ -97,6 +157,21 @@ int main(int argc, char** argv) {
   if (!desired.empty()) cfg.desired = desired;
   if (!log_level.empty()) cfg.log_level = log_level;
   if (parallelism > 0) cfg.parallelism = parallelism;
+  if (pull_parallelism > 0) cfg.pull_parallelism = pull_parallelism;
+  if (pull_min_speed > 0) cfg.pull_min_speed = pull_min_speed;
+  for (auto [flag, text, target] :
+       {std::tuple{"--pull-timeout", &pull_timeout, &cfg.pull_timeout},
+        std::tuple{"--pull-stall-timeout", &pull_stall_timeout, &cfg.pull_stall_timeout},
+        std::tuple{"--removed-log-retention", &removed_log_retention,
+                   &cfg.removed_log_retention}}) {
+    if (text->empty()) continue;
+    auto d = fleetlet::config::parseDuration(*text);
+    if (!d) {
+      fmt::print(stderr, "fleetletd: {}: {}\n", flag, d.error().message());
+      return 2;
+    }
+    *target = *d;
+  }
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
@@ -128,9 +203,14 @@ int main(int argc, char** argv) {
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
-              .task_io = [&](const std::string& app_name) {
-                return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);
-              }});
+              .task_io =
+                  [&](const std::string& app_name) {
+                    return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);
+                  },
+              .pull_timeout = cfg.pull_timeout,
+              .pull_stall_timeout = cfg.pull_stall_timeout,
+              .pull_min_bytes_per_second = cfg.pull_min_speed,
+              .removed_log_retention = cfg.removed_log_retention});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
@@ -145,26 +225,15 @@ int main(int argc, char** argv) {
            },
        .on_healthy = {}});
 
+  HealthTargets targets(monitor);
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
+       .pull_parallelism = cfg.pull_parallelism,
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
-       .on_pass =
-           [&monitor, &agent_ptr](const std::vector<fleetlet::reconcile::AppSnapshot>& apps) {
-             if (agent_ptr == nullptr) return;
-             auto wanted = agent_ptr->reconciler().desired();
-             std::vector<fleetlet::health::Target> targets;
-             for (const auto& a : apps) {
-               if (!wanted || a.state != "running" || a.pid == 0) continue;
-               auto it = wanted->apps.find(a.name);
-               if (it == wanted->apps.end() || !it->second.health) continue;
-               targets.push_back({.app = a.name,
-                                  .container_id = a.container_id,
-                                  .pid = a.pid,
-                                  .check = *it->second.health});
-             }
-             spdlog::debug("health checks for {} apps", targets.size());
-             monitor.setTargets(std::move(targets));
+       .on_app =
+           [&](const fleetlet::reconcile::AppSnapshot& a) {
+             if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
            }});
   agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
@@ -175,8 +244,13 @@ int main(int argc, char** argv) {
 
   auto events = fleetlet::containerd::EventSubscription::start(
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
-      {.on_event = [&agent](const fleetlet::containerd::Event&) { agent.trigger(); },
-       .on_subscribed = [&agent] { agent.trigger(); }});
+      {.on_event =
+           [&agent](const fleetlet::containerd::Event& e) {
+             agent.containerChanged(e.subject, e.topic == "/tasks/exit"
+                                                   ? std::optional<uint32_t>(e.pid)
+                                                   : std::nullopt);
+           },
+       .on_subscribed = [&agent] { agent.resync(); }});
 
   std::unique_ptr<fleetlet::core::DesiredSource> source;
   if (!cfg.desired.empty()) {
@@ -197,13 +271,20 @@ int main(int argc, char** argv) {
       (*conn)->shutdown();
     }
   });
-  agent.run();
+  auto ran = agent.run();
   run_returned.set_value();
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
   monitor.stop();
   source.reset();
   events.reset();
+  if (!ran) {
+    // Nothing could run; say why and leave the signal thread waiting no longer.
+    spdlog::critical("{}", ran.error().message());
+    pthread_kill(signals.native_handle(), SIGTERM);
+    signals.join();
+    return 1;
+  }
   signals.join();
   spdlog::info("fleetletd stopped");
   return 0;

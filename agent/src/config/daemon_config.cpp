@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "manifest/parse.h"
+
 namespace fleetlet::config {
 namespace {
 
@@ -18,7 +20,33 @@ Result<T> scalar(const YAML::Node& node, const std::string& key, const std::stri
   }
 }
 
+Result<std::chrono::milliseconds> duration(const YAML::Node& node, const std::string& key,
+                                           const std::string& file) {
+  FLEETLET_ASSIGN_OR_RETURN(std::string text, scalar<std::string>(node, key, file));
+  auto d = parseDuration(text);
+  if (!d) return std::unexpected(d.error().wrap("{}: {}", file, key));
+  return d;
+}
+
+template <typename T>
+Result<T> positive(const YAML::Node& node, const std::string& key, const std::string& file) {
+  FLEETLET_ASSIGN_OR_RETURN(T value, scalar<T>(node, key, file));
+  if (value <= 0) {
+    return fail(ErrorCode::kInvalidArgument, "{}: {}: must be at least 1", file, key);
+  }
+  return value;
+}
+
 }  // namespace
+
+Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  auto d = manifest::parseDuration(text);
+  if (!d) {
+    return fail(ErrorCode::kInvalidArgument,
+                "\"{}\" is not a duration (examples: 250ms, 30s, 5m, 1h)", text);
+  }
+  return d;
+}
 
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base) {
   std::error_code ec;
@@ -54,7 +82,17 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
     } else if (key == "logLevel") {
       FLEETLET_ASSIGN_OR_RETURN(base.log_level, scalar<std::string>(v, key, file));
     } else if (key == "parallelism") {
-      FLEETLET_ASSIGN_OR_RETURN(base.parallelism, scalar<size_t>(v, key, file));
+      FLEETLET_ASSIGN_OR_RETURN(base.parallelism, positive<int64_t>(v, key, file));
+    } else if (key == "pullParallelism") {
+      FLEETLET_ASSIGN_OR_RETURN(base.pull_parallelism, positive<int64_t>(v, key, file));
+    } else if (key == "pullTimeout") {
+      FLEETLET_ASSIGN_OR_RETURN(base.pull_timeout, duration(v, key, file));
+    } else if (key == "pullStallTimeout") {
+      FLEETLET_ASSIGN_OR_RETURN(base.pull_stall_timeout, duration(v, key, file));
+    } else if (key == "pullMinSpeed") {
+      FLEETLET_ASSIGN_OR_RETURN(base.pull_min_speed, positive<int64_t>(v, key, file));
+    } else if (key == "removedLogRetention") {
+      FLEETLET_ASSIGN_OR_RETURN(base.removed_log_retention, duration(v, key, file));
     } else if (key == "plainHttpRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

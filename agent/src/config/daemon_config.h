@@ -1,6 +1,7 @@
 #pragma once
 // fleetletd's settings: built-in defaults, then a YAML config file (--config), then flags.
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -18,11 +19,23 @@ struct DaemonConfig {
   std::filesystem::path desired;  // empty: only `fleetletctl apply`
   std::string log_level = "info";
   std::set<std::string> plain_http_registries;
-  size_t parallelism = 4;
+  size_t parallelism = 4;       // reconcile workers
+  size_t pull_parallelism = 2;  // images pulled at once
+  // A pull fails after this long, or when slower than pull_min_speed (bytes/s) on average over
+  // pull_stall_timeout.
+  std::chrono::milliseconds pull_timeout{std::chrono::minutes(30)};
+  std::chrono::milliseconds pull_stall_timeout{std::chrono::seconds(30)};
+  int64_t pull_min_speed = 1024;
+  // Logs of a removed app are deleted once unwritten for this long.
+  std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
 };
 
+// Parses a duration flag or key: "30s", "5m", "1h", "250ms".
+Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
-// desired, logLevel, plainHttpRegistries (list), parallelism. Unknown keys and wrong types are
+// desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
+// pullStallTimeout, pullMinSpeed, removedLogRetention. Unknown keys and wrong types are
 // kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 

@@ -13,9 +13,10 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
       options_(std::move(options)),
       reconciler_(runtime, store,
                   {.parallelism = options_.parallelism,
+                   .pull_parallelism = options_.pull_parallelism,
                    .on_event = [this](const std::string& app, const std::string& kind,
                                       const std::string& message) { record(app, kind, message); },
-                   .on_pass = options_.on_pass}) {}
+                   .on_app = options_.on_app}) {}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
@@ -98,7 +99,11 @@ AppStatus toStatus(const reconcile::AppSnapshot& s) {
                 .container_id = s.container_id,
                 .spec_hash = s.spec_hash,
                 .pid = s.pid};
-  if (s.state != "backoff") out.backoff_until.reset();
+  if (s.state != "backoff") {
+    out.backoff_until.reset();
+  } else if (s.retry_at) {
+    out.backoff_until = s.retry_at;  // a failing step, not a crash, is being retried
+  }
   return out;
 }
 

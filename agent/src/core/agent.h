@@ -2,8 +2,8 @@
 // Agent: fleetletd's core. Accepts manifests (validated, stored durably, then handed to the
 // reconciler), keeps the node's event log, and answers the local API through NodeService.
 //
-// Threading: the reconciler loop runs on the thread that calls run(); every NodeService
-// method may be called from any thread.
+// Threading: the reconciler's workers run while run() blocks; every NodeService method may be
+// called from any thread.
 
 #include <deque>
 #include <filesystem>
@@ -19,12 +19,13 @@
 namespace fleetlet::core {
 
 struct AgentOptions {
-  size_t parallelism = 4;
+  size_t parallelism = 4;        // reconcile workers
+  size_t pull_parallelism = 2;   // images pulled at once
   size_t event_capacity = 2000;  // node events kept in memory
   // Where an app's logs live (for logDir()).
   std::function<std::filesystem::path(const std::string& app)> log_dir;
-  // After each reconcile pass (see ReconcilerOptions::on_pass).
-  std::function<void(const std::vector<reconcile::AppSnapshot>&)> on_pass;
+  // An app's status changed (see ReconcilerOptions::on_app).
+  std::function<void(const reconcile::AppSnapshot&)> on_app;
 };
 
 class Agent : public NodeService {
@@ -33,11 +34,15 @@ class Agent : public NodeService {
 
   // Loads the newest stored manifest, so a restarted agent converges to what it had accepted.
   Status load();
-  // Runs the reconciler until stop().
-  void run() { reconciler_.run(); }
+  // Runs the reconciler until stop(); fails only when it could not start a single worker.
+  Status run() { return reconciler_.run(); }
   void stop() { reconciler_.stop(); }
-  // A containerd event arrived: reconcile soon.
-  void trigger() { reconciler_.trigger(); }
+  // A containerd event about a container arrived: reconcile its app soon.
+  void containerChanged(const std::string& container_id, std::optional<uint32_t> exited_pid) {
+    reconciler_.containerChanged(container_id, exited_pid);
+  }
+  // containerd events may have been missed: list every container again.
+  void resync() { reconciler_.resync(); }
   // An app failed its health check.
   void unhealthy(const std::string& app, const std::string& why);
   reconcile::Reconciler& reconciler() { return reconciler_; }

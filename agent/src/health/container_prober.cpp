@@ -17,6 +17,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "containerd/containers.h"
 #include "containerd/tasks.h"
@@ -32,6 +33,8 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 // containerd's own latency for creating, starting and removing an exec process.
 constexpr milliseconds kExecSetupTimeout{10000};
+// How long the output of an exited exec process may take to reach its file.
+constexpr auto kOutputSettle = std::chrono::milliseconds(500);
 // How long a killed exec process may take to be reported gone.
 constexpr milliseconds kExecKillWait{5000};
 // Body bytes read before an HTTP probe stops listening (the status is known by then).
@@ -102,6 +105,22 @@ class ExecOutput {
   }
 
   std::string path() const { return path_.string(); }
+
+  // Waits (at most `limit`) until the file has stopped growing: the shim copies the process's
+  // output asynchronously, and removing the exec does not always wait for the copy to end
+  // when containerd is busy.
+  void settle(std::chrono::milliseconds limit) const {
+    constexpr auto kPoll = std::chrono::milliseconds(20);
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path_, ec);
+    int unchanged = 0;
+    for (auto waited = kPoll * 0; waited < limit && unchanged < 3; waited += kPoll) {
+      std::this_thread::sleep_for(kPoll);
+      auto now = std::filesystem::file_size(path_, ec);
+      unchanged = now == size ? unchanged + 1 : 0;
+      size = now;
+    }
+  }
 
   // The last non-empty line of the output (at most kLastLineLimit bytes of it).
   std::string lastLine() const {
@@ -312,6 +331,7 @@ Status ContainerProber::probeExec(const Target& target) {
   }
   if (exit_info->exit_status != 0) {
     remover.now();
+    output->settle(kOutputSettle);
     std::string last = output->lastLine();
     return std::unexpected(unhealthy(
         fmt::format("exec exited {}{}{}", exit_info->exit_status, last.empty() ? "" : ": ", last)));

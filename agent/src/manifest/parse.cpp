@@ -250,7 +250,13 @@ Result<Resources> parseResources(const Json& v, const std::string& path) {
     } else {
       return typeError(f.at("memory"), "a quantity like \"64Mi\" or a number of bytes", *memory);
     }
-    if (bytes <= 0) return fieldError(f.at("memory"), "must be more than 0 bytes");
+    // runc itself needs a few MiB inside the container's cgroup to start the app; below this
+    // (Docker's minimum too) the task can never start.
+    constexpr int64_t kMinMemory = 6 << 20;
+    if (bytes < kMinMemory) {
+      return fieldError(f.at("memory"),
+                        "must be at least 6Mi (runc needs that much to start a container)");
+    }
     r.memory_bytes = bytes;
   }
   if (const Json* pids = f.find("pids")) {

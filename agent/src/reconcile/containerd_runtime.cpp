@@ -65,6 +65,32 @@ Status ContainerdRuntime::startup() {
   return {};
 }
 
+namespace {
+
+ActualContainer toActual(const containerd::Container& c) {
+  ActualContainer a{.app = c.labels.at(kAppLabel), .id = c.id};
+  if (auto it = c.labels.find(kSpecHashLabel); it != c.labels.end()) a.spec_hash = it->second;
+  if (auto it = c.labels.find(kRevisionLabel); it != c.labels.end()) {
+    a.revision = std::strtoll(it->second.c_str(), nullptr, 10);
+  }
+  if (auto it = c.labels.find(kStopGraceLabel); it != c.labels.end()) {
+    char* end = nullptr;
+    long long ms = std::strtoll(it->second.c_str(), &end, 10);
+    if (end != it->second.c_str() && *end == '\0' && ms >= 0) {
+      a.stop_grace = std::chrono::milliseconds(ms);
+    }
+  }
+  return a;
+}
+
+void setTask(ActualContainer& a, const containerd::TaskInfo& t) {
+  a.task = taskState(t.state);
+  a.pid = t.pid;
+  a.exit_status = t.exit_status;
+}
+
+}  // namespace
+
 Result<std::vector<ActualContainer>> ContainerdRuntime::list() {
   containerd::ContainerService containers(connection_, scope());
   containerd::TaskService tasks(connection_, scope());
@@ -73,40 +99,56 @@ Result<std::vector<ActualContainer>> ContainerdRuntime::list() {
   std::map<std::string, containerd::TaskInfo> task_by_id;
   for (auto& t : running) task_by_id.emplace(t.id, t);
   std::vector<ActualContainer> out;
+  out.reserve(all.size());
   for (const auto& c : all) {
-    ActualContainer a{.app = c.labels.at(kAppLabel), .id = c.id};
-    if (auto it = c.labels.find(kSpecHashLabel); it != c.labels.end()) a.spec_hash = it->second;
-    if (auto it = c.labels.find(kRevisionLabel); it != c.labels.end()) {
-      a.revision = std::strtoll(it->second.c_str(), nullptr, 10);
-    }
-    if (auto it = task_by_id.find(c.id); it != task_by_id.end()) {
-      a.task = taskState(it->second.state);
-      a.pid = it->second.pid;
-      a.exit_status = it->second.exit_status;
-    }
+    ActualContainer a = toActual(c);
+    if (auto it = task_by_id.find(c.id); it != task_by_id.end()) setTask(a, it->second);
     out.push_back(std::move(a));
   }
   return out;
 }
 
-Status ContainerdRuntime::ensureImage(const manifest::App& app) {
+Result<std::vector<ActualContainer>> ContainerdRuntime::inspect(
+    const std::vector<std::string>& ids) {
+  containerd::ContainerService containers(connection_, scope());
+  containerd::TaskService tasks(connection_, scope());
+  std::vector<ActualContainer> out;
+  for (const auto& id : ids) {
+    FLEETLET_ASSIGN_OR_RETURN(auto c, containers.get(id));
+    if (!c || !c->labels.contains(kAppLabel)) continue;
+    ActualContainer a = toActual(*c);
+    FLEETLET_ASSIGN_OR_RETURN(auto t, tasks.get(id));
+    if (t) setTask(a, *t);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<bool> ContainerdRuntime::hasImage(const manifest::App& app) {
+  FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
+  containerd::ImageService images(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString()));
+  if (!existing) return false;
+  // Present but not unpacked: a pull only unpacks (every blob is there).
+  auto resolved = images_.resolveLocal(existing->target);
+  if (!resolved) return false;
+  auto chain = oci::chainIds(resolved->second.diff_ids);
+  if (!chain || chain->empty()) return false;
+  containerd::SnapshotService snaps(connection_, scope());
+  return snaps.stat(chain->back()).value_or(std::nullopt).has_value();
+}
+
+Status ContainerdRuntime::ensureImage(const manifest::App& app, std::stop_token stop) {
+  FLEETLET_ASSIGN_OR_RETURN(bool present, hasImage(app));
+  if (present) return {};
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   std::string name = ref.toString();
-  std::lock_guard lock(pull_mu_);
-  containerd::ImageService images(connection_, scope());
-  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(name));
-  if (existing) {
-    // Present and unpacked: nothing to do. Present but not unpacked: pull again, which only
-    // unpacks (every blob is there).
-    auto resolved = images_.resolveLocal(existing->target);
-    if (resolved) {
-      auto chain = oci::chainIds(resolved->second.diff_ids);
-      containerd::SnapshotService snaps(connection_, scope());
-      if (chain && !chain->empty() && snaps.stat(chain->back()).value_or(std::nullopt)) return {};
-    }
-  }
   registry::RegistryClient client(
-      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry())});
+      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry()),
+                       .stall_timeout = options_.pull_stall_timeout,
+                       .min_bytes_per_second = options_.pull_min_bytes_per_second,
+                       .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
+                       .stop = std::move(stop)});
   image::RegistrySource source(client, ref);
   auto pulled = image::pullImage(source, images_, name, {});
   if (!pulled) return std::unexpected(pulled.error().wrap("pull {}", name));
@@ -162,7 +204,8 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
                               .image = ref.toString(),
                               .labels = {{kAppLabel, app.name},
                                          {kSpecHashLabel, app.spec_hash},
-                                         {kRevisionLabel, std::to_string(revision)}},
+                                         {kRevisionLabel, std::to_string(revision)},
+                                         {kStopGraceLabel, std::to_string(app.stop_grace.count())}},
                               .spec_json = spec.dump(),
                               .snapshotter = snaps.snapshotter(),
                               .snapshot_key = id});
@@ -235,6 +278,30 @@ Status ContainerdRuntime::remove(const std::string& id) {
   FLEETLET_RETURN_IF_ERROR(okIfNotFound(snaps.remove(id)));
   containerd::ContainerService containers(connection_, scope());
   return okIfNotFound(containers.remove(id));
+}
+
+void ContainerdRuntime::pruneAppData(const std::set<std::string>& live) {
+  const auto root = options_.data_dir / "logs";
+  std::error_code ec;
+  std::filesystem::directory_iterator it(root, ec);
+  if (ec) return;  // no app has logged yet
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& entry : it) {
+    const std::string app = entry.path().filename().string();
+    if (live.contains(app) || !entry.is_directory(ec)) continue;
+    // The newest write to any of its files: logs still being read or written stay.
+    auto newest = entry.last_write_time(ec);
+    for (const auto& file : std::filesystem::directory_iterator(entry.path(), ec)) {
+      newest = std::max(newest, file.last_write_time(ec));
+    }
+    if (ec || now - newest < options_.removed_log_retention) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+    if (ec) {
+      spdlog::warn("logs of removed app {}: {}", app, ec.message());
+    } else {
+      spdlog::info("deleted the logs of removed app {}", app);
+    }
+  }
 }
 
 }  // namespace fleetlet::reconcile

@@ -5,7 +5,8 @@
 // agent killed in between leaks nothing: startup() deletes leases left by dead runs and the
 // garbage collector takes what they protected.
 //
-// Thread-safety: all methods may be called concurrently for different container ids.
+// Thread-safety: all methods may be called concurrently for different container ids, and
+// ensureImage for different images (the reconciler pulls each image once at a time).
 
 #include <filesystem>
 #include <map>
@@ -28,6 +29,13 @@ struct ContainerdRuntimeOptions {
   std::set<std::string> plain_http_registries;
   // Where an app's stdout/stderr go; default: files under data_dir/logs/<app>/.
   std::function<Result<containerd::TaskIo>(const std::string& app)> task_io;
+  // A pull fails once it has run this long, or when it moves fewer than
+  // `pull_min_bytes_per_second` on average over `pull_stall_timeout`.
+  std::chrono::milliseconds pull_timeout{std::chrono::minutes(30)};
+  std::chrono::milliseconds pull_stall_timeout{std::chrono::seconds(30)};
+  int64_t pull_min_bytes_per_second = 1024;
+  // The logs of an app that is gone are deleted once they have not been written for this long.
+  std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
 };
 
 class ContainerdRuntime : public ContainerRuntime {
@@ -40,11 +48,14 @@ class ContainerdRuntime : public ContainerRuntime {
   Status startup();
 
   Result<std::vector<ActualContainer>> list() override;
-  Status ensureImage(const manifest::App& app) override;
+  Result<std::vector<ActualContainer>> inspect(const std::vector<std::string>& ids) override;
+  Result<bool> hasImage(const manifest::App& app) override;
+  Status ensureImage(const manifest::App& app, std::stop_token stop) override;
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override;
   Result<uint32_t> start(const manifest::App& app, const std::string& id) override;
   Status stop(const std::string& id, std::chrono::milliseconds grace) override;
   Status remove(const std::string& id) override;
+  void pruneAppData(const std::set<std::string>& live) override;
 
   std::filesystem::path logDir(const std::string& app) const;
 
@@ -54,7 +65,6 @@ class ContainerdRuntime : public ContainerRuntime {
   std::shared_ptr<containerd::Connection> connection_;
   ContainerdRuntimeOptions options_;
   image::ImageStore images_;
-  std::mutex pull_mu_;  // one pull at a time per image keeps registries and disks calm
 };
 
 }  // namespace fleetlet::reconcile

@@ -18,6 +18,9 @@ using Clock = std::chrono::system_clock;
 inline constexpr char kAppLabel[] = "fleetlet.io/app";
 inline constexpr char kRevisionLabel[] = "fleetlet.io/revision";
 inline constexpr char kSpecHashLabel[] = "fleetlet.io/spec-hash";
+// The spec's stop grace in milliseconds: a container stops with the grace it was created with,
+// whatever the manifest says now.
+inline constexpr char kStopGraceLabel[] = "fleetlet.io/stop-grace-ms";
 
 // One container of an app as containerd reports it.
 struct ActualContainer {
@@ -27,7 +30,8 @@ struct ActualContainer {
   int64_t revision = 0;
   enum class Task : std::uint8_t { kNone, kCreated, kRunning, kStopped, kOther } task = Task::kNone;
   uint32_t pid = 0;
-  uint32_t exit_status = 0;  // valid when task == kStopped
+  uint32_t exit_status = 0;                             // valid when task == kStopped
+  std::optional<std::chrono::milliseconds> stop_grace;  // from kStopGraceLabel
 };
 
 // Restart bookkeeping of one app, kept across fleetletd restarts.
@@ -39,6 +43,8 @@ struct AppRuntimeState {
   std::optional<int> last_exit_code;
   std::optional<Clock::time_point> last_exit_at;
   std::string last_exit_id;  // "<container id>:<pid>" of the exit already accounted for
+
+  bool operator==(const AppRuntimeState&) const = default;
 };
 
 // The container id fleetlet uses for an app with a given spec: stable, so that creating it

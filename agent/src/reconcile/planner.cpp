@@ -21,13 +21,31 @@ bool wantsRestart(manifest::RestartPolicy policy, uint32_t exit_status) {
   return false;
 }
 
+bool mayRun(const ActualContainer& c) {
+  return c.task == ActualContainer::Task::kRunning || c.task == ActualContainer::Task::kCreated ||
+         c.task == ActualContainer::Task::kOther;
+}
+
+// The grace a container stops with: the one it was created with, else the app's current one.
+std::chrono::milliseconds graceOf(const ActualContainer& c, const manifest::App* app) {
+  if (c.stop_grace) return *c.stop_grace;
+  return app != nullptr ? app->stop_grace : kDefaultStopGrace;
+}
+
+void stop(const ActualContainer& c, const manifest::App* app, const std::string& reason,
+          std::vector<Step>& out) {
+  if (mayRun(c)) out.push_back({Step::Kind::kStop, c.app, c.id, reason, graceOf(c, app)});
+}
+
+void remove(const ActualContainer& c, const std::string& reason, std::vector<Step>& out) {
+  out.push_back({Step::Kind::kRemove, c.app, c.id, reason});
+}
+
 // Stop (when a task may run) and remove one container.
-void retire(const ActualContainer& c, std::string reason, std::vector<Step>& out) {
-  if (c.task == ActualContainer::Task::kRunning || c.task == ActualContainer::Task::kCreated ||
-      c.task == ActualContainer::Task::kOther) {
-    out.push_back({Step::Kind::kStop, c.app, c.id, reason});
-  }
-  out.push_back({Step::Kind::kRemove, c.app, c.id, std::move(reason)});
+void retire(const ActualContainer& c, const manifest::App* app, const std::string& reason,
+            std::vector<Step>& out) {
+  stop(c, app, reason, out);
+  remove(c, reason, out);
 }
 
 }  // namespace
@@ -56,89 +74,84 @@ std::chrono::milliseconds nextBackoff(std::chrono::milliseconds previous,
   return std::min(previous * 2, kMaxBackoff);
 }
 
-Plan planSteps(const PlanInput& input) {
-  Plan plan;
-  if (input.desired == nullptr) return plan;
-  const auto& desired = *input.desired;
-
-  std::map<std::string, std::vector<const ActualContainer*>> by_app;
-  for (const auto& c : input.actual) by_app[c.app].push_back(&c);
-
-  // Apps that are no longer desired go first, last-started first.
-  std::vector<std::string> gone;
-  for (const auto& [app, containers] : by_app) {
-    if (!desired.apps.contains(app)) gone.push_back(app);
+AppPlan planApp(const AppPlanInput& input) {
+  AppPlan plan;
+  auto& steps = plan.steps;
+  const std::string& name = input.name;
+  if (input.app == nullptr) {
+    for (const auto& c : input.actual) retire(c, nullptr, "not in the manifest", steps);
+    return plan;
   }
-  std::sort(gone.rbegin(), gone.rend());
-  for (const auto& app : gone) {
-    for (const auto* c : by_app[app]) retire(*c, "not in the manifest", plan.steps);
+  const manifest::App& app = *input.app;
+  if (app.runtime != manifest::Runtime::kContainer) {
+    plan.unsupported = "runtime not supported by this fleetletd yet";
+    return plan;
+  }
+  const std::string id = containerId(name, app.spec_hash);
+  std::vector<const ActualContainer*> stale;
+  std::vector<const ActualContainer*> current;
+  for (const auto& c : input.actual) (c.spec_hash == app.spec_hash ? current : stale).push_back(&c);
+
+  // Of several current containers keep one, preferring a running one.
+  std::stable_partition(current.begin(), current.end(), [](const ActualContainer* c) {
+    return c->task == ActualContainer::Task::kRunning;
+  });
+  for (size_t i = 1; i < current.size(); ++i) retire(*current[i], &app, "duplicate", steps);
+  const ActualContainer* keep = current.empty() ? nullptr : current.front();
+
+  const bool replace_in_place = app.update == manifest::UpdateStrategy::kDownloadThenKill;
+  if (!stale.empty() && !replace_in_place) {
+    for (const auto* c : stale) retire(*c, &app, "spec changed", steps);
+  }
+  if (keep == nullptr) {
+    const std::string reason = stale.empty() ? "new app" : "spec changed";
+    steps.push_back({Step::Kind::kPull, name, id, reason});
+    steps.push_back({Step::Kind::kCreate, name, id, reason});
+    if (replace_in_place) {
+      for (const auto* c : stale) stop(*c, &app, reason, steps);
+    }
+    steps.push_back({Step::Kind::kStart, name, id, reason});
+    if (replace_in_place) {
+      for (const auto* c : stale) remove(*c, reason, steps);
+    }
+    return plan;
+  }
+  if (!stale.empty() && replace_in_place) {
+    // A replacement created earlier (its start failed, or the agent died in between).
+    for (const auto* c : stale) stop(*c, &app, "spec changed", steps);
+    if (keep->task != ActualContainer::Task::kRunning) {
+      steps.push_back({Step::Kind::kStart, name, keep->id, "spec changed"});
+    }
+    for (const auto* c : stale) remove(*c, "spec changed", steps);
+    return plan;
   }
 
-  for (const auto& name : desired.start_order) {
-    const manifest::App& app = desired.apps.at(name);
-    if (app.runtime != manifest::Runtime::kContainer) {
-      plan.unsupported[name] = "runtime not supported by this fleetletd yet";
-      continue;
-    }
-    const std::string id = containerId(name, app.spec_hash);
-    std::vector<const ActualContainer*> stale;
-    std::vector<const ActualContainer*> current;
-    for (const auto* c : by_app[name])
-      (c->spec_hash == app.spec_hash ? current : stale).push_back(c);
-
-    // Of several current containers keep one, preferring a running one.
-    std::stable_partition(current.begin(), current.end(), [](const ActualContainer* c) {
-      return c->task == ActualContainer::Task::kRunning;
-    });
-    for (size_t i = 1; i < current.size(); ++i) retire(*current[i], "duplicate", plan.steps);
-    const ActualContainer* keep = current.empty() ? nullptr : current.front();
-
-    if (!stale.empty()) {
-      bool pull_first = app.update == manifest::UpdateStrategy::kDownloadThenKill;
-      if (pull_first && keep == nullptr) {
-        plan.steps.push_back({Step::Kind::kPull, name, id, "spec changed"});
+  using Task = ActualContainer::Task;
+  switch (keep->task) {
+    case Task::kNone:
+    case Task::kCreated:
+      steps.push_back({Step::Kind::kStart, name, keep->id, "not running"});
+      break;
+    case Task::kRunning:
+      if (input.restart_requested) {
+        steps.push_back({Step::Kind::kRestart, name, keep->id, "requested"});
       }
-      for (const auto* c : stale) retire(*c, "spec changed", plan.steps);
-      if (keep == nullptr) {
-        if (!pull_first) plan.steps.push_back({Step::Kind::kPull, name, id, "spec changed"});
-        plan.steps.push_back({Step::Kind::kCreate, name, id, "spec changed"});
-        plan.steps.push_back({Step::Kind::kStart, name, id, "spec changed"});
+      break;
+    case Task::kStopped: {
+      bool requested = input.restart_requested;
+      if (!requested && !wantsRestart(app.restart, keep->exit_status)) break;
+      const auto& until = input.state.backoff_until;
+      if (requested || !until || *until <= input.now) {
+        steps.push_back(
+            {Step::Kind::kRestart, name, keep->id,
+             requested ? std::string("requested") : "exited " + std::to_string(keep->exit_status)});
+      } else {
+        plan.wait_until = *until;
       }
-    } else if (keep == nullptr) {
-      plan.steps.push_back({Step::Kind::kPull, name, id, "new app"});
-      plan.steps.push_back({Step::Kind::kCreate, name, id, "new app"});
-      plan.steps.push_back({Step::Kind::kStart, name, id, "new app"});
+      break;
     }
-    if (keep == nullptr) continue;
-
-    using Task = ActualContainer::Task;
-    bool requested = input.restart_requested.contains(name);
-    switch (keep->task) {
-      case Task::kNone:
-      case Task::kCreated:
-        plan.steps.push_back({Step::Kind::kStart, name, keep->id, "not running"});
-        break;
-      case Task::kRunning:
-        if (requested) plan.steps.push_back({Step::Kind::kRestart, name, keep->id, "requested"});
-        break;
-      case Task::kStopped: {
-        if (!requested && !wantsRestart(app.restart, keep->exit_status)) break;
-        auto st = input.states.find(name);
-        std::optional<Clock::time_point> until;
-        if (st != input.states.end()) until = st->second.backoff_until;
-        if (requested || !until || *until <= input.now) {
-          plan.steps.push_back({Step::Kind::kRestart, name, keep->id,
-                                requested ? std::string("requested")
-                                          : "exited " + std::to_string(keep->exit_status)});
-        } else {
-          plan.waiting.push_back(name);
-          if (!plan.wake_at || *until < *plan.wake_at) plan.wake_at = *until;
-        }
-        break;
-      }
-      case Task::kOther:
-        break;  // pausing/paused: leave it to the operator
-    }
+    case Task::kOther:
+      break;  // pausing/paused: leave it to the operator
   }
   return plan;
 }

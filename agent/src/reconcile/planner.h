@@ -1,13 +1,11 @@
 #pragma once
-// planSteps: the pure heart of reconciliation — from what should run (the manifest) and what
-// does run (containerd) to the ordered steps that make the node match. No I/O, no clock of its
-// own: unit-tested without containerd.
+// planApp: the pure heart of reconciliation — from what should run for one app (its manifest
+// entry) and what does run (its containers in containerd) to the ordered steps that make them
+// match. No I/O, no clock of its own: unit-tested without containerd.
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -22,46 +20,56 @@ struct Step {
     kCreate,   // create container `container_id` for the app's current spec
     kStart,    // create the task if needed and start it
     kRestart,  // delete the stopped/unhealthy task and start a new one (counts as a restart)
-    kStop,     // SIGTERM, then SIGKILL after the app's grace period
+    kStop,     // SIGTERM, then SIGKILL after `grace`
     kRemove,   // delete task, snapshot and container
   };
   Kind kind;
   std::string app;
   std::string container_id;
   std::string reason;  // for logs and events: "new app", "spec changed", "exited 1", ...
+  // kStop: how long SIGTERM gets before SIGKILL — the grace of the spec the container runs.
+  std::chrono::milliseconds grace{0};
 
   bool operator==(const Step&) const = default;
 };
 std::string_view toString(Step::Kind kind);
 
-struct PlanInput {
-  const manifest::NodeState* desired = nullptr;  // nullptr: nothing applied yet, touch nothing
-  std::vector<ActualContainer> actual;
-  std::map<std::string, AppRuntimeState> states;
-  std::set<std::string> restart_requested;  // by the user or a failing health check
+// The stop grace used for a container that carries no grace label (made by an older fleetletd)
+// and whose app is no longer desired.
+inline constexpr std::chrono::milliseconds kDefaultStopGrace{10000};
+
+struct AppPlanInput {
+  std::string name;
+  const manifest::App* app = nullptr;   // nullptr: not desired; its containers go
+  std::vector<ActualContainer> actual;  // the app's containers
+  AppRuntimeState state;
+  bool restart_requested = false;  // by the user or a failing health check
   Clock::time_point now;
 };
 
-struct Plan {
+struct AppPlan {
   std::vector<Step> steps;
-  // Apps whose stopped task waits for its backoff to end, and when the first one ends.
-  std::vector<std::string> waiting;
-  std::optional<Clock::time_point> wake_at;
-  // Apps fleetlet cannot run (unsupported runtime): app → reason.
-  std::map<std::string, std::string> unsupported;
+  // Set when the app's stopped task waits for its restart backoff to end.
+  std::optional<Clock::time_point> wait_until;
+  // Set when fleetlet cannot run the app (unsupported runtime): why.
+  std::optional<std::string> unsupported;
 };
 
-// Rules, per desired app in dependency order (manifest start_order):
-// - containers of the app with another spec hash are stale: with download-then-kill the image
-//   is pulled first, then stale ones stop and go; with kill-then-download they go first;
+// Rules:
+// - an app that is not desired: every container stops (with the grace it was created with) and
+//   is removed;
+// - containers of the app with another spec hash are stale. With download-then-kill the new
+//   version is pulled and created while the old one runs, the old one stops, the new one
+//   starts, and only then are the old ones removed — so a new version that fails to start
+//   leaves the old one in place (the executor starts it again). With kill-then-download stale
+//   ones stop and go first;
 // - with no container of the current spec: pull, create, start;
 // - extra containers of the current spec (after a crash) are removed, keeping a running one;
 // - a current container without a running task: created/none → start; stopped → restart per
 //   policy (always; on-failure when the exit code is not 0; never: stays down) once
-//   states[app].backoff_until has passed, else the app waits;
-// - a running task in restart_requested → restart.
-// Containers of apps not in the manifest stop and are removed first, in reverse order.
-Plan planSteps(const PlanInput& input);
+//   state.backoff_until has passed, else the app waits;
+// - a running task with restart_requested → restart.
+AppPlan planApp(const AppPlanInput& input);
 
 // The delay before the next restart: 1 s, doubling up to 5 min; back to 1 s when the task had
 // run for at least 10 min.

@@ -1,26 +1,41 @@
 #pragma once
-// Reconciler: drives the node towards the desired manifest. Each pass reads the actual state
-// back from containerd, accounts for exits (restart counts, backoff), plans with planSteps()
-// and executes the steps — per app in dependency order, independent apps in parallel — then
-// records what it saw for status queries.
+// Reconciler: drives the node towards the desired manifest, one app at a time.
 //
-// Threading: run() owns the loop on the caller's thread; setDesired, requestRestart, trigger,
-// stop and snapshot may be called from any thread. Steps run on up to `parallelism` worker
-// threads during a pass. Time comes from an injected clock.
+// Level-triggered per app, like controller-runtime's controllers and kubelet's pod workers:
+// - a WorkQueue of app names (each queued once, never worked on by two workers at once) feeds
+//   `parallelism` worker threads;
+// - a worker reads the app's containers back from containerd, accounts for an exit, plans the
+//   app's steps with planApp() and executes them, updating the app's status after each step;
+// - a failing app is retried after its failure backoff (1 s doubling to 5 min, reset on success
+//   or a spec change); a crashing app after its restart backoff;
+// - pulls run on their own `pull_parallelism` threads, one per image however many apps use
+//   it: a slow registry holds up only the apps whose image it serves, and no worker;
+// - a resync lists every container (at start, after containerd events were missed, and every
+//   `resync`) and queues every app desired or found.
+// Everything a step does is idempotent and keyed by app name and spec hash, so a crash at any
+// point converges on the next start.
+//
+// Threading: run() starts the workers and pull threads and blocks until stop(). Every other
+// public method may be called from any thread. No thread is started per app or per step.
+// Time comes from the injected clock. Tests may instead call runDue() on their own thread
+// without run(): it works the queue, pulls included, until nothing is due.
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
 #include "manifest/types.h"
 #include "reconcile/planner.h"
 #include "reconcile/runtime.h"
+#include "reconcile/work_queue.h"
 #include "state/store.h"
 
 namespace fleetlet::reconcile {
@@ -31,72 +46,129 @@ struct AppSnapshot {
   std::string image;
   std::string runtime;
   std::string state;    // see core::AppStatus::state
-  std::string message;  // last error, or empty
+  std::string message;  // last error or what the app waits for, or empty
   std::string container_id;
   std::string spec_hash;
   uint32_t pid = 0;
   AppRuntimeState runtime_state;
+  // When a failing app is tried again (state "backoff" after an error).
+  std::optional<Clock::time_point> retry_at;
+
+  bool operator==(const AppSnapshot&) const = default;
 };
 
 struct ReconcilerOptions {
-  size_t parallelism = 4;
-  std::chrono::milliseconds resync{30000};  // pass at least this often
-  std::chrono::milliseconds retry{2000};    // after a pass with errors
+  size_t parallelism = 4;                   // worker threads
+  size_t pull_parallelism = 2;              // images pulled at once
+  std::chrono::milliseconds resync{30000};  // list every container at least this often
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
   // Node events: (app or "", kind, message). Called from reconciler threads.
   std::function<void(const std::string&, const std::string&, const std::string&)> on_event;
-  // After each pass, with the apps as the pass left them (health checks follow these).
-  std::function<void(const std::vector<AppSnapshot>&)> on_pass;
+  // An app's status changed (state "removed": it is gone). Called from workers and from the
+  // threads calling setDesired/containerChanged, never under the reconciler's lock.
+  std::function<void(const AppSnapshot&)> on_app;
 };
 
 class Reconciler {
  public:
   Reconciler(ContainerRuntime& runtime, state::StateStore& store, ReconcilerOptions options);
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
 
+  // Lists every desired app at once (as "pending" until worked on) and queues every app whose
+  // spec changed, every new app and every app no longer desired.
   void setDesired(std::shared_ptr<const manifest::NodeState> desired);
   std::shared_ptr<const manifest::NodeState> desired() const;
   void requestRestart(const std::string& app);
-  // Something changed outside (a containerd event): run a pass soon.
-  void trigger();
+  // A containerd event about a container: its app is worked on soon. `exited_pid` (a task exit)
+  // marks the app's task dead in the status at once, before any worker looks at it, when it is
+  // the pid the status shows (not an exec'd health probe).
+  void containerChanged(const std::string& container_id, std::optional<uint32_t> exited_pid);
+  // Lists every container again soon (events may have been missed).
+  void resync();
 
-  // Runs passes until stop(). Returns after the pass in progress finishes; once stop() was
-  // called, that pass starts no further step (steps already running complete).
-  void run();
+  // Starts the workers and pull threads and blocks until stop(). Fails (kResourceExhausted)
+  // only when not a single worker thread could be started. Steps in flight when stop() is
+  // called complete; no new step starts.
+  Status run();
   void stop();
 
-  struct PassResult {
-    size_t steps = 0;
-    size_t failed = 0;
-    bool converged = false;  // nothing left to do for the desired revision
-    std::optional<Clock::time_point> wake_at;
-  };
-  // One pass, synchronously (run() calls it; tests may too).
-  Result<PassResult> reconcileOnce();
+  // For tests, instead of run(): works every due app (and pull) on the calling thread until
+  // none is due. Returns how many items it worked.
+  size_t runDue();
+  // The earliest time an app held back (backoff, retry, resync) becomes due.
+  std::optional<Clock::time_point> nextDue() const { return queue_.nextDue(); }
 
   std::vector<AppSnapshot> snapshot() const;
-  // App-level errors of the last pass: app → message.
+  // Apps whose last attempt failed: app → message.
   std::map<std::string, std::string> errors() const;
 
  private:
-  Status observeExits(const std::vector<ActualContainer>& actual,
-                      std::map<std::string, AppRuntimeState>& states);
-  // Runs one app's steps in order; returns the first failure.
-  Status executeApp(const manifest::App* app, const std::vector<Step>& steps, int64_t revision);
+  struct PullJob {
+    manifest::App app;              // the first app that asked, for the image reference
+    std::set<std::string> waiters;  // apps to queue when it ends
+  };
+  struct PullResult {
+    std::string image;
+    Status status;
+  };
+
+  void work(const std::string& key);
+  void workApp(const std::string& name);
+  void doResync();
+  // kPull: nullopt while the pull is in flight (the app is queued again when it ends).
+  std::optional<Status> requestPull(const manifest::App& app);
+  bool runOnePull(std::stop_token stop);
+  void pullLoop(std::stop_token stop);
+  Status accountExit(const std::string& name, const std::vector<ActualContainer>& actual,
+                     AppRuntimeState& state);
+  // Runs the steps in order; false when it left early (pull in flight, or stopping).
+  Result<bool> execute(const manifest::App* app, const std::vector<Step>& steps, int64_t revision);
+  // Apps desired, listed or known to containerd: their data is kept.
+  std::set<std::string> liveApps() const;
+  // The app's dependencies that are still being worked on (it must wait for them).
+  std::vector<std::string> pendingDependencies(const manifest::NodeState& desired,
+                                               const manifest::App& app) const;
+  // Sets fields of the app's snapshot and reports the change.
+  void update(const std::string& name, const std::function<void(AppSnapshot&)>& change);
+  // Records the outcome of work on `name` done against `based_on`; marks the revision applied
+  // once every app is in sync.
+  void settle(const manifest::NodeState* based_on, const std::string& name, bool in_sync,
+              bool clean);
   void emit(const std::string& app, const std::string& kind, const std::string& message);
-  void setAppState(const std::string& app, std::string state, std::string message);
+  bool stopping() const;
 
   ContainerRuntime& runtime_;
   state::StateStore& store_;
   ReconcilerOptions options_;
+  WorkQueue queue_;
+  std::stop_source stop_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::shared_ptr<const manifest::NodeState> desired_;  // guarded by mu_
   std::set<std::string> restart_requested_;             // guarded by mu_
-  bool dirty_ = true;                                   // guarded by mu_
-  bool stopping_ = false;                               // guarded by mu_
   std::map<std::string, AppSnapshot> snapshots_;        // guarded by mu_
   std::map<std::string, std::string> errors_;           // guarded by mu_
+  // Failing apps and when they are tried again (cleared by a spec change or a restart request).
+  std::map<std::string, Clock::time_point> retry_at_;  // guarded by mu_
+  // Container ids fleetlet knows per app (from listings and its own creates), and their owner.
+  std::map<std::string, std::set<std::string>> known_;  // guarded by mu_
+  std::map<std::string, std::string> owner_;            // guarded by mu_
+  bool listed_ = false;                                 // guarded by mu_: a resync succeeded
+  // Apps (desired, or with containers to remove) not yet matching the desired revision, and
+  // the in-sync ones that are not clean (waiting for a restart backoff, unsupported).
+  std::set<std::string> unsynced_;  // guarded by mu_
+  std::set<std::string> unclean_;   // guarded by mu_
+  // app → apps that depend on it, for the desired revision.
+  std::map<std::string, std::vector<std::string>> dependents_;  // guarded by mu_
+  int64_t marked_revision_ = 0;  // guarded by mu_: the last revision settle() marked applied
+
+  mutable std::mutex pull_mu_;
+  std::condition_variable_any pull_cv_;
+  std::map<std::string, PullJob> pulls_;            // guarded by pull_mu_: image → job
+  std::deque<std::string> pull_queue_;              // guarded by pull_mu_: images not started
+  std::map<std::string, PullResult> pull_results_;  // guarded by pull_mu_: app → its result
 };
 
 }  // namespace fleetlet::reconcile

@@ -6,6 +6,8 @@
 // block on containerd (and on a registry for ensureImage).
 
 #include <chrono>
+#include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -20,8 +22,14 @@ class ContainerRuntime {
   virtual ~ContainerRuntime() = default;
   // Every container carrying the fleetlet.io/app label, with its task state.
   virtual Result<std::vector<ActualContainer>> list() = 0;
-  // Pulls the app's image unless containerd has it unpacked already.
-  virtual Status ensureImage(const manifest::App& app) = 0;
+  // The containers with these ids that exist, with their task state (a cheap, per-app read).
+  virtual Result<std::vector<ActualContainer>> inspect(const std::vector<std::string>& ids) = 0;
+  // Whether containerd has the app's image unpacked (no registry is asked).
+  virtual Result<bool> hasImage(const manifest::App& app) = 0;
+  // Pulls the app's image unless containerd has it unpacked already. Bounded in time (an overall
+  // deadline, and a minimum transfer rate a dripping registry cannot evade); returns early,
+  // failing, once `stop` is requested.
+  virtual Status ensureImage(const manifest::App& app, std::stop_token stop) = 0;
   // Creates container `id` (snapshot + record with the fleetlet labels) for `app`; succeeds
   // when a container with that id and the app's spec hash exists already.
   virtual Status create(const manifest::App& app, const std::string& id, int64_t revision) = 0;
@@ -32,6 +40,9 @@ class ContainerRuntime {
   virtual Status stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   // Deletes task, snapshot and container; succeeds when they are gone already.
   virtual Status remove(const std::string& id) = 0;
+  // Deletes per-app data kept beside containerd (logs) of every app not in `live` once its
+  // retention has passed. Best effort: problems are logged.
+  virtual void pruneAppData(const std::set<std::string>& live) = 0;
 };
 
 }  // namespace fleetlet::reconcile

@@ -91,6 +91,9 @@ RegistryClient::ClientLease RegistryClient::borrowClient() {
   http_options.user_agent = options_.user_agent;
   http_options.connect_timeout = options_.connect_timeout;
   http_options.stall_timeout = options_.stall_timeout;
+  http_options.min_bytes_per_second = options_.min_bytes_per_second;
+  http_options.deadline = options_.deadline;
+  http_options.stop = options_.stop;
   return ClientLease(this, std::make_unique<http::Client>(std::move(http_options)));
 }
 

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,7 +48,12 @@ struct RegistryOptions {
   std::optional<Credentials> credentials;
   std::string user_agent = "fleetlet/0.1";
   std::chrono::milliseconds connect_timeout{10000};
+  // A transfer under min_bytes_per_second on average over stall_timeout fails.
   std::chrono::milliseconds stall_timeout{30000};
+  int64_t min_bytes_per_second = 1;
+  // No request runs past this point; a stop request ends transfers in progress.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::stop_token stop;
   // Manifests and indexes larger than this are refused (registries cap them at 4 MiB).
   uint64_t max_manifest_bytes = 4 << 20;
   // fetchBlob() refuses blobs larger than this; use streamBlob() for layers.

@@ -1,5 +1,7 @@
 #include "state/store.h"
 
+#include <fmt/format.h>
+
 #include <array>
 
 namespace fleetlet::state {
@@ -129,26 +131,46 @@ Status StateStore::markApplied(int64_t revision, bool clean) {
   return tx.commit();
 }
 
+namespace {
+
+constexpr std::string_view kAppColumns =
+    "name, restarts, backoff_ms, backoff_until_ms, started_at_ms, last_exit_code, "
+    "last_exit_at_ms, last_exit_id";
+
+reconcile::AppRuntimeState readAppState(const sqlite::Statement& st) {
+  reconcile::AppRuntimeState s;
+  s.restarts = static_cast<int>(st.columnInt64(1));
+  s.backoff = std::chrono::milliseconds(st.columnInt64(2));
+  s.backoff_until = optionalTime(st, 3);
+  s.started_at = optionalTime(st, 4);
+  if (!st.columnIsNull(5)) s.last_exit_code = static_cast<int>(st.columnInt64(5));
+  s.last_exit_at = optionalTime(st, 6);
+  s.last_exit_id = st.columnText(7);
+  return s;
+}
+
+}  // namespace
+
 Result<std::map<std::string, reconcile::AppRuntimeState>> StateStore::appStates() {
   std::lock_guard lock(mu_);
-  FLEETLET_ASSIGN_OR_RETURN(
-      auto st, db_.prepare("SELECT name, restarts, backoff_ms, backoff_until_ms, started_at_ms, "
-                           "last_exit_code, last_exit_at_ms, last_exit_id FROM apps"));
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare(fmt::format("SELECT {} FROM apps", kAppColumns)));
   std::map<std::string, reconcile::AppRuntimeState> out;
   for (;;) {
     FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) break;
-    reconcile::AppRuntimeState s;
-    s.restarts = static_cast<int>(st.columnInt64(1));
-    s.backoff = std::chrono::milliseconds(st.columnInt64(2));
-    s.backoff_until = optionalTime(st, 3);
-    s.started_at = optionalTime(st, 4);
-    if (!st.columnIsNull(5)) s.last_exit_code = static_cast<int>(st.columnInt64(5));
-    s.last_exit_at = optionalTime(st, 6);
-    s.last_exit_id = st.columnText(7);
-    out.emplace(st.columnText(0), std::move(s));
+    out.emplace(st.columnText(0), readAppState(st));
   }
   return out;
+}
+
+Result<reconcile::AppRuntimeState> StateStore::appState(const std::string& app) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare(fmt::format("SELECT {} FROM apps WHERE name = ?", kAppColumns)));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, app));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return reconcile::AppRuntimeState{};
+  return readAppState(st);
 }
 
 Status StateStore::saveAppState(const std::string& app, const reconcile::AppRuntimeState& s) {

@@ -41,6 +41,8 @@ class StateStore {
   Status markApplied(int64_t revision, bool clean);
 
   Result<std::map<std::string, reconcile::AppRuntimeState>> appStates();
+  // One app's bookkeeping; a fresh state for an app never seen.
+  Result<reconcile::AppRuntimeState> appState(const std::string& app);
   Status saveAppState(const std::string& app, const reconcile::AppRuntimeState& state);
   Status forgetApp(const std::string& app);
 

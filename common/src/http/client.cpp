@@ -38,7 +38,9 @@ std::string_view trim(std::string_view s) {
 struct Transfer {
   ClientResponse response;
   const BodySink* sink = nullptr;
+  const std::stop_token* stop = nullptr;
   bool sink_aborted = false;
+  bool cancelled = false;
   bool status_known = false;
 
   bool success() const { return response.status >= 200 && response.status < 300; }
@@ -62,6 +64,16 @@ size_t onHeader(char* data, size_t size, size_t count, void* user) {
                             std::string(trim(line.substr(colon + 1))));
   }
   return size * count;
+}
+
+int onProgress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/, curl_off_t /*ultotal*/,
+               curl_off_t /*ulnow*/) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->stop->stop_requested()) {
+    t->cancelled = true;
+    return 1;
+  }
+  return 0;
 }
 
 size_t onBody(char* data, size_t size, size_t count, void* user) {
@@ -149,11 +161,28 @@ Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const
   // curl drops it on a host change by default (CURLOPT_UNRESTRICTED_AUTH off).
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT,
+                   static_cast<long>(std::max<int64_t>(1, options.min_bytes_per_second)));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max(1L, static_cast<long>(options.stall_timeout.count() / 1000)));
-  if (options.total_timeout.count() > 0) {
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options.total_timeout.count()));
+  auto limit = options.total_timeout;
+  if (options.deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *options.deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return fail(ErrorCode::kUnavailable, "{} {}: deadline exceeded", request.method, request.url);
+    }
+    if (limit.count() == 0 || left < limit) limit = left;
+  }
+  // 0 resets the limit: a reused handle must not keep an earlier request's.
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(limit.count()));
+  if (options.stop.stop_possible()) {
+    transfer.stop = &options.stop;
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &onProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &transfer);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
   }
   if (options.unix_socket)
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, options.unix_socket->c_str());
@@ -179,12 +208,21 @@ Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const
   std::array<char, CURL_ERROR_SIZE> error_buffer{};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer.data());
   CURLcode rc = curl_easy_perform(h);
+  if (transfer.cancelled) {
+    return fail(ErrorCode::kUnavailable, "{} {}: cancelled", request.method, request.url);
+  }
   if (transfer.sink_aborted) {
     return fail(ErrorCode::kUnavailable, "{} {}: aborted by the receiver", request.method,
                 request.url);
   }
   if (rc != CURLE_OK) {
     std::string reason = error_buffer[0] != '\0' ? error_buffer.data() : curl_easy_strerror(rc);
+    // curl says "Operation too slow. Less than N bytes/sec transferred the last S seconds"
+    // for the minimum rate, "Operation timed out after …" for the overall limit.
+    if (rc == CURLE_OPERATION_TIMEDOUT && options.deadline &&
+        reason.find("too slow") == std::string::npos) {
+      reason += " (deadline exceeded)";
+    }
     return fail(ErrorCode::kUnavailable, "{} unreachable: {}",
                 options.unix_socket ? *options.unix_socket : hostOf(request.url), reason);
   }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,10 +58,17 @@ struct ClientOptions {
   // Talk HTTP over this unix socket instead of TCP (the URL's host is then only a name).
   std::optional<std::string> unix_socket;
   std::chrono::milliseconds connect_timeout{10000};
-  // A transfer slower than 1 byte/s for this long is aborted as kUnavailable.
+  // A transfer slower than `min_bytes_per_second` on average over `stall_timeout` is aborted
+  // as kUnavailable ("transfer too slow"), so a peer that drips a byte now and then cannot
+  // hold a request for ever.
   std::chrono::milliseconds stall_timeout{30000};
+  int64_t min_bytes_per_second = 1;
   // 0 means no overall limit (large downloads); otherwise the whole request's limit.
   std::chrono::milliseconds total_timeout{0};
+  // When set, no request runs past this point (kUnavailable "deadline exceeded").
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Once stop is requested, a transfer in progress ends at once (kUnavailable "cancelled").
+  std::stop_token stop;
 };
 
 // Receives body bytes as they arrive; returning false aborts the transfer (the call then fails

@@ -1,8 +1,14 @@
 // fleetletd end to end: the real binary against a private containerd and a loopback
 // registry, fed through its --desired directory and checked through containerd's own listings
 // (ctr) and the kernel's cgroup files.
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +16,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "http/client.h"
 #include "json/json.h"
@@ -54,6 +61,102 @@ std::set<std::string> lines(const std::string& text) {
   return out;
 }
 
+// A registry that answers every request with a 200 whose body drips in at 2 bytes a second,
+// for ever: the slowest registry a pull can meet.
+class DrippingRegistry {
+ public:
+  DrippingRegistry() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "dripping registry: " << std::strerror(errno);
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
+  }
+  ~DrippingRegistry() {
+    thread_.request_stop();
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void serve(const std::stop_token& stop) {
+    std::vector<std::jthread> connections;
+    while (!stop.stop_requested()) {
+      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++requests_;
+      connections.emplace_back([c](std::stop_token s) {
+        std::string request;
+        char buf[4096];
+        while (request.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::recv(c, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          request.append(buf, static_cast<size_t>(n));
+        }
+        std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+            "Content-Length: 1000000\r\n\r\n";
+        ::send(c, head.data(), head.size(), MSG_NOSIGNAL);
+        while (!s.stop_requested() && ::send(c, "{ ", 2, MSG_NOSIGNAL) == 2) {
+          for (int i = 0; i < 10 && !s.stop_requested(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+        }
+        ::close(c);
+      });
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::jthread thread_;
+};
+
+// A pids cgroup (v1) of the test's own, removed when the test ends.
+class PidsCgroup {
+ public:
+  explicit PidsCgroup(int max) {
+    path_ = std::filesystem::path("/sys/fs/cgroup/pids") /
+            testing::PrivateContainerd::uniqueId("fleetlet-pids");
+    std::filesystem::create_directories(path_);
+    std::ofstream(path_ / "pids.max") << max;
+  }
+  ~PidsCgroup() { ::rmdir(path_.c_str()); }
+  // Runs the command inside the cgroup.
+  std::vector<std::string> wrapper() const {
+    return {"/bin/sh", "-c", "echo $$ > " + (path_ / "cgroup.procs").string() + " && exec \"$@\"",
+            "sh"};
+  }
+  std::string read(const std::string& file) const {
+    std::string v;
+    std::ifstream(path_ / file) >> v;
+    return v;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+int threadCount(pid_t pid) {
+  int n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+    ::closedir(d);
+  }
+  return n;
+}
+
 class FleetletdTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -82,14 +185,22 @@ class FleetletdTest : public ::testing::Test {
   std::filesystem::path dataDir() const { return dir_->path() / "data"; }
   std::filesystem::path logPath() const { return dir_->path() / "fleetletd.log"; }
 
-  void startAgent() {
-    auto child = ChildProcess::spawn(
-        {.argv = {FLEETLETD_PATH, "--containerd", containerd_->socket().string(), "--namespace",
-                  ns_, "--data-dir", dataDir().string(), "--api-socket",
-                  (dir_->path() / "api.sock").string(), "--desired", desiredDir().string(),
-                  "--plain-http-registry", registry_->address(), "--log-level", "debug"},
-         .stdout_path = logPath(),
-         .stderr_path = logPath()});
+  // `extra` flags follow the usual ones; `wrapper` runs before fleetletd (e.g. a shell that
+  // moves itself into a cgroup, then execs "$@").
+  void startAgent(const std::vector<std::string>& extra = {},
+                  const std::vector<std::string>& wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    for (const auto& a :
+         {std::string(FLEETLETD_PATH), std::string("--containerd"), containerd_->socket().string(),
+          std::string("--namespace"), ns_, std::string("--data-dir"), dataDir().string(),
+          std::string("--api-socket"), (dir_->path() / "api.sock").string(),
+          std::string("--desired"), desiredDir().string(), std::string("--plain-http-registry"),
+          registry_->address(), std::string("--log-level"), std::string("debug")}) {
+      argv.push_back(a);
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto child =
+        ChildProcess::spawn({.argv = argv, .stdout_path = logPath(), .stderr_path = logPath()});
     ASSERT_TRUE(child) << child.error().message();
     agent_.emplace(std::move(*child));
   }
@@ -173,7 +284,8 @@ class FleetletdTest : public ::testing::Test {
 
   // The apps as the local API reports them, by name; empty when it does not answer.
   std::map<std::string, Json> apiApps() {
-    http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
+    http::Client api({.unix_socket = (dir_->path() / "api.sock").string(),
+                      .total_timeout = std::chrono::seconds(30)});
     auto r = api.send({.url = "http://fleetletd/v1/apps"});
     std::map<std::string, Json> out;
     if (!r || r->status != 200) return out;
@@ -497,7 +609,7 @@ TEST_F(FleetletdTest, StopsPromptlyOnSigtermWhileContainerdIsDown) {
   // A new revision starts a pass, which then waits for containerd (up to a minute per call).
   apply(manifest(2, busyboxApp("a", "sleep 1000") + busyboxApp("b", "sleep 1000")));
   ASSERT_TRUE(
-      testing::waitFor([&] { return countOf(agentLog(), "reconcile pass: revision 2") > 0; }, 20s))
+      testing::waitFor([&] { return countOf(agentLog(), "reconcile b: revision 2") > 0; }, 20s))
       << agentLog();
   // SIGTERM cancels the waiting calls instead of sitting the minute out: fleetletd exits on
   // its own well within the 15 s it is given here.
@@ -506,6 +618,149 @@ TEST_F(FleetletdTest, StopsPromptlyOnSigtermWhileContainerdIsDown) {
   EXPECT_EQ(status.term_signal, 0) << "fleetletd had to be killed\n" << agentLog();
   EXPECT_EQ(status.exit_code, 0) << agentLog();
   EXPECT_NE(agentLog().find("fleetletd stopped"), std::string::npos) << agentLog();
+}
+
+// D1: a manifest with more apps than the agent could have threads once crash-looped it. Now
+// workers are bounded, whatever the manifest: the agent runs 300 unrunnable apps inside a pids
+// limit of 120 and stays up.
+TEST_F(FleetletdTest, ManyAppsUnderATightPidsLimitDoNotCrashTheAgent) {
+  PidsCgroup cgroup(120);
+  startAgent({}, cgroup.wrapper());
+  std::string apps;
+  for (int i = 0; i < 300; ++i) {
+    apps += "  app" + std::to_string(i) + ":\n    image: " + registry_->address() +
+            "/fleetlet-test/missing:" + std::to_string(i % 7) + "\n";
+  }
+  apply(manifest(1, apps));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto listed = apiApps();
+        return listed.size() == 300 && std::all_of(listed.begin(), listed.end(), [](const auto& a) {
+                 return a.second.value("state", "") == "backoff";
+               });
+      },
+      120s))
+      << agentLog();
+  EXPECT_FALSE(agent_->poll().has_value()) << "fleetletd died\n" << agentLog();
+  EXPECT_LE(std::stoi(cgroup.read("pids.current")), 60);
+  EXPECT_EQ(agentLog().find("terminate called"), std::string::npos) << agentLog();
+  auto app0 = apiApps()["app0"];
+  EXPECT_NE(app0.value("message", "").find("retry in"), std::string::npos) << app0.dump();
+}
+
+// D2: ten thousand apps whose image cannot be pulled cost the workers and pull threads, not a
+// thread each; their retries back off.
+TEST_F(FleetletdTest, TenThousandFailingAppsUseBoundedThreads) {
+  startAgent({"--parallelism", "4", "--pull-parallelism", "2"});
+  ASSERT_TRUE(testing::waitFor([&] { return countOf(agentLog(), "local API on") > 0; }, 20s));
+  std::this_thread::sleep_for(500ms);
+  const int idle = threadCount(agent_->pid());
+  std::string apps;
+  for (int i = 0; i < 10000; ++i) {
+    apps += "  app" + std::to_string(i) + ": {image: " + registry_->address() +
+            "/fleetlet-test/missing:1}\n";
+  }
+  apply(manifest(1, apps));
+  int most = idle;
+  size_t backoff = 0;
+  testing::waitFor(
+      [&] {
+        most = std::max(most, threadCount(agent_->pid()));
+        auto listed = apiApps();
+        backoff = std::count_if(listed.begin(), listed.end(), [](const auto& a) {
+          return a.second.value("state", "") == "backoff";
+        });
+        return backoff == 10000;
+      },
+      300s);
+  EXPECT_EQ(backoff, 10000u) << agentLog().substr(0, 4000);
+  // The threads a pull or a request to the API may add come and go; none is per app.
+  EXPECT_LE(most, idle + 8) << "idle " << idle;
+  EXPECT_FALSE(agent_->poll().has_value()) << "fleetletd died";
+}
+
+// D3: a registry that drips two bytes a second holds up only the app whose image it serves.
+// Meanwhile a crashing app is restarted by its policy and a changed app is replaced; then the
+// drip is cut off by the minimum transfer rate, and the app backs off.
+TEST_F(FleetletdTest, ADrippingRegistryHoldsUpOnlyItsOwnApp) {
+  DrippingRegistry drip;
+  startAgent({"--plain-http-registry", drip.address(), "--pull-stall-timeout", "20s",
+              "--pull-min-speed", "1024"});
+  auto slow = "  slow:\n    image: " + drip.address() + "/acme/slow:1\n";
+  apply(manifest(
+      1, slow + busyboxApp("crash", "sleep 1; exit 3") + busyboxApp("steady", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return drip.requests() > 0; }, 30s)) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto apps = apiApps();
+        return apps["crash"].value("restarts", 0) >= 2 &&
+               apps["steady"].value("state", "") == "running";
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(apiApps()["slow"].value("state", ""), "pulling");
+  // A changed app is applied while the pull still drips.
+  apply(manifest(
+      2, slow + busyboxApp("crash", "sleep 1; exit 3") + busyboxApp("steady", "sleep 999")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto steady = apiApps()["steady"];
+        return steady.value("state", "") == "running" &&
+               countOf(agentLog(), "app steady: removed") == 1;
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(apiApps()["slow"].value("state", ""), "pulling");
+  // After 20 s under 1 KiB/s the pull fails and the app backs off.
+  ASSERT_TRUE(
+      testing::waitFor([&] { return apiApps()["slow"].value("state", "") == "backoff"; }, 60s))
+      << agentLog();
+  EXPECT_NE(apiApps()["slow"].value("message", "").find("too slow"), std::string::npos)
+      << apiApps()["slow"].dump();
+}
+
+// D9: a container stops with the grace of the spec it runs — when it is replaced by a spec
+// with a shorter one, and when its app is removed (not a default of 10 s).
+TEST_F(FleetletdTest, StopsUseTheGraceTheContainerWasCreatedWith) {
+  startAgent();
+  auto stubborn = [&](const std::string& grace, const std::string& command) {
+    return "  stubborn:\n    image: " + images_->busybox() +
+           "\n    args: [\"sh\", \"-c\", \"trap '' TERM; " + command +
+           "\"]\n    stopGracePeriod: " + grace + "\n";
+  };
+  apply(manifest(1, stubborn("3s", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"stubborn"})) << agentLog();
+  const std::string first = containerOf("stubborn");
+  apply(manifest(2, stubborn("1s", "sleep 999")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto ids = containers();
+        return ids.size() == 1 && !ids.contains(first) && waitRunning({"stubborn"}, 1s);
+      },
+      60s))
+      << agentLog();
+  EXPECT_NE(agentLog().find(first + " did not stop within 3000 ms of SIGTERM"), std::string::npos)
+      << agentLog();
+  const std::string second = containerOf("stubborn");
+  apply(manifest(3, busyboxApp("other", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return containerOf("stubborn").empty(); }, 60s)) << agentLog();
+  EXPECT_NE(agentLog().find(second + " did not stop within 1000 ms of SIGTERM"), std::string::npos)
+      << agentLog();
+}
+
+// D21: the logs of a removed app go with it once their retention has passed.
+TEST_F(FleetletdTest, LogsOfARemovedAppAreDeleted) {
+  startAgent({"--removed-log-retention", "0s"});
+  apply(manifest(1, busyboxApp("chatty", "echo hello; sleep 1000") +
+                        busyboxApp("quiet", "echo still here; sleep 1000")));
+  ASSERT_TRUE(waitRunning({"chatty", "quiet"})) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return std::filesystem::exists(dataDir() / "logs" / "chatty" / "current.log"); }, 20s));
+  apply(manifest(2, busyboxApp("quiet", "echo still here; sleep 1000")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return !std::filesystem::exists(dataDir() / "logs" / "chatty"); }, 30s))
+      << agentLog();
+  EXPECT_TRUE(std::filesystem::exists(dataDir() / "logs" / "quiet"));
 }
 
 }  // namespace

@@ -55,8 +55,8 @@ TEST(HashTest, EquivalentSpellingsHashTheSame) {
   const std::pair<std::string, std::string> same[] = {
       {"a: {image: busybox, resources: {memory: 64Mi}}",
        "a: {image: busybox, resources: {memory: 67108864}}"},
-      {"a: {image: busybox, resources: {memory: 1Ki}}",
-       "a: {image: busybox, resources: {memory: \"1024\"}}"},
+      {"a: {image: busybox, resources: {memory: 8Mi}}",
+       "a: {image: busybox, resources: {memory: \"8388608\"}}"},
       {"a: {image: busybox, resources: {cpu: 500m}}", "a: {image: busybox, resources: {cpu: 0.5}}"},
       {"a: {image: busybox, resources: {cpu: 2}}",
        "a: {image: busybox, resources: {cpu: \"2.0\"}}"},

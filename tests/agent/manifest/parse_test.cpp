@@ -183,15 +183,15 @@ w: {runtime: webview, bundle: {url: "http://127.0.0.1:8000/ui.tgz", sha256: "aaa
 }
 
 TEST(ParseTest, CpuAndMemorySpellings) {
-  NodeState s = parseOk(withApps(R"(a: {image: busybox, resources: {cpu: 2, memory: 512}}
+  NodeState s = parseOk(withApps(R"(a: {image: busybox, resources: {cpu: 2, memory: 8388608}}
 b: {image: busybox, resources: {cpu: "0.25", memory: "1G"}}
-c: {image: busybox, resources: {cpu: 0.01, memory: 1Ki}})"));
+c: {image: busybox, resources: {cpu: 0.01, memory: 6144Ki}})"));
   EXPECT_EQ(s.apps.at("a").resources.cpu, 2.0);
-  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 512);
+  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 8388608);
   EXPECT_EQ(s.apps.at("b").resources.cpu, 0.25);
   EXPECT_EQ(s.apps.at("b").resources.memory_bytes, 1000000000);
   EXPECT_EQ(s.apps.at("c").resources.cpu, 0.01);
-  EXPECT_EQ(s.apps.at("c").resources.memory_bytes, 1024);
+  EXPECT_EQ(s.apps.at("c").resources.memory_bytes, 6291456);
 }
 
 TEST(ParseTest, NullMeansNotSet) {
@@ -210,9 +210,9 @@ TEST(ParseTest, EmptyAppsIsAValidEmptyNode) {
 TEST(ParseTest, JsonManifest) {
   NodeState s = parseOk(R"({"apiVersion": "fleetlet.io/v1", "kind": "NodeState",
     "revision": 9007199254740993,
-    "apps": {"a": {"image": "busybox", "resources": {"cpu": "500m", "memory": 1048576}}}})");
+    "apps": {"a": {"image": "busybox", "resources": {"cpu": "500m", "memory": 16777216}}}})");
   EXPECT_EQ(s.revision, 9007199254740993);
-  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 1048576);
+  EXPECT_EQ(s.apps.at("a").resources.memory_bytes, 16777216);
 }
 
 TEST(ParseTest, SameHostPortOnTcpAndUdpIsFine) {

@@ -19,25 +19,15 @@ manifest::App app(std::string name, std::string hash,
   return a;
 }
 
-manifest::NodeState state(std::vector<manifest::App> apps) {
-  manifest::NodeState s;
-  s.revision = 1;
-  for (auto& a : apps) {
-    s.start_order.push_back(a.name);
-    s.apps.emplace(a.name, std::move(a));
-  }
-  return s;
-}
-
 ActualContainer container(std::string app, std::string hash, Task task, uint32_t exit = 0) {
   ActualContainer c{.app = app, .id = containerId(app, hash), .spec_hash = hash, .task = task};
   c.exit_status = exit;
   return c;
 }
 
-std::vector<std::pair<Kind, std::string>> kinds(const Plan& p) {
+std::vector<std::pair<Kind, std::string>> kinds(const AppPlan& p) {
   std::vector<std::pair<Kind, std::string>> out;
-  for (const auto& s : p.steps) out.emplace_back(s.kind, s.app);
+  for (const auto& s : p.steps) out.emplace_back(s.kind, s.container_id);
   return out;
 }
 
@@ -47,128 +37,130 @@ using ::testing::Pair;
 
 const auto kNow = Clock::time_point(std::chrono::hours(1000));
 
-TEST(Planner, NothingDesiredTouchesNothing) {
-  PlanInput in{.desired = nullptr, .actual = {container("a", "h1", Task::kRunning)}, .now = kNow};
-  EXPECT_THAT(planSteps(in).steps, IsEmpty());
+AppPlan plan(const manifest::App* desired, std::vector<ActualContainer> actual,
+             std::string name = "a") {
+  return planApp(
+      {.name = std::move(name), .app = desired, .actual = std::move(actual), .now = kNow});
 }
 
-TEST(Planner, NewAppsArePulledCreatedAndStartedInDependencyOrder) {
-  auto desired = state({app("db", "h1"), app("web", "h2")});
-  desired.start_order = {"db", "web"};
-  PlanInput in{.desired = &desired, .now = kNow};
-  auto plan = planSteps(in);
-  EXPECT_THAT(kinds(plan), ElementsAre(Pair(Kind::kPull, "db"), Pair(Kind::kCreate, "db"),
-                                       Pair(Kind::kStart, "db"), Pair(Kind::kPull, "web"),
-                                       Pair(Kind::kCreate, "web"), Pair(Kind::kStart, "web")));
-  EXPECT_EQ(plan.steps[1].container_id, "db-h1");
+TEST(Planner, UndesiredAppIsStoppedAndRemovedWithTheGraceItWasCreatedWith) {
+  auto running = container("gone", "x", Task::kRunning);
+  running.stop_grace = std::chrono::seconds(20);
+  auto p = plan(nullptr, {running, container("gone", "y", Task::kStopped)}, "gone");
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "gone-x"), Pair(Kind::kRemove, "gone-x"),
+                                    Pair(Kind::kRemove, "gone-y")));
+  EXPECT_EQ(p.steps[0].grace, std::chrono::seconds(20));
 }
 
-TEST(Planner, ConvergedNodeNeedsNoSteps) {
-  auto desired = state({app("a", "h1")});
-  PlanInput in{.desired = &desired, .actual = {container("a", "h1", Task::kRunning)}, .now = kNow};
-  EXPECT_THAT(planSteps(in).steps, IsEmpty());
+TEST(Planner, UnlabelledContainerOfAnUndesiredAppGetsTheDefaultGrace) {
+  auto p = plan(nullptr, {container("gone", "x", Task::kRunning)}, "gone");
+  ASSERT_EQ(p.steps.size(), 2u);
+  EXPECT_EQ(p.steps[0].grace, kDefaultStopGrace);
 }
 
-TEST(Planner, ChangedSpecPullsBeforeKillingByDefault) {
-  auto desired = state({app("a", "h2")});
-  PlanInput in{.desired = &desired, .actual = {container("a", "h1", Task::kRunning)}, .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)),
-              ElementsAre(Pair(Kind::kPull, "a"), Pair(Kind::kStop, "a"), Pair(Kind::kRemove, "a"),
-                          Pair(Kind::kCreate, "a"), Pair(Kind::kStart, "a")));
+TEST(Planner, NewAppIsPulledCreatedAndStarted) {
+  auto a = app("db", "h1");
+  auto p = plan(&a, {}, "db");
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kPull, "db-h1"), Pair(Kind::kCreate, "db-h1"),
+                                    Pair(Kind::kStart, "db-h1")));
+}
+
+TEST(Planner, ConvergedAppNeedsNoSteps) {
+  auto a = app("a", "h1");
+  EXPECT_THAT(plan(&a, {container("a", "h1", Task::kRunning)}).steps, IsEmpty());
+}
+
+TEST(Planner, ChangedSpecKeepsTheOldVersionUntilTheNewOneStarts) {
+  auto a = app("a", "h2");
+  a.stop_grace = std::chrono::seconds(1);
+  auto old = container("a", "h1", Task::kRunning);
+  old.stop_grace = std::chrono::seconds(20);
+  auto p = plan(&a, {old});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kPull, "a-h2"), Pair(Kind::kCreate, "a-h2"),
+                                    Pair(Kind::kStop, "a-h1"), Pair(Kind::kStart, "a-h2"),
+                                    Pair(Kind::kRemove, "a-h1")));
+  // The old container stops with the grace of the spec it runs, not the new one's.
+  EXPECT_EQ(p.steps[2].grace, std::chrono::seconds(20));
+}
+
+TEST(Planner, ReplacementCreatedEarlierIsStartedBeforeTheOldOneGoes) {
+  auto a = app("a", "h2");
+  auto p = plan(&a, {container("a", "h1", Task::kRunning), container("a", "h2", Task::kCreated)});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kStart, "a-h2"),
+                                    Pair(Kind::kRemove, "a-h1")));
+}
+
+TEST(Planner, RunningReplacementOnlyRemovesTheOldVersion) {
+  auto a = app("a", "h2");
+  auto p = plan(&a, {container("a", "h1", Task::kStopped), container("a", "h2", Task::kRunning)});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kRemove, "a-h1")));
 }
 
 TEST(Planner, KillThenDownloadStopsFirst) {
   auto a = app("a", "h2");
   a.update = manifest::UpdateStrategy::kKillThenDownload;
-  auto desired = state({a});
-  PlanInput in{.desired = &desired, .actual = {container("a", "h1", Task::kRunning)}, .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)),
-              ElementsAre(Pair(Kind::kStop, "a"), Pair(Kind::kRemove, "a"), Pair(Kind::kPull, "a"),
-                          Pair(Kind::kCreate, "a"), Pair(Kind::kStart, "a")));
-}
-
-TEST(Planner, OnlyTheChangedAppIsReplaced) {
-  auto desired = state({app("a", "h1"), app("b", "new")});
-  PlanInput in{
-      .desired = &desired,
-      .actual = {container("a", "h1", Task::kRunning), container("b", "old", Task::kRunning)},
-      .now = kNow};
-  for (const auto& s : planSteps(in).steps) EXPECT_EQ(s.app, "b");
-}
-
-TEST(Planner, UndesiredAppsAreStoppedAndRemovedFirst) {
-  auto desired = state({app("a", "h1")});
-  PlanInput in{
-      .desired = &desired,
-      .actual = {container("gone", "x", Task::kRunning), container("old", "y", Task::kStopped)},
-      .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)),
-              ElementsAre(Pair(Kind::kRemove, "old"), Pair(Kind::kStop, "gone"),
-                          Pair(Kind::kRemove, "gone"), Pair(Kind::kPull, "a"),
-                          Pair(Kind::kCreate, "a"), Pair(Kind::kStart, "a")));
+  EXPECT_THAT(
+      kinds(plan(&a, {container("a", "h1", Task::kRunning)})),
+      ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kRemove, "a-h1"), Pair(Kind::kPull, "a-h2"),
+                  Pair(Kind::kCreate, "a-h2"), Pair(Kind::kStart, "a-h2")));
 }
 
 TEST(Planner, DuplicatesAreRemovedKeepingTheRunningOne) {
-  auto desired = state({app("a", "h1")});
+  auto a = app("a", "h1");
   auto stopped = container("a", "h1", Task::kStopped);
   stopped.id = "a-h1-copy";
-  PlanInput in{
-      .desired = &desired, .actual = {stopped, container("a", "h1", Task::kRunning)}, .now = kNow};
-  auto plan = planSteps(in);
-  ASSERT_EQ(plan.steps.size(), 1u);
-  EXPECT_EQ(plan.steps[0].kind, Kind::kRemove);
-  EXPECT_EQ(plan.steps[0].container_id, "a-h1-copy");
+  auto p = plan(&a, {stopped, container("a", "h1", Task::kRunning)});
+  ASSERT_EQ(p.steps.size(), 1u);
+  EXPECT_EQ(p.steps[0].kind, Kind::kRemove);
+  EXPECT_EQ(p.steps[0].container_id, "a-h1-copy");
 }
 
 TEST(Planner, CreatedContainerWithoutTaskIsStarted) {
-  auto desired = state({app("a", "h1")});
-  PlanInput in{.desired = &desired, .actual = {container("a", "h1", Task::kNone)}, .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)), ElementsAre(Pair(Kind::kStart, "a")));
+  auto a = app("a", "h1");
+  EXPECT_THAT(kinds(plan(&a, {container("a", "h1", Task::kNone)})),
+              ElementsAre(Pair(Kind::kStart, "a-h1")));
 }
 
 TEST(Planner, ExitedAppRestartsOnlyAfterItsBackoff) {
-  auto desired = state({app("a", "h1")});
-  PlanInput in{
-      .desired = &desired, .actual = {container("a", "h1", Task::kStopped, 1)}, .now = kNow};
-  in.states["a"].backoff_until = kNow + std::chrono::seconds(4);
-  auto waiting = planSteps(in);
+  auto a = app("a", "h1");
+  AppPlanInput in{
+      .name = "a", .app = &a, .actual = {container("a", "h1", Task::kStopped, 1)}, .now = kNow};
+  in.state.backoff_until = kNow + std::chrono::seconds(4);
+  auto waiting = planApp(in);
   EXPECT_THAT(waiting.steps, IsEmpty());
-  EXPECT_THAT(waiting.waiting, ElementsAre("a"));
-  EXPECT_EQ(waiting.wake_at, kNow + std::chrono::seconds(4));
+  EXPECT_EQ(waiting.wait_until, kNow + std::chrono::seconds(4));
 
   in.now = kNow + std::chrono::seconds(4);
-  EXPECT_THAT(kinds(planSteps(in)), ElementsAre(Pair(Kind::kRestart, "a")));
+  EXPECT_THAT(kinds(planApp(in)), ElementsAre(Pair(Kind::kRestart, "a-h1")));
 }
 
 TEST(Planner, RestartPolicies) {
   using P = manifest::RestartPolicy;
-  auto desired = state({app("never", "h", P::kNever), app("fail0", "h", P::kOnFailure),
-                        app("fail1", "h", P::kOnFailure)});
-  PlanInput in{.desired = &desired,
-               .actual = {container("never", "h", Task::kStopped, 1),
-                          container("fail0", "h", Task::kStopped, 0),
-                          container("fail1", "h", Task::kStopped, 2)},
-               .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)), ElementsAre(Pair(Kind::kRestart, "fail1")));
+  auto never = app("never", "h", P::kNever);
+  auto fail0 = app("fail0", "h", P::kOnFailure);
+  auto fail1 = app("fail1", "h", P::kOnFailure);
+  EXPECT_THAT(plan(&never, {container("never", "h", Task::kStopped, 1)}, "never").steps, IsEmpty());
+  EXPECT_THAT(plan(&fail0, {container("fail0", "h", Task::kStopped, 0)}, "fail0").steps, IsEmpty());
+  EXPECT_THAT(kinds(plan(&fail1, {container("fail1", "h", Task::kStopped, 2)}, "fail1")),
+              ElementsAre(Pair(Kind::kRestart, "fail1-h")));
 }
 
 TEST(Planner, RequestedRestartOfARunningApp) {
-  auto desired = state({app("a", "h1")});
-  PlanInput in{.desired = &desired,
-               .actual = {container("a", "h1", Task::kRunning)},
-               .restart_requested = {"a"},
-               .now = kNow};
-  EXPECT_THAT(kinds(planSteps(in)), ElementsAre(Pair(Kind::kRestart, "a")));
+  auto a = app("a", "h1");
+  auto p = planApp({.name = "a",
+                    .app = &a,
+                    .actual = {container("a", "h1", Task::kRunning)},
+                    .restart_requested = true,
+                    .now = kNow});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kRestart, "a-h1")));
 }
 
 TEST(Planner, UnsupportedRuntimesAreReportedNotPlanned) {
   auto native = app("plc", "h1");
   native.runtime = manifest::Runtime::kNative;
-  auto desired = state({native});
-  PlanInput in{.desired = &desired, .now = kNow};
-  auto plan = planSteps(in);
-  EXPECT_THAT(plan.steps, IsEmpty());
-  EXPECT_TRUE(plan.unsupported.contains("plc"));
+  auto p = plan(&native, {}, "plc");
+  EXPECT_THAT(p.steps, IsEmpty());
+  EXPECT_TRUE(p.unsupported.has_value());
 }
 
 TEST(Backoff, DoublesFromOneSecondToFiveMinutesAndResetsAfterAStableRun) {

@@ -1,17 +1,24 @@
-// The reconciler's loop logic against a fake ContainerRuntime (the real one is exercised by
-// the integration tests in tests/agent/fleetletd) and a real StateStore in a temp dir.
+// The reconciler's per-app work against a fake ContainerRuntime (the real one is exercised by
+// the integration tests in tests/agent/fleetletd) and a real StateStore in a temp dir. Most
+// tests work the queue on the test's thread with runDue() and an injected clock; the threaded
+// ones run the real workers.
 #include "reconcile/reconciler.h"
 
+#include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 namespace fleetlet::reconcile {
 namespace {
 
 using Task = ActualContainer::Task;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 class FakeRuntime : public ContainerRuntime {
  public:
@@ -21,30 +28,53 @@ class FakeRuntime : public ContainerRuntime {
     for (const auto& [id, c] : containers) out.push_back(c);
     return out;
   }
-  Status ensureImage(const manifest::App& app) override {
+  Result<std::vector<ActualContainer>> inspect(const std::vector<std::string>& ids) override {
     std::lock_guard lock(mu);
-    if (failing_pulls.contains(app.name)) {
+    ++inspections;
+    std::vector<ActualContainer> out;
+    for (const auto& id : ids) {
+      if (auto it = containers.find(id); it != containers.end()) out.push_back(it->second);
+    }
+    return out;
+  }
+  Result<bool> hasImage(const manifest::App& app) override {
+    std::lock_guard lock(mu);
+    return !missing_images.contains(app.image);
+  }
+  Status ensureImage(const manifest::App& app, std::stop_token stop) override {
+    std::unique_lock lock(mu);
+    ++pulls[app.image];
+    cv.wait(lock, stop, [&] { return !blocked_pulls.contains(app.image); });
+    if (stop.stop_requested()) return fail(ErrorCode::kUnavailable, "cancelled");
+    if (failing_pulls.contains(app.image)) {
       return fail(ErrorCode::kNotFound, "manifest unknown: {}", app.image);
     }
+    missing_images.erase(app.image);
     return {};
   }
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override {
     std::lock_guard lock(mu);
-    containers.emplace(
-        id, ActualContainer{
-                .app = app.name, .id = id, .spec_hash = app.spec_hash, .revision = revision});
+    containers.emplace(id, ActualContainer{.app = app.name,
+                                           .id = id,
+                                           .spec_hash = app.spec_hash,
+                                           .revision = revision,
+                                           .stop_grace = app.stop_grace});
     return {};
   }
   Result<uint32_t> start(const manifest::App&, const std::string& id) override {
     std::lock_guard lock(mu);
     auto& c = containers.at(id);
+    if (failing_starts.contains(c.spec_hash)) {
+      return fail(ErrorCode::kInternal, "runc create failed: cgroup memory limit too low");
+    }
     c.task = Task::kRunning;
     c.pid = next_pid++;
-    started.push_back(c.app);
+    started.push_back(c.id);
     return c.pid;
   }
-  Status stop(const std::string& id, std::chrono::milliseconds) override {
+  Status stop(const std::string& id, milliseconds grace) override {
     std::lock_guard lock(mu);
+    graces[id] = grace;
     if (auto it = containers.find(id); it != containers.end()) it->second.task = Task::kStopped;
     return {};
   }
@@ -53,38 +83,68 @@ class FakeRuntime : public ContainerRuntime {
     containers.erase(id);
     return {};
   }
-  void exit(const std::string& app, uint32_t code) {
+  void pruneAppData(const std::set<std::string>& live) override {
+    std::lock_guard lock(mu);
+    pruned_with = live;
+  }
+
+  // The app's task exits; returns its container id and pid.
+  std::pair<std::string, uint32_t> exit(const std::string& app, uint32_t code) {
     std::lock_guard lock(mu);
     for (auto& [id, c] : containers) {
       if (c.app == app) {
         c.task = Task::kStopped;
         c.exit_status = code;
+        return {id, c.pid};
       }
     }
+    return {};
+  }
+  void release(const std::string& image) {
+    {
+      std::lock_guard lock(mu);
+      blocked_pulls.erase(image);
+    }
+    cv.notify_all();
+  }
+  Task taskOf(const std::string& id) {
+    std::lock_guard lock(mu);
+    auto it = containers.find(id);
+    return it == containers.end() ? Task::kNone : it->second.task;
   }
 
   std::mutex mu;
+  std::condition_variable_any cv;
   std::map<std::string, ActualContainer> containers;
+  std::set<std::string> missing_images;  // hasImage() says no until pulled
   std::set<std::string> failing_pulls;
+  std::set<std::string> blocked_pulls;   // ensureImage waits until released
+  std::set<std::string> failing_starts;  // spec hashes whose task cannot start
+  std::map<std::string, int> pulls;
+  std::map<std::string, milliseconds> graces;
   std::vector<std::string> started;
+  std::set<std::string> pruned_with;
+  int inspections = 0;
   uint32_t next_pid = 100;
 };
 
 manifest::App app(std::string name, std::string hash, std::vector<std::string> deps = {}) {
   manifest::App a;
   a.name = std::move(name);
-  a.image = "127.0.0.1:5000/x:1";
+  a.image = "127.0.0.1:5000/" + a.name + ":1";
   a.spec_hash = std::move(hash);
   a.depends_on = std::move(deps);
   return a;
 }
 
-std::shared_ptr<const manifest::NodeState> state(int64_t revision, std::vector<manifest::App> apps,
-                                                 std::vector<std::string> order) {
+std::shared_ptr<const manifest::NodeState> state(int64_t revision,
+                                                 std::vector<manifest::App> apps) {
   auto s = std::make_shared<manifest::NodeState>();
   s->revision = revision;
-  for (auto& a : apps) s->apps.emplace(a.name, std::move(a));
-  s->start_order = std::move(order);
+  for (auto& a : apps) {
+    s->start_order.push_back(a.name);
+    s->apps.emplace(a.name, std::move(a));
+  }
   return s;
 }
 
@@ -98,29 +158,47 @@ class ReconcilerTest : public ::testing::Test {
     auto store = state::StateStore::open(dir_);
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
-    reconciler_ = std::make_unique<Reconciler>(
-        runtime_, *store_,
-        ReconcilerOptions{
-            .parallelism = 2,
-            .now = [this] { return now_; },
-            .on_event =
-                [this](const std::string& app, const std::string& kind, const std::string&) {
-                  std::lock_guard lock(events_mu_);
-                  events_.push_back(app + ":" + kind);
-                }});
+    reconciler_ = make();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    reconciler_.reset();
+    std::filesystem::remove_all(dir_);
+  }
 
-  Reconciler::PassResult pass() {
-    auto r = reconciler_->reconcileOnce();
-    EXPECT_TRUE(r) << r.error().message();
-    return r.value_or(Reconciler::PassResult{});
+  std::unique_ptr<Reconciler> make(size_t parallelism = 2,
+                                   std::function<Clock::time_point()> now = {}) {
+    if (!now) now = [this] { return now_; };
+    return std::make_unique<Reconciler>(
+        runtime_, *store_,
+        ReconcilerOptions{.parallelism = parallelism,
+                          .pull_parallelism = 1,
+                          .resync = std::chrono::hours(10),  // out of the way of the clock steps
+                          .now = std::move(now),
+                          .on_event = [this](const std::string& app, const std::string& kind,
+                                             const std::string&) {
+                            std::lock_guard lock(events_mu_);
+                            events_.push_back(app + ":" + kind);
+                          }});
   }
-  std::string stateOf(const std::string& app) {
+  AppSnapshot snap(const std::string& app) {
     for (const auto& s : reconciler_->snapshot()) {
-      if (s.name == app) return s.state;
+      if (s.name == app) return s;
     }
-    return "?";
+    return {.name = app, .state = "absent"};
+  }
+  std::string stateOf(const std::string& app) { return snap(app).state; }
+  // Moves the clock to the next due item (not the periodic resync) and works it.
+  milliseconds advance() {
+    auto due = reconciler_->nextDue();
+    EXPECT_TRUE(due.has_value());
+    auto step = std::chrono::duration_cast<milliseconds>(*due - now_);
+    now_ = *due;
+    reconciler_->runDue();
+    return step;
+  }
+  bool hasEvent(const std::string& e) {
+    std::lock_guard lock(events_mu_);
+    return std::find(events_.begin(), events_.end(), e) != events_.end();
   }
 
   std::filesystem::path dir_;
@@ -133,44 +211,62 @@ class ReconcilerTest : public ::testing::Test {
 };
 
 TEST_F(ReconcilerTest, ConvergesThenMarksTheRevisionApplied) {
-  reconciler_->setDesired(state(3, {app("a", "h1"), app("b", "h2")}, {"a", "b"}));
-  auto first = pass();
-  EXPECT_EQ(first.steps, 6u);
-  EXPECT_FALSE(first.converged);
+  reconciler_->setDesired(state(3, {app("a", "h1"), app("b", "h2")}));
+  reconciler_->runDue();
   EXPECT_EQ(stateOf("a"), "running");
-  EXPECT_EQ(store_->appliedRevision(), 0);
-  auto second = pass();
-  EXPECT_EQ(second.steps, 0u);
-  EXPECT_TRUE(second.converged);
+  EXPECT_EQ(stateOf("b"), "running");
   EXPECT_EQ(store_->appliedRevision(), 3);
   EXPECT_EQ(store_->lastGoodRevision(), 3);
+  EXPECT_TRUE(hasEvent(":converged"));
+}
+
+TEST_F(ReconcilerTest, EveryDesiredAppIsListedAtOnce) {
+  runtime_.missing_images.insert("127.0.0.1:5000/b:1");
+  runtime_.blocked_pulls.insert("127.0.0.1:5000/b:1");
+  reconciler_->setDesired(state(1, {app("a", "h1"), app("b", "h2"), app("c", "h3")}));
+  // Before any work: all three, pending.
+  for (const auto* name : {"a", "b", "c"}) EXPECT_EQ(stateOf(name), "pending") << name;
+  auto stop = std::jthread([this] { reconciler_->runDue(); });
+  // The pull of b blocks runDue(); a and c were worked first and already show their state.
+  for (int i = 0; i < 500 && stateOf("c") != "running"; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(stateOf("a"), "running");
+  EXPECT_EQ(stateOf("c"), "running");
+  EXPECT_EQ(stateOf("b"), "pulling");
+  runtime_.release("127.0.0.1:5000/b:1");
 }
 
 TEST_F(ReconcilerTest, DependenciesStartFirst) {
   reconciler_->setDesired(
-      state(1, {app("web", "h1", {"db"}), app("db", "h2"), app("cache", "h3", {"db"})},
-            {"db", "cache", "web"}));
-  pass();
+      state(1, {app("web", "h1", {"db"}), app("cache", "h3", {"db"}), app("db", "h2")}));
+  reconciler_->runDue();
   ASSERT_EQ(runtime_.started.size(), 3u);
-  EXPECT_EQ(runtime_.started.front(), "db");
+  EXPECT_EQ(runtime_.started.front(), "db-h2");
+}
+
+TEST_F(ReconcilerTest, AppWaitsForADependencyThatIsStillPulling) {
+  runtime_.missing_images.insert("127.0.0.1:5000/db:1");
+  runtime_.failing_pulls.insert("127.0.0.1:5000/db:1");
+  reconciler_->setDesired(state(1, {app("web", "h1", {"db"}), app("db", "h2")}));
+  reconciler_->runDue();
+  // db's pull failed: web no longer waits for it (as before: order, not health).
+  EXPECT_EQ(stateOf("db"), "backoff");
+  EXPECT_EQ(stateOf("web"), "running");
 }
 
 TEST_F(ReconcilerTest, CrashingAppBacksOffWithGrowingDelays) {
-  reconciler_->setDesired(state(1, {app("crash", "h1")}, {"crash"}));
-  pass();
-  std::vector<std::chrono::milliseconds> delays;
+  reconciler_->setDesired(state(1, {app("crash", "h1")}));
+  reconciler_->runDue();
+  std::vector<milliseconds> delays;
   for (int i = 0; i < 4; ++i) {
-    runtime_.exit("crash", 1);
-    auto waiting = pass();  // sees the exit, waits
-    ASSERT_TRUE(waiting.wake_at.has_value());
+    auto [id, pid] = runtime_.exit("crash", 1);
+    reconciler_->containerChanged(id, pid);
+    reconciler_->runDue();  // sees the exit, waits
     EXPECT_EQ(stateOf("crash"), "backoff");
-    delays.push_back(
-        std::chrono::duration_cast<std::chrono::milliseconds>(*waiting.wake_at - now_));
-    now_ = *waiting.wake_at;
-    pass();  // restarts
+    delays.push_back(advance());  // restarts when the backoff ends
     EXPECT_EQ(stateOf("crash"), "running");
   }
-  using std::chrono::milliseconds;
   EXPECT_THAT(delays, ::testing::ElementsAre(milliseconds(1000), milliseconds(2000),
                                              milliseconds(4000), milliseconds(8000)));
   auto states = store_->appStates().value();
@@ -178,41 +274,226 @@ TEST_F(ReconcilerTest, CrashingAppBacksOffWithGrowingDelays) {
   EXPECT_EQ(states["crash"].last_exit_code, 1);
 }
 
+TEST_F(ReconcilerTest, DeadTaskIsNeverReportedRunning) {
+  reconciler_->setDesired(state(1, {app("a", "h1")}));
+  reconciler_->runDue();
+  ASSERT_EQ(stateOf("a"), "running");
+  // An exec'd probe exiting changes nothing.
+  const auto id = snap("a").container_id;
+  const auto pid = snap("a").pid;
+  reconciler_->containerChanged(id, pid + 1000);
+  EXPECT_EQ(stateOf("a"), "running");
+  // The task's exit event alone, before any worker has looked: no longer running, no pid.
+  runtime_.exit("a", 137);
+  reconciler_->containerChanged(id, pid);
+  EXPECT_NE(stateOf("a"), "running");
+  EXPECT_EQ(snap("a").pid, 0u);
+}
+
 TEST_F(ReconcilerTest, BackoffSurvivesAnAgentRestart) {
-  reconciler_->setDesired(state(1, {app("crash", "h1")}, {"crash"}));
-  pass();
+  reconciler_->setDesired(state(1, {app("crash", "h1")}));
+  reconciler_->runDue();
   runtime_.exit("crash", 1);
-  pass();
+  reconciler_->resync();
+  reconciler_->runDue();
+  auto started = runtime_.started.size();
   // A new reconciler on the same store and runtime does not restart before the backoff ends.
-  Reconciler again(runtime_, *store_, {.now = [this] { return now_; }});
-  again.setDesired(state(1, {app("crash", "h1")}, {"crash"}));
-  auto r = again.reconcileOnce();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->steps, 0u);
+  reconciler_ = make();
+  reconciler_->setDesired(state(1, {app("crash", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(runtime_.started.size(), started);
+  EXPECT_EQ(stateOf("crash"), "backoff");
+  advance();
+  EXPECT_EQ(runtime_.started.size(), started + 1);
 }
 
 TEST_F(ReconcilerTest, AFailingAppDoesNotStopTheOthers) {
-  runtime_.failing_pulls.insert("broken");
-  reconciler_->setDesired(state(2, {app("broken", "h1"), app("fine", "h2")}, {"broken", "fine"}));
-  auto r = pass();
-  EXPECT_EQ(r.failed, 1u);
+  runtime_.missing_images.insert("127.0.0.1:5000/broken:1");
+  runtime_.failing_pulls.insert("127.0.0.1:5000/broken:1");
+  reconciler_->setDesired(state(2, {app("broken", "h1"), app("fine", "h2")}));
+  reconciler_->runDue();
   EXPECT_EQ(stateOf("fine"), "running");
-  EXPECT_EQ(stateOf("broken"), "failed");
+  auto broken = snap("broken");
+  EXPECT_EQ(broken.state, "backoff");
+  EXPECT_THAT(broken.message, ::testing::HasSubstr("manifest unknown"));
+  EXPECT_THAT(broken.message, ::testing::HasSubstr("retry in 1s"));
+  EXPECT_EQ(broken.retry_at, now_ + seconds(1));
   auto errors = reconciler_->errors();
   ASSERT_TRUE(errors.contains("broken"));
-  EXPECT_NE(errors["broken"].find("manifest unknown"), std::string::npos);
   EXPECT_EQ(store_->appliedRevision(), 0);
 }
 
-TEST_F(ReconcilerTest, RemovedAppIsRemoved) {
-  reconciler_->setDesired(state(1, {app("a", "h1"), app("b", "h2")}, {"a", "b"}));
-  pass();
-  reconciler_->setDesired(state(2, {app("a", "h1")}, {"a"}));
-  pass();
+TEST_F(ReconcilerTest, FailingStepsAreRetriedWithDoublingBackoffNotInALoop) {
+  const std::string image = "127.0.0.1:5000/broken:1";
+  runtime_.missing_images.insert(image);
+  runtime_.failing_pulls.insert(image);
+  reconciler_->setDesired(state(1, {app("broken", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(runtime_.pulls[image], 1);
+  std::vector<milliseconds> delays;
+  for (int i = 0; i < 10; ++i) {
+    // Nothing is retried before its time, however often the queue is worked or resynced.
+    now_ += milliseconds(1);
+    reconciler_->resync();
+    reconciler_->runDue();
+    EXPECT_EQ(runtime_.pulls[image], i + 1);
+    delays.push_back(advance() + milliseconds(1));
+    EXPECT_EQ(runtime_.pulls[image], i + 2);
+  }
+  EXPECT_THAT(delays, ::testing::ElementsAre(seconds(1), seconds(2), seconds(4), seconds(8),
+                                             seconds(16), seconds(32), seconds(64), seconds(128),
+                                             seconds(256), seconds(300)));
+  // A spec change starts again at 1 s.
+  auto fixed = app("broken", "h2");
+  fixed.image = "127.0.0.1:5000/fixed:1";
+  runtime_.missing_images.insert(fixed.image);
+  runtime_.failing_pulls.insert(fixed.image);
+  reconciler_->setDesired(state(2, {fixed}));
+  reconciler_->runDue();
+  EXPECT_EQ(snap("broken").retry_at, now_ + seconds(1));
+}
+
+TEST_F(ReconcilerTest, AnImageIsPulledOnceForAllItsApps) {
+  std::vector<manifest::App> apps;
+  for (int i = 0; i < 50; ++i) {
+    auto a = app("app" + std::to_string(i), "h" + std::to_string(i));
+    a.image = "127.0.0.1:5000/shared:1";
+    apps.push_back(a);
+  }
+  runtime_.missing_images.insert("127.0.0.1:5000/shared:1");
+  reconciler_->setDesired(state(1, apps));
+  reconciler_->runDue();
+  EXPECT_EQ(runtime_.pulls["127.0.0.1:5000/shared:1"], 1);
+  EXPECT_EQ(runtime_.started.size(), 50u);
+}
+
+TEST_F(ReconcilerTest, RemovedAppIsRemovedAndLeavesTheList) {
+  reconciler_->setDesired(state(1, {app("a", "h1"), app("b", "h2")}));
+  reconciler_->runDue();
+  reconciler_->setDesired(state(2, {app("a", "h1")}));
+  EXPECT_EQ(stateOf("b"), "running");  // until a worker has removed it
+  reconciler_->runDue();
   EXPECT_EQ(runtime_.containers.size(), 1u);
   EXPECT_TRUE(runtime_.containers.contains(containerId("a", "h1")));
-  std::lock_guard lock(events_mu_);
-  EXPECT_THAT(events_, ::testing::Contains("b:removed"));
+  EXPECT_EQ(stateOf("b"), "absent");
+  EXPECT_TRUE(hasEvent("b:removed"));
+  EXPECT_EQ(store_->appliedRevision(), 2);
+}
+
+TEST_F(ReconcilerTest, ContainersOfUnknownAppsFoundByAResyncAreRemoved) {
+  runtime_.containers.emplace("ghost-x", ActualContainer{.app = "ghost",
+                                                         .id = "ghost-x",
+                                                         .spec_hash = "x",
+                                                         .task = Task::kRunning,
+                                                         .stop_grace = seconds(7)});
+  reconciler_->setDesired(state(1, {app("a", "h1")}));
+  reconciler_->runDue();
+  EXPECT_FALSE(runtime_.containers.contains("ghost-x"));
+  EXPECT_EQ(runtime_.graces["ghost-x"], seconds(7));
+  EXPECT_EQ(stateOf("ghost"), "absent");
+  // App data of everything else may go; the live apps' stays.
+  EXPECT_TRUE(runtime_.pruned_with.contains("a"));
+}
+
+TEST_F(ReconcilerTest, StopsUseTheGraceOfTheSpecThatRuns) {
+  auto slow = app("slow", "h1");
+  slow.stop_grace = seconds(20);
+  auto gone = app("gone", "h9");
+  gone.stop_grace = seconds(30);
+  reconciler_->setDesired(state(1, {slow, gone}));
+  reconciler_->runDue();
+  // Replaced by a spec with a 1 s grace: the running one still gets its 20 s.
+  auto quick = app("slow", "h2");
+  quick.stop_grace = seconds(1);
+  reconciler_->setDesired(state(2, {quick}));
+  reconciler_->runDue();
+  EXPECT_EQ(runtime_.graces[containerId("slow", "h1")], seconds(20));
+  // Removed: its own 30 s, not a default.
+  EXPECT_EQ(runtime_.graces[containerId("gone", "h9")], seconds(30));
+}
+
+TEST_F(ReconcilerTest, ReplacementThatCannotStartLeavesTheOldVersionRunning) {
+  reconciler_->setDesired(state(1, {app("a", "good")}));
+  reconciler_->runDue();
+  runtime_.failing_starts.insert("bad");
+  reconciler_->setDesired(state(2, {app("a", "bad")}));
+  reconciler_->runDue();
+  EXPECT_EQ(runtime_.taskOf(containerId("a", "good")), Task::kRunning);
+  EXPECT_TRUE(hasEvent("a:reverted"));
+  auto s = snap("a");
+  EXPECT_EQ(s.state, "backoff");
+  EXPECT_THAT(s.message, ::testing::HasSubstr("cgroup memory limit too low"));
+  EXPECT_EQ(store_->appliedRevision(), 1);
+  // Retried after the backoff, the old one keeps running while the new one fails.
+  advance();
+  EXPECT_EQ(runtime_.taskOf(containerId("a", "good")), Task::kRunning);
+  // Once the new version can start, the old one goes.
+  runtime_.failing_starts.clear();
+  advance();
+  EXPECT_EQ(runtime_.taskOf(containerId("a", "bad")), Task::kRunning);
+  EXPECT_FALSE(runtime_.containers.contains(containerId("a", "good")));
+  EXPECT_EQ(store_->appliedRevision(), 2);
+}
+
+// Threaded: a pull that never ends holds up only its own app.
+TEST_F(ReconcilerTest, ASlowPullDelaysOnlyItsOwnApp) {
+  reconciler_ = make(/*parallelism=*/1, [] { return Clock::now(); });
+  runtime_.missing_images.insert("127.0.0.1:5000/slow:1");
+  runtime_.blocked_pulls.insert("127.0.0.1:5000/slow:1");
+  reconciler_->setDesired(state(1, {app("slow", "h1"), app("crash", "h2")}));
+  std::jthread runner([this] { EXPECT_TRUE(reconciler_->run()); });
+  auto waitFor = [&](const std::function<bool()>& cond) {
+    for (int i = 0; i < 1000 && !cond(); ++i) std::this_thread::sleep_for(milliseconds(10));
+    return cond();
+  };
+  ASSERT_TRUE(waitFor([&] { return stateOf("crash") == "running"; }));
+  // crash dies and is restarted by its policy (after its 1 s backoff) while slow still pulls;
+  // a changed app is applied meanwhile too.
+  auto [id, pid] = runtime_.exit("crash", 1);
+  reconciler_->containerChanged(id, pid);
+  ASSERT_TRUE(waitFor([&] { return store_->appStates().value()["crash"].restarts == 1; }));
+  EXPECT_EQ(stateOf("crash"), "running");
+  reconciler_->setDesired(state(2, {app("slow", "h1"), app("crash", "h3")}));
+  ASSERT_TRUE(waitFor([&] { return snap("crash").container_id == containerId("crash", "h3"); }));
+  EXPECT_EQ(stateOf("slow"), "pulling");
+  reconciler_->stop();  // cancels the pull
+}
+
+int threadCount() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+// Threaded: hundreds of failing apps cost a bounded number of threads.
+TEST_F(ReconcilerTest, ThreadsAreBoundedWhateverTheNumberOfApps) {
+  reconciler_ = make(/*parallelism=*/3, [] { return Clock::now(); });
+  std::vector<manifest::App> apps;
+  for (int i = 0; i < 300; ++i) {
+    auto a = app("app" + std::to_string(i), "h" + std::to_string(i));
+    runtime_.missing_images.insert(a.image);
+    runtime_.failing_pulls.insert(a.image);
+    apps.push_back(a);
+  }
+  int before = threadCount();
+  reconciler_->setDesired(state(1, apps));
+  int most = before;
+  {
+    std::jthread runner([this] { EXPECT_TRUE(reconciler_->run()); });
+    for (int i = 0; i < 500; ++i) {
+      most = std::max(most, threadCount());
+      auto errors = reconciler_->errors();
+      if (errors.size() == 300) break;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    EXPECT_EQ(reconciler_->errors().size(), 300u);
+    reconciler_->stop();
+  }
+  // 3 workers and 1 pull thread (the test's own runner thread is the +1).
+  EXPECT_LE(most - before, 3 + 1 + 1);
 }
 
 }  // namespace

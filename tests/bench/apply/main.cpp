@@ -1,11 +1,20 @@
 // bench_apply: time from applying a manifest of N apps (pre-pulled image) until every task
-// runs, fleetletd against a shell loop of `ctr run -d` in the same run, for N = 1, 10, 50;
-// plus fleetletd's resident memory idle and at its peak (targets in DESIGN.md).
+// runs, fleetletd against a shell loop of `ctr run -d` in the same run, for N = 1, 10, 50, 500;
+// plus fleetletd's resident memory idle and at its peak (targets in DESIGN.md); then
+// - 50 apps of which one has its image on a registry that never answers: the time until the
+//   other 49 run, against the same 50 without it;
+// - fleetletd's thread count and CPU seconds while it applies 1,000 apps.
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -48,17 +57,67 @@ int runningTasks(const containerd::TaskService& tasks) {
   }));
 }
 
-std::string manifest(int revision, int n, const std::string& image) {
+// N apps of `image`; with `stuck_image`, app0 uses that one instead.
+std::string manifest(int revision, int n, const std::string& image,
+                     const std::string& stuck_image = "") {
   std::string out =
       fmt::format("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: {}\napps:{}\n", revision,
                   n == 0 ? " {}" : "");
   for (int i = 0; i < n; ++i) {
     out += fmt::format(
         "  app{}:\n    image: {}\n    args: [sleep, \"100000\"]\n    stopGracePeriod: 1s\n", i,
-        image);
+        i == 0 && !stuck_image.empty() ? stuck_image : image);
   }
   return out;
 }
+
+int threadCount(pid_t pid) {
+  int n = 0;
+  if (DIR* d = opendir(fmt::format("/proc/{}/task", pid).c_str())) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+// utime + stime of a process, in seconds.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string f;
+  long utime = 0;
+  long stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stol(f);
+    if (i == 15) stime = std::stol(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// A TCP listener that accepts connections and never answers: an unreachable registry that
+// does not even refuse.
+class SilentRegistry {
+ public:
+  SilentRegistry() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd_, 64) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      die("silent registry: cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentRegistry() { close(fd_); }
+  std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -72,8 +131,10 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Apply benchmark: fleetletd vs a `ctr run -d` loop (pre-pulled image)"};
-  std::vector<int> sizes = {1, 10, 50};
+  std::vector<int> sizes = {1, 10, 50, 500};
+  int big = 1000;
   app.add_option("-n,--apps", sizes, "App counts")->capture_default_str();
+  app.add_option("--big", big, "apps in the thread/CPU run (0: skip)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto registry = testing::LocalRegistry::start();
@@ -106,11 +167,13 @@ int main(int argc, char** argv) {
     auto r = api.send({.method = "POST", .url = "http://fleetletd/v1/apply", .body = text});
     if (!r || r->status != 201) die("apply: " + (r ? r->body : r.error().message()));
   };
+  SilentRegistry silent;
+  const std::string stuck_image = silent.address() + "/acme/stuck:1";
   auto agent = ChildProcess::spawn(
       {.argv = {FLEETLETD_PATH, "--containerd", ctrd->socket().string(), "--namespace", ours_ns,
                 "--data-dir", (dir->path() / "data").string(), "--api-socket",
                 (dir->path() / "api.sock").string(), "--desired", desired.string(), "--log-level",
-                "warn"},
+                "warn", "--plain-http-registry", silent.address()},
        .stdout_path = dir->path() / "fleetletd.log",
        .stderr_path = dir->path() / "fleetletd.log"});
   if (!agent) die(agent.error().message());
@@ -127,28 +190,61 @@ int main(int argc, char** argv) {
   fmt::print("{:>4}  {:>12}  {:>12}  {:>6}  {:>16}  {:>14}\n", "N", "fleetletd s", "ctr loop s",
              "ratio", "p99 per app s", "fleetletd RSS");
   int revision = 0;
-  for (int n : sizes) {
-    // fleetletd: apply, then poll containerd until all N run; note when each app came up.
+  // Applies n apps (app0 stuck when asked) and waits until `expect` of them run; returns the
+  // time each came up, in seconds since the apply.
+  auto applyAndWait = [&](int n, int expect, const std::string& stuck) {
     auto start = Clock::now();
-    write(manifest(++revision, n, image));
+    write(manifest(++revision, n, image, stuck));
     std::map<std::string, double> up;
-    while (static_cast<int>(up.size()) < n) {
+    while (static_cast<int>(up.size()) < expect) {
       auto list = our_tasks.list();
       if (!list) die(list.error().message());
       double t = std::chrono::duration<double>(Clock::now() - start).count();
       for (const auto& task : *list) {
         if (task.state == containerd::TaskInfo::State::kRunning) up.emplace(task.id, t);
       }
-      if (t > 300) die("fleetletd did not converge within 300 s; see its log");
+      if (t > 600) die("fleetletd did not converge within 600 s; see its log");
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    double ours = std::chrono::duration<double>(Clock::now() - start).count();
-    long peak = memoryKiB(agent->pid(), "VmHWM");
-    // Per app: from the previous app coming up (or the apply) to this one, i.e. the time the
-    // agent spent on each app.
     std::vector<double> times;
     for (const auto& [id, t] : up) times.push_back(t);
     std::sort(times.begin(), times.end());
+    return times;
+  };
+  auto removeAll = [&] {
+    write(manifest(++revision, 0, image));
+    while (runningTasks(our_tasks) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    containerd::ContainerService containers(*conn, {ours_ns, {}});
+    for (;;) {
+      auto left = containers.list({});
+      if (left && left->empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  auto ctrClean = [&](int n, int rev) {
+    for (int i = 0; i < n; ++i) {
+      std::string id = fmt::format("r{}-{}", rev, i);
+      (void)ctrd->ctr({"tasks", "kill", "-s", "SIGKILL", id}, ctr_ns);
+    }
+    for (int i = 0; i < n; ++i) {
+      std::string id = fmt::format("r{}-{}", rev, i);
+      for (int k = 0; k < 100; ++k) {
+        auto r = ctrd->ctr({"tasks", "rm", id}, ctr_ns);
+        if (r && r->status.success()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      (void)ctrd->ctr({"containers", "rm", id}, ctr_ns);
+    }
+  };
+  long peak = 0;     // VmHWM after each size, as printed
+  long peak_50 = 0;  // VmHWM once the sizes up to 50 are applied (the target's measure)
+  for (int n : sizes) {
+    auto times = applyAndWait(n, n, "");
+    double ours = times.back();
+    peak = memoryKiB(agent->pid(), "VmHWM");
+    if (n <= 50) peak_50 = peak;
+    // Per app: from the previous app coming up (or the apply) to this one, i.e. the time the
+    // agent spent on each app.
     std::vector<double> per_app;
     double prev = 0;
     for (double t : times) {
@@ -157,7 +253,7 @@ int main(int argc, char** argv) {
     }
 
     // ctr: the loop a user would write.
-    start = Clock::now();
+    auto start = Clock::now();
     for (int i = 0; i < n; ++i) {
       auto r = ctrd->ctr(
           {"run", "-d", image, fmt::format("r{}-{}", revision, i), "sleep", "100000"}, ctr_ns);
@@ -169,29 +265,50 @@ int main(int argc, char** argv) {
     fmt::print("{:>4}  {:>12.3f}  {:>12.3f}  {:>6.2f}  {:>16.3f}  {:>11} KiB\n", n, ours, theirs,
                ours / theirs, percentile(per_app, 0.99), peak);
 
-    if (n == sizes.back()) break;
     // Clean both sides before the next size.
-    write(manifest(++revision, 0, image));
-    while (runningTasks(our_tasks) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    for (int i = 0; i < n; ++i) {
-      std::string id = fmt::format("r{}-{}", revision - 1, i);
-      (void)ctrd->ctr({"tasks", "kill", "-s", "SIGKILL", id}, ctr_ns);
-    }
-    for (int i = 0; i < n; ++i) {
-      std::string id = fmt::format("r{}-{}", revision - 1, i);
-      for (int k = 0; k < 100; ++k) {
-        auto r = ctrd->ctr({"tasks", "rm", id}, ctr_ns);
-        if (r && r->status.success()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    removeAll();
+    ctrClean(n, revision - 1);
+  }
+
+  // One app of 50 whose registry never answers: the other 49 do not wait for it.
+  {
+    auto without = applyAndWait(50, 50, "");
+    removeAll();
+    auto with = applyAndWait(50, 49, stuck_image);
+    fmt::print(
+        "50 apps, one image on a registry that never answers: the other 49 run after {:.3f} s; "
+        "without it, 49 of 50 after {:.3f} s (ratio {:.2f})\n",
+        with.back(), without[48], with.back() / without[48]);
+    removeAll();
+  }
+
+  if (big > 0) {
+    int threads_idle = threadCount(agent->pid());
+    double cpu_before = cpuSeconds(agent->pid());
+    int most = threads_idle;
+    std::atomic<bool> sampling{true};
+    std::thread sampler([&] {
+      while (sampling) {
+        most = std::max(most, threadCount(agent->pid()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
-      (void)ctrd->ctr({"containers", "rm", id}, ctr_ns);
-    }
+    });
+    auto times = applyAndWait(big, big, "");
+    sampling = false;
+    sampler.join();
+    double cpu = cpuSeconds(agent->pid()) - cpu_before;
+    fmt::print(
+        "{} apps: all running after {:.3f} s; fleetletd threads {} idle, {} at most (parallelism "
+        "4, pull threads 2); CPU {:.2f} s ({:.2f} ms per app); RSS peak {} KiB\n",
+        big, times.back(), threads_idle, most, cpu, cpu * 1000 / big,
+        memoryKiB(agent->pid(), "VmHWM"));
+    removeAll();
   }
   fmt::print(
       "fleetletd RSS idle: {} KiB, of which anonymous {} KiB (target < 15 MiB); peak: {} KiB "
-      "(target < 40 MiB); now, {} apps running: {} KiB, of which anonymous {} KiB\n",
-      idle_rss, idle_anon, memoryKiB(agent->pid(), "VmHWM"), sizes.back(),
-      memoryKiB(agent->pid(), "VmRSS"), memoryKiB(agent->pid(), "RssAnon"));
+      "(target < 40 MiB) up to {} apps; now, all removed: {} KiB, of which anonymous {} KiB\n",
+      idle_rss, idle_anon, peak_50, 50, memoryKiB(agent->pid(), "VmRSS"),
+      memoryKiB(agent->pid(), "RssAnon"));
   agent->stop(SIGTERM, std::chrono::seconds(30));
   return 0;
 }

@@ -14,6 +14,20 @@
 namespace fleetlet::http {
 namespace {
 
+// A TCP listener on 127.0.0.1 and an ephemeral port, which it stores in `port`.
+UniqueFd listenOnLoopback(uint16_t& port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  EXPECT_EQ(::listen(fd.get(), 4), 0);
+  return fd;
+}
+
 // A one-connection HTTP server on a real socket: records the request head, answers with a
 // canned response, closes.
 class CannedServer {
@@ -27,17 +41,10 @@ class CannedServer {
       std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path->c_str());
       ::unlink(unix_path->c_str());
       EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      EXPECT_EQ(::listen(listener_.get(), 4), 0);
     } else {
-      listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-      socklen_t len = sizeof(addr);
-      ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-      port_ = ntohs(addr.sin_port);
+      listener_ = listenOnLoopback(port_);
     }
-    EXPECT_EQ(::listen(listener_.get(), 4), 0);
     thread_ = std::thread([this] { serve(); });
   }
   ~CannedServer() { thread_.join(); }
@@ -67,6 +74,75 @@ class CannedServer {
   std::string received_;
   std::thread thread_;
 };
+
+// A one-connection server whose 200 body drips in at 20 bytes a second until the client leaves.
+class DrippingServer {
+ public:
+  DrippingServer() : listener_(listenOnLoopback(port_)) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~DrippingServer() { thread_.join(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/blob"; }
+
+ private:
+  void serve() {
+    UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) return;
+    char buf[4096];
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(conn.get(), buf, sizeof(buf));
+      if (n <= 0) return;
+      head.append(buf, static_cast<size_t>(n));
+    }
+    std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+    ::send(conn.get(), response.data(), response.size(), MSG_NOSIGNAL);
+    // Until the client closes: a send into a closed connection fails.
+    for (int i = 0; i < 600 && ::send(conn.get(), "ab", 2, MSG_NOSIGNAL) == 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  uint16_t port_ = 0;  // before listener_: set while it is made
+  UniqueFd listener_;
+  std::thread thread_;
+};
+
+TEST(HttpClient, AMinimumRateCutsOffADrippingPeer) {
+  DrippingServer server;
+  Client client({.stall_timeout = std::chrono::seconds(1), .min_bytes_per_second = 1024});
+  auto r = client.stream({.url = server.url()}, [](std::string_view) { return true; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message().find("too slow"), std::string::npos) << r.error().message();
+}
+
+TEST(HttpClient, ADeadlineEndsARequestThatStillMoves) {
+  DrippingServer server;
+  Client client({.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500)});
+  auto r = client.stream({.url = server.url()}, [](std::string_view) { return true; });
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("deadline exceeded"), std::string::npos)
+      << r.error().message();
+  // Past the deadline a request does not even start.
+  auto again = client.send({.url = server.url()});
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message().find("deadline exceeded"), std::string::npos);
+}
+
+TEST(HttpClient, AStopRequestCancelsATransferInProgress) {
+  DrippingServer server;
+  std::stop_source stop;
+  Client client({.stop = stop.get_token()});
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.request_stop();
+  });
+  auto r = client.stream({.url = server.url()}, [](std::string_view) { return true; });
+  stopper.join();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("cancelled"), std::string::npos) << r.error().message();
+}
 
 TEST(HttpClient, BuffersBodyAndHeaders) {
   CannedServer server(
