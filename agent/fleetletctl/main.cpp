@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/app_commands.h"
+#include "cli/command_line.h"
 #include "cli/image_commands.h"
 #include "log/log.h"
 
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
       "  fleetletctl status\n"
       "  fleetletctl events -f\n"};
   app.require_subcommand(1);
+  // Inherited by the commands added below: the global options may follow a command too.
+  app.fallthrough();
   auto flags = std::make_shared<fleetlet::cli::ContainerdFlags>();
   auto api_flags = std::make_shared<fleetlet::cli::ApiFlags>();
   std::string log_level = "warn";
@@ -32,14 +35,15 @@ int main(int argc, char** argv) {
   app.add_option("--api-socket", api_flags->socket, "fleetletd's local API socket")
       ->capture_default_str()
       ->envname("FLEETLET_API_SOCKET");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   fleetlet::cli::Action action;
   fleetlet::cli::addImageCommands(app, flags, action);
   fleetlet::cli::addAppCommands(app, api_flags, action);
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = fleetlet::cli::parseCommandLine(app, argc, argv)) return *exit_code;
   if (auto st = fleetlet::setupLogging("fleetletctl", log_level); !st) {
-    fmt::print(stderr, "fleetletctl: {}\n", st.error().message());
-    return 2;
+    return fleetlet::cli::reportFailure(st.error());
   }
-  return action ? action() : 0;
+  return action ? action() : fleetlet::cli::kExitOk;
 }

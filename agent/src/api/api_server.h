@@ -31,8 +31,7 @@ struct ApiServerOptions {
   std::filesystem::path socket_path = kDefaultSocketPath;
   // Owner and group may talk to fleetletd; chgrp the socket to hand the CLI to a group.
   mode_t socket_mode = 0660;
-  // Threads for NodeService calls, log reads and events followers (each holds one while it
-  // waits for events, up to RouteConfig::follow_wait).
+  // Threads for NodeService calls and log reads (events followers hold none while they wait).
   int blocking_threads = 4;
   RouteConfig routes;
 };

@@ -12,6 +12,7 @@
 
 #include "api/json_codec.h"
 #include "http/server.h"
+#include "manifest/parse.h"
 
 namespace fleetlet::api {
 namespace {
@@ -93,8 +94,18 @@ Task<Response> handleApps(Request& r, core::NodeService& service) {
   co_return jsonResponse(200, Json{{"apps", std::move(list)}});
 }
 
-Task<Response> handleDescribe(Request& r, core::NodeService& service) {
+// The route's {name}: kInvalidArgument unless it is a valid app name, so that no name reaches
+// the service (and its file paths) that a manifest could not have given.
+Result<std::string> appName(const Request& r) {
   std::string name(r.param("name"));
+  FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(name));
+  return name;
+}
+
+Task<Response> handleDescribe(Request& r, core::NodeService& service) {
+  auto checked = appName(r);
+  if (!checked) co_return http::errorResponse(checked.error());
+  std::string name = std::move(*checked);
   auto job = [&service, name] { return service.describe(name); };
   auto detail = co_await r.offload(std::move(job));
   if (!detail) co_return http::errorResponse(detail.error());
@@ -102,7 +113,9 @@ Task<Response> handleDescribe(Request& r, core::NodeService& service) {
 }
 
 Task<Response> handleRestart(Request& r, core::NodeService& service) {
-  std::string name(r.param("name"));
+  auto checked = appName(r);
+  if (!checked) co_return http::errorResponse(checked.error());
+  std::string name = std::move(*checked);
   auto job = [&service, name] { return service.restart(name); };
   auto status = co_await r.offload(std::move(job));
   if (!status) co_return http::errorResponse(status.error());
@@ -116,14 +129,38 @@ Task<Response> handleStatus(Request& r, core::NodeService& service) {
   co_return jsonResponse(200, toJson(*status));
 }
 
-// Streams events after `after` until the client leaves or the server stops. Parameters are
+// What wakes an events follower waiting on the connection's strand: the stream closing, or
+// the service recording an event (its watch posts the wake to the strand).
+struct FollowerWake {
+  explicit FollowerWake(const boost::asio::any_io_executor& ex) : timer(ex) {}
+  boost::asio::steady_timer timer;  // never expires; cancel() wakes the waiting follower
+};
+
+// Streams events after `after` until the client leaves or the server stops. Waits on a timer,
+// not on a thread: an idle follower holds no thread of the blocking pool. Parameters are
 // copies: the coroutine frame owns them.
-Task<void> followEvents(StreamWriter& w, core::NodeService& service, int64_t after, size_t limit,
-                        std::chrono::milliseconds wait) {
+Task<void> followEvents(StreamWriter& w, core::NodeService& service, int64_t after, size_t limit) {
+  auto wake = std::make_shared<FollowerWake>(w.executor());
+  auto on_close = [wake] { wake->timer.cancel(); };
+  w.onClose(std::move(on_close));
+  // The posted wake-up holds the state weakly: it may run after this coroutine returned.
+  auto on_event = [ex = w.executor(), weak = std::weak_ptr<FollowerWake>(wake)] {
+    boost::asio::post(ex, [weak] {
+      if (auto state = weak.lock()) state->timer.cancel();
+    });
+  };
+  // Destroyed before the frame: no wake-up is posted once this coroutine has returned.
+  auto watch = service.watchEvents(std::move(on_event));
   while (w.isOpen()) {
-    auto job = [&service, after, limit, wait] { return service.events(after, limit, wait); };
-    auto events = co_await w.offload(std::move(job));
-    if (events.empty()) continue;
+    // On the strand, between two waits: an event recorded after this read posts a wake-up
+    // that runs once the wait below has begun, so none is missed.
+    auto events = service.events(after, limit);
+    if (events.empty()) {
+      wake->timer.expires_at(boost::asio::steady_timer::time_point::max());
+      boost::system::error_code ec;
+      co_await wake->timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      continue;
+    }
     after = events.back().seq;
     std::string chunk = ndjsonLines(events);
     auto written = co_await w.write(chunk);
@@ -141,15 +178,10 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
   int64_t from = after->value_or(0);
   size_t count = static_cast<size_t>(limit->value_or(static_cast<int64_t>(config.event_limit)));
   if (!*follow) {
-    auto job = [&service, from, count] {
-      return service.events(from, count, std::chrono::milliseconds(0));
-    };
-    auto events = co_await r.offload(std::move(job));
-    co_return Response::text(200, ndjsonLines(events), std::string(kNdjson));
+    co_return Response::text(200, ndjsonLines(service.events(from, count)), std::string(kNdjson));
   }
-  auto wait = config.follow_wait;
-  auto producer = [&service, from, count, wait](StreamWriter& w) {
-    return followEvents(w, service, from, count, wait);
+  auto producer = [&service, from, count](StreamWriter& w) {
+    return followEvents(w, service, from, count);
   };
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }
@@ -208,11 +240,13 @@ Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogFollowState> state,
 }
 
 Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig config) {
+  auto checked = appName(r);
+  if (!checked) co_return http::errorResponse(checked.error());
+  std::string name = std::move(*checked);
   auto tail = intQuery(r, "tail", 0, INT32_MAX);
   if (!tail) co_return http::errorResponse(tail.error());
   auto follow = boolQuery(r, "follow");
   if (!follow) co_return http::errorResponse(follow.error());
-  std::string name(r.param("name"));
   auto dir_job = [&service, name] { return service.logDir(name); };
   auto dir = co_await r.offload(std::move(dir_job));
   if (!dir) co_return http::errorResponse(dir.error());

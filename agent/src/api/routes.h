@@ -8,11 +8,14 @@
 //   GET  /v1/apps/{name}/logs        ?tail=N&follow=true → NDJSON log entries
 //   GET  /v1/status                  → NodeStatus
 //   GET  /v1/events                  ?after=SEQ&limit=N&follow=true → NDJSON NodeEvent
-// Errors are {"code","message"} with the status of http::httpStatus().
+// Errors are {"code","message"} with the status of http::httpStatus(). A {name} that is not a
+// valid app name (manifest::checkAppName) is 400 on every route, before the service is asked.
 //
-// Every NodeService call runs on the server's blocking pool (offload), never on its I/O
-// threads. A follower of events holds one blocking thread for up to follow_wait at a time;
-// size ServerOptions::blocking_threads for the followers expected.
+// NodeService calls that may block run on the server's blocking pool (offload), never on its
+// I/O threads; events() and watchEvents() do not block and run on the I/O thread. An events
+// follower waits on an Asio timer that the service's watch wakes: it holds no thread while it
+// waits, so any number of followers leave the pool to the other requests. A logs follower
+// holds a pool thread only for each short poll (every log_poll).
 
 #include <chrono>
 #include <cstddef>
@@ -30,9 +33,6 @@ namespace fleetlet::api {
 struct RouteConfig {
   // Largest manifest POST /v1/apply takes; larger bodies get 413.
   std::uint64_t apply_body_limit = std::uint64_t{1024} * 1024;
-  // Longest NodeService::events() wait of an events follower. Bounds how long a follower
-  // takes to notice that its client left or the server stops.
-  std::chrono::milliseconds follow_wait{1000};
   // Default and largest `limit` of GET /v1/events (events per response or per batch).
   std::size_t event_limit = 1000;
   // How often a logs follower looks for new lines.

@@ -11,14 +11,10 @@
 
 #include "api/json_codec.h"
 #include "cli/api_client.h"
+#include "cli/command_line.h"
 
 namespace fleetlet::cli {
 namespace {
-
-int report(const Error& e) {
-  fmt::print(stderr, "fleetletctl: {}\n", e.message());
-  return 1;
-}
 
 void printJson(const Json& j) { fmt::print("{}\n", j.dump(2)); }
 
@@ -99,62 +95,62 @@ int runApply(ApiClient& client, const std::string& file) {
     source = "stdin";
   } else {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return report(errnoError(errno, fmt::format("open {}", file)));
+    if (!in) return reportFailure(errnoError(errno, fmt::format("open {}", file)));
     std::ostringstream buffer;
     buffer << in.rdbuf();
-    if (in.bad()) return report(errnoError(errno, fmt::format("read {}", file)));
+    if (in.bad()) return reportFailure(errnoError(errno, fmt::format("read {}", file)));
     text = buffer.str();
   }
   auto result = client.apply(text, source);
-  if (!result) return report(result.error());
+  if (!result) return reportFailure(result.error());
   fmt::print("applied revision {} ({} app{})\n", result->revision, result->apps,
              result->apps == 1 ? "" : "s");
-  return 0;
+  return kExitOk;
 }
 
 int runGetApps(ApiClient& client, bool json) {
   if (json) {
     auto body = client.getJson("/v1/apps");
-    if (!body) return report(body.error());
+    if (!body) return reportFailure(body.error());
     printJson(*body);
-    return 0;
+    return kExitOk;
   }
   auto apps = client.apps();
-  if (!apps) return report(apps.error());
+  if (!apps) return reportFailure(apps.error());
   fmt::print("{}", formatAppsTable(*apps, core::Clock::now()));
-  return 0;
+  return kExitOk;
 }
 
 int runDescribe(ApiClient& client, const std::string& name, bool json) {
   if (json) {
     auto body = client.getJson("/v1/apps/" + escapePathSegment(name));
-    if (!body) return report(body.error());
+    if (!body) return reportFailure(body.error());
     printJson(*body);
-    return 0;
+    return kExitOk;
   }
   auto detail = client.describe(name);
-  if (!detail) return report(detail.error());
+  if (!detail) return reportFailure(detail.error());
   fmt::print("{}", formatDescribe(*detail, core::Clock::now()));
-  return 0;
+  return kExitOk;
 }
 
 int runRestart(ApiClient& client, const std::string& name) {
-  if (auto st = client.restart(name); !st) return report(st.error());
+  if (auto st = client.restart(name); !st) return reportFailure(st.error());
   fmt::print("restarted {}\n", name);
-  return 0;
+  return kExitOk;
 }
 
 int runStatus(ApiClient& client, bool json) {
   if (json) {
     auto body = client.getJson("/v1/status");
-    if (!body) return report(body.error());
+    if (!body) return reportFailure(body.error());
     printJson(*body);
-    return 0;
+    return kExitOk;
   }
   auto status = client.status();
-  if (!status) return report(status.error());
+  if (!status) return reportFailure(status.error());
   fmt::print("{}", formatNodeStatus(*status));
-  return 0;
+  return kExitOk;
 }
 
 int runEvents(ApiClient& client, int64_t after, bool follow) {
@@ -163,11 +159,11 @@ int runEvents(ApiClient& client, int64_t after, bool follow) {
     (void)std::fflush(stdout);
     return true;
   });
-  if (!st) return report(st.error());
-  return 0;
+  if (!st) return reportFailure(st.error());
+  return kExitOk;
 }
 
-int runLogs(ApiClient& client, const std::string& name, int tail, bool follow) {
+int runLogs(ApiClient& client, const std::string& name, int64_t tail, bool follow) {
   std::optional<size_t> count;
   if (tail >= 0) count = static_cast<size_t>(tail);
   auto st = client.logs(name, count, follow, [](const logs::LogEntry& line) {
@@ -175,8 +171,8 @@ int runLogs(ApiClient& client, const std::string& name, int tail, bool follow) {
     (void)std::fflush(stdout);
     return true;
   });
-  if (!st) return report(st.error());
-  return 0;
+  if (!st) return reportFailure(st.error());
+  return kExitOk;
 }
 
 }  // namespace
@@ -289,7 +285,9 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   auto file = std::make_shared<std::string>();
   auto* apply = app.add_subcommand("apply", "Apply a desired-state manifest (YAML or JSON)");
   apply->group(group);
-  apply->add_option("-f,--filename", *file, "The manifest file, - for stdin")->required();
+  apply->add_option("-f,--filename", *file, "The manifest file, - for stdin")
+      ->required()
+      ->check(manifestFile());
   apply->callback([flags, file, &action] {
     action = [=] {
       ApiClient client(flags->socket);
@@ -303,6 +301,7 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   get->require_subcommand(1);
   auto* get_apps = get->add_subcommand("apps", "List the apps and their state");
   get_apps->alias("app");
+  get_apps->group("Resources");  // parseCommandLine() then calls unknown ones resources
   output_option(get_apps, get_output);
   get_apps->callback([flags, get_output, &action] {
     action = [=] {
@@ -318,7 +317,8 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   describe->require_subcommand(1);
   auto* describe_app =
       describe->add_subcommand("app", "An app's spec, state, last exit and recent events");
-  describe_app->add_option("name", *describe_name, "The app")->required();
+  describe_app->group("Resources");
+  describe_app->add_option("name", *describe_name, "The app")->required()->check(appName());
   output_option(describe_app, describe_output);
   describe_app->callback([flags, describe_name, describe_output, &action] {
     action = [=] {
@@ -330,16 +330,16 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   struct LogsFlags {
     std::string name;
     bool follow = false;
-    int tail = -1;
+    int64_t tail = -1;  // all
   };
   auto lf = std::make_shared<LogsFlags>();
   auto* logs = app.add_subcommand("logs", "Print an app's stdout and stderr");
   logs->group(group);
-  logs->add_option("name", lf->name, "The app")->required();
+  logs->add_option("name", lf->name, "The app")->required()->check(appName());
   logs->add_flag("-f,--follow", lf->follow, "Keep printing new lines until interrupted");
-  logs->add_option("--tail", lf->tail, "Only the last N lines (-1: all)")
-      ->default_val(-1)
-      ->check(CLI::Range(-1, INT32_MAX));
+  logs->add_option("--tail", lf->tail, "Only the last N lines (default: all)")
+      ->type_name("N")
+      ->check(nonNegativeInteger());
   logs->callback([flags, lf, &action] {
     action = [=] {
       ApiClient client(flags->socket);
@@ -350,7 +350,7 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   auto restart_name = std::make_shared<std::string>();
   auto* restart = app.add_subcommand("restart", "Restart an app's task now");
   restart->group(group);
-  restart->add_option("name", *restart_name, "The app")->required();
+  restart->add_option("name", *restart_name, "The app")->required()->check(appName());
   restart->callback([flags, restart_name, &action] {
     action = [=] {
       ApiClient client(flags->socket);
@@ -379,7 +379,8 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   events->group(group);
   events->add_flag("-f,--follow", ef->follow, "Keep printing new events until interrupted");
   events->add_option("--after", ef->after, "Only events with a sequence number above SEQ")
-      ->check(CLI::NonNegativeNumber);
+      ->type_name("SEQ")
+      ->check(nonNegativeInteger());
   events->callback([flags, ef, &action] {
     action = [=] {
       ApiClient client(flags->socket);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "cli/command_line.h"
 #include "cli/progress_display.h"
 #include "containerd/connection.h"
 #include "image/importer.h"
@@ -17,11 +18,6 @@
 
 namespace fleetlet::cli {
 namespace {
-
-int report(const Error& e) {
-  fmt::print(stderr, "fleetletctl: {}\n", e.message());
-  return 1;
-}
 
 Result<image::ImageStore> openStore(const ContainerdFlags& flags) {
   FLEETLET_ASSIGN_OR_RETURN(
@@ -55,20 +51,20 @@ struct PullFlags {
 int runPull(const ContainerdFlags& flags, const PullFlags& pf) {
   auto started = std::chrono::steady_clock::now();
   auto ref = oci::Reference::parse(pf.ref);
-  if (!ref) return report(ref.error());
+  if (!ref) return reportFailure(ref.error());
   auto platform = parsePlatform(pf.platform);
-  if (!platform) return report(platform.error());
+  if (!platform) return reportFailure(platform.error());
   registry::RegistryOptions options{.plain_http = pf.plain_http};
   if (!pf.user.empty()) {
     auto colon = pf.user.find(':');
     if (colon == std::string::npos) {
-      return report(Error(ErrorCode::kInvalidArgument, "--user takes USER:PASSWORD"));
+      return reportFailure(Error(ErrorCode::kInvalidArgument, "--user takes USER:PASSWORD"));
     }
     options.credentials =
         registry::Credentials{pf.user.substr(0, colon), pf.user.substr(colon + 1)};
   }
   auto store = openStore(flags);
-  if (!store) return report(store.error());
+  if (!store) return reportFailure(store.error());
 
   registry::RegistryClient client(ref->registry(), options);
   image::RegistrySource source(client, *ref);
@@ -79,17 +75,17 @@ int runPull(const ContainerdFlags& flags, const PullFlags& pf) {
                           .progress = [&](const image::PullProgress& p) { display.update(p); }};
   auto result = image::pullImage(source, *store, ref->toString(), pull);
   display.finish();
-  if (!result) return report(result.error().wrap("pull {}", ref->toString()));
+  if (!result) return reportFailure(result.error().wrap("pull {}", ref->toString()));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   fmt::print("pulled {} ({}, {} layers, {}; fetched {}, resumed {}) in {:.2f} s\n", result->name,
              result->target.digest, result->layers, humanBytes(result->total_bytes),
              humanBytes(result->fetched_bytes), humanBytes(result->resumed_bytes), secs);
-  return 0;
+  return kExitOk;
 }
 
 int runImport(const ContainerdFlags& flags, const std::string& file, const std::string& name) {
   auto store = openStore(flags);
-  if (!store) return report(store.error());
+  if (!store) return reportFailure(store.error());
   ProgressDisplay display(stdout, false);
   image::ImportOptions options;
   if (!name.empty()) options.name = name;
@@ -97,22 +93,22 @@ int runImport(const ContainerdFlags& flags, const std::string& file, const std::
     if (p.phase == image::PullProgress::Phase::kDownloaded) display.update(p);
   };
   auto results = image::importArchive(file, *store, options);
-  if (!results) return report(results.error().wrap("import {}", file));
+  if (!results) return reportFailure(results.error().wrap("import {}", file));
   for (const auto& r : *results) {
     fmt::print("imported {} ({}, {} layers, {})\n", r.name, r.target.digest, r.layers,
                humanBytes(r.total_bytes));
   }
-  return 0;
+  return kExitOk;
 }
 
 int runList(const ContainerdFlags& flags, bool quiet) {
   auto store = openStore(flags);
-  if (!store) return report(store.error());
+  if (!store) return reportFailure(store.error());
   auto images = store->list();
-  if (!images) return report(images.error());
+  if (!images) return reportFailure(images.error());
   if (quiet) {
     for (const auto& i : *images) fmt::print("{}\n", i.name);
-    return 0;
+    return kExitOk;
   }
   size_t width = 4;
   for (const auto& i : *images) width = std::max(width, i.name.size());
@@ -123,19 +119,19 @@ int runList(const ContainerdFlags& flags, bool quiet) {
                humanBytes(i.size), i.platform.empty() ? "?" : i.platform,
                i.unpacked ? "yes" : "no");
   }
-  return 0;
+  return kExitOk;
 }
 
 int runRemove(const ContainerdFlags& flags, const std::vector<std::string>& names) {
   auto store = openStore(flags);
-  if (!store) return report(store.error());
-  int rc = 0;
+  if (!store) return reportFailure(store.error());
+  int rc = kExitOk;
   for (const auto& n : names) {
     // Accept short names as they were pulled ("busybox" -> docker.io/library/busybox:latest).
     std::string name = n;
     if (auto ref = oci::Reference::parse(n)) name = ref->toString();
     if (auto st = store->removeImage(name); !st) {
-      rc = report(st.error());
+      rc = reportFailure(st.error());
       continue;
     }
     fmt::print("removed {}\n", name);
@@ -167,25 +163,24 @@ void addImageCommands(CLI::App& app, const std::shared_ptr<ContainerdFlags>& fla
 
   auto file = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
-  auto* import = image->add_subcommand(
+  auto* import_cmd = image->add_subcommand(
       "import", "Import an OCI image-layout tar (for devices without a registry)");
-  import->add_option("file", *file, "The archive (tar, or compressed tar)")->required();
-  import->add_option("--name", *name, "Image name to record when the archive's index names none");
-  import->callback([flags, file, name, &action] {
-    action = [=] { return runImport(*flags, *file, *name);
-};
-}  // namespace fleetlet::cli
-);
+  import_cmd->add_option("file", *file, "The archive (tar, or compressed tar)")->required();
+  import_cmd->add_option("--name", *name,
+                         "Image name to record when the archive's index names none");
+  import_cmd->callback(
+      [flags, file, name, &action] { action = [=] { return runImport(*flags, *file, *name); }; });
 
-auto quiet = std::make_shared<bool>(false);
-auto* ls = image->add_subcommand("ls", "List images");
-ls->add_flag("-q,--quiet", *quiet, "Print only names");
-ls->callback([flags, quiet, &action] { action = [=] { return runList(*flags, *quiet); }; });
+  auto quiet = std::make_shared<bool>(false);
+  auto* ls = image->add_subcommand("ls", "List images");
+  ls->add_flag("-q,--quiet", *quiet, "Print only names");
+  ls->callback([flags, quiet, &action] { action = [=] { return runList(*flags, *quiet); }; });
 
-auto names = std::make_shared<std::vector<std::string>>();
-auto* rm = image->add_subcommand("rm", "Remove images (their blobs and snapshots go once unused)");
-rm->add_option("name", *names, "Image names")->required();
-rm->callback([flags, names, &action] { action = [=] { return runRemove(*flags, *names); }; });
+  auto names = std::make_shared<std::vector<std::string>>();
+  auto* rm =
+      image->add_subcommand("rm", "Remove images (their blobs and snapshots go once unused)");
+  rm->add_option("name", *names, "Image names")->required();
+  rm->callback([flags, names, &action] { action = [=] { return runRemove(*flags, *names); }; });
 }
 
 }  // namespace fleetlet::cli

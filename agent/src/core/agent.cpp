@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "manifest/parse.h"
 
 namespace fleetlet::core {
@@ -18,12 +20,34 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
+    std::lock_guard seq_lock(seq_mu_);
+    if (next_seq_ > seq_ceiling_) reserveEventSeqs();
+    NodeEvent event{
+        .seq = next_seq_++, .time = Clock::now(), .app = app, .kind = kind, .message = message};
     std::lock_guard lock(events_mu_);
-    events_.push_back(
-        {.seq = next_seq_++, .time = Clock::now(), .app = app, .kind = kind, .message = message});
+    events_.push_back(std::move(event));
     while (events_.size() > options_.event_capacity) events_.pop_front();
   }
-  events_cv_.notify_all();
+  notifier_.notify();
+}
+
+void Agent::reserveEventSeqs() {
+  if (!seq_loaded_) {
+    seq_loaded_ = true;
+    auto stored = store_.eventSeqCeiling();
+    if (stored) {
+      next_seq_ = std::max(next_seq_, *stored + 1);
+    } else {
+      spdlog::error("node events: reading the last seq: {}; numbering from {}",
+                    stored.error().message(), next_seq_);
+    }
+  }
+  // On failure numbering goes on: only a restart could then reuse seqs of this run.
+  int64_t ceiling = next_seq_ - 1 + kEventSeqBlock;
+  if (auto st = store_.raiseEventSeqCeiling(ceiling); !st) {
+    spdlog::error("node events: storing the seq ceiling {}: {}", ceiling, st.error().message());
+  }
+  seq_ceiling_ = ceiling;
 }
 
 Status Agent::load() {
@@ -146,21 +170,20 @@ Result<NodeStatus> Agent::status() {
   return s;
 }
 
-std::vector<NodeEvent> Agent::events(int64_t after_seq, size_t limit,
-                                     std::chrono::milliseconds wait) {
-  std::unique_lock lock(events_mu_);
-  auto has_new = [&] { return !events_.empty() && events_.back().seq > after_seq; };
-  if (!has_new() && wait.count() > 0) events_cv_.wait_for(lock, wait, has_new);
-  std::vector<NodeEvent> out;
-  for (const auto& e : events_) {
-    if (e.seq <= after_seq) continue;
-    if (out.size() >= limit) break;
-    out.push_back(e);
-  }
-  return out;
+std::vector<NodeEvent> Agent::events(int64_t after_seq, size_t limit) {
+  std::lock_guard lock(events_mu_);
+  auto first = std::partition_point(events_.begin(), events_.end(),
+                                    [after_seq](const NodeEvent& e) { return e.seq <= after_seq; });
+  auto count = std::min(limit, static_cast<size_t>(events_.end() - first));
+  return {first, first + static_cast<std::ptrdiff_t>(count)};
+}
+
+std::unique_ptr<EventWatch> Agent::watchEvents(std::function<void()> wake) {
+  return notifier_.watch(std::move(wake));
 }
 
 Result<std::filesystem::path> Agent::logDir(std::string_view app) {
+  FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
   if (!options_.log_dir) return fail(ErrorCode::kNotFound, "no logs for {}", app);
   auto dir = options_.log_dir(std::string(app));
   std::error_code ec;

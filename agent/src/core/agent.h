@@ -5,13 +5,13 @@
 // Threading: the reconciler's workers run while run() blocks; every NodeService method may be
 // called from any thread.
 
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 
+#include "core/event_notifier.h"
 #include "core/node_service.h"
 #include "reconcile/reconciler.h"
 #include "state/store.h"
@@ -52,22 +52,34 @@ class Agent : public NodeService {
   Result<AppDetail> describe(std::string_view app) override;
   Status restart(std::string_view app) override;
   Result<NodeStatus> status() override;
-  std::vector<NodeEvent> events(int64_t after_seq, size_t limit,
-                                std::chrono::milliseconds wait) override;
+  std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
+  std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
 
  private:
+  // Appends an event to the node event log and wakes the watchers. May block on the store
+  // once every kEventSeqBlock events (and at the first), to reserve the next seqs.
   void record(const std::string& app, const std::string& kind, const std::string& message);
+  // Reserves seqs up to next_seq_ - 1 + kEventSeqBlock in the store; at the first call it
+  // first continues above what earlier runs reserved. seq_mu_ held.
+  void reserveEventSeqs();
 
   state::StateStore& store_;
   AgentOptions options_;
   reconcile::Reconciler reconciler_;
   std::mutex apply_mu_;  // serialises apply(): check revision, store, hand over
 
+  // The node event log. Seqs survive restarts: the store keeps a ceiling above every seq
+  // handed out, raised a block at a time, and a new run starts above it (skipping the rest
+  // of the last block).
+  static constexpr int64_t kEventSeqBlock = 1024;
+  std::mutex seq_mu_;        // serialises record(): numbering and reservations
+  bool seq_loaded_ = false;  // guarded by seq_mu_
+  int64_t next_seq_ = 1;     // guarded by seq_mu_
+  int64_t seq_ceiling_ = 0;  // guarded by seq_mu_: the last seq reserved in the store
   std::mutex events_mu_;
-  std::condition_variable events_cv_;
-  std::deque<NodeEvent> events_;  // guarded by events_mu_
-  int64_t next_seq_ = 1;          // guarded by events_mu_
+  std::deque<NodeEvent> events_;  // guarded by events_mu_; seqs ascending
+  EventNotifier notifier_;        // wakes watchEvents() callers after each record()
 };
 
 }  // namespace fleetlet::core

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,12 +44,19 @@ struct AppStatus {
 };
 
 struct NodeEvent {
-  int64_t seq = 0;  // increasing, gapless within one fleetletd run
+  // Increasing and gapless within one fleetletd run; after a restart it continues above every
+  // seq the previous runs handed out (the next run may skip some). See docs/local-api.md.
+  int64_t seq = 0;
   Clock::time_point time;
   std::string app;   // empty for node-wide events
-  std::string kind;  // "applied", "rejected", "pulled", "created", "started", "exited",
-                     // "restarting", "unhealthy", "removed", "error"
+  std::string kind;  // see docs/local-api.md for every kind and its message
   std::string message;
+};
+
+// A registration made by NodeService::watchEvents(); destroying it ends the registration.
+class EventWatch {
+ public:
+  virtual ~EventWatch() = default;
 };
 
 struct AppDetail {
@@ -84,12 +93,16 @@ class NodeService {
   // Restarts the app's task now (resets nothing else). kNotFound for an unknown app.
   virtual Status restart(std::string_view app) = 0;
   virtual Result<NodeStatus> status() = 0;
-  // Events with seq > after_seq, oldest first, at most `limit`. Blocks up to `wait` for the
-  // first one when there is none yet (0: return at once).
-  virtual std::vector<NodeEvent> events(int64_t after_seq, size_t limit,
-                                        std::chrono::milliseconds wait) = 0;
-  // The directory holding the app's stdout/stderr logs (see agent/src/logs). kNotFound for
-  // an app never run on this node.
+  // The events kept in memory with seq > after_seq, oldest first, at most `limit`. Never
+  // blocks (it copies from memory under a short lock), so it may run on an event loop.
+  virtual std::vector<NodeEvent> events(int64_t after_seq, size_t limit) = 0;
+  // Calls `wake` after each new event is recorded (and visible to events()), until the
+  // returned watch is destroyed; once its destructor returns, `wake` is not running and will
+  // not run again. `wake` runs on the recording thread while the service holds a lock: it
+  // must return at once (e.g. post to an event loop) and must not call the service.
+  virtual std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) = 0;
+  // The directory holding the app's stdout/stderr logs (see agent/src/logs). kInvalidArgument
+  // for a name manifest::checkAppName() refuses; kNotFound for an app never run on this node.
   virtual Result<std::filesystem::path> logDir(std::string_view app) = 0;
 };
 

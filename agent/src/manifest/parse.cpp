@@ -686,12 +686,7 @@ Result<NodeState> parseDocument(const Json& doc) {
   std::set<std::string> names;
   for (const auto& [name, value] : apps->items()) names.insert(name);
   for (const auto& [name, value] : apps->items()) {
-    if (!isDnsLabel(name)) {
-      return fieldError("apps",
-                        "invalid app name {} (lower-case letters, digits and '-', starting and "
-                        "ending with a letter or digit, at most 63)",
-                        quote(name));
-    }
+    if (auto st = checkAppName(name); !st) return withPath("apps", st.error());
     FLEETLET_ASSIGN_OR_RETURN(App app, parseApp(name, value, names));
     state.apps.emplace(name, std::move(app));
   }
@@ -705,6 +700,14 @@ Result<NodeState> parseDocument(const Json& doc) {
 }
 
 }  // namespace
+
+Status checkAppName(std::string_view name) {
+  if (isDnsLabel(name)) return {};
+  return fail(ErrorCode::kInvalidArgument,
+              "invalid app name {} (lower-case letters, digits and '-', starting and ending with a "
+              "letter or digit, at most 63)",
+              quote(name.substr(0, 100)));
+}
 
 Result<NodeState> parseNodeState(std::string_view text, std::string_view source) {
   auto result = [&]() -> Result<NodeState> {

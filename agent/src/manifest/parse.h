@@ -18,6 +18,13 @@ namespace fleetlet::manifest {
 // in messages when it is not empty ("demo.yaml: ...").
 Result<NodeState> parseNodeState(std::string_view text, std::string_view source = {});
 
+// Whether `name` may name an app: a DNS label (lower-case letters, digits and '-', starting
+// and ending with a letter or digit, 1..63 characters). Every place that takes an app name from
+// outside (manifests, the local API, fleetletctl) checks it with this one rule, so a name can
+// safely become a path component (logs/<app>/, volumes/<app>/). kInvalidArgument
+// `invalid app name "../x" (...)` otherwise.
+Status checkAppName(std::string_view name);
+
 // The canonical JSON of one app (sorted keys, defaults filled in); what spec_hash hashes.
 Json canonicalJson(const App& app);
 

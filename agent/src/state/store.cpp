@@ -197,4 +197,19 @@ Status StateStore::forgetApp(const std::string& app) {
   return st.run();
 }
 
+Result<int64_t> StateStore::eventSeqCeiling() {
+  std::lock_guard lock(mu_);
+  return readInt("event_seq_ceiling");
+}
+
+Status StateStore::raiseEventSeqCeiling(int64_t ceiling) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("INSERT INTO node(key, value) VALUES(?, ?) "
+                                                 "ON CONFLICT(key) DO UPDATE SET value = "
+                                                 "max(value, excluded.value)"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, "event_seq_ceiling"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(2, ceiling));
+  return st.run();
+}
+
 }  // namespace fleetlet::state

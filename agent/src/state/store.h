@@ -46,6 +46,12 @@ class StateStore {
   Status saveAppState(const std::string& app, const reconcile::AppRuntimeState& state);
   Status forgetApp(const std::string& app);
 
+  // Node event numbering (core::NodeEvent::seq) across restarts: every seq fleetletd handed out
+  // is at most the stored ceiling, so the next run starts above it. 0 before the first event.
+  Result<int64_t> eventSeqCeiling();
+  // Durably raises the ceiling to `ceiling` (a lower value leaves it as it is).
+  Status raiseEventSeqCeiling(int64_t ceiling);
+
  private:
   explicit StateStore(sqlite::Database db) : db_(std::move(db)) {}
   Result<int64_t> readInt(std::string_view key);

@@ -28,8 +28,8 @@ class CliTest : public ::testing::Test {
     dir_.emplace(std::move(*dir));
     socket_ = (dir_->path() / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
-    auto server = ApiServer::start(
-        service_, {.socket_path = socket_, .routes = {.follow_wait = 100ms, .log_poll = 10ms}});
+    auto server =
+        ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
   }
@@ -309,6 +309,86 @@ TEST_F(CliTest, StoppedFleetletdIsReportedAsNotRunning) {
   EXPECT_EQ(out.status.exit_code, 1);
   EXPECT_EQ(out.err, "fleetletctl: fleetletd is not running at " + socket_ +
                          " (connect: No such file or directory)\n");
+}
+
+// Issue 17, D8: names that are no app names are refused before fleetletd is asked (the
+// socket here does not exist: asking it would say so instead).
+TEST_F(CliTest, NamesThatAreNoAppNamesAreRefusedWithoutAskingFleetletd) {
+  auto absent = (dir_->path() / "absent.sock").string();
+  for (const std::string& name : std::vector<std::string>{"../../x", "..", "a/b", "%2e%2e", "",
+                                                          "Camera", std::string(64, 'a')}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"logs", name},
+                                          {"logs", name, "-f"},
+                                          {"describe", "app", name},
+                                          {"restart", name}}) {
+      SCOPED_TRACE(args[0] + " \"" + name + "\"");
+      auto out = ctl(args, {{"FLEETLET_API_SOCKET", absent}});
+      EXPECT_EQ(out.status.exit_code, 1);
+      EXPECT_EQ(out.out, "");
+      EXPECT_TRUE(out.err.starts_with("fleetletctl: name: invalid app name \"" + name + "\" ("))
+          << out.err;
+    }
+  }
+}
+
+// Issue 17, D20: every usage error exits 1 (the one exit-code contract, docs/local-api.md)
+// with a message that names the problem, and runs nothing.
+TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
+  auto manifest_dir = dir_->path() / "manifests";
+  std::filesystem::create_directories(manifest_dir);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--bogus"}, "unknown option --bogus"},
+      {{"status", "--bogus"}, "unknown option --bogus"},
+      {{"get", "apps", "--bogus=1"}, "unknown option --bogus=1"},
+      {{},
+       "a command is required (expected image, apply, get, describe, logs, restart, status, "
+       "events)"},
+      {{"bogus"},
+       "unknown command \"bogus\" (expected image, apply, get, describe, logs, "
+       "restart, status, events)"},
+      {{"get", "pods"}, "unknown resource \"pods\" (expected apps)"},
+      {{"get"}, "get needs a resource (expected apps)"},
+      {{"describe", "pod", "camera"}, "unknown resource \"pod\" (expected app)"},
+      {{"image", "push"}, "unknown image command \"push\" (expected pull, import, ls, rm)"},
+      {{"status", "now"}, "unexpected argument \"now\""},
+      {{"apply", "-f", manifest_dir.string()},
+       "--filename: " + manifest_dir.string() + " is a directory; give a manifest file"},
+      {{"apply"}, "--filename is required"},
+      {{"events", "--after", "1.5"}, "--after: \"1.5\" is not a non-negative integer"},
+      {{"events", "--after", "-1"}, "--after: \"-1\" is not a non-negative integer"},
+      {{"events", "--after", "x"}, "--after: \"x\" is not a non-negative integer"},
+      {{"events", "--after", "99999999999999999999"},
+       "--after: \"99999999999999999999\" is not a non-negative integer"},
+      {{"logs", "camera", "--tail", "2.5"}, "--tail: \"2.5\" is not a non-negative integer"},
+      {{"get", "apps", "-o", "yaml"}, "--output: yaml not in {text,json}"},
+      {{"--log-level", "loud", "status"}, "--log-level: loud not in"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    SCOPED_TRACE(line);
+    auto out = ctl(args);
+    EXPECT_EQ(out.status.exit_code, 1);
+    EXPECT_EQ(out.out, "");
+    EXPECT_TRUE(out.err.starts_with("fleetletctl: " + message)) << out.err;
+    EXPECT_NE(out.err.find("--help' for usage.\n"), std::string::npos) << out.err;
+  }
+  EXPECT_TRUE(service_.applied().empty());
+}
+
+TEST_F(CliTest, HelpExits0AndGlobalOptionsMayFollowTheCommand) {
+  auto help = ctl({"--help"});
+  EXPECT_EQ(help.status.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("fleetletctl apply -f node.yaml"), std::string::npos) << help.out;
+  auto get_help = ctl({"get", "--help"});
+  EXPECT_EQ(get_help.status.exit_code, 0) << get_help.err;
+  EXPECT_NE(get_help.out.find("apps"), std::string::npos) << get_help.out;
+  auto out = runCommand({FLEETLETCTL_PATH, "status", "-o", "json", "--api-socket", socket_});
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_EQ(out->status.exit_code, 0) << out->err;
+  auto large = ctl({"events", "--after", "9223372036854775807"});
+  EXPECT_EQ(large.status.exit_code, 0) << large.err;
+  EXPECT_EQ(large.out, "");
 }
 
 TEST_F(CliTest, EnvironmentSelectsTheSocket) {

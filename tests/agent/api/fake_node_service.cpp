@@ -62,11 +62,8 @@ Result<core::NodeStatus> FakeNodeService::status() {
   return status_;
 }
 
-std::vector<core::NodeEvent> FakeNodeService::events(int64_t after_seq, size_t limit,
-                                                     std::chrono::milliseconds wait) {
-  std::unique_lock lock(mu_);
-  auto any = [&] { return !events_.empty() && events_.back().seq > after_seq; };
-  if (wait.count() > 0) changed_.wait_for(lock, wait, any);
+std::vector<core::NodeEvent> FakeNodeService::events(int64_t after_seq, size_t limit) {
+  std::lock_guard lock(mu_);
   std::vector<core::NodeEvent> out;
   for (const auto& e : events_) {
     if (e.seq > after_seq && out.size() < limit) out.push_back(e);
@@ -74,11 +71,24 @@ std::vector<core::NodeEvent> FakeNodeService::events(int64_t after_seq, size_t l
   return out;
 }
 
+std::unique_ptr<core::EventWatch> FakeNodeService::watchEvents(std::function<void()> wake) {
+  return notifier_.watch(std::move(wake));
+}
+
 Result<std::filesystem::path> FakeNodeService::logDir(std::string_view app) {
   std::lock_guard lock(mu_);
   auto it = log_dirs_.find(app);
-  if (it == log_dirs_.end()) return fail(ErrorCode::kNotFound, "app \"{}\" has no logs", app);
-  return it->second;
+  if (it != log_dirs_.end()) return it->second;
+  std::error_code ec;
+  if (!log_root_.empty() && std::filesystem::is_directory(log_root_ / app, ec)) {
+    return log_root_ / app;
+  }
+  return fail(ErrorCode::kNotFound, "app \"{}\" has no logs", app);
+}
+
+void FakeNodeService::setLogRoot(std::filesystem::path root) {
+  std::lock_guard lock(mu_);
+  log_root_ = std::move(root);
 }
 
 void FakeNodeService::seedExample(core::Clock::time_point now) {
@@ -147,7 +157,7 @@ int64_t FakeNodeService::publish(std::string app, std::string kind, std::string 
                        .kind = std::move(kind),
                        .message = std::move(message)});
   }
-  changed_.notify_all();
+  notifier_.notify();
   return seq;
 }
 

@@ -3,13 +3,13 @@
 // parser" understands only what the tests send: a `revision: N` line, one `runtime:` line per
 // app, and the bad quantity "64Q", which it rejects like the real parser does.
 
-#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/event_notifier.h"
 #include "core/node_service.h"
 
 namespace fleetlet::api::test {
@@ -21,8 +21,8 @@ class FakeNodeService : public core::NodeService {
   Result<core::AppDetail> describe(std::string_view app) override;
   Status restart(std::string_view app) override;
   Result<core::NodeStatus> status() override;
-  std::vector<core::NodeEvent> events(int64_t after_seq, size_t limit,
-                                      std::chrono::milliseconds wait) override;
+  std::vector<core::NodeEvent> events(int64_t after_seq, size_t limit) override;
+  std::unique_ptr<core::EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
 
   // Test controls.
@@ -33,7 +33,10 @@ class FakeNodeService : public core::NodeService {
   void addApp(core::AppDetail detail);
   void setStatus(core::NodeStatus status);
   void setLogDir(std::string app, std::filesystem::path dir);
-  // Appends an event with the next seq and wakes waiting events() calls. Returns its seq.
+  // Apps without a setLogDir() have their logs in root/<app> when that is a directory, as
+  // in the agent (which checks names first: this fake does not).
+  void setLogRoot(std::filesystem::path root);
+  // Appends an event with the next seq and wakes the watchers. Returns its seq.
   int64_t publish(std::string app, std::string kind, std::string message);
   std::vector<std::string> restarted();
   // The manifests apply() accepted, with their source.
@@ -41,9 +44,10 @@ class FakeNodeService : public core::NodeService {
 
  private:
   std::mutex mu_;
-  std::condition_variable changed_;
+  core::EventNotifier notifier_;
   std::map<std::string, core::AppDetail, std::less<>> apps_;
   std::map<std::string, std::filesystem::path, std::less<>> log_dirs_;
+  std::filesystem::path log_root_;
   core::NodeStatus status_;
   std::vector<core::NodeEvent> events_;
   std::vector<std::string> restarted_;

@@ -1,5 +1,6 @@
 #include "raw_client.h"
 
+#include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -15,7 +16,8 @@
 namespace fleetlet::api::test {
 namespace {
 
-UniqueFd connectTo(const std::string& path, std::string& error) {
+UniqueFd connectTo(const std::string& path, std::string& error,
+                   std::chrono::milliseconds patience = std::chrono::seconds(10)) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -24,7 +26,8 @@ UniqueFd connectTo(const std::string& path, std::string& error) {
     error = std::string("connect: ") + std::strerror(errno);
     return UniqueFd();
   }
-  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(patience).count();
+  timeval timeout{.tv_sec = us / 1000000, .tv_usec = us % 1000000};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   return fd;
 }
@@ -102,17 +105,31 @@ class ResponseReader {
   size_t chunk_left_ = 0;
 };
 
-Reply exchange(const std::string& socket, const std::string& request,
-               const std::function<bool(std::string_view)>& on_body) {
-  std::string error;
-  UniqueFd fd = connectTo(socket, error);
-  if (!fd) return {.status = 0, .body = error};
+void sendAll(int fd, const std::string& request) {
   // A body the server refuses early (413) may not be taken whole; the answer still comes.
   for (size_t sent = 0; sent < request.size();) {
-    ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }
+}
+
+// Appends complete lines of `data` (after what `partial` held) to `lines`.
+void splitLines(std::string_view data, std::string& partial, std::vector<std::string>& lines) {
+  partial.append(data);
+  for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
+    lines.push_back(partial.substr(0, nl));
+    partial.erase(0, nl + 1);
+  }
+}
+
+Reply exchange(const std::string& socket, const std::string& request,
+               const std::function<bool(std::string_view)>& on_body,
+               std::chrono::milliseconds patience = std::chrono::seconds(10)) {
+  std::string error;
+  UniqueFd fd = connectTo(socket, error, patience);
+  if (!fd) return {.status = 0, .body = error};
+  sendAll(fd.get(), request);
   ResponseReader reader;
   char chunk[65536];
   for (;;) {
@@ -127,16 +144,19 @@ Reply exchange(const std::string& socket, const std::string& request,
 }  // namespace
 
 Reply call(const std::string& socket, const std::string& method, const std::string& path,
-           const std::string& body) {
+           const std::string& body, std::chrono::milliseconds patience) {
   std::string request = method + " " + path +
                         " HTTP/1.1\r\nHost: fleetletd\r\nConnection: close\r\n"
                         "Content-Length: " +
                         std::to_string(body.size()) + "\r\n\r\n" + body;
   std::string received;
-  Reply reply = exchange(socket, request, [&](std::string_view data) {
-    received.append(data);
-    return true;
-  });
+  Reply reply = exchange(
+      socket, request,
+      [&](std::string_view data) {
+        received.append(data);
+        return true;
+      },
+      patience);
   if (reply.status != 0) reply.body = std::move(received);
   return reply;
 }
@@ -147,15 +167,70 @@ Reply collectLines(const std::string& socket, const std::string& path,
   std::string request = "GET " + path + " HTTP/1.1\r\nHost: fleetletd\r\nConnection: close\r\n\r\n";
   std::string buffer;
   return exchange(socket, request, [&](std::string_view data) {
-    buffer.append(data);
-    bool added = false;
-    for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
-      lines.push_back(buffer.substr(0, nl));
-      buffer.erase(0, nl + 1);
-      added = true;
-    }
-    return !(added && done(lines));
+    size_t before = lines.size();
+    splitLines(data, buffer, lines);
+    return !(lines.size() > before && done(lines));
   });
 }
+
+struct OpenStream::State {
+  UniqueFd fd;
+  ResponseReader reader;
+  std::string partial;
+  std::vector<std::string> lines;
+  bool ended = false;
+};
+
+OpenStream::OpenStream(std::unique_ptr<State> state) : state_(std::move(state)) {}
+OpenStream::~OpenStream() = default;
+
+std::unique_ptr<OpenStream> OpenStream::open(const std::string& socket, const std::string& path,
+                                             std::string& error) {
+  auto state = std::make_unique<State>();
+  state->fd = connectTo(socket, error);
+  if (!state->fd) return nullptr;
+  sendAll(state->fd.get(),
+          "GET " + path + " HTTP/1.1\r\nHost: fleetletd\r\nConnection: close\r\n\r\n");
+  return std::unique_ptr<OpenStream>(new OpenStream(std::move(state)));
+}
+
+void OpenStream::readUntil(const std::function<bool()>& done, std::chrono::milliseconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  State& s = *state_;
+  char chunk[65536];
+  while (!s.ended && !done()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{.fd = s.fd.get(), .events = POLLIN, .revents = 0};
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    ssize_t got = ::recv(s.fd.get(), chunk, sizeof(chunk), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      s.ended = true;
+      break;
+    }
+    s.ended = !s.reader.feed(std::string_view(chunk, static_cast<size_t>(got)),
+                             [&s](std::string_view data) {
+                               splitLines(data, s.partial, s.lines);
+                               return true;
+                             });
+  }
+}
+
+long OpenStream::waitForHead(std::chrono::milliseconds patience) {
+  readUntil([this] { return state_->reader.reply.status != 0; }, patience);
+  return state_->reader.reply.status;
+}
+
+const std::vector<std::string>& OpenStream::waitForLines(size_t n,
+                                                         std::chrono::milliseconds patience) {
+  readUntil([this, n] { return state_->lines.size() >= n; }, patience);
+  return state_->lines;
+}
+
+long OpenStream::status() const { return state_->reader.reply.status; }
 
 }  // namespace fleetlet::api::test

@@ -48,14 +48,15 @@ class ApiTest : public ::testing::Test {
     // The parent directory does not exist yet: the server creates it.
     socket_ = (dir_->path() / "run" / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
-    auto server = ApiServer::start(
-        service_, {.socket_path = socket_, .routes = {.follow_wait = 100ms, .log_poll = 10ms}});
+    auto server =
+        ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
   }
 
-  Reply call(const std::string& method, const std::string& path, std::string body = {}) {
-    return test::call(socket_, method, path, std::move(body));
+  Reply call(const std::string& method, const std::string& path, std::string body = {},
+             std::chrono::milliseconds patience = kPatience) {
+    return test::call(socket_, method, path, std::move(body), patience);
   }
 
   void expectError(const Reply& r, long status, std::string_view code, std::string_view text) {
@@ -73,6 +74,31 @@ class ApiTest : public ::testing::Test {
     for (const auto& [name, content] : files) std::ofstream(dir / name) << content;
     service_.setLogDir(app, dir);
     return dir;
+  }
+
+  // `n` streamed GETs of `path` whose response heads arrived: followers holding their
+  // connections open.
+  std::vector<std::unique_ptr<test::OpenStream>> openFollowers(const std::string& path, int n) {
+    std::vector<std::unique_ptr<test::OpenStream>> followers;
+    for (int i = 0; i < n; ++i) {
+      std::string error;
+      auto follower = test::OpenStream::open(socket_, path, error);
+      EXPECT_NE(follower, nullptr) << error;
+      if (!follower) break;
+      followers.push_back(std::move(follower));
+    }
+    for (auto& f : followers) EXPECT_EQ(f->waitForHead(kPatience), 200);
+    return followers;
+  }
+
+  // Whether status and apply, which need the blocking pool, are answered within 5 s: a
+  // deadline for the test, not a measure of speed.
+  bool poolAnswers() {
+    auto status = call("GET", "/v1/status", {}, 5s);
+    EXPECT_EQ(status.status, 200) << status.body;
+    auto applied = call("POST", "/v1/apply", kManifest, 5s);
+    EXPECT_EQ(applied.status, 201) << applied.body;
+    return status.status == 200 && applied.status == 201;
   }
 
   FakeNodeService service_;
@@ -394,6 +420,97 @@ TEST_F(ApiTest, LogsFollowStreamsAppendedLinesAndFollowsRotation) {
   EXPECT_NE(lines[0].find("\"old\""), std::string::npos);
   EXPECT_NE(lines[1].find("\"new\""), std::string::npos);
   EXPECT_NE(lines[2].find("last-in-old"), std::string::npos) << lines[2];
+}
+
+// Issue 17, D8: a {name} that is no app name (here one that climbs out of the log root, as
+// logs/<name> would in the agent) is 400 on every route, and the service is never asked.
+TEST_F(ApiTest, NamesThatAreNoAppNamesAre400OnEveryRoute) {
+  auto root = dir_->path() / "data" / "logs";
+  std::filesystem::create_directories(root / "camera");
+  std::filesystem::create_directories(dir_->path() / "data" / "secret");
+  std::ofstream(dir_->path() / "data" / "secret" / "current.log")
+      << "2026-11-21T06:00:00Z stdout F the secret\n";
+  std::filesystem::create_directories(dir_->path() / "secret");
+  std::ofstream(dir_->path() / "secret" / "current.log")
+      << "2026-11-21T06:00:00Z stdout F the other secret\n";
+  service_.setLogRoot(root);
+  ASSERT_EQ(call("GET", "/v1/apps/camera/logs").status, 200);  // the root is in use
+  const std::vector<std::string> names = {"..",
+                                          "..%2Fsecret",
+                                          "..%2F..%2Fsecret",
+                                          "%2e%2e",
+                                          "%2E%2E%2Fsecret",
+                                          "a%2Fb",
+                                          ".",
+                                          "Camera",
+                                          "a%00b",
+                                          "-camera",
+                                          "a.b",
+                                          "%20camera",
+                                          std::string(64, 'a')};
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"GET", ""}, {"POST", "/restart"}, {"GET", "/logs"}, {"GET", "/logs?follow=true&tail=1"}};
+  for (const auto& name : names) {
+    for (const auto& [method, suffix] : routes) {
+      SCOPED_TRACE(method + " /v1/apps/" + name + suffix);
+      auto r = call(method, "/v1/apps/" + name + suffix);
+      expectError(r, 400, "ERR_BAD_REQUEST", "invalid app name");
+      EXPECT_EQ(r.body.find("the secret"), std::string::npos) << r.body;
+      EXPECT_EQ(r.body.find("the other secret"), std::string::npos) << r.body;
+    }
+  }
+  EXPECT_TRUE(service_.restarted().empty());
+  // An empty segment binds no {name}, and slashes that are not escaped make another path: no
+  // route serves them.
+  for (const auto& [method, suffix] : routes) {
+    expectError(call(method, "/v1/apps/" + suffix), 404, "ERR_NOT_FOUND", "no route");
+  }
+  EXPECT_EQ(call("GET", "/v1/apps/a/b/logs").status, 404);
+  EXPECT_EQ(call("GET", "/v1/apps/../secret/logs").status, 404);
+  // The longest valid name passes the check (and is unknown).
+  expectError(call("GET", "/v1/apps/" + std::string(63, 'a') + "/logs"), 404, "ERR_NOT_FOUND",
+              "has no logs");
+}
+
+// Issue 17, D4: idle events followers wait without a thread. 200 of them are more than the
+// blocking pool's 4 threads many times over; status and apply, which need the pool, are still
+// answered (a follower that held a pool thread while it waits would leave them queued behind
+// the followers for as long as no event comes). The patience below is a deadline for the
+// test, not a measure of speed.
+TEST_F(ApiTest, TwoHundredIdleEventsFollowersLeaveThePoolToOtherRequests) {
+  auto followers = openFollowers("/v1/events?follow=true", 200);
+  ASSERT_EQ(followers.size(), 200u);
+  // Each of them follows: an event reaches them all.
+  service_.publish("", "applied", "revision 7");
+  for (auto& f : followers) ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
+  // All idle now. Requests that need the pool are answered.
+  ASSERT_TRUE(poolAnswers());
+  // And they still follow: the apply's event reaches each of them.
+  for (auto& f : followers) {
+    const auto& lines = f->waitForLines(2, kPatience);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[1].find("revision 8"), std::string::npos) << lines[1];
+  }
+}
+
+// Issue 17, D4, logs side: 200 logs followers at the default poll interval hold a pool thread
+// only for each short poll, so status and apply are still answered.
+TEST_F(ApiTest, TwoHundredLogsFollowersLeaveThePoolToOtherRequests) {
+  server_->stop();
+  auto server = ApiServer::start(service_, {.socket_path = socket_});  // default log_poll
+  ASSERT_TRUE(server) << server.error().message();
+  server_ = std::move(*server);
+  auto dir = makeLogs("camera", {{"current.log", "2026-11-21T06:00:00Z stdout F first\n"}});
+  auto followers = openFollowers("/v1/apps/camera/logs?follow=true", 200);
+  ASSERT_EQ(followers.size(), 200u);
+  for (auto& f : followers) ASSERT_EQ(f->waitForLines(1, kPatience).size(), 1u);
+  ASSERT_TRUE(poolAnswers());
+  std::ofstream(dir / "current.log", std::ios::app) << "2026-11-21T06:00:01Z stdout F second\n";
+  for (auto& f : followers) {
+    const auto& lines = f->waitForLines(2, kPatience);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[1].find("\"second\""), std::string::npos) << lines[1];
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -293,6 +294,24 @@ class FleetletdTest : public ::testing::Test {
     for (const auto& a : (*body)["apps"]) out[a.value("name", "")] = a;
     return out;
   }
+  // GET `path` on the local API: the status (0 when it does not answer) and the body.
+  std::pair<long, std::string> apiGet(const std::string& path) {
+    http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
+    auto r = api.send({.url = "http://fleetletd" + path});
+    if (!r) return {0, r.error().message()};
+    return {r->status, r->body};
+  }
+  // The node events with seq > after (empty when the API does not answer).
+  std::vector<Json> apiEvents(int64_t after) {
+    auto [status, body] = apiGet("/v1/events?after=" + std::to_string(after));
+    std::vector<Json> out;
+    if (status != 200) return out;
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+      if (auto e = parseJson(line, "event")) out.push_back(std::move(*e));
+    }
+    return out;
+  }
   // (pid, status) by container id, from containerd's task listing.
   std::map<std::string, std::pair<std::string, std::string>> tasks() {
     auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
@@ -493,6 +512,45 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   EXPECT_EQ(reported.value("containerId", ""), id) << reported.dump();
   EXPECT_EQ(containers(), std::set<std::string>{id});
   EXPECT_TRUE(runningTasks().contains(id));
+}
+
+// Issue 17, D13: node event seqs continue above the previous run's after a restart, so a
+// client that resumes with after=<the last seq it saw> gets the new run's events.
+TEST_F(FleetletdTest, EventSeqsContinueAcrossRestarts) {
+  startAgent();
+  apply("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 1\napps: {}\n");
+  std::vector<Json> first;
+  auto has_kind = [](const std::vector<Json>& events, const std::string& kind) {
+    return std::any_of(events.begin(), events.end(),
+                       [&](const Json& e) { return e.value("kind", "") == kind; });
+  };
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        first = apiEvents(0);
+        return has_kind(first, "applied");
+      },
+      30s))
+      << agentLog();
+  int64_t last = first.back().value("seq", int64_t{0});
+  ASSERT_GT(last, 0);
+  stopAgent();
+  startAgent();
+  std::vector<Json> resumed;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        resumed = apiEvents(last);
+        return has_kind(resumed, "loaded");
+      },
+      30s))
+      << "after=" << last << " did not return the restarted agent's events\n"
+      << apiGet("/v1/events").second << agentLog();
+  // Every event of the new run is numbered above the old run's.
+  auto all = apiEvents(0);
+  ASSERT_FALSE(all.empty());
+  EXPECT_GT(all.front().value("seq", int64_t{0}), last) << all.front().dump();
+  // D8 on the real agent: a name that climbs out of the log directory is refused.
+  auto [status, body] = apiGet("/v1/apps/..%2F..%2Fdata/logs");
+  EXPECT_EQ(status, 400) << body;
 }
 
 TEST_F(FleetletdTest, ContainerdRestartUnderTheAgentIsRidden) {
