@@ -116,16 +116,17 @@ TEST(StreamsMemory, BigEventsKeepMemoryBoundedForSlowAndStuckReaders) {
   std::string ws_got = ws.readUntil("marker");
   ASSERT_NE(ws_got.find("marker"), std::string::npos) << ws_got;
 
-  // Slow readers: a query over the stored events and a subscription to everything.
+  // Slow readers: a query over the stored events while the live ones are published, then a
+  // subscription to everything (a slow *live* subscriber would rightly be cut off).
   auto slow_query = std::async(
       std::launch::async, [&] { return readSlowly(port, "/api/v1/events/query", query, kStored); });
+  for (int i = kStored; i < kStored + kLive; ++i) {
+    ASSERT_EQ(client.publish("big", "n", 1, bigPayload(i)).status, 201) << i;
+  }
   auto slow_subscriber = std::async(std::launch::async, [&] {
     return readSlowly(port, "/api/v1/events/subscribe",
                       R"({"subscriptions":[{"semantics":"big"}]})", kStored + kLive);
   });
-  for (int i = kStored; i < kStored + kLive; ++i) {
-    ASSERT_EQ(client.publish("big", "n", 1, bigPayload(i)).status, 201) << i;
-  }
   auto queried = slow_query.get();
   auto subscribed = slow_subscriber.get();
   EXPECT_TRUE(everyEventInOrder(queried, kStored));
