@@ -26,7 +26,7 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   ASSERT_TRUE(dir);
   auto started = startServiceProcess(dir->path(), 1);
   ASSERT_TRUE(started);
-  ServiceProcess& first = *started;
+  ServiceProcess& first = started.value();
   ASSERT_NE(first.port, 0);
 
   // offset -> payload of every acknowledged event.
@@ -61,7 +61,7 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
 
   auto restarted = startServiceProcess(dir->path(), 2);
   ASSERT_TRUE(restarted);
-  ServiceProcess& second = *restarted;
+  ServiceProcess& second = restarted.value();
   ASSERT_NE(second.port, 0);
   TestClient client(second.port);
   auto offsets = client.get("/api/v1/events/offsets").json();

@@ -27,7 +27,7 @@ using namespace std::chrono_literals;
 constexpr int kStored = 100;  // published before the readers come
 constexpr int kLive = 40;     // published while they are connected
 constexpr std::size_t kEventBytes = std::size_t{1} << 20;
-constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr std::uint64_t kMiB = std::uint64_t{1024} * 1024;
 // Peak RSS allowed with 10 readers of 1 MiB events: each reader holds about a page (1 MiB)
 // twice, each live queue up to 4 MiB, plus SQLite's page caches. Measured: 32 MiB; before the
 // fix 1.5 GB.
@@ -74,9 +74,10 @@ TEST(StreamsMemory, BigEventsKeepMemoryBoundedForSlowAndStuckReaders) {
   auto dir = fleetlet::testing::TempDir::create("streams-memory");
   ASSERT_TRUE(dir);
   auto service = testing::startServiceProcess(dir->path(), 1, {"--heartbeat-ms", "2000"});
-  ASSERT_TRUE(service && service->port != 0);
-  const pid_t pid = service->process.pid();
-  const std::uint16_t port = service->port;
+  ASSERT_TRUE(service);
+  const pid_t pid = service.value().process.pid();
+  const std::uint16_t port = service.value().port;
+  ASSERT_NE(port, 0);
   TestClient client(port);
   for (int i = 0; i < kStored; ++i) {
     ASSERT_EQ(client.publish("big", "n", 1, bigPayload(i)).status, 201) << i;

@@ -54,19 +54,23 @@ void noteReleased(MemoryTrimmer& trimmer, std::size_t bytes) {
   if (bytes >= MemoryTrimmer::kLargeTransient) trimmer.released(bytes);
 }
 
-const Event& deref(const Event& e) { return e; }
-const Event& deref(const std::shared_ptr<const Event>& e) { return *e; }
+std::size_t bytesOf(const Event& e) { return eventBytes(e); }
+std::size_t bytesOf(const std::shared_ptr<const Event>& e) { return eventBytes(*e); }
+void appendLine(const Event& e, std::string& out) { appendEventJson(e, out); }
+void appendLine(const std::shared_ptr<const Event>& e, std::string& out) {
+  appendEventJson(*e, out);
+}
 
 // The NDJSON lines of `events` (Event or shared_ptr<const Event>), emptying `events` as it
 // goes, so a page is held about once while it is serialized, not twice.
 template <typename T>
 std::string takeNdjson(std::vector<T>& events) {
   std::size_t bytes = 0;
-  for (const auto& e : events) bytes += eventBytes(deref(e));
+  for (const auto& e : events) bytes += bytesOf(e);
   std::string out;
   out.reserve(bytes);
   for (auto& e : events) {
-    appendEventJson(deref(e), out);
+    appendLine(e, out);
     e = T();
   }
   events.clear();
