@@ -25,8 +25,8 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   auto dir = fleetlet::testing::TempDir::create("streams-durability");
   ASSERT_TRUE(dir);
   auto started = startServiceProcess(dir->path(), 1);
-  ASSERT_TRUE(started);
-  ServiceProcess& first = started.value();
+  if (!started) FAIL() << "fleetlet-streams did not start";
+  ServiceProcess& first = *started;
   ASSERT_NE(first.port, 0);
 
   // offset -> payload of every acknowledged event.
@@ -35,6 +35,7 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   std::atomic<bool> stop{false};
   std::atomic<int> acks{0};
   std::vector<std::thread> publishers;
+  publishers.reserve(8);
   for (int t = 0; t < 8; ++t) {
     publishers.emplace_back([&, t] {
       TestClient client(first.port);
@@ -60,8 +61,8 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   ASSERT_GE(acks.load(), 2000);
 
   auto restarted = startServiceProcess(dir->path(), 2);
-  ASSERT_TRUE(restarted);
-  ServiceProcess& second = restarted.value();
+  if (!restarted) FAIL() << "fleetlet-streams did not restart";
+  ServiceProcess& second = *restarted;
   ASSERT_NE(second.port, 0);
   TestClient client(second.port);
   auto offsets = client.get("/api/v1/events/offsets").json();

@@ -74,9 +74,9 @@ TEST(StreamsMemory, BigEventsKeepMemoryBoundedForSlowAndStuckReaders) {
   auto dir = fleetlet::testing::TempDir::create("streams-memory");
   ASSERT_TRUE(dir);
   auto service = testing::startServiceProcess(dir->path(), 1, {"--heartbeat-ms", "2000"});
-  ASSERT_TRUE(service);
-  const pid_t pid = service.value().process.pid();
-  const std::uint16_t port = service.value().port;
+  if (!service) FAIL() << "fleetlet-streams did not start";
+  const pid_t pid = service->process.pid();
+  const std::uint16_t port = service->port;
   ASSERT_NE(port, 0);
   TestClient client(port);
   for (int i = 0; i < kStored; ++i) {
