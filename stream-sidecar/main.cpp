@@ -1,4 +1,5 @@
 // fleetlet-streams: the event service (:4454) and console service (:4457) of a node.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -28,6 +29,14 @@ bool splitAddress(const std::string& text, std::string& address, std::uint16_t& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives each thread that allocates concurrently its own arena (up to 8 per core), and
+  // raises its mmap threshold after a large block is freed, so that later large blocks come
+  // from (and stay in) the arenas. A fixed threshold keeps event-sized buffers (query pages,
+  // 1 MiB payloads) in their own mappings, returned to the kernel when freed; two arenas
+  // suffice for two io/pool threads. What still piles up is trimmed (MemoryTrimmer).
+  // Before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{"fleetlet-streams: event and console services (ActyxOS v1 API)"};
   fleetlet::streams::ServiceOptions options;
   std::string data_dir = "/var/lib/fleetlet/streams";
@@ -42,8 +51,12 @@ int main(int argc, char** argv) {
   app.add_option("--source-id", options.source_id,
                  "This node's source id (default: generated once, kept in the data dir)");
   app.add_option("--max-body", options.events.max_body, "Largest request body in bytes");
-  app.add_option("--subscriber-queue", options.events.subscriber_queue_limit,
-                 "Events a subscriber may fall behind before it is cut off");
+  app.add_option("--subscriber-queue", options.events.subscriber_queue.events,
+                 "Events a live subscriber may fall behind before it is cut off");
+  app.add_option("--subscriber-queue-bytes", options.events.subscriber_queue.bytes,
+                 "Bytes of events a live subscriber may fall behind before it is cut off");
+  app.add_option("--page-bytes", options.events.page.bytes,
+                 "Bytes of events a query or catch-up reads from storage at a time");
   app.add_option("--log-retention-bytes", options.log_app_cap_bytes,
                  "Console loop-buffer size per app in bytes");
   app.add_option("--log-retention-total-bytes", options.log_total_cap_bytes,

@@ -23,7 +23,10 @@ namespace fleetlet::streams {
 namespace {
 
 using testing::kPatience;
+using testing::rawPost;
 using testing::RawSocket;
+using testing::rawWebSocketFrame;
+using testing::rawWebSocketUpgrade;
 using testing::Reply;
 using testing::TestClient;
 using namespace std::chrono_literals;
@@ -41,7 +44,7 @@ class StreamsApiTest : public ::testing::Test {
     options_.header_timeout = 1000ms;
     options_.io_timeout = 2000ms;
     options_.events.max_body = 64 * 1024;
-    options_.events.page_size = 7;  // force pagination in every query and catch-up
+    options_.events.page.events = 7;  // force pagination in every query and catch-up
   }
   void start() {
     auto s = Service::start(options_);
@@ -166,7 +169,7 @@ TEST_F(StreamsApiTest, SubscribeCatchesUpThenGoesLiveWithoutGapOrDuplicate) {
 }
 
 TEST_F(StreamsApiTest, LongCatchUpOutlivingTheLiveQueueStillMissesNothing) {
-  options_.events.subscriber_queue_limit = 40;  // overflows while 500 events are caught up
+  options_.events.subscriber_queue.events = 40;  // overflows while 500 events are caught up
   start();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(events_->publish("s", "n", 100).status, 201);
   std::atomic<bool> go{false};
@@ -188,7 +191,7 @@ TEST_F(StreamsApiTest, LongCatchUpOutlivingTheLiveQueueStillMissesNothing) {
 }
 
 TEST_F(StreamsApiTest, SlowSubscriberIsCutOffWhileOthersAndPublishersGoOn) {
-  options_.events.subscriber_queue_limit = 1000;
+  options_.events.subscriber_queue.events = 1000;
   options_.io_timeout = 30000ms;  // the slow one is cut by the queue limit, not a timeout
   options_.events.max_body = 1024 * 1024;
   start();
@@ -221,6 +224,78 @@ TEST_F(StreamsApiTest, SlowSubscriberIsCutOffWhileOthersAndPublishersGoOn) {
   std::string got = slow.readUntil("ERR_SUBSCRIBER_TOO_SLOW");
   EXPECT_NE(got.find("ERR_SUBSCRIBER_TOO_SLOW"), std::string::npos);
   EXPECT_EQ(offsets(), (Json{{"node-a", kRequests * kPerRequest - 1}}));
+}
+
+// Waits until the hub has `count` subscribers; false after the patience ran out.
+bool waitForSubscribers(Service& service, std::size_t count) {
+  auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (service.hub().subscriberCount() != count) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+TEST_F(StreamsApiTest, LiveSubscriberIsCutOffByQueuedBytesNotEventCount) {
+  options_.events.subscriber_queue = {.events = 65536, .bytes = 256 * 1024};
+  options_.events.max_body = 2 * 1024 * 1024;
+  options_.io_timeout = 30000ms;  // cut by the queue's bytes, not by a write timeout
+  start();
+  RawSocket slow = RawSocket::connect(service_->eventsListener().port, 4096);
+  ASSERT_TRUE(slow.send(rawPost("/api/v1/events/subscribe", R"({"subscriptions":[{}]})")));
+  ASSERT_NE(slow.readUntil("\r\n\r\n").find("200"), std::string::npos);
+  ASSERT_TRUE(waitForSubscribers(*service_, 1));
+  // 160 events of 64 KiB: 10 MiB, more than the socket buffers take and 40 times the queue's
+  // bytes, yet far below its event count.
+  std::string big(64 * 1024, 'x');
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(events_->publish("s", "n", 16, big).status, 201);
+  // Every event reached the hub before its 201. Reading now: what fitted in the queue and the
+  // socket buffers, then the reason, then the end.
+  std::string got = slow.readUntil("ERR_SUBSCRIBER_TOO_SLOW");
+  EXPECT_NE(got.find("ERR_SUBSCRIBER_TOO_SLOW"), std::string::npos);
+  EXPECT_NE(got.find("262144 bytes"), std::string::npos);
+  EXPECT_TRUE(slow.waitClosed());
+  EXPECT_LT(testing::countOccurrences(got, "\"offset\":"), 160u);
+  EXPECT_TRUE(waitForSubscribers(*service_, 0));
+}
+
+TEST_F(StreamsApiTest, EventsLargerThanAPageStillComeInOrder) {
+  options_.events.page = {.events = 2000, .bytes = 16 * 1024};
+  options_.events.max_body = 1024 * 1024;
+  start();
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 12; ++i) {
+    payloads.emplace_back(static_cast<std::size_t>(i % 3 == 0 ? 100 * 1024 : 10), 'a' + i);
+    ASSERT_EQ(events_->publish("s", "n", 1, payloads.back()).status, 201);
+  }
+  auto check = [&](const std::vector<Json>& lines) {
+    ASSERT_EQ(lines.size(), payloads.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      EXPECT_EQ(lines[i]["offset"], i);
+      EXPECT_EQ(lines[i]["payload"], payloads[i]) << i;
+    }
+  };
+  check(query(R"({"subscriptions":[{}],"order":"lamport","upperBound":{"node-a":11}})"));
+  check(events_->streamLines("POST", "/api/v1/events/subscribe", R"({"subscriptions":[{}]})",
+                             [](const std::vector<Json>& l) { return l.size() >= 12; }));
+}
+
+TEST_F(StreamsApiTest, PayloadNumbersComeBackAsWritten) {
+  start();
+  Reply r = events_->post("/api/v1/events/publish", R"({"data":[{"semantics":"s","name":"n",
+      "payload": {"big": 123456789012345678901234567890, "neg": -0, "exp": 1E400, "frac": 0.10}}]})");
+  // 1E400 is beyond a double: nlohmann refuses it, so the request is refused.
+  EXPECT_EQ(r.status, 400) << r.body;
+  r = events_->post("/api/v1/events/publish", R"({"data":[{"semantics":"s","name":"n",
+      "payload": {"big": 123456789012345678901234567890, "neg": -0, "exp": 1E2, "frac": 0.10,
+                  "u64": 18446744073709551616}}]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string written =
+      R"("payload":{"big":123456789012345678901234567890,"neg":-0,"exp":1E2,"frac":0.10,)"
+      R"("u64":18446744073709551616}})";
+  Reply q = events_->post("/api/v1/events/query",
+                          R"({"subscriptions":[{}],"order":"lamport","upperBound":{"node-a":0}})");
+  EXPECT_NE(q.body.find(written), std::string::npos) << q.body;
 }
 
 TEST_F(StreamsApiTest, BadRequestsGet400NamingTheProblem) {
@@ -378,6 +453,19 @@ TEST_F(StreamsApiTest, ConsoleAcceptsBothShapesAndRejectsBadEntries) {
   EXPECT_EQ(console_->get("/api/v1/logs?limit=x").status, 400);
 }
 
+TEST_F(StreamsApiTest, ConsoleRejectsAMalformedFollowOrLogTimestampNamingIt) {
+  start();
+  Reply follow = console_->get("/api/v1/logs?follow=maybe");
+  EXPECT_EQ(follow.status, 400);
+  EXPECT_NE(follow.body.find("follow"), std::string::npos) << follow.body;
+  Reply stamp = console_->post("/api/v1/logs", R"({"logName":"l","logTimestamp":"not-a-time"})");
+  EXPECT_EQ(stamp.status, 400);
+  EXPECT_NE(stamp.body.find("request.logTimestamp"), std::string::npos) << stamp.body;
+  EXPECT_TRUE(console_->get("/api/v1/logs").lines().empty());  // nothing stored
+  EXPECT_EQ(console_->get("/api/v1/logs?follow=false").status, 200);
+  EXPECT_EQ(console_->get("/api/v1/logs?follow=0").status, 200);
+}
+
 TEST_F(StreamsApiTest, FollowingLogsDeliversNewEntries) {
   start();
   ASSERT_EQ(console_->post("/api/v1/logs", R"({"logName":"l","message":"old"})").status, 201);
@@ -491,6 +579,25 @@ TEST_F(StreamsApiTest, WebSocketRejectsABadSubscribeAndPlainHttp) {
   EXPECT_FALSE(ws.read().has_value());
   EXPECT_EQ(events_->get("/api/v1/events/ws").status, 426);
   EXPECT_EQ(events_->publish("s", "n", 1).status, 201);  // still serving
+}
+
+TEST_F(StreamsApiTest, WebSocketClientThatStopsReadingIsClosedAtItsHeartbeatDeadline) {
+  options_.events.heartbeat_interval = 300ms;
+  options_.events.max_body = 2 * 1024 * 1024;
+  // Neither the queue nor a write timeout cuts it off: only the heartbeat deadline.
+  options_.events.subscriber_queue = {.events = 65536, .bytes = std::size_t{1} << 30};
+  options_.io_timeout = 60000ms;
+  start();
+  std::string big(64 * 1024, 'x');  // 10 MiB: more than the socket buffers take
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(events_->publish("s", "n", 16, big).status, 201);
+  // Subscribes, then never reads: the catch-up's writes block at once.
+  RawSocket ws = RawSocket::connect(service_->eventsListener().port, 4096);
+  ASSERT_TRUE(ws.send(rawWebSocketUpgrade("/api/v1/events/ws")));
+  ASSERT_NE(ws.readUntil("\r\n\r\n").find("101"), std::string::npos);
+  ASSERT_TRUE(ws.send(rawWebSocketFrame(R"({"subscriptions":[{}]})")));
+  ASSERT_TRUE(waitForSubscribers(*service_, 1));
+  EXPECT_TRUE(waitForSubscribers(*service_, 0));
+  EXPECT_TRUE(ws.waitClosed());
 }
 
 }  // namespace

@@ -3,13 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <thread>
 
-#include "os/child_process.h"
+#include "service_process.h"
 #include "support/temp_dir.h"
 #include "test_client.h"
 
@@ -20,40 +18,15 @@ using testing::kPatience;
 using testing::TestClient;
 using namespace std::chrono_literals;
 
-struct Running {
-  ChildProcess process;
-  std::uint16_t port = 0;
-};
-
-// Starts fleetlet-streams on port 0 and reads the bound port from its log.
-Running startService(const std::filesystem::path& dir, int run) {
-  const char* bin = std::getenv("FLEETLET_STREAMS_BIN");
-  EXPECT_NE(bin, nullptr) << "FLEETLET_STREAMS_BIN is not set (run through ctest)";
-  auto log = dir / fmt::format("service-{}.log", run);
-  auto child = ChildProcess::spawn(
-      {.argv = {bin, "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0",
-                "--console-listen", "127.0.0.1:0", "--source-id", "node-d"},
-       .stdout_path = log,
-       .stderr_path = log});
-  EXPECT_TRUE(child) << child.error().message();
-  Running r{std::move(*child), 0};
-  std::regex pattern("events listening on 127\\.0\\.0\\.1:([0-9]+)");
-  auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (r.port == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    std::smatch m;
-    if (std::regex_search(text, m, pattern)) r.port = static_cast<std::uint16_t>(std::stoi(m[1]));
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_NE(r.port, 0) << "no listening line in " << log;
-  return r;
-}
+using testing::ServiceProcess;
+using testing::startServiceProcess;
 
 TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   auto dir = fleetlet::testing::TempDir::create("streams-durability");
   ASSERT_TRUE(dir);
-  Running first = startService(dir->path(), 1);
+  auto started = startServiceProcess(dir->path(), 1);
+  if (!started) FAIL() << "fleetlet-streams did not start";
+  ServiceProcess& first = *started;
   ASSERT_NE(first.port, 0);
 
   // offset -> payload of every acknowledged event.
@@ -62,6 +35,7 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   std::atomic<bool> stop{false};
   std::atomic<int> acks{0};
   std::vector<std::thread> publishers;
+  publishers.reserve(8);
   for (int t = 0; t < 8; ++t) {
     publishers.emplace_back([&, t] {
       TestClient client(first.port);
@@ -86,7 +60,9 @@ TEST(StreamsDurability, KillNineLosesNoAcknowledgedEvent) {
   (void)first.process.wait();
   ASSERT_GE(acks.load(), 2000);
 
-  Running second = startService(dir->path(), 2);
+  auto restarted = startServiceProcess(dir->path(), 2);
+  if (!restarted) FAIL() << "fleetlet-streams did not restart";
+  ServiceProcess& second = *restarted;
   ASSERT_NE(second.port, 0);
   TestClient client(second.port);
   auto offsets = client.get("/api/v1/events/offsets").json();

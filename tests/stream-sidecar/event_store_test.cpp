@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 
 #include "support/temp_dir.h"
@@ -24,9 +25,13 @@ class EventStoreTest : public ::testing::Test {
   }
   static Result<std::vector<PublishReceipt>> publish(EventStore& store, int count,
                                                      std::string semantics = "sem") {
-    std::promise<Result<std::vector<PublishReceipt>>> done;
     std::vector<NewEvent> events;
     for (int i = 0; i < count; ++i) events.push_back({semantics, "n", std::to_string(i)});
+    return publishEvents(store, std::move(events));
+  }
+  static Result<std::vector<PublishReceipt>> publishEvents(EventStore& store,
+                                                           std::vector<NewEvent> events) {
+    std::promise<Result<std::vector<PublishReceipt>>> done;
     store.publish("", std::move(events), [&](auto r) { done.set_value(std::move(r)); });
     return done.get_future().get();
   }
@@ -78,15 +83,49 @@ TEST_F(EventStoreTest, PagesWalkEachOrderCompletely) {
     Cursor cursor;
     std::vector<std::int64_t> offsets;
     while (true) {
-      auto page = store->readPage(spec, cursor, 4);
+      auto page = store->readPage(spec, cursor, {.events = 4});
       ASSERT_TRUE(page) << page.error().message();
-      for (const auto& e : *page) offsets.push_back(e.offset);
-      if (page->size() < 4) break;
+      EXPECT_LE(page->events.size(), 4u);
+      for (const auto& e : page->events) offsets.push_back(e.offset);
+      if (!page->more) break;
     }
     ASSERT_EQ(offsets.size(), 18u);
     if (order == Order::kLamportReverse) std::reverse(offsets.begin(), offsets.end());
     for (std::size_t i = 0; i < offsets.size(); ++i) EXPECT_EQ(offsets[i], 3 + std::int64_t(i));
   }
+}
+
+TEST_F(EventStoreTest, PagesStopAtTheByteBudgetAndEveryEventComesOnce) {
+  auto store = open();
+  // Payloads of 10, 100 KiB, 300 KiB, 10, 10, 10 and 1 MiB bytes (JSON strings).
+  std::vector<std::size_t> sizes = {10, 100 << 10, 300 << 10, 10, 10, 10, 1 << 20};
+  std::vector<NewEvent> events;
+  for (std::size_t size : sizes) events.push_back({"sem", "n", std::string(size, '7')});
+  ASSERT_TRUE(publishEvents(*store, std::move(events)));
+  QuerySpec spec{{Filter{}}, Order::kSourceOrdered, {}, {{"s1", 6}}};
+  Cursor cursor;
+  constexpr std::size_t kBudget = 256 << 10;
+  std::vector<std::vector<std::int64_t>> pages;
+  while (true) {
+    auto page = store->readPage(spec, cursor, {.events = 2000, .bytes = kBudget});
+    ASSERT_TRUE(page) << page.error().message();
+    std::size_t bytes = 0;
+    std::size_t largest = 0;
+    std::vector<std::int64_t> offsets;
+    for (const auto& e : page->events) {
+      offsets.push_back(e.offset);
+      bytes += eventBytes(e);
+      largest = std::max(largest, eventBytes(e));
+    }
+    // Within the budget plus one event.
+    EXPECT_LE(bytes, kBudget + largest);
+    pages.push_back(offsets);
+    if (!page->more) break;
+  }
+  // 10+100K stay under 256K, 300K takes the page over; the three small ones and the 1 MiB
+  // one (alone larger than the budget) follow; every event once, in order.
+  std::vector<std::vector<std::int64_t>> expected = {{0, 1, 2}, {3, 4, 5, 6}};
+  EXPECT_EQ(pages, expected);
 }
 
 TEST_F(EventStoreTest, CommitListenerSeesEventsInOffsetOrder) {

@@ -35,6 +35,17 @@ TEST(LogEntry, RejectsBadEntries) {
   EXPECT_FALSE(parseLogRequest("[]"));
 }
 
+TEST(LogEntry, LogTimestampMustBeRfc3339) {
+  auto bad = parseLogRequest(R"({"logName":"l","logTimestamp":"not-a-time"})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message().find("request.logTimestamp"), std::string::npos)
+      << bad.error().message();
+  auto good = parseLogRequest(R"({"logName":"l","logTimestamp":"2026-11-21T10:00:00.5+01:00"})");
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_EQ(Json::parse(good->extra)["logTimestamp"], "2026-11-21T10:00:00.5+01:00");
+}
+
 TEST(LogEntry, TimeIsRfc3339) {
   LogEntry e;
   e.time = 1795241262239184;

@@ -15,6 +15,31 @@ TEST(PublishRequest, ParsesEventsAndKeepsPayloadAsJson) {
   EXPECT_EQ(r->events[1].payload, "null");
 }
 
+TEST(PublishRequest, KeepsPayloadNumbersExactlyAsWritten) {
+  // nlohmann::json would give 1.2345678901234568e+29, 0, 100.0 and 0.1 back.
+  auto r =
+      parsePublishRequest(R"({ "data" : [ { "payload" : { "big" : 123456789012345678901234567890,
+      "neg" : -0, "exp" : 1E2, "frac" : 0.10, "s" : "a \" b\n" , "list" : [ 1 , -0.0 ] },
+      "semantics" : "s", "name" : "n" }, {"semantics":"s","name":"n","payload":18446744073709551616}]})");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->events.size(), 2u);
+  EXPECT_EQ(
+      r->events[0].payload,
+      R"({"big":123456789012345678901234567890,"neg":-0,"exp":1E2,"frac":0.10,"s":"a \" b\n","list":[1,-0.0]})");
+  EXPECT_EQ(r->events[1].payload, "18446744073709551616");
+}
+
+TEST(PublishRequest, RawPayloadFollowsTheParsedStructure) {
+  // Escaped keys, repeated keys (the last one counts, as for the other fields) and a "payload"
+  // inside a string or a nested object are not mistaken for the event's payload.
+  auto r = parsePublishRequest(
+      R"({"x":"\"data\":[1]","data":[{"semantics":"s","name":"n","p\u0061yload":{"payload":7},)"
+      R"("payload":[2]}],"y":{"data":[]}})");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->events.size(), 1u);
+  EXPECT_EQ(r->events[0].payload, "[2]");
+}
+
 TEST(PublishRequest, RejectsNamingThePath) {
   auto r =
       parsePublishRequest(R"({"data":[{"semantics":"s","name":"n","payload":1},{"name":"n"}]})");

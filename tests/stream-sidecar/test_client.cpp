@@ -137,6 +137,39 @@ Reply TestClient::publish(const std::string& semantics, const std::string& name,
   return post("/api/v1/events/publish", Json{{"data", data}}.dump());
 }
 
+std::size_t countOccurrences(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string_view::npos;
+       pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+std::string rawPost(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string rawWebSocketUpgrade(const std::string& path) {
+  return "GET " + path +
+         " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+}
+
+std::string rawWebSocketFrame(const std::string& text) {
+  std::string frame = "\x81";
+  if (text.size() < 126) {
+    frame += static_cast<char>(0x80 | text.size());
+  } else {
+    frame += static_cast<char>(0x80 | 126);
+    frame += static_cast<char>((text.size() >> 8) & 0xff);
+    frame += static_cast<char>(text.size() & 0xff);
+  }
+  frame += std::string(4, '\0');  // the masking key
+  return frame + text;
+}
+
 RawSocket RawSocket::connect(std::uint16_t port, int rcvbuf) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (rcvbuf > 0) ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));

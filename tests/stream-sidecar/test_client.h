@@ -50,6 +50,16 @@ class TestClient {
   std::string base_;
 };
 
+// How often `needle` occurs in `text`.
+std::size_t countOccurrences(std::string_view text, std::string_view needle);
+
+// A request with Content-Length and "Connection: close", for RawSocket::send.
+std::string rawPost(const std::string& path, const std::string& body);
+// A WebSocket upgrade request for `path` (for RawSocket::send; the answer is a 101).
+std::string rawWebSocketUpgrade(const std::string& path);
+// One client text frame carrying `text` (masked with a zero key, as the protocol allows).
+std::string rawWebSocketFrame(const std::string& text);
+
 // A raw TCP client for slowloris, abrupt disconnects and never-reading subscribers.
 class RawSocket {
  public:

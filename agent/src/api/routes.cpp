@@ -43,14 +43,6 @@ Result<std::optional<int64_t>> intQuery(const Request& r, std::string_view name,
 }
 
 // ?follow, ?follow=true|1 → true; absent, false, 0 → false.
-Result<bool> boolQuery(const Request& r, std::string_view name) {
-  auto text = r.query(name);
-  if (!text || *text == "false" || *text == "0") return false;
-  if (text->empty() || *text == "true" || *text == "1") return true;
-  return fail(ErrorCode::kInvalidArgument, "query parameter {}: \"{}\" is not true or false", name,
-              *text);
-}
-
 std::string ndjsonLines(const std::vector<core::NodeEvent>& events) {
   std::string out;
   for (const auto& e : events) {
@@ -173,7 +165,7 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
   if (!after) co_return http::errorResponse(after.error());
   auto limit = intQuery(r, "limit", 1, static_cast<int64_t>(config.event_limit));
   if (!limit) co_return http::errorResponse(limit.error());
-  auto follow = boolQuery(r, "follow");
+  auto follow = http::boolQuery(r, "follow");
   if (!follow) co_return http::errorResponse(follow.error());
   int64_t from = after->value_or(0);
   size_t count = static_cast<size_t>(limit->value_or(static_cast<int64_t>(config.event_limit)));
@@ -245,7 +237,7 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   std::string name = std::move(*checked);
   auto tail = intQuery(r, "tail", 0, INT32_MAX);
   if (!tail) co_return http::errorResponse(tail.error());
-  auto follow = boolQuery(r, "follow");
+  auto follow = http::boolQuery(r, "follow");
   if (!follow) co_return http::errorResponse(follow.error());
   auto dir_job = [&service, name] { return service.logDir(name); };
   auto dir = co_await r.offload(std::move(dir_job));

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "error/error.h"
+#include "time/rfc3339.h"
 
 namespace fleetlet::logs {
 
@@ -38,9 +39,8 @@ struct CriRecord {
 // Go's time.RFC3339Nano in UTC, as containerd writes it: "2026-11-21T06:00:57.1234Z" (trailing
 // zeros of the fraction dropped, no fraction when it is zero).
 std::string formatRfc3339Nano(TimePoint time);
-// Accepts RFC 3339 with an optional fraction of up to 9 digits and a "Z" or "±hh:mm" offset.
-// kInvalidArgument naming the problem otherwise.
-Result<TimePoint> parseRfc3339(std::string_view text);
+// RFC 3339 parsing lives in common (time/rfc3339.h).
+using fleetlet::parseRfc3339;
 
 // Appends one record, '\n' included, to `out`. `text` must not contain '\n'.
 void appendCriRecord(std::string& out, TimePoint time, Stream stream, bool partial,

@@ -1187,6 +1187,14 @@ Task<Result<std::string>> Request::readBody() {
   co_return body;
 }
 
+Result<bool> boolQuery(const Request& request, std::string_view name) {
+  auto text = request.query(name);
+  if (!text || *text == "false" || *text == "0") return false;
+  if (text->empty() || *text == "true" || *text == "1") return true;
+  return fail(ErrorCode::kInvalidArgument, "query parameter {}: \"{}\" is not true or false", name,
+              *text);
+}
+
 StreamWriter::StreamWriter(detail::Connection& connection, asio::thread_pool& pool, bool chunked,
                            std::optional<std::uint64_t> length)
     : connection_(&connection), pool_(&pool), chunked_(chunked), length_(length) {}

@@ -228,6 +228,10 @@ class Request {
   std::optional<Error> body_failure_;
 };
 
+// Query parameter `name` as a boolean: absent, "false" or "0" is false; "" (a bare key),
+// "true" or "1" is true; anything else fails with kInvalidArgument naming the parameter.
+Result<bool> boolQuery(const Request& request, std::string_view name);
+
 // Writes a streamed response body. A producer gets one and writes until it is done or the
 // stream closes. Methods run on the connection's strand.
 class StreamWriter {

@@ -57,10 +57,9 @@ Result<ReadRequest> parseReadRequest(const Request& r) {
     } else if (key == "limit") {
       FLEETLET_ASSIGN_OR_RETURN(auto n, parseCount(key, value));
       out.filter.limit = static_cast<std::size_t>(n);
-    } else if (key == "follow") {
-      out.follow = value == "true" || value == "1" || value.empty();
     }
   }
+  FLEETLET_ASSIGN_OR_RETURN(out.follow, http::boolQuery(r, "follow"));
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "handoff/http_adapter.h"
 #include "http/websocket.h"
 #include "json/json.h"
+#include "subscribe/heartbeat.h"
 
 namespace fleetlet::streams {
 namespace {
@@ -49,113 +50,217 @@ std::string errorLine(std::string_view code, std::string_view message) {
          "\n";
 }
 
-Task<void> streamQuery(StreamWriter& w, EventStore& store, QuerySpec spec, std::size_t page_size) {
+void noteReleased(MemoryTrimmer& trimmer, std::size_t bytes) {
+  if (bytes >= MemoryTrimmer::kLargeTransient) trimmer.released(bytes);
+}
+
+std::size_t bytesOf(const Event& e) { return eventBytes(e); }
+std::size_t bytesOf(const std::shared_ptr<const Event>& e) { return eventBytes(*e); }
+void appendLine(const Event& e, std::string& out) { appendEventJson(e, out); }
+void appendLine(const std::shared_ptr<const Event>& e, std::string& out) {
+  appendEventJson(*e, out);
+}
+
+// The NDJSON lines of `events` (Event or shared_ptr<const Event>), emptying `events` as it
+// goes, so a page is held about once while it is serialized, not twice.
+template <typename T>
+std::string takeNdjson(std::vector<T>& events) {
+  std::size_t bytes = 0;
+  for (const auto& e : events) bytes += bytesOf(e);
+  std::string out;
+  out.reserve(bytes);
+  for (auto& e : events) {
+    appendLine(e, out);
+    e = T();
+  }
+  events.clear();
+  return out;
+}
+
+Task<void> streamQuery(StreamWriter& w, EventStore& store, MemoryTrimmer& trimmer, QuerySpec spec,
+                       PageLimit limit) {
   Cursor cursor;
-  while (w.isOpen()) {
-    auto job = [&store, &spec, &cursor, page_size] {
-      return store.readPage(spec, cursor, page_size);
-    };
+  bool more = true;
+  while (more && w.isOpen()) {
+    auto job = [&store, &spec, &cursor, limit] { return store.readPage(spec, cursor, limit); };
     auto page = co_await w.offload(std::move(job));
     if (!page) {
       spdlog::warn("[events] query failed: {}", page.error().describe());
       co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
       co_return;
     }
-    std::string out;
-    for (const auto& e : *page) appendEventJson(e, out);
+    more = page->more;
+    std::string out = takeNdjson(page->events);
     if (!(co_await w.write(out))) co_return;
-    if (page->size() < page_size) co_return;
+    noteReleased(trimmer, out.size());
   }
 }
 
-// Catch-up from storage, then live events; see the seam argument in docs/streams.md.
-Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub,
-                              SubscribeRequest request, const EventsApiOptions& options) {
-  auto timer =
-      std::make_shared<asio::steady_timer>(w.executor(), asio::steady_timer::time_point::max());
-  std::weak_ptr<asio::steady_timer> weak = timer;
-  asio::any_io_executor ex = w.executor();
-  auto wake = [weak, ex] {
-    asio::post(ex, [weak] {
-      if (auto t = weak.lock()) t->cancel();
-    });
-  };
-  // Register for live events before reading the catch-up bound: every event is then in the
-  // catch-up range or in the live queue (or both; duplicates are dropped by offset).
-  auto subscription = hub.subscribe(request.filters, options.subscriber_queue_limit, wake);
-  w.onClose([weak] {
-    if (auto t = weak.lock()) t->cancel();
-  });
-  OffsetMap delivered = request.lower_bound;
-  // Lamport order keeps each source's events in offset order and walks the
-  // (semantics|name, lamport) indexes instead of sorting every match per page.
-  QuerySpec spec{request.filters, Order::kLamport, request.lower_bound, store.offsets()};
-  auto record = [&delivered](const Event& e) {
-    auto [it, inserted] = delivered.try_emplace(e.source, e.offset);
+using Batch = std::vector<std::shared_ptr<const Event>>;
+
+// The events one subscriber is owed, in order and each once (docs/streams.md, "Subscribe
+// without gap or duplicate"): the stored ones after its lower bound, a page at a time, then
+// the live ones the hub queued. On the connection's strand.
+class SubscriptionFeed {
+ public:
+  // Registers with the hub before reading the catch-up bound: every event is then in the
+  // catch-up range or in the live queue (or both; duplicates are dropped by offset). `wake`
+  // is the hub's (see Hub::subscribe).
+  SubscriptionFeed(EventStore& store, Hub& hub, SubscribeRequest request,
+                   const EventsApiOptions& options, std::function<void()> wake)
+      : store_(store),
+        hub_(hub),
+        options_(options),
+        filters_(std::move(request.filters)),
+        wake_(std::move(wake)),
+        subscription_(hub.subscribe(filters_, options.subscriber_queue, wake_)),
+        delivered_(request.lower_bound),
+        // Lamport order keeps each source's events in offset order and walks the
+        // (semantics|name, lamport) indexes instead of sorting every match per page.
+        spec_{filters_, Order::kLamport, std::move(request.lower_bound), store.offsets()} {}
+
+  // The next events owed, oldest first: a storage page while catching up, then whatever the
+  // live queue holds. Empty when nothing is queued: wait for a wake. Fails with
+  // kResourceExhausted once the live queue overflowed (the subscriber is too slow and must be
+  // cut off), or with the store's error. `io` offloads the storage reads.
+  template <typename Io>
+  Task<Result<Batch>> next(Io& io) {
+    while (!live_) {
+      if (!more_) {
+        if (!subscription_->overflowed()) {
+          live_ = true;
+          break;
+        }
+        // The live queue overflowed during a long catch-up; storage still has everything:
+        // register again, then catch up from what was delivered to the new present.
+        spdlog::info("[events] live queue overflowed during a catch-up; catching up again");
+        subscription_ = hub_.subscribe(filters_, options_.subscriber_queue, wake_);
+        spec_.lower = delivered_;
+        spec_.upper = store_.offsets();
+        cursor_ = Cursor{};
+        more_ = true;
+      }
+      auto job = [this] { return store_.readPage(spec_, cursor_, options_.page); };
+      auto page = co_await io.offload(std::move(job));
+      if (!page) co_return std::unexpected(page.error().wrap("catch-up"));
+      more_ = page->more;
+      Batch out;
+      out.reserve(page->events.size());
+      for (auto& e : page->events) {
+        if (record(e)) out.push_back(std::make_shared<const Event>(std::move(e)));
+      }
+      if (!out.empty()) co_return out;
+    }
+    Batch batch = subscription_->take();
+    if (batch.empty() && subscription_->overflowed()) {
+      co_return fail(ErrorCode::kResourceExhausted,
+                     "subscriber fell more than {} events or {} bytes behind; subscribe again "
+                     "with lowerBound set to the offsets received",
+                     options_.subscriber_queue.events, options_.subscriber_queue.bytes);
+    }
+    std::erase_if(batch, [this](const auto& e) { return !record(*e); });
+    co_return batch;
+  }
+
+ private:
+  // Whether `e` is new to the subscriber (and notes it as delivered).
+  bool record(const Event& e) {
+    auto [it, inserted] = delivered_.try_emplace(e.source, e.offset);
     if (inserted) return true;
     if (e.offset <= it->second) return false;
     it->second = e.offset;
     return true;
-  };
-
-  // Catch up from storage. Should the live queue overflow meanwhile (a long catch-up under
-  // heavy publishing), storage still has everything: register again, then catch up from
-  // what was delivered to the new present.
-  while (w.isOpen()) {
-    Cursor cursor;
-    while (w.isOpen()) {
-      auto job = [&store, &spec, &cursor, &options] {
-        return store.readPage(spec, cursor, options.page_size);
-      };
-      auto page = co_await w.offload(std::move(job));
-      if (!page) {
-        co_await w.write(errorLine("ERR_INTERNAL", page.error().message()));
-        co_return;
-      }
-      std::string out;
-      for (const auto& e : *page) {
-        if (record(e)) appendEventJson(e, out);
-      }
-      if (!(co_await w.write(out))) co_return;
-      if (page->size() < options.page_size) break;
-    }
-    if (!subscription->overflowed()) break;
-    spdlog::info("[events] live queue overflowed during a catch-up; catching up again");
-    subscription = hub.subscribe(request.filters, options.subscriber_queue_limit, wake);
-    spec.lower = delivered;
-    spec.upper = store.offsets();
   }
 
-  while (w.isOpen()) {
-    auto batch = subscription->take();
-    if (batch.empty()) {
-      if (subscription->overflowed()) {
-        co_await w.write(errorLine(
-            kTooSlowCode, fmt::format("subscriber fell more than {} events behind; subscribe "
-                                      "again with lowerBound set to the offsets received",
-                                      options.subscriber_queue_limit)));
-        co_return;
-      }
+  EventStore& store_;
+  Hub& hub_;
+  const EventsApiOptions& options_;
+  const std::vector<Filter> filters_;
+  const std::function<void()> wake_;
+  std::unique_ptr<Subscription> subscription_;
+  OffsetMap delivered_;
+  QuerySpec spec_;
+  Cursor cursor_;
+  bool more_ = true;
+  bool live_ = false;
+};
+
+// Wakes a producer waiting for live events; used on the connection's strand only.
+struct LiveWaker {
+  explicit LiveWaker(const asio::any_io_executor& ex)
+      : timer(ex, asio::steady_timer::time_point::max()) {}
+
+  // Returns at once when a wake came since the last wait, else at the next wake, when
+  // cancel() is called, or at `until`.
+  Task<void> wait(asio::steady_timer::time_point until) {
+    if (!pending) {
       boost::system::error_code ec;
-      timer->expires_at(asio::steady_timer::time_point::max());
-      co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      timer.expires_at(until);
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    pending = false;
+  }
+  void cancel() { timer.cancel(); }
+
+  asio::steady_timer timer;
+  bool pending = false;
+};
+
+// The hub's wake function for `waker`: it runs on the store's writer thread, so it only posts
+// to the strand.
+std::function<void()> wakeFunction(const std::shared_ptr<LiveWaker>& waker,
+                                   const asio::any_io_executor& ex) {
+  std::weak_ptr<LiveWaker> weak = waker;
+  return [weak, ex] {
+    asio::post(ex, [weak] {
+      if (auto w = weak.lock()) {
+        w->pending = true;
+        w->cancel();
+      }
+    });
+  };
+}
+
+// NDJSON subscribe: catch-up from storage, then live events, until the client goes away or
+// falls too far behind.
+Task<void> streamSubscription(StreamWriter& w, EventStore& store, Hub& hub, MemoryTrimmer& trimmer,
+                              SubscribeRequest request, const EventsApiOptions& options) {
+  auto waker = std::make_shared<LiveWaker>(w.executor());
+  SubscriptionFeed feed(store, hub, std::move(request), options, wakeFunction(waker, w.executor()));
+  std::weak_ptr<LiveWaker> weak = waker;
+  w.onClose([weak] {
+    if (auto k = weak.lock()) k->cancel();
+  });
+  while (w.isOpen()) {
+    auto batch = co_await feed.next(w);
+    if (!batch) {
+      bool slow = batch.error().code() == ErrorCode::kResourceExhausted;
+      if (!slow) spdlog::warn("[events] subscription failed: {}", batch.error().describe());
+      std::string last = errorLine(slow ? kTooSlowCode : "ERR_INTERNAL", batch.error().message());
+      co_await w.write(last);
+      break;
+    }
+    if (batch->empty()) {
+      co_await waker->wait(asio::steady_timer::time_point::max());
       continue;
     }
-    std::string out;
-    for (const auto& e : batch) {
-      if (record(*e)) appendEventJson(*e, out);
-    }
-    if (!(co_await w.write(out))) co_return;
+    std::string out = takeNdjson(*batch);
+    if (!(co_await w.write(out))) break;
+    noteReleased(trimmer, out.size());
   }
 }
 
-// State shared by a WebSocket's writer (the handler) and its reader coroutine; both run on the
-// connection's strand.
+// State shared by a WebSocket's writer (the handler), its reader and its heartbeat watchdog;
+// all run on the connection's strand.
 struct WsState {
-  explicit WsState(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
+  WsState(const asio::any_io_executor& ex, std::chrono::milliseconds interval)
+      : waker(ex), watchdog(ex), heartbeats(std::chrono::steady_clock::now(), interval) {}
+  LiveWaker waker;
+  asio::steady_timer watchdog;
+  HeartbeatSchedule heartbeats;
+  bool done = false;  // the writer has finished
   bool reader_done = false;
-  std::uint64_t acked = 0;  // highest heartbeat seq acknowledged
+  bool watchdog_done = false;
 };
 
 // Reads heartbeat acks until the socket closes; wakes the writer when done.
@@ -167,65 +272,68 @@ Task<void> readWebSocketAcks(http::WebSocket& ws, std::shared_ptr<WsState> state
     if (json.is_object() && json.value("type", "") == "heartbeat-ack") {
       auto seq = json.find("seq");
       if (seq != json.end() && seq->is_number_unsigned()) {
-        state->acked = std::max(state->acked, seq->get<std::uint64_t>());
+        state->heartbeats.acked(seq->get<std::uint64_t>());
       }
     }
   }
   state->reader_done = true;
-  state->timer.cancel();
+  state->waker.cancel();
 }
 
-// Writes a WebSocket's messages: events (deduplicated by offset per source) and heartbeats,
-// numbered by one seq counter. On the connection's strand.
+// Closes the socket once the client misses a heartbeat deadline, also while the writer is
+// stuck in a write (a client that stops reading never sees its heartbeat).
+Task<void> watchHeartbeats(http::WebSocket& ws, std::shared_ptr<WsState> state) {
+  while (!state->done) {
+    if (state->heartbeats.expired(std::chrono::steady_clock::now())) {
+      spdlog::info("[events] websocket subscriber missed its heartbeat deadline; closing");
+      ws.abort();
+      break;
+    }
+    boost::system::error_code ec;
+    state->watchdog.expires_at(state->heartbeats.deadline());
+    co_await state->watchdog.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  state->watchdog_done = true;
+  state->waker.cancel();
+}
+
+// Writes a WebSocket's messages: events and heartbeats, numbered by one seq counter. On the
+// connection's strand.
 class WsSender {
  public:
-  WsSender(http::WebSocket& ws, const WsState& state, OffsetMap delivered,
-           std::chrono::milliseconds interval)
-      : ws_(ws),
-        state_(state),
-        delivered_(std::move(delivered)),
-        interval_(interval),
-        next_heartbeat_(std::chrono::steady_clock::now() + interval) {}
+  WsSender(http::WebSocket& ws, WsState& state) : ws_(ws), state_(state) {}
 
-  // Sends the events not delivered yet; false once the socket failed.
-  Task<bool> send(const std::vector<const Event*>& events) {
-    for (const Event* e : events) {
-      auto [it, inserted] = delivered_.try_emplace(e->source, e->offset);
-      if (!inserted) {
-        if (e->offset <= it->second) continue;
-        it->second = e->offset;
-      }
+  // Sends `events` (a heartbeat goes between them when one falls due); false once the socket
+  // failed.
+  Task<bool> send(const Batch& events) {
+    for (const auto& e : events) {
+      if (!(co_await heartbeat())) co_return false;
       std::string line = eventJson(*e);
       line.pop_back();  // the NDJSON newline
       std::string message = fmt::format(R"({{"seq":{},"event":{}}})", ++seq_, line);
-      auto written = co_await ws_.write(message);
-      if (!written) co_return false;
+      if (!(co_await write(message))) co_return false;
     }
     co_return true;
   }
 
-  // Sends a heartbeat when one is due; false when the previous one was not acknowledged
-  // within the interval (or the socket failed).
+  // Sends a heartbeat when one is due; false when the socket failed.
   Task<bool> heartbeat() {
-    if (std::chrono::steady_clock::now() < next_heartbeat_) co_return true;
-    if (last_heartbeat_ != 0 && state_.acked < last_heartbeat_) co_return false;
-    last_heartbeat_ = ++seq_;
-    next_heartbeat_ = std::chrono::steady_clock::now() + interval_;
-    std::string message = fmt::format(R"({{"type":"heartbeat","seq":{}}})", last_heartbeat_);
+    auto now = std::chrono::steady_clock::now();
+    if (!state_.heartbeats.sendDue(now)) co_return true;
+    state_.heartbeats.sent(++seq_, now);
+    std::string message = fmt::format(R"({{"type":"heartbeat","seq":{}}})", seq_);
+    co_return co_await write(message);
+  }
+
+ private:
+  Task<bool> write(std::string_view message) {
     auto written = co_await ws_.write(message);
     co_return written.has_value();
   }
 
-  std::chrono::steady_clock::time_point nextHeartbeat() const { return next_heartbeat_; }
-
- private:
   http::WebSocket& ws_;
-  const WsState& state_;
-  OffsetMap delivered_;
-  std::chrono::milliseconds interval_;
-  std::chrono::steady_clock::time_point next_heartbeat_;
+  WsState& state_;
   std::uint64_t seq_ = 0;
-  std::uint64_t last_heartbeat_ = 0;  // seq of the last heartbeat sent
 };
 
 // The WebSocket push extension: one subscribe request, then {"seq":n,"event":{...}} messages
@@ -242,62 +350,38 @@ Task<void> runWebSocket(http::WebSocket& ws, EventStore& store, Hub& hub,
     co_await ws.close();
     co_return;
   }
-  auto state = std::make_shared<WsState>(ws.executor());
+  auto state = std::make_shared<WsState>(ws.executor(), options.heartbeat_interval);
+  std::shared_ptr<LiveWaker> waker(state, &state->waker);
   asio::co_spawn(ws.executor(), readWebSocketAcks(ws, state), asio::detached);
-  std::weak_ptr<WsState> weak = state;
-  asio::any_io_executor ex = ws.executor();
-  auto wake = [weak, ex] {
-    asio::post(ex, [weak] {
-      if (auto s = weak.lock()) s->timer.cancel();
-    });
-  };
-  auto subscription = hub.subscribe(request->filters, options.subscriber_queue_limit, wake);
-  QuerySpec spec{request->filters, Order::kLamport, request->lower_bound, store.offsets()};
-  WsSender sender(ws, *state, request->lower_bound, options.heartbeat_interval);
-  bool ok = true;
-  Cursor cursor;
-  while (ok && !state->reader_done) {
-    auto job = [&store, &spec, &cursor, &options] {
-      return store.readPage(spec, cursor, options.page_size);
-    };
-    auto page = co_await ws.offload(std::move(job));
-    if (!page) break;
-    std::vector<const Event*> events;
-    for (const auto& e : *page) events.push_back(&e);
-    ok = co_await sender.send(events);
-    if (ok) ok = co_await sender.heartbeat();
-    if (page->size() < options.page_size) break;
-  }
-  while (ok && !state->reader_done) {
-    auto batch = subscription->take();
-    if (batch.empty()) {
-      if (subscription->overflowed()) {
-        std::string cut = errorLine(kTooSlowCode, "subscriber fell too far behind");
-        co_await ws.write(cut);
+  asio::co_spawn(ws.executor(), watchHeartbeats(ws, state), asio::detached);
+  {
+    SubscriptionFeed feed(store, hub, std::move(*request), options,
+                          wakeFunction(waker, ws.executor()));
+    WsSender sender(ws, *state);
+    while (ws.isOpen()) {
+      if (!(co_await sender.heartbeat())) break;
+      auto batch = co_await feed.next(ws);
+      if (!batch) {
+        if (batch.error().code() == ErrorCode::kResourceExhausted) {
+          std::string cut = errorLine(kTooSlowCode, batch.error().message());
+          co_await ws.write(cut);
+          co_await ws.close();
+        }
         break;
       }
-      ok = co_await sender.heartbeat();
-      if (!ok) break;
-      boost::system::error_code ec;
-      state->timer.expires_at(sender.nextHeartbeat());
-      co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      continue;
+      if (batch->empty()) {
+        co_await waker->wait(state->heartbeats.nextDue());
+        continue;
+      }
+      if (!(co_await sender.send(*batch))) break;
     }
-    std::vector<const Event*> events;
-    events.reserve(batch.size());
-    for (const auto& e : batch) events.push_back(e.get());
-    ok = co_await sender.send(events);
-    if (ok) ok = co_await sender.heartbeat();
   }
-  if (!state->reader_done) {
-    if (ok) co_await ws.close();
-    ws.abort();
-  }
-  while (!state->reader_done) {
-    boost::system::error_code ec;
-    state->timer.expires_at(asio::steady_timer::time_point::max());
-    co_await state->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
+  if (ws.isOpen()) co_await ws.close();
+  ws.abort();
+  state->done = true;
+  state->watchdog.cancel();
+  while (!state->reader_done || !state->watchdog_done)
+    co_await waker->wait(asio::steady_timer::time_point::max());
 }
 
 }  // namespace
@@ -306,7 +390,7 @@ std::string appOfListener(std::string_view tag) {
   return std::string(handoff::appFromTag(tag).value_or(""));
 }
 
-Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
+Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub, MemoryTrimmer& trimmer,
                          const EventsApiOptions& options) {
   http::RouteOptions limit{.body_limit = options.max_body};
   const EventsApiOptions* opts = &options;
@@ -318,13 +402,16 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
 
   FLEETLET_RETURN_IF_ERROR(server.route(
       "POST", "/api/v1/events/publish",
-      [&store](Request& r) -> Task<Response> {
+      [&store, &trimmer](Request& r) -> Task<Response> {
         auto body = co_await r.readBody();
         if (!body) co_return http::errorResponse(body.error());
+        std::size_t body_bytes = body->size();
         auto request = parsePublishRequest(*body);
+        *body = std::string();
         if (!request) co_return http::errorResponse(request.error());
         std::string app = appOfListener(r.listenerTag());
         auto receipts = co_await awaitPublish(store, std::move(app), std::move(request->events));
+        noteReleased(trimmer, body_bytes);
         if (!receipts) co_return http::errorResponse(receipts.error());
         co_return Response::json(201, receiptsJson(*receipts));
       },
@@ -332,7 +419,7 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
 
   FLEETLET_RETURN_IF_ERROR(server.route(
       "POST", "/api/v1/events/query",
-      [&store, opts](Request& r) -> Task<Response> {
+      [&store, &trimmer, opts](Request& r) -> Task<Response> {
         auto body = co_await r.readBody();
         if (!body) co_return http::errorResponse(body.error());
         auto request = parseQueryRequest(*body);
@@ -340,27 +427,25 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
         auto spec = std::make_shared<QuerySpec>(
             QuerySpec{std::move(request->filters), request->order, std::move(request->lower_bound),
                       std::move(request->upper_bound)});
-        std::size_t page_size = opts->page_size;
-        co_return Response::stream(200, "application/x-ndjson",
-                                   [&store, spec, page_size](StreamWriter& w) -> Task<void> {
-                                     return streamQuery(w, store, std::move(*spec), page_size);
-                                   });
+        co_return Response::stream(
+            200, "application/x-ndjson", [&store, &trimmer, spec, opts](StreamWriter& w) {
+              return streamQuery(w, store, trimmer, std::move(*spec), opts->page);
+            });
       },
       limit));
 
   FLEETLET_RETURN_IF_ERROR(server.route(
       "POST", "/api/v1/events/subscribe",
-      [&store, &hub, opts](Request& r) -> Task<Response> {
+      [&store, &hub, &trimmer, opts](Request& r) -> Task<Response> {
         auto body = co_await r.readBody();
         if (!body) co_return http::errorResponse(body.error());
         auto request = parseSubscribeRequest(*body);
         if (!request) co_return http::errorResponse(request.error());
         auto shared = std::make_shared<SubscribeRequest>(std::move(*request));
-        co_return Response::stream(200, "application/x-ndjson",
-                                   [&store, &hub, shared, opts](StreamWriter& w) -> Task<void> {
-                                     return streamSubscription(w, store, hub, std::move(*shared),
-                                                               *opts);
-                                   });
+        co_return Response::stream(
+            200, "application/x-ndjson", [&store, &hub, &trimmer, shared, opts](StreamWriter& w) {
+              return streamSubscription(w, store, hub, trimmer, std::move(*shared), *opts);
+            });
       },
       limit));
   FLEETLET_RETURN_IF_ERROR(

@@ -11,6 +11,7 @@
 
 #include "error/error.h"
 #include "http/server.h"
+#include "memory/trimmer.h"
 #include "store/event_store.h"
 #include "subscribe/hub.h"
 
@@ -19,12 +20,16 @@ namespace fleetlet::streams {
 struct EventsApiOptions {
   // Largest publish/query/subscribe body; larger ones get 413.
   std::uint64_t max_body = std::uint64_t{8} * 1024 * 1024;
-  // Events a live subscriber may fall behind before it is cut off with a final error line.
-  std::size_t subscriber_queue_limit = 65536;
-  // Events read from storage per page (query and catch-up).
-  std::size_t page_size = 2000;
-  // WebSocket heartbeat interval; a client that has not acked the previous one within the
-  // next interval is disconnected.
+  // How far (events, bytes) a live subscriber may fall behind before it is cut off: its queue
+  // is dropped at once, and it gets a final error line after the write in flight (a client
+  // that stopped reading is closed at the server's write timeout instead; a WebSocket at its
+  // heartbeat deadline).
+  QueueLimit subscriber_queue;
+  // How much a page read from storage holds (query and catch-up); one page is what a reader
+  // holds in memory at a time (about twice while it is serialized).
+  PageLimit page;
+  // WebSocket heartbeat interval; a client that has not acked a heartbeat within an interval
+  // of its being due is disconnected, whether or not the heartbeat could be sent.
   std::chrono::milliseconds heartbeat_interval{30000};
 };
 
@@ -35,8 +40,10 @@ inline constexpr std::string_view kTooSlowCode = "ERR_SUBSCRIBER_TOO_SLOW";
 // "" for the service's own listeners.
 std::string appOfListener(std::string_view tag);
 
-// Adds the routes. Events published through a handed-over listener carry its app.
-Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub,
+// Adds the routes. Events published through a handed-over listener carry its app. Large
+// buffers freed after a request or page are reported to `trimmer`. The store, hub, trimmer
+// and options must outlive the server's stop().
+Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub, MemoryTrimmer& trimmer,
                          const EventsApiOptions& options);
 
 }  // namespace fleetlet::streams

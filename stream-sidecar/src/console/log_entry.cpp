@@ -4,6 +4,7 @@
 
 #include "events/requests.h"
 #include "json/json.h"
+#include "time/rfc3339.h"
 
 namespace fleetlet::streams {
 namespace {
@@ -69,6 +70,11 @@ Result<LogEntry> parseLogRequest(std::string_view body) {
   for (std::string_view key : {"producerName", "producerVersion", "logTimestamp"}) {
     FLEETLET_ASSIGN_OR_RETURN(auto value, optionalString(json, key, "request"));
     if (value) extra[std::string(key)] = *value;
+  }
+  if (auto stamp = extra.find("logTimestamp"); stamp != extra.end()) {
+    if (auto time = parseRfc3339(stamp->get_ref<const std::string&>()); !time) {
+      return std::unexpected(time.error().wrap("request.logTimestamp"));
+    }
   }
   if (auto it = json.find("additionalData"); it != json.end()) extra["additionalData"] = *it;
   if (auto it = json.find("payload"); it != json.end()) {

@@ -23,6 +23,13 @@ bool matchesAny(const std::vector<Filter>& filters, const Event& event) {
   return false;
 }
 
+std::size_t eventBytes(const Event& event) {
+  // The numbers, the field names and the std::string/shared_ptr headers.
+  constexpr std::size_t kOverhead = 160;
+  return kOverhead + event.semantics.size() + event.name.size() + event.source.size() +
+         event.app.size() + event.payload.size();
+}
+
 void appendEventJson(const Event& event, std::string& out) {
   out += R"({"stream":{"semantics":)";
   appendString(event.semantics, out);

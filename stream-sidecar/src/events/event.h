@@ -4,6 +4,7 @@
 //
 // Concurrency: plain values; no shared state.
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -59,6 +60,10 @@ struct Filter {
 bool matchesAny(const std::vector<Filter>& filters, const Event& event);
 
 enum class Order : std::uint8_t { kLamport, kLamportReverse, kSourceOrdered };
+
+// About the bytes `event` takes in memory and as an NDJSON line (payload, stream, app and a
+// fixed overhead). Byte limits on pages and subscriber queues count this.
+std::size_t eventBytes(const Event& event);
 
 // The NDJSON line of an event, ending in '\n'. Appends to `out`.
 void appendEventJson(const Event& event, std::string& out);

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "events/raw_json.h"
 #include "json/json.h"
 
 namespace fleetlet::streams {
@@ -96,6 +97,12 @@ int jsonNestingDepth(std::string_view text) {
 Result<PublishRequest> parsePublishRequest(std::string_view body) {
   FLEETLET_ASSIGN_OR_RETURN(Json json, parseBody(body));
   FLEETLET_ASSIGN_OR_RETURN(const Json* data, requireArray(json, "data", "request"));
+  // Payloads are kept as written (see events/raw_json.h); nlohmann has validated the body.
+  std::vector<std::string_view> raw = rawElements(rawMember(body, "data"));
+  if (raw.size() != data->size()) {
+    return fail(ErrorCode::kInternal, "request.data: found {} raw elements for {} events",
+                raw.size(), data->size());
+  }
   PublishRequest request;
   request.events.reserve(data->size());
   for (std::size_t i = 0; i < data->size(); ++i) {
@@ -115,7 +122,7 @@ Result<PublishRequest> parsePublishRequest(std::string_view body) {
     }
     auto payload = e.find("payload");
     if (payload == e.end()) return fail(ErrorCode::kInvalidArgument, "{}.payload: missing", path);
-    event.payload = payload->dump(-1, ' ', false, Json::error_handler_t::replace);
+    event.payload = compactJson(rawMember(raw[i], "payload"));
     request.events.push_back(std::move(event));
   }
   return request;

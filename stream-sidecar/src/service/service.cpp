@@ -15,6 +15,7 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   FLEETLET_ASSIGN_OR_RETURN(s->logs_, LogStore::open({.dir = o.data_dir,
                                                       .app_cap_bytes = o.log_app_cap_bytes,
                                                       .total_cap_bytes = o.log_total_cap_bytes}));
+  s->trimmer_ = std::make_unique<MemoryTrimmer>(o.trimmer);
   s->hub_ = std::make_unique<Hub>();
   s->store_->setCommitListener([hub = s->hub_.get()](const auto& events) { hub->deliver(events); });
 
@@ -23,7 +24,8 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
                                      .write_timeout = o.io_timeout};
   s->events_server_ = std::make_unique<http::Server>(server_options);
   s->console_server_ = std::make_unique<http::Server>(server_options);
-  FLEETLET_RETURN_IF_ERROR(registerEventsApi(*s->events_server_, *s->store_, *s->hub_, o.events));
+  FLEETLET_RETURN_IF_ERROR(
+      registerEventsApi(*s->events_server_, *s->store_, *s->hub_, *s->trimmer_, o.events));
   FLEETLET_RETURN_IF_ERROR(registerConsoleApi(*s->console_server_, *s->logs_, o.console));
 
   auto events = s->events_server_->listenTcp(o.events_address, o.events_port, "host");

@@ -17,6 +17,7 @@
 #include "error/error.h"
 #include "handoff/receiver.h"
 #include "http/server.h"
+#include "memory/trimmer.h"
 #include "store/event_store.h"
 #include "subscribe/hub.h"
 
@@ -32,6 +33,7 @@ struct ServiceOptions {
   sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
   EventsApiOptions events;
   ConsoleApiOptions console;
+  MemoryTrimmer::Options trimmer;
   std::uint64_t log_app_cap_bytes = std::uint64_t{16} * 1024 * 1024;
   std::uint64_t log_total_cap_bytes = std::uint64_t{256} * 1024 * 1024;
   // Request header deadline (slowloris) and per-read/-write timeouts of both servers.
@@ -59,13 +61,15 @@ class Service {
   EventStore& store() { return *store_; }
   LogStore& logs() { return *logs_; }
   Hub& hub() { return *hub_; }
+  MemoryTrimmer& trimmer() { return *trimmer_; }
 
  private:
   explicit Service(ServiceOptions options) : options_(std::move(options)) {}
 
   ServiceOptions options_;
   // Declared so that destruction runs servers, log store, event store (joining its writer,
-  // which still delivers to the hub), then the hub.
+  // which still delivers to the hub), then the hub and the trimmer.
+  std::unique_ptr<MemoryTrimmer> trimmer_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<EventStore> store_;
   std::unique_ptr<LogStore> logs_;

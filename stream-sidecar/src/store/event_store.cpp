@@ -316,9 +316,39 @@ void EventStore::releaseReader(std::unique_ptr<sqlite::Database> db) {
   if (readers_.size() < 8) readers_.push_back(std::move(db));
 }
 
-Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& cursor,
-                                                std::size_t limit) {
-  std::vector<Event> page;
+Result<Page> EventStore::readPage(const QuerySpec& spec, Cursor& cursor, PageLimit limit) {
+  Page page;
+  if (limit.events == 0) return page;
+  FLEETLET_ASSIGN_OR_RETURN(auto db, acquireReader());
+  if (cursor.pending.empty() && !cursor.listed_all) {
+    FLEETLET_RETURN_IF_ERROR(listKeys(*db, spec, cursor, limit.events));
+  }
+  {
+    auto stmt = db->prepare(
+        fmt::format("SELECT {} FROM events WHERE source = ? AND event_offset = ?", kColumns));
+    if (!stmt) return std::unexpected(stmt.error().wrap("query"));
+    std::size_t bytes = 0;
+    while (!cursor.pending.empty() && page.events.size() < limit.events && bytes < limit.bytes) {
+      const Cursor::Key& key = cursor.pending.front();
+      FLEETLET_RETURN_IF_ERROR(stmt->bindAll(key.source, key.offset));
+      auto row = stmt->step();
+      if (!row) return std::unexpected(row.error().wrap("query"));
+      // Events are never deleted: a listed key is there.
+      if (*row) {
+        page.events.push_back(readEvent(*stmt));
+        bytes += eventBytes(page.events.back());
+      }
+      FLEETLET_RETURN_IF_ERROR(stmt->reset());
+      cursor.pending.pop_front();
+    }
+  }
+  releaseReader(std::move(db));
+  page.more = !cursor.pending.empty() || !cursor.listed_all;
+  return page;
+}
+
+Status EventStore::listKeys(sqlite::Database& db, const QuerySpec& spec, Cursor& cursor,
+                            std::size_t limit) {
   std::vector<BindValue> values;
   std::string bounds;
   bool all = false;
@@ -338,7 +368,10 @@ Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& c
     values.emplace_back(lower);
     values.emplace_back(upper);
   }
-  if (bounds.empty() || spec.filters.empty() || limit == 0) return page;
+  if (bounds.empty() || spec.filters.empty()) {
+    cursor.listed_all = true;
+    return {};
+  }
 
   std::string filters;
   if (!all) {
@@ -385,31 +418,29 @@ Result<std::vector<Event>> EventStore::readPage(const QuerySpec& spec, Cursor& c
       }
       break;
   }
-  std::string sql = fmt::format("SELECT {} FROM events WHERE ({})", kColumns, bounds);
+  std::string sql =
+      fmt::format("SELECT source, event_offset, lamport FROM events WHERE ({})", bounds);
   if (!filters.empty()) sql += fmt::format(" AND ({})", filters);
   if (cursor.started) sql += " AND " + keyset;
   sql += fmt::format(" ORDER BY {} LIMIT {}", order, limit);
 
-  FLEETLET_ASSIGN_OR_RETURN(auto db, acquireReader());
-  {
-    auto stmt = db->prepare(sql);
-    if (!stmt) return std::unexpected(stmt.error().wrap("query"));
-    FLEETLET_RETURN_IF_ERROR(bindValues(*stmt, values));
-    while (true) {
-      auto row = stmt->step();
-      if (!row) return std::unexpected(row.error().wrap("query"));
-      if (!*row) break;
-      page.push_back(readEvent(*stmt));
-    }
-  }
-  releaseReader(std::move(db));
-  if (!page.empty()) {
+  auto stmt = db.prepare(sql);
+  if (!stmt) return std::unexpected(stmt.error().wrap("query"));
+  FLEETLET_RETURN_IF_ERROR(bindValues(*stmt, values));
+  std::size_t listed = 0;
+  while (true) {
+    auto row = stmt->step();
+    if (!row) return std::unexpected(row.error().wrap("query"));
+    if (!*row) break;
     cursor.started = true;
-    cursor.source = page.back().source;
-    cursor.offset = page.back().offset;
-    cursor.lamport = page.back().lamport;
+    cursor.source = stmt->columnText(0);
+    cursor.offset = stmt->columnInt64(1);
+    cursor.lamport = stmt->columnInt64(2);
+    cursor.pending.push_back({cursor.source, cursor.offset});
+    ++listed;
   }
-  return page;
+  cursor.listed_all = listed < limit;
+  return {};
 }
 
 }  // namespace fleetlet::streams

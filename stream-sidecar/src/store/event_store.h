@@ -52,12 +52,37 @@ struct QuerySpec {
   OffsetMap upper;
 };
 
-// Where the previous page ended (keyset pagination); start with a default Cursor.
+// Where a query stands (keyset pagination); start with a default Cursor. The ordered query
+// lists keys only, up to PageLimit::events at a time; readPage() then reads those events by
+// key until a page is full, so a sort never holds payloads and a large event costs one read.
 struct Cursor {
+  struct Key {
+    std::string source;
+    std::int64_t offset = 0;
+  };
+  // Position of the last key listed.
   bool started = false;
   std::string source;
   std::int64_t offset = 0;
   std::int64_t lamport = 0;
+  // Keys listed but not read yet, in order; and whether the ordered query has listed all.
+  std::deque<Key> pending;
+  bool listed_all = false;
+};
+
+// How much one readPage() returns: at most `events` events, and no more once they reach
+// `bytes` (counted with eventBytes()). A page therefore holds at most `bytes` plus one event,
+// and an event larger than `bytes` comes alone.
+struct PageLimit {
+  std::size_t events = 2000;
+  std::size_t bytes = std::size_t{1024} * 1024;
+};
+
+struct Page {
+  std::vector<Event> events;
+  // False once the query is exhausted; true when a limit cut the page (the next one may still
+  // be empty).
+  bool more = false;
 };
 
 class EventStore {
@@ -86,9 +111,9 @@ class EventStore {
   // The highest committed offset per source. Never blocks on I/O.
   OffsetMap offsets() const;
 
-  // Reads up to `limit` events of `spec` after `cursor` in the spec's order and advances the
-  // cursor. Fewer than `limit` events means the query is exhausted. Blocks.
-  Result<std::vector<Event>> readPage(const QuerySpec& spec, Cursor& cursor, std::size_t limit);
+  // Reads the next events of `spec` after `cursor` in the spec's order, within `limit`, and
+  // advances the cursor. Blocks.
+  Result<Page> readPage(const QuerySpec& spec, Cursor& cursor, PageLimit limit);
 
   struct Stats {
     std::uint64_t commits = 0;
@@ -110,6 +135,9 @@ class EventStore {
   // Writes one group; returns the committed events or the error (nothing committed).
   Result<std::vector<std::shared_ptr<const Event>>> writeGroup(
       std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts);
+  // Lists the next keys of `spec` after the cursor's position, up to `limit`, into
+  // cursor.pending, in the spec's order.
+  Status listKeys(sqlite::Database& db, const QuerySpec& spec, Cursor& cursor, std::size_t limit);
   Result<std::unique_ptr<sqlite::Database>> acquireReader();
   void releaseReader(std::unique_ptr<sqlite::Database> db);
 

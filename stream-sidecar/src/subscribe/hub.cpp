@@ -11,6 +11,7 @@ std::vector<std::shared_ptr<const Event>> Subscription::take() {
   std::vector<std::shared_ptr<const Event>> out(std::make_move_iterator(queue_.begin()),
                                                 std::make_move_iterator(queue_.end()));
   queue_.clear();
+  queued_bytes_ = 0;
   return out;
 }
 
@@ -25,21 +26,25 @@ bool Subscription::push(const std::vector<std::shared_ptr<const Event>>& events)
   bool changed = false;
   for (const auto& e : events) {
     if (!matchesAny(filters_, *e)) continue;
-    if (queue_.size() >= limit_) {
+    std::size_t bytes = eventBytes(*e);
+    if (!queue_.empty() &&
+        (queue_.size() >= limit_.events || queued_bytes_ + bytes > limit_.bytes)) {
       overflowed_ = true;
       queue_.clear();
+      queued_bytes_ = 0;
       return true;
     }
     queue_.push_back(e);
+    queued_bytes_ += bytes;
     changed = true;
   }
   return changed;
 }
 
-std::unique_ptr<Subscription> Hub::subscribe(std::vector<Filter> filters, std::size_t limit,
+std::unique_ptr<Subscription> Hub::subscribe(std::vector<Filter> filters, QueueLimit limit,
                                              std::function<void()> wake) {
-  std::unique_ptr<Subscription> s(new Subscription(
-      *this, std::move(filters), std::max<std::size_t>(limit, 1), std::move(wake)));
+  std::unique_ptr<Subscription> s(
+      new Subscription(*this, std::move(filters), limit, std::move(wake)));
   std::lock_guard lock(mutex_);
   subscribers_.push_back(s.get());
   return s;
