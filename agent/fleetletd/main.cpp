@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <future>
@@ -52,11 +53,11 @@ class HealthTargets {
     std::optional<fleetlet::health::Target> target;
     if (app.state == "running" && app.pid != 0 && desired) {
       auto it = desired->apps.find(app.name);
-      if (it != desired->apps.end() && it->second.health) {
-        target = fleetlet::health::Target{.app = app.name,
-                                          .container_id = app.container_id,
-                                          .pid = app.pid,
-                                          .check = *it->second.health};
+      if (it != desired->apps.end()) {
+        if (const auto& check = it->second.health) {
+          target = fleetlet::health::Target{
+              .app = app.name, .container_id = app.container_id, .pid = app.pid, .check = *check};
+        }
       }
     }
     std::lock_guard lock(mu_);
@@ -281,7 +282,8 @@ int main(int argc, char** argv) {
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.
     spdlog::critical("{}", ran.error().message());
-    pthread_kill(signals.native_handle(), SIGTERM);
+    ::kill(::getpid(), SIGTERM);  // blocked everywhere: it reaches the sigwait
+
     signals.join();
     return 1;
   }

@@ -63,8 +63,8 @@ TEST_F(WorkQueueTest, APlainAddDoesNotCancelALaterVisit) {
 }
 
 TEST_F(WorkQueueTest, RateLimitedRetriesDoubleToFiveMinutesAndForgetStartsAgain) {
-  std::vector<milliseconds> delays;
-  for (int i = 0; i < 11; ++i) delays.push_back(queue_.addRateLimited("a"));
+  std::vector<milliseconds> delays(11);
+  for (auto& d : delays) d = queue_.addRateLimited("a");
   EXPECT_THAT(delays, ::testing::ElementsAre(seconds(1), seconds(2), seconds(4), seconds(8),
                                              seconds(16), seconds(32), seconds(64), seconds(128),
                                              seconds(256), seconds(300), seconds(300)));
