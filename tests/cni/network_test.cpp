@@ -302,6 +302,26 @@ TEST_F(NetworkTest, EgressNoneReachesNeitherTheOtherAppNorTheNodeNorOutside) {
   EXPECT_TRUE(executor_->check("a"));
 }
 
+TEST_F(NetworkTest, ExposedPortOfAnEgressNoneAppIsReachableFromOutside) {
+  startExecutor();
+  AttachmentRequest request{
+      .container_id = "a",
+      .ifname = "eth0",
+      .app = "app-a",
+      .netns = app_a_->path(),
+      .port_mappings = {PortMapping{.host_port = 18080, .container_port = a_listener_.port}},
+      .firewall = firewall::Policy{.egress = firewall::Egress::kNone, .allow = {}},
+      .extra_capability_args = Json::object(),
+      .args = {}};
+  auto a = executor_->add(request);
+  ASSERT_TRUE(a) << a.error().message();
+  // portmap's DNAT on the node's address; the app's replies pass as established traffic.
+  EXPECT_TRUE(canConnect(outside_->path(), "198.51.100.1", 18080));
+  EXPECT_FALSE(canConnect(app_a_->path(), kOutsideAddress, outside_listener_.port));
+  ASSERT_TRUE(executor_->del("a"));
+  EXPECT_FALSE(canConnect(outside_->path(), "198.51.100.1", 18080)) << "the mapping went with DEL";
+}
+
 TEST_F(NetworkTest, EgressLocalReachesTheOtherAppButNotOutside) {
   startExecutor();
   auto a = attach("a", *app_a_, firewall::Policy{.egress = firewall::Egress::kLocal, .allow = {}});
