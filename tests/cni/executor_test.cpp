@@ -34,13 +34,12 @@ class FakeRunner final : public PluginRunner {
       if (auto out = respond(call)) return *out;
     }
     if (call.command != "ADD") return PluginOutput{.exit_code = 0};
-    Json result = call.config.contains("prevResult")
-                      ? call.config["prevResult"]
-                      : Json{{"cniVersion", "1.0.0"},
-                             {"interfaces", Json::array({Json{{"name", "eth0"},
-                                                              {"sandbox", "/x"}}})},
-                             {"ips", Json::array({Json{{"address", "10.9.0.2/24"},
-                                                       {"interface", 0}}})}};
+    Json result =
+        call.config.contains("prevResult")
+            ? call.config["prevResult"]
+            : Json{{"cniVersion", "1.0.0"},
+                   {"interfaces", Json::array({Json{{"name", "eth0"}, {"sandbox", "/x"}}})},
+                   {"ips", Json::array({Json{{"address", "10.9.0.2/24"}, {"interface", 0}}})}};
     result["seen"].push_back(call.plugin);
     return PluginOutput{.exit_code = 0, .out = result.dump()};
   }
@@ -64,8 +63,7 @@ class ExecutorTest : public ::testing::Test {
     std::filesystem::create_directories(tmp_->path() / "conf");
     for (const char* name : {"one", "two", "three"}) {
       std::ofstream(tmp_->path() / "bin" / name) << "#!/bin/sh\n";
-      std::filesystem::permissions(tmp_->path() / "bin" / name,
-                                   std::filesystem::perms::owner_all);
+      std::filesystem::permissions(tmp_->path() / "bin" / name, std::filesystem::perms::owner_all);
     }
     std::ofstream(tmp_->path() / "conf" / "50-test.conflist") << R"({
       "cniVersion": "0.4.0", "cniVersions": ["1.0.0", "2.0.0"], "name": "unit",
@@ -128,7 +126,8 @@ TEST_F(ExecutorTest, AddChainsPrevResultAndPassesTheSpecsEnvironment) {
   EXPECT_EQ(second.config["prevResult"]["seen"], (Json{"one"}));
   EXPECT_EQ(second.config["runtimeConfig"],
             (Json{{"portMappings",
-                   Json::array({Json{{"hostPort", 8080}, {"containerPort", 80}, {"protocol", "tcp"}}})}}));
+                   Json::array(
+                       {Json{{"hostPort", 8080}, {"containerPort", 80}, {"protocol", "tcp"}}})}}));
   const auto& third = runner_.calls[2];
   EXPECT_EQ(third.config["runtimeConfig"],
             (Json{{"fleetletFirewall", {{"egress", "local"}, {"allow", Json::array()}}}}));
@@ -159,8 +158,9 @@ TEST_F(ExecutorTest, DelRunsInReverseWithTheCachedResultAfterARestart) {
 TEST_F(ExecutorTest, FailedAddDeletesWhatRanAndReportsThePluginsError) {
   runner_.respond = [](const FakeRunner::Call& c) -> std::optional<PluginOutput> {
     if (c.plugin == "two" && c.command == "ADD") {
-      return PluginOutput{.exit_code = 1,
-                          .out = R"({"cniVersion":"1.0.0","code":11,"msg":"busy","details":"lock"})"};
+      return PluginOutput{
+          .exit_code = 1,
+          .out = R"({"cniVersion":"1.0.0","code":11,"msg":"busy","details":"lock"})"};
     }
     return std::nullopt;
   };
@@ -168,10 +168,11 @@ TEST_F(ExecutorTest, FailedAddDeletesWhatRanAndReportsThePluginsError) {
   auto att = ex->add(request());
   ASSERT_FALSE(att);
   EXPECT_EQ(att.error().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(att.error().message(),
-            "add app1:eth0 to network unit: CNI plugin \"two\" ADD failed: busy: lock (CNI error 11)");
-  EXPECT_EQ(runner_.sequence(), (std::vector<std::string>{"ADD one", "ADD two", "DEL three",
-                                                          "DEL two", "DEL one"}));
+  EXPECT_EQ(
+      att.error().message(),
+      "add app1:eth0 to network unit: CNI plugin \"two\" ADD failed: busy: lock (CNI error 11)");
+  EXPECT_EQ(runner_.sequence(),
+            (std::vector<std::string>{"ADD one", "ADD two", "DEL three", "DEL two", "DEL one"}));
   EXPECT_EQ(runner_.calls[2].config["prevResult"]["seen"], (Json{"one"}));
   auto left = ex->attachments();
   ASSERT_TRUE(left);
@@ -182,7 +183,8 @@ TEST_F(ExecutorTest, FailedAddDeletesWhatRanAndReportsThePluginsError) {
 TEST_F(ExecutorTest, FailedCleanUpKeepsTheEntryForGc) {
   bool del_fails = true;
   runner_.respond = [&](const FakeRunner::Call& c) -> std::optional<PluginOutput> {
-    if (c.plugin == "three" && c.command == "ADD") return PluginOutput{.exit_code = 2, .err = "boom"};
+    if (c.plugin == "three" && c.command == "ADD")
+      return PluginOutput{.exit_code = 2, .err = "boom"};
     if (c.plugin == "one" && c.command == "DEL" && del_fails) {
       return PluginOutput{.exit_code = 1, .err = "still busy"};
     }
@@ -191,7 +193,8 @@ TEST_F(ExecutorTest, FailedCleanUpKeepsTheEntryForGc) {
   auto ex = make();
   auto att = ex->add(request());
   ASSERT_FALSE(att);
-  EXPECT_NE(att.error().message().find("\"three\" ADD failed: exit code 2: boom"), std::string::npos);
+  EXPECT_NE(att.error().message().find("\"three\" ADD failed: exit code 2: boom"),
+            std::string::npos);
   EXPECT_NE(att.error().message().find("clean-up failed too"), std::string::npos);
   EXPECT_NE(att.error().message().find("\"one\" DEL failed: exit code 1: still busy"),
             std::string::npos);
@@ -290,7 +293,8 @@ TEST(InterpretPluginOutput, ErrorObjectOnStderrAndPlainFailures) {
       PluginOutput{.exit_code = 1, .err = R"({"code":3,"msg":"container unknown"})"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(r.error().message(), "CNI plugin \"bridge\" DEL failed: container unknown (CNI error 3)");
+  EXPECT_EQ(r.error().message(),
+            "CNI plugin \"bridge\" DEL failed: container unknown (CNI error 3)");
 
   r = interpretPluginOutput("x", "ADD", PluginOutput{.exit_code = -1, .term_signal = 11});
   ASSERT_FALSE(r);

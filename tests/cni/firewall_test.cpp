@@ -46,16 +46,19 @@ Json listing(const std::vector<std::string>& keys) {
   std::int64_t handle = 10;
   for (const auto& key : keys) {
     items.push_back(Json{{"chain", {{"table", "fleetlet"}, {"name", appChainName(key)}}}});
-    items.push_back(Json{{"rule", {{"table", "fleetlet"}, {"chain", appChainName(key)}, {"handle", handle++}}}});
+    items.push_back(Json{
+        {"rule", {{"table", "fleetlet"}, {"chain", appChainName(key)}, {"handle", handle++}}}});
     for (const char* chain : {"forward", "forward", "input", "output"}) {
-      items.push_back(Json{{"rule",
-                            {{"table", "fleetlet"}, {"chain", chain}, {"handle", handle++},
-                             {"comment", key}}}});
+      items.push_back(Json{
+          {"rule",
+           {{"table", "fleetlet"}, {"chain", chain}, {"handle", handle++}, {"comment", key}}}});
     }
     for (const char* kind : {"egress", "ingress", "dropped"}) {
       items.push_back(Json{{"counter",
-                            {{"table", "fleetlet"}, {"name", counterName(kind, key)},
-                             {"packets", 3}, {"bytes", 300}}}});
+                            {{"table", "fleetlet"},
+                             {"name", counterName(kind, key)},
+                             {"packets", 3},
+                             {"bytes", 300}}}});
     }
   }
   return Json{{"nftables", items}};
@@ -128,8 +131,10 @@ class FirewallPluginTest : public ::testing::Test {
   SkelOutcome run(const std::string& command, const std::string& config) {
     FirewallPlugin plugin(nft_, host_, ::testing::TempDir() + "fleetlet-firewall-test.lock");
     return runPlugin(plugin,
-                     {{"CNI_COMMAND", command}, {"CNI_CONTAINERID", "app1"},
-                      {"CNI_NETNS", "/run/netns/x"}, {"CNI_IFNAME", "eth0"}},
+                     {{"CNI_COMMAND", command},
+                      {"CNI_CONTAINERID", "app1"},
+                      {"CNI_NETNS", "/run/netns/x"},
+                      {"CNI_IFNAME", "eth0"}},
                      config, "test");
   }
   FakeNft nft_;

@@ -72,7 +72,9 @@ bool canConnect(const std::filesystem::path& ns, const std::string& address, std
   return ran.has_value() && connected;
 }
 
-std::string addressOf(const Attachment& att) { return att.result.ips.at(0).address.addressString(); }
+std::string addressOf(const Attachment& att) {
+  return att.result.ips.at(0).address.addressString();
+}
 
 // Interface names in `ns` (ip -o link).
 std::set<std::string> linksIn(const std::string& ns_name) {
@@ -111,8 +113,8 @@ class NetworkTest : public ::testing::Test {
     // node <-> outside, with 203.0.113.1 behind the outside namespace (a routed peer).
     std::string node = nsName("node");
     std::string out = nsName("out");
-    ASSERT_TRUE(ip({"-n", node, "link", "add", "up" + id_, "type", "veth", "peer", "name",
-                    "eth0", "netns", out}));
+    ASSERT_TRUE(ip({"-n", node, "link", "add", "up" + id_, "type", "veth", "peer", "name", "eth0",
+                    "netns", out}));
     ASSERT_TRUE(ip({"-n", node, "addr", "add", "198.51.100.1/24", "dev", "up" + id_}));
     ASSERT_TRUE(ip({"-n", node, "link", "set", "up" + id_, "up"}));
     ASSERT_TRUE(ip({"-n", out, "addr", "add", "198.51.100.2/24", "dev", "eth0"}));
@@ -167,10 +169,8 @@ class NetworkTest : public ::testing::Test {
   ExecutorOptions options() const {
     ExecutorOptions o;
     o.conf_dir = confDir();
-    o.default_network = {.name = "fleetlet-test",
-                         .bridge = bridge_,
-                         .subnet = subnet_,
-                         .ipam_data_dir = ipamDir()};
+    o.default_network = {
+        .name = "fleetlet-test", .bridge = bridge_, .subnet = subnet_, .ipam_data_dir = ipamDir()};
     o.bin_dirs = {fakeBinDir(), "/usr/lib/cni", FLEETLET_FIREWALL_DIR};
     o.cache_dir = cacheDir();
     o.plugin_timeout = plugin_timeout_;
@@ -181,11 +181,11 @@ class NetworkTest : public ::testing::Test {
   // Writes a conflist: bridge + host-local, then `extra` plugins (JSON objects).
   void writeConflist(const std::vector<std::string>& extra) {
     std::filesystem::create_directories(confDir());
-    std::string plugins = fmt::format(
-        R"({{"type":"bridge","bridge":"{}","isGateway":true,"ipMasq":true,)"
-        R"("ipam":{{"type":"host-local","ranges":[[{{"subnet":"{}"}}]],)"
-        R"("routes":[{{"dst":"0.0.0.0/0"}}],"dataDir":"{}"}}}})",
-        bridge_, subnet_, ipamDir().string());
+    std::string plugins =
+        fmt::format(R"({{"type":"bridge","bridge":"{}","isGateway":true,"ipMasq":true,)"
+                    R"("ipam":{{"type":"host-local","ranges":[[{{"subnet":"{}"}}]],)"
+                    R"("routes":[{{"dst":"0.0.0.0/0"}}],"dataDir":"{}"}}}})",
+                    bridge_, subnet_, ipamDir().string());
     for (const auto& e : extra) plugins += "," + e;
     std::ofstream(confDir() / "10-test.conflist")
         << R"({"cniVersion":"1.0.0","name":"fleetlet-test","plugins":[)" << plugins << "]}";
@@ -350,7 +350,8 @@ TEST_F(NetworkTest, AllowOpensExactlyThatPeer) {
   auto b = attach("b", *app_b_, firewall::Policy{.egress = firewall::Egress::kNone, .allow = {}});
   ASSERT_TRUE(b) << b.error().message();
   auto peer = *parseCidr(addressOf(*b), true);
-  auto a = attach("a", *app_a_, firewall::Policy{.egress = firewall::Egress::kNone, .allow = {peer}});
+  auto a =
+      attach("a", *app_a_, firewall::Policy{.egress = firewall::Egress::kNone, .allow = {peer}});
   ASSERT_TRUE(a) << a.error().message();
 
   EXPECT_TRUE(canConnect(app_a_->path(), addressOf(*b), b_listener_.port));
@@ -394,10 +395,9 @@ TEST_F(NetworkTest, CountersGrowWithTrafficPerApp) {
 }
 
 TEST_F(NetworkTest, FailingPluginIsNamedAndLeavesNothingBehind) {
-  writeFakePlugin("fails",
-                  R"(if [ "$CNI_COMMAND" = ADD ]; then)"
-                  "\n  echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad thing\","
-                  "\"details\":\"the frobnicator is off\"}'\n  exit 1\nfi\nexit 0");
+  writeFakePlugin("fails", R"(if [ "$CNI_COMMAND" = ADD ]; then)"
+                           "\n  echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"bad thing\","
+                           "\"details\":\"the frobnicator is off\"}'\n  exit 1\nfi\nexit 0");
   writeConflist({R"({"type":"fleetlet-firewall"})", R"({"type":"fails"})"});
   startExecutor();
   auto a = attach("a", *app_a_, std::nullopt);
@@ -434,8 +434,7 @@ TEST_F(NetworkTest, GarbageOutputIsNamedAndLeavesNothingBehind) {
   startExecutor();
   auto a = attach("a", *app_a_, std::nullopt);
   ASSERT_FALSE(a);
-  EXPECT_NE(a.error().message().find("\"babbles\" ADD printed no valid result"),
-            std::string::npos)
+  EXPECT_NE(a.error().message().find("\"babbles\" ADD printed no valid result"), std::string::npos)
       << a.error().message();
   EXPECT_NE(a.error().message().find("hello, world"), std::string::npos);
   EXPECT_FALSE(linksIn(nsName("a")).contains("eth0"));
@@ -471,7 +470,8 @@ TEST_F(NetworkTest, DelAfterCrashCleansEverythingFromTheCache) {
 
 TEST_F(NetworkTest, GcDeletesAttachmentsWhoseOwnerIsGone) {
   startExecutor();
-  ASSERT_TRUE(attach("a", *app_a_, firewall::Policy{.egress = firewall::Egress::kLocal, .allow = {}}));
+  ASSERT_TRUE(
+      attach("a", *app_a_, firewall::Policy{.egress = firewall::Egress::kLocal, .allow = {}}));
   auto b = attach("b", *app_b_, firewall::Policy{.egress = firewall::Egress::kNone, .allow = {}});
   ASSERT_TRUE(b);
   executor_.reset();

@@ -1,9 +1,8 @@
 // Unit tests of the CNI data types: CIDRs, results, error objects, conflists, requests.
-#include "spec/types.h"
-
 #include <gtest/gtest.h>
 
 #include "firewall/policy.h"
+#include "spec/types.h"
 
 namespace fleetlet::cni {
 namespace {
@@ -47,16 +46,15 @@ TEST(AddResult, RejectsWhatItCannotUseNamingTheField) {
     const char* text;
     const char* field;
   };
-  for (const auto& c : {Case{R"([])", "result"}, Case{R"({"ips":[]})", "result.cniVersion"},
-                        Case{R"({"cniVersion":"1.0.0","ips":{}})", "result.ips"},
-                        Case{R"({"cniVersion":"1.0.0","ips":[{"address":"10.0.0.1/24",
+  for (const auto& c :
+       {Case{R"([])", "result"}, Case{R"({"ips":[]})", "result.cniVersion"},
+        Case{R"({"cniVersion":"1.0.0","ips":{}})", "result.ips"},
+        Case{R"({"cniVersion":"1.0.0","ips":[{"address":"10.0.0.1/24",
                                "interface":0}]})",
-                             "result.ips[0].interface"},
-                        Case{R"({"cniVersion":"1.0.0","routes":[{"gw":"1.2.3.4"}]})",
-                             "result.routes[0].dst"},
-                        Case{R"({"cniVersion":"1.0.0","interfaces":[{"mac":"x"}]})",
-                             "result.interfaces[0].name"},
-                        Case{"not json", "result"}}) {
+             "result.ips[0].interface"},
+        Case{R"({"cniVersion":"1.0.0","routes":[{"gw":"1.2.3.4"}]})", "result.routes[0].dst"},
+        Case{R"({"cniVersion":"1.0.0","interfaces":[{"mac":"x"}]})", "result.interfaces[0].name"},
+        Case{"not json", "result"}}) {
     auto r = parseAddResult(c.text);
     ASSERT_FALSE(r) << c.text;
     EXPECT_NE(r.error().message().find(c.field), std::string::npos) << r.error().message();
@@ -83,7 +81,8 @@ TEST(ErrorObject, ParsesAndMapsCodes) {
 
 TEST(ConfList, ValidatesNamesVersionsAndPlugins) {
   auto ok = parseConfList(R"({"cniVersion":"0.4.0","cniVersions":["1.0.0","1.1.0"],"name":"n",
-      "plugins":[{"type":"bridge","capabilities":{"portMappings":true,"mac":false}}]})", "f");
+      "plugins":[{"type":"bridge","capabilities":{"portMappings":true,"mac":false}}]})",
+                          "f");
   ASSERT_TRUE(ok) << ok.error().message();
   EXPECT_EQ(ok->cni_version, "1.0.0");
   EXPECT_EQ(ok->plugins[0].capabilities, (std::set<std::string>{"portMappings"}));

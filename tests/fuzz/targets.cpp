@@ -300,8 +300,7 @@ void fuzzCniResult(std::string_view data) {
   cni::PluginOutput output{.exit_code = (selector & 1U) != 0 ? 1 : 0,
                            .out = std::string(data),
                            .err = (selector & 2U) != 0 ? std::string(data) : std::string()};
-  auto interpreted =
-      cni::interpretPluginOutput("fuzzed", kCommands[(selector >> 2U) % 3], output);
+  auto interpreted = cni::interpretPluginOutput("fuzzed", kCommands[(selector >> 2U) % 3], output);
   if (!interpreted) {
     check(interpreted.error().message().starts_with("CNI plugin \"fuzzed\""), "names the plugin");
   } else if (interpreted->has_value()) {

@@ -345,15 +345,15 @@ Result<Network> parseNetwork(const Json& v, const std::string& path,
     if (n.mode == Network::Mode::kHost) {
       for (const char* key : {"egress", "allow", "expose"}) {
         if (f.find(key) != nullptr) {
-          return fieldError(f.at(key), "does not apply with mode host (the app shares the "
-                                       "node's network)");
+          return fieldError(f.at(key),
+                            "does not apply with mode host (the app shares the "
+                            "node's network)");
         }
       }
     }
   }
   if (const Json* egress = f.find("egress")) {
-    FLEETLET_ASSIGN_OR_RETURN(size_t e,
-                              asEnum(*egress, f.at("egress"), {"all", "local", "none"}));
+    FLEETLET_ASSIGN_OR_RETURN(size_t e, asEnum(*egress, f.at("egress"), {"all", "local", "none"}));
     n.egress = e == 0 ? Network::Egress::kAll
                       : (e == 1 ? Network::Egress::kLocal : Network::Egress::kNone);
   }
@@ -575,8 +575,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
     }
   }
   if (const Json* network = f.find("network")) {
-    FLEETLET_ASSIGN_OR_RETURN(app.network,
-                              parseNetwork(*network, f.at("network"), app_names));
+    FLEETLET_ASSIGN_OR_RETURN(app.network, parseNetwork(*network, f.at("network"), app_names));
   }
   if (const Json* volumes = f.find("volumes")) {
     FLEETLET_ASSIGN_OR_RETURN(app.volumes, parseVolumes(*volumes, f.at("volumes")));

@@ -23,12 +23,12 @@ namespace fleetlet::cni {
 struct CachedAttachment {
   std::string container_id;
   std::string ifname;
-  std::string app;                // who owns it, for counters and logs
+  std::string app;  // who owns it, for counters and logs
   std::filesystem::path netns;
-  Json network;                   // the conflist (as parsed) the attachment was made with
-  Json capability_args;           // object: capability name -> value
-  std::string cni_args;           // CNI_ARGS
-  std::optional<Json> result;     // the final ADD result; absent while ADD runs or failed
+  Json network;                // the conflist (as parsed) the attachment was made with
+  Json capability_args;        // object: capability name -> value
+  std::string cni_args;        // CNI_ARGS
+  std::optional<Json> result;  // the final ADD result; absent while ADD runs or failed
 };
 
 class AttachmentCache {

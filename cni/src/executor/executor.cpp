@@ -42,14 +42,13 @@ std::string attachmentKey(const std::string& container_id, const std::string& if
 }
 
 Json capabilityArgs(const AttachmentRequest& request) {
-  Json out = request.extra_capability_args.is_object() ? request.extra_capability_args
-                                                       : Json::object();
+  Json out =
+      request.extra_capability_args.is_object() ? request.extra_capability_args : Json::object();
   if (!request.port_mappings.empty()) {
     Json mappings = Json::array();
     for (const auto& m : request.port_mappings) {
-      Json entry = {{"hostPort", m.host_port},
-                    {"containerPort", m.container_port},
-                    {"protocol", m.protocol}};
+      Json entry = {
+          {"hostPort", m.host_port}, {"containerPort", m.container_port}, {"protocol", m.protocol}};
       if (!m.host_ip.empty()) entry["hostIP"] = m.host_ip;
       mappings.push_back(std::move(entry));
     }
@@ -109,8 +108,9 @@ Result<std::optional<AddResult>> interpretPluginOutput(std::string_view plugin,
       return fail(fromCniCode(object->code), "CNI plugin \"{}\" {} failed: {} (CNI error {})",
                   plugin, command, excerpt(text, 1000), object->code);
     }
-    std::string how = output.term_signal != 0 ? fmt::format("killed by signal {}", output.term_signal)
-                                              : fmt::format("exit code {}", output.exit_code);
+    std::string how = output.term_signal != 0
+                          ? fmt::format("killed by signal {}", output.term_signal)
+                          : fmt::format("exit code {}", output.exit_code);
     std::string said = excerpt(output.err.empty() ? output.out : output.err);
     return fail(ErrorCode::kInternal, "CNI plugin \"{}\" {} failed: {}{}{}", plugin, command, how,
                 said.empty() ? "" : ": ", said);
@@ -168,8 +168,8 @@ Result<std::optional<AddResult>> Executor::invoke(std::string_view command,
 }
 
 Status Executor::delChain(const CachedAttachment& entry, const Json* prev) {
-  auto net = parseConfListJson(entry.network, "cached network of " +
-                                              attachmentKey(entry.container_id, entry.ifname));
+  auto net = parseConfListJson(
+      entry.network, "cached network of " + attachmentKey(entry.container_id, entry.ifname));
   if (!net) return std::unexpected(net.error());
   Status first;
   for (auto it = net->plugins.rbegin(); it != net->plugins.rend(); ++it) {
@@ -206,9 +206,9 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
   for (const auto& plugin : network_.plugins) {
     auto added = invoke("ADD", network_, plugin, entry, last ? &last->raw : nullptr);
     if (!added) {
-      Error err = added.error().wrap("add {} to network {}",
-                                     attachmentKey(request.container_id, request.ifname),
-                                     network_.name);
+      Error err =
+          added.error().wrap("add {} to network {}",
+                             attachmentKey(request.container_id, request.ifname), network_.name);
       if (auto cleaned = delChain(entry, last ? &last->raw : nullptr); !cleaned) {
         return std::unexpected(Error(err.code(),
                                      fmt::format("{}; clean-up failed too (kept for a later "
@@ -243,8 +243,7 @@ Status Executor::check(const std::string& container_id, const std::string& ifnam
   for (const auto& plugin : net.plugins) {
     auto checked = invoke("CHECK", net, plugin, *entry, &*entry->result);
     if (!checked) {
-      return std::unexpected(
-          checked.error().wrap("check {}", attachmentKey(container_id, ifname)));
+      return std::unexpected(checked.error().wrap("check {}", attachmentKey(container_id, ifname)));
     }
   }
   return {};

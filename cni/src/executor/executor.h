@@ -55,12 +55,12 @@ struct PortMapping {
 struct AttachmentRequest {
   std::string container_id;  // CNI_CONTAINERID; fleetletd uses one per app
   std::string ifname = "eth0";
-  std::string app;                   // recorded in the cache, reported with counters
-  std::filesystem::path netns;       // CNI_NETNS: must exist
-  std::vector<PortMapping> port_mappings;         // the `portMappings` capability
-  std::optional<firewall::Policy> firewall;       // the `fleetletFirewall` capability
-  Json extra_capability_args = Json::object();    // further capabilities by name
-  std::map<std::string, std::string> args;        // CNI_ARGS (K=V;K=V)
+  std::string app;                              // recorded in the cache, reported with counters
+  std::filesystem::path netns;                  // CNI_NETNS: must exist
+  std::vector<PortMapping> port_mappings;       // the `portMappings` capability
+  std::optional<firewall::Policy> firewall;     // the `fleetletFirewall` capability
+  Json extra_capability_args = Json::object();  // further capabilities by name
+  std::map<std::string, std::string> args;      // CNI_ARGS (K=V;K=V)
 };
 
 struct Attachment {

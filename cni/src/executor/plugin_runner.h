@@ -16,14 +16,14 @@
 namespace fleetlet::cni {
 
 struct PluginInvocation {
-  std::filesystem::path binary;              // absolute path of the plugin
-  std::map<std::string, std::string> env;    // CNI_COMMAND, CNI_CONTAINERID, ... (on top of ours)
-  std::string stdin_data;                    // the request configuration (JSON)
+  std::filesystem::path binary;               // absolute path of the plugin
+  std::map<std::string, std::string> env;     // CNI_COMMAND, CNI_CONTAINERID, ... (on top of ours)
+  std::string stdin_data;                     // the request configuration (JSON)
   std::chrono::milliseconds timeout{30'000};  // the plugin is killed after this long
 };
 
 struct PluginOutput {
-  int exit_code = -1;    // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int term_signal = 0;
   bool timed_out = false;
   std::string out;

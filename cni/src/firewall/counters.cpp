@@ -22,9 +22,9 @@ std::map<std::string, AttachmentCounters> parseCounters(const Json& listing) {
     auto number = [&](const char* field) -> std::uint64_t {
       auto it = c->find(field);
       if (it == c->end() || !it->is_number_integer()) return 0;
-      return it->is_number_unsigned() ? it->get<std::uint64_t>()
-                                      : static_cast<std::uint64_t>(std::max<std::int64_t>(
-                                            0, it->get<std::int64_t>()));
+      return it->is_number_unsigned()
+                 ? it->get<std::uint64_t>()
+                 : static_cast<std::uint64_t>(std::max<std::int64_t>(0, it->get<std::int64_t>()));
     };
     Counter value{.packets = number("packets"), .bytes = number("bytes")};
     if (kind == "egress") {

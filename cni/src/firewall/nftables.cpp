@@ -24,7 +24,7 @@ Result<Json> LibNftables::run(const Json& batch) {
   if (rc != 0) {
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
     auto code = err.find("No such file or directory") != std::string::npos ? ErrorCode::kNotFound
-                                                                             : ErrorCode::kInternal;
+                                                                           : ErrorCode::kInternal;
     return fail(code, "nftables: {}", err.empty() ? "command failed" : err);
   }
   if (out.find_first_not_of(" \n") == std::string::npos) return Json::object();

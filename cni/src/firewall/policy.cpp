@@ -35,8 +35,10 @@ Result<Policy> parsePolicy(const Json& object, std::string_view path, Policy bas
     } else if (value == "none") {
       out.egress = Egress::kNone;
     } else {
-      return fail(ErrorCode::kInvalidArgument, "{}.egress: expected \"none\", \"local\" or "
-                  "\"all\", got {}", path, e->dump(-1, ' ', false, Json::error_handler_t::replace));
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}.egress: expected \"none\", \"local\" or "
+                  "\"all\", got {}",
+                  path, e->dump(-1, ' ', false, Json::error_handler_t::replace));
     }
   }
   if (auto a = object.find("allow"); a != object.end() && !a->is_null()) {

@@ -32,10 +32,11 @@ Json matchAddress(const Cidr& cidr, std::string_view field) {
   } else {
     right = Json{{"prefix", {{"addr", cidr.network().addressString()}, {"len", cidr.prefix}}}};
   }
-  return Json{{"match",
-               {{"op", "=="},
-                {"left", {{"payload", {{"protocol", cidr.isV4() ? "ip" : "ip6"}, {"field", field}}}}},
-                {"right", std::move(right)}}}};
+  return Json{
+      {"match",
+       {{"op", "=="},
+        {"left", {{"payload", {{"protocol", cidr.isV4() ? "ip" : "ip6"}, {"field", field}}}}},
+        {"right", std::move(right)}}}};
 }
 
 Json accept() { return Json{{"accept", nullptr}}; }
@@ -44,12 +45,10 @@ void deleteKeyRules(const std::string& key, const TableState& state, Json& comma
   auto it = state.rules_by_key.find(key);
   if (it == state.rules_by_key.end()) return;
   for (const auto& [chain, handle] : it->second) {
-    commands.push_back(Json{{"delete",
-                             {{"rule",
-                               {{"family", "inet"},
-                                {"table", kTable},
-                                {"chain", chain},
-                                {"handle", handle}}}}}});
+    commands.push_back(
+        Json{{"delete",
+              {{"rule",
+                {{"family", "inet"}, {"table", kTable}, {"chain", chain}, {"handle", handle}}}}}});
   }
 }
 
@@ -124,23 +123,25 @@ Json addBatch(const AttachmentRules& rules, const TableState& state) {
   }
 
   // The app's chain.
-  commands.push_back(rule(chain, Json::array({Json{{"counter", counterName("egress", rules.key)}}})));
-  commands.push_back(rule(
-      chain, Json::array({Json{{"match",
-                                {{"op", "in"},
-                                 {"left", {{"ct", {{"key", "state"}}}}},
-                                 {"right", Json::array({"established", "related"})}}}},
-                          accept()})));
+  commands.push_back(
+      rule(chain, Json::array({Json{{"counter", counterName("egress", rules.key)}}})));
+  commands.push_back(
+      rule(chain, Json::array({Json{{"match",
+                                     {{"op", "in"},
+                                      {"left", {{"ct", {{"key", "state"}}}}},
+                                      {"right", Json::array({"established", "related"})}}}},
+                               accept()})));
   bool has_v6 = std::ranges::any_of(rules.addresses, [](const Cidr& c) { return !c.isV4(); });
   if (has_v6) {
     commands.push_back(rule(
-        chain, Json::array({Json{{"match",
-                                  {{"op", "=="},
-                                   {"left", {{"payload", {{"protocol", "icmpv6"}, {"field", "type"}}}}},
-                                   {"right", Json{{"set", Json::array({"nd-router-solicit",
-                                                                       "nd-neighbor-solicit",
-                                                                       "nd-neighbor-advert"})}}}}}},
-                            accept()})));
+        chain,
+        Json::array(
+            {Json{{"match",
+                   {{"op", "=="},
+                    {"left", {{"payload", {{"protocol", "icmpv6"}, {"field", "type"}}}}},
+                    {"right", Json{{"set", Json::array({"nd-router-solicit", "nd-neighbor-solicit",
+                                                        "nd-neighbor-advert"})}}}}}},
+             accept()})));
   }
   for (const auto& allowed : rules.policy.allow) {
     commands.push_back(rule(chain, Json::array({matchAddress(allowed, "daddr"), accept()})));
@@ -151,7 +152,8 @@ Json addBatch(const AttachmentRules& rules, const TableState& state) {
     std::vector<Cidr> nets;
     for (const auto& a : rules.addresses) nets.push_back(a.network());
     for (const auto& n : rules.local_networks) nets.push_back(n.network());
-    std::ranges::sort(nets, [](const Cidr& a, const Cidr& b) { return a.toString() < b.toString(); });
+    std::ranges::sort(nets,
+                      [](const Cidr& a, const Cidr& b) { return a.toString() < b.toString(); });
     auto dup = std::ranges::unique(nets);
     nets.erase(dup.begin(), dup.end());
     for (const auto& n : nets) {
@@ -181,9 +183,8 @@ Json deleteBatch(const std::string& key, const TableState& state) {
   Json commands = Json::array();
   if (!state.exists) return Json{{"nftables", commands}};
   const std::string chain = appChainName(key);
-  bool others = std::ranges::any_of(state.chains, [&](const std::string& c) {
-    return !isBaseChain(c) && c != chain;
-  });
+  bool others = std::ranges::any_of(
+      state.chains, [&](const std::string& c) { return !isBaseChain(c) && c != chain; });
   bool mine = state.chains.contains(chain) || state.rules_by_key.contains(key) ||
               std::ranges::any_of(state.counters, [&](const std::string& c) {
                 return c == counterName("egress", key) || c == counterName("ingress", key) ||
@@ -211,7 +212,8 @@ Json deleteBatch(const std::string& key, const TableState& state) {
 Status checkState(const AttachmentRules& rules, const TableState& state) {
   const std::string chain = appChainName(rules.key);
   if (!state.exists) return fail(ErrorCode::kNotFound, "table inet {} is missing", kTable);
-  if (!state.chains.contains(chain)) return fail(ErrorCode::kNotFound, "chain {} is missing", chain);
+  if (!state.chains.contains(chain))
+    return fail(ErrorCode::kNotFound, "chain {} is missing", chain);
   if (state.chain_rule_counts.count(chain) == 0) {
     return fail(ErrorCode::kNotFound, "chain {} has no rules", chain);
   }

@@ -50,7 +50,7 @@ struct AttachmentRules {
 // What exists in the table, from `list table inet fleetlet` (JSON, with handles).
 struct TableState {
   bool exists = false;
-  std::set<std::string> chains;    // all chains, base chains included
+  std::set<std::string> chains;  // all chains, base chains included
   std::set<std::string> counters;
   // Base chain rules by comment (the attachment key): (chain, handle).
   std::map<std::string, std::vector<std::pair<std::string, std::int64_t>>> rules_by_key;

@@ -42,9 +42,9 @@ SkelOutcome runPlugin(PluginHandlers& handlers, const std::map<std::string, std:
                                             {"supportedVersions", versions}})};
   }
   if (command != "ADD" && command != "CHECK" && command != "DEL") {
-    return errorOutcome(error_code::kInvalidEnvironment,
-                        fmt::format("CNI_COMMAND \"{}\" is not ADD, CHECK, DEL or VERSION",
-                                    command));
+    return errorOutcome(
+        error_code::kInvalidEnvironment,
+        fmt::format("CNI_COMMAND \"{}\" is not ADD, CHECK, DEL or VERSION", command));
   }
   SkelRequest request{.container_id = envOr(env, "CNI_CONTAINERID"),
                       .netns = envOr(env, "CNI_NETNS"),
@@ -58,9 +58,9 @@ SkelOutcome runPlugin(PluginHandlers& handlers, const std::map<std::string, std:
   if (request.ifname.empty()) missing.emplace_back("CNI_IFNAME");
   if (request.netns.empty() && command != "DEL") missing.emplace_back("CNI_NETNS");
   if (!missing.empty()) {
-    return errorOutcome(error_code::kInvalidEnvironment,
-                        fmt::format("required environment variables missing: {}",
-                                    fmt::join(missing, ", ")));
+    return errorOutcome(
+        error_code::kInvalidEnvironment,
+        fmt::format("required environment variables missing: {}", fmt::join(missing, ", ")));
   }
   auto config = parseJson(stdin_data, "stdin");
   if (!config || !config->is_object()) {
@@ -75,8 +75,7 @@ SkelOutcome runPlugin(PluginHandlers& handlers, const std::map<std::string, std:
                         fmt::format("supported: {}", fmt::join(kSupportedVersions, ", ")));
   }
   auto failed = [&](const Error& err) {
-    return errorOutcome(toCniCode(err.code()), err.message(), std::string(),
-                        request.cni_version);
+    return errorOutcome(toCniCode(err.code()), err.message(), std::string(), request.cni_version);
   };
   if (command == "ADD") {
     auto result = handlers.add(request);

@@ -12,7 +12,7 @@
 namespace fleetlet::cni {
 
 struct Cidr {
-  int family = 0;  // AF_INET or AF_INET6
+  int family = 0;                          // AF_INET or AF_INET6
   std::array<std::uint8_t, 16> address{};  // the first 4 bytes for IPv4
   int prefix = 0;                          // 0..32 or 0..128
 

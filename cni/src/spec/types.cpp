@@ -158,9 +158,8 @@ Result<AddResult> parseAddResultJson(const Json& value) {
         if (!idx->is_number_integer()) return fieldError(path + ".interface", "not an integer");
         auto n = idx->get<int64_t>();
         if (n < 0 || static_cast<size_t>(n) >= out.interfaces.size()) {
-          return fieldError(path + ".interface",
-                            fmt::format("index {} outside interfaces[0..{})", n,
-                                        out.interfaces.size()));
+          return fieldError(path + ".interface", fmt::format("index {} outside interfaces[0..{})",
+                                                             n, out.interfaces.size()));
         }
         ip.interface = static_cast<int>(n);
       }
@@ -197,8 +196,8 @@ Result<NetworkConfigList> parseConfListJson(const Json& value, std::string_view 
   auto name = requireString(value, "name", "conflist");
   if (!name) return std::unexpected(name.error().wrap("network configuration {}", source));
   if (name->empty() || !isAlnum((*name)[0]) || !std::ranges::all_of(*name, isNameChar)) {
-    return bad(fmt::format("name \"{}\" must start alphanumeric and hold only [A-Za-z0-9_.-]",
-                           *name));
+    return bad(
+        fmt::format("name \"{}\" must start alphanumeric and hold only [A-Za-z0-9_.-]", *name));
   }
   out.name = *name;
 
@@ -225,8 +224,8 @@ Result<NetworkConfigList> parseConfListJson(const Json& value, std::string_view 
   }
   if (out.cni_version.empty()) {
     return fail(ErrorCode::kFailedPrecondition,
-                "network configuration {}: none of the CNI versions [{}] is supported ({})",
-                source, fmt::join(offered, ", "), fmt::join(kSupportedVersions, ", "));
+                "network configuration {}: none of the CNI versions [{}] is supported ({})", source,
+                fmt::join(offered, ", "), fmt::join(kSupportedVersions, ", "));
   }
   if (auto dc = value.find("disableCheck"); dc != value.end() && !dc->is_null()) {
     if (!dc->is_boolean()) return bad("disableCheck: expected a boolean");
@@ -234,8 +233,9 @@ Result<NetworkConfigList> parseConfListJson(const Json& value, std::string_view 
   }
   auto plugins = value.find("plugins");
   if (plugins == value.end() || !plugins->is_array() || plugins->empty()) {
-    return bad("plugins: expected a non-empty array (single-plugin .conf files are not "
-               "supported since CNI 1.0)");
+    return bad(
+        "plugins: expected a non-empty array (single-plugin .conf files are not "
+        "supported since CNI 1.0)");
   }
   for (size_t i = 0; i < plugins->size(); ++i) {
     const Json& entry = (*plugins)[i];

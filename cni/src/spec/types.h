@@ -88,9 +88,9 @@ Result<AddResult> parseAddResult(std::string_view text);
 
 // One entry of a conflist's `plugins`.
 struct PluginConf {
-  std::string type;           // the binary's name
+  std::string type;                    // the binary's name
   std::set<std::string> capabilities;  // those set to true
-  Json raw;                   // the object as written (capabilities included)
+  Json raw;                            // the object as written (capabilities included)
 };
 
 // A network configuration list (spec section 1).

@@ -118,7 +118,8 @@ Result<NamedNetns> NamedNetns::create(const std::string& name, const std::filesy
 
 Result<NamedNetns> NamedNetns::adopt(const std::filesystem::path& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return failErrno(errno, "network namespace {}", path.string());
+  if (::stat(path.c_str(), &st) != 0)
+    return failErrno(errno, "network namespace {}", path.string());
   return NamedNetns(path);
 }
 

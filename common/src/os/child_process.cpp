@@ -222,8 +222,7 @@ Result<CommandOutput> runCommand(const RunOptions& options) {
   if (::fcntl(in_w.get(), F_SETFL, O_NONBLOCK) != 0) return failErrno(errno, "fcntl stdin");
 
   SpawnOptions spawn{.argv = options.argv, .env = options.env, .new_process_group = true};
-  FLEETLET_ASSIGN_OR_RETURN(pid_t pid,
-                            spawnWithFds(spawn, out_w.get(), err_w.get(), in_r.get()));
+  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(spawn, out_w.get(), err_w.get(), in_r.get()));
   ChildProcess child(pid, true);
   in_r.reset();
   out_w.reset();

@@ -130,9 +130,9 @@ TEST(HashTest, EveryFieldChangesTheHash) {
 // network.allow and network.mode came later: apps that do not use them keep the hashes they
 // had before (pinned from that version), so upgrading fleetletd restarts nothing.
 TEST(HashTest, AppsWithoutTheNewerNetworkFieldsKeepTheirHashes) {
-  NodeState s = parseOk(
-      withApps("a: {image: busybox, network: {egress: none, expose: [{port: 80}]}}\n"
-               "b: {image: busybox}"));
+  NodeState s =
+      parseOk(withApps("a: {image: busybox, network: {egress: none, expose: [{port: 80}]}}\n"
+                       "b: {image: busybox}"));
   EXPECT_EQ(s.apps.at("a").spec_hash,
             "aa5f50e50bc08d2b0cf20e58046ac1ec627a00b9334fee47800b14802d7a7f56");
   EXPECT_EQ(s.apps.at("b").spec_hash,

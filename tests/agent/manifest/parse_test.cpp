@@ -239,10 +239,10 @@ TEST(ParseTest, SourceNamesTheInputInErrors) {
 }
 
 TEST(ParseTest, NetworkEgressAllowAndMode) {
-  auto s = parseNodeState(withApps(
-      "db: {image: busybox}\n"
-      "a: {image: busybox, network: {egress: local, allow: [fd00::/8, db, 10.1.2.3]}}\n"
-      "h: {image: busybox, network: {mode: host}}"));
+  auto s = parseNodeState(
+      withApps("db: {image: busybox}\n"
+               "a: {image: busybox, network: {egress: local, allow: [fd00::/8, db, 10.1.2.3]}}\n"
+               "h: {image: busybox, network: {mode: host}}"));
   ASSERT_TRUE(s) << s.error().message();
   const Network& a = s->apps.at("a").network;
   EXPECT_EQ(a.egress, Network::Egress::kLocal);

@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "os/child_process.h"
 #include "support/require_root.h"
 #include "support/temp_dir.h"
