@@ -3,12 +3,7 @@
 
 #include "manifest/parse.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <array>
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <initializer_list>
@@ -21,6 +16,7 @@
 #include "manifest/quantity.h"
 #include "manifest/yaml_json.h"
 #include "oci/reference.h"
+#include "spec/cidr.h"
 
 namespace fleetlet::manifest {
 namespace {
@@ -313,27 +309,6 @@ Result<HealthCheck> parseHealth(const Json& v, const std::string& path) {
 
 Result<std::vector<std::string>> asNameSet(const Json& v, const std::string& path);
 
-// An IPv4 or IPv6 address with an optional /prefix within the family's length.
-bool isCidr(const std::string& text) {
-  auto slash = text.find('/');
-  std::string address = text.substr(0, slash);
-  std::array<unsigned char, 16> buf{};
-  int bits = 0;
-  if (::inet_pton(AF_INET, address.c_str(), buf.data()) == 1) {
-    bits = 32;
-  } else if (::inet_pton(AF_INET6, address.c_str(), buf.data()) == 1) {
-    bits = 128;
-  } else {
-    return false;
-  }
-  if (slash == std::string::npos) return true;
-  std::string_view digits = std::string_view(text).substr(slash + 1);
-  int prefix = -1;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-  return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size() &&
-         prefix >= 0 && prefix <= bits;
-}
-
 // `app_names`: every app of the manifest, for allow.
 Result<Network> parseNetwork(const Json& v, const std::string& path,
                              const std::set<std::string>& app_names) {
@@ -362,7 +337,7 @@ Result<Network> parseNetwork(const Json& v, const std::string& path,
     for (size_t i = 0; i < allow->size(); ++i) {
       const auto& entry = (*allow)[i].get_ref<const std::string&>();
       if (isDnsLabel(entry) && app_names.contains(entry)) continue;
-      if (isCidr(entry)) continue;
+      if (cni::parseCidr(entry, /*prefix_optional=*/true)) continue;
       return fieldError(index(f.at("allow"), i),
                         "{} is neither an app of this manifest nor an address or CIDR",
                         quote(entry));
