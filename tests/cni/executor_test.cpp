@@ -45,6 +45,7 @@ class FakeRunner final : public PluginRunner {
   }
   std::vector<std::string> sequence() const {
     std::vector<std::string> out;
+    out.reserve(calls.size());
     for (const auto& c : calls) out.push_back(c.command + " " + c.plugin);
     return out;
   }

@@ -34,7 +34,7 @@ TEST(AddResult, ParsesTheSpecExampleAndKeepsUnknownFields) {
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_EQ(r->ips.size(), 1U);
   EXPECT_EQ(r->ips[0].address.toString(), "10.1.0.5/16");
-  EXPECT_EQ(r->ips[0].gateway->addressString(), "10.1.0.1");
+  EXPECT_EQ(r->ips[0].gateway.value_or(Cidr{}).toString(), "10.1.0.1/32");
   EXPECT_EQ(r->ips[0].interface, 1);
   EXPECT_EQ(r->interfaces[1].sandbox, "/var/run/netns/blue");
   EXPECT_EQ(r->routes[0].dst.toString(), "0.0.0.0/0");

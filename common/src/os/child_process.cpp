@@ -52,7 +52,12 @@ std::vector<std::string> mergedEnvironment(const std::map<std::string, std::stri
     if (eq != std::string_view::npos && extra.contains(std::string(entry.substr(0, eq)))) continue;
     env.emplace_back(entry);
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    env.push_back(std::move(entry));
+  }
   return env;
 }
 
@@ -183,15 +188,15 @@ ExitStatus ChildProcess::wait() {
 }
 
 ExitStatus ChildProcess::stop(int sig, std::chrono::milliseconds grace) {
-  if (poll()) return *status_;
+  if (auto done = poll()) return *done;
   ::kill(pid_, sig);
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (poll()) return *status_;
+    if (auto done = poll()) return *done;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   killAndReap();
-  return *status_;
+  return status_.value_or(ExitStatus{});
 }
 
 Status ChildProcess::signal(int sig) {
