@@ -190,7 +190,9 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
   std::string cni_args;
   for (const auto& [k, v] : request.args) {
     if (!cni_args.empty()) cni_args += ';';
-    cni_args += k + "=" + v;
+    cni_args += k;
+    cni_args += '=';
+    cni_args += v;
   }
   CachedAttachment entry{.container_id = request.container_id,
                          .ifname = request.ifname,
@@ -219,7 +221,10 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
       (void)cache_.remove(entry.container_id, entry.ifname);
       return std::unexpected(err);
     }
-    last = std::move(**added);
+    if (!added->has_value()) {
+      return fail(ErrorCode::kInternal, "CNI plugin \"{}\" ADD: no result", plugin.type);
+    }
+    last = std::move(added->value());
   }
   if (!last) return fail(ErrorCode::kInternal, "network {} has no plugins", network_.name);
   entry.result = last->raw;
@@ -320,9 +325,9 @@ Result<std::vector<AppTraffic>> Executor::trafficCounters() const {
                        .ifname = colon == std::string::npos ? "" : key.substr(colon + 1),
                        .app = "",
                        .counters = counters};
-    if (auto entry = cache_.get(traffic.container_id, traffic.ifname); entry && *entry) {
-      traffic.app = (*entry)->app;
-    }
+    auto entry = cache_.get(traffic.container_id, traffic.ifname);
+    std::optional<CachedAttachment> cached = entry ? *entry : std::nullopt;
+    if (cached) traffic.app = cached->app;
     out.push_back(std::move(traffic));
   }
   return out;

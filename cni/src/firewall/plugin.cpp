@@ -166,7 +166,7 @@ Result<Json> FirewallPlugin::add(const SkelRequest& request) {
       return std::unexpected(st.error());
     }
     // egress all loses only the count of app-to-app traffic; say so and go on.
-    std::fprintf(stderr, "fleetlet-firewall: %s\n", st.error().message().c_str());
+    (void)std::fprintf(stderr, "fleetlet-firewall: %s\n", st.error().message().c_str());
   }
   FLEETLET_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(lock_path_));
   FLEETLET_ASSIGN_OR_RETURN(auto state, readState());

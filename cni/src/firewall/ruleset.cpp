@@ -150,6 +150,7 @@ Json addBatch(const AttachmentRules& rules, const TableState& state) {
     commands.push_back(rule(chain, Json::array({accept()})));
   } else if (rules.policy.egress == Egress::kLocal) {
     std::vector<Cidr> nets;
+    nets.reserve(rules.addresses.size() + rules.local_networks.size());
     for (const auto& a : rules.addresses) nets.push_back(a.network());
     for (const auto& n : rules.local_networks) nets.push_back(n.network());
     std::ranges::sort(nets,
