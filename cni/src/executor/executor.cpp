@@ -221,10 +221,9 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
       (void)cache_.remove(entry.container_id, entry.ifname);
       return std::unexpected(err);
     }
-    if (!added->has_value()) {
-      return fail(ErrorCode::kInternal, "CNI plugin \"{}\" ADD: no result", plugin.type);
-    }
-    last = std::move(added->value());
+    std::optional<AddResult> result = std::move(*added);
+    if (!result) return fail(ErrorCode::kInternal, "CNI plugin \"{}\" ADD: no result", plugin.type);
+    last = std::move(*result);
   }
   if (!last) return fail(ErrorCode::kInternal, "network {} has no plugins", network_.name);
   entry.result = last->raw;
