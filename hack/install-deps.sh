@@ -20,6 +20,9 @@ RUN_PKGS=(
   iproute2 curl ca-certificates jq procps util-linux
   nginx-core nodejs
 )
+# cni/: fleetlet-firewall programs nftables through libnftables; the tests inspect with nft.
+BUILD_PKGS+=(libnftables-dev)
+RUN_PKGS+=(nftables)
 # fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
 BUILD_PKGS+=(libmosquitto-dev)
 RUN_PKGS+=(mosquitto)

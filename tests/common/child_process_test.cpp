@@ -31,6 +31,31 @@ TEST(RunCommand, MissingBinaryIsNotFound) {
   EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
 }
 
+TEST(RunCommand, FeedsStdinLargerThanAPipe) {
+  std::string input(1 << 20, 'x');  // 1 MiB: more than a pipe buffer, written while reading
+  auto r = runCommand(RunOptions{.argv = {"wc", "-c"}, .input = input});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->out, "1048576\n");
+  EXPECT_TRUE(r->status.success());
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST(RunCommand, AProgramThatIgnoresStdinDoesNotKillUs) {
+  // `true` exits without reading: writing the rest of stdin gets EPIPE, not a SIGPIPE.
+  auto r = runCommand(RunOptions{.argv = {"true"}, .input = std::string(1 << 20, 'x')});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->status.success());
+}
+
+TEST(RunCommand, TimeoutKillsTheWholeGroupAndReportsIt) {
+  auto r = runCommand(RunOptions{.argv = {"sh", "-c", "echo started; sleep 30 & wait"},
+                                 .timeout = std::chrono::milliseconds(200)});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_EQ(r->status.term_signal, SIGKILL);
+  EXPECT_EQ(r->out, "started\n");
+}
+
 TEST(ChildProcess, StopEscalatesToKillAfterGrace) {
   auto ready =
       std::filesystem::temp_directory_path() / ("fleetlet-ready-" + std::to_string(getpid()));

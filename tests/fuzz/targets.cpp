@@ -11,6 +11,7 @@
 
 #include "console/log_entry.h"
 #include "events/requests.h"
+#include "executor/executor.h"
 #include "handoff/protocol.h"
 #include "json/json.h"
 #include "manifest/parse.h"
@@ -23,6 +24,7 @@
 #include "ocispec/builder.h"
 #include "registry/auth.h"
 #include "registry/registry_error.h"
+#include "spec/types.h"
 
 namespace fleetlet::fuzz {
 namespace {
@@ -289,6 +291,29 @@ void fuzzStreamsRequest(std::string_view data) {
       return;
     }
   }
+}
+
+void fuzzCniResult(std::string_view data) {
+  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]);
+  if (!data.empty()) data.remove_prefix(1);
+  static constexpr std::string_view kCommands[] = {"ADD", "DEL", "CHECK"};
+  cni::PluginOutput output{.exit_code = (selector & 1U) != 0 ? 1 : 0,
+                           .out = std::string(data),
+                           .err = (selector & 2U) != 0 ? std::string(data) : std::string()};
+  auto interpreted = cni::interpretPluginOutput("fuzzed", kCommands[(selector >> 2U) % 3], output);
+  if (!interpreted) {
+    check(interpreted.error().message().starts_with("CNI plugin \"fuzzed\""), "names the plugin");
+  } else if (interpreted->has_value()) {
+    auto again = cni::parseAddResult(cni::dumpJson((*interpreted)->raw));
+    check(again.has_value(), "accepted result re-parses");
+    check(again->ips.size() == (*interpreted)->ips.size(), "same addresses");
+  }
+  if (auto list = cni::parseConfList(data, "fuzz")) {
+    check(!list->plugins.empty() && cni::isSupportedVersion(list->cni_version), "valid conflist");
+    auto request = cni::requestConfig(*list, list->plugins.front(), Json::object(), nullptr);
+    check(request.is_object() && !request.contains("capabilities"), "request config");
+  }
+  (void)cni::parseErrorObject(data);
 }
 
 }  // namespace fleetlet::fuzz

@@ -30,6 +30,11 @@ void fuzzNodeState(std::string_view data);
 // must not depend on how the body was chunked.
 void fuzzMultipart(std::string_view data);
 
+// CNI plugin output as the executor reads it: the first byte chooses the exit status and
+// command; the rest is stdout (parsed as a result or an error object), and parseConfList and
+// parseAddResult read it directly. Errors name the plugin; accepted results re-parse.
+void fuzzCniResult(std::string_view data);
+
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
   void (*run)(std::string_view);
@@ -44,6 +49,7 @@ inline constexpr Target kTargets[] = {
     {"handoff_message", &fuzzHandoffMessage},
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
+    {"cni_result", &fuzzCniResult},
 };
 
 }  // namespace fleetlet::fuzz

@@ -3,8 +3,9 @@
 //
 // A socket stays in the namespace it was created in, so only its creation needs to happen
 // there: connect, send and receive then work from any thread. Creation runs on a dedicated
-// short-lived thread, because setns(CLONE_NEWNET) changes only the calling thread and the
-// caller's threads (a probe worker, curl) must never find themselves in an app's namespace.
+// short-lived thread (netns::runInNetns), because setns(CLONE_NEWNET) changes only the
+// calling thread and the caller's threads (a probe worker, curl) must never find themselves
+// in an app's namespace.
 //
 // Thread-safety: free functions, safe from any thread.
 

@@ -16,6 +16,7 @@
 #include "manifest/quantity.h"
 #include "manifest/yaml_json.h"
 #include "oci/reference.h"
+#include "spec/cidr.h"
 
 namespace fleetlet::manifest {
 namespace {
@@ -312,12 +313,41 @@ Result<HealthCheck> parseHealth(const Json& v, const std::string& path) {
   return h;
 }
 
-Result<Network> parseNetwork(const Json& v, const std::string& path) {
-  FLEETLET_ASSIGN_OR_RETURN(auto f, Fields::open(v, path, {"egress", "expose"}));
+Result<std::vector<std::string>> asNameSet(const Json& v, const std::string& path);
+
+// `app_names`: every app of the manifest, for allow.
+Result<Network> parseNetwork(const Json& v, const std::string& path,
+                             const std::set<std::string>& app_names) {
+  FLEETLET_ASSIGN_OR_RETURN(auto f, Fields::open(v, path, {"egress", "allow", "mode", "expose"}));
   Network n;
+  if (const Json* mode = f.find("mode")) {
+    FLEETLET_ASSIGN_OR_RETURN(size_t m, asEnum(*mode, f.at("mode"), {"isolated", "host"}));
+    n.mode = m == 0 ? Network::Mode::kIsolated : Network::Mode::kHost;
+    if (n.mode == Network::Mode::kHost) {
+      for (const char* key : {"egress", "allow", "expose"}) {
+        if (f.find(key) != nullptr) {
+          return fieldError(f.at(key),
+                            "does not apply with mode host (the app shares the "
+                            "node's network)");
+        }
+      }
+    }
+  }
   if (const Json* egress = f.find("egress")) {
-    FLEETLET_ASSIGN_OR_RETURN(size_t e, asEnum(*egress, f.at("egress"), {"all", "none"}));
-    n.egress = e == 0 ? Network::Egress::kAll : Network::Egress::kNone;
+    FLEETLET_ASSIGN_OR_RETURN(size_t e, asEnum(*egress, f.at("egress"), {"all", "local", "none"}));
+    n.egress = e == 0 ? Network::Egress::kAll
+                      : (e == 1 ? Network::Egress::kLocal : Network::Egress::kNone);
+  }
+  if (const Json* allow = f.find("allow")) {
+    FLEETLET_ASSIGN_OR_RETURN(n.allow, asNameSet(*allow, f.at("allow")));
+    for (size_t i = 0; i < allow->size(); ++i) {
+      const auto& entry = (*allow)[i].get_ref<const std::string&>();
+      if (isDnsLabel(entry) && app_names.contains(entry)) continue;
+      if (cni::parseCidr(entry, /*prefix_optional=*/true)) continue;
+      return fieldError(index(f.at("allow"), i),
+                        "{} is neither an app of this manifest nor an address or CIDR",
+                        quote(entry));
+    }
   }
   if (const Json* expose = f.find("expose")) {
     if (!expose->is_array()) return typeError(f.at("expose"), "a list", *expose);
@@ -526,7 +556,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
     }
   }
   if (const Json* network = f.find("network")) {
-    FLEETLET_ASSIGN_OR_RETURN(app.network, parseNetwork(*network, f.at("network")));
+    FLEETLET_ASSIGN_OR_RETURN(app.network, parseNetwork(*network, f.at("network"), app_names));
   }
   if (const Json* volumes = f.find("volumes")) {
     FLEETLET_ASSIGN_OR_RETURN(app.volumes, parseVolumes(*volumes, f.at("volumes")));
@@ -649,6 +679,18 @@ Result<std::vector<std::string>> startOrder(const std::map<std::string, App>& ap
   return fieldError(fmt::format("apps.{}.dependsOn", at), "cycle {}", cycle);
 }
 
+std::string_view egressName(Network::Egress e) {
+  switch (e) {
+    case Network::Egress::kAll:
+      return "all";
+    case Network::Egress::kLocal:
+      return "local";
+    case Network::Egress::kNone:
+      return "none";
+  }
+  return "all";
+}
+
 std::string_view restartName(RestartPolicy p) {
   switch (p) {
     case RestartPolicy::kAlways:
@@ -749,6 +791,12 @@ Json canonicalJson(const App& app) {
   for (const auto& p : app.network.expose) {
     expose.push_back({{"port", p.port}, {"hostPort", p.host_port}, {"protocol", p.protocol}});
   }
+  Json network = {{"egress", egressName(app.network.egress)}, {"expose", expose}};
+  // allow and mode are set only when not the default, so that the spec hash of apps that do
+  // not use them stays what it was before these fields existed (no restart on upgrade). A
+  // host-mode app has nothing else (egress and expose must not be set with it).
+  if (!app.network.allow.empty()) network["allow"] = app.network.allow;
+  if (app.network.mode == Network::Mode::kHost) network = {{"mode", "host"}};
   Json volumes = Json::array();
   for (const auto& v : app.volumes) {
     volumes.push_back({{"name", v.name}, {"path", v.path}, {"readOnly", v.read_only}});
@@ -782,9 +830,7 @@ Json canonicalJson(const App& app) {
       {"restart", {{"policy", restartName(app.restart)}}},
       {"health", health},
       {"services", services},
-      {"network",
-       {{"egress", app.network.egress == Network::Egress::kNone ? "none" : "all"},
-        {"expose", expose}}},
+      {"network", network},
       {"volumes", unless_empty(volumes)},
       {"dependsOn", depends_on},
       {"update",

@@ -43,7 +43,16 @@ struct ExposedPort {
 };
 
 struct Network {
-  enum class Egress : std::uint8_t { kAll, kNone } egress = Egress::kAll;
+  // Where the app may open connections (docs/networking.md): anywhere, only the node's own
+  // networks (other apps, the node's directly connected networks), or nowhere.
+  enum class Egress : std::uint8_t { kAll, kLocal, kNone } egress = Egress::kAll;
+  // Destinations opened on top of `egress`: app names of this manifest (resolved to their
+  // addresses by fleetletd) or CIDRs ("10.1.0.0/16"; a bare address means one host). Sorted,
+  // without duplicates.
+  std::vector<std::string> allow;
+  // kIsolated: a network namespace of its own on the fleetlet bridge (CNI). kHost: the
+  // node's namespace; `egress`, `allow` and `expose` do not apply and must not be set.
+  enum class Mode : std::uint8_t { kIsolated, kHost } mode = Mode::kIsolated;
   std::vector<ExposedPort> expose;
 };
 

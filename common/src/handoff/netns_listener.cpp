@@ -1,11 +1,8 @@
 #include "handoff/netns_listener.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <linux/sockios.h>
-#include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,38 +10,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <optional>
-#include <thread>
+
+#include "netns/netns.h"
 
 namespace fleetlet::handoff {
 namespace {
-
-Result<UniqueFd> openNetns(const std::filesystem::path& netns) {
-  int fd = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return failErrno(errno, "open network namespace {}", netns.string());
-  return UniqueFd(fd);
-}
-
-// Brings the loopback interface of the current thread's namespace up if it is down.
-Status bringLoopbackUp() {
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock) return failErrno(errno, "socket for interface ioctl");
-  ifreq request{};
-  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
-  if (::ioctl(sock.get(), SIOCGIFFLAGS, &request) != 0) {
-    return failErrno(errno, "SIOCGIFFLAGS lo");
-  }
-  if ((request.ifr_flags & IFF_UP) != 0) return {};
-  request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
-  if (::ioctl(sock.get(), SIOCSIFFLAGS, &request) != 0) {
-    return failErrno(errno, "SIOCSIFFLAGS lo up");
-  }
-  return {};
-}
 
 // net.core.somaxconn of the current thread's namespace (/proc/sys/net is per namespace).
 std::optional<int> somaxconn() {
@@ -74,7 +46,7 @@ Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int 
     return fail(ErrorCode::kInvalidArgument, "\"{}\" is not an IPv4 or IPv6 address", address);
   }
 
-  FLEETLET_RETURN_IF_ERROR(bringLoopbackUp());
+  FLEETLET_RETURN_IF_ERROR(netns::bringLoopbackUp());
   UniqueFd sock(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!sock) return failErrno(errno, "socket");
   int one = 1;
@@ -95,32 +67,6 @@ Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int 
 }
 
 }  // namespace
-
-Status runInNetns(const std::filesystem::path& netns, const std::function<void()>& fn) {
-  FLEETLET_ASSIGN_OR_RETURN(UniqueFd target, openNetns(netns));
-  Status entered;
-  std::thread worker([&] {
-    // The thread's own namespace: /proc/self would name the main thread's.
-    UniqueFd original(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    if (!original) {
-      entered = failErrno(errno, "open /proc/thread-self/ns/net");
-      return;
-    }
-    if (::setns(target.get(), CLONE_NEWNET) != 0) {
-      entered = failErrno(errno, "enter network namespace {}", netns.string());
-      return;
-    }
-    fn();
-    if (::setns(original.get(), CLONE_NEWNET) != 0) {
-      // A thread left in the app's namespace would create the agent's later sockets there.
-      (void)std::fprintf(stderr, "fleetlet: cannot return from network namespace %s: %s\n",
-                         netns.c_str(), std::strerror(errno));
-      std::abort();
-    }
-  });
-  worker.join();
-  return entered;
-}
 
 Result<UniqueFd> listenInNetns(const std::filesystem::path& netns, const std::string& address,
                                std::uint16_t port, int backlog) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "error/error.h"
+#include "netns/netns.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::handoff {
@@ -27,11 +28,8 @@ namespace fleetlet::handoff {
 // clients. Always capped by the namespace's net.core.somaxconn.
 inline constexpr int kDefaultBacklog = 4096;
 
-// Runs fn on a new thread that has entered the network namespace at `netns` (a path such as
-// /var/run/netns/<name> or /proc/<pid>/ns/net) and waits for it. Fails with kNotFound when
-// `netns` does not exist and with the setns errno when it cannot be entered; fn does not run
-// then. fn must not start threads that outlive it (they would inherit the namespace).
-Status runInNetns(const std::filesystem::path& netns, const std::function<void()>& fn);
+// Runs fn inside the network namespace at `netns` (see netns/netns.h).
+using netns::runInNetns;
 
 // Creates a TCP listener bound to `address`:`port` (a literal IPv4 or IPv6 address; port 0
 // picks a free port, see boundPort()) inside the network namespace at `netns`: brings `lo` up

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <thread>
 
 #include "os/unique_fd.h"
@@ -50,7 +52,12 @@ std::vector<std::string> mergedEnvironment(const std::map<std::string, std::stri
     if (eq != std::string_view::npos && extra.contains(std::string(entry.substr(0, eq)))) continue;
     env.emplace_back(entry);
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    env.push_back(std::move(entry));
+  }
   return env;
 }
 
@@ -62,10 +69,11 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return out;
 }
 
-// Spawns with stdout/stderr going to the given fds (or -1 to keep the parent's).
-Result<pid_t> spawnWithFds(const SpawnOptions& options, int out_fd, int err_fd) {
+// Spawns with stdin/stdout/stderr going to the given fds (or -1 to keep the parent's).
+Result<pid_t> spawnWithFds(const SpawnOptions& options, int out_fd, int err_fd, int in_fd = -1) {
   if (options.argv.empty()) return fail(ErrorCode::kInvalidArgument, "spawn: empty argv");
   SpawnSetup setup;
+  if (in_fd >= 0) posix_spawn_file_actions_adddup2(&setup.actions, in_fd, STDIN_FILENO);
   if (out_fd >= 0) posix_spawn_file_actions_adddup2(&setup.actions, out_fd, STDOUT_FILENO);
   if (err_fd >= 0) posix_spawn_file_actions_adddup2(&setup.actions, err_fd, STDERR_FILENO);
   if (options.cwd) posix_spawn_file_actions_addchdir_np(&setup.actions, options.cwd->c_str());
@@ -90,6 +98,26 @@ Result<pid_t> spawnWithFds(const SpawnOptions& options, int out_fd, int err_fd) 
   int rc = posix_spawnp(&pid, argp[0], &setup.actions, &setup.attr, argp.data(), envp.data());
   if (rc != 0) return failErrno(rc, "spawn {}", options.argv[0]);
   return pid;
+}
+
+// write() that turns a closed reader into EPIPE without a SIGPIPE for the process: the signal
+// is blocked on this thread for the call and a pending one is consumed.
+ssize_t writeNoSigpipe(int fd, std::string_view data) {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t put = ::write(fd, data.data(), data.size());
+  int saved = errno;
+  if (put < 0 && saved == EPIPE) {
+    const timespec zero{};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return put;
 }
 
 Result<UniqueFd> openOutput(const std::filesystem::path& path) {
@@ -160,15 +188,15 @@ ExitStatus ChildProcess::wait() {
 }
 
 ExitStatus ChildProcess::stop(int sig, std::chrono::milliseconds grace) {
-  if (poll()) return *status_;
+  if (auto done = poll()) return *done;
   ::kill(pid_, sig);
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (poll()) return *status_;
+    if (auto done = poll()) return *done;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   killAndReap();
-  return *status_;
+  return status_.value_or(ExitStatus{});
 }
 
 Status ChildProcess::signal(int sig) {
@@ -179,33 +207,68 @@ Status ChildProcess::signal(int sig) {
 
 Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
                                  const std::map<std::string, std::string>& env) {
+  return runCommand(RunOptions{.argv = argv, .env = env});
+}
+
+Result<CommandOutput> runCommand(const RunOptions& options) {
+  std::array<int, 2> in_pipe{};
   std::array<int, 2> out_pipe{};
   std::array<int, 2> err_pipe{};
+  if (::pipe2(in_pipe.data(), O_CLOEXEC) != 0) return failErrno(errno, "pipe");
+  UniqueFd in_r(in_pipe[0]);
+  UniqueFd in_w(in_pipe[1]);
   if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) return failErrno(errno, "pipe");
   UniqueFd out_r(out_pipe[0]);
   UniqueFd out_w(out_pipe[1]);
   if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) return failErrno(errno, "pipe");
   UniqueFd err_r(err_pipe[0]);
   UniqueFd err_w(err_pipe[1]);
+  // Non-blocking stdin: a program that never reads must not block us past the timeout.
+  if (::fcntl(in_w.get(), F_SETFL, O_NONBLOCK) != 0) return failErrno(errno, "fcntl stdin");
 
-  SpawnOptions options{.argv = argv, .env = env, .new_process_group = false};
-  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(options, out_w.get(), err_w.get()));
-  ChildProcess child(pid, false);
+  SpawnOptions spawn{.argv = options.argv, .env = options.env, .new_process_group = true};
+  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(spawn, out_w.get(), err_w.get(), in_r.get()));
+  ChildProcess child(pid, true);
+  in_r.reset();
   out_w.reset();
   err_w.reset();
+  if (options.input.empty()) in_w.reset();
 
   CommandOutput result;
-  std::array<pollfd, 2> fds{pollfd{out_r.get(), POLLIN, 0}, pollfd{err_r.get(), POLLIN, 0}};
+  const auto deadline = options.timeout
+                            ? std::optional(std::chrono::steady_clock::now() + *options.timeout)
+                            : std::nullopt;
+  std::array<pollfd, 3> fds{pollfd{out_r.get(), POLLIN, 0}, pollfd{err_r.get(), POLLIN, 0},
+                            pollfd{in_w.valid() ? in_w.get() : -1, POLLOUT, 0}};
   std::array<std::string*, 2> sinks{&result.out, &result.err};
+  size_t written = 0;
   int open_count = 2;
   std::array<char, 65536> buf{};
   while (open_count > 0) {
-    int n = ::poll(fds.data(), fds.size(), -1);
+    int wait_ms = -1;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        result.timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(left.count()) + 1;
+    }
+    int n = ::poll(fds.data(), fds.size(), wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return failErrno(errno, "poll");
     }
-    for (size_t i = 0; i < fds.size(); ++i) {
+    if (fds[2].fd >= 0 && fds[2].revents != 0) {
+      ssize_t put = writeNoSigpipe(in_w.get(), std::string_view(options.input).substr(written));
+      if (put > 0) written += static_cast<size_t>(put);
+      if (written == options.input.size() || (put < 0 && errno != EAGAIN && errno != EINTR)) {
+        fds[2].fd = -1;
+        in_w.reset();  // EOF (or EPIPE: the program closed its stdin)
+      }
+    }
+    for (size_t i = 0; i < sinks.size(); ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       ssize_t got = ::read(fds[i].fd, buf.data(), buf.size());
       if (got > 0) {
@@ -216,7 +279,11 @@ Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
       }
     }
   }
-  result.status = child.wait();
+  if (result.timed_out) {
+    result.status = child.stop(SIGKILL, std::chrono::milliseconds(0));
+  } else {
+    result.status = child.wait();
+  }
   return result;
 }
 

@@ -37,6 +37,7 @@ struct ExitStatus {
 };
 
 struct CommandOutput;
+struct RunOptions;
 
 class ChildProcess {
  public:
@@ -62,8 +63,7 @@ class ChildProcess {
   Status signal(int sig);
 
  private:
-  friend Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
-                                          const std::map<std::string, std::string>& env);
+  friend Result<CommandOutput> runCommand(const RunOptions& options);
   ChildProcess(pid_t pid, bool group) : pid_(pid), group_(group) {}
   void killAndReap();
 
@@ -76,7 +76,26 @@ struct CommandOutput {
   ExitStatus status;
   std::string out;
   std::string err;
+  // The program outlived RunOptions::timeout and was killed (status says SIGKILL then).
+  bool timed_out = false;
 };
+
+struct RunOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'.
+  // Extra environment on top of the parent's.
+  std::map<std::string, std::string> env;
+  // Written to the program's stdin, which is then closed (an empty stdin when empty).
+  std::string input;
+  // When set, the program and its process group are SIGKILLed once it has run this long (or
+  // still holds stdout/stderr open); the output up to then is returned with timed_out set.
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
+// Runs a program to completion (in a process group of its own) feeding it `input` and
+// capturing stdout and stderr. Fails only when the program cannot be started or the pipes
+// fail; a non-zero exit or a timeout is reported in the CommandOutput. Blocks for as long as
+// the program runs (at most about `timeout`).
+Result<CommandOutput> runCommand(const RunOptions& options);
 
 // Runs a program to completion and captures its stdout and stderr. Fails only when the
 // program cannot be started; a non-zero exit is reported in `status`.

@@ -105,6 +105,10 @@ TEST(HashTest, EveryFieldChangesTheHash) {
       "a: {image: busybox, health: {exec: {command: [\"true\"]}}}",
       "a: {image: busybox, services: [logs]}",
       "a: {image: busybox, network: {egress: none}}",
+      "a: {image: busybox, network: {egress: local}}",
+      "a: {image: busybox, network: {allow: [dep]}}",
+      "a: {image: busybox, network: {allow: [10.0.0.0/8]}}",
+      "a: {image: busybox, network: {mode: host}}",
       "a: {image: busybox, network: {expose: [{port: 80}]}}",
       "a: {image: busybox, volumes: [{name: v, path: /v}]}",
       "a: {image: busybox, dependsOn: [dep]}",
@@ -121,6 +125,22 @@ TEST(HashTest, EveryFieldChangesTheHash) {
     ASSERT_FALSE(h.empty());
     EXPECT_TRUE(hashes.insert(h).second) << "hash collides with an earlier variant";
   }
+}
+
+// network.allow and network.mode came later: apps that do not use them keep the hashes they
+// had before (pinned from that version), so upgrading fleetletd restarts nothing.
+TEST(HashTest, AppsWithoutTheNewerNetworkFieldsKeepTheirHashes) {
+  NodeState s =
+      parseOk(withApps("a: {image: busybox, network: {egress: none, expose: [{port: 80}]}}\n"
+                       "b: {image: busybox}"));
+  EXPECT_EQ(s.apps.at("a").spec_hash,
+            "aa5f50e50bc08d2b0cf20e58046ac1ec627a00b9334fee47800b14802d7a7f56");
+  EXPECT_EQ(s.apps.at("b").spec_hash,
+            "0b59169519ef1051652436c821222745e0ef52addf42a2ce6438309422747714");
+  NodeState explicit_defaults = parseOk(
+      withApps("a: {image: busybox, network: {egress: none, expose: [{port: 80}], allow: [], "
+               "mode: isolated}}\nb: {image: busybox}"));
+  EXPECT_EQ(explicit_defaults.apps.at("a").spec_hash, s.apps.at("a").spec_hash);
 }
 
 TEST(HashTest, NestedValuesChangeTheHash) {

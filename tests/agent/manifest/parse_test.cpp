@@ -238,5 +238,29 @@ TEST(ParseTest, SourceNamesTheInputInErrors) {
             "demo.yaml: apiVersion: unsupported \"v0\" (expected fleetlet.io/v1)");
 }
 
+TEST(ParseTest, NetworkEgressAllowAndMode) {
+  auto s = parseNodeState(
+      withApps("db: {image: busybox}\n"
+               "a: {image: busybox, network: {egress: local, allow: [fd00::/8, db, 10.1.2.3]}}\n"
+               "h: {image: busybox, network: {mode: host}}"));
+  ASSERT_TRUE(s) << s.error().message();
+  const Network& a = s->apps.at("a").network;
+  EXPECT_EQ(a.egress, Network::Egress::kLocal);
+  EXPECT_EQ(a.allow, (std::vector<std::string>{"10.1.2.3", "db", "fd00::/8"}));
+  EXPECT_EQ(a.mode, Network::Mode::kIsolated);
+  EXPECT_EQ(s->apps.at("h").network.mode, Network::Mode::kHost);
+  EXPECT_EQ(s->apps.at("db").network.egress, Network::Egress::kAll);
+
+  // The canonical JSON of each app is a valid app again, with the same hash.
+  for (const auto& [name, app] : s->apps) {
+    Json again = canonicalJson(app);
+    again.erase("name");
+    std::string others = name == "db" ? "" : "db: {image: busybox}\n";
+    auto reparsed = parseNodeState(withApps(others + name + ": " + again.dump()));
+    ASSERT_TRUE(reparsed) << name << ": " << reparsed.error().message();
+    EXPECT_EQ(reparsed->apps.at(name).spec_hash, app.spec_hash) << name;
+  }
+}
+
 }  // namespace
 }  // namespace fleetlet::manifest
