@@ -27,9 +27,12 @@ struct AppStatus {
   std::string name;
   std::string runtime;  // "container" | "native" | "webview"
   std::string image;
-  // "pending" (not created yet), "pulling", "created", "running", "stopping", "exited"
-  // (stopped, restart not due: see backoff_until), "backoff", "failed" (restart never / pull
-  // failing), "removing".
+  // "pending" (not worked on yet, or waiting for a dependency: see message), "pulling",
+  // "creating", "created", "starting", "running", "stopping", "stopped" (exited, restart
+  // imminent), "exited" (stopped, its policy does not restart it), "backoff" (a crash's
+  // restart, or a failing step's retry, waits until backoff_until: see message), "failed"
+  // (cannot run: unsupported runtime), "paused", "removing" (no longer desired, containers
+  // still there).
   std::string state;
   int restarts = 0;
   std::optional<int> last_exit_code;
