@@ -373,7 +373,9 @@ TEST_F(FleetletdTest, ChangingOneAppReplacesOnlyThatApp) {
                         busyboxApp("b", "sleep 1000", "    env: {COLOUR: blue}\n")));
   ASSERT_TRUE(testing::waitFor(
       [&] {
-        return containerOf("b") != b_before && waitRunning({"a", "b"}, 1s);
+        // The old b stays until the new one runs (download-then-kill): wait for it to go.
+        auto ids = containers();
+        return ids.size() == 2 && !ids.contains(b_before) && waitRunning({"a", "b"}, 1s);
       },
       60s))
       << agentLog();
