@@ -124,15 +124,28 @@ Result<std::vector<ActualContainer>> ContainerdRuntime::inspect(
   return out;
 }
 
+Result<oci::ImageConfig> ContainerdRuntime::configOf(const containerd::Descriptor& target) {
+  constexpr size_t kMaxConfigs = 64;
+  {
+    std::lock_guard lock(configs_mu_);
+    if (auto it = configs_.find(target.digest); it != configs_.end()) return it->second;
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto resolved, images_.resolveLocal(target));
+  std::lock_guard lock(configs_mu_);
+  if (configs_.size() >= kMaxConfigs) configs_.clear();
+  configs_.emplace(target.digest, resolved.second);
+  return std::move(resolved.second);
+}
+
 Result<bool> ContainerdRuntime::hasImage(const manifest::App& app) {
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   containerd::ImageService images(connection_, scope());
   FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString()));
   if (!existing) return false;
   // Present but not unpacked: a pull only unpacks (every blob is there).
-  auto resolved = images_.resolveLocal(existing->target);
-  if (!resolved) return false;
-  auto chain = oci::chainIds(resolved->second.diff_ids);
+  auto config = configOf(existing->target);
+  if (!config) return false;
+  auto chain = oci::chainIds(config->diff_ids);
   if (!chain || chain->empty()) return false;
   containerd::SnapshotService snaps(connection_, scope());
   return snaps.stat(chain->back()).value_or(std::nullopt).has_value();
@@ -170,8 +183,7 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
   containerd::ImageService images(connection_, scope());
   FLEETLET_ASSIGN_OR_RETURN(auto image, images.get(ref.toString()));
   if (!image) return fail(ErrorCode::kNotFound, "image {} is not pulled", ref.toString());
-  FLEETLET_ASSIGN_OR_RETURN(auto resolved, images_.resolveLocal(image->target));
-  const auto& config = resolved.second;
+  FLEETLET_ASSIGN_OR_RETURN(auto config, configOf(image->target));
   FLEETLET_ASSIGN_OR_RETURN(auto chain, oci::chainIds(config.diff_ids));
   if (chain.empty()) return fail(ErrorCode::kInvalidArgument, "image {} has no layers", app.image);
 

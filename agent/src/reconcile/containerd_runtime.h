@@ -61,10 +61,15 @@ class ContainerdRuntime : public ContainerRuntime {
 
  private:
   containerd::Scope scope(const std::string& lease = {}) const { return {options_.ns, lease}; }
+  // The image config of a target, read once per digest: content is immutable, so an entry is
+  // never stale. Saves every app's worker re-reading manifest and config from the content store.
+  Result<oci::ImageConfig> configOf(const containerd::Descriptor& target);
 
   std::shared_ptr<containerd::Connection> connection_;
   ContainerdRuntimeOptions options_;
   image::ImageStore images_;
+  std::mutex configs_mu_;
+  std::map<std::string, oci::ImageConfig> configs_;  // guarded by configs_mu_: target digest →
 };
 
 }  // namespace fleetlet::reconcile
