@@ -104,6 +104,7 @@ void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired) 
         if (before == nullptr || before->spec_hash != app.spec_hash) {
           s.spec_hash = app.spec_hash;
           changed.push_back(name);
+          retry_at_.erase(name);  // a spec change is tried at once
           if (fresh) reported.push_back(s);
         }
       }
@@ -134,10 +135,6 @@ void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired) 
         queued.push_back(name);
       }
     }
-  }
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& name : changed) retry_at_.erase(name);
   }
   for (const auto& name : changed) queue_.forget(name);
   for (const auto& name : queued) queue_.add(name);
@@ -258,16 +255,31 @@ void Reconciler::work(const std::string& key) {
     }
   } catch (const std::exception& e) {
     spdlog::error("reconcile {}: {}", key.empty() ? "resync" : key, e.what());
-    auto delay = queue_.addRateLimited(key);
-    if (!key.empty()) {
-      std::string message = fmt::format("{}; retry in {}", e.what(), seconds(delay));
-      update(key, [&](AppSnapshot& s) {
-        s.state = "backoff";
-        s.message = message;
-        s.retry_at = options_.now() + delay;
-      });
+    if (key.empty()) {
+      queue_.addRateLimited(key);
+    } else {
+      retryLater(desired().get(), key, Error(ErrorCode::kInternal, e.what()));
     }
   }
+}
+
+void Reconciler::retryLater(const manifest::NodeState* based_on, const std::string& name,
+                            const Error& error) {
+  auto delay = queue_.addRateLimited(name);
+  auto at = options_.now() + delay;
+  std::string message = fmt::format("{}; retry in {}", error.message(), seconds(delay));
+  {
+    std::lock_guard lock(mu_);
+    errors_[name] = error.message();
+    retry_at_[name] = at;
+  }
+  update(name, [&](AppSnapshot& s) {
+    s.state = "backoff";
+    s.message = message;
+    s.retry_at = at;
+  });
+  emit(name, "error", message);
+  settle(based_on, name, false, false);
 }
 
 void Reconciler::doResync() {
@@ -279,8 +291,6 @@ void Reconciler::doResync() {
     return;
   }
   queue_.forget(kResyncKey);
-  std::set<std::string> apps;
-  std::set<std::string> live;
   {
     std::lock_guard lock(mu_);
     known_.clear();
@@ -288,21 +298,13 @@ void Reconciler::doResync() {
     for (const auto& c : *listed) {
       known_[c.app].insert(c.id);
       owner_[c.id] = c.app;
-      apps.insert(c.app);
-    }
-    if (desired_) {
-      for (const auto& [name, app] : desired_->apps) apps.insert(name);
-    }
-    for (const auto& [name, s] : snapshots_) apps.insert(name);
-    for (const auto& name : apps) {
-      if (!desired_ || !desired_->apps.contains(name)) {
-        if (known_.contains(name)) unsynced_.insert(name);
-      }
+      // Containers of an app that is not desired are work to do.
+      if (!desired_ || !desired_->apps.contains(c.app)) unsynced_.insert(c.app);
     }
     listed_ = true;
-    live = apps;
   }
-  runtime_.pruneAppData(live);
+  const auto apps = liveApps();
+  runtime_.pruneAppData(apps);
   for (const auto& name : apps) queue_.add(name);
   queue_.addAfter(kResyncKey, options_.now() + options_.resync);
 }
@@ -374,10 +376,13 @@ void Reconciler::workApp(const std::string& name) {
   }
   spdlog::debug("reconcile {}: revision {}", name, desired ? desired->revision : 0);
   if (app == nullptr && ids.empty()) {
-    // Not desired, nothing left in containerd: forget it.
+    // Not desired, nothing left in containerd: forget it (once: late events queue it again).
     std::optional<AppSnapshot> gone;
     {
       std::lock_guard lock(mu_);
+      if (!snapshots_.contains(name) && !known_.contains(name) && !unsynced_.contains(name)) {
+        return;
+      }
       if (auto it = snapshots_.find(name); it != snapshots_.end()) {
         gone = it->second;
         snapshots_.erase(it);
@@ -409,32 +414,14 @@ void Reconciler::workApp(const std::string& name) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
 
-  auto fail_and_retry = [&](const Error& e) {
-    auto delay = queue_.addRateLimited(name);
-    std::string message = fmt::format("{}; retry in {}", e.message(), seconds(delay));
-    {
-      std::lock_guard lock(mu_);
-      errors_[name] = e.message();
-      retry_at_[name] = options_.now() + delay;
-    }
-    update(name, [&](AppSnapshot& s) {
-      s.state = "backoff";
-      s.message = message;
-      s.retry_at = options_.now() + delay;
-    });
-    emit(name, "error", message);
-    settle(desired.get(), name, false, false);
-  };
+  auto fail_and_retry = [&](const Error& e) { retryLater(desired.get(), name, e); };
 
   auto actual = runtime_.inspect(ids);
   if (!actual) return fail_and_retry(actual.error().wrap("read containers"));
   {
     std::lock_guard lock(mu_);
     auto& mine = known_[name];
-    for (const auto& id : ids) {
-      mine.erase(id);
-      owner_.erase(id);
-    }
+    for (const auto& id : ids) mine.erase(id);
     for (const auto& c : *actual) {
       mine.insert(c.id);
       owner_[c.id] = name;
@@ -475,7 +462,7 @@ void Reconciler::workApp(const std::string& name) {
   }
 
   if (!plan.steps.empty()) {
-    auto done = execute(app, plan.steps, desired ? desired->revision : 0);
+    auto done = execute(app, plan.steps, desired ? desired->revision : 0, *state);
     if (!done) return fail_and_retry(done.error());
     if (!*done) return;  // a pull in flight, or stopping
     queue_.forget(name);
@@ -516,7 +503,7 @@ void Reconciler::workApp(const std::string& name) {
 }
 
 Result<bool> Reconciler::execute(const manifest::App* app, const std::vector<Step>& steps,
-                                 int64_t revision) {
+                                 int64_t revision, AppRuntimeState& state) {
   // Old containers stopped for a replacement, started again should it fail to start.
   std::vector<std::string> stopped_old;
   for (const auto& step : steps) {
@@ -567,11 +554,9 @@ Result<bool> Reconciler::execute(const manifest::App* app, const std::vector<Ste
           }
           break;
         }
-        auto state = store_.appState(step.app);
-        if (!state) return std::unexpected(state.error());
-        state->started_at = options_.now();
-        if (step.kind == Step::Kind::kRestart) ++state->restarts;
-        FLEETLET_RETURN_IF_ERROR(store_.saveAppState(step.app, *state));
+        state.started_at = options_.now();
+        if (step.kind == Step::Kind::kRestart) ++state.restarts;
+        FLEETLET_RETURN_IF_ERROR(store_.saveAppState(step.app, state));
         if (step.kind == Step::Kind::kRestart) {
           std::lock_guard lock(mu_);
           restart_requested_.erase(step.app);
@@ -582,7 +567,7 @@ Result<bool> Reconciler::execute(const manifest::App* app, const std::vector<Ste
           s.pid = *pid;
           s.message.clear();
           s.retry_at.reset();
-          s.runtime_state = *state;
+          s.runtime_state = state;
         });
         emit(step.app, step.kind == Step::Kind::kRestart ? "restarted" : "started",
              fmt::format("pid {} ({})", *pid, step.reason));
@@ -599,10 +584,11 @@ Result<bool> Reconciler::execute(const manifest::App* app, const std::vector<Ste
         if (app == nullptr) update(step.app, [](AppSnapshot& s) { s.state = "removing"; });
         st = runtime_.remove(step.container_id);
         if (st) {
+          // owner_ keeps the id until the next resync: late events of the removed container
+          // then queue its app instead of a resync of every app.
           std::lock_guard lock(mu_);
           if (auto it = known_.find(step.app); it != known_.end())
             it->second.erase(step.container_id);
-          owner_.erase(step.container_id);
         }
         if (st) emit(step.app, "removed", step.container_id + " (" + step.reason + ")");
         break;

@@ -123,8 +123,10 @@ class Reconciler {
   void pullLoop(const std::stop_token& stop);
   Status accountExit(const std::string& name, const std::vector<ActualContainer>& actual,
                      AppRuntimeState& state);
-  // Runs the steps in order; false when it left early (pull in flight, or stopping).
-  Result<bool> execute(const manifest::App* app, const std::vector<Step>& steps, int64_t revision);
+  // Runs the steps in order, keeping `state` (the app's restart bookkeeping, as stored) up to
+  // date; false when it left early (pull in flight, or stopping).
+  Result<bool> execute(const manifest::App* app, const std::vector<Step>& steps, int64_t revision,
+                       AppRuntimeState& state);
   // Apps desired, listed or known to containerd: their data is kept.
   std::set<std::string> liveApps() const;
   // The app's dependencies that are still being worked on (it must wait for them).
@@ -132,6 +134,9 @@ class Reconciler {
                                                const manifest::App& app) const;
   // Sets fields of the app's snapshot and reports the change.
   void update(const std::string& name, const std::function<void(AppSnapshot&)>& change);
+  // A failed attempt: the app backs off (state "backoff", message ending "retry in Ns") and is
+  // queued again after its failure backoff.
+  void retryLater(const manifest::NodeState* based_on, const std::string& name, const Error& error);
   // Records the outcome of work on `name` done against `based_on`; marks the revision applied
   // once every app is in sync.
   void settle(const manifest::NodeState* based_on, const std::string& name, bool in_sync,
@@ -152,7 +157,8 @@ class Reconciler {
   std::map<std::string, std::string> errors_;           // guarded by mu_
   // Failing apps and when they are tried again (cleared by a spec change or a restart request).
   std::map<std::string, Clock::time_point> retry_at_;  // guarded by mu_
-  // Container ids fleetlet knows per app (from listings and its own creates), and their owner.
+  // Container ids fleetlet knows per app (from listings and its own creates), and the owner of
+  // every id seen since the last resync (removed ones too, so their late events find the app).
   std::map<std::string, std::set<std::string>> known_;  // guarded by mu_
   std::map<std::string, std::string> owner_;            // guarded by mu_
   bool listed_ = false;                                 // guarded by mu_: a resync succeeded

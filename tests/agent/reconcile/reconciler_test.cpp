@@ -55,6 +55,7 @@ class FakeRuntime : public ContainerRuntime {
   }
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override {
     std::lock_guard lock(mu);
+    if (throwing_creates.contains(app.name)) throw std::bad_alloc();
     containers.emplace(id, ActualContainer{.app = app.name,
                                            .id = id,
                                            .spec_hash = app.spec_hash,
@@ -119,8 +120,9 @@ class FakeRuntime : public ContainerRuntime {
   std::map<std::string, ActualContainer> containers;
   std::set<std::string> missing_images;  // hasImage() says no until pulled
   std::set<std::string> failing_pulls;
-  std::set<std::string> blocked_pulls;   // ensureImage waits until released
-  std::set<std::string> failing_starts;  // spec hashes whose task cannot start
+  std::set<std::string> blocked_pulls;     // ensureImage waits until released
+  std::set<std::string> failing_starts;    // spec hashes whose task cannot start
+  std::set<std::string> throwing_creates;  // apps whose create throws std::bad_alloc
   std::map<std::string, int> pulls;
   std::map<std::string, milliseconds> graces;
   std::vector<std::string> started;
@@ -352,6 +354,43 @@ TEST_F(ReconcilerTest, FailingStepsAreRetriedWithDoublingBackoffNotInALoop) {
   reconciler_->setDesired(state(2, {fixed}));
   reconciler_->runDue();
   EXPECT_EQ(snap("broken").retry_at, now_ + seconds(1));
+}
+
+TEST_F(ReconcilerTest, ASuccessResetsTheFailureBackoff) {
+  const std::string image = "127.0.0.1:5000/flaky:1";
+  runtime_.missing_images.insert(image);
+  runtime_.failing_pulls.insert(image);
+  reconciler_->setDesired(state(1, {app("flaky", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(advance(), seconds(1));
+  EXPECT_EQ(advance(), seconds(2));
+  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(4));
+  // The registry recovers: the app runs, and its next failure starts at 1 s again.
+  runtime_.failing_pulls.clear();
+  advance();
+  ASSERT_EQ(stateOf("flaky"), "running");
+  runtime_.failing_starts.insert("h1");
+  auto [id, pid] = runtime_.exit("flaky", 1);
+  reconciler_->containerChanged(id, pid);
+  reconciler_->runDue();  // the exit: restart backoff
+  advance();              // the restart fails: failure backoff from 1 s
+  EXPECT_EQ(stateOf("flaky"), "backoff");
+  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(1));
+}
+
+TEST_F(ReconcilerTest, AnExceptionInOneAppsWorkBacksThatAppOffOnly) {
+  runtime_.throwing_creates.insert("bad");
+  reconciler_->setDesired(state(1, {app("bad", "h1"), app("good", "h2")}));
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("good"), "running");
+  auto bad = snap("bad");
+  EXPECT_EQ(bad.state, "backoff");
+  EXPECT_THAT(bad.message, ::testing::HasSubstr("retry in 1s"));
+  EXPECT_TRUE(reconciler_->errors().contains("bad"));
+  // It is tried again after its backoff, and runs once the fault is gone.
+  runtime_.throwing_creates.clear();
+  advance();
+  EXPECT_EQ(stateOf("bad"), "running");
 }
 
 TEST_F(ReconcilerTest, AnImageIsPulledOnceForAllItsApps) {
