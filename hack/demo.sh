@@ -53,8 +53,15 @@ if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 fi
 rm -rf "$FLEETLET_DEV_DIR/fleetletd"   # a fresh node: revision 1 is new to it
 export FLEETLET_API_SOCKET=$FLEETLET_DEV_DIR/fleetletd.sock
+# The apps' networks (bridge, port maps, firewall) live in a namespace of the demo's own that
+# stands in for the node's, so the demo leaves this machine's network untouched
+# (hack/dev-down.sh removes it); a real node runs without --cni-netns/--netns-dir.
+node_ns=fleetlet-dev-node
+ip netns list | grep -qw "$node_ns" || ip netns add "$node_ns"
+ip -n "$node_ns" link set lo up
 fleetletd --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
   --api-socket "$FLEETLET_API_SOCKET" --plain-http-registry "${FLEETLET_REGISTRY_ADDR:-127.0.0.1:5000}" \
+  --cni-netns "/run/netns/$node_ns" --netns-dir "$FLEETLET_DEV_DIR/netns" \
   >"$FLEETLET_DEV_DIR/fleetletd.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 100); do [[ -S $FLEETLET_API_SOCKET ]] && break; sleep 0.1; done
@@ -62,7 +69,7 @@ for _ in $(seq 1 100); do [[ -S $FLEETLET_API_SOCKET ]] && break; sleep 0.1; don
 step "fleetletctl apply -f manifests/examples/demo.yaml"
 fleetletctl apply -f manifests/examples/demo.yaml
 for _ in $(seq 1 60); do
-  [[ $(fleetletctl get apps | grep -c running) -eq 3 ]] && break
+  [[ $(fleetletctl get apps | grep -c running) -eq 4 ]] && break
   sleep 1
 done
 
@@ -70,6 +77,10 @@ step "fleetletctl get apps"
 fleetletctl get apps
 step "fleetletctl status"
 fleetletctl status
+step "Each app has a network of its own; web's port 8080 is exposed as the node's 18080"
+sleep 1
+ip netns exec "$node_ns" curl -s --max-time 5 http://10.90.0.1:18080/ || true
+fleetletctl describe app web | grep -E '^(Network|Namespace|Sent|Received|Refused):' || true
 step "fleetletctl logs ticker --tail 3"
 sleep 1
 fleetletctl logs ticker --tail 3 || true

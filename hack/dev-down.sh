@@ -95,6 +95,11 @@ for mp in "${mounts[@]}"; do
   umount -l "$mp" && echo "dev-down: unmounted $mp"
 done
 
+# ---- the demo's node network namespace (hack/demo.sh: the apps' bridge and rules) ----
+if ip netns list 2>/dev/null | grep -qw fleetlet-dev-node; then
+  ip netns del fleetlet-dev-node && echo "dev-down: removed network namespace fleetlet-dev-node"
+fi
+
 if ((purge)); then
   rm -rf --one-file-system "$dev_dir"
   echo "dev-down: removed $dev_dir"

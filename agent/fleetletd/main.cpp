@@ -17,11 +17,14 @@
 #include "containerd/events.h"
 #include "core/agent.h"
 #include "core/desired_source.h"
+#include "executor/executor.h"
+#include "executor/plugin_runner.h"
 #include "health/clock.h"
 #include "health/container_prober.h"
 #include "health/health_monitor.h"
 #include "log/log.h"
 #include "logs/task_io.h"
+#include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
 #include "state/store.h"
 
@@ -41,6 +44,39 @@ std::filesystem::path defaultLogger() {
     if (std::filesystem::exists(candidate, ec)) return candidate;
   }
   return "/usr/libexec/fleetlet/fleetlet-logger";
+}
+
+// Plugin directories: the configured ones, then fleetlet-firewall's folder in the build tree
+// when fleetletd runs from there.
+std::vector<std::filesystem::path> cniBinDirs(std::vector<std::filesystem::path> dirs) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  auto built = self.parent_path().parent_path() / "cni";
+  if (!ec && std::filesystem::exists(built / "fleetlet-firewall", ec)) dirs.push_back(built);
+  return dirs;
+}
+
+// What `describe app` shows of an app's network; nullopt when it is not attached.
+std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
+    const fleetlet::network::AppNetworks& networks, const std::string& app) {
+  auto addresses = networks.addresses(app);
+  if (addresses.empty()) return std::nullopt;
+  fleetlet::core::AppNetworkStatus out{.netns = networks.netnsPath(app).string(),
+                                       .addresses = std::move(addresses)};
+  auto counters = networks.counters();
+  if (!counters) {
+    spdlog::warn("app {}: firewall counters: {}", app, counters.error().message());
+    return out;
+  }
+  if (auto it = counters->find(app); it != counters->end()) {
+    auto copy = [](const fleetlet::cni::firewall::Counter& c) {
+      return fleetlet::core::AppNetworkStatus::Counter{.packets = c.packets, .bytes = c.bytes};
+    };
+    out.egress = copy(it->second.egress);
+    out.ingress = copy(it->second.ingress);
+    out.dropped = copy(it->second.dropped);
+  }
+  return out;
 }
 
 // Health checks follow the apps that run: one target per running app that has a check.
@@ -114,6 +150,8 @@ int main(int argc, char** argv) {
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;
   int64_t pull_min_speed = 0;
   std::string logger;
+  std::string cni_conf_dir, netns_dir, cni_netns;
+  std::vector<std::string> cni_bin_dirs;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -140,6 +178,19 @@ int main(int argc, char** argv) {
                  "keep the logs of a removed app until unwritten for this long [1h]");
   app.add_option("--logger", logger,
                  "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
+  app.add_option("--cni-conf-dir", cni_conf_dir,
+                 "app networks: the first *.conflist here, else the built-in `fleetlet` network "
+                 "(bridge fleetlet0, 10.90.0.0/16) [" +
+                     defaults.cni_conf_dir.string() + "]");
+  app.add_option("--cni-bin-dir", cni_bin_dirs,
+                 "where CNI plugin binaries are looked up (repeatable) [/usr/lib/cni, "
+                 "/usr/libexec/fleetlet/cni]");
+  app.add_option("--netns-dir", netns_dir,
+                 "where each app's network namespace is pinned as fleetlet-<app> [" +
+                     defaults.netns_dir.string() + "]");
+  app.add_option("--cni-netns", cni_netns,
+                 "run the CNI plugins (bridge, port maps, firewall) in this network namespace "
+                 "instead of fleetletd's own [fleetletd's]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -174,6 +225,10 @@ int main(int argc, char** argv) {
     *target = *d;
   }
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
+  if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
+  if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
+  if (!cni_netns.empty()) cfg.cni_netns = cni_netns;
+  if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
     return 2;
@@ -200,6 +255,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::filesystem::path logs_root = cfg.data_dir / "logs";
+
+  // App networks: a bad conflist stops the start (apps would otherwise lose their networks).
+  std::optional<std::filesystem::path> plugin_netns;
+  if (!cfg.cni_netns.empty()) plugin_netns = cfg.cni_netns;
+  fleetlet::cni::ProcessPluginRunner plugin_runner(plugin_netns);
+  auto executor = fleetlet::cni::Executor::create(
+      {.conf_dir = cfg.cni_conf_dir,
+       .default_network = {.ipam_data_dir = cfg.data_dir / "cni" / "networks"},
+       .bin_dirs = cniBinDirs(cfg.cni_bin_dirs),
+       .cache_dir = cfg.data_dir / "cni" / "attachments",
+       .node_netns = plugin_netns},
+      plugin_runner);
+  if (!executor) return fatal(executor.error().wrap("app networks"));
+  auto networks = fleetlet::network::AppNetworks::create(**executor, {.netns_dir = cfg.netns_dir});
+  if (!networks) return fatal(networks.error().wrap("app networks"));
+  spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
+               (*executor)->network().name, (*executor)->network().plugins.size(),
+               cfg.netns_dir.string());
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
@@ -211,7 +284,8 @@ int main(int argc, char** argv) {
               .pull_timeout = cfg.pull_timeout,
               .pull_stall_timeout = cfg.pull_stall_timeout,
               .pull_min_bytes_per_second = cfg.pull_min_speed,
-              .removed_log_retention = cfg.removed_log_retention});
+              .removed_log_retention = cfg.removed_log_retention,
+              .networks = networks->get()});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
@@ -235,7 +309,8 @@ int main(int argc, char** argv) {
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
-           }});
+           },
+       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); }});
   agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
 

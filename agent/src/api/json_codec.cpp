@@ -158,9 +158,20 @@ Json toJson(const core::NodeEvent& e) {
 Json toJson(const core::AppDetail& d) {
   Json events = Json::array();
   for (const auto& e : d.recent_events) events.push_back(toJson(e));
-  return {{"status", toJson(d.status)},
-          {"spec", d.spec.is_null() ? Json::object() : d.spec},
-          {"recentEvents", std::move(events)}};
+  Json out = {{"status", toJson(d.status)},
+              {"spec", d.spec.is_null() ? Json::object() : d.spec},
+              {"recentEvents", std::move(events)}};
+  if (d.network) {
+    auto counter = [](const core::AppNetworkStatus::Counter& c) {
+      return Json{{"packets", c.packets}, {"bytes", c.bytes}};
+    };
+    out["network"] = {{"netns", d.network->netns},
+                      {"addresses", d.network->addresses},
+                      {"egress", counter(d.network->egress)},
+                      {"ingress", counter(d.network->ingress)},
+                      {"dropped", counter(d.network->dropped)}};
+  }
+  return out;
 }
 
 Json toJson(const core::NodeStatus& s) {
@@ -219,6 +230,24 @@ Result<core::AppDetail> appDetailFromJson(const Json& j, std::string_view path) 
   FLEETLET_ASSIGN_OR_RETURN(const Json* status, requireObject(j, "status", path));
   FLEETLET_ASSIGN_OR_RETURN(d.status, appStatusFromJson(*status, fmt::format("{}.status", path)));
   if (auto spec = j.find("spec"); spec != j.end()) d.spec = *spec;
+  if (auto net = j.find("network"); net != j.end() && net->is_object()) {
+    const std::string where = fmt::format("{}.network", path);
+    core::AppNetworkStatus n;
+    FLEETLET_ASSIGN_OR_RETURN(n.netns, stringOrEmpty(*net, "netns", where));
+    if (auto a = net->find("addresses"); a != net->end() && a->is_array()) {
+      for (const auto& addr : *a) {
+        if (addr.is_string()) n.addresses.push_back(addr.get<std::string>());
+      }
+    }
+    for (auto [key, target] : {std::pair{"egress", &n.egress}, std::pair{"ingress", &n.ingress},
+                               std::pair{"dropped", &n.dropped}}) {
+      auto c = net->find(key);
+      if (c == net->end() || !c->is_object()) continue;
+      target->packets = c->value("packets", uint64_t{0});
+      target->bytes = c->value("bytes", uint64_t{0});
+    }
+    d.network = std::move(n);
+  }
   if (auto events = j.find("recentEvents"); events != j.end() && !events->is_null()) {
     if (!events->is_array()) {
       return fail(ErrorCode::kInvalidArgument, "{}.recentEvents: expected an array, got {}", path,

@@ -1,6 +1,7 @@
 #include "cli/app_commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cctype>
 #include <cstdio>
@@ -236,6 +237,17 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
   }
   if (s.backoff_until) field("Backoff until", ago(*s.backoff_until, now));
   if (!s.message.empty()) field("Message", s.message);
+  if (const auto& n = detail.network) {
+    field("Network",
+          n->addresses.empty() ? "no address" : fmt::format("{}", fmt::join(n->addresses, ", ")));
+    field("Namespace", n->netns);
+    auto traffic = [](const core::AppNetworkStatus::Counter& c) {
+      return fmt::format("{} packets, {} bytes", c.packets, c.bytes);
+    };
+    field("Sent", traffic(n->egress));
+    field("Received", traffic(n->ingress));
+    field("Refused", traffic(n->dropped));
+  }
   if (detail.spec.is_object() && !detail.spec.empty()) {
     out += "Spec:\n";
     out += yamlish(detail.spec, 2);

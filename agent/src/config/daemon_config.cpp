@@ -93,6 +93,20 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_ASSIGN_OR_RETURN(base.pull_min_speed, positive<int64_t>(v, key, file));
     } else if (key == "removedLogRetention") {
       FLEETLET_ASSIGN_OR_RETURN(base.removed_log_retention, duration(v, key, file));
+    } else if (key == "cniConfDir" || key == "netnsDir" || key == "cniNetns") {
+      FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
+      (key == "cniConfDir" ? base.cni_conf_dir
+       : key == "netnsDir" ? base.netns_dir
+                           : base.cni_netns) = s;
+    } else if (key == "cniBinDirs") {
+      if (!v.IsSequence()) {
+        return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);
+      }
+      base.cni_bin_dirs.clear();
+      for (const auto& item : v) {
+        FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
+        base.cni_bin_dirs.emplace_back(s);
+      }
     } else if (key == "plainHttpRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "error/error.h"
 
@@ -28,6 +29,14 @@ struct DaemonConfig {
   int64_t pull_min_speed = 1024;
   // Logs of a removed app are deleted once unwritten for this long.
   std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
+  // App networks (docs/networking.md): the conflist directory (none there: the built-in
+  // `fleetlet` network), where plugin binaries are looked up, where apps' namespaces are
+  // pinned, and optionally the namespace the plugins run in (the bridge, port maps and
+  // firewall live there; default: fleetletd's own).
+  std::filesystem::path cni_conf_dir = "/etc/fleetlet/cni";
+  std::vector<std::filesystem::path> cni_bin_dirs = {"/usr/lib/cni", "/usr/libexec/fleetlet/cni"};
+  std::filesystem::path netns_dir = "/run/netns";
+  std::filesystem::path cni_netns;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -35,7 +44,8 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
-// pullStallTimeout, pullMinSpeed, removedLogRetention. Unknown keys and wrong types are
+// pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
+// cniNetns. Unknown keys and wrong types are
 // kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 

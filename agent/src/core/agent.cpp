@@ -133,6 +133,7 @@ Result<AppDetail> Agent::describe(std::string_view name) {
   if (!found && app == nullptr) return fail(ErrorCode::kNotFound, "no app {}", name);
   if (app != nullptr) detail.spec = manifest::canonicalJson(*app);
   if (!found) detail.status = AppStatus{.name = std::string(name), .state = "pending"};
+  if (options_.app_network) detail.network = options_.app_network(std::string(name));
   std::lock_guard lock(events_mu_);
   for (const auto& e : events_) {
     if (e.app == name) detail.recent_events.push_back(e);

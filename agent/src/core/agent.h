@@ -26,6 +26,8 @@ struct AgentOptions {
   std::function<std::filesystem::path(const std::string& app)> log_dir;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
+  // An app's network for describe(); null or nullopt: none shown.
+  std::function<std::optional<AppNetworkStatus>(const std::string& app)> app_network;
 };
 
 class Agent : public NodeService {

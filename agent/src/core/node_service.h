@@ -62,9 +62,24 @@ class EventWatch {
   virtual ~EventWatch() = default;
 };
 
+// An isolated app's network (docs/networking.md): its namespace, addresses and the firewall's
+// counters.
+struct AppNetworkStatus {
+  struct Counter {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+  };
+  std::string netns;                   // the pinned namespace's path
+  std::vector<std::string> addresses;  // "10.90.0.5/16"
+  Counter egress;                      // sent off its namespace (refused packets included)
+  Counter ingress;                     // sent to it from outside its namespace
+  Counter dropped;                     // egress the policy refused
+};
+
 struct AppDetail {
   AppStatus status;
-  Json spec;  // the app as the manifest gives it (canonical JSON)
+  std::optional<AppNetworkStatus> network;  // absent: not attached (mode host, not started)
+  Json spec;                                // the app as the manifest gives it (canonical JSON)
   std::vector<NodeEvent> recent_events;
 };
 

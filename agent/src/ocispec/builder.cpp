@@ -203,13 +203,14 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   if (app.resources.memory_bytes) resources["memory"] = {{"limit", *app.resources.memory_bytes}};
   if (app.resources.pids) resources["pids"] = {{"limit", *app.resources.pids}};
 
-  Json network = {{"type", "network"}};
-  if (!inputs.netns_path.empty()) network["path"] = inputs.netns_path;
-  Json namespaces = Json::array({{{"type", "pid"}},
-                                 {{"type", "ipc"}},
-                                 {{"type", "uts"}},
-                                 {{"type", "mount"}},
-                                 std::move(network)});
+  Json namespaces =
+      Json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
+  // mode host: the node's own network namespace, so no entry at all.
+  if (app.network.mode != manifest::Network::Mode::kHost) {
+    Json network = {{"type", "network"}};
+    if (!inputs.netns_path.empty()) network["path"] = inputs.netns_path;
+    namespaces.push_back(std::move(network));
+  }
 
   return Json{
       {"ociVersion", kOciVersion},

@@ -20,7 +20,8 @@ struct SpecInputs {
   std::filesystem::path volumes_root;
   // Extra environment the agent adds (AX_EVENT_SERVICE_URI, ...); the app's own env wins.
   std::map<std::string, std::string> extra_env;
-  // Network namespace path to join, or empty for a new one.
+  // Network namespace path to join, or empty for a new one. Ignored for `network.mode: host`
+  // (no network namespace: the node's).
   std::string netns_path;
 };
 

@@ -198,7 +198,7 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
                                                            .ns = options_.ns,
                                                            .volumes_root = volumes_root,
                                                            .extra_env = {},
-                                                           .netns_path = ""}));
+                                                           .netns_path = netnsPath(app)}));
 
   // Until the container record references it, the snapshot is garbage to containerd's
   // collector: hold a lease across both.
@@ -236,6 +236,8 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
     task.reset();
   }
   if (!task) {
+    // The app's network is made (or brought up to date) before its task joins it.
+    if (options_.networks != nullptr) FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));
     containerd::SnapshotService snaps(connection_, scope());
     FLEETLET_ASSIGN_OR_RETURN(auto mounts, snaps.mounts(id));
     containerd::TaskIo io;
@@ -292,7 +294,14 @@ Status ContainerdRuntime::remove(const std::string& id) {
   return okIfNotFound(containers.remove(id));
 }
 
+std::string ContainerdRuntime::netnsPath(const manifest::App& app) const {
+  if (options_.networks == nullptr || app.network.mode == manifest::Network::Mode::kHost) return {};
+  return options_.networks->netnsPath(app.name).string();
+}
+
 void ContainerdRuntime::pruneAppData(const std::set<std::string>& live) {
+  // Networks first: an app that is gone has no container left to use its namespace.
+  if (options_.networks != nullptr) options_.networks->gc(live);
   const auto root = options_.data_dir / "logs";
   std::error_code ec;
   std::filesystem::directory_iterator it(root, ec);

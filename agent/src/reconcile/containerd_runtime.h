@@ -18,6 +18,7 @@
 #include "containerd/connection.h"
 #include "containerd/tasks.h"
 #include "image/store.h"
+#include "network/app_networks.h"
 #include "reconcile/runtime.h"
 
 namespace fleetlet::reconcile {
@@ -36,6 +37,9 @@ struct ContainerdRuntimeOptions {
   int64_t pull_min_bytes_per_second = 1024;
   // The logs of an app that is gone are deleted once they have not been written for this long.
   std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
+  // Each container app's own network (docs/networking.md); null: every container app gets a
+  // fresh, empty network namespace (only `lo`), and `expose` and the policy do nothing.
+  network::AppNetworks* networks = nullptr;
 };
 
 class ContainerdRuntime : public ContainerRuntime {
@@ -64,6 +68,8 @@ class ContainerdRuntime : public ContainerRuntime {
   // The image config of a target, read once per digest: content is immutable, so an entry is
   // never stale. Saves every app's worker re-reading manifest and config from the content store.
   Result<oci::ImageConfig> configOf(const containerd::Descriptor& target);
+  // The namespace an app's containers join; empty for a fresh one or the node's (mode host).
+  std::string netnsPath(const manifest::App& app) const;
 
   std::shared_ptr<containerd::Connection> connection_;
   ContainerdRuntimeOptions options_;

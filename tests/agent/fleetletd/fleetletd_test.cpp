@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "support/system_state.h"
 #include "support/temp_dir.h"
 #include "support/test_images.h"
+#include "support/test_node_network.h"
 
 namespace fleetlet {
 namespace {
@@ -175,6 +177,10 @@ class FleetletdTest : public ::testing::Test {
     // runc keeps state per namespace and id in a directory every containerd shares: a
     // namespace of its own keeps parallel tests apart.
     ns_ = PrivateContainerd::uniqueId("fltest");
+    // Apps' networks live in a node namespace of the test's own.
+    auto net = testing::TestNodeNetwork::create(dir_->path());
+    ASSERT_TRUE(net) << net.error().message();
+    net_.emplace(std::move(*net));
   }
 
   void TearDown() override {
@@ -198,6 +204,8 @@ class FleetletdTest : public ::testing::Test {
           registry_->address(), std::string("--log-level"), std::string("debug")}) {
       argv.push_back(a);
     }
+    auto net_flags = net_->flags();
+    argv.insert(argv.end(), net_flags.begin(), net_flags.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child =
         ChildProcess::spawn({.argv = argv, .stdout_path = logPath(), .stderr_path = logPath()});
@@ -334,6 +342,8 @@ class FleetletdTest : public ::testing::Test {
   std::optional<TempDir> dir_;
   std::optional<ChildProcess> agent_;
   std::string ns_;
+  // Declared after dir_: destroyed first (it unmounts a directory inside dir_).
+  std::optional<testing::TestNodeNetwork> net_;
 };
 
 TEST_F(FleetletdTest, ThreeAppsConvergeWithTheirCgroupLimits) {
@@ -763,6 +773,157 @@ TEST_F(FleetletdTest, LogsOfARemovedAppAreDeleted) {
       [&] { return !std::filesystem::exists(dataDir() / "logs" / "chatty"); }, 30s))
       << agentLog();
   EXPECT_TRUE(std::filesystem::exists(dataDir() / "logs" / "quiet"));
+}
+
+// The inode of a network namespace (a pin or /proc/<pid>/ns/net): equal inodes, one namespace.
+ino_t netnsInode(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+std::set<std::string> appChains(const std::set<std::string>& chains) {
+  std::set<std::string> out;
+  for (const auto& c : chains) {
+    if (c.starts_with("app:")) out.insert(c);
+  }
+  return out;
+}
+
+std::set<std::string> veths(const std::set<std::string>& links) {
+  std::set<std::string> out;
+  for (const auto& l : links) {
+    if (l.starts_with("veth")) out.insert(l);
+  }
+  return out;
+}
+
+// Issue 9: each container app in a namespace of its own on the bridge, with its policy, its
+// exposed port and its counters; `mode: host` keeps the node's network.
+TEST_F(FleetletdTest, AppsGetTheirOwnNetworksPoliciesAndExposedPorts) {
+  startAgent();
+  const std::string httpd = "httpd -f -p 8080 -h /";
+  apply(manifest(
+      1, busyboxApp("web", httpd,
+                    "    network: {egress: none, expose: [{port: 8080, hostPort: 18080}]}\n") +
+             busyboxApp("client", httpd, "    network: {egress: all}\n") +
+             busyboxApp("locked", "sleep 1000", "    network: {egress: none, allow: [web]}\n") +
+             busyboxApp("hosted", "sleep 1000", "    network: {mode: host}\n")));
+  ASSERT_TRUE(waitRunning({"web", "client", "locked", "hosted"})) << agentLog();
+  EXPECT_EQ(net_->pinnedApps(), (std::set<std::string>{"client", "locked", "web"}));
+  auto pin = [&](const std::string& app) { return net_->netnsDir() / ("fleetlet-" + app); };
+  auto pidOf = [&](const std::string& app) { return tasks()[containerOf(app)].first; };
+  for (const std::string app : {"web", "client", "locked"}) {
+    EXPECT_EQ(netnsInode("/proc/" + pidOf(app) + "/ns/net"), netnsInode(pin(app)))
+        << app << " runs in its own pinned namespace";
+  }
+  EXPECT_EQ(netnsInode("/proc/" + pidOf("hosted") + "/ns/net"), netnsInode("/proc/self/ns/net"))
+      << "mode host: the node's network namespace";
+
+  const std::string web = net_->appAddress("web");
+  const std::string client = net_->appAddress("client");
+  const std::string locked = net_->appAddress("locked");
+  EXPECT_TRUE(web.starts_with("10.90.")) << web;
+  EXPECT_EQ((std::set<std::string>{web, client, locked}).size(), 3u) << "distinct addresses";
+
+  using testing::TestNodeNetwork;
+  ASSERT_TRUE(
+      testing::waitFor([&] { return TestNodeNetwork::canConnect(pin("client"), web, 8080); }, 20s))
+      << "egress all reaches another app\n"
+      << agentLog();
+  EXPECT_TRUE(TestNodeNetwork::canConnect(pin("locked"), web, 8080)) << "allow: [web]";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pin("locked"), client, 8080)) << "egress none";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pin("web"), client, 8080)) << "egress none";
+  EXPECT_TRUE(TestNodeNetwork::canConnect(net_->node(), "10.90.0.1", 18080))
+      << "the exposed port answers on the node's address";
+
+  // describe app: the namespace, the address and counters that grew with that traffic.
+  auto [status, body] = apiGet("/v1/apps/web");
+  ASSERT_EQ(status, 200) << body;
+  auto detail = Json::parse(body);
+  EXPECT_EQ(detail["network"]["netns"], pin("web").string());
+  EXPECT_TRUE(detail["network"]["addresses"][0].get<std::string>().starts_with(web + "/")) << body;
+  EXPECT_GT(detail["network"]["ingress"]["packets"].get<uint64_t>(), 0u) << body;
+  auto locked_detail = Json::parse(apiGet("/v1/apps/locked").second);
+  EXPECT_GT(locked_detail["network"]["dropped"]["packets"].get<uint64_t>(), 0u)
+      << locked_detail.dump();
+  EXPECT_FALSE(Json::parse(apiGet("/v1/apps/hosted").second).contains("network"));
+
+  // Removing web takes its namespace, veth and chain; the others keep theirs, also locked,
+  // which is replaced (its policy changed) in the same namespace.
+  apply(manifest(2, busyboxApp("client", httpd, "    network: {egress: all}\n") +
+                        busyboxApp("locked", "sleep 1000", "    network: {egress: none}\n")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return net_->pinnedApps() == std::set<std::string>{"client", "locked"};
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(appChains(net_->nftChains()),
+            (std::set<std::string>{"app:client:eth0", "app:locked:eth0"}));
+  EXPECT_EQ(veths(net_->nodeLinks()).size(), 2u);
+  EXPECT_EQ(TestNodeNetwork::leases(dataDir() / "cni" / "networks").size(), 2u);
+  EXPECT_EQ(net_->appAddress("client"), client) << "the others keep their addresses";
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return apiApps()["locked"].value("specHash", "") !=
+               Json::parse(locked_detail.dump())["status"].value("specHash", "");
+      },
+      30s));
+  EXPECT_EQ(net_->appAddress("locked"), locked);
+}
+
+// Issue 9: kill -9 in the middle of applying ten networked apps; the next start converges with
+// one namespace, veth, lease and chain per app, keeps them across a restart, and removing the
+// apps leaves none.
+TEST_F(FleetletdTest, KillDuringNetworkedApplyLeaksNoNetwork) {
+  startAgent();
+  std::string apps;
+  std::set<std::string> names;
+  for (int i = 0; i < 10; ++i) {
+    std::string name = "net" + std::to_string(i);
+    names.insert(name);
+    apps += busyboxApp(name, "sleep 1000", i % 2 == 0 ? "    network: {egress: none}\n" : "");
+  }
+  apply(manifest(1, apps));
+  ASSERT_TRUE(testing::waitFor([&] { return net_->pinnedApps().size() >= 3; }, 60s)) << agentLog();
+  killAgent();
+  startAgent();
+  ASSERT_TRUE(waitRunning(names, 120s)) << agentLog();
+  const auto ipam = dataDir() / "cni" / "networks";
+  auto converged = [&] {
+    return net_->pinnedApps() == names &&
+           testing::TestNodeNetwork::leases(ipam).size() == names.size() &&
+           veths(net_->nodeLinks()).size() == names.size() &&
+           appChains(net_->nftChains()).size() == names.size();
+  };
+  ASSERT_TRUE(testing::waitFor(converged, 30s))
+      << "pins " << net_->pinnedApps().size() << ", leases "
+      << testing::TestNodeNetwork::leases(ipam).size() << ", veths "
+      << veths(net_->nodeLinks()).size() << ", chains " << appChains(net_->nftChains()).size()
+      << "\n"
+      << agentLog();
+  std::map<std::string, std::string> addresses;
+  for (const auto& n : names) addresses[n] = net_->appAddress(n);
+
+  // A restarted agent adopts the networks: same addresses, nothing added.
+  stopAgent();
+  startAgent();
+  ASSERT_TRUE(testing::waitFor([&] { return apiApps().size() == names.size(); }, 30s));
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(converged());
+  for (const auto& n : names) EXPECT_EQ(net_->appAddress(n), addresses[n]) << n;
+
+  apply(manifest(2, "  {}\n"));
+  ASSERT_TRUE(
+      testing::waitFor([&] { return containers().empty() && net_->pinnedApps().empty(); }, 60s))
+      << agentLog();
+  ASSERT_TRUE(
+      testing::waitFor([&] { return testing::TestNodeNetwork::leases(ipam).empty(); }, 10s));
+  EXPECT_TRUE(veths(net_->nodeLinks()).empty())
+      << fmt::format("{}", fmt::join(net_->nodeLinks(), " "));
+  EXPECT_TRUE(appChains(net_->nftChains()).empty());
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(dataDir() / "cni" / "attachments", ec));
 }
 
 }  // namespace

@@ -243,6 +243,16 @@ TEST(BuildSpecTest, JoinsTheGivenNetworkNamespace) {
   for (size_t i = 0; i < 4; ++i) EXPECT_FALSE(namespaces[i].contains("path"));
 }
 
+TEST(BuildSpecTest, HostModeHasNoNetworkNamespace) {
+  manifest::App app = containerApp();
+  app.network.mode = manifest::Network::Mode::kHost;
+  SpecInputs in = inputs();
+  in.netns_path = "/var/run/netns/fleetlet-camera";  // ignored: the node's network
+  Json namespaces = build(app, busyboxImage(), in)["linux"]["namespaces"];
+  ASSERT_EQ(namespaces.size(), 4u);
+  for (const auto& ns : namespaces) EXPECT_NE(ns["type"], "network") << ns.dump();
+}
+
 TEST(BuildSpecTest, RefusesOtherRuntimesAndBadIds) {
   manifest::App native = containerApp();
   native.runtime = manifest::Runtime::kNative;
