@@ -26,6 +26,7 @@
 #include "logs/task_io.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
+#include "services/service_links.h"
 #include "state/store.h"
 
 namespace {
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;
   int64_t pull_min_speed = 0;
   std::string logger;
-  std::string cni_conf_dir, netns_dir, cni_netns;
+  std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
   std::vector<std::string> cni_bin_dirs;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
@@ -191,6 +192,12 @@ int main(int argc, char** argv) {
   app.add_option("--cni-netns", cni_netns,
                  "run the CNI plugins (bridge, port maps, firewall) in this network namespace "
                  "instead of fleetletd's own [fleetletd's]");
+  app.add_option("--streams-handoff", streams_handoff,
+                 "fleetlet-streams' --handoff-socket: apps listing events or logs get them on "
+                 "their localhost:4454/4457 [off]");
+  app.add_option("--blobs-handoff", blobs_handoff,
+                 "fleetlet-blobs' --handoff-socket: apps listing blobs get it on their "
+                 "localhost:4455 [off]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -228,6 +235,8 @@ int main(int argc, char** argv) {
   if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
   if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
   if (!cni_netns.empty()) cfg.cni_netns = cni_netns;
+  if (!streams_handoff.empty()) cfg.streams_handoff = streams_handoff;
+  if (!blobs_handoff.empty()) cfg.blobs_handoff = blobs_handoff;
   if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
@@ -270,6 +279,8 @@ int main(int argc, char** argv) {
   if (!executor) return fatal(executor.error().wrap("app networks"));
   auto networks = fleetlet::network::AppNetworks::create(**executor, {.netns_dir = cfg.netns_dir});
   if (!networks) return fatal(networks.error().wrap("app networks"));
+  fleetlet::services::ServiceLinks service_links(
+      {.streams_socket = cfg.streams_handoff, .blobs_socket = cfg.blobs_handoff});
   spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
                (*executor)->network().name, (*executor)->network().plugins.size(),
                cfg.netns_dir.string());
@@ -285,7 +296,8 @@ int main(int argc, char** argv) {
               .pull_stall_timeout = cfg.pull_stall_timeout,
               .pull_min_bytes_per_second = cfg.pull_min_speed,
               .removed_log_retention = cfg.removed_log_retention,
-              .networks = networks->get()});
+              .networks = networks->get(),
+              .services = &service_links});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.

@@ -93,11 +93,14 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_ASSIGN_OR_RETURN(base.pull_min_speed, positive<int64_t>(v, key, file));
     } else if (key == "removedLogRetention") {
       FLEETLET_ASSIGN_OR_RETURN(base.removed_log_retention, duration(v, key, file));
-    } else if (key == "cniConfDir" || key == "netnsDir" || key == "cniNetns") {
+    } else if (auto* target = key == "cniConfDir"       ? &base.cni_conf_dir
+                              : key == "netnsDir"       ? &base.netns_dir
+                              : key == "cniNetns"       ? &base.cni_netns
+                              : key == "streamsHandoff" ? &base.streams_handoff
+                              : key == "blobsHandoff"   ? &base.blobs_handoff
+                                                        : nullptr) {
       FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
-      (key == "cniConfDir" ? base.cni_conf_dir
-       : key == "netnsDir" ? base.netns_dir
-                           : base.cni_netns) = s;
+      *target = s;
     } else if (key == "cniBinDirs") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

@@ -37,6 +37,10 @@ struct DaemonConfig {
   std::vector<std::filesystem::path> cni_bin_dirs = {"/usr/lib/cni", "/usr/libexec/fleetlet/cni"};
   std::filesystem::path netns_dir = "/run/netns";
   std::filesystem::path cni_netns;
+  // The node services' handoff sockets (their --handoff-socket): listeners made in each app's
+  // namespace are handed to them (docs/services.md). Empty: not linked.
+  std::filesystem::path streams_handoff;
+  std::filesystem::path blobs_handoff;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -45,7 +49,7 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
 // pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
-// cniNetns. Unknown keys and wrong types are
+// cniNetns, streamsHandoff, blobsHandoff. Unknown keys and wrong types are
 // kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 

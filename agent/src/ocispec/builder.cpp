@@ -126,6 +126,11 @@ bool validId(std::string_view id) {
 
 }  // namespace
 
+std::string hostsFile(const std::string& hostname) {
+  return fmt::format(
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", hostname);
+}
+
 Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
                        const SpecInputs& inputs) {
   if (app.runtime != manifest::Runtime::kContainer) {
@@ -193,6 +198,9 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   for (const auto& volume : app.volumes) {
     mounts.push_back(mount(volume.path, "bind", (inputs.volumes_root / volume.name).string(),
                            {"rbind", volume.read_only ? "ro" : "rw"}));
+  }
+  if (!inputs.hosts_file.empty()) {
+    mounts.push_back(mount("/etc/hosts", "bind", inputs.hosts_file.string(), {"rbind", "ro"}));
   }
 
   Json resources = {{"devices", defaultDeviceRules()}};

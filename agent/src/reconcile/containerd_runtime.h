@@ -20,6 +20,7 @@
 #include "image/store.h"
 #include "network/app_networks.h"
 #include "reconcile/runtime.h"
+#include "services/service_links.h"
 
 namespace fleetlet::reconcile {
 
@@ -40,6 +41,9 @@ struct ContainerdRuntimeOptions {
   // Each container app's own network (docs/networking.md); null: every container app gets a
   // fresh, empty network namespace (only `lo`), and `expose` and the policy do nothing.
   network::AppNetworks* networks = nullptr;
+  // The node services on isolated apps' localhost (docs/services.md); null: none handed over
+  // (apps still get the AX_* variables, pointing at the services' host listeners).
+  services::ServiceLinks* services = nullptr;
 };
 
 class ContainerdRuntime : public ContainerRuntime {
@@ -57,6 +61,7 @@ class ContainerdRuntime : public ContainerRuntime {
   Status ensureImage(const manifest::App& app, std::stop_token stop) override;
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override;
   Result<uint32_t> start(const manifest::App& app, const std::string& id) override;
+  Status refresh(const manifest::App& app) override;
   Status stop(const std::string& id, std::chrono::milliseconds grace) override;
   Status remove(const std::string& id) override;
   void pruneAppData(const std::set<std::string>& live) override;

@@ -11,6 +11,8 @@ namespace {
 
 // The queue key of a resync; app names are never empty.
 const std::string kResyncKey;
+// When a running app's refresh (its service listeners) failed, it is tried again after this.
+constexpr auto kRefreshRetry = std::chrono::seconds(5);
 
 std::string runtimeName(manifest::Runtime r) {
   switch (r) {
@@ -484,6 +486,14 @@ void Reconciler::workApp(const std::string& name) {
   }
   bool waiting = plan.wait_until.has_value();
   if (waiting) queue_.addAfter(name, *plan.wait_until);
+  std::string note;  // a problem beside a running task: shown, retried, not a failure
+  if (current != nullptr && current->task == ActualContainer::Task::kRunning) {
+    if (auto st = runtime_.refresh(*app); !st) {
+      note = st.error().message();
+      spdlog::warn("app {}: {}", name, note);
+      queue_.addAfter(name, options_.now() + kRefreshRetry);
+    }
+  }
   {
     std::lock_guard lock(mu_);
     errors_.erase(name);
@@ -491,7 +501,7 @@ void Reconciler::workApp(const std::string& name) {
   if (app != nullptr) {
     update(name, [&](AppSnapshot& s) {
       s.state = stateOf(current, *app, waiting);
-      s.message.clear();
+      s.message = note;
       s.retry_at.reset();
       s.container_id = current != nullptr ? current->id : "";
       s.pid =

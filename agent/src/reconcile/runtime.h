@@ -36,6 +36,10 @@ class ContainerRuntime {
   // Creates the task when there is none (deleting a stopped one first; the app's network is
   // brought up to date before a task is created) and starts it. Returns the pid.
   virtual Result<uint32_t> start(const manifest::App& app, const std::string& id) = 0;
+  // Brings what lives beside a running task up to date with the app's spec without touching
+  // the task: its node-service listeners (a restarted fleetletd makes them again). Called on
+  // every pass over a desired app whose container runs; cheap when nothing changed.
+  virtual Status refresh(const manifest::App& app) = 0;
   // SIGTERM, then SIGKILL once `grace` has passed; succeeds when no task runs.
   virtual Status stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   // Deletes task, snapshot and container; succeeds when they are gone already.

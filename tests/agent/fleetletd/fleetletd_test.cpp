@@ -926,5 +926,91 @@ TEST_F(FleetletdTest, KillDuringNetworkedApplyLeaksNoNetwork) {
   EXPECT_TRUE(std::filesystem::is_empty(dataDir() / "cni" / "attachments", ec));
 }
 
+// Listening TCP sockets on `port` inside the namespace at `netns` (ss).
+int listenersOn(const std::filesystem::path& netns, uint16_t port) {
+  auto out = runCommand(
+      {"nsenter", "--net=" + netns.string(), "ss", "-Hltn", "sport = :" + std::to_string(port)});
+  return out ? static_cast<int>(lines(out->out).size()) : -1;
+}
+
+// Issue 10: an app that lists `events` reaches fleetlet-streams on its own localhost:4454 and
+// publishes as itself; what it did not list is not there, nor anything for an app that lists
+// nothing; a restarted fleetletd hands the listeners over again without duplicates; a removed
+// app's listeners go with it.
+TEST_F(FleetletdTest, AppsReachTheServicesTheyListOnTheirOwnLocalhost) {
+  const auto streams_dir = dir_->path() / "streams";
+  const auto handoff = dir_->path() / "streams-handoff.sock";
+  auto streams =
+      ChildProcess::spawn({.argv = {FLEETLET_STREAMS_PATH, "--data-dir", streams_dir.string(),
+                                    "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0",
+                                    "--handoff-socket", handoff.string()},
+                           .stdout_path = dir_->path() / "streams.log",
+                           .stderr_path = dir_->path() / "streams.log"});
+  ASSERT_TRUE(streams) << streams.error().message();
+  std::string host_port;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto log = readFile(dir_->path() / "streams.log");
+        auto at = log.find("events listening on 127.0.0.1:");
+        if (at == std::string::npos) return false;
+        at += std::string("events listening on 127.0.0.1:").size();
+        host_port = log.substr(at, log.find_first_not_of("0123456789", at) - at);
+        return !host_port.empty() && std::filesystem::exists(handoff);
+      },
+      20s));
+
+  startAgent({"--streams-handoff", handoff.string()});
+  const std::string publish =
+      "wget -q -O- --header 'Content-Type: application/json' --post-data "
+      "'{\\\"data\\\":[{\\\"semantics\\\":\\\"demo\\\",\\\"name\\\":\\\"n\\\",\\\"payload\\\":1}]}'"
+      " "
+      "${AX_EVENT_SERVICE_URI}publish 2>&1; echo wget: $?; sleep 1000";
+  apply(manifest(1, busyboxApp("pub", publish, "    services: [events]\n") +
+                        busyboxApp("quiet", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"pub", "quiet"})) << agentLog();
+
+  // The event arrived through pub's own listener: it carries pub's name.
+  http::Client host;
+  const std::string base = "http://127.0.0.1:" + host_port + "/api/v1/events/";
+  auto events = [&] {
+    auto offsets = host.send({.url = base + "offsets"});
+    if (!offsets || offsets->status != 200) return std::string();
+    http::ClientRequest query{.method = "POST", .url = base + "query"};
+    query.headers.add("Content-Type", "application/json");
+    query.body = R"({"subscriptions":[{}],"order":"lamport","upperBound":)" + offsets->body + "}";
+    auto r = host.send(query);
+    return r && r->status == 200 ? r->body : std::string();
+  };
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return events().find("\"sourceApp\":\"pub\"") != std::string::npos; }, 30s))
+      << "events: " << events()
+      << "\npub's output: " << readFile(dataDir() / "logs" / "pub" / "current.log") << "\n"
+      << readFile(dir_->path() / "streams.log");
+
+  const auto pub = net_->netnsDir() / "fleetlet-pub";
+  const auto quiet = net_->netnsDir() / "fleetlet-quiet";
+  using testing::TestNodeNetwork;
+  EXPECT_TRUE(TestNodeNetwork::canConnect(pub, "127.0.0.1", 4454));
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pub, "127.0.0.1", 4457)) << "logs not listed";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(quiet, "127.0.0.1", 4454)) << "nothing listed";
+  EXPECT_EQ(listenersOn(pub, 4454), 1);
+
+  // kill -9 and restart: the listener is made again and handed over; the old one goes.
+  killAgent();
+  startAgent({"--streams-handoff", handoff.string()});
+  ASSERT_TRUE(
+      testing::waitFor([&] { return countOf(agentLog(), "handed to its service") >= 2; }, 30s))
+      << agentLog();
+  ASSERT_TRUE(testing::waitFor([&] { return listenersOn(pub, 4454) == 1; }, 10s))
+      << listenersOn(pub, 4454);
+  EXPECT_TRUE(TestNodeNetwork::canConnect(pub, "127.0.0.1", 4454));
+
+  // Removed: its listeners and namespace go.
+  apply(manifest(2, busyboxApp("quiet", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return !std::filesystem::exists(pub); }, 30s)) << agentLog();
+  EXPECT_EQ(agent_->poll(), std::nullopt);
+  streams->stop(SIGTERM, 10s);
+}
+
 }  // namespace
 }  // namespace fleetlet

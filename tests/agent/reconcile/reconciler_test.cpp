@@ -74,6 +74,12 @@ class FakeRuntime : public ContainerRuntime {
     started.push_back(c.id);
     return c.pid;
   }
+  Status refresh(const manifest::App& app) override {
+    std::lock_guard lock(mu);
+    ++refreshes[app.name];
+    if (failing_refresh) return fail(ErrorCode::kUnavailable, "events service: not up");
+    return {};
+  }
   Status stop(const std::string& id, milliseconds grace) override {
     std::lock_guard lock(mu);
     graces[id] = grace;
@@ -120,8 +126,10 @@ class FakeRuntime : public ContainerRuntime {
   std::map<std::string, ActualContainer> containers;
   std::set<std::string> missing_images;  // hasImage() says no until pulled
   std::set<std::string> failing_pulls;
-  std::set<std::string> blocked_pulls;     // ensureImage waits until released
-  std::set<std::string> failing_starts;    // spec hashes whose task cannot start
+  std::set<std::string> blocked_pulls;   // ensureImage waits until released
+  std::set<std::string> failing_starts;  // spec hashes whose task cannot start
+  std::map<std::string, int> refreshes;  // refresh() calls by app
+  bool failing_refresh = false;
   std::set<std::string> throwing_creates;  // apps whose create throws std::bad_alloc
   std::map<std::string, int> pulls;
   std::map<std::string, milliseconds> graces;
@@ -473,6 +481,26 @@ TEST_F(ReconcilerTest, ReplacementThatCannotStartLeavesTheOldVersionRunning) {
   EXPECT_EQ(runtime_.taskOf(containerId("a", "bad")), Task::kRunning);
   EXPECT_FALSE(runtime_.containers.contains(containerId("a", "good")));
   EXPECT_EQ(store_->appliedRevision(), 2);
+}
+
+// A running app's listeners are refreshed on every pass (a restarted fleetletd makes them
+// again); a failure is shown and retried, the app keeps running and is not backed off.
+TEST_F(ReconcilerTest, RunningAppsAreRefreshedAndARefreshProblemIsShownNotBackedOff) {
+  reconciler_->setDesired(state(1, {app("a", "h1")}));
+  reconciler_->runDue();
+  EXPECT_GE(runtime_.refreshes["a"], 1);
+  runtime_.failing_refresh = true;
+  reconciler_->resync();
+  reconciler_->runDue();
+  auto s = snap("a");
+  EXPECT_EQ(s.state, "running");
+  EXPECT_THAT(s.message, ::testing::HasSubstr("events service: not up"));
+  const int before = runtime_.refreshes["a"];
+  runtime_.failing_refresh = false;
+  advance();  // the retry comes after a few seconds, without a resync
+  EXPECT_GT(runtime_.refreshes["a"], before);
+  EXPECT_EQ(snap("a").message, "");
+  EXPECT_EQ(runtime_.taskOf(containerId("a", "h1")), Task::kRunning);
 }
 
 // Threaded: a pull that never ends holds up only its own app.
