@@ -322,7 +322,8 @@ int main(int argc, char** argv) {
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
            },
-       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); }});
+       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); },
+       .on_first_pass = [&service_links] { service_links.start(); }});
   agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
 

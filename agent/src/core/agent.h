@@ -28,6 +28,8 @@ struct AgentOptions {
   std::function<void(const reconcile::AppSnapshot&)> on_app;
   // An app's network for describe(); null or nullopt: none shown.
   std::function<std::optional<AppNetworkStatus>(const std::string& app)> app_network;
+  // See ReconcilerOptions::on_first_pass.
+  std::function<void()> on_first_pass;
 };
 
 class Agent : public NodeService {

@@ -263,6 +263,7 @@ void Reconciler::work(const std::string& key) {
       retryLater(desired().get(), key, Error(ErrorCode::kInternal, e.what()));
     }
   }
+  firstPassWorked(key);
 }
 
 void Reconciler::retryLater(const manifest::NodeState* based_on, const std::string& name,
@@ -282,6 +283,18 @@ void Reconciler::retryLater(const manifest::NodeState* based_on, const std::stri
   });
   emit(name, "error", message);
   settle(based_on, name, false, false);
+}
+
+void Reconciler::firstPassWorked(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    if (first_pass_done_ || !listed_) return;
+    first_pass_.erase(key);
+    if (!first_pass_.empty()) return;
+    first_pass_done_ = true;
+  }
+  spdlog::debug("reconcile: every app worked on once since the start");
+  if (options_.on_first_pass) options_.on_first_pass();
 }
 
 void Reconciler::doResync() {
@@ -306,6 +319,10 @@ void Reconciler::doResync() {
     listed_ = true;
   }
   const auto apps = liveApps();
+  {
+    std::lock_guard lock(mu_);
+    if (!first_pass_done_ && first_pass_.empty()) first_pass_ = apps;
+  }
   runtime_.pruneAppData(apps);
   for (const auto& name : apps) queue_.add(name);
   queue_.addAfter(kResyncKey, options_.now() + options_.resync);

@@ -67,6 +67,10 @@ struct ReconcilerOptions {
   // An app's status changed (state "removed": it is gone). Called from workers and from the
   // threads calling setDesired/containerChanged, never under the reconciler's lock.
   std::function<void(const AppSnapshot&)> on_app;
+  // Called once, from a worker, when every app of the first successful resync (desired or
+  // found in containerd) has been worked on once: the running ones are refreshed by then (a
+  // restarted fleetletd has made their service listeners again).
+  std::function<void()> on_first_pass;
 };
 
 class Reconciler {
@@ -117,6 +121,8 @@ class Reconciler {
   void work(const std::string& key);
   void workApp(const std::string& name);
   void doResync();
+  // Counts `key` as worked on for on_first_pass and fires it when the first pass is complete.
+  void firstPassWorked(const std::string& key);
   // kPull: nullopt while the pull is in flight (the app is queued again when it ends).
   std::optional<Status> requestPull(const manifest::App& app);
   bool runOnePull(const std::stop_token& stop);
@@ -162,6 +168,9 @@ class Reconciler {
   std::map<std::string, std::set<std::string>> known_;  // guarded by mu_
   std::map<std::string, std::string> owner_;            // guarded by mu_
   bool listed_ = false;                                 // guarded by mu_: a resync succeeded
+  // Apps of the first resync not worked on yet (on_first_pass), and whether that has fired.
+  std::set<std::string> first_pass_;  // guarded by mu_
+  bool first_pass_done_ = false;      // guarded by mu_
   // Apps (desired, or with containers to remove) not yet matching the desired revision, and
   // the in-sync ones that are not clean (waiting for a restart backoff, unsupported).
   std::set<std::string> unsynced_;  // guarded by mu_

@@ -43,15 +43,6 @@ std::map<std::string, std::string> serviceEnvironment(const manifest::App& app) 
 
 ServiceLinks::ServiceLinks(ServiceLinksOptions options, std::chrono::milliseconds retry)
     : options_(std::move(options)) {
-  for (auto [sender, path, what] :
-       {std::tuple{&streams_, options_.streams_socket, "fleetlet-streams"},
-        std::tuple{&blobs_, options_.blobs_socket, "fleetlet-blobs"}}) {
-    if (path.empty()) continue;
-    if (auto st = sender->connect(path); !st) {
-      spdlog::info("{} is not up at {} yet ({}): apps' listeners are handed to it once it is", what,
-                   path.string(), st.error().message());
-    }
-  }
   reconnector_ = std::jthread([this, retry](std::stop_token stop) {
     std::mutex m;
     std::condition_variable_any cv;
@@ -62,6 +53,21 @@ ServiceLinks::ServiceLinks(ServiceLinksOptions options, std::chrono::millisecond
       reconnect();
     }
   });
+}
+
+void ServiceLinks::start() {
+  if (started_.exchange(true)) return;
+  for (auto [sender, path, what] :
+       {std::tuple{&streams_, options_.streams_socket, "fleetlet-streams"},
+        std::tuple{&blobs_, options_.blobs_socket, "fleetlet-blobs"}}) {
+    if (path.empty()) continue;
+    if (auto st = sender->connect(path); !st) {
+      spdlog::info("{} is not up at {} yet ({}): apps' listeners are handed to it once it is", what,
+                   path.string(), st.error().message());
+    } else {
+      spdlog::info("handed {} listeners to {}", sender->listeners().size(), what);
+    }
+  }
 }
 
 handoff::HandoffSender* ServiceLinks::senderFor(const ServiceEndpoint& e) {
@@ -100,7 +106,7 @@ Status ServiceLinks::link(const std::string& app, const std::vector<std::string>
       continue;
     }
     spdlog::info("app {}: {} on its localhost:{} ({})", app, e.name, e.port,
-                 sender->connected() ? "handed to its service" : "its service is not up yet");
+                 sender->connected() ? "handed to its service" : "for its service once connected");
   }
   return first;
 }
@@ -123,6 +129,7 @@ void ServiceLinks::gc(const std::set<std::string>& live) {
 }
 
 void ServiceLinks::reconnect() {
+  if (!started_) return;
   if (!options_.streams_socket.empty()) (void)streams_.reconnectIfNeeded();
   if (!options_.blobs_socket.empty()) (void)blobs_.reconnectIfNeeded();
 }

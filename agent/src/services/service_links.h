@@ -16,6 +16,7 @@
 //
 // Thread-safety: all methods may be called from any thread.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -56,10 +57,16 @@ struct ServiceLinksOptions {
 
 class ServiceLinks {
  public:
-  // Connects to the services that are up; a thread reconnects every `retry` to those that
-  // are not (or went away) until destruction.
+  // Connects to nothing until start(); then a thread reconnects every `retry` to services
+  // that are not up (or went away) until destruction.
   explicit ServiceLinks(ServiceLinksOptions options,
                         std::chrono::milliseconds retry = std::chrono::milliseconds(200));
+
+  // Connects to the services, handing them every listener linked so far. Call it once the
+  // running apps are linked (after a restart, before that a connection would tell the
+  // services to drop the listeners the previous fleetletd handed them, leaving the apps
+  // without until they are linked again).
+  void start();
 
   // Makes `app`'s listeners in `netns` match `services`: creates those it lacks (or whose
   // namespace was re-created under the same path), removes those no longer listed. Hands them
@@ -83,7 +90,8 @@ class ServiceLinks {
   ServiceLinksOptions options_;
   handoff::HandoffSender streams_;
   handoff::HandoffSender blobs_;
-  mutable std::mutex mu_;     // serializes link/unlink/gc
+  mutable std::mutex mu_;  // serializes link/unlink/gc
+  std::atomic<bool> started_{false};
   std::jthread reconnector_;  // last: stopped first
 };
 

@@ -189,6 +189,11 @@ class ReconcilerTest : public ::testing::Test {
                                              const std::string&) {
                             std::lock_guard lock(events_mu_);
                             events_.push_back(app + ":" + kind);
+                          },
+                          .on_app = {},
+                          .on_first_pass = [this] {
+                            std::lock_guard lock(events_mu_);
+                            events_.push_back(":first-pass");
                           }});
   }
   AppSnapshot snap(const std::string& app) {
@@ -501,6 +506,24 @@ TEST_F(ReconcilerTest, RunningAppsAreRefreshedAndARefreshProblemIsShownNotBacked
   EXPECT_GT(runtime_.refreshes["a"], before);
   EXPECT_EQ(snap("a").message, "");
   EXPECT_EQ(runtime_.taskOf(containerId("a", "h1")), Task::kRunning);
+}
+
+// on_first_pass fires once, after the first resync's apps were each worked on: after a
+// restart the running ones have been refreshed by then.
+TEST_F(ReconcilerTest, FirstPassFiresOnceAfterEveryAppWasWorkedOn) {
+  reconciler_ = make();
+  reconciler_->setDesired(state(1, {app("a", "h1"), app("b", "h2")}));
+  reconciler_->runDue();
+  auto fired = [&] {
+    std::lock_guard lock(events_mu_);
+    return std::count(events_.begin(), events_.end(), ":first-pass");
+  };
+  EXPECT_EQ(fired(), 1);
+  EXPECT_GE(runtime_.refreshes["a"], 1) << "before it fired";
+  EXPECT_GE(runtime_.refreshes["b"], 1);
+  reconciler_->resync();
+  reconciler_->runDue();
+  EXPECT_EQ(fired(), 1) << "once";
 }
 
 // Threaded: a pull that never ends holds up only its own app.
