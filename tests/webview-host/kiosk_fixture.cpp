@@ -218,7 +218,9 @@ Result<Image> KioskProcess::screenshot(const std::string& app) const {
 
 std::string KioskProcess::log() const { return readFile(log_); }
 
-std::vector<pid_t> KioskProcess::webProcesses() const {
+std::vector<pid_t> KioskProcess::webProcesses() const { return webProcessesBelow(pid()); }
+
+std::vector<pid_t> processesBelow(pid_t ancestor, std::string_view comm_prefix) {
   std::map<pid_t, pid_t> parent;
   std::map<pid_t, std::string> name;
   for (const auto& entry : fs::directory_iterator("/proc")) {
@@ -238,15 +240,43 @@ std::vector<pid_t> KioskProcess::webProcesses() const {
   }
   std::vector<pid_t> out;
   for (const auto& [pid, comm] : name) {
-    if (!comm.starts_with("WebKitWebProces")) continue;
+    if (!comm.starts_with(comm_prefix)) continue;
     for (pid_t p = parent[pid]; p > 1; p = parent[p]) {
-      if (p == process_.pid()) {
+      if (p == ancestor) {
         out.push_back(pid);
         break;
       }
     }
   }
   return out;
+}
+
+std::vector<pid_t> webProcessesBelow(pid_t ancestor) {
+  return processesBelow(ancestor, "WebKitWebProces");
+}
+
+// A page of one colour with a green box at (100,100)-(300,200) and white text, whose first
+// script records in the title what window.ax held when it ran.
+std::string colourPage(std::string_view css_colour) {
+  return fmt::format(R"(<!doctype html><html><head>
+<script>document.title = 'ax:' + (typeof window.ax === 'object'
+    ? window.ax.appName + ':' + JSON.stringify(window.ax.settings) + ':' + Object.isFrozen(window.ax)
+    : 'missing');</script>
+<style>html,body{{margin:0;height:100%;background:{};}}
+#box{{position:absolute;left:100px;top:100px;width:200px;height:100px;background:rgb(0,200,0);}}
+#text{{position:absolute;left:400px;top:100px;font:bold 64px sans-serif;color:#fff;}}</style>
+</head><body><div id=box></div><div id=text>KIOSK</div></body></html>)",
+                     css_colour);
+}
+
+std::optional<Xvfb>& sharedXvfb() {
+  static std::optional<Xvfb> xvfb = []() -> std::optional<Xvfb> {
+    if (!fs::exists("/usr/bin/Xvfb")) return std::nullopt;
+    auto started = Xvfb::start();
+    if (!started) return std::nullopt;
+    return std::move(*started);
+  }();
+  return xvfb;
 }
 
 }  // namespace fleetlet::webview::testing

@@ -31,6 +31,19 @@ class Xvfb {
   std::string display_;
 };
 
+// One Xvfb per test binary, started on first use (nullopt when Xvfb is missing or will not
+// start); stopped at exit.
+std::optional<Xvfb>& sharedXvfb();
+
+// PIDs of the WebKitWebProcess processes descending from `ancestor`.
+std::vector<pid_t> webProcessesBelow(pid_t ancestor);
+// PIDs of the processes descending from `ancestor` whose name starts with `comm`.
+std::vector<pid_t> processesBelow(pid_t ancestor, std::string_view comm);
+
+// A page of one CSS colour with a green box at (100,100)-(300,200) and white text at
+// (400,100), whose first script puts in the title what window.ax held when it ran.
+std::string colourPage(std::string_view css_colour);
+
 struct Rgb {
   int r = 0, g = 0, b = 0;
   bool operator==(const Rgb&) const = default;

@@ -21,25 +21,6 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::optional<Xvfb>& sharedXvfb() {
-  static std::optional<Xvfb> xvfb;
-  return xvfb;
-}
-
-// A page of one colour with a green box at (100,100)-(300,200) and white text, whose first
-// script records in the title what window.ax held when it ran.
-std::string colourPage(std::string_view css_colour) {
-  return fmt::format(R"(<!doctype html><html><head>
-<script>document.title = 'ax:' + (typeof window.ax === 'object'
-    ? window.ax.appName + ':' + JSON.stringify(window.ax.settings) + ':' + Object.isFrozen(window.ax)
-    : 'missing');</script>
-<style>html,body{{margin:0;height:100%;background:{};}}
-#box{{position:absolute;left:100px;top:100px;width:200px;height:100px;background:rgb(0,200,0);}}
-#text{{position:absolute;left:400px;top:100px;font:bold 64px sans-serif;color:#fff;}}</style>
-</head><body><div id=box></div><div id=text>KIOSK</div></body></html>)",
-                     css_colour);
-}
-
 bool loaded(const Json& s) {
   return s.value("loadState", "") == "loaded" && s.contains("heartbeatAgeMs") &&
          !s["heartbeatAgeMs"].is_null();
@@ -47,13 +28,6 @@ bool loaded(const Json& s) {
 
 class KioskTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!fs::exists("/usr/bin/Xvfb")) return;
-    auto xvfb = Xvfb::start();
-    if (xvfb) sharedXvfb().emplace(std::move(*xvfb));
-  }
-  static void TearDownTestSuite() { sharedXvfb().reset(); }
-
   void SetUp() override {
     if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("kiosk-test");
