@@ -24,6 +24,7 @@
 #include "logs/task_io.h"
 #include "reconcile/containerd_runtime.h"
 #include "state/store.h"
+#include "webview/webview_runtime.h"
 
 namespace {
 
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;
   int64_t pull_min_speed = 0;
   std::string logger;
+  std::string display, webview_binary;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -140,6 +142,9 @@ int main(int argc, char** argv) {
                  "keep the logs of a removed app until unwritten for this long [1h]");
   app.add_option("--logger", logger,
                  "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
+  app.add_option("--display", display,
+                 "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
+  app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -173,6 +178,8 @@ int main(int argc, char** argv) {
     }
     *target = *d;
   }
+  if (!display.empty()) cfg.display = display;
+  if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
@@ -227,6 +234,8 @@ int main(int argc, char** argv) {
        .on_healthy = {}});
 
   HealthTargets targets(monitor);
+  // runtime: webview on a node with a display (docs/webview.md); destroyed before the agent.
+  std::unique_ptr<fleetlet::webview::WebviewRuntime> webview;
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -234,10 +243,39 @@ int main(int argc, char** argv) {
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
-             if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
-           }});
+             if (agent_ptr == nullptr) return;
+             targets.update(a, agent_ptr->reconciler().desired());
+             // Also how a webview app that left the manifest ("removed") reaches the kiosk.
+             if (webview) webview->setDesired(agent_ptr->reconciler().desired());
+           },
+       .external_status = [&webview, &agent_ptr](const std::string& a)
+           -> std::optional<fleetlet::reconcile::ExternalAppStatus> {
+         if (!webview || agent_ptr == nullptr) return std::nullopt;
+         webview->setDesired(agent_ptr->reconciler().desired());  // a no-op when unchanged
+         auto s = webview->app(a);
+         if (!s) return fleetlet::reconcile::ExternalAppStatus{.state = "pending"};
+         return fleetlet::reconcile::ExternalAppStatus{
+             .state = s->state, .message = s->message, .restarts = static_cast<int>(s->restarts)};
+       }});
   agent_ptr = &agent;
+  if (!cfg.display.empty()) {
+    webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
+        .display = cfg.display,
+        .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
+                                             : cfg.webview_binary,
+        .work_dir = cfg.data_dir / "webview",
+        .bundles = {.root = cfg.data_dir / "bundles"},
+        .kiosk_args = cfg.webview_args,
+        .on_event = [&agent](const std::string& a, const std::string& kind,
+                             const std::string& message) {
+          agent.externalEvent(a, kind, message);
+        }});
+    webview->onChange(
+        [&agent](const fleetlet::webview::WebviewAppStatus& s) { agent.externalChanged(s.name); });
+    spdlog::info("runtime webview on display {}", cfg.display);
+  }
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
+  if (webview) webview->setDesired(agent.reconciler().desired());
 
   auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
@@ -274,6 +312,7 @@ int main(int argc, char** argv) {
   });
   auto ran = agent.run();
   run_returned.set_value();
+  webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
   monitor.stop();

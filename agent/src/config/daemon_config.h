@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "error/error.h"
 
@@ -28,6 +29,11 @@ struct DaemonConfig {
   int64_t pull_min_speed = 1024;
   // Logs of a removed app are deleted once unwritten for this long.
   std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
+  // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
+  // webview apps fail as unsupported. The kiosk binary: empty for the one next to fleetletd.
+  std::string display;
+  std::filesystem::path webview_binary;
+  std::vector<std::string> webview_args;  // extra fleetlet-webview flags
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -35,8 +41,9 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
-// pullStallTimeout, pullMinSpeed, removedLogRetention. Unknown keys and wrong types are
-// kInvalidArgument naming the key and the file; a missing file is kNotFound.
+// pullStallTimeout, pullMinSpeed, removedLogRetention, display, webview, webviewArgs (list).
+// Unknown keys and wrong types are kInvalidArgument naming the key and the file; a missing file is
+// kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 
 }  // namespace fleetlet::config

@@ -16,7 +16,8 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
                    .pull_parallelism = options_.pull_parallelism,
                    .on_event = [this](const std::string& app, const std::string& kind,
                                       const std::string& message) { record(app, kind, message); },
-                   .on_app = options_.on_app}) {}
+                   .on_app = options_.on_app,
+                   .external_status = options_.external_status}) {}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {

@@ -26,6 +26,9 @@ struct AgentOptions {
   std::function<std::filesystem::path(const std::string& app)> log_dir;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
+  // Status of apps run outside containerd (see ReconcilerOptions::external_status).
+  std::function<std::optional<reconcile::ExternalAppStatus>(const std::string& app)>
+      external_status;
 };
 
 class Agent : public NodeService {
@@ -45,6 +48,11 @@ class Agent : public NodeService {
   void resync() { reconciler_.resync(); }
   // An app failed its health check.
   void unhealthy(const std::string& app, const std::string& why);
+  // An app run outside containerd (webview) changed: an event for the log, its status re-read.
+  void externalEvent(const std::string& app, const std::string& kind, const std::string& message) {
+    record(app, kind, message);
+  }
+  void externalChanged(const std::string& app) { reconciler_.externalChanged(app); }
   reconcile::Reconciler& reconciler() { return reconciler_; }
 
   Result<ApplyResult> apply(std::string_view manifest_text, std::string_view source) override;

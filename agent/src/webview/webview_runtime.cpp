@@ -35,6 +35,17 @@ std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 }  // namespace
 
+std::filesystem::path defaultKioskBinary() {
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const auto& candidate :
+       {self / "fleetlet-webview",
+        self.parent_path().parent_path() / "webview-host" / "fleetlet-webview"}) {
+    if (fs::exists(candidate, ec)) return candidate;
+  }
+  return "/usr/libexec/fleetlet/fleetlet-webview";
+}
+
 WebviewRuntime::WebviewRuntime(WebviewOptions options)
     : options_(std::move(options)),
       store_(options_.bundles),
@@ -51,6 +62,7 @@ WebviewRuntime::~WebviewRuntime() {
 void WebviewRuntime::setDesired(std::shared_ptr<const manifest::NodeState> desired) {
   {
     std::lock_guard lock(mu_);
+    if (desired == desired_) return;
     desired_ = std::move(desired);
     dirty_ = true;
     if (desired_) {

@@ -65,6 +65,10 @@ struct WebviewAppStatus {
   bool operator==(const WebviewAppStatus&) const = default;
 };
 
+// fleetlet-webview beside the running binary (installed), in the build tree's webview-host/
+// (development), else /usr/libexec/fleetlet/fleetlet-webview.
+std::filesystem::path defaultKioskBinary();
+
 class WebviewRuntime {
  public:
   explicit WebviewRuntime(WebviewOptions options);
@@ -74,7 +78,8 @@ class WebviewRuntime {
   WebviewRuntime& operator=(const WebviewRuntime&) = delete;
 
   // The desired state; its webview apps are brought to the screen, webview apps it no
-  // longer has are removed. Other runtimes' apps are ignored.
+  // longer has are removed. Other runtimes' apps are ignored. The same pointer again is a
+  // no-op, so callers may pass the current state as often as they like.
   void setDesired(std::shared_ptr<const manifest::NodeState> desired);
 
   // Status of every desired webview app, by name.
