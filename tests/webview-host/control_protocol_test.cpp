@@ -13,11 +13,11 @@ TEST(ControlProtocolTest, ParsesCommands) {
   ASSERT_TRUE(list) << list.error().describe();
   EXPECT_EQ(list->command, "list");
   auto load = parseControlRequest(
-      R"({"cmd":"load","app":"ui","dir":"/var/lib/fleetlet/bundles/sha256/ab","services":{"events":"app://ui/.ax/events"}})");
+      R"({"cmd":"load","app":"ui","dir":"/var/lib/fleetlet/bundles/sha256/ab","services":{"events":"/run/fl/ui/events.sock"}})");
   ASSERT_TRUE(load) << load.error().describe();
   EXPECT_EQ(load->app, "ui");
   EXPECT_EQ(load->dir, "/var/lib/fleetlet/bundles/sha256/ab");
-  EXPECT_EQ(load->services.at("events"), "app://ui/.ax/events");
+  EXPECT_EQ(load->services.at("events"), "/run/fl/ui/events.sock");
   auto shot = parseControlRequest(R"({"cmd":"screenshot"})");
   ASSERT_TRUE(shot);
   EXPECT_TRUE(shot->app.empty());
@@ -32,7 +32,11 @@ TEST(ControlProtocolTest, RefusesBadRequestsNamingTheProblem) {
   EXPECT_THAT(msg(R"({"cmd":"load","app":"a","dir":"rel/dir"})"),
               HasSubstr("is not an absolute path"));
   EXPECT_THAT(msg(R"({"cmd":"load","app":"a","dir":"/d","services":{"events":1}})"),
-              HasSubstr("request.services.events: expected a string"));
+              HasSubstr("request.services.events: expected the absolute path"));
+  EXPECT_THAT(msg(R"({"cmd":"load","app":"a","dir":"/d","services":{"events":"rel.sock"}})"),
+              HasSubstr("request.services.events: expected the absolute path"));
+  EXPECT_THAT(msg(R"({"cmd":"load","app":"a","dir":"/d","services":{"mail":"/x.sock"}})"),
+              HasSubstr("request.services.mail: unknown service"));
   EXPECT_THAT(msg(std::string(70000, ' ')), HasSubstr("longer than"));
 }
 

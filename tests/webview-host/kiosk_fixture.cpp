@@ -1,11 +1,13 @@
 #include "kiosk_fixture.h"
 
 #include <cairo.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -126,6 +128,67 @@ int Image::count(Rgb c, int x0, int y0, int x1, int y1) const {
     for (int x = x0; x < x1 && x < width_; ++x) n += at(x, y) == c ? 1 : 0;
   }
   return n;
+}
+
+UnixHttpRecorder::UnixHttpRecorder(fs::path path) : path_(std::move(path)) {
+  listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  ::unlink(path_.c_str());
+  if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listener_, 8) != 0) {
+    ADD_FAILURE() << "listen on " << path_ << ": " << std::strerror(errno);
+  }
+  thread_ = std::thread([this] { serve(); });
+}
+
+UnixHttpRecorder::~UnixHttpRecorder() {
+  ::shutdown(listener_, SHUT_RDWR);
+  thread_.join();
+  ::close(listener_);
+}
+
+std::vector<std::string> UnixHttpRecorder::requests() const {
+  std::lock_guard lock(mu_);
+  return requests_;
+}
+
+void UnixHttpRecorder::serve() {
+  for (;;) {
+    UniqueFd conn(::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) return;
+    std::string data;
+    char buf[4096];
+    size_t head_end = std::string::npos;
+    size_t length = 0;
+    while (head_end == std::string::npos || data.size() < head_end + 4 + length) {
+      ssize_t n = ::recv(conn.get(), buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      data.append(buf, static_cast<size_t>(n));
+      if (head_end == std::string::npos &&
+          (head_end = data.find("\r\n\r\n")) != std::string::npos) {
+        std::string lower = data.substr(0, head_end);
+        std::ranges::transform(lower, lower.begin(),
+                               [](unsigned char c) { return std::tolower(c); });
+        if (auto at = lower.find("content-length:"); at != std::string::npos) {
+          length = std::stoul(lower.substr(at + 15));
+        }
+      }
+    }
+    if (head_end == std::string::npos) continue;
+    std::istringstream line(data.substr(0, data.find("\r\n")));
+    std::string method, target;
+    line >> method >> target;
+    {
+      std::lock_guard lock(mu_);
+      requests_.push_back(method + " " + target + " " + data.substr(head_end + 4));
+    }
+    const std::string answer =
+        "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+        "{\"ok\":true}";
+    (void)::send(conn.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+  }
 }
 
 Result<KioskProcess> KioskProcess::start(

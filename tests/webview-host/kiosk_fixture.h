@@ -4,8 +4,10 @@
 
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "error/error.h"
@@ -62,6 +64,24 @@ class Image {
  private:
   int width_ = 0, height_ = 0;
   std::vector<uint32_t> pixels_;  // ARGB
+};
+
+// An HTTP/1.0 server on a unix socket (standing in for a node service's listener of one
+// app): records each request as "METHOD PATH BODY" and answers 200 {"ok":true}.
+class UnixHttpRecorder {
+ public:
+  explicit UnixHttpRecorder(std::filesystem::path path);
+  ~UnixHttpRecorder();
+  const std::filesystem::path& path() const { return path_; }
+  std::vector<std::string> requests() const;
+
+ private:
+  void serve();
+  std::filesystem::path path_;
+  int listener_ = -1;
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;  // guarded by mu_
+  std::thread thread_;
 };
 
 // A fleetlet-webview process on `display` with the given apps (NAME → bundle dir).

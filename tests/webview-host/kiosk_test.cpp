@@ -217,6 +217,47 @@ TEST_F(KioskTest, RefusedBundlesLeaveThePreviousVersionOnScreenAndAGoodOneReplac
   EXPECT_TRUE(fs::is_directory(v1));
 }
 
+TEST_F(KioskTest, ServiceRequestsReachOnlyTheAppsOwnListener) {
+  const std::string page = R"(<!doctype html><html><head><script>
+(async () => {
+  const uri = window.ax.eventServiceUri;
+  const r = await fetch(uri + '/api/v2/events/publish', {method: 'POST',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({data: [{tags: ['photo'], payload: {from: 'a'}}]})});
+  const text = await r.text();
+  let spoof = 'none';
+  try {
+    const r2 = await fetch('app://b/.ax/events/api/v2/events/publish',
+                           {method: 'POST', body: '{"spoof":true}'});
+    spoof = 'status ' + r2.status;
+  } catch (e) { spoof = 'refused'; }
+  document.title = 'done|' + uri + '|' + r.status + '|' + text + '|' + spoof;
+})();
+</script></head><body>a</body></html>)";
+  auto a_dir = install(makeTar({file("index.html", page)}), "a");
+  auto b_dir = install(makeTar({file("index.html", colourPage("rgb(0,0,0)"))}), "b");
+  UnixHttpRecorder a_events(tmp_->path() / "a-events.sock");
+  UnixHttpRecorder b_events(tmp_->path() / "b-events.sock");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({}));
+  for (const auto& [name, dir, socket] :
+       {std::tuple{"b", b_dir, b_events.path()}, std::tuple{"a", a_dir, a_events.path()}}) {
+    auto loaded = kiosk_->control({{"cmd", "load"},
+                                   {"app", name},
+                                   {"dir", dir.string()},
+                                   {"services", {{"events", socket.string()}}}});
+    ASSERT_TRUE(loaded && (*loaded)["ok"] == true) << (loaded ? loaded->dump() : "no answer");
+  }
+  Json s = kiosk_->waitFor(
+      "a", [](const Json& st) { return st.value("title", "").starts_with("done|"); }, 20s);
+  ASSERT_THAT(s.value("title", ""), HasSubstr("done|")) << s.dump();
+  EXPECT_EQ(s["title"], R"(done|app://a/.ax/events|200|{"ok":true}|refused)");
+  auto a_requests = a_events.requests();
+  ASSERT_EQ(a_requests.size(), 1u) << ::testing::PrintToString(a_requests);
+  EXPECT_THAT(a_requests[0], HasSubstr("POST /api/v2/events/publish "));
+  EXPECT_THAT(a_requests[0], HasSubstr(R"("payload":{"from":"a"})"));
+  EXPECT_TRUE(b_events.requests().empty()) << "app a reached app b's listener";
+}
+
 TEST_F(KioskTest, SwitchesBetweenApps) {
   auto one = install(makeTar({file("index.html", colourPage("rgb(255,0,0)"))}), "one");
   auto two = install(makeTar({file("index.html", colourPage("rgb(0,0,255)"))}), "two");

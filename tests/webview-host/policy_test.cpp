@@ -58,6 +58,21 @@ TEST(PolicyTest, ClientRoutesAndContentTypes) {
   EXPECT_EQ(contentTypeOf("x.bin"), "application/octet-stream");
 }
 
+TEST(PolicyTest, ServiceRoutes) {
+  auto route = serviceRouteOf("/.ax/events/api/v2/events/publish?x=1");
+  ASSERT_TRUE(route && *route);
+  EXPECT_EQ((*route)->service, "events");
+  EXPECT_EQ((*route)->path, "/api/v2/events/publish?x=1");
+  EXPECT_EQ((*serviceRouteOf("/.ax/blobs"))->path, "/");
+  EXPECT_EQ((*serviceRouteOf("/.ax/logs?tail=1"))->path, "/?tail=1");
+  EXPECT_FALSE(*serviceRouteOf("/index.html"));
+  EXPECT_FALSE(*serviceRouteOf("/.axe/events/x"));
+  EXPECT_THAT(serviceRouteOf("/.ax/mail/x").error().message(), HasSubstr("unknown service"));
+  EXPECT_THAT(serviceRouteOf("/.ax/events/../blobs/x").error().message(),
+              HasSubstr("not a plain path"));
+  EXPECT_FALSE(serviceRouteOf("/.ax/events/%2e%2e/x"));
+}
+
 TEST(PolicyTest, AxScriptCarriesTheAppsValuesAsJson) {
   AxInfo info{.app = "demo",
               .display_name = "Demo </script>",

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/policy.h"
 #include "manifest/parse.h"
 
 namespace fleetlet::webview {
@@ -42,11 +43,17 @@ Result<ControlRequest> parseControlRequest(std::string_view line) {
       if (!it->is_object()) {
         return fail(ErrorCode::kInvalidArgument, "request.services: expected an object");
       }
-      for (const auto& [name, uri] : it->items()) {
-        if (!uri.is_string()) {
-          return fail(ErrorCode::kInvalidArgument, "request.services.{}: expected a string", name);
+      for (const auto& [name, socket] : it->items()) {
+        if (!isServiceName(name)) {
+          return fail(ErrorCode::kInvalidArgument,
+                      "request.services.{}: unknown service (expected events, blobs or logs)",
+                      name);
         }
-        request.services[name] = uri.get<std::string>();
+        if (!socket.is_string() || !socket.get<std::string>().starts_with('/')) {
+          return fail(ErrorCode::kInvalidArgument,
+                      "request.services.{}: expected the absolute path of a unix socket", name);
+        }
+        request.services[name] = socket.get<std::string>();
       }
     }
   }

@@ -7,7 +7,7 @@
 //   {"cmd":"show","app":"a"}                        → {"ok":true}
 //   {"cmd":"reload","app":"a"}                      → {"ok":true}
 //   {"cmd":"screenshot"[,"app":"a"]}                → {"ok":true,"app":"a","png":"<base64>"}
-//   {"cmd":"load","app":"a","dir":"/abs/dir"[,"services":{"events":"http://…"}]}
+//   {"cmd":"load","app":"a","dir":"/abs/dir"[,"services":{"events":"/run/…/events.sock"}]}
 //                                                   → {"ok":true}  (adds or updates an app)
 //   {"cmd":"unload","app":"a"}                      → {"ok":true}
 //   errors: {"ok":false,"code":"ERR_NOT_FOUND","error":"no app \"x\""}
@@ -30,7 +30,9 @@ struct ControlRequest {
   std::string command;  // list, status, show, reload, screenshot, load, unload
   std::string app;      // required by all but list (and screenshot: the shown app)
   std::string dir;      // load: the bundle's verified directory, absolute
-  std::map<std::string, std::string> services;  // load: name → URI for window.ax
+  // load: service name (events, blobs, logs) → the unix socket of that service's listener
+  // for this app (its identity: the service knows the app by the listener).
+  std::map<std::string, std::string> services;
 };
 
 // Parses and checks one request line; kInvalidArgument names what is wrong.

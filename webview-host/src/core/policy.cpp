@@ -119,6 +119,29 @@ std::string_view contentTypeOf(std::string_view path) {
   return "application/octet-stream";
 }
 
+bool isServiceName(std::string_view name) {
+  return name == "events" || name == "blobs" || name == "logs";
+}
+
+Result<std::optional<ServiceRoute>> serviceRouteOf(std::string_view path_and_query) {
+  if (!path_and_query.starts_with(kServicePrefix)) return std::optional<ServiceRoute>();
+  std::string_view rest = path_and_query.substr(kServicePrefix.size());
+  auto slash = rest.find_first_of("/?");
+  std::string_view service = rest.substr(0, slash);
+  if (!isServiceName(service)) {
+    return fail(ErrorCode::kInvalidArgument,
+                "unknown service \"{}\" (expected events, blobs or logs)", service);
+  }
+  std::string path(slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash));
+  if (path.starts_with('?')) path.insert(0, "/");
+  std::string_view bare = std::string_view(path).substr(0, path.find('?'));
+  if (("/" + std::string(bare) + "/").find("/../") != std::string::npos ||
+      bare.find('%') != std::string_view::npos) {
+    return fail(ErrorCode::kInvalidArgument, "service path \"{}\" is not a plain path", bare);
+  }
+  return std::optional<ServiceRoute>(ServiceRoute{std::string(service), std::move(path)});
+}
+
 std::string axScript(const AxInfo& info) {
   auto service = [&](const char* name) -> Json {
     auto it = info.services.find(name);

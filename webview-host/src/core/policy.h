@@ -45,6 +45,18 @@ bool isClientRoute(std::string_view bundle_path);
 // Content-Type of a bundle file by its extension; application/octet-stream when unknown.
 std::string_view contentTypeOf(std::string_view path);
 
+// Services an SPA reaches through its own origin: app://<name>/.ax/<service>/<path>.
+inline constexpr std::string_view kServicePrefix = "/.ax/";
+bool isServiceName(std::string_view name);  // events, blobs, logs
+
+struct ServiceRoute {
+  std::string service;  // events, blobs, logs
+  std::string path;     // what follows, with its query: "/api/v2/events/publish?x=1"
+};
+// The service route of an app:// request path (with its query), nullopt when the path is
+// not under /.ax/. kInvalidArgument for an unknown service or a path with "..".
+Result<std::optional<ServiceRoute>> serviceRouteOf(std::string_view path_and_query);
+
 struct AxInfo {
   std::string app;
   std::string display_name;

@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <system_error>
+#include <thread>
 
+#include "http/client.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::webview {
@@ -165,10 +168,16 @@ void AppView::build() {
 void AppView::installScripts() {
   webkit_user_content_manager_remove_all_scripts(content_.get());
   webkit_user_content_manager_remove_all_style_sheets(content_.get());
+  // The page reaches each of its services through its own origin (forwardToService), so
+  // the service sees the app's own listener: its identity.
+  std::map<std::string, std::string> uris;
+  for (const auto& [service, socket] : spec_.services) {
+    uris[service] = appOrigin(spec_.name) + std::string(kServicePrefix) + service;
+  }
   AxInfo info{.app = spec_.name,
               .display_name = config_.display_name,
               .settings = config_.settings,
-              .services = spec_.services,
+              .services = std::move(uris),
               .heartbeat_interval_ms = options_.heartbeat_interval_ms};
   const std::string source = axScript(info);
   WebKitUserScript* script =
@@ -319,6 +328,17 @@ void AppView::onSchemeRequest(WebKitURISchemeRequest* request, gpointer data) {
     return;
   }
   const char* path = webkit_uri_scheme_request_get_path(request);
+  std::string path_and_query = path != nullptr ? path : "/";
+  if (const char* query = std::strchr(uri, '?')) path_and_query += query;
+  auto route = serviceRouteOf(path_and_query);
+  if (!route) {
+    respond(request, 400, "text/plain; charset=utf-8", route.error().message() + "\n");
+    return;
+  }
+  if (*route) {
+    self->forwardToService(request, **route);
+    return;
+  }
   auto relative = bundlePathOf(path != nullptr ? path : "/");
   if (!relative) {
     respond(request, 400, "text/plain; charset=utf-8", relative.error().message() + "\n");
@@ -336,6 +356,66 @@ void AppView::onSchemeRequest(WebKitURISchemeRequest* request, gpointer data) {
     return;
   }
   respond(request, 200, contentTypeOf(*relative), std::move(*body));
+}
+
+void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRoute& route) {
+  auto it = spec_.services.find(route.service);
+  if (it == spec_.services.end()) {
+    respond(request, 404, "text/plain; charset=utf-8",
+            fmt::format("app {} has no service {}\n", spec_.name, route.service));
+    return;
+  }
+  auto job = std::make_unique<ServiceCall>();
+  job->request = retain(request);
+  job->socket = it->second;
+  job->call.method = webkit_uri_scheme_request_get_http_method(request) != nullptr
+                         ? webkit_uri_scheme_request_get_http_method(request)
+                         : "GET";
+  job->call.url = "http://localhost" + route.path;
+  job->call.follow_redirects = false;
+  if (SoupMessageHeaders* headers = webkit_uri_scheme_request_get_http_headers(request)) {
+    for (const char* name : {"Content-Type", "Accept"}) {
+      if (const char* value = soup_message_headers_get_one(headers, name)) {
+        job->call.headers.add(name, value);
+      }
+    }
+  }
+  if (GInputStream* body = webkit_uri_scheme_request_get_http_body(request)) {
+    std::string data(kMaxServiceBodyBytes + 1, '\0');
+    gsize read = 0;
+    g_input_stream_read_all(body, data.data(), data.size(), &read, nullptr, nullptr);
+    g_object_unref(body);
+    if (read > kMaxServiceBodyBytes) {
+      respond(request, 413, "text/plain; charset=utf-8",
+              fmt::format("request body over {} bytes\n", kMaxServiceBodyBytes));
+      return;
+    }
+    data.resize(read);
+    job->call.body = std::move(data);
+  }
+  // The call blocks (up to 30 s): a thread of its own, the answer back on the main loop.
+  std::thread([job = std::move(job)]() mutable {
+    http::Client client({.unix_socket = job->socket,
+                         .connect_timeout = std::chrono::seconds(5),
+                         .total_timeout = std::chrono::seconds(30)});
+    auto answer = client.send(job->call);
+    if (answer) {
+      job->status = static_cast<int>(answer->status);
+      job->content_type = answer->headers.find("Content-Type").value_or("application/octet-stream");
+      job->body = std::move(answer->body);
+    } else {
+      job->status = 502;
+      job->content_type = "text/plain; charset=utf-8";
+      job->body = answer.error().message() + "\n";
+    }
+    g_idle_add(
+        [](gpointer data) -> gboolean {
+          std::unique_ptr<ServiceCall> done(static_cast<ServiceCall*>(data));
+          respond(done->request.get(), done->status, done->content_type, std::move(done->body));
+          return G_SOURCE_REMOVE;
+        },
+        job.release());
+  }).detach();
 }
 
 gboolean AppView::onDecidePolicy(WebKitWebView* /*view*/, WebKitPolicyDecision* decision,

@@ -19,6 +19,7 @@
 #include "core/policy.h"
 #include "core/recovery.h"
 #include "error/error.h"
+#include "http/client.h"
 #include "json/json.h"
 #include "kiosk/gobject_ptr.h"
 
@@ -27,8 +28,12 @@ namespace fleetlet::webview {
 struct AppSpec {
   std::string name;
   std::filesystem::path dir;  // a verified bundle directory (BundleStore)
+  // Service (events, blobs, logs) → the unix socket of that service's listener for this app.
   std::map<std::string, std::string> services;
 };
+
+// Request bodies forwarded to a service are at most this large (413 beyond).
+inline constexpr size_t kMaxServiceBodyBytes = 8 * 1024 * 1024;
 
 struct ViewOptions {
   std::filesystem::path data_dir;  // website data of this app (localStorage, IndexedDB, ...)
@@ -38,6 +43,16 @@ struct ViewOptions {
 };
 
 class AppView {
+  // One forwarded service request, from the main loop to its thread and back.
+  struct ServiceCall {
+    GObjectPtr<WebKitURISchemeRequest> request;
+    std::string socket;
+    http::ClientRequest call;
+    int status = 0;
+    std::string content_type;
+    std::string body;
+  };
+
  public:
   // Reads the bundle's fleetlet-app.json, builds the view and starts loading the start page.
   // kInvalidArgument when the bundle directory is not usable.
@@ -70,6 +85,10 @@ class AppView {
   void recover(LoadState state, std::string reason);
   void scheduleReload(Millis delay);
   std::string startUri() const;
+
+  // Forwards a request for app://<name>/.ax/<service>/... to the app's own listener of
+  // that service (AppSpec::services), answering 404 when the app has none.
+  void forwardToService(WebKitURISchemeRequest* request, const ServiceRoute& route);
 
   static void onSchemeRequest(WebKitURISchemeRequest* request, gpointer self);
   static gboolean onDecidePolicy(WebKitWebView* view, WebKitPolicyDecision* decision,
