@@ -256,6 +256,14 @@ int main(int argc, char** argv) {
          if (!s) return fleetlet::reconcile::ExternalAppStatus{.state = "pending"};
          return fleetlet::reconcile::ExternalAppStatus{
              .state = s->state, .message = s->message, .restarts = static_cast<int>(s->restarts)};
+       },
+       .screenshot = [&webview](const std::string& a) -> fleetlet::Result<std::string> {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->screenshot(a);
+       },
+       .show = [&webview](const std::string& a) -> fleetlet::Status {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->show(a);
        }});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {

@@ -129,6 +129,17 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   EXPECT_EQ(s["runtime"], "webview");
   EXPECT_EQ(s.value("restarts", 0), 0);
 
+  // fleetletctl reads the screen back through fleetletd.
+  const fs::path shot = tmp_->path() / "shot.png";
+  auto ctl = runCommand({FLEETLETCTL_PATH, "--api-socket", (tmp_->path() / "api.sock").string(),
+                         "screenshot", "ui", "-o", shot.string()});
+  ASSERT_TRUE(ctl && ctl->status.success()) << (ctl ? ctl->err : ctl.error().message());
+  std::ifstream in(shot, std::ios::binary);
+  std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto image = Image::decodePng(png);
+  ASSERT_TRUE(image) << image.error().describe();
+  EXPECT_EQ(image->at(20, 20), (Rgb{255, 0, 0}));
+
   // A page crash is a restart of the app, with its reason in the node events.
   auto kiosk = processesBelow(agent_->pid(), "fleetlet-webvie");
   ASSERT_EQ(kiosk.size(), 1u);

@@ -194,4 +194,16 @@ Result<std::filesystem::path> Agent::logDir(std::string_view app) {
   return dir;
 }
 
+Result<std::string> Agent::screenshot(std::string_view app) {
+  if (!options_.screenshot) return NodeService::screenshot(app);
+  if (!app.empty()) FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.screenshot(std::string(app));
+}
+
+Status Agent::show(std::string_view app) {
+  if (!options_.show) return NodeService::show(app);
+  FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.show(std::string(app));
+}
+
 }  // namespace fleetlet::core

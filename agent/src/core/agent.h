@@ -29,6 +29,9 @@ struct AgentOptions {
   // Status of apps run outside containerd (see ReconcilerOptions::external_status).
   std::function<std::optional<reconcile::ExternalAppStatus>(const std::string& app)>
       external_status;
+  // The screen of runtime: webview (NodeService::screenshot and show); unset: no display.
+  std::function<Result<std::string>(const std::string& app)> screenshot;
+  std::function<Status(const std::string& app)> show;
 };
 
 class Agent : public NodeService {
@@ -63,6 +66,8 @@ class Agent : public NodeService {
   std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
+  Result<std::string> screenshot(std::string_view app) override;
+  Status show(std::string_view app) override;
 
  private:
   // Appends an event to the node event log and wakes the watchers. May block on the store
