@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "crypto/base64.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::webview::testing {
@@ -27,25 +28,6 @@ std::string readFile(const fs::path& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::string base64Decode(std::string_view in) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    auto pos = kAlphabet.find(c);
-    if (pos == std::string_view::npos) continue;  // '=' and whitespace
-    buffer = (buffer << 6) | static_cast<uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xff);
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -276,7 +258,8 @@ Result<Image> KioskProcess::screenshot(const std::string& app) const {
   if (!answer.value("ok", false)) {
     return fail(ErrorCode::kUnavailable, "screenshot: {}", answer.dump());
   }
-  return Image::decodePng(base64Decode(answer["png"].get<std::string>()));
+  FLEETLET_ASSIGN_OR_RETURN(std::string png, base64Decode(answer["png"].get<std::string>()));
+  return Image::decodePng(png);
 }
 
 std::string KioskProcess::log() const { return readFile(log_); }

@@ -6,11 +6,11 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <optional>
 #include <system_error>
 
 #include "crypto/sha256.h"
+#include "http/router.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::bundle {
@@ -30,21 +30,9 @@ std::optional<std::string> filePath(std::string_view url) {
   std::string_view rest = url.substr(7);  // after "file://"
   if (rest.starts_with("localhost/")) rest.remove_prefix(9);
   if (!rest.starts_with('/')) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < rest.size(); ++i) {
-    if (rest[i] == '%' && i + 2 < rest.size()) {
-      unsigned value = 0;
-      if (std::sscanf(std::string(rest.substr(i + 1, 2)).c_str(), "%2x", &value) != 1) {
-        return std::nullopt;
-      }
-      if (value == 0) return std::nullopt;
-      out += static_cast<char>(value);
-      i += 2;
-    } else {
-      out += rest[i];
-    }
-  }
-  return out;
+  auto path = http::percentDecode(rest, /*plus_is_space=*/false);
+  if (!path || path->find('\0') != std::string::npos) return std::nullopt;
+  return *path;
 }
 
 Result<uint64_t> fileSize(const fs::path& path) {

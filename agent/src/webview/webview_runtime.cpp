@@ -5,31 +5,14 @@
 
 #include <system_error>
 
+#include "crypto/base64.h"
+
 namespace fleetlet::webview {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-std::string base64Decode(std::string_view in) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    auto pos = kAlphabet.find(c);
-    if (pos == std::string_view::npos) continue;  // '=' padding
-    buffer = (buffer << 6) | static_cast<uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
@@ -100,7 +83,9 @@ Result<std::string> WebviewRuntime::screenshot(const std::string& app) const {
   if (!answer.contains("png") || !answer["png"].is_string()) {
     return fail(ErrorCode::kInternal, "kiosk answered a screenshot without png");
   }
-  return base64Decode(answer["png"].get<std::string>());
+  auto png = base64Decode(answer["png"].get<std::string>());
+  if (!png) return std::unexpected(png.error().wrap("kiosk screenshot"));
+  return png;
 }
 
 Status WebviewRuntime::show(const std::string& app) {

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "bundle/unpack.h"
+#include "http/router.h"
 
 namespace fleetlet::webview {
 namespace {
@@ -13,13 +14,6 @@ std::string lower(std::string_view s) {
   std::ranges::transform(out, out.begin(),
                          [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -55,20 +49,11 @@ bool navigationAllowed(const NavigationRules& rules, std::string_view uri) {
 
 Result<std::string> bundlePathOf(std::string_view uri_path) {
   std::string_view raw = uri_path.substr(0, uri_path.find_first_of("?#"));
-  std::string decoded;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '%' && i + 2 < raw.size()) {
-      int hi = hexValue(raw[i + 1]);
-      int lo = hexValue(raw[i + 2]);
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-        return fail(ErrorCode::kInvalidArgument, "bad escape in path \"{}\"", raw);
-      }
-      decoded += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      decoded += raw[i];
-    }
+  auto decoded_or = http::percentDecode(raw, /*plus_is_space=*/false);
+  if (!decoded_or || decoded_or->find('\0') != std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument, "bad escape in path \"{}\"", raw);
   }
+  std::string decoded = std::move(*decoded_or);
   while (decoded.starts_with('/')) decoded.erase(0, 1);
   if (decoded.empty() || decoded.ends_with('/')) decoded += "index.html";
   auto checked = bundle::checkEntryPath(decoded, bundle::UnpackLimits{});
