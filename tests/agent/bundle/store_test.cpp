@@ -24,13 +24,7 @@ using testing::file;
 using ::testing::HasSubstr;
 using testing::makeTar;
 namespace fs = std::filesystem;
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::readFile;
 
 // An HTTP/1.0 file server on 127.0.0.1:<ephemeral> for one body, honouring
 // "Range: bytes=S-" and "bytes=S-E". With cut_after set, the next full answer announces the whole

@@ -20,13 +20,7 @@ using ::testing::HasSubstr;
 using testing::makeTar;
 using testing::TarEntry;
 namespace fs = std::filesystem;
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::readFile;
 
 class UnpackTest : public ::testing::Test {
  protected:
