@@ -28,6 +28,7 @@
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
 #include "state/store.h"
+#include "webview/webview_runtime.h"
 
 namespace {
 
@@ -153,6 +154,7 @@ int main(int argc, char** argv) {
   std::string logger;
   std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
   std::vector<std::string> cni_bin_dirs;
+  std::string display, webview_binary;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -198,6 +200,9 @@ int main(int argc, char** argv) {
   app.add_option("--blobs-handoff", blobs_handoff,
                  "fleetlet-blobs' --handoff-socket: apps listing blobs get it on their "
                  "localhost:4455 [off]");
+  app.add_option("--display", display,
+                 "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
+  app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -231,6 +236,8 @@ int main(int argc, char** argv) {
     }
     *target = *d;
   }
+  if (!display.empty()) cfg.display = display;
+  if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
   if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
   if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
@@ -313,6 +320,8 @@ int main(int argc, char** argv) {
        .on_healthy = {}});
 
   HealthTargets targets(monitor);
+  // runtime: webview on a node with a display (docs/webview.md); destroyed before the agent.
+  std::unique_ptr<fleetlet::webview::WebviewRuntime> webview;
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -320,12 +329,47 @@ int main(int argc, char** argv) {
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
-             if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
+             if (agent_ptr == nullptr) return;
+             targets.update(a, agent_ptr->reconciler().desired());
+             // Also how a webview app that left the manifest ("removed") reaches the kiosk.
+             if (webview) webview->setDesired(agent_ptr->reconciler().desired());
            },
-       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); },
-       .on_first_pass = [&service_links] { service_links.start(); }});
+       .external_status = [&webview, &agent_ptr](const std::string& a)
+           -> std::optional<fleetlet::reconcile::ExternalAppStatus> {
+         if (!webview || agent_ptr == nullptr) return std::nullopt;
+         webview->setDesired(agent_ptr->reconciler().desired());  // a no-op when unchanged
+         auto s = webview->app(a);
+         if (!s) return fleetlet::reconcile::ExternalAppStatus{.state = "pending"};
+         return fleetlet::reconcile::ExternalAppStatus{
+             .state = s->state, .message = s->message, .restarts = static_cast<int>(s->restarts)};
+       },
+       .screenshot = [&webview](const std::string& a) -> fleetlet::Result<std::string> {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->screenshot(a);
+       },
+       .show = [&webview](const std::string& a) -> fleetlet::Status {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->show(a);
+       }});
   agent_ptr = &agent;
+  if (!cfg.display.empty()) {
+    webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
+        .display = cfg.display,
+        .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
+                                             : cfg.webview_binary,
+        .work_dir = cfg.data_dir / "webview",
+        .bundles = {.root = cfg.data_dir / "bundles"},
+        .kiosk_args = cfg.webview_args,
+        .on_event = [&agent](const std::string& a, const std::string& kind,
+                             const std::string& message) {
+          agent.externalEvent(a, kind, message);
+        }});
+    webview->onChange(
+        [&agent](const fleetlet::webview::WebviewAppStatus& s) { agent.externalChanged(s.name); });
+    spdlog::info("runtime webview on display {}", cfg.display);
+  }
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
+  if (webview) webview->setDesired(agent.reconciler().desired());
 
   auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
@@ -362,6 +406,7 @@ int main(int argc, char** argv) {
   });
   auto ran = agent.run();
   run_returned.set_value();
+  webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
   monitor.stop();

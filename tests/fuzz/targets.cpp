@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bundle/unpack.h"
 #include "console/log_entry.h"
 #include "events/requests.h"
 #include "executor/executor.h"
@@ -314,6 +315,29 @@ void fuzzCniResult(std::string_view data) {
     check(request.is_object() && !request.contains("capabilities"), "request config");
   }
   (void)cni::parseErrorObject(data);
+}
+
+void fuzzBundleArchive(std::string_view data) {
+  const bundle::UnpackLimits limits{
+      .max_files = 64, .max_total_bytes = 1 << 20, .max_path_length = 256, .max_depth = 8};
+  auto summary = bundle::inspectArchive(data, limits);
+  if (!summary) {
+    check(summary.error().code() == ErrorCode::kInvalidArgument ||
+              summary.error().code() == ErrorCode::kResourceExhausted,
+          "bundle error code");
+    return;
+  }
+  check(summary->files + summary->directories <= limits.max_files, "bundle file limit");
+  check(summary->bytes <= limits.max_total_bytes, "bundle size limit");
+  std::set<std::string> seen;
+  for (const auto& path : summary->paths) {
+    check(!path.empty() && path.front() != '/', "bundle path relative");
+    check(path.size() <= limits.max_path_length, "bundle path length");
+    auto again = bundle::checkEntryPath(path, limits);
+    check(again.has_value() && *again == path, "bundle path normalised");
+    check(("/" + path + "/").find("/../") == std::string::npos, "bundle path has no ..");
+    check(seen.insert(path).second, "bundle path unique");
+  }
 }
 
 }  // namespace fleetlet::fuzz

@@ -35,6 +35,11 @@ void fuzzMultipart(std::string_view data);
 // parseAddResult read it directly. Errors name the plugin; accepted results re-parse.
 void fuzzCniResult(std::string_view data);
 
+// bundle::inspectArchive on a .tar(.gz) SPA bundle, with small limits: an accepted archive's
+// paths are all relative, free of "." and ".." components, unique and within the limits; a
+// refused one says kInvalidArgument or kResourceExhausted.
+void fuzzBundleArchive(std::string_view data);
+
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
   void (*run)(std::string_view);
@@ -50,6 +55,7 @@ inline constexpr Target kTargets[] = {
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
     {"cni_result", &fuzzCniResult},
+    {"bundle_archive", &fuzzBundleArchive},
 };
 
 }  // namespace fleetlet::fuzz

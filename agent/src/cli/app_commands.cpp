@@ -141,6 +141,23 @@ int runRestart(ApiClient& client, const std::string& name) {
   return kExitOk;
 }
 
+int runScreenshot(ApiClient& client, const std::string& name, const std::string& out) {
+  auto png = client.screenshot(name);
+  if (!png) return reportFailure(png.error());
+  std::ofstream file(out, std::ios::binary | std::ios::trunc);
+  file.write(png->data(), static_cast<std::streamsize>(png->size()));
+  file.close();
+  if (!file) return reportFailure(Error(ErrorCode::kInternal, fmt::format("write {}", out)));
+  fmt::print("{} ({} bytes)\n", out, png->size());
+  return kExitOk;
+}
+
+int runShow(ApiClient& client, const std::string& name) {
+  if (auto st = client.show(name); !st) return reportFailure(st.error());
+  fmt::print("showing {}\n", name);
+  return kExitOk;
+}
+
 int runStatus(ApiClient& client, bool json) {
   if (json) {
     auto body = client.getJson("/v1/status");
@@ -367,6 +384,36 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
     action = [=] {
       ApiClient client(flags->socket);
       return runRestart(client, *restart_name);
+    };
+  });
+
+  struct ScreenshotFlags {
+    std::string name;
+    std::string out = "screenshot.png";
+  };
+  auto sf = std::make_shared<ScreenshotFlags>();
+  auto* screenshot = app.add_subcommand(
+      "screenshot",
+      "Save what the kiosk shows (runtime: webview) as a PNG: APP, or the app on screen");
+  screenshot->group(group);
+  screenshot->add_option("name", sf->name, "The app (default: the one on screen)")
+      ->check(appName());
+  screenshot->add_option("-o,--output", sf->out, "PNG file to write")->capture_default_str();
+  screenshot->callback([flags, sf, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runScreenshot(client, sf->name, sf->out);
+    };
+  });
+
+  auto show_name = std::make_shared<std::string>();
+  auto* show = app.add_subcommand("show", "Put a webview app on the kiosk's screen");
+  show->group(group);
+  show->add_option("name", *show_name, "The app")->required()->check(appName());
+  show->callback([flags, show_name, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runShow(client, *show_name);
     };
   });
 

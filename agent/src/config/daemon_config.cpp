@@ -110,6 +110,20 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
         FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
         base.cni_bin_dirs.emplace_back(s);
       }
+    } else if (key == "display") {
+      FLEETLET_ASSIGN_OR_RETURN(base.display, scalar<std::string>(v, key, file));
+    } else if (key == "webview") {
+      FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
+      base.webview_binary = s;
+    } else if (key == "webviewArgs") {
+      if (!v.IsSequence()) {
+        return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);
+      }
+      base.webview_args.clear();
+      for (const auto& item : v) {
+        FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
+        base.webview_args.push_back(s);
+      }
     } else if (key == "plainHttpRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

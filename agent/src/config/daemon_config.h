@@ -41,6 +41,11 @@ struct DaemonConfig {
   // namespace are handed to them (docs/services.md). Empty: not linked.
   std::filesystem::path streams_handoff;
   std::filesystem::path blobs_handoff;
+  // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
+  // webview apps fail as unsupported. The kiosk binary: empty for the one next to fleetletd.
+  std::string display;
+  std::filesystem::path webview_binary;
+  std::vector<std::string> webview_args;  // extra fleetlet-webview flags
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -49,8 +54,8 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
 // pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
-// cniNetns, streamsHandoff, blobsHandoff. Unknown keys and wrong types are
-// kInvalidArgument naming the key and the file; a missing file is kNotFound.
+// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list). Unknown keys and
+// wrong types are kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 
 }  // namespace fleetlet::config

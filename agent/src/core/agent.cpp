@@ -17,7 +17,8 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
                    .on_event = [this](const std::string& app, const std::string& kind,
                                       const std::string& message) { record(app, kind, message); },
                    .on_app = options_.on_app,
-                   .on_first_pass = options_.on_first_pass}) {}
+                   .on_first_pass = options_.on_first_pass,
+                   .external_status = options_.external_status}) {}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
@@ -193,6 +194,18 @@ Result<std::filesystem::path> Agent::logDir(std::string_view app) {
     return fail(ErrorCode::kNotFound, "app {} has no logs on this node", app);
   }
   return dir;
+}
+
+Result<std::string> Agent::screenshot(std::string_view app) {
+  if (!options_.screenshot) return NodeService::screenshot(app);
+  if (!app.empty()) FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.screenshot(std::string(app));
+}
+
+Status Agent::show(std::string_view app) {
+  if (!options_.show) return NodeService::show(app);
+  FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.show(std::string(app));
 }
 
 }  // namespace fleetlet::core

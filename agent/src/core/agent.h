@@ -30,6 +30,12 @@ struct AgentOptions {
   std::function<std::optional<AppNetworkStatus>(const std::string& app)> app_network;
   // See ReconcilerOptions::on_first_pass.
   std::function<void()> on_first_pass;
+  // Status of apps run outside containerd (see ReconcilerOptions::external_status).
+  std::function<std::optional<reconcile::ExternalAppStatus>(const std::string& app)>
+      external_status;
+  // The screen of runtime: webview (NodeService::screenshot and show); unset: no display.
+  std::function<Result<std::string>(const std::string& app)> screenshot;
+  std::function<Status(const std::string& app)> show;
 };
 
 class Agent : public NodeService {
@@ -49,6 +55,11 @@ class Agent : public NodeService {
   void resync() { reconciler_.resync(); }
   // An app failed its health check.
   void unhealthy(const std::string& app, const std::string& why);
+  // An app run outside containerd (webview) changed: an event for the log, its status re-read.
+  void externalEvent(const std::string& app, const std::string& kind, const std::string& message) {
+    record(app, kind, message);
+  }
+  void externalChanged(const std::string& app) { reconciler_.externalChanged(app); }
   reconcile::Reconciler& reconciler() { return reconciler_; }
 
   Result<ApplyResult> apply(std::string_view manifest_text, std::string_view source) override;
@@ -59,6 +70,8 @@ class Agent : public NodeService {
   std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
+  Result<std::string> screenshot(std::string_view app) override;
+  Status show(std::string_view app) override;
 
  private:
   // Appends an event to the node event log and wakes the watchers. May block on the store

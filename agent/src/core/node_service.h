@@ -122,6 +122,23 @@ class NodeService {
   // The directory holding the app's stdout/stderr logs (see agent/src/logs). kInvalidArgument
   // for a name manifest::checkAppName() refuses; kNotFound for an app never run on this node.
   virtual Result<std::filesystem::path> logDir(std::string_view app) = 0;
+
+  // runtime: webview (docs/webview.md). A PNG of what the kiosk shows for `app` (the app on
+  // screen when empty); show() puts the app on screen. kFailedPrecondition when this node
+  // shows no apps (no display), kNotFound when the kiosk has no such app. May block (≤ 10 s).
+  virtual Result<std::string> screenshot(std::string_view app);
+  virtual Status show(std::string_view app);
 };
+
+// What screenshot() and show() answer on a node without a display.
+inline Error noDisplayError() {
+  return Error(ErrorCode::kFailedPrecondition, "this node shows no apps (no display configured)");
+}
+inline Result<std::string> NodeService::screenshot(std::string_view /*app*/) {
+  return std::unexpected(noDisplayError());
+}
+inline Status NodeService::show(std::string_view /*app*/) {
+  return std::unexpected(noDisplayError());
+}
 
 }  // namespace fleetlet::core

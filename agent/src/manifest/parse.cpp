@@ -598,8 +598,11 @@ Result<App> parseApp(const std::string& name, const Json& v,
     FLEETLET_ASSIGN_OR_RETURN(b.url, asString(*url, bf.at("url")));
     const bool http = b.url.starts_with("http://") && b.url.size() > 7;
     const bool https = b.url.starts_with("https://") && b.url.size() > 8;
-    if ((!http && !https) || b.url.find_first_of(" \t\r\n") != std::string::npos) {
-      return fieldError(bf.at("url"), "{} is not an http:// or https:// URL", quote(b.url));
+    // file:///absolute/path: a bundle already on the node (air-gapped nodes).
+    const bool file = b.url.starts_with("file:///") && b.url.size() > 8;
+    if ((!http && !https && !file) || b.url.find_first_of(" \t\r\n") != std::string::npos) {
+      return fieldError(bf.at("url"), "{} is not an http://, https:// or file:/// URL",
+                        quote(b.url));
     }
     FLEETLET_ASSIGN_OR_RETURN(const Json* sha, bf.require("sha256"));
     FLEETLET_ASSIGN_OR_RETURN(b.sha256, asString(*sha, bf.at("sha256")));

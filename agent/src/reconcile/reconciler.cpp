@@ -159,6 +159,8 @@ void Reconciler::requestRestart(const std::string& app) {
   queue_.add(app);
 }
 
+void Reconciler::externalChanged(const std::string& app) { queue_.add(app); }
+
 void Reconciler::containerChanged(const std::string& container_id,
                                   std::optional<uint32_t> exited_pid) {
   std::string app;
@@ -458,15 +460,22 @@ void Reconciler::workApp(const std::string& name) {
                           .restart_requested = restart,
                           .now = options_.now()});
   if (plan.unsupported) {
+    std::optional<ExternalAppStatus> external;
+    if (app != nullptr && options_.external_status) external = options_.external_status(name);
     update(name, [&](AppSnapshot& s) {
-      s.state = "failed";
-      s.message = *plan.unsupported;
+      s.state = external ? external->state : "failed";
+      s.message = external ? external->message : *plan.unsupported;
+      if (external) s.runtime_state.restarts = external->restarts;
     });
     {
       std::lock_guard lock(mu_);
-      errors_[name] = *plan.unsupported;
+      if (external) {
+        errors_.erase(name);
+      } else {
+        errors_[name] = *plan.unsupported;
+      }
     }
-    settle(desired.get(), name, true, false);
+    settle(desired.get(), name, true, external && external->state == "running");
     return;
   }
   if (app != nullptr && startsNewContainer(plan.steps)) {

@@ -57,6 +57,14 @@ struct AppSnapshot {
   bool operator==(const AppSnapshot&) const = default;
 };
 
+// The status of an app whose runtime fleetletd runs outside containerd (runtime: webview,
+// run by webview::WebviewRuntime): a state of core::AppStatus::state, why, and its restarts.
+struct ExternalAppStatus {
+  std::string state;
+  std::string message;
+  int restarts = 0;
+};
+
 struct ReconcilerOptions {
   size_t parallelism = 4;                   // worker threads
   size_t pull_parallelism = 2;              // images pulled at once
@@ -71,6 +79,9 @@ struct ReconcilerOptions {
   // found in containerd) has been worked on once: the running ones are refreshed by then (a
   // restarted fleetletd has made their service listeners again).
   std::function<void()> on_first_pass;
+  // The status of an app of a runtime the reconciler does not run itself (webview); nullopt
+  // (or no function) means that runtime is not supported on this node. Called from workers.
+  std::function<std::optional<ExternalAppStatus>(const std::string& app)> external_status;
 };
 
 class Reconciler {
@@ -85,6 +96,8 @@ class Reconciler {
   void setDesired(std::shared_ptr<const manifest::NodeState> desired);
   std::shared_ptr<const manifest::NodeState> desired() const;
   void requestRestart(const std::string& app);
+  // The status of an app run outside containerd changed: its status is read again soon.
+  void externalChanged(const std::string& app);
   // A containerd event about a container: its app is worked on soon. `exited_pid` (a task exit)
   // marks the app's task dead in the status at once, before any worker looks at it, when it is
   // the pid the status shows (not an exec'd health probe).

@@ -208,6 +208,24 @@ TEST_F(CliTest, RestartRestartsTheApp) {
   EXPECT_EQ(unknown.err, "fleetletctl: app \"nope\" not found\n");
 }
 
+TEST_F(CliTest, ScreenshotWritesThePngAndShowSwitches) {
+  auto none = ctl({"screenshot", "-o", (dir_->path() / "none.png").string()});
+  EXPECT_EQ(none.status.exit_code, 1);
+  EXPECT_EQ(none.err, "fleetletctl: this node shows no apps (no display configured)\n");
+
+  const std::string png("\x89PNG\r\n\x1a\n\0binary", 14);
+  service_.setScreen(png);
+  const auto file = dir_->path() / "shot.png";
+  auto out = ctl({"screenshot", "camera", "-o", file.string()});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(slurp(file), png);
+  auto show = ctl({"show", "camera"});
+  EXPECT_EQ(show.status.exit_code, 0) << show.err;
+  EXPECT_EQ(show.out, "showing camera\n");
+  EXPECT_EQ(service_.shown(), std::vector<std::string>{"camera"});
+  EXPECT_EQ(ctl({"show", "Bad_Name"}).status.exit_code, 1);
+}
+
 TEST_F(CliTest, StatusPrintsRevisionsAndErrors) {
   auto out = ctl({"status"});
   EXPECT_EQ(out.status.exit_code, 0) << out.err;
@@ -341,11 +359,11 @@ TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
       {{"status", "--bogus"}, "unknown option --bogus"},
       {{"get", "apps", "--bogus=1"}, "unknown option --bogus=1"},
       {{},
-       "a command is required (expected image, apply, get, describe, logs, restart, status, "
-       "events)"},
+       "a command is required (expected image, apply, get, describe, logs, restart, "
+       "screenshot, show, status, events)"},
       {{"bogus"},
        "unknown command \"bogus\" (expected image, apply, get, describe, logs, "
-       "restart, status, events)"},
+       "restart, screenshot, show, status, events)"},
       {{"get", "pods"}, "unknown resource \"pods\" (expected apps)"},
       {{"get"}, "get needs a resource (expected apps)"},
       {{"describe", "pod", "camera"}, "unknown resource \"pod\" (expected app)"},

@@ -591,3 +591,52 @@ TEST_F(ReconcilerTest, ThreadsAreBoundedWhateverTheNumberOfApps) {
 
 }  // namespace
 }  // namespace fleetlet::reconcile
+
+namespace fleetlet::reconcile {
+namespace {
+
+// Apps of a runtime run outside containerd (webview) take their status from
+// ReconcilerOptions::external_status; without one they fail as unsupported.
+TEST_F(ReconcilerTest, ExternallyRunAppsReportTheRuntimesStatus) {
+  auto webviewApp = [](std::string name, std::string hash) {
+    manifest::App a = app(std::move(name), std::move(hash));
+    a.runtime = manifest::Runtime::kWebview;
+    a.image.clear();
+    return a;
+  };
+  reconciler_->setDesired(state(1, {webviewApp("ui", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "failed");
+  EXPECT_EQ(snap("ui").message, "runtime not supported by this fleetletd yet");
+
+  std::mutex mu;
+  ExternalAppStatus external{.state = "starting", .message = "", .restarts = 0};
+  reconciler_.reset();
+  reconciler_ = std::make_unique<Reconciler>(
+      runtime_, *store_,
+      ReconcilerOptions{
+          .parallelism = 1,
+          .resync = std::chrono::hours(10),
+          .now = [this] { return now_; },
+          .external_status = [&](const std::string& name) -> std::optional<ExternalAppStatus> {
+            std::lock_guard lock(mu);
+            if (name != "ui") return std::nullopt;
+            return external;
+          }});
+  reconciler_->setDesired(state(2, {webviewApp("ui", "h2")}));
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "starting");
+  {
+    std::lock_guard lock(mu);
+    external = {.state = "running", .message = "", .restarts = 2};
+  }
+  reconciler_->externalChanged("ui");
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "running");
+  EXPECT_EQ(snap("ui").runtime_state.restarts, 2);
+  EXPECT_EQ(store_->appliedRevision(), 2);
+  EXPECT_TRUE(runtime_.containers.empty()) << "no container for a webview app";
+}
+
+}  // namespace
+}  // namespace fleetlet::reconcile
