@@ -334,6 +334,8 @@ int main(int argc, char** argv) {
              // Also how a webview app that left the manifest ("removed") reaches the kiosk.
              if (webview) webview->setDesired(agent_ptr->reconciler().desired());
            },
+       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); },
+       .on_first_pass = [&service_links] { service_links.start(); },
        .external_status = [&webview, &agent_ptr](const std::string& a)
            -> std::optional<fleetlet::reconcile::ExternalAppStatus> {
          if (!webview || agent_ptr == nullptr) return std::nullopt;
