@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "api/api_server.h"
+#include "cloud/manifest_source.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
@@ -227,6 +228,12 @@ int main(int argc, char** argv) {
        .on_healthy = {}});
 
   HealthTargets targets(monitor);
+  auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
+                                              .threshold = cfg.trust_threshold,
+                                              .allow_unsigned_local = cfg.allow_unsigned_local});
+  if (!trust) return fatal(trust.error());
+  auto node_id = fleetlet::config::resolveNodeId(cfg);
+  if (!node_id && !cfg.cloud.manifest_url.empty()) return fatal(node_id.error());
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -235,7 +242,9 @@ int main(int argc, char** argv) {
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
-           }});
+           },
+       .trust = *trust,
+       .node_id = node_id.value_or("")});
   agent_ptr = &agent;
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
 
@@ -258,6 +267,18 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
+  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
+  if (!cfg.cloud.manifest_url.empty()) {
+    cloud = fleetlet::cloud::startManifestSource(
+        cfg.cloud, *node_id,
+        [&agent](std::string_view body, std::string_view from) -> fleetlet::Result<bool> {
+          auto r = agent.applyFrom(body, from, fleetlet::trust::Origin::kCloud);
+          if (!r) return std::unexpected(r.error());
+          return !r->unchanged;
+        },
+        [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
+  }
+
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
   // Whatever a cancelled step left half done, the next start converges, as after kill -9.
@@ -278,6 +299,7 @@ int main(int argc, char** argv) {
   (*api)->stop();
   monitor.stop();
   source.reset();
+  cloud.reset();
   events.reset();
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.

@@ -35,6 +35,10 @@ void fuzzMultipart(std::string_view data);
 // parseAddResult read it directly. Errors name the plugin; accepted results re-parse.
 void fuzzCniResult(std::string_view data);
 
+// trust::parseEnvelope on a DSSE envelope (a cloud's answer); an accepted envelope serializes
+// and parses back to the same envelope, and admitting it with no pinned keys is refused.
+void fuzzEnvelope(std::string_view data);
+
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
   void (*run)(std::string_view);
@@ -50,6 +54,7 @@ inline constexpr Target kTargets[] = {
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
     {"cni_result", &fuzzCniResult},
+    {"envelope", &fuzzEnvelope},
 };
 
 }  // namespace fleetlet::fuzz

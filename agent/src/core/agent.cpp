@@ -64,22 +64,52 @@ Status Agent::load() {
 }
 
 Result<ApplyResult> Agent::apply(std::string_view text, std::string_view source) {
+  return applyFrom(text, source, trust::Origin::kLocal);
+}
+
+Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view source,
+                                     trust::Origin origin) {
   std::lock_guard lock(apply_mu_);
-  auto parsed = manifest::parseNodeState(text, source);
-  if (!parsed) {
-    record("", "rejected", parsed.error().message());
-    return std::unexpected(parsed.error());
+  auto refuse = [&](const Error& e) -> Result<ApplyResult> {
+    Error error = source.empty() ? e : e.wrap("{}", source);
+    record("", "rejected", error.message());
+    return std::unexpected(error);
+  };
+  auto admitted = options_.trust.admit(text, origin);
+  if (!admitted) return refuse(admitted.error());
+  auto parsed = manifest::parseNodeState(admitted->manifest);
+  if (!parsed) return refuse(parsed.error());
+  if (origin == trust::Origin::kCloud && parsed->revision == store_.desiredRevision()) {
+    auto stored = store_.desired();
+    if (stored && *stored && (*stored)->text == admitted->manifest) {
+      return ApplyResult{.revision = parsed->revision,
+                         .apps = static_cast<int>(parsed->apps.size()),
+                         .unchanged = true};
+    }
   }
-  if (auto st = store_.accept(parsed->revision, text, source); !st) {
-    record("", "rejected", st.error().message());
-    return std::unexpected(st.error());
+  if (auto st = trust::checkBinding(*parsed, options_.node_id, admitted->is_signed,
+                                    store_.desiredRevision(), options_.now());
+      !st) {
+    return refuse(st.error());
+  }
+  if (auto st = store_.accept(parsed->revision, admitted->manifest, source); !st) {
+    return refuse(st.error());
   }
   ApplyResult result{.revision = parsed->revision, .apps = static_cast<int>(parsed->apps.size())};
   reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  std::string signers;
+  for (const auto& id : admitted->key_ids) {
+    signers += signers.empty() ? ", signed by " : " and ";
+    signers += id.substr(0, 16);
+  }
   record("", "applied",
-         fmt::format("revision {} ({} apps) from {}", result.revision, result.apps,
-                     source.empty() ? "api" : source));
+         fmt::format("revision {} ({} apps) from {}{}", result.revision, result.apps,
+                     source.empty() ? "api" : source, signers));
   return result;
+}
+
+void Agent::refused(std::string_view source, const Error& why) {
+  record("", "rejected", source.empty() ? why.message() : why.wrap("{}", source).message());
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include "core/node_service.h"
 #include "reconcile/reconciler.h"
 #include "state/store.h"
+#include "trust/policy.h"
 
 namespace fleetlet::core {
 
@@ -26,6 +27,13 @@ struct AgentOptions {
   std::function<std::filesystem::path(const std::string& app)> log_dir;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
+  // Which manifests are trusted (signatures, unsigned local ones); the default policy trusts
+  // no keys and accepts unsigned local manifests only.
+  trust::Policy trust;
+  // This node's id (node.id), which a manifest's `node` must equal.
+  std::string node_id;
+  // The time that manifest expiry is checked against.
+  std::function<Clock::time_point()> now = [] { return Clock::now(); };
 };
 
 class Agent : public NodeService {
@@ -47,7 +55,19 @@ class Agent : public NodeService {
   void unhealthy(const std::string& app, const std::string& why);
   reconcile::Reconciler& reconciler() { return reconciler_; }
 
+  // A local manifest (fleetletctl apply, --desired): applyFrom(..., trust::Origin::kLocal).
   Result<ApplyResult> apply(std::string_view manifest_text, std::string_view source) override;
+  // Admits `text` (a DSSE envelope, or a bare manifest where the trust policy allows it for
+  // `origin`), checks the manifest's node, revision and expiry (trust::checkBinding), then
+  // accepts it as apply() does. Every refusal is kFailedPrecondition or kInvalidArgument with
+  // the reason, recorded as a "rejected" node event, and changes nothing.
+  // From the cloud, the manifest already accepted (same revision, same text) is not refused
+  // but returned with `unchanged` set.
+  Result<ApplyResult> applyFrom(std::string_view text, std::string_view source,
+                                trust::Origin origin);
+  // Records that a manifest from `source` was refused before it could be admitted (too
+  // large, not a manifest at all): a "rejected" node event "<source>: <why>".
+  void refused(std::string_view source, const Error& why);
   Result<std::vector<AppStatus>> apps() override;
   Result<AppDetail> describe(std::string_view app) override;
   Status restart(std::string_view app) override;

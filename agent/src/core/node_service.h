@@ -79,6 +79,9 @@ struct NodeStatus {
 struct ApplyResult {
   int64_t revision = 0;
   int apps = 0;
+  // The cloud served the manifest the node already accepted (after a restart the ETag is
+  // forgotten): nothing changed and nothing was recorded.
+  bool unchanged = false;
 };
 
 class NodeService {
