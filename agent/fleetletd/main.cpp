@@ -14,6 +14,7 @@
 
 #include "api/api_server.h"
 #include "cloud/manifest_source.h"
+#include "cloud/status_reporter.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
@@ -233,7 +234,9 @@ int main(int argc, char** argv) {
                                               .allow_unsigned_local = cfg.allow_unsigned_local});
   if (!trust) return fatal(trust.error());
   auto node_id = fleetlet::config::resolveNodeId(cfg);
-  if (!node_id && !cfg.cloud.manifest_url.empty()) return fatal(node_id.error());
+  if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty())) {
+    return fatal(node_id.error());
+  }
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -278,6 +281,13 @@ int main(int argc, char** argv) {
         },
         [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
   }
+  std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
+  if (!cfg.cloud.status_url.empty()) {
+    auto started = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id,
+                                                          cfg.data_dir / "status.db", agent);
+    if (!started) return fatal(started.error().wrap("status reports"));
+    reporter = std::move(*started);
+  }
 
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
@@ -300,6 +310,7 @@ int main(int argc, char** argv) {
   monitor.stop();
   source.reset();
   cloud.reset();
+  reporter.reset();
   events.reset();
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.

@@ -84,4 +84,18 @@ Result<FetchResponse> HttpFetcher::get(const FetchRequest& request) {
   return out;
 }
 
+Result<SendResult> HttpFetcher::send(const std::string& method, const std::string& url,
+                                     const std::string& body) {
+  http::ClientRequest req;
+  req.method = method;
+  req.url = url;
+  req.body = body;
+  req.headers.add("Content-Type", "application/json");
+  auto response =
+      client(std::chrono::seconds(0)).stream(req, [](std::string_view) { return true; });
+  if (!response) return std::unexpected(response.error());
+  return SendResult{.status = response->status,
+                    .retry_after = response->headers.find("Retry-After")};
+}
+
 }  // namespace fleetlet::cloud

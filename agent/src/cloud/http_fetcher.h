@@ -57,10 +57,27 @@ struct FileStamp {
   bool operator==(const FileStamp&) const = default;
 };
 
-class HttpFetcher : public Fetcher {
+// Status reports go out as `method url` with a JSON body (status_reporter.h).
+struct SendResult {
+  long status = 0;
+  std::optional<std::string> retry_after;
+};
+
+class StatusSender {
+ public:
+  virtual ~StatusSender() = default;
+  // kUnavailable when no HTTP answer came.
+  virtual Result<SendResult> send(const std::string& method, const std::string& url,
+                                  const std::string& body) = 0;
+};
+
+class HttpFetcher : public Fetcher, public StatusSender {
  public:
   explicit HttpFetcher(HttpFetcherOptions options);
   Result<FetchResponse> get(const FetchRequest& request) override;
+  // The response body is read and dropped (up to its first 64 KiB kept for messages).
+  Result<SendResult> send(const std::string& method, const std::string& url,
+                          const std::string& body) override;
 
   // How many times the client was made afresh because the client certificate or key file
   // changed (a renewed certificate is used from the next request on).

@@ -138,22 +138,9 @@ void ManifestSource::run(const std::function<bool(Duration)>& sleep) {
 SourceThread::SourceThread(ManifestSourceOptions options,
                            const std::function<std::unique_ptr<Fetcher>(std::stop_token)>& make,
                            ApplyFn apply, RefusedFn refused)
-    : fetcher_(make(stop_.get_token())),
+    : fetcher_(make(loop_.token())),
       source_(std::move(options), *fetcher_, std::move(apply), std::move(refused)) {
-  thread_ = std::thread([this] {
-    auto token = stop_.get_token();
-    source_.run([&](Duration delay) {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, token, delay, [] { return false; });
-      return !token.stop_requested();
-    });
-  });
-}
-
-SourceThread::~SourceThread() {
-  stop_.request_stop();
-  cv_.notify_all();
-  thread_.join();
+  loop_.start([this](const SleepFn& sleep) { source_.run(sleep); });
 }
 
 std::unique_ptr<SourceThread> startManifestSource(const config::CloudConfig& config,

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cloud/http_fetcher.h"
+#include "cloud/loop_thread.h"
 #include "cloud/poll_schedule.h"
 #include "error/error.h"
 
@@ -90,19 +91,14 @@ class SourceThread {
   SourceThread(ManifestSourceOptions options,
                const std::function<std::unique_ptr<Fetcher>(std::stop_token)>& make, ApplyFn apply,
                RefusedFn refused);
-  SourceThread(const SourceThread&) = delete;
-  SourceThread& operator=(const SourceThread&) = delete;
-  ~SourceThread();
+  ~SourceThread() { loop_.stop(); }  // before the source and fetcher go
 
   SourceCounters counters() const { return source_.counters(); }
 
  private:
-  std::stop_source stop_;
+  LoopThread loop_;
   std::unique_ptr<Fetcher> fetcher_;
   ManifestSource source_;
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::thread thread_;
 };
 
 // Starts polling `config.manifest_url` (must be set) for node `node_id` over libcurl with the

@@ -158,6 +158,8 @@ Status loadCloud(const YAML::Node& v, const std::filesystem::path& path, CloudCo
             return fail(ErrorCode::kInvalidArgument, "{}: {}: \"{}\" is not PUT or POST", file, key,
                         cloud.status_method);
           }
+        } else if (key == "cloud.statusInterval") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.status_interval, duration(n, key, file));
         } else if (key == "cloud.interval") {
           FLEETLET_ASSIGN_OR_RETURN(cloud.interval, duration(n, key, file));
           if (cloud.interval < std::chrono::seconds(1)) {

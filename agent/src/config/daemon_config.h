@@ -27,6 +27,8 @@ struct CloudConfig {
   std::string manifest_url;  // may contain {node}; empty: no cloud
   std::string status_url;    // may contain {node} and {seq}; empty: no status reports
   std::string status_method = "PUT";
+  // At most one status report per this long, unless an apply finished.
+  std::chrono::milliseconds status_interval{std::chrono::seconds(10)};
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
   std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
@@ -69,8 +71,8 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
 // pullStallTimeout, pullMinSpeed, removedLogRetention, node.id, trust.{keys, threshold,
-// allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, interval, wait, timeout,
-// maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative
+// allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
+// timeout, maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative
 // file names are relative to the config file's folder. Unknown keys and wrong types are
 // kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);

@@ -37,6 +37,7 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
       "cloud:\n"
       "  manifestUrl: https://cloud.example/nodes/{node}.dsse.json\n"
       "  statusUrl: https://cloud.example/status/{node}/{seq}.json\n"
+      "  statusInterval: 5s\n"
       "  interval: 30s\n"
       "  wait: 20s\n"
       "  maxManifestBytes: 65536\n"
@@ -56,6 +57,7 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
   EXPECT_EQ(cfg->cloud.status_url, "https://cloud.example/status/{node}/{seq}.json");
   EXPECT_EQ(cfg->cloud.status_method, "PUT");
   EXPECT_EQ(cfg->cloud.interval, std::chrono::seconds(30));
+  EXPECT_EQ(cfg->cloud.status_interval, std::chrono::seconds(5));
   EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(20));
   EXPECT_EQ(cfg->cloud.max_manifest_bytes, 65536);
   EXPECT_EQ(cfg->cloud.tls.cert, dir_->path() / "node.crt");

@@ -219,5 +219,80 @@ TEST_F(CloudTest, ARenewedClientCertificateIsUsedOnTheNextPoll) {
   EXPECT_THAT(agentLog(), HasSubstr("client certificate"));
 }
 
+// Status reports while the cloud is away and the agent is killed: every report is in the
+// cloud once afterwards (seqs 1..N, no gap), in order, and no node event is in two reports.
+TEST_F(CloudTest, ReportsArriveOnceInOrderAcrossAnOutageAndKill9) {
+  const std::string status =
+      "  statusUrl: " + cloud_->url() + "/status/{node}/{seq}.json\n  statusInterval: 1s\n";
+  // An app that exits every second and is restarted: a steady stream of events.
+  const std::string flaky = busyboxApp("flaky", "sleep 1; exit 3");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, flaky))));
+  startCloudAgent(cloud_->url(), status);
+  const auto reports = cloud_->www() / "status" / "n1";
+  ASSERT_TRUE(testing::waitFor([&] { return std::filesystem::exists(reports / "2.json"); }, 30s))
+      << agentLog();
+
+  cloud_->stop();
+  std::this_thread::sleep_for(5s);  // reports pile up in the outbox
+  killAgent();
+  startCloudAgent(cloud_->url(), status);
+  std::this_thread::sleep_for(5s);
+  ASSERT_TRUE(cloud_->restart());
+  // A new revision after the cloud is back: its report comes after all the held-back ones.
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(2, flaky + "    env: {A: b}\n"))));
+
+  std::map<int64_t, Json> got;
+  auto readReports = [&] {
+    got.clear();
+    for (const auto& entry : std::filesystem::directory_iterator(reports)) {
+      auto body = parseJson(readFile(entry.path()), entry.path().string());
+      if (!body) return false;
+      got[(*body)["seq"].get<int64_t>()] = *body;
+      EXPECT_EQ(entry.path().filename().string(),
+                std::to_string((*body)["seq"].get<int64_t>()) + ".json");
+    }
+    for (const auto& [seq, r] : got) {
+      for (const auto& e : r["events"]) {
+        if (e.value("kind", "") == "applied" &&
+            e.value("message", "").find("revision 2") != std::string::npos) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(testing::waitFor(readReports, 60s)) << agentLog();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.begin()->first, 1);
+  EXPECT_EQ(got.rbegin()->first, static_cast<int64_t>(got.size())) << "a seq is missing";
+  std::set<int64_t> seen;
+  int64_t last_event = 0;
+  bool loaded_after_kill = false;
+  for (const auto& [seq, r] : got) {
+    EXPECT_EQ(r["node"], "n1");
+    for (const auto& e : r["events"]) {
+      const auto event_seq = e["seq"].get<int64_t>();
+      EXPECT_TRUE(seen.insert(event_seq).second) << "event " << event_seq << " reported twice";
+      EXPECT_GT(event_seq, last_event) << "report " << seq << " out of order";
+      last_event = event_seq;
+      loaded_after_kill = loaded_after_kill || e.value("kind", "") == "loaded";
+    }
+  }
+  EXPECT_TRUE(loaded_after_kill);
+  // The newest report carries the node's revisions and the app's restarts with their reason.
+  const Json& newest = got.rbegin()->second;
+  EXPECT_EQ(newest["revisions"]["desired"], 2);
+  EXPECT_GT(newest["apps"]["flaky"]["restarts"].get<int>(), 0);
+  // nginx took every PUT at most twice (a second time only when the kill hit between the PUT
+  // and its acknowledgement), each with the same body (the file is what it got last).
+  const std::string log = cloud_->accessLog();
+  for (const auto& [seq, r] : got) {
+    auto puts = countOf(log, "PUT /status/n1/" + std::to_string(seq) + ".json 201") +
+                countOf(log, "PUT /status/n1/" + std::to_string(seq) + ".json 204");
+    EXPECT_GE(puts, 1U) << seq;
+    EXPECT_LE(puts, 2U) << seq;
+  }
+}
+
 }  // namespace
 }  // namespace fleetlet
