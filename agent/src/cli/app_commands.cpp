@@ -248,6 +248,10 @@ std::string formatNodeStatus(const core::NodeStatus& status) {
     out += "Errors:\n";
     for (const auto& e : status.errors) out += fmt::format("  {}\n", e);
   }
+  if (!status.failed.empty()) {
+    out += "Failed revisions:\n";
+    for (const auto& f : status.failed) out += fmt::format("  {}: {}\n", f.revision, f.reason);
+  }
   return out;
 }
 

@@ -10,7 +10,13 @@ namespace {
 constexpr size_t kEventBatch = 5000;
 
 bool finishesAnApply(const std::string& kind) {
-  return kind == "applied" || kind == "rejected" || kind == "converged";
+  return kind == "applied" || kind == "rejected" || kind == "converged" || kind == "rolledBack";
+}
+
+Json failedJson(const std::vector<core::FailedRevision>& failed) {
+  Json out = Json::array();
+  for (const auto& f : failed) out.push_back({{"revision", f.revision}, {"reason", f.reason}});
+  return out;
 }
 
 std::string replaceAll(std::string text, std::string_view what, std::string_view with) {
@@ -104,7 +110,7 @@ Result<bool> StatusReporter::collect() {
        {{"desired", status.desired_revision},
         {"applied", status.applied_revision},
         {"lastGood", status.last_good_revision},
-        {"failed", Json::array()}}},
+        {"failed", failedJson(status.failed)}}},
       {"converged", status.converged},
       {"errors", status.errors},
       {"apps", std::move(apps_json)},

@@ -5,11 +5,16 @@
 // Threading: the reconciler's workers run while run() blocks; every NodeService method may be
 // called from any thread.
 
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
 
 #include "core/event_notifier.h"
 #include "core/node_service.h"
@@ -38,7 +43,11 @@ struct AgentOptions {
 
 class Agent : public NodeService {
  public:
+  // Exits of a changed app within the rollback window that fail a revision.
+  static constexpr int kRollbackExits = 3;
+
   Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, AgentOptions options);
+  ~Agent() override;
 
   // Loads the newest stored manifest, so a restarted agent converges to what it had accepted.
   Status load();
@@ -84,8 +93,32 @@ class Agent : public NodeService {
   // first continues above what earlier runs reserved. seq_mu_ held.
   void reserveEventSeqs();
 
+  // Rollback (docs/cloud.md): after applying a revision with rollback.window, the apps it
+  // changed are watched until the window ends; a failure hands the rollback to rollback_thread_
+  // (record() runs on reconciler threads, which must not call back into the reconciler).
+  struct RollbackWatch {
+    int64_t revision = 0;
+    int64_t back_to = 0;
+    Clock::time_point until;
+    std::set<std::string> apps;
+    std::map<std::string, int> exits;
+  };
+  struct PendingRollback {
+    int64_t revision = 0;
+    int64_t back_to = 0;
+    std::string reason;
+  };
+  void watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous);
+  void observe(const std::string& app, const std::string& kind, const std::string& message);
+  void rollBack(const PendingRollback& r);
+
   state::StateStore& store_;
   AgentOptions options_;
+  std::mutex rollback_mu_;
+  std::condition_variable_any rollback_cv_;
+  std::optional<RollbackWatch> watch_;      // guarded by rollback_mu_
+  std::optional<PendingRollback> pending_;  // guarded by rollback_mu_
+  std::jthread rollback_thread_;
   reconcile::Reconciler reconciler_;
   std::mutex apply_mu_;  // serialises apply(): check revision, store, hand over
 

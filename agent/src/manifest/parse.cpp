@@ -705,8 +705,9 @@ std::string_view restartName(RestartPolicy p) {
 }
 
 Result<NodeState> parseDocument(const Json& doc) {
-  FLEETLET_ASSIGN_OR_RETURN(
-      auto f, Fields::open(doc, "", {"apiVersion", "kind", "revision", "node", "expires", "apps"}));
+  FLEETLET_ASSIGN_OR_RETURN(auto f, Fields::open(doc, "",
+                                                 {"apiVersion", "kind", "revision", "node",
+                                                  "expires", "rollback", "apps"}));
   FLEETLET_ASSIGN_OR_RETURN(const Json* api, f.require("apiVersion"));
   FLEETLET_ASSIGN_OR_RETURN(auto api_version, asString(*api, "apiVersion"));
   if (api_version != kApiVersion) {
@@ -734,6 +735,13 @@ Result<NodeState> parseDocument(const Json& doc) {
     auto at = parseRfc3339(text);
     if (!at) return withPath("expires", at.error());
     state.expires = *at;
+  }
+  if (const Json* rollback = f.find("rollback")) {
+    FLEETLET_ASSIGN_OR_RETURN(auto r, Fields::open(*rollback, "rollback", {"window"}));
+    FLEETLET_ASSIGN_OR_RETURN(const Json* window, r.require("window"));
+    FLEETLET_ASSIGN_OR_RETURN(auto w, asDuration(*window, r.at("window")));
+    if (w.count() <= 0) return fieldError(r.at("window"), "must be longer than 0s");
+    state.rollback_window = w;
   }
 
   FLEETLET_ASSIGN_OR_RETURN(const Json* apps, f.require("apps"));

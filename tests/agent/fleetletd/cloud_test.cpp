@@ -219,6 +219,63 @@ TEST_F(CloudTest, ARenewedClientCertificateIsUsedOnTheNextPoll) {
   EXPECT_THAT(agentLog(), HasSubstr("client certificate"));
 }
 
+// A release whose changed app crash-loops is rolled back within its window, marked failed,
+// shown by the local API and reported to the cloud; the next revision applies.
+TEST_F(CloudTest, ACrashLoopingReleaseRollsBackAndIsReported) {
+  const std::string status =
+      "  statusUrl: " + cloud_->url() + "/status/{node}/{seq}.json\n  statusInterval: 1s\n";
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json",
+                              sign(nodeManifest(1, busyboxApp("web", "echo v1; sleep 1000")))));
+  startCloudAgent(cloud_->url(), status);
+  ASSERT_TRUE(waitEvent(0, "converged", "revision 1", 60s)) << agentLog();
+  ASSERT_EQ(nodeStatus().value("lastGoodRevision", int64_t{0}), 1);
+  const int64_t after = lastSeq();
+  ASSERT_TRUE(cloud_->publish(
+      "nodes/n1.json", sign(nodeManifest(2, busyboxApp("web", "echo v2; sleep 1; exit 3"), "n1",
+                                         "rollback: {window: 60s}\n"))));
+  auto rolled = waitEvent(after, "rolledBack", "revision 2 failed: app web: exited 3 times", 60s);
+  ASSERT_TRUE(rolled) << agentLog();
+  EXPECT_THAT(rolled->value("message", ""), HasSubstr("back to revision 1"));
+  // Revision 1's app runs again and stays up.
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto apps = apiApps();
+        return apps.contains("web") && apps["web"].value("state", "") == "running" &&
+               countOf(readFile(dataDir() / "logs" / "web" / "current.log"), "v1") >= 2;
+      },
+      30s))
+      << agentLog();
+  auto node = nodeStatus();
+  EXPECT_EQ(node.value("desiredRevision", int64_t{0}), 1) << node.dump();
+  ASSERT_EQ(node["failedRevisions"].size(), 1U) << node.dump();
+  EXPECT_EQ(node["failedRevisions"][0]["revision"], 2);
+  // The cloud hears of it.
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        for (const auto& entry :
+             std::filesystem::directory_iterator(cloud_->www() / "status" / "n1")) {
+          auto r = parseJson(readFile(entry.path()), "report");
+          if (r && (*r)["revisions"]["failed"].size() == 1 &&
+              (*r)["revisions"]["failed"][0]["revision"] == 2) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << agentLog();
+  // fleetletctl status shows it.
+  auto out = runCommand(RunOptions{
+      .argv = {FLEETLETCTL_PATH, "--api-socket", (dir_->path() / "api.sock").string(), "status"}});
+  ASSERT_TRUE(out);
+  EXPECT_THAT(out->out, HasSubstr("Failed revisions:\n  2: app web: exited 3 times"));
+  // The same revision is not taken again; the next one is.
+  const int64_t later = lastSeq();
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json",
+                              sign(nodeManifest(3, busyboxApp("web", "echo v3; sleep 1000")))));
+  ASSERT_TRUE(waitEvent(later, "applied", "revision 3")) << agentLog();
+}
+
 // Status reports while the cloud is away and the agent is killed: every report is in the
 // cloud once afterwards (seqs 1..N, no gap), in order, and no node event is in two reports.
 TEST_F(CloudTest, ReportsArriveOnceInOrderAcrossAnOutageAndKill9) {

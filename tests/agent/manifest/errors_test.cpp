@@ -373,6 +373,19 @@ TEST(ErrorsTest, NodeAndExpires) {
   ASSERT_TRUE(unset);
   EXPECT_TRUE(unset->node.empty());
   EXPECT_FALSE(unset->expires.has_value());
+  EXPECT_FALSE(unset->rollback_window.has_value());
+}
+
+TEST(ErrorsTest, RollbackWindow) {
+  const std::string head = "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 1\napps: {}\n";
+  auto ok = parseNodeState(head + "rollback: {window: 2m}\n");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->rollback_window, std::chrono::minutes(2));
+  EXPECT_EQ(parseNodeState(head + "rollback: {}\n").error().message(), "rollback.window: required");
+  EXPECT_EQ(parseNodeState(head + "rollback: {window: 0s}\n").error().message(),
+            "rollback.window: must be longer than 0s");
+  EXPECT_EQ(parseNodeState(head + "rollback: {window: 1m, after: 2}\n").error().message(),
+            "rollback.after: unknown field");
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/agent.h"
 #include "test_keys.h"
 #include "time/rfc3339.h"
@@ -157,6 +159,89 @@ TEST_F(AgentApplyTest, UnsignedLocalManifestsOnlyWhenAllowed) {
                              "node.yaml"));
   EXPECT_FALSE(lenient->apply(manifestFor("n2", 4), "node.yaml").has_value());
   EXPECT_EQ(store_->desiredRevision(), 3);
+}
+
+// Rollback: a revision with rollback.window whose changed app fails within the window is
+// replaced by the last good revision, recorded as failed, and never accepted again.
+class RollbackTest : public AgentApplyTest {
+ protected:
+  static std::string twoApps(int64_t revision, const std::string& web_image,
+                             const std::string& extra = "") {
+    return fmt::format(
+        "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: {}\nnode: n1\n{}apps:\n"
+        "  web: {{image: \"{}\"}}\n  db: {{image: \"registry.local/db:1\"}}\n",
+        revision, extra, web_image);
+  }
+  // Applies revision 1 and records it as converged and good.
+  std::unique_ptr<Agent> withGoodRevision1() {
+    auto agent = makeAgent(false);
+    EXPECT_TRUE(agent->applyFrom(envelope(twoApps(1, "registry.local/web:1"), key_), "cloud",
+                                 trust::Origin::kCloud));
+    EXPECT_TRUE(store_->markApplied(1, true));
+    return agent;
+  }
+  bool waitDesired(int64_t revision) {
+    for (int i = 0; i < 500 && store_->desiredRevision() != revision; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return store_->desiredRevision() == revision;
+  }
+};
+
+TEST_F(RollbackTest, AChangedAppFailingWithinTheWindowRollsBack) {
+  auto agent = withGoodRevision1();
+  auto applied = agent->applyFrom(
+      envelope(twoApps(2, "registry.local/web:2", "rollback: {window: 120s}\n"), key_), "cloud",
+      trust::Origin::kCloud);
+  ASSERT_TRUE(applied) << applied.error().message();
+  now_ += std::chrono::seconds(30);
+  agent->unhealthy("web", "GET /healthz: 500");
+  ASSERT_TRUE(waitDesired(1));
+  auto status = agent->status();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->failed.size(), 1U);
+  EXPECT_EQ(status->failed[0].revision, 2);
+  EXPECT_EQ(status->failed[0].reason, "app web: failed health check: GET /healthz: 500");
+  EXPECT_EQ(agent->reconciler().desired()->revision, 1);
+  EXPECT_EQ(agent->reconciler().desired()->apps.at("web").image, "registry.local/web:1");
+  bool recorded = false;
+  for (const auto& e : agent->events(0, 1000)) {
+    recorded = recorded || (e.kind == "rolledBack" &&
+                            e.message.starts_with("revision 2 failed: app web: failed health "
+                                                  "check") &&
+                            e.message.ends_with("back to revision 1"));
+  }
+  EXPECT_TRUE(recorded);
+  // Revision 2 is never applied again; 3 is.
+  auto again = agent->applyFrom(envelope(twoApps(2, "registry.local/web:2"), key_), "cloud",
+                                trust::Origin::kCloud);
+  ASSERT_FALSE(again);
+  EXPECT_THAT(again.error().message(), HasSubstr("revision 2 is not newer"));
+  EXPECT_TRUE(agent->applyFrom(envelope(twoApps(3, "registry.local/web:3"), key_), "cloud",
+                               trust::Origin::kCloud));
+}
+
+TEST_F(RollbackTest, NothingRollsBackAfterTheWindowOrForAnUnchangedApp) {
+  auto agent = withGoodRevision1();
+  auto applied = agent->applyFrom(
+      envelope(twoApps(2, "registry.local/web:2", "rollback: {window: 120s}\n"), key_), "cloud",
+      trust::Origin::kCloud);
+  ASSERT_TRUE(applied) << applied.error().message();
+  agent->unhealthy("db", "connection refused");  // db did not change in revision 2
+  now_ += std::chrono::seconds(121);
+  agent->unhealthy("web", "GET /healthz: 500");  // too late
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(store_->desiredRevision(), 2);
+  EXPECT_TRUE(agent->status()->failed.empty());
+}
+
+TEST_F(RollbackTest, WithoutAWindowNothingRollsBack) {
+  auto agent = withGoodRevision1();
+  ASSERT_TRUE(agent->applyFrom(envelope(twoApps(2, "registry.local/web:2"), key_), "cloud",
+                               trust::Origin::kCloud));
+  agent->unhealthy("web", "GET /healthz: 500");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(store_->desiredRevision(), 2);
 }
 
 }  // namespace
