@@ -64,7 +64,7 @@ http {
   types { application/json json; }
   default_type application/octet-stream;
   log_format cloud '\$request_method \$uri \$status \$body_bytes_sent "\$http_if_none_match" '
-                   '"\$http_prefer" \$ssl_client_s_dn';
+                   '"\$http_prefer" "\$ssl_client_s_dn" \$bytes_sent \$request_length';
   access_log $dir/logs/access.log cloud;
   client_body_temp_path $dir/tmp/body;
   proxy_temp_path $dir/tmp/proxy;
