@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
 # measured in the same run (see docs/benchmarks.md). Run as root.
-#   hack/bench.sh [pull|apply|blobs|kiosk] [extra args for that benchmark]
+#   hack/bench.sh [pull|apply|blobs|kiosk|cloud] [extra args for that benchmark]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
@@ -20,4 +20,7 @@ if [[ $which == all || $which == blobs ]]; then
 fi
 if [[ $which == all || $which == kiosk ]]; then
   build/tests/bench/kiosk/bench_kiosk "${@:2}"
+fi
+if [[ $which == all || $which == cloud ]]; then
+  build/tests/bench/cloud/bench_cloud "${@:2}"
 fi

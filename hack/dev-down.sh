@@ -51,6 +51,11 @@ else
 fi
 rm -f "$dev_dir/registry.pid"
 
+# ---- test cloud (hack/dev-up.sh --cloud) ----
+if [[ -f $dev_dir/cloud/nginx.pid ]]; then
+  hack/cloud/down.sh "$dev_dir/cloud"
+fi
+
 # ---- shims of this instance (their argv has "-address <our socket>") ----
 for proc in /proc/[0-9]*; do
   pid=${proc#/proc/}

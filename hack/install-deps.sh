@@ -19,6 +19,7 @@ RUN_PKGS=(
   containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static
   iproute2 curl ca-certificates jq procps util-linux
   nginx-core nodejs
+  openssl  # hack/cloud/: the test cloud's CA and certificates
 )
 # cni/: fleetlet-firewall programs nftables through libnftables; the tests inspect with nft.
 BUILD_PKGS+=(libnftables-dev)

@@ -13,6 +13,8 @@
 #include <tuple>
 
 #include "api/api_server.h"
+#include "cloud/manifest_source.h"
+#include "cloud/status_reporter.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
@@ -322,6 +324,14 @@ int main(int argc, char** argv) {
   HealthTargets targets(monitor);
   // runtime: webview on a node with a display (docs/webview.md); destroyed before the agent.
   std::unique_ptr<fleetlet::webview::WebviewRuntime> webview;
+  auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
+                                              .threshold = cfg.trust_threshold,
+                                              .allow_unsigned_local = cfg.allow_unsigned_local});
+  if (!trust) return fatal(trust.error());
+  auto node_id = fleetlet::config::resolveNodeId(cfg);
+  if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty())) {
+    return fatal(node_id.error());
+  }
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -352,7 +362,9 @@ int main(int argc, char** argv) {
        .show = [&webview](const std::string& a) -> fleetlet::Status {
          if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
          return webview->show(a);
-       }});
+       },
+       .trust = *trust,
+       .node_id = node_id.value_or("")});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {
     webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
@@ -392,6 +404,25 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
+  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
+  if (!cfg.cloud.manifest_url.empty()) {
+    cloud = fleetlet::cloud::startManifestSource(
+        cfg.cloud, *node_id,
+        [&agent](std::string_view body, std::string_view from) -> fleetlet::Result<bool> {
+          auto r = agent.applyFrom(body, from, fleetlet::trust::Origin::kCloud);
+          if (!r) return std::unexpected(r.error());
+          return !r->unchanged;
+        },
+        [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
+  }
+  std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
+  if (!cfg.cloud.status_url.empty()) {
+    auto started = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id,
+                                                          cfg.data_dir / "status.db", agent);
+    if (!started) return fatal(started.error().wrap("status reports"));
+    reporter = std::move(*started);
+  }
+
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
   // Whatever a cancelled step left half done, the next start converges, as after kill -9.
@@ -413,6 +444,8 @@ int main(int argc, char** argv) {
   (*api)->stop();
   monitor.stop();
   source.reset();
+  cloud.reset();
+  reporter.reset();
   events.reset();
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.

@@ -26,6 +26,8 @@
 #include "registry/auth.h"
 #include "registry/registry_error.h"
 #include "spec/types.h"
+#include "trust/envelope.h"
+#include "trust/policy.h"
 
 namespace fleetlet::fuzz {
 namespace {
@@ -338,6 +340,35 @@ void fuzzBundleArchive(std::string_view data) {
     check(("/" + path + "/").find("/../") == std::string::npos, "bundle path has no ..");
     check(seen.insert(path).second, "bundle path unique");
   }
+}
+
+}  // namespace fleetlet::fuzz
+
+namespace fleetlet::fuzz {
+
+void fuzzEnvelope(std::string_view data) {
+  (void)trust::looksLikeEnvelope(data);
+  auto env = trust::parseEnvelope(data);
+  if (!env) {
+    check(env.error().code() == ErrorCode::kInvalidArgument, "envelope error code");
+    check(env.error().message().starts_with("envelope: "), "envelope error prefix");
+    return;
+  }
+  check(!env->signatures.empty() && env->signatures.size() <= trust::kMaxSignatures,
+        "envelope signature count");
+  auto text = trust::serializeEnvelope(*env);
+  auto again = trust::parseEnvelope(text);
+  check(again.has_value(), "serialized envelope parses");
+  check(again->payload_type == env->payload_type && again->payload == env->payload &&
+            again->signatures.size() == env->signatures.size(),
+        "envelope round-trips");
+  for (size_t i = 0; i < env->signatures.size(); ++i) {
+    check(again->signatures[i].sig == env->signatures[i].sig &&
+              again->signatures[i].keyid == env->signatures[i].keyid,
+          "signature round-trips");
+  }
+  check(!trust::Policy().admit(text, trust::Origin::kCloud).has_value(),
+        "no keys: nothing verifies");
 }
 
 }  // namespace fleetlet::fuzz

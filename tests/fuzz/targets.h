@@ -39,6 +39,9 @@ void fuzzCniResult(std::string_view data);
 // paths are all relative, free of "." and ".." components, unique and within the limits; a
 // refused one says kInvalidArgument or kResourceExhausted.
 void fuzzBundleArchive(std::string_view data);
+// trust::parseEnvelope on a DSSE envelope (a cloud's answer); an accepted envelope serializes
+// and parses back to the same envelope, and admitting it with no pinned keys is refused.
+void fuzzEnvelope(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -56,6 +59,7 @@ inline constexpr Target kTargets[] = {
     {"multipart", &fuzzMultipart},
     {"cni_result", &fuzzCniResult},
     {"bundle_archive", &fuzzBundleArchive},
+    {"envelope", &fuzzEnvelope},
 };
 
 }  // namespace fleetlet::fuzz

@@ -175,11 +175,14 @@ Json toJson(const core::AppDetail& d) {
 }
 
 Json toJson(const core::NodeStatus& s) {
+  Json failed = Json::array();
+  for (const auto& f : s.failed) failed.push_back({{"revision", f.revision}, {"reason", f.reason}});
   return {{"desiredRevision", s.desired_revision},
           {"appliedRevision", s.applied_revision},
           {"lastGoodRevision", s.last_good_revision},
           {"converged", s.converged},
-          {"errors", s.errors}};
+          {"errors", s.errors},
+          {"failedRevisions", std::move(failed)}};
 }
 
 Json toJson(const core::ApplyResult& r) { return {{"revision", r.revision}, {"apps", r.apps}}; }
@@ -279,6 +282,15 @@ Result<core::NodeStatus> nodeStatusFromJson(const Json& j, std::string_view path
                     i, jsonTypeName((*errors)[i]));
       }
       s.errors.push_back((*errors)[i].get<std::string>());
+    }
+  }
+  if (auto failed = j.find("failedRevisions"); failed != j.end() && failed->is_array()) {
+    for (size_t i = 0; i < failed->size(); ++i) {
+      auto at = fmt::format("{}.failedRevisions[{}]", path, i);
+      core::FailedRevision f;
+      FLEETLET_ASSIGN_OR_RETURN(f.revision, requireInt((*failed)[i], "revision", at));
+      FLEETLET_ASSIGN_OR_RETURN(f.reason, requireString((*failed)[i], "reason", at));
+      s.failed.push_back(std::move(f));
     }
   }
   return s;

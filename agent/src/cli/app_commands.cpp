@@ -87,22 +87,10 @@ void renderYaml(const Json& value, int indent, std::string& out) {
 }
 
 int runApply(ApiClient& client, const std::string& file) {
-  std::string text;
-  std::string source = file;
-  if (file == "-") {
-    std::ostringstream buffer;
-    buffer << std::cin.rdbuf();
-    text = buffer.str();
-    source = "stdin";
-  } else {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return reportFailure(errnoError(errno, fmt::format("open {}", file)));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    if (in.bad()) return reportFailure(errnoError(errno, fmt::format("read {}", file)));
-    text = buffer.str();
-  }
-  auto result = client.apply(text, source);
+  auto text = readInput(file);
+  if (!text) return reportFailure(text.error());
+  std::string source = file == "-" ? "stdin" : file;
+  auto result = client.apply(*text, source);
   if (!result) return reportFailure(result.error());
   fmt::print("applied revision {} ({} app{})\n", result->revision, result->apps,
              result->apps == 1 ? "" : "s");
@@ -288,6 +276,10 @@ std::string formatNodeStatus(const core::NodeStatus& status) {
   } else {
     out += "Errors:\n";
     for (const auto& e : status.errors) out += fmt::format("  {}\n", e);
+  }
+  if (!status.failed.empty()) {
+    out += "Failed revisions:\n";
+    for (const auto& f : status.failed) out += fmt::format("  {}: {}\n", f.revision, f.reason);
   }
   return out;
 }

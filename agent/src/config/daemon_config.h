@@ -12,6 +12,30 @@
 
 namespace fleetlet::config {
 
+// cloud.tls: mutual TLS towards the cloud. Empty fields use curl's defaults (system CAs, no
+// client certificate).
+struct CloudTls {
+  std::filesystem::path cert;  // client certificate (PEM); re-read when the file changes
+  std::filesystem::path key;   // its private key (PEM)
+  std::filesystem::path ca;    // CA bundle the server's certificate must chain to
+  // "sha256//<base64>" pins of the server's public key; any one must match.
+  std::vector<std::string> pinned_public_keys;
+};
+
+// cloud: where the node's desired state comes from and where its status goes (docs/cloud.md).
+struct CloudConfig {
+  std::string manifest_url;  // may contain {node}; empty: no cloud
+  std::string status_url;    // may contain {node} and {seq}; empty: no status reports
+  std::string status_method = "PUT";
+  // At most one status report per this long, unless an apply finished.
+  std::chrono::milliseconds status_interval{std::chrono::seconds(10)};
+  std::chrono::milliseconds interval{std::chrono::seconds(60)};
+  std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
+  int64_t max_manifest_bytes = 1024 * 1024;
+  CloudTls tls;
+};
+
 struct DaemonConfig {
   std::string containerd = "/run/containerd/containerd.sock";
   std::string ns = "fleetlet";
@@ -46,6 +70,16 @@ struct DaemonConfig {
   std::string display;
   std::filesystem::path webview_binary;
   std::vector<std::string> webview_args;  // extra fleetlet-webview flags
+  // node.id; empty: the first line of node_id_file.
+  std::string node_id;
+  std::filesystem::path node_id_file = "/etc/machine-id";
+  // trust: keys that may sign desired state (PEM files), how many must sign, and whether
+  // unsigned manifests are accepted from local sources (allowUnsigned: local). With no keys,
+  // unsigned local manifests are accepted (signing not in use).
+  std::vector<std::filesystem::path> trust_keys;
+  int trust_threshold = 1;
+  bool allow_unsigned_local = false;
+  CloudConfig cloud;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -54,8 +88,16 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
 // pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
-// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list). Unknown keys and
-// wrong types are kInvalidArgument naming the key and the file; a missing file is kNotFound.
+// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), node.id,
+// trust.{keys, threshold,
+// allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
+// timeout, maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative
+// file names are relative to the config file's folder. Unknown keys and wrong types are
+// kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
+
+// This node's id: node.id, else the first line of node_id_file. kNotFound/kInvalidArgument
+// naming the file when neither gives one.
+Result<std::string> resolveNodeId(const DaemonConfig& config);
 
 }  // namespace fleetlet::config

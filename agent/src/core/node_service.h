@@ -83,17 +83,27 @@ struct AppDetail {
   std::vector<NodeEvent> recent_events;
 };
 
+struct FailedRevision {
+  int64_t revision = 0;
+  std::string reason;  // why it was rolled back
+};
+
 struct NodeStatus {
-  int64_t desired_revision = 0;    // newest accepted manifest
+  int64_t desired_revision = 0;    // the manifest the node works towards (after a rollback: the
+                                   // last good one again)
   int64_t applied_revision = 0;    // newest revision the node fully converged to
   int64_t last_good_revision = 0;  // last revision that converged without errors
   bool converged = false;
-  std::vector<std::string> errors;  // app-level errors of the current revision
+  std::vector<std::string> errors;     // app-level errors of the current revision
+  std::vector<FailedRevision> failed;  // rolled back, newest first (docs/cloud.md)
 };
 
 struct ApplyResult {
   int64_t revision = 0;
   int apps = 0;
+  // The cloud served the manifest the node already accepted (after a restart the ETag is
+  // forgotten): nothing changed and nothing was recorded.
+  bool unchanged = false;
 };
 
 class NodeService {
