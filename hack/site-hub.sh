@@ -13,6 +13,8 @@
 # start writes DIR/hub.conf-N (N = 1..servers), DIR/jetstream-N/, DIR/nats-N.log and .pid,
 # DIR/<node>.password (one per node, mode 600) and DIR/admin.password, and DIR/hub.env:
 #   NATS_URLS=nats://127.0.0.1:P1[,...]  FLEETLET_SITE=NAME  FLEETLET_HUB_DIR=DIR
+# and returns once every server answers its health check (http://127.0.0.1:<monitor>/healthz;
+# in a cluster that includes JetStream's meta leader, so streams can be created).
 # A second start of the same DIR reuses its configuration (same ports and passwords), so a
 # hub can be stopped and started again under running nodes. Servers already running are
 # left alone. Client ports are picked free at the first start unless --port is given.
@@ -98,10 +100,11 @@ write_config() {
       subscribe: {allow: [\"_INBOX.>\", \"fl.$site.node.$n.who\"]},
       allow_responses: true}}"
   done
-  local client_ports=() cluster_ports=()
+  local client_ports=() cluster_ports=() http_ports=()
   for ((i = 1; i <= servers; i++)); do
     if [[ -n $port && $i == 1 ]]; then client_ports+=("$port"); else client_ports+=("$(free_port)"); fi
     cluster_ports+=("$(free_port)")
+    http_ports+=("$(free_port)")
   done
   local urls=""
   for ((i = 1; i <= servers; i++)); do
@@ -109,7 +112,7 @@ write_config() {
     if ((servers > 1)); then
       local routes=""
       for ((j = 1; j <= servers; j++)); do
-        ((j == i)) || routes+="nats-route://127.0.0.1:${cluster_ports[j - 1]} "
+        ((j == i)) || routes+="${routes:+, }nats-route://127.0.0.1:${cluster_ports[j - 1]}"
       done
       cluster="cluster { name: fl-$site, listen: 127.0.0.1:${cluster_ports[i - 1]}, routes: [$routes] }"
     fi
@@ -117,6 +120,7 @@ write_config() {
 # Written by hack/site-hub.sh: site $site, server $i of $servers.
 server_name: fl-$site-$i
 listen: 127.0.0.1:${client_ports[i - 1]}
+http: 127.0.0.1:${http_ports[i - 1]}
 max_payload: 8MB
 jetstream { store_dir: "$dir/jetstream-$i", max_memory_store: 64MB, max_file_store: 4GB }
 $cluster
@@ -139,15 +143,18 @@ FLEETLET_HUB_SERVERS=$servers
 EOF
 }
 
-wait_listening() {
+# Waits until the server of config $1 (log $2, pid file $3) answers its health check, which
+# in a cluster includes JetStream having a meta leader (streams can be created then).
+wait_healthy() {
   local conf=$1 log=$2 p
-  p=$(sed -n 's/^listen: 127.0.0.1:\([0-9]*\)$/\1/p' "$conf")
-  for _ in $(seq 1 100); do
-    ss -Htln "sport = :$p" | grep -q . && return 0
+  p=$(sed -n 's/^http: 127.0.0.1:\([0-9]*\)$/\1/p' "$conf")
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && return 0
+    running "$3" || break
     sleep 0.1
   done
   cat "$log" >&2 || true
-  die "server of $conf is not listening on $p"
+  die "server of $conf is not healthy (monitoring port $p)"
 }
 
 case "$command" in
@@ -167,7 +174,7 @@ case "$command" in
     done
     for ((i = 1; i <= FLEETLET_HUB_SERVERS; i++)); do
       [[ -z $only || $only == "$i" ]] || continue
-      wait_listening "$dir/hub.conf-$i" "$dir/nats-$i.log"
+      wait_healthy "$dir/hub.conf-$i" "$dir/nats-$i.log" "$dir/nats-$i.pid"
     done
     cat "$dir/hub.env"
     ;;

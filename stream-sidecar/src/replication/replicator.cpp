@@ -586,10 +586,11 @@ void Replicator::pumpLoop() {
       published_ = static_cast<std::int64_t>(*last);
     }
     if (!publishBacklog()) {
+      // Re-read the stream and resume on the next round: a second later, or at the next
+      // commit or reconnect.
       resync_ = true;
       std::lock_guard lock(mutex_);
       pump_errors_++;
-      wake_->pending = true;  // resync at once (after the wait returns immediately)
     }
   }
 }
