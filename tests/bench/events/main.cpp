@@ -23,9 +23,11 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -52,6 +54,10 @@ struct Figures {
   double p99_us = 0;
   std::size_t latency_samples = 0;
   double rss_mib = 0;
+  // fleetlet-streams only: events per group commit and microseconds per commit cycle in the
+  // single-event phase (from its /metrics).
+  double single_events_per_commit = 0;
+  double single_commit_us = 0;
 };
 
 struct Options {
@@ -155,6 +161,24 @@ std::string eventsBody(const std::string& semantics, int count, std::int64_t t) 
   return body + "]}";
 }
 
+// The value of counter `name` in fleetlet-streams' GET /metrics on `port` (0 when absent).
+double metric(std::uint16_t port, std::string_view name) {
+  HttpConnection c(port);
+  c.sendAll("GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+  std::string text;
+  char buf[4096];
+  while (true) {
+    pollfd pf{c.fd(), POLLIN, 0};
+    if (::poll(&pf, 1, 2000) != 1) break;
+    ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  std::string key = "\n" + std::string(name) + " ";
+  auto pos = text.find(key);
+  return pos == std::string::npos ? 0 : std::strtod(text.c_str() + pos + key.size(), nullptr);
+}
+
 // Runs `connections` closed-loop publishers for `seconds`; returns events per second.
 template <typename Publish>
 double closedLoop(int connections, double seconds, int events_per_call, Publish publish) {
@@ -200,12 +224,22 @@ Figures benchStreams(const Options& o) {
     std::string line;
     std::getline(tcp, line);
     std::vector<std::uint16_t> ports;
+    // /proc/<pid>/net/tcp lists every socket of the network namespace: keep the child's own
+    // (by socket inode), or another fleetlet-streams on the machine would be measured.
+    std::set<std::string> inodes;
+    std::error_code ec;
+    for (const auto& fd :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child->pid()) + "/fd", ec)) {
+      auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+      if (target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+    }
     while (std::getline(tcp, line)) {
-      // sl local_address rem_address st ... ; state 0A = LISTEN
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN
       std::istringstream in(line);
-      std::string sl, local, remote, state;
-      in >> sl >> local >> remote >> state;
-      if (state == "0A" && local.rfind("0100007F:", 0) == 0) {
+      std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      in >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+          inode;
+      if (state == "0A" && local.rfind("0100007F:", 0) == 0 && inodes.contains(inode)) {
         ports.push_back(static_cast<std::uint16_t>(std::stoul(local.substr(9), nullptr, 16)));
       }
     }
@@ -241,7 +275,8 @@ Figures benchStreams(const Options& o) {
       std::string body = R"({"subscriptions":[{"semantics":"bench.latency"}]})";
       c.sendAll("POST /api/v1/events/subscribe HTTP/1.1\r\nHost: b\r\nContent-Length: " +
                 std::to_string(body.size()) + "\r\n\r\n" + body);
-      std::string pending;
+      std::string raw;      // bytes as received (chunked transfer encoding)
+      std::string pending;  // the NDJSON body, de-chunked
       bool header = false;
       std::vector<double> mine;
       while (!stop) {
@@ -251,10 +286,22 @@ Figures benchStreams(const Options& o) {
         ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
         if (n <= 0) break;
         std::int64_t now = nowNs();
-        pending.append(buf, static_cast<std::size_t>(n));
-        if (!header && pending.find("\r\n\r\n") != std::string::npos) {
+        raw.append(buf, static_cast<std::size_t>(n));
+        if (!header) {
+          auto end = raw.find("\r\n\r\n");
+          if (end == std::string::npos) continue;
           header = true;
           ready++;
+          raw.erase(0, end + 4);
+        }
+        // Chunk framing can split a number; take whole chunks' data only.
+        while (true) {
+          auto eol = raw.find("\r\n");
+          if (eol == std::string::npos) break;
+          std::size_t size = std::strtoul(raw.c_str(), nullptr, 16);
+          if (raw.size() < eol + 2 + size + 2) break;
+          pending.append(raw, eol + 2, size);
+          raw.erase(0, eol + 2 + size + 2);
         }
         std::size_t pos;
         while ((pos = pending.find("{\"t\":")) != std::string::npos) {
@@ -284,11 +331,21 @@ Figures benchStreams(const Options& o) {
   stop = true;
   for (auto& t : subs) t.join();
   percentiles(samples, f);
+  // Where the single-event phase's time goes: events per group commit (one fsync each) and
+  // the time per commit cycle.
+  double commits_before = metric(port, "fleetlet_streams_commits_total");
+  double events_before = metric(port, "fleetlet_streams_published_events_total");
   f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
     auto body = eventsBody("bench.single", 1, 0);
     return [conn, body] { return conn->publish(body) == 201; };
   });
+  double commits = metric(port, "fleetlet_streams_commits_total") - commits_before;
+  double events = metric(port, "fleetlet_streams_published_events_total") - events_before;
+  if (commits > 0) {
+    f.single_events_per_commit = events / commits;
+    f.single_commit_us = o.seconds * 1e6 / commits;
+  }
   f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
     auto body = eventsBody("bench.batch", 100, 0);
@@ -470,6 +527,8 @@ int main(int argc, char** argv) {
               m.latency_samples);
   std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
               ratio(s.rss_mib, m.rss_mib));
+  std::printf("single events: %.1f events per group commit (one fsync), %.0f us per commit\n",
+              s.single_events_per_commit, s.single_commit_us);
   std::printf(
       "\nfleetlet-streams acks each publish after fsync (SQLite WAL, synchronous=FULL, "
       "group commit);\nmosquitto acks QoS 1 from memory and saves its persistence file "
