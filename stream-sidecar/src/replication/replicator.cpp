@@ -708,13 +708,12 @@ void Replicator::maintainLoop() {
 }
 
 void Replicator::discover() {
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  std::string filter = siteSubjects(options_.site);
-  jo.Stream.Info.SubjectsFilter = filter.c_str();
+  // Every stream of the account; ours are told by their one subject below. (No subjects
+  // filter: with one, the server also computes each stream's per-subject state, every
+  // second, for every node.)
   jsStreamInfoList* list = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_Streams(&list, js_, &jo, &code);
+  natsStatus s = js_Streams(&list, js_, nullptr, &code);
   if (s == NATS_NOT_FOUND) return;  // no streams yet
   if (s != NATS_OK) {
     spdlog::debug("[replication] list streams: {}", natsError(s, code));
