@@ -358,7 +358,10 @@ TEST_F(ReplicationTest, SecondNodeWithTheSameSourceIdIsRefused) {
 
   auto clone = startServiceProcess(path(), ++runs_, hub.nodeArgs("a"), "a", path() / "clone");
   ASSERT_TRUE(clone);
-  EXPECT_EQ(clone->port, 0);
+  if (clone->port != 0) {
+    clone->process.stop(SIGTERM, 5s);
+    FAIL() << "the second node with source id 'a' is serving\n" << readFile(clone->log);
+  }
   auto exit = clone->process.wait();
   EXPECT_EQ(exit.exit_code, 1) << exit.describe();
   EXPECT_NE(readFile(clone->log).find("source id 'a' is in use by another node"), std::string::npos)
@@ -368,6 +371,29 @@ TEST_F(ReplicationTest, SecondNodeWithTheSameSourceIdIsRefused) {
   ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == 4; }));
   NatsClient admin(hub, "admin");
   EXPECT_EQ(admin.lastSeq("a"), 4u);
+}
+
+TEST_F(ReplicationTest, NodeThatLostItsLogWhileTheHubWasAwayReportsAConflictAndOverwritesNothing) {
+  SiteHub hub(path() / "hub", "a");
+  auto* a = &startNode(hub, "a");
+  ASSERT_NE(a->port, 0);
+  ASSERT_EQ(TestClient(a->port).publish("x", "n", 5).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(*a)["pump"]["published"] == 5; }));
+  a->process.stop(SIGTERM, 5s);
+  std::filesystem::remove_all(path() / "a");
+  // Wiped, and the hub away at start-up: it serves, so it cannot restore first.
+  hub.stop();
+  a = &startNode(hub, "a", {"--hub-connect-timeout-ms", "300"});
+  ASSERT_NE(a->port, 0);
+  ASSERT_EQ(TestClient(a->port).publish("x", "n", 2).status, 201);
+  hub.start();
+  ASSERT_TRUE(eventually([&] { return status(*a)["pump"]["state"] == "conflict"; }))
+      << status(*a).dump();
+  EXPECT_NE(status(*a)["pump"]["lastError"].get<std::string>().find("holds 5 events"),
+            std::string::npos)
+      << status(*a).dump();
+  NatsClient admin(hub, "admin");
+  EXPECT_EQ(admin.lastSeq("a"), 5u);  // the hub's copy is not overwritten
 }
 
 TEST_F(ReplicationTest, HostileMessagesAreIgnoredCountedAndNeverStored) {
