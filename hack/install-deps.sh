@@ -30,6 +30,9 @@ RUN_PKGS+=(mosquitto)
 # webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb.
 BUILD_PKGS+=(libwebkit2gtk-4.1-dev)
 RUN_PKGS+=(xvfb xauth)
+# fleetlet-streams site replication: the NATS client library; a hub for tests and the demo.
+BUILD_PKGS+=(libnats-dev)
+RUN_PKGS+=(nats-server)
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 
 #include "log/log.h"
 #include "service/service.h"
@@ -68,6 +69,29 @@ int main(int argc, char** argv) {
   app.add_option("--handoff-socket", handoff_socket,
                  "Unix socket on which fleetletd hands over per-app listeners");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  // Site replication (docs/replication.md).
+  auto& rep = options.replication;
+  std::string nats_urls;
+  std::string password_file;
+  std::uint64_t connect_timeout_ms = 5000;
+  app.add_option("--nats", nats_urls,
+                 "Site hub URLs nats://HOST:PORT[,...]: replicate the event log (off when unset)");
+  app.add_option("--site", rep.site, "Site name: streams FL_<site>_<source>, subjects fl.<site>.*");
+  app.add_option("--nats-user", rep.user, "Hub user name");
+  app.add_option("--nats-password-file", password_file, "File holding the hub user's password");
+  app.add_option("--nats-creds", rep.credentials_file, "NATS credentials file (JWT and seed)");
+  app.add_option("--nats-tls-ca", rep.tls_ca, "CA file to verify the hub with (turns TLS on)");
+  app.add_option("--nats-tls-cert", rep.tls_cert, "Client certificate for the hub (PEM)");
+  app.add_option("--nats-tls-key", rep.tls_key, "Key of --nats-tls-cert (PEM)");
+  app.add_option("--stream-max-bytes", rep.stream_max_bytes,
+                 "Size limit of this node's stream on the hub when created (-1: none)");
+  app.add_option("--stream-max-msgs", rep.stream_max_msgs,
+                 "Message limit of this node's stream on the hub when created (-1: none)");
+  app.add_option("--stream-replicas", rep.stream_replicas, "1, or 3 on a 3-server hub");
+  app.add_option("--replication-max-event-bytes", rep.max_event_bytes,
+                 "Largest replicated message accepted from the hub");
+  app.add_option("--hub-connect-timeout-ms", connect_timeout_ms,
+                 "How long start-up waits for the hub before serving without it");
   CLI11_PARSE(app, argc, argv);
 
   if (auto s = fleetlet::setupLogging("streams", log_level); !s) {
@@ -78,6 +102,23 @@ int main(int argc, char** argv) {
       !splitAddress(console_listen, options.console_address, options.console_port)) {
     (void)std::fprintf(stderr, "fleetlet-streams: addresses must look like 127.0.0.1:4454\n");
     return 2;
+  }
+  if (!nats_urls.empty()) {
+    auto urls = fleetlet::streams::splitHubUrls(nats_urls);
+    if (!urls) {
+      (void)std::fprintf(stderr, "fleetlet-streams: %s\n", urls.error().message().c_str());
+      return 2;
+    }
+    rep.urls = std::move(*urls);
+    rep.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
+    if (!password_file.empty()) {
+      std::ifstream in(password_file);
+      if (!in || !std::getline(in, rep.password)) {
+        (void)std::fprintf(stderr, "fleetlet-streams: --nats-password-file %s: cannot read it\n",
+                           password_file.c_str());
+        return 2;
+      }
+    }
   }
   options.data_dir = data_dir;
   options.handoff_socket = handoff_socket;

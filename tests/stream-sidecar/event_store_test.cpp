@@ -141,3 +141,91 @@ TEST_F(EventStoreTest, CommitListenerSeesEventsInOffsetOrder) {
 
 }  // namespace
 }  // namespace fleetlet::streams
+
+namespace fleetlet::streams {
+namespace {
+
+Event remoteEvent(std::string source, std::int64_t offset, std::int64_t lamport) {
+  return Event{.semantics = "sem",
+               .name = "n",
+               .source = std::move(source),
+               .timestamp = 77,
+               .lamport = lamport,
+               .offset = offset,
+               .payload = "{\"r\":" + std::to_string(offset) + "}"};
+}
+
+Status ingest(EventStore& store, std::vector<Event> events) {
+  std::promise<Status> done;
+  store.ingest(std::move(events), [&](Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+class EventStoreIngestTest : public EventStoreTest {};
+
+TEST_F(EventStoreIngestTest, RemoteEventsKeepTheirIdentityAndRaiseTheLamportClock) {
+  auto store = open();
+  ASSERT_TRUE(publish(*store, 1));
+  std::vector<std::shared_ptr<const Event>> seen;
+  store->setCommitListener(
+      [&](const auto& events) { seen.insert(seen.end(), events.begin(), events.end()); });
+  ASSERT_TRUE(ingest(*store, {remoteEvent("r", 0, 40), remoteEvent("r", 1, 41)}));
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"r", 1}, {"s1", 0}}));
+  ASSERT_EQ(seen.size(), 2u);  // delivered to subscribers like local events
+  auto local = publish(*store, 1);
+  ASSERT_TRUE(local);
+  EXPECT_EQ((*local)[0].offset, 1);
+  EXPECT_GT((*local)[0].lamport, 41);  // causal: after everything seen
+  QuerySpec spec{{Filter{.source = "r"}}, Order::kSourceOrdered, {}, store->offsets()};
+  Cursor cursor;
+  auto page = store->readPage(spec, cursor, {});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[1].lamport, 41);
+  EXPECT_EQ(page->events[1].timestamp, 77);
+  EXPECT_EQ(page->events[1].payload, "{\"r\":1}");
+  EXPECT_EQ(store->stats().ingested, 2u);
+  EXPECT_EQ(store->stats().events, 2u);
+  // The clock and the remote offsets survive a reopen.
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"r", 1}, {"s1", 1}}));
+  auto after = publish(*store, 1);
+  ASSERT_TRUE(after);
+  EXPECT_GT((*after)[0].lamport, (*local)[0].lamport);
+}
+
+TEST_F(EventStoreIngestTest, OffsetsThatDoNotFollowOnAreRefusedWholeAndOthersStillCommit) {
+  auto store = open();
+  ASSERT_TRUE(ingest(*store, {remoteEvent("r", 0, 1)}));
+  // A gap, a duplicate, a mixed-source request: each refused, nothing of it stored.
+  auto gap = ingest(*store, {remoteEvent("r", 2, 2)});
+  ASSERT_FALSE(gap);
+  EXPECT_EQ(gap.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(ingest(*store, {remoteEvent("r", 0, 1)}));
+  EXPECT_FALSE(ingest(*store, {remoteEvent("r", 1, 2), remoteEvent("q", 2, 3)}));
+  // A refused request in the same group as good ones does not fail them.
+  std::promise<Status> bad;
+  std::promise<Status> good;
+  std::promise<Result<std::vector<PublishReceipt>>> published;
+  store->ingest({remoteEvent("r", 5, 9)}, [&](Status s) { bad.set_value(std::move(s)); });
+  store->ingest({remoteEvent("r", 1, 9)}, [&](Status s) { good.set_value(std::move(s)); });
+  store->publish("", {{"sem", "n", "1"}}, [&](auto r) { published.set_value(std::move(r)); });
+  EXPECT_FALSE(bad.get_future().get());
+  EXPECT_TRUE(good.get_future().get());
+  EXPECT_TRUE(published.get_future().get());
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"r", 1}, {"s1", 0}}));
+}
+
+TEST_F(EventStoreIngestTest, OwnSourceRestoredFromTheHubContinuesItsOffsets) {
+  auto store = open("s1");
+  ASSERT_TRUE(ingest(*store, {remoteEvent("s1", 0, 5), remoteEvent("s1", 1, 6)}));
+  auto next = publish(*store, 1);
+  ASSERT_TRUE(next);
+  EXPECT_EQ((*next)[0].offset, 2);
+  EXPECT_EQ((*next)[0].lamport, 7);
+  EXPECT_FALSE(ingest(*store, {remoteEvent("s1", 2, 8)}));  // already taken locally
+}
+
+}  // namespace
+}  // namespace fleetlet::streams

@@ -17,7 +17,16 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
                                                       .total_cap_bytes = o.log_total_cap_bytes}));
   s->trimmer_ = std::make_unique<MemoryTrimmer>(o.trimmer);
   s->hub_ = std::make_unique<Hub>();
-  s->store_->setCommitListener([hub = s->hub_.get()](const auto& events) { hub->deliver(events); });
+  auto wake = std::make_shared<PumpWake>();
+  s->store_->setCommitListener(
+      [hub = s->hub_.get(), wake, source = s->store_->sourceId()](const auto& events) {
+        hub->deliver(events);
+        wake->committed(events, source);
+      });
+  if (!o.replication.urls.empty()) {
+    // Before the listeners: a node whose log the hub holds more of restores it first.
+    FLEETLET_ASSIGN_OR_RETURN(s->replicator_, Replicator::start(o.replication, *s->store_, wake));
+  }
 
   http::ServerOptions server_options{.header_timeout = o.header_timeout,
                                      .body_read_timeout = o.io_timeout,
@@ -27,6 +36,7 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   FLEETLET_RETURN_IF_ERROR(
       registerEventsApi(*s->events_server_, *s->store_, *s->hub_, *s->trimmer_, o.events));
   FLEETLET_RETURN_IF_ERROR(registerConsoleApi(*s->console_server_, *s->logs_, o.console));
+  FLEETLET_RETURN_IF_ERROR(s->registerStatusRoutes());
 
   auto events = s->events_server_->listenTcp(o.events_address, o.events_port, "host");
   if (!events) return std::unexpected(events.error().wrap("events listener"));
@@ -47,6 +57,31 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   spdlog::info("[streams] events listening on {}", s->events_listener_.address);
   spdlog::info("[streams] console listening on {}", s->console_listener_.address);
   return s;
+}
+
+Status Service::registerStatusRoutes() {
+  using http::Request;
+  using http::Response;
+  using http::Task;
+  Replicator* r = replicator_.get();
+  FLEETLET_RETURN_IF_ERROR(
+      events_server_->route("GET", "/replication", [r](Request&) -> Task<Response> {
+        co_return Response::json(200, r != nullptr ? r->statusJson() : R"({"enabled":false})");
+      }));
+  FLEETLET_RETURN_IF_ERROR(events_server_->route(
+      "GET", "/metrics", [r, store = store_.get()](Request&) -> Task<Response> {
+        auto stats = store->stats();
+        std::string out = fmt::format(
+            "# TYPE fleetlet_streams_commits_total counter\nfleetlet_streams_commits_total {}\n"
+            "# TYPE fleetlet_streams_published_events_total counter\n"
+            "fleetlet_streams_published_events_total {}\n"
+            "# TYPE fleetlet_streams_ingested_events_total counter\n"
+            "fleetlet_streams_ingested_events_total {}\n",
+            stats.commits, stats.events, stats.ingested);
+        if (r != nullptr) out += r->metricsText();
+        co_return Response::text(200, std::move(out), "text/plain; version=0.0.4");
+      }));
+  return {};
 }
 
 void Service::stop() {

@@ -18,6 +18,7 @@
 #include "handoff/receiver.h"
 #include "http/server.h"
 #include "memory/trimmer.h"
+#include "replication/replicator.h"
 #include "store/event_store.h"
 #include "subscribe/hub.h"
 
@@ -42,6 +43,8 @@ struct ServiceOptions {
   // When set, fleetletd hands listeners over this unix socket (docs/socket-handoff.md):
   // listener "events" goes to the event service, "console" to the console service.
   std::filesystem::path handoff_socket;
+  // Site replication through a NATS JetStream hub; off when replication.urls is empty.
+  ReplicationOptions replication;
 };
 
 class Service {
@@ -62,16 +65,21 @@ class Service {
   LogStore& logs() { return *logs_; }
   Hub& hub() { return *hub_; }
   MemoryTrimmer& trimmer() { return *trimmer_; }
+  // Null when replication is off.
+  Replicator* replicator() { return replicator_.get(); }
 
  private:
   explicit Service(ServiceOptions options) : options_(std::move(options)) {}
+  // GET /replication (status JSON) and GET /metrics on the event service's listener.
+  Status registerStatusRoutes();
 
   ServiceOptions options_;
-  // Declared so that destruction runs servers, log store, event store (joining its writer,
-  // which still delivers to the hub), then the hub and the trimmer.
+  // Declared so that destruction runs servers, log store, replicator, event store (joining its
+  // writer, which still delivers to the hub), then the hub and the trimmer.
   std::unique_ptr<MemoryTrimmer> trimmer_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<EventStore> store_;
+  std::unique_ptr<Replicator> replicator_;  // stops before the store, after the servers
   std::unique_ptr<LogStore> logs_;
   std::unique_ptr<http::Server> events_server_;
   std::unique_ptr<http::Server> console_server_;

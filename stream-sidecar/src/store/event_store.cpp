@@ -188,6 +188,28 @@ void EventStore::publish(std::string app, std::vector<NewEvent> events, PublishC
   done(fail(ErrorCode::kUnavailable, "event store is closing"));
 }
 
+void EventStore::ingest(std::vector<Event> events, IngestCallback done) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (!stopping_) {
+      queue_.push_back(Pending{.remote = std::move(events), .ingested = std::move(done)});
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  done(fail(ErrorCode::kUnavailable, "event store is closing"));
+}
+
+void EventStore::failGroup(std::vector<Pending>& group, const Error& error) {
+  for (auto& p : group) {
+    if (p.ingested) {
+      p.ingested(std::unexpected(error));
+    } else {
+      p.done(std::unexpected(error));
+    }
+  }
+}
+
 OffsetMap EventStore::offsets() const {
   std::lock_guard lock(offsets_mutex_);
   return offsets_;
@@ -214,24 +236,36 @@ void EventStore::writerLoop() {
     if (!committed) {
       spdlog::error("[store] group commit of {} requests failed: {}", group.size(),
                     committed.error().describe());
-      for (auto& p : group) p.done(std::unexpected(committed.error()));
+      failGroup(group, committed.error());
       continue;
     }
+    const auto& events = committed->events;
     {
       std::lock_guard lock(offsets_mutex_);
-      if (!committed->empty()) offsets_[source_id_] = committed->back()->offset;
+      for (const auto& [source, offset] : committed->offsets) offsets_[source] = offset;
       stats_.commits++;
-      stats_.events += committed->size();
+      std::size_t ingested = 0;
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        if (group[i].ingested && committed->ingests[i]) ingested += group[i].remote.size();
+      }
+      stats_.ingested += ingested;
+      stats_.events += events.size() - ingested;
     }
-    if (listener_ && !committed->empty()) listener_(*committed);
+    if (listener_ && !events.empty()) listener_(events);
     {
       std::size_t bytes = 0;
-      for (const auto& e : *committed) bytes += e->payload.size() + 64;
+      for (const auto& e : events) bytes += e->payload.size() + 64;
       std::lock_guard lock(queue_mutex_);
       uncheckpointed_bytes_ += bytes;
     }
     checkpoint_cv_.notify_one();
-    for (std::size_t i = 0; i < group.size(); ++i) group[i].done(std::move(receipts[i]));
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (group[i].ingested) {
+        group[i].ingested(std::move(committed->ingests[i]));
+      } else {
+        group[i].done(std::move(receipts[i]));
+      }
+    }
   }
   // Requests queued after stop was requested are refused.
   std::deque<Pending> rest;
@@ -239,10 +273,12 @@ void EventStore::writerLoop() {
     std::lock_guard lock(queue_mutex_);
     rest.swap(queue_);
   }
-  for (auto& p : rest) p.done(fail(ErrorCode::kUnavailable, "event store is closing"));
+  std::vector<Pending> refused(std::make_move_iterator(rest.begin()),
+                               std::make_move_iterator(rest.end()));
+  failGroup(refused, Error(ErrorCode::kUnavailable, "event store is closing"));
 }
 
-Result<std::vector<std::shared_ptr<const Event>>> EventStore::writeGroup(
+Result<EventStore::GroupResult> EventStore::writeGroup(
     std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts) {
   const std::int64_t first_offset = next_offset_;
   const std::int64_t first_lamport = lamport_;
@@ -252,11 +288,13 @@ Result<std::vector<std::shared_ptr<const Event>>> EventStore::writeGroup(
     return std::unexpected(std::move(e));
   };
   std::size_t count = 0;
-  for (const auto& p : group) count += p.events.size();
-  std::vector<std::shared_ptr<const Event>> events;
+  for (const auto& p : group) count += p.events.size() + p.remote.size();
+  GroupResult result;
+  auto& events = result.events;
   events.reserve(count);
   receipts.assign(group.size(), {});
-  if (count == 0) return events;
+  result.ingests.assign(group.size(), Status{});
+  if (count == 0) return result;
 
   auto txn = writer_db_->begin();
   if (!txn) return restore(txn.error().wrap("begin"));
@@ -264,8 +302,50 @@ Result<std::vector<std::shared_ptr<const Event>>> EventStore::writeGroup(
       "INSERT INTO events(source, event_offset, lamport, timestamp, semantics, name, payload, "
       "app) VALUES(?,?,?,?,?,?,?,?)"));
   if (!insert) return restore(insert.error());
+  auto store = [&](const Event& e) {
+    auto status = insert->bindAll(e.source, e.offset, e.lamport, e.timestamp, e.semantics, e.name,
+                                  e.payload, e.app);
+    if (status) status = insert->run();
+    if (status) status = insert->reset();
+    return status;
+  };
+  // The next offset of every other source this group ingests into (this node's own is
+  // next_offset_).
+  OffsetMap next;
+  auto nextOf = [&](const std::string& source) -> std::int64_t& {
+    if (source == source_id_) return next_offset_;
+    auto it = next.find(source);
+    if (it == next.end()) {
+      auto stored = offsets_.find(source);
+      it = next.emplace(source, stored == offsets_.end() ? 0 : stored->second + 1).first;
+    }
+    return it->second;
+  };
   const std::int64_t now = options_.clock();
   for (std::size_t i = 0; i < group.size(); ++i) {
+    if (group[i].ingested) {
+      auto& remote = group[i].remote;
+      if (remote.empty()) continue;
+      std::int64_t& expected = nextOf(remote.front().source);
+      for (std::size_t k = 0; k < remote.size(); ++k) {
+        if (remote[k].source != remote.front().source ||
+            remote[k].offset != expected + static_cast<std::int64_t>(k)) {
+          result.ingests[i] =
+              fail(ErrorCode::kFailedPrecondition, "ingest of {} offset {}: expected {} offset {}",
+                   remote[k].source, remote[k].offset, remote.front().source,
+                   expected + static_cast<std::int64_t>(k));
+          break;
+        }
+      }
+      if (!result.ingests[i]) continue;
+      for (auto& e : remote) {
+        if (auto status = store(e); !status) return restore(status.error().wrap("ingest event"));
+        lamport_ = std::max(lamport_, e.lamport);
+        events.push_back(std::make_shared<const Event>(std::move(e)));
+      }
+      expected += static_cast<std::int64_t>(remote.size());
+      continue;
+    }
     receipts[i].reserve(group[i].events.size());
     for (auto& in : group[i].events) {
       auto e = std::make_shared<Event>();
@@ -277,24 +357,26 @@ Result<std::vector<std::shared_ptr<const Event>>> EventStore::writeGroup(
       e->offset = next_offset_++;
       e->payload = std::move(in.payload);
       e->app = group[i].app;
-      auto status = insert->bindAll(e->source, e->offset, e->lamport, e->timestamp, e->semantics,
-                                    e->name, e->payload, e->app);
-      if (status) status = insert->run();
-      if (status) status = insert->reset();
-      if (!status) return restore(status.error().wrap("insert event"));
+      if (auto status = store(*e); !status) return restore(status.error().wrap("insert event"));
       receipts[i].push_back({e->source, e->offset, e->lamport, e->timestamp});
       events.push_back(std::move(e));
     }
   }
+  if (events.empty()) return result;  // only refused ingests: nothing to commit
+  if (next_offset_ != first_offset) next.emplace(source_id_, next_offset_);
   auto upsert = writer_db_->prepare(
       "INSERT INTO sources VALUES(?, ?) ON CONFLICT(source) DO UPDATE SET "
       "max_offset = excluded.max_offset");
   if (!upsert) return restore(upsert.error());
-  auto status = upsert->bindAll(source_id_, next_offset_ - 1);
-  if (status) status = upsert->run();
-  if (!status) return restore(status.error().wrap("update sources"));
+  for (const auto& [source, next_of_source] : next) {
+    auto status = upsert->bindAll(source, next_of_source - 1);
+    if (status) status = upsert->run();
+    if (status) status = upsert->reset();
+    if (!status) return restore(status.error().wrap("update sources"));
+    result.offsets[source] = next_of_source - 1;
+  }
   if (auto commit = txn->commit(); !commit) return restore(commit.error().wrap("commit"));
-  return events;
+  return result;
 }
 
 Result<std::unique_ptr<sqlite::Database>> EventStore::acquireReader() {

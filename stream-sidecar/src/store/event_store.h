@@ -89,6 +89,7 @@ class EventStore {
  public:
   using PublishCallback = std::function<void(Result<std::vector<PublishReceipt>>)>;
   using CommitListener = std::function<void(const std::vector<std::shared_ptr<const Event>>&)>;
+  using IngestCallback = std::function<void(Status)>;
 
   // Opens or creates the store. Fails with the SQLite error (kUnavailable when the file cannot
   // be opened, kFailedPrecondition for a database from a newer version).
@@ -108,6 +109,17 @@ class EventStore {
   // Never blocks on I/O.
   void publish(std::string app, std::vector<NewEvent> events, PublishCallback done);
 
+  // Enqueues events replicated from another node, or this node's own events restored from the
+  // hub (docs/replication.md). All of one source, with contiguous offsets, the first being the
+  // next after the highest stored offset of that source; each keeps its source, offset,
+  // lamport, timestamp and app. They are committed like publishes (same group, same fsync,
+  // then the commit listener) and the Lamport clock moves past every lamport ingested, so
+  // later local events sort after them. `done` runs on the writer thread once they are
+  // durable, or fails with kFailedPrecondition when the offsets do not follow on (then none
+  // of them is stored; other requests of the group are unaffected) or the SQLite error. The
+  // caller must not ingest this node's own source while local publishes can run. Never blocks.
+  void ingest(std::vector<Event> events, IngestCallback done);
+
   // The highest committed offset per source. Never blocks on I/O.
   OffsetMap offsets() const;
 
@@ -117,24 +129,37 @@ class EventStore {
 
   struct Stats {
     std::uint64_t commits = 0;
-    std::uint64_t events = 0;
+    std::uint64_t events = 0;    // published here
+    std::uint64_t ingested = 0;  // replicated from the hub
   };
   Stats stats() const;
 
  private:
+  // A publish (events, done) or an ingest (remote, ingested).
   struct Pending {
     std::string app;
     std::vector<NewEvent> events;
     PublishCallback done;
+    std::vector<Event> remote;
+    IngestCallback ingested;
+  };
+  // What a group commit wrote: the events in commit order, the new highest offset of every
+  // source it touched, and the outcome of each ingest request (unused for publishes).
+  struct GroupResult {
+    std::vector<std::shared_ptr<const Event>> events;
+    OffsetMap offsets;
+    std::vector<Status> ingests;
   };
 
   explicit EventStore(StoreOptions options);
   Status init();
   void writerLoop();
   void checkpointLoop();
-  // Writes one group; returns the committed events or the error (nothing committed).
-  Result<std::vector<std::shared_ptr<const Event>>> writeGroup(
-      std::vector<Pending>& group, std::vector<std::vector<PublishReceipt>>& receipts);
+  // Writes one group; returns what it committed or the error (nothing committed).
+  Result<GroupResult> writeGroup(std::vector<Pending>& group,
+                                 std::vector<std::vector<PublishReceipt>>& receipts);
+  // Completes every request of `group` with `error`.
+  static void failGroup(std::vector<Pending>& group, const Error& error);
   // Lists the next keys of `spec` after the cursor's position, up to `limit`, into
   // cursor.pending, in the spec's order.
   Status listKeys(sqlite::Database& db, const QuerySpec& spec, Cursor& cursor, std::size_t limit);

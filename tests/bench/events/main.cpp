@@ -23,9 +23,12 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -52,12 +55,18 @@ struct Figures {
   double p99_us = 0;
   std::size_t latency_samples = 0;
   double rss_mib = 0;
+  // fleetlet-streams only: events per group commit and microseconds per commit cycle in the
+  // single-event phase (from its /metrics).
+  double single_events_per_commit = 0;
+  double single_commit_us = 0;
 };
 
 struct Options {
   double seconds = 4;
   int single_connections = 32;
   int batch_connections = 4;
+  std::int64_t catchup_events = 100000;
+  bool skip_replication = false;
   int subscribers = 10;
   int latency_events = 1000;
 };
@@ -155,6 +164,33 @@ std::string eventsBody(const std::string& semantics, int count, std::int64_t t) 
   return body + "]}";
 }
 
+// The body (with headers) of GET `path` on `port`.
+std::string httpGet(std::uint16_t port, const std::string& path) {
+  HttpConnection c(port);
+  c.sendAll("GET " + path + " HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+  std::string text;
+  char buf[4096];
+  while (true) {
+    pollfd pf{c.fd(), POLLIN, 0};
+    if (::poll(&pf, 1, 2000) != 1) break;
+    ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+// The number after `key` in `text` (0 when absent).
+double numberAfter(const std::string& text, const std::string& key) {
+  auto pos = text.find(key);
+  return pos == std::string::npos ? 0 : std::strtod(text.c_str() + pos + key.size(), nullptr);
+}
+
+// The value of counter `name` in fleetlet-streams' GET /metrics on `port` (0 when absent).
+double metric(std::uint16_t port, std::string_view name) {
+  return numberAfter(httpGet(port, "/metrics"), "\n" + std::string(name) + " ");
+}
+
 // Runs `connections` closed-loop publishers for `seconds`; returns events per second.
 template <typename Publish>
 double closedLoop(int connections, double seconds, int events_per_call, Publish publish) {
@@ -178,21 +214,70 @@ double closedLoop(int connections, double seconds, int events_per_call, Publish 
   return static_cast<double>(calls.load()) * events_per_call / elapsed;
 }
 
-Figures benchStreams(const Options& o) {
-  Figures f;
-  auto dir = fleetlet::testing::TempDir::create("bench-events");
-  auto log = dir->path() / "service.log";
-  auto child = fleetlet::ChildProcess::spawn(
-      {.argv = {STREAMS_PATH, "--data-dir", (dir->path() / "data").string(), "--listen",
-                "127.0.0.1:0", "--console-listen", "127.0.0.1:0", "--source-id", "bench",
-                "--log-level", "warn"},
-       .stdout_path = log,
-       .stderr_path = log});
+// Subscribes on `port` to events of `semantics` whose payload starts with {"t":<nowNs() at
+// publication>} and returns each one's delay in microseconds, until `stop`. Counts `ready`
+// up once the subscription is answered.
+std::vector<double> subscriberLatencies(std::uint16_t port, const std::string& semantics,
+                                        const std::atomic<bool>& stop, std::atomic<int>& ready) {
+  HttpConnection c(port);
+  std::string body = R"({"subscriptions":[{"semantics":")" + semantics + R"("}]})";
+  c.sendAll("POST /api/v1/events/subscribe HTTP/1.1\r\nHost: b\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string raw;      // bytes as received (chunked transfer encoding)
+  std::string pending;  // the NDJSON body, de-chunked
+  bool header = false;
+  std::vector<double> mine;
+  while (!stop) {
+    pollfd pf{c.fd(), POLLIN, 0};
+    if (::poll(&pf, 1, 100) != 1) continue;
+    char buf[65536];
+    ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    std::int64_t now = nowNs();
+    raw.append(buf, static_cast<std::size_t>(n));
+    if (!header) {
+      auto end = raw.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      header = true;
+      ready++;
+      raw.erase(0, end + 4);
+    }
+    // Chunk framing can split a number; take whole chunks' data only.
+    while (true) {
+      auto eol = raw.find("\r\n");
+      if (eol == std::string::npos) break;
+      std::size_t size = std::strtoul(raw.c_str(), nullptr, 16);
+      if (raw.size() < eol + 2 + size + 2) break;
+      pending.append(raw, eol + 2, size);
+      raw.erase(0, eol + 2 + size + 2);
+    }
+    std::size_t pos;
+    while ((pos = pending.find("{\"t\":")) != std::string::npos) {
+      std::size_t end = pending.find_first_not_of("0123456789", pos + 5);
+      if (end == std::string::npos) break;
+      std::int64_t t = std::stoll(pending.substr(pos + 5, end - pos - 5));
+      if (t > 0) mine.push_back(static_cast<double>(now - t) / 1000.0);
+      pending.erase(0, end);
+    }
+  }
+  return mine;
+}
+
+struct StreamsProcess {
+  fleetlet::ChildProcess child;
+  std::uint16_t port = 0;
+};
+
+// Starts fleetlet-streams with `args` (after the binary) and finds its event service port
+// (--log-level warn hides the listening line; its listening sockets are found through /proc).
+StreamsProcess startStreams(const std::filesystem::path& log, std::vector<std::string> args) {
+  args.insert(args.begin(), STREAMS_PATH);
+  auto child =
+      fleetlet::ChildProcess::spawn({.argv = args, .stdout_path = log, .stderr_path = log});
   if (!child) {
     std::fprintf(stderr, "cannot start fleetlet-streams: %s\n", child.error().message().c_str());
     std::exit(1);
   }
-  // --log-level warn hides the listening line; find the port through /proc instead.
   std::uint16_t port = 0;
   for (int i = 0; i < 400 && port == 0; ++i) {
     std::this_thread::sleep_for(10ms);
@@ -200,12 +285,22 @@ Figures benchStreams(const Options& o) {
     std::string line;
     std::getline(tcp, line);
     std::vector<std::uint16_t> ports;
+    // /proc/<pid>/net/tcp lists every socket of the network namespace: keep the child's own
+    // (by socket inode), or another fleetlet-streams on the machine would be measured.
+    std::set<std::string> inodes;
+    std::error_code ec;
+    for (const auto& fd :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child->pid()) + "/fd", ec)) {
+      auto target = std::filesystem::read_symlink(fd.path(), ec).string();
+      if (target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+    }
     while (std::getline(tcp, line)) {
-      // sl local_address rem_address st ... ; state 0A = LISTEN
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN
       std::istringstream in(line);
-      std::string sl, local, remote, state;
-      in >> sl >> local >> remote >> state;
-      if (state == "0A" && local.rfind("0100007F:", 0) == 0) {
+      std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      in >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+          inode;
+      if (state == "0A" && local.rfind("0100007F:", 0) == 0 && inodes.contains(inode)) {
         ports.push_back(static_cast<std::uint16_t>(std::stoul(local.substr(9), nullptr, 16)));
       }
     }
@@ -228,6 +323,18 @@ Figures benchStreams(const Options& o) {
     std::fprintf(stderr, "fleetlet-streams did not start\n");
     std::exit(1);
   }
+  return {std::move(*child), port};
+}
+
+Figures benchStreams(const Options& o) {
+  Figures f;
+  auto dir = fleetlet::testing::TempDir::create("bench-events");
+  auto log = dir->path() / "service.log";
+  auto started = startStreams(
+      log, {"--data-dir", (dir->path() / "data").string(), "--listen", "127.0.0.1:0",
+            "--console-listen", "127.0.0.1:0", "--source-id", "bench", "--log-level", "warn"});
+  auto* child = &started.child;
+  std::uint16_t port = started.port;
 
   // Latency: subscribers read the chunked NDJSON stream and note each event's arrival.
   std::mutex mutex;
@@ -237,34 +344,7 @@ Figures benchStreams(const Options& o) {
   std::vector<std::thread> subs;
   for (int s = 0; s < o.subscribers; ++s) {
     subs.emplace_back([&] {
-      HttpConnection c(port);
-      std::string body = R"({"subscriptions":[{"semantics":"bench.latency"}]})";
-      c.sendAll("POST /api/v1/events/subscribe HTTP/1.1\r\nHost: b\r\nContent-Length: " +
-                std::to_string(body.size()) + "\r\n\r\n" + body);
-      std::string pending;
-      bool header = false;
-      std::vector<double> mine;
-      while (!stop) {
-        pollfd pf{c.fd(), POLLIN, 0};
-        if (::poll(&pf, 1, 100) != 1) continue;
-        char buf[65536];
-        ssize_t n = ::recv(c.fd(), buf, sizeof(buf), 0);
-        if (n <= 0) break;
-        std::int64_t now = nowNs();
-        pending.append(buf, static_cast<std::size_t>(n));
-        if (!header && pending.find("\r\n\r\n") != std::string::npos) {
-          header = true;
-          ready++;
-        }
-        std::size_t pos;
-        while ((pos = pending.find("{\"t\":")) != std::string::npos) {
-          std::size_t end = pending.find_first_not_of("0123456789", pos + 5);
-          if (end == std::string::npos) break;
-          std::int64_t t = std::stoll(pending.substr(pos + 5, end - pos - 5));
-          if (t > 0) mine.push_back(static_cast<double>(now - t) / 1000.0);
-          pending.erase(0, end);
-        }
-      }
+      auto mine = subscriberLatencies(port, "bench.latency", stop, ready);
       std::lock_guard lock(mutex);
       samples.insert(samples.end(), mine.begin(), mine.end());
     });
@@ -284,11 +364,21 @@ Figures benchStreams(const Options& o) {
   stop = true;
   for (auto& t : subs) t.join();
   percentiles(samples, f);
+  // Where the single-event phase's time goes: events per group commit (one fsync each) and
+  // the time per commit cycle.
+  double commits_before = metric(port, "fleetlet_streams_commits_total");
+  double events_before = metric(port, "fleetlet_streams_published_events_total");
   f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
     auto body = eventsBody("bench.single", 1, 0);
     return [conn, body] { return conn->publish(body) == 201; };
   });
+  double commits = metric(port, "fleetlet_streams_commits_total") - commits_before;
+  double events = metric(port, "fleetlet_streams_published_events_total") - events_before;
+  if (commits > 0) {
+    f.single_events_per_commit = events / commits;
+    f.single_commit_us = o.seconds * 1e6 / commits;
+  }
   f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
     auto body = eventsBody("bench.batch", 100, 0);
@@ -438,6 +528,137 @@ Figures benchMosquitto(const Options& o) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- replication (NATS hub)
+
+struct ReplicationFigures {
+  double p50_us = 0;
+  double p99_us = 0;
+  std::size_t samples = 0;
+  std::int64_t catchup_events = 0;
+  double catchup_eps = 0;
+};
+
+// Polls `done` every 5 ms for up to `limit`; returns whether it held.
+bool waitUntil(const std::function<bool()>& done, std::chrono::seconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+// Three nodes (a, b, c) and a one-server hub from hack/site-hub.sh: A publish -> B and C
+// subscriber latency; then C stopped while A publishes `catchup_events`, restarted, and the
+// time until C has them all.
+ReplicationFigures benchReplication(const Options& o) {
+  ReplicationFigures f;
+  auto dir = fleetlet::testing::TempDir::create("bench-replication");
+  auto hub = dir->path() / "hub";
+  auto hubCommand = [&](const std::string& command) {
+    auto out = fleetlet::runCommand(
+        {SITE_HUB_PATH, command, hub.string(), "--site", "bench", "--nodes", "a,b,c"});
+    if (!out || !out->status.success()) {
+      std::fprintf(stderr, "site-hub.sh %s failed: %s\n", command.c_str(),
+                   out ? out->err.c_str() : out.error().message().c_str());
+      std::exit(1);
+    }
+  };
+  hubCommand("start");
+  std::ifstream env(hub / "hub.env");
+  std::string urls;
+  for (std::string line; std::getline(env, line);) {
+    if (line.rfind("NATS_URLS=", 0) == 0) urls = line.substr(10);
+  }
+  auto node = [&](const std::string& name) {
+    return startStreams(dir->path() / (name + ".log"), {"--data-dir",
+                                                        (dir->path() / name).string(),
+                                                        "--listen",
+                                                        "127.0.0.1:0",
+                                                        "--console-listen",
+                                                        "127.0.0.1:0",
+                                                        "--source-id",
+                                                        name,
+                                                        "--log-level",
+                                                        "warn",
+                                                        "--nats",
+                                                        urls,
+                                                        "--site",
+                                                        "bench",
+                                                        "--nats-user",
+                                                        name,
+                                                        "--nats-password-file",
+                                                        (hub / (name + ".password")).string(),
+                                                        "--stream-max-bytes",
+                                                        "1073741824"});
+  };
+  auto a = node("a");
+  auto b = node("b");
+  auto c = node("c");
+  auto offsetOf = [](std::uint16_t port, const std::string& source) {
+    auto text = httpGet(port, "/api/v1/events/offsets");
+    auto key = "\"" + source + "\":";
+    return text.find(key) == std::string::npos ? -1.0 : numberAfter(text, key);
+  };
+  // Warm up: B and C follow A.
+  HttpConnection pub(a.port);
+  pub.publish(eventsBody("bench.warmup", 1, 0));
+  if (!waitUntil([&] { return offsetOf(b.port, "a") >= 0 && offsetOf(c.port, "a") >= 0; }, 30s)) {
+    std::fprintf(stderr, "replication did not start\n");
+    std::exit(1);
+  }
+
+  std::mutex mutex;
+  std::vector<double> samples;
+  std::atomic<int> ready{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> subs;
+  for (std::uint16_t port : {b.port, c.port}) {
+    subs.emplace_back([&, port] {
+      auto mine = subscriberLatencies(port, "bench.repl", stop, ready);
+      std::lock_guard lock(mutex);
+      samples.insert(samples.end(), mine.begin(), mine.end());
+    });
+  }
+  while (ready < 2) std::this_thread::sleep_for(1ms);
+  auto next = Clock::now();
+  for (int i = 0; i < o.latency_events; ++i) {
+    next += 2ms;
+    std::this_thread::sleep_until(next);
+    pub.publish(eventsBody("bench.repl", 1, nowNs()));
+  }
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  for (auto& t : subs) t.join();
+  Figures latency;
+  percentiles(samples, latency);
+  f.p50_us = latency.p50_us;
+  f.p99_us = latency.p99_us;
+  f.samples = latency.latency_samples;
+
+  // Catch-up: C is down while A publishes; the hub has everything before C returns.
+  c.child.stop(SIGTERM, 5s);
+  double base = offsetOf(a.port, "a");
+  for (std::int64_t sent = 0; sent < o.catchup_events; sent += 100) {
+    pub.publish(eventsBody("bench.catchup", 100, 0));
+  }
+  double last = offsetOf(a.port, "a");
+  f.catchup_events = static_cast<std::int64_t>(last - base);
+  waitUntil(
+      [&] { return numberAfter(httpGet(a.port, "/replication"), "\"published\":") >= last + 1; },
+      120s);
+  auto start = Clock::now();
+  c = node("c");
+  if (!waitUntil([&] { return offsetOf(c.port, "a") >= last; }, 300s)) {
+    std::fprintf(stderr, "node c did not catch up\n");
+  }
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  f.catchup_eps = static_cast<double>(f.catchup_events) / elapsed;
+  for (auto* n : {&a, &b, &c}) n->child.stop(SIGTERM, 5s);
+  hubCommand("stop");
+  return f;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"bench_events: fleetlet-streams vs mosquitto"};
   Options o;
@@ -445,6 +666,9 @@ int main(int argc, char** argv) {
   app.add_option("--connections", o.single_connections, "Publishers in the single-event phase");
   app.add_option("--batch-connections", o.batch_connections, "Publishers in the batch phase");
   app.add_option("--latency-events", o.latency_events, "Events in the latency phase");
+  app.add_option("--catchup-events", o.catchup_events,
+                 "Events a stopped node catches up on in the replication phase");
+  app.add_flag("--skip-replication", o.skip_replication, "Leave out the replication phase");
   CLI11_PARSE(app, argc, argv);
   mosquitto_lib_init();
 
@@ -455,6 +679,8 @@ int main(int argc, char** argv) {
   Figures s = benchStreams(o);
   Figures m = benchMosquitto(o);
   mosquitto_lib_cleanup();
+  ReplicationFigures r;
+  if (!o.skip_replication) r = benchReplication(o);
 
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   std::printf("\n%-36s %18s %18s %10s\n", "", "fleetlet-streams", "mosquitto", "ratio");
@@ -470,6 +696,17 @@ int main(int argc, char** argv) {
               m.latency_samples);
   std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
               ratio(s.rss_mib, m.rss_mib));
+  std::printf("single events: %.1f events per group commit (one fsync), %.0f us per commit\n",
+              s.single_events_per_commit, s.single_commit_us);
+  if (!o.skip_replication) {
+    std::printf(
+        "\nreplication through a one-server hub, 3 nodes (A publishes, B and C subscribe):\n"
+        "%-36s %18.0f   (target < 20000)\n%-36s %18.0f\n%-36s %18zu\n"
+        "%-36s %18.0f   (target >= 20000; %lld events, node C stopped meanwhile)\n",
+        "A publish->B/C subscriber p99 (us)", r.p99_us, "A publish->B/C subscriber p50 (us)",
+        r.p50_us, "latency samples", r.samples, "catch-up (events/s)", r.catchup_eps,
+        static_cast<long long>(r.catchup_events));
+  }
   std::printf(
       "\nfleetlet-streams acks each publish after fsync (SQLite WAL, synchronous=FULL, "
       "group commit);\nmosquitto acks QoS 1 from memory and saves its persistence file "

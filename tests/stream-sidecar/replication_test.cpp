@@ -1,0 +1,442 @@
+// Site replication against real processes: a nats-server hub started by hack/site-hub.sh (per
+// node credentials) and several fleetlet-streams binaries on loopback, each its own source.
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "os/child_process.h"
+#include "service_process.h"
+#include "support/temp_dir.h"
+#include "test_client.h"
+
+namespace fleetlet::streams {
+namespace {
+
+using testing::kPatience;
+using testing::ServiceProcess;
+using testing::startServiceProcess;
+using testing::TestClient;
+using namespace std::chrono_literals;
+
+constexpr const char* kSite = "t";
+
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Polls `done` until it holds or the patience runs out; returns whether it held.
+bool eventually(const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+// The hub: hack/site-hub.sh in a directory of the test; stopped (only what it started) at the end.
+class SiteHub {
+ public:
+  SiteHub(std::filesystem::path dir, const std::string& nodes) : dir_(std::move(dir)) {
+    run({"start", dir_.string(), "--site", kSite, "--nodes", nodes});
+    std::ifstream env(dir_ / "hub.env");
+    std::string line;
+    while (std::getline(env, line)) {
+      if (line.rfind("NATS_URLS=", 0) == 0) urls_ = line.substr(10);
+    }
+  }
+  ~SiteHub() { run({"stop", dir_.string()}); }
+  SiteHub(const SiteHub&) = delete;
+  SiteHub& operator=(const SiteHub&) = delete;
+
+  void start() { run({"start", dir_.string()}); }
+  void stop() { run({"stop", dir_.string()}); }
+  const std::string& urls() const { return urls_; }
+  std::string password(const std::string& user) const {
+    std::string text = readFile(dir_ / (user + ".password"));
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  }
+  // The flags that connect node `source` to this hub as user `user` (default: itself).
+  std::vector<std::string> nodeArgs(const std::string& source, std::string user = "") const {
+    if (user.empty()) user = source;
+    return {"--nats",
+            urls_,
+            "--site",
+            kSite,
+            "--nats-user",
+            user,
+            "--nats-password-file",
+            (dir_ / (user + ".password")).string(),
+            "--stream-max-bytes",
+            "67108864"};
+  }
+
+ private:
+  void run(std::vector<std::string> args) {
+    const char* source_dir = std::getenv("FLEETLET_SOURCE_DIR");
+    ASSERT_NE(source_dir, nullptr) << "FLEETLET_SOURCE_DIR is not set (run through ctest)";
+    args.insert(args.begin(), std::string(source_dir) + "/hack/site-hub.sh");
+    auto out = runCommand({.argv = args, .timeout = 30s});
+    ASSERT_TRUE(out) << out.error().message();
+    ASSERT_TRUE(out->status.success()) << out->err << out->out;
+  }
+
+  std::filesystem::path dir_;
+  std::string urls_;
+};
+
+// A NATS client of the test (user admin, or a node's user) for what no node would send.
+class NatsClient {
+ public:
+  NatsClient(const SiteHub& hub, const std::string& user) {
+    natsOptions* opts = nullptr;
+    EXPECT_EQ(natsOptions_Create(&opts), NATS_OK);
+    std::string password = hub.password(user);
+    natsOptions_SetURL(opts, hub.urls().c_str());
+    natsOptions_SetUserInfo(opts, user.c_str(), password.c_str());
+    EXPECT_EQ(natsConnection_Connect(&nc_, opts), NATS_OK);
+    natsOptions_Destroy(opts);
+    EXPECT_EQ(natsConnection_JetStream(&js_, nc_, nullptr), NATS_OK);
+  }
+  ~NatsClient() {
+    jsCtx_Destroy(js_);
+    natsConnection_Destroy(nc_);
+  }
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  // Creates the stream of `source` as a node would.
+  natsStatus addStream(const std::string& source) {
+    std::string name = fmt::format("FL_{}_{}", kSite, source);
+    std::string subject = fmt::format("fl.{}.src.{}", kSite, source);
+    const char* subjects[] = {subject.c_str()};
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name.c_str();
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    return js_AddStream(nullptr, js_, &cfg, nullptr, nullptr);
+  }
+  natsStatus publish(const std::string& source, const std::string& body) {
+    std::string subject = fmt::format("fl.{}.src.{}", kSite, source);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 2000;
+    return js_Publish(nullptr, js_, subject.c_str(), body.data(), static_cast<int>(body.size()),
+                      &po, nullptr);
+  }
+  std::uint64_t lastSeq(const std::string& source) {
+    jsStreamInfo* info = nullptr;
+    std::string name = fmt::format("FL_{}_{}", kSite, source);
+    if (js_GetStreamInfo(&info, js_, name.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+    std::uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    return last;
+  }
+
+ private:
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = fleetlet::testing::TempDir::create("streams-replication");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+  }
+
+  std::filesystem::path path() const { return dir_->path(); }
+
+  // Starts node `source` (data in <dir>/<data or source>) connected to `hub`.
+  ServiceProcess& startNode(const SiteHub& hub, const std::string& source,
+                            std::vector<std::string> extra = {}, std::string data = "") {
+    auto args = hub.nodeArgs(source);
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto node =
+        startServiceProcess(path(), ++runs_, args, source, path() / (data.empty() ? source : data));
+    EXPECT_TRUE(node);
+    nodes_.push_back(std::make_unique<ServiceProcess>(std::move(*node)));
+    EXPECT_NE(nodes_.back()->port, 0) << readFile(nodes_.back()->log);
+    return *nodes_.back();
+  }
+
+  static Json offsets(const ServiceProcess& node) {
+    return TestClient(node.port).get("/api/v1/events/offsets").json();
+  }
+  static Json status(const ServiceProcess& node) {
+    return TestClient(node.port).get("/replication").json();
+  }
+  static bool hasOffset(const ServiceProcess& node, const std::string& source,
+                        std::int64_t offset) {
+    auto o = offsets(node);
+    return o.contains(source) && o[source].get<std::int64_t>() >= offset;
+  }
+  // Every event of the node in source order.
+  static std::vector<Json> all(const ServiceProcess& node) {
+    return TestClient(node.port)
+        .post("/api/v1/events/query", Json{{"subscriptions", {Json::object()}},
+                                           {"order", "source-ordered"},
+                                           {"upperBound", offsets(node)}}
+                                          .dump())
+        .lines();
+  }
+  // Asserts that `events` of `source` are offsets 0..count-1, each once, in order.
+  static void expectGapless(const std::vector<Json>& events, const std::string& source,
+                            std::int64_t count) {
+    std::int64_t next = 0;
+    for (const auto& e : events) {
+      if (e["stream"]["source"] != source) continue;
+      ASSERT_EQ(e["offset"].get<std::int64_t>(), next) << source << ": gap or duplicate";
+      ++next;
+    }
+    EXPECT_EQ(next, count) << source;
+  }
+
+  std::optional<fleetlet::testing::TempDir> dir_;
+  std::vector<std::unique_ptr<ServiceProcess>> nodes_;
+  int runs_ = 0;
+};
+
+// A subscription to `source`'s events on `node`, collecting lines on its own thread until
+// `count` arrived.
+std::future<std::vector<Json>> subscribeTo(const ServiceProcess& node, const std::string& source,
+                                           std::size_t count) {
+  return std::async(std::launch::async, [port = node.port, source, count] {
+    return TestClient(port).streamLines(
+        "POST", "/api/v1/events/subscribe",
+        Json{{"subscriptions", {Json{{"source", source}}}}}.dump(),
+        [count](const std::vector<Json>& lines) { return lines.size() >= count; });
+  });
+}
+
+TEST_F(ReplicationTest, EventOfOneNodeReachesSubscribersOnTheOthersOnceInOrder) {
+  SiteHub hub(path() / "hub", "a,b,c");
+  auto& a = startNode(hub, "a");
+  auto& b = startNode(hub, "b");
+  auto& c = startNode(hub, "c");
+  ASSERT_TRUE(a.port && b.port && c.port);
+  auto on_b = subscribeTo(b, "a", 60);
+  auto on_c = subscribeTo(c, "a", 60);
+  std::this_thread::sleep_for(200ms);  // let the subscriptions register (not required)
+  TestClient client(a.port);
+  std::vector<Json> receipts;
+  for (int i = 0; i < 20; ++i) {
+    auto reply = client.publish("sensor", "s1", 3, Json{{"i", i}});
+    ASSERT_EQ(reply.status, 201) << reply.body;
+    Json data = reply.json()["data"];
+    for (const auto& r : data) receipts.push_back(r);
+  }
+  for (auto* future : {&on_b, &on_c}) {
+    auto lines = future->get();
+    ASSERT_EQ(lines.size(), 60u);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      EXPECT_EQ(lines[i]["stream"]["source"], "a");
+      ASSERT_EQ(lines[i]["offset"], i);
+      // Source, offset, lamport and timestamp are those given on A.
+      EXPECT_EQ(lines[i]["lamport"], receipts[i]["lamport"]);
+      EXPECT_EQ(lines[i]["timestamp"], receipts[i]["timestamp"]);
+      EXPECT_EQ(lines[i]["payload"]["i"], static_cast<int>(i / 3));
+    }
+  }
+  // Nothing more arrives on B (exactly once): the subscription sees only 60 a-events.
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 59); }));
+  auto events = all(b);
+  expectGapless(events, "a", 60);
+  // Causality: B's next local event sorts after everything it has seen from A.
+  auto reply = TestClient(b.port).publish("sensor", "s2", 1);
+  ASSERT_EQ(reply.status, 201);
+  EXPECT_GT(reply.json()["data"][0]["lamport"], receipts.back()["lamport"]);
+  ASSERT_TRUE(eventually([&] { return hasOffset(c, "b", 0) && hasOffset(a, "b", 0); }));
+  // The status endpoint shows the pump and each followed source.
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == 60; }));
+  auto s = status(c);
+  EXPECT_EQ(s["hub"]["connected"], true) << s.dump();
+  EXPECT_EQ(s["sources"]["a"]["lag"], 0) << s.dump();
+  EXPECT_EQ(s["sources"]["a"]["state"], "following") << s.dump();
+  EXPECT_NE(TestClient(c.port)
+                .get("/metrics")
+                .body.find("fleetlet_streams_replication_source_lag{source=\"a\"} 0"),
+            std::string::npos);
+}
+
+TEST_F(ReplicationTest, HubDownWhileBothPublishThenConvergesGaplessWithoutDuplicates) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto& a = startNode(hub, "a");
+  auto& b = startNode(hub, "b");
+  ASSERT_TRUE(a.port && b.port);
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 5).status, 201);
+  ASSERT_EQ(TestClient(b.port).publish("x", "n", 5).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(a, "b", 4) && hasOffset(b, "a", 4); }));
+
+  hub.stop();
+  ASSERT_TRUE(eventually([&] { return status(a)["hub"]["connected"] == false; }));
+  // Local publishing does not wait for the hub.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(TestClient(a.port).publish("x", "n", 2).status, 201);
+    ASSERT_EQ(TestClient(b.port).publish("x", "n", 3).status, 201);
+  }
+  hub.start();
+  ASSERT_TRUE(eventually([&] { return hasOffset(a, "b", 34) && hasOffset(b, "a", 24); }))
+      << offsets(a).dump() << offsets(b).dump();
+  auto on_a = all(a);
+  auto on_b = all(b);
+  expectGapless(on_a, "a", 25);
+  expectGapless(on_a, "b", 35);
+  expectGapless(on_b, "a", 25);
+  expectGapless(on_b, "b", 35);
+  EXPECT_EQ(on_a, on_b);  // the same events, lamports included
+}
+
+TEST_F(ReplicationTest, KillNineOfANodeMidIngestConverges) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto& a = startNode(hub, "a");
+  auto* b = &startNode(hub, "b");
+  ASSERT_TRUE(a.port && b->port);
+  constexpr int kBatches = 40;
+  constexpr int kPerBatch = 100;
+  auto publisher = std::async(std::launch::async, [&] {
+    TestClient client(a.port);
+    for (int i = 0; i < kBatches; ++i) {
+      if (client.publish("load", "n", kPerBatch, Json{{"batch", i}}).status != 201) return false;
+    }
+    return true;
+  });
+  ASSERT_TRUE(eventually([&] { return hasOffset(*b, "a", 500); }));
+  ASSERT_TRUE(b->process.signal(SIGKILL));
+  (void)b->process.wait();
+  ASSERT_TRUE(publisher.get());
+  b = &startNode(hub, "b");
+  ASSERT_NE(b->port, 0);
+  constexpr std::int64_t kTotal = kBatches * kPerBatch;
+  ASSERT_TRUE(eventually([&] { return hasOffset(*b, "a", kTotal - 1); })) << offsets(*b).dump();
+  expectGapless(all(*b), "a", kTotal);
+}
+
+TEST_F(ReplicationTest, WipedNodeRestoresItsLogFromTheHubBeforePublishing) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto* a = &startNode(hub, "a");
+  auto& b = startNode(hub, "b");
+  ASSERT_TRUE(a->port && b.port);
+  ASSERT_EQ(TestClient(a->port).publish("x", "n", 30).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(*a)["pump"]["published"] == 30; }));
+  auto before = all(*a);
+  a->process.stop(SIGTERM, 5s);
+  std::filesystem::remove_all(path() / "a");
+
+  a = &startNode(hub, "a");
+  ASSERT_NE(a->port, 0);
+  // Restored before it listened: the first answer already has the whole log.
+  EXPECT_EQ(offsets(*a)["a"], 29);
+  EXPECT_EQ(all(*a), before);
+  auto reply = TestClient(a->port).publish("x", "n", 1);
+  ASSERT_EQ(reply.status, 201);
+  EXPECT_EQ(reply.json()["data"][0]["offset"], 30);
+  EXPECT_GT(reply.json()["data"][0]["lamport"], before.back()["lamport"]);
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 30); }));
+  expectGapless(all(b), "a", 31);
+}
+
+TEST_F(ReplicationTest, SecondNodeWithTheSameSourceIdIsRefused) {
+  SiteHub hub(path() / "hub", "a");
+  auto& a = startNode(hub, "a");
+  ASSERT_NE(a.port, 0);
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 3).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == 3; }));
+
+  auto clone = startServiceProcess(path(), ++runs_, hub.nodeArgs("a"), "a", path() / "clone");
+  ASSERT_TRUE(clone);
+  if (clone->port != 0) {
+    clone->process.stop(SIGTERM, 5s);
+    FAIL() << "the second node with source id 'a' is serving\n" << readFile(clone->log);
+  }
+  auto exit = clone->process.wait();
+  EXPECT_EQ(exit.exit_code, 1) << exit.describe();
+  EXPECT_NE(readFile(clone->log).find("source id 'a' is in use by another node"), std::string::npos)
+      << readFile(clone->log);
+  // The first node's stream is untouched and it keeps publishing.
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 1).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == 4; }));
+  NatsClient admin(hub, "admin");
+  EXPECT_EQ(admin.lastSeq("a"), 4u);
+}
+
+TEST_F(ReplicationTest, NodeThatLostItsLogWhileTheHubWasAwayReportsAConflictAndOverwritesNothing) {
+  SiteHub hub(path() / "hub", "a");
+  auto* a = &startNode(hub, "a");
+  ASSERT_NE(a->port, 0);
+  ASSERT_EQ(TestClient(a->port).publish("x", "n", 5).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(*a)["pump"]["published"] == 5; }));
+  a->process.stop(SIGTERM, 5s);
+  std::filesystem::remove_all(path() / "a");
+  // Wiped, and the hub away at start-up: it serves, so it cannot restore first.
+  hub.stop();
+  a = &startNode(hub, "a", {"--hub-connect-timeout-ms", "300"});
+  ASSERT_NE(a->port, 0);
+  ASSERT_EQ(TestClient(a->port).publish("x", "n", 2).status, 201);
+  hub.start();
+  ASSERT_TRUE(eventually([&] { return status(*a)["pump"]["state"] == "conflict"; }))
+      << status(*a).dump();
+  EXPECT_NE(status(*a)["pump"]["lastError"].get<std::string>().find("holds 5 events"),
+            std::string::npos)
+      << status(*a).dump();
+  NatsClient admin(hub, "admin");
+  EXPECT_EQ(admin.lastSeq("a"), 5u);  // the hub's copy is not overwritten
+}
+
+TEST_F(ReplicationTest, HostileMessagesAreIgnoredCountedAndNeverStored) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto& a = startNode(hub, "a", {"--replication-max-event-bytes", "4096"});
+  auto& b = startNode(hub, "b", {"--replication-max-event-bytes", "4096"});
+  ASSERT_TRUE(a.port && b.port);
+  NatsClient admin(hub, "admin");
+  for (const char* s : {"m1", "m2", "m3", "m4"}) ASSERT_EQ(admin.addStream(s), NATS_OK) << s;
+  auto valid = [](const std::string& source, int offset) {
+    return Json{{"stream", {{"semantics", "x"}, {"name", "n"}, {"source", source}}},
+                {"timestamp", 1},
+                {"lamport", 1000000},
+                {"offset", offset},
+                {"payload", Json::object()}}
+        .dump();
+  };
+  EXPECT_EQ(admin.publish("m1", "{not json"), NATS_OK);
+  EXPECT_EQ(admin.publish("m2", valid("m2", 5)), NATS_OK);
+  EXPECT_EQ(admin.publish("m3", valid("m3", 0) + std::string(10000, ' ')), NATS_OK);
+  EXPECT_EQ(admin.publish("m4", valid("a", 0)), NATS_OK);
+  ASSERT_TRUE(eventually([&] {
+    auto r = status(b)["rejected"];
+    return r["bad_json"] == 1 && r["wrong_offset"] == 1 && r["too_large"] == 1 &&
+           r["wrong_source"] == 1;
+  })) << status(b).dump();
+  // A node's credentials publish only to its own subject.
+  {
+    NatsClient as_a(hub, "a");
+    EXPECT_NE(as_a.publish("b", valid("b", 0)), NATS_OK);
+    EXPECT_EQ(admin.lastSeq("b"), 0u);
+  }
+  // Nothing of it is stored, the lamport clock did not jump, and real events still flow.
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 1).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 0); }));
+  auto o = offsets(b);
+  for (const char* s : {"m1", "m2", "m3", "m4"}) EXPECT_FALSE(o.contains(s)) << o.dump();
+  auto reply = TestClient(b.port).publish("x", "n", 1);
+  EXPECT_LT(reply.json()["data"][0]["lamport"], 1000000);
+  auto s = status(b);
+  EXPECT_EQ(s["sources"]["m2"]["state"], "blocked") << s.dump();
+  EXPECT_EQ(readFile(b.log).find("offset 5 at stream sequence 1") != std::string::npos, true);
+}
+
+}  // namespace
+}  // namespace fleetlet::streams
