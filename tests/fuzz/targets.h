@@ -35,6 +35,10 @@ void fuzzMultipart(std::string_view data);
 // parseAddResult read it directly. Errors name the plugin; accepted results re-parse.
 void fuzzCniResult(std::string_view data);
 
+// ttrpc::FrameDecoder on a byte stream from a shim's socket; the first byte chooses a chunk
+// size, and the frames found must not depend on how the stream was chunked.
+void fuzzTtrpcFrame(std::string_view data);
+
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
   void (*run)(std::string_view);
@@ -50,6 +54,7 @@ inline constexpr Target kTargets[] = {
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
     {"cni_result", &fuzzCniResult},
+    {"ttrpc_frame", &fuzzTtrpcFrame},
 };
 
 }  // namespace fleetlet::fuzz
