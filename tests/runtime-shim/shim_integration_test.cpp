@@ -11,10 +11,14 @@
 #include <sstream>
 #include <thread>
 
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "os/child_process.h"
 #include "os/unique_fd.h"
+#include "shim/cgroup.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
+#include "support/temp_dir.h"
+#include "ttrpc/client.h"
 #include "ttrpc/socket.h"
 
 namespace fleetlet::shim {
@@ -61,6 +65,14 @@ class ShimIntegrationTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete containerd_;
     containerd_ = nullptr;
+    // The tasks' cgroups went with them; their namespace's parent stays (as runc's do).
+    std::error_code ec;
+    if (fs::exists("/sys/fs/cgroup")) {
+      for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+        ::rmdir((hierarchy.path() / kNs).c_str());
+      }
+      ::rmdir((fs::path("/sys/fs/cgroup") / kNs).c_str());
+    }
   }
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
@@ -281,6 +293,75 @@ TEST_F(ShimIntegrationTest, MemoryLimitEndsTheAppWithAnOomEvent) {
     return text.find("/tasks/oom") != std::string::npos &&
            text.find("\"container_id\":\"" + id + "\"") != std::string::npos;
   })) << events.text();
+}
+
+TEST_F(ShimIntegrationTest, FileLoggerAppendsBothStreamsToOneFile) {
+  auto dir = testing::TempDir::create("shim-log");
+  ASSERT_TRUE(dir);
+  fs::path log = dir->path() / "logs" / "app.log";
+  std::string id = PrivateContainerd::uniqueId("shim-filelog");
+  auto out = run(id, {"/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"},
+                 {"--rm", "--log-uri", "file://" + log.string()});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(readFile(log), "to-stdout\nto-stderr\n");
+}
+
+TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
+  auto dir = testing::TempDir::create("shim-binlog");
+  ASSERT_TRUE(dir);
+  // The logger protocol: fd 3 stdout, fd 4 stderr, fd 5 ready; args from the URI's query.
+  fs::path logger = dir->path() / "logger.sh";
+  std::ofstream(logger) << "#!/bin/sh\n"
+                           "exec 5>&-\n"
+                           "cat <&3 > \"$2.out\" & cat <&4 > \"$2.err\" & wait\n"
+                           "echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$2.env\"\n";
+  fs::permissions(logger, fs::perms::owner_all);
+  fs::path base = dir->path() / "captured";
+  std::string id = PrivateContainerd::uniqueId("shim-binlog");
+  auto out = run(id, {"/bin/sh", "-c", "echo out-line; echo err-line >&2"},
+                 {"--rm", "--log-uri", "binary://" + logger.string() + "?path=" + base.string()});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_TRUE(eventually([&] { return fs::exists(base.string() + ".env"); }));
+  EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
+  EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
+  EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+}
+
+TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
+  std::string id = PrivateContainerd::uniqueId("shim-update");
+  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  std::string cgroup = readFile(bundle(id) / "cgroup.path");
+  ASSERT_FALSE(cgroup.empty());
+  // containerd's Update, sent straight to the shim's socket.
+  auto client = ttrpc::Client::connect(readFile(bundle(id) / "address"));
+  ASSERT_TRUE(client) << client.error().message();
+  containerd::task::v2::UpdateTaskRequest update;
+  update.set_id(id);
+  update.mutable_resources()->set_type_url(
+      "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources");
+  update.mutable_resources()->set_value(R"({"memory": {"limit": 33554432}, "pids": {"limit": 7}})");
+  auto reply = (*client)->call("containerd.task.v2.Task", "Update", update.SerializeAsString(),
+                               {.metadata = {{"containerd-namespace-ttrpc", kNs}}});
+  ASSERT_TRUE(reply) << reply.error().message;
+  Cgroup cg(cgroup);
+  CgroupStats stats = cg.stats();
+  EXPECT_EQ(stats.memory_limit, 33554432u);
+  EXPECT_EQ(stats.pids_limit, 7u);
+  // A bad one names its problem and changes nothing.
+  update.mutable_resources()->set_value("[1]");
+  auto bad = (*client)->call("containerd.task.v2.Task", "Update", update.SerializeAsString());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ttrpc::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cg.stats().memory_limit, 33554432u);
+  // Exec is not something a native app has.
+  auto exec = (*client)->call("containerd.task.v2.Task", "Exec", "");
+  ASSERT_FALSE(exec);
+  EXPECT_EQ(exec.error().code, ttrpc::StatusCode::kUnimplemented);
+  client->reset();
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }
 
 TEST_F(ShimIntegrationTest, GarbageOnTheShimSocketDoesNotCrashIt) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -112,7 +113,13 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
   const int out_r = out.r.get(), err_r = err.r.get(), ready_w = ready.w.get();
 
   pid_t pid = spawn([&] {
-    // In the child: fds 3, 4, 5 as the logger protocol wants them, stdio to /dev/null.
+    // In the child: fds 3, 4, 5 as the logger protocol wants them, stdio to /dev/null, and
+    // the signal mask and dispositions a fresh process has (the shim blocks SIGCHLD and
+    // ignores SIGPIPE; both would survive exec).
+    sigset_t none;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
     int null_fd = ::open("/dev/null", O_RDWR);
     int o = ::fcntl(out_r, F_DUPFD, 10), e = ::fcntl(err_r, F_DUPFD, 10),
         r = ::fcntl(ready_w, F_DUPFD, 10);
@@ -123,6 +130,10 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
     ::dup2(o, 3);
     ::dup2(e, 4);
     ::dup2(r, 5);
+    // The temporary copies would keep the pipes open (fd 5's EOF is the ready signal).
+    for (int fd : {o, e, r, null_fd}) {
+      if (fd > 5) ::close(fd);
+    }
     ::setsid();
     ::setenv("CONTAINER_ID", env_id.c_str() + 13, 1);
     ::setenv("CONTAINER_NAMESPACE", env_ns.c_str() + 20, 1);
