@@ -135,9 +135,9 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
       if (fd > 5) ::close(fd);
     }
     ::setsid();
-    ::setenv("CONTAINER_ID", env_id.c_str() + 13, 1);
-    ::setenv("CONTAINER_NAMESPACE", env_ns.c_str() + 20, 1);
-    ::execv(argv[0], argv.data());
+    // The environment holds only these two, as containerd's shims give it.
+    char* envp[] = {env_id.data(), env_ns.data(), nullptr};
+    ::execve(argv[0], argv.data(), envp);
     ::_exit(127);
   });
   if (pid < 0) return failErrno(errno, "fork logger {}", path);
