@@ -10,6 +10,7 @@ find_program(PROTOC protoc REQUIRED)
 
 set(shim_protos
   github.com/containerd/containerd/runtime/v2/task/shim.proto
+  github.com/containerd/containerd/runtime/v2/runc/options/oci.proto
   github.com/containerd/containerd/api/types/mount.proto
   github.com/containerd/containerd/api/types/task/task.proto
   github.com/containerd/containerd/api/events/task.proto

@@ -18,6 +18,7 @@
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/temp_dir.h"
+#include "support/test_images.h"
 #include "ttrpc/client.h"
 #include "ttrpc/socket.h"
 
@@ -145,9 +146,12 @@ class ShimIntegrationTest : public ::testing::Test {
                      .stderr_path = log.file});
     EXPECT_TRUE(child) << child.error().message();
     if (child) log.process = std::make_unique<ChildProcess>(std::move(*child));
-    // ctr events subscribes asynchronously: wait until an event of our own shows up.
-    EXPECT_TRUE(ctr({"namespaces", "label", kNs, "probe=" + name}).status.success());
-    eventually([&] { return log.text().find("/namespaces/update") != std::string::npos; });
+    // ctr events subscribes asynchronously: label the namespace until the update shows up.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      std::string probe = name + "-" + std::to_string(attempt);
+      EXPECT_TRUE(ctr({"namespaces", "label", kNs, "probe=" + probe}).status.success());
+      if (eventually([&] { return log.text().find(probe) != std::string::npos; }, 200ms)) break;
+    }
     return log;
   }
 
@@ -362,6 +366,44 @@ TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
   ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
   EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+// Container mode: the same shim runs an image through runc, as io.containerd.runc.v2 would.
+TEST_F(ShimIntegrationTest, ContainerModeRunsAnImageThroughRunc) {
+  auto images = testing::TestImages::build();
+  ASSERT_TRUE(images) << images.error().message();
+  auto imported = ctr({"images", "import", images->busyboxOciTar().string()});
+  ASSERT_TRUE(imported.status.success()) << imported.err;
+  const std::string image(testing::TestImages::kBusyboxTarRef);
+  // ctr sends runtime options to io.containerd.runc.v2 only: the shim's default runc root,
+  // beside containerd's socket, keeps this instance's runc state in its own directory.
+  const fs::path runc_state = containerd_->dir() / "runc" / kNs;
+
+  std::string id = PrivateContainerd::uniqueId("shim-container");
+  auto out = ctr({"run", "--rm", "--runtime", kRuntime, image, id});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, testing::TestImages::kBusyboxOutput);
+
+  std::string failing = PrivateContainerd::uniqueId("shim-container-exit");
+  auto exit5 = ctr({"run", "--rm", "--runtime", kRuntime, image, failing, "/bin/sh", "-c",
+                    "echo in-container; exit 5"});
+  EXPECT_EQ(exit5.status.exit_code, 5) << exit5.err;
+  EXPECT_EQ(exit5.out, "in-container\n");
+
+  std::string detached = PrivateContainerd::uniqueId("shim-container-d");
+  ASSERT_TRUE(ctr({"run", "-d", "--runtime", kRuntime, image, detached, "/bin/sleep", "1000"})
+                  .status.success());
+  EXPECT_EQ(taskStatus(detached), "RUNNING");
+  EXPECT_TRUE(fs::exists(runc_state / detached));
+  EXPECT_TRUE(ctr({"task", "ps", detached}).status.success());
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", detached}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(detached) == "STOPPED"; }));
+  auto deleted = ctr({"task", "delete", detached});
+  EXPECT_TRUE(deleted.status.success()) << deleted.err;
+  EXPECT_TRUE(ctr({"container", "rm", detached}).status.success());
+  // runc's state and the rootfs mount went with the task.
+  EXPECT_FALSE(fs::exists(runc_state / detached));
+  EXPECT_FALSE(fs::exists(bundle(detached)));
 }
 
 TEST_F(ShimIntegrationTest, GarbageOnTheShimSocketDoesNotCrashIt) {

@@ -19,6 +19,7 @@
 #include "shim/proto_time.h"
 #include "shim/publisher.h"
 #include "shim/reaper.h"
+#include "shim/runc_process.h"
 #include "shim/task_service.h"
 #include "ttrpc/server.h"
 #include "ttrpc/socket.h"
@@ -199,6 +200,7 @@ int runDelete(const ShimFlags& flags) {
     pid = static_cast<std::uint32_t>(std::stoul(readSmallFile(bundle / kInitPidFile)));
   } catch (...) {
   }
+  RuncProcess::cleanupBundle(bundle, flags.id);
   std::string cgroup_path = readSmallFile(bundle / kCgroupFile);
   if (!cgroup_path.empty()) {
     Cgroup cgroup(cgroup_path);
@@ -243,7 +245,15 @@ int runServe(const ShimFlags& flags) {
   std::string events_address = ttrpc_address != nullptr ? ttrpc_address : flags.address + ".ttrpc";
   Publisher publisher(flags.ns, ttrpcForwarder(events_address, flags.ns));
   auto server = ttrpc::Server::adopt(UniqueFd(kListenerFd));
-  ShimContext ctx{.ns = flags.ns, .id = flags.id, .bundle = bundle, .request_exit = [&] {
+  std::string address =
+      flags.address.starts_with("unix://") ? flags.address.substr(7) : flags.address;
+  fs::path state_dir =
+      address.empty() ? fs::path("/run/fleetlet-shim") : fs::path(address).parent_path();
+  ShimContext ctx{.ns = flags.ns,
+                  .id = flags.id,
+                  .bundle = bundle,
+                  .runc_root = state_dir / "runc" / flags.ns,
+                  .request_exit = [&] {
                     std::thread([&] {
                       // Deliver /tasks/delete before going away.
                       publisher.drain(std::chrono::seconds(10));

@@ -19,6 +19,7 @@
 #include "shim/reaper.h"
 #include "shim/spec.h"
 #include "shim/stdio.h"
+#include "shim/task_process.h"
 
 namespace fleetlet::shim {
 
@@ -29,7 +30,7 @@ struct SandboxSummary {
   gid_t gid = 0;
 };
 
-class NativeProcess {
+class NativeProcess : public TaskProcess {
  public:
   // Forks the child and waits until it is ready to exec (or failed). `io` is consumed; the
   // child's exit goes to `on_exit` through the reaper. The cgroup placement happens through
@@ -40,13 +41,13 @@ class NativeProcess {
                                                        OpenedStdio io, Reaper& reaper,
                                                        Reaper::Callback on_exit,
                                                        const std::function<Status(pid_t)>& place);
-  ~NativeProcess();
+  ~NativeProcess() override;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const override { return pid_; }
   const SandboxSummary& sandbox() const { return summary_; }
 
   // Lets the child exec. Returns once the exec happened, or the child's error.
-  Status start();
+  Status start() override;
 
  private:
   NativeProcess() = default;

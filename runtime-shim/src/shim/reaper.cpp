@@ -94,7 +94,8 @@ void Reaper::watch(pid_t pid, Callback callback) {
       ProcessExit exit = it->second;
       unclaimed_.erase(it);
       lock.unlock();
-      callback(pid, exit);
+      // Not on the caller's thread: it may hold the lock the callback takes.
+      std::thread([callback = std::move(callback), pid, exit] { callback(pid, exit); }).detach();
       return;
     }
   }

@@ -49,8 +49,8 @@ class Reaper {
   Reaper& operator=(const Reaper&) = delete;
   ~Reaper();
 
-  // Delivers `pid`'s exit to `callback` once (immediately, on this thread, when it already
-  // happened).
+  // Delivers `pid`'s exit to `callback` once (on a thread of its own when it already
+  // happened, so the caller may hold a lock the callback takes).
   void watch(pid_t pid, Callback callback);
   // Stops watching `pid` (its exit will be dropped).
   void forget(pid_t pid);

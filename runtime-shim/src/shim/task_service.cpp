@@ -6,10 +6,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
+#include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "shim/proto_time.h"
 
 namespace fleetlet::shim {
@@ -132,27 +134,26 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
   fs::path bundle = r.bundle().empty() ? ctx_.bundle : fs::path(r.bundle());
   auto spec = loadSpec(bundle);
   if (!spec) return rpcFail(spec.error());
-  if (!r.rootfs().empty() || !spec->native()) {
-    return rpcFail(StatusCode::kFailedPrecondition,
-                   fmt::format("task {}: root '{}' is an image rootfs; this shim runs native apps "
-                               "only (root.path \"/\", ctr run --rootfs /); use "
-                               "io.containerd.runc.v2 for containers",
-                               r.id(), spec->root.string()));
-  }
+  const bool native = r.rootfs().empty() && spec->native();
   if (r.terminal() || spec->terminal) {
     return rpcFail(StatusCode::kInvalidArgument,
-                   "a terminal (ctr run -t) is not supported for native apps");
+                   "a terminal (ctr run -t) is not supported by the fleetlet shim");
   }
   if (!r.checkpoint().empty()) {
     return rpcFail(StatusCode::kUnimplemented, "checkpoint restore is not supported");
   }
 
   Cgroup cgroup(cgroupPathFor(*spec, ctx_.ns, ctx_.id), ctx_.cgroup_root);
-  if (auto made = cgroup.create(); !made) return rpcFail(made.error().wrap("task {}", r.id()));
-  auto cleanup_cgroup = [&] { (void)cgroup.remove(); };
-  if (auto applied = cgroup.apply(spec->resources); !applied) {
-    cleanup_cgroup();
-    return rpcFail(applied.error().wrap("limits of task {}", r.id()));
+  // runc makes a container's cgroup itself; a native app's is ours to make.
+  auto cleanup_cgroup = [&] {
+    if (native) (void)cgroup.remove();
+  };
+  if (native) {
+    if (auto made = cgroup.create(); !made) return rpcFail(made.error().wrap("task {}", r.id()));
+    if (auto applied = cgroup.apply(spec->resources); !applied) {
+      cleanup_cgroup();
+      return rpcFail(applied.error().wrap("limits of task {}", r.id()));
+    }
   }
 
   auto io = openStdio({r.stdin(), r.stdout(), r.stderr()}, ctx_.ns, ctx_.id,
@@ -170,10 +171,36 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
     cleanup_cgroup();
     return rpcFail(io.error().wrap("stdio of task {}", r.id()));
   }
-  auto process = NativeProcess::create(
-      *spec, ctx_.ns, ctx_.id, std::move(*io), reaper_,
-      [this](pid_t pid, ProcessExit exit) { onExit(pid, exit); },
-      [&](pid_t pid) { return cgroup.addProcess(pid); });
+  auto on_exit = [this](pid_t pid, ProcessExit exit) { onExit(pid, exit); };
+  Result<std::unique_ptr<TaskProcess>> process = std::unexpected(Error(ErrorCode::kInternal, ""));
+  if (native) {
+    auto made = NativeProcess::create(*spec, ctx_.ns, ctx_.id, std::move(*io), reaper_, on_exit,
+                                      [&](pid_t pid) { return cgroup.addProcess(pid); });
+    if (made) {
+      process = std::unique_ptr<TaskProcess>(std::move(*made));
+    } else {
+      process = std::unexpected(made.error());
+    }
+  } else {
+    RuncConfig config{
+        .id = ctx_.id, .bundle = bundle, .root = ctx_.runc_root.string(), .binary = "runc"};
+    containerd::runc::v1::Options options;
+    if (r.options().type_url().ends_with("containerd.runc.v1.Options") &&
+        options.ParseFromString(r.options().value())) {
+      if (!options.root().empty()) config.root = options.root();
+      if (!options.binary_name().empty()) config.binary = options.binary_name();
+    }
+    std::vector<RootfsMount> rootfs;
+    for (const auto& m : r.rootfs()) {
+      rootfs.push_back({m.type(), m.source(), {m.options().begin(), m.options().end()}});
+    }
+    auto made = RuncProcess::create(config, rootfs, std::move(*io), reaper_, on_exit);
+    if (made) {
+      process = std::unique_ptr<TaskProcess>(std::move(*made));
+    } else {
+      process = std::unexpected(made.error());
+    }
+  }
   if (!process) {
     lock.unlock();  // the child's exit callback needs mu_
     cleanup_cgroup();
@@ -357,6 +384,10 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
     // Never started: end the waiting child (the destructor kills it) and wait for its exit.
     process_.reset();
     exited_cv_.wait(lock, [&] { return phase_ == Phase::kStopped; });
+  }
+  if (auto cleaned = process_->cleanup(); !cleaned) {
+    // The task is gone either way; containerd's `delete` subcommand retries the runc state.
+    std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
   }
   process_.reset();
   if (cgroup_) {

@@ -1,6 +1,7 @@
 #pragma once
-// containerd.task.v2.Task for one native task (the shim serves one container, as containerd
-// 1.6 starts one shim per container). The RPCs, their states and events:
+// containerd.task.v2.Task for one task (the shim serves one container, as containerd 1.6
+// starts one shim per container): a native app when the spec's root is "/" and containerd
+// sends no rootfs, else a container through runc. The RPCs, their states and events:
 //
 //   Create   fork the sandboxed child, blocked before exec          → /tasks/create
 //   Start    let it exec                                            → /tasks/start
@@ -33,6 +34,7 @@
 #include "shim/native_process.h"
 #include "shim/publisher.h"
 #include "shim/reaper.h"
+#include "shim/runc_process.h"
 #include "ttrpc/server.h"
 
 namespace fleetlet::shim {
@@ -44,6 +46,9 @@ struct ShimContext {
   std::string id;
   std::filesystem::path bundle;
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
+  // Default runc --root for container tasks when the runtime options name none:
+  // <dir of containerd's socket>/runc/<namespace> (/run/containerd/runc/<ns>, as the Go shim).
+  std::filesystem::path runc_root;
   // Called (on some thread) once Shutdown decided the shim should exit.
   std::function<void()> request_exit;
 };
@@ -90,13 +95,13 @@ class TaskService {
 
   mutable std::mutex mu_;
   std::condition_variable exited_cv_;
-  Phase phase_ = Phase::kNone;              // guarded by mu_
-  std::unique_ptr<NativeProcess> process_;  // guarded by mu_
-  pid_t pid_ = 0;                           // guarded by mu_
-  ProcessExit exit_{};                      // guarded by mu_: valid once kStopped
-  std::optional<Cgroup> cgroup_;            // guarded by mu_
-  task::CreateTaskRequest created_;         // guarded by mu_: for State
-  std::uint64_t oom_seen_ = 0;              // guarded by mu_: OOM kills reported
+  Phase phase_ = Phase::kNone;            // guarded by mu_
+  std::unique_ptr<TaskProcess> process_;  // guarded by mu_
+  pid_t pid_ = 0;                         // guarded by mu_
+  ProcessExit exit_{};                    // guarded by mu_: valid once kStopped
+  std::optional<Cgroup> cgroup_;          // guarded by mu_
+  task::CreateTaskRequest created_;       // guarded by mu_: for State
+  std::uint64_t oom_seen_ = 0;            // guarded by mu_: OOM kills reported
   std::optional<std::thread> oom_thread_;
   UniqueFd oom_stop_;  // eventfd that ends the OOM watcher
 };
