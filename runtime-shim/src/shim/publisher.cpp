@@ -52,14 +52,14 @@ Publisher::~Publisher() {
   thread_.join();
 }
 
-void Publisher::publish(std::string topic, const google::protobuf::Message& event) {
+void Publisher::publish(std::string topic, std::string_view type_name,
+                        const google::protobuf::MessageLite& event) {
   events::ForwardRequest request;
   auto* envelope = request.mutable_envelope();
   setTimestamp(envelope->mutable_timestamp(), std::chrono::system_clock::now());
   envelope->set_namespace_(ns_);
   envelope->set_topic(std::move(topic));
-  // containerd's typeurl names gogo types by their bare proto name.
-  envelope->mutable_event()->set_type_url(event.GetDescriptor()->full_name());
+  envelope->mutable_event()->set_type_url(std::string(type_name));
   event.SerializeToString(envelope->mutable_event()->mutable_value());
   {
     std::lock_guard lock(mu_);

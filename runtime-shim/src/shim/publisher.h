@@ -9,7 +9,7 @@
 //
 // Threads: one sender thread; publish() and drain() are safe from any thread.
 
-#include <google/protobuf/message.h>
+#include <google/protobuf/message_lite.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -42,8 +42,10 @@ class Publisher {
   // Stops the sender; undelivered events are lost (call drain() first).
   ~Publisher();
 
-  // Queues `event` under `topic` (e.g. "/tasks/exit"), stamped now. Never blocks on I/O.
-  void publish(std::string topic, const google::protobuf::Message& event);
+  // Queues `event` (an Any of `type_name`, see event_types.h) under `topic` (e.g.
+  // "/tasks/exit"), stamped now. Never blocks on I/O.
+  void publish(std::string topic, std::string_view type_name,
+               const google::protobuf::MessageLite& event);
   // Waits until the queue is empty or `limit` passes; true when empty.
   bool drain(std::chrono::milliseconds limit);
 

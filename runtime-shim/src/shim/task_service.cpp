@@ -12,6 +12,7 @@
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
+#include "shim/event_types.h"
 #include "shim/proto_time.h"
 
 namespace fleetlet::shim {
@@ -224,7 +225,7 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
   event.mutable_io()->set_stdout(r.stdout());
   event.mutable_io()->set_stderr(r.stderr());
   event.set_pid(static_cast<std::uint32_t>(pid_));
-  publisher_.publish("/tasks/create", event);
+  publisher_.publish("/tasks/create", type_names::kTaskCreate, event);
 
   if (!oom_thread_) {
     oom_seen_ = cgroup.oomKills();
@@ -262,7 +263,7 @@ void TaskService::publishOomIfNew() {
   oom_seen_ = kills;
   events::TaskOOM event;
   event.set_container_id(ctx_.id);
-  publisher_.publish("/tasks/oom", event);
+  publisher_.publish("/tasks/oom", type_names::kTaskOom, event);
 }
 
 RpcResult<task::StartResponse> TaskService::start(const task::StartRequest& r) {
@@ -280,7 +281,7 @@ RpcResult<task::StartResponse> TaskService::start(const task::StartRequest& r) {
   events::TaskStart event;
   event.set_container_id(ctx_.id);
   event.set_pid(static_cast<std::uint32_t>(pid_));
-  publisher_.publish("/tasks/start", event);
+  publisher_.publish("/tasks/start", type_names::kTaskStart, event);
   task::StartResponse response;
   response.set_pid(static_cast<std::uint32_t>(pid_));
   return response;
@@ -301,7 +302,7 @@ void TaskService::onExit(pid_t pid, ProcessExit exit) {
   event.set_pid(static_cast<std::uint32_t>(pid));
   event.set_exit_status(static_cast<std::uint32_t>(exit.status));
   setTimestamp(event.mutable_exited_at(), exit.at);
-  publisher_.publish("/tasks/exit", event);
+  publisher_.publish("/tasks/exit", type_names::kTaskExit, event);
 }
 
 RpcResult<task::StateResponse> TaskService::state(const task::StateRequest& r) {
@@ -412,7 +413,7 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
   event.set_pid(static_cast<std::uint32_t>(pid_));
   event.set_exit_status(static_cast<std::uint32_t>(exit_.status));
   setTimestamp(event.mutable_exited_at(), exit_.at);
-  publisher_.publish("/tasks/delete", event);
+  publisher_.publish("/tasks/delete", type_names::kTaskDelete, event);
 
   task::DeleteResponse response;
   response.set_pid(static_cast<std::uint32_t>(pid_));
@@ -446,7 +447,7 @@ RpcResult<task::StatsResponse> TaskService::stats(const task::StatsRequest& r) {
   metrics.mutable_memory()->mutable_usage()->set_limit(s.memory_limit);
   metrics.mutable_memory_oom_control()->set_oom_kill(s.oom_kills);
   task::StatsResponse response;
-  response.mutable_stats()->set_type_url(metrics.GetDescriptor()->full_name());
+  response.mutable_stats()->set_type_url(std::string(type_names::kCgroupsV1Metrics));
   metrics.SerializeToString(response.mutable_stats()->mutable_value());
   return response;
 }

@@ -4,8 +4,10 @@
 
 #include <mutex>
 
+#include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
+#include "shim/event_types.h"
 
 namespace fleetlet::shim {
 namespace {
@@ -45,9 +47,9 @@ TEST(ShimPublisherTest, EventsArriveInOrderAfterContainerdComesBack) {
   exit.set_exit_status(3);
   containerd::events::TaskDelete del;
   del.set_container_id("app");
-  publisher.publish("/tasks/start", start);
-  publisher.publish("/tasks/exit", exit);
-  publisher.publish("/tasks/delete", del);
+  publisher.publish("/tasks/start", type_names::kTaskStart, start);
+  publisher.publish("/tasks/exit", type_names::kTaskExit, exit);
+  publisher.publish("/tasks/delete", type_names::kTaskDelete, del);
   ASSERT_TRUE(publisher.drain(30s));
 
   std::lock_guard lock(containerd.mu);
@@ -66,6 +68,16 @@ TEST(ShimPublisherTest, EventsArriveInOrderAfterContainerdComesBack) {
   EXPECT_EQ(decoded.exit_status(), 3u);
 }
 
+TEST(ShimPublisherTest, SpelledOutTypeNamesAreTheProtoNames) {
+  EXPECT_EQ(type_names::kTaskCreate, containerd::events::TaskCreate::descriptor()->full_name());
+  EXPECT_EQ(type_names::kTaskStart, containerd::events::TaskStart::descriptor()->full_name());
+  EXPECT_EQ(type_names::kTaskExit, containerd::events::TaskExit::descriptor()->full_name());
+  EXPECT_EQ(type_names::kTaskDelete, containerd::events::TaskDelete::descriptor()->full_name());
+  EXPECT_EQ(type_names::kTaskOom, containerd::events::TaskOOM::descriptor()->full_name());
+  EXPECT_EQ(type_names::kCgroupsV1Metrics,
+            io::containerd::cgroups::v1::Metrics::descriptor()->full_name());
+}
+
 TEST(ShimPublisherTest, AFullQueueDropsTheOldestEvents) {
   FakeContainerd containerd;
   containerd.failures = 1 << 30;  // away for good
@@ -73,7 +85,7 @@ TEST(ShimPublisherTest, AFullQueueDropsTheOldestEvents) {
   containerd::events::TaskOOM oom;
   for (std::size_t i = 0; i < Publisher::kMaxQueued + 10; ++i) {
     oom.set_container_id("app" + std::to_string(i));
-    publisher.publish("/tasks/oom", oom);
+    publisher.publish("/tasks/oom", type_names::kTaskOom, oom);
   }
   EXPECT_FALSE(publisher.drain(10ms));
   {
