@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -263,6 +264,30 @@ TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileg
   EXPECT_NE(out.out.find("Seccomp:\t2"), std::string::npos) << out.out;
   EXPECT_NE(out.out.find("tmp-writable"), std::string::npos) << out.out;
   EXPECT_FALSE(fs::exists("/tmp/private")) << "/tmp is private";
+}
+
+TEST_F(ShimIntegrationTest, SetuidBinariesGiveASandboxedAppNothing) {
+  // A setuid-root copy of id(1), bound into the app: it must still report the app's uid.
+  auto dir = testing::TempDir::create("shim-setuid");
+  ASSERT_TRUE(dir);
+  fs::path id_copy = dir->path() / "id";
+  fs::copy_file("/usr/bin/id", id_copy);
+  ASSERT_EQ(::chmod(id_copy.c_str(), 04755), 0);
+  ASSERT_EQ(::chmod(dir->path().c_str(), 0755), 0);
+  std::string id = PrivateContainerd::uniqueId("shim-setuid");
+  auto out = run(
+      id, {"/mnt/id", "-u"},
+      {"--rm", "--mount", "type=bind,src=" + dir->path().string() + ",dst=/mnt,options=rbind:ro"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.out << out.err;
+  EXPECT_NE(out.out, "0\n") << "the setuid bit raised the app to root";
+  EXPECT_FALSE(out.out.empty());
+}
+
+TEST_F(ShimIntegrationTest, ContainedLevelHasItsOwnNetworkWithLoopbackOnly) {
+  std::string id = PrivateContainerd::uniqueId("shim-contained");
+  auto out = run(id, {"/mnt/id", "-u"}, {"--rm", "--annotation", "io.fleetlet.sandbox=contained"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, "lo\n");
 }
 
 TEST_F(ShimIntegrationTest, ProcessLevelRunsAsTheSpecsUserWithoutAMountNamespace) {

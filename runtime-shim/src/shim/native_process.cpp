@@ -130,7 +130,6 @@ const std::map<std::string_view, int>& capabilityNumbers() {
 
 // Everything the child needs, computed before fork so the child only makes system calls.
 struct ChildPlan {
-  std::string exe;
   std::vector<std::string> args, env;
   std::string cwd;
   uid_t uid = 0;
@@ -267,6 +266,31 @@ void bringUpLoopback() {
   ::close(s);
 }
 
+// argv[0] as execvp would find it, but on the app's PATH and inside its mount namespace
+// (binds may add programs). Runs in the child; "" when nothing executable is found.
+std::string resolveExecutable(const std::string& name, const std::vector<std::string>& env) {
+  auto usable = [](const std::string& candidate) {
+    struct stat st {};
+    return ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(candidate.c_str(), X_OK) == 0;
+  };
+  if (name.find('/') != std::string::npos) return usable(name) ? name : std::string();
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : env) {
+    if (e.starts_with("PATH=")) path = e.substr(5);
+  }
+  std::size_t start = 0;
+  for (;;) {
+    auto end = path.find(':', start);
+    std::string dir =
+        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    if (usable(candidate)) return candidate;
+    if (end == std::string::npos) return {};
+    start = end + 1;
+  }
+}
+
 [[noreturn]] void runChild(const ChildPlan& plan) {
   const int w = plan.status_w;
   sigset_t none;
@@ -291,6 +315,16 @@ void bringUpLoopback() {
     if (::setrlimit(r.resource, &lim) != 0) childFail(w, "setrlimit", errno);
   }
 
+  const std::string exe = resolveExecutable(plan.args.front(), plan.env);
+  if (exe.empty()) {
+    char buf[512];
+    int n = std::snprintf(buf, sizeof(buf),
+                          "Eexecutable '%s' not found (or not executable) on "
+                          "the app's PATH",
+                          plan.args.front().c_str());
+    if (n > 0) (void)!::write(w, buf, std::min<std::size_t>(n, sizeof(buf) - 1));
+    ::_exit(127);
+  }
   (void)!::write(w, "R", 1);
   char go = 0;
   // EOF: the shim gave up on this task or died (PR_SET_PDEATHSIG would follow the thread
@@ -323,36 +357,8 @@ void bringUpLoopback() {
     int rc = seccomp_load(plan.seccomp);
     if (rc != 0) childFail(w, "load seccomp filter", -rc);
   }
-  ::execve(plan.exe.c_str(), argv.data(), envp.data());
-  childFail(w, ("exec " + plan.exe).c_str(), errno);
-}
-
-// argv[0] as execvp would find it, but on the app's PATH.
-Result<std::string> resolveExecutable(const std::string& name,
-                                      const std::vector<std::string>& env) {
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) != 0) return failErrno(errno, "executable {}", name);
-    return name;
-  }
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (const auto& e : env) {
-    if (e.starts_with("PATH=")) path = e.substr(5);
-  }
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    auto end = path.find(':', start);
-    std::string dir =
-        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return fail(ErrorCode::kNotFound, "executable '{}' not found on PATH {}", name, path);
+  ::execve(exe.c_str(), argv.data(), envp.data());
+  childFail(w, ("exec " + exe).c_str(), errno);
 }
 
 Result<scmp_filter_ctx> buildSeccomp() {
@@ -376,7 +382,6 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
     Reaper& reaper, Reaper::Callback on_exit, const std::function<Status(pid_t)>& place) {
   const bool sandboxed = spec.level != SandboxLevel::kProcess;
   ChildPlan plan;
-  FLEETLET_ASSIGN_OR_RETURN(plan.exe, resolveExecutable(spec.args.front(), spec.env));
   plan.args = spec.args;
   plan.env = spec.env;
   plan.cwd = spec.cwd.string();
@@ -469,7 +474,7 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
       std::move(on_exit));
   int fork_errno = errno;
   if (plan.seccomp) seccomp_release(plan.seccomp);
-  if (pid < 0) return failErrno(fork_errno, "fork {}", plan.exe);
+  if (pid < 0) return failErrno(fork_errno, "fork {}", plan.args.front());
   status_w.reset();
   go_r.reset();
 
@@ -488,7 +493,7 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
   } while (n < 0 && errno == EINTR);
   if (n <= 0) return fail(ErrorCode::kInternal, "child {} died while setting up", pid);
   if (buf[0] != 'R') {
-    return fail(ErrorCode::kInvalidArgument, "set up {}: {}", plan.exe,
+    return fail(ErrorCode::kInvalidArgument, "set up {}: {}", plan.args.front(),
                 std::string_view(buf + 1, static_cast<std::size_t>(n - 1)));
   }
   return process;
