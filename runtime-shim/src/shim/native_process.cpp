@@ -484,13 +484,14 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
   process->status_ = std::move(status_r);
   process->summary_ = summary;
   // From here the destructor kills the child on failure.
-  if (auto placed = place(pid); !placed) return std::unexpected(placed.error());
-
+  auto placed = place(pid);
   char buf[512];
   ssize_t n = 0;
   do {
     n = ::read(process->status_.get(), buf, sizeof(buf));
   } while (n < 0 && errno == EINTR);
+  // A child that failed set-up is gone before it could be placed: its own message says why.
+  if (!placed && !(n > 1 && buf[0] == 'E')) return std::unexpected(placed.error());
   if (n <= 0) return fail(ErrorCode::kInternal, "child {} died while setting up", pid);
   if (buf[0] != 'R') {
     return fail(ErrorCode::kInvalidArgument, "set up {}: {}", plan.args.front(),

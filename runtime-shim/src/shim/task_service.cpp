@@ -172,7 +172,11 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
     cleanup_cgroup();
     return rpcFail(io.error().wrap("stdio of task {}", r.id()));
   }
-  auto on_exit = [this](pid_t pid, ProcessExit exit) { onExit(pid, exit); };
+  // The reaper thread must never wait for mu_: an RPC holding mu_ may itself wait for the
+  // reaper (runc start/delete). The exit is handled on a thread of its own instead.
+  auto on_exit = [this](pid_t pid, ProcessExit exit) {
+    std::thread([this, pid, exit] { onExit(pid, exit); }).detach();
+  };
   Result<std::unique_ptr<TaskProcess>> process = std::unexpected(Error(ErrorCode::kInternal, ""));
   if (native) {
     auto made = NativeProcess::create(*spec, ctx_.ns, ctx_.id, std::move(*io), reaper_, on_exit,

@@ -14,7 +14,8 @@
 // cgroup publish /tasks/oom. Exec, Pause, Resume, Checkpoint and ResizePty answer
 // UNIMPLEMENTED; CloseIO is accepted (stdin EOF reaches the app through the fifo itself).
 //
-// Threads: each RPC runs on its own server thread; exit callbacks on the reaper's; the OOM
+// Threads: each RPC runs on its own server thread; an exit on a thread of its own (never the
+// reaper's, which RPCs holding mu_ may wait for: runc start/delete); the OOM
 // watcher on its own. All task state is guarded by mu_.
 
 #include <sys/types.h>
