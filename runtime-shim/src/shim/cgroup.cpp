@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <sstream>
+
+#include "shim/bundle_files.h"
 
 namespace fleetlet::shim {
 namespace {
@@ -32,15 +33,8 @@ Status writeFile(const fs::path& file, std::string_view value) {
   return {};
 }
 
-std::string readFile(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::uint64_t readU64(const fs::path& file) {
-  std::string text = readFile(file);
+  std::string text = readSmallFile(file);
   try {
     return text.empty() || text.starts_with("max") ? 0 : std::stoull(text);
   } catch (...) {
@@ -49,7 +43,7 @@ std::uint64_t readU64(const fs::path& file) {
 }
 
 std::uint64_t keyedValue(const fs::path& file, std::string_view key) {
-  std::istringstream in(readFile(file));
+  std::istringstream in(readSmallFile(file));
   std::string k;
   std::uint64_t v = 0;
   while (in >> k >> v) {

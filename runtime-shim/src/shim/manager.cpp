@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "shim/bundle_files.h"
 #include "shim/cgroup.h"
 #include "shim/proto_time.h"
 #include "shim/publisher.h"
@@ -51,13 +52,6 @@ fs::path bundleOf(const ShimFlags& flags) {
   if (!flags.bundle.empty()) return flags.bundle;
   std::error_code ec;
   return fs::current_path(ec);
-}
-
-std::string readSmallFile(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -144,7 +138,7 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
   if (!listener && listener.error().code() == ErrorCode::kAlreadyExists) {
     if (ttrpc::connectUnix(socket.string())) {
       // A live shim for this task already serves here: hand containerd its address.
-      std::ofstream(bundle / "address", std::ios::trunc) << address;
+      writeSmallFile(bundle / "address", address);
       std::cout << address << std::flush;
       return 0;
     }
@@ -188,7 +182,7 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
-  std::ofstream(bundle / "address", std::ios::trunc) << address;
+  writeSmallFile(bundle / "address", address);
   std::cout << address << std::flush;
   return 0;
 }

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "shim/bundle_files.h"
+
 namespace fleetlet::shim {
 namespace {
 
@@ -22,13 +24,6 @@ constexpr const char* kLogFile = "runc-log.json";
 constexpr const char* kPidFile = "runc.pid";
 constexpr const char* kRootFile = "runc.root";
 constexpr const char* kBinaryFile = "runc.binary";
-
-std::string readSmallFile(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // The last error runc logged, or "".
 std::string lastRuncError(const fs::path& bundle) {
@@ -109,10 +104,8 @@ Result<std::unique_ptr<RuncProcess>> RuncProcess::create(const RuncConfig& confi
                                                          OpenedStdio io, Reaper& reaper,
                                                          Reaper::Callback on_exit) {
   auto process = std::unique_ptr<RuncProcess>(new RuncProcess(config, reaper));
-  {
-    std::ofstream(config.bundle / kRootFile, std::ios::trunc) << config.root;
-    std::ofstream(config.bundle / kBinaryFile, std::ios::trunc) << config.binary;
-  }
+  writeSmallFile(config.bundle / kRootFile, config.root);
+  writeSmallFile(config.bundle / kBinaryFile, config.binary);
   fs::path target = config.bundle / "rootfs";
   if (!rootfs.empty()) {
     if (rootfs.size() > 1) {

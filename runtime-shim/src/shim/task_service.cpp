@@ -12,6 +12,7 @@
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
+#include "shim/bundle_files.h"
 #include "shim/event_types.h"
 #include "shim/proto_time.h"
 
@@ -61,11 +62,6 @@ void unimplemented(ttrpc::Server& server, const char* method) {
             rpcFail(StatusCode::kUnimplemented,
                     fmt::format("{} is not supported by the fleetlet shim", method)));
       });
-}
-
-void writeSmallFile(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::trunc);
-  out << text;
 }
 
 }  // namespace
