@@ -54,10 +54,15 @@ std::uint64_t keyedValue(const fs::path& file, std::string_view key) {
 
 }  // namespace
 
-Cgroup::Cgroup(std::string path, fs::path root) : path_(std::move(path)), root_(std::move(root)) {
+Cgroup::Cgroup(std::string path, fs::path root, std::optional<bool> unified)
+    : path_(std::move(path)), root_(std::move(root)) {
   while (path_.starts_with('/')) path_.erase(0, 1);
-  struct statfs fs_info {};
-  unified_ = ::statfs(root_.c_str(), &fs_info) == 0 && fs_info.f_type == kCgroup2Magic;
+  if (unified) {
+    unified_ = *unified;
+  } else {
+    struct statfs fs_info {};
+    unified_ = ::statfs(root_.c_str(), &fs_info) == 0 && fs_info.f_type == kCgroup2Magic;
+  }
 }
 
 fs::path Cgroup::dir(std::string_view controller) const {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,10 @@ struct CgroupStats {
 
 class Cgroup {
  public:
-  // Names the cgroup without touching the filesystem.
-  Cgroup(std::string path, std::filesystem::path root = "/sys/fs/cgroup");
+  // Names the cgroup without touching the filesystem. The version is what is mounted at
+  // `root` unless `unified` says (tests use a plain directory as the root).
+  Cgroup(std::string path, std::filesystem::path root = "/sys/fs/cgroup",
+         std::optional<bool> unified = std::nullopt);
 
   bool unified() const { return unified_; }
   const std::string& path() const { return path_; }
