@@ -2,6 +2,8 @@
 // Small state files: the bundle's records for the `delete` subcommand (init.pid, cgroup.path,
 // runc.root, ...) and cgroup control files. Missing or unreadable files read as "".
 
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +22,13 @@ inline std::string readSmallFile(const std::filesystem::path& file) {
 // Replaces the file's content; best effort (a failure shows up when it is read back).
 inline void writeSmallFile(const std::filesystem::path& file, std::string_view text) {
   std::ofstream(file, std::ios::trunc) << text;
+}
+
+// The decimal number at the start of `text` (a pid file), or 0 when there is none.
+inline std::uint64_t parseLeadingNumber(std::string_view text) {
+  std::uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
 }
 
 }  // namespace fleetlet::shim

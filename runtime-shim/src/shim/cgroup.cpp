@@ -34,12 +34,8 @@ Status writeFile(const fs::path& file, std::string_view value) {
 }
 
 std::uint64_t readU64(const fs::path& file) {
-  std::string text = readSmallFile(file);
-  try {
-    return text.empty() || text.starts_with("max") ? 0 : std::stoull(text);
-  } catch (...) {
-    return 0;
-  }
+  // "max" (no limit) and anything unreadable read as 0.
+  return parseLeadingNumber(readSmallFile(file));
 }
 
 std::uint64_t keyedValue(const fs::path& file, std::string_view key) {

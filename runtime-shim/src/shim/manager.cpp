@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -44,8 +45,8 @@ std::uint64_t fnv1a64(std::string_view s, std::uint64_t seed) {
 }
 
 void logLine(const ShimFlags& flags, std::string_view message) {
-  std::fprintf(stderr, "fleetlet-shim %s/%s: %.*s\n", flags.ns.c_str(), flags.id.c_str(),
-               static_cast<int>(message.size()), message.data());
+  (void)std::fprintf(stderr, "fleetlet-shim %s/%s: %.*s\n", flags.ns.c_str(), flags.id.c_str(),
+                     static_cast<int>(message.size()), message.data());
 }
 
 fs::path bundleOf(const ShimFlags& flags) {
@@ -127,7 +128,7 @@ fs::path socketPathFor(const std::string& containerd_address, const std::string&
 
 int runStart(const ShimFlags& flags, const std::string& self_exe) {
   // containerd writes the runtime options to stdin and waits for us to read them.
-  std::string options((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  std::cin.ignore(std::numeric_limits<std::streamsize>::max());
   fs::path bundle = bundleOf(flags);
   fs::path socket = socketPathFor(flags.address, flags.ns, flags.id);
   std::error_code ec;
@@ -156,6 +157,7 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
       bundle.string()};
   if (flags.debug) args.push_back("-debug");
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const int listen_fd = listener->get();
@@ -189,11 +191,7 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
 
 int runDelete(const ShimFlags& flags) {
   fs::path bundle = bundleOf(flags);
-  std::uint32_t pid = 0;
-  try {
-    pid = static_cast<std::uint32_t>(std::stoul(readSmallFile(bundle / kInitPidFile)));
-  } catch (...) {
-  }
+  auto pid = static_cast<std::uint32_t>(parseLeadingNumber(readSmallFile(bundle / kInitPidFile)));
   RuncProcess::cleanupBundle(bundle, flags.id);
   std::string cgroup_path = readSmallFile(bundle / kCgroupFile);
   if (!cgroup_path.empty()) {
@@ -221,7 +219,7 @@ int runDelete(const ShimFlags& flags) {
 
 int runServe(const ShimFlags& flags) {
   Reaper::blockSigchld();
-  ::signal(SIGPIPE, SIG_IGN);
+  (void)::signal(SIGPIPE, SIG_IGN);
   fs::path bundle = bundleOf(flags);
   // containerd reads the bundle's `log` fifo into its own log.
   int log_fd = ::open((bundle / "log").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -263,7 +261,7 @@ int runServe(const ShimFlags& flags) {
   fs::remove(bundle / "address", ec);
   // Detached request threads may still wait (Wait on a connection containerd dropped):
   // leave without unwinding them.
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
   ::_exit(0);
 }
 

@@ -295,7 +295,7 @@ std::string resolveExecutable(const std::string& name, const std::vector<std::st
   const int w = plan.status_w;
   sigset_t none;
   sigemptyset(&none);
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  for (int sig = 1; sig < NSIG; ++sig) (void)::signal(sig, SIG_DFL);
   ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
   ::setsid();
 
@@ -349,6 +349,8 @@ std::string resolveExecutable(const std::string& name, const std::vector<std::st
     childFail(w, "no_new_privs", errno);
   }
   std::vector<char*> argv, envp;
+  argv.reserve(plan.args.size() + 1);
+  envp.reserve(plan.env.size() + 1);
   for (const auto& a : plan.args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   for (const auto& e : plan.env) envp.push_back(const_cast<char*>(e.c_str()));

@@ -45,6 +45,7 @@ Result<int> runRunc(Reaper& reaper, const RuncConfig& config, std::vector<std::s
       "--log-format", "json"};
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(full.size() + 1);
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
   auto done = std::make_shared<std::promise<int>>();
@@ -56,8 +57,9 @@ Result<int> runRunc(Reaper& reaper, const RuncConfig& config, std::vector<std::s
           sigset_t none;
           sigemptyset(&none);
           ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-          ::signal(SIGPIPE, SIG_DFL);
+          (void)::signal(SIGPIPE, SIG_DFL);
           int null_fd = ::open("/dev/null", O_RDWR);
+          if (null_fd < 0) ::_exit(126);
           ::dup2(in >= 0 ? in : null_fd, 0);
           ::dup2(out >= 0 ? out : null_fd, 1);
           ::dup2(err >= 0 ? err : null_fd, 2);
@@ -138,9 +140,8 @@ Result<std::unique_ptr<RuncProcess>> RuncProcess::create(const RuncConfig& confi
     return fail(ErrorCode::kInvalidArgument, "runc create {}: {}", config.id,
                 why.empty() ? fmt::format("exit status {}", code) : why);
   }
-  try {
-    process->pid_ = std::stoi(readSmallFile(config.bundle / kPidFile));
-  } catch (...) {
+  process->pid_ = static_cast<pid_t>(parseLeadingNumber(readSmallFile(config.bundle / kPidFile)));
+  if (process->pid_ <= 0) {
     return fail(ErrorCode::kInternal, "runc create {} wrote no pid file", config.id);
   }
   // The init may already have died: watch() delivers a past exit too.
@@ -149,7 +150,7 @@ Result<std::unique_ptr<RuncProcess>> RuncProcess::create(const RuncConfig& confi
 }
 
 RuncProcess::~RuncProcess() {
-  if (!cleaned_) (void)cleanup();
+  if (!cleaned_) (void)releaseRuncState();
 }
 
 Status RuncProcess::start() {
@@ -163,7 +164,9 @@ Status RuncProcess::start() {
   return {};
 }
 
-Status RuncProcess::cleanup() {
+Status RuncProcess::cleanup() { return releaseRuncState(); }
+
+Status RuncProcess::releaseRuncState() {
   if (cleaned_) return {};
   cleaned_ = true;
   auto code = runRunc(reaper_, config_, {"delete", "--force", config_.id});

@@ -56,6 +56,8 @@ class RuncProcess : public TaskProcess {
 
  private:
   RuncProcess(RuncConfig config, Reaper& reaper) : config_(std::move(config)), reaper_(reaper) {}
+  // cleanup()'s work; not virtual, so the destructor can use it.
+  Status releaseRuncState();
 
   RuncConfig config_;
   Reaper& reaper_;

@@ -106,6 +106,7 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
   FLEETLET_ASSIGN_OR_RETURN(Pipe err, makePipe());
   FLEETLET_ASSIGN_OR_RETURN(Pipe ready, makePipe());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::string env_id = "CONTAINER_ID=" + id;
@@ -119,7 +120,7 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
     sigset_t none;
     sigemptyset(&none);
     ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
+    (void)::signal(SIGPIPE, SIG_DFL);
     int null_fd = ::open("/dev/null", O_RDWR);
     int o = ::fcntl(out_r, F_DUPFD, 10), e = ::fcntl(err_r, F_DUPFD, 10),
         r = ::fcntl(ready_w, F_DUPFD, 10);

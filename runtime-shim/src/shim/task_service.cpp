@@ -257,6 +257,7 @@ void TaskService::watchOom(int fd) {
 }
 
 void TaskService::publishOomIfNew() {
+  if (!cgroup_) return;
   // v1 also wakes the eventfd when the cgroup goes away: only a new kill is an OOM.
   std::uint64_t kills = cgroup_->oomKills();
   if (kills <= oom_seen_) return;
@@ -388,7 +389,7 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
   }
   if (auto cleaned = process_->cleanup(); !cleaned) {
     // The task is gone either way; containerd's `delete` subcommand retries the runc state.
-    std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
+    (void)std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
   }
   process_.reset();
   if (cgroup_) {

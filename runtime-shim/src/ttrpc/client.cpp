@@ -35,7 +35,7 @@ void Client::failAll(const std::string& why) {
 
 void Client::readLoop() {
   FrameDecoder decoder;
-  std::string buf(64 * 1024, '\0');
+  std::string buf(kReadChunk, '\0');
   for (;;) {
     ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;

@@ -116,7 +116,7 @@ void Server::serve() {
 
 void Server::serveConnection(const std::shared_ptr<Connection>& conn) {
   FrameDecoder decoder;
-  std::string buf(64 * 1024, '\0');
+  std::string buf(kReadChunk, '\0');
   while (!stopping_) {
     ssize_t n = ::recv(conn->fd.get(), buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;
