@@ -12,8 +12,11 @@ void putU32(char* out, std::uint32_t v) {
   out[3] = static_cast<char>(v);
 }
 
-std::uint32_t getU32(const char* in) {
-  auto b = [&](int i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])); };
+// The big-endian u32 at the start of `in` (at least 4 bytes).
+std::uint32_t getU32(std::string_view in) {
+  auto b = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[i]));
+  };
   return (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
 }
 
@@ -30,8 +33,8 @@ std::array<char, kHeaderSize> encodeHeader(const FrameHeader& header) {
 
 FrameHeader decodeHeader(std::string_view bytes) {
   return FrameHeader{
-      .length = getU32(bytes.data()),
-      .stream_id = getU32(bytes.data() + 4),
+      .length = getU32(bytes),
+      .stream_id = getU32(bytes.substr(4)),
       .type = static_cast<std::uint8_t>(bytes[8]),
       .flags = static_cast<std::uint8_t>(bytes[9]),
   };

@@ -61,8 +61,8 @@ Server::~Server() {
   threads_cv_.wait(lock, [&] { return threads_ == 0; });
 }
 
-void Server::registerMethod(std::string service, std::string method, Handler handler) {
-  methods_["/" + service + "/" + method] = std::move(handler);
+void Server::registerMethod(std::string_view service, std::string_view method, Handler handler) {
+  methods_[fmt::format("/{}/{}", service, method)] = std::move(handler);
 }
 
 void Server::threadStarted() {
@@ -158,7 +158,7 @@ void Server::handleFrame(const std::shared_ptr<Connection>& conn, Frame frame) {
 }
 
 void Server::runRequest(const std::shared_ptr<Connection>& conn, std::uint32_t stream,
-                        std::string payload) {
+                        const std::string& payload) {
   wire::Response response;
   auto set_status = [&](StatusCode code, std::string message) {
     response.mutable_status()->set_code(static_cast<int>(code));

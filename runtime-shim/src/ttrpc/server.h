@@ -61,7 +61,7 @@ class Server {
   ~Server();
 
   // Not thread-safe: call before serve(). Unknown methods answer UNIMPLEMENTED.
-  void registerMethod(std::string service, std::string method, Handler handler);
+  void registerMethod(std::string_view service, std::string_view method, Handler handler);
 
   // Accepts and serves until shutdown(). Blocks.
   void serve();
@@ -76,7 +76,7 @@ class Server {
   void serveConnection(const std::shared_ptr<Connection>& conn);
   void handleFrame(const std::shared_ptr<Connection>& conn, Frame frame);
   void runRequest(const std::shared_ptr<Connection>& conn, std::uint32_t stream,
-                  std::string payload);
+                  const std::string& payload);
   void threadStarted();
   void threadDone();
 
