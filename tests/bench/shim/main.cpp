@@ -1,6 +1,7 @@
 // bench_shim: what a running app costs in shim memory, containerd-shim-fleetlet-v1 (container
 // mode) against containerd-shim-runc-v2, for N = 1 and 20 apps of the busybox test image (Rss
-// and Pss from /proc/<shim>/smaps_rollup, averaged per app); and `ctr run -d` latency of a
+// and Pss from /proc/<shim>/smaps_rollup, averaged per app; the shim of a native app is shown
+// too); and `ctr run -d` latency of a
 // native app (/bin/busybox sleep on the host) against the same program as a runc container
 // (the busybox image), median of --rounds. Targets in DESIGN.md: Pss ≤ 0.25× the Go shim's,
 // native start ≤ 0.5× runc's.
@@ -86,10 +87,16 @@ struct Memory {
 
 Memory measureShims(const testing::PrivateContainerd& c, const std::string& runtime,
                     const std::string& binary, const std::string& image, int n, int round) {
+  // image "/" runs the host's sleep as a native app.
+  const bool native = image == "/";
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) {
-    ids.push_back(fmt::format("mem-{}-{}-{}", binary.back() == '1' ? "fl" : "rc", round, i));
-    ctrOk(c, {"run", "-d", "--runtime", runtime, image, ids.back(), "/bin/sleep", "1000"});
+    ids.push_back(fmt::format("mem-{}-{}-{}-{}", binary.back() == '1' ? "fl" : "rc",
+                              native ? "n" : "c", round, i));
+    std::vector<std::string> args = {"run", "-d", "--runtime", runtime};
+    if (native) args.emplace_back("--rootfs");
+    args.insert(args.end(), {image, ids.back(), "/bin/sleep", "1000"});
+    ctrOk(c, args);
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let start-up allocations settle
   Memory total;
@@ -147,6 +154,10 @@ int main(int argc, char** argv) {
     fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   Pss ratio {:.2f}x (target <= 0.25x)\n", n,
                "containerd-shim-fleetlet-v1", ours.rss_kib, ours.pss_kib,
                ours.pss_kib / go.pss_kib);
+    Memory native = measureShims(*containerd, "io.containerd.fleetlet.v1",
+                                 "containerd-shim-fleetlet-v1", "/", n, n);
+    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   (native app, for reference)\n", n,
+               "containerd-shim-fleetlet-v1", native.rss_kib, native.pss_kib);
   }
 
   std::vector<double> native, container;
