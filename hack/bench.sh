@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
 # measured in the same run (see docs/benchmarks.md). Run as root.
-#   hack/bench.sh [pull|apply|blobs|kiosk|cloud] [extra args for that benchmark]
+#   hack/bench.sh [pull|apply|shim|blobs|kiosk|cloud] [extra args for that benchmark]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
@@ -14,6 +14,9 @@ if [[ $which == all || $which == pull ]]; then
 fi
 if [[ $which == all || $which == apply ]]; then
   build/tests/bench/apply/bench_apply "${@:2}"
+fi
+if [[ $which == all || $which == shim ]]; then
+  build/tests/bench/shim/bench_shim "${@:2}"
 fi
 if [[ $which == all || $which == blobs ]]; then
   build/tests/bench/blobs/blobs_bench "${@:2}"

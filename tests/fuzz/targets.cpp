@@ -28,6 +28,8 @@
 #include "spec/types.h"
 #include "trust/envelope.h"
 #include "trust/policy.h"
+#include "ttrpc/frame.h"
+#include "ttrpc/ttrpc.pb.h"
 
 namespace fleetlet::fuzz {
 namespace {
@@ -369,6 +371,42 @@ void fuzzEnvelope(std::string_view data) {
   }
   check(!trust::Policy().admit(text, trust::Origin::kCloud).has_value(),
         "no keys: nothing verifies");
+}
+
+void fuzzTtrpcFrame(std::string_view data) {
+  std::size_t chunk = data.empty() ? 1 : 1 + static_cast<unsigned char>(data[0]) % 64;
+  if (!data.empty()) data.remove_prefix(1);
+  // The frames found must not depend on how the bytes were split.
+  auto decode = [&](std::size_t step) {
+    ttrpc::FrameDecoder decoder;
+    std::vector<ttrpc::Frame> frames;
+    for (std::size_t i = 0; i < data.size(); i += step) {
+      decoder.feed(data.substr(i, step));
+      while (auto f = decoder.next()) {
+        check(f->payload.size() <= ttrpc::kMaxMessageSize, "payload within the limit");
+        check(f->oversized == (f->header.length > ttrpc::kMaxMessageSize), "oversized flag");
+        check(f->oversized || f->payload.size() == f->header.length, "payload length");
+        frames.push_back(std::move(*f));
+      }
+      check(decoder.buffered() <= ttrpc::kHeaderSize + ttrpc::kMaxMessageSize + step,
+            "bounded buffer");
+    }
+    return frames;
+  };
+  auto whole = decode(data.empty() ? 1 : data.size());
+  auto split = decode(chunk);
+  check(whole.size() == split.size(), "same frame count however split");
+  for (std::size_t i = 0; i < whole.size() && i < split.size(); ++i) {
+    check(whole[i].header == split[i].header && whole[i].payload == split[i].payload,
+          "same frames however split");
+    // What the server does next with a request's bytes.
+    ttrpc::wire::Request request;
+    if (request.ParseFromString(whole[i].payload)) {
+      auto again = ttrpc::encodeFrame(whole[i].header.stream_id, ttrpc::MessageType::kRequest,
+                                      request.SerializeAsString());
+      check(again.has_value() || request.ByteSizeLong() > ttrpc::kMaxMessageSize, "re-encodes");
+    }
+  }
 }
 
 }  // namespace fleetlet::fuzz

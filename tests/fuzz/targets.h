@@ -42,6 +42,9 @@ void fuzzBundleArchive(std::string_view data);
 // trust::parseEnvelope on a DSSE envelope (a cloud's answer); an accepted envelope serializes
 // and parses back to the same envelope, and admitting it with no pinned keys is refused.
 void fuzzEnvelope(std::string_view data);
+// ttrpc::FrameDecoder on a byte stream from a shim's socket; the first byte chooses a chunk
+// size, and the frames found must not depend on how the stream was chunked.
+void fuzzTtrpcFrame(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -60,6 +63,7 @@ inline constexpr Target kTargets[] = {
     {"cni_result", &fuzzCniResult},
     {"bundle_archive", &fuzzBundleArchive},
     {"envelope", &fuzzEnvelope},
+    {"ttrpc_frame", &fuzzTtrpcFrame},
 };
 
 }  // namespace fleetlet::fuzz
