@@ -181,20 +181,22 @@ class ReconcilerTest : public ::testing::Test {
     if (!now) now = [this] { return now_; };
     return std::make_unique<Reconciler>(
         runtime_, *store_,
-        ReconcilerOptions{.parallelism = parallelism,
-                          .pull_parallelism = 1,
-                          .resync = std::chrono::hours(10),  // out of the way of the clock steps
-                          .now = std::move(now),
-                          .on_event = [this](const std::string& app, const std::string& kind,
-                                             const std::string&) {
-                            std::lock_guard lock(events_mu_);
-                            events_.push_back(app + ":" + kind);
-                          },
-                          .on_app = {},
-                          .on_first_pass = [this] {
-                            std::lock_guard lock(events_mu_);
-                            events_.push_back(":first-pass");
-                          }});
+        ReconcilerOptions{
+            .parallelism = parallelism,
+            .pull_parallelism = 1,
+            .resync = std::chrono::hours(10),  // out of the way of the clock steps
+            .now = std::move(now),
+            .on_event =
+                [this](const std::string& app, const std::string& kind, const std::string&) {
+                  std::lock_guard lock(events_mu_);
+                  events_.push_back(app + ":" + kind);
+                },
+            .on_app = {},
+            .on_first_pass =
+                [this] {
+                  std::lock_guard lock(events_mu_);
+                  events_.push_back(":first-pass");
+                }});
   }
   AppSnapshot snap(const std::string& app) {
     for (const auto& s : reconciler_->snapshot()) {
