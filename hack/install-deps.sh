@@ -26,9 +26,10 @@ RUN_PKGS+=(nftables)
 # fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
 BUILD_PKGS+=(libmosquitto-dev)
 RUN_PKGS+=(mosquitto)
-# webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb.
+# webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb;
+# tests/bench/kiosk measures it against Cog (WPE).
 BUILD_PKGS+=(libwebkit2gtk-4.1-dev)
-RUN_PKGS+=(xvfb xauth)
+RUN_PKGS+=(xvfb xauth cog)
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then

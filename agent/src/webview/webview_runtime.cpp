@@ -33,7 +33,7 @@ WebviewRuntime::WebviewRuntime(WebviewOptions options)
     : options_(std::move(options)),
       store_(options_.bundles),
       client_(options_.work_dir / "control.sock") {
-  worker_ = std::jthread([this](std::stop_token stop) { run(stop); });
+  worker_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
 
 WebviewRuntime::~WebviewRuntime() {
@@ -126,7 +126,7 @@ void WebviewRuntime::setStatus(const std::string& name,
   if (callback) callback(now);
 }
 
-void WebviewRuntime::run(std::stop_token stop) {
+void WebviewRuntime::run(const std::stop_token& stop) {
   while (!stop.stop_requested()) {
     step(stop);
     std::unique_lock lock(mu_);
@@ -138,7 +138,7 @@ void WebviewRuntime::run(std::stop_token stop) {
   }
 }
 
-void WebviewRuntime::step(std::stop_token stop) {
+void WebviewRuntime::step(const std::stop_token& stop) {
   std::shared_ptr<const manifest::NodeState> desired;
   {
     std::lock_guard lock(mu_);
@@ -151,7 +151,7 @@ void WebviewRuntime::step(std::stop_token stop) {
   prune();
 }
 
-bool WebviewRuntime::ensureKiosk(std::stop_token stop) {
+bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   if (kiosk_) {
     auto ended = kiosk_->poll();
     if (!ended) return true;
