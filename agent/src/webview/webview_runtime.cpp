@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <system_error>
 
 #include "crypto/base64.h"
@@ -237,10 +238,15 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
         });
       }
       auto installed = store_.ensure(bundle.url, bundle.sha256);
-      Status handed = installed
-                          ? discardValue(client_.call(
-                                {{"cmd", "load"}, {"app", name}, {"dir", installed->dir.string()}}))
-                          : Status(std::unexpected(installed.error()));
+      Json load = {{"cmd", "load"}, {"app", name}};
+      if (installed) load["dir"] = installed->dir.string();
+      // resources.memory is the web process's limit: above it the kiosk recycles it.
+      if (app.resources.memory_bytes) {
+        load["memoryLimitMiB"] =
+            std::clamp<int64_t>(*app.resources.memory_bytes / (1024 * 1024), 64, 65536);
+      }
+      Status handed =
+          installed ? discardValue(client_.call(load)) : Status(std::unexpected(installed.error()));
       if (!handed) {
         const std::string why = handed.error().message();
         event(name, "error", why);
