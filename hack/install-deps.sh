@@ -27,9 +27,10 @@ RUN_PKGS+=(nftables)
 # fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
 BUILD_PKGS+=(libmosquitto-dev)
 RUN_PKGS+=(mosquitto)
-# webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb.
+# webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb;
+# tests/bench/kiosk measures it against Cog (WPE).
 BUILD_PKGS+=(libwebkit2gtk-4.1-dev)
-RUN_PKGS+=(xvfb xauth)
+RUN_PKGS+=(xvfb xauth cog)
 # fleetlet-streams site replication: the NATS client library; a hub for tests and the demo.
 BUILD_PKGS+=(libnats-dev)
 RUN_PKGS+=(nats-server)

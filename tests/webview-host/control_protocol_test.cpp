@@ -18,6 +18,14 @@ TEST(ControlProtocolTest, ParsesCommands) {
   EXPECT_EQ(load->app, "ui");
   EXPECT_EQ(load->dir, "/var/lib/fleetlet/bundles/sha256/ab");
   EXPECT_EQ(load->services.at("events"), "/run/fl/ui/events.sock");
+  auto limited =
+      parseControlRequest(R"({"cmd":"load","app":"ui","dir":"/d","memoryLimitMiB":512})");
+  ASSERT_TRUE(limited) << limited.error().describe();
+  EXPECT_EQ(limited->memory_limit_mib, 512u);
+  EXPECT_THAT(parseControlRequest(R"({"cmd":"load","app":"ui","dir":"/d","memoryLimitMiB":8})")
+                  .error()
+                  .message(),
+              HasSubstr("request.memoryLimitMiB: expected an integer from 64 to 65536, got 8"));
   auto shot = parseControlRequest(R"({"cmd":"screenshot"})");
   ASSERT_TRUE(shot);
   EXPECT_TRUE(shot->app.empty());

@@ -177,6 +177,33 @@ if (!localStorage.getItem('hung')) {
   EXPECT_EQ(s["failures"], 1);
 }
 
+TEST_F(KioskTest, AWebProcessOverItsMemoryLimitIsRecycled) {
+  const std::string page = R"(<!doctype html><html><head><script>
+if (!localStorage.getItem('grown')) {
+  localStorage.setItem('grown', '1');
+  document.title = 'growing';
+  const hog = [];
+  setInterval(() => {
+    for (let i = 0; i < 4; ++i) hog.push(new Float64Array(1 << 20).fill(Math.random()));
+  }, 100);
+} else {
+  document.title = 'recycled-ok';
+}
+</script></head><body>memory</body></html>)";
+  auto dir = install(makeTar({file("index.html", page)}), "memory");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({}));
+  auto answer = kiosk_->control(
+      {{"cmd", "load"}, {"app", "memory"}, {"dir", dir.string()}, {"memoryLimitMiB", 400}});
+  ASSERT_TRUE(answer && (*answer)["ok"] == true) << (answer ? answer->dump() : "no answer");
+  Json s = kiosk_->waitFor(
+      "memory", [](const Json& st) { return st.value("title", "") == "recycled-ok" && loaded(st); },
+      60s);
+  ASSERT_EQ(s.value("title", ""), "recycled-ok") << s.dump();
+  EXPECT_EQ(s["lastFailure"]["state"], "recycled") << s.dump();
+  EXPECT_EQ(s["lastFailure"]["reason"], "web process exceeded the memory limit");
+  EXPECT_EQ(s["memoryLimitMiB"], 400);
+}
+
 TEST_F(KioskTest, RefusedBundlesLeaveThePreviousVersionOnScreenAndAGoodOneReplacesIt) {
   auto v1 = install(makeTar({file("index.html", colourPage("rgb(255,0,0)"))}), "v1");
   ASSERT_NO_FATAL_FAILURE(startKiosk({{"update", v1.string()}}));

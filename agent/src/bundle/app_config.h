@@ -20,7 +20,7 @@
 namespace fleetlet::bundle {
 
 inline constexpr std::string_view kAppConfigFile = "fleetlet-app.json";
-inline constexpr size_t kMaxAppConfigBytes = 64 * 1024;
+inline constexpr size_t kMaxAppConfigBytes = size_t{64} * 1024;
 
 struct AppConfig {
   std::string display_name;

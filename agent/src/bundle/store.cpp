@@ -156,7 +156,7 @@ Result<fs::path> BundleStore::fetch(const std::string& url, const std::string& s
 }
 
 Result<fs::path> BundleStore::download(const std::string& url, const std::string& sha256) {
-  const fs::path partial = options_.root / "downloads" / (sha256 + ".partial");
+  fs::path partial = options_.root / "downloads" / (sha256 + ".partial");
   http::Client client(options_.client);
   uint64_t offset = 0;
   std::error_code ec;

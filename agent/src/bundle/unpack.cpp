@@ -99,7 +99,7 @@ Result<UnpackSummary> walk(archive* a, const UnpackLimits& limits, EntrySink& si
   UnpackSummary summary;
   std::map<std::string, Kind> seen;
   uint64_t entries = 0;
-  std::vector<char> buffer(64 * 1024);
+  std::vector<char> buffer(size_t{64} * 1024);
   for (;;) {
     archive_entry* entry = nullptr;
     int rc = archive_read_next_header(a, &entry);

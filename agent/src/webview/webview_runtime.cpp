@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <system_error>
 
 #include "crypto/base64.h"
@@ -33,7 +34,7 @@ WebviewRuntime::WebviewRuntime(WebviewOptions options)
     : options_(std::move(options)),
       store_(options_.bundles),
       client_(options_.work_dir / "control.sock") {
-  worker_ = std::jthread([this](std::stop_token stop) { run(stop); });
+  worker_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
 
 WebviewRuntime::~WebviewRuntime() {
@@ -126,7 +127,7 @@ void WebviewRuntime::setStatus(const std::string& name,
   if (callback) callback(now);
 }
 
-void WebviewRuntime::run(std::stop_token stop) {
+void WebviewRuntime::run(const std::stop_token& stop) {
   while (!stop.stop_requested()) {
     step(stop);
     std::unique_lock lock(mu_);
@@ -138,7 +139,7 @@ void WebviewRuntime::run(std::stop_token stop) {
   }
 }
 
-void WebviewRuntime::step(std::stop_token stop) {
+void WebviewRuntime::step(const std::stop_token& stop) {
   std::shared_ptr<const manifest::NodeState> desired;
   {
     std::lock_guard lock(mu_);
@@ -151,7 +152,7 @@ void WebviewRuntime::step(std::stop_token stop) {
   prune();
 }
 
-bool WebviewRuntime::ensureKiosk(std::stop_token stop) {
+bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   if (kiosk_) {
     auto ended = kiosk_->poll();
     if (!ended) return true;
@@ -237,10 +238,15 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
         });
       }
       auto installed = store_.ensure(bundle.url, bundle.sha256);
-      Status handed = installed
-                          ? discardValue(client_.call(
-                                {{"cmd", "load"}, {"app", name}, {"dir", installed->dir.string()}}))
-                          : Status(std::unexpected(installed.error()));
+      Json load = {{"cmd", "load"}, {"app", name}};
+      if (installed) load["dir"] = installed->dir.string();
+      // resources.memory is the web process's limit: above it the kiosk recycles it.
+      if (app.resources.memory_bytes) {
+        load["memoryLimitMiB"] =
+            std::clamp<int64_t>(*app.resources.memory_bytes / (1024 * 1024), 64, 65536);
+      }
+      Status handed =
+          installed ? discardValue(client_.call(load)) : Status(std::unexpected(installed.error()));
       if (!handed) {
         const std::string why = handed.error().message();
         event(name, "error", why);

@@ -104,9 +104,9 @@ class WebviewRuntime {
     std::chrono::steady_clock::time_point retry_at{};
   };
 
-  void run(std::stop_token stop);
-  void step(std::stop_token stop);
-  bool ensureKiosk(std::stop_token stop);
+  void run(const std::stop_token& stop);
+  void step(const std::stop_token& stop);
+  bool ensureKiosk(const std::stop_token& stop);
   void converge(const manifest::NodeState* desired);
   void poll();
   void prune();

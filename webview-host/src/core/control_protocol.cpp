@@ -56,6 +56,14 @@ Result<ControlRequest> parseControlRequest(std::string_view line) {
         request.services[name] = socket.get<std::string>();
       }
     }
+    if (const auto it = doc.find("memoryLimitMiB"); it != doc.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 64 || it->get<int64_t>() > 65536) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "request.memoryLimitMiB: expected an integer from 64 to 65536, got {}",
+                    it->dump());
+      }
+      request.memory_limit_mib = it->get<uint32_t>();
+    }
   }
   return request;
 }

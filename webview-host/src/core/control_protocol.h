@@ -7,7 +7,8 @@
 //   {"cmd":"show","app":"a"}                        → {"ok":true}
 //   {"cmd":"reload","app":"a"}                      → {"ok":true}
 //   {"cmd":"screenshot"[,"app":"a"]}                → {"ok":true,"app":"a","png":"<base64>"}
-//   {"cmd":"load","app":"a","dir":"/abs/dir"[,"services":{"events":"/run/…/events.sock"}]}
+//   {"cmd":"load","app":"a","dir":"/abs/dir"[,"services":{"events":"/run/…/events.sock"}]
+//    [,"memoryLimitMiB":512]}
 //                                                   → {"ok":true}  (adds or updates an app)
 //   {"cmd":"unload","app":"a"}                      → {"ok":true}
 //   errors: {"ok":false,"code":"ERR_NOT_FOUND","error":"no app \"x\""}
@@ -33,6 +34,9 @@ struct ControlRequest {
   // load: service name (events, blobs, logs) → the unix socket of that service's listener
   // for this app (its identity: the service knows the app by the listener).
   std::map<std::string, std::string> services;
+  // load: the app's web process is ended and reloaded above this many MiB (0: no limit).
+  // Takes effect when the app is first loaded (WebKit fixes it per web context).
+  uint32_t memory_limit_mib = 0;
 };
 
 // Parses and checks one request line; kInvalidArgument names what is wrong.

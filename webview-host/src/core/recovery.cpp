@@ -18,6 +18,8 @@ std::string_view toString(LoadState state) {
       return "crashed";
     case LoadState::kHung:
       return "hung";
+    case LoadState::kRecycled:
+      return "recycled";
   }
   return "unknown";
 }

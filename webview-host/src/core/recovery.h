@@ -27,7 +27,8 @@ struct RecoveryOptions {
   Millis unresponsive_grace{3000};
 };
 
-enum class LoadState : uint8_t { kIdle, kLoading, kLoaded, kFailed, kCrashed, kHung };
+// kRecycled: the web process passed the app's memory limit and was ended (then reloaded).
+enum class LoadState : uint8_t { kIdle, kLoading, kLoaded, kFailed, kCrashed, kHung, kRecycled };
 std::string_view toString(LoadState state);
 
 class Recovery {
@@ -42,8 +43,8 @@ class Recovery {
   // are throttled, so only the shown view is watched).
   void watchFrom(SteadyTime now);
 
-  // Records a failure (`state` is kFailed, kCrashed or kHung) with its reason and returns
-  // how long to wait before reloading.
+  // Records a failure (`state` is kFailed, kCrashed, kHung or kRecycled) with its reason and
+  // returns how long to wait before reloading.
   Millis failed(LoadState state, std::string reason, SteadyTime now);
 
   // Whether the page counts as hung at `now` (see the file comment). Only while loading or

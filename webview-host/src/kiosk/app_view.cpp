@@ -128,7 +128,22 @@ void AppView::build() {
   const std::string cache_dir = (options_.data_dir / "cache").string();
   GObjectPtr<WebKitWebsiteDataManager> data(webkit_website_data_manager_new(
       "base-data-directory", data_dir.c_str(), "base-cache-directory", cache_dir.c_str(), nullptr));
-  context_.reset(webkit_web_context_new_with_website_data_manager(data.get()));
+  if (spec_.memory_limit_mib > 0) {
+    // WebKit frees caches from half the limit on and ends the web process at the limit
+    // (web-process-terminated: EXCEEDED_MEMORY_LIMIT), checked every second.
+    WebKitMemoryPressureSettings* memory = webkit_memory_pressure_settings_new();
+    webkit_memory_pressure_settings_set_memory_limit(memory, spec_.memory_limit_mib);
+    webkit_memory_pressure_settings_set_conservative_threshold(memory, 0.5);
+    webkit_memory_pressure_settings_set_strict_threshold(memory, 0.8);
+    webkit_memory_pressure_settings_set_kill_threshold(memory, 1.0);
+    webkit_memory_pressure_settings_set_poll_interval(memory, 1.0);
+    context_.reset(
+        WEBKIT_WEB_CONTEXT(g_object_new(WEBKIT_TYPE_WEB_CONTEXT, "website-data-manager", data.get(),
+                                        "memory-pressure-settings", memory, nullptr)));
+    webkit_memory_pressure_settings_free(memory);
+  } else {
+    context_.reset(webkit_web_context_new_with_website_data_manager(data.get()));
+  }
   webkit_web_context_set_sandbox_enabled(context_.get(), options_.sandbox ? TRUE : FALSE);
   webkit_web_context_set_cache_model(context_.get(), WEBKIT_CACHE_MODEL_DOCUMENT_VIEWER);
   webkit_web_context_register_uri_scheme(context_.get(), std::string(kAppScheme).c_str(),
@@ -284,6 +299,7 @@ Json AppView::status() const {
           {"failures", recovery_.failures()},
           {"consecutiveFailures", recovery_.consecutiveFailures()},
           {"refusedNavigations", refused_navigations_},
+          {"memoryLimitMiB", spec_.memory_limit_mib},
           {"lastFailure", last}};
 }
 
@@ -490,7 +506,9 @@ void AppView::onTerminated(WebKitWebView* /*view*/, WebKitWebProcessTerminationR
                            gpointer data) {
   auto* self = static_cast<AppView*>(data);
   if (self->terminating_for_hang_) return;  // our own watchdog: already counted and scheduled
-  self->recover(LoadState::kCrashed, std::string(reasonOf(reason)));
+  self->recover(reason == WEBKIT_WEB_PROCESS_EXCEEDED_MEMORY_LIMIT ? LoadState::kRecycled
+                                                                   : LoadState::kCrashed,
+                std::string(reasonOf(reason)));
 }
 
 void AppView::onResponsive(GObject* /*view*/, GParamSpec* /*pspec*/, gpointer data) {

@@ -30,6 +30,7 @@ struct AppSpec {
   std::filesystem::path dir;  // a verified bundle directory (BundleStore)
   // Service (events, blobs, logs) → the unix socket of that service's listener for this app.
   std::map<std::string, std::string> services;
+  uint32_t memory_limit_mib = 0;  // 0: none; fixed when the view is built
 };
 
 // Request bodies forwarded to a service are at most this large (413 beyond).

@@ -156,7 +156,7 @@ void Kiosk::handle(const ControlRequest& request, std::function<void(std::string
   } else if (cmd == "reload") {
     reply(reload(request.app));
   } else if (cmd == "load") {
-    reply(load(AppSpec{request.app, request.dir, request.services}));
+    reply(load(AppSpec{request.app, request.dir, request.services, request.memory_limit_mib}));
   } else if (cmd == "unload") {
     reply(unload(request.app));
   } else if (cmd == "screenshot") {
