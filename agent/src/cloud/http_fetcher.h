@@ -44,7 +44,7 @@ class Fetcher {
 
 struct HttpFetcherOptions {
   config::CloudTls tls;
-  int64_t max_body_bytes = 1024 * 1024;
+  int64_t max_body_bytes = int64_t{1024} * 1024;
   // How long a request may take beyond the long-poll wait it asks for.
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
   std::stop_token stop;  // cancels a request in flight

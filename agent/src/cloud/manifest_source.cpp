@@ -63,10 +63,12 @@ PollOutcome ManifestSource::pollOnce() {
     return outcome;
   };
   if (!response) return failed(response.error().message());
-  if (response->retry_after) {
-    outcome.retry_after = parseRetryAfter(*response->retry_after, options_.now());
+  if (const std::optional<std::string> retry = response->retry_after; retry.has_value()) {
+    outcome.retry_after = parseRetryAfter(*retry, options_.now());
   }
-  if (response->cache_control) outcome.max_age = parseMaxAge(*response->cache_control);
+  if (const std::optional<std::string> cache = response->cache_control; cache.has_value()) {
+    outcome.max_age = parseMaxAge(*cache);
+  }
   const long status = response->status;
   if (status == 304) {
     outcome.answered = true;

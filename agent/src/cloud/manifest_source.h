@@ -36,7 +36,7 @@ struct ManifestSourceOptions {
   std::string url;  // {node} already replaced
   Duration interval{std::chrono::seconds(60)};
   std::chrono::seconds wait{55};
-  int64_t max_body_bytes = 1024 * 1024;
+  int64_t max_body_bytes = int64_t{1024} * 1024;
   std::function<std::chrono::steady_clock::time_point()> steady_now = [] {
     return std::chrono::steady_clock::now();
   };

@@ -1,8 +1,7 @@
 #include "cloud/poll_schedule.h"
 
-#include <strings.h>
-
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <string>
@@ -15,6 +14,12 @@ std::optional<int64_t> decimal(std::string_view s) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size() || v < 0) return std::nullopt;
   return v;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 std::string_view trim(std::string_view s) {
@@ -73,7 +78,7 @@ std::optional<Duration> parseMaxAge(std::string_view cache_control) {
     auto comma = cache_control.find(',');
     auto item = trim(cache_control.substr(0, comma));
     cache_control = comma == std::string_view::npos ? "" : cache_control.substr(comma + 1);
-    if (item.size() > 8 && strncasecmp(item.data(), "max-age=", 8) == 0) {
+    if (item.size() > 8 && lower(item.substr(0, 8)) == "max-age=") {
       auto v = item.substr(8);
       if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
       auto seconds = decimal(v);

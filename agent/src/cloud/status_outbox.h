@@ -35,7 +35,7 @@ struct OutboxReport {
 
 class StatusOutbox {
  public:
-  static constexpr size_t kDefaultMaxBytes = 1024 * 1024;
+  static constexpr size_t kDefaultMaxBytes = size_t{1024} * 1024;
 
   static Result<std::unique_ptr<StatusOutbox>> open(const std::filesystem::path& file,
                                                     size_t max_bytes = kDefaultMaxBytes);

@@ -131,13 +131,16 @@ std::optional<Duration> StatusReporter::flush() {
       spdlog::error("status: outbox: {}", next.error().message());
       return backoff_.next({});
     }
-    if (!next->has_value()) return std::nullopt;
-    const auto& report = **next;
+    const std::optional<OutboxReport> waiting = std::move(*next);
+    if (!waiting.has_value()) return std::nullopt;
+    const OutboxReport& report = *waiting;
     const std::string url = urlFor(report.seq);
     auto sent = sender_.send(options_.method, url, report.body);
     PollOutcome outcome;
-    if (sent && sent->retry_after) {
-      outcome.retry_after = parseRetryAfter(*sent->retry_after, options_.now());
+    if (sent) {
+      if (const std::optional<std::string> retry = sent->retry_after; retry.has_value()) {
+        outcome.retry_after = parseRetryAfter(*retry, options_.now());
+      }
     }
     if (!sent || sent->status < 200 || sent->status >= 300) {
       spdlog::warn("status: {} {}: {}", options_.method, url,
@@ -182,7 +185,7 @@ ReporterThread::ReporterThread(std::unique_ptr<StatusOutbox> outbox,
                                core::NodeService& node)
     : outbox_(std::move(outbox)),
       sender_(HttpFetcherOptions{.tls = config.tls,
-                                 .max_body_bytes = 64 * 1024,
+                                 .max_body_bytes = int64_t{64} * 1024,
                                  .timeout = config.timeout,
                                  .stop = loop_.token()}),
       reporter_(ReporterOptions{.node_id = std::string(node_id),

@@ -32,7 +32,7 @@ struct CloudConfig {
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
   std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
-  int64_t max_manifest_bytes = 1024 * 1024;
+  int64_t max_manifest_bytes = int64_t{1024} * 1024;
   CloudTls tls;
 };
 

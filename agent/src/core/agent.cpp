@@ -106,8 +106,9 @@ void Agent::rollBack(const PendingRollback& r) {
   };
   auto stored = store_.manifestAt(r.back_to);
   if (!stored) return fail_with(stored.error());
-  if (!*stored) return fail_with(Error(ErrorCode::kNotFound, "that manifest is not kept"));
-  auto parsed = manifest::parseNodeState((*stored)->text, (*stored)->source);
+  const std::optional<state::StoredManifest> kept = std::move(*stored);
+  if (!kept.has_value()) return fail_with(Error(ErrorCode::kNotFound, "that manifest is not kept"));
+  auto parsed = manifest::parseNodeState(kept->text, kept->source);
   if (!parsed) return fail_with(parsed.error());
   if (auto st = store_.rollBack(r.revision, r.reason, r.back_to); !st) return fail_with(st.error());
   reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
@@ -168,7 +169,9 @@ Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view sou
   if (!parsed) return refuse(parsed.error());
   if (origin == trust::Origin::kCloud && parsed->revision == store_.desiredRevision()) {
     auto stored = store_.desired();
-    if (stored && *stored && (*stored)->text == admitted->manifest) {
+    const std::optional<state::StoredManifest> current =
+        stored ? std::move(*stored) : std::optional<state::StoredManifest>();
+    if (current.has_value() && current->text == admitted->manifest) {
       return ApplyResult{.revision = parsed->revision,
                          .apps = static_cast<int>(parsed->apps.size()),
                          .unchanged = true};

@@ -22,7 +22,7 @@ inline constexpr std::string_view kPayloadTypeYaml = "application/vnd.fleetlet.n
 inline constexpr std::string_view kPayloadTypeJson = "application/vnd.fleetlet.nodestate.v1+json";
 
 // Envelopes larger than this are refused before parsing (a manifest is a few KiB).
-inline constexpr size_t kMaxEnvelopeBytes = 4 * 1024 * 1024;
+inline constexpr size_t kMaxEnvelopeBytes = size_t{4} * 1024 * 1024;
 // At most this many signatures are looked at (thresholds are small).
 inline constexpr size_t kMaxSignatures = 16;
 

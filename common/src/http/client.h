@@ -88,7 +88,7 @@ using BodySink = std::function<bool(std::string_view chunk)>;
 
 class Client {
  public:
-  static constexpr size_t kMaxErrorBody = 64 * 1024;
+  static constexpr size_t kMaxErrorBody = size_t{64} * 1024;
 
   explicit Client(ClientOptions options = {});
   Client(Client&&) noexcept;
