@@ -11,6 +11,7 @@
 
 #include "bundle/unpack.h"
 #include "console/log_entry.h"
+#include "events/replicated.h"
 #include "events/requests.h"
 #include "executor/executor.h"
 #include "handoff/protocol.h"
@@ -252,6 +253,25 @@ void fuzzMultipart(std::string_view data) {
   std::string whole = runMultipart(data, std::max<std::size_t>(data.size(), 1));
   std::string pieces = runMultipart(data, chunk);
   check(whole == pieces, "multipart result does not depend on chunking");
+}
+
+void fuzzReplicatedEvent(std::string_view data) {
+  std::uint64_t seq = data.empty() ? 0 : static_cast<unsigned char>(data[0]);
+  if (!data.empty()) data.remove_prefix(1);
+  auto parsed = streams::parseReplicatedEvent(data, "src", seq, 64 * 1024);
+  if (!parsed) {
+    check(!parsed.error().message.empty(), "replicated event rejection message");
+    return;
+  }
+  check(parsed->source == "src", "replicated event source");
+  check(parsed->offset == static_cast<std::int64_t>(seq) - 1, "replicated event offset");
+  auto again =
+      streams::parseReplicatedEvent(streams::replicatedEventJson(*parsed), "src", seq, 1024 * 1024);
+  check(again.has_value(), "replicated event round trip parses");
+  check(again->semantics == parsed->semantics && again->name == parsed->name &&
+            again->lamport == parsed->lamport && again->timestamp == parsed->timestamp &&
+            again->payload == parsed->payload && again->app == parsed->app,
+        "replicated event round trip is identical");
 }
 
 void fuzzStreamsRequest(std::string_view data) {

@@ -21,6 +21,10 @@ void fuzzRegistryError(std::string_view data);
 // fleetlet-streams request bodies; the first byte chooses publish, query, subscribe or a log
 // entry. Accepted bodies serialize back to valid JSON.
 void fuzzStreamsRequest(std::string_view data);
+// parseReplicatedEvent (a message from the site hub); the first byte is the stream sequence.
+// An accepted event is of the stream's source at offset sequence - 1 and round-trips through
+// replicatedEventJson.
+void fuzzReplicatedEvent(std::string_view data);
 // handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
 void fuzzHandoffMessage(std::string_view data);
 // parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
@@ -57,6 +61,7 @@ inline constexpr Target kTargets[] = {
     {"auth_challenge", &fuzzAuthChallenge},
     {"registry_error", &fuzzRegistryError},
     {"streams_request", &fuzzStreamsRequest},
+    {"replicated_event", &fuzzReplicatedEvent},
     {"handoff_message", &fuzzHandoffMessage},
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},

@@ -493,21 +493,31 @@ void Replicator::onMessage(Feed& feed, std::string_view body, std::uint64_t seq)
     rejected_[static_cast<std::size_t>(*rejection)]++;
   }
   if (!event) return;
+  const std::size_t bytes = eventBytes(*event);
   {
-    // Bounded memory: wait while the store has a window of ingested events to commit.
+    // Bounded memory: wait while the store has a window of ingested events (or bytes) to
+    // commit; an empty window always takes one event, however large.
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return stopping_ || in_flight_ < options_.ingest_window; });
+    cv_.wait(lock, [&] {
+      return stopping_ || in_flight_ == 0 ||
+             (in_flight_ < options_.ingest_window &&
+              in_flight_bytes_ + bytes <= options_.ingest_window_bytes);
+    });
     in_flight_++;
+    in_flight_bytes_ += bytes;
   }
   std::vector<Event> events;
   events.push_back(std::move(*event));
-  store_.ingest(std::move(events), [this, &feed](Status s) { ingestDone(feed, 1, s); });
+  store_.ingest(std::move(events),
+                [this, &feed, bytes](Status s) { ingestDone(feed, 1, bytes, s); });
 }
 
-void Replicator::ingestDone(Feed& feed, std::size_t events, const Status& status) {
+void Replicator::ingestDone(Feed& feed, std::size_t events, std::size_t bytes,
+                            const Status& status) {
   {
     std::lock_guard lock(mutex_);
     in_flight_ -= events;
+    in_flight_bytes_ -= bytes;
     std::lock_guard feed_lock(feed.mutex);
     feed.in_flight -= events;
     if (!status) {

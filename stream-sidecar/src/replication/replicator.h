@@ -66,8 +66,10 @@ struct ReplicationOptions {
   std::chrono::milliseconds restore_stall_timeout{30000};
   // How often sources are discovered and lag is read from the hub.
   std::chrono::milliseconds discovery_interval{1000};
-  // Events ingested but not yet committed, over all sources, before delivery waits.
+  // Events (and their bytes, counted with eventBytes()) ingested but not yet committed, over
+  // all sources, before delivery waits.
   std::size_t ingest_window = 8192;
+  std::size_t ingest_window_bytes = std::size_t{32} * 1024 * 1024;
 };
 
 // Wakes the pump after this node committed events of its own. The store's commit listener
@@ -127,7 +129,7 @@ class Replicator {
   void onMessage(Feed& feed, std::string_view body, std::uint64_t seq);
   void onConnection(bool up);
   void onPublishError(std::string error, int code);
-  void ingestDone(Feed& feed, std::size_t events, const Status& status);
+  void ingestDone(Feed& feed, std::size_t events, std::size_t bytes, const Status& status);
 
  private:
   const ReplicationOptions options_;
@@ -160,7 +162,8 @@ class Replicator {
   std::uint64_t published_events_ = 0;
   std::uint64_t pump_errors_ = 0;
   std::map<std::string, std::unique_ptr<Feed>, std::less<>> feeds_;
-  std::size_t in_flight_ = 0;  // ingested events not yet committed, all feeds
+  std::size_t in_flight_ = 0;        // ingested events not yet committed, all feeds
+  std::size_t in_flight_bytes_ = 0;  // their eventBytes()
   std::uint64_t rejected_[kRejectionCount] = {};
 
   std::thread pump_;
