@@ -60,13 +60,12 @@ class ShimIntegrationTest : public ::testing::Test {
     ::setenv("PATH", path.c_str(), 1);
     auto containerd = PrivateContainerd::start();
     ASSERT_TRUE(containerd) << containerd.error().message();
-    containerd_ = new PrivateContainerd(std::move(*containerd));
+    containerd_ = std::make_unique<PrivateContainerd>(std::move(*containerd));
     // watchEvents() labels the namespace to see its subscription work: it must exist.
     ASSERT_TRUE(containerd_->ctrOk({"namespaces", "create", kNs}, kNs));
   }
   static void TearDownTestSuite() {
-    delete containerd_;
-    containerd_ = nullptr;
+    containerd_.reset();
     // The tasks' cgroups went with them; their namespace's parent stays (as runc's do).
     std::error_code ec;
     if (fs::exists("/sys/fs/cgroup")) {
@@ -156,10 +155,10 @@ class ShimIntegrationTest : public ::testing::Test {
     return log;
   }
 
-  static PrivateContainerd* containerd_;
+  static std::unique_ptr<PrivateContainerd> containerd_;
 };
 
-PrivateContainerd* ShimIntegrationTest::containerd_ = nullptr;
+std::unique_ptr<PrivateContainerd> ShimIntegrationTest::containerd_;
 
 TEST_F(ShimIntegrationTest, RunPrintsOutputAndReturnsTheExitCode) {
   std::string id = PrivateContainerd::uniqueId("shim-run");
@@ -437,7 +436,7 @@ TEST_F(ShimIntegrationTest, GarbageOnTheShimSocketDoesNotCrashIt) {
   ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
   std::string address = readFile(bundle(id) / "address");
   ASSERT_TRUE(address.starts_with("unix://")) << address;
-  for (std::string junk :
+  for (const std::string& junk :
        {std::string(5000, '\xff'), std::string("\0\0\0\x03\0\0\0\x01\x01\0abc", 13),
         std::string("\x7f\xff\xff\xff\0\0\0\x01\x01\0", 10)}) {
     auto fd = ttrpc::connectUnix(address);

@@ -31,6 +31,11 @@ std::string readFile(const fs::path& file) {
   return s.str();
 }
 
+// Runs the shim ($1) the way containerd does: cwd = the bundle ($0), -address $2, action $3.
+constexpr const char* kShimInBundle =
+    "cd \"$0\" && exec \"$1\" -namespace ns -address \"$2\" -publish-binary /bin/false "
+    "-id task1 \"$3\"";
+
 class ShimManagerSubcommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -45,13 +50,11 @@ class ShimManagerSubcommandTest : public ::testing::Test {
   }
 
   CommandOutput shim(const std::string& action) {
-    auto out = runCommand(RunOptions{
-        .argv = {"/bin/sh", "-c",
-                 "cd \"$0\" && exec \"$1\" -namespace ns -address \"$2\" -publish-binary "
-                 "/bin/false -id task1 \"$3\"",
-                 bundle_.string(), std::string(FLEETLET_SHIM_BINARY), address_, action},
-        .env = {{"TTRPC_ADDRESS", (dir_->path() / "nobody.ttrpc").string()}},
-        .timeout = 30s});
+    auto out =
+        runCommand(RunOptions{.argv = {"/bin/sh", "-c", kShimInBundle, bundle_.string(),
+                                       std::string(FLEETLET_SHIM_BINARY), address_, action},
+                              .env = {{"TTRPC_ADDRESS", (dir_->path() / "nobody.ttrpc").string()}},
+                              .timeout = 30s});
     EXPECT_TRUE(out) << out.error().message();
     return out ? *out : CommandOutput{};
   }
