@@ -15,21 +15,6 @@ namespace {
 
 constexpr size_t kReadChunk = size_t{64} * 1024;
 
-// The rotation index k of "current.log.<k>", or 0 when `name` is not a rotated log file.
-int rotatedIndex(std::string_view name) {
-  constexpr std::string_view kPrefix = "current.log.";
-  if (!name.starts_with(kPrefix) || name.size() == kPrefix.size() ||
-      name.size() > kPrefix.size() + 6) {
-    return 0;
-  }
-  int k = 0;
-  for (char c : name.substr(kPrefix.size())) {
-    if (c < '0' || c > '9') return 0;
-    k = k * 10 + (c - '0');
-  }
-  return k;
-}
-
 Result<std::string> readWhole(int fd) {
   std::string out;
   std::string buf(kReadChunk, '\0');
@@ -102,13 +87,7 @@ Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::file
   // current.log first, then the rotated files newest first: a rotation in the middle then
   // shows a file twice (dropped below) rather than hiding one.
   FLEETLET_ASSIGN_OR_RETURN(auto current, openLog(logFilePath(dir, 0)));
-  std::vector<int> indexes;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (int k = rotatedIndex(entry.path().filename().native()); k > 0) indexes.push_back(k);
-  }
-  if (ec) return failErrno(ec.value(), "list {}", dir.string());
-  std::sort(indexes.begin(), indexes.end());
+  FLEETLET_ASSIGN_OR_RETURN(auto indexes, rotatedLogIndexes(dir));
   std::vector<OpenLog> rotated;
   for (int k : indexes) {
     FLEETLET_ASSIGN_OR_RETURN(auto log, openLog(logFilePath(dir, k)));

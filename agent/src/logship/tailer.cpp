@@ -16,21 +16,6 @@ namespace {
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 constexpr std::size_t kIdPrefix = 256;
 
-// The rotation index k of "current.log.<k>", or 0 when `name` is not a rotated log file.
-int rotatedIndex(std::string_view name) {
-  constexpr std::string_view kPrefix = "current.log.";
-  if (!name.starts_with(kPrefix) || name.size() == kPrefix.size() ||
-      name.size() > kPrefix.size() + 6) {
-    return 0;
-  }
-  int k = 0;
-  for (char c : name.substr(kPrefix.size())) {
-    if (c < '0' || c > '9') return 0;
-    k = k * 10 + (c - '0');
-  }
-  return k;
-}
-
 Result<std::size_t> preadAll(int fd, char* buf, std::size_t size, std::uint64_t offset) {
   std::size_t got = 0;
   while (got < size) {
@@ -91,13 +76,7 @@ Result<std::vector<LogTailer::File>> LogTailer::openChain(const std::filesystem:
   // current.log first, then the rotated files newest first: a rotation in between shows a
   // file twice (dropped below) rather than hiding one.
   FLEETLET_ASSIGN_OR_RETURN(auto current, openLog(logs::logFilePath(dir, 0)));
-  std::vector<int> indexes;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (int k = rotatedIndex(entry.path().filename().native()); k > 0) indexes.push_back(k);
-  }
-  if (ec) return failErrno(ec.value(), "list {}", dir.string());
-  std::sort(indexes.begin(), indexes.end());
+  FLEETLET_ASSIGN_OR_RETURN(auto indexes, logs::rotatedLogIndexes(dir));
   std::vector<File> rotated;
   for (int k : indexes) {
     FLEETLET_ASSIGN_OR_RETURN(auto f, openLog(logs::logFilePath(dir, k)));
