@@ -24,7 +24,7 @@ std::string ingestBody(const std::string& app, const std::vector<Message>& messa
   return Json{{"entries", std::move(entries)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-ConsoleSink::ConsoleSink(std::filesystem::path socket, std::chrono::milliseconds timeout)
+ConsoleSink::ConsoleSink(const std::filesystem::path& socket, std::chrono::milliseconds timeout)
     : client_({.unix_socket = socket.string(),
                .connect_timeout = std::chrono::milliseconds(2000),
                .total_timeout = timeout}) {}

@@ -41,7 +41,7 @@ std::string ingestBody(const std::string& app, const std::vector<Message>& messa
 class ConsoleSink : public LogSink {
  public:
   // `socket`: the unix socket of the ingest listener.
-  explicit ConsoleSink(std::filesystem::path socket,
+  explicit ConsoleSink(const std::filesystem::path& socket,
                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
   Result<SendResult> send(const std::string& app, const std::vector<Message>& messages) override;
 

@@ -66,9 +66,9 @@ void LogShipper::scan() {
   }
   for (const auto& app : present) {
     if (apps_.contains(app)) continue;
-    App a;
-    if (auto it = loaded_.find(app); it != loaded_.end()) a.saved = it->second;
-    auto tailer = LogTailer::open(options_.logs_root / app, a.saved, options_.limits);
+    Position saved;
+    if (auto it = loaded_.find(app); it != loaded_.end()) saved = it->second;
+    auto tailer = LogTailer::open(options_.logs_root / app, saved, options_.limits);
     if (!tailer) {
       spdlog::warn("log shipping: app {}: {}", app, tailer.error().message());
       continue;
@@ -81,14 +81,12 @@ void LogShipper::scan() {
       std::lock_guard lock(stats_mu_);
       ++stats_.lost_files;
     }
-    a.tailer.emplace(std::move(*tailer));
-    apps_.emplace(app, std::move(a));
+    apps_.emplace(app, App{.tailer = std::move(*tailer), .saved = std::move(saved)});
   }
   loaded_.clear();
 }
 
-Status LogShipper::deliver() {
-  Held& h = *held_;
+Status LogShipper::deliver(Held& h) {
   if (options_.service_up && !options_.service_up()) {
     return fail(ErrorCode::kUnavailable, "the console service is not connected");
   }
@@ -139,7 +137,7 @@ Result<std::size_t> LogShipper::runOnce() {
   std::size_t shipped = 0;
   if (held_) {
     const std::size_t n = held_->messages.size();
-    if (auto st = deliver(); !st) {
+    if (auto st = deliver(*held_); !st) {
       std::lock_guard lock(stats_mu_);
       ++stats_.failures;
       return std::unexpected(st.error());
@@ -148,12 +146,12 @@ Result<std::size_t> LogShipper::runOnce() {
   }
   for (auto& [name, app] : apps_) {
     for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
-      auto messages = app.tailer->poll();
+      auto messages = app.tailer.poll();
       if (!messages) {
         spdlog::warn("log shipping: app {}: {}", name, messages.error().message());
         break;
       }
-      Position cursor = app.tailer->cursor();
+      Position cursor = app.tailer.cursor();
       if (messages->empty()) {
         // Moving past malformed lines or into a new file moves the cursor too.
         if (cursor != app.saved) {
@@ -162,8 +160,9 @@ Result<std::size_t> LogShipper::runOnce() {
         break;
       }
       const std::size_t n = messages->size();
-      held_ = Held{.app = name, .messages = std::move(*messages), .cursor = std::move(cursor)};
-      if (auto st = deliver(); !st) {
+      Held& held =
+          held_.emplace(Held{.app = name, .messages = std::move(*messages), .cursor = cursor});
+      if (auto st = deliver(held); !st) {
         std::lock_guard lock(stats_mu_);
         ++stats_.failures;
         return std::unexpected(st.error());
@@ -175,7 +174,7 @@ Result<std::size_t> LogShipper::runOnce() {
 }
 
 void LogShipper::start() {
-  thread_ = std::jthread([this](std::stop_token stop) {
+  thread_ = std::jthread([this](const std::stop_token& stop) {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);

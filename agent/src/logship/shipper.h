@@ -78,7 +78,7 @@ class LogShipper {
 
  private:
   struct App {
-    std::optional<LogTailer> tailer;
+    LogTailer tailer;
     Position saved;
   };
   struct Held {
@@ -87,8 +87,8 @@ class LogShipper {
     Position cursor;  // the app's cursor once these are acknowledged
   };
   void scan();
-  // Sends held_; on success saves its cursor.
-  Status deliver();
+  // Sends `h` (held_); on success saves its cursor and clears held_.
+  Status deliver(Held& h);
 
   ShipperOptions options_;
   CursorStore& cursors_;

@@ -62,11 +62,13 @@ Result<std::string> LogTailer::fileId(File& file) {
 Result<std::vector<LogTailer::File>> LogTailer::openChain(const std::filesystem::path& dir) {
   auto openLog = [](const std::filesystem::path& path) -> Result<File> {
     File f;
-    f.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!f.fd) {
-      if (errno == ENOENT) return f;
-      return failErrno(errno, "open {}", path.string());
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT) return f;
+      return failErrno(err, "open {}", path.string());
     }
+    f.fd.reset(fd);
     struct stat st {};
     if (::fstat(f.fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
     f.dev = st.st_dev;

@@ -71,9 +71,10 @@ struct Message {
 };
 
 struct TailerLimits {
-  std::size_t max_messages = 1000;      // returned by one poll()
-  std::size_t max_bytes = 512 * 1024;   // of text returned by one poll(), at least one message
-  std::size_t max_message = 64 * 1024;  // longer entries are cut into parts; >= 16
+  std::size_t max_messages = 1000;  // returned by one poll()
+  std::size_t max_bytes =
+      std::size_t{512} * 1024;  // of text returned by one poll(), at least one message
+  std::size_t max_message = std::size_t{64} * 1024;  // longer entries are cut into parts; >= 16
 };
 
 // Lines longer than this are skipped (the logger writes records of at most its --max-line).
