@@ -69,15 +69,17 @@ std::optional<LogEntry> EntryAssembler::add(std::string_view line) {
   return LogEntry{pending.time, record->stream, std::move(pending.text)};
 }
 
-Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::filesystem::path& dir) {
+Result<std::vector<OpenLog>> openLogChain(const std::filesystem::path& dir) {
   // A missing file comes back without an fd.
   auto openLog = [](const std::filesystem::path& path) -> Result<OpenLog> {
     OpenLog log;
-    log.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!log.fd) {
-      if (errno == ENOENT) return log;
-      return failErrno(errno, "open {}", path.string());
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT) return log;
+      return failErrno(err, "open {}", path.string());
     }
+    log.fd.reset(fd);
     struct stat st {};
     if (::fstat(log.fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
     log.dev = st.st_dev;
@@ -145,7 +147,7 @@ Result<LogFollower> LogFollower::open(const std::filesystem::path& dir, size_t t
     return fail(ErrorCode::kNotFound, "log directory {} does not exist", dir.string());
   }
   LogFollower follower(dir);
-  FLEETLET_ASSIGN_OR_RETURN(auto chain, openChain(dir));
+  FLEETLET_ASSIGN_OR_RETURN(auto chain, openLogChain(dir));
   if (chain.empty()) return follower;
 
   // Newest first until `tail` entries are complete, then one older file for a line that
@@ -199,7 +201,7 @@ Result<std::vector<LogEntry>> LogFollower::poll() {
     }
     if (current_.fd && st.st_dev == current_.dev && st.st_ino == current_.ino) break;
 
-    FLEETLET_ASSIGN_OR_RETURN(auto chain, openChain(dir_));
+    FLEETLET_ASSIGN_OR_RETURN(auto chain, openLogChain(dir_));
     size_t start = 0;  // without a followed file, or when it was dropped, all are newer
     if (current_.fd) {
       for (size_t i = 0; i < chain.size(); ++i) {

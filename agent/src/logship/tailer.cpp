@@ -1,6 +1,5 @@
 #include "logship/tailer.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <cerrno>
 
 #include "crypto/sha256.h"
+#include "logs/reader.h"
 #include "logs/rotating_writer.h"
 
 namespace fleetlet::logship {
@@ -60,40 +60,15 @@ Result<std::string> LogTailer::fileId(File& file) {
 }
 
 Result<std::vector<LogTailer::File>> LogTailer::openChain(const std::filesystem::path& dir) {
-  auto openLog = [](const std::filesystem::path& path) -> Result<File> {
+  FLEETLET_ASSIGN_OR_RETURN(auto chain, logs::openLogChain(dir));
+  std::vector<File> out;
+  out.reserve(chain.size());
+  for (auto& log : chain) {
     File f;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == ENOENT) return f;
-      return failErrno(err, "open {}", path.string());
-    }
-    f.fd.reset(fd);
-    struct stat st {};
-    if (::fstat(f.fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
-    f.dev = st.st_dev;
-    f.ino = st.st_ino;
-    return f;
-  };
-  // current.log first, then the rotated files newest first: a rotation in between shows a
-  // file twice (dropped below) rather than hiding one.
-  FLEETLET_ASSIGN_OR_RETURN(auto current, openLog(logs::logFilePath(dir, 0)));
-  FLEETLET_ASSIGN_OR_RETURN(auto indexes, logs::rotatedLogIndexes(dir));
-  std::vector<File> rotated;
-  for (int k : indexes) {
-    FLEETLET_ASSIGN_OR_RETURN(auto f, openLog(logs::logFilePath(dir, k)));
-    if (f.fd) rotated.push_back(std::move(f));
+    static_cast<logs::OpenLog&>(f) = std::move(log);
+    out.push_back(std::move(f));
   }
-  std::vector<File> chain;  // oldest first
-  auto push = [&](File f) {
-    for (const auto& have : chain) {
-      if (have.same(f)) return;
-    }
-    chain.push_back(std::move(f));
-  };
-  for (auto it = rotated.rbegin(); it != rotated.rend(); ++it) push(std::move(*it));
-  if (current.fd) push(std::move(current));
-  return chain;
+  return out;
 }
 
 Result<LogTailer> LogTailer::open(const std::filesystem::path& dir, const Position& from,

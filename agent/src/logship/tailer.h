@@ -47,6 +47,7 @@
 
 #include "error/error.h"
 #include "logs/cri.h"
+#include "logs/reader.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::logship {
@@ -101,12 +102,8 @@ class LogTailer {
   bool lostFile() const { return lost_file_; }
 
  private:
-  struct File {
-    UniqueFd fd;
-    dev_t dev = 0;
-    ino_t ino = 0;
+  struct File : logs::OpenLog {
     std::string id;  // empty until the file holds its first line
-    bool same(const File& other) const { return dev == other.dev && ino == other.ino; }
   };
   // A line position with the number of the file it is in (counted from open()).
   struct Place {
