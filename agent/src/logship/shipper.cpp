@@ -21,6 +21,9 @@ LogShipper::~LogShipper() {
   if (thread_.joinable()) {
     thread_.request_stop();
     thread_.join();
+    auto s = stats();
+    spdlog::info("log shipping stopped: {} lines sent ({} stored, {} already stored), {} refused",
+                 s.sent, s.stored, s.duplicates, s.refused);
   }
 }
 

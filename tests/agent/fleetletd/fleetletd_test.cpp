@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -850,6 +851,11 @@ TEST_F(FleetletdTest, AppOutputReachesTheConsoleServiceOnceAndInOrderAcrossOutag
   const size_t total = kLines + kLines / 10;
   EXPECT_LT(count(), total) << "the app had printed everything: the kill tests less";
   killAgent();
+  // As if the crash had also lost the last cursor saves (they are not fsynced): the restarted
+  // fleetletd sends every line again from the oldest file, and the service stores none twice.
+  for (const char* f : {"cursors.db", "cursors.db-wal", "cursors.db-shm"}) {
+    std::filesystem::remove(dataDir() / "logship" / f);
+  }
   std::this_thread::sleep_for(1s);
   startAgent({"--streams-handoff", streamsHandoff().string()});
   ASSERT_TRUE(testing::waitFor([&] { return count() >= total; }, 120s))
@@ -875,6 +881,14 @@ TEST_F(FleetletdTest, AppOutputReachesTheConsoleServiceOnceAndInOrderAcrossOutag
   // And fleetletctl logs still reads the same lines from the files.
   EXPECT_EQ(countOf(readFile(dataDir() / "logs" / "talker" / "current.log"), " line "),
             size_t(kLines));
+  // The restarted fleetletd did send lines again (the service recognized them).
+  stopAgent();
+  const std::string log = agentLog();
+  const auto at = log.find("log shipping stopped");
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string stopped = log.substr(at, log.find('\n', at) - at);
+  std::cout << stopped << "\n";
+  EXPECT_EQ(stopped.find(", 0 already stored"), std::string::npos) << stopped;
 }
 
 // Hostile output: a line longer than the shipped message size is cut into parts (labels
