@@ -355,7 +355,7 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
   auto lookup = [this, handle] { return openBlob(store_, handle); };
   auto opened = co_await request.offload(lookup);
   if (!opened && opened.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
-    auto fetched = co_await findOrFetch(request, handle);
+    Status fetched = co_await fetchRemote(request, handle);
     if (!fetched) co_return remoteFailure(fetched.error());
     opened = co_await request.offload(lookup);
   }
@@ -458,21 +458,18 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
 }
 
 Task<Response> BlobApi::metadata(Request& request, std::string handle) {
-  auto found = co_await findOrFetch(request, handle);
-  if (!found) {
-    co_return options_.remote != nullptr ? remoteFailure(found.error())
-                                         : http::errorResponse(found.error());
+  auto lookup = [this, handle] { return store_.find(handle); };
+  auto found = co_await request.offload(lookup);
+  if (!found && found.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
+    Status fetched = co_await fetchRemote(request, handle);
+    if (!fetched) co_return remoteFailure(fetched.error());
+    found = co_await request.offload(lookup);
   }
+  if (!found) co_return http::errorResponse(found.error());
   co_return Response::json(200, store::toJson(*found).dump());
 }
 
-Task<Result<store::BlobMetadata>> BlobApi::findOrFetch(Request& request,
-                                                       const std::string& handle) {
-  auto lookup = [this, handle] { return store_.find(handle); };
-  auto found = co_await request.offload(lookup);
-  if (found || found.error().code() != ErrorCode::kNotFound || options_.remote == nullptr) {
-    co_return found;
-  }
+Task<Status> BlobApi::fetchRemote(Request& request, const std::string& handle) {
   // The fetch runs on the fetcher's threads; this request waits on its strand without
   // holding a thread of the blocking pool.
   struct Wait {
@@ -490,8 +487,7 @@ Task<Result<store::BlobMetadata>> BlobApi::findOrFetch(Request& request,
     });
   });
   co_await waitFor(wait->running, wait->wake);
-  if (!wait->result) co_return std::unexpected(wait->result.error());
-  co_return co_await request.offload(lookup);
+  co_return wait->result;
 }
 
 Task<Response> BlobApi::query(Request& request) {

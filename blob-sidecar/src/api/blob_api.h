@@ -48,10 +48,8 @@ class BlobApi {
   http::Task<http::Response> download(http::Request& request, std::string handle);
   http::Task<http::Response> metadata(http::Request& request, std::string handle);
   http::Task<http::Response> query(http::Request& request);
-  // Looks `handle` up locally; when it is not here and a remote source is set, fetches it
-  // first. An error is the response to send.
-  http::Task<Result<store::BlobMetadata>> findOrFetch(http::Request& request,
-                                                      const std::string& handle);
+  // Fetches `handle` (not stored here) from options_.remote, waiting without a thread.
+  http::Task<Status> fetchRemote(http::Request& request, const std::string& handle);
 
   store::BlobStore& store_;
   const ApiOptions options_;

@@ -41,6 +41,7 @@ Result<std::unique_ptr<HubConnection>> HubConnection::connect(const HubOptions& 
   }
   std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> opts(raw, natsOptions_Destroy);
   std::vector<const char*> urls;
+  urls.reserve(options.urls.size());
   for (const std::string& url : options.urls) urls.push_back(url.c_str());
   std::string name = fmt::format("fleetlet-blobs {} {}", options.site, options.node);
   FLEETLET_RETURN_IF_ERROR(natsCheck(
