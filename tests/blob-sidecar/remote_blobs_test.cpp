@@ -64,6 +64,8 @@ class SiteHub {
   }
   ~SiteHub() { run({"stop", dir_.string()}); }
   SiteHub(const SiteHub&) = delete;
+  void start() { run({"start", dir_.string()}); }
+  void stop() { run({"stop", dir_.string()}); }
   SiteHub& operator=(const SiteHub&) = delete;
 
   const std::string& urls() const { return urls_; }
@@ -448,6 +450,31 @@ TEST_F(RemoteBlobsTest, HolderGoneIs404AndAHolderThatStopsMidTransferIs502) {
       << stalled.body;
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
   expectNothingStored("b");
+}
+
+TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack) {
+  hub_->stop();
+  BlobProcess b = startNode("b");  // does not wait for the hub
+  std::string local = uploadPattern(b, 1000, 2);
+  ASSERT_FALSE(local.empty());
+  EXPECT_EQ(get(b, "/api/v1/blobs/" + local).status, 200);
+  http::ClientResponse away = get(b, "/api/v1/blobs/00000000000000000000000000000001");
+  EXPECT_EQ(away.status, 502) << away.body;
+  EXPECT_NE(away.body.find("is not connected"), std::string::npos) << away.body;
+
+  hub_->start();
+  BlobProcess a = startNode("a");
+  std::string handle = uploadPattern(a, 700 * 1024, 4);
+  ASSERT_FALSE(handle.empty());
+  http::ClientResponse fetched;
+  EXPECT_TRUE(testing::waitFor(
+      [&] {
+        fetched = get(b, "/api/v1/blobs/" + handle);
+        return fetched.status == 200;
+      },
+      kPatience))
+      << fetched.status << " " << fetched.body;
+  EXPECT_EQ(sha256Hex(fetched.body), patternSha256(700 * 1024, 4));
 }
 
 }  // namespace

@@ -353,11 +353,12 @@ Task<Response> BlobApi::upload(Request& request) {
 
 Task<Response> BlobApi::download(Request& request, std::string handle) {
   auto lookup = [this, handle] { return openBlob(store_, handle); };
-  auto opened = co_await request.offload(lookup);
+  auto opened = co_await request.offload(std::move(lookup));
   if (!opened && opened.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
     Status fetched = co_await fetchRemote(request, handle);
     if (!fetched) co_return remoteFailure(fetched.error());
-    opened = co_await request.offload(lookup);
+    auto fetched_lookup = [this, handle] { return openBlob(store_, handle); };
+    opened = co_await request.offload(std::move(fetched_lookup));
   }
   if (!opened) co_return http::errorResponse(opened.error());
   const store::BlobMetadata& meta = opened->meta;
@@ -459,11 +460,12 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
 
 Task<Response> BlobApi::metadata(Request& request, std::string handle) {
   auto lookup = [this, handle] { return store_.find(handle); };
-  auto found = co_await request.offload(lookup);
+  auto found = co_await request.offload(std::move(lookup));
   if (!found && found.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
     Status fetched = co_await fetchRemote(request, handle);
     if (!fetched) co_return remoteFailure(fetched.error());
-    found = co_await request.offload(lookup);
+    auto fetched_lookup = [this, handle] { return store_.find(handle); };
+    found = co_await request.offload(std::move(fetched_lookup));
   }
   if (!found) co_return http::errorResponse(found.error());
   co_return Response::json(200, store::toJson(*found).dump());

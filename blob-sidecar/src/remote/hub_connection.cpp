@@ -13,6 +13,8 @@ Status natsCheck(natsStatus s, std::string_view what) {
   return fail(ErrorCode::kInvalidArgument, "{}: {}", what, natsStatus_GetText(s));
 }
 
+void onConnected(natsConnection*, void*) {}
+
 }  // namespace
 
 Result<std::vector<std::string>> splitUrls(std::string_view text) {
@@ -52,8 +54,10 @@ Result<std::unique_ptr<HubConnection>> HubConnection::connect(const HubOptions& 
   FLEETLET_RETURN_IF_ERROR(natsCheck(natsOptions_SetTimeout(opts.get(), 2000), "timeout"));
   // A node never answers its own find requests.
   FLEETLET_RETURN_IF_ERROR(natsCheck(natsOptions_SetNoEcho(opts.get(), true), "no echo"));
-  FLEETLET_RETURN_IF_ERROR(
-      natsCheck(natsOptions_SetRetryOnFailedConnect(opts.get(), true, nullptr, nullptr), "retry"));
+  // With a connected callback (even one that does nothing) nats.c connects in the
+  // background; without one natsConnection_Connect blocks until the hub is up.
+  FLEETLET_RETURN_IF_ERROR(natsCheck(
+      natsOptions_SetRetryOnFailedConnect(opts.get(), true, onConnected, nullptr), "retry"));
   if (!options.user.empty()) {
     FLEETLET_RETURN_IF_ERROR(natsCheck(
         natsOptions_SetUserInfo(opts.get(), options.user.c_str(), options.password.c_str()),
