@@ -124,6 +124,11 @@ Status AppNetworks::attach(const manifest::App& app) {
   const auto path = netnsPath(app.name);
   std::optional<netns::NamedNetns> fresh;  // removed again unless the attachment succeeds
   std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !netns::NamedNetns::isPinned(path)) {
+    // Left by a kill between creating the pin file and mounting the namespace on it.
+    spdlog::warn("app {}: {} is no namespace pin: made again", app.name, path.string());
+    FLEETLET_RETURN_IF_ERROR(netns::NamedNetns::remove(path));
+  }
   if (!std::filesystem::exists(path, ec)) {
     auto created =
         netns::NamedNetns::create(std::string(kNetnsPrefix) + app.name, options_.netns_dir);

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,6 +122,12 @@ Result<NamedNetns> NamedNetns::adopt(const std::filesystem::path& path) {
   if (::stat(path.c_str(), &st) != 0)
     return failErrno(errno, "network namespace {}", path.string());
   return NamedNetns(path);
+}
+
+bool NamedNetns::isPinned(const std::filesystem::path& path) {
+  constexpr decltype(statfs::f_type) kNsfsMagic = 0x6e736673;  // NSFS_MAGIC, linux/magic.h
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == kNsfsMagic;
 }
 
 Status NamedNetns::remove(const std::filesystem::path& path) {

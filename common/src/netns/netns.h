@@ -47,6 +47,11 @@ class NamedNetns {
   // Takes ownership of an existing pinned namespace (after a restart). kNotFound if missing.
   static Result<NamedNetns> adopt(const std::filesystem::path& path);
 
+  // Whether `path` is a pinned namespace (a bind mount of an nsfs file). False for a missing
+  // path and for the plain file create() leaves when it is killed between making the file and
+  // mounting the namespace on it; remove() clears such a file.
+  static bool isPinned(const std::filesystem::path& path);
+
   // Unmounts and unlinks the pin at `path`. Succeeds when it is already gone. The namespace
   // itself ends when its last process and open fd are gone.
   static Status remove(const std::filesystem::path& path);

@@ -126,6 +126,18 @@ class AppNetworksTest : public ::testing::Test {
   std::unique_ptr<AppNetworks> networks_;
 };
 
+// kill -9 between creating the pin file and mounting the namespace on it leaves a plain file:
+// the next attach makes the namespace again instead of handing the file to the plugins.
+TEST_F(AppNetworksTest, APinFileLeftWithoutItsNamespaceIsMadeAgain) {
+  const auto pin = netnsDir() / "fleetlet-a";
+  std::filesystem::create_directories(netnsDir());
+  { std::ofstream(pin.string()).flush(); }
+  ASSERT_FALSE(netns::NamedNetns::isPinned(pin));
+  ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_TRUE(netns::NamedNetns::isPinned(pin));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if a", "ADD fw a"}));
+}
+
 TEST_F(AppNetworksTest, PluginsRunOnlyWhenTheNetworkChanges) {
   ASSERT_TRUE(networks_->attach(app("a")));
   EXPECT_TRUE(std::filesystem::exists(netnsDir() / "fleetlet-a"));

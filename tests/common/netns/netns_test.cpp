@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "os/child_process.h"
 #include "support/require_root.h"
 #include "support/temp_dir.h"
@@ -38,9 +40,16 @@ TEST(NamedNetns, CreatesAPinnedNamespaceWithLoopbackUpAndRemovesIt) {
     auto again = NamedNetns::create(name);
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+    EXPECT_TRUE(NamedNetns::isPinned(path));
   }
   EXPECT_FALSE(std::filesystem::exists(path)) << "the owner removed it";
+  EXPECT_FALSE(NamedNetns::isPinned(path));
   EXPECT_TRUE(NamedNetns::remove(path)) << "removing twice succeeds";
+  // The plain file a kill between creating the pin and mounting on it leaves is no pin.
+  { std::ofstream(path.string()).flush(); }
+  EXPECT_FALSE(NamedNetns::isPinned(path));
+  EXPECT_TRUE(NamedNetns::remove(path));
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(NamedNetns, RejectsNamesThatAreNotFileNames) {
