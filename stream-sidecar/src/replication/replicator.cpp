@@ -32,16 +32,16 @@ struct Replicator::Feed {
 
 namespace {
 
-std::string natsError(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0)) {
+// `code`: a jsErrCode, 0 for none.
+std::string natsError(natsStatus s, int code = 0) {
   const char* last = nats_GetLastError(nullptr);
   std::string text = natsStatus_GetText(s);
   if (last != nullptr && *last != '\0' && text != last) text += fmt::format(" ({})", last);
-  if (code != 0) text += fmt::format(" [jetstream error {}]", static_cast<int>(code));
+  if (code != 0) text += fmt::format(" [jetstream error {}]", code);
   return text;
 }
 
-std::unexpected<Error> natsFail(ErrorCode code, std::string_view what, natsStatus s,
-                                jsErrCode js = static_cast<jsErrCode>(0)) {
+std::unexpected<Error> natsFail(ErrorCode code, std::string_view what, natsStatus s, int js = 0) {
   return std::unexpected(Error(code, fmt::format("{}: {}", what, natsError(s, js))));
 }
 
@@ -53,7 +53,7 @@ std::string randomInstance() {
 // The last sequence of stream `name`, or nullopt when it does not exist.
 Result<std::optional<std::uint64_t>> streamLastSeq(jsCtx* js, const std::string& name) {
   jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_GetStreamInfo(&info, js, name.c_str(), nullptr, &code);
   if (s == NATS_NOT_FOUND) return std::optional<std::uint64_t>();
   if (s != NATS_OK) {
@@ -201,6 +201,7 @@ Status Replicator::connect() {
   }
   std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> guard(opts, natsOptions_Destroy);
   std::vector<const char*> urls;
+  urls.reserve(options_.urls.size());
   for (const auto& u : options_.urls) urls.push_back(u.c_str());
   std::string name = fmt::format("fleetlet-streams {} {}", options_.site, source_);
   auto check = [](natsStatus s, std::string_view what) -> Status {
@@ -344,7 +345,7 @@ Result<std::uint64_t> Replicator::ownStreamLastSeq() {
   cfg.AllowDirect = true;
   cfg.Duplicates = 1000LL * 1000 * 1000;  // 1 s: no message ids are used
   jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &code);
   if (s != NATS_OK) {
     return natsFail(ErrorCode::kUnavailable, "create stream " + stream_, s, code);
@@ -424,7 +425,7 @@ Status Replicator::subscribe(Feed& feed) {
     std::lock_guard lock(feed.done_mutex);
     feed.done = false;
   }
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsSubscription* sub = nullptr;
   natsStatus s =
       js_Subscribe(&sub, js_, subject.c_str(), onNatsMessage, &feed, nullptr, &so, &code);
@@ -722,7 +723,7 @@ void Replicator::discover() {
   // filter: with one, the server also computes each stream's per-subject state, every
   // second, for every node.)
   jsStreamInfoList* list = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_Streams(&list, js_, nullptr, &code);
   if (s == NATS_NOT_FOUND) return;  // no streams yet
   if (s != NATS_OK) {
