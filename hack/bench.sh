@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
 # measured in the same run (see docs/benchmarks.md). Run as root.
-#   hack/bench.sh [pull|apply|blobs] [extra args for that benchmark]
+#   hack/bench.sh [pull|apply|shim|blobs|kiosk|cloud] [extra args for that benchmark]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
@@ -15,6 +15,15 @@ fi
 if [[ $which == all || $which == apply ]]; then
   build/tests/bench/apply/bench_apply "${@:2}"
 fi
+if [[ $which == all || $which == shim ]]; then
+  build/tests/bench/shim/bench_shim "${@:2}"
+fi
 if [[ $which == all || $which == blobs ]]; then
   build/tests/bench/blobs/blobs_bench "${@:2}"
+fi
+if [[ $which == all || $which == kiosk ]]; then
+  build/tests/bench/kiosk/bench_kiosk "${@:2}"
+fi
+if [[ $which == all || $which == cloud ]]; then
+  build/tests/bench/cloud/bench_cloud "${@:2}"
 fi

@@ -20,13 +20,22 @@
 # Concurrent runs on one DIR serialize on DIR/.lock. Timestamps are fixed, so the configs
 # are reproducible.
 #
+# The node services' images (--system BUILD_DIR, nothing else is built or pushed then):
+#   fleetlet/streams, fleetlet/blobs   one layer from scratch: the service binary from BUILD_DIR
+#              (stripped) at /usr/bin, the shared libraries it loads (ldd) at their paths,
+#              /etc/passwd and /etc/group, an empty /tmp and /data. Entrypoint the binary,
+#              Cmd ["--data-dir","/data"]. Written as DIR/fleetlet-<name>-oci.tar (image-layout
+#              tarballs named fleetlet.local/fleetlet/<name>:1) for fleetletd --system-images and
+#              `fleetletctl image import`.
+#
 # Usage: hack/build-images.sh [--registry HOST:PORT] [--out DIR] [--only NAME] [--rebuild]
-#                             [--no-push] [--verify]
+#                             [--no-push] [--verify] [--system BUILD_DIR]
 #   --registry HOST:PORT  push target (default $FLEETLET_REGISTRY_ADDR or 127.0.0.1:5000)
 #   --out DIR             where layouts live (default ${FLEETLET_DEV_DIR:-/tmp/fleetlet-dev}/images)
 #   --only NAME           build/push only this image (busybox or big)
 #   --rebuild             rebuild layouts even if they exist
 #   --no-push             build only
+#   --system BUILD_DIR    build the node services' images from BUILD_DIR's binaries instead
 #   --verify              after pushing, pull busybox:1 into the containerd at
 #                         $CONTAINERD_ADDRESS (default ${FLEETLET_DEV_DIR:-/tmp/fleetlet-dev}/containerd.sock)
 #                         and run it; fails unless it prints the expected line
@@ -41,6 +50,7 @@ only=""
 rebuild=0
 push=1
 verify=0
+system_build=""
 while (($#)); do
   case "$1" in
     --registry) registry=${2:?--registry needs HOST:PORT}; shift 2 ;;
@@ -49,6 +59,7 @@ while (($#)); do
     --rebuild) rebuild=1; shift ;;
     --no-push) push=0; shift ;;
     --verify) verify=1; shift ;;
+    --system) system_build=${2:?--system needs the build directory}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build-images: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -186,12 +197,13 @@ build_big() {
     --config.label org.opencontainers.image.title=fleetlet-test/big
 }
 
-# write_oci_tar LAYOUT TAR: an image-layout tarball holding only $tag, named $tar_name.
+# write_oci_tar LAYOUT TAR [NAME]: an image-layout tarball holding only $tag, named NAME
+# (default $tar_name).
 write_oci_tar() {
-  local layout=$1 tarball=$2 copy="$work/oci-tar"
+  local layout=$1 tarball=$2 name=${3:-$tar_name} copy="$work/oci-tar"
   rm -rf "$copy"
   cp -a "$layout" "$copy"
-  jq --arg tag "$tag" --arg name "$tar_name" '
+  jq --arg tag "$tag" --arg name "$name" '
     .manifests |= map(select(.annotations["org.opencontainers.image.ref.name"] == $tag)
                       | .annotations["org.opencontainers.image.ref.name"] = $name)' \
     "$layout/index.json" >"$copy/index.json"
@@ -200,6 +212,45 @@ write_oci_tar() {
   mv "$tarball.tmp" "$tarball"
   rm -rf "$copy"
 }
+
+# build_service LAYOUT BINARY: the binary and the libraries it loads, from scratch.
+build_service() {
+  local layout=$1 binary=$2 name stage="$work/service" lib
+  name=$(basename "$binary")
+  rm -rf "$stage"
+  mkdir -p "$stage/usr/bin" "$stage/etc" "$stage/tmp" "$stage/data"
+  chmod 1777 "$stage/tmp"
+  strip --strip-unneeded -o "$stage/usr/bin/$name" "$binary"
+  while read -r lib; do
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+  done < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
+  printf 'root:x:0:0:root:/:/sbin/nologin\nfleetlet:x:65532:65532:fleetlet:/data:/sbin/nologin\n' \
+    >"$stage/etc/passwd"
+  printf 'root:x:0:\nfleetlet:x:65532:\n' >"$stage/etc/group"
+  new_layout "$layout"
+  add_layer "$layout" "$stage" "$name and its shared libraries"
+  umoci config --image "$layout:$tag" --no-history --created "$created" \
+    --architecture amd64 --os linux \
+    --config.entrypoint "/usr/bin/$name" --config.cmd --data-dir --config.cmd /data \
+    --config.workingdir /data \
+    --config.label "org.opencontainers.image.title=fleetlet/${name#fleetlet-}"
+}
+
+if [[ -n $system_build ]]; then
+  for service in streams:stream-sidecar blobs:blob-sidecar; do
+    name=${service%%:*}
+    binary="$system_build/${service#*:}/fleetlet-$name"
+    [[ -x $binary ]] || { log "$binary not found: build it first (hack/build.sh)"; exit 1; }
+    layout="$work/layout-$name"
+    log "fleetlet/$name: building from $binary"
+    build_service "$layout" "$binary"
+    umoci gc --layout "$layout"
+    write_oci_tar "$layout" "$out/fleetlet-$name-oci.tar" "fleetlet.local/fleetlet/$name:$tag"
+    log "fleetlet/$name: wrote $out/fleetlet-$name-oci.tar ($(du -h "$out/fleetlet-$name-oci.tar" | cut -f1))"
+  done
+  exit 0
+fi
 
 for name in "${images[@]}"; do
   layout="$out/$name"

@@ -2,9 +2,10 @@
 # The fleetlet demo, from a fresh Debian 12 machine (as root): installs dependencies, builds,
 # starts the private dev environment (containerd + loopback registry, never the system
 # containerd), builds and pushes a small test image, pulls it with `fleetletctl image pull`,
-# runs it, imports it from an OCI archive as an air-gapped device would, then starts fleetletd,
-# applies manifests/examples/demo.yaml (three apps) and shows them converge with
-# `fleetletctl get apps`. Everything stays up afterwards; stop it with `hack/demo.sh --down`
+# runs it, imports it from an OCI archive as an air-gapped device would, then starts a test
+# cloud (nginx over mTLS, hack/cloud/) and fleetletd polling it, signs
+# manifests/examples/demo.yaml (three apps) for the node, publishes it, and shows the apps
+# converge with `fleetletctl get apps`; a manifest signed by a stranger is refused. Everything stays up afterwards; stop it with `hack/demo.sh --down`
 # or hack/dev-down.sh (after killing fleetletd: its pid is in $FLEETLET_DEV_DIR/fleetletd.pid).
 #
 # Usage: hack/demo.sh [--down]     --down: stop the dev environment at the end
@@ -21,8 +22,8 @@ step "Building"
 hack/build.sh >/dev/null
 export PATH=$PWD/build/agent/fleetletctl:$PWD/build/agent/fleetletd:$PATH
 
-step "Starting the dev environment (private containerd + registry on 127.0.0.1:5000)"
-hack/dev-up.sh --images
+step "Starting the dev environment (private containerd + registry on 127.0.0.1:5000 + test cloud)"
+hack/dev-up.sh --images --cloud
 export FLEETLET_DEV_DIR=${FLEETLET_DEV_DIR:-/tmp/fleetlet-dev}
 export CONTAINERD_ADDRESS=$FLEETLET_DEV_DIR/containerd.sock
 export CONTAINERD_NAMESPACE=fleetlet
@@ -53,16 +54,29 @@ if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 fi
 rm -rf "$FLEETLET_DEV_DIR/fleetletd"   # a fresh node: revision 1 is new to it
 export FLEETLET_API_SOCKET=$FLEETLET_DEV_DIR/fleetletd.sock
-fleetletd --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
+# The apps' networks (bridge, port maps, firewall) live in a namespace of the demo's own that
+# stands in for the node's, so the demo leaves this machine's network untouched
+# (hack/dev-down.sh removes it); a real node runs without --cni-netns/--netns-dir.
+node_ns=fleetlet-dev-node
+ip netns list | grep -qw "$node_ns" || ip netns add "$node_ns"
+ip -n "$node_ns" link set lo up
+cloud=$FLEETLET_DEV_DIR/cloud
+rm -f "$cloud/www/nodes/dev-node.json"
+fleetletd --config "$cloud/fleetletd.yaml" \
+  --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
   --api-socket "$FLEETLET_API_SOCKET" --plain-http-registry "${FLEETLET_REGISTRY_ADDR:-127.0.0.1:5000}" \
+  --cni-netns "/run/netns/$node_ns" --netns-dir "$FLEETLET_DEV_DIR/netns" \
   >"$FLEETLET_DEV_DIR/fleetletd.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 100); do [[ -S $FLEETLET_API_SOCKET ]] && break; sleep 0.1; done
 
-step "fleetletctl apply -f manifests/examples/demo.yaml"
-fleetletctl apply -f manifests/examples/demo.yaml
+step "Signing manifests/examples/demo.yaml for node dev-node and publishing it in the test cloud"
+sed 's/^revision: 1$/revision: 1\nnode: dev-node/' manifests/examples/demo.yaml >"$cloud/demo.yaml"
+fleetletctl manifest sign -f "$cloud/demo.yaml" --key "$cloud/fleet.key" -o "$cloud/demo.dsse.json"
+fleetletctl manifest verify -f "$cloud/demo.dsse.json" --key "$cloud/fleet.key.pub" --node dev-node
+mv "$cloud/demo.dsse.json" "$cloud/www/nodes/dev-node.json"
 for _ in $(seq 1 60); do
-  [[ $(fleetletctl get apps | grep -c running) -eq 3 ]] && break
+  [[ $(fleetletctl get apps | grep -c running) -eq 4 ]] && break
   sleep 1
 done
 
@@ -70,6 +84,10 @@ step "fleetletctl get apps"
 fleetletctl get apps
 step "fleetletctl status"
 fleetletctl status
+step "Each app has a network of its own; web's port 8080 is exposed as the node's 18080"
+sleep 1
+ip netns exec "$node_ns" curl -s --max-time 5 http://10.90.0.1:18080/ || true
+fleetletctl describe app web | grep -E '^(Network|Namespace|Sent|Received|Refused):' || true
 step "fleetletctl logs ticker --tail 3"
 sleep 1
 fleetletctl logs ticker --tail 3 || true
@@ -77,6 +95,18 @@ fleetletctl logs ticker --tail 3 || true
 step "A manifest with a mistake is refused and changes nothing"
 sed -e 's/revision: 1/revision: 2/' -e 's/memory: 32Mi/memory: 32Q/' manifests/examples/demo.yaml |
   fleetletctl apply -f - || true
+
+step "A manifest signed by a key the node does not trust is refused and changes nothing"
+openssl genpkey -algorithm ed25519 -out "$cloud/stranger.key"
+sed 's/^revision: 1$/revision: 3/' "$cloud/demo.yaml" >"$cloud/demo-3.yaml"
+fleetletctl manifest sign -f "$cloud/demo-3.yaml" --key "$cloud/stranger.key" -o "$cloud/stranger.json"
+mv "$cloud/stranger.json" "$cloud/www/nodes/dev-node.json"
+for _ in $(seq 1 20); do
+  fleetletctl events | grep -q 'rejected.*no valid signature' && break
+  sleep 0.5
+done
+fleetletctl events | grep rejected | tail -1
+fleetletctl status
 
 if ((down)); then
   step "Stopping fleetletd and the dev environment"

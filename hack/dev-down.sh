@@ -51,6 +51,11 @@ else
 fi
 rm -f "$dev_dir/registry.pid"
 
+# ---- test cloud (hack/dev-up.sh --cloud) ----
+if [[ -f $dev_dir/cloud/nginx.pid ]]; then
+  hack/cloud/down.sh "$dev_dir/cloud"
+fi
+
 # ---- shims of this instance (their argv has "-address <our socket>") ----
 for proc in /proc/[0-9]*; do
   pid=${proc#/proc/}
@@ -94,6 +99,11 @@ mapfile -t mounts < <(awk -v dir="$dev_dir" '
 for mp in "${mounts[@]}"; do
   umount -l "$mp" && echo "dev-down: unmounted $mp"
 done
+
+# ---- the demo's node network namespace (hack/demo.sh: the apps' bridge and rules) ----
+if ip netns list 2>/dev/null | grep -qw fleetlet-dev-node; then
+  ip netns del fleetlet-dev-node && echo "dev-down: removed network namespace fleetlet-dev-node"
+fi
 
 if ((purge)); then
   rm -rf --one-file-system "$dev_dir"

@@ -4,11 +4,14 @@
 # 127.0.0.1, all under one directory. Idempotent: what already runs is left alone.
 # Prints the environment variables to export. Stop it with hack/dev-down.sh.
 #
-# Usage: hack/dev-up.sh [--images] [--help]
+# Usage: hack/dev-up.sh [--images] [--cloud] [--help]
 #   --images   also build and push the test images (hack/build-images.sh)
+#   --cloud    also start a test cloud: nginx over mTLS on 127.0.0.1 (hack/cloud/, docs/cloud.md)
+#              with a fleet signing key, and print a matching fleetletd config
 # Environment:
 #   FLEETLET_DEV_DIR        the directory (default /tmp/fleetlet-dev)
 #   FLEETLET_REGISTRY_ADDR  registry listen address (default 127.0.0.1:5000)
+#   FLEETLET_CLOUD_PORT     test cloud HTTPS port (default 8443)
 #
 # Note: containerd 1.6 always puts shim sockets under /run/containerd/s/ (named by a hash
 # that includes our socket path, so they never clash) and runc keeps container state under
@@ -19,9 +22,11 @@ source hack/lib/dev-env.sh
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 images=0
+cloud=0
 while (($#)); do
   case "$1" in
     --images) images=1; shift ;;
+    --cloud) cloud=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "dev-up: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -125,6 +130,32 @@ fi
 
 if ((images)); then
   FLEETLET_DEV_DIR=$dev_dir hack/build-images.sh --registry "$registry_addr" --out "$dev_dir/images"
+fi
+
+if ((cloud)); then
+  cloud_dir=$dev_dir/cloud
+  cloud_port=${FLEETLET_CLOUD_PORT:-8443}
+  hack/cloud/up.sh "$cloud_dir" "$cloud_port"
+  if [[ ! -f $cloud_dir/fleet.key ]]; then
+    openssl genpkey -algorithm ed25519 -out "$cloud_dir/fleet.key"
+    chmod 600 "$cloud_dir/fleet.key"
+    openssl pkey -in "$cloud_dir/fleet.key" -pubout -out "$cloud_dir/fleet.key.pub"
+  fi
+  cat >"$cloud_dir/fleetletd.yaml" <<YAML
+# Written by hack/dev-up.sh --cloud: fleetletd polling the test cloud (docs/cloud.md).
+node: {id: dev-node}
+trust: {keys: [$cloud_dir/fleet.key.pub], allowUnsigned: local}
+cloud:
+  manifestUrl: https://127.0.0.1:$cloud_port/nodes/{node}.json
+  interval: 5s
+  tls: {ca: $cloud_dir/ca.crt, cert: $cloud_dir/client.crt, key: $cloud_dir/client.key}
+YAML
+  cat <<CLOUD
+
+# Test cloud: sign a manifest (node: dev-node) into $cloud_dir/www/nodes/dev-node.json:
+#   fleetletctl manifest sign -f node.yaml --key $cloud_dir/fleet.key -o $cloud_dir/www/nodes/dev-node.json
+#   fleetletd --config $cloud_dir/fleetletd.yaml --containerd $containerd_sock ...
+CLOUD
 fi
 
 cat <<EXPORTS

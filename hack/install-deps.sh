@@ -19,6 +19,7 @@ RUN_PKGS=(
   containerd runc containernetworking-plugins docker-registry umoci skopeo busybox-static
   iproute2 curl ca-certificates jq procps util-linux
   nginx-core nodejs
+  openssl  # hack/cloud/: the test cloud's CA and certificates
 )
 # cni/: fleetlet-firewall programs nftables through libnftables; the tests inspect with nft.
 BUILD_PKGS+=(libnftables-dev)
@@ -26,9 +27,16 @@ RUN_PKGS+=(nftables)
 # fleetlet-streams: the benchmark's peer broker (and its C client library), the npm SDK test.
 BUILD_PKGS+=(libmosquitto-dev)
 RUN_PKGS+=(mosquitto)
+# webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb;
+# tests/bench/kiosk measures it against Cog (WPE).
+BUILD_PKGS+=(libwebkit2gtk-4.1-dev)
+RUN_PKGS+=(xvfb xauth cog)
 # fleetlet-streams site replication: the NATS client library; a hub for tests and the demo.
 BUILD_PKGS+=(libnats-dev)
 RUN_PKGS+=(nats-server)
+# runtime-shim/: the native sandbox's syscall filter; cgroups v1 metrics.proto for Stats
+# (also pulled in by golang-github-containerd-containerd-dev, listed for clarity).
+BUILD_PKGS+=(libseccomp-dev golang-github-containerd-cgroups-dev)
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ usage() {
 Usage: hack/tidy.sh [--changed [REV]] [-j N] [FILE...]
 
 Runs clang-tidy-19 (checks: .clang-tidy at the repository root) over fleetlet's own
-translation units: the tracked *.cpp files under common/ agent/ cni/ stream-sidecar/
+translation units: the tracked *.cpp files under common/ agent/ cni/ stream-sidecar/ runtime-shim/
 blob-sidecar/ tests/. Generated protobuf code and build/ are never checked; headers are
 checked through the .cpp files that include them (HeaderFilterRegex in .clang-tidy).
 
@@ -60,7 +60,7 @@ if [ ! -f "$BUILD_DIR/compile_commands.json" ]; then
   exit 2
 fi
 
-DIRS=(common agent cni stream-sidecar blob-sidecar tests)
+DIRS=(common agent cni stream-sidecar blob-sidecar runtime-shim tests)
 own() { grep -E "^($(IFS='|'; echo "${DIRS[*]}"))/" | grep -vE '(^|/)build/|\.pb\.(cc|h)$' || true; }
 
 # Maps a list of paths (stdin) to translation units: .cpp files stay, a .h becomes every .cpp

@@ -13,17 +13,24 @@
 #include <tuple>
 
 #include "api/api_server.h"
+#include "cloud/manifest_source.h"
+#include "cloud/status_reporter.h"
 #include "config/daemon_config.h"
 #include "containerd/events.h"
 #include "core/agent.h"
 #include "core/desired_source.h"
+#include "executor/executor.h"
+#include "executor/plugin_runner.h"
 #include "health/clock.h"
 #include "health/container_prober.h"
 #include "health/health_monitor.h"
 #include "log/log.h"
 #include "logs/task_io.h"
+#include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
+#include "services/service_links.h"
 #include "state/store.h"
+#include "webview/webview_runtime.h"
 
 namespace {
 
@@ -41,6 +48,39 @@ std::filesystem::path defaultLogger() {
     if (std::filesystem::exists(candidate, ec)) return candidate;
   }
   return "/usr/libexec/fleetlet/fleetlet-logger";
+}
+
+// Plugin directories: the configured ones, then fleetlet-firewall's folder in the build tree
+// when fleetletd runs from there.
+std::vector<std::filesystem::path> cniBinDirs(std::vector<std::filesystem::path> dirs) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  auto built = self.parent_path().parent_path() / "cni";
+  if (!ec && std::filesystem::exists(built / "fleetlet-firewall", ec)) dirs.push_back(built);
+  return dirs;
+}
+
+// What `describe app` shows of an app's network; nullopt when it is not attached.
+std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
+    const fleetlet::network::AppNetworks& networks, const std::string& app) {
+  auto addresses = networks.addresses(app);
+  if (addresses.empty()) return std::nullopt;
+  fleetlet::core::AppNetworkStatus out{.netns = networks.netnsPath(app).string(),
+                                       .addresses = std::move(addresses)};
+  auto counters = networks.counters();
+  if (!counters) {
+    spdlog::warn("app {}: firewall counters: {}", app, counters.error().message());
+    return out;
+  }
+  if (auto it = counters->find(app); it != counters->end()) {
+    auto copy = [](const fleetlet::cni::firewall::Counter& c) {
+      return fleetlet::core::AppNetworkStatus::Counter{.packets = c.packets, .bytes = c.bytes};
+    };
+    out.egress = copy(it->second.egress);
+    out.ingress = copy(it->second.ingress);
+    out.dropped = copy(it->second.dropped);
+  }
+  return out;
 }
 
 // Health checks follow the apps that run: one target per running app that has a check.
@@ -114,6 +154,9 @@ int main(int argc, char** argv) {
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;
   int64_t pull_min_speed = 0;
   std::string logger;
+  std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
+  std::vector<std::string> cni_bin_dirs;
+  std::string display, webview_binary;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -140,6 +183,28 @@ int main(int argc, char** argv) {
                  "keep the logs of a removed app until unwritten for this long [1h]");
   app.add_option("--logger", logger,
                  "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
+  app.add_option("--cni-conf-dir", cni_conf_dir,
+                 "app networks: the first *.conflist here, else the built-in `fleetlet` network "
+                 "(bridge fleetlet0, 10.90.0.0/16) [" +
+                     defaults.cni_conf_dir.string() + "]");
+  app.add_option("--cni-bin-dir", cni_bin_dirs,
+                 "where CNI plugin binaries are looked up (repeatable) [/usr/lib/cni, "
+                 "/usr/libexec/fleetlet/cni]");
+  app.add_option("--netns-dir", netns_dir,
+                 "where each app's network namespace is pinned as fleetlet-<app> [" +
+                     defaults.netns_dir.string() + "]");
+  app.add_option("--cni-netns", cni_netns,
+                 "run the CNI plugins (bridge, port maps, firewall) in this network namespace "
+                 "instead of fleetletd's own [fleetletd's]");
+  app.add_option("--streams-handoff", streams_handoff,
+                 "fleetlet-streams' --handoff-socket: apps listing events or logs get them on "
+                 "their localhost:4454/4457 [off]");
+  app.add_option("--blobs-handoff", blobs_handoff,
+                 "fleetlet-blobs' --handoff-socket: apps listing blobs get it on their "
+                 "localhost:4455 [off]");
+  app.add_option("--display", display,
+                 "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
+  app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -173,7 +238,15 @@ int main(int argc, char** argv) {
     }
     *target = *d;
   }
+  if (!display.empty()) cfg.display = display;
+  if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
+  if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
+  if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
+  if (!cni_netns.empty()) cfg.cni_netns = cni_netns;
+  if (!streams_handoff.empty()) cfg.streams_handoff = streams_handoff;
+  if (!blobs_handoff.empty()) cfg.blobs_handoff = blobs_handoff;
+  if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
     return 2;
@@ -200,6 +273,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::filesystem::path logs_root = cfg.data_dir / "logs";
+
+  // App networks: a bad conflist stops the start (apps would otherwise lose their networks).
+  std::optional<std::filesystem::path> plugin_netns;
+  if (!cfg.cni_netns.empty()) plugin_netns = cfg.cni_netns;
+  fleetlet::cni::ProcessPluginRunner plugin_runner(plugin_netns);
+  auto executor = fleetlet::cni::Executor::create(
+      {.conf_dir = cfg.cni_conf_dir,
+       .default_network = {.ipam_data_dir = cfg.data_dir / "cni" / "networks"},
+       .bin_dirs = cniBinDirs(cfg.cni_bin_dirs),
+       .cache_dir = cfg.data_dir / "cni" / "attachments",
+       .node_netns = plugin_netns},
+      plugin_runner);
+  if (!executor) return fatal(executor.error().wrap("app networks"));
+  auto networks = fleetlet::network::AppNetworks::create(**executor, {.netns_dir = cfg.netns_dir});
+  if (!networks) return fatal(networks.error().wrap("app networks"));
+  fleetlet::services::ServiceLinks service_links(
+      {.streams_socket = cfg.streams_handoff, .blobs_socket = cfg.blobs_handoff});
+  spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
+               (*executor)->network().name, (*executor)->network().plugins.size(),
+               cfg.netns_dir.string());
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
@@ -211,7 +304,9 @@ int main(int argc, char** argv) {
               .pull_timeout = cfg.pull_timeout,
               .pull_stall_timeout = cfg.pull_stall_timeout,
               .pull_min_bytes_per_second = cfg.pull_min_speed,
-              .removed_log_retention = cfg.removed_log_retention});
+              .removed_log_retention = cfg.removed_log_retention,
+              .networks = networks->get(),
+              .services = &service_links});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
@@ -227,6 +322,16 @@ int main(int argc, char** argv) {
        .on_healthy = {}});
 
   HealthTargets targets(monitor);
+  // runtime: webview on a node with a display (docs/webview.md); destroyed before the agent.
+  std::unique_ptr<fleetlet::webview::WebviewRuntime> webview;
+  auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
+                                              .threshold = cfg.trust_threshold,
+                                              .allow_unsigned_local = cfg.allow_unsigned_local});
+  if (!trust) return fatal(trust.error());
+  auto node_id = fleetlet::config::resolveNodeId(cfg);
+  if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty())) {
+    return fatal(node_id.error());
+  }
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -234,10 +339,51 @@ int main(int argc, char** argv) {
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
-             if (agent_ptr != nullptr) targets.update(a, agent_ptr->reconciler().desired());
-           }});
+             if (agent_ptr == nullptr) return;
+             targets.update(a, agent_ptr->reconciler().desired());
+             // Also how a webview app that left the manifest ("removed") reaches the kiosk.
+             if (webview) webview->setDesired(agent_ptr->reconciler().desired());
+           },
+       .app_network = [&networks](const std::string& a) { return networkStatus(**networks, a); },
+       .on_first_pass = [&service_links] { service_links.start(); },
+       .external_status = [&webview, &agent_ptr](const std::string& a)
+           -> std::optional<fleetlet::reconcile::ExternalAppStatus> {
+         if (!webview || agent_ptr == nullptr) return std::nullopt;
+         webview->setDesired(agent_ptr->reconciler().desired());  // a no-op when unchanged
+         auto s = webview->app(a);
+         if (!s) return fleetlet::reconcile::ExternalAppStatus{.state = "pending"};
+         return fleetlet::reconcile::ExternalAppStatus{
+             .state = s->state, .message = s->message, .restarts = static_cast<int>(s->restarts)};
+       },
+       .screenshot = [&webview](const std::string& a) -> fleetlet::Result<std::string> {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->screenshot(a);
+       },
+       .show = [&webview](const std::string& a) -> fleetlet::Status {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->show(a);
+       },
+       .trust = *trust,
+       .node_id = node_id.value_or("")});
   agent_ptr = &agent;
+  if (!cfg.display.empty()) {
+    webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
+        .display = cfg.display,
+        .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
+                                             : cfg.webview_binary,
+        .work_dir = cfg.data_dir / "webview",
+        .bundles = {.root = cfg.data_dir / "bundles"},
+        .kiosk_args = cfg.webview_args,
+        .on_event = [&agent](const std::string& a, const std::string& kind,
+                             const std::string& message) {
+          agent.externalEvent(a, kind, message);
+        }});
+    webview->onChange(
+        [&agent](const fleetlet::webview::WebviewAppStatus& s) { agent.externalChanged(s.name); });
+    spdlog::info("runtime webview on display {}", cfg.display);
+  }
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
+  if (webview) webview->setDesired(agent.reconciler().desired());
 
   auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
@@ -258,6 +404,25 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
+  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
+  if (!cfg.cloud.manifest_url.empty()) {
+    cloud = fleetlet::cloud::startManifestSource(
+        cfg.cloud, *node_id,
+        [&agent](std::string_view body, std::string_view from) -> fleetlet::Result<bool> {
+          auto r = agent.applyFrom(body, from, fleetlet::trust::Origin::kCloud);
+          if (!r) return std::unexpected(r.error());
+          return !r->unchanged;
+        },
+        [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
+  }
+  std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
+  if (!cfg.cloud.status_url.empty()) {
+    auto started = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id,
+                                                          cfg.data_dir / "status.db", agent);
+    if (!started) return fatal(started.error().wrap("status reports"));
+    reporter = std::move(*started);
+  }
+
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
   // Whatever a cancelled step left half done, the next start converges, as after kill -9.
@@ -274,10 +439,13 @@ int main(int argc, char** argv) {
   });
   auto ran = agent.run();
   run_returned.set_value();
+  webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
   monitor.stop();
   source.reset();
+  cloud.reset();
+  reporter.reset();
   events.reset();
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.

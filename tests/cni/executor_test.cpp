@@ -156,6 +156,46 @@ TEST_F(ExecutorTest, DelRunsInReverseWithTheCachedResultAfterARestart) {
   EXPECT_EQ(ex->check("app1").error().code(), ErrorCode::kNotFound);
 }
 
+TEST_F(ExecutorTest, UpdateFirewallRerunsOnlyThePolicyPluginAndRecordsThePolicy) {
+  auto ex = make();
+  ASSERT_TRUE(ex->add(request()));
+  runner_.calls.clear();
+  firewall::Policy open{.egress = firewall::Egress::kNone, .allow = {*parseCidr("10.90.0.7/32")}};
+  ASSERT_TRUE(ex->updateFirewall("app1", "eth0", open));
+  EXPECT_EQ(runner_.sequence(), (std::vector<std::string>{"ADD three"}))
+      << "the interface and its address are not touched";
+  const auto& call = runner_.calls.at(0);
+  EXPECT_EQ(call.config["prevResult"]["seen"], (Json{"one", "two", "three"}));
+  EXPECT_EQ(call.config["runtimeConfig"]["fleetletFirewall"],
+            (Json{{"egress", "none"}, {"allow", {"10.90.0.7/32"}}}));
+  // A later DEL (after a restart) passes the recorded policy.
+  runner_.calls.clear();
+  auto again = make();
+  ASSERT_TRUE(again->del("app1"));
+  EXPECT_EQ(runner_.calls.at(0).config["runtimeConfig"]["fleetletFirewall"]["egress"], "none");
+  EXPECT_EQ(again->updateFirewall("app1", "eth0", open).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ExecutorTest, AFailedFirewallUpdateKeepsTheCachedPolicy) {
+  auto ex = make();
+  ASSERT_TRUE(ex->add(request()));
+  runner_.respond = [](const FakeRunner::Call& c) -> std::optional<PluginOutput> {
+    if (c.plugin == "three") {
+      return PluginOutput{.exit_code = 1,
+                          .out = R"({"cniVersion":"1.0.0","code":100,"msg":"nft refused"})"};
+    }
+    return std::nullopt;
+  };
+  auto st = ex->updateFirewall("app1", "eth0", firewall::Policy{.egress = firewall::Egress::kAll});
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message().find("\"three\" ADD failed: nft refused"), std::string::npos)
+      << st.error().message();
+  runner_.respond = nullptr;
+  runner_.calls.clear();
+  ASSERT_TRUE(ex->del("app1"));
+  EXPECT_EQ(runner_.calls.at(0).config["runtimeConfig"]["fleetletFirewall"]["egress"], "local");
+}
+
 TEST_F(ExecutorTest, FailedAddDeletesWhatRanAndReportsThePluginsError) {
   runner_.respond = [](const FakeRunner::Call& c) -> std::optional<PluginOutput> {
     if (c.plugin == "two" && c.command == "ADD") {

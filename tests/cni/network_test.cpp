@@ -33,6 +33,7 @@
 #include "os/child_process.h"
 #include "support/require_root.h"
 #include "support/temp_dir.h"
+#include "support/test_node_network.h"
 
 namespace fleetlet::cni {
 namespace {
@@ -50,27 +51,9 @@ Status ip(std::vector<std::string> args) {
   return {};
 }
 
-// Whether a TCP connection from inside `ns` to address:port is accepted by the kernel.
-// Refused egress is rejected (ICMP admin-prohibited), so failures are quick too.
+// Refused egress is rejected (ICMP admin-prohibited), so failed connections are quick too.
 bool canConnect(const std::filesystem::path& ns, const std::string& address, std::uint16_t port) {
-  bool connected = false;
-  auto ran = netns::runInNetns(ns, [&] {
-    UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!sock) return;
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    ::inet_pton(AF_INET, address.c_str(), &to.sin_addr);
-    int rc = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to));
-    if (rc != 0 && errno != EINPROGRESS) return;
-    pollfd pfd{sock.get(), POLLOUT, 0};
-    if (::poll(&pfd, 1, 5000) != 1) return;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    connected = err == 0;
-  });
-  return ran.has_value() && connected;
+  return testing::TestNodeNetwork::canConnect(ns, address, port);
 }
 
 std::string addressOf(const Attachment& att) {

@@ -25,3 +25,29 @@ TEST(Sha256, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace fleetlet
+
+#include "crypto/base64.h"
+
+namespace fleetlet {
+namespace {
+
+TEST(Base64, DecodesRfc4648VectorsWithAndWithoutPadding) {
+  EXPECT_EQ(base64Decode("").value(), "");
+  EXPECT_EQ(base64Decode("Zg==").value(), "f");
+  EXPECT_EQ(base64Decode("Zm8=").value(), "fo");
+  EXPECT_EQ(base64Decode("Zm9vYmFy").value(), "foobar");
+  EXPECT_EQ(base64Decode("Zm9vYg").value(), "foob");
+  EXPECT_EQ(base64Decode("Zm9v\r\nYmFy").value(), "foobar");
+  EXPECT_EQ(base64Decode("iVBORw0KGgo=").value(), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+TEST(Base64, RefusesBytesOutsideTheAlphabet) {
+  auto r = base64Decode("Zm9v!mFy");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.error().message(), "not base64: byte 33 at offset 4");
+  EXPECT_FALSE(base64Decode("Zg==Zg"));
+}
+
+}  // namespace
+}  // namespace fleetlet

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bundle/unpack.h"
 #include "console/log_entry.h"
 #include "events/replicated.h"
 #include "events/requests.h"
@@ -26,6 +27,10 @@
 #include "registry/auth.h"
 #include "registry/registry_error.h"
 #include "spec/types.h"
+#include "trust/envelope.h"
+#include "trust/policy.h"
+#include "ttrpc/frame.h"
+#include "ttrpc/ttrpc.pb.h"
 
 namespace fleetlet::fuzz {
 namespace {
@@ -334,6 +339,94 @@ void fuzzCniResult(std::string_view data) {
     check(request.is_object() && !request.contains("capabilities"), "request config");
   }
   (void)cni::parseErrorObject(data);
+}
+
+void fuzzBundleArchive(std::string_view data) {
+  const bundle::UnpackLimits limits{
+      .max_files = 64, .max_total_bytes = 1 << 20, .max_path_length = 256, .max_depth = 8};
+  auto summary = bundle::inspectArchive(data, limits);
+  if (!summary) {
+    check(summary.error().code() == ErrorCode::kInvalidArgument ||
+              summary.error().code() == ErrorCode::kResourceExhausted,
+          "bundle error code");
+    return;
+  }
+  check(summary->files + summary->directories <= limits.max_files, "bundle file limit");
+  check(summary->bytes <= limits.max_total_bytes, "bundle size limit");
+  std::set<std::string> seen;
+  for (const auto& path : summary->paths) {
+    check(!path.empty() && path.front() != '/', "bundle path relative");
+    check(path.size() <= limits.max_path_length, "bundle path length");
+    auto again = bundle::checkEntryPath(path, limits);
+    check(again.has_value() && *again == path, "bundle path normalised");
+    check(("/" + path + "/").find("/../") == std::string::npos, "bundle path has no ..");
+    check(seen.insert(path).second, "bundle path unique");
+  }
+}
+
+}  // namespace fleetlet::fuzz
+
+namespace fleetlet::fuzz {
+
+void fuzzEnvelope(std::string_view data) {
+  (void)trust::looksLikeEnvelope(data);
+  auto env = trust::parseEnvelope(data);
+  if (!env) {
+    check(env.error().code() == ErrorCode::kInvalidArgument, "envelope error code");
+    check(env.error().message().starts_with("envelope: "), "envelope error prefix");
+    return;
+  }
+  check(!env->signatures.empty() && env->signatures.size() <= trust::kMaxSignatures,
+        "envelope signature count");
+  auto text = trust::serializeEnvelope(*env);
+  auto again = trust::parseEnvelope(text);
+  check(again.has_value(), "serialized envelope parses");
+  check(again->payload_type == env->payload_type && again->payload == env->payload &&
+            again->signatures.size() == env->signatures.size(),
+        "envelope round-trips");
+  for (size_t i = 0; i < env->signatures.size(); ++i) {
+    check(again->signatures[i].sig == env->signatures[i].sig &&
+              again->signatures[i].keyid == env->signatures[i].keyid,
+          "signature round-trips");
+  }
+  check(!trust::Policy().admit(text, trust::Origin::kCloud).has_value(),
+        "no keys: nothing verifies");
+}
+
+void fuzzTtrpcFrame(std::string_view data) {
+  std::size_t chunk = data.empty() ? 1 : 1 + static_cast<unsigned char>(data[0]) % 64;
+  if (!data.empty()) data.remove_prefix(1);
+  // The frames found must not depend on how the bytes were split.
+  auto decode = [&](std::size_t step) {
+    ttrpc::FrameDecoder decoder;
+    std::vector<ttrpc::Frame> frames;
+    for (std::size_t i = 0; i < data.size(); i += step) {
+      decoder.feed(data.substr(i, step));
+      while (auto f = decoder.next()) {
+        check(f->payload.size() <= ttrpc::kMaxMessageSize, "payload within the limit");
+        check(f->oversized == (f->header.length > ttrpc::kMaxMessageSize), "oversized flag");
+        check(f->oversized || f->payload.size() == f->header.length, "payload length");
+        frames.push_back(std::move(*f));
+      }
+      check(decoder.buffered() <= ttrpc::kHeaderSize + ttrpc::kMaxMessageSize + step,
+            "bounded buffer");
+    }
+    return frames;
+  };
+  auto whole = decode(data.empty() ? 1 : data.size());
+  auto split = decode(chunk);
+  check(whole.size() == split.size(), "same frame count however split");
+  for (std::size_t i = 0; i < whole.size() && i < split.size(); ++i) {
+    check(whole[i].header == split[i].header && whole[i].payload == split[i].payload,
+          "same frames however split");
+    // What the server does next with a request's bytes.
+    ttrpc::wire::Request request;
+    if (request.ParseFromString(whole[i].payload)) {
+      auto again = ttrpc::encodeFrame(whole[i].header.stream_id, ttrpc::MessageType::kRequest,
+                                      request.SerializeAsString());
+      check(again.has_value() || request.ByteSizeLong() > ttrpc::kMaxMessageSize, "re-encodes");
+    }
+  }
 }
 
 }  // namespace fleetlet::fuzz

@@ -39,6 +39,17 @@ void fuzzMultipart(std::string_view data);
 // parseAddResult read it directly. Errors name the plugin; accepted results re-parse.
 void fuzzCniResult(std::string_view data);
 
+// bundle::inspectArchive on a .tar(.gz) SPA bundle, with small limits: an accepted archive's
+// paths are all relative, free of "." and ".." components, unique and within the limits; a
+// refused one says kInvalidArgument or kResourceExhausted.
+void fuzzBundleArchive(std::string_view data);
+// trust::parseEnvelope on a DSSE envelope (a cloud's answer); an accepted envelope serializes
+// and parses back to the same envelope, and admitting it with no pinned keys is refused.
+void fuzzEnvelope(std::string_view data);
+// ttrpc::FrameDecoder on a byte stream from a shim's socket; the first byte chooses a chunk
+// size, and the frames found must not depend on how the stream was chunked.
+void fuzzTtrpcFrame(std::string_view data);
+
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
   void (*run)(std::string_view);
@@ -55,6 +66,9 @@ inline constexpr Target kTargets[] = {
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},
     {"cni_result", &fuzzCniResult},
+    {"bundle_archive", &fuzzBundleArchive},
+    {"envelope", &fuzzEnvelope},
+    {"ttrpc_frame", &fuzzTtrpcFrame},
 };
 
 }  // namespace fleetlet::fuzz

@@ -22,6 +22,15 @@ using namespace std::chrono_literals;
 constexpr int kAttempts = 5;
 constexpr auto kStartTimeout = 20s;
 
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
 Result<uint16_t> freePort() {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return failErrno(errno, "socket");
@@ -38,15 +47,6 @@ Result<uint16_t> freePort() {
   }
   return ntohs(addr.sin_port);
 }
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
 
 Result<int> httpGetStatus(const std::string& host, uint16_t port, const std::string& path) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

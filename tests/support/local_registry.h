@@ -42,6 +42,10 @@ class LocalRegistry {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, release it): for servers
+// that cannot be told to bind port 0 and report it. Callers retry when they lose the race.
+Result<uint16_t> freePort();
+
 // The HTTP status of GET http://<address><path> (HTTP/1.0, no body read beyond the status
 // line), or an error when nothing answers. For readiness checks.
 Result<int> httpGetStatus(const std::string& host, uint16_t port, const std::string& path);

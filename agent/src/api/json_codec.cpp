@@ -158,17 +158,31 @@ Json toJson(const core::NodeEvent& e) {
 Json toJson(const core::AppDetail& d) {
   Json events = Json::array();
   for (const auto& e : d.recent_events) events.push_back(toJson(e));
-  return {{"status", toJson(d.status)},
-          {"spec", d.spec.is_null() ? Json::object() : d.spec},
-          {"recentEvents", std::move(events)}};
+  Json out = {{"status", toJson(d.status)},
+              {"spec", d.spec.is_null() ? Json::object() : d.spec},
+              {"recentEvents", std::move(events)}};
+  if (d.network) {
+    auto counter = [](const core::AppNetworkStatus::Counter& c) {
+      return Json{{"packets", c.packets}, {"bytes", c.bytes}};
+    };
+    out["network"] = {{"netns", d.network->netns},
+                      {"addresses", d.network->addresses},
+                      {"egress", counter(d.network->egress)},
+                      {"ingress", counter(d.network->ingress)},
+                      {"dropped", counter(d.network->dropped)}};
+  }
+  return out;
 }
 
 Json toJson(const core::NodeStatus& s) {
+  Json failed = Json::array();
+  for (const auto& f : s.failed) failed.push_back({{"revision", f.revision}, {"reason", f.reason}});
   return {{"desiredRevision", s.desired_revision},
           {"appliedRevision", s.applied_revision},
           {"lastGoodRevision", s.last_good_revision},
           {"converged", s.converged},
-          {"errors", s.errors}};
+          {"errors", s.errors},
+          {"failedRevisions", std::move(failed)}};
 }
 
 Json toJson(const core::ApplyResult& r) { return {{"revision", r.revision}, {"apps", r.apps}}; }
@@ -219,6 +233,24 @@ Result<core::AppDetail> appDetailFromJson(const Json& j, std::string_view path) 
   FLEETLET_ASSIGN_OR_RETURN(const Json* status, requireObject(j, "status", path));
   FLEETLET_ASSIGN_OR_RETURN(d.status, appStatusFromJson(*status, fmt::format("{}.status", path)));
   if (auto spec = j.find("spec"); spec != j.end()) d.spec = *spec;
+  if (auto net = j.find("network"); net != j.end() && net->is_object()) {
+    const std::string where = fmt::format("{}.network", path);
+    core::AppNetworkStatus n;
+    FLEETLET_ASSIGN_OR_RETURN(n.netns, stringOrEmpty(*net, "netns", where));
+    if (auto a = net->find("addresses"); a != net->end() && a->is_array()) {
+      for (const auto& addr : *a) {
+        if (addr.is_string()) n.addresses.push_back(addr.get<std::string>());
+      }
+    }
+    for (auto [key, target] : {std::pair{"egress", &n.egress}, std::pair{"ingress", &n.ingress},
+                               std::pair{"dropped", &n.dropped}}) {
+      auto c = net->find(key);
+      if (c == net->end() || !c->is_object()) continue;
+      target->packets = c->value("packets", uint64_t{0});
+      target->bytes = c->value("bytes", uint64_t{0});
+    }
+    d.network = std::move(n);
+  }
   if (auto events = j.find("recentEvents"); events != j.end() && !events->is_null()) {
     if (!events->is_array()) {
       return fail(ErrorCode::kInvalidArgument, "{}.recentEvents: expected an array, got {}", path,
@@ -250,6 +282,15 @@ Result<core::NodeStatus> nodeStatusFromJson(const Json& j, std::string_view path
                     i, jsonTypeName((*errors)[i]));
       }
       s.errors.push_back((*errors)[i].get<std::string>());
+    }
+  }
+  if (auto failed = j.find("failedRevisions"); failed != j.end() && failed->is_array()) {
+    for (size_t i = 0; i < failed->size(); ++i) {
+      auto at = fmt::format("{}.failedRevisions[{}]", path, i);
+      core::FailedRevision f;
+      FLEETLET_ASSIGN_OR_RETURN(f.revision, requireInt((*failed)[i], "revision", at));
+      FLEETLET_ASSIGN_OR_RETURN(f.reason, requireString((*failed)[i], "reason", at));
+      s.failed.push_back(std::move(f));
     }
   }
   return s;

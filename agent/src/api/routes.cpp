@@ -114,6 +114,24 @@ Task<Response> handleRestart(Request& r, core::NodeService& service) {
   co_return jsonResponse(200, Json{{"app", name}, {"restarted", true}});
 }
 
+Task<Response> handleScreenshot(Request& r, core::NodeService& service) {
+  std::string name = r.query("app").value_or("");
+  auto job = [&service, name] { return service.screenshot(name); };
+  auto png = co_await r.offload(std::move(job));
+  if (!png) co_return http::errorResponse(png.error());
+  co_return Response::text(200, std::move(*png), "image/png");
+}
+
+Task<Response> handleShow(Request& r, core::NodeService& service) {
+  auto checked = appName(r);
+  if (!checked) co_return http::errorResponse(checked.error());
+  std::string name = std::move(*checked);
+  auto job = [&service, name] { return service.show(name); };
+  auto status = co_await r.offload(std::move(job));
+  if (!status) co_return http::errorResponse(status.error());
+  co_return jsonResponse(200, Json{{"app", name}, {"shown", true}});
+}
+
 Task<Response> handleStatus(Request& r, core::NodeService& service) {
   auto job = [&service] { return service.status(); };
   auto status = co_await r.offload(std::move(job));
@@ -286,6 +304,10 @@ Status registerRoutes(http::Server& server, core::NodeService& service, RouteCon
   }));
   FLEETLET_RETURN_IF_ERROR(
       server.route("GET", "/v1/status", [svc](Request& r) { return handleStatus(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("GET", "/v1/screenshot",
+                                        [svc](Request& r) { return handleScreenshot(r, *svc); }));
+  FLEETLET_RETURN_IF_ERROR(server.route("POST", "/v1/apps/{name}/show",
+                                        [svc](Request& r) { return handleShow(r, *svc); }));
   FLEETLET_RETURN_IF_ERROR(server.route(
       "GET", "/v1/events", [svc, config](Request& r) { return handleEvents(r, *svc, config); }));
   return {};

@@ -130,6 +130,20 @@ Result<Json> ApiClient::call(std::string_view method, std::string_view path, std
 
 Result<Json> ApiClient::getJson(std::string_view path) { return call("GET", path); }
 
+Result<std::string> ApiClient::screenshot(std::string_view app) {
+  http::ClientRequest request;
+  request.url = fmt::format("{}/v1/screenshot", kBase);
+  if (!app.empty()) request.url += "?app=" + escapePathSegment(app);
+  auto response = client_->send(request);
+  if (!response) return std::unexpected(unreachable(socket_, response.error()));
+  if (response->status != 200) return std::unexpected(serverError(*response));
+  return std::move(response->body);
+}
+
+Status ApiClient::show(std::string_view app) {
+  return discardValue(call("POST", fmt::format("/v1/apps/{}/show", escapePathSegment(app))));
+}
+
 Result<core::ApplyResult> ApiClient::apply(std::string_view manifest_text,
                                            std::string_view source) {
   std::string path = "/v1/apply";

@@ -44,6 +44,9 @@ class ApiClient {
   Result<core::AppDetail> describe(std::string_view app);
   Status restart(std::string_view app);
   Result<core::NodeStatus> status();
+  // The PNG the kiosk shows for `app` (the app on screen when empty); show() switches.
+  Result<std::string> screenshot(std::string_view app);
+  Status show(std::string_view app);
 
   // Calls on_event for every event with seq > after, oldest first. Without `follow` it returns
   // after the events stored now; with it, it waits for new ones until on_event returns false

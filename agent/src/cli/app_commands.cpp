@@ -1,6 +1,7 @@
 #include "cli/app_commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cctype>
 #include <cstdio>
@@ -86,22 +87,10 @@ void renderYaml(const Json& value, int indent, std::string& out) {
 }
 
 int runApply(ApiClient& client, const std::string& file) {
-  std::string text;
-  std::string source = file;
-  if (file == "-") {
-    std::ostringstream buffer;
-    buffer << std::cin.rdbuf();
-    text = buffer.str();
-    source = "stdin";
-  } else {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return reportFailure(errnoError(errno, fmt::format("open {}", file)));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    if (in.bad()) return reportFailure(errnoError(errno, fmt::format("read {}", file)));
-    text = buffer.str();
-  }
-  auto result = client.apply(text, source);
+  auto text = readInput(file);
+  if (!text) return reportFailure(text.error());
+  std::string source = file == "-" ? "stdin" : file;
+  auto result = client.apply(*text, source);
   if (!result) return reportFailure(result.error());
   fmt::print("applied revision {} ({} app{})\n", result->revision, result->apps,
              result->apps == 1 ? "" : "s");
@@ -137,6 +126,23 @@ int runDescribe(ApiClient& client, const std::string& name, bool json) {
 int runRestart(ApiClient& client, const std::string& name) {
   if (auto st = client.restart(name); !st) return reportFailure(st.error());
   fmt::print("restarted {}\n", name);
+  return kExitOk;
+}
+
+int runScreenshot(ApiClient& client, const std::string& name, const std::string& out) {
+  auto png = client.screenshot(name);
+  if (!png) return reportFailure(png.error());
+  std::ofstream file(out, std::ios::binary | std::ios::trunc);
+  file.write(png->data(), static_cast<std::streamsize>(png->size()));
+  file.close();
+  if (!file) return reportFailure(Error(ErrorCode::kInternal, fmt::format("write {}", out)));
+  fmt::print("{} ({} bytes)\n", out, png->size());
+  return kExitOk;
+}
+
+int runShow(ApiClient& client, const std::string& name) {
+  if (auto st = client.show(name); !st) return reportFailure(st.error());
+  fmt::print("showing {}\n", name);
   return kExitOk;
 }
 
@@ -236,6 +242,17 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
   }
   if (s.backoff_until) field("Backoff until", ago(*s.backoff_until, now));
   if (!s.message.empty()) field("Message", s.message);
+  if (const auto& n = detail.network) {
+    field("Network",
+          n->addresses.empty() ? "no address" : fmt::format("{}", fmt::join(n->addresses, ", ")));
+    field("Namespace", n->netns);
+    auto traffic = [](const core::AppNetworkStatus::Counter& c) {
+      return fmt::format("{} packets, {} bytes", c.packets, c.bytes);
+    };
+    field("Sent", traffic(n->egress));
+    field("Received", traffic(n->ingress));
+    field("Refused", traffic(n->dropped));
+  }
   if (detail.spec.is_object() && !detail.spec.empty()) {
     out += "Spec:\n";
     out += yamlish(detail.spec, 2);
@@ -259,6 +276,10 @@ std::string formatNodeStatus(const core::NodeStatus& status) {
   } else {
     out += "Errors:\n";
     for (const auto& e : status.errors) out += fmt::format("  {}\n", e);
+  }
+  if (!status.failed.empty()) {
+    out += "Failed revisions:\n";
+    for (const auto& f : status.failed) out += fmt::format("  {}: {}\n", f.revision, f.reason);
   }
   return out;
 }
@@ -355,6 +376,36 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
     action = [=] {
       ApiClient client(flags->socket);
       return runRestart(client, *restart_name);
+    };
+  });
+
+  struct ScreenshotFlags {
+    std::string name;
+    std::string out = "screenshot.png";
+  };
+  auto sf = std::make_shared<ScreenshotFlags>();
+  auto* screenshot = app.add_subcommand(
+      "screenshot",
+      "Save what the kiosk shows (runtime: webview) as a PNG: APP, or the app on screen");
+  screenshot->group(group);
+  screenshot->add_option("name", sf->name, "The app (default: the one on screen)")
+      ->check(appName());
+  screenshot->add_option("-o,--output", sf->out, "PNG file to write")->capture_default_str();
+  screenshot->callback([flags, sf, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runScreenshot(client, sf->name, sf->out);
+    };
+  });
+
+  auto show_name = std::make_shared<std::string>();
+  auto* show = app.add_subcommand("show", "Put a webview app on the kiosk's screen");
+  show->group(group);
+  show->add_option("name", *show_name, "The app")->required()->check(appName());
+  show->callback([flags, show_name, &action] {
+    action = [=] {
+      ApiClient client(flags->socket);
+      return runShow(client, *show_name);
     };
   });
 

@@ -5,6 +5,9 @@
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -124,6 +127,19 @@ CLI::Validator manifestFile() {
             return {};
           },
           ""};
+}
+
+Result<std::string> readInput(const std::string& file) {
+  std::ostringstream buffer;
+  if (file == "-") {
+    buffer << std::cin.rdbuf();
+    return buffer.str();
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::unexpected(errnoError(errno, fmt::format("open {}", file)));
+  buffer << in.rdbuf();
+  if (in.bad()) return std::unexpected(errnoError(errno, fmt::format("read {}", file)));
+  return buffer.str();
 }
 
 }  // namespace fleetlet::cli

@@ -39,4 +39,7 @@ CLI::Validator appName();
 // a manifest file"). A missing file is left to the command, which names the open error.
 CLI::Validator manifestFile();
 
+// The whole of `file`, or of stdin for "-". The error names the file and errno.
+Result<std::string> readInput(const std::string& file);
+
 }  // namespace fleetlet::cli

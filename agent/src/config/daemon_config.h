@@ -6,10 +6,35 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "error/error.h"
 
 namespace fleetlet::config {
+
+// cloud.tls: mutual TLS towards the cloud. Empty fields use curl's defaults (system CAs, no
+// client certificate).
+struct CloudTls {
+  std::filesystem::path cert;  // client certificate (PEM); re-read when the file changes
+  std::filesystem::path key;   // its private key (PEM)
+  std::filesystem::path ca;    // CA bundle the server's certificate must chain to
+  // "sha256//<base64>" pins of the server's public key; any one must match.
+  std::vector<std::string> pinned_public_keys;
+};
+
+// cloud: where the node's desired state comes from and where its status goes (docs/cloud.md).
+struct CloudConfig {
+  std::string manifest_url;  // may contain {node}; empty: no cloud
+  std::string status_url;    // may contain {node} and {seq}; empty: no status reports
+  std::string status_method = "PUT";
+  // At most one status report per this long, unless an apply finished.
+  std::chrono::milliseconds status_interval{std::chrono::seconds(10)};
+  std::chrono::milliseconds interval{std::chrono::seconds(60)};
+  std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
+  int64_t max_manifest_bytes = int64_t{1024} * 1024;
+  CloudTls tls;
+};
 
 struct DaemonConfig {
   std::string containerd = "/run/containerd/containerd.sock";
@@ -28,6 +53,33 @@ struct DaemonConfig {
   int64_t pull_min_speed = 1024;
   // Logs of a removed app are deleted once unwritten for this long.
   std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
+  // App networks (docs/networking.md): the conflist directory (none there: the built-in
+  // `fleetlet` network), where plugin binaries are looked up, where apps' namespaces are
+  // pinned, and optionally the namespace the plugins run in (the bridge, port maps and
+  // firewall live there; default: fleetletd's own).
+  std::filesystem::path cni_conf_dir = "/etc/fleetlet/cni";
+  std::vector<std::filesystem::path> cni_bin_dirs = {"/usr/lib/cni", "/usr/libexec/fleetlet/cni"};
+  std::filesystem::path netns_dir = "/run/netns";
+  std::filesystem::path cni_netns;
+  // The node services' handoff sockets (their --handoff-socket): listeners made in each app's
+  // namespace are handed to them (docs/services.md). Empty: not linked.
+  std::filesystem::path streams_handoff;
+  std::filesystem::path blobs_handoff;
+  // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
+  // webview apps fail as unsupported. The kiosk binary: empty for the one next to fleetletd.
+  std::string display;
+  std::filesystem::path webview_binary;
+  std::vector<std::string> webview_args;  // extra fleetlet-webview flags
+  // node.id; empty: the first line of node_id_file.
+  std::string node_id;
+  std::filesystem::path node_id_file = "/etc/machine-id";
+  // trust: keys that may sign desired state (PEM files), how many must sign, and whether
+  // unsigned manifests are accepted from local sources (allowUnsigned: local). With no keys,
+  // unsigned local manifests are accepted (signing not in use).
+  std::vector<std::filesystem::path> trust_keys;
+  int trust_threshold = 1;
+  bool allow_unsigned_local = false;
+  CloudConfig cloud;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -35,8 +87,17 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
-// pullStallTimeout, pullMinSpeed, removedLogRetention. Unknown keys and wrong types are
+// pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
+// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), node.id,
+// trust.{keys, threshold,
+// allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
+// timeout, maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative
+// file names are relative to the config file's folder. Unknown keys and wrong types are
 // kInvalidArgument naming the key and the file; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
+
+// This node's id: node.id, else the first line of node_id_file. kNotFound/kInvalidArgument
+// naming the file when neither gives one.
+Result<std::string> resolveNodeId(const DaemonConfig& config);
 
 }  // namespace fleetlet::config

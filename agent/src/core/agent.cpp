@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "manifest/parse.h"
 
@@ -16,7 +17,28 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
                    .pull_parallelism = options_.pull_parallelism,
                    .on_event = [this](const std::string& app, const std::string& kind,
                                       const std::string& message) { record(app, kind, message); },
-                   .on_app = options_.on_app}) {}
+                   .on_app = options_.on_app,
+                   .on_first_pass = options_.on_first_pass,
+                   .external_status = options_.external_status}) {
+  rollback_thread_ = std::jthread([this](const std::stop_token& stop) {
+    for (;;) {
+      std::optional<PendingRollback> next;
+      {
+        std::unique_lock lock(rollback_mu_);
+        rollback_cv_.wait(lock, stop, [&] { return pending_.has_value(); });
+        if (stop.stop_requested()) return;
+        next = std::exchange(pending_, std::nullopt);
+      }
+      rollBack(*next);
+    }
+  });
+}
+
+Agent::~Agent() {
+  rollback_thread_.request_stop();
+  rollback_cv_.notify_all();
+  if (rollback_thread_.joinable()) rollback_thread_.join();  // before any member goes
+}
 
 void Agent::record(const std::string& app, const std::string& kind, const std::string& message) {
   {
@@ -29,6 +51,72 @@ void Agent::record(const std::string& app, const std::string& kind, const std::s
     while (events_.size() > options_.event_capacity) events_.pop_front();
   }
   notifier_.notify();
+  observe(app, kind, message);
+}
+
+void Agent::watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous) {
+  std::lock_guard lock(rollback_mu_);
+  watch_.reset();
+  const int64_t back_to = store_.lastGoodRevision();
+  if (!next.rollback_window || back_to == 0 || back_to >= next.revision) return;
+  RollbackWatch watch{.revision = next.revision,
+                      .back_to = back_to,
+                      .until = options_.now() + *next.rollback_window,
+                      .apps = {},
+                      .exits = {}};
+  for (const auto& [name, app] : next.apps) {
+    const manifest::App* before = nullptr;
+    if (previous != nullptr) {
+      if (auto it = previous->apps.find(name); it != previous->apps.end()) before = &it->second;
+    }
+    if (before == nullptr || before->spec_hash != app.spec_hash) watch.apps.insert(name);
+  }
+  if (!watch.apps.empty()) watch_ = std::move(watch);
+}
+
+void Agent::observe(const std::string& app, const std::string& kind, const std::string& message) {
+  if (app.empty()) return;
+  std::lock_guard lock(rollback_mu_);
+  if (!watch_) return;
+  if (options_.now() >= watch_->until) {
+    watch_.reset();  // the window passed without a failure
+    return;
+  }
+  if (!watch_->apps.contains(app)) return;
+  std::string reason;
+  if (kind == "error") {
+    reason = fmt::format("app {}: {}", app, message);
+  } else if (kind == "unhealthy") {
+    reason = fmt::format("app {}: failed health check: {}", app, message);
+  } else if (kind == "exited" && ++watch_->exits[app] >= kRollbackExits) {
+    reason = fmt::format("app {}: exited {} times ({})", app, kRollbackExits, message);
+  }
+  if (reason.empty()) return;
+  pending_ = PendingRollback{
+      .revision = watch_->revision, .back_to = watch_->back_to, .reason = std::move(reason)};
+  watch_.reset();
+  rollback_cv_.notify_all();
+}
+
+void Agent::rollBack(const PendingRollback& r) {
+  std::lock_guard lock(apply_mu_);
+  if (store_.desiredRevision() != r.revision) return;  // a newer revision came meanwhile
+  auto fail_with = [&](const Error& e) {
+    spdlog::error("rollback of revision {} to {}: {}", r.revision, r.back_to, e.message());
+  };
+  auto stored = store_.manifestAt(r.back_to);
+  if (!stored) return fail_with(stored.error());
+  const std::optional<state::StoredManifest> kept = std::move(*stored);
+  if (!kept.has_value()) return fail_with(Error(ErrorCode::kNotFound, "that manifest is not kept"));
+  auto parsed = manifest::parseNodeState(kept->text, kept->source);
+  if (!parsed) return fail_with(parsed.error());
+  if (auto st = store_.rollBack(r.revision, r.reason, r.back_to); !st) return fail_with(st.error());
+  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  spdlog::warn("revision {} failed ({}); rolled back to revision {}", r.revision, r.reason,
+               r.back_to);
+  record(
+      "", "rolledBack",
+      fmt::format("revision {} failed: {}; back to revision {}", r.revision, r.reason, r.back_to));
 }
 
 void Agent::reserveEventSeqs() {
@@ -64,22 +152,56 @@ Status Agent::load() {
 }
 
 Result<ApplyResult> Agent::apply(std::string_view text, std::string_view source) {
+  return applyFrom(text, source, trust::Origin::kLocal);
+}
+
+Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view source,
+                                     trust::Origin origin) {
   std::lock_guard lock(apply_mu_);
-  auto parsed = manifest::parseNodeState(text, source);
-  if (!parsed) {
-    record("", "rejected", parsed.error().message());
-    return std::unexpected(parsed.error());
+  auto refuse = [&](const Error& e) -> Result<ApplyResult> {
+    Error error = source.empty() ? e : e.wrap("{}", source);
+    record("", "rejected", error.message());
+    return std::unexpected(error);
+  };
+  auto admitted = options_.trust.admit(text, origin);
+  if (!admitted) return refuse(admitted.error());
+  auto parsed = manifest::parseNodeState(admitted->manifest);
+  if (!parsed) return refuse(parsed.error());
+  if (origin == trust::Origin::kCloud && parsed->revision == store_.desiredRevision()) {
+    auto stored = store_.desired();
+    const std::optional<state::StoredManifest> current =
+        stored ? std::move(*stored) : std::optional<state::StoredManifest>();
+    if (current.has_value() && current->text == admitted->manifest) {
+      return ApplyResult{.revision = parsed->revision,
+                         .apps = static_cast<int>(parsed->apps.size()),
+                         .unchanged = true};
+    }
   }
-  if (auto st = store_.accept(parsed->revision, text, source); !st) {
-    record("", "rejected", st.error().message());
-    return std::unexpected(st.error());
+  if (auto st = trust::checkBinding(*parsed, options_.node_id, admitted->is_signed,
+                                    store_.revisionFloor(), options_.now());
+      !st) {
+    return refuse(st.error());
+  }
+  if (auto st = store_.accept(parsed->revision, admitted->manifest, source); !st) {
+    return refuse(st.error());
   }
   ApplyResult result{.revision = parsed->revision, .apps = static_cast<int>(parsed->apps.size())};
+  auto previous = reconciler_.desired();
+  watchForRollback(*parsed, previous.get());
   reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  std::string signers;
+  for (const auto& id : admitted->key_ids) {
+    signers += signers.empty() ? ", signed by " : " and ";
+    signers += id.substr(0, 16);
+  }
   record("", "applied",
-         fmt::format("revision {} ({} apps) from {}", result.revision, result.apps,
-                     source.empty() ? "api" : source));
+         fmt::format("revision {} ({} apps) from {}{}", result.revision, result.apps,
+                     source.empty() ? "api" : source, signers));
   return result;
+}
+
+void Agent::refused(std::string_view source, const Error& why) {
+  record("", "rejected", source.empty() ? why.message() : why.wrap("{}", source).message());
 }
 
 namespace {
@@ -133,6 +255,7 @@ Result<AppDetail> Agent::describe(std::string_view name) {
   if (!found && app == nullptr) return fail(ErrorCode::kNotFound, "no app {}", name);
   if (app != nullptr) detail.spec = manifest::canonicalJson(*app);
   if (!found) detail.status = AppStatus{.name = std::string(name), .state = "pending"};
+  if (options_.app_network) detail.network = options_.app_network(std::string(name));
   std::lock_guard lock(events_mu_);
   for (const auto& e : events_) {
     if (e.app == name) detail.recent_events.push_back(e);
@@ -166,6 +289,10 @@ Result<NodeStatus> Agent::status() {
   for (const auto& [app, message] : reconciler_.errors()) {
     s.errors.push_back(fmt::format("{}: {}", app, message));
   }
+  if (auto failed = store_.failedRevisions()) {
+    for (auto& f : *failed)
+      s.failed.push_back({.revision = f.revision, .reason = std::move(f.reason)});
+  }
   s.converged = s.desired_revision != 0 && s.applied_revision == s.desired_revision;
   return s;
 }
@@ -191,6 +318,18 @@ Result<std::filesystem::path> Agent::logDir(std::string_view app) {
     return fail(ErrorCode::kNotFound, "app {} has no logs on this node", app);
   }
   return dir;
+}
+
+Result<std::string> Agent::screenshot(std::string_view app) {
+  if (!options_.screenshot) return NodeService::screenshot(app);
+  if (!app.empty()) FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.screenshot(std::string(app));
+}
+
+Status Agent::show(std::string_view app) {
+  if (!options_.show) return NodeService::show(app);
+  FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));
+  return options_.show(std::string(app));
 }
 
 }  // namespace fleetlet::core

@@ -5,16 +5,22 @@
 // Threading: the reconciler's workers run while run() blocks; every NodeService method may be
 // called from any thread.
 
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
 
 #include "core/event_notifier.h"
 #include "core/node_service.h"
 #include "reconcile/reconciler.h"
 #include "state/store.h"
+#include "trust/policy.h"
 
 namespace fleetlet::core {
 
@@ -26,11 +32,32 @@ struct AgentOptions {
   std::function<std::filesystem::path(const std::string& app)> log_dir;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
+  // An app's network for describe(); null or nullopt: none shown.
+  std::function<std::optional<AppNetworkStatus>(const std::string& app)> app_network;
+  // See ReconcilerOptions::on_first_pass.
+  std::function<void()> on_first_pass;
+  // Status of apps run outside containerd (see ReconcilerOptions::external_status).
+  std::function<std::optional<reconcile::ExternalAppStatus>(const std::string& app)>
+      external_status;
+  // The screen of runtime: webview (NodeService::screenshot and show); unset: no display.
+  std::function<Result<std::string>(const std::string& app)> screenshot;
+  std::function<Status(const std::string& app)> show;
+  // Which manifests are trusted (signatures, unsigned local ones); the default policy trusts
+  // no keys and accepts unsigned local manifests only.
+  trust::Policy trust;
+  // This node's id (node.id), which a manifest's `node` must equal.
+  std::string node_id;
+  // The time that manifest expiry is checked against.
+  std::function<Clock::time_point()> now = [] { return Clock::now(); };
 };
 
 class Agent : public NodeService {
  public:
+  // Exits of a changed app within the rollback window that fail a revision.
+  static constexpr int kRollbackExits = 3;
+
   Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, AgentOptions options);
+  ~Agent() override;
 
   // Loads the newest stored manifest, so a restarted agent converges to what it had accepted.
   Status load();
@@ -45,9 +72,26 @@ class Agent : public NodeService {
   void resync() { reconciler_.resync(); }
   // An app failed its health check.
   void unhealthy(const std::string& app, const std::string& why);
+  // An app run outside containerd (webview) changed: an event for the log, its status re-read.
+  void externalEvent(const std::string& app, const std::string& kind, const std::string& message) {
+    record(app, kind, message);
+  }
+  void externalChanged(const std::string& app) { reconciler_.externalChanged(app); }
   reconcile::Reconciler& reconciler() { return reconciler_; }
 
+  // A local manifest (fleetletctl apply, --desired): applyFrom(..., trust::Origin::kLocal).
   Result<ApplyResult> apply(std::string_view manifest_text, std::string_view source) override;
+  // Admits `text` (a DSSE envelope, or a bare manifest where the trust policy allows it for
+  // `origin`), checks the manifest's node, revision and expiry (trust::checkBinding), then
+  // accepts it as apply() does. Every refusal is kFailedPrecondition or kInvalidArgument with
+  // the reason, recorded as a "rejected" node event, and changes nothing.
+  // From the cloud, the manifest already accepted (same revision, same text) is not refused
+  // but returned with `unchanged` set.
+  Result<ApplyResult> applyFrom(std::string_view text, std::string_view source,
+                                trust::Origin origin);
+  // Records that a manifest from `source` was refused before it could be admitted (too
+  // large, not a manifest at all): a "rejected" node event "<source>: <why>".
+  void refused(std::string_view source, const Error& why);
   Result<std::vector<AppStatus>> apps() override;
   Result<AppDetail> describe(std::string_view app) override;
   Status restart(std::string_view app) override;
@@ -55,6 +99,8 @@ class Agent : public NodeService {
   std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
+  Result<std::string> screenshot(std::string_view app) override;
+  Status show(std::string_view app) override;
 
  private:
   // Appends an event to the node event log and wakes the watchers. May block on the store
@@ -64,8 +110,32 @@ class Agent : public NodeService {
   // first continues above what earlier runs reserved. seq_mu_ held.
   void reserveEventSeqs();
 
+  // Rollback (docs/cloud.md): after applying a revision with rollback.window, the apps it
+  // changed are watched until the window ends; a failure hands the rollback to rollback_thread_
+  // (record() runs on reconciler threads, which must not call back into the reconciler).
+  struct RollbackWatch {
+    int64_t revision = 0;
+    int64_t back_to = 0;
+    Clock::time_point until;
+    std::set<std::string> apps;
+    std::map<std::string, int> exits;
+  };
+  struct PendingRollback {
+    int64_t revision = 0;
+    int64_t back_to = 0;
+    std::string reason;
+  };
+  void watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous);
+  void observe(const std::string& app, const std::string& kind, const std::string& message);
+  void rollBack(const PendingRollback& r);
+
   state::StateStore& store_;
   AgentOptions options_;
+  std::mutex rollback_mu_;
+  std::condition_variable_any rollback_cv_;
+  std::optional<RollbackWatch> watch_;      // guarded by rollback_mu_
+  std::optional<PendingRollback> pending_;  // guarded by rollback_mu_
+  std::jthread rollback_thread_;
   reconcile::Reconciler reconciler_;
   std::mutex apply_mu_;  // serialises apply(): check revision, store, hand over
 

@@ -62,23 +62,48 @@ class EventWatch {
   virtual ~EventWatch() = default;
 };
 
+// An isolated app's network (docs/networking.md): its namespace, addresses and the firewall's
+// counters.
+struct AppNetworkStatus {
+  struct Counter {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+  };
+  std::string netns;                   // the pinned namespace's path
+  std::vector<std::string> addresses;  // "10.90.0.5/16"
+  Counter egress;                      // sent off its namespace (refused packets included)
+  Counter ingress;                     // sent to it from outside its namespace
+  Counter dropped;                     // egress the policy refused
+};
+
 struct AppDetail {
   AppStatus status;
-  Json spec;  // the app as the manifest gives it (canonical JSON)
+  std::optional<AppNetworkStatus> network;  // absent: not attached (mode host, not started)
+  Json spec;                                // the app as the manifest gives it (canonical JSON)
   std::vector<NodeEvent> recent_events;
 };
 
+struct FailedRevision {
+  int64_t revision = 0;
+  std::string reason;  // why it was rolled back
+};
+
 struct NodeStatus {
-  int64_t desired_revision = 0;    // newest accepted manifest
+  int64_t desired_revision = 0;    // the manifest the node works towards (after a rollback: the
+                                   // last good one again)
   int64_t applied_revision = 0;    // newest revision the node fully converged to
   int64_t last_good_revision = 0;  // last revision that converged without errors
   bool converged = false;
-  std::vector<std::string> errors;  // app-level errors of the current revision
+  std::vector<std::string> errors;     // app-level errors of the current revision
+  std::vector<FailedRevision> failed;  // rolled back, newest first (docs/cloud.md)
 };
 
 struct ApplyResult {
   int64_t revision = 0;
   int apps = 0;
+  // The cloud served the manifest the node already accepted (after a restart the ETag is
+  // forgotten): nothing changed and nothing was recorded.
+  bool unchanged = false;
 };
 
 class NodeService {
@@ -107,6 +132,23 @@ class NodeService {
   // The directory holding the app's stdout/stderr logs (see agent/src/logs). kInvalidArgument
   // for a name manifest::checkAppName() refuses; kNotFound for an app never run on this node.
   virtual Result<std::filesystem::path> logDir(std::string_view app) = 0;
+
+  // runtime: webview (docs/webview.md). A PNG of what the kiosk shows for `app` (the app on
+  // screen when empty); show() puts the app on screen. kFailedPrecondition when this node
+  // shows no apps (no display), kNotFound when the kiosk has no such app. May block (≤ 10 s).
+  virtual Result<std::string> screenshot(std::string_view app);
+  virtual Status show(std::string_view app);
 };
+
+// What screenshot() and show() answer on a node without a display.
+inline Error noDisplayError() {
+  return Error(ErrorCode::kFailedPrecondition, "this node shows no apps (no display configured)");
+}
+inline Result<std::string> NodeService::screenshot(std::string_view /*app*/) {
+  return std::unexpected(noDisplayError());
+}
+inline Status NodeService::show(std::string_view /*app*/) {
+  return std::unexpected(noDisplayError());
+}
 
 }  // namespace fleetlet::core

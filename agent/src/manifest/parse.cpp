@@ -17,6 +17,7 @@
 #include "manifest/yaml_json.h"
 #include "oci/reference.h"
 #include "spec/cidr.h"
+#include "time/rfc3339.h"
 
 namespace fleetlet::manifest {
 namespace {
@@ -598,8 +599,11 @@ Result<App> parseApp(const std::string& name, const Json& v,
     FLEETLET_ASSIGN_OR_RETURN(b.url, asString(*url, bf.at("url")));
     const bool http = b.url.starts_with("http://") && b.url.size() > 7;
     const bool https = b.url.starts_with("https://") && b.url.size() > 8;
-    if ((!http && !https) || b.url.find_first_of(" \t\r\n") != std::string::npos) {
-      return fieldError(bf.at("url"), "{} is not an http:// or https:// URL", quote(b.url));
+    // file:///absolute/path: a bundle already on the node (air-gapped nodes).
+    const bool file = b.url.starts_with("file:///") && b.url.size() > 8;
+    if ((!http && !https && !file) || b.url.find_first_of(" \t\r\n") != std::string::npos) {
+      return fieldError(bf.at("url"), "{} is not an http://, https:// or file:/// URL",
+                        quote(b.url));
     }
     FLEETLET_ASSIGN_OR_RETURN(const Json* sha, bf.require("sha256"));
     FLEETLET_ASSIGN_OR_RETURN(b.sha256, asString(*sha, bf.at("sha256")));
@@ -704,8 +708,9 @@ std::string_view restartName(RestartPolicy p) {
 }
 
 Result<NodeState> parseDocument(const Json& doc) {
-  FLEETLET_ASSIGN_OR_RETURN(auto f,
-                            Fields::open(doc, "", {"apiVersion", "kind", "revision", "apps"}));
+  FLEETLET_ASSIGN_OR_RETURN(auto f, Fields::open(doc, "",
+                                                 {"apiVersion", "kind", "revision", "node",
+                                                  "expires", "rollback", "apps"}));
   FLEETLET_ASSIGN_OR_RETURN(const Json* api, f.require("apiVersion"));
   FLEETLET_ASSIGN_OR_RETURN(auto api_version, asString(*api, "apiVersion"));
   if (api_version != kApiVersion) {
@@ -721,6 +726,25 @@ Result<NodeState> parseDocument(const Json& doc) {
   FLEETLET_ASSIGN_OR_RETURN(state.revision, asInt(*revision, "revision"));
   if (state.revision < 1) {
     return fieldError("revision", "{} is not a positive integer", state.revision);
+  }
+  if (const Json* node = f.find("node")) {
+    FLEETLET_ASSIGN_OR_RETURN(state.node, asString(*node, "node"));
+    if (state.node.empty() || state.node.size() > 253) {
+      return fieldError("node", "must be 1 to 253 characters");
+    }
+  }
+  if (const Json* expires = f.find("expires")) {
+    FLEETLET_ASSIGN_OR_RETURN(auto text, asString(*expires, "expires"));
+    auto at = parseRfc3339(text);
+    if (!at) return withPath("expires", at.error());
+    state.expires = *at;
+  }
+  if (const Json* rollback = f.find("rollback")) {
+    FLEETLET_ASSIGN_OR_RETURN(auto r, Fields::open(*rollback, "rollback", {"window"}));
+    FLEETLET_ASSIGN_OR_RETURN(const Json* window, r.require("window"));
+    FLEETLET_ASSIGN_OR_RETURN(auto w, asDuration(*window, r.at("window")));
+    if (w.count() <= 0) return fieldError(r.at("window"), "must be longer than 0s");
+    state.rollback_window = w;
   }
 
   FLEETLET_ASSIGN_OR_RETURN(const Json* apps, f.require("apps"));

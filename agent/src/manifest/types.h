@@ -98,6 +98,15 @@ struct App {
 
 struct NodeState {
   int64_t revision = 0;  // strictly increasing across applies
+  // The node this state is for (its node id); a manifest that names another node is refused
+  // (docs/cloud.md). Empty when the manifest does not say.
+  std::string node;
+  // After this instant the manifest is stale and refused (TUF's freeze attack).
+  std::optional<std::chrono::system_clock::time_point> expires;
+  // rollback.window: within this long after applying this revision, an app it changed that
+  // fails (a step error, 3 exits, a failed health check) rolls the node back to the revision
+  // that was last good when it was applied. Unset: no automatic rollback.
+  std::optional<std::chrono::milliseconds> rollback_window;
   std::map<std::string, App> apps;
   // Apps in an order where every app comes after the apps it depends on (ties by name).
   std::vector<std::string> start_order;

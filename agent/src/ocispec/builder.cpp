@@ -126,6 +126,11 @@ bool validId(std::string_view id) {
 
 }  // namespace
 
+std::string hostsFile(const std::string& hostname) {
+  return fmt::format(
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n", hostname);
+}
+
 Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
                        const SpecInputs& inputs) {
   if (app.runtime != manifest::Runtime::kContainer) {
@@ -194,6 +199,9 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
     mounts.push_back(mount(volume.path, "bind", (inputs.volumes_root / volume.name).string(),
                            {"rbind", volume.read_only ? "ro" : "rw"}));
   }
+  if (!inputs.hosts_file.empty()) {
+    mounts.push_back(mount("/etc/hosts", "bind", inputs.hosts_file.string(), {"rbind", "ro"}));
+  }
 
   Json resources = {{"devices", defaultDeviceRules()}};
   if (app.resources.cpu) {
@@ -203,13 +211,14 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   if (app.resources.memory_bytes) resources["memory"] = {{"limit", *app.resources.memory_bytes}};
   if (app.resources.pids) resources["pids"] = {{"limit", *app.resources.pids}};
 
-  Json network = {{"type", "network"}};
-  if (!inputs.netns_path.empty()) network["path"] = inputs.netns_path;
-  Json namespaces = Json::array({{{"type", "pid"}},
-                                 {{"type", "ipc"}},
-                                 {{"type", "uts"}},
-                                 {{"type", "mount"}},
-                                 std::move(network)});
+  Json namespaces =
+      Json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
+  // mode host: the node's own network namespace, so no entry at all.
+  if (app.network.mode != manifest::Network::Mode::kHost) {
+    Json network = {{"type", "network"}};
+    if (!inputs.netns_path.empty()) network["path"] = inputs.netns_path;
+    namespaces.push_back(std::move(network));
+  }
 
   return Json{
       {"ociVersion", kOciVersion},

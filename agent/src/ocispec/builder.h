@@ -20,9 +20,16 @@ struct SpecInputs {
   std::filesystem::path volumes_root;
   // Extra environment the agent adds (AX_EVENT_SERVICE_URI, ...); the app's own env wins.
   std::map<std::string, std::string> extra_env;
-  // Network namespace path to join, or empty for a new one.
+  // Network namespace path to join, or empty for a new one. Ignored for `network.mode: host`
+  // (no network namespace: the node's).
   std::string netns_path;
+  // A hosts file bind-mounted read-only at /etc/hosts (so that `localhost`, which the AX_*
+  // service URIs name, resolves in images that bring none); empty: the image's own.
+  std::filesystem::path hosts_file;
 };
+
+// The /etc/hosts fleetletd gives an app: localhost (IPv4 and IPv6) and the app's hostname.
+std::string hostsFile(const std::string& hostname);
 
 // process.args: the app's args when set, else the image's entrypoint + cmd (kInvalidArgument
 // when both are empty); env: image env, then extra_env, then the app's env; cwd: the app's, the

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <thread>
 
 #include "containerd/containers.h"
@@ -193,12 +194,26 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
     std::filesystem::create_directories(volumes_root / v.name, ec);
     if (ec) return fail(ErrorCode::kInternal, "create volume {}: {}", v.name, ec.message());
   }
-  FLEETLET_ASSIGN_OR_RETURN(auto spec, ocispec::buildSpec(app, config,
-                                                          {.container_id = id,
-                                                           .ns = options_.ns,
-                                                           .volumes_root = volumes_root,
-                                                           .extra_env = {},
-                                                           .netns_path = ""}));
+  // /etc/hosts: written afresh by each create (a new file, then rename: a running container
+  // keeps the one it bound).
+  const auto hosts = options_.data_dir / "hosts" / app.name;
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(hosts.parent_path(), ec);
+    auto tmp = hosts;
+    tmp += ".tmp";
+    std::ofstream(tmp, std::ios::trunc) << ocispec::hostsFile(app.name);
+    std::filesystem::rename(tmp, hosts, ec);
+    if (ec) return fail(ErrorCode::kInternal, "write {}: {}", hosts.string(), ec.message());
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto spec,
+                            ocispec::buildSpec(app, config,
+                                               {.container_id = id,
+                                                .ns = options_.ns,
+                                                .volumes_root = volumes_root,
+                                                .extra_env = services::serviceEnvironment(app),
+                                                .netns_path = netnsPath(app),
+                                                .hosts_file = hosts}));
 
   // Until the container record references it, the snapshot is garbage to containerd's
   // collector: hold a lease across both.
@@ -236,6 +251,9 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
     task.reset();
   }
   if (!task) {
+    // The app's network is made (or brought up to date) before its task joins it.
+    if (options_.networks != nullptr) FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));
+    FLEETLET_RETURN_IF_ERROR(refresh(app));
     containerd::SnapshotService snaps(connection_, scope());
     FLEETLET_ASSIGN_OR_RETURN(auto mounts, snaps.mounts(id));
     containerd::TaskIo io;
@@ -292,7 +310,26 @@ Status ContainerdRuntime::remove(const std::string& id) {
   return okIfNotFound(containers.remove(id));
 }
 
+Status ContainerdRuntime::refresh(const manifest::App& app) {
+  const std::string netns = netnsPath(app);
+  if (options_.services == nullptr || netns.empty()) return {};
+  return options_.services->link(app.name, app.services, netns);
+}
+
+std::string ContainerdRuntime::netnsPath(const manifest::App& app) const {
+  if (options_.networks == nullptr || app.network.mode == manifest::Network::Mode::kHost) return {};
+  return options_.networks->netnsPath(app.name).string();
+}
+
 void ContainerdRuntime::pruneAppData(const std::set<std::string>& live) {
+  // Listeners first (a listener keeps its namespace alive), then the networks: an app that is
+  // gone has no container left to use them.
+  if (options_.services != nullptr) options_.services->gc(live);
+  if (options_.networks != nullptr) options_.networks->gc(live);
+  std::error_code hosts_ec;
+  for (const auto& f : std::filesystem::directory_iterator(options_.data_dir / "hosts", hosts_ec)) {
+    if (!live.contains(f.path().filename().string())) std::filesystem::remove(f.path(), hosts_ec);
+  }
   const auto root = options_.data_dir / "logs";
   std::error_code ec;
   std::filesystem::directory_iterator it(root, ec);

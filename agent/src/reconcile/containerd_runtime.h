@@ -18,7 +18,9 @@
 #include "containerd/connection.h"
 #include "containerd/tasks.h"
 #include "image/store.h"
+#include "network/app_networks.h"
 #include "reconcile/runtime.h"
+#include "services/service_links.h"
 
 namespace fleetlet::reconcile {
 
@@ -36,6 +38,12 @@ struct ContainerdRuntimeOptions {
   int64_t pull_min_bytes_per_second = 1024;
   // The logs of an app that is gone are deleted once they have not been written for this long.
   std::chrono::milliseconds removed_log_retention{std::chrono::hours(1)};
+  // Each container app's own network (docs/networking.md); null: every container app gets a
+  // fresh, empty network namespace (only `lo`), and `expose` and the policy do nothing.
+  network::AppNetworks* networks = nullptr;
+  // The node services on isolated apps' localhost (docs/services.md); null: none handed over
+  // (apps still get the AX_* variables, pointing at the services' host listeners).
+  services::ServiceLinks* services = nullptr;
 };
 
 class ContainerdRuntime : public ContainerRuntime {
@@ -53,6 +61,7 @@ class ContainerdRuntime : public ContainerRuntime {
   Status ensureImage(const manifest::App& app, std::stop_token stop) override;
   Status create(const manifest::App& app, const std::string& id, int64_t revision) override;
   Result<uint32_t> start(const manifest::App& app, const std::string& id) override;
+  Status refresh(const manifest::App& app) override;
   Status stop(const std::string& id, std::chrono::milliseconds grace) override;
   Status remove(const std::string& id) override;
   void pruneAppData(const std::set<std::string>& live) override;
@@ -64,6 +73,8 @@ class ContainerdRuntime : public ContainerRuntime {
   // The image config of a target, read once per digest: content is immutable, so an entry is
   // never stale. Saves every app's worker re-reading manifest and config from the content store.
   Result<oci::ImageConfig> configOf(const containerd::Descriptor& target);
+  // The namespace an app's containers join; empty for a fresh one or the node's (mode host).
+  std::string netnsPath(const manifest::App& app) const;
 
   std::shared_ptr<containerd::Connection> connection_;
   ContainerdRuntimeOptions options_;

@@ -11,6 +11,8 @@ namespace {
 
 // The queue key of a resync; app names are never empty.
 const std::string kResyncKey;
+// When a running app's refresh (its service listeners) failed, it is tried again after this.
+constexpr auto kRefreshRetry = std::chrono::seconds(5);
 
 std::string runtimeName(manifest::Runtime r) {
   switch (r) {
@@ -157,6 +159,8 @@ void Reconciler::requestRestart(const std::string& app) {
   queue_.add(app);
 }
 
+void Reconciler::externalChanged(const std::string& app) { queue_.add(app); }
+
 void Reconciler::containerChanged(const std::string& container_id,
                                   std::optional<uint32_t> exited_pid) {
   std::string app;
@@ -261,6 +265,7 @@ void Reconciler::work(const std::string& key) {
       retryLater(desired().get(), key, Error(ErrorCode::kInternal, e.what()));
     }
   }
+  firstPassWorked(key);
 }
 
 void Reconciler::retryLater(const manifest::NodeState* based_on, const std::string& name,
@@ -280,6 +285,18 @@ void Reconciler::retryLater(const manifest::NodeState* based_on, const std::stri
   });
   emit(name, "error", message);
   settle(based_on, name, false, false);
+}
+
+void Reconciler::firstPassWorked(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    if (first_pass_done_ || !listed_) return;
+    first_pass_.erase(key);
+    if (!first_pass_.empty()) return;
+    first_pass_done_ = true;
+  }
+  spdlog::debug("reconcile: every app worked on once since the start");
+  if (options_.on_first_pass) options_.on_first_pass();
 }
 
 void Reconciler::doResync() {
@@ -304,6 +321,10 @@ void Reconciler::doResync() {
     listed_ = true;
   }
   const auto apps = liveApps();
+  {
+    std::lock_guard lock(mu_);
+    if (!first_pass_done_ && first_pass_.empty()) first_pass_ = apps;
+  }
   runtime_.pruneAppData(apps);
   for (const auto& name : apps) queue_.add(name);
   queue_.addAfter(kResyncKey, options_.now() + options_.resync);
@@ -439,15 +460,22 @@ void Reconciler::workApp(const std::string& name) {
                           .restart_requested = restart,
                           .now = options_.now()});
   if (plan.unsupported) {
+    std::optional<ExternalAppStatus> external;
+    if (app != nullptr && options_.external_status) external = options_.external_status(name);
     update(name, [&](AppSnapshot& s) {
-      s.state = "failed";
-      s.message = *plan.unsupported;
+      s.state = external ? external->state : "failed";
+      s.message = external ? external->message : *plan.unsupported;
+      if (external) s.runtime_state.restarts = external->restarts;
     });
     {
       std::lock_guard lock(mu_);
-      errors_[name] = *plan.unsupported;
+      if (external) {
+        errors_.erase(name);
+      } else {
+        errors_[name] = *plan.unsupported;
+      }
     }
-    settle(desired.get(), name, true, false);
+    settle(desired.get(), name, true, external && external->state == "running");
     return;
   }
   if (app != nullptr && startsNewContainer(plan.steps)) {
@@ -484,6 +512,14 @@ void Reconciler::workApp(const std::string& name) {
   }
   bool waiting = plan.wait_until.has_value();
   if (waiting) queue_.addAfter(name, *plan.wait_until);
+  std::string note;  // a problem beside a running task: shown, retried, not a failure
+  if (current != nullptr && current->task == ActualContainer::Task::kRunning) {
+    if (auto st = runtime_.refresh(*app); !st) {
+      note = st.error().message();
+      spdlog::warn("app {}: {}", name, note);
+      queue_.addAfter(name, options_.now() + kRefreshRetry);
+    }
+  }
   {
     std::lock_guard lock(mu_);
     errors_.erase(name);
@@ -491,7 +527,7 @@ void Reconciler::workApp(const std::string& name) {
   if (app != nullptr) {
     update(name, [&](AppSnapshot& s) {
       s.state = stateOf(current, *app, waiting);
-      s.message.clear();
+      s.message = note;
       s.retry_at.reset();
       s.container_id = current != nullptr ? current->id : "";
       s.pid =

@@ -57,6 +57,14 @@ struct AppSnapshot {
   bool operator==(const AppSnapshot&) const = default;
 };
 
+// The status of an app whose runtime fleetletd runs outside containerd (runtime: webview,
+// run by webview::WebviewRuntime): a state of core::AppStatus::state, why, and its restarts.
+struct ExternalAppStatus {
+  std::string state;
+  std::string message;
+  int restarts = 0;
+};
+
 struct ReconcilerOptions {
   size_t parallelism = 4;                   // worker threads
   size_t pull_parallelism = 2;              // images pulled at once
@@ -67,6 +75,13 @@ struct ReconcilerOptions {
   // An app's status changed (state "removed": it is gone). Called from workers and from the
   // threads calling setDesired/containerChanged, never under the reconciler's lock.
   std::function<void(const AppSnapshot&)> on_app;
+  // Called once, from a worker, when every app of the first successful resync (desired or
+  // found in containerd) has been worked on once: the running ones are refreshed by then (a
+  // restarted fleetletd has made their service listeners again).
+  std::function<void()> on_first_pass;
+  // The status of an app of a runtime the reconciler does not run itself (webview); nullopt
+  // (or no function) means that runtime is not supported on this node. Called from workers.
+  std::function<std::optional<ExternalAppStatus>(const std::string& app)> external_status;
 };
 
 class Reconciler {
@@ -81,6 +96,8 @@ class Reconciler {
   void setDesired(std::shared_ptr<const manifest::NodeState> desired);
   std::shared_ptr<const manifest::NodeState> desired() const;
   void requestRestart(const std::string& app);
+  // The status of an app run outside containerd changed: its status is read again soon.
+  void externalChanged(const std::string& app);
   // A containerd event about a container: its app is worked on soon. `exited_pid` (a task exit)
   // marks the app's task dead in the status at once, before any worker looks at it, when it is
   // the pid the status shows (not an exec'd health probe).
@@ -117,6 +134,8 @@ class Reconciler {
   void work(const std::string& key);
   void workApp(const std::string& name);
   void doResync();
+  // Counts `key` as worked on for on_first_pass and fires it when the first pass is complete.
+  void firstPassWorked(const std::string& key);
   // kPull: nullopt while the pull is in flight (the app is queued again when it ends).
   std::optional<Status> requestPull(const manifest::App& app);
   bool runOnePull(const std::stop_token& stop);
@@ -162,6 +181,9 @@ class Reconciler {
   std::map<std::string, std::set<std::string>> known_;  // guarded by mu_
   std::map<std::string, std::string> owner_;            // guarded by mu_
   bool listed_ = false;                                 // guarded by mu_: a resync succeeded
+  // Apps of the first resync not worked on yet (on_first_pass), and whether that has fired.
+  std::set<std::string> first_pass_;  // guarded by mu_
+  bool first_pass_done_ = false;      // guarded by mu_
   // Apps (desired, or with containers to remove) not yet matching the desired revision, and
   // the in-sync ones that are not clean (waiting for a restart backoff, unsupported).
   std::set<std::string> unsynced_;  // guarded by mu_

@@ -33,15 +33,20 @@ class ContainerRuntime {
   // Creates container `id` (snapshot + record with the fleetlet labels) for `app`; succeeds
   // when a container with that id and the app's spec hash exists already.
   virtual Status create(const manifest::App& app, const std::string& id, int64_t revision) = 0;
-  // Creates the task when there is none (deleting a stopped one first) and starts it.
-  // Returns the pid.
+  // Creates the task when there is none (deleting a stopped one first; the app's network is
+  // brought up to date before a task is created) and starts it. Returns the pid.
   virtual Result<uint32_t> start(const manifest::App& app, const std::string& id) = 0;
+  // Brings what lives beside a running task up to date with the app's spec without touching
+  // the task: its node-service listeners (a restarted fleetletd makes them again). Called on
+  // every pass over a desired app whose container runs; cheap when nothing changed.
+  virtual Status refresh(const manifest::App& app) = 0;
   // SIGTERM, then SIGKILL once `grace` has passed; succeeds when no task runs.
   virtual Status stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   // Deletes task, snapshot and container; succeeds when they are gone already.
   virtual Status remove(const std::string& id) = 0;
-  // Deletes per-app data kept beside containerd (logs) of every app not in `live` once its
-  // retention has passed. Best effort: problems are logged.
+  // Deletes per-app data kept beside containerd of every app not in `live`: its network
+  // (namespace, attachment) at once, its logs once their retention has passed. Best effort:
+  // problems are logged and retried on the next call.
   virtual void pruneAppData(const std::set<std::string>& live) = 0;
 };
 

@@ -2,12 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 
 namespace fleetlet::state {
 namespace {
 
-constexpr std::array<std::string_view, 1> kMigrations = {R"sql(
+constexpr std::array<std::string_view, 2> kMigrations = {R"sql(
 CREATE TABLE manifests (
   revision INTEGER PRIMARY KEY,
   text TEXT NOT NULL,
@@ -24,6 +25,13 @@ CREATE TABLE apps (
   last_exit_code INTEGER,
   last_exit_at_ms INTEGER,
   last_exit_id TEXT NOT NULL
+);
+)sql",
+                                                         R"sql(
+CREATE TABLE failed_revisions (
+  revision INTEGER PRIMARY KEY,
+  reason TEXT NOT NULL,
+  failed_at INTEGER NOT NULL
 );
 )sql"};
 
@@ -83,6 +91,12 @@ Status StateStore::accept(int64_t revision, std::string_view text, std::string_v
                 "revision {} is not newer than the accepted revision {} (applied: {})", revision,
                 desired, applied);
   }
+  FLEETLET_ASSIGN_OR_RETURN(int64_t failed, readInt("failed_revision"));
+  if (revision <= failed) {
+    return fail(ErrorCode::kFailedPrecondition,
+                "revision {} is not newer than revision {}, which failed and was rolled back",
+                revision, failed);
+  }
   FLEETLET_ASSIGN_OR_RETURN(
       auto ins, db_.prepare("INSERT INTO manifests(revision, text, source, accepted_at) "
                             "VALUES(?, ?, ?, ?)"));
@@ -94,7 +108,8 @@ Status StateStore::accept(int64_t revision, std::string_view text, std::string_v
   FLEETLET_RETURN_IF_ERROR(writeInt("desired_revision", revision));
   FLEETLET_ASSIGN_OR_RETURN(
       auto prune, db_.prepare("DELETE FROM manifests WHERE revision NOT IN (SELECT revision FROM "
-                              "manifests ORDER BY revision DESC LIMIT ?)"));
+                              "manifests ORDER BY revision DESC LIMIT ?) AND revision IS NOT "
+                              "(SELECT value FROM node WHERE key = 'last_good_revision')"));
   FLEETLET_RETURN_IF_ERROR(prune.bind(1, kKeptManifests));
   FLEETLET_RETURN_IF_ERROR(prune.run());
   return tx.commit();
@@ -108,6 +123,54 @@ Result<std::optional<StoredManifest>> StateStore::desired() {
   FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return std::optional<StoredManifest>();
   return StoredManifest{st.columnInt64(0), st.columnText(1), st.columnText(2)};
+}
+
+Result<std::optional<StoredManifest>> StateStore::manifestAt(int64_t revision) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("SELECT revision, text, source FROM manifests WHERE revision = ?"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, revision));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return std::optional<StoredManifest>();
+  return StoredManifest{st.columnInt64(0), st.columnText(1), st.columnText(2)};
+}
+
+int64_t StateStore::revisionFloor() {
+  std::lock_guard lock(mu_);
+  return std::max(readInt("desired_revision").value_or(0), readInt("failed_revision").value_or(0));
+}
+
+Status StateStore::rollBack(int64_t failed, std::string_view reason, int64_t back_to) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto ins, db_.prepare("INSERT OR REPLACE INTO failed_revisions(revision, reason, failed_at) "
+                            "VALUES(?, ?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(1, failed));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(2, reason));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(3, toMs(reconcile::Clock::now())));
+  FLEETLET_RETURN_IF_ERROR(ins.run());
+  FLEETLET_ASSIGN_OR_RETURN(int64_t highest, readInt("failed_revision"));
+  FLEETLET_RETURN_IF_ERROR(writeInt("failed_revision", std::max(highest, failed)));
+  FLEETLET_RETURN_IF_ERROR(writeInt("desired_revision", back_to));
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto prune, db_.prepare("DELETE FROM failed_revisions WHERE revision NOT IN (SELECT "
+                              "revision FROM failed_revisions ORDER BY revision DESC LIMIT 10)"));
+  FLEETLET_RETURN_IF_ERROR(prune.run());
+  return tx.commit();
+}
+
+Result<std::vector<FailedRevision>> StateStore::failedRevisions() {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("SELECT revision, reason FROM failed_revisions ORDER BY revision DESC"));
+  std::vector<FailedRevision> out;
+  for (;;) {
+    FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    out.push_back({st.columnInt64(0), st.columnText(1)});
+  }
+  return out;
 }
 
 int64_t StateStore::desiredRevision() {

@@ -10,12 +10,18 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "error/error.h"
 #include "reconcile/model.h"
 #include "sqlite/database.h"
 
 namespace fleetlet::state {
+
+struct FailedRevision {
+  int64_t revision = 0;
+  std::string reason;
+};
 
 struct StoredManifest {
   int64_t revision = 0;
@@ -34,6 +40,15 @@ class StateStore {
   Status accept(int64_t revision, std::string_view text, std::string_view source);
   // The newest accepted manifest, if any.
   Result<std::optional<StoredManifest>> desired();
+  // A kept manifest (the 10 newest and the last good one are kept).
+  Result<std::optional<StoredManifest>> manifestAt(int64_t revision);
+  // The revision a new manifest must be above: the desired one, or a higher one that failed.
+  int64_t revisionFloor();
+  // Rolls back: `failed` is recorded as failed with `reason` (never accepted again) and
+  // `back_to` (a kept manifest) becomes the desired revision. One transaction.
+  Status rollBack(int64_t failed, std::string_view reason, int64_t back_to);
+  // Revisions that failed, newest first (at most 10).
+  Result<std::vector<FailedRevision>> failedRevisions();
   int64_t desiredRevision();
   int64_t appliedRevision();
   int64_t lastGoodRevision();

@@ -50,6 +50,7 @@ Status AttachmentCache::put(const CachedAttachment& entry) {
               {"network", entry.network},
               {"capabilityArgs", entry.capability_args},
               {"cniArgs", entry.cni_args},
+              {"meta", entry.meta},
               {"result", entry.result ? *entry.result : Json()}};
   auto path = pathOf(entry.container_id, entry.ifname);
   auto tmp = path;
@@ -112,6 +113,7 @@ Result<std::optional<CachedAttachment>> AttachmentCache::get(const std::string& 
   out.network = doc->value("network", Json());
   if (!out.network.is_object()) return corrupt("network missing");
   out.capability_args = doc->value("capabilityArgs", Json::object());
+  out.meta = doc->value("meta", Json::object());
   if (auto r = doc->find("result"); r != doc->end() && !r->is_null()) out.result = *r;
   return out;
 }

@@ -28,6 +28,7 @@ struct CachedAttachment {
   Json network;                // the conflist (as parsed) the attachment was made with
   Json capability_args;        // object: capability name -> value
   std::string cni_args;        // CNI_ARGS
+  Json meta = Json::object();  // the caller's own data (AttachmentRequest::meta), never sent
   std::optional<Json> result;  // the final ADD result; absent while ADD runs or failed
 };
 

@@ -41,6 +41,8 @@ std::string attachmentKey(const std::string& container_id, const std::string& if
   return container_id + ":" + ifname;
 }
 
+}  // namespace
+
 Json capabilityArgs(const AttachmentRequest& request) {
   Json out =
       request.extra_capability_args.is_object() ? request.extra_capability_args : Json::object();
@@ -57,6 +59,8 @@ Json capabilityArgs(const AttachmentRequest& request) {
   if (request.firewall) out[std::string(firewall::kCapability)] = request.firewall->toJson();
   return out;
 }
+
+namespace {
 
 Status validate(const AttachmentRequest& request) {
   if (!isValidContainerId(request.container_id)) {
@@ -201,6 +205,7 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
                          .network = network_.raw,
                          .capability_args = capabilityArgs(request),
                          .cni_args = cni_args,
+                         .meta = request.meta.is_object() ? request.meta : Json::object(),
                          .result = std::nullopt};
   FLEETLET_RETURN_IF_ERROR(cache_.put(entry));
 
@@ -232,7 +237,9 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
                     .ifname = entry.ifname,
                     .app = entry.app,
                     .netns = entry.netns,
-                    .result = std::move(*last)};
+                    .result = std::move(*last),
+                    .capability_args = entry.capability_args,
+                    .meta = entry.meta};
 }
 
 Status Executor::check(const std::string& container_id, const std::string& ifname) {
@@ -251,6 +258,28 @@ Status Executor::check(const std::string& container_id, const std::string& ifnam
     }
   }
   return {};
+}
+
+Status Executor::updateFirewall(const std::string& container_id, const std::string& ifname,
+                                const firewall::Policy& policy, const Json& meta) {
+  std::lock_guard lock(mutex_);
+  const std::string key = attachmentKey(container_id, ifname);
+  FLEETLET_ASSIGN_OR_RETURN(auto entry, cache_.get(container_id, ifname));
+  if (!entry || !entry->result) {
+    return fail(ErrorCode::kNotFound, "update firewall of {}: no attachment of that id", key);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto net,
+                            parseConfListJson(entry->network, "cached network of " + key));
+  CachedAttachment updated = *entry;
+  if (!updated.capability_args.is_object()) updated.capability_args = Json::object();
+  updated.capability_args[std::string(firewall::kCapability)] = policy.toJson();
+  if (meta.is_object()) updated.meta = meta;
+  for (const auto& plugin : net.plugins) {
+    if (!plugin.capabilities.contains(std::string(firewall::kCapability))) continue;
+    auto added = invoke("ADD", net, plugin, updated, &*entry->result);
+    if (!added) return std::unexpected(added.error().wrap("update firewall of {}", key));
+  }
+  return cache_.put(updated);
 }
 
 Status Executor::del(const std::string& container_id, const std::string& ifname) {
@@ -299,7 +328,9 @@ Result<std::vector<Attachment>> Executor::attachments() const {
                              .ifname = entry->ifname,
                              .app = entry->app,
                              .netns = entry->netns,
-                             .result = std::move(result)});
+                             .result = std::move(result),
+                             .capability_args = entry->capability_args,
+                             .meta = entry->meta});
   }
   return out;
 }

@@ -61,6 +61,7 @@ struct AttachmentRequest {
   std::optional<firewall::Policy> firewall;     // the `fleetletFirewall` capability
   Json extra_capability_args = Json::object();  // further capabilities by name
   std::map<std::string, std::string> args;      // CNI_ARGS (K=V;K=V)
+  Json meta = Json::object();  // the caller's own data: cached with the attachment, never sent
 };
 
 struct Attachment {
@@ -69,7 +70,13 @@ struct Attachment {
   std::string app;
   std::filesystem::path netns;
   AddResult result;  // the final plugin's result: the container's addresses, interfaces
+  Json capability_args = Json::object();  // runtimeConfig by capability, as last applied
+  Json meta = Json::object();             // AttachmentRequest::meta
 };
+
+// The runtimeConfig values a request carries, by capability name (portMappings,
+// fleetletFirewall, extra ones): what Attachment::capability_args records.
+Json capabilityArgs(const AttachmentRequest& request);
 
 struct AppTraffic {
   std::string container_id;
@@ -103,6 +110,16 @@ class Executor {
   // CHECK with the cached configuration and result. kNotFound when the attachment is not in
   // the cache; success without running plugins when the network sets disableCheck.
   Status check(const std::string& container_id, const std::string& ifname = "eth0");
+
+  // Changes the `fleetletFirewall` capability of a cached attachment without touching its
+  // interface or address: ADD of every plugin declaring that capability runs again with the
+  // new policy and the cached final result as prevResult (fleetlet-firewall's ADD replaces the
+  // attachment's rules and passes prevResult through), then the cache records the policy (and
+  // `meta` in place of the attachment's meta, unless it is null).
+  // kNotFound when the attachment is not cached or incomplete; a plugin's error names it, and
+  // the cache then keeps the old policy (a later DEL removes whatever rules are in place).
+  Status updateFirewall(const std::string& container_id, const std::string& ifname,
+                        const firewall::Policy& policy, const Json& meta = nullptr);
 
   // DEL in reverse order with the cached configuration and result; success when the
   // attachment is not cached. Best effort: every plugin's DEL runs even when one before it

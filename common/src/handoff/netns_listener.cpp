@@ -26,7 +26,8 @@ std::optional<int> somaxconn() {
   return std::nullopt;
 }
 
-Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int backlog) {
+Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int backlog,
+                            bool reuse_port) {
   sockaddr_storage storage{};
   socklen_t length = 0;
   int family = 0;
@@ -53,6 +54,9 @@ Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int 
   if (::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
     return failErrno(errno, "SO_REUSEADDR");
   }
+  if (reuse_port && ::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return failErrno(errno, "SO_REUSEPORT");
+  }
   if (family == AF_INET6 &&
       ::setsockopt(sock.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
     return failErrno(errno, "IPV6_V6ONLY");
@@ -69,10 +73,10 @@ Result<UniqueFd> listenHere(const std::string& address, std::uint16_t port, int 
 }  // namespace
 
 Result<UniqueFd> listenInNetns(const std::filesystem::path& netns, const std::string& address,
-                               std::uint16_t port, int backlog) {
+                               std::uint16_t port, int backlog, bool reuse_port) {
   std::optional<Result<UniqueFd>> result;
   FLEETLET_RETURN_IF_ERROR(
-      runInNetns(netns, [&] { result.emplace(listenHere(address, port, backlog)); }));
+      runInNetns(netns, [&] { result.emplace(listenHere(address, port, backlog, reuse_port)); }));
   if (!result.has_value()) {
     return fail(ErrorCode::kInternal, "listen on {}:{} in {}: not run", address, port,
                 netns.string());

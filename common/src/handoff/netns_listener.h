@@ -38,10 +38,13 @@ using netns::runInNetns;
 // min(backlog, somaxconn) (backlog <= 0 means kDefaultBacklog). The caller owns the returned
 // fd; the socket stays in that namespace for its whole life (and keeps the namespace alive
 // after `ip netns del` until the last duplicate is closed).
+// With `reuse_port`, SO_REUSEPORT too: a new listener can be bound beside one that another
+// holder still has (a restarted agent re-creating what the service holds); both must set it.
 // Fails with kInvalidArgument for a malformed address, kNotFound for a missing namespace and
 // the errno of the failing call (bind: EADDRINUSE is kInternal with sysErrno() set).
 Result<UniqueFd> listenInNetns(const std::filesystem::path& netns, const std::string& address,
-                               std::uint16_t port, int backlog = kDefaultBacklog);
+                               std::uint16_t port, int backlog = kDefaultBacklog,
+                               bool reuse_port = false);
 
 // The inode of the network namespace socket `fd` lives in (ioctl SIOCGSKNS; CAP_NET_ADMIN).
 Result<ino_t> socketNetnsInode(int fd);

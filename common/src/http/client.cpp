@@ -86,6 +86,12 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
     }
     return chunk.size();
   }
+  if (t->sink != nullptr) {
+    // An error body while streaming: keep what a message needs.
+    size_t room = Client::kMaxErrorBody - std::min(Client::kMaxErrorBody, t->response.body.size());
+    t->response.body.append(chunk.substr(0, room));
+    return chunk.size();
+  }
   t->response.body.append(chunk);
   return chunk.size();
 }
@@ -186,6 +192,16 @@ Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const
   }
   if (options.unix_socket)
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, options.unix_socket->c_str());
+  const ClientTls& tls = options.tls;
+  if (!tls.client_cert.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());
+  if (!tls.client_key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key.c_str());
+  if (!tls.ca_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
+  }
+  std::string pins;
+  for (const auto& pin : tls.pinned_public_keys) pins += (pins.empty() ? "" : ";") + pin;
+  if (!pins.empty()) curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pins.c_str());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &onHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &onBody);

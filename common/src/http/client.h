@@ -53,6 +53,16 @@ struct ClientResponse {
   std::string effective_url;
 };
 
+// TLS settings beyond curl's defaults (system CAs, no client certificate). Files are PEM and
+// read by curl when it opens a connection; a reused connection keeps what it was opened with.
+struct ClientTls {
+  std::string client_cert;  // CURLOPT_SSLCERT
+  std::string client_key;   // CURLOPT_SSLKEY
+  std::string ca_file;      // CURLOPT_CAINFO: only these CAs, not the system's
+  // CURLOPT_PINNEDPUBLICKEY: "sha256//<base64>" pins; the server's key must match one.
+  std::vector<std::string> pinned_public_keys;
+};
+
 struct ClientOptions {
   std::string user_agent = "fleetlet/0.1";
   // Talk HTTP over this unix socket instead of TCP (the URL's host is then only a name).
@@ -69,6 +79,7 @@ struct ClientOptions {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // Once stop is requested, a transfer in progress ends at once (kUnavailable "cancelled").
   std::stop_token stop;
+  ClientTls tls;
 };
 
 // Receives body bytes as they arrive; returning false aborts the transfer (the call then fails
@@ -77,6 +88,8 @@ using BodySink = std::function<bool(std::string_view chunk)>;
 
 class Client {
  public:
+  static constexpr size_t kMaxErrorBody = size_t{64} * 1024;
+
   explicit Client(ClientOptions options = {});
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
@@ -87,7 +100,8 @@ class Client {
   Result<ClientResponse> send(const ClientRequest& request);
 
   // Performs the request; a 2xx body is passed to `sink` chunk by chunk and not kept. A
-  // non-2xx body is buffered in ClientResponse::body instead.
+  // non-2xx body is buffered in ClientResponse::body instead, its first kMaxErrorBody bytes
+  // only (the rest is read and dropped), so a hostile error page cannot fill memory.
   Result<ClientResponse> stream(const ClientRequest& request, const BodySink& sink);
 
  private:

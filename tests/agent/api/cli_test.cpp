@@ -1,5 +1,6 @@
 // fleetletctl's node commands, run as the real binary against the real API server on a temp
 // unix socket over a FakeNodeService.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -17,6 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::FakeNodeService;
+using ::testing::HasSubstr;
 
 constexpr auto kPatience = 10s;
 
@@ -208,6 +210,24 @@ TEST_F(CliTest, RestartRestartsTheApp) {
   EXPECT_EQ(unknown.err, "fleetletctl: app \"nope\" not found\n");
 }
 
+TEST_F(CliTest, ScreenshotWritesThePngAndShowSwitches) {
+  auto none = ctl({"screenshot", "-o", (dir_->path() / "none.png").string()});
+  EXPECT_EQ(none.status.exit_code, 1);
+  EXPECT_EQ(none.err, "fleetletctl: this node shows no apps (no display configured)\n");
+
+  const std::string png("\x89PNG\r\n\x1a\n\0binary", 14);
+  service_.setScreen(png);
+  const auto file = dir_->path() / "shot.png";
+  auto out = ctl({"screenshot", "camera", "-o", file.string()});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(slurp(file), png);
+  auto show = ctl({"show", "camera"});
+  EXPECT_EQ(show.status.exit_code, 0) << show.err;
+  EXPECT_EQ(show.out, "showing camera\n");
+  EXPECT_EQ(service_.shown(), std::vector<std::string>{"camera"});
+  EXPECT_EQ(ctl({"show", "Bad_Name"}).status.exit_code, 1);
+}
+
 TEST_F(CliTest, StatusPrintsRevisionsAndErrors) {
   auto out = ctl({"status"});
   EXPECT_EQ(out.status.exit_code, 0) << out.err;
@@ -341,11 +361,11 @@ TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
       {{"status", "--bogus"}, "unknown option --bogus"},
       {{"get", "apps", "--bogus=1"}, "unknown option --bogus=1"},
       {{},
-       "a command is required (expected image, apply, get, describe, logs, restart, status, "
-       "events)"},
+       "a command is required (expected image, apply, get, describe, logs, restart, "
+       "screenshot, show, status, events, manifest)"},
       {{"bogus"},
        "unknown command \"bogus\" (expected image, apply, get, describe, logs, "
-       "restart, status, events)"},
+       "restart, screenshot, show, status, events, manifest)"},
       {{"get", "pods"}, "unknown resource \"pods\" (expected apps)"},
       {{"get"}, "get needs a resource (expected apps)"},
       {{"describe", "pod", "camera"}, "unknown resource \"pod\" (expected app)"},
@@ -389,6 +409,60 @@ TEST_F(CliTest, HelpExits0AndGlobalOptionsMayFollowTheCommand) {
   auto large = ctl({"events", "--after", "9223372036854775807"});
   EXPECT_EQ(large.status.exit_code, 0) << large.err;
   EXPECT_EQ(large.out, "");
+}
+
+// `fleetletctl manifest`: keys from keygen or openssl, sign, verify; no fleetletd involved.
+TEST_F(CliTest, ManifestKeygenSignVerify) {
+  const auto key = (dir_->path() / "fleet.key").string();
+  auto gen = ctl({"manifest", "keygen", "--out", key});
+  ASSERT_EQ(gen.status.exit_code, 0) << gen.err;
+  const std::string id = gen.out.substr(0, 64);
+  EXPECT_EQ(std::filesystem::status(key).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // The key id is what openssl and sha256sum compute from the public key.
+  auto openssl_id = runCommand(
+      {"/bin/sh", "-c", "openssl pkey -pubin -in " + key + ".pub -outform DER | sha256sum"}, {});
+  ASSERT_TRUE(openssl_id);
+  EXPECT_EQ(openssl_id->out.substr(0, 64), id);
+  EXPECT_EQ(ctl({"manifest", "keyid", key + ".pub"}).out, id + "  " + key + ".pub\n");
+
+  auto manifest = write("n1.yaml", std::string(kManifest) + "node: n1\n");
+  const auto envelope = (dir_->path() / "n1.dsse.json").string();
+  auto sign = ctl({"manifest", "sign", "-f", manifest.string(), "--key", key, "-o", envelope});
+  ASSERT_EQ(sign.status.exit_code, 0) << sign.err;
+  auto verify = ctl({"manifest", "verify", "-f", envelope, "--key", key + ".pub", "--node", "n1"});
+  EXPECT_EQ(verify.status.exit_code, 0) << verify.err;
+  EXPECT_EQ(verify.out, "verified: revision 8 for node n1, signed by " + id + "\n");
+
+  // Another node, another key (made by openssl), a threshold not met.
+  auto other_node =
+      ctl({"manifest", "verify", "-f", envelope, "--key", key + ".pub", "--node", "n2"});
+  EXPECT_EQ(other_node.status.exit_code, 1);
+  EXPECT_EQ(other_node.err,
+            "fleetletctl: node: manifest is for node \"n1\", this node is \"n2\"\n");
+  const auto other = (dir_->path() / "other.key").string();
+  ASSERT_TRUE(runCommand({"openssl", "genpkey", "-algorithm", "ed25519", "-out", other}, {}));
+  auto wrong = ctl({"manifest", "verify", "-f", envelope, "--key", other});
+  EXPECT_EQ(wrong.status.exit_code, 1);
+  EXPECT_THAT(wrong.err, HasSubstr("signature: no valid signature by a trusted key"));
+  auto two = ctl({"manifest", "verify", "-f", envelope, "--key", key + ".pub", "--key", other,
+                  "--threshold", "2"});
+  EXPECT_THAT(two.err, HasSubstr("1 of the 2 required trusted keys signed"));
+  // An openssl key signs too; both signatures then count.
+  auto both = ctl({"manifest", "sign", "-f", manifest.string(), "--key", key, "--key", other});
+  ASSERT_EQ(both.status.exit_code, 0) << both.err;
+  auto envelope2 = write("both.json", both.out);
+  EXPECT_EQ(ctl({"manifest", "verify", "-f", envelope2.string(), "--key", key + ".pub", "--key",
+                 other, "--threshold", "2"})
+                .status.exit_code,
+            0);
+
+  // Only valid manifests are signed.
+  auto bad = write("bad.yaml", "apiVersion: fleetlet.io/v1\nkind: NodeState\napps: {}\n");
+  auto refused = ctl({"manifest", "sign", "-f", bad.string(), "--key", key});
+  EXPECT_EQ(refused.status.exit_code, 1);
+  EXPECT_EQ(refused.err, "fleetletctl: " + bad.string() + ": revision: required\n");
+  EXPECT_EQ(refused.out, "");
 }
 
 TEST_F(CliTest, EnvironmentSelectsTheSocket) {

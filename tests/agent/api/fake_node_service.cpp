@@ -161,6 +161,33 @@ int64_t FakeNodeService::publish(std::string app, std::string kind, std::string 
   return seq;
 }
 
+Result<std::string> FakeNodeService::screenshot(std::string_view app) {
+  std::lock_guard lock(mu_);
+  if (!screen_) return NodeService::screenshot(app);
+  if (!app.empty() && !apps_.contains(app)) {
+    return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
+  }
+  return *screen_;
+}
+
+Status FakeNodeService::show(std::string_view app) {
+  std::lock_guard lock(mu_);
+  if (!screen_) return NodeService::show(app);
+  if (!apps_.contains(app)) return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
+  shown_.emplace_back(app);
+  return {};
+}
+
+void FakeNodeService::setScreen(std::string png) {
+  std::lock_guard lock(mu_);
+  screen_ = std::move(png);
+}
+
+std::vector<std::string> FakeNodeService::shown() {
+  std::lock_guard lock(mu_);
+  return shown_;
+}
+
 std::vector<std::string> FakeNodeService::restarted() {
   std::lock_guard lock(mu_);
   return restarted_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ class FakeNodeService : public core::NodeService {
   std::vector<core::NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<core::EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
+  // With setScreen(): that PNG for the app on screen or a known app, and show() records;
+  // without: the NodeService defaults (no display).
+  Result<std::string> screenshot(std::string_view app) override;
+  Status show(std::string_view app) override;
 
   // Test controls.
   // Two apps and a node status: "camera" (container, running 3m, 2 restarts, spec and two
@@ -39,6 +44,8 @@ class FakeNodeService : public core::NodeService {
   // Appends an event with the next seq and wakes the watchers. Returns its seq.
   int64_t publish(std::string app, std::string kind, std::string message);
   std::vector<std::string> restarted();
+  void setScreen(std::string png);
+  std::vector<std::string> shown();
   // The manifests apply() accepted, with their source.
   std::vector<std::pair<std::string, std::string>> applied();
 
@@ -51,6 +58,8 @@ class FakeNodeService : public core::NodeService {
   core::NodeStatus status_;
   std::vector<core::NodeEvent> events_;
   std::vector<std::string> restarted_;
+  std::optional<std::string> screen_;
+  std::vector<std::string> shown_;
   std::vector<std::pair<std::string, std::string>> applied_;
 };
 

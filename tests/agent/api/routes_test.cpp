@@ -220,6 +220,29 @@ TEST_F(ApiTest, RestartRestartsTheApp) {
   EXPECT_EQ(service_.restarted(), std::vector<std::string>{"camera"});
 }
 
+TEST_F(ApiTest, ScreenshotAndShowWithoutADisplayAre409) {
+  expectError(call("GET", "/v1/screenshot"), 409, "ERR_FAILED_PRECONDITION",
+              "no display configured");
+  expectError(call("POST", "/v1/apps/camera/show"), 409, "ERR_FAILED_PRECONDITION",
+              "no display configured");
+}
+
+TEST_F(ApiTest, ScreenshotIsThePngAndShowSwitches) {
+  const std::string png("\x89PNG\r\n\x1a\n\0binary", 14);
+  service_.setScreen(png);
+  auto r = call("GET", "/v1/screenshot");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, png);
+  EXPECT_EQ(r.content_type, "image/png");
+  EXPECT_EQ(call("GET", "/v1/screenshot?app=camera").body, png);
+  expectError(call("GET", "/v1/screenshot?app=nope"), 404, "ERR_NOT_FOUND", "\"nope\"");
+  auto shown = call("POST", "/v1/apps/camera/show");
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(parse(shown), (Json{{"app", "camera"}, {"shown", true}}));
+  EXPECT_EQ(service_.shown(), std::vector<std::string>{"camera"});
+  expectError(call("POST", "/v1/apps/..%2Fx/show"), 400, "ERR_BAD_REQUEST", "invalid app name");
+}
+
 TEST_F(ApiTest, StatusReportsRevisionsAndErrors) {
   auto r = call("GET", "/v1/status");
   ASSERT_EQ(r.status, 200) << r.body;

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,48 +19,12 @@
 #include <sstream>
 #include <thread>
 
-#include "http/client.h"
-#include "json/json.h"
-#include "os/child_process.h"
-#include "support/local_registry.h"
-#include "support/private_containerd.h"
-#include "support/require_root.h"
-#include "support/shared_images.h"
-#include "support/system_state.h"
-#include "support/temp_dir.h"
-#include "support/test_images.h"
+#include "fleetletd_fixture.h"
 
 namespace fleetlet {
 namespace {
 
-using testing::LocalRegistry;
-using testing::PrivateContainerd;
-using testing::TempDir;
-using testing::TestImages;
-using namespace std::chrono_literals;
-
-std::string readFile(const std::filesystem::path& p) {
-  std::stringstream ss;
-  ss << std::ifstream(p).rdbuf();
-  return ss.str();
-}
-
-size_t countOf(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
-std::set<std::string> lines(const std::string& text) {
-  std::set<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) out.insert(l);
-  }
-  return out;
-}
+using namespace fleetletd_testing;
 
 // A registry that answers every request with a 200 whose body drips in at 2 bytes a second,
 // for ever: the slowest registry a pull can meet.
@@ -156,185 +121,6 @@ int threadCount(pid_t pid) {
   }
   return n;
 }
-
-class FleetletdTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    FLEETLET_REQUIRE_ROOT();
-    auto shared = testing::SharedImages::get({.include_big = false});
-    ASSERT_TRUE(shared) << shared.error().message();
-    registry_ = &(*shared)->registry();
-    images_ = &(*shared)->images();
-    auto ctrd = PrivateContainerd::start();
-    ASSERT_TRUE(ctrd) << ctrd.error().message();
-    containerd_.emplace(std::move(*ctrd));
-    auto dir = TempDir::create("fleetletd-test");
-    ASSERT_TRUE(dir);
-    dir_.emplace(std::move(*dir));
-    std::filesystem::create_directories(desiredDir());
-    // runc keeps state per namespace and id in a directory every containerd shares: a
-    // namespace of its own keeps parallel tests apart.
-    ns_ = PrivateContainerd::uniqueId("fltest");
-  }
-
-  void TearDown() override {
-    if (agent_) stopAgent();
-  }
-
-  std::filesystem::path desiredDir() const { return dir_->path() / "desired"; }
-  std::filesystem::path dataDir() const { return dir_->path() / "data"; }
-  std::filesystem::path logPath() const { return dir_->path() / "fleetletd.log"; }
-
-  // `extra` flags follow the usual ones; `wrapper` runs before fleetletd (e.g. a shell that
-  // moves itself into a cgroup, then execs "$@").
-  void startAgent(const std::vector<std::string>& extra = {},
-                  const std::vector<std::string>& wrapper = {}) {
-    std::vector<std::string> argv = wrapper;
-    for (const auto& a :
-         {std::string(FLEETLETD_PATH), std::string("--containerd"), containerd_->socket().string(),
-          std::string("--namespace"), ns_, std::string("--data-dir"), dataDir().string(),
-          std::string("--api-socket"), (dir_->path() / "api.sock").string(),
-          std::string("--desired"), desiredDir().string(), std::string("--plain-http-registry"),
-          registry_->address(), std::string("--log-level"), std::string("debug")}) {
-      argv.push_back(a);
-    }
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto child =
-        ChildProcess::spawn({.argv = argv, .stdout_path = logPath(), .stderr_path = logPath()});
-    ASSERT_TRUE(child) << child.error().message();
-    agent_.emplace(std::move(*child));
-  }
-
-  void stopAgent() {
-    auto status = agent_->stop(SIGTERM, 20s);
-    EXPECT_EQ(status.term_signal, 0) << "fleetletd did not stop on SIGTERM\n" << agentLog();
-    agent_.reset();
-  }
-
-  void killAgent() {
-    agent_->signal(SIGKILL);
-    agent_->wait();
-    agent_.reset();
-  }
-
-  std::string agentLog() const { return readFile(logPath()); }
-
-  // Writes the manifest atomically into the watched directory.
-  void apply(const std::string& yaml, const std::string& file = "node.yaml") {
-    auto tmp = desiredDir() / (".tmp-" + file);
-    std::ofstream(tmp) << yaml;
-    std::filesystem::rename(tmp, desiredDir() / file);
-  }
-
-  std::string manifest(int revision, const std::string& apps) const {
-    return "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: " + std::to_string(revision) +
-           "\napps:\n" + apps;
-  }
-
-  // A busybox app; `body` is extra YAML at the app's indentation.
-  std::string busyboxApp(const std::string& name, const std::string& command,
-                         const std::string& body = "") const {
-    return "  " + name + ":\n    runtime: container\n    image: " + images_->busybox() +
-           "\n    args: [\"sh\", \"-c\", \"" + command + "\"]\n    stopGracePeriod: 1s\n" + body;
-  }
-
-  std::set<std::string> containers() {
-    return lines(containerd_->ctrOk({"containers", "ls", "-q"}, ns_).value_or(""));
-  }
-  std::set<std::string> snapshots() {
-    auto out = containerd_->ctrOk({"snapshots", "ls"}, ns_).value_or("");
-    std::set<std::string> keys;
-    std::istringstream in(out);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string key, parent, kind;
-      fields >> key >> parent >> kind;
-      if (kind == "Active") keys.insert(key);
-    }
-    return keys;
-  }
-  // Running task ids.
-  std::set<std::string> runningTasks() {
-    std::set<std::string> ids;
-    for (const auto& [id, task] : tasks()) {
-      if (task.second == "RUNNING") ids.insert(id);
-    }
-    return ids;
-  }
-  std::string containerOf(const std::string& app) {
-    for (const auto& id : containers()) {
-      if (id.starts_with(app + "-")) return id;
-    }
-    return "";
-  }
-  bool waitRunning(const std::set<std::string>& apps, std::chrono::milliseconds timeout = 60s) {
-    return testing::waitFor(
-        [&] {
-          auto running = runningTasks();
-          size_t n = 0;
-          for (const auto& id : running) {
-            for (const auto& a : apps) n += id.starts_with(a + "-") ? 1 : 0;
-          }
-          return n == apps.size() && running.size() == apps.size();
-        },
-        timeout);
-  }
-
-  // The apps as the local API reports them, by name; empty when it does not answer.
-  std::map<std::string, Json> apiApps() {
-    http::Client api({.unix_socket = (dir_->path() / "api.sock").string(),
-                      .total_timeout = std::chrono::seconds(30)});
-    auto r = api.send({.url = "http://fleetletd/v1/apps"});
-    std::map<std::string, Json> out;
-    if (!r || r->status != 200) return out;
-    auto body = parseJson(r->body, "apps");
-    if (!body || !(*body)["apps"].is_array()) return out;
-    for (const auto& a : (*body)["apps"]) out[a.value("name", "")] = a;
-    return out;
-  }
-  // GET `path` on the local API: the status (0 when it does not answer) and the body.
-  std::pair<long, std::string> apiGet(const std::string& path) {
-    http::Client api({.unix_socket = (dir_->path() / "api.sock").string()});
-    auto r = api.send({.url = "http://fleetletd" + path});
-    if (!r) return {0, r.error().message()};
-    return {r->status, r->body};
-  }
-  // The node events with seq > after (empty when the API does not answer).
-  std::vector<Json> apiEvents(int64_t after) {
-    auto [status, body] = apiGet("/v1/events?after=" + std::to_string(after));
-    std::vector<Json> out;
-    if (status != 200) return out;
-    std::istringstream in(body);
-    for (std::string line; std::getline(in, line);) {
-      if (auto e = parseJson(line, "event")) out.push_back(std::move(*e));
-    }
-    return out;
-  }
-  // (pid, status) by container id, from containerd's task listing.
-  std::map<std::string, std::pair<std::string, std::string>> tasks() {
-    auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
-    std::map<std::string, std::pair<std::string, std::string>> result;
-    std::istringstream in(out);
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string id, pid, status;
-      fields >> id >> pid >> status;
-      result[id] = {pid, status};
-    }
-    return result;
-  }
-
-  const LocalRegistry* registry_ = nullptr;
-  const TestImages* images_ = nullptr;
-  std::optional<PrivateContainerd> containerd_;
-  std::optional<TempDir> dir_;
-  std::optional<ChildProcess> agent_;
-  std::string ns_;
-};
 
 TEST_F(FleetletdTest, ThreeAppsConvergeWithTheirCgroupLimits) {
   startAgent();
@@ -763,6 +549,277 @@ TEST_F(FleetletdTest, LogsOfARemovedAppAreDeleted) {
       [&] { return !std::filesystem::exists(dataDir() / "logs" / "chatty"); }, 30s))
       << agentLog();
   EXPECT_TRUE(std::filesystem::exists(dataDir() / "logs" / "quiet"));
+}
+
+// The inode of a network namespace (a pin or /proc/<pid>/ns/net): equal inodes, one namespace.
+ino_t netnsInode(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+std::set<std::string> appChains(const std::set<std::string>& chains) {
+  std::set<std::string> out;
+  for (const auto& c : chains) {
+    if (c.starts_with("app:")) out.insert(c);
+  }
+  return out;
+}
+
+std::set<std::string> veths(const std::set<std::string>& links) {
+  std::set<std::string> out;
+  for (const auto& l : links) {
+    if (l.starts_with("veth")) out.insert(l);
+  }
+  return out;
+}
+
+// Issue 9: each container app in a namespace of its own on the bridge, with its policy, its
+// exposed port and its counters; `mode: host` keeps the node's network.
+TEST_F(FleetletdTest, AppsGetTheirOwnNetworksPoliciesAndExposedPorts) {
+  startAgent();
+  const std::string httpd = "httpd -f -p 8080 -h /";
+  apply(manifest(
+      1, busyboxApp("web", httpd,
+                    "    network: {egress: none, expose: [{port: 8080, hostPort: 18080}]}\n") +
+             busyboxApp("client", httpd, "    network: {egress: all}\n") +
+             busyboxApp("locked", "sleep 1000", "    network: {egress: none, allow: [web]}\n") +
+             busyboxApp("hosted", "sleep 1000", "    network: {mode: host}\n")));
+  ASSERT_TRUE(waitRunning({"web", "client", "locked", "hosted"})) << agentLog();
+  EXPECT_EQ(net_->pinnedApps(), (std::set<std::string>{"client", "locked", "web"}));
+  auto pin = [&](const std::string& app) { return net_->netnsDir() / ("fleetlet-" + app); };
+  auto pidOf = [&](const std::string& app) { return tasks()[containerOf(app)].first; };
+  for (const std::string app : {"web", "client", "locked"}) {
+    EXPECT_EQ(netnsInode("/proc/" + pidOf(app) + "/ns/net"), netnsInode(pin(app)))
+        << app << " runs in its own pinned namespace";
+  }
+  EXPECT_EQ(netnsInode("/proc/" + pidOf("hosted") + "/ns/net"), netnsInode("/proc/self/ns/net"))
+      << "mode host: the node's network namespace";
+
+  const std::string web = net_->appAddress("web");
+  const std::string client = net_->appAddress("client");
+  const std::string locked = net_->appAddress("locked");
+  EXPECT_TRUE(web.starts_with("10.90.")) << web;
+  EXPECT_EQ((std::set<std::string>{web, client, locked}).size(), 3u) << "distinct addresses";
+
+  using testing::TestNodeNetwork;
+  ASSERT_TRUE(
+      testing::waitFor([&] { return TestNodeNetwork::canConnect(pin("client"), web, 8080); }, 20s))
+      << "egress all reaches another app\n"
+      << agentLog();
+  EXPECT_TRUE(TestNodeNetwork::canConnect(pin("locked"), web, 8080)) << "allow: [web]";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pin("locked"), client, 8080)) << "egress none";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pin("web"), client, 8080)) << "egress none";
+  EXPECT_TRUE(TestNodeNetwork::canConnect(net_->node(), "10.90.0.1", 18080))
+      << "the exposed port answers on the node's address";
+
+  // describe app: the namespace, the address and counters that grew with that traffic.
+  auto [status, body] = apiGet("/v1/apps/web");
+  ASSERT_EQ(status, 200) << body;
+  auto detail = Json::parse(body);
+  EXPECT_EQ(detail["network"]["netns"], pin("web").string());
+  EXPECT_TRUE(detail["network"]["addresses"][0].get<std::string>().starts_with(web + "/")) << body;
+  EXPECT_GT(detail["network"]["ingress"]["packets"].get<uint64_t>(), 0u) << body;
+  auto locked_detail = Json::parse(apiGet("/v1/apps/locked").second);
+  EXPECT_GT(locked_detail["network"]["dropped"]["packets"].get<uint64_t>(), 0u)
+      << locked_detail.dump();
+  EXPECT_FALSE(Json::parse(apiGet("/v1/apps/hosted").second).contains("network"));
+
+  // Removing web takes its namespace, veth and chain; the others keep theirs, also locked,
+  // which is replaced (its policy changed) in the same namespace.
+  apply(manifest(2, busyboxApp("client", httpd, "    network: {egress: all}\n") +
+                        busyboxApp("locked", "sleep 1000", "    network: {egress: none}\n")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return net_->pinnedApps() == std::set<std::string>{"client", "locked"};
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(appChains(net_->nftChains()),
+            (std::set<std::string>{"app:client:eth0", "app:locked:eth0"}));
+  EXPECT_EQ(veths(net_->nodeLinks()).size(), 2u);
+  EXPECT_EQ(TestNodeNetwork::leases(dataDir() / "cni" / "networks").size(), 2u);
+  EXPECT_EQ(net_->appAddress("client"), client) << "the others keep their addresses";
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return apiApps()["locked"].value("specHash", "") !=
+               Json::parse(locked_detail.dump())["status"].value("specHash", "");
+      },
+      30s));
+  EXPECT_EQ(net_->appAddress("locked"), locked);
+}
+
+// Issue 9: kill -9 in the middle of applying ten networked apps; the next start converges with
+// one namespace, veth, lease and chain per app, keeps them across a restart, and removing the
+// apps leaves none.
+TEST_F(FleetletdTest, KillDuringNetworkedApplyLeaksNoNetwork) {
+  startAgent();
+  std::string apps;
+  std::set<std::string> names;
+  for (int i = 0; i < 10; ++i) {
+    std::string name = "net" + std::to_string(i);
+    names.insert(name);
+    apps += busyboxApp(name, "sleep 1000", i % 2 == 0 ? "    network: {egress: none}\n" : "");
+  }
+  apply(manifest(1, apps));
+  ASSERT_TRUE(testing::waitFor([&] { return net_->pinnedApps().size() >= 3; }, 60s)) << agentLog();
+  killAgent();
+  startAgent();
+  ASSERT_TRUE(waitRunning(names, 120s)) << agentLog();
+  const auto ipam = dataDir() / "cni" / "networks";
+  auto converged = [&] {
+    return net_->pinnedApps() == names &&
+           testing::TestNodeNetwork::leases(ipam).size() == names.size() &&
+           veths(net_->nodeLinks()).size() == names.size() &&
+           appChains(net_->nftChains()).size() == names.size();
+  };
+  ASSERT_TRUE(testing::waitFor(converged, 30s))
+      << "pins " << net_->pinnedApps().size() << ", leases "
+      << testing::TestNodeNetwork::leases(ipam).size() << ", veths "
+      << veths(net_->nodeLinks()).size() << ", chains " << appChains(net_->nftChains()).size()
+      << "\n"
+      << agentLog();
+  std::map<std::string, std::string> addresses;
+  for (const auto& n : names) addresses[n] = net_->appAddress(n);
+
+  // A restarted agent adopts the networks: same addresses, nothing added.
+  stopAgent();
+  startAgent();
+  ASSERT_TRUE(testing::waitFor([&] { return apiApps().size() == names.size(); }, 30s));
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(converged());
+  for (const auto& n : names) EXPECT_EQ(net_->appAddress(n), addresses[n]) << n;
+
+  apply(manifest(2, "  {}\n"));
+  ASSERT_TRUE(
+      testing::waitFor([&] { return containers().empty() && net_->pinnedApps().empty(); }, 60s))
+      << agentLog();
+  ASSERT_TRUE(
+      testing::waitFor([&] { return testing::TestNodeNetwork::leases(ipam).empty(); }, 10s));
+  EXPECT_TRUE(veths(net_->nodeLinks()).empty())
+      << fmt::format("{}", fmt::join(net_->nodeLinks(), " "));
+  EXPECT_TRUE(appChains(net_->nftChains()).empty());
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(dataDir() / "cni" / "attachments", ec));
+}
+
+// Listening TCP sockets on `port` inside the namespace at `netns` (ss).
+int listenersOn(const std::filesystem::path& netns, uint16_t port) {
+  auto out = runCommand(
+      {"nsenter", "--net=" + netns.string(), "ss", "-Hltn", "sport = :" + std::to_string(port)});
+  return out ? static_cast<int>(lines(out->out).size()) : -1;
+}
+
+// Issue 10: an app that lists `events` reaches fleetlet-streams on its own localhost:4454 and
+// publishes as itself; what it did not list is not there, nor anything for an app that lists
+// nothing; a restarted fleetletd hands the listeners over again without duplicates; a removed
+// app's listeners go with it.
+TEST_F(FleetletdTest, AppsReachTheServicesTheyListOnTheirOwnLocalhost) {
+  startStreams();
+  const auto handoff = streamsHandoff();
+  startAgent({"--streams-handoff", handoff.string()});
+  const std::string publish =
+      "wget -q -O- --header 'Content-Type: application/json' --post-data "
+      "'{\\\"data\\\":[{\\\"semantics\\\":\\\"demo\\\",\\\"name\\\":\\\"n\\\",\\\"payload\\\":1}]}'"
+      " "
+      "${AX_EVENT_SERVICE_URI}publish 2>&1; echo wget: $?; sleep 1000";
+  // other tries to pass as pub: a sourceApp in the body, and pub's address.
+  std::string pose = publish;
+  pose.replace(pose.find("\\\"payload\\\""), 0, "\\\"sourceApp\\\":\\\"pub\\\",");
+  apply(manifest(1, busyboxApp("pub", publish, "    services: [events]\n") +
+                        busyboxApp("other", pose, "    services: [events]\n") +
+                        busyboxApp("quiet", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"pub", "other", "quiet"})) << agentLog();
+
+  // The event arrived through pub's own listener: it carries pub's name.
+  auto events = [&] { return streamsEvents(); };
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return events().find("\"sourceApp\":\"pub\"") != std::string::npos; }, 30s))
+      << "events: " << events()
+      << "\npub's output: " << readFile(dataDir() / "logs" / "pub" / "current.log") << "\n"
+      << readFile(dir_->path() / "streams.log");
+
+  const auto pub = net_->netnsDir() / "fleetlet-pub";
+  const auto quiet = net_->netnsDir() / "fleetlet-quiet";
+  using testing::TestNodeNetwork;
+  EXPECT_TRUE(TestNodeNetwork::canConnect(pub, "127.0.0.1", 4454));
+  EXPECT_FALSE(TestNodeNetwork::canConnect(pub, "127.0.0.1", 4457)) << "logs not listed";
+  EXPECT_FALSE(TestNodeNetwork::canConnect(quiet, "127.0.0.1", 4454)) << "nothing listed";
+  EXPECT_EQ(listenersOn(pub, 4454), 1);
+  EXPECT_FALSE(TestNodeNetwork::canConnect(net_->netnsDir() / "fleetlet-other",
+                                           net_->appAddress("pub"), 4454))
+      << "a listener is on its app's loopback only";
+  // other's event, which named pub in its body, is other's: the listener decides.
+  ASSERT_TRUE(
+      testing::waitFor([&] { return countOf(events(), "\"sourceApp\":\"other\"") == 1; }, 20s))
+      << events();
+  EXPECT_EQ(countOf(events(), "\"sourceApp\":\"pub\""), 1u) << events();
+
+  // kill -9 and restart: the listener is made again and handed over; the old one goes, and
+  // at no moment is there none (a probe connects all along).
+  std::atomic<bool> probing{true};
+  std::atomic<int> refused{0};
+  std::atomic<int> probes{0};
+  std::jthread probe([&] {
+    while (probing) {
+      if (!TestNodeNetwork::canConnect(pub, "127.0.0.1", 4454)) ++refused;
+      ++probes;
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  killAgent();
+  startAgent({"--streams-handoff", handoff.string()});
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return countOf(agentLog(), "listeners to fleetlet-streams") >= 2; }, 30s))
+      << agentLog();
+  ASSERT_TRUE(testing::waitFor([&] { return listenersOn(pub, 4454) == 1; }, 10s))
+      << listenersOn(pub, 4454);
+  std::this_thread::sleep_for(300ms);
+  probing = false;
+  probe.join();
+  EXPECT_EQ(refused.load(), 0) << "of " << probes.load() << " probes";
+  EXPECT_GT(probes.load(), 10);
+
+  // Removed: its listeners and namespace go.
+  apply(manifest(2, busyboxApp("quiet", "sleep 1000") +
+                        busyboxApp("other", pose, "    services: [events]\n")));
+  ASSERT_TRUE(testing::waitFor([&] { return !std::filesystem::exists(pub); }, 30s)) << agentLog();
+  EXPECT_EQ(agent_->poll(), std::nullopt);
+}
+
+// Issue 10: fleetlet-streams restarts while an app publishes in a loop: the app sees no error
+// (its connections wait in the backlog of the listener fleetletd keeps) and every
+// acknowledged event is stored once.
+TEST_F(FleetletdTest, AServiceRestartIsInvisibleToAnAppUsingIt) {
+  startStreams();
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  const std::string loop =
+      "while true; do if wget -q -O /dev/null --header 'Content-Type: application/json' "
+      "--post-data '{\\\"data\\\":[{\\\"semantics\\\":\\\"loop\\\",\\\"name\\\":\\\"n\\\","
+      "\\\"payload\\\":1}]}' ${AX_EVENT_SERVICE_URI}publish; then echo ok; else echo FAIL; fi; "
+      "sleep 0.05; done";
+  apply(manifest(1, busyboxApp("pub", loop, "    services: [events]\n")));
+  ASSERT_TRUE(waitRunning({"pub"})) << agentLog();
+  const auto out = dataDir() / "logs" / "pub" / "current.log";
+  ASSERT_TRUE(testing::waitFor([&] { return countOf(readFile(out), " ok") >= 10; }, 30s))
+      << readFile(out);
+
+  streams_->stop(SIGTERM, 10s);
+  std::this_thread::sleep_for(500ms);  // the app keeps connecting meanwhile
+  startStreams();
+  const size_t at_restart = countOf(readFile(out), " ok");
+  ASSERT_TRUE(
+      testing::waitFor([&] { return countOf(readFile(out), " ok") >= at_restart + 10; }, 30s))
+      << readFile(out) << agentLog();
+
+  apply(manifest(2, "  {}\n"));
+  ASSERT_TRUE(testing::waitFor([&] { return containers().empty(); }, 30s)) << agentLog();
+  const std::string printed = readFile(out);
+  EXPECT_EQ(countOf(printed, "FAIL"), 0u) << printed;
+  const size_t acknowledged = countOf(printed, " ok");
+  const size_t stored = countOf(streamsEvents(), "\"sourceApp\":\"pub\"");
+  // The last request may have been stored and its app stopped before it printed "ok".
+  EXPECT_GE(stored, acknowledged);
+  EXPECT_LE(stored, acknowledged + 1);
 }
 
 }  // namespace

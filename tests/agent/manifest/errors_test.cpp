@@ -87,7 +87,7 @@ const Bad kBadApps[] = {
      "apps.a.bundle.sha256: "},
     {"BundleUrlNotHttp",
      fmt::format("a: {{runtime: webview, bundle: {{url: ftp://x/u, sha256: {}}}}}", kSha),
-     "apps.a.bundle.url: \"ftp://x/u\" is not an http:// or https:// URL"},
+     "apps.a.bundle.url: \"ftp://x/u\" is not an http://, https:// or file:/// URL"},
     {"BundleNeedsUrl", fmt::format("a: {{runtime: webview, bundle: {{sha256: {}}}}}", kSha),
      "apps.a.bundle.url: required"},
     {"ExecPathRelative", "a: {runtime: native, exec: {path: bin/x}}",
@@ -351,6 +351,41 @@ TEST(ErrorsTest, StringsInMessagesAreEscaped) {
       R"({"apiVersion":"fleetlet.io/v1","kind":"NodeState","revision":1,"apps":{"a":{"image":"busybox","args":["a\u0000b"]}}})");
   ASSERT_FALSE(nul);
   EXPECT_EQ(nul.error().message(), "apps.a.args[0]: contains a NUL character");
+}
+
+TEST(ErrorsTest, NodeAndExpires) {
+  const std::string head = "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 1\napps: {}\n";
+  auto ok = parseNodeState(head + "node: edge-7\nexpires: \"2026-12-01T10:00:00+01:00\"\n");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->node, "edge-7");
+  ASSERT_TRUE(ok->expires.has_value());
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*ok->expires), 1796115600);
+  auto empty = parseNodeState(head + "node: \"\"\n");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().message(), "node: must be 1 to 253 characters");
+  auto number = parseNodeState(head + "node: 7\n");
+  ASSERT_FALSE(number);
+  EXPECT_THAT(number.error().message(), HasSubstr("node: expected a string"));
+  auto bad = parseNodeState(head + "expires: tomorrow\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), ::testing::StartsWith("expires: "));
+  auto unset = parseNodeState(head);
+  ASSERT_TRUE(unset);
+  EXPECT_TRUE(unset->node.empty());
+  EXPECT_FALSE(unset->expires.has_value());
+  EXPECT_FALSE(unset->rollback_window.has_value());
+}
+
+TEST(ErrorsTest, RollbackWindow) {
+  const std::string head = "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 1\napps: {}\n";
+  auto ok = parseNodeState(head + "rollback: {window: 2m}\n");
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->rollback_window, std::chrono::minutes(2));
+  EXPECT_EQ(parseNodeState(head + "rollback: {}\n").error().message(), "rollback.window: required");
+  EXPECT_EQ(parseNodeState(head + "rollback: {window: 0s}\n").error().message(),
+            "rollback.window: must be longer than 0s");
+  EXPECT_EQ(parseNodeState(head + "rollback: {window: 1m, after: 2}\n").error().message(),
+            "rollback.after: unknown field");
 }
 
 }  // namespace

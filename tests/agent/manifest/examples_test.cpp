@@ -50,7 +50,8 @@ TEST(ExamplesTest, EveryGoodExampleParses) {
 TEST(ExamplesTest, DemoHasTheAppsTheDemoScriptExpects) {
   auto state = parseNodeState(readFile(kExamples / "demo.yaml"));
   ASSERT_TRUE(state) << state.error().message();
-  EXPECT_THAT(state->start_order, ::testing::ElementsAre("limited", "ticker", "after-ticker"));
+  EXPECT_THAT(state->start_order,
+              ::testing::ElementsAre("limited", "ticker", "after-ticker", "web"));
   for (const auto& [name, app] : state->apps) {
     EXPECT_EQ(app.image, "127.0.0.1:5000/fleetlet-test/busybox:1") << name;
   }

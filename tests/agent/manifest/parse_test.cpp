@@ -182,6 +182,14 @@ w: {runtime: webview, bundle: {url: "http://127.0.0.1:8000/ui.tgz", sha256: "aaa
   EXPECT_EQ(s.apps.at("w").runtime, Runtime::kWebview);
 }
 
+TEST(ParseTest, BundleFromAFileUrl) {
+  NodeState s = parseOk(withApps(
+      R"(w: {runtime: webview, bundle: {url: "file:///srv/bundles/ui.tgz", sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})"));
+  EXPECT_EQ(s.apps.at("w").bundle->url, "file:///srv/bundles/ui.tgz");
+  EXPECT_FALSE(parseNodeState(withApps(
+      R"(w: {runtime: webview, bundle: {url: "file://relative/ui.tgz", sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})")));
+}
+
 TEST(ParseTest, CpuAndMemorySpellings) {
   NodeState s = parseOk(withApps(R"(a: {image: busybox, resources: {cpu: 2, memory: 8388608}}
 b: {image: busybox, resources: {cpu: "0.25", memory: "1G"}}

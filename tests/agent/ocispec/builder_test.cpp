@@ -243,6 +243,26 @@ TEST(BuildSpecTest, JoinsTheGivenNetworkNamespace) {
   for (size_t i = 0; i < 4; ++i) EXPECT_FALSE(namespaces[i].contains("path"));
 }
 
+TEST(BuildSpecTest, AHostsFileIsMountedReadOnlySoLocalhostResolves) {
+  SpecInputs in = inputs();
+  in.hosts_file = "/var/lib/fleetlet/hosts/camera";
+  Json mounts = build(containerApp(), busyboxImage(), in)["mounts"];
+  EXPECT_EQ(mounts.back(), Json::parse(R"({"destination": "/etc/hosts", "type": "bind",
+      "source": "/var/lib/fleetlet/hosts/camera", "options": ["rbind", "ro"]})"));
+  EXPECT_EQ(hostsFile("camera"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcamera\n");
+}
+
+TEST(BuildSpecTest, HostModeHasNoNetworkNamespace) {
+  manifest::App app = containerApp();
+  app.network.mode = manifest::Network::Mode::kHost;
+  SpecInputs in = inputs();
+  in.netns_path = "/var/run/netns/fleetlet-camera";  // ignored: the node's network
+  Json namespaces = build(app, busyboxImage(), in)["linux"]["namespaces"];
+  ASSERT_EQ(namespaces.size(), 4u);
+  for (const auto& ns : namespaces) EXPECT_NE(ns["type"], "network") << ns.dump();
+}
+
 TEST(BuildSpecTest, RefusesOtherRuntimesAndBadIds) {
   manifest::App native = containerApp();
   native.runtime = manifest::Runtime::kNative;

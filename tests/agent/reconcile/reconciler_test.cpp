@@ -74,6 +74,12 @@ class FakeRuntime : public ContainerRuntime {
     started.push_back(c.id);
     return c.pid;
   }
+  Status refresh(const manifest::App& app) override {
+    std::lock_guard lock(mu);
+    ++refreshes[app.name];
+    if (failing_refresh) return fail(ErrorCode::kUnavailable, "events service: not up");
+    return {};
+  }
   Status stop(const std::string& id, milliseconds grace) override {
     std::lock_guard lock(mu);
     graces[id] = grace;
@@ -120,8 +126,10 @@ class FakeRuntime : public ContainerRuntime {
   std::map<std::string, ActualContainer> containers;
   std::set<std::string> missing_images;  // hasImage() says no until pulled
   std::set<std::string> failing_pulls;
-  std::set<std::string> blocked_pulls;     // ensureImage waits until released
-  std::set<std::string> failing_starts;    // spec hashes whose task cannot start
+  std::set<std::string> blocked_pulls;   // ensureImage waits until released
+  std::set<std::string> failing_starts;  // spec hashes whose task cannot start
+  std::map<std::string, int> refreshes;  // refresh() calls by app
+  bool failing_refresh = false;
   std::set<std::string> throwing_creates;  // apps whose create throws std::bad_alloc
   std::map<std::string, int> pulls;
   std::map<std::string, milliseconds> graces;
@@ -173,15 +181,22 @@ class ReconcilerTest : public ::testing::Test {
     if (!now) now = [this] { return now_; };
     return std::make_unique<Reconciler>(
         runtime_, *store_,
-        ReconcilerOptions{.parallelism = parallelism,
-                          .pull_parallelism = 1,
-                          .resync = std::chrono::hours(10),  // out of the way of the clock steps
-                          .now = std::move(now),
-                          .on_event = [this](const std::string& app, const std::string& kind,
-                                             const std::string&) {
-                            std::lock_guard lock(events_mu_);
-                            events_.push_back(app + ":" + kind);
-                          }});
+        ReconcilerOptions{
+            .parallelism = parallelism,
+            .pull_parallelism = 1,
+            .resync = std::chrono::hours(10),  // out of the way of the clock steps
+            .now = std::move(now),
+            .on_event =
+                [this](const std::string& app, const std::string& kind, const std::string&) {
+                  std::lock_guard lock(events_mu_);
+                  events_.push_back(app + ":" + kind);
+                },
+            .on_app = {},
+            .on_first_pass =
+                [this] {
+                  std::lock_guard lock(events_mu_);
+                  events_.push_back(":first-pass");
+                }});
   }
   AppSnapshot snap(const std::string& app) {
     for (const auto& s : reconciler_->snapshot()) {
@@ -475,6 +490,44 @@ TEST_F(ReconcilerTest, ReplacementThatCannotStartLeavesTheOldVersionRunning) {
   EXPECT_EQ(store_->appliedRevision(), 2);
 }
 
+// A running app's listeners are refreshed on every pass (a restarted fleetletd makes them
+// again); a failure is shown and retried, the app keeps running and is not backed off.
+TEST_F(ReconcilerTest, RunningAppsAreRefreshedAndARefreshProblemIsShownNotBackedOff) {
+  reconciler_->setDesired(state(1, {app("a", "h1")}));
+  reconciler_->runDue();
+  EXPECT_GE(runtime_.refreshes["a"], 1);
+  runtime_.failing_refresh = true;
+  reconciler_->resync();
+  reconciler_->runDue();
+  auto s = snap("a");
+  EXPECT_EQ(s.state, "running");
+  EXPECT_THAT(s.message, ::testing::HasSubstr("events service: not up"));
+  const int before = runtime_.refreshes["a"];
+  runtime_.failing_refresh = false;
+  advance();  // the retry comes after a few seconds, without a resync
+  EXPECT_GT(runtime_.refreshes["a"], before);
+  EXPECT_EQ(snap("a").message, "");
+  EXPECT_EQ(runtime_.taskOf(containerId("a", "h1")), Task::kRunning);
+}
+
+// on_first_pass fires once, after the first resync's apps were each worked on: after a
+// restart the running ones have been refreshed by then.
+TEST_F(ReconcilerTest, FirstPassFiresOnceAfterEveryAppWasWorkedOn) {
+  reconciler_ = make();
+  reconciler_->setDesired(state(1, {app("a", "h1"), app("b", "h2")}));
+  reconciler_->runDue();
+  auto fired = [&] {
+    std::lock_guard lock(events_mu_);
+    return std::count(events_.begin(), events_.end(), ":first-pass");
+  };
+  EXPECT_EQ(fired(), 1);
+  EXPECT_GE(runtime_.refreshes["a"], 1) << "before it fired";
+  EXPECT_GE(runtime_.refreshes["b"], 1);
+  reconciler_->resync();
+  reconciler_->runDue();
+  EXPECT_EQ(fired(), 1) << "once";
+}
+
 // Threaded: a pull that never ends holds up only its own app.
 TEST_F(ReconcilerTest, ASlowPullDelaysOnlyItsOwnApp) {
   reconciler_ = make(/*parallelism=*/1, [] { return Clock::now(); });
@@ -536,6 +589,55 @@ TEST_F(ReconcilerTest, ThreadsAreBoundedWhateverTheNumberOfApps) {
   }
   // 3 workers and 1 pull thread (the test's own runner thread is the +1).
   EXPECT_LE(most - before, 3 + 1 + 1);
+}
+
+}  // namespace
+}  // namespace fleetlet::reconcile
+
+namespace fleetlet::reconcile {
+namespace {
+
+// Apps of a runtime run outside containerd (webview) take their status from
+// ReconcilerOptions::external_status; without one they fail as unsupported.
+TEST_F(ReconcilerTest, ExternallyRunAppsReportTheRuntimesStatus) {
+  auto webviewApp = [](std::string name, std::string hash) {
+    manifest::App a = app(std::move(name), std::move(hash));
+    a.runtime = manifest::Runtime::kWebview;
+    a.image.clear();
+    return a;
+  };
+  reconciler_->setDesired(state(1, {webviewApp("ui", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "failed");
+  EXPECT_EQ(snap("ui").message, "runtime not supported by this fleetletd yet");
+
+  std::mutex mu;
+  ExternalAppStatus external{.state = "starting", .message = "", .restarts = 0};
+  reconciler_.reset();
+  reconciler_ = std::make_unique<Reconciler>(
+      runtime_, *store_,
+      ReconcilerOptions{
+          .parallelism = 1,
+          .resync = std::chrono::hours(10),
+          .now = [this] { return now_; },
+          .external_status = [&](const std::string& name) -> std::optional<ExternalAppStatus> {
+            std::lock_guard lock(mu);
+            if (name != "ui") return std::nullopt;
+            return external;
+          }});
+  reconciler_->setDesired(state(2, {webviewApp("ui", "h2")}));
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "starting");
+  {
+    std::lock_guard lock(mu);
+    external = {.state = "running", .message = "", .restarts = 2};
+  }
+  reconciler_->externalChanged("ui");
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("ui"), "running");
+  EXPECT_EQ(snap("ui").runtime_state.restarts, 2);
+  EXPECT_EQ(store_->appliedRevision(), 2);
+  EXPECT_TRUE(runtime_.containers.empty()) << "no container for a webview app";
 }
 
 }  // namespace

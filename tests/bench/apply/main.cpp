@@ -1,6 +1,12 @@
 // bench_apply: time from applying a manifest of N apps (pre-pulled image) until every task
-// runs, fleetletd against a shell loop of `ctr run -d` in the same run, for N = 1, 10, 50, 500;
-// plus fleetletd's resident memory idle and at its peak (targets in DESIGN.md); then
+// runs, fleetletd against a shell loop of `ctr run -d` in the same run, for N = 1, 10, 50, 500
+// (apps in `network: {mode: host}` against `ctr run -d --net-host`: no network set up on
+// either side); plus fleetletd's resident memory idle and at its peak (targets in DESIGN.md);
+// then
+// - 50 networked apps (each its own namespace on the bridge, through the CNI plugins and
+//   fleetlet-firewall) against a shell loop doing the same by hand: `ip netns add`, the same
+//   conflist's plugins run with the spec's environment and stdin (prevResult chained with jq),
+//   `ctr run -d --with-ns network:<netns>`;
 // - 50 apps of which one has its image on a registry that never answers: the time until the
 //   other 49 run, against the same 50 without it;
 // - fleetletd's thread count and CPU seconds while it applies 1,000 apps.
@@ -23,12 +29,14 @@
 
 #include "containerd/containers.h"
 #include "containerd/tasks.h"
+#include "executor/network_config.h"
 #include "http/client.h"
 #include "os/child_process.h"
 #include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/temp_dir.h"
 #include "support/test_images.h"
+#include "support/test_node_network.h"
 
 namespace {
 
@@ -57,19 +65,46 @@ int runningTasks(const containerd::TaskService& tasks) {
   }));
 }
 
-// N apps of `image`; with `stuck_image`, app0 uses that one instead.
+// N apps of `image`; with `stuck_image`, app0 uses that one instead. `networked`: each in its
+// own network namespace (the default); else `mode: host`.
 std::string manifest(int revision, int n, const std::string& image,
-                     const std::string& stuck_image = "") {
+                     const std::string& stuck_image = "", bool networked = false) {
   std::string out =
       fmt::format("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: {}\napps:{}\n", revision,
                   n == 0 ? " {}" : "");
   for (int i = 0; i < n; ++i) {
     out += fmt::format(
-        "  app{}:\n    image: {}\n    args: [sleep, \"100000\"]\n    stopGracePeriod: 1s\n", i,
-        i == 0 && !stuck_image.empty() ? stuck_image : image);
+        "  app{}:\n    image: {}\n    args: [sleep, \"100000\"]\n    stopGracePeriod: 1s\n{}", i,
+        i == 0 && !stuck_image.empty() ? stuck_image : image,
+        networked ? "" : "    network: {mode: host}\n");
   }
   return out;
 }
+
+// The by-hand peer of fleetletd's networked apply: for each of N apps a pinned namespace with
+// lo up, the conflist's plugins' ADD in order (the spec's environment, the plugin's config with
+// name, cniVersion and prevResult on stdin), then `ctr run -d` in that namespace. Run inside the
+// peer's node namespace (nsenter), so its bridge and rules are its own.
+constexpr const char* kPeerScript = R"(#!/bin/bash
+set -euo pipefail
+n=$1 prefix=$2
+name=$(jq -r .name "$CONFLIST")
+version=$(jq -r .cniVersion "$CONFLIST")
+mapfile -t plugins < <(jq -c '.plugins[]' "$CONFLIST")
+for ((i = 0; i < n; i++)); do
+  id=$prefix-$i
+  ip netns add "$id"
+  ip -n "$id" link set lo up
+  prev=null
+  for plugin in "${plugins[@]}"; do
+    type=$(jq -r .type <<<"$plugin")
+    for dir in ${CNI_PATH//:/ }; do [[ -x $dir/$type ]] && binary=$dir/$type && break; done
+    config=$(jq -c --arg name "$name" --arg version "$version" --argjson prev "$prev"       '. + {name: $name, cniVersion: $version} + (if $prev == null then {} else {prevResult: $prev} end)'       <<<"$plugin")
+    prev=$(CNI_COMMAND=ADD CNI_CONTAINERID=$id CNI_NETNS=/run/netns/$id CNI_IFNAME=eth0       "$binary" <<<"$config")
+  done
+  ctr --address "$CONTAINERD" -n "$NAMESPACE" run -d --with-ns "network:/run/netns/$id"     "$IMAGE" "$id" sleep 100000 >/dev/null
+done
+)";
 
 int threadCount(pid_t pid) {
   int n = 0;
@@ -145,6 +180,14 @@ int main(int argc, char** argv) {
   if (!ctrd) die(ctrd.error().message());
   auto dir = testing::TempDir::create("bench-apply");
   if (!dir) die(dir.error().message());
+  // fleetletd's apps' networks and the by-hand peer's each live in a node namespace of their
+  // own: the benchmark leaves the machine's network alone.
+  std::filesystem::create_directories(dir->path() / "ours");
+  std::filesystem::create_directories(dir->path() / "peer");
+  auto our_net = testing::TestNodeNetwork::create(dir->path() / "ours");
+  if (!our_net) die(our_net.error().message());
+  auto peer_net = testing::TestNodeNetwork::create(dir->path() / "peer");
+  if (!peer_net) die(peer_net.error().message());
   auto conn = containerd::Connection::connect(ctrd->socket().string(), std::chrono::seconds(10));
   if (!conn) die(conn.error().message());
   const std::string image = images->busybox();
@@ -169,13 +212,25 @@ int main(int argc, char** argv) {
   };
   SilentRegistry silent;
   const std::string stuck_image = silent.address() + "/acme/stuck:1";
-  auto agent = ChildProcess::spawn(
-      {.argv = {FLEETLETD_PATH, "--containerd", ctrd->socket().string(), "--namespace", ours_ns,
-                "--data-dir", (dir->path() / "data").string(), "--api-socket",
-                (dir->path() / "api.sock").string(), "--desired", desired.string(), "--log-level",
-                "warn", "--plain-http-registry", silent.address()},
-       .stdout_path = dir->path() / "fleetletd.log",
-       .stderr_path = dir->path() / "fleetletd.log"});
+  std::vector<std::string> agent_argv = {FLEETLETD_PATH,
+                                         "--containerd",
+                                         ctrd->socket().string(),
+                                         "--namespace",
+                                         ours_ns,
+                                         "--data-dir",
+                                         (dir->path() / "data").string(),
+                                         "--api-socket",
+                                         (dir->path() / "api.sock").string(),
+                                         "--desired",
+                                         desired.string(),
+                                         "--log-level",
+                                         "warn",
+                                         "--plain-http-registry",
+                                         silent.address()};
+  for (const auto& f : our_net->flags()) agent_argv.push_back(f);
+  auto agent = ChildProcess::spawn({.argv = agent_argv,
+                                    .stdout_path = dir->path() / "fleetletd.log",
+                                    .stderr_path = dir->path() / "fleetletd.log"});
   if (!agent) die(agent.error().message());
   for (int i = 0; i < 100 && !std::filesystem::exists(dir->path() / "api.sock"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -192,9 +247,9 @@ int main(int argc, char** argv) {
   int revision = 0;
   // Applies n apps (app0 stuck when asked) and waits until `expect` of them run; returns the
   // time each came up, in seconds since the apply.
-  auto applyAndWait = [&](int n, int expect, const std::string& stuck) {
+  auto applyAndWait = [&](int n, int expect, const std::string& stuck, bool networked = false) {
     auto start = Clock::now();
-    write(manifest(++revision, n, image, stuck));
+    write(manifest(++revision, n, image, stuck, networked));
     std::map<std::string, double> up;
     while (static_cast<int>(up.size()) < expect) {
       auto list = our_tasks.list();
@@ -221,13 +276,13 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   };
-  auto ctrClean = [&](int n, int rev) {
+  // Kills and removes the peer's containers `<prefix>-0` .. `<prefix>-<n-1>`.
+  auto ctrClean = [&](int n, const std::string& prefix) {
     for (int i = 0; i < n; ++i) {
-      std::string id = fmt::format("r{}-{}", rev, i);
-      (void)ctrd->ctr({"tasks", "kill", "-s", "SIGKILL", id}, ctr_ns);
+      (void)ctrd->ctr({"tasks", "kill", "-s", "SIGKILL", fmt::format("{}-{}", prefix, i)}, ctr_ns);
     }
     for (int i = 0; i < n; ++i) {
-      std::string id = fmt::format("r{}-{}", rev, i);
+      std::string id = fmt::format("{}-{}", prefix, i);
       for (int k = 0; k < 100; ++k) {
         auto r = ctrd->ctr({"tasks", "rm", id}, ctr_ns);
         if (r && r->status.success()) break;
@@ -256,7 +311,8 @@ int main(int argc, char** argv) {
     auto start = Clock::now();
     for (int i = 0; i < n; ++i) {
       auto r = ctrd->ctr(
-          {"run", "-d", image, fmt::format("r{}-{}", revision, i), "sleep", "100000"}, ctr_ns);
+          {"run", "-d", "--net-host", image, fmt::format("r{}-{}", revision, i), "sleep", "100000"},
+          ctr_ns);
       if (!r || !r->status.success()) die("ctr run failed: " + (r ? r->err : r.error().message()));
     }
     while (runningTasks(ctr_tasks) < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -267,7 +323,7 @@ int main(int argc, char** argv) {
 
     // Clean both sides before the next size.
     removeAll();
-    ctrClean(n, revision - 1);
+    ctrClean(n, fmt::format("r{}", revision - 1));
   }
 
   // One app of 50 whose registry never answers: the other 49 do not wait for it.
@@ -280,6 +336,48 @@ int main(int argc, char** argv) {
         "without it, 49 of 50 after {:.3f} s (ratio {:.2f})\n",
         with.back(), without[48], with.back() / without[48]);
     removeAll();
+  }
+
+  // 50 networked apps: fleetletd against the by-hand loop.
+  {
+    auto times = applyAndWait(50, 50, "", /*networked=*/true);
+    double ours = times.back();
+    std::vector<double> per_app;
+    double prev = 0;
+    for (double t : times) {
+      per_app.push_back(t - prev);
+      prev = t;
+    }
+    removeAll();
+
+    // The peer uses the same network as fleetletd: the built-in conflist, written out.
+    const auto conflist = dir->path() / "peer" / "fleetlet.conflist";
+    auto network = cni::defaultNetwork({.ipam_data_dir = dir->path() / "peer" / "ipam"});
+    if (!network) die(network.error().message());
+    std::ofstream(conflist) << network->raw.dump();
+    const auto script = dir->path() / "peer" / "apply.sh";
+    std::ofstream(script) << kPeerScript;
+    const std::string prefix = testing::PrivateContainerd::uniqueId("flb");
+    auto start = Clock::now();
+    auto r = runCommand({.argv = {"nsenter", "--net=" + peer_net->node().string(), "bash",
+                                  script.string(), "50", prefix},
+                         .env = {{"CONFLIST", conflist.string()},
+                                 {"CNI_PATH", std::string("/usr/lib/cni:") + FLEETLET_FIREWALL_DIR},
+                                 {"CONTAINERD", ctrd->socket().string()},
+                                 {"NAMESPACE", ctr_ns},
+                                 {"IMAGE", image}}});
+    if (!r || !r->status.success())
+      die("the by-hand loop failed: " + (r ? r->err : r.error().message()));
+    while (runningTasks(ctr_tasks) < 50) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    double theirs = std::chrono::duration<double>(Clock::now() - start).count();
+    fmt::print(
+        "50 networked apps (own netns, bridge, host-local, portmap, fleetlet-firewall): fleetletd "
+        "{:.3f} s, by-hand loop (ip netns + plugins from shell + ctr run -d) {:.3f} s, ratio "
+        "{:.2f}; p99 per app {:.3f} s\n",
+        ours, theirs, ours / theirs, percentile(per_app, 0.99));
+    ctrClean(50, prefix);
+    for (int i = 0; i < 50; ++i)
+      (void)runCommand({"ip", "netns", "del", fmt::format("{}-{}", prefix, i)});
   }
 
   if (big > 0) {

@@ -260,5 +260,15 @@ TEST_F(NetnsHandoffTest, ListenInNetnsReportsErrors) {
   EXPECT_NE(*boundPort(v6->get()), 0);
 }
 
+// A restarted fleetletd re-creates an app's listener while the service still holds the one
+// the previous fleetletd made: with reuse_port both may be bound.
+TEST_F(NetnsHandoffTest, ReusePortBindsBesideAListenerAnotherHolderKeeps) {
+  auto held = listenInNetns(a().path(), "127.0.0.1", port_.port, kDefaultBacklog, true);
+  ASSERT_TRUE(held) << held.error().message();
+  auto again = listenInNetns(a().path(), "127.0.0.1", port_.port, kDefaultBacklog, true);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_FALSE(listenInNetns(a().path(), "127.0.0.1", port_.port)) << "only when both set it";
+}
+
 }  // namespace
 }  // namespace fleetlet::handoff

@@ -189,6 +189,19 @@ TEST(HttpClient, ErrorBodyIsBufferedNotStreamed) {
   EXPECT_FALSE(sink_called);
 }
 
+// A huge error page while streaming keeps only its start (a cloud's 10 MiB 500 page must not
+// fill the node's memory); the transfer itself completes.
+TEST(HttpClient, AStreamedErrorBodyIsCapped) {
+  const std::string page(2 * 1024 * 1024, 'x');
+  CannedServer server("HTTP/1.1 500 Oops\r\nContent-Length: " + std::to_string(page.size()) +
+                      "\r\nConnection: close\r\n\r\n" + page);
+  Client client;
+  auto r = client.stream({.url = server.url("/m")}, [](std::string_view) { return true; });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(r->body.size(), Client::kMaxErrorBody);
+}
+
 TEST(HttpClient, SinkCanAbort) {
   CannedServer server("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
   Client client;

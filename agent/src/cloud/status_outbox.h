@@ -1,0 +1,63 @@
+#pragma once
+// StatusOutbox: status reports waiting for the cloud, in SQLite (<data dir>/status.db, WAL,
+// synchronous=FULL), so that nothing unacknowledged is lost across kill -9 and nothing
+// acknowledged is sent again (docs/cloud.md, "Status reports").
+//
+// A report is a JSON object with "seq" (1, 2, 3… across restarts, never reused) and whatever
+// the reporter put in it; "events" (a list) and "eventsDropped" are the outbox's business:
+//
+//   - add() merges into the newest report while that one was never handed out by next() — its
+//     state members are replaced, its events appended — so a node that cannot reach the cloud
+//     holds at most two reports (the one being retried and the one growing);
+//   - when the reports' bytes pass `max_bytes`, the growing report's oldest events are dropped
+//     and counted in its "eventsDropped";
+//   - a report handed out is never changed again (the cloud may have it already), and a report
+//     is deleted only by ack().
+//
+// Thread-safety: all methods lock one mutex.
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "error/error.h"
+#include "json/json.h"
+#include "sqlite/database.h"
+
+namespace fleetlet::cloud {
+
+struct OutboxReport {
+  int64_t seq = 0;
+  std::string body;  // the JSON document, "seq" included
+};
+
+class StatusOutbox {
+ public:
+  static constexpr size_t kDefaultMaxBytes = size_t{1024} * 1024;
+
+  static Result<std::unique_ptr<StatusOutbox>> open(const std::filesystem::path& file,
+                                                    size_t max_bytes = kDefaultMaxBytes);
+
+  // Adds `report` (an object; "events" optional) as described above. Returns its seq.
+  Result<int64_t> add(Json report);
+  // The oldest unacknowledged report, now frozen; nullopt when none waits.
+  Result<std::optional<OutboxReport>> next();
+  // The cloud has `seq`: it is deleted. Acknowledging an unknown seq is not an error.
+  Status ack(int64_t seq);
+  // Reports waiting and their bytes.
+  Result<std::pair<int64_t, int64_t>> pending();
+
+ private:
+  StatusOutbox(sqlite::Database db, size_t max_bytes) : db_(std::move(db)), max_bytes_(max_bytes) {}
+  // Drops the oldest events of `report` until the outbox fits; `others` is the bytes of the
+  // other reports.
+  void fit(Json& report, int64_t others) const;
+
+  std::mutex mu_;
+  sqlite::Database db_;  // guarded by mu_
+  size_t max_bytes_;
+};
+
+}  // namespace fleetlet::cloud

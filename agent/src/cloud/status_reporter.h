@@ -1,0 +1,103 @@
+#pragma once
+// StatusReporter: what the node did, back to the cloud (docs/cloud.md, "Status reports").
+//
+// collect() turns the node's state and its new node events into a report in the StatusOutbox
+// — at most one per `min_interval` (10 s), at once when an apply finished (an `applied`,
+// `rejected` or `converged` event) — and only when something changed. flush() sends the
+// outbox's reports oldest first, one request each (`PUT <status URL with {seq}>`, the report
+// as JSON); a 2xx acknowledges (the report is deleted), anything else stops the flush and is
+// retried after a backoff (15 s·2ⁿ capped at `max_backoff`, ±20 %, `Retry-After` honoured).
+// A report is the same bytes every time it is sent, so a report whose acknowledgement was
+// lost (kill -9 after the PUT) is sent again to the same URL with the same body: the cloud
+// holds each seq once.
+//
+// Threading: collect(), flush() and run() on one thread. ReporterThread runs one.
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "cloud/http_fetcher.h"
+#include "cloud/loop_thread.h"
+#include "cloud/poll_schedule.h"
+#include "cloud/status_outbox.h"
+#include "core/node_service.h"
+#include "error/error.h"
+#include "json/json.h"
+
+namespace fleetlet::cloud {
+
+struct ReporterOptions {
+  std::string node_id;
+  // {node} and {seq} are replaced; without {seq}, "/{seq}.json" is appended.
+  std::string url;
+  std::string method = "PUT";
+  Duration min_interval{std::chrono::seconds(10)};
+  Duration max_backoff{std::chrono::seconds(60)};
+  std::function<std::chrono::system_clock::time_point()> now = [] {
+    return std::chrono::system_clock::now();
+  };
+  std::function<double()> random01;  // empty: std::mt19937
+};
+
+class StatusReporter {
+ public:
+  StatusReporter(ReporterOptions options, core::NodeService& node, StatusOutbox& outbox,
+                 StatusSender& sender);
+
+  // Adds a report when one is due (see above). Returns whether it did.
+  Result<bool> collect();
+  // Sends what the outbox holds. nullopt when it is empty now; otherwise the delay before the
+  // next attempt.
+  std::optional<Duration> flush();
+  // Every `tick`: collect(), and flush() when no backoff is pending; until `sleep` returns false.
+  void run(const std::function<bool(Duration)>& sleep, Duration tick = std::chrono::seconds(1));
+
+  std::string urlFor(int64_t seq) const;
+  int64_t sent() const { return sent_; }
+
+ private:
+  Json appsJson(const std::vector<core::AppStatus>& apps) const;
+  void noteEvent(const core::NodeEvent& e);
+
+  ReporterOptions options_;
+  core::NodeService& node_;
+  StatusOutbox& outbox_;
+  StatusSender& sender_;
+  PollSchedule backoff_;
+  std::mt19937 rng_{std::random_device{}()};
+  int64_t after_seq_ = 0;  // the last node event put in a report
+  std::string last_apps_;  // the apps' JSON in the last report, to notice changes
+  std::optional<std::chrono::system_clock::time_point> last_report_;
+  std::optional<std::chrono::system_clock::time_point> retry_at_;
+  std::map<std::string, std::string> restart_reason_;  // app → why it last restarted
+  std::map<std::string, std::string> pending_cause_;   // app → cause seen before a restart
+  int64_t sent_ = 0;
+};
+
+// Reports `node`'s status to `config.status_url` (must be set) from an outbox in
+// `outbox_file`, on a thread of its own; stopped on destruction.
+class ReporterThread {
+ public:
+  static Result<std::unique_ptr<ReporterThread>> start(const config::CloudConfig& config,
+                                                       std::string_view node_id,
+                                                       const std::filesystem::path& outbox_file,
+                                                       core::NodeService& node);
+  ~ReporterThread() { loop_.stop(); }
+
+ private:
+  ReporterThread(std::unique_ptr<StatusOutbox> outbox, const config::CloudConfig& config,
+                 std::string_view node_id, core::NodeService& node);
+
+  LoopThread loop_;
+  std::unique_ptr<StatusOutbox> outbox_;
+  HttpFetcher sender_;
+  StatusReporter reporter_;
+};
+
+}  // namespace fleetlet::cloud

@@ -1,0 +1,98 @@
+#pragma once
+// ServiceLinks: the node services on each app's own localhost (docs/services.md).
+//
+// For an isolated app that lists `services`, a listener per service is created inside the
+// app's network namespace (127.0.0.1:4454 events, :4457 logs, :4455 blobs) before its task
+// starts and handed to the service that serves it (fleetlet-streams for events and logs,
+// fleetlet-blobs for blobs) with the app's name, over the service's handoff socket
+// (docs/socket-handoff.md). fleetletd keeps its own copy: while a service restarts, clients
+// wait in the backlog, and the restarted service gets every listener again. A service the app
+// does not list has nothing listening in its namespace. Apps learn the URIs from
+// AX_EVENT_SERVICE_URI, AX_CONSOLE_SERVICE_URI and AX_BLOB_SERVICE_URI.
+//
+// Listeners are made with SO_REUSEPORT, so that a restarted fleetletd can make them again
+// beside the copies the services still hold (the services then drop the old ones at the end
+// of the re-sync).
+//
+// Thread-safety: all methods may be called from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "error/error.h"
+#include "handoff/sender.h"
+#include "manifest/types.h"
+
+namespace fleetlet::services {
+
+// One node service an app can list.
+struct ServiceEndpoint {
+  std::string name;      // in the manifest: "events", "logs", "blobs"
+  std::string listener;  // in the handoff protocol: "events", "console", "blobs"
+  uint16_t port = 0;     // on the app's localhost
+  std::string env;       // the variable that carries its URI
+  std::string path;      // the URI's path
+};
+// events, logs, blobs.
+const std::vector<ServiceEndpoint>& endpoints();
+
+// AX_* = http://localhost:<port><path> for every service the app lists (for host-mode apps
+// too: they reach the services' host listeners on the node's loopback).
+std::map<std::string, std::string> serviceEnvironment(const manifest::App& app);
+
+struct ServiceLinksOptions {
+  // The services' --handoff-socket; empty: not linked (apps listing its services get a
+  // warning and nothing listening).
+  std::filesystem::path streams_socket;
+  std::filesystem::path blobs_socket;
+};
+
+class ServiceLinks {
+ public:
+  // Connects to nothing until start(); then a thread reconnects every `retry` to services
+  // that are not up (or went away) until destruction.
+  explicit ServiceLinks(ServiceLinksOptions options,
+                        std::chrono::milliseconds retry = std::chrono::milliseconds(200));
+
+  // Connects to the services, handing them every listener linked so far. Call it once the
+  // running apps are linked (after a restart, before that a connection would tell the
+  // services to drop the listeners the previous fleetletd handed them, leaving the apps
+  // without until they are linked again).
+  void start();
+
+  // Makes `app`'s listeners in `netns` match `services`: creates those it lacks (or whose
+  // namespace was re-created under the same path), removes those no longer listed. Hands them
+  // to their services when those are up (else on their next reconnect). Errors name the app
+  // and the service; a listener that could not be made leaves the others in place.
+  Status link(const std::string& app, const std::vector<std::string>& services,
+              const std::filesystem::path& netns);
+  // Closes every listener of the app (fleetletd's copies and, through the services, theirs).
+  void unlink(const std::string& app);
+  // Unlinks every app not in `live`.
+  void gc(const std::set<std::string>& live);
+  // Reconnects to services that went away (a restart) and hands them every listener again.
+  void reconnect();
+
+  // The (app, listener) pairs held, for status and tests.
+  std::vector<std::pair<std::string, std::string>> listeners() const;
+
+ private:
+  handoff::HandoffSender* senderFor(const ServiceEndpoint& e);
+
+  ServiceLinksOptions options_;
+  handoff::HandoffSender streams_;
+  handoff::HandoffSender blobs_;
+  mutable std::mutex mu_;  // serializes link/unlink/gc
+  std::atomic<bool> started_{false};
+  std::jthread reconnector_;  // last: stopped first
+};
+
+}  // namespace fleetlet::services

@@ -1,0 +1,391 @@
+#include "webview/webview_runtime.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "crypto/base64.h"
+
+namespace fleetlet::webview {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
+
+}  // namespace
+
+std::filesystem::path defaultKioskBinary() {
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const auto& candidate :
+       {self / "fleetlet-webview",
+        self.parent_path().parent_path() / "webview-host" / "fleetlet-webview"}) {
+    if (fs::exists(candidate, ec)) return candidate;
+  }
+  return "/usr/libexec/fleetlet/fleetlet-webview";
+}
+
+WebviewRuntime::WebviewRuntime(WebviewOptions options)
+    : options_(std::move(options)),
+      store_(options_.bundles),
+      client_(options_.work_dir / "control.sock") {
+  worker_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
+}
+
+WebviewRuntime::~WebviewRuntime() {
+  worker_.request_stop();
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void WebviewRuntime::setDesired(std::shared_ptr<const manifest::NodeState> desired) {
+  {
+    std::lock_guard lock(mu_);
+    if (desired == desired_) return;
+    desired_ = std::move(desired);
+    dirty_ = true;
+    if (desired_) {
+      for (const auto& [name, app] : desired_->apps) {
+        if (app.runtime == manifest::Runtime::kWebview) records_[name].status.name = name;
+      }
+    }
+  }
+  wake_.notify_all();
+}
+
+std::map<std::string, WebviewAppStatus> WebviewRuntime::apps() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, WebviewAppStatus> out;
+  if (!desired_) return out;
+  for (const auto& [name, app] : desired_->apps) {
+    if (app.runtime != manifest::Runtime::kWebview) continue;
+    auto it = records_.find(name);
+    out[name] = it != records_.end() ? it->second.status : WebviewAppStatus{.name = name};
+  }
+  return out;
+}
+
+std::optional<WebviewAppStatus> WebviewRuntime::app(const std::string& name) const {
+  auto all = apps();
+  auto it = all.find(name);
+  if (it == all.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::string> WebviewRuntime::screenshot(const std::string& app) const {
+  Json request = {{"cmd", "screenshot"}};
+  if (!app.empty()) request["app"] = app;
+  FLEETLET_ASSIGN_OR_RETURN(Json answer, client_.call(request));
+  if (!answer.contains("png") || !answer["png"].is_string()) {
+    return fail(ErrorCode::kInternal, "kiosk answered a screenshot without png");
+  }
+  auto png = base64Decode(answer["png"].get<std::string>());
+  if (!png) return std::unexpected(png.error().wrap("kiosk screenshot"));
+  return png;
+}
+
+Status WebviewRuntime::show(const std::string& app) {
+  FLEETLET_ASSIGN_OR_RETURN(Json answer, client_.call({{"cmd", "show"}, {"app", app}}));
+  (void)answer;
+  return {};
+}
+
+void WebviewRuntime::onChange(std::function<void(const WebviewAppStatus&)> callback) {
+  std::lock_guard lock(mu_);
+  on_change_ = std::move(callback);
+}
+
+void WebviewRuntime::event(const std::string& app, const std::string& kind,
+                           const std::string& message) {
+  if (kind == "error" || kind == "restarted" || kind == "kiosk-exited") {
+    spdlog::warn("webview {}: {}: {}", app.empty() ? "kiosk" : app, kind, message);
+  } else {
+    spdlog::info("webview {}: {}: {}", app.empty() ? "kiosk" : app, kind, message);
+  }
+  if (options_.on_event) options_.on_event(app, kind, message);
+}
+
+void WebviewRuntime::setStatus(const std::string& name,
+                               const std::function<void(WebviewAppStatus&)>& change) {
+  std::function<void(const WebviewAppStatus&)> callback;
+  WebviewAppStatus now;
+  {
+    std::lock_guard lock(mu_);
+    auto& record = records_[name];
+    record.status.name = name;
+    WebviewAppStatus before = record.status;
+    change(record.status);
+    if (record.status == before) return;
+    now = record.status;
+    callback = on_change_;
+  }
+  if (callback) callback(now);
+}
+
+void WebviewRuntime::run(const std::stop_token& stop) {
+  while (!stop.stop_requested()) {
+    step(stop);
+    std::unique_lock lock(mu_);
+    wake_.wait_for(lock, stop, options_.poll_interval, [this] { return dirty_; });
+  }
+  if (kiosk_) {
+    kiosk_->stop(SIGTERM, 3s);
+    kiosk_.reset();
+  }
+}
+
+void WebviewRuntime::step(const std::stop_token& stop) {
+  std::shared_ptr<const manifest::NodeState> desired;
+  {
+    std::lock_guard lock(mu_);
+    desired = desired_;
+    dirty_ = false;
+  }
+  if (!ensureKiosk(stop)) return;
+  converge(desired.get());
+  poll();
+  prune();
+}
+
+bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
+  if (kiosk_) {
+    auto ended = kiosk_->poll();
+    if (!ended) return true;
+    kiosk_.reset();
+    event("", "kiosk-exited", ended->describe());
+    kiosk_restart_at_ = SteadyClock::now() + options_.kiosk_restart_backoff;
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [name, record] : records_) {
+        if (record.loaded.empty()) continue;
+        record.loaded.clear();  // loaded again into the new kiosk
+        record.kiosk_failures = 0;
+        names.push_back(name);
+      }
+    }
+    for (const auto& name : names) {
+      setStatus(name, [&](WebviewAppStatus& s) {
+        s.state = "backoff";
+        s.message = "the kiosk exited (" + ended->describe() + "); restarting it";
+        ++s.restarts;
+        s.shown = false;
+      });
+    }
+  }
+  if (SteadyClock::now() < kiosk_restart_at_) return false;
+  std::error_code ec;
+  fs::create_directories(options_.work_dir, ec);
+  const fs::path socket = options_.work_dir / "control.sock";
+  fs::remove(socket, ec);
+  SpawnOptions spawn;
+  spawn.argv = {options_.binary.string(), "--socket", socket.string(), "--state-dir",
+                (options_.work_dir / "state").string()};
+  for (const auto& arg : options_.kiosk_args) spawn.argv.push_back(arg);
+  spawn.env = {{"DISPLAY", options_.display}};
+  spawn.stdout_path = options_.work_dir / "kiosk.log";
+  spawn.stderr_path = options_.work_dir / "kiosk.log";
+  auto child = ChildProcess::spawn(spawn);
+  if (!child) {
+    event("", "error", child.error().wrap("start {}", options_.binary.string()).message());
+    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+    return false;
+  }
+  for (int i = 0; i < 200 && !fs::exists(socket, ec) && !stop.stop_requested(); ++i) {
+    if (child->poll()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  if (!fs::exists(socket, ec)) {
+    auto ended = child->stop(SIGTERM, 1s);
+    event("", "error",
+          fmt::format("{} did not open its control socket ({}); see {}", options_.binary.string(),
+                      ended.describe(), (options_.work_dir / "kiosk.log").string()));
+    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+    return false;
+  }
+  ++kiosk_starts_;
+  event("", "kiosk-started", fmt::format("pid {} on display {}", child->pid(), options_.display));
+  kiosk_.emplace(std::move(*child));
+  return true;
+}
+
+void WebviewRuntime::converge(const manifest::NodeState* desired) {
+  std::set<std::string> wanted;
+  if (desired != nullptr) {
+    for (const auto& [name, app] : desired->apps) {
+      if (app.runtime != manifest::Runtime::kWebview || !app.bundle) continue;
+      wanted.insert(name);
+      const auto& bundle = *app.bundle;
+      std::string loaded;
+      bool wait = false;
+      {
+        std::lock_guard lock(mu_);
+        const auto& record = records_[name];
+        loaded = record.loaded;
+        wait = record.refused == bundle.sha256 && SteadyClock::now() < record.retry_at;
+      }
+      if (loaded == bundle.sha256 || wait) continue;
+
+      if (loaded.empty()) {
+        setStatus(name, [&](WebviewAppStatus& s) {
+          s.state = "pulling";
+          s.message = "bundle " + bundle.url;
+        });
+      }
+      auto installed = store_.ensure(bundle.url, bundle.sha256);
+      Json load = {{"cmd", "load"}, {"app", name}};
+      if (installed) load["dir"] = installed->dir.string();
+      // resources.memory is the web process's limit: above it the kiosk recycles it.
+      if (app.resources.memory_bytes) {
+        load["memoryLimitMiB"] =
+            std::clamp<int64_t>(*app.resources.memory_bytes / (1024 * 1024), 64, 65536);
+      }
+      Status handed =
+          installed ? discardValue(client_.call(load)) : Status(std::unexpected(installed.error()));
+      if (!handed) {
+        const std::string why = handed.error().message();
+        event(name, "error", why);
+        {
+          std::lock_guard lock(mu_);
+          records_[name].refused = bundle.sha256;
+          records_[name].retry_at = SteadyClock::now() + options_.retry_interval;
+        }
+        setStatus(name, [&](WebviewAppStatus& s) {
+          if (loaded.empty()) {
+            s.state = "backoff";
+            s.message = fmt::format(
+                "{}; retry in {}s", why,
+                std::chrono::duration_cast<std::chrono::seconds>(options_.retry_interval).count());
+          } else {
+            s.message = fmt::format("bundle {} refused ({}); still showing {}",
+                                    shortSha(bundle.sha256), why, shortSha(loaded));
+          }
+        });
+        continue;
+      }
+      {
+        std::lock_guard lock(mu_);
+        auto& record = records_[name];
+        if (!record.loaded.empty()) record.previous = record.loaded;
+        record.loaded = bundle.sha256;
+        record.kiosk_failures = 0;
+      }
+      event(name, loaded.empty() ? "started" : "updated",
+            fmt::format("bundle {} handed to the kiosk", shortSha(bundle.sha256)));
+      // The latest applied app is the one shown.
+      if (auto shown = client_.call({{"cmd", "show"}, {"app", name}}); !shown) {
+        event(name, "error", shown.error().message());
+      }
+      setStatus(name, [&](WebviewAppStatus& s) {
+        s.state = "starting";
+        s.message = "";
+        s.bundle = bundle.sha256;
+      });
+    }
+  }
+  std::vector<std::string> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, record] : records_) {
+      if (!wanted.contains(name)) gone.push_back(name);
+    }
+  }
+  for (const auto& name : gone) {
+    bool was_loaded = false;
+    {
+      std::lock_guard lock(mu_);
+      was_loaded = !records_[name].loaded.empty();
+      records_.erase(name);
+    }
+    if (!was_loaded) continue;
+    if (auto r = client_.call({{"cmd", "unload"}, {"app", name}});
+        !r && r.error().code() != ErrorCode::kNotFound) {
+      event(name, "error", r.error().message());
+    } else {
+      event(name, "removed", "unloaded from the kiosk");
+    }
+  }
+}
+
+void WebviewRuntime::poll() {
+  auto list = client_.call({{"cmd", "list"}});
+  if (!list) {
+    spdlog::debug("webview: list: {}", list.error().message());
+    return;
+  }
+  const std::string shown = (*list)["shown"].is_string() ? (*list)["shown"].get<std::string>() : "";
+  for (const Json& s : (*list)["apps"]) {
+    const std::string name = s.value("app", "");
+    uint64_t failures = s.value("failures", uint64_t{0});
+    uint64_t new_failures = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto it = records_.find(name);
+      if (it == records_.end() || it->second.loaded.empty()) continue;
+      if (failures > it->second.kiosk_failures) new_failures = failures - it->second.kiosk_failures;
+      it->second.kiosk_failures = failures;
+    }
+    std::string reason;
+    if (s.contains("lastFailure") && s["lastFailure"].is_object()) {
+      reason = fmt::format("{}: {}", s["lastFailure"].value("state", ""),
+                           s["lastFailure"].value("reason", ""));
+    }
+    if (new_failures > 0) event(name, "restarted", reason);
+    const std::string load_state = s.value("loadState", "");
+    const bool beating = s.contains("heartbeatAgeMs") && s["heartbeatAgeMs"].is_number() &&
+                         s["heartbeatAgeMs"].get<int64_t>() < options_.ready_heartbeat.count();
+    bool became_ready = false;
+    setStatus(name, [&](WebviewAppStatus& st) {
+      st.restarts += new_failures;
+      st.shown = name == shown;
+      if (load_state == "loaded" && beating) {
+        became_ready = st.state != "running";
+        st.state = "running";
+        if (st.message.starts_with("the kiosk") || st.message.starts_with("crashed") ||
+            st.message.starts_with("hung") || st.message.starts_with("failed")) {
+          st.message.clear();
+        }
+      } else if (load_state == "loading" || load_state == "idle" || load_state == "loaded") {
+        if (st.state != "running" || load_state != "loaded") st.state = "starting";
+      } else {
+        st.state = "backoff";
+        st.message = reason;
+      }
+    });
+    if (became_ready) {
+      std::lock_guard lock(mu_);
+      records_[name].previous.clear();  // the new bundle runs: the previous may go
+    }
+  }
+}
+
+void WebviewRuntime::prune() {
+  std::set<std::string> keep;
+  std::shared_ptr<const manifest::NodeState> desired;
+  {
+    std::lock_guard lock(mu_);
+    desired = desired_;
+    for (const auto& [name, record] : records_) {
+      if (!record.loaded.empty()) keep.insert(record.loaded);
+      if (!record.previous.empty()) keep.insert(record.previous);
+    }
+  }
+  if (desired) {
+    for (const auto& [name, app] : desired->apps) {
+      if (app.bundle) keep.insert(app.bundle->sha256);
+    }
+  }
+  if (keep == pruned_keep_) return;
+  if (auto st = store_.prune(keep); !st) {
+    spdlog::warn("webview: prune bundles: {}", st.error().message());
+    return;
+  }
+  pruned_keep_ = std::move(keep);
+}
+
+}  // namespace fleetlet::webview

@@ -1,0 +1,136 @@
+#pragma once
+// WebviewRuntime: fleetletd's side of `runtime: webview`. It runs fleetlet-webview as a
+// supervised child on the node's display, fetches and verifies each webview app's bundle
+// (bundle::BundleStore), hands the verified directory to the kiosk over its control socket,
+// and reads the kiosk's status back into per-app states:
+//
+//   pending   not worked on yet
+//   pulling   the bundle is being fetched, verified and unpacked
+//   starting  handed to the kiosk; the page loads
+//   running   the page has loaded and its heartbeat is fresh ("ready")
+//   backoff   the page crashed, hung or failed to load and is being reloaded, or the bundle
+//             could not be fetched (retried), or the kiosk is restarting; `message` says why
+//
+// A bundle that cannot be fetched, fails its hash or is hostile is refused: an app that
+// shows an earlier bundle keeps showing it (its state stays, `message` says what was
+// refused). The previous bundle of an app is kept in the store until the new one runs.
+// Every page recovery of the kiosk is counted in `restarts` and reported as an event
+// ("restarted", "crashed: web process crashed"), as is every kiosk restart.
+//
+// Threads: one worker thread does all the blocking work; the public methods are thread-safe
+// and return at once, except screenshot() and show(), which ask the kiosk (up to 10 s).
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bundle/store.h"
+#include "error/error.h"
+#include "manifest/types.h"
+#include "os/child_process.h"
+#include "webview/kiosk_client.h"
+
+namespace fleetlet::webview {
+
+struct WebviewOptions {
+  std::string display;                  // the X display the kiosk shows on (":0")
+  std::filesystem::path binary;         // fleetlet-webview
+  std::filesystem::path work_dir;       // control.sock, state/ (website data), kiosk.log
+  bundle::StoreOptions bundles;         // root: <data>/bundles
+  std::vector<std::string> kiosk_args;  // extra flags: --window WxH, --no-sandbox, ...
+  std::chrono::milliseconds poll_interval{500};
+  std::chrono::milliseconds retry_interval{10000};  // a refused bundle is tried again after
+  std::chrono::milliseconds ready_heartbeat{5000};  // "running" needs a heartbeat this fresh
+  std::chrono::milliseconds kiosk_restart_backoff{1000};
+  // Node events (app, kind, message), from the worker thread.
+  std::function<void(const std::string&, const std::string&, const std::string&)> on_event;
+};
+
+struct WebviewAppStatus {
+  std::string name;
+  std::string state = "pending";
+  std::string message;
+  uint64_t restarts = 0;
+  std::string bundle;  // sha256 of the bundle handed to the kiosk, empty before
+  bool shown = false;
+  bool operator==(const WebviewAppStatus&) const = default;
+};
+
+// fleetlet-webview beside the running binary (installed), in the build tree's webview-host/
+// (development), else /usr/libexec/fleetlet/fleetlet-webview.
+std::filesystem::path defaultKioskBinary();
+
+class WebviewRuntime {
+ public:
+  explicit WebviewRuntime(WebviewOptions options);
+  // Stops the worker and the kiosk (SIGTERM, then SIGKILL after 3 s).
+  ~WebviewRuntime();
+  WebviewRuntime(const WebviewRuntime&) = delete;
+  WebviewRuntime& operator=(const WebviewRuntime&) = delete;
+
+  // The desired state; its webview apps are brought to the screen, webview apps it no
+  // longer has are removed. Other runtimes' apps are ignored. The same pointer again is a
+  // no-op, so callers may pass the current state as often as they like.
+  void setDesired(std::shared_ptr<const manifest::NodeState> desired);
+
+  // Status of every desired webview app, by name.
+  std::map<std::string, WebviewAppStatus> apps() const;
+  std::optional<WebviewAppStatus> app(const std::string& name) const;
+
+  // A PNG of what the app's view shows (the shown app when `app` is empty).
+  Result<std::string> screenshot(const std::string& app) const;
+  // Shows the app. kNotFound when the kiosk does not have it.
+  Status show(const std::string& app);
+
+  // Called whenever an app's status changed (from the worker thread).
+  void onChange(std::function<void(const WebviewAppStatus&)> callback);
+
+ private:
+  struct Record {
+    WebviewAppStatus status;
+    std::string loaded;    // sha256 handed to the kiosk
+    std::string previous;  // kept in the store until `loaded` runs
+    uint64_t kiosk_failures = 0;
+    std::string refused;  // the sha256 last refused, not tried again before retry_at
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+
+  void run(const std::stop_token& stop);
+  void step(const std::stop_token& stop);
+  bool ensureKiosk(const std::stop_token& stop);
+  void converge(const manifest::NodeState* desired);
+  void poll();
+  void prune();
+  void setStatus(const std::string& name, const std::function<void(WebviewAppStatus&)>& change);
+  void event(const std::string& app, const std::string& kind, const std::string& message);
+
+  WebviewOptions options_;
+  bundle::BundleStore store_;
+  KioskClient client_;
+
+  mutable std::mutex mu_;
+  std::condition_variable_any wake_;
+  std::shared_ptr<const manifest::NodeState> desired_;      // guarded by mu_
+  bool dirty_ = false;                                      // guarded by mu_
+  std::map<std::string, Record> records_;                   // guarded by mu_
+  std::function<void(const WebviewAppStatus&)> on_change_;  // guarded by mu_
+
+  // Worker thread only.
+  std::optional<ChildProcess> kiosk_;
+  std::chrono::steady_clock::time_point kiosk_restart_at_{};
+  uint64_t kiosk_starts_ = 0;
+  std::set<std::string> pruned_keep_;
+
+  std::jthread worker_;  // last: stopped and joined before the members above go
+};
+
+}  // namespace fleetlet::webview

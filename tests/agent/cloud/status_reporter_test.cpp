@@ -1,0 +1,160 @@
+// StatusReporter against the API tests' FakeNodeService and a scripted sender: when reports
+// are made, what they hold, and that each seq is acknowledged once, in order, across failures.
+#include "cloud/status_reporter.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "../api/fake_node_service.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::cloud {
+namespace {
+
+using std::chrono::seconds;
+
+class FakeSender : public StatusSender {
+ public:
+  Result<SendResult> send(const std::string& method, const std::string& url,
+                          const std::string& body) override {
+    calls.push_back({method, url, body});
+    if (down) return fail(ErrorCode::kUnavailable, "cloud unreachable");
+    if (!statuses.empty()) {
+      auto s = statuses.front();
+      statuses.pop_front();
+      return s;
+    }
+    return SendResult{.status = 201, .retry_after = {}};
+  }
+  struct Call {
+    std::string method, url, body;
+  };
+  std::vector<Call> calls;
+  std::deque<SendResult> statuses;
+  bool down = false;
+};
+
+class StatusReporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = fleetlet::testing::TempDir::create("reporter-test");
+    ASSERT_TRUE(dir.has_value());
+    dir_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*dir));
+    auto outbox = StatusOutbox::open(dir_->path() / "status.db");
+    ASSERT_TRUE(outbox);
+    outbox_ = std::move(*outbox);
+    node_.seedExample(now_);
+  }
+  StatusReporter make() {
+    return StatusReporter({.node_id = "n1",
+                           .url = "https://cloud/status/{node}",
+                           .method = "PUT",
+                           .min_interval = seconds(10),
+                           .max_backoff = seconds(60),
+                           .now = [this] { return now_; },
+                           .random01 = [] { return 0.5; }},
+                          node_, *outbox_, sender_);
+  }
+  Json sentBody(size_t i) { return Json::parse(sender_.calls.at(i).body); }
+
+  std::unique_ptr<fleetlet::testing::TempDir> dir_;
+  std::unique_ptr<StatusOutbox> outbox_;
+  api::test::FakeNodeService node_;
+  FakeSender sender_;
+  core::Clock::time_point now_ = core::Clock::from_time_t(1796115600);
+};
+
+TEST_F(StatusReporterTest, AReportHoldsRevisionsAppsAndEvents) {
+  auto reporter = make();
+  node_.publish("camera", "exited", "exit code 137");
+  node_.publish("camera", "restarted", "pid 4243 (restart policy)");
+  ASSERT_EQ(reporter.collect(), true);
+  EXPECT_EQ(reporter.flush(), std::nullopt);
+  ASSERT_EQ(sender_.calls.size(), 1U);
+  EXPECT_EQ(sender_.calls[0].method, "PUT");
+  EXPECT_EQ(sender_.calls[0].url, "https://cloud/status/n1/1.json");
+  auto r = sentBody(0);
+  EXPECT_EQ(r["node"], "n1");
+  EXPECT_EQ(r["seq"], 1);
+  EXPECT_EQ(r["time"], "2026-12-01T09:00:00.000Z");
+  EXPECT_EQ(r["revisions"]["desired"], 7);
+  EXPECT_EQ(r["revisions"]["applied"], 6);
+  EXPECT_EQ(r["revisions"]["lastGood"], 6);
+  EXPECT_TRUE(r["revisions"]["failed"].is_array());
+  const auto& camera = r["apps"]["camera"];
+  EXPECT_EQ(camera["state"], "running");
+  EXPECT_EQ(camera["restarts"], 2);
+  EXPECT_EQ(camera["healthy"], true);
+  EXPECT_EQ(camera["lastRestartReason"], "exit code 137");
+  EXPECT_TRUE(camera.contains("startedAt"));
+  EXPECT_EQ(r["apps"]["plc-bridge"]["lastExitCode"], 1);
+  ASSERT_GE(r["events"].size(), 2U);
+  EXPECT_EQ(r["events"].back()["kind"], "restarted");
+  EXPECT_EQ(r["eventsDropped"], 0);
+}
+
+TEST_F(StatusReporterTest, AtMostOneReportPer10sUnlessAnApplyFinished) {
+  auto reporter = make();
+  ASSERT_EQ(reporter.collect(), true);
+  EXPECT_EQ(reporter.collect(), false);  // nothing changed
+  node_.publish("camera", "exited", "exit code 1");
+  now_ += seconds(5);
+  EXPECT_EQ(reporter.collect(), false);  // changed, but too soon
+  now_ += seconds(5);
+  EXPECT_EQ(reporter.collect(), true);
+  node_.publish("", "applied", "revision 8 (2 apps) from cloud");
+  now_ += seconds(1);
+  EXPECT_EQ(reporter.collect(), true);  // an apply finished: at once
+  now_ += seconds(60);
+  EXPECT_EQ(reporter.collect(), false);  // idle: no report
+}
+
+TEST_F(StatusReporterTest, EveryReportIsAcknowledgedOnceInOrderAcrossAnOutage) {
+  auto reporter = make();
+  std::vector<int64_t> event_seqs;
+  sender_.down = true;
+  for (int i = 0; i < 20; ++i) {
+    event_seqs.push_back(node_.publish("camera", "exited", fmt::format("exit code {}", i)));
+    now_ += seconds(10);
+    ASSERT_TRUE(reporter.collect());
+    EXPECT_TRUE(reporter.flush().has_value());  // a backoff
+  }
+  sender_.down = false;
+  sender_.statuses.push_back({.status = 503, .retry_after = "120"});
+  auto delay = reporter.flush();
+  ASSERT_TRUE(delay.has_value());
+  EXPECT_EQ(*delay, seconds(120));
+  EXPECT_EQ(reporter.flush(), std::nullopt);
+  // Successful PUTs: report 1 (held back and retried with the same bytes), then report 2
+  // holding everything that happened during the outage.
+  std::map<std::string, std::string> bodies;
+  for (const auto& c : sender_.calls) {
+    if (bodies.contains(c.url)) {
+      EXPECT_EQ(bodies[c.url], c.body) << c.url;
+    }
+    bodies[c.url] = c.body;
+  }
+  EXPECT_EQ(bodies.size(), 2U);
+  EXPECT_EQ(sender_.calls.back().url, "https://cloud/status/n1/2.json");
+  std::vector<int64_t> reported;
+  for (const auto& url : {"https://cloud/status/n1/1.json", "https://cloud/status/n1/2.json"}) {
+    const Json report = Json::parse(bodies[url]);
+    for (const auto& e : report["events"]) {
+      if (e["kind"] == "exited") reported.push_back(e["seq"].get<int64_t>());
+    }
+  }
+  EXPECT_EQ(reported, event_seqs);  // each event once, in order
+}
+
+TEST_F(StatusReporterTest, UrlsTakeSeqAndNode) {
+  auto reporter = make();
+  EXPECT_EQ(reporter.urlFor(12), "https://cloud/status/n1/12.json");
+  StatusReporter custom({.node_id = "n1", .url = "https://c/{node}-{seq}.json"}, node_, *outbox_,
+                        sender_);
+  EXPECT_EQ(custom.urlFor(3), "https://c/n1-3.json");
+}
+
+}  // namespace
+}  // namespace fleetlet::cloud

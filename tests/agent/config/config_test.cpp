@@ -1,0 +1,117 @@
+// fleetletd's config file: the node, trust and cloud sections (docs/fleetletd.md).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "config/daemon_config.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = fleetlet::testing::TempDir::create("config-test");
+    ASSERT_TRUE(dir.has_value());
+    dir_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*dir));
+  }
+  Result<DaemonConfig> load(const std::string& yaml) {
+    auto path = dir_->path() / "fleetletd.yaml";
+    std::ofstream(path) << yaml;
+    return loadConfigFile(path, DaemonConfig{});
+  }
+  std::unique_ptr<fleetlet::testing::TempDir> dir_;
+};
+
+TEST_F(ConfigTest, CloudTrustAndNodeSections) {
+  auto cfg = load(
+      "node: {id: edge-7}\n"
+      "trust:\n"
+      "  keys: [fleet.pub, /etc/fleetlet/backup.pub]\n"
+      "  threshold: 2\n"
+      "  allowUnsigned: local\n"
+      "cloud:\n"
+      "  manifestUrl: https://cloud.example/nodes/{node}.dsse.json\n"
+      "  statusUrl: https://cloud.example/status/{node}/{seq}.json\n"
+      "  statusInterval: 5s\n"
+      "  interval: 30s\n"
+      "  wait: 20s\n"
+      "  maxManifestBytes: 65536\n"
+      "  tls:\n"
+      "    cert: node.crt\n"
+      "    key: node.key\n"
+      "    ca: /etc/fleetlet/ca.pem\n"
+      "    pinnedPublicKeys: [\"sha256//AAAA\"]\n");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->node_id, "edge-7");
+  ASSERT_EQ(cfg->trust_keys.size(), 2U);
+  EXPECT_EQ(cfg->trust_keys[0], dir_->path() / "fleet.pub");  // relative to the config file
+  EXPECT_EQ(cfg->trust_keys[1], "/etc/fleetlet/backup.pub");
+  EXPECT_EQ(cfg->trust_threshold, 2);
+  EXPECT_TRUE(cfg->allow_unsigned_local);
+  EXPECT_EQ(cfg->cloud.manifest_url, "https://cloud.example/nodes/{node}.dsse.json");
+  EXPECT_EQ(cfg->cloud.status_url, "https://cloud.example/status/{node}/{seq}.json");
+  EXPECT_EQ(cfg->cloud.status_method, "PUT");
+  EXPECT_EQ(cfg->cloud.interval, std::chrono::seconds(30));
+  EXPECT_EQ(cfg->cloud.status_interval, std::chrono::seconds(5));
+  EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(20));
+  EXPECT_EQ(cfg->cloud.max_manifest_bytes, 65536);
+  EXPECT_EQ(cfg->cloud.tls.cert, dir_->path() / "node.crt");
+  EXPECT_EQ(cfg->cloud.tls.ca, "/etc/fleetlet/ca.pem");
+  EXPECT_EQ(cfg->cloud.tls.pinned_public_keys, std::vector<std::string>{"sha256//AAAA"});
+}
+
+TEST_F(ConfigTest, DefaultsAreSignedOnlyAndAMinuteApart) {
+  auto cfg = load("logLevel: info\n");
+  ASSERT_TRUE(cfg.has_value());
+  EXPECT_FALSE(cfg->allow_unsigned_local);
+  EXPECT_EQ(cfg->trust_threshold, 1);
+  EXPECT_EQ(cfg->cloud.interval, std::chrono::seconds(60));
+  EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(55));
+  EXPECT_TRUE(cfg->cloud.manifest_url.empty());
+}
+
+TEST_F(ConfigTest, MistakesNameTheKey) {
+  struct Case {
+    std::string yaml, reason;
+  };
+  const Case cases[] = {
+      {"cloud: {manifestURL: x}\n", "unknown key \"cloud.manifestURL\""},
+      {"cloud: {tls: {certificate: x}}\n", "unknown key \"cloud.tls.certificate\""},
+      {"cloud: {interval: 10}\n", "cloud.interval: \"10\" is not a duration"},
+      {"cloud: {interval: 100ms}\n", "cloud.interval: must be at least 1s"},
+      {"cloud: {statusMethod: PATCH}\n", "cloud.statusMethod: \"PATCH\" is not PUT or POST"},
+      {"cloud: {tls: {pinnedPublicKeys: [abc]}}\n", "is not a sha256//<base64> pin"},
+      {"trust: {allowUnsigned: cloud}\n", "trust.allowUnsigned: \"cloud\" is not a source"},
+      {"trust: {threshold: 0}\n", "trust.threshold: must be at least 1"},
+      {"trust: {keys: a.pub}\n", "trust.keys: expected a list"},
+      {"node: {name: x}\n", "unknown key \"node.name\""},
+      {"trust: [a]\n", "trust: expected a mapping"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = load(c.yaml);
+    ASSERT_FALSE(cfg.has_value()) << c.yaml;
+    EXPECT_THAT(cfg.error().message(), HasSubstr(c.reason)) << c.yaml;
+  }
+}
+
+TEST_F(ConfigTest, NodeIdFromConfigOrMachineId) {
+  DaemonConfig cfg;
+  cfg.node_id_file = dir_->path() / "machine-id";
+  std::ofstream(cfg.node_id_file) << "  0123abcd \nsecond\n";
+  EXPECT_EQ(resolveNodeId(cfg), "0123abcd");
+  cfg.node_id = "edge-7";
+  EXPECT_EQ(resolveNodeId(cfg), "edge-7");
+  cfg.node_id.clear();
+  std::ofstream(cfg.node_id_file) << "\n";
+  EXPECT_THAT(resolveNodeId(cfg).error().message(), HasSubstr("is empty (set node.id)"));
+  cfg.node_id_file = dir_->path() / "missing";
+  EXPECT_EQ(resolveNodeId(cfg).error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace fleetlet::config

@@ -1,0 +1,199 @@
+// AppNetworks over the real executor with a fake PluginRunner: when plugins run (a new app, a
+// changed port, a changed policy, nothing changed), how `allow` names are resolved and kept
+// up to date as peers come and go, and that a restarted fleetletd resumes from the cache.
+// Namespace pins are real (in a test directory): needs root, skipped otherwise.
+#include "network/app_networks.h"
+
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <fstream>
+
+#include "netns/netns.h"
+#include "support/require_root.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::network {
+namespace {
+
+TEST(ResolvePolicy, AppNamesBecomeTheirAddressesAndUnknownOnesWait) {
+  manifest::Network net;
+  net.egress = manifest::Network::Egress::kNone;
+  net.allow = {"10.1.0.0/16", "db", "192.168.7.20", "later"};
+  std::map<std::string, std::vector<cni::Cidr>> addresses = {
+      {"db", {*cni::parseCidr("10.90.0.7/32")}}};
+  auto r = resolvePolicy(net, addresses);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->policy.egress, cni::firewall::Egress::kNone);
+  std::vector<std::string> allow;
+  for (const auto& c : r->policy.allow) allow.push_back(c.toString());
+  EXPECT_EQ(allow, (std::vector<std::string>{"10.1.0.0/16", "10.90.0.7/32", "192.168.7.20/32"}));
+  EXPECT_EQ(r->waiting_for, (std::vector<std::string>{"later"}));
+  net.allow = {"not an address!"};
+  EXPECT_EQ(resolvePolicy(net, addresses).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(PortMappings, FollowExpose) {
+  manifest::Network net;
+  net.expose = {{.port = 8080, .host_port = 18080, .protocol = "tcp"},
+                {.port = 53, .host_port = 1053, .protocol = "udp"}};
+  auto m = portMappings(net);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].host_port, 18080);
+  EXPECT_EQ(m[0].container_port, 8080);
+  EXPECT_EQ(m[1].protocol, "udp");
+}
+
+// Hands out 10.90.0.<n> in ADD order and records every invocation.
+class FakeRunner final : public cni::PluginRunner {
+ public:
+  Result<cni::PluginOutput> run(const cni::PluginInvocation& inv) override {
+    const std::string plugin = inv.binary.filename().string();
+    const std::string command = inv.env.at("CNI_COMMAND");
+    const std::string id = inv.env.at("CNI_CONTAINERID");
+    calls.push_back(command + " " + plugin + " " + id);
+    Json config = Json::parse(inv.stdin_data);
+    if (plugin == "fw" && command == "ADD")
+      policies[id] = config["runtimeConfig"]["fleetletFirewall"];
+    if (command != "ADD") return cni::PluginOutput{.exit_code = 0};
+    if (config.contains("prevResult")) {
+      return cni::PluginOutput{.exit_code = 0, .out = config["prevResult"].dump()};
+    }
+    Json result = {{"cniVersion", "1.0.0"},
+                   {"ips", Json::array({Json{{"address", fmt::format("10.90.0.{}/16", ++next)}}})}};
+    return cni::PluginOutput{.exit_code = 0, .out = result.dump()};
+  }
+  std::vector<std::string> calls;
+  std::map<std::string, Json> policies;  // the last policy fw was given, by container id
+  int next = 1;
+};
+
+class AppNetworksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    auto tmp = testing::TempDir::create("fleetlet-appnet");
+    ASSERT_TRUE(tmp);
+    tmp_.emplace(std::move(*tmp));
+    std::filesystem::create_directories(tmp_->path() / "bin");
+    std::filesystem::create_directories(tmp_->path() / "conf");
+    for (const char* name : {"if", "fw"}) {
+      std::ofstream(tmp_->path() / "bin" / name) << "#!/bin/sh\n";
+      std::filesystem::permissions(tmp_->path() / "bin" / name, std::filesystem::perms::owner_all);
+    }
+    std::ofstream(tmp_->path() / "conf" / "10-test.conflist")
+        << R"({"cniVersion": "1.0.0", "name": "unit", "plugins": [
+              {"type": "if", "capabilities": {"portMappings": true}},
+              {"type": "fw", "capabilities": {"fleetletFirewall": true}}]})";
+    start();
+  }
+  void TearDown() override {
+    if (!tmp_) return;
+    std::error_code ec;
+    for (const auto& pin : std::filesystem::directory_iterator(netnsDir(), ec)) {
+      (void)netns::NamedNetns::remove(pin.path());
+    }
+    ::umount2(netnsDir().c_str(), MNT_DETACH);
+  }
+
+  std::filesystem::path netnsDir() const { return tmp_->path() / "netns"; }
+
+  void start() {
+    networks_.reset();
+    executor_.reset();
+    cni::ExecutorOptions o;
+    o.conf_dir = tmp_->path() / "conf";
+    o.bin_dirs = {tmp_->path() / "bin"};
+    o.cache_dir = tmp_->path() / "cache";
+    auto ex = cni::Executor::create(o, runner_);
+    ASSERT_TRUE(ex) << ex.error().message();
+    executor_ = std::move(*ex);
+    auto n = AppNetworks::create(*executor_, {.netns_dir = netnsDir()});
+    ASSERT_TRUE(n) << n.error().message();
+    networks_ = std::move(*n);
+  }
+
+  static manifest::App app(const std::string& name, manifest::Network net = {}) {
+    manifest::App a;
+    a.name = name;
+    a.network = std::move(net);
+    return a;
+  }
+
+  std::optional<testing::TempDir> tmp_;
+  FakeRunner runner_;
+  std::unique_ptr<cni::Executor> executor_;
+  std::unique_ptr<AppNetworks> networks_;
+};
+
+TEST_F(AppNetworksTest, PluginsRunOnlyWhenTheNetworkChanges) {
+  ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_TRUE(std::filesystem::exists(netnsDir() / "fleetlet-a"));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if a", "ADD fw a"}));
+  EXPECT_EQ(networks_->addresses("a"), (std::vector<std::string>{"10.90.0.2/16"}));
+
+  runner_.calls.clear();
+  ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_TRUE(runner_.calls.empty()) << "nothing changed: no plugin runs";
+
+  manifest::Network none;
+  none.egress = manifest::Network::Egress::kNone;
+  ASSERT_TRUE(networks_->attach(app("a", none)));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD fw a"}))
+      << "a policy is updated in place";
+  EXPECT_EQ(runner_.policies["a"]["egress"], "none");
+  EXPECT_EQ(networks_->addresses("a"), (std::vector<std::string>{"10.90.0.2/16"}));
+
+  runner_.calls.clear();
+  none.expose = {{.port = 80, .host_port = 8080, .protocol = "tcp"}};
+  ASSERT_TRUE(networks_->attach(app("a", none)));
+  EXPECT_EQ(runner_.calls,
+            (std::vector<std::string>{"DEL fw a", "DEL if a", "ADD if a", "ADD fw a"}))
+      << "changed ports: attached again";
+
+  // A restarted fleetletd resumes: still nothing to do for the same spec.
+  start();
+  runner_.calls.clear();
+  ASSERT_TRUE(networks_->attach(app("a", none)));
+  EXPECT_TRUE(runner_.calls.empty());
+}
+
+TEST_F(AppNetworksTest, AllowFollowsThePeersAddressAsItComesAndGoes) {
+  manifest::Network to_db;
+  to_db.egress = manifest::Network::Egress::kNone;
+  to_db.allow = {"db"};
+  ASSERT_TRUE(networks_->attach(app("ui", to_db)));
+  EXPECT_EQ(runner_.policies["ui"]["allow"], Json::array()) << "db has no address yet";
+  ASSERT_TRUE(networks_->attach(app("db")));
+  EXPECT_EQ(runner_.policies["ui"]["allow"], (Json{"10.90.0.3/32"})) << "updated when db came";
+
+  // After a restart the names are still known: db leaving closes ui's opening.
+  start();
+  ASSERT_TRUE(networks_->detach("db"));
+  EXPECT_FALSE(std::filesystem::exists(netnsDir() / "fleetlet-db"));
+  EXPECT_EQ(runner_.policies["ui"]["allow"], Json::array());
+}
+
+TEST_F(AppNetworksTest, GcRemovesAppsThatAreGoneAndModeHostDetaches) {
+  ASSERT_TRUE(networks_->attach(app("a")));
+  ASSERT_TRUE(networks_->attach(app("b")));
+  // A pin left by a crash before its attachment was made.
+  auto left = netns::NamedNetns::create("fleetlet-c", netnsDir());
+  ASSERT_TRUE(left) << left.error().message();
+  left->release();
+  runner_.calls.clear();
+  networks_->gc({"a"});
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"DEL fw b", "DEL if b"}));
+  EXPECT_TRUE(std::filesystem::exists(netnsDir() / "fleetlet-a"));
+  EXPECT_FALSE(std::filesystem::exists(netnsDir() / "fleetlet-b"));
+  EXPECT_FALSE(std::filesystem::exists(netnsDir() / "fleetlet-c"));
+
+  manifest::Network host;
+  host.mode = manifest::Network::Mode::kHost;
+  ASSERT_TRUE(networks_->attach(app("a", host)));
+  EXPECT_FALSE(std::filesystem::exists(netnsDir() / "fleetlet-a"));
+  EXPECT_TRUE(networks_->addresses("a").empty());
+}
+
+}  // namespace
+}  // namespace fleetlet::network

@@ -1,0 +1,184 @@
+// bench_shim: what a running app costs in shim memory, containerd-shim-fleetlet-v1 (container
+// mode) against containerd-shim-runc-v2, for N = 1 and 20 apps of the busybox test image (Rss
+// and Pss from /proc/<shim>/smaps_rollup, averaged per app; the shim of a native app is shown
+// too); and `ctr run -d` latency of a
+// native app (/bin/busybox sleep on the host) against the same program as a runc container
+// (the busybox image), median of --rounds. Targets in DESIGN.md: Pss ≤ 0.25× the Go shim's,
+// native start ≤ 0.5× runc's.
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "os/child_process.h"
+#include "support/private_containerd.h"
+#include "support/test_images.h"
+
+namespace {
+
+using namespace fleetlet;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+constexpr const char* kNs = "shimbench";
+
+[[noreturn]] void die(const std::string& what) {
+  fmt::print(stderr, "bench_shim: {}\n", what);
+  std::exit(1);
+}
+
+std::string readFile(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+long smapsKiB(pid_t pid, std::string_view field) {
+  std::istringstream in(readFile(fmt::format("/proc/{}/smaps_rollup", pid)));
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(std::string(field) + ":")) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
+// The shim serving task `id` of this containerd, found through /proc.
+pid_t shimPid(const testing::PrivateContainerd& c, const std::string& binary,
+              const std::string& id) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = readFile(entry.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(binary) != std::string::npos &&
+        cmdline.find(" -id " + id + " ") != std::string::npos &&
+        cmdline.find(c.socket().string()) != std::string::npos &&
+        cmdline.find(" start") == std::string::npos) {
+      return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
+void ctrOk(const testing::PrivateContainerd& c, std::vector<std::string> args) {
+  auto out = c.ctrOk(std::move(args), kNs);
+  if (!out) die(out.error().message());
+}
+
+void removeTask(const testing::PrivateContainerd& c, const std::string& id) {
+  (void)c.ctr({"task", "kill", "-s", "SIGKILL", id}, kNs);
+  for (int i = 0; i < 100; ++i) {
+    auto out = c.ctr({"task", "delete", id}, kNs);
+    if (out && out->status.success()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  (void)c.ctr({"container", "rm", id}, kNs);
+}
+
+struct Memory {
+  double rss_kib = 0, pss_kib = 0;
+};
+
+Memory measureShims(const testing::PrivateContainerd& c, const std::string& runtime,
+                    const std::string& binary, const std::string& image, int n, int round) {
+  // image "/" runs the host's sleep as a native app.
+  const bool native = image == "/";
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(fmt::format("mem-{}-{}-{}-{}", binary.back() == '1' ? "fl" : "rc",
+                              native ? "n" : "c", round, i));
+    std::vector<std::string> args = {"run", "-d", "--runtime", runtime};
+    if (native) args.emplace_back("--rootfs");
+    args.insert(args.end(), {image, ids.back(), "/bin/sleep", "1000"});
+    ctrOk(c, args);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let start-up allocations settle
+  Memory total;
+  for (const auto& id : ids) {
+    pid_t pid = shimPid(c, binary, id);
+    if (pid < 0) die("no shim process for " + id);
+    total.rss_kib += static_cast<double>(smapsKiB(pid, "Rss"));
+    total.pss_kib += static_cast<double>(smapsKiB(pid, "Pss"));
+  }
+  for (const auto& id : ids) removeTask(c, id);
+  return {total.rss_kib / n, total.pss_kib / n};
+}
+
+double medianMs(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double startMs(const testing::PrivateContainerd& c, std::vector<std::string> args,
+               const std::string& id) {
+  auto t0 = Clock::now();
+  ctrOk(c, std::move(args));
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  removeTask(c, id);
+  return ms;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("containerd-shim-fleetlet-v1 memory and start latency");
+  int rounds = 7;
+  app.add_option("--rounds", rounds, "start-latency samples per runtime");
+  CLI11_PARSE(app, argc, argv);
+  if (::geteuid() != 0) die("run as root (starts a private containerd)");
+
+  std::string path = std::string(FLEETLET_SHIM_DIR) + ":" + std::getenv("PATH");
+  ::setenv("PATH", path.c_str(), 1);
+  auto containerd = testing::PrivateContainerd::start();
+  if (!containerd) die(containerd.error().message());
+  auto images = testing::TestImages::build();
+  if (!images) die(images.error().message());
+  ctrOk(*containerd, {"images", "import", images->busyboxOciTar().string()});
+  const std::string image(testing::TestImages::kBusyboxTarRef);
+
+  fmt::print("shim memory per running app (busybox sleep), averaged over the shims:\n");
+  fmt::print("{:>4}  {:>26}  {:>10}  {:>10}\n", "N", "shim", "Rss KiB", "Pss KiB");
+  for (int n : {1, 20}) {
+    Memory go =
+        measureShims(*containerd, "io.containerd.runc.v2", "containerd-shim-runc-v2", image, n, n);
+    Memory ours = measureShims(*containerd, "io.containerd.fleetlet.v1",
+                               "containerd-shim-fleetlet-v1", image, n, n);
+    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}\n", n, "containerd-shim-runc-v2", go.rss_kib,
+               go.pss_kib);
+    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   Pss ratio {:.2f}x (target <= 0.25x)\n", n,
+               "containerd-shim-fleetlet-v1", ours.rss_kib, ours.pss_kib,
+               ours.pss_kib / go.pss_kib);
+    Memory native = measureShims(*containerd, "io.containerd.fleetlet.v1",
+                                 "containerd-shim-fleetlet-v1", "/", n, n);
+    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   (native app, for reference)\n", n,
+               "containerd-shim-fleetlet-v1", native.rss_kib, native.pss_kib);
+  }
+
+  std::vector<double> native, container;
+  for (int i = 0; i < rounds; ++i) {
+    std::string nid = fmt::format("start-native-{}", i), cid = fmt::format("start-runc-{}", i);
+    native.push_back(startMs(*containerd,
+                             {"run", "-d", "--runtime", "io.containerd.fleetlet.v1", "--rootfs",
+                              "/", nid, "/bin/busybox", "sleep", "1000"},
+                             nid));
+    container.push_back(
+        startMs(*containerd, {"run", "-d", image, cid, "/bin/busybox", "sleep", "1000"}, cid));
+  }
+  double n_ms = medianMs(native), c_ms = medianMs(container);
+  fmt::print("\nstart (ctr run -d until running), median of {}:\n", rounds);
+  fmt::print("  native (fleetlet shim, sandboxed)  {:7.1f} ms\n", n_ms);
+  fmt::print("  runc container (runc.v2 shim)      {:7.1f} ms\n", c_ms);
+  fmt::print("  ratio {:.2f}x (target <= 0.5x)\n", n_ms / c_ms);
+  // The tasks' cgroups went with them; their namespace's parents stay (as runc's do).
+  std::error_code ec;
+  for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    ::rmdir((hierarchy.path() / kNs).c_str());
+  }
+  return 0;
+}

@@ -1,0 +1,497 @@
+// containerd itself drives containerd-shim-fleetlet-v1: a private containerd whose PATH
+// holds the freshly built shim, and `ctr run --runtime io.containerd.fleetlet.v1 --rootfs /`.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "os/child_process.h"
+#include "os/unique_fd.h"
+#include "shim/cgroup.h"
+#include "support/private_containerd.h"
+#include "support/require_root.h"
+#include "support/temp_dir.h"
+#include "support/test_images.h"
+#include "ttrpc/client.h"
+#include "ttrpc/socket.h"
+
+namespace fleetlet::shim {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::PrivateContainerd;
+
+constexpr const char* kRuntime = "io.containerd.fleetlet.v1";
+constexpr const char* kNs = "shimtest";
+
+std::string readFile(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Polls `ready` until it holds or `limit` passes (containerd acts asynchronously).
+template <typename F>
+bool eventually(F ready, std::chrono::milliseconds limit = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return ready();
+}
+
+class ShimIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::isRoot()) return;
+    // containerd finds containerd-shim-fleetlet-v1 on its PATH.
+    std::string path = std::string(FLEETLET_SHIM_DIR) + ":" + std::getenv("PATH");
+    ::setenv("PATH", path.c_str(), 1);
+    auto containerd = PrivateContainerd::start();
+    ASSERT_TRUE(containerd) << containerd.error().message();
+    containerd_ = std::make_unique<PrivateContainerd>(std::move(*containerd));
+    // watchEvents() labels the namespace to see its subscription work: it must exist.
+    ASSERT_TRUE(containerd_->ctrOk({"namespaces", "create", kNs}, kNs));
+  }
+  static void TearDownTestSuite() {
+    containerd_.reset();
+    // The tasks' cgroups went with them; their namespace's parent stays (as runc's do).
+    std::error_code ec;
+    if (fs::exists("/sys/fs/cgroup")) {
+      for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+        ::rmdir((hierarchy.path() / kNs).c_str());
+      }
+      ::rmdir((fs::path("/sys/fs/cgroup") / kNs).c_str());
+    }
+  }
+  void SetUp() override {
+    FLEETLET_REQUIRE_ROOT();
+    ASSERT_NE(containerd_, nullptr);
+  }
+
+  // `ctr <args>` in the test namespace, killed after 60 s.
+  static CommandOutput ctr(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"ctr", "--address", containerd_->socket().string(), "-n", kNs};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = runCommand(RunOptions{.argv = argv, .timeout = 60s});
+    EXPECT_TRUE(out) << out.error().message();
+    return out ? *out : CommandOutput{};
+  }
+
+  // `ctr run [extra] --runtime fleetlet --rootfs / <id> <command...>`.
+  static CommandOutput run(const std::string& id, std::vector<std::string> command,
+                           std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"run"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--runtime", kRuntime, "--rootfs", "/", id});
+    args.insert(args.end(), command.begin(), command.end());
+    return ctr(args);
+  }
+
+  static std::string taskStatus(const std::string& id) {
+    auto out = ctr({"task", "ls"});
+    std::istringstream in(out.out);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string task, pid, status;
+      fields >> task >> pid >> status;
+      if (task == id) return status;
+    }
+    return "";
+  }
+
+  static fs::path bundle(const std::string& id) {
+    return containerd_->dir() / "state" / "io.containerd.runtime.v2.task" / kNs / id;
+  }
+
+  // The pid of the shim serving `id`, from /proc.
+  static pid_t shimPid(const std::string& id) {
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+      std::string name = entry.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string cmdline = readFile(entry.path() / "cmdline");
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      if (cmdline.find("containerd-shim-fleetlet-v1") != std::string::npos &&
+          cmdline.find(" -id " + id + " ") != std::string::npos &&
+          cmdline.find(containerd_->socket().string()) != std::string::npos) {
+        return std::stoi(name);
+      }
+    }
+    return -1;
+  }
+
+  // `ctr events` into a file until destroyed.
+  struct EventLog {
+    fs::path file;
+    std::unique_ptr<ChildProcess> process;
+    std::string text() const { return readFile(file); }
+  };
+  static EventLog watchEvents(const std::string& name) {
+    EventLog log{containerd_->dir() / (name + ".events"), nullptr};
+    auto child = ChildProcess::spawn(
+        SpawnOptions{.argv = {"ctr", "--address", containerd_->socket().string(), "events"},
+                     .stdout_path = log.file,
+                     .stderr_path = log.file});
+    EXPECT_TRUE(child) << child.error().message();
+    if (child) log.process = std::make_unique<ChildProcess>(std::move(*child));
+    // ctr events subscribes asynchronously: label the namespace until the update shows up.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      std::string probe = name + "-" + std::to_string(attempt);
+      EXPECT_TRUE(ctr({"namespaces", "label", kNs, "probe=" + probe}).status.success());
+      if (eventually([&] { return log.text().find(probe) != std::string::npos; }, 200ms)) break;
+    }
+    return log;
+  }
+
+  static std::unique_ptr<PrivateContainerd> containerd_;
+};
+
+std::unique_ptr<PrivateContainerd> ShimIntegrationTest::containerd_;
+
+TEST_F(ShimIntegrationTest, RunPrintsOutputAndReturnsTheExitCode) {
+  std::string id = PrivateContainerd::uniqueId("shim-run");
+  auto out = run(id, {"/bin/sh", "-c", "echo hello native; echo oops >&2; exit 7"}, {"--rm"});
+  EXPECT_EQ(out.status.exit_code, 7) << out.err;
+  EXPECT_EQ(out.out, "hello native\n");
+  EXPECT_NE(out.err.find("oops"), std::string::npos) << out.err;
+  // --rm deleted the task and the container; the shim went away with them.
+  EXPECT_TRUE(eventually([&] { return shimPid(id) < 0; }));
+}
+
+TEST_F(ShimIntegrationTest, AProgramThatExitsAtOnceStillYieldsCreateStartExitDeleteInOrder) {
+  auto events = watchEvents("order");
+  std::string id = PrivateContainerd::uniqueId("shim-order");
+  auto out = run(id, {"/bin/true"}, {"--rm"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  auto position = [&](const std::string& topic) {
+    std::istringstream in(events.text());
+    std::string line;
+    for (std::size_t n = 0; std::getline(in, line); ++n) {
+      if (line.find(topic) != std::string::npos &&
+          line.find("\"container_id\":\"" + id + "\"") != std::string::npos) {
+        return static_cast<long>(n);
+      }
+    }
+    return -1L;
+  };
+  ASSERT_TRUE(eventually([&] { return position("/tasks/delete") >= 0; })) << events.text();
+  long create = position("/tasks/create"), start = position("/tasks/start"),
+       exit = position("/tasks/exit"), del = position("/tasks/delete");
+  EXPECT_GE(create, 0);
+  EXPECT_LT(create, start);
+  EXPECT_LT(start, exit);
+  EXPECT_LT(exit, del);
+}
+
+TEST_F(ShimIntegrationTest, DetachedTaskAnswersLsPsMetricsKillAndDelete) {
+  std::string id = PrivateContainerd::uniqueId("shim-detached");
+  auto started = run(id, {"/bin/sleep", "1000"}, {"-d"});
+  ASSERT_TRUE(started.status.success()) << started.err;
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+
+  auto ps = ctr({"task", "ps", id});
+  ASSERT_TRUE(ps.status.success()) << ps.err;
+  auto ls = ctr({"task", "ls"});
+  std::string pid = readFile(bundle(id) / "init.pid");
+  EXPECT_NE(ls.out.find(pid + " "), std::string::npos) << ls.out;
+  ASSERT_FALSE(pid.empty()) << ls.out;
+  EXPECT_NE(ps.out.find(pid), std::string::npos) << ps.out;
+  EXPECT_TRUE(fs::exists("/proc/" + pid));
+
+  auto metrics = ctr({"task", "metrics", id});
+  ASSERT_TRUE(metrics.status.success()) << metrics.err;
+  EXPECT_NE(metrics.out.find("pids.current"), std::string::npos) << metrics.out;
+
+  // Deleting a running task is refused and changes nothing.
+  auto early = ctr({"task", "delete", id});
+  EXPECT_FALSE(early.status.success());
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+
+  auto killed = ctr({"task", "kill", "-s", "SIGTERM", id});
+  ASSERT_TRUE(killed.status.success()) << killed.err;
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  auto deleted = ctr({"task", "delete", id});
+  ASSERT_TRUE(deleted.status.success()) << deleted.err;
+  EXPECT_EQ(taskStatus(id), "");
+  EXPECT_FALSE(fs::exists("/proc/" + pid));
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+  EXPECT_TRUE(eventually([&] { return shimPid(id) < 0; }));
+}
+
+TEST_F(ShimIntegrationTest, KillAllEndsTheAppsChildrenToo) {
+  std::string id = PrivateContainerd::uniqueId("shim-killall");
+  ASSERT_TRUE(
+      run(id, {"/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait"}, {"-d"}).status.success());
+  ASSERT_TRUE(eventually([&] {
+    auto ps = ctr({"task", "ps", id});
+    return std::count(ps.out.begin(), ps.out.end(), '\n') >= 4;  // header + sh + 2 sleeps
+  }));
+  ASSERT_TRUE(ctr({"task", "kill", "-a", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileges) {
+  std::string id = PrivateContainerd::uniqueId("shim-sandbox");
+  auto out = run(id,
+                 {"/bin/sh", "-c",
+                  "touch /usr/fleetlet-shim-test 2>&1; ls -A /root | wc -l; "
+                  "grep -E '^(Uid|NoNewPrivs|CapEff|CapPrm|Seccomp):' /proc/self/status; "
+                  "touch /tmp/private && echo tmp-writable"},
+                 {"--rm"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_NE(out.out.find("Read-only file system"), std::string::npos) << out.out;
+  EXPECT_FALSE(fs::exists("/usr/fleetlet-shim-test"));
+  EXPECT_NE(out.out.find("\n0\n"), std::string::npos) << "/root is hidden: " << out.out;
+  EXPECT_EQ(out.out.find("Uid:\t0"), std::string::npos) << "runs as its own user: " << out.out;
+  EXPECT_NE(out.out.find("NoNewPrivs:\t1"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("CapEff:\t0000000000000000"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("CapPrm:\t0000000000000000"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("Seccomp:\t2"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("tmp-writable"), std::string::npos) << out.out;
+  EXPECT_FALSE(fs::exists("/tmp/private")) << "/tmp is private";
+}
+
+TEST_F(ShimIntegrationTest, SetuidBinariesGiveASandboxedAppNothing) {
+  // A setuid-root copy of id(1), bound into the app: it must still report the app's uid.
+  auto dir = testing::TempDir::create("shim-setuid");
+  ASSERT_TRUE(dir);
+  fs::path id_copy = dir->path() / "id";
+  fs::copy_file("/usr/bin/id", id_copy);
+  ASSERT_EQ(::chmod(id_copy.c_str(), 04755), 0);
+  ASSERT_EQ(::chmod(dir->path().c_str(), 0755), 0);
+  std::string id = PrivateContainerd::uniqueId("shim-setuid");
+  auto out = run(
+      id, {"/mnt/id", "-u"},
+      {"--rm", "--mount", "type=bind,src=" + dir->path().string() + ",dst=/mnt,options=rbind:ro"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.out << out.err;
+  EXPECT_NE(out.out, "0\n") << "the setuid bit raised the app to root";
+  EXPECT_FALSE(out.out.empty());
+}
+
+TEST_F(ShimIntegrationTest, ContainedLevelHasItsOwnNetworkWithLoopbackOnly) {
+  std::string id = PrivateContainerd::uniqueId("shim-contained");
+  auto out = run(id, {"/bin/sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"},
+                 {"--rm", "--annotation", "io.fleetlet.sandbox=contained"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, "lo\n");
+}
+
+TEST_F(ShimIntegrationTest, ProcessLevelRunsAsTheSpecsUserWithoutAMountNamespace) {
+  std::string id = PrivateContainerd::uniqueId("shim-process");
+  auto out = run(id, {"/bin/sh", "-c", "id -u; readlink /proc/self/ns/mnt"},
+                 {"--rm", "--annotation", "io.fleetlet.sandbox=process"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  std::string host_mnt = fs::read_symlink("/proc/self/ns/mnt").string();
+  EXPECT_EQ(out.out, "0\n" + host_mnt + "\n");
+}
+
+TEST_F(ShimIntegrationTest, BadSandboxLevelIsRefusedNamingIt) {
+  std::string id = PrivateContainerd::uniqueId("shim-badlevel");
+  auto out = run(id, {"/bin/true"}, {"--rm", "--annotation", "io.fleetlet.sandbox=jail"});
+  EXPECT_FALSE(out.status.success());
+  EXPECT_NE(out.err.find("io.fleetlet.sandbox"), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("jail"), std::string::npos) << out.err;
+  (void)ctr({"container", "rm", id});
+}
+
+TEST_F(ShimIntegrationTest, MemoryLimitEndsTheAppWithAnOomEvent) {
+  auto events = watchEvents("oom");
+  std::string id = PrivateContainerd::uniqueId("shim-oom");
+  // 64 MiB in one shell variable against a 16 MiB limit.
+  auto out =
+      run(id, {"/bin/sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"},
+          {"--rm", "--memory-limit", "16777216"});
+  EXPECT_NE(out.status.exit_code, 0);
+  EXPECT_EQ(out.out.find("survived"), std::string::npos);
+  EXPECT_TRUE(eventually([&] {
+    std::string text = events.text();
+    return text.find("/tasks/oom") != std::string::npos &&
+           text.find("\"container_id\":\"" + id + "\"") != std::string::npos;
+  })) << events.text();
+}
+
+TEST_F(ShimIntegrationTest, FileLoggerAppendsBothStreamsToOneFile) {
+  auto dir = testing::TempDir::create("shim-log");
+  ASSERT_TRUE(dir);
+  fs::path log = dir->path() / "logs" / "app.log";
+  std::string id = PrivateContainerd::uniqueId("shim-filelog");
+  auto out = run(id, {"/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2"},
+                 {"--rm", "--log-uri", "file://" + log.string()});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(readFile(log), "to-stdout\nto-stderr\n");
+}
+
+TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
+  auto dir = testing::TempDir::create("shim-binlog");
+  ASSERT_TRUE(dir);
+  // The logger protocol: fd 3 stdout, fd 4 stderr, fd 5 ready; args from the URI's query.
+  fs::path logger = dir->path() / "logger.sh";
+  std::ofstream(logger) << "#!/bin/sh\n"
+                           "exec 5>&-\n"
+                           "cat <&3 > \"$2.out\" & cat <&4 > \"$2.err\" & wait\n"
+                           "echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$2.env\"\n";
+  fs::permissions(logger, fs::perms::owner_all);
+  fs::path base = dir->path() / "captured";
+  std::string id = PrivateContainerd::uniqueId("shim-binlog");
+  auto out = run(id, {"/bin/sh", "-c", "echo out-line; echo err-line >&2"},
+                 {"--rm", "--log-uri", "binary://" + logger.string() + "?path=" + base.string()});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_TRUE(eventually([&] { return fs::exists(base.string() + ".env"); }));
+  EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
+  EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
+  EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+}
+
+TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
+  std::string id = PrivateContainerd::uniqueId("shim-update");
+  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  std::string cgroup = readFile(bundle(id) / "cgroup.path");
+  ASSERT_FALSE(cgroup.empty());
+  // containerd's Update, sent straight to the shim's socket.
+  auto client = ttrpc::Client::connect(readFile(bundle(id) / "address"));
+  ASSERT_TRUE(client) << client.error().message();
+  containerd::task::v2::UpdateTaskRequest update;
+  update.set_id(id);
+  update.mutable_resources()->set_type_url(
+      "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources");
+  update.mutable_resources()->set_value(R"({"memory": {"limit": 33554432}, "pids": {"limit": 7}})");
+  auto reply = (*client)->call("containerd.task.v2.Task", "Update", update.SerializeAsString(),
+                               {.metadata = {{"containerd-namespace-ttrpc", kNs}}});
+  ASSERT_TRUE(reply) << reply.error().message;
+  Cgroup cg(cgroup);
+  CgroupStats stats = cg.stats();
+  EXPECT_EQ(stats.memory_limit, 33554432u);
+  EXPECT_EQ(stats.pids_limit, 7u);
+  // A bad one names its problem and changes nothing.
+  update.mutable_resources()->set_value("[1]");
+  auto bad = (*client)->call("containerd.task.v2.Task", "Update", update.SerializeAsString());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ttrpc::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cg.stats().memory_limit, 33554432u);
+  // Exec is not something a native app has.
+  auto exec = (*client)->call("containerd.task.v2.Task", "Exec", "");
+  ASSERT_FALSE(exec);
+  EXPECT_EQ(exec.error().code, ttrpc::StatusCode::kUnimplemented);
+  client->reset();
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+// Container mode: the same shim runs an image through runc, as io.containerd.runc.v2 would.
+TEST_F(ShimIntegrationTest, ContainerModeRunsAnImageThroughRunc) {
+  auto images = testing::TestImages::build();
+  ASSERT_TRUE(images) << images.error().message();
+  auto imported = ctr({"images", "import", images->busyboxOciTar().string()});
+  ASSERT_TRUE(imported.status.success()) << imported.err;
+  const std::string image(testing::TestImages::kBusyboxTarRef);
+  // ctr sends runtime options to io.containerd.runc.v2 only: the shim's default runc root,
+  // beside containerd's socket, keeps this instance's runc state in its own directory.
+  const fs::path runc_state = containerd_->dir() / "runc" / kNs;
+
+  std::string id = PrivateContainerd::uniqueId("shim-container");
+  auto out = ctr({"run", "--rm", "--runtime", kRuntime, image, id});
+  EXPECT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(out.out, testing::TestImages::kBusyboxOutput);
+
+  std::string failing = PrivateContainerd::uniqueId("shim-container-exit");
+  auto exit5 = ctr({"run", "--rm", "--runtime", kRuntime, image, failing, "/bin/sh", "-c",
+                    "echo in-container; exit 5"});
+  EXPECT_EQ(exit5.status.exit_code, 5) << exit5.err;
+  EXPECT_EQ(exit5.out, "in-container\n");
+
+  std::string detached = PrivateContainerd::uniqueId("shim-container-d");
+  ASSERT_TRUE(ctr({"run", "-d", "--runtime", kRuntime, image, detached, "/bin/sleep", "1000"})
+                  .status.success());
+  EXPECT_EQ(taskStatus(detached), "RUNNING");
+  EXPECT_TRUE(fs::exists(runc_state / detached));
+  EXPECT_TRUE(ctr({"task", "ps", detached}).status.success());
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", detached}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(detached) == "STOPPED"; }));
+  auto deleted = ctr({"task", "delete", detached});
+  EXPECT_TRUE(deleted.status.success()) << deleted.err;
+  EXPECT_TRUE(ctr({"container", "rm", detached}).status.success());
+  // runc's state and the rootfs mount went with the task.
+  EXPECT_FALSE(fs::exists(runc_state / detached));
+  EXPECT_FALSE(fs::exists(bundle(detached)));
+}
+
+TEST_F(ShimIntegrationTest, GarbageOnTheShimSocketDoesNotCrashIt) {
+  std::string id = PrivateContainerd::uniqueId("shim-garbage");
+  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  std::string address = readFile(bundle(id) / "address");
+  ASSERT_TRUE(address.starts_with("unix://")) << address;
+  for (const std::string& junk :
+       {std::string(5000, '\xff'), std::string("\0\0\0\x03\0\0\0\x01\x01\0abc", 13),
+        std::string("\x7f\xff\xff\xff\0\0\0\x01\x01\0", 10)}) {
+    auto fd = ttrpc::connectUnix(address);
+    ASSERT_TRUE(fd) << fd.error().message();
+    ASSERT_TRUE(ttrpc::writeAll(fd->get(), junk));
+  }
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+  EXPECT_TRUE(ctr({"task", "ps", id}).status.success());
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+TEST_F(ShimIntegrationTest, KilledShimIsCleanedUpAndContainerdReportsTheExit) {
+  auto events = watchEvents("shimkill");
+  std::string id = PrivateContainerd::uniqueId("shim-kill9");
+  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  pid_t shim = shimPid(id);
+  ASSERT_GT(shim, 0);
+  std::string pid = readFile(bundle(id) / "init.pid");
+  ASSERT_FALSE(pid.empty());
+  ASSERT_EQ(::kill(shim, SIGKILL), 0);
+  // containerd runs `delete`, which ends the app, and publishes the exit itself.
+  EXPECT_TRUE(eventually([&] {
+    std::string text = events.text();
+    return text.find("/tasks/exit") != std::string::npos &&
+           text.find("\"container_id\":\"" + id + "\"") != std::string::npos &&
+           text.find("\"exit_status\":137") != std::string::npos;
+  })) << events.text();
+  EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); }));
+  EXPECT_TRUE(eventually([&] { return taskStatus(id).empty(); }));
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+TEST_F(ShimIntegrationTest, TaskSurvivesAContainerdCrashAndIsReconnected) {
+  std::string id = PrivateContainerd::uniqueId("shim-restart");
+  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  std::string pid = readFile(bundle(id) / "init.pid");
+  containerd_->stopDaemon(SIGKILL);
+  ASSERT_TRUE(containerd_->startDaemon());
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+  EXPECT_TRUE(fs::exists("/proc/" + pid));
+  // The shim reconnected its events: an exit after the restart is seen.
+  auto events = watchEvents("restart");
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  EXPECT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(eventually([&] {
+    std::string text = events.text();
+    return text.find("/tasks/exit") != std::string::npos &&
+           text.find("\"container_id\":\"" + id + "\"") != std::string::npos;
+  })) << events.text();
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+}  // namespace
+}  // namespace fleetlet::shim

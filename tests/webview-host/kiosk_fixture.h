@@ -1,0 +1,115 @@
+#pragma once
+// Fixtures for fleetlet-webview's integration tests: a private Xvfb on a display number of
+// its own, a fleetlet-webview process on it, its control socket, and PNG pixel reading.
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "error/error.h"
+#include "json/json.h"
+#include "os/child_process.h"
+
+namespace fleetlet::webview::testing {
+
+// An X server started by the test (Xvfb :N with the first free N from 150), stopped (by its
+// pid) when the object goes.
+class Xvfb {
+ public:
+  static Result<Xvfb> start(int width = 1024, int height = 600);
+  Xvfb(Xvfb&&) noexcept = default;
+  Xvfb& operator=(Xvfb&&) noexcept = default;
+  ~Xvfb();
+  const std::string& display() const { return display_; }
+
+ private:
+  Xvfb(ChildProcess process, std::string display)
+      : process_(std::move(process)), display_(std::move(display)) {}
+  ChildProcess process_;
+  std::string display_;
+};
+
+// One Xvfb per test binary, started on first use (nullopt when Xvfb is missing or will not
+// start); stopped at exit.
+std::optional<Xvfb>& sharedXvfb();
+
+// PIDs of the WebKitWebProcess processes descending from `ancestor`.
+std::vector<pid_t> webProcessesBelow(pid_t ancestor);
+// PIDs of the processes descending from `ancestor` whose name starts with `comm`.
+std::vector<pid_t> processesBelow(pid_t ancestor, std::string_view comm);
+
+// A page of one CSS colour with a green box at (100,100)-(300,200) and white text at
+// (400,100), whose first script puts in the title what window.ax held when it ran.
+std::string colourPage(std::string_view css_colour);
+
+struct Rgb {
+  int r = 0, g = 0, b = 0;
+  bool operator==(const Rgb&) const = default;
+};
+
+// A decoded PNG.
+class Image {
+ public:
+  static Result<Image> decodePng(const std::string& png);
+  int width() const { return width_; }
+  int height() const { return height_; }
+  Rgb at(int x, int y) const;
+  // Pixels of colour `c` in the rectangle.
+  int count(Rgb c, int x0, int y0, int x1, int y1) const;
+
+ private:
+  int width_ = 0, height_ = 0;
+  std::vector<uint32_t> pixels_;  // ARGB
+};
+
+// An HTTP/1.0 server on a unix socket (standing in for a node service's listener of one
+// app): records each request as "METHOD PATH BODY" and answers 200 {"ok":true}.
+class UnixHttpRecorder {
+ public:
+  explicit UnixHttpRecorder(std::filesystem::path path);
+  ~UnixHttpRecorder();
+  const std::filesystem::path& path() const { return path_; }
+  std::vector<std::string> requests() const;
+
+ private:
+  void serve();
+  std::filesystem::path path_;
+  int listener_ = -1;
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;  // guarded by mu_
+  std::thread thread_;
+};
+
+// A fleetlet-webview process on `display` with the given apps (NAME → bundle dir).
+class KioskProcess {
+ public:
+  static Result<KioskProcess> start(const std::string& display, const std::filesystem::path& dir,
+                                    const std::vector<std::pair<std::string, std::string>>& apps,
+                                    std::vector<std::string> extra_args = {});
+  pid_t pid() const { return process_.pid(); }
+  // One request line, one answer (parsed). Fails when the socket does not answer.
+  Result<Json> control(const Json& request) const;
+  // status of `app` (the "status" member of the answer).
+  Result<Json> status(const std::string& app) const;
+  // Polls status until `done(status)` or `timeout`; returns the last status seen.
+  Json waitFor(const std::string& app, const std::function<bool(const Json&)>& done,
+               std::chrono::milliseconds timeout) const;
+  Result<Image> screenshot(const std::string& app = "") const;
+  // The kiosk's stderr so far (for failure messages).
+  std::string log() const;
+  // PIDs of the WebKitWebProcess processes below this kiosk (children of its sandbox).
+  std::vector<pid_t> webProcesses() const;
+
+ private:
+  KioskProcess(ChildProcess process, std::filesystem::path socket, std::filesystem::path log)
+      : process_(std::move(process)), socket_(std::move(socket)), log_(std::move(log)) {}
+  ChildProcess process_;
+  std::filesystem::path socket_;
+  std::filesystem::path log_;
+};
+
+}  // namespace fleetlet::webview::testing

@@ -1,0 +1,314 @@
+// fleetlet-webview under a private Xvfb with real WebKit: bundles verified by the real
+// BundleStore, shown, locked down, recovered after a crash and a hang, switched.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "agent/bundle/archive_builder.h"
+#include "bundle/store.h"
+#include "crypto/sha256.h"
+#include "kiosk_fixture.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::webview::testing {
+namespace {
+
+using bundle::testing::file;
+using bundle::testing::makeTar;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+bool loaded(const Json& s) {
+  return s.value("loadState", "") == "loaded" && s.contains("heartbeatAgeMs") &&
+         !s["heartbeatAgeMs"].is_null();
+}
+
+class KioskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
+    auto t = fleetlet::testing::TempDir::create("kiosk-test");
+    ASSERT_TRUE(t) << t.error().describe();
+    tmp_.emplace(std::move(*t));
+    bundle::StoreOptions options;
+    options.root = tmp_->path() / "bundles";
+    store_.emplace(options);
+  }
+
+  void TearDown() override {
+    if (HasFailure() && kiosk_) std::cerr << "--- kiosk log ---\n" << kiosk_->log();
+  }
+
+  // Installs an archive through the BundleStore (as fleetletd does) and returns its dir.
+  fs::path install(const std::string& archive, const std::string& name) {
+    const fs::path path = tmp_->path() / (name + ".tar.gz");
+    bundle::testing::writeFile(path, archive);
+    auto installed = store_->ensure("file://" + path.string(), sha256Hex(archive));
+    EXPECT_TRUE(installed) << installed.error().describe();
+    return installed ? installed->dir : fs::path();
+  }
+
+  void startKiosk(const std::vector<std::pair<std::string, std::string>>& apps,
+                  std::vector<std::string> extra = {}) {
+    auto kiosk = KioskProcess::start(sharedXvfb()->display(), tmp_->path(), apps, std::move(extra));
+    ASSERT_TRUE(kiosk) << kiosk.error().describe();
+    kiosk_.emplace(std::move(*kiosk));
+  }
+
+  Json waitLoaded(const std::string& app, std::chrono::milliseconds timeout = 20s) {
+    return kiosk_->waitFor(app, loaded, timeout);
+  }
+
+  Image shot(const std::string& app = "") {
+    auto image = kiosk_->screenshot(app);
+    EXPECT_TRUE(image) << image.error().describe();
+    return image ? *image : Image{};
+  }
+
+  std::optional<fleetlet::testing::TempDir> tmp_;
+  std::optional<bundle::BundleStore> store_;
+  std::optional<KioskProcess> kiosk_;
+};
+
+TEST_F(KioskTest, ShowsTheBundlesColourAndTextWithWindowAxBeforeTheFirstScript) {
+  auto dir = install(makeTar({file("index.html", colourPage("rgb(0,128,255)")),
+                              file("fleetlet-app.json",
+                                   R"({"displayName":"Paint","settings":{"colour":"blue"}})")}),
+                     "paint");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"paint", dir.string()}}));
+  Json s = waitLoaded("paint");
+  ASSERT_TRUE(loaded(s)) << s.dump();
+  EXPECT_EQ(s["url"], "app://paint/index.html");
+  EXPECT_EQ(s["title"], R"(ax:paint:{"colour":"blue"}:true)")
+      << "window.ax must be defined (and frozen) before the page's first script";
+  EXPECT_EQ(s["displayName"], "Paint");
+
+  Image image = shot();
+  ASSERT_EQ(image.width(), 1024);
+  EXPECT_EQ(image.at(20, 20), (Rgb{0, 128, 255}));
+  EXPECT_EQ(image.at(900, 500), (Rgb{0, 128, 255}));
+  EXPECT_EQ(image.at(200, 150), (Rgb{0, 200, 0}));
+  // The text: white pixels where "KIOSK" is drawn, none elsewhere.
+  EXPECT_GT(image.count({255, 255, 255}, 400, 100, 800, 180), 500);
+  EXPECT_EQ(image.count({255, 255, 255}, 0, 300, 1024, 600), 0);
+}
+
+TEST_F(KioskTest, RefusesOtherOriginsPopupsFileUrlsAndDownloads) {
+  const std::string page = R"(<!doctype html><html><head><script>
+const steps = [
+  () => { location.href = 'https://example.com/elsewhere'; },
+  () => { window.open('app://nav/index.html?popup'); },
+  () => { location.href = 'app://other/index.html'; },
+  () => { location.href = 'file:///etc/passwd'; },
+  () => { location.href = 'app://nav/data.bin'; },
+  () => { const a = document.createElement('a'); a.href = 'https://example.com/';
+          a.target = '_blank'; document.body.appendChild(a); a.click(); },
+  () => { document.title = 'steps-done'; },
+];
+let i = 0;
+const next = () => { if (i < steps.length) { try { steps[i++](); } catch (e) {} setTimeout(next, 300); } };
+window.addEventListener('load', () => setTimeout(next, 100));
+</script></head><body>nav</body></html>)";
+  auto dir =
+      install(makeTar({file("index.html", page), file("data.bin", std::string(4096, 'x'))}), "nav");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"nav", dir.string()}}));
+  Json s = kiosk_->waitFor(
+      "nav", [](const Json& st) { return st.value("title", "") == "steps-done"; }, 30s);
+  ASSERT_EQ(s.value("title", ""), "steps-done") << s.dump();
+  EXPECT_EQ(s["url"], "app://nav/index.html") << "the page was replaced";
+  EXPECT_EQ(s["failures"], 0);
+  // Another origin, another app and the download reach the kiosk's policy; window.open,
+  // target=_blank without a user gesture and file:// are already stopped by WebKit itself
+  // (javascript-can-open-windows-automatically is off; the kiosk's "create" handler is the
+  // second line for popups a user gesture opens).
+  EXPECT_GE(s["refusedNavigations"].get<int>(), 3) << s.dump();
+  auto log = kiosk_->log();
+  EXPECT_THAT(log, HasSubstr("[nav] refused navigation to https://example.com/elsewhere"));
+  EXPECT_THAT(log, HasSubstr("[nav] refused navigation to app://other/index.html"));
+  EXPECT_THAT(log, HasSubstr("[nav] refused a download"));
+}
+
+TEST_F(KioskTest, ComesBackAfterTheWebProcessIsKilled) {
+  auto dir = install(makeTar({file("index.html", colourPage("rgb(255,0,0)"))}), "crash");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"crash", dir.string()}}));
+  ASSERT_TRUE(loaded(waitLoaded("crash")));
+  auto pids = kiosk_->webProcesses();
+  ASSERT_FALSE(pids.empty()) << "no WebKitWebProcess below the kiosk";
+  const auto killed_at = std::chrono::steady_clock::now();
+  for (pid_t pid : pids) ::kill(pid, SIGKILL);
+  Json s = kiosk_->waitFor(
+      "crash", [](const Json& st) { return st["failures"] == 1 && loaded(st); }, 20s);
+  const auto recovered_in = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed_at);
+  ASSERT_TRUE(loaded(s) && s["failures"] == 1) << s.dump();
+  EXPECT_EQ(s["lastFailure"]["state"], "crashed");
+  EXPECT_EQ(s["lastFailure"]["reason"], "web process crashed");
+  std::cout << "recovered (loaded and beating) " << recovered_in.count()
+            << " ms after SIGKILL of the web process\n";
+  EXPECT_EQ(shot().at(20, 20), (Rgb{255, 0, 0}));
+}
+
+TEST_F(KioskTest, DetectsAnInfiniteLoopAndRecovers) {
+  const std::string page = R"(<!doctype html><html><head><script>
+if (!localStorage.getItem('hung')) {
+  localStorage.setItem('hung', '1');
+  document.title = 'will-hang';
+  setTimeout(() => { for (;;) {} }, 800);
+} else {
+  document.title = 'recovered';
+}
+</script></head><body>hang</body></html>)";
+  auto dir = install(makeTar({file("index.html", page)}), "hang");
+  ASSERT_NO_FATAL_FAILURE(
+      startKiosk({{"hang", dir.string()}}, {"--hang-timeout-ms", "2000", "--heartbeat-ms", "250"}));
+  Json s = kiosk_->waitFor(
+      "hang",
+      [](const Json& st) {
+        return st.value("title", "") == "recovered" && loaded(st) && !st["lastFailure"].is_null();
+      },
+      40s);
+  ASSERT_EQ(s.value("title", ""), "recovered") << s.dump();
+  EXPECT_EQ(s["lastFailure"]["state"], "hung") << s.dump();
+  EXPECT_THAT(s["lastFailure"]["reason"].get<std::string>(),
+              ::testing::AnyOf(HasSubstr("no heartbeat for"), HasSubstr("unresponsive")));
+  EXPECT_EQ(s["failures"], 1);
+}
+
+TEST_F(KioskTest, AWebProcessOverItsMemoryLimitIsRecycled) {
+  const std::string page = R"(<!doctype html><html><head><script>
+if (!localStorage.getItem('grown')) {
+  localStorage.setItem('grown', '1');
+  document.title = 'growing';
+  const hog = [];
+  setInterval(() => {
+    for (let i = 0; i < 4; ++i) hog.push(new Float64Array(1 << 20).fill(Math.random()));
+  }, 100);
+} else {
+  document.title = 'recycled-ok';
+}
+</script></head><body>memory</body></html>)";
+  auto dir = install(makeTar({file("index.html", page)}), "memory");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({}));
+  auto answer = kiosk_->control(
+      {{"cmd", "load"}, {"app", "memory"}, {"dir", dir.string()}, {"memoryLimitMiB", 400}});
+  ASSERT_TRUE(answer && (*answer)["ok"] == true) << (answer ? answer->dump() : "no answer");
+  Json s = kiosk_->waitFor(
+      "memory", [](const Json& st) { return st.value("title", "") == "recycled-ok" && loaded(st); },
+      60s);
+  ASSERT_EQ(s.value("title", ""), "recycled-ok") << s.dump();
+  EXPECT_EQ(s["lastFailure"]["state"], "recycled") << s.dump();
+  EXPECT_EQ(s["lastFailure"]["reason"], "web process exceeded the memory limit");
+  EXPECT_EQ(s["memoryLimitMiB"], 400);
+}
+
+TEST_F(KioskTest, RefusedBundlesLeaveThePreviousVersionOnScreenAndAGoodOneReplacesIt) {
+  auto v1 = install(makeTar({file("index.html", colourPage("rgb(255,0,0)"))}), "v1");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"update", v1.string()}}));
+  ASSERT_TRUE(loaded(waitLoaded("update")));
+  ASSERT_EQ(shot().at(20, 20), (Rgb{255, 0, 0}));
+
+  // A wrong hash and a path-traversal archive: refused by the store, nothing to hand over.
+  auto v2 = makeTar({file("index.html", colourPage("rgb(0,0,255)"))});
+  bundle::testing::writeFile(tmp_->path() / "v2.tar.gz", v2);
+  auto bad_hash =
+      store_->ensure("file://" + (tmp_->path() / "v2.tar.gz").string(), sha256Hex("other"));
+  ASSERT_FALSE(bad_hash);
+  EXPECT_THAT(bad_hash.error().message(), HasSubstr("sha256 mismatch"));
+  auto evil = makeTar({file("index.html", "x"), file("../../evil.html", "x")});
+  bundle::testing::writeFile(tmp_->path() / "evil.tar.gz", evil);
+  auto traversal =
+      store_->ensure("file://" + (tmp_->path() / "evil.tar.gz").string(), sha256Hex(evil));
+  ASSERT_FALSE(traversal);
+  EXPECT_THAT(traversal.error().message(), HasSubstr("path traversal"));
+  // The kiosk refuses a directory that is not a bundle, too, and keeps what it shows.
+  auto refused = kiosk_->control(
+      {{"cmd", "load"}, {"app", "update"}, {"dir", (tmp_->path() / "nowhere").string()}});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ((*refused)["ok"], false);
+  EXPECT_EQ((*refused)["code"], "ERR_BAD_REQUEST") << refused->dump();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(shot().at(20, 20), (Rgb{255, 0, 0}));
+  EXPECT_EQ((*kiosk_->status("update"))["dir"], v1.string());
+
+  // The good version: handed over, shown; the previous one is still in the store.
+  auto v2_dir = install(v2, "v2");
+  auto ok = kiosk_->control({{"cmd", "load"}, {"app", "update"}, {"dir", v2_dir.string()}});
+  ASSERT_TRUE(ok && (*ok)["ok"] == true) << (ok ? ok->dump() : ok.error().describe());
+  Json s = kiosk_->waitFor(
+      "update", [&](const Json& st) { return st["dir"] == v2_dir.string() && loaded(st); }, 20s);
+  ASSERT_TRUE(loaded(s)) << s.dump();
+  EXPECT_EQ(shot().at(20, 20), (Rgb{0, 0, 255}));
+  EXPECT_TRUE(fs::is_directory(v1));
+}
+
+TEST_F(KioskTest, ServiceRequestsReachOnlyTheAppsOwnListener) {
+  const std::string page = R"(<!doctype html><html><head><script>
+(async () => {
+  const uri = window.ax.eventServiceUri;
+  const r = await fetch(uri + '/api/v2/events/publish', {method: 'POST',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({data: [{tags: ['photo'], payload: {from: 'a'}}]})});
+  const text = await r.text();
+  let spoof = 'none';
+  try {
+    const r2 = await fetch('app://b/.ax/events/api/v2/events/publish',
+                           {method: 'POST', body: '{"spoof":true}'});
+    spoof = 'status ' + r2.status;
+  } catch (e) { spoof = 'refused'; }
+  document.title = 'done|' + uri + '|' + r.status + '|' + text + '|' + spoof;
+})();
+</script></head><body>a</body></html>)";
+  auto a_dir = install(makeTar({file("index.html", page)}), "a");
+  auto b_dir = install(makeTar({file("index.html", colourPage("rgb(0,0,0)"))}), "b");
+  UnixHttpRecorder a_events(tmp_->path() / "a-events.sock");
+  UnixHttpRecorder b_events(tmp_->path() / "b-events.sock");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({}));
+  for (const auto& [name, dir, socket] :
+       {std::tuple{"b", b_dir, b_events.path()}, std::tuple{"a", a_dir, a_events.path()}}) {
+    auto loaded = kiosk_->control({{"cmd", "load"},
+                                   {"app", name},
+                                   {"dir", dir.string()},
+                                   {"services", {{"events", socket.string()}}}});
+    ASSERT_TRUE(loaded && (*loaded)["ok"] == true) << (loaded ? loaded->dump() : "no answer");
+  }
+  Json s = kiosk_->waitFor(
+      "a", [](const Json& st) { return st.value("title", "").starts_with("done|"); }, 20s);
+  ASSERT_THAT(s.value("title", ""), HasSubstr("done|")) << s.dump();
+  EXPECT_EQ(s["title"], R"(done|app://a/.ax/events|200|{"ok":true}|refused)");
+  auto a_requests = a_events.requests();
+  ASSERT_EQ(a_requests.size(), 1u) << ::testing::PrintToString(a_requests);
+  EXPECT_THAT(a_requests[0], HasSubstr("POST /api/v2/events/publish "));
+  EXPECT_THAT(a_requests[0], HasSubstr(R"("payload":{"from":"a"})"));
+  EXPECT_TRUE(b_events.requests().empty()) << "app a reached app b's listener";
+}
+
+TEST_F(KioskTest, SwitchesBetweenApps) {
+  auto one = install(makeTar({file("index.html", colourPage("rgb(255,0,0)"))}), "one");
+  auto two = install(makeTar({file("index.html", colourPage("rgb(0,0,255)"))}), "two");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"one", one.string()}, {"two", two.string()}}));
+  ASSERT_TRUE(loaded(waitLoaded("one")));
+  ASSERT_TRUE(loaded(waitLoaded("two")));
+  auto list = kiosk_->control({{"cmd", "list"}});
+  ASSERT_TRUE(list);
+  EXPECT_EQ((*list)["shown"], "one");
+  EXPECT_EQ(shot().at(20, 20), (Rgb{255, 0, 0}));
+
+  auto shown = kiosk_->control({{"cmd", "show"}, {"app", "two"}});
+  ASSERT_TRUE(shown && (*shown)["ok"] == true);
+  std::this_thread::sleep_for(200ms);  // the stack switches on the next frame
+  EXPECT_EQ(shot().at(20, 20), (Rgb{0, 0, 255}));
+  EXPECT_EQ((*kiosk_->control({{"cmd", "list"}}))["shown"], "two");
+
+  auto unknown = kiosk_->control({{"cmd", "show"}, {"app", "three"}});
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ((*unknown)["code"], "ERR_NOT_FOUND");
+  auto bad = kiosk_->control({{"cmd", "show"}, {"app", "../x"}});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ((*bad)["code"], "ERR_BAD_REQUEST");
+}
+
+}  // namespace
+}  // namespace fleetlet::webview::testing

@@ -1,0 +1,185 @@
+// fleetletd's WebviewRuntime (agent/src/webview) with the real fleetlet-webview under Xvfb:
+// desired states in, the kiosk supervised, bundles verified and handed over, states and
+// restarts read back.
+#include "webview/webview_runtime.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "agent/bundle/archive_builder.h"
+#include "crypto/sha256.h"
+#include "kiosk_fixture.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::webview::testing {
+namespace {
+
+using bundle::testing::file;
+using bundle::testing::makeTar;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+class WebviewRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
+    auto t = fleetlet::testing::TempDir::create("webview-runtime");
+    ASSERT_TRUE(t) << t.error().describe();
+    tmp_.emplace(std::move(*t));
+    WebviewOptions options{.display = sharedXvfb()->display(),
+                           .binary = FLEETLET_WEBVIEW_PATH,
+                           .work_dir = tmp_->path() / "webview",
+                           .bundles = {.root = tmp_->path() / "bundles"},
+                           .kiosk_args = {"--window", "1024x600"},
+                           .poll_interval = 100ms,
+                           .retry_interval = 60s,
+                           .on_event = [this](const std::string& app, const std::string& kind,
+                                              const std::string& message) {
+                             std::lock_guard lock(mu_);
+                             events_.push_back(app + " " + kind + " " + message);
+                           }};
+    runtime_.emplace(std::move(options));
+  }
+
+  void TearDown() override {
+    if (HasFailure() && tmp_) {
+      std::ifstream log(tmp_->path() / "webview" / "kiosk.log");
+      std::cerr << "--- kiosk log ---\n" << log.rdbuf();
+    }
+    runtime_.reset();
+  }
+
+  // A file:// bundle of one colour; returns {url, sha256}.
+  manifest::Bundle bundleOf(const std::string& name, std::string_view colour) {
+    auto bytes = makeTar({file("index.html", colourPage(colour))});
+    const fs::path path = tmp_->path() / (name + ".tar.gz");
+    bundle::testing::writeFile(path, bytes);
+    return {.url = "file://" + path.string(), .sha256 = sha256Hex(bytes)};
+  }
+
+  void apply(const std::map<std::string, manifest::Bundle>& apps) {
+    auto state = std::make_shared<manifest::NodeState>();
+    state->revision = ++revision_;
+    for (const auto& [name, b] : apps) {
+      manifest::App app;
+      app.name = name;
+      app.runtime = manifest::Runtime::kWebview;
+      app.bundle = b;
+      state->apps.emplace(name, app);
+    }
+    runtime_->setDesired(state);
+  }
+
+  WebviewAppStatus waitFor(const std::string& app,
+                           const std::function<bool(const WebviewAppStatus&)>& done,
+                           std::chrono::milliseconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    WebviewAppStatus last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (auto s = runtime_->app(app)) {
+        last = *s;
+        if (done(last)) break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return last;
+  }
+
+  Rgb screenColour() {
+    auto png = runtime_->screenshot("");
+    EXPECT_TRUE(png) << png.error().describe();
+    if (!png) return {};
+    auto image = Image::decodePng(*png);
+    EXPECT_TRUE(image) << image.error().describe();
+    return image ? image->at(20, 20) : Rgb{};
+  }
+
+  std::vector<std::string> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+  std::optional<fleetlet::testing::TempDir> tmp_;
+  std::optional<WebviewRuntime> runtime_;
+  int64_t revision_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> events_;  // guarded by mu_
+};
+
+bool running(const WebviewAppStatus& s) { return s.state == "running"; }
+
+TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneAndRemoves) {
+  auto v1 = bundleOf("v1", "rgb(255,0,0)");
+  apply({{"ui", v1}});
+  auto s = waitFor("ui", running);
+  ASSERT_EQ(s.state, "running") << s.message;
+  EXPECT_EQ(s.bundle, v1.sha256);
+  EXPECT_TRUE(s.shown);
+  EXPECT_EQ(s.restarts, 0u);
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+
+  // A page crash is a restart, with its reason.
+  auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosk.size(), 1u);
+  for (pid_t pid : webProcessesBelow(kiosk[0])) ::kill(pid, SIGKILL);
+  s = waitFor("ui", [](const WebviewAppStatus& st) { return st.restarts == 1 && running(st); });
+  ASSERT_EQ(s.restarts, 1u) << s.state << " " << s.message;
+  EXPECT_EQ(s.state, "running");
+  EXPECT_THAT(events(), ::testing::Contains("ui restarted crashed: web process crashed"));
+
+  // A bundle with a wrong hash is refused; the old one stays on screen and running.
+  auto v2 = bundleOf("v2", "rgb(0,0,255)");
+  manifest::Bundle bad = v2;
+  bad.sha256 = sha256Hex("not the archive");
+  apply({{"ui", bad}});
+  s = waitFor("ui", [](const WebviewAppStatus& st) { return !st.message.empty(); });
+  EXPECT_THAT(s.message, HasSubstr("refused"));
+  EXPECT_THAT(s.message, HasSubstr("sha256 mismatch"));
+  EXPECT_THAT(s.message, HasSubstr("still showing " + v1.sha256.substr(0, 12)));
+  EXPECT_EQ(s.state, "running");
+  EXPECT_EQ(s.bundle, v1.sha256);
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+
+  // The good one replaces it; once it runs, the previous bundle leaves the store.
+  apply({{"ui", v2}});
+  s = waitFor("ui",
+              [&](const WebviewAppStatus& st) { return st.bundle == v2.sha256 && running(st); });
+  ASSERT_EQ(s.bundle, v2.sha256) << s.state << " " << s.message;
+  EXPECT_EQ(screenColour(), (Rgb{0, 0, 255}));
+  const fs::path v1_dir = tmp_->path() / "bundles" / "sha256" / v1.sha256;
+  for (int i = 0; i < 100 && fs::exists(v1_dir); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(fs::exists(v1_dir)) << "the previous bundle is pruned once the new one runs";
+  EXPECT_TRUE(fs::exists(tmp_->path() / "bundles" / "sha256" / v2.sha256));
+
+  // Removed from the desired state: unloaded from the kiosk.
+  apply({});
+  for (int i = 0; i < 100 && !runtime_->apps().empty(); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(runtime_->apps().empty());
+  std::this_thread::sleep_for(300ms);
+  EXPECT_THAT(events(), ::testing::Contains("ui removed unloaded from the kiosk"));
+}
+
+TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {
+  apply({{"one", bundleOf("one", "rgb(0,200,0)")}});
+  auto s = waitFor("one", running);
+  ASSERT_EQ(s.state, "running") << s.message;
+  auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosk.size(), 1u);
+  ::kill(kiosk[0], SIGKILL);
+  s = waitFor("one", [](const WebviewAppStatus& st) { return st.restarts == 1 && running(st); });
+  ASSERT_EQ(s.state, "running") << s.message;
+  EXPECT_EQ(s.restarts, 1u);
+  EXPECT_EQ(screenColour(), (Rgb{0, 200, 0}));
+  auto all = events();
+  EXPECT_TRUE(std::ranges::any_of(all, [](const std::string& e) {
+    return e.starts_with(" kiosk-exited killed by signal 9");
+  })) << ::testing::PrintToString(all);
+}
+
+}  // namespace
+}  // namespace fleetlet::webview::testing

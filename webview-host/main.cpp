@@ -1,0 +1,95 @@
+// fleetlet-webview: the kiosk that shows single-page app bundles fullscreen (WebKitGTK),
+// driven through its control socket by fleetletd (docs/webview.md).
+#include <glib-unix.h>
+#include <gtk/gtk.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "kiosk/control_server.h"
+#include "kiosk/kiosk.h"
+#include "log/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App cli{"fleetlet-webview: fullscreen WebKitGTK kiosk for SPA bundles"};
+  std::string socket_path = "/run/fleetlet/webview.sock";
+  std::string state_dir = "/var/lib/fleetlet/webview";
+  std::vector<std::string> apps;
+  std::string show;
+  std::string window;
+  bool no_sandbox = false;
+  int hang_timeout_ms = 5000;
+  int heartbeat_ms = 1000;
+  std::string log_level = "info";
+  cli.add_option("--socket", socket_path, "control socket (unix)");
+  cli.add_option("--state-dir", state_dir, "per-app website data lives under <dir>/apps/<name>");
+  cli.add_option("--app", apps, "NAME=DIR: load the verified bundle directory DIR as app NAME");
+  cli.add_option("--show", show, "the app shown first (default: the first loaded)");
+  cli.add_option("--window", window, "WxH: a window of this size instead of fullscreen");
+  cli.add_flag("--no-sandbox", no_sandbox, "run web processes without the bubblewrap sandbox");
+  cli.add_option("--hang-timeout-ms", hang_timeout_ms, "no heartbeat for this long = hung")
+      ->check(CLI::Range(500, 600000));
+  cli.add_option("--heartbeat-ms", heartbeat_ms, "page heartbeat interval")
+      ->check(CLI::Range(100, 60000));
+  cli.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(cli, argc, argv);
+  if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
+    std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
+    return 2;
+  }
+
+  fleetlet::webview::KioskOptions options;
+  options.state_dir = state_dir;
+  options.sandbox = !no_sandbox;
+  options.recovery.hang_timeout = std::chrono::milliseconds(hang_timeout_ms);
+  options.heartbeat_interval_ms = heartbeat_ms;
+  if (!window.empty()) {
+    if (std::sscanf(window.c_str(), "%dx%d", &options.width, &options.height) != 2 ||
+        options.width <= 0 || options.height <= 0) {
+      std::fprintf(stderr, "fleetlet-webview: --window \"%s\" is not WxH\n", window.c_str());
+      return 2;
+    }
+    options.fullscreen = false;
+  }
+  if (!gtk_init_check(&argc, &argv)) {
+    std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
+                 g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
+    return 1;
+  }
+
+  fleetlet::webview::Kiosk kiosk(options);
+  for (const auto& app : apps) {
+    auto eq = app.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "fleetlet-webview: --app \"%s\" is not NAME=DIR\n", app.c_str());
+      return 2;
+    }
+    fleetlet::webview::AppSpec spec{app.substr(0, eq), app.substr(eq + 1), {}};
+    if (auto ok = kiosk.load(spec); !ok) {
+      spdlog::error("{}", ok.error().message());
+      return 1;
+    }
+  }
+  if (!show.empty()) {
+    if (auto ok = kiosk.show(show); !ok) spdlog::error("{}", ok.error().message());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(socket_path).parent_path(), ec);
+  auto server = fleetlet::webview::ControlServer::listen(socket_path, kiosk);
+  if (!server) {
+    spdlog::error("{}", server.error().message());
+    return 1;
+  }
+  auto quit = [](gpointer) -> gboolean {
+    gtk_main_quit();
+    return G_SOURCE_REMOVE;
+  };
+  g_unix_signal_add(SIGTERM, quit, nullptr);
+  g_unix_signal_add(SIGINT, quit, nullptr);
+  spdlog::info("control socket {}", socket_path);
+  gtk_main();
+  spdlog::info("stopping");
+  return 0;
+}

@@ -1,0 +1,549 @@
+#include "kiosk/app_view.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include "http/client.h"
+#include "os/unique_fd.h"
+
+namespace fleetlet::webview {
+namespace {
+
+namespace fs = std::filesystem;
+
+SteadyTime now() { return std::chrono::steady_clock::now(); }
+
+// Reads a file of the bundle. openat2 with RESOLVE_BENEATH refuses any path that resolves
+// outside `dir` (symlinks included, though bundles have none).
+Result<std::string> readBundleFile(const fs::path& dir, const std::string& relative) {
+  UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return failErrno(errno, "open {}", dir.string());
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(
+      static_cast<int>(::syscall(SYS_openat2, root.get(), relative.c_str(), &how, sizeof(how))));
+  if (!fd) return failErrno(errno, "open {}", relative);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return failErrno(errno, "stat {}", relative);
+  if (!S_ISREG(st.st_mode)) return fail(ErrorCode::kNotFound, "{} is not a file", relative);
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failErrno(errno, "read {}", relative);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+void respond(WebKitURISchemeRequest* request, int status, std::string_view content_type,
+             std::string body) {
+  auto size = static_cast<gint64>(body.size());
+  auto* owned = new std::string(std::move(body));
+  GBytes* bytes = g_bytes_new_with_free_func(
+      owned->data(), owned->size(), [](gpointer p) { delete static_cast<std::string*>(p); }, owned);
+  GObjectPtr<GInputStream> stream(g_memory_input_stream_new_from_bytes(bytes));
+  g_bytes_unref(bytes);
+  GObjectPtr<WebKitURISchemeResponse> response(webkit_uri_scheme_response_new(stream.get(), size));
+  webkit_uri_scheme_response_set_status(response.get(), static_cast<guint>(status), nullptr);
+  webkit_uri_scheme_response_set_content_type(response.get(), std::string(content_type).c_str());
+  SoupMessageHeaders* headers = soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
+  soup_message_headers_append(headers, "Cache-Control", "no-cache");
+  soup_message_headers_append(headers, "X-Content-Type-Options", "nosniff");
+  webkit_uri_scheme_response_set_http_headers(response.get(), headers);  // takes ownership
+  webkit_uri_scheme_request_finish_with_response(request, response.get());
+}
+
+std::string_view reasonOf(WebKitWebProcessTerminationReason reason) {
+  switch (reason) {
+    case WEBKIT_WEB_PROCESS_CRASHED:
+      return "web process crashed";
+    case WEBKIT_WEB_PROCESS_EXCEEDED_MEMORY_LIMIT:
+      return "web process exceeded the memory limit";
+    case WEBKIT_WEB_PROCESS_TERMINATED_BY_API:
+      return "web process terminated";
+  }
+  return "web process ended";
+}
+
+std::string jsString(WebKitJavascriptResult* result) {
+  JSCValue* value = webkit_javascript_result_get_js_value(result);
+  if (!jsc_value_is_string(value)) return {};
+  gchar* text = jsc_value_to_string(value);
+  std::string out = text != nullptr ? text : "";
+  g_free(text);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AppView>> AppView::create(const AppSpec& spec, const ViewOptions& options) {
+  auto config = bundle::loadAppConfig(spec.dir);
+  if (!config)
+    return std::unexpected(config.error().wrap("app {}: bundle {}", spec.name, spec.dir.string()));
+  std::error_code ec;
+  for (const char* sub : {"data", "cache"}) {
+    fs::create_directories(options.data_dir / sub, ec);
+    if (ec) {
+      return fail(ErrorCode::kInternal, "app {}: create {}: {}", spec.name,
+                  (options.data_dir / sub).string(), ec.message());
+    }
+  }
+  std::unique_ptr<AppView> view(new AppView(spec, options, std::move(*config)));
+  view->build();
+  view->loadStartPage();
+  return view;
+}
+
+AppView::AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config)
+    : spec_(std::move(spec)),
+      options_(std::move(options)),
+      config_(std::move(config)),
+      recovery_(options_.recovery) {}
+
+AppView::~AppView() {
+  reload_timer_.reset();
+  g_signal_handlers_disconnect_by_data(view_, this);
+  g_signal_handlers_disconnect_by_data(content_.get(), this);
+  g_signal_handlers_disconnect_by_data(context_.get(), this);
+  gtk_widget_destroy(GTK_WIDGET(view_));
+  g_object_unref(view_);
+}
+
+void AppView::build() {
+  const std::string data_dir = (options_.data_dir / "data").string();
+  const std::string cache_dir = (options_.data_dir / "cache").string();
+  GObjectPtr<WebKitWebsiteDataManager> data(webkit_website_data_manager_new(
+      "base-data-directory", data_dir.c_str(), "base-cache-directory", cache_dir.c_str(), nullptr));
+  if (spec_.memory_limit_mib > 0) {
+    // WebKit frees caches from half the limit on and ends the web process at the limit
+    // (web-process-terminated: EXCEEDED_MEMORY_LIMIT), checked every second.
+    WebKitMemoryPressureSettings* memory = webkit_memory_pressure_settings_new();
+    webkit_memory_pressure_settings_set_memory_limit(memory, spec_.memory_limit_mib);
+    webkit_memory_pressure_settings_set_conservative_threshold(memory, 0.5);
+    webkit_memory_pressure_settings_set_strict_threshold(memory, 0.8);
+    webkit_memory_pressure_settings_set_kill_threshold(memory, 1.0);
+    webkit_memory_pressure_settings_set_poll_interval(memory, 1.0);
+    context_.reset(
+        WEBKIT_WEB_CONTEXT(g_object_new(WEBKIT_TYPE_WEB_CONTEXT, "website-data-manager", data.get(),
+                                        "memory-pressure-settings", memory, nullptr)));
+    webkit_memory_pressure_settings_free(memory);
+  } else {
+    context_.reset(webkit_web_context_new_with_website_data_manager(data.get()));
+  }
+  webkit_web_context_set_sandbox_enabled(context_.get(), options_.sandbox ? TRUE : FALSE);
+  webkit_web_context_set_cache_model(context_.get(), WEBKIT_CACHE_MODEL_DOCUMENT_VIEWER);
+  webkit_web_context_register_uri_scheme(context_.get(), std::string(kAppScheme).c_str(),
+                                         &AppView::onSchemeRequest, this, nullptr);
+  WebKitSecurityManager* security = webkit_web_context_get_security_manager(context_.get());
+  webkit_security_manager_register_uri_scheme_as_secure(security, "app");
+  webkit_security_manager_register_uri_scheme_as_cors_enabled(security, "app");
+  g_signal_connect(context_.get(), "download-started", G_CALLBACK(&AppView::onDownload), this);
+
+  content_.reset(webkit_user_content_manager_new());
+  webkit_user_content_manager_register_script_message_handler(content_.get(), "fleetletHeartbeat");
+  webkit_user_content_manager_register_script_message_handler(content_.get(), "fleetletConsole");
+  g_signal_connect(content_.get(), "script-message-received::fleetletHeartbeat",
+                   G_CALLBACK(&AppView::onHeartbeat), this);
+  g_signal_connect(content_.get(), "script-message-received::fleetletConsole",
+                   G_CALLBACK(&AppView::onConsole), this);
+  installScripts();
+
+  WebKitSettings* settings = webkit_settings_new_with_settings(
+      "enable-developer-extras", FALSE, "javascript-can-open-windows-automatically", FALSE,
+      "allow-file-access-from-file-urls", FALSE, "allow-universal-access-from-file-urls", FALSE,
+      "allow-modal-dialogs", FALSE, nullptr);
+  view_ = WEBKIT_WEB_VIEW(g_object_new(WEBKIT_TYPE_WEB_VIEW, "web-context", context_.get(),
+                                       "user-content-manager", content_.get(), "settings", settings,
+                                       nullptr));
+  g_object_ref_sink(view_);
+  g_object_unref(settings);
+  g_signal_connect(view_, "decide-policy", G_CALLBACK(&AppView::onDecidePolicy), this);
+  g_signal_connect(view_, "create", G_CALLBACK(&AppView::onCreate), this);
+  g_signal_connect(view_, "load-changed", G_CALLBACK(&AppView::onLoadChanged), this);
+  g_signal_connect(view_, "load-failed", G_CALLBACK(&AppView::onLoadFailed), this);
+  g_signal_connect(view_, "web-process-terminated", G_CALLBACK(&AppView::onTerminated), this);
+  g_signal_connect(view_, "notify::is-web-process-responsive", G_CALLBACK(&AppView::onResponsive),
+                   this);
+}
+
+void AppView::installScripts() {
+  webkit_user_content_manager_remove_all_scripts(content_.get());
+  webkit_user_content_manager_remove_all_style_sheets(content_.get());
+  // The page reaches each of its services through its own origin (forwardToService), so
+  // the service sees the app's own listener: its identity.
+  std::map<std::string, std::string> uris;
+  for (const auto& [service, socket] : spec_.services) {
+    uris[service] = appOrigin(spec_.name) + std::string(kServicePrefix) + service;
+  }
+  AxInfo info{.app = spec_.name,
+              .display_name = config_.display_name,
+              .settings = config_.settings,
+              .services = std::move(uris),
+              .heartbeat_interval_ms = options_.heartbeat_interval_ms};
+  const std::string source = axScript(info);
+  WebKitUserScript* script =
+      webkit_user_script_new(source.c_str(), WEBKIT_USER_CONTENT_INJECT_TOP_FRAME,
+                             WEBKIT_USER_SCRIPT_INJECT_AT_DOCUMENT_START, nullptr, nullptr);
+  webkit_user_content_manager_add_script(content_.get(), script);
+  webkit_user_script_unref(script);
+  WebKitUserStyleSheet* sheet = webkit_user_style_sheet_new(
+      "* { cursor: none !important; }", WEBKIT_USER_CONTENT_INJECT_ALL_FRAMES,
+      WEBKIT_USER_STYLE_LEVEL_USER, nullptr, nullptr);
+  webkit_user_content_manager_add_style_sheet(content_.get(), sheet);
+  webkit_user_style_sheet_unref(sheet);
+}
+
+std::string AppView::startUri() const { return appOrigin(spec_.name) + "/" + config_.start_page; }
+
+void AppView::loadStartPage() {
+  terminating_for_hang_ = false;
+  // "loading" from now on, not from WebKit's later load-changed: a status read in between
+  // must not report the previous page as loaded.
+  recovery_.loadStarted(now());
+  webkit_web_view_load_uri(view_, startUri().c_str());
+}
+
+Status AppView::update(const AppSpec& spec) {
+  auto config = bundle::loadAppConfig(spec.dir);
+  if (!config)
+    return std::unexpected(config.error().wrap("app {}: bundle {}", spec.name, spec.dir.string()));
+  spec_ = spec;
+  config_ = std::move(*config);
+  installScripts();
+  spdlog::info("[{}] bundle {}: loading {}", spec_.name, spec_.dir.filename().string(), startUri());
+  reload_timer_.reset();
+  loadStartPage();
+  return {};
+}
+
+void AppView::reload(std::string_view why) {
+  spdlog::info("[{}] reload ({})", spec_.name, why);
+  reload_timer_.reset();
+  loadStartPage();
+}
+
+void AppView::setShown(bool shown) {
+  shown_ = shown;
+  if (shown) recovery_.watchFrom(now());
+}
+
+void AppView::tick() {
+  if (!shown_ || terminating_for_hang_ || reload_timer_.active()) return;
+  const auto t = now();
+  if (!recovery_.hung(t)) return;
+  auto age = recovery_.heartbeatAge(t);
+  std::string reason =
+      webkit_web_view_get_is_web_process_responsive(view_)
+          ? fmt::format("no heartbeat for {} ms",
+                        age ? age->count() : options_.recovery.hang_timeout.count())
+          : std::string("web process unresponsive");
+  terminating_for_hang_ = true;
+  recover(LoadState::kHung, reason);
+  webkit_web_view_terminate_web_process(view_);
+}
+
+void AppView::recover(LoadState state, std::string reason) {
+  Millis delay = recovery_.failed(state, reason, now());
+  spdlog::warn("[{}] {}: {}; reloading in {} ms (failure {}, {} in a row)", spec_.name,
+               toString(state), reason, delay.count(), recovery_.failures(),
+               recovery_.consecutiveFailures());
+  scheduleReload(delay);
+}
+
+void AppView::scheduleReload(Millis delay) {
+  reload_timer_.reset(g_timeout_add(
+      static_cast<guint>(delay.count()),
+      [](gpointer data) -> gboolean {
+        auto* self = static_cast<AppView*>(data);
+        self->reload_timer_.released();
+        self->loadStartPage();
+        return G_SOURCE_REMOVE;
+      },
+      this));
+}
+
+Json AppView::status() const {
+  const auto t = now();
+  auto age = recovery_.heartbeatAge(t);
+  const char* uri = webkit_web_view_get_uri(view_);
+  const char* title = webkit_web_view_get_title(view_);
+  Json last = nullptr;
+  if (auto at = recovery_.lastFailureAt()) {
+    last = {{"state", toString(recovery_.lastFailure())},
+            {"reason", recovery_.lastFailureReason()},
+            {"secondsAgo", std::chrono::duration<double>(t - *at).count()}};
+  }
+  return {{"app", spec_.name},
+          {"displayName", config_.display_name.empty() ? spec_.name : config_.display_name},
+          {"dir", spec_.dir.string()},
+          {"shown", shown_},
+          {"url", uri != nullptr ? uri : ""},
+          {"title", title != nullptr ? title : ""},
+          {"loadState", toString(recovery_.state())},
+          {"heartbeatAgeMs", age ? Json(age->count()) : Json(nullptr)},
+          {"responsive", webkit_web_view_get_is_web_process_responsive(view_) != FALSE},
+          {"failures", recovery_.failures()},
+          {"consecutiveFailures", recovery_.consecutiveFailures()},
+          {"refusedNavigations", refused_navigations_},
+          {"memoryLimitMiB", spec_.memory_limit_mib},
+          {"lastFailure", last}};
+}
+
+void AppView::snapshot(std::function<void(Result<std::string>)> done) {
+  using Done = std::function<void(Result<std::string>)>;
+  webkit_web_view_get_snapshot(
+      view_, WEBKIT_SNAPSHOT_REGION_VISIBLE, WEBKIT_SNAPSHOT_OPTIONS_NONE, nullptr,
+      [](GObject* source, GAsyncResult* result, gpointer data) {
+        std::unique_ptr<Done> job(static_cast<Done*>(data));
+        GError* error = nullptr;
+        cairo_surface_t* surface =
+            webkit_web_view_get_snapshot_finish(WEBKIT_WEB_VIEW(source), result, &error);
+        if (surface == nullptr) {
+          std::string message = error != nullptr ? error->message : "no surface";
+          if (error != nullptr) g_error_free(error);
+          (*job)(fail(ErrorCode::kUnavailable, "snapshot: {}", message));
+          return;
+        }
+        std::string png;
+        cairo_surface_write_to_png_stream(
+            surface,
+            [](void* closure, const unsigned char* bytes, unsigned int length) {
+              static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(bytes),
+                                                         length);
+              return CAIRO_STATUS_SUCCESS;
+            },
+            &png);
+        cairo_surface_destroy(surface);
+        (*job)(std::move(png));
+      },
+      new Done(std::move(done)));
+}
+
+void AppView::onSchemeRequest(WebKitURISchemeRequest* request, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  const char* uri = webkit_uri_scheme_request_get_uri(request);
+  auto origin = originOf(uri != nullptr ? uri : "");
+  if (!origin || *origin != appOrigin(self->spec_.name)) {
+    spdlog::warn("[{}] refused request for {}: another app's origin", self->spec_.name,
+                 uri != nullptr ? uri : "");
+    respond(request, 403, "text/plain; charset=utf-8", "another app's origin\n");
+    return;
+  }
+  const char* path = webkit_uri_scheme_request_get_path(request);
+  std::string path_and_query = path != nullptr ? path : "/";
+  if (const char* query = std::strchr(uri, '?')) path_and_query += query;
+  auto route = serviceRouteOf(path_and_query);
+  if (!route) {
+    respond(request, 400, "text/plain; charset=utf-8", route.error().message() + "\n");
+    return;
+  }
+  if (*route) {
+    self->forwardToService(request, **route);
+    return;
+  }
+  auto relative = bundlePathOf(path != nullptr ? path : "/");
+  if (!relative) {
+    respond(request, 400, "text/plain; charset=utf-8", relative.error().message() + "\n");
+    return;
+  }
+  auto body = readBundleFile(self->spec_.dir, *relative);
+  if (!body && body.error().code() == ErrorCode::kNotFound && isClientRoute(*relative)) {
+    // A client-side route of the SPA (history API): answer with the start page.
+    relative = self->config_.start_page;
+    body = readBundleFile(self->spec_.dir, *relative);
+  }
+  if (!body) {
+    const int status = body.error().code() == ErrorCode::kNotFound ? 404 : 403;
+    respond(request, status, "text/plain; charset=utf-8", body.error().message() + "\n");
+    return;
+  }
+  respond(request, 200, contentTypeOf(*relative), std::move(*body));
+}
+
+void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRoute& route) {
+  auto it = spec_.services.find(route.service);
+  if (it == spec_.services.end()) {
+    respond(request, 404, "text/plain; charset=utf-8",
+            fmt::format("app {} has no service {}\n", spec_.name, route.service));
+    return;
+  }
+  auto job = std::make_unique<ServiceCall>();
+  job->request = retain(request);
+  job->socket = it->second;
+  job->call.method = webkit_uri_scheme_request_get_http_method(request) != nullptr
+                         ? webkit_uri_scheme_request_get_http_method(request)
+                         : "GET";
+  job->call.url = "http://localhost" + route.path;
+  job->call.follow_redirects = false;
+  if (SoupMessageHeaders* headers = webkit_uri_scheme_request_get_http_headers(request)) {
+    for (const char* name : {"Content-Type", "Accept"}) {
+      if (const char* value = soup_message_headers_get_one(headers, name)) {
+        job->call.headers.add(name, value);
+      }
+    }
+  }
+  if (GInputStream* body = webkit_uri_scheme_request_get_http_body(request)) {
+    std::string data(kMaxServiceBodyBytes + 1, '\0');
+    gsize read = 0;
+    g_input_stream_read_all(body, data.data(), data.size(), &read, nullptr, nullptr);
+    g_object_unref(body);
+    if (read > kMaxServiceBodyBytes) {
+      respond(request, 413, "text/plain; charset=utf-8",
+              fmt::format("request body over {} bytes\n", kMaxServiceBodyBytes));
+      return;
+    }
+    data.resize(read);
+    job->call.body = std::move(data);
+  }
+  // The call blocks (up to 30 s): a thread of its own, the answer back on the main loop.
+  std::thread([job = std::move(job)]() mutable {
+    http::Client client({.unix_socket = job->socket,
+                         .connect_timeout = std::chrono::seconds(5),
+                         .total_timeout = std::chrono::seconds(30)});
+    auto answer = client.send(job->call);
+    if (answer) {
+      job->status = static_cast<int>(answer->status);
+      job->content_type = answer->headers.find("Content-Type").value_or("application/octet-stream");
+      job->body = std::move(answer->body);
+    } else {
+      job->status = 502;
+      job->content_type = "text/plain; charset=utf-8";
+      job->body = answer.error().message() + "\n";
+    }
+    g_idle_add(
+        [](gpointer data) -> gboolean {
+          std::unique_ptr<ServiceCall> done(static_cast<ServiceCall*>(data));
+          respond(done->request.get(), done->status, done->content_type, std::move(done->body));
+          return G_SOURCE_REMOVE;
+        },
+        job.release());
+  }).detach();
+}
+
+gboolean AppView::onDecidePolicy(WebKitWebView* /*view*/, WebKitPolicyDecision* decision,
+                                 WebKitPolicyDecisionType type, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  switch (type) {
+    case WEBKIT_POLICY_DECISION_TYPE_NAVIGATION_ACTION: {
+      WebKitNavigationAction* action = webkit_navigation_policy_decision_get_navigation_action(
+          WEBKIT_NAVIGATION_POLICY_DECISION(decision));
+      const char* uri = webkit_uri_request_get_uri(webkit_navigation_action_get_request(action));
+      NavigationRules rules{self->spec_.name, self->config_.allowed_origins};
+      if (uri != nullptr && navigationAllowed(rules, uri)) return FALSE;
+      ++self->refused_navigations_;
+      spdlog::warn("[{}] refused navigation to {}", self->spec_.name, uri != nullptr ? uri : "");
+      webkit_policy_decision_ignore(decision);
+      return TRUE;
+    }
+    case WEBKIT_POLICY_DECISION_TYPE_NEW_WINDOW_ACTION:
+      ++self->refused_navigations_;
+      spdlog::warn("[{}] refused a new window", self->spec_.name);
+      webkit_policy_decision_ignore(decision);
+      return TRUE;
+    case WEBKIT_POLICY_DECISION_TYPE_RESPONSE:
+      if (webkit_response_policy_decision_is_mime_type_supported(
+              WEBKIT_RESPONSE_POLICY_DECISION(decision))) {
+        return FALSE;
+      }
+      ++self->refused_navigations_;
+      spdlog::warn("[{}] refused a download", self->spec_.name);
+      webkit_policy_decision_ignore(decision);
+      return TRUE;
+  }
+  return FALSE;
+}
+
+GtkWidget* AppView::onCreate(WebKitWebView* /*view*/, WebKitNavigationAction* action,
+                             gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  ++self->refused_navigations_;
+  const char* uri = webkit_uri_request_get_uri(webkit_navigation_action_get_request(action));
+  spdlog::warn("[{}] refused window.open({})", self->spec_.name, uri != nullptr ? uri : "");
+  return nullptr;
+}
+
+void AppView::onLoadChanged(WebKitWebView* /*view*/, WebKitLoadEvent event, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  if (event == WEBKIT_LOAD_STARTED) {
+    self->recovery_.loadStarted(now());
+  } else if (event == WEBKIT_LOAD_FINISHED) {
+    if (self->recovery_.state() == LoadState::kLoading) {
+      self->recovery_.loadFinished(now());
+      spdlog::info("[{}] loaded {}", self->spec_.name, webkit_web_view_get_uri(self->view_));
+    }
+  }
+}
+
+gboolean AppView::onLoadFailed(WebKitWebView* /*view*/, WebKitLoadEvent /*event*/, gchar* uri,
+                               GError* error, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  // A navigation we refused or replaced is no failure of the page on screen.
+  if (g_error_matches(error, WEBKIT_NETWORK_ERROR, WEBKIT_NETWORK_ERROR_CANCELLED) ||
+      error->domain == WEBKIT_POLICY_ERROR) {
+    return FALSE;
+  }
+  if (self->terminating_for_hang_ || self->reload_timer_.active()) return TRUE;
+  self->recover(LoadState::kFailed,
+                fmt::format("loading {} failed: {}", uri != nullptr ? uri : "", error->message));
+  return TRUE;
+}
+
+void AppView::onTerminated(WebKitWebView* /*view*/, WebKitWebProcessTerminationReason reason,
+                           gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  if (self->terminating_for_hang_) return;  // our own watchdog: already counted and scheduled
+  self->recover(reason == WEBKIT_WEB_PROCESS_EXCEEDED_MEMORY_LIMIT ? LoadState::kRecycled
+                                                                   : LoadState::kCrashed,
+                std::string(reasonOf(reason)));
+}
+
+void AppView::onResponsive(GObject* /*view*/, GParamSpec* /*pspec*/, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  const bool responsive = webkit_web_view_get_is_web_process_responsive(self->view_) != FALSE;
+  if (!responsive) spdlog::warn("[{}] web process unresponsive", self->spec_.name);
+  self->recovery_.responsive(responsive, now());
+}
+
+void AppView::onHeartbeat(WebKitUserContentManager* /*manager*/, WebKitJavascriptResult* /*result*/,
+                          gpointer data) {
+  static_cast<AppView*>(data)->recovery_.heartbeat(now());
+}
+
+void AppView::onConsole(WebKitUserContentManager* /*manager*/, WebKitJavascriptResult* result,
+                        gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  auto message = parseJson(jsString(result), "console message");
+  if (!message || !message->is_object()) return;
+  const std::string level = message->value("level", "log");
+  const std::string text = message->value("text", "");
+  if (level == "error") {
+    spdlog::error("[{}] console.error: {}", self->spec_.name, text);
+  } else if (level == "warn") {
+    spdlog::warn("[{}] console.warn: {}", self->spec_.name, text);
+  } else {
+    spdlog::info("[{}] console.{}: {}", self->spec_.name, level, text);
+  }
+}
+
+void AppView::onDownload(WebKitWebContext* /*context*/, WebKitDownload* download, gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  ++self->refused_navigations_;
+  spdlog::warn("[{}] refused a download", self->spec_.name);
+  webkit_download_cancel(download);
+}
+
+}  // namespace fleetlet::webview

@@ -1,0 +1,123 @@
+#pragma once
+// AppView: one SPA in the kiosk. It owns a WebKitWebContext of its own (so its own web
+// process and its own website data directory, kept across bundle updates), the app:// scheme
+// handler that serves the verified bundle directory, the lockdown (navigation, popups,
+// downloads) and the recovery of its page (crash, hang, load failure).
+//
+// Threads: everything runs on the GTK main thread.
+
+#include <gtk/gtk.h>
+#include <webkit2/webkit2.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bundle/app_config.h"
+#include "core/policy.h"
+#include "core/recovery.h"
+#include "error/error.h"
+#include "http/client.h"
+#include "json/json.h"
+#include "kiosk/gobject_ptr.h"
+
+namespace fleetlet::webview {
+
+struct AppSpec {
+  std::string name;
+  std::filesystem::path dir;  // a verified bundle directory (BundleStore)
+  // Service (events, blobs, logs) → the unix socket of that service's listener for this app.
+  std::map<std::string, std::string> services;
+  uint32_t memory_limit_mib = 0;  // 0: none; fixed when the view is built
+};
+
+// Request bodies forwarded to a service are at most this large (413 beyond).
+inline constexpr size_t kMaxServiceBodyBytes = 8 * 1024 * 1024;
+
+struct ViewOptions {
+  std::filesystem::path data_dir;  // website data of this app (localStorage, IndexedDB, ...)
+  bool sandbox = true;             // bubblewrap sandbox for the web process
+  RecoveryOptions recovery;
+  int heartbeat_interval_ms = 1000;
+};
+
+class AppView {
+  // One forwarded service request, from the main loop to its thread and back.
+  struct ServiceCall {
+    GObjectPtr<WebKitURISchemeRequest> request;
+    std::string socket;
+    http::ClientRequest call;
+    int status = 0;
+    std::string content_type;
+    std::string body;
+  };
+
+ public:
+  // Reads the bundle's fleetlet-app.json, builds the view and starts loading the start page.
+  // kInvalidArgument when the bundle directory is not usable.
+  static Result<std::unique_ptr<AppView>> create(const AppSpec& spec, const ViewOptions& options);
+  ~AppView();
+  AppView(const AppView&) = delete;
+  AppView& operator=(const AppView&) = delete;
+
+  const std::string& name() const { return spec_.name; }
+  GtkWidget* widget() const { return GTK_WIDGET(view_); }
+
+  // Switches to another bundle directory or services: the page is loaded afresh. On error
+  // the current bundle stays.
+  Status update(const AppSpec& spec);
+  void reload(std::string_view why);
+  // The kiosk shows or hides this view (only the shown view is hang-watched).
+  void setShown(bool shown);
+  // Called periodically by the kiosk: hang detection.
+  void tick();
+
+  Json status() const;
+  // A PNG of what the view shows now; `done` runs on the main thread.
+  void snapshot(std::function<void(Result<std::string>)> done);
+
+ private:
+  AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config);
+  void build();
+  void installScripts();
+  void loadStartPage();
+  void recover(LoadState state, std::string reason);
+  void scheduleReload(Millis delay);
+  std::string startUri() const;
+
+  // Forwards a request for app://<name>/.ax/<service>/... to the app's own listener of
+  // that service (AppSpec::services), answering 404 when the app has none.
+  void forwardToService(WebKitURISchemeRequest* request, const ServiceRoute& route);
+
+  static void onSchemeRequest(WebKitURISchemeRequest* request, gpointer self);
+  static gboolean onDecidePolicy(WebKitWebView* view, WebKitPolicyDecision* decision,
+                                 WebKitPolicyDecisionType type, gpointer self);
+  static GtkWidget* onCreate(WebKitWebView* view, WebKitNavigationAction* action, gpointer self);
+  static void onLoadChanged(WebKitWebView* view, WebKitLoadEvent event, gpointer self);
+  static gboolean onLoadFailed(WebKitWebView* view, WebKitLoadEvent event, gchar* uri,
+                               GError* error, gpointer self);
+  static void onTerminated(WebKitWebView* view, WebKitWebProcessTerminationReason reason,
+                           gpointer self);
+  static void onResponsive(GObject* view, GParamSpec* pspec, gpointer self);
+  static void onHeartbeat(WebKitUserContentManager* manager, WebKitJavascriptResult* result,
+                          gpointer self);
+  static void onConsole(WebKitUserContentManager* manager, WebKitJavascriptResult* result,
+                        gpointer self);
+  static void onDownload(WebKitWebContext* context, WebKitDownload* download, gpointer self);
+
+  AppSpec spec_;
+  ViewOptions options_;
+  bundle::AppConfig config_;
+  Recovery recovery_;
+  GObjectPtr<WebKitWebContext> context_;
+  GObjectPtr<WebKitUserContentManager> content_;
+  WebKitWebView* view_ = nullptr;  // a floating widget sunk by ref: we hold one reference
+  SourceId reload_timer_;
+  bool shown_ = false;
+  bool terminating_for_hang_ = false;
+  uint64_t refused_navigations_ = 0;
+};
+
+}  // namespace fleetlet::webview

@@ -1,0 +1,65 @@
+#pragma once
+// Kiosk: the one fullscreen window and the app views in it (a GtkStack: one view shown at a
+// time). It runs the hang watchdog over the views and answers the control commands.
+//
+// Threads: everything runs on the GTK main thread (gtk_init must have run).
+
+#include <gtk/gtk.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/control_protocol.h"
+#include "error/error.h"
+#include "json/json.h"
+#include "kiosk/app_view.h"
+#include "kiosk/gobject_ptr.h"
+
+namespace fleetlet::webview {
+
+struct KioskOptions {
+  std::filesystem::path state_dir;  // <state_dir>/apps/<name>/ holds each app's website data
+  bool fullscreen = true;           // else a window of width x height
+  int width = 1280;
+  int height = 800;
+  bool sandbox = true;
+  RecoveryOptions recovery;
+  Millis watchdog_interval{500};
+  int heartbeat_interval_ms = 1000;
+};
+
+class Kiosk {
+ public:
+  explicit Kiosk(KioskOptions options);
+  ~Kiosk();
+  Kiosk(const Kiosk&) = delete;
+  Kiosk& operator=(const Kiosk&) = delete;
+
+  // Adds the app or switches it to another bundle. The first app loaded is shown.
+  Status load(const AppSpec& spec);
+  Status unload(const std::string& app);
+  Status show(const std::string& app);
+  Status reload(const std::string& app);
+  Result<Json> status(const std::string& app) const;
+  Json list() const;
+  // A PNG of the app's view (the shown app when `app` is empty).
+  void screenshot(const std::string& app, std::function<void(Result<std::string>)> done);
+
+  // Executes one control request; `answer` receives the JSON line (maybe later: screenshot).
+  void handle(const ControlRequest& request, std::function<void(std::string)> answer);
+
+ private:
+  void tick();
+
+  KioskOptions options_;
+  GtkWidget* window_ = nullptr;  // owned by GTK's toplevel list; destroyed in ~Kiosk
+  GtkWidget* stack_ = nullptr;   // child of window_
+  std::map<std::string, std::unique_ptr<AppView>> apps_;
+  std::string shown_;
+  SourceId watchdog_;
+};
+
+}  // namespace fleetlet::webview
