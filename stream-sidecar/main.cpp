@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   app.add_option("--handoff-socket", handoff_socket,
                  "Unix socket on which fleetletd hands over per-app listeners");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
-  std::uint64_t group_wait_us = 400;
+  std::uint64_t group_wait_us = 0;
   app.add_option("--group-wait-us", group_wait_us,
                  "Longest wait of a group commit for concurrent publishers' next requests "
                  "(0: commit at once)")

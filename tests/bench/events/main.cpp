@@ -885,8 +885,11 @@ int main(int argc, char** argv) {
                 m.latency_samples);
     std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
                 ratio(s.rss_mib, m.rss_mib));
-    std::printf("single events: %.1f events per group commit (one fsync), %.0f us per commit\n",
-                s.single_events_per_commit, s.single_commit_us);
+    std::printf(
+        "single events: %.1f events per group commit (one fsync), %.0f us per commit cycle: "
+        "%.0f us in the transaction (BEGIN..COMMIT with fsync), %.0f us waiting for more "
+        "requests, the rest completing requests and idle\n",
+        s.single_events_per_commit, s.single_commit_us, s.single_write_us, s.single_group_wait_us);
   }
   if (!o.skip_replication) {
     std::printf(
