@@ -475,6 +475,93 @@ TEST_F(ReplicationTest, NodeThatLostItsLogWhileTheHubWasAwayReportsAConflictAndO
   EXPECT_EQ(admin.lastSeq("a"), 5u);  // the hub's copy is not overwritten
 }
 
+// A hub that speaks only TLS (a certificate from a CA of the test) and checks passwords: nodes
+// given the CA (--nats-tls-ca) and their password file replicate; a node without TLS never
+// connects, serves anyway and receives nothing.
+TEST_F(ReplicationTest, TlsHubWithPasswordsReplicatesAndANodeWithoutTlsStaysOut) {
+  const auto dir = path() / "tls";
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  auto run = [](std::vector<std::string> argv) {
+    auto out = runCommand({.argv = std::move(argv), .timeout = 60s});
+    ASSERT_TRUE(out) << out.error().message();
+    ASSERT_TRUE(out->status.success()) << out->err;
+  };
+  run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out",
+       d + "/ca.pem", "-subj", "/CN=fleetlet test CA", "-days", "1"});
+  run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out",
+       d + "/server.csr", "-subj", "/CN=127.0.0.1"});
+  std::ofstream(dir / "san.ext") << "subjectAltName=IP:127.0.0.1\n";
+  run({"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+       d + "/ca.key", "-CAcreateserial", "-out", d + "/server.pem", "-days", "1", "-extfile",
+       d + "/san.ext"});
+  for (const char* user : {"a", "b", "c"}) {
+    std::ofstream(dir / (std::string(user) + ".password")) << "pw-" << user << "\n";
+  }
+  std::ofstream(dir / "hub.conf") << "listen: 127.0.0.1:-1\nserver_name: tls-hub\n"
+                                  << "jetstream { store_dir: \"" << d
+                                  << "/js\", max_memory_store: 64MB, max_file_store: 1GB }\n"
+                                  << "tls { cert_file: \"" << d << "/server.pem\", key_file: \""
+                                  << d << "/server.key\", timeout: 2 }\n"
+                                  << "accounts { SITE: { jetstream: enabled, users: [\n"
+                                  << "  {user: a, password: pw-a}, {user: b, password: pw-b},\n"
+                                  << "  {user: c, password: pw-c} ] } }\n";
+  const std::string server =
+      std::filesystem::exists("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server";
+  auto hub = ChildProcess::spawn({.argv = {server, "-c", d + "/hub.conf"},
+                                  .stdout_path = dir / "hub.log",
+                                  .stderr_path = dir / "hub.log"});
+  ASSERT_TRUE(hub) << hub.error().message();
+  std::string port;
+  ASSERT_TRUE(eventually([&] {
+    std::string log = readFile(dir / "hub.log");
+    const std::string key = "Listening for client connections on 127.0.0.1:";
+    auto at = log.find(key);
+    if (at == std::string::npos) return false;
+    port = log.substr(at + key.size(),
+                      log.find_first_not_of("0123456789", at + key.size()) - at - key.size());
+    return !port.empty();
+  })) << readFile(dir / "hub.log");
+  auto nodeArgs = [&](const std::string& user, const std::string& scheme, bool ca) {
+    std::vector<std::string> args = {"--nats",
+                                     scheme + "://127.0.0.1:" + port,
+                                     "--site",
+                                     kSite,
+                                     "--nats-user",
+                                     user,
+                                     "--nats-password-file",
+                                     d + "/" + user + ".password",
+                                     "--hub-connect-timeout-ms",
+                                     "2000"};
+    if (ca) {
+      args.emplace_back("--nats-tls-ca");
+      args.push_back(d + "/ca.pem");
+    }
+    return args;
+  };
+  auto start = [&](const std::string& source, std::vector<std::string> args) -> ServiceProcess& {
+    auto node = startServiceProcess(path(), ++runs_, args, source, path() / source);
+    EXPECT_TRUE(node);
+    nodes_.push_back(std::make_unique<ServiceProcess>(std::move(*node)));
+    EXPECT_NE(nodes_.back()->port, 0) << readFile(nodes_.back()->log);
+    return *nodes_.back();
+  };
+  auto& a = start("a", nodeArgs("a", "tls", true));
+  auto& b = start("b", nodeArgs("b", "tls", true));
+  auto& c = start("c", nodeArgs("c", "nats", false));
+  ASSERT_TRUE(a.port && b.port && c.port);
+  EXPECT_EQ(status(a)["hub"]["connected"], true) << status(a).dump();
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 3).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 2); })) << status(b).dump();
+  expectGapless(all(b), "a", 3);
+  // Without TLS the hub refuses the connection: node c serves on its own.
+  auto sc = status(c);
+  EXPECT_EQ(sc["hub"]["connected"], false) << sc.dump();
+  EXPECT_FALSE(offsets(c).contains("a")) << offsets(c).dump();
+  ASSERT_EQ(TestClient(c.port).publish("x", "n", 1).status, 201);
+  (void)hub->stop(SIGTERM, 5s);
+}
+
 TEST_F(ReplicationTest, HostileMessagesAreIgnoredCountedAndNeverStored) {
   SiteHub hub(path() / "hub", "a,b");
   auto& a = startNode(hub, "a", {"--replication-max-event-bytes", "4096"});
