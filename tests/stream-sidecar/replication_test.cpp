@@ -116,6 +116,7 @@ class NatsClient {
       start = comma + 1;
     }
     std::vector<const char*> servers;
+    servers.reserve(urls.size());
     for (const auto& u : urls) servers.push_back(u.c_str());
     natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
     natsOptions_SetUserInfo(opts, user.c_str(), password.c_str());
@@ -382,7 +383,7 @@ TEST_F(ReplicationTest, KillNineOfAHubServerMidBurstOnR3ConvergesGaplessWithoutD
   EXPECT_FALSE(hasOffset(b, "a", kBatches * kPerBatch - 1)) << "the burst ended before the kill";
   ASSERT_TRUE(from_a.get());
   ASSERT_TRUE(from_b.get());
-  constexpr std::int64_t kFromA = kBatches * kPerBatch;
+  constexpr std::int64_t kFromA = std::int64_t{kBatches} * kPerBatch;
   constexpr std::int64_t kFromB = 1 + 20 * 10;
   // A new stream leader is elected and the pump re-reads the stream after its publishes time
   // out (seconds each on a loaded machine): more than the usual patience.
@@ -539,7 +540,8 @@ TEST_F(ReplicationTest, TlsHubWithPasswordsReplicatesAndANodeWithoutTlsStaysOut)
     }
     return args;
   };
-  auto start = [&](const std::string& source, std::vector<std::string> args) -> ServiceProcess& {
+  auto start = [&](const std::string& source,
+                   const std::vector<std::string>& args) -> ServiceProcess& {
     auto node = startServiceProcess(path(), ++runs_, args, source, path() / source);
     EXPECT_TRUE(node);
     nodes_.push_back(std::make_unique<ServiceProcess>(std::move(*node)));

@@ -579,7 +579,7 @@ class TcpProxy {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
         ::listen(listener_.get(), 16) != 0) {
-      std::fprintf(stderr, "proxy: cannot listen\n");
+      (void)std::fprintf(stderr, "proxy: cannot listen\n");
       std::exit(1);
     }
     socklen_t len = sizeof(addr);
@@ -612,6 +612,7 @@ class TcpProxy {
       fleetlet::UniqueFd client(::accept(listener_.get(), nullptr, nullptr));
       if (!client || cut_) continue;  // partitioned: the connection closes at once
       fleetlet::UniqueFd hub(::socket(AF_INET, SOCK_STREAM, 0));
+      if (!hub) continue;
       sockaddr_in addr{};
       addr.sin_family = AF_INET;
       addr.sin_port = htons(upstream_);
@@ -716,7 +717,7 @@ ReplicationFigures benchReplication(const Options& o) {
   // C reaches the hub through a relay the benchmark can cut (the partition below).
   auto colon = urls.rfind(':');
   if (urls.find(',') != std::string::npos || colon == std::string::npos) {
-    std::fprintf(stderr, "unexpected hub URLs '%s'\n", urls.c_str());
+    (void)std::fprintf(stderr, "unexpected hub URLs '%s'\n", urls.c_str());
     std::exit(1);
   }
   TcpProxy proxy(static_cast<std::uint16_t>(std::stoul(urls.substr(colon + 1))));
@@ -773,7 +774,7 @@ ReplicationFigures benchReplication(const Options& o) {
   auto cut_at = Clock::now();
   proxy.cut();
   if (!waitUntil([&] { return !connected(c.port); }, 30s)) {
-    std::fprintf(stderr, "FAIL: node c still reports the hub connected after the cut\n");
+    (void)std::fprintf(stderr, "FAIL: node c still reports the hub connected after the cut\n");
     std::exit(1);
   }
   double base = offsetOf(a.port, "a");
@@ -785,7 +786,8 @@ ReplicationFigures benchReplication(const Options& o) {
     next_request += std::chrono::duration_cast<Clock::duration>(pace);
     std::this_thread::sleep_until(next_request);
     if (int status = pub.publish(eventsBody("bench.catchup", 100, 0)); status != 201) {
-      std::fprintf(stderr, "FAIL: publish on node a during the partition answered %d\n", status);
+      (void)std::fprintf(stderr, "FAIL: publish on node a during the partition answered %d\n",
+                         status);
       std::exit(1);
     }
   }
@@ -796,13 +798,13 @@ ReplicationFigures benchReplication(const Options& o) {
             return numberAfter(httpGet(a.port, "/replication"), "\"published\":") >= last + 1;
           },
           120s)) {
-    std::fprintf(stderr, "FAIL: node a did not publish its events to the hub\n");
+    (void)std::fprintf(stderr, "FAIL: node a did not publish its events to the hub\n");
     std::exit(1);
   }
   std::this_thread::sleep_until(cut_at + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(o.partition_seconds)));
   if (offsetOf(c.port, "a") > base) {
-    std::fprintf(stderr, "FAIL: node c received events during the partition\n");
+    (void)std::fprintf(stderr, "FAIL: node c received events during the partition\n");
     std::exit(1);
   }
   auto healed_at = Clock::now();
@@ -822,13 +824,14 @@ ReplicationFigures benchReplication(const Options& o) {
     f.c_status.erase(0, body + 4);
   }
   if (!caught_up) {
-    std::fprintf(stderr, "FAIL: node c did not catch up within 300 s (a at %.0f, c at %.0f)\n%s\n",
-                 last, offsetOf(c.port, "a"), f.c_status.c_str());
+    (void)std::fprintf(stderr,
+                       "FAIL: node c did not catch up within 300 s (a at %.0f, c at %.0f)\n%s\n",
+                       last, offsetOf(c.port, "a"), f.c_status.c_str());
     std::exit(1);
   }
   f.catchup_s = std::chrono::duration<double>(done_at - healed_at).count();
   f.catchup_eps = static_cast<double>(f.catchup_events) / f.catchup_s;
-  f.first_event_s = std::chrono::duration<double>(*first - healed_at).count();
+  f.first_event_s = std::chrono::duration<double>(first.value_or(done_at) - healed_at).count();
   if (f.catchup_s > f.first_event_s) {
     f.ingest_eps = static_cast<double>(f.catchup_events) / (f.catchup_s - f.first_event_s);
   }
