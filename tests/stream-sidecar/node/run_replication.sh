@@ -23,9 +23,12 @@ trap cleanup EXIT
 "$source_dir/hack/site-hub.sh" start "$work/hub" --site sdk --nodes a,b >/dev/null
 urls=$(sed -n 's/^NATS_URLS=//p' "$work/hub/hub.env")
 
-# Starts node $1; prints its events port.
+# Starts node $1 (its PID joins pids, for cleanup); sets port to its events port. Not run in
+# a $(...) subshell, which would lose the PID.
+port=
 start_node() {
-  local n=$1 port=
+  local n=$1
+  port=
   "$bin" --data-dir "$work/$n" --listen 127.0.0.1:0 --console-listen 127.0.0.1:0 \
     --source-id "$n" --nats "$urls" --site sdk --nats-user "$n" \
     --nats-password-file "$work/hub/$n.password" >"$work/$n.log" 2>&1 &
@@ -36,10 +39,11 @@ start_node() {
     sleep 0.05
   done
   [[ -n $port ]] || { cat "$work/$n.log" >&2; echo "node $n did not start" >&2; exit 1; }
-  echo "$port"
 }
-a=$(start_node a)
-b=$(start_node b)
+start_node a
+a=$port
+start_node b
+b=$port
 
 AX_EVENT_SERVICE_URI=http://127.0.0.1:$b/api A_EVENTS_URI=http://127.0.0.1:$a/api \
 NODE_PATH=$cache/node_modules node "$here/replication.js" ||
