@@ -80,9 +80,14 @@ write_config() {
   local i users admin_pw
   admin_pw=$(password)
   (umask 077 && echo "$admin_pw" >"$dir/admin.password")
-  # Each node may publish its own events, ask who holds a source id, and use the JetStream
-  # API to read every stream but create or change only its own; for blobs (fleetlet-blobs) it
-  # may ask the site who holds one and any node for chunks, and answers for its own.
+  # Each node may publish its own events, ask who holds a source id (and answer such requests:
+  # replies go to the asker's _INBOX), and use the JetStream API to read every stream but
+  # create or change only its own; for blobs (fleetlet-blobs) it may ask the site who holds
+  # one and any node for chunks, and answers for its own (replies to _INBOX as well).
+  # No "allow_responses": with it, nats-server 2.9 records the reply subject of every message
+  # it delivers to the node (each JetStream message has one, kept for 2 minutes) and scans all
+  # of them on each delivery past 4096, which held a catch-up to ~2k events/s
+  # (docs/replication.md, "Benchmark").
   users="    {user: admin, password: \"$admin_pw\"}"
   IFS=, read -ra node_list <<<"$nodes"
   for n in "${node_list[@]}"; do
@@ -98,10 +103,9 @@ write_config() {
         \"\$JS.API.STREAM.UPDATE.FL_${site}_$n\", \"\$JS.API.CONSUMER.CREATE.>\",
         \"\$JS.API.CONSUMER.DELETE.>\", \"\$JS.API.CONSUMER.INFO.>\",
         \"\$JS.API.STREAM.MSG.GET.*\", \"\$JS.API.DIRECT.GET.>\", \"\$JS.FC.>\",
-        \"fl.$site.blobs.find\", \"fl.$site.blobs.*.get\"]},
+        \"fl.$site.blobs.find\", \"fl.$site.blobs.*.get\", \"_INBOX.>\"]},
       subscribe: {allow: [\"_INBOX.>\", \"fl.$site.node.$n.who\",
-        \"fl.$site.blobs.find\", \"fl.$site.blobs.$n.get\"]},
-      allow_responses: true}}"
+        \"fl.$site.blobs.find\", \"fl.$site.blobs.$n.get\"]}}}"
   done
   local client_ports=() cluster_ports=() http_ports=()
   for ((i = 1; i <= servers; i++)); do

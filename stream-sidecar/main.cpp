@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
   app.add_option("--handoff-socket", handoff_socket,
                  "Unix socket on which fleetletd hands over per-app listeners");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::uint64_t group_wait_us = 0;
+  app.add_option("--group-wait-us", group_wait_us,
+                 "Longest wait of a group commit for concurrent publishers' next requests "
+                 "(0: commit at once)")
+      ->check(CLI::Range(0, 10000));
   // Site replication (docs/replication.md).
   auto& rep = options.replication;
   std::string nats_urls;
@@ -93,6 +98,7 @@ int main(int argc, char** argv) {
   app.add_option("--hub-connect-timeout-ms", connect_timeout_ms,
                  "How long start-up waits for the hub before serving without it");
   CLI11_PARSE(app, argc, argv);
+  options.group_wait = std::chrono::microseconds(group_wait_us);
 
   if (auto s = fleetlet::setupLogging("streams", log_level); !s) {
     (void)std::fprintf(stderr, "fleetlet-streams: %s\n", s.error().message().c_str());

@@ -17,9 +17,12 @@ class EventStoreTest : public ::testing::Test {
     ASSERT_TRUE(dir);
     dir_.emplace(std::move(*dir));
   }
-  std::unique_ptr<EventStore> open(std::string source = "s1") {
-    auto store = EventStore::open(
-        {.dir = dir_->path(), .source_id = std::move(source), .clock = [this] { return ++now_; }});
+  std::unique_ptr<EventStore> open(std::string source = "s1",
+                                   std::chrono::microseconds group_wait = {}) {
+    auto store = EventStore::open({.dir = dir_->path(),
+                                   .source_id = std::move(source),
+                                   .clock = [this] { return ++now_; },
+                                   .group_wait = group_wait});
     EXPECT_TRUE(store) << store.error().message();
     return std::move(*store);
   }
@@ -58,6 +61,38 @@ TEST_F(EventStoreTest, ConcurrentPublishersShareCommitsAndGetGaplessOffsets) {
   EXPECT_EQ(std::count(seen.begin(), seen.end(), true), kRequests * 2);
   EXPECT_EQ(store->offsets(), (OffsetMap{{"s1", kRequests * 2 - 1}}));
   EXPECT_LT(store->stats().commits, static_cast<std::uint64_t>(kRequests));  // grouped
+}
+
+// The adaptive group wait (off by default) changes when a group starts, never what it stores.
+TEST_F(EventStoreTest, GroupWaitKeepsClosedLoopPublishersGaplessInFewerCommits) {
+  auto store = open("s1", std::chrono::milliseconds(5));
+  constexpr int kPublishers = 4;
+  constexpr int kEach = 25;
+  std::vector<std::future<std::vector<std::int64_t>>> publishers;
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.push_back(std::async(std::launch::async, [&store] {
+      std::vector<std::int64_t> offsets;
+      for (int i = 0; i < kEach; ++i) {
+        auto r = publish(*store, 1);
+        if (!r) return offsets;
+        offsets.push_back(r->at(0).offset);
+      }
+      return offsets;
+    }));
+  }
+  std::vector<std::int64_t> all;
+  for (auto& p : publishers) {
+    auto offsets = p.get();
+    EXPECT_EQ(offsets.size(), static_cast<std::size_t>(kEach));
+    EXPECT_TRUE(std::is_sorted(offsets.begin(), offsets.end()));
+    all.insert(all.end(), offsets.begin(), offsets.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kPublishers * kEach));
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], static_cast<std::int64_t>(i));
+  auto stats = store->stats();
+  EXPECT_GT(stats.group_waits, 0u);  // requests were queued while others were answered
+  EXPECT_LT(stats.commits, static_cast<std::uint64_t>(kPublishers * kEach));
 }
 
 TEST_F(EventStoreTest, ReopenKeepsOffsetsAndLamport) {

@@ -33,9 +33,11 @@ std::string readFile(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-// Polls `done` until it holds or the patience runs out; returns whether it held.
-bool eventually(const std::function<bool()>& done) {
-  auto deadline = std::chrono::steady_clock::now() + kPatience;
+// Polls `done` until it holds or `limit` (default: the patience) runs out; returns whether it
+// held.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::steady_clock::duration limit = kPatience) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     if (done()) return true;
     std::this_thread::sleep_for(20ms);
@@ -46,8 +48,10 @@ bool eventually(const std::function<bool()>& done) {
 // The hub: hack/site-hub.sh in a directory of the test; stopped (only what it started) at the end.
 class SiteHub {
  public:
-  SiteHub(std::filesystem::path dir, const std::string& nodes) : dir_(std::move(dir)) {
-    run({"start", dir_.string(), "--site", kSite, "--nodes", nodes});
+  SiteHub(std::filesystem::path dir, const std::string& nodes, int servers = 1)
+      : dir_(std::move(dir)) {
+    run({"start", dir_.string(), "--site", kSite, "--nodes", nodes, "--servers",
+         std::to_string(servers)});
     std::ifstream env(dir_ / "hub.env");
     std::string line;
     while (std::getline(env, line)) {
@@ -60,6 +64,8 @@ class SiteHub {
 
   void start() { run({"start", dir_.string()}); }
   void stop() { run({"stop", dir_.string()}); }
+  // SIGKILL of server `n` (1..3) of a cluster.
+  void kill(int n) { run({"kill", dir_.string(), "--server", std::to_string(n)}); }
   const std::string& urls() const { return urls_; }
   std::string password(const std::string& user) const {
     std::string text = readFile(dir_ / (user + ".password"));
@@ -102,7 +108,17 @@ class NatsClient {
     natsOptions* opts = nullptr;
     EXPECT_EQ(natsOptions_Create(&opts), NATS_OK);
     std::string password = hub.password(user);
-    natsOptions_SetURL(opts, hub.urls().c_str());
+    // Every server of the hub (nats.c takes one URL per entry).
+    std::vector<std::string> urls;
+    for (std::size_t start = 0; start <= hub.urls().size();) {
+      auto comma = std::min(hub.urls().find(',', start), hub.urls().size());
+      urls.push_back(hub.urls().substr(start, comma - start));
+      start = comma + 1;
+    }
+    std::vector<const char*> servers;
+    servers.reserve(urls.size());
+    for (const auto& u : urls) servers.push_back(u.c_str());
+    natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
     natsOptions_SetUserInfo(opts, user.c_str(), password.c_str());
     EXPECT_EQ(natsConnection_Connect(&nc_, opts), NATS_OK);
     natsOptions_Destroy(opts);
@@ -143,6 +159,16 @@ class NatsClient {
     std::uint64_t last = info->State.LastSeq;
     jsStreamInfo_Destroy(info);
     return last;
+  }
+  // The server name ("fl-<site>-N") leading `source`'s stream in a cluster; "" when unknown.
+  std::string leader(const std::string& source) {
+    jsStreamInfo* info = nullptr;
+    std::string name = fmt::format("FL_{}_{}", kSite, source);
+    if (js_GetStreamInfo(&info, js_, name.c_str(), nullptr, nullptr) != NATS_OK) return "";
+    std::string leader =
+        info->Cluster != nullptr && info->Cluster->Leader != nullptr ? info->Cluster->Leader : "";
+    jsStreamInfo_Destroy(info);
+    return leader;
   }
 
  private:
@@ -210,15 +236,14 @@ class ReplicationTest : public ::testing::Test {
   int runs_ = 0;
 };
 
-// A subscription to `source`'s events on `node`, collecting lines on its own thread until
-// `count` arrived.
-std::future<std::vector<Json>> subscribeTo(const ServiceProcess& node, const std::string& source,
-                                           std::size_t count) {
-  return std::async(std::launch::async, [port = node.port, source, count] {
-    return TestClient(port).streamLines(
+// A subscription to `source`'s events on `node`, collecting every line on its own thread until
+// the stream stayed silent for 2 s (so a late duplicate is among the lines).
+std::future<std::vector<Json>> subscribeUntilQuiet(const ServiceProcess& node,
+                                                   const std::string& source) {
+  return std::async(std::launch::async, [port = node.port, source] {
+    return TestClient(port).streamLinesUntilQuiet(
         "POST", "/api/v1/events/subscribe",
-        Json{{"subscriptions", {Json{{"source", source}}}}}.dump(),
-        [count](const std::vector<Json>& lines) { return lines.size() >= count; });
+        Json{{"subscriptions", {Json{{"source", source}}}}}.dump(), 2s);
   });
 }
 
@@ -228,8 +253,8 @@ TEST_F(ReplicationTest, EventOfOneNodeReachesSubscribersOnTheOthersOnceInOrder) 
   auto& b = startNode(hub, "b");
   auto& c = startNode(hub, "c");
   ASSERT_TRUE(a.port && b.port && c.port);
-  auto on_b = subscribeTo(b, "a", 60);
-  auto on_c = subscribeTo(c, "a", 60);
+  auto on_b = subscribeUntilQuiet(b, "a");
+  auto on_c = subscribeUntilQuiet(c, "a");
   std::this_thread::sleep_for(200ms);  // let the subscriptions register (not required)
   TestClient client(a.port);
   std::vector<Json> receipts;
@@ -239,6 +264,7 @@ TEST_F(ReplicationTest, EventOfOneNodeReachesSubscribersOnTheOthersOnceInOrder) 
     Json data = reply.json()["data"];
     for (const auto& r : data) receipts.push_back(r);
   }
+  // Exactly once: read until the streams went quiet, nothing more than the 60 events came.
   for (auto* future : {&on_b, &on_c}) {
     auto lines = future->get();
     ASSERT_EQ(lines.size(), 60u);
@@ -251,7 +277,6 @@ TEST_F(ReplicationTest, EventOfOneNodeReachesSubscribersOnTheOthersOnceInOrder) 
       EXPECT_EQ(lines[i]["payload"]["i"], static_cast<int>(i / 3));
     }
   }
-  // Nothing more arrives on B (exactly once): the subscription sees only 60 a-events.
   ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 59); }));
   auto events = all(b);
   expectGapless(events, "a", 60);
@@ -325,6 +350,61 @@ TEST_F(ReplicationTest, KillNineOfANodeMidIngestConverges) {
   expectGapless(all(*b), "a", kTotal);
 }
 
+TEST_F(ReplicationTest, KillNineOfAHubServerMidBurstOnR3ConvergesGaplessWithoutDuplicates) {
+  SiteHub hub(path() / "hub", "a,b", 3);
+  auto& a = startNode(hub, "a", {"--stream-replicas", "3"});
+  auto& b = startNode(hub, "b", {"--stream-replicas", "3"});
+  ASSERT_TRUE(a.port && b.port);
+  ASSERT_EQ(TestClient(b.port).publish("x", "n", 1).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(a, "b", 0); }));
+  constexpr int kBatches = 50;
+  constexpr int kPerBatch = 100;
+  auto burst = [](std::uint16_t port, int batches, int per_batch) {
+    return std::async(std::launch::async, [=] {
+      TestClient client(port);
+      for (int i = 0; i < batches; ++i) {
+        if (client.publish("load", "n", per_batch, Json{{"batch", i}}).status != 201) return false;
+      }
+      return true;
+    });
+  };
+  auto from_a = burst(a.port, kBatches, kPerBatch);
+  auto from_b = burst(b.port, 20, 10);
+  // Mid-burst: B has part of A's events; then the server leading A's stream dies.
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 500); }));
+  std::string leader;
+  {
+    NatsClient admin(hub, "admin");
+    leader = admin.leader("a");
+  }
+  ASSERT_EQ(leader.rfind(fmt::format("fl-{}-", kSite), 0), 0u) << leader;
+  const int victim = std::stoi(leader.substr(leader.rfind('-') + 1));
+  hub.kill(victim);
+  EXPECT_FALSE(hasOffset(b, "a", kBatches * kPerBatch - 1)) << "the burst ended before the kill";
+  ASSERT_TRUE(from_a.get());
+  ASSERT_TRUE(from_b.get());
+  constexpr std::int64_t kFromA = std::int64_t{kBatches} * kPerBatch;
+  constexpr std::int64_t kFromB = 1 + 20 * 10;
+  // A new stream leader is elected and the pump re-reads the stream after its publishes time
+  // out (seconds each on a loaded machine): more than the usual patience.
+  ASSERT_TRUE(eventually(
+      [&] { return hasOffset(b, "a", kFromA - 1) && hasOffset(a, "b", kFromB - 1); }, 120s))
+      << offsets(a).dump() << offsets(b).dump() << status(a).dump() << status(b).dump();
+  auto on_a = all(a);
+  auto on_b = all(b);
+  expectGapless(on_a, "a", kFromA);
+  expectGapless(on_a, "b", kFromB);
+  expectGapless(on_b, "a", kFromA);
+  expectGapless(on_b, "b", kFromB);
+  EXPECT_EQ(on_a, on_b);
+  // The two remaining servers hold every event once: stream sequence = offset + 1.
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == kFromA; }))
+      << status(a).dump();
+  NatsClient admin(hub, "admin");
+  EXPECT_EQ(admin.lastSeq("a"), static_cast<std::uint64_t>(kFromA));
+  EXPECT_EQ(admin.lastSeq("b"), static_cast<std::uint64_t>(kFromB));
+}
+
 TEST_F(ReplicationTest, WipedNodeRestoresItsLogFromTheHubBeforePublishing) {
   SiteHub hub(path() / "hub", "a,b");
   auto* a = &startNode(hub, "a");
@@ -394,6 +474,94 @@ TEST_F(ReplicationTest, NodeThatLostItsLogWhileTheHubWasAwayReportsAConflictAndO
       << status(*a).dump();
   NatsClient admin(hub, "admin");
   EXPECT_EQ(admin.lastSeq("a"), 5u);  // the hub's copy is not overwritten
+}
+
+// A hub that speaks only TLS (a certificate from a CA of the test) and checks passwords: nodes
+// given the CA (--nats-tls-ca) and their password file replicate; a node without TLS never
+// connects, serves anyway and receives nothing.
+TEST_F(ReplicationTest, TlsHubWithPasswordsReplicatesAndANodeWithoutTlsStaysOut) {
+  const auto dir = path() / "tls";
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  auto run = [](std::vector<std::string> argv) {
+    auto out = runCommand({.argv = std::move(argv), .timeout = 60s});
+    ASSERT_TRUE(out) << out.error().message();
+    ASSERT_TRUE(out->status.success()) << out->err;
+  };
+  run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out",
+       d + "/ca.pem", "-subj", "/CN=fleetlet test CA", "-days", "1"});
+  run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out",
+       d + "/server.csr", "-subj", "/CN=127.0.0.1"});
+  std::ofstream(dir / "san.ext") << "subjectAltName=IP:127.0.0.1\n";
+  run({"openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+       d + "/ca.key", "-CAcreateserial", "-out", d + "/server.pem", "-days", "1", "-extfile",
+       d + "/san.ext"});
+  for (const char* user : {"a", "b", "c"}) {
+    std::ofstream(dir / (std::string(user) + ".password")) << "pw-" << user << "\n";
+  }
+  std::ofstream(dir / "hub.conf") << "listen: 127.0.0.1:-1\nserver_name: tls-hub\n"
+                                  << "jetstream { store_dir: \"" << d
+                                  << "/js\", max_memory_store: 64MB, max_file_store: 1GB }\n"
+                                  << "tls { cert_file: \"" << d << "/server.pem\", key_file: \""
+                                  << d << "/server.key\", timeout: 2 }\n"
+                                  << "accounts { SITE: { jetstream: enabled, users: [\n"
+                                  << "  {user: a, password: pw-a}, {user: b, password: pw-b},\n"
+                                  << "  {user: c, password: pw-c} ] } }\n";
+  const std::string server =
+      std::filesystem::exists("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server";
+  auto hub = ChildProcess::spawn({.argv = {server, "-c", d + "/hub.conf"},
+                                  .stdout_path = dir / "hub.log",
+                                  .stderr_path = dir / "hub.log"});
+  ASSERT_TRUE(hub) << hub.error().message();
+  std::string port;
+  ASSERT_TRUE(eventually([&] {
+    std::string log = readFile(dir / "hub.log");
+    const std::string key = "Listening for client connections on 127.0.0.1:";
+    auto at = log.find(key);
+    if (at == std::string::npos) return false;
+    port = log.substr(at + key.size(),
+                      log.find_first_not_of("0123456789", at + key.size()) - at - key.size());
+    return !port.empty();
+  })) << readFile(dir / "hub.log");
+  auto nodeArgs = [&](const std::string& user, const std::string& scheme, bool ca) {
+    std::vector<std::string> args = {"--nats",
+                                     scheme + "://127.0.0.1:" + port,
+                                     "--site",
+                                     kSite,
+                                     "--nats-user",
+                                     user,
+                                     "--nats-password-file",
+                                     d + "/" + user + ".password",
+                                     "--hub-connect-timeout-ms",
+                                     "2000"};
+    if (ca) {
+      args.emplace_back("--nats-tls-ca");
+      args.push_back(d + "/ca.pem");
+    }
+    return args;
+  };
+  auto start = [&](const std::string& source,
+                   const std::vector<std::string>& args) -> ServiceProcess& {
+    auto node = startServiceProcess(path(), ++runs_, args, source, path() / source);
+    EXPECT_TRUE(node);
+    nodes_.push_back(std::make_unique<ServiceProcess>(std::move(*node)));
+    EXPECT_NE(nodes_.back()->port, 0) << readFile(nodes_.back()->log);
+    return *nodes_.back();
+  };
+  auto& a = start("a", nodeArgs("a", "tls", true));
+  auto& b = start("b", nodeArgs("b", "tls", true));
+  auto& c = start("c", nodeArgs("c", "nats", false));
+  ASSERT_TRUE(a.port && b.port && c.port);
+  EXPECT_EQ(status(a)["hub"]["connected"], true) << status(a).dump();
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 3).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 2); })) << status(b).dump();
+  expectGapless(all(b), "a", 3);
+  // Without TLS the hub refuses the connection: node c serves on its own.
+  auto sc = status(c);
+  EXPECT_EQ(sc["hub"]["connected"], false) << sc.dump();
+  EXPECT_FALSE(offsets(c).contains("a")) << offsets(c).dump();
+  ASSERT_EQ(TestClient(c.port).publish("x", "n", 1).status, 201);
+  (void)hub->stop(SIGTERM, 5s);
 }
 
 TEST_F(ReplicationTest, HostileMessagesAreIgnoredCountedAndNeverStored) {

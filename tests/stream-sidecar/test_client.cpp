@@ -66,7 +66,8 @@ size_t onHeader(char* data, size_t size, size_t n, void* user) {
 
 Reply perform(const std::string& method, const std::string& url, const std::string& body,
               const std::vector<std::pair<std::string, std::string>>& headers,
-              std::function<bool(std::string_view)> sink) {
+              std::function<bool(std::string_view)> sink,
+              std::chrono::seconds quiet = std::chrono::seconds(0)) {
   CURL* curl = curl_easy_init();
   Transfer t{std::move(sink), {}, {}};
   curl_slist* list = nullptr;
@@ -84,6 +85,11 @@ Reply perform(const std::string& method, const std::string& url, const std::stri
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(kPatience.count() * 1000));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (quiet.count() > 0) {
+    // Ends the transfer once no byte came for `quiet` (curl: below 1 byte/s over that time).
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(quiet.count()));
+  }
   CURLcode rc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -125,6 +131,25 @@ std::vector<Json> TestClient::streamLines(
     return !enough(lines);
   };
   (void)perform(method, base_ + path, body, {{"Content-Type", "application/json"}}, sink);
+  return lines;
+}
+
+std::vector<Json> TestClient::streamLinesUntilQuiet(const std::string& method,
+                                                    const std::string& path,
+                                                    const std::string& body,
+                                                    std::chrono::seconds quiet) {
+  std::vector<Json> lines;
+  std::string partial;
+  auto sink = [&](std::string_view chunk) {
+    partial.append(chunk);
+    std::size_t pos;
+    while ((pos = partial.find('\n')) != std::string::npos) {
+      lines.push_back(Json::parse(partial.substr(0, pos), nullptr, false));
+      partial.erase(0, pos + 1);
+    }
+    return true;
+  };
+  (void)perform(method, base_ + path, body, {{"Content-Type", "application/json"}}, sink, quiet);
   return lines;
 }
 

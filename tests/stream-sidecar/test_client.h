@@ -42,6 +42,10 @@ class TestClient {
   std::vector<Json> streamLines(const std::string& method, const std::string& path,
                                 const std::string& body,
                                 const std::function<bool(const std::vector<Json>&)>& enough);
+  // POSTs and reads every NDJSON line until the stream stayed silent for `quiet` (whole
+  // seconds), ended, or the patience ran out. Returns the lines read.
+  std::vector<Json> streamLinesUntilQuiet(const std::string& method, const std::string& path,
+                                          const std::string& body, std::chrono::seconds quiet);
   // {"data":[{"semantics":S,"name":N,"payload":P}, ... count times]}; returns the reply.
   Reply publish(const std::string& semantics, const std::string& name, int count,
                 const Json& payload = Json::object());

@@ -21,8 +21,15 @@ struct Replicator::Feed {
   bool done = true;  // guarded by done_mutex
 
   std::mutex mutex;
-  std::int64_t expected = 0;        // next offset to accept (queued for SQLite or stored)
-  std::size_t in_flight = 0;        // events handed to the store, not yet completed
+  std::int64_t expected = 0;  // next offset to accept (queued for SQLite or stored)
+  std::size_t in_flight = 0;  // events accepted (batched or with the store), not yet completed
+  // Accepted events not yet handed to the store: while one ingest request of this feed is with
+  // the store (`storing`), the events delivered meanwhile gather here and go as the next
+  // request, so a catch-up costs one request (and one group commit) per delivery batch.
+  std::vector<Event> batch;
+  std::size_t batch_bytes = 0;
+  bool storing = false;
+  std::uint64_t consumer_seq = 0;   // delivery sequence of the last message (consumer restarts)
   bool broken = false;              // rebuild the consumer from the SQLite cursor
   std::uint64_t last_rejected = 0;  // stream sequence of the last message rejected
   std::string blocked;              // why the feed cannot advance ("" when it can)
@@ -32,16 +39,16 @@ struct Replicator::Feed {
 
 namespace {
 
-std::string natsError(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0)) {
+// `code`: a jsErrCode, 0 for none.
+std::string natsError(natsStatus s, int code = 0) {
   const char* last = nats_GetLastError(nullptr);
   std::string text = natsStatus_GetText(s);
   if (last != nullptr && *last != '\0' && text != last) text += fmt::format(" ({})", last);
-  if (code != 0) text += fmt::format(" [jetstream error {}]", static_cast<int>(code));
+  if (code != 0) text += fmt::format(" [jetstream error {}]", code);
   return text;
 }
 
-std::unexpected<Error> natsFail(ErrorCode code, std::string_view what, natsStatus s,
-                                jsErrCode js = static_cast<jsErrCode>(0)) {
+std::unexpected<Error> natsFail(ErrorCode code, std::string_view what, natsStatus s, int js = 0) {
   return std::unexpected(Error(code, fmt::format("{}: {}", what, natsError(s, js))));
 }
 
@@ -53,7 +60,7 @@ std::string randomInstance() {
 // The last sequence of stream `name`, or nullopt when it does not exist.
 Result<std::optional<std::uint64_t>> streamLastSeq(jsCtx* js, const std::string& name) {
   jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_GetStreamInfo(&info, js, name.c_str(), nullptr, &code);
   if (s == NATS_NOT_FOUND) return std::optional<std::uint64_t>();
   if (s != NATS_OK) {
@@ -68,8 +75,10 @@ void onNatsMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closu
   auto* feed = static_cast<Replicator::Feed*>(closure);
   jsMsgMetaData* meta = nullptr;
   std::uint64_t seq = 0;
+  std::uint64_t consumer_seq = 0;
   if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
     seq = meta->Sequence.Stream;
+    consumer_seq = meta->Sequence.Consumer;
     jsMsgMetaData_Destroy(meta);
   }
   if (seq != 0) {
@@ -77,7 +86,7 @@ void onNatsMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closu
         *feed,
         std::string_view(natsMsg_GetData(msg),
                          static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
-        seq);
+        seq, consumer_seq);
   }
   natsMsg_Destroy(msg);
 }
@@ -102,6 +111,10 @@ void onPublishAckError(jsCtx*, jsPubAckErr* pae, void* closure) {
   std::string text = pae->ErrText != nullptr ? pae->ErrText : natsStatus_GetText(pae->Err);
   static_cast<Replicator*>(closure)->onPublishError(std::move(text),
                                                     static_cast<int>(pae->ErrCode));
+}
+
+void onNatsAsyncError(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
+  static_cast<Replicator*>(closure)->onAsyncError(err);
 }
 
 void onIdentityRequest(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
@@ -201,6 +214,7 @@ Status Replicator::connect() {
   }
   std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> guard(opts, natsOptions_Destroy);
   std::vector<const char*> urls;
+  urls.reserve(options_.urls.size());
   for (const auto& u : options_.urls) urls.push_back(u.c_str());
   std::string name = fmt::format("fleetlet-streams {} {}", options_.site, source_);
   auto check = [](natsStatus s, std::string_view what) -> Status {
@@ -218,6 +232,10 @@ Status Replicator::connect() {
   FLEETLET_RETURN_IF_ERROR(check(natsOptions_UseGlobalMessageDelivery(opts, true), "delivery"));
   // Our own identity requests must not reach our own responder.
   FLEETLET_RETURN_IF_ERROR(check(natsOptions_SetNoEcho(opts, true), "no echo"));
+  // Slow consumers (messages dropped past the pending limits), missed heartbeats and failed
+  // consumer re-creations are otherwise silent.
+  FLEETLET_RETURN_IF_ERROR(
+      check(natsOptions_SetErrorHandler(opts, onNatsAsyncError, this), "errors"));
   FLEETLET_RETURN_IF_ERROR(
       check(natsOptions_SetDisconnectedCB(opts, onDisconnected, this), "callbacks"));
   FLEETLET_RETURN_IF_ERROR(
@@ -344,7 +362,7 @@ Result<std::uint64_t> Replicator::ownStreamLastSeq() {
   cfg.AllowDirect = true;
   cfg.Duplicates = 1000LL * 1000 * 1000;  // 1 s: no message ids are used
   jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, &code);
   if (s != NATS_OK) {
     return natsFail(ErrorCode::kUnavailable, "create stream " + stream_, s, code);
@@ -413,6 +431,7 @@ Status Replicator::subscribe(Feed& feed) {
     std::lock_guard lock(feed.mutex);
     start = feed.expected + 1;
     feed.broken = false;
+    feed.consumer_seq = 0;
   }
   jsSubOptions so;
   jsSubOptions_Init(&so);
@@ -424,7 +443,7 @@ Status Replicator::subscribe(Feed& feed) {
     std::lock_guard lock(feed.done_mutex);
     feed.done = false;
   }
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsSubscription* sub = nullptr;
   natsStatus s =
       js_Subscribe(&sub, js_, subject.c_str(), onNatsMessage, &feed, nullptr, &so, &code);
@@ -459,20 +478,24 @@ void Replicator::unsubscribe(Feed& feed) {
   });
 }
 
-void Replicator::onMessage(Feed& feed, std::string_view body, std::uint64_t seq) {
+void Replicator::onMessage(Feed& feed, std::string_view body, std::uint64_t seq,
+                           std::uint64_t consumer_seq) {
   std::optional<Event> event;
   std::optional<Rejection> rejection;
+  bool restarted = false;
   {
     std::lock_guard lock(feed.mutex);
+    // nats.c re-creates an ordered consumer (delivery sequence back to 1) after a gap it saw.
+    restarted = consumer_seq != 0 && consumer_seq <= feed.consumer_seq;
+    feed.consumer_seq = consumer_seq;
     const std::int64_t offset = static_cast<std::int64_t>(seq) - 1;
-    if (offset < feed.expected) return;  // already stored (a rebuilt consumer's overlap)
-    if (offset > feed.expected) {
+    if (offset < feed.expected) {
+      // already stored or accepted (a rebuilt consumer's overlap)
+    } else if (offset > feed.expected) {
       // After a rejected message nothing can follow; otherwise the consumer skipped.
       if (feed.blocked.empty()) feed.broken = true;
-      return;
-    }
-    auto parsed = parseReplicatedEvent(body, feed.source, seq, options_.max_event_bytes);
-    if (!parsed) {
+    } else if (auto parsed = parseReplicatedEvent(body, feed.source, seq, options_.max_event_bytes);
+               !parsed) {
       if (seq > feed.last_rejected) {
         feed.last_rejected = seq;
         feed.rejected++;
@@ -488,44 +511,103 @@ void Replicator::onMessage(Feed& feed, std::string_view body, std::uint64_t seq)
       feed.in_flight++;
     }
   }
-  if (rejection) {
+  if (rejection || restarted) {
     std::lock_guard lock(mutex_);  // after the feed's mutex is released (lock order)
-    rejected_[static_cast<std::size_t>(*rejection)]++;
+    if (rejection) rejected_[static_cast<std::size_t>(*rejection)]++;
+    if (restarted) consumer_restarts_++;
   }
   if (!event) return;
   const std::size_t bytes = eventBytes(*event);
   {
-    // Bounded memory: wait while the store has a window of ingested events (or bytes) to
-    // commit; an empty window always takes one event, however large.
+    // Bounded memory: wait while a window of ingested events (or bytes) is not committed yet;
+    // an empty window always takes one event, however large.
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] {
+    auto fits = [&] {
       return stopping_ || in_flight_ == 0 ||
              (in_flight_ < options_.ingest_window &&
               in_flight_bytes_ + bytes <= options_.ingest_window_bytes);
-    });
+    };
+    if (!fits()) {
+      auto waited = std::chrono::steady_clock::now();
+      cv_.wait(lock, fits);
+      ingest_window_waits_++;
+      ingest_window_wait_us_ +=
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::steady_clock::now() - waited)
+                                         .count());
+    }
     in_flight_++;
     in_flight_bytes_ += bytes;
   }
-  std::vector<Event> events;
-  events.push_back(std::move(*event));
+  std::vector<Event> submit;
+  std::size_t submit_bytes = 0;
+  {
+    std::lock_guard lock(feed.mutex);
+    feed.batch.push_back(std::move(*event));
+    feed.batch_bytes += bytes;
+    if (!feed.storing) {
+      feed.storing = true;
+      submit.swap(feed.batch);
+      submit_bytes = std::exchange(feed.batch_bytes, 0);
+    }
+  }
+  if (!submit.empty()) ingestBatch(feed, std::move(submit), submit_bytes);
+}
+
+void Replicator::ingestBatch(Feed& feed, std::vector<Event> events, std::size_t bytes) {
+  const std::size_t count = events.size();
+  {
+    std::lock_guard lock(mutex_);
+    ingest_requests_++;
+  }
   store_.ingest(std::move(events),
-                [this, &feed, bytes](Status s) { ingestDone(feed, 1, bytes, s); });
+                [this, &feed, count, bytes](Status s) { ingestDone(feed, count, bytes, s); });
 }
 
 void Replicator::ingestDone(Feed& feed, std::size_t events, std::size_t bytes,
                             const Status& status) {
+  std::vector<Event> next;
+  std::size_t next_bytes = 0;
   {
     std::lock_guard lock(mutex_);
     in_flight_ -= events;
     in_flight_bytes_ -= bytes;
     std::lock_guard feed_lock(feed.mutex);
     feed.in_flight -= events;
+    feed.storing = false;
     if (!status) {
       spdlog::warn("[replication] ingest of {}: {}", feed.source, status.error().describe());
       feed.broken = true;
+      // What gathered behind the failed request cannot follow on: drop it; the rebuilt
+      // consumer starts again from the SQLite cursor.
+      in_flight_ -= feed.batch.size();
+      in_flight_bytes_ -= feed.batch_bytes;
+      feed.in_flight -= feed.batch.size();
+      feed.batch.clear();
+      feed.batch_bytes = 0;
+    } else if (!feed.batch.empty()) {
+      feed.storing = true;
+      next.swap(feed.batch);
+      next_bytes = std::exchange(feed.batch_bytes, 0);
     }
   }
   cv_.notify_all();
+  if (!next.empty()) ingestBatch(feed, std::move(next), next_bytes);
+}
+
+void Replicator::onAsyncError(int status) {
+  const auto s = static_cast<natsStatus>(status);
+  {
+    std::lock_guard lock(mutex_);
+    if (s == NATS_SLOW_CONSUMER) {
+      slow_consumers_++;
+    } else if (s == NATS_MISSED_HEARTBEAT) {
+      missed_heartbeats_++;
+    } else {
+      async_errors_++;
+    }
+  }
+  spdlog::warn("[replication] hub connection: {}", natsError(s));
 }
 
 void Replicator::onPublishError(std::string error, int code) {
@@ -722,7 +804,7 @@ void Replicator::discover() {
   // filter: with one, the server also computes each stream's per-subject state, every
   // second, for every node.)
   jsStreamInfoList* list = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
+  jsErrCode code{};  // 0 until the server names an error
   natsStatus s = js_Streams(&list, js_, nullptr, &code);
   if (s == NATS_NOT_FOUND) return;  // no streams yet
   if (s != NATS_OK) {
@@ -818,7 +900,16 @@ std::string Replicator::statusJson() const {
                   {{"connected", hub_connected_},
                    {"url", hub_url_},
                    {"disconnects", disconnects_},
-                   {"connects", connects_}}},
+                   {"connects", connects_},
+                   {"slowConsumers", slow_consumers_},
+                   {"missedHeartbeats", missed_heartbeats_},
+                   {"errors", async_errors_}}},
+                 {"ingest",
+                  {{"requests", ingest_requests_},
+                   {"inFlight", in_flight_},
+                   {"windowWaits", ingest_window_waits_},
+                   {"windowWaitMs", ingest_window_wait_us_ / 1000},
+                   {"consumerRestarts", consumer_restarts_}}},
                  {"pump", std::move(pump)},
                  {"sources", std::move(sources)},
                  {"rejected", std::move(rejected)}};
@@ -839,6 +930,12 @@ std::string Replicator::metricsText() const {
   line("hub_connected", "", status["hub"]["connected"].get<bool>() ? 1 : 0);
   out += "# TYPE fleetlet_streams_replication_hub_disconnects_total counter\n";
   line("hub_disconnects_total", "", status["hub"]["disconnects"].get<std::int64_t>());
+  out += "# TYPE fleetlet_streams_replication_slow_consumers_total counter\n";
+  line("slow_consumers_total", "", status["hub"]["slowConsumers"].get<std::int64_t>());
+  out += "# TYPE fleetlet_streams_replication_consumer_restarts_total counter\n";
+  line("consumer_restarts_total", "", status["ingest"]["consumerRestarts"].get<std::int64_t>());
+  out += "# TYPE fleetlet_streams_replication_ingest_requests_total counter\n";
+  line("ingest_requests_total", "", status["ingest"]["requests"].get<std::int64_t>());
   out += "# TYPE fleetlet_streams_replication_pump_backlog gauge\n";
   const Json& backlog = status["pump"]["backlog"];
   line("pump_backlog", "", backlog.is_null() ? -1 : backlog.get<std::int64_t>());

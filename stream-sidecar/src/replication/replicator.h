@@ -123,10 +123,15 @@ class Replicator {
   bool connected() const;
 
   void setPumpState(std::string state, std::string error = "");
+  // Hands `events` (accepted from `feed`, `bytes` by eventBytes()) to the store as one request.
+  void ingestBatch(Feed& feed, std::vector<Event> events, std::size_t bytes);
 
  public:
   // Called from nats.c and store callbacks (replicator.cpp); not for other callers.
-  void onMessage(Feed& feed, std::string_view body, std::uint64_t seq);
+  // `seq`: the stream sequence; `consumer_seq`: the delivery sequence of the consumer.
+  void onMessage(Feed& feed, std::string_view body, std::uint64_t seq, std::uint64_t consumer_seq);
+  // A natsStatus from nats.c's asynchronous error handler (slow consumer, missed heartbeat).
+  void onAsyncError(int status);
   void onConnection(bool up);
   void onPublishError(std::string error, int code);
   void ingestDone(Feed& feed, std::size_t events, std::size_t bytes, const Status& status);
@@ -165,6 +170,14 @@ class Replicator {
   std::size_t in_flight_ = 0;        // ingested events not yet committed, all feeds
   std::size_t in_flight_bytes_ = 0;  // their eventBytes()
   std::uint64_t rejected_[kRejectionCount] = {};
+  // Ingest and delivery counters (status "ingest", /metrics).
+  std::uint64_t ingest_requests_ = 0;        // store requests (delivery batches)
+  std::uint64_t ingest_window_waits_ = 0;    // deliveries that waited for the window
+  std::uint64_t ingest_window_wait_us_ = 0;  // and how long, in total
+  std::uint64_t consumer_restarts_ = 0;      // ordered consumers re-created by nats.c
+  std::uint64_t slow_consumers_ = 0;         // messages dropped past the pending limits
+  std::uint64_t missed_heartbeats_ = 0;
+  std::uint64_t async_errors_ = 0;
 
   std::thread pump_;
   std::thread maintainer_;

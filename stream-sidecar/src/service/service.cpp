@@ -9,9 +9,10 @@ namespace fleetlet::streams {
 Result<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   std::unique_ptr<Service> s(new Service(std::move(options)));
   const ServiceOptions& o = s->options_;
-  FLEETLET_ASSIGN_OR_RETURN(
-      s->store_, EventStore::open(
-                     {.dir = o.data_dir, .source_id = o.source_id, .synchronous = o.synchronous}));
+  FLEETLET_ASSIGN_OR_RETURN(s->store_, EventStore::open({.dir = o.data_dir,
+                                                         .source_id = o.source_id,
+                                                         .synchronous = o.synchronous,
+                                                         .group_wait = o.group_wait}));
   FLEETLET_ASSIGN_OR_RETURN(s->logs_, LogStore::open({.dir = o.data_dir,
                                                       .app_cap_bytes = o.log_app_cap_bytes,
                                                       .total_cap_bytes = o.log_total_cap_bytes}));
@@ -76,8 +77,15 @@ Status Service::registerStatusRoutes() {
             "# TYPE fleetlet_streams_published_events_total counter\n"
             "fleetlet_streams_published_events_total {}\n"
             "# TYPE fleetlet_streams_ingested_events_total counter\n"
-            "fleetlet_streams_ingested_events_total {}\n",
-            stats.commits, stats.events, stats.ingested);
+            "fleetlet_streams_ingested_events_total {}\n"
+            "# TYPE fleetlet_streams_commit_seconds_total counter\n"
+            "fleetlet_streams_commit_seconds_total {:.6f}\n"
+            "# TYPE fleetlet_streams_group_waits_total counter\n"
+            "fleetlet_streams_group_waits_total {}\n"
+            "# TYPE fleetlet_streams_group_wait_seconds_total counter\n"
+            "fleetlet_streams_group_wait_seconds_total {:.6f}\n",
+            stats.commits, stats.events, stats.ingested, static_cast<double>(stats.commit_us) / 1e6,
+            stats.group_waits, static_cast<double>(stats.group_wait_us) / 1e6);
         if (r != nullptr) out += r->metricsText();
         co_return Response::text(200, std::move(out), "text/plain; version=0.0.4");
       }));

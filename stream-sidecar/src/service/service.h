@@ -32,6 +32,7 @@ struct ServiceOptions {
   std::uint16_t console_port = 4457;
   std::string source_id;
   sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
+  std::chrono::microseconds group_wait{0};  // StoreOptions::group_wait
   EventsApiOptions events;
   ConsoleApiOptions console;
   MemoryTrimmer::Options trimmer;

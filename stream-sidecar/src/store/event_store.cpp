@@ -137,6 +137,15 @@ Status EventStore::init() {
   FLEETLET_ASSIGN_OR_RETURN(auto lamport, writer_db_->prepare("SELECT max(lamport) FROM events"));
   FLEETLET_ASSIGN_OR_RETURN(bool lrow, lamport.step());
   lamport_ = lrow ? lamport.columnInt64(0) : 0;
+  FLEETLET_ASSIGN_OR_RETURN(auto insert,
+                            writer_db_->prepare("INSERT INTO events(source, event_offset, lamport, "
+                                                "timestamp, semantics, name, payload, app) "
+                                                "VALUES(?,?,?,?,?,?,?,?)"));
+  insert_.emplace(std::move(insert));
+  FLEETLET_ASSIGN_OR_RETURN(auto upsert, writer_db_->prepare("INSERT INTO sources VALUES(?, ?) ON "
+                                                             "CONFLICT(source) DO UPDATE SET "
+                                                             "max_offset = excluded.max_offset"));
+  upsert_.emplace(std::move(upsert));
   spdlog::info("[store] opened {} source={} next_offset={} lamport={}", db_path_.string(),
                source_id_, next_offset_, lamport_);
   return {};
@@ -221,18 +230,42 @@ EventStore::Stats EventStore::stats() const {
 }
 
 void EventStore::writerLoop() {
+  using Clock = std::chrono::steady_clock;
+  std::size_t last_publishes = 0;  // publish requests of the previous group
+  Clock::duration last_commit{};   // and how long its writeGroup took
   while (true) {
     std::vector<Pending> group;
+    std::uint64_t waited_us = 0;
+    bool waited = false;
     {
       std::unique_lock lock(queue_mutex_);
+      const bool busy = !queue_.empty();  // requests came in during the last commit
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) break;
+      // Adaptive group commit (StoreOptions::group_wait): the previous group's publishers
+      // were just answered and, in a closed loop, come back within a round trip; the
+      // requests queued meanwhile would otherwise go alone and the publishers split into
+      // two cohorts that each get half the fsyncs.
+      if (busy && last_publishes > 0 && options_.group_wait.count() > 0 && !stopping_) {
+        auto limit = std::min<Clock::duration>(options_.group_wait, last_commit / 2);
+        const std::size_t target = queue_.size() + std::max<std::size_t>(1, last_publishes * 3 / 4);
+        auto start = Clock::now();
+        queue_cv_.wait_until(lock, start + limit,
+                             [&] { return stopping_ || queue_.size() >= target; });
+        waited = true;
+        waited_us = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+      }
       group.reserve(queue_.size());
       for (auto& p : queue_) group.push_back(std::move(p));
       queue_.clear();
     }
+    last_publishes = 0;
+    for (const auto& p : group) last_publishes += p.ingested ? 0 : 1;
+    const auto commit_start = Clock::now();
     std::vector<std::vector<PublishReceipt>> receipts;
     auto committed = writeGroup(group, receipts);
+    last_commit = Clock::now() - commit_start;
     if (!committed) {
       spdlog::error("[store] group commit of {} requests failed: {}", group.size(),
                     committed.error().describe());
@@ -244,6 +277,12 @@ void EventStore::writerLoop() {
       std::lock_guard lock(offsets_mutex_);
       for (const auto& [source, offset] : committed->offsets) offsets_[source] = offset;
       stats_.commits++;
+      if (waited) {
+        stats_.group_waits++;
+        stats_.group_wait_us += waited_us;
+      }
+      stats_.commit_us += static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(last_commit).count());
       std::size_t ingested = 0;
       for (std::size_t i = 0; i < group.size(); ++i) {
         if (group[i].ingested && committed->ingests[i]) ingested += group[i].remote.size();
@@ -298,15 +337,13 @@ Result<EventStore::GroupResult> EventStore::writeGroup(
 
   auto txn = writer_db_->begin();
   if (!txn) return restore(txn.error().wrap("begin"));
-  auto insert = writer_db_->prepare(fmt::format(
-      "INSERT INTO events(source, event_offset, lamport, timestamp, semantics, name, payload, "
-      "app) VALUES(?,?,?,?,?,?,?,?)"));
-  if (!insert) return restore(insert.error());
+  auto& insert = insert_;
   auto store = [&](const Event& e) {
     auto status = insert->bindAll(e.source, e.offset, e.lamport, e.timestamp, e.semantics, e.name,
                                   e.payload, e.app);
     if (status) status = insert->run();
-    if (status) status = insert->reset();
+    // Always reset: the statement is reused by the next group, also after a failure.
+    if (auto reset = insert->reset(); status && !reset) status = reset;
     return status;
   };
   // The next offset of every other source this group ingests into (this node's own is
@@ -364,14 +401,11 @@ Result<EventStore::GroupResult> EventStore::writeGroup(
   }
   if (events.empty()) return result;  // only refused ingests: nothing to commit
   if (next_offset_ != first_offset) next.emplace(source_id_, next_offset_);
-  auto upsert = writer_db_->prepare(
-      "INSERT INTO sources VALUES(?, ?) ON CONFLICT(source) DO UPDATE SET "
-      "max_offset = excluded.max_offset");
-  if (!upsert) return restore(upsert.error());
+  auto& upsert = upsert_;
   for (const auto& [source, next_of_source] : next) {
     auto status = upsert->bindAll(source, next_of_source - 1);
     if (status) status = upsert->run();
-    if (status) status = upsert->reset();
+    if (auto reset = upsert->reset(); status && !reset) status = reset;
     if (!status) return restore(status.error().wrap("update sources"));
     result.offsets[source] = next_of_source - 1;
   }

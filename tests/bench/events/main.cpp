@@ -8,7 +8,12 @@
 //             of publish-start to subscriber-receipt (fleetlet-streams delivers only committed,
 //             i.e. fsync'd, events). Runs first, on a fresh store.
 //   RSS     - peak resident set of the server process (VmHWM)
-// Prints figures and ratios (streams / mosquitto). Not a test: nothing is asserted.
+//   replication - three nodes (A, B, C) and a one-server hub (hack/site-hub.sh): A publish ->
+//             B/C subscriber p50/p99; then C is cut off from the hub for --partition-seconds
+//             (60) through a relay while A publishes --catchup-events (100k), and the time from
+//             the heal until C holds them all gives the catch-up rate.
+// Prints figures and ratios (streams / mosquitto). Not a test; but it exits 1 when a publish
+// of the replication phase fails or C does not catch up (no rate is printed then).
 #include <fcntl.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
@@ -27,6 +32,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -59,6 +65,8 @@ struct Figures {
   // single-event phase (from its /metrics).
   double single_events_per_commit = 0;
   double single_commit_us = 0;
+  double single_write_us = 0;       // of which in the writer's transaction (BEGIN..fsync)
+  double single_group_wait_us = 0;  // of which waiting for more requests (adaptive group)
 };
 
 struct Options {
@@ -66,7 +74,10 @@ struct Options {
   int single_connections = 32;
   int batch_connections = 4;
   std::int64_t catchup_events = 100000;
+  double partition_seconds = 60;
   bool skip_replication = false;
+  bool replication_only = false;
+  int group_wait_us = -1;  // fleetlet-streams' --group-wait-us; -1: its default
   int subscribers = 10;
   int latency_events = 1000;
 };
@@ -330,9 +341,16 @@ Figures benchStreams(const Options& o) {
   Figures f;
   auto dir = fleetlet::testing::TempDir::create("bench-events");
   auto log = dir->path() / "service.log";
-  auto started = startStreams(
-      log, {"--data-dir", (dir->path() / "data").string(), "--listen", "127.0.0.1:0",
-            "--console-listen", "127.0.0.1:0", "--source-id", "bench", "--log-level", "warn"});
+  std::vector<std::string> args = {"--data-dir",       (dir->path() / "data").string(),
+                                   "--listen",         "127.0.0.1:0",
+                                   "--console-listen", "127.0.0.1:0",
+                                   "--source-id",      "bench",
+                                   "--log-level",      "warn"};
+  if (o.group_wait_us >= 0) {
+    args.emplace_back("--group-wait-us");
+    args.push_back(std::to_string(o.group_wait_us));
+  }
+  auto started = startStreams(log, args);
   auto* child = &started.child;
   std::uint16_t port = started.port;
 
@@ -368,6 +386,8 @@ Figures benchStreams(const Options& o) {
   // the time per commit cycle.
   double commits_before = metric(port, "fleetlet_streams_commits_total");
   double events_before = metric(port, "fleetlet_streams_published_events_total");
+  double write_before = metric(port, "fleetlet_streams_commit_seconds_total");
+  double wait_before = metric(port, "fleetlet_streams_group_wait_seconds_total");
   f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
     auto body = eventsBody("bench.single", 1, 0);
@@ -375,9 +395,13 @@ Figures benchStreams(const Options& o) {
   });
   double commits = metric(port, "fleetlet_streams_commits_total") - commits_before;
   double events = metric(port, "fleetlet_streams_published_events_total") - events_before;
+  double write_s = metric(port, "fleetlet_streams_commit_seconds_total") - write_before;
+  double wait_s = metric(port, "fleetlet_streams_group_wait_seconds_total") - wait_before;
   if (commits > 0) {
     f.single_events_per_commit = events / commits;
     f.single_commit_us = o.seconds * 1e6 / commits;
+    f.single_write_us = write_s * 1e6 / commits;
+    f.single_group_wait_us = wait_s * 1e6 / commits;
   }
   f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int) {
     auto conn = std::make_shared<HttpConnection>(port);
@@ -535,7 +559,105 @@ struct ReplicationFigures {
   double p99_us = 0;
   std::size_t samples = 0;
   std::int64_t catchup_events = 0;
-  double catchup_eps = 0;
+  double partition_s = 0;    // how long C was cut off from the hub
+  double catchup_s = 0;      // heal -> C holds every event
+  double catchup_eps = 0;    // events / catchup_s
+  double first_event_s = 0;  // heal -> C's first new event (reconnect, consumer)
+  double ingest_eps = 0;     // events / (catchup_s - first_event_s)
+  std::string c_status;      // C's /replication afterwards
+};
+
+// A TCP relay on loopback between one node and the hub: cut() severs every relayed
+// connection and refuses new ones (a network partition as the node sees it: it keeps running
+// and publishing, its reconnects fail), heal() lets connections through again.
+class TcpProxy {
+ public:
+  explicit TcpProxy(std::uint16_t upstream)
+      : listener_(::socket(AF_INET, SOCK_STREAM, 0)), upstream_(upstream) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listener_.get(), 16) != 0) {
+      (void)std::fprintf(stderr, "proxy: cannot listen\n");
+      std::exit(1);
+    }
+    socklen_t len = sizeof(addr);
+    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+  }
+  ~TcpProxy() {
+    stop_ = true;
+    cut();
+    acceptor_.join();
+    for (auto& t : relays_) t.join();
+  }
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  void cut() {
+    cut_ = true;
+    std::lock_guard lock(mutex_);
+    for (int fd : open_) ::shutdown(fd, SHUT_RDWR);
+  }
+  void heal() { cut_ = false; }
+
+ private:
+  void acceptLoop() {
+    while (!stop_) {
+      pollfd pf{listener_.get(), POLLIN, 0};
+      if (::poll(&pf, 1, 100) != 1) continue;
+      fleetlet::UniqueFd client(::accept(listener_.get(), nullptr, nullptr));
+      if (!client || cut_) continue;  // partitioned: the connection closes at once
+      fleetlet::UniqueFd hub(::socket(AF_INET, SOCK_STREAM, 0));
+      if (!hub) continue;
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(upstream_);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(hub.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) continue;
+      std::lock_guard lock(mutex_);
+      open_.push_back(client.get());
+      open_.push_back(hub.get());
+      relays_.emplace_back([this, a = std::move(client), b = std::move(hub)]() mutable {
+        relay(a.get(), b.get());
+        std::lock_guard relay_lock(mutex_);
+        std::erase(open_, a.get());
+        std::erase(open_, b.get());
+      });
+    }
+  }
+  // Copies bytes both ways until either side closes (or cut() shut both down).
+  void relay(int a, int b) {
+    char buf[65536];
+    while (!stop_) {
+      pollfd pf[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+      if (::poll(pf, 2, 100) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if ((pf[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        ssize_t n = ::recv(pf[i].fd, buf, sizeof(buf), 0);
+        if (n <= 0) return;
+        int to = i == 0 ? b : a;
+        for (ssize_t sent = 0; sent < n;) {
+          ssize_t w = ::send(to, buf + sent, static_cast<std::size_t>(n - sent), MSG_NOSIGNAL);
+          if (w <= 0) return;
+          sent += w;
+        }
+      }
+    }
+  }
+
+  fleetlet::UniqueFd listener_;
+  std::uint16_t upstream_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> cut_{false};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::vector<int> open_;  // relayed sockets, guarded by mutex_
+  std::vector<std::thread> relays_;
+  std::thread acceptor_;
 };
 
 // Polls `done` every 5 ms for up to `limit`; returns whether it held.
@@ -570,7 +692,7 @@ ReplicationFigures benchReplication(const Options& o) {
   for (std::string line; std::getline(env, line);) {
     if (line.rfind("NATS_URLS=", 0) == 0) urls = line.substr(10);
   }
-  auto node = [&](const std::string& name) {
+  auto node = [&](const std::string& name, const std::string& hub_urls) {
     return startStreams(dir->path() / (name + ".log"), {"--data-dir",
                                                         (dir->path() / name).string(),
                                                         "--listen",
@@ -582,7 +704,7 @@ ReplicationFigures benchReplication(const Options& o) {
                                                         "--log-level",
                                                         "warn",
                                                         "--nats",
-                                                        urls,
+                                                        hub_urls,
                                                         "--site",
                                                         "bench",
                                                         "--nats-user",
@@ -592,9 +714,16 @@ ReplicationFigures benchReplication(const Options& o) {
                                                         "--stream-max-bytes",
                                                         "1073741824"});
   };
-  auto a = node("a");
-  auto b = node("b");
-  auto c = node("c");
+  // C reaches the hub through a relay the benchmark can cut (the partition below).
+  auto colon = urls.rfind(':');
+  if (urls.find(',') != std::string::npos || colon == std::string::npos) {
+    (void)std::fprintf(stderr, "unexpected hub URLs '%s'\n", urls.c_str());
+    std::exit(1);
+  }
+  TcpProxy proxy(static_cast<std::uint16_t>(std::stoul(urls.substr(colon + 1))));
+  auto a = node("a", urls);
+  auto b = node("b", urls);
+  auto c = node("c", "nats://127.0.0.1:" + std::to_string(proxy.port()));
   auto offsetOf = [](std::uint16_t port, const std::string& source) {
     auto text = httpGet(port, "/api/v1/events/offsets");
     auto key = "\"" + source + "\":";
@@ -636,24 +765,76 @@ ReplicationFigures benchReplication(const Options& o) {
   f.p99_us = latency.p99_us;
   f.samples = latency.latency_samples;
 
-  // Catch-up: C is down while A publishes; the hub has everything before C returns.
-  c.child.stop(SIGTERM, 5s);
+  // Catch-up after a partition: C is cut off from the hub for partition_seconds (it keeps
+  // running) while A publishes catchup_events, paced over that time in 100-event requests;
+  // then the link heals and C catches up.
+  auto connected = [&](std::uint16_t port) {
+    return httpGet(port, "/replication").find("\"connected\":true") != std::string::npos;
+  };
+  auto cut_at = Clock::now();
+  proxy.cut();
+  if (!waitUntil([&] { return !connected(c.port); }, 30s)) {
+    (void)std::fprintf(stderr, "FAIL: node c still reports the hub connected after the cut\n");
+    std::exit(1);
+  }
   double base = offsetOf(a.port, "a");
-  for (std::int64_t sent = 0; sent < o.catchup_events; sent += 100) {
-    pub.publish(eventsBody("bench.catchup", 100, 0));
+  const std::int64_t requests = (o.catchup_events + 99) / 100;
+  const auto pace =
+      std::chrono::duration<double>(o.partition_seconds * 0.9 / static_cast<double>(requests));
+  auto next_request = Clock::now();
+  for (std::int64_t i = 0; i < requests; ++i) {
+    next_request += std::chrono::duration_cast<Clock::duration>(pace);
+    std::this_thread::sleep_until(next_request);
+    if (int status = pub.publish(eventsBody("bench.catchup", 100, 0)); status != 201) {
+      (void)std::fprintf(stderr, "FAIL: publish on node a during the partition answered %d\n",
+                         status);
+      std::exit(1);
+    }
   }
   double last = offsetOf(a.port, "a");
   f.catchup_events = static_cast<std::int64_t>(last - base);
-  waitUntil(
-      [&] { return numberAfter(httpGet(a.port, "/replication"), "\"published\":") >= last + 1; },
-      120s);
-  auto start = Clock::now();
-  c = node("c");
-  if (!waitUntil([&] { return offsetOf(c.port, "a") >= last; }, 300s)) {
-    std::fprintf(stderr, "node c did not catch up\n");
+  if (!waitUntil(
+          [&] {
+            return numberAfter(httpGet(a.port, "/replication"), "\"published\":") >= last + 1;
+          },
+          120s)) {
+    (void)std::fprintf(stderr, "FAIL: node a did not publish its events to the hub\n");
+    std::exit(1);
   }
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  f.catchup_eps = static_cast<double>(f.catchup_events) / elapsed;
+  std::this_thread::sleep_until(cut_at + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(o.partition_seconds)));
+  if (offsetOf(c.port, "a") > base) {
+    (void)std::fprintf(stderr, "FAIL: node c received events during the partition\n");
+    std::exit(1);
+  }
+  auto healed_at = Clock::now();
+  f.partition_s = std::chrono::duration<double>(healed_at - cut_at).count();
+  proxy.heal();
+  std::optional<Clock::time_point> first;
+  bool caught_up = waitUntil(
+      [&] {
+        double now = offsetOf(c.port, "a");
+        if (!first && now > base) first = Clock::now();
+        return now >= last;
+      },
+      300s);
+  auto done_at = Clock::now();
+  f.c_status = httpGet(c.port, "/replication");
+  if (auto body = f.c_status.find("\r\n\r\n"); body != std::string::npos) {
+    f.c_status.erase(0, body + 4);
+  }
+  if (!caught_up) {
+    (void)std::fprintf(stderr,
+                       "FAIL: node c did not catch up within 300 s (a at %.0f, c at %.0f)\n%s\n",
+                       last, offsetOf(c.port, "a"), f.c_status.c_str());
+    std::exit(1);
+  }
+  f.catchup_s = std::chrono::duration<double>(done_at - healed_at).count();
+  f.catchup_eps = static_cast<double>(f.catchup_events) / f.catchup_s;
+  f.first_event_s = std::chrono::duration<double>(first.value_or(done_at) - healed_at).count();
+  if (f.catchup_s > f.first_event_s) {
+    f.ingest_eps = static_cast<double>(f.catchup_events) / (f.catchup_s - f.first_event_s);
+  }
   for (auto* n : {&a, &b, &c}) n->child.stop(SIGTERM, 5s);
   hubCommand("stop");
   return f;
@@ -668,7 +849,13 @@ int main(int argc, char** argv) {
   app.add_option("--latency-events", o.latency_events, "Events in the latency phase");
   app.add_option("--catchup-events", o.catchup_events,
                  "Events a stopped node catches up on in the replication phase");
+  app.add_option("--partition-seconds", o.partition_seconds,
+                 "How long node C is cut off from the hub in the replication phase");
+  app.add_option("--group-wait-us", o.group_wait_us,
+                 "fleetlet-streams' --group-wait-us (default: its own)");
   app.add_flag("--skip-replication", o.skip_replication, "Leave out the replication phase");
+  app.add_flag("--replication-only", o.replication_only,
+               "Only the replication phase (no single/batch/latency comparison)");
   CLI11_PARSE(app, argc, argv);
   mosquitto_lib_init();
 
@@ -676,36 +863,49 @@ int main(int argc, char** argv) {
       "bench_events: %d single-event publishers, %d x 100-event publishers, %.1f s "
       "each; %d subscribers x %d events for latency\n",
       o.single_connections, o.batch_connections, o.seconds, o.subscribers, o.latency_events);
-  Figures s = benchStreams(o);
-  Figures m = benchMosquitto(o);
+  Figures s;
+  Figures m;
+  if (!o.replication_only) {
+    s = benchStreams(o);
+    m = benchMosquitto(o);
+  }
   mosquitto_lib_cleanup();
   ReplicationFigures r;
   if (!o.skip_replication) r = benchReplication(o);
 
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-  std::printf("\n%-36s %18s %18s %10s\n", "", "fleetlet-streams", "mosquitto", "ratio");
-  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, single events (events/s)", s.single_eps,
-              m.single_eps, ratio(s.single_eps, m.single_eps));
-  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, 100-event batches (events/s)", s.batch_eps,
-              m.batch_eps, ratio(s.batch_eps, m.batch_eps));
-  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p50 (us)", s.p50_us, m.p50_us,
-              ratio(s.p50_us, m.p50_us));
-  std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p99 (us)", s.p99_us, m.p99_us,
-              ratio(s.p99_us, m.p99_us));
-  std::printf("%-36s %18zu %18zu\n", "latency samples (10 subscribers)", s.latency_samples,
-              m.latency_samples);
-  std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
-              ratio(s.rss_mib, m.rss_mib));
-  std::printf("single events: %.1f events per group commit (one fsync), %.0f us per commit\n",
-              s.single_events_per_commit, s.single_commit_us);
+  if (!o.replication_only) {
+    std::printf("\n%-36s %18s %18s %10s\n", "", "fleetlet-streams", "mosquitto", "ratio");
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, single events (events/s)", s.single_eps,
+                m.single_eps, ratio(s.single_eps, m.single_eps));
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish, 100-event batches (events/s)",
+                s.batch_eps, m.batch_eps, ratio(s.batch_eps, m.batch_eps));
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p50 (us)", s.p50_us, m.p50_us,
+                ratio(s.p50_us, m.p50_us));
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p99 (us)", s.p99_us, m.p99_us,
+                ratio(s.p99_us, m.p99_us));
+    std::printf("%-36s %18zu %18zu\n", "latency samples (10 subscribers)", s.latency_samples,
+                m.latency_samples);
+    std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
+                ratio(s.rss_mib, m.rss_mib));
+    std::printf(
+        "single events: %.1f events per group commit (one fsync), %.0f us per commit cycle: "
+        "%.0f us in the transaction (BEGIN..COMMIT with fsync), %.0f us waiting for more "
+        "requests, the rest completing requests and idle\n",
+        s.single_events_per_commit, s.single_commit_us, s.single_write_us, s.single_group_wait_us);
+  }
   if (!o.skip_replication) {
     std::printf(
         "\nreplication through a one-server hub, 3 nodes (A publishes, B and C subscribe):\n"
         "%-36s %18.0f   (target < 20000)\n%-36s %18.0f\n%-36s %18zu\n"
-        "%-36s %18.0f   (target >= 20000; %lld events, node C stopped meanwhile)\n",
+        "%-36s %18.0f   (target >= 20000; %lld events published during a %.0f s partition)\n"
+        "%-36s %18.2f\n%-36s %18.2f\n%-36s %18.0f\n",
         "A publish->B/C subscriber p99 (us)", r.p99_us, "A publish->B/C subscriber p50 (us)",
         r.p50_us, "latency samples", r.samples, "catch-up (events/s)", r.catchup_eps,
-        static_cast<long long>(r.catchup_events));
+        static_cast<long long>(r.catchup_events), r.partition_s, "  heal -> caught up (s)",
+        r.catchup_s, "  heal -> first event on C (s)", r.first_event_s,
+        "  first event -> caught up (events/s)", r.ingest_eps);
+    std::printf("node C after the catch-up: %s\n", r.c_status.c_str());
   }
   std::printf(
       "\nfleetlet-streams acks each publish after fsync (SQLite WAL, synchronous=FULL, "

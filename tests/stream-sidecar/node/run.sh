@@ -11,15 +11,7 @@ cache=$2
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "SKIP: node is not installed"; exit 77; }
 
-if [[ ! -f $cache/node_modules/@actyx/os-sdk/package.json ]]; then
-  mkdir -p "$cache"
-  (cd "$cache" && npm install --no-save --no-audit --no-fund --no-package-lock \
-      fp-ts@2.1.0 io-ts@2.0.1 uri-js@4.2.2 >/dev/null &&
-    npm pack --silent @actyx/os-sdk@0.3.1 >/dev/null &&
-    mkdir -p node_modules/@actyx/os-sdk &&
-    tar xzf actyx-os-sdk-0.3.1.tgz -C node_modules/@actyx/os-sdk --strip-components=1 &&
-    rm -f actyx-os-sdk-0.3.1.tgz)
-fi
+"$here/install-sdk.sh" "$cache"
 
 work=$(mktemp -d /tmp/streams-node-XXXXXX)
 pid=
