@@ -1,25 +1,16 @@
 #!/usr/bin/env bash
 # Runs test.js (the ActyxOS SDK @actyx/os-sdk 0.3.1 against fleetlet-streams).
 # usage: run.sh STREAMS_BINARY CACHE_DIR
-# The SDK is installed without its dependencies (its package.json pins http@0.0.0, which the
-# registry no longer serves; http, stream and string_decoder are Node built-ins) plus fp-ts,
-# io-ts and uri-js, into CACHE_DIR (kept across runs). The service runs on port 0 with a
-# fresh data dir and is stopped by PID.
+# The SDK is installed into CACHE_DIR by install-sdk.sh. The service runs on port 0 with a
+# fresh data dir and is stopped by PID. (The same suite from inside a container, through
+# fleetletd's handoff: SystemAppsTest.TheActyxOsSdkSuitePassesFromAContainerOnItsOwnEvents.)
 set -euo pipefail
 bin=$1
 cache=$2
 here=$(cd "$(dirname "$0")" && pwd)
 command -v node >/dev/null || { echo "SKIP: node is not installed"; exit 77; }
 
-if [[ ! -f $cache/node_modules/@actyx/os-sdk/package.json ]]; then
-  mkdir -p "$cache"
-  (cd "$cache" && npm install --no-save --no-audit --no-fund --no-package-lock \
-      fp-ts@2.1.0 io-ts@2.0.1 uri-js@4.2.2 >/dev/null &&
-    npm pack --silent @actyx/os-sdk@0.3.1 >/dev/null &&
-    mkdir -p node_modules/@actyx/os-sdk &&
-    tar xzf actyx-os-sdk-0.3.1.tgz -C node_modules/@actyx/os-sdk --strip-components=1 &&
-    rm -f actyx-os-sdk-0.3.1.tgz)
-fi
+"$here/install-sdk.sh" "$cache"
 
 work=$(mktemp -d /tmp/streams-node-XXXXXX)
 pid=
@@ -40,6 +31,7 @@ for _ in $(seq 200); do
 done
 [[ -n $events && -n $console ]] || { cat "$work/log"; echo "service did not start"; exit 1; }
 
+SDK_EXPECT_SOURCE=node-sdk \
 AX_EVENT_SERVICE_URI=http://127.0.0.1:$events/api \
 AX_CONSOLE_SERVICE_URI=http://127.0.0.1:$console/api \
 NODE_PATH=$cache/node_modules node "$here/test.js"
