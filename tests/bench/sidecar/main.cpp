@@ -88,7 +88,7 @@ UniqueFd connectIn(const std::filesystem::path& netns, uint16_t port) {
 
 // Sends one HTTP/1.1 request and reads the response (Content-Length bodies only); the status,
 // or 0 when the connection failed.
-int roundTrip(int fd, const std::string& request) {
+int roundTrip(int fd, const std::string& request, std::string* body = nullptr) {
   for (size_t sent = 0; sent < request.size();) {
     ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return 0;
@@ -112,6 +112,7 @@ int roundTrip(int fd, const std::string& request) {
     }
     if (in.size() >= header_end + 4 + length) break;
   }
+  if (body != nullptr) *body = in.substr(header_end + 4);
   return std::stoi(in.substr(9, 3));
 }
 
@@ -188,9 +189,13 @@ int main(int argc, char** argv) {
   int apps = 20;
   int seconds = 10;
   int samples = 2000;
+  int upload_ms = 1000;
   cli.add_option("--apps", apps, "apps attached")->capture_default_str();
   cli.add_option("--seconds", seconds, "how long every app publishes")->capture_default_str();
   cli.add_option("--samples", samples, "publishes per latency figure")->capture_default_str();
+  cli.add_option("--upload-ms", upload_ms,
+                 "every app uploads a 64 KiB blob this often (0: events only)")
+      ->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
   if (::geteuid() != 0) {
     std::fprintf(stderr, "bench_sidecar: needs root (network namespaces)\n");
@@ -251,7 +256,7 @@ int main(int argc, char** argv) {
 
   // Every app publishes (an event per 20 ms, a 64 KiB blob per second) for `seconds`.
   std::atomic<bool> running{true};
-  std::atomic<size_t> events{0}, uploads{0}, failures{0};
+  std::atomic<size_t> events{0}, uploads{0}, event_failures{0}, upload_failures{0};
   std::vector<std::jthread> publishers;
   const std::string blob(64 * 1024, 'x');
   for (const auto& ns : namespaces) {
@@ -260,20 +265,32 @@ int main(int argc, char** argv) {
       int i = 0;
       auto next_upload = Clock::now();
       while (running) {
-        if (!conn.valid()) conn = connectIn(path, 4454);
-        if (conn.valid() && roundTrip(conn.get(), publishRequest(i++, true)) == 201) {
+        // A kept-alive connection the server closed meanwhile is made again once.
+        int status = 0;
+        for (int attempt = 0; attempt < 2 && status == 0; ++attempt) {
+          if (!conn.valid()) conn = connectIn(path, 4454);
+          status = conn.valid() ? roundTrip(conn.get(), publishRequest(i, true)) : 0;
+          if (status == 0) conn = UniqueFd();
+        }
+        ++i;
+        if (status == 201) {
           ++events;
         } else {
-          ++failures;
-          conn = UniqueFd();
+          ++event_failures;
+          if (event_failures == 1) std::fprintf(stderr, "publish: status %d\n", status);
         }
-        if (Clock::now() >= next_upload) {
-          next_upload += 1s;
+        if (upload_ms > 0 && Clock::now() >= next_upload) {
+          next_upload += std::chrono::milliseconds(upload_ms);
           UniqueFd up = connectIn(path, 4455);
-          if (up.valid() && roundTrip(up.get(), uploadRequest(blob)) == 201) {
+          std::string reply;
+          status = up.valid() ? roundTrip(up.get(), uploadRequest(blob), &reply) : 0;
+          if (status == 201) {
             ++uploads;
           } else {
-            ++failures;
+            ++upload_failures;
+            if (upload_failures == 1) {
+              std::fprintf(stderr, "upload: status %d: %s\n", status, reply.c_str());
+            }
           }
         }
         std::this_thread::sleep_for(20ms);
@@ -293,8 +310,9 @@ int main(int argc, char** argv) {
   const double blobs_hwm = statusMib(blobs->pid(), "VmHWM");
 
   std::printf("bench_sidecar: %d apps attached (events + blobs listeners handed over)\n", apps);
-  std::printf("  load: %zu events and %zu blob uploads in %d s, %zu failed requests\n",
-              events.load(), uploads.load(), seconds, failures.load());
+  std::printf("  load: %zu events (%zu failed) and %zu 64 KiB blob uploads (%zu failed) in %d s\n",
+              events.load(), event_failures.load(), uploads.load(), upload_failures.load(),
+              seconds);
   std::printf("  %-18s %10s %10s %12s %10s %s\n", "VmRSS MiB", "idle", "attached", "publishing",
               "VmHWM", "target < 10 MiB");
   std::printf("  %-18s %10.1f %10.1f %12.1f %10.1f %s\n", "fleetlet-streams", streams_idle,
