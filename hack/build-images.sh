@@ -22,7 +22,8 @@
 #
 # The node services' images (--system BUILD_DIR, nothing else is built or pushed then):
 #   fleetlet/streams, fleetlet/blobs   one layer from scratch: the service binary from BUILD_DIR
-#              (stripped) at /usr/bin, the shared libraries it loads (ldd) at their paths,
+#              (stripped) at /usr/bin, the shared libraries it loads (ldd) at their paths, and
+#              libcurl with its libraries when the binary loads it lazily (dlopen),
 #              /etc/passwd and /etc/group, an empty /tmp and /data. Entrypoint the binary,
 #              Cmd ["--data-dir","/data"]. Written as DIR/fleetlet-<name>-oci.tar (image-layout
 #              tarballs named fleetlet.local/fleetlet/<name>:1) for fleetletd --system-images and
@@ -223,15 +224,21 @@ write_oci_tar() {
   rm -rf "$copy"
 }
 
+# copy_libs STAGE FILE: the shared libraries FILE loads (ldd), at their paths in STAGE.
+copy_libs() {
+  local stage=$1 file=$2 lib
+  while read -r lib; do
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+  done < <(ldd "$file" | grep -o '/[^ ]*' | sort -u)
+}
+
 # stage_binary STAGE BINARY DEST: BINARY (stripped) at DEST in STAGE, with the libraries it loads.
 stage_binary() {
   local stage=$1 binary=$2 dest=$3 lib
   mkdir -p "$stage$(dirname "$dest")"
   strip --strip-unneeded -o "$stage$dest" "$binary"
-  while read -r lib; do
-    mkdir -p "$stage$(dirname "$lib")"
-    cp -L "$lib" "$stage$lib"
-  done < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
+  copy_libs "$stage" "$binary"
 }
 
 # build_node_sdk LAYOUT CACHE_DIR: node, the SDK suite and the SDK, from scratch.
@@ -266,10 +273,16 @@ build_service() {
   mkdir -p "$stage/usr/bin" "$stage/etc" "$stage/tmp" "$stage/data"
   chmod 1777 "$stage/tmp"
   strip --strip-unneeded -o "$stage/usr/bin/$name" "$binary"
-  while read -r lib; do
+  copy_libs "$stage" "$binary"
+  # libcurl is loaded on first use with dlopen (common/src/http/lazy_curl.cpp), so ldd does not
+  # list it: fleetlet-blobs needs it to publish its metadata events.
+  if grep -qa 'libcurl\.so\.4' "$binary"; then
+    lib=$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ && !found {found = 1; print $NF}')  # no early exit: SIGPIPE under pipefail
+    [[ -n $lib ]] || { log "$name loads libcurl.so.4, which is not installed"; exit 1; }
     mkdir -p "$stage$(dirname "$lib")"
     cp -L "$lib" "$stage$lib"
-  done < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
+    copy_libs "$stage" "$lib"
+  fi
   printf 'root:x:0:0:root:/:/sbin/nologin\nfleetlet:x:65532:65532:fleetlet:/data:/sbin/nologin\n' \
     >"$stage/etc/passwd"
   printf 'root:x:0:\nfleetlet:x:65532:\n' >"$stage/etc/group"

@@ -337,5 +337,56 @@ TEST_F(SystemAppsTest, TheActyxOsSdkSuitePassesFromAContainerOnItsOwnEvents) {
   EXPECT_EQ(countOf(streamsEvents(), "\"sourceApp\":\"sdk\""), 12u) << streamsEvents();
 }
 
+// The photo story of hack/demo.sh from manifests/examples/photos.yaml as shipped (only the
+// image's registry differs): the camera's photos reach the blob service through its own
+// listener (sourceApp camera), the inspector follows the metadata events on its listener and
+// fetches each photo, and a photo read back on the host is byte-identical to what the camera
+// sent.
+TEST_F(SystemAppsTest, ThePhotoStoryRunsFromOneManifest) {
+  std::string photos = readFile(std::filesystem::path(std::getenv("FLEETLET_SOURCE_DIR")) /
+                                "manifests" / "examples" / "photos.yaml");
+  ASSERT_NE(photos.find("127.0.0.1:5000/fleetlet-test/busybox:1"), std::string::npos);
+  replaceAll(photos, "127.0.0.1:5000/fleetlet-test/busybox:1", images_->busybox());
+  startWithSystemApps();
+  apply(photos);
+  ASSERT_TRUE(waitRunningWithSystem({"camera", "inspector"})) << agentLog();
+  ASSERT_TRUE(
+      testing::waitFor([&] { return countOf(appLog("inspector"), "inspector: photo ") >= 2; }, 60s))
+      << "camera: " << appLog("camera") << "\ninspector: " << appLog("inspector");
+  EXPECT_EQ(countOf(appLog("camera"), "failed"), 0u) << appLog("camera");
+  EXPECT_EQ(countOf(appLog("inspector"), "failed"), 0u) << appLog("inspector");
+  // Every photo is 543 bytes of JPEG plus a 22-byte comment segment.
+  EXPECT_NE(appLog("inspector").find(" 565 bytes"), std::string::npos) << appLog("inspector");
+
+  // The metadata events, read on the host: the photos are camera's.
+  const std::string events = streamsEvents();
+  EXPECT_GE(countOf(events, "\"semantics\":\"com.actyx.os.blobs.metadata\""), 2u) << events;
+  EXPECT_GE(countOf(events, "\"sourceApp\":\"camera\""), 2u) << events;
+  EXPECT_NE(events.find("com.example.inspection-photos"), std::string::npos) << events;
+  const std::string marker = "\"handle\":\"";
+  const auto at = events.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  const std::string handle =
+      events.substr(at + marker.size(), events.find('"', at + marker.size()) - at - marker.size());
+  EXPECT_NE(appLog("inspector").find("inspector: photo " + handle + " 565 bytes"),
+            std::string::npos)
+      << appLog("inspector");
+
+  http::Client host;
+  auto got = host.send(
+      {.url = "http://127.0.0.1:" + std::to_string(blobs_port_) + "/api/v1/blobs/" + handle});
+  ASSERT_TRUE(got && got->status == 200) << (got ? got->body : got.error().message());
+  // What the camera sent as shot 1 (the first metadata event is its first photo).
+  const std::string manifest_b64 = "PHOTO_JPEG_BASE64: \"";
+  const auto b = photos.find(manifest_b64) + manifest_b64.size();
+  auto decoded = runCommand({"sh", "-c", "printf '%s' \"$1\" | base64 -d | tail -c +3", "sh",
+                             photos.substr(b, photos.find('"', b) - b)});
+  ASSERT_TRUE(decoded && decoded->status.success());
+  const std::string expected =
+      std::string("\xff\xd8\xff\xfe\x00\x14", 6) + "camera shot 000001" + decoded->out;
+  EXPECT_EQ(got->body.size(), 565u);
+  EXPECT_TRUE(got->body == expected) << "the fetched photo differs from shot 1";
+}
+
 }  // namespace
 }  // namespace fleetlet
