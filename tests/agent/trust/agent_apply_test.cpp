@@ -30,7 +30,6 @@ class NullRuntime : public reconcile::ContainerRuntime {
   Status ensureImage(const manifest::App&, std::stop_token) override { return {}; }
   Status create(const manifest::App&, const std::string&, int64_t) override { return {}; }
   Result<uint32_t> start(const manifest::App&, const std::string&) override { return 1U; }
-  Status refresh(const manifest::App&) override { return {}; }
   Status stop(const std::string&, std::chrono::milliseconds) override { return {}; }
   Status remove(const std::string&) override { return {}; }
   Status refresh(const manifest::App&) override { return {}; }
