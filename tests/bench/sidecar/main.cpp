@@ -68,6 +68,7 @@ uint16_t portFromLog(const std::filesystem::path& log, const std::string& marker
 // A TCP connection to 127.0.0.1:port from the calling thread's namespace; invalid on failure.
 UniqueFd connectLoopback(uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return {};
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -82,7 +83,8 @@ UniqueFd connectIn(const std::filesystem::path& netns, uint16_t port) {
   if (netns.empty()) return connectLoopback(port);
   UniqueFd fd;
   auto st = fleetlet::netns::runInNetns(netns, [&] { fd = connectLoopback(port); });
-  if (!st) std::fprintf(stderr, "connect in %s: %s\n", netns.c_str(), st.error().message().c_str());
+  if (!st)
+    (void)std::fprintf(stderr, "connect in %s: %s\n", netns.c_str(), st.error().message().c_str());
   return fd;
 }
 
@@ -188,7 +190,8 @@ Latency measure(const std::filesystem::path& netns, uint16_t port, int count, bo
   if (netns.empty()) return measureHere(port, count, keep_alive);
   Latency out{.failures = static_cast<size_t>(count)};
   auto st = fleetlet::netns::runInNetns(netns, [&] { out = measureHere(port, count, keep_alive); });
-  if (!st) std::fprintf(stderr, "measure in %s: %s\n", netns.c_str(), st.error().message().c_str());
+  if (!st)
+    (void)std::fprintf(stderr, "measure in %s: %s\n", netns.c_str(), st.error().message().c_str());
   return out;
 }
 
@@ -208,7 +211,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
   if (::geteuid() != 0) {
-    std::fprintf(stderr, "bench_sidecar: needs root (network namespaces)\n");
+    (void)std::fprintf(stderr, "bench_sidecar: needs root (network namespaces)\n");
     return 2;
   }
 
@@ -223,18 +226,18 @@ int main(int argc, char** argv) {
                 (d / "streams.sock").string()},
        .stdout_path = streams_log,
        .stderr_path = streams_log});
-  if (!streams) return std::fprintf(stderr, "%s\n", streams.error().message().c_str()), 1;
+  if (!streams) return (void)std::fprintf(stderr, "%s\n", streams.error().message().c_str()), 1;
   const uint16_t events_port = portFromLog(streams_log, "events listening on 127.0.0.1:");
-  if (events_port == 0) return std::fprintf(stderr, "%s", readFile(streams_log).c_str()), 1;
+  if (events_port == 0) return (void)std::fprintf(stderr, "%s", readFile(streams_log).c_str()), 1;
   auto blobs = fleetlet::ChildProcess::spawn(
       {.argv = {BLOBS_PATH, "--data-dir", (d / "blobs").string(), "--listen", "127.0.0.1:0",
                 "--events-url", "http://127.0.0.1:" + std::to_string(events_port),
                 "--handoff-socket", (d / "blobs.sock").string()},
        .stdout_path = blobs_log,
        .stderr_path = blobs_log});
-  if (!blobs) return std::fprintf(stderr, "%s\n", blobs.error().message().c_str()), 1;
+  if (!blobs) return (void)std::fprintf(stderr, "%s\n", blobs.error().message().c_str()), 1;
   if (portFromLog(blobs_log, "listening on 127.0.0.1:") == 0) {
-    return std::fprintf(stderr, "%s", readFile(blobs_log).c_str()), 1;
+    return (void)std::fprintf(stderr, "%s", readFile(blobs_log).c_str()), 1;
   }
   const double streams_idle = statusMib(streams->pid(), "VmRSS");
   const double blobs_idle = statusMib(blobs->pid(), "VmRSS");
@@ -248,16 +251,16 @@ int main(int argc, char** argv) {
     char name[16];
     std::snprintf(name, sizeof(name), "app-%02d", i);
     auto ns = fleetlet::netns::NamedNetns::create(name, d / "netns");
-    if (!ns) return std::fprintf(stderr, "%s\n", ns.error().message().c_str()), 1;
+    if (!ns) return (void)std::fprintf(stderr, "%s\n", ns.error().message().c_str()), 1;
     if (auto st = links.link(name, {"events", "blobs"}, ns->path()); !st) {
-      return std::fprintf(stderr, "%s\n", st.error().message().c_str()), 1;
+      return (void)std::fprintf(stderr, "%s\n", st.error().message().c_str()), 1;
     }
     namespaces.push_back(std::move(*ns));
   }
   // Handed over: every app's 4454 answers.
   for (const auto& ns : namespaces) {
     if (measure(ns.path(), 4454, 1, false).failures != 0) {
-      return std::fprintf(stderr, "%s: no answer on 4454\n", ns.path().c_str()), 1;
+      return (void)std::fprintf(stderr, "%s: no answer on 4454\n", ns.path().c_str()), 1;
     }
   }
   std::this_thread::sleep_for(500ms);
@@ -268,7 +271,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> running{true};
   std::atomic<size_t> events{0}, uploads{0}, event_failures{0}, upload_failures{0};
   std::vector<std::jthread> publishers;
-  const std::string blob(64 * 1024, 'x');
+  publishers.reserve(namespaces.size());
+  const std::string blob(size_t{64} * 1024, 'x');
   for (const auto& ns : namespaces) {
     publishers.emplace_back([&, path = ns.path()] {
       UniqueFd conn;
@@ -287,7 +291,7 @@ int main(int argc, char** argv) {
           ++events;
         } else {
           ++event_failures;
-          if (event_failures == 1) std::fprintf(stderr, "publish: status %d\n", status);
+          if (event_failures == 1) (void)std::fprintf(stderr, "publish: status %d\n", status);
         }
         if (upload_ms > 0 && Clock::now() >= next_upload) {
           next_upload += std::chrono::milliseconds(upload_ms);
@@ -299,7 +303,7 @@ int main(int argc, char** argv) {
           } else {
             ++upload_failures;
             if (upload_failures == 1) {
-              std::fprintf(stderr, "upload: status %d: %s\n", status, reply.c_str());
+              (void)std::fprintf(stderr, "upload: status %d: %s\n", status, reply.c_str());
             }
           }
         }
@@ -319,16 +323,18 @@ int main(int argc, char** argv) {
   const double streams_hwm = statusMib(streams->pid(), "VmHWM");
   const double blobs_hwm = statusMib(blobs->pid(), "VmHWM");
 
-  std::printf("bench_sidecar: %d apps attached (events + blobs listeners handed over)\n", apps);
-  std::printf("  load: %zu events (%zu failed) and %zu 64 KiB blob uploads (%zu failed) in %d s\n",
-              events.load(), event_failures.load(), uploads.load(), upload_failures.load(),
-              seconds);
-  std::printf("  %-18s %10s %10s %12s %10s %s\n", "VmRSS MiB", "idle", "attached", "publishing",
-              "VmHWM", "target < 10 MiB");
-  std::printf("  %-18s %10.1f %10.1f %12.1f %10.1f %s\n", "fleetlet-streams", streams_idle,
-              streams_attached, streams_peak, streams_hwm, streams_hwm < 10 ? "met" : "MISSED");
-  std::printf("  %-18s %10.1f %10.1f %12.1f %10.1f %s\n", "fleetlet-blobs", blobs_idle,
-              blobs_attached, blobs_peak, blobs_hwm, blobs_hwm < 10 ? "met" : "MISSED");
+  (void)std::printf("bench_sidecar: %d apps attached (events + blobs listeners handed over)\n",
+                    apps);
+  (void)std::printf(
+      "  load: %zu events (%zu failed) and %zu 64 KiB blob uploads (%zu failed) in %d s\n",
+      events.load(), event_failures.load(), uploads.load(), upload_failures.load(), seconds);
+  (void)std::printf("  %-18s %10s %10s %12s %10s %s\n", "VmRSS MiB", "idle", "attached",
+                    "publishing", "VmHWM", "target < 10 MiB");
+  (void)std::printf("  %-18s %10.1f %10.1f %12.1f %10.1f %s\n", "fleetlet-streams", streams_idle,
+                    streams_attached, streams_peak, streams_hwm,
+                    streams_hwm < 10 ? "met" : "MISSED");
+  (void)std::printf("  %-18s %10.1f %10.1f %12.1f %10.1f %s\n", "fleetlet-blobs", blobs_idle,
+                    blobs_attached, blobs_peak, blobs_hwm, blobs_hwm < 10 ? "met" : "MISSED");
 
   // Latency, alternating blocks so that drift hits both alike.
   const auto& app0 = namespaces.front().path();
@@ -351,19 +357,19 @@ int main(int argc, char** argv) {
     std::sort(host_us.begin(), host_us.end());
     handed.p50_us = handed_us[rounds / 2];
     host.p50_us = host_us[rounds / 2];
-    std::printf("publish latency, %s (%d requests each, median of %d blocks' p50, worst p99):\n",
-                keep_alive ? "one kept-alive connection" : "a new connection per request", samples,
-                rounds);
-    std::printf(
+    (void)std::printf(
+        "publish latency, %s (%d requests each, median of %d blocks' p50, worst p99):\n",
+        keep_alive ? "one kept-alive connection" : "a new connection per request", samples, rounds);
+    (void)std::printf(
         "  handed-off listener (app-00's 127.0.0.1:4454): p50 %7.0f us  p99 %7.0f us  "
         "(%zu failed)\n",
         handed.p50_us, handed.p99_us, handed_fail);
-    std::printf(
+    (void)std::printf(
         "  host listener (127.0.0.1:%u):              p50 %7.0f us  p99 %7.0f us  "
         "(%zu failed)\n",
         events_port, host.p50_us, host.p99_us, host_fail);
-    std::printf("  ratio handed-off / host: p50 %.2f  p99 %.2f\n", handed.p50_us / host.p50_us,
-                handed.p99_us / host.p99_us);
+    (void)std::printf("  ratio handed-off / host: p50 %.2f  p99 %.2f\n",
+                      handed.p50_us / host.p50_us, handed.p99_us / host.p99_us);
   }
   return 0;
 }
