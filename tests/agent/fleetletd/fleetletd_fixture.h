@@ -236,34 +236,8 @@ class FleetletdTest : public ::testing::Test {
     return result;
   }
 
-  // fleetlet-streams as a host process with a handoff socket (streamsHandoff()); its host
-  // listener's port in streams_port_. Started again on the same data after a stop.
-  std::filesystem::path streamsHandoff() const { return dir_->path() / "streams-handoff.sock"; }
-  void startStreams() {
-    const auto log = dir_->path() / "streams.log";
-    const size_t before = readFile(log).size();
-    auto child = ChildProcess::spawn(
-        {.argv = {FLEETLET_STREAMS_PATH, "--data-dir", (dir_->path() / "streams").string(),
-                  "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0", "--handoff-socket",
-                  streamsHandoff().string()},
-         .stdout_path = log,
-         .stderr_path = log});
-    ASSERT_TRUE(child) << child.error().message();
-    streams_.emplace(std::move(*child));
-    const std::string marker = "events listening on 127.0.0.1:";
-    ASSERT_TRUE(testing::waitFor(
-        [&] {
-          auto text = readFile(log);
-          auto at = text.find(marker, before);
-          if (at == std::string::npos) return false;
-          at += marker.size();
-          streams_port_ = text.substr(at, text.find_first_not_of("0123456789", at) - at);
-          return !streams_port_.empty() && std::filesystem::exists(streamsHandoff());
-        },
-        20s))
-        << readFile(log);
-  }
-  // Every event in fleetlet-streams (NDJSON), through its host listener; empty on failure.
+  // Every event in fleetlet-streams (NDJSON), through its host listener on 127.0.0.1:
+  // streams_port_ (set by the test); empty on failure.
   std::string streamsEvents() {
     http::Client host;
     const std::string base = "http://127.0.0.1:" + streams_port_ + "/api/v1/events/";
@@ -281,7 +255,6 @@ class FleetletdTest : public ::testing::Test {
   std::optional<PrivateContainerd> containerd_;
   std::optional<TempDir> dir_;
   std::optional<ChildProcess> agent_;
-  std::optional<ChildProcess> streams_;
   std::string streams_port_;
   std::string ns_;
   // Declared after dir_: destroyed first (it unmounts a directory inside dir_).
