@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
   links.start();
   for (int i = 0; i < apps; ++i) {
     char name[16];
-    std::snprintf(name, sizeof(name), "app-%02d", i);
+    (void)std::snprintf(name, sizeof(name), "app-%02d", i);
     auto ns = fleetlet::netns::NamedNetns::create(name, d / "netns");
     if (!ns) return (void)std::fprintf(stderr, "%s\n", ns.error().message().c_str()), 1;
     if (auto st = links.link(name, {"events", "blobs"}, ns->path()); !st) {
