@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include "fleetletd_fixture.h"
@@ -47,6 +48,12 @@ void replaceAll(std::string& text, const std::string& from, const std::string& t
   }
 }
 
+// An environment variable the test runner sets (tests/CMakeLists.txt); empty when unset.
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
 // Listening TCP sockets on `port` inside the namespace at `netns` (ss).
 int listenersOn(const std::filesystem::path& netns, uint16_t port) {
   auto out = runCommand(
@@ -59,26 +66,23 @@ class SystemAppsTest : public FleetletdTest {
   static void SetUpTestSuite() {
     auto dir = TempDir::create("fleetlet-system-apps-images");
     ASSERT_TRUE(dir);
-    images_dir_ = new TempDir(std::move(*dir));
-    const std::string source = std::getenv("FLEETLET_SOURCE_DIR");
-    const std::string binary = std::getenv("FLEETLET_BINARY_DIR");
+    images_dir_ = std::make_unique<TempDir>(std::move(*dir));
+    const std::string source = env("FLEETLET_SOURCE_DIR");
+    const std::string binary = env("FLEETLET_BINARY_DIR");
     auto built = runCommand({source + "/hack/build-images.sh", "--system", binary, "--out",
                              images_dir_->path().string()});
     ASSERT_TRUE(built) << built.error().message();
     ASSERT_TRUE(built->status.success()) << built->err;
   }
-  static void TearDownTestSuite() {
-    delete images_dir_;
-    images_dir_ = nullptr;
-  }
+  static void TearDownTestSuite() { images_dir_.reset(); }
 
   // The shipped system manifest with the services' host listeners on free ports (the test's
   // node shares the host's loopback), and fleetletd started with it.
   void startWithSystemApps() {
     ASSERT_NE(images_dir_, nullptr);
     if (system_manifest_.empty()) {
-      std::string text = readFile(std::filesystem::path(std::getenv("FLEETLET_SOURCE_DIR")) /
-                                  "manifests" / "system" / "node-services.yaml");
+      std::string text = readFile(std::filesystem::path(env("FLEETLET_SOURCE_DIR")) / "manifests" /
+                                  "system" / "node-services.yaml");
       ASSERT_NE(text.find("127.0.0.1:4454"), std::string::npos);
       events_port_ = freePort();
       blobs_port_ = freePort();
@@ -119,13 +123,13 @@ class SystemAppsTest : public FleetletdTest {
            "echo FAIL; fi; sleep 0.05; done";
   }
 
-  static TempDir* images_dir_;
+  static std::unique_ptr<TempDir> images_dir_;  // NOLINT(*-non-const-global-variables): per suite
   std::filesystem::path system_manifest_;
   uint16_t events_port_ = 0;
   uint16_t blobs_port_ = 0;
 };
 
-TempDir* SystemAppsTest::images_dir_ = nullptr;
+std::unique_ptr<TempDir> SystemAppsTest::images_dir_;  // NOLINT(*-non-const-global-variables)
 
 // From inside busybox apps: `wget` publishes to localhost:4454 and the stored event carries
 // the app's name (also when the body names another app); an app listing only events is refused
@@ -312,7 +316,7 @@ TEST_F(SystemAppsTest, AStreamsContainerRestartIsInvisibleToAnAppUsingIt) {
 TEST_F(SystemAppsTest, TheActyxOsSdkSuitePassesFromAContainerOnItsOwnEvents) {
   auto tools = runCommand({"sh", "-c", "command -v node && command -v npm"});
   if (!tools || !tools->status.success()) GTEST_SKIP() << "node and npm are not installed";
-  const std::string source = std::getenv("FLEETLET_SOURCE_DIR");
+  const std::string source = env("FLEETLET_SOURCE_DIR");
   auto installed =
       runCommand({source + "/tests/stream-sidecar/node/install-sdk.sh", FLEETLET_NPM_CACHE});
   ASSERT_TRUE(installed && installed->status.success())
@@ -343,8 +347,8 @@ TEST_F(SystemAppsTest, TheActyxOsSdkSuitePassesFromAContainerOnItsOwnEvents) {
 // fetches each photo, and a photo read back on the host is byte-identical to what the camera
 // sent.
 TEST_F(SystemAppsTest, ThePhotoStoryRunsFromOneManifest) {
-  std::string photos = readFile(std::filesystem::path(std::getenv("FLEETLET_SOURCE_DIR")) /
-                                "manifests" / "examples" / "photos.yaml");
+  std::string photos = readFile(std::filesystem::path(env("FLEETLET_SOURCE_DIR")) / "manifests" /
+                                "examples" / "photos.yaml");
   ASSERT_NE(photos.find("127.0.0.1:5000/fleetlet-test/busybox:1"), std::string::npos);
   replaceAll(photos, "127.0.0.1:5000/fleetlet-test/busybox:1", images_->busybox());
   startWithSystemApps();
