@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs fleetlet's benchmarks. Each prints its figures and a ratio against a peer
 # measured in the same run (see docs/benchmarks.md). Run as root.
-#   hack/bench.sh [pull|apply|shim|blobs|kiosk|cloud] [extra args for that benchmark]
+#   hack/bench.sh [pull|apply|shim|blobs|kiosk|cloud|sidecar] [extra args for that benchmark]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh >/dev/null
@@ -26,4 +26,7 @@ if [[ $which == all || $which == kiosk ]]; then
 fi
 if [[ $which == all || $which == cloud ]]; then
   build/tests/bench/cloud/bench_cloud "${@:2}"
+fi
+if [[ $which == all || $which == sidecar ]]; then
+  build/tests/bench/sidecar/bench_sidecar "${@:2}"
 fi

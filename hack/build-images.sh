@@ -22,20 +22,29 @@
 #
 # The node services' images (--system BUILD_DIR, nothing else is built or pushed then):
 #   fleetlet/streams, fleetlet/blobs   one layer from scratch: the service binary from BUILD_DIR
-#              (stripped) at /usr/bin, the shared libraries it loads (ldd) at their paths,
+#              (stripped) at /usr/bin, the shared libraries it loads (ldd) at their paths, and
+#              libcurl with its libraries when the binary loads it lazily (dlopen),
 #              /etc/passwd and /etc/group, an empty /tmp and /data. Entrypoint the binary,
 #              Cmd ["--data-dir","/data"]. Written as DIR/fleetlet-<name>-oci.tar (image-layout
 #              tarballs named fleetlet.local/fleetlet/<name>:1) for fleetletd --system-images and
 #              `fleetletctl image import`.
 #
+# The ActyxOS SDK suite's image (--node-sdk CACHE_DIR, nothing else is built or pushed then):
+#   node-sdk   one layer from scratch: the host's node binary at /usr/bin/node and the shared
+#              libraries it loads (ldd), tests/stream-sidecar/node/test.js at /app/test.js and
+#              CACHE_DIR/node_modules (tests/stream-sidecar/node/install-sdk.sh) at
+#              /app/node_modules. Entrypoint ["/usr/bin/node","/app/test.js"]. Written as
+#              DIR/node-sdk-oci.tar, named fleetlet.test/fleetlet-test/node-sdk:1.
+#
 # Usage: hack/build-images.sh [--registry HOST:PORT] [--out DIR] [--only NAME] [--rebuild]
-#                             [--no-push] [--verify] [--system BUILD_DIR]
+#                             [--no-push] [--verify] [--system BUILD_DIR] [--node-sdk CACHE_DIR]
 #   --registry HOST:PORT  push target (default $FLEETLET_REGISTRY_ADDR or 127.0.0.1:5000)
 #   --out DIR             where layouts live (default ${FLEETLET_DEV_DIR:-/tmp/fleetlet-dev}/images)
 #   --only NAME           build/push only this image (busybox or big)
 #   --rebuild             rebuild layouts even if they exist
 #   --no-push             build only
 #   --system BUILD_DIR    build the node services' images from BUILD_DIR's binaries instead
+#   --node-sdk CACHE_DIR  build the SDK suite's image with the SDK installed in CACHE_DIR instead
 #   --verify              after pushing, pull busybox:1 into the containerd at
 #                         $CONTAINERD_ADDRESS (default ${FLEETLET_DEV_DIR:-/tmp/fleetlet-dev}/containerd.sock)
 #                         and run it; fails unless it prints the expected line
@@ -51,6 +60,7 @@ rebuild=0
 push=1
 verify=0
 system_build=""
+node_sdk=""
 while (($#)); do
   case "$1" in
     --registry) registry=${2:?--registry needs HOST:PORT}; shift 2 ;;
@@ -60,6 +70,7 @@ while (($#)); do
     --no-push) push=0; shift ;;
     --verify) verify=1; shift ;;
     --system) system_build=${2:?--system needs the build directory}; shift 2 ;;
+    --node-sdk) node_sdk=${2:?--node-sdk needs the SDK cache directory}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build-images: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -213,6 +224,47 @@ write_oci_tar() {
   rm -rf "$copy"
 }
 
+# copy_libs STAGE FILE: the shared libraries FILE loads (ldd), at their paths in STAGE.
+copy_libs() {
+  local stage=$1 file=$2 lib
+  while read -r lib; do
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+  done < <(ldd "$file" | grep -o '/[^ ]*' | sort -u)
+}
+
+# stage_binary STAGE BINARY DEST: BINARY (stripped) at DEST in STAGE, with the libraries it loads.
+stage_binary() {
+  local stage=$1 binary=$2 dest=$3 lib
+  mkdir -p "$stage$(dirname "$dest")"
+  strip --strip-unneeded -o "$stage$dest" "$binary"
+  copy_libs "$stage" "$binary"
+}
+
+# build_node_sdk LAYOUT CACHE_DIR: node, the SDK suite and the SDK, from scratch.
+build_node_sdk() {
+  local layout=$1 cache=$2 stage="$work/node-sdk" node
+  node=$(command -v node) || { log "node is not installed"; exit 1; }
+  node=$(readlink -f "$node")
+  [[ -f $cache/node_modules/@actyx/os-sdk/package.json ]] ||
+    { log "$cache/node_modules has no @actyx/os-sdk: run tests/stream-sidecar/node/install-sdk.sh"; exit 1; }
+  rm -rf "$stage"
+  mkdir -p "$stage/etc" "$stage/tmp" "$stage/app"
+  chmod 1777 "$stage/tmp"
+  stage_binary "$stage" "$node" /usr/bin/node
+  cp "$(dirname "$0")/../tests/stream-sidecar/node/test.js" "$stage/app/test.js"
+  cp -r "$cache/node_modules" "$stage/app/node_modules"
+  printf 'root:x:0:0:root:/:/sbin/nologin\n' >"$stage/etc/passwd"
+  printf 'root:x:0:\n' >"$stage/etc/group"
+  new_layout "$layout"
+  add_layer "$layout" "$stage" "node, the ActyxOS SDK and its test suite"
+  umoci config --image "$layout:$tag" --no-history --created "$created" \
+    --architecture amd64 --os linux \
+    --config.entrypoint /usr/bin/node --config.cmd /app/test.js \
+    --config.env NODE_PATH=/app/node_modules --config.workingdir /app \
+    --config.label org.opencontainers.image.title=fleetlet-test/node-sdk
+}
+
 # build_service LAYOUT BINARY: the binary and the libraries it loads, from scratch.
 build_service() {
   local layout=$1 binary=$2 name stage="$work/service" lib
@@ -221,10 +273,16 @@ build_service() {
   mkdir -p "$stage/usr/bin" "$stage/etc" "$stage/tmp" "$stage/data"
   chmod 1777 "$stage/tmp"
   strip --strip-unneeded -o "$stage/usr/bin/$name" "$binary"
-  while read -r lib; do
+  copy_libs "$stage" "$binary"
+  # libcurl is loaded on first use with dlopen (common/src/http/lazy_curl.cpp), so ldd does not
+  # list it: fleetlet-blobs needs it to publish its metadata events.
+  if grep -qa 'libcurl\.so\.4' "$binary"; then
+    lib=$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ && !found {found = 1; print $NF}')  # no early exit: SIGPIPE under pipefail
+    [[ -n $lib ]] || { log "$name loads libcurl.so.4, which is not installed"; exit 1; }
     mkdir -p "$stage$(dirname "$lib")"
     cp -L "$lib" "$stage$lib"
-  done < <(ldd "$binary" | grep -o '/[^ ]*' | sort -u)
+    copy_libs "$stage" "$lib"
+  fi
   printf 'root:x:0:0:root:/:/sbin/nologin\nfleetlet:x:65532:65532:fleetlet:/data:/sbin/nologin\n' \
     >"$stage/etc/passwd"
   printf 'root:x:0:\nfleetlet:x:65532:\n' >"$stage/etc/group"
@@ -236,6 +294,15 @@ build_service() {
     --config.workingdir /data \
     --config.label "org.opencontainers.image.title=fleetlet/${name#fleetlet-}"
 }
+
+if [[ -n $node_sdk ]]; then
+  layout="$work/layout-node-sdk"
+  build_node_sdk "$layout" "$node_sdk"
+  umoci gc --layout "$layout"
+  write_oci_tar "$layout" "$out/node-sdk-oci.tar" "fleetlet.test/fleetlet-test/node-sdk:$tag"
+  log "node-sdk: wrote $out/node-sdk-oci.tar ($(du -h "$out/node-sdk-oci.tar" | cut -f1))"
+  exit 0
+fi
 
 if [[ -n $system_build ]]; then
   for service in streams:stream-sidecar blobs:blob-sidecar; do

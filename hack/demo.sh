@@ -5,7 +5,12 @@
 # runs it, imports it from an OCI archive as an air-gapped device would, then starts a test
 # cloud (nginx over mTLS, hack/cloud/) and fleetletd polling it, signs
 # manifests/examples/demo.yaml (three apps) for the node, publishes it, and shows the apps
-# converge with `fleetletctl get apps`; a manifest signed by a stranger is refused. Everything stays up afterwards; stop it with `hack/demo.sh --down`
+# converge with `fleetletctl get apps` beside the node services, which fleetletd runs as system
+# apps (manifests/system/, images imported from OCI archives); a manifest signed by a stranger is
+# refused. Then the photo story (manifests/examples/photos.yaml): a camera uploads photos to the
+# blob service on its own localhost, an inspector follows the metadata events and fetches each
+# photo; the demo prints the events (sourceApp: camera) and checks a photo is byte-identical.
+# Everything stays up afterwards; stop it with `hack/demo.sh --down`
 # or hack/dev-down.sh (after killing fleetletd: its pid is in $FLEETLET_DEV_DIR/fleetletd.pid).
 #
 # Usage: hack/demo.sh [--down]     --down: stop the dev environment at the end
@@ -62,7 +67,11 @@ ip netns list | grep -qw "$node_ns" || ip netns add "$node_ns"
 ip -n "$node_ns" link set lo up
 cloud=$FLEETLET_DEV_DIR/cloud
 rm -f "$cloud/www/nodes/dev-node.json"
+# The node services' images as an air-gapped node gets them: OCI archives fleetletd imports.
+hack/build-images.sh --system build --out "$FLEETLET_DEV_DIR/system-images"
 fleetletd --config "$cloud/fleetletd.yaml" \
+  --system-manifest manifests/system/node-services.yaml \
+  --system-images "$FLEETLET_DEV_DIR/system-images" --handoff-dir "$FLEETLET_DEV_DIR/handoff" \
   --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
   --api-socket "$FLEETLET_API_SOCKET" --plain-http-registry "${FLEETLET_REGISTRY_ADDR:-127.0.0.1:5000}" \
   --cni-netns "/run/netns/$node_ns" --netns-dir "$FLEETLET_DEV_DIR/netns" \
@@ -75,12 +84,13 @@ sed 's/^revision: 1$/revision: 1\nnode: dev-node/' manifests/examples/demo.yaml 
 fleetletctl manifest sign -f "$cloud/demo.yaml" --key "$cloud/fleet.key" -o "$cloud/demo.dsse.json"
 fleetletctl manifest verify -f "$cloud/demo.dsse.json" --key "$cloud/fleet.key.pub" --node dev-node
 mv "$cloud/demo.dsse.json" "$cloud/www/nodes/dev-node.json"
+# demo.yaml's four apps and the two system apps (fleetlet-streams, fleetlet-blobs).
 for _ in $(seq 1 60); do
-  [[ $(fleetletctl get apps | grep -c running) -eq 4 ]] && break
+  [[ $(fleetletctl get apps | grep -c running) -eq 6 ]] && break
   sleep 1
 done
 
-step "fleetletctl get apps"
+step "fleetletctl get apps (the node services run as the system apps fleetlet-streams and fleetlet-blobs)"
 fleetletctl get apps
 step "fleetletctl status"
 fleetletctl status
@@ -107,6 +117,46 @@ for _ in $(seq 1 20); do
 done
 fleetletctl events | grep rejected | tail -1
 fleetletctl status
+
+step "The photo story (manifests/examples/photos.yaml, revision 4): a camera and an inspector"
+sed 's/^revision: 1$/revision: 4\nnode: dev-node/' manifests/examples/photos.yaml >"$cloud/photos.yaml"
+fleetletctl manifest sign -f "$cloud/photos.yaml" --key "$cloud/fleet.key" -o "$cloud/photos.dsse.json"
+mv "$cloud/photos.dsse.json" "$cloud/www/nodes/dev-node.json"
+for _ in $(seq 1 90); do
+  [[ $(fleetletctl logs inspector 2>/dev/null | grep -c 'inspector: photo') -ge 2 ]] && break
+  sleep 1
+done
+fleetletctl get apps
+step "fleetletctl logs camera --tail 2"
+fleetletctl logs camera --tail 2 || true
+step "fleetletctl logs inspector --tail 2"
+fleetletctl logs inspector --tail 2 || true
+
+step "The blob service's metadata events, read on the node's own listener 127.0.0.1:4454"
+offsets=$(curl -s http://127.0.0.1:4454/api/v1/events/offsets)
+events=$(curl -s -H 'Content-Type: application/json' \
+  -d "{\"subscriptions\":[{\"semantics\":\"com.actyx.os.blobs.metadata\"}],\"order\":\"lamport\",\"upperBound\":$offsets}" \
+  http://127.0.0.1:4454/api/v1/events/query)
+jq -c '{semantics: .stream.semantics, photo: .payload.semantics, sourceApp: .payload.sourceApp,
+        handle: .payload.handle, bytes: .payload.bytes, filename: .payload.filename}' <<<"$events" | tail -3
+
+step "The last photo, fetched from the blob service, is byte-identical to what the camera took"
+last=$(jq -c 'select(.payload.sourceApp == "camera")' <<<"$events" | tail -1)
+handle=$(jq -r .payload.handle <<<"$last")
+shot=$(jq -r .payload.filename <<<"$last" | sed 's/^shot-0*\([0-9]*\)\.jpg$/\1/')
+photos=$FLEETLET_DEV_DIR/photos
+mkdir -p "$photos"
+curl -s -o "$photos/fetched.jpg" "http://127.0.0.1:4455/api/v1/blobs/$handle"
+# What the camera sent: the manifest's JPEG with a comment segment "camera shot NNNNNN".
+base64 -d <<<"$(sed -n 's/^ *PHOTO_JPEG_BASE64: "\(.*\)"$/\1/p' manifests/examples/photos.yaml)" >"$photos/base.jpg"
+{ printf '\377\330\377\376\000\024'; printf 'camera shot %06d' "$shot"; tail -c +3 "$photos/base.jpg"; } >"$photos/expected.jpg"
+if [[ -n $handle && $handle != null ]] && cmp "$photos/expected.jpg" "$photos/fetched.jpg"; then
+  echo "photo $handle (shot $shot, $(wc -c <"$photos/fetched.jpg") bytes, sourceApp camera) is byte-identical"
+  fleetletctl logs inspector | grep "$handle" || true
+else
+  echo "the fetched photo differs from the one the camera took (handle '$handle')" >&2
+  exit 1
+fi
 
 if ((down)); then
   step "Stopping fleetletd and the dev environment"

@@ -34,6 +34,8 @@
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
 #include "state/store.h"
+#include "system_apps/system_apps.h"
+#include "system_apps/system_images.h"
 #include "webview/webview_runtime.h"
 
 namespace {
@@ -159,6 +161,7 @@ int main(int argc, char** argv) {
   int64_t pull_min_speed = 0;
   std::string logger;
   std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
+  std::string system_manifest, system_images, handoff_dir;
   std::vector<std::string> cni_bin_dirs;
   std::string display, webview_binary;
   std::optional<bool> ship_logs;
@@ -211,6 +214,16 @@ int main(int argc, char** argv) {
                  "true|false: ship every app's stdout/stderr to fleetlet-streams' console "
                  "service, readable with GET /api/v1/logs?app=NAME (docs/logs.md) [true with "
                  "--streams-handoff]");
+  app.add_option("--system-manifest", system_manifest,
+                 "the system apps (the node services), applied beside the desired state; "
+                 "\"none\": no system apps [" +
+                     defaults.system_manifest.string() + ", when it exists]");
+  app.add_option("--system-images", system_images,
+                 "OCI archives (*.tar) of the system apps' images, imported at start [" +
+                     defaults.system_images.string() + "]");
+  app.add_option("--handoff-dir", handoff_dir,
+                 "directory of the services' handoff sockets, mounted into the system apps [" +
+                     defaults.handoff_dir.string() + "]");
   app.add_option("--display", display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
@@ -256,6 +269,12 @@ int main(int argc, char** argv) {
   if (!streams_handoff.empty()) cfg.streams_handoff = streams_handoff;
   if (!blobs_handoff.empty()) cfg.blobs_handoff = blobs_handoff;
   if (ship_logs) cfg.ship_logs = ship_logs;
+  if (!system_manifest.empty()) cfg.system_manifest = system_manifest;
+  if (!system_images.empty()) cfg.system_images = system_images;
+  if (!handoff_dir.empty()) cfg.handoff_dir = handoff_dir;
+  // The default system manifest is optional; one named on purpose must be there.
+  const bool system_named =
+      !system_manifest.empty() || cfg.system_manifest != DaemonConfig{}.system_manifest;
   if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
@@ -298,6 +317,34 @@ int main(int argc, char** argv) {
   if (!executor) return fatal(executor.error().wrap("app networks"));
   auto networks = fleetlet::network::AppNetworks::create(**executor, {.netns_dir = cfg.netns_dir});
   if (!networks) return fatal(networks.error().wrap("app networks"));
+  // System apps: their images from the archives, the handoff directory they serve on, then
+  // their manifest. A failed import is not fatal: images imported earlier may still be there.
+  std::shared_ptr<const fleetlet::manifest::NodeState> system;
+  if (cfg.system_manifest != "none" &&
+      (system_named || std::filesystem::exists(cfg.system_manifest, ec))) {
+    fleetlet::image::ImageStore image_store(*conn, cfg.ns);
+    auto digests = fleetlet::system_apps::importSystemImages(cfg.system_images, image_store);
+    if (!digests) spdlog::error("system images: {}", digests.error().message());
+    std::filesystem::create_directories(cfg.handoff_dir, ec);
+    if (ec) {
+      return fatal(fleetlet::Error(fleetlet::ErrorCode::kInternal,
+                                   fmt::format("create the handoff directory {}: {}",
+                                               cfg.handoff_dir.string(), ec.message())));
+    }
+    std::filesystem::permissions(cfg.handoff_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+    auto loaded = fleetlet::system_apps::loadSystemManifest(
+        cfg.system_manifest,
+        {.handoff_dir = cfg.handoff_dir,
+         .image_digests = digests ? *digests : std::map<std::string, std::string>{}});
+    if (!loaded) return fatal(loaded.error());
+    system = std::make_shared<const fleetlet::manifest::NodeState>(std::move(*loaded));
+    if (cfg.streams_handoff.empty()) cfg.streams_handoff = cfg.handoff_dir / "streams.sock";
+    if (cfg.blobs_handoff.empty()) cfg.blobs_handoff = cfg.handoff_dir / "blobs.sock";
+    spdlog::info("system manifest {}: revision {}, {} apps; handoff sockets in {}",
+                 cfg.system_manifest.string(), system->revision, system->apps.size(),
+                 cfg.handoff_dir.string());
+  }
   fleetlet::services::ServiceLinks service_links(
       {.streams_socket = cfg.streams_handoff, .blobs_socket = cfg.blobs_handoff});
   // Apps' stdout/stderr to the console service through a listener handed to fleetlet-streams
@@ -402,7 +449,8 @@ int main(int argc, char** argv) {
          return webview->show(a);
        },
        .trust = *trust,
-       .node_id = node_id.value_or("")});
+       .node_id = node_id.value_or(""),
+       .system = system});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {
     webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{

@@ -261,6 +261,9 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
                               : key == "cniNetns"       ? &base.cni_netns
                               : key == "streamsHandoff" ? &base.streams_handoff
                               : key == "blobsHandoff"   ? &base.blobs_handoff
+                              : key == "systemManifest" ? &base.system_manifest
+                              : key == "systemImages"   ? &base.system_images
+                              : key == "handoffDir"     ? &base.handoff_dir
                                                         : nullptr) {
       FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
       *target = s;

@@ -68,6 +68,14 @@ struct DaemonConfig {
   // Ship every app's stdout/stderr to fleetlet-streams' console service (docs/logs.md
   // "Shipping"); unset: on when streams_handoff is set.
   std::optional<bool> ship_logs;
+  // System apps (docs/services.md): the system manifest applied beside the desired state
+  // ("none": no system apps; the default path missing: none either), the OCI archives of their
+  // images imported at start, and the directory of the services' handoff sockets, created by
+  // fleetletd and mounted into every system app at /run/fleetlet/handoff. With system apps,
+  // streams_handoff and blobs_handoff default to <handoff_dir>/streams.sock and blobs.sock.
+  std::filesystem::path system_manifest = "/usr/share/fleetlet/system/node-services.yaml";
+  std::filesystem::path system_images = "/usr/share/fleetlet/images";
+  std::filesystem::path handoff_dir = "/run/fleetlet/handoff";
   // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
   // webview apps fail as unsupported. The kiosk binary: empty for the one next to fleetletd.
   std::string display;

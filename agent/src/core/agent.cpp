@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "manifest/parse.h"
+#include "system_apps/system_apps.h"
 
 namespace fleetlet::core {
 
@@ -111,7 +112,7 @@ void Agent::rollBack(const PendingRollback& r) {
   auto parsed = manifest::parseNodeState(kept->text, kept->source);
   if (!parsed) return fail_with(parsed.error());
   if (auto st = store_.rollBack(r.revision, r.reason, r.back_to); !st) return fail_with(st.error());
-  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
   spdlog::warn("revision {} failed ({}); rolled back to revision {}", r.revision, r.reason,
                r.back_to);
   record(
@@ -138,15 +139,44 @@ void Agent::reserveEventSeqs() {
   seq_ceiling_ = ceiling;
 }
 
+void Agent::setDesired(std::shared_ptr<const manifest::NodeState> desired) {
+  desired_ = desired;
+  if (!options_.system) {
+    if (desired) reconciler_.setDesired(std::move(desired));
+    return;
+  }
+  reconciler_.setDesired(system_apps::merge(desired.get(), *options_.system));
+}
+
 Status Agent::load() {
+  std::lock_guard lock(apply_mu_);
+  if (options_.system) {
+    std::string names;
+    for (const auto& [name, app] : options_.system->apps)
+      names += (names.empty() ? "" : ", ") + name;
+    record("", "system",
+           fmt::format("system manifest revision {} ({})", options_.system->revision, names));
+  }
   FLEETLET_ASSIGN_OR_RETURN(auto stored, store_.desired());
-  if (!stored) return {};
+  if (!stored) {
+    if (options_.system) setDesired(nullptr);
+    return {};
+  }
   auto parsed = manifest::parseNodeState(stored->text, stored->source);
   if (!parsed) {
     // It was valid when accepted; a newer fleetletd may be stricter. Keep running what runs.
+    if (options_.system) setDesired(nullptr);
     return std::unexpected(parsed.error().wrap("stored revision {}", stored->revision));
   }
-  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  if (options_.system) {
+    // Accepted before that name was a system app's: the system app wins.
+    if (auto st = system_apps::checkNoSystemApps(*parsed, *options_.system); !st) {
+      spdlog::error("stored revision {}: {}", stored->revision, st.error().message());
+      record("", "error",
+             fmt::format("stored revision {}: {}", stored->revision, st.error().message()));
+    }
+  }
+  setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
   record("", "loaded", fmt::format("revision {} from {}", stored->revision, stored->source));
   return {};
 }
@@ -167,6 +197,11 @@ Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view sou
   if (!admitted) return refuse(admitted.error());
   auto parsed = manifest::parseNodeState(admitted->manifest);
   if (!parsed) return refuse(parsed.error());
+  if (options_.system) {
+    if (auto st = system_apps::checkNoSystemApps(*parsed, *options_.system); !st) {
+      return refuse(st.error());
+    }
+  }
   if (origin == trust::Origin::kCloud && parsed->revision == store_.desiredRevision()) {
     auto stored = store_.desired();
     const std::optional<state::StoredManifest> current =
@@ -186,9 +221,9 @@ Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view sou
     return refuse(st.error());
   }
   ApplyResult result{.revision = parsed->revision, .apps = static_cast<int>(parsed->apps.size())};
-  auto previous = reconciler_.desired();
+  auto previous = desired_;
   watchForRollback(*parsed, previous.get());
-  reconciler_.setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
+  setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
   std::string signers;
   for (const auto& id : admitted->key_ids) {
     signers += signers.empty() ? ", signed by " : " and ";

@@ -47,6 +47,9 @@ struct AgentOptions {
   trust::Policy trust;
   // This node's id (node.id), which a manifest's `node` must equal.
   std::string node_id;
+  // The node's system apps (system_apps::loadSystemManifest), applied beside every desired
+  // state; a manifest naming one of them is refused. Null: none.
+  std::shared_ptr<const manifest::NodeState> system;
   // The time that manifest expiry is checked against.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
 };
@@ -128,6 +131,8 @@ class Agent : public NodeService {
   void watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous);
   void observe(const std::string& app, const std::string& kind, const std::string& message);
   void rollBack(const PendingRollback& r);
+  // Hands `desired` (null: none accepted yet) plus the system apps to the reconciler.
+  void setDesired(std::shared_ptr<const manifest::NodeState> desired);
 
   state::StateStore& store_;
   AgentOptions options_;
@@ -138,6 +143,9 @@ class Agent : public NodeService {
   std::jthread rollback_thread_;
   reconcile::Reconciler reconciler_;
   std::mutex apply_mu_;  // serialises apply(): check revision, store, hand over
+  // The desired state last handed over, without the system apps (the rollback watch compares
+  // revisions of it).
+  std::shared_ptr<const manifest::NodeState> desired_;  // guarded by apply_mu_
 
   // The node event log. Seqs survive restarts: the store keeps a ceiling above every seq
   // handed out, raised a block at a time, and a new run starts above it (skipping the rest

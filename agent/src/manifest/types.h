@@ -62,6 +62,13 @@ struct Volume {
   bool read_only = false;
 };
 
+// A host directory bind-mounted into a container. Never read from a manifest: fleetletd gives
+// its own system apps (manifests/system/) the handoff directory this way.
+struct HostMount {
+  std::string source;  // absolute host path
+  std::string path;    // absolute path in the container
+};
+
 struct NativeExec {
   std::string path;
   std::vector<std::string> args;
@@ -91,6 +98,8 @@ struct App {
   std::chrono::milliseconds stop_grace{10000};  // SIGTERM → SIGKILL
   std::optional<NativeExec> exec;               // native
   std::optional<Bundle> bundle;                 // webview
+  // Set by fleetletd for system apps only (never by the parser); not part of canonicalJson.
+  std::vector<HostMount> host_mounts;
   // sha256 hex of the app's canonical JSON (every field above): two apps with the same hash
   // run the same way. Recorded on containers as the fleetlet.io/spec-hash label.
   std::string spec_hash;

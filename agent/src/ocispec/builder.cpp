@@ -199,6 +199,9 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
     mounts.push_back(mount(volume.path, "bind", (inputs.volumes_root / volume.name).string(),
                            {"rbind", volume.read_only ? "ro" : "rw"}));
   }
+  for (const auto& m : app.host_mounts) {
+    mounts.push_back(mount(m.path, "bind", m.source, {"rbind", "rw"}));
+  }
   if (!inputs.hosts_file.empty()) {
     mounts.push_back(mount("/etc/hosts", "bind", inputs.hosts_file.string(), {"rbind", "ro"}));
   }

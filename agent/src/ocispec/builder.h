@@ -35,8 +35,9 @@ std::string hostsFile(const std::string& hostname);
 // when both are empty); env: image env, then extra_env, then the app's env; cwd: the app's, the
 // image's, or "/"; user from the app or the image (numeric uid[:gid] only; a name is
 // kInvalidArgument naming it); cgroup limits from resources (cpu → quota/period 100000, memory
-// → limit, pids → limit); a bind mount per volume (rbind, rw or ro); default mounts,
-// capabilities, masked and read-only paths as containerd's default spec; hostname = app name.
+// → limit, pids → limit); a bind mount per volume (rbind, rw or ro) and per host mount (rbind, rw);
+// default mounts, capabilities, masked and read-only paths as containerd's default spec; hostname =
+// app name.
 Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
                        const SpecInputs& inputs);
 

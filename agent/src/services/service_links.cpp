@@ -16,17 +16,17 @@ const std::vector<ServiceEndpoint>& endpoints() {
        .listener = "events",
        .port = 4454,
        .env = "AX_EVENT_SERVICE_URI",
-       .path = "/api/v1/events/"},
+       .path = "/api/"},
       {.name = "logs",
        .listener = "console",
        .port = 4457,
        .env = "AX_CONSOLE_SERVICE_URI",
-       .path = "/api/v1/logs/"},
+       .path = "/api/"},
       {.name = "blobs",
        .listener = "blobs",
        .port = 4455,
        .env = "AX_BLOB_SERVICE_URI",
-       .path = "/api/v1/blobs/"},
+       .path = "/api/"},
   };
   return kEndpoints;
 }

@@ -39,7 +39,9 @@ struct ServiceEndpoint {
   std::string listener;  // in the handoff protocol: "events", "console", "blobs"
   uint16_t port = 0;     // on the app's localhost
   std::string env;       // the variable that carries its URI
-  std::string path;      // the URI's path
+  // The URI's path: "/api/", as ActyxOS gave it and @actyx/os-sdk 0.3.1 expects (it appends
+  // "v1/events/publish", "v1/logs", ...).
+  std::string path;
 };
 // events, logs, blobs.
 const std::vector<ServiceEndpoint>& endpoints();

@@ -87,6 +87,26 @@ TEST_F(ConfigTest, ShipLogsIsUnsetUnlessSaid) {
   EXPECT_THAT(bad.error().message(), HasSubstr("shipLogs"));
 }
 
+// System apps (docs/services.md): the system manifest, its images and the handoff directory.
+TEST_F(ConfigTest, SystemAppKeysAndTheirDefaults) {
+  auto defaults = load("logLevel: info\n");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->system_manifest, "/usr/share/fleetlet/system/node-services.yaml");
+  EXPECT_EQ(defaults->system_images, "/usr/share/fleetlet/images");
+  EXPECT_EQ(defaults->handoff_dir, "/run/fleetlet/handoff");
+  EXPECT_TRUE(defaults->streams_handoff.empty());
+  auto cfg = load(
+      "systemManifest: /etc/fleetlet/system.yaml\nsystemImages: /opt/images\n"
+      "handoffDir: /run/fl/handoff\n");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->system_manifest, "/etc/fleetlet/system.yaml");
+  EXPECT_EQ(cfg->system_images, "/opt/images");
+  EXPECT_EQ(cfg->handoff_dir, "/run/fl/handoff");
+  auto bad = load("handoffDir: [a]\n");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error().message(), HasSubstr("handoffDir"));
+}
+
 TEST_F(ConfigTest, MistakesNameTheKey) {
   struct Case {
     std::string yaml, reason;

@@ -4,9 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 #include "core/agent.h"
+#include "manifest/parse.h"
 #include "test_keys.h"
 #include "time/rfc3339.h"
 
@@ -45,7 +47,8 @@ class AgentApplyTest : public ::testing::Test {
     store_ = std::move(*store);
   }
 
-  std::unique_ptr<Agent> makeAgent(bool allow_unsigned_local) {
+  std::unique_ptr<Agent> makeAgent(bool allow_unsigned_local,
+                                   std::shared_ptr<const manifest::NodeState> system = nullptr) {
     trust::PolicyConfig config{
         .key_files = {trust::testing::writePublic(dir_->path(), "fleet.pub", key_)},
         .threshold = 1,
@@ -54,7 +57,8 @@ class AgentApplyTest : public ::testing::Test {
     EXPECT_TRUE(policy.has_value());
     return std::make_unique<Agent>(
         runtime_, *store_,
-        AgentOptions{.trust = *policy, .node_id = "n1", .now = [this] { return now_; }});
+        AgentOptions{
+            .trust = *policy, .node_id = "n1", .system = system, .now = [this] { return now_; }});
   }
 
   std::string envelope(const std::string& manifest, const trust::PrivateKey& key) {
@@ -162,6 +166,58 @@ TEST_F(AgentApplyTest, UnsignedLocalManifestsOnlyWhenAllowed) {
   EXPECT_EQ(store_->desiredRevision(), 3);
 }
 
+// System apps (docs/services.md) run beside every desired state: with none accepted, after an
+// apply, after a restart; a manifest naming one is refused, recorded, and changes nothing.
+TEST_F(AgentApplyTest, SystemAppsStayBesideTheDesiredStateAndCannotBeShadowed) {
+  auto system = manifest::parseNodeState(
+      "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 9\napps:\n"
+      "  fleetlet-streams: {image: fleetlet.local/fleetlet/streams:1}\n");
+  ASSERT_TRUE(system) << system.error().message();
+  auto shared = std::make_shared<const manifest::NodeState>(std::move(*system));
+  auto names = [](Agent& a) {
+    std::set<std::string> out;
+    auto desired = a.reconciler().desired();
+    if (desired) {
+      for (const auto& [name, app] : desired->apps) out.insert(name);
+    }
+    return out;
+  };
+  auto agent = makeAgent(false, shared);
+  ASSERT_TRUE(agent->load());
+  EXPECT_EQ(names(*agent), (std::set<std::string>{"fleetlet-streams"})) << "nothing accepted yet";
+  EXPECT_EQ(agent->reconciler().desired()->revision, 0);
+
+  ASSERT_TRUE(
+      agent->applyFrom(envelope(manifestFor("n1", 3), key_), "cloud", trust::Origin::kCloud));
+  EXPECT_EQ(names(*agent), (std::set<std::string>{"fleetlet-streams", "web"}));
+  EXPECT_EQ(agent->reconciler().desired()->revision, 3) << "the desired state's revision";
+
+  auto shadow = manifestFor("n1", 4) + "  fleetlet-streams:\n    image: registry.local/mine:1\n";
+  auto refused = agent->applyFrom(envelope(shadow, key_), "cloud", trust::Origin::kCloud);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(refused.error().message(),
+              HasSubstr("cloud: apps.fleetlet-streams: \"fleetlet-streams\" is a system app"));
+  EXPECT_THAT(lastEvent(*agent), HasSubstr("rejected: cloud: apps.fleetlet-streams"));
+  EXPECT_EQ(store_->desiredRevision(), 3);
+  EXPECT_EQ(agent->reconciler().desired()->apps.at("fleetlet-streams").image,
+            "fleetlet.local/fleetlet/streams:1");
+
+  // An empty desired state removes the user's apps, not the system's.
+  ASSERT_TRUE(agent->applyFrom(
+      envelope("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 5\nnode: n1\napps: {}\n",
+               key_),
+      "cloud", trust::Origin::kCloud));
+  EXPECT_EQ(names(*agent), (std::set<std::string>{"fleetlet-streams"}));
+
+  // After a restart: the stored state and the system apps again.
+  agent.reset();
+  auto again = makeAgent(false, shared);
+  ASSERT_TRUE(again->load());
+  EXPECT_EQ(names(*again), (std::set<std::string>{"fleetlet-streams"}));
+  EXPECT_EQ(again->reconciler().desired()->revision, 5);
+}
+
 // Rollback: a revision with rollback.window whose changed app fails within the window is
 // replaced by the last good revision, recorded as failed, and never accepted again.
 class RollbackTest : public AgentApplyTest {
@@ -203,23 +259,20 @@ TEST_F(RollbackTest, AChangedAppFailingWithinTheWindowRollsBack) {
   ASSERT_EQ(status->failed.size(), 1U);
   EXPECT_EQ(status->failed[0].revision, 2);
   EXPECT_EQ(status->failed[0].reason, "app web: failed health check: GET /healthz: 500");
+  // The event follows the store's change (on the rollback thread).
+  bool recorded = false;
+  for (int i = 0; i < 500 && !recorded; ++i) {
+    for (const auto& e : agent->events(0, 1000)) {
+      recorded = recorded || (e.kind == "rolledBack" &&
+                              e.message.starts_with("revision 2 failed: app web: failed health "
+                                                    "check") &&
+                              e.message.ends_with("back to revision 1"));
+    }
+    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(recorded);
   EXPECT_EQ(agent->reconciler().desired()->revision, 1);
   EXPECT_EQ(agent->reconciler().desired()->apps.at("web").image, "registry.local/web:1");
-  // The event follows the store's change on the rollback thread.
-  auto recorded = [&] {
-    for (const auto& e : agent->events(0, 1000)) {
-      if (e.kind == "rolledBack" &&
-          e.message.starts_with("revision 2 failed: app web: failed health check") &&
-          e.message.ends_with("back to revision 1")) {
-        return true;
-      }
-    }
-    return false;
-  };
-  for (int i = 0; i < 500 && !recorded(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(recorded());
   // Revision 2 is never applied again; 3 is.
   auto again = agent->applyFrom(envelope(twoApps(2, "registry.local/web:2"), key_), "cloud",
                                 trust::Origin::kCloud);

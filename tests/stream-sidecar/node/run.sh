@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Runs test.js (the ActyxOS SDK @actyx/os-sdk 0.3.1 against fleetlet-streams).
 # usage: run.sh STREAMS_BINARY CACHE_DIR
-# The SDK is installed without its dependencies (its package.json pins http@0.0.0, which the
-# registry no longer serves; http, stream and string_decoder are Node built-ins) plus fp-ts,
-# io-ts and uri-js, into CACHE_DIR (kept across runs). The service runs on port 0 with a
-# fresh data dir and is stopped by PID.
+# The SDK is installed into CACHE_DIR by install-sdk.sh. The service runs on port 0 with a
+# fresh data dir and is stopped by PID. (The same suite from inside a container, through
+# fleetletd's handoff: SystemAppsTest.TheActyxOsSdkSuitePassesFromAContainerOnItsOwnEvents.)
 set -euo pipefail
 bin=$1
 cache=$2
@@ -32,6 +31,7 @@ for _ in $(seq 200); do
 done
 [[ -n $events && -n $console ]] || { cat "$work/log"; echo "service did not start"; exit 1; }
 
+SDK_EXPECT_SOURCE=node-sdk \
 AX_EVENT_SERVICE_URI=http://127.0.0.1:$events/api \
 AX_CONSOLE_SERVICE_URI=http://127.0.0.1:$console/api \
 NODE_PATH=$cache/node_modules node "$here/test.js"

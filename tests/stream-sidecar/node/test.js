@@ -1,12 +1,15 @@
 // The ActyxOS SDK 0.3.1 against fleetlet-streams: publish, offsets, query in each order,
 // subscribe with a lowerBound, console logs. Exits non-zero on the first failed check.
+// The service must hold no other events. SDK_EXPECT_SOURCE: the node's source id (else the one
+// source the offsets show); SDK_EXPECT_APP: every stored event must carry this sourceApp (the
+// app's own listener, docs/services.md).
 'use strict';
 const assert = require('assert');
 const http = require('http');
 const { Client, EventDraft, Subscription, Ordering, LogSeverity } = require('@actyx/os-sdk');
 
 const ax = Client();
-const source = 'node-sdk';
+let source = process.env.SDK_EXPECT_SOURCE;
 const timeout = setTimeout(() => {
   console.error('FAIL: timed out');
   process.exit(1);
@@ -20,6 +23,20 @@ function getJsonLines(url) {
       res.on('data', c => (body += c));
       res.on('end', () => resolve(body.split('\n').filter(l => l).map(l => JSON.parse(l))));
     }).on('error', reject);
+  });
+}
+
+function postJsonLines(url, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'Content-Type': 'application/json' } },
+      res => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', c => (text += c));
+        res.on('end', () => resolve(text.split('\n').filter(l => l).map(l => JSON.parse(l))));
+      });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
   });
 }
 
@@ -51,6 +68,10 @@ async function main() {
 
   // offsets
   const offsets = await ax.eventService.offsetsPromise();
+  if (!source) {
+    assert.strictEqual(Object.keys(offsets).length, 1, JSON.stringify(offsets));
+    source = Object.keys(offsets)[0];
+  }
   assert.deepStrictEqual(offsets, { [source]: 10 });
 
   // query in each order
@@ -113,7 +134,7 @@ async function main() {
     additionalData: { foo: 'bar' },
     labels: { 'com.example.app1.auth.username': 'john.doe' },
   });
-  const consoleUri = process.env.AX_CONSOLE_SERVICE_URI;
+  const consoleUri = process.env.AX_CONSOLE_SERVICE_URI.replace(/\/+$/, '');
   let logs = [];
   for (let i = 0; i < 100 && logs.length < 2; i++) {
     logs = await getJsonLines(`${consoleUri}/v1/logs?logName=sdkLogger`);
@@ -125,6 +146,15 @@ async function main() {
   assert.strictEqual(warn.producerName, 'com.example.app1');
   assert.deepStrictEqual(warn.additionalData, { foo: 'bar' });
   assert.strictEqual(logs.find(l => l.severity === 'info').message, 'this is an INFO message');
+
+  if (process.env.SDK_EXPECT_APP) {
+    const base = process.env.AX_EVENT_SERVICE_URI.replace(/\/+$/, '');
+    const raw = await postJsonLines(`${base}/v1/events/query`, {
+      subscriptions: [{}], order: 'lamport', upperBound: await ax.eventService.offsetsPromise(),
+    });
+    assert.strictEqual(raw.length, 12);
+    for (const e of raw) assert.strictEqual(e.sourceApp, process.env.SDK_EXPECT_APP, JSON.stringify(e));
+  }
 
   clearTimeout(timeout);
   console.log('node SDK test: all checks passed');
