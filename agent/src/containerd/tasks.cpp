@@ -208,6 +208,12 @@ Result<std::optional<ExitInfo>> TaskService::waitProcess(const std::string& cont
   api::WaitResponse resp;
   auto status = stub->Wait(ctx.get(), req, &resp);
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return std::nullopt;
+  // The deadline travels to containerd and its shim: when theirs fires first, containerd
+  // answers UNKNOWN "context deadline exceeded" — the same timeout.
+  if (!status.ok() && timeout.count() > 0 &&
+      status.error_message().find("context deadline exceeded") != std::string::npos) {
+    return std::nullopt;
+  }
   if (!status.ok()) {
     return std::unexpected(fromGrpc(status, "tasks.wait " + container_id + "/" + exec_id));
   }
