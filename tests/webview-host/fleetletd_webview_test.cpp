@@ -272,12 +272,12 @@ class FleetletdWebviewServicesTest : public FleetletdWebviewTest {
       at += marker.size();
       console_port_ = text.substr(at, text.find_first_not_of("0123456789", at) - at);
     }
-    blobs_port_ = startService(
-        blobs_, "blobs",
-        {FLEETLET_BLOBS_PATH, "--data-dir", (tmp_->path() / "blobs").string(), "--listen",
-         "127.0.0.1:0", "--events-url", "http://127.0.0.1:" + events_port_ + "/api/v1/events",
-         "--handoff-socket", (tmp_->path() / "blobs-handoff.sock").string()},
-        "listening on 127.0.0.1:");
+    blobs_port_ =
+        startService(blobs_, "blobs",
+                     {FLEETLET_BLOBS_PATH, "--data-dir", (tmp_->path() / "blobs").string(),
+                      "--listen", "127.0.0.1:0", "--events-url", "http://127.0.0.1:" + events_port_,
+                      "--handoff-socket", (tmp_->path() / "blobs-handoff.sock").string()},
+                     "listening on 127.0.0.1:");
     ASSERT_FALSE(blobs_port_.empty());
   }
 
@@ -327,7 +327,6 @@ class FleetletdWebviewServicesTest : public FleetletdWebviewTest {
 // event and calling the first's origin stays itself.
 constexpr std::string_view kServicesPage = R"(<!doctype html><html><body>
 <script>
-const ax = window.ax;
 async function run() {
   const pub = await fetch(ax.eventServiceUri + '/api/v1/events/publish', {method: 'POST',
     headers: {'Content-Type': 'application/json'},

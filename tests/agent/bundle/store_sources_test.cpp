@@ -106,7 +106,7 @@ TEST_F(BundleSourcesTest, InstallsABundleFromTheNodesBlobStore) {
   const fs::path log = tmp_->path() / "blobs.log";
   auto child = ChildProcess::spawn(
       {.argv = {FLEETLET_BLOBS_PATH, "--data-dir", (tmp_->path() / "blobs").string(), "--listen",
-                "127.0.0.1:0", "--events-url", "http://127.0.0.1:1/api/v1/events"},
+                "127.0.0.1:0", "--events-url", "http://127.0.0.1:1"},
        .stdout_path = log,
        .stderr_path = log});
   ASSERT_TRUE(child) << child.error().describe();
