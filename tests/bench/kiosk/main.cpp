@@ -75,6 +75,13 @@ class Beacon {
     if (!cv_.wait_for(lock, timeout, [&] { return times_.size() > n; })) return std::nullopt;
     return times_[n];
   }
+  // Waits for a beacon GET of `path`; returns when it came.
+  std::optional<Clock::time_point> waitForPath(const std::string& path,
+                                               std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return paths_.contains(path); })) return std::nullopt;
+    return paths_[path];
+  }
 
  private:
   void serve() {
@@ -83,12 +90,20 @@ class Beacon {
       if (!conn) return;
       const auto at = Clock::now();
       char buf[4096];
-      (void)::recv(conn.get(), buf, sizeof(buf), 0);
+      const ssize_t got = ::recv(conn.get(), buf, sizeof(buf), 0);
+      // "GET /path HTTP/1.1"
+      std::string line(buf, static_cast<size_t>(std::max<ssize_t>(got, 0)));
+      line = line.substr(0, line.find('\r'));
+      const auto first = line.find(' ');
+      const std::string path = first == std::string::npos
+                                   ? ""
+                                   : line.substr(first + 1, line.find(' ', first + 1) - first - 1);
       static constexpr std::string_view kAnswer =
           "HTTP/1.0 200 OK\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: 0\r\n\r\n";
       (void)::send(conn.get(), kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
       std::lock_guard lock(mu_);
       times_.push_back(at);
+      paths_.emplace(path, at);
       cv_.notify_all();
     }
   }
@@ -96,7 +111,8 @@ class Beacon {
   uint16_t port_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Clock::time_point> times_;  // guarded by mu_
+  std::vector<Clock::time_point> times_;            // guarded by mu_
+  std::map<std::string, Clock::time_point> paths_;  // first beacon per path, guarded by mu_
   std::thread thread_;
 };
 
@@ -260,8 +276,9 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
       const std::string page = fmt::format(
           "<!doctype html><html><body style=\"margin:0;background:#{:06x}\"><h1>{} {}</h1>"
           "<script>requestAnimationFrame(() => requestAnimationFrame(() => "
-          "fetch('http://127.0.0.1:{}/painted').catch(() => {{}})));</script></body></html>",
-          colour, name, ++serial, beacon.port());
+          "fetch('http://127.0.0.1:{}/painted-{}').catch(() => {{}})));</script></body></html>",
+          colour, name, serial + 1, beacon.port(), serial + 1);
+      ++serial;
       const std::string bytes =
           fleetlet::bundle::testing::makeTar({fleetlet::bundle::testing::file("index.html", page)});
       const fs::path archive = work / fmt::format("{}-{}.tar.gz", name, serial);
@@ -272,7 +289,6 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
     }
     const fs::path file = work / "manifest.yaml";
     std::ofstream(file) << manifest;
-    const size_t before = beacon.count();
     const auto start = Clock::now();
     auto applied =
         fleetlet::runCommand({FLEETLETCTL_PATH, "--api-socket", (work / "api.sock").string(),
@@ -282,7 +298,8 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
                    applied ? applied->err.c_str() : applied.error().message().c_str());
       return -1;
     }
-    auto painted = beacon.waitBeyond(before, 30s);
+    // The page of this apply's last bundle: its own beacon path.
+    auto painted = beacon.waitForPath(fmt::format("/painted-{}", serial), 30s);
     return painted ? ms(*painted - start) : -1;
   };
   // Warm-up: the kiosk's first web context.
