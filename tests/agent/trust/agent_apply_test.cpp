@@ -30,6 +30,7 @@ class NullRuntime : public reconcile::ContainerRuntime {
   Result<uint32_t> start(const manifest::App&, const std::string&) override { return 1U; }
   Status stop(const std::string&, std::chrono::milliseconds) override { return {}; }
   Status remove(const std::string&) override { return {}; }
+  Status refresh(const manifest::App&) override { return {}; }
   void pruneAppData(const std::set<std::string>&) override {}
 };
 
