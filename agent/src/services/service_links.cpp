@@ -47,7 +47,7 @@ std::map<std::string, std::string> serviceEnvironment(const manifest::App& app) 
 
 ServiceLinks::ServiceLinks(ServiceLinksOptions options, std::chrono::milliseconds retry)
     : options_(std::move(options)) {
-  reconnector_ = std::jthread([this, retry](std::stop_token stop) {
+  reconnector_ = std::jthread([this, retry](const std::stop_token& stop) {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);

@@ -228,7 +228,7 @@ Json WebviewRuntime::loadRequest(const manifest::App& app) {
   // resources.memory is the web process's limit: above it the kiosk recycles it.
   if (app.resources.memory_bytes) {
     load["memoryLimitMiB"] =
-        std::clamp<int64_t>(*app.resources.memory_bytes / (1024 * 1024), 64, 65536);
+        std::clamp<int64_t>(*app.resources.memory_bytes / (int64_t{1024} * 1024), 64, 65536);
   }
   if (options_.services == nullptr) return load;
   // The console service always: the page's console messages are its output, kept like a
@@ -376,7 +376,7 @@ void WebviewRuntime::showChosen(const manifest::NodeState& desired) {
     for (const auto& [name, record] : records_) {
       auto it = desired.apps.find(name);
       if (record.loaded.empty() || it == desired.apps.end()) continue;
-      std::pair<int64_t, uint64_t> rank{it->second.display ? it->second.display->priority : 0,
+      std::pair<int64_t, uint64_t> rank{it->second.display.value_or(manifest::Display{}).priority,
                                         record.handed_seq};
       if (rank > best) {
         best = rank;
