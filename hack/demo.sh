@@ -65,6 +65,12 @@ export FLEETLET_API_SOCKET=$FLEETLET_DEV_DIR/fleetletd.sock
 node_ns=fleetlet-dev-node
 ip netns list | grep -qw "$node_ns" || ip netns add "$node_ns"
 ip -n "$node_ns" link set lo up
+# A screen for runtime: webview apps (the photo viewer): a private X server.
+display=:97
+if [[ ! -f $FLEETLET_DEV_DIR/xvfb.pid ]] || ! kill -0 "$(cat "$FLEETLET_DEV_DIR/xvfb.pid")" 2>/dev/null; then
+  Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$FLEETLET_DEV_DIR/xvfb.log" 2>&1 &
+  echo $! >"$FLEETLET_DEV_DIR/xvfb.pid"
+fi
 cloud=$FLEETLET_DEV_DIR/cloud
 rm -f "$cloud/www/nodes/dev-node.json"
 # The node services' images as an air-gapped node gets them: OCI archives fleetletd imports.
@@ -75,6 +81,7 @@ fleetletd --config "$cloud/fleetletd.yaml" \
   --containerd "$CONTAINERD_ADDRESS" --data-dir "$FLEETLET_DEV_DIR/fleetletd" \
   --api-socket "$FLEETLET_API_SOCKET" --plain-http-registry "${FLEETLET_REGISTRY_ADDR:-127.0.0.1:5000}" \
   --cni-netns "/run/netns/$node_ns" --netns-dir "$FLEETLET_DEV_DIR/netns" \
+  --display "$display" \
   >"$FLEETLET_DEV_DIR/fleetletd.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 100); do [[ -S $FLEETLET_API_SOCKET ]] && break; sleep 0.1; done
@@ -157,10 +164,13 @@ else
   echo "the fetched photo differs from the one the camera took (handle '$handle')" >&2
   exit 1
 fi
+step "The photo viewer on the node's screen (hack/demo-photo-viewer.sh)"
+hack/demo-photo-viewer.sh
 
 if ((down)); then
   step "Stopping fleetletd and the dev environment"
   kill "$(cat "$pidfile")" && rm -f "$pidfile"
+  kill "$(cat "$FLEETLET_DEV_DIR/xvfb.pid")" 2>/dev/null && rm -f "$FLEETLET_DEV_DIR/xvfb.pid"
   hack/dev-down.sh
 else
   printf '\nfleetletd and the dev environment are still up. Try:\n'

@@ -29,8 +29,8 @@ BUILD_PKGS+=(libmosquitto-dev)
 RUN_PKGS+=(mosquitto)
 # webview-host/: fleetlet-webview on WebKitGTK 4.1; its integration tests run it under Xvfb;
 # tests/bench/kiosk measures it against Cog (WPE).
-BUILD_PKGS+=(libwebkit2gtk-4.1-dev)
-RUN_PKGS+=(xvfb xauth cog)
+BUILD_PKGS+=(libwebkit2gtk-4.1-dev libxfixes-dev)  # XFixes: the tests read the cursor image
+RUN_PKGS+=(xvfb xauth cog weston)  # weston: Cog's Wayland platform inside Xvfb (bench)
 # fleetlet-streams site replication: the NATS client library; a hub for tests and the demo.
 BUILD_PKGS+=(libnats-dev)
 RUN_PKGS+=(nats-server)

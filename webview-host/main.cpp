@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   cli.add_option("--heartbeat-ms", heartbeat_ms, "page heartbeat interval")
       ->check(CLI::Range(100, 60000));
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string extensions_dir;
+  cli.add_option("--extensions-dir", extensions_dir,
+                 "the web process extension's directory (memory use per app) [webview-extensions "
+                 "beside the binary, else /usr/lib/fleetlet/webview-extensions]");
   CLI11_PARSE(cli, argc, argv);
   if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
     std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
@@ -45,6 +49,20 @@ int main(int argc, char** argv) {
   options.sandbox = !no_sandbox;
   options.recovery.hang_timeout = std::chrono::milliseconds(hang_timeout_ms);
   options.heartbeat_interval_ms = heartbeat_ms;
+  options.extensions_dir = extensions_dir;
+  if (extensions_dir.empty()) {
+    std::error_code exists_ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", exists_ec).parent_path() /
+                      "webview-extensions";
+    options.extensions_dir = std::filesystem::exists(self, exists_ec)
+                                 ? self
+                                 : std::filesystem::path("/usr/lib/fleetlet/webview-extensions");
+  }
+  if (std::error_code exists_ec; !std::filesystem::exists(options.extensions_dir, exists_ec)) {
+    spdlog::warn("no web process extension in {}: memory use is not reported",
+                 options.extensions_dir.string());
+    options.extensions_dir.clear();
+  }
   if (!window.empty()) {
     if (std::sscanf(window.c_str(), "%dx%d", &options.width, &options.height) != 2 ||
         options.width <= 0 || options.height <= 0) {

@@ -448,6 +448,10 @@ int main(int argc, char** argv) {
          if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
          return webview->show(a);
        },
+       .screen_status = [&webview](const std::string& a) -> fleetlet::Result<fleetlet::Json> {
+         if (!webview) return std::unexpected(fleetlet::core::noDisplayError());
+         return webview->kioskStatus(a);
+       },
        .trust = *trust,
        .node_id = node_id.value_or(""),
        .system = system});
@@ -458,8 +462,15 @@ int main(int argc, char** argv) {
         .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
                                              : cfg.webview_binary,
         .work_dir = cfg.data_dir / "webview",
-        .bundles = {.root = cfg.data_dir / "bundles"},
+        // Bundles from the cloud's origin go with the cloud source's TLS settings.
+        .bundles = {.root = cfg.data_dir / "bundles",
+                    .cloud_origin = fleetlet::bundle::originOf(cfg.cloud.manifest_url),
+                    .cloud_tls = {.client_cert = cfg.cloud.tls.cert.string(),
+                                  .client_key = cfg.cloud.tls.key.string(),
+                                  .ca_file = cfg.cloud.tls.ca.string(),
+                                  .pinned_public_keys = cfg.cloud.tls.pinned_public_keys}},
         .kiosk_args = cfg.webview_args,
+        .services = &service_links,
         .on_event = [&agent](const std::string& a, const std::string& kind,
                              const std::string& message) {
           agent.externalEvent(a, kind, message);

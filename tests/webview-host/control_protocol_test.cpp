@@ -26,6 +26,15 @@ TEST(ControlProtocolTest, ParsesCommands) {
                   .error()
                   .message(),
               HasSubstr("request.memoryLimitMiB: expected an integer from 64 to 65536, got 8"));
+  auto console = parseControlRequest(
+      R"({"cmd":"load","app":"ui","dir":"/d","console":"/run/fl/ui/logs.sock"})");
+  ASSERT_TRUE(console) << console.error().describe();
+  EXPECT_EQ(console->console, "/run/fl/ui/logs.sock");
+  EXPECT_THAT(parseControlRequest(R"({"cmd":"load","app":"ui","dir":"/d","console":"logs.sock"})")
+                  .error()
+                  .message(),
+              HasSubstr("request.console: expected the absolute path of a unix socket"));
+  EXPECT_FALSE(parseControlRequest(R"({"cmd":"load","app":"ui","dir":"/d","console":3})"));
   auto shot = parseControlRequest(R"({"cmd":"screenshot"})");
   ASSERT_TRUE(shot);
   EXPECT_TRUE(shot->app.empty());

@@ -1,6 +1,7 @@
 // fleetletd end to end with runtime: webview: the real fleetletd (private containerd, a
 // --desired directory, --display on the test's Xvfb) starts fleetlet-webview, shows the
 // bundle and reports the app through its local API.
+#include <cairo.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/temp_dir.h"
+#include "webview/kiosk_client.h"
 
 namespace fleetlet::webview::testing {
 namespace {
@@ -22,11 +24,23 @@ namespace {
 using bundle::testing::file;
 using bundle::testing::makeTar;
 using ::testing::HasSubstr;
+using ::testing::Not;
+
+size_t countOf(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 class FleetletdWebviewTest : public ::testing::Test {
  protected:
+  // Flags added to fleetletd's (a subclass's services).
+  virtual std::vector<std::string> extraAgentArgs() { return {}; }
+  // Runs before fleetletd starts, after the temporary directory exists.
+  virtual void beforeAgent() {}
+
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
     if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
@@ -37,6 +51,8 @@ class FleetletdWebviewTest : public ::testing::Test {
     ASSERT_TRUE(t);
     tmp_.emplace(std::move(*t));
     fs::create_directories(tmp_->path() / "desired");
+    beforeAgent();
+    if (HasFatalFailure()) return;
     SpawnOptions spawn{
         .argv = {FLEETLETD_PATH, "--containerd", containerd_->socket().string(), "--namespace",
                  fleetlet::testing::PrivateContainerd::uniqueId("flweb"), "--data-dir",
@@ -46,6 +62,7 @@ class FleetletdWebviewTest : public ::testing::Test {
                  "--webview", FLEETLET_WEBVIEW_PATH, "--config", config().string()},
         .stdout_path = tmp_->path() / "fleetletd.log",
         .stderr_path = tmp_->path() / "fleetletd.log"};
+    for (auto& arg : extraAgentArgs()) spawn.argv.push_back(std::move(arg));
     auto child = ChildProcess::spawn(spawn);
     ASSERT_TRUE(child) << child.error().message();
     agent_.emplace(std::move(*child));
@@ -82,11 +99,28 @@ class FleetletdWebviewTest : public ::testing::Test {
   }
 
   void apply(int revision, const std::string& bundle_line) {
+    applyApps(revision, "  ui:\n    runtime: webview\n    bundle: " + bundle_line + "\n");
+  }
+  // `apps` is the YAML below `apps:`.
+  void applyApps(int revision, const std::string& apps) {
     const auto tmp = tmp_->path() / "desired" / ".tmp";
     std::ofstream(tmp) << "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: " << revision
-                       << "\napps:\n  ui:\n    runtime: webview\n    bundle: " << bundle_line
-                       << "\n";
+                       << "\napps:\n"
+                       << apps;
     fs::rename(tmp, tmp_->path() / "desired" / "node.yaml");
+  }
+  // A bundle of one index.html; returns the manifest's bundle line.
+  std::string pageBundle(const std::string& name, const std::string& html) {
+    auto bytes = makeTar({file("index.html", html)});
+    const fs::path path = tmp_->path() / (name + ".tar.gz");
+    bundle::testing::writeFile(path, bytes);
+    return fmt::format("{{url: \"file://{}\", sha256: \"{}\"}}", path.string(), sha256Hex(bytes));
+  }
+  // The kiosk's own status of `app` (title, console counters), through its control socket.
+  Json kioskStatus(const std::string& app) {
+    auto answer = KioskClient(tmp_->path() / "data" / "webview" / "control.sock")
+                      .call({{"cmd", "status"}, {"app", app}});
+    return answer ? (*answer)["status"] : Json();
   }
 
   std::optional<Json> apiGet(const std::string& path) {
@@ -98,11 +132,12 @@ class FleetletdWebviewTest : public ::testing::Test {
     return body ? std::optional<Json>(*body) : std::nullopt;
   }
 
-  Json waitApp(const std::function<bool(const Json&)>& done, std::chrono::milliseconds timeout) {
+  Json waitApp(const std::function<bool(const Json&)>& done, std::chrono::milliseconds timeout,
+               const std::string& app = "ui") {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     Json last;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (auto d = apiGet("/v1/apps/ui")) {
+      if (auto d = apiGet("/v1/apps/" + app)) {
         last = (*d)["status"];
         if (done(last)) break;
       }
@@ -140,6 +175,25 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   ASSERT_TRUE(image) << image.error().describe();
   EXPECT_EQ(image->at(20, 20), (Rgb{255, 0, 0}));
 
+  // describe app shows the kiosk's view of it: url, load state, heartbeat, memory use.
+  std::string described;
+  for (int i = 0; i < 100; ++i) {
+    auto out = runCommand({FLEETLETCTL_PATH, "--api-socket", (tmp_->path() / "api.sock").string(),
+                           "describe", "app", "ui"});
+    ASSERT_TRUE(out && out->status.success()) << (out ? out->err : out.error().message());
+    described = out->out;
+    if (described.find(" MiB") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_THAT(described,
+              HasSubstr("Screen:\n  Shown:       yes\n  URL:         app://ui/index.html\n"
+                        "  Load state:  loaded\n"));
+  EXPECT_THAT(described, ::testing::ContainsRegex("Heartbeat: +[0-9]+ ms ago"));
+  EXPECT_THAT(described, ::testing::ContainsRegex("Memory: +[0-9]+\\.[0-9] MiB"));
+  auto detail = apiGet("/v1/apps/ui");
+  ASSERT_TRUE(detail);
+  EXPECT_TRUE((*detail)["screen"]["memoryMiB"].is_number()) << detail->dump();
+
   // A page crash is a restart of the app, with its reason in the node events.
   auto kiosk = processesBelow(agent_->pid(), "fleetlet-webvie");
   ASSERT_EQ(kiosk.size(), 1u);
@@ -167,6 +221,313 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   }
   EXPECT_THAT(events(), HasSubstr("unloaded from the kiosk"));
   EXPECT_FALSE(apiGet("/v1/apps/ui").has_value());
+}
+
+// fleetletd with the real fleetlet-streams and fleetlet-blobs (host processes with handoff
+// sockets, as in docs/services.md).
+class FleetletdWebviewServicesTest : public FleetletdWebviewTest {
+ protected:
+  std::vector<std::string> extraAgentArgs() override {
+    return {"--streams-handoff", (tmp_->path() / "streams-handoff.sock").string(),
+            "--blobs-handoff", (tmp_->path() / "blobs-handoff.sock").string()};
+  }
+
+  // Starts a service; returns the port of the host listener its log names after `marker`.
+  std::string startService(std::optional<ChildProcess>& slot, const std::string& name,
+                           std::vector<std::string> argv, const std::string& marker) {
+    const fs::path log = tmp_->path() / (name + ".log");
+    auto child =
+        ChildProcess::spawn({.argv = std::move(argv), .stdout_path = log, .stderr_path = log});
+    EXPECT_TRUE(child) << child.error().message();
+    if (!child) return "";
+    slot.emplace(std::move(*child));
+    std::string port;
+    for (int i = 0; i < 400 && port.empty(); ++i) {
+      std::ifstream in(log);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (auto at = text.find(marker); at != std::string::npos) {
+        at += marker.size();
+        port = text.substr(at, text.find_first_not_of("0123456789", at) - at);
+      }
+      if (port.empty()) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_FALSE(port.empty()) << name << " did not start";
+    return port;
+  }
+
+  void beforeAgent() override {
+    events_port_ =
+        startService(streams_, "streams",
+                     {FLEETLET_STREAMS_PATH, "--data-dir", (tmp_->path() / "streams").string(),
+                      "--listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0",
+                      "--handoff-socket", (tmp_->path() / "streams-handoff.sock").string()},
+                     "events listening on 127.0.0.1:");
+    ASSERT_FALSE(events_port_.empty());
+    {
+      std::ifstream in(tmp_->path() / "streams.log");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string marker = "console listening on 127.0.0.1:";
+      auto at = text.find(marker);
+      ASSERT_NE(at, std::string::npos) << text;
+      at += marker.size();
+      console_port_ = text.substr(at, text.find_first_not_of("0123456789", at) - at);
+    }
+    blobs_port_ =
+        startService(blobs_, "blobs",
+                     {FLEETLET_BLOBS_PATH, "--data-dir", (tmp_->path() / "blobs").string(),
+                      "--listen", "127.0.0.1:0", "--events-url", "http://127.0.0.1:" + events_port_,
+                      "--handoff-socket", (tmp_->path() / "blobs-handoff.sock").string()},
+                     "listening on 127.0.0.1:");
+    ASSERT_FALSE(blobs_port_.empty());
+  }
+
+  void TearDown() override {
+    FleetletdWebviewTest::TearDown();
+    if (HasFailure() && tmp_) {
+      for (const char* name : {"streams", "blobs"}) {
+        std::cerr << "--- " << name << " log ---\n"
+                  << std::ifstream(tmp_->path() / (std::string(name) + ".log")).rdbuf();
+      }
+    }
+    if (streams_) streams_->stop(SIGTERM, 10s);
+    if (blobs_) blobs_->stop(SIGTERM, 10s);
+  }
+
+  // GET or POST on a service's host listener; the body, or "" on failure.
+  std::string hostCall(const std::string& port, const std::string& path,
+                       const std::string& body = "") {
+    http::Client client({.total_timeout = std::chrono::seconds(10)});
+    http::ClientRequest request{.method = body.empty() ? "GET" : "POST",
+                                .url = "http://127.0.0.1:" + port + path};
+    if (!body.empty()) {
+      request.headers.add("Content-Type", "application/json");
+      request.body = body;
+    }
+    auto r = client.send(request);
+    return r && r->status / 100 == 2 ? r->body : std::string();
+  }
+  // Every event in fleetlet-streams (NDJSON).
+  std::string allEvents() {
+    const std::string offsets = hostCall(events_port_, "/api/v1/events/offsets");
+    if (offsets.empty()) return "";
+    return hostCall(
+        events_port_, "/api/v1/events/query",
+        R"({"subscriptions":[{"semantics":"kiosk-e2e"}],"order":"lamport","upperBound":)" +
+            offsets + "}");
+  }
+
+  std::optional<ChildProcess> streams_;
+  std::optional<ChildProcess> blobs_;
+  std::string events_port_, console_port_, blobs_port_;
+};
+
+// An SPA publishes an event, stores and reads a blob through window.ax; the services store
+// both as the SPA's app (the listener fleetletd made for it decides, not the request); its
+// console reaches the console service under its name. A second SPA naming the first in its
+// event and calling the first's origin stays itself.
+constexpr std::string_view kServicesPage = R"(<!doctype html><html><body>
+<script>
+async function run() {
+  const pub = await fetch(ax.eventServiceUri + '/api/v1/events/publish', {method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({data: [{semantics: 'kiosk-e2e', name: 'n', sourceApp: 'cam',
+                                  payload: {from: ax.appName}}]})});
+  let stolen = 'refused';
+  try {
+    const other = ax.appName === 'cam' ? 'mallory' : 'cam';
+    const r = await fetch('app://' + other + '/.ax/events/api/v1/events/publish', {method: 'POST',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({data: [{semantics: 'kiosk-e2e', name: 'stolen', payload: 1}]})});
+    stolen = 'answered ' + r.status;
+  } catch (e) { stolen = 'refused'; }
+  const b = 'fleetletboundary';
+  const form = '--' + b + '\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n' +
+    '{"semantics":"kiosk-e2e-blob","retentionPolicy":{"policy":"keepForever"}}\r\n' +
+    '--' + b + '\r\nContent-Disposition: form-data; name="blob"; filename="a.txt"\r\n' +
+    'Content-Type: text/plain\r\n\r\nhello from ' + ax.appName + '\r\n--' + b + '--\r\n';
+  const up = await fetch(ax.blobServiceUri + '/api/v1/blobs', {method: 'POST',
+    headers: {'Content-Type': 'multipart/form-data; boundary=' + b}, body: form});
+  const handle = (await up.json()).handle;
+  const text = await (await fetch(ax.blobServiceUri + '/api/v1/blobs/' + handle)).text();
+  const meta = await (await fetch(ax.blobServiceUri + '/api/v1/blobs/' + handle +
+                                  '/metadata')).json();
+  console.warn('console of ' + ax.appName);
+  document.title = 'published ' + pub.status + '; other origin ' + stolen + '; blob ' +
+    up.status + ' read "' + text + '" stored by ' + meta.sourceApp;
+}
+run().catch(e => { document.title = 'error ' + e; });
+</script></body></html>)";
+
+TEST_F(FleetletdWebviewServicesTest, SpasReachTheServicesAsThemselvesAndCannotPoseAsAnother) {
+  const std::string services = "    services: [events, blobs]\n";
+  applyApps(
+      1,
+      "  cam:\n    runtime: webview\n    bundle: " + pageBundle("cam", std::string(kServicesPage)) +
+          "\n" + services + "  mallory:\n    runtime: webview\n    bundle: " +
+          pageBundle("mallory", std::string(kServicesPage) + "<!-- m -->") + "\n" + services);
+  for (const char* app : {"cam", "mallory"}) {
+    Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s, app);
+    ASSERT_EQ(s.value("state", ""), "running") << app << ": " << s.dump();
+  }
+  auto title = [&](const std::string& app) { return kioskStatus(app).value("title", ""); };
+  for (int i = 0; i < 400 && (title("cam").empty() || title("mallory").empty()); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  for (const std::string app : {"cam", "mallory"}) {
+    EXPECT_EQ(title(app), "published 201; other origin refused; blob 201 read \"hello from " + app +
+                              "\" stored by " + app)
+        << kioskStatus(app).dump();
+  }
+
+  // fleetlet-streams stored each app's event under the app it came from: cam's own, and
+  // mallory's (which named cam in its body) as mallory's. Nothing came through cam's origin
+  // from mallory's page.
+  std::string events;
+  for (int i = 0; i < 100; ++i) {
+    events = allEvents();
+    if (events.find(R"("sourceApp":"mallory")") != std::string::npos &&
+        events.find(R"("sourceApp":"cam")") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(countOf(events, R"("sourceApp":"cam")"), 1u) << events;
+  EXPECT_EQ(countOf(events, R"("sourceApp":"mallory")"), 1u) << events;
+  EXPECT_EQ(countOf(events, R"("from":"mallory")"), 1u) << events;
+  EXPECT_THAT(events, Not(HasSubstr("stolen")));
+  std::istringstream lines(events);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(R"("from":"mallory")") != std::string::npos) {
+      EXPECT_THAT(line, HasSubstr(R"("sourceApp":"mallory")"));
+    }
+  }
+
+  // The blob service's own record of the blobs.
+  const std::string blobs =
+      hostCall(blobs_port_, "/api/v1/blobs?semantics=kiosk-e2e-blob&limit=10");
+  EXPECT_EQ(countOf(blobs, R"("sourceApp":"cam")"), 1u) << blobs;
+  EXPECT_EQ(countOf(blobs, R"("sourceApp":"mallory")"), 1u) << blobs;
+
+  // Console messages in the console service, each under its app's name.
+  std::string logs;
+  for (int i = 0; i < 100; ++i) {
+    logs = hostCall(console_port_, "/api/v1/logs?logName=console");
+    if (countOf(logs, "console of ") >= 2) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::istringstream entries(logs);
+  int seen = 0;
+  for (std::string line; std::getline(entries, line);) {
+    for (const std::string app : {"cam", "mallory"}) {
+      if (line.find("console of " + app) == std::string::npos) continue;
+      ++seen;
+      EXPECT_THAT(line, HasSubstr(R"("app":")" + app + "\"")) << line;
+      EXPECT_THAT(line, HasSubstr(R"("severity":"warn")")) << line;
+    }
+  }
+  EXPECT_EQ(seen, 2) << logs;
+
+  // Each app's listeners are unix sockets only its kiosk view uses, under fleetletd's data.
+  const fs::path cam = tmp_->path() / "data" / "webview" / "services" / "cam";
+  EXPECT_TRUE(fs::is_socket(cam / "events.sock"));
+  EXPECT_TRUE(fs::is_socket(cam / "blobs.sock"));
+  EXPECT_TRUE(fs::is_socket(cam / "logs.sock")) << "the console service, for console messages";
+  EXPECT_EQ(fs::status(cam / "events.sock").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+
+  // Removing an app closes its listeners.
+  applyApps(2, "  cam:\n    runtime: webview\n    bundle: " +
+                   pageBundle("cam", std::string(kServicesPage)) + "\n" + services);
+  for (int i = 0; i < 200 && fs::exists(tmp_->path() / "data" / "webview" / "services" / "mallory");
+       ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "services" / "mallory"));
+}
+
+// A PNG of one colour (cairo).
+std::string solidPng(int width, int height, double r, double g, double b) {
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, r, g, b);
+  cairo_paint(cr);
+  cairo_destroy(cr);
+  std::string png;
+  cairo_surface_write_to_png_stream(
+      surface,
+      [](void* closure, const unsigned char* bytes, unsigned int length) {
+        static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(bytes), length);
+        return CAIRO_STATUS_SUCCESS;
+      },
+      &png);
+  cairo_surface_destroy(surface);
+  return png;
+}
+
+// The demo's photo viewer (manifests/examples/photo-viewer/) under fleetletd with the real
+// services: photos stored in the blob service appear on screen, the latest one shown.
+TEST_F(FleetletdWebviewServicesTest, ThePhotoViewerShowsTheLatestPhoto) {
+  std::vector<bundle::testing::TarEntry> files;
+  for (const char* name : {"index.html", "fleetlet-app.json"}) {
+    std::ifstream in(fs::path(PHOTO_VIEWER_DIR) / name);
+    files.push_back(file(
+        name, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())));
+  }
+  auto bytes = makeTar(files);
+  bundle::testing::writeFile(tmp_->path() / "viewer.tar.gz", bytes);
+  applyApps(1, fmt::format("  viewer:\n    runtime: webview\n    bundle: {{url: \"file://{}\", "
+                           "sha256: \"{}\"}}\n    services: [events, blobs]\n",
+                           (tmp_->path() / "viewer.tar.gz").string(), sha256Hex(bytes)));
+  Json s =
+      waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s, "viewer");
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+
+  auto upload = [&](const std::string& png, const std::string& name) {
+    http::ClientRequest request{.method = "POST",
+                                .url = "http://127.0.0.1:" + blobs_port_ + "/api/v1/blobs"};
+    const std::string boundary = "photoboundary";
+    request.headers.add("Content-Type", "multipart/form-data; boundary=" + boundary);
+    request.body =
+        "--" + boundary +
+        "\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n"
+        R"({"semantics":"com.example.inspection-photos","retentionPolicy":{"policy":"keepForever"}})"
+        "\r\n--" +
+        boundary + "\r\nContent-Disposition: form-data; name=\"blob\"; filename=\"" + name +
+        "\"\r\nContent-Type: image/png\r\n\r\n" + png + "\r\n--" + boundary + "--\r\n";
+    auto r = http::Client().send(request);
+    EXPECT_TRUE(r && r->status == 201) << (r ? r->body : r.error().message());
+    return r ? Json::parse(r->body).value("handle", "") : std::string();
+  };
+  auto screen = [&] {
+    const fs::path shot = tmp_->path() / "viewer.png";
+    auto ctl = runCommand({FLEETLETCTL_PATH, "--api-socket", (tmp_->path() / "api.sock").string(),
+                           "screenshot", "viewer", "-o", shot.string()});
+    EXPECT_TRUE(ctl && ctl->status.success());
+    std::ifstream in(shot, std::ios::binary);
+    auto image = Image::decodePng(
+        std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+    return image ? image->at(512, 270) : Rgb{-1, -1, -1};
+  };
+  auto waitTitle = [&](const std::string& handle) {
+    std::string title;
+    for (int i = 0; i < 200 && title != "photo " + handle; ++i) {
+      title = kioskStatus("viewer").value("title", "");
+      std::this_thread::sleep_for(50ms);
+    }
+    return title;
+  };
+
+  const std::string red = upload(solidPng(64, 48, 1, 0, 0), "shot-1.png");
+  ASSERT_FALSE(red.empty());
+  EXPECT_EQ(waitTitle(red), "photo " + red);
+  std::this_thread::sleep_for(500ms);  // the image decodes and paints
+  EXPECT_EQ(screen(), (Rgb{255, 0, 0}));
+
+  const std::string blue = upload(solidPng(64, 48, 0, 0, 1), "shot-2.png");
+  ASSERT_FALSE(blue.empty());
+  EXPECT_EQ(waitTitle(blue), "photo " + blue) << "the latest photo is shown";
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(screen(), (Rgb{0, 0, 255}));
 }
 
 }  // namespace

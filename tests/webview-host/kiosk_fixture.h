@@ -37,6 +37,10 @@ class Xvfb {
 // start); stopped at exit.
 std::optional<Xvfb>& sharedXvfb();
 
+// Moves the pointer of `display` to (x, y) and reports whether the cursor shown there is
+// invisible (every pixel of XFixes' cursor image fully transparent).
+Result<bool> cursorHiddenAt(const std::string& display, int x, int y);
+
 // PIDs of the WebKitWebProcess processes descending from `ancestor`.
 std::vector<pid_t> webProcessesBelow(pid_t ancestor);
 // PIDs of the processes descending from `ancestor` whose name starts with `comm`.

@@ -62,7 +62,9 @@ class WebviewRuntimeTest : public ::testing::Test {
     return {.url = "file://" + path.string(), .sha256 = sha256Hex(bytes)};
   }
 
-  void apply(const std::map<std::string, manifest::Bundle>& apps) {
+  // `priorities`: display priorities of some of the apps.
+  void apply(const std::map<std::string, manifest::Bundle>& apps,
+             const std::map<std::string, int64_t>& priorities = {}) {
     auto state = std::make_shared<manifest::NodeState>();
     state->revision = ++revision_;
     for (const auto& [name, b] : apps) {
@@ -70,6 +72,9 @@ class WebviewRuntimeTest : public ::testing::Test {
       app.name = name;
       app.runtime = manifest::Runtime::kWebview;
       app.bundle = b;
+      if (auto p = priorities.find(name); p != priorities.end()) {
+        app.display = manifest::Display{.priority = p->second};
+      }
       state->apps.emplace(name, app);
     }
     runtime_->setDesired(state);
@@ -102,6 +107,19 @@ class WebviewRuntimeTest : public ::testing::Test {
   std::vector<std::string> events() {
     std::lock_guard lock(mu_);
     return events_;
+  }
+
+  // The app the kiosk shows, polled until it is `app` (or 10 s).
+  std::string shownApp(const std::string& app) {
+    std::string shown;
+    for (int i = 0; i < 200; ++i) {
+      for (const auto& [name, s] : runtime_->apps()) {
+        if (s.shown) shown = name;
+      }
+      if (shown == app) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return shown;
   }
 
   std::optional<fleetlet::testing::TempDir> tmp_;
@@ -162,6 +180,87 @@ TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneA
   EXPECT_TRUE(runtime_->apps().empty());
   std::this_thread::sleep_for(300ms);
   EXPECT_THAT(events(), ::testing::Contains("ui removed unloaded from the kiosk"));
+}
+
+// A bundle whose archive climbs out of its directory is refused through the whole path
+// (fetched, hash right, unpacking refused); the app keeps showing its previous bundle.
+TEST_F(WebviewRuntimeTest, RefusesAPathTraversalBundleAndKeepsThePreviousOnScreen) {
+  auto v1 = bundleOf("v1", "rgb(255,0,0)");
+  apply({{"ui", v1}});
+  auto s = waitFor("ui", running);
+  ASSERT_EQ(s.state, "running") << s.message;
+  ASSERT_EQ(screenColour(), (Rgb{255, 0, 0}));
+  auto evil =
+      makeTar({file("index.html", colourPage("rgb(0,0,255)")), file("../../escaped.html", "x")});
+  bundle::testing::writeFile(tmp_->path() / "evil.tar.gz", evil);
+  apply(
+      {{"ui",
+        {.url = "file://" + (tmp_->path() / "evil.tar.gz").string(), .sha256 = sha256Hex(evil)}}});
+  s = waitFor("ui", [](const WebviewAppStatus& st) { return !st.message.empty(); });
+  EXPECT_THAT(s.message, HasSubstr("path traversal"));
+  EXPECT_THAT(s.message, HasSubstr("still showing " + v1.sha256.substr(0, 12)));
+  EXPECT_EQ(s.state, "running");
+  EXPECT_EQ(s.bundle, v1.sha256);
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+  EXPECT_FALSE(fs::exists(tmp_->path() / "bundles" / "escaped.html"));
+  EXPECT_FALSE(fs::exists(tmp_->path() / "escaped.html"));
+  auto status = runtime_->kioskStatus("ui");
+  ASSERT_TRUE(status) << status.error().describe();
+  EXPECT_EQ((*status)["dir"], (tmp_->path() / "bundles" / "sha256" / v1.sha256).string());
+}
+
+// Which app is shown: the highest display priority; among equals, the latest applied; a
+// show by hand holds until the next manifest.
+TEST_F(WebviewRuntimeTest, ShowsTheHighestDisplayPriorityElseTheLatestApplied) {
+  auto red = bundleOf("red", "rgb(255,0,0)");
+  auto green = bundleOf("green", "rgb(0,200,0)");
+  auto blue = bundleOf("blue", "rgb(0,0,255)");
+  apply({{"alarm", red}, {"board", green}}, {{"alarm", 10}});
+  ASSERT_EQ(waitFor("board", running).state, "running");
+  ASSERT_EQ(waitFor("alarm", running).state, "running");
+  EXPECT_EQ(shownApp("alarm"), "alarm");
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+
+  // A later app of a lower priority is not shown.
+  apply({{"alarm", red}, {"board", green}, {"extra", blue}}, {{"alarm", 10}});
+  ASSERT_EQ(waitFor("extra", running).state, "running");
+  EXPECT_EQ(shownApp("alarm"), "alarm");
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+
+  // Shown by hand: holds.
+  ASSERT_TRUE(runtime_->show("board"));
+  EXPECT_EQ(shownApp("board"), "board");
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(shownApp("board"), "board");
+  EXPECT_EQ(screenColour(), (Rgb{0, 200, 0}));
+
+  // Equal priorities: the latest applied (extra's new bundle) is shown.
+  apply({{"alarm", red}, {"board", green}, {"extra", bundleOf("blue2", "rgb(0,0,254)")}});
+  EXPECT_EQ(shownApp("extra"), "extra");
+  EXPECT_EQ(screenColour(), (Rgb{0, 0, 254}));
+}
+
+// The kiosk's status of an app as fleetletd's describe shows it, with its memory use.
+TEST_F(WebviewRuntimeTest, ReportsTheKiosksStatusWithMemoryUse) {
+  apply({{"ui", bundleOf("mem", "rgb(10,20,30)")}});
+  ASSERT_EQ(waitFor("ui", running).state, "running");
+  Json status;
+  for (int i = 0; i < 100; ++i) {
+    auto s = runtime_->kioskStatus("ui");
+    ASSERT_TRUE(s) << s.error().describe();
+    status = *s;
+    if (status["memoryMiB"].is_number()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(status["memoryMiB"].is_number()) << status.dump();
+  // A web process showing a small page: tens of MiB, not zero, not gigabytes.
+  EXPECT_GT(status["memoryMiB"].get<double>(), 10.0) << status.dump();
+  EXPECT_LT(status["memoryMiB"].get<double>(), 2048.0) << status.dump();
+  EXPECT_EQ(status["loadState"], "loaded");
+  EXPECT_TRUE(status["heartbeatAgeMs"].is_number());
+  auto missing = runtime_->kioskStatus("nope");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
 TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {

@@ -161,6 +161,7 @@ Json toJson(const core::AppDetail& d) {
   Json out = {{"status", toJson(d.status)},
               {"spec", d.spec.is_null() ? Json::object() : d.spec},
               {"recentEvents", std::move(events)}};
+  if (!d.screen.is_null()) out["screen"] = d.screen;
   if (d.network) {
     auto counter = [](const core::AppNetworkStatus::Counter& c) {
       return Json{{"packets", c.packets}, {"bytes", c.bytes}};
@@ -233,6 +234,7 @@ Result<core::AppDetail> appDetailFromJson(const Json& j, std::string_view path) 
   FLEETLET_ASSIGN_OR_RETURN(const Json* status, requireObject(j, "status", path));
   FLEETLET_ASSIGN_OR_RETURN(d.status, appStatusFromJson(*status, fmt::format("{}.status", path)));
   if (auto spec = j.find("spec"); spec != j.end()) d.spec = *spec;
+  if (auto screen = j.find("screen"); screen != j.end() && screen->is_object()) d.screen = *screen;
   if (auto net = j.find("network"); net != j.end() && net->is_object()) {
     const std::string where = fmt::format("{}.network", path);
     core::AppNetworkStatus n;

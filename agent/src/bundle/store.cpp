@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <optional>
 #include <system_error>
@@ -126,6 +128,25 @@ Result<InstalledBundle> BundleStore::ensure(const std::string& url, const std::s
   return result;
 }
 
+std::string originOf(std::string_view url) {
+  std::string_view scheme;
+  if (url.starts_with("http://")) {
+    scheme = "http";
+  } else if (url.starts_with("https://")) {
+    scheme = "https";
+  } else {
+    return "";
+  }
+  std::string_view rest = url.substr(scheme.size() + 3);
+  std::string host(rest.substr(0, rest.find_first_of("/?#")));
+  if (host.empty() || host.find('@') != std::string::npos) return "";
+  std::ranges::transform(host, host.begin(), [](unsigned char c) { return std::tolower(c); });
+  // The default port is the same origin as none.
+  if (scheme == "https" && host.ends_with(":443")) host.resize(host.size() - 4);
+  if (scheme == "http" && host.ends_with(":80")) host.resize(host.size() - 3);
+  return fmt::format("{}://{}", scheme, host);
+}
+
 Result<fs::path> BundleStore::fetch(const std::string& url, const std::string& sha256) {
   fs::path archive;
   if (url.starts_with("file://")) {
@@ -141,9 +162,24 @@ Result<fs::path> BundleStore::fetch(const std::string& url, const std::string& s
                   options_.max_download_bytes);
     }
   } else if (url.starts_with("http://") || url.starts_with("https://")) {
-    FLEETLET_ASSIGN_OR_RETURN(archive, download(url, sha256));
+    http::ClientOptions client = options_.client;
+    if (!options_.cloud_origin.empty() && originOf(url) == options_.cloud_origin) {
+      client.tls = options_.cloud_tls;
+    }
+    FLEETLET_ASSIGN_OR_RETURN(archive, download(url, sha256, client));
+  } else if (url.starts_with("blob://")) {
+    const std::string handle = url.substr(std::string_view("blob://").size());
+    if (handle.empty() || handle.size() > 128 ||
+        handle.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+            std::string::npos) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "a blob URL is blob://<handle> (letters, digits, '-', '_', '.')");
+    }
+    FLEETLET_ASSIGN_OR_RETURN(
+        archive, download(options_.blob_service_url + handle, sha256, options_.client));
   } else {
-    return fail(ErrorCode::kInvalidArgument, "unsupported URL scheme (http, https or file)");
+    return fail(ErrorCode::kInvalidArgument, "unsupported URL scheme (http, https, file or blob)");
   }
   FLEETLET_ASSIGN_OR_RETURN(std::string actual, sha256File(archive.string()));
   if (actual != sha256) {
@@ -155,9 +191,10 @@ Result<fs::path> BundleStore::fetch(const std::string& url, const std::string& s
   return archive;
 }
 
-Result<fs::path> BundleStore::download(const std::string& url, const std::string& sha256) {
+Result<fs::path> BundleStore::download(const std::string& url, const std::string& sha256,
+                                       const http::ClientOptions& client_options) {
   fs::path partial = options_.root / "downloads" / (sha256 + ".partial");
-  http::Client client(options_.client);
+  http::Client client(client_options);
   uint64_t offset = 0;
   std::error_code ec;
   if (fs::exists(partial, ec)) {

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "bundle/app_config.h"
 #include "bundle/unpack.h"
@@ -35,7 +36,20 @@ struct StoreOptions {
   uint64_t max_download_bytes = 256ull * 1024 * 1024;
   // Timeouts and the stop token of downloads (one Client per call).
   http::ClientOptions client;
+  // The cloud's origin ("https://fleet.example.com[:port]", scheme://host[:port] of
+  // cloud.manifestUrl) and its TLS settings (client certificate, CA, pins): a bundle from that
+  // origin is downloaded with them, as the cloud source fetches manifests; other origins use
+  // `client.tls` (the system's CAs by default). Empty origin: none.
+  std::string cloud_origin;
+  http::ClientTls cloud_tls;
+  // blob://<handle> bundles come from the node's blob service (fleetlet-blobs' host listener):
+  // GET <blob_service_url><handle>, resumable like any download.
+  std::string blob_service_url = "http://127.0.0.1:4455/api/v1/blobs/";
 };
+
+// "scheme://host[:port]" of an http(s) URL (lower-case scheme and host), or "" when it is
+// none.
+std::string originOf(std::string_view url);
 
 struct InstalledBundle {
   std::string sha256;
@@ -49,7 +63,8 @@ class BundleStore {
   explicit BundleStore(StoreOptions options);
 
   // Returns the verified directory of the bundle whose archive has this sha256, fetching it
-  // from `url` (http://, https://, or file:///absolute/path for air-gapped nodes) and
+  // from `url` (http://, https://, file:///absolute/path or blob://<handle> of the node's
+  // blob store, the last two for air-gapped nodes) and
   // unpacking it when it is not there yet. Errors, each naming the URL:
   //  - kInvalidArgument: the archive's sha256 differs (the download is deleted), the archive
   //    is malformed or hostile, or it has no start page / a bad fleetlet-app.json;
@@ -69,7 +84,8 @@ class BundleStore {
 
  private:
   Result<std::filesystem::path> fetch(const std::string& url, const std::string& sha256);
-  Result<std::filesystem::path> download(const std::string& url, const std::string& sha256);
+  Result<std::filesystem::path> download(const std::string& url, const std::string& sha256,
+                                         const http::ClientOptions& client);
   Result<InstalledBundle> install(const std::filesystem::path& archive, const std::string& sha256);
   std::shared_ptr<std::mutex> lockFor(const std::string& sha256);
 

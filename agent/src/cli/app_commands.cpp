@@ -253,6 +253,36 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
     field("Received", traffic(n->ingress));
     field("Refused", traffic(n->dropped));
   }
+  if (const Json& screen = detail.screen; screen.is_object()) {
+    out += "Screen:\n";
+    auto line = [&out](std::string_view label, const std::string& value) {
+      out += fmt::format("  {:<13}{}\n", fmt::format("{}:", label), value);
+    };
+    auto text = [&screen](const char* key) {
+      auto it = screen.find(key);
+      return it != screen.end() && it->is_string() ? it->get<std::string>() : std::string("-");
+    };
+    line("Shown", screen.value("shown", false) ? "yes" : "no");
+    line("URL", text("url"));
+    line("Load state", text("loadState"));
+    auto beat = screen.find("heartbeatAgeMs");
+    line("Heartbeat", beat != screen.end() && beat->is_number()
+                          ? fmt::format("{} ms ago", beat->get<int64_t>())
+                          : std::string("none yet"));
+    auto memory = screen.find("memoryMiB");
+    std::string mem = memory != screen.end() && memory->is_number()
+                          ? fmt::format("{:.1f} MiB", memory->get<double>())
+                          : std::string("-");
+    if (screen.value("memoryLimitMiB", 0) > 0) {
+      mem += fmt::format(" (limit {} MiB)", screen.value("memoryLimitMiB", 0));
+    }
+    line("Memory", mem);
+    line("Failures", std::to_string(screen.value("failures", 0)));
+    if (auto last = screen.find("lastFailure"); last != screen.end() && last->is_object()) {
+      line("Last failure", fmt::format("{}: {} ({:.0f}s ago)", last->value("state", ""),
+                                       last->value("reason", ""), last->value("secondsAgo", 0.0)));
+    }
+  }
   if (detail.spec.is_object() && !detail.spec.empty()) {
     out += "Spec:\n";
     out += yamlish(detail.spec, 2);

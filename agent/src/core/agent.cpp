@@ -291,6 +291,9 @@ Result<AppDetail> Agent::describe(std::string_view name) {
   if (app != nullptr) detail.spec = manifest::canonicalJson(*app);
   if (!found) detail.status = AppStatus{.name = std::string(name), .state = "pending"};
   if (options_.app_network) detail.network = options_.app_network(std::string(name));
+  if (options_.screen_status && app != nullptr && app->runtime == manifest::Runtime::kWebview) {
+    if (auto screen = options_.screen_status(std::string(name))) detail.screen = std::move(*screen);
+  }
   std::lock_guard lock(events_mu_);
   for (const auto& e : events_) {
     if (e.app == name) detail.recent_events.push_back(e);

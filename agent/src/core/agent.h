@@ -42,6 +42,9 @@ struct AgentOptions {
   // The screen of runtime: webview (NodeService::screenshot and show); unset: no display.
   std::function<Result<std::string>(const std::string& app)> screenshot;
   std::function<Status(const std::string& app)> show;
+  // The kiosk's status of a webview app for describe() (AppDetail::screen); unset or an
+  // error: none shown.
+  std::function<Result<Json>(const std::string& app)> screen_status;
   // Which manifests are trusted (signatures, unsigned local ones); the default policy trusts
   // no keys and accepts unsigned local manifests only.
   trust::Policy trust;

@@ -81,6 +81,10 @@ struct AppDetail {
   std::optional<AppNetworkStatus> network;  // absent: not attached (mode host, not started)
   Json spec;                                // the app as the manifest gives it (canonical JSON)
   std::vector<NodeEvent> recent_events;
+  // runtime: webview: the kiosk's status of the app (url, loadState, heartbeatAgeMs,
+  // memoryMiB, failures, lastFailure, ...; docs/webview.md "The control socket"); null for
+  // other runtimes or when the kiosk does not answer.
+  Json screen;
 };
 
 struct FailedRevision {

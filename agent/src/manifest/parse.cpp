@@ -442,7 +442,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
       auto f, Fields::open(v, path,
                            {"runtime", "image", "args", "env", "user", "workingDir", "resources",
                             "restart", "health", "services", "network", "volumes", "dependsOn",
-                            "update", "stopGracePeriod", "exec", "bundle"}));
+                            "update", "stopGracePeriod", "exec", "bundle", "display"}));
   App app;
   app.name = name;
   if (const Json* runtime = f.find("runtime")) {
@@ -465,11 +465,11 @@ Result<App> parseApp(const std::string& name, const Json& v,
   switch (app.runtime) {
     case Runtime::kContainer:
       required = {"image"};
-      forbidden = {"exec", "bundle"};
+      forbidden = {"exec", "bundle", "display"};
       break;
     case Runtime::kNative:
       required = {"exec"};
-      forbidden = {"image", "bundle", "args"};
+      forbidden = {"image", "bundle", "args", "display"};
       break;
     case Runtime::kWebview:
       required = {"bundle"};
@@ -599,10 +599,16 @@ Result<App> parseApp(const std::string& name, const Json& v,
     FLEETLET_ASSIGN_OR_RETURN(b.url, asString(*url, bf.at("url")));
     const bool http = b.url.starts_with("http://") && b.url.size() > 7;
     const bool https = b.url.starts_with("https://") && b.url.size() > 8;
-    // file:///absolute/path: a bundle already on the node (air-gapped nodes).
+    // file:///absolute/path: a bundle already on the node; blob://<handle>: one in the node's
+    // blob store (both for air-gapped nodes).
     const bool file = b.url.starts_with("file:///") && b.url.size() > 8;
-    if ((!http && !https && !file) || b.url.find_first_of(" \t\r\n") != std::string::npos) {
-      return fieldError(bf.at("url"), "{} is not an http://, https:// or file:/// URL",
+    const bool blob =
+        b.url.starts_with("blob://") && b.url.size() > 7 &&
+        b.url.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.",
+                                7) == std::string::npos;
+    if ((!http && !https && !file && !blob) ||
+        b.url.find_first_of(" \t\r\n") != std::string::npos) {
+      return fieldError(bf.at("url"), "{} is not an http://, https://, file:/// or blob:// URL",
                         quote(b.url));
     }
     FLEETLET_ASSIGN_OR_RETURN(const Json* sha, bf.require("sha256"));
@@ -611,6 +617,14 @@ Result<App> parseApp(const std::string& name, const Json& v,
       return fieldError(bf.at("sha256"), "{} is not 64 lower-case hex digits", quote(b.sha256));
     }
     app.bundle = std::move(b);
+  }
+  if (const Json* display = f.find("display")) {
+    FLEETLET_ASSIGN_OR_RETURN(auto df, Fields::open(*display, f.at("display"), {"priority"}));
+    Display d;
+    if (const Json* priority = df.find("priority")) {
+      FLEETLET_ASSIGN_OR_RETURN(d.priority, asIntInRange(*priority, df.at("priority"), 0, 1000));
+    }
+    app.display = d;
   }
   return app;
 }
@@ -839,7 +853,7 @@ Json canonicalJson(const App& app) {
     if (v.empty()) return nullptr;
     return v;
   };
-  return Json{
+  Json canonical = {
       {"name", app.name},
       {"runtime", runtimeName(app.runtime)},
       {"image", unless_empty(image)},
@@ -864,6 +878,9 @@ Json canonicalJson(const App& app) {
       {"exec", exec},
       {"bundle", bundle},
   };
+  // Only when set: the spec hash of every app without it stays what it was before it existed.
+  if (app.display) canonical["display"] = {{"priority", app.display->priority}};
+  return canonical;
 }
 
 }  // namespace fleetlet::manifest

@@ -79,6 +79,13 @@ struct Bundle {
   std::string sha256;
 };
 
+// runtime: webview: how the app competes for the screen (docs/webview.md, "Which app is
+// shown"). The highest priority is shown; among equals, the latest applied.
+struct Display {
+  int64_t priority = 0;  // 0..1000
+  bool operator==(const Display&) const = default;
+};
+
 struct App {
   std::string name;  // the key in `apps`: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 chars
   Runtime runtime = Runtime::kContainer;
@@ -100,6 +107,7 @@ struct App {
   std::optional<Bundle> bundle;                 // webview
   // Set by fleetletd for system apps only (never by the parser); not part of canonicalJson.
   std::vector<HostMount> host_mounts;
+  std::optional<Display> display;               // webview
   // sha256 hex of the app's canonical JSON (every field above): two apps with the same hash
   // run the same way. Recorded on containers as the fleetlet.io/spec-hash label.
   std::string spec_hash;

@@ -1,9 +1,13 @@
 #include "services/service_links.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 
 #include "handoff/netns_listener.h"
 #include "handoff/protocol.h"
@@ -44,7 +48,7 @@ std::map<std::string, std::string> serviceEnvironment(const manifest::App& app) 
 
 ServiceLinks::ServiceLinks(ServiceLinksOptions options, std::chrono::milliseconds retry)
     : options_(std::move(options)) {
-  reconnector_ = std::jthread([this, retry](std::stop_token stop) {
+  reconnector_ = std::jthread([this, retry](const std::stop_token& stop) {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);
@@ -110,6 +114,80 @@ Status ServiceLinks::link(const std::string& app, const std::vector<std::string>
                  sender->connected() ? "handed to its service" : "for its service once connected");
   }
   return first;
+}
+
+namespace {
+
+// A listening unix stream socket at `path` (an old file there is replaced), mode 0600.
+Result<UniqueFd> listenUnix(const std::filesystem::path& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string name = path.string();
+  if (name.size() >= sizeof(address.sun_path)) {
+    return fail(ErrorCode::kInvalidArgument, "unix socket path {} is longer than {} bytes", name,
+                sizeof(address.sun_path) - 1);
+  }
+  std::memcpy(address.sun_path, name.c_str(), name.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return failErrno(errno, "socket for {}", name);
+  ::unlink(name.c_str());
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    return failErrno(errno, "bind {}", name);
+  }
+  if (::chmod(name.c_str(), 0600) != 0 || ::listen(fd.get(), handoff::kDefaultBacklog) != 0) {
+    const int err = errno;
+    ::unlink(name.c_str());
+    return failErrno(err, "listen on {}", name);
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ServiceLinks::linkUnix(
+    const std::string& app, const std::vector<std::string>& services,
+    const std::filesystem::path& dir) {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+    return fail(ErrorCode::kInvalidArgument, "app {}: cannot make {}: {}", app, dir.string(),
+                ec ? ec.message() : std::strerror(errno));
+  }
+  std::map<std::string, std::string> sockets;
+  for (const auto& e : endpoints()) {
+    handoff::HandoffSender* sender = senderFor(e);
+    const bool listed = std::find(services.begin(), services.end(), e.name) != services.end();
+    const auto path = dir / (e.name + ".sock");
+    if (!listed) {
+      if (sender != nullptr) (void)sender->remove(app, e.listener);
+      std::filesystem::remove(path, ec);
+      continue;
+    }
+    if (sender == nullptr) {
+      spdlog::warn("app {}: lists {}, but fleetletd has no handoff socket for its service", app,
+                   e.name);
+      continue;
+    }
+    // Keep a listener whose socket file is still there (fleetletd made it in this run).
+    if (sender->find(app, e.listener) >= 0 && std::filesystem::exists(path, ec)) {
+      sockets[e.name] = path.string();
+      continue;
+    }
+    auto fd = listenUnix(path);
+    if (!fd && fd.error().code() == ErrorCode::kInvalidArgument) {
+      return std::unexpected(fd.error().wrap("{} service of {}", e.name, app));
+    }
+    Status st = fd ? sender->add(app, e.listener, std::move(*fd)) : std::unexpected(fd.error());
+    if (!st) {
+      spdlog::warn("app {}: {} service: {}", app, e.name, st.error().message());
+      continue;
+    }
+    sockets[e.name] = path.string();
+    spdlog::info("app {}: {} on {} ({})", app, e.name, path.string(),
+                 sender->connected() ? "handed to its service" : "for its service once connected");
+  }
+  return sockets;
 }
 
 void ServiceLinks::unlink(const std::string& app) {

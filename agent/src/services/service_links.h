@@ -76,6 +76,16 @@ class ServiceLinks {
   // and the service; a listener that could not be made leaves the others in place.
   Status link(const std::string& app, const std::vector<std::string>& services,
               const std::filesystem::path& netns);
+  // The same for an app without a network namespace of its own, a single-page app in the
+  // kiosk (docs/webview.md, "Identity"): each listed service's listener is a unix socket
+  // `<dir>/<service>.sock` (mode 0600, `dir` 0700; only the agent and the kiosk, its child,
+  // reach it), handed to the service with the app's name like a namespace listener. Returns
+  // service name → socket path for every listener in place (a listener that could not be made
+  // is missing and logged). kInvalidArgument when a path would exceed a unix socket's 107
+  // bytes, or `dir` cannot be made.
+  Result<std::map<std::string, std::string>> linkUnix(const std::string& app,
+                                                      const std::vector<std::string>& services,
+                                                      const std::filesystem::path& dir);
   // Closes every listener of the app (fleetletd's copies and, through the services, theirs).
   void unlink(const std::string& app);
   // Unlinks every app not in `live`.

@@ -89,6 +89,14 @@ Result<std::string> WebviewRuntime::screenshot(const std::string& app) const {
   return png;
 }
 
+Result<Json> WebviewRuntime::kioskStatus(const std::string& app) const {
+  FLEETLET_ASSIGN_OR_RETURN(Json answer, client_.call({{"cmd", "status"}, {"app", app}}));
+  if (!answer.contains("status") || !answer["status"].is_object()) {
+    return fail(ErrorCode::kInternal, "kiosk answered a status without status");
+  }
+  return answer["status"];
+}
+
 Status WebviewRuntime::show(const std::string& app) {
   FLEETLET_ASSIGN_OR_RETURN(Json answer, client_.call({{"cmd", "show"}, {"app", app}}));
   (void)answer;
@@ -165,6 +173,7 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
       for (auto& [name, record] : records_) {
         if (record.loaded.empty()) continue;
         record.loaded.clear();  // loaded again into the new kiosk
+        record.loaded_key.clear();
         record.kiosk_failures = 0;
         names.push_back(name);
       }
@@ -214,22 +223,59 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   return true;
 }
 
+Json WebviewRuntime::loadRequest(const manifest::App& app) {
+  Json load = {{"cmd", "load"}, {"app", app.name}};
+  // resources.memory is the web process's limit: above it the kiosk recycles it.
+  if (app.resources.memory_bytes) {
+    load["memoryLimitMiB"] =
+        std::clamp<int64_t>(*app.resources.memory_bytes / (int64_t{1024} * 1024), 64, 65536);
+  }
+  if (options_.services == nullptr) return load;
+  // The console service always: the page's console messages are its output, kept like a
+  // container's. The others only when listed.
+  std::vector<std::string> linked = app.services;
+  if (std::find(linked.begin(), linked.end(), "logs") == linked.end()) linked.push_back("logs");
+  auto sockets =
+      options_.services->linkUnix(app.name, linked, options_.work_dir / "services" / app.name);
+  if (!sockets) {
+    spdlog::warn("webview {}: {}", app.name, sockets.error().message());
+    return load;
+  }
+  Json services = Json::object();
+  for (const auto& [service, socket] : *sockets) {
+    if (std::find(app.services.begin(), app.services.end(), service) != app.services.end()) {
+      services[service] = socket;
+    }
+  }
+  load["services"] = std::move(services);
+  if (auto it = sockets->find("logs"); it != sockets->end()) load["console"] = it->second;
+  return load;
+}
+
 void WebviewRuntime::converge(const manifest::NodeState* desired) {
   std::set<std::string> wanted;
+  bool handed = false;  // an app was handed to the kiosk: which one is shown is chosen again
   if (desired != nullptr) {
     for (const auto& [name, app] : desired->apps) {
       if (app.runtime != manifest::Runtime::kWebview || !app.bundle) continue;
       wanted.insert(name);
       const auto& bundle = *app.bundle;
       std::string loaded;
+      std::string loaded_key;
       bool wait = false;
       {
         std::lock_guard lock(mu_);
         const auto& record = records_[name];
         loaded = record.loaded;
+        loaded_key = record.loaded_key;
         wait = record.refused == bundle.sha256 && SteadyClock::now() < record.retry_at;
       }
-      if (loaded == bundle.sha256 || wait) continue;
+      if (wait) continue;
+      // Linking is idempotent and cheap: it makes again what a restarted service or a
+      // removed socket file lost. A change of services reloads the app.
+      Json load = loadRequest(app);
+      const std::string key = bundle.sha256 + " " + load.dump();
+      if (loaded == bundle.sha256 && loaded_key == key) continue;
 
       if (loaded.empty()) {
         setStatus(name, [&](WebviewAppStatus& s) {
@@ -238,17 +284,11 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
         });
       }
       auto installed = store_.ensure(bundle.url, bundle.sha256);
-      Json load = {{"cmd", "load"}, {"app", name}};
       if (installed) load["dir"] = installed->dir.string();
-      // resources.memory is the web process's limit: above it the kiosk recycles it.
-      if (app.resources.memory_bytes) {
-        load["memoryLimitMiB"] =
-            std::clamp<int64_t>(*app.resources.memory_bytes / (1024 * 1024), 64, 65536);
-      }
-      Status handed =
+      Status loaded_ok =
           installed ? discardValue(client_.call(load)) : Status(std::unexpected(installed.error()));
-      if (!handed) {
-        const std::string why = handed.error().message();
+      if (!loaded_ok) {
+        const std::string why = loaded_ok.error().message();
         event(name, "error", why);
         {
           std::lock_guard lock(mu_);
@@ -271,22 +311,33 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
       {
         std::lock_guard lock(mu_);
         auto& record = records_[name];
-        if (!record.loaded.empty()) record.previous = record.loaded;
+        if (!record.loaded.empty() && record.loaded != bundle.sha256) {
+          record.previous = record.loaded;
+        }
         record.loaded = bundle.sha256;
-        record.kiosk_failures = 0;
+        record.loaded_key = key;
+        record.handed_seq = ++handed_seq_;
+        // A new view in the kiosk counts from 0; an updated one keeps its count.
+        if (loaded.empty()) record.kiosk_failures = 0;
       }
-      event(name, loaded.empty() ? "started" : "updated",
+      event(name,
+            loaded.empty()            ? "started"
+            : loaded != bundle.sha256 ? "updated"
+                                      : "reloaded",
             fmt::format("bundle {} handed to the kiosk", shortSha(bundle.sha256)));
-      // The latest applied app is the one shown.
-      if (auto shown = client_.call({{"cmd", "show"}, {"app", name}}); !shown) {
-        event(name, "error", shown.error().message());
-      }
+      handed = true;
       setStatus(name, [&](WebviewAppStatus& s) {
         s.state = "starting";
         s.message = "";
         s.bundle = bundle.sha256;
       });
     }
+  }
+  // A new manifest (a display priority may have changed) or a new page: choose again. Between
+  // those, an app shown by hand (fleetletctl show) stays shown.
+  if (desired != nullptr && (handed || desired->revision != chosen_revision_)) {
+    chosen_revision_ = desired->revision;
+    showChosen(*desired);
   }
   std::vector<std::string> gone;
   {
@@ -302,6 +353,11 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
       was_loaded = !records_[name].loaded.empty();
       records_.erase(name);
     }
+    if (options_.services != nullptr) {
+      options_.services->unlink(name);
+      std::error_code ec;
+      fs::remove_all(options_.work_dir / "services" / name, ec);
+    }
     if (!was_loaded) continue;
     if (auto r = client_.call({{"cmd", "unload"}, {"app", name}});
         !r && r.error().code() != ErrorCode::kNotFound) {
@@ -309,6 +365,28 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
     } else {
       event(name, "removed", "unloaded from the kiosk");
     }
+  }
+}
+
+void WebviewRuntime::showChosen(const manifest::NodeState& desired) {
+  std::string chosen;
+  std::pair<int64_t, uint64_t> best{-1, 0};
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, record] : records_) {
+      auto it = desired.apps.find(name);
+      if (record.loaded.empty() || it == desired.apps.end()) continue;
+      std::pair<int64_t, uint64_t> rank{it->second.display.value_or(manifest::Display{}).priority,
+                                        record.handed_seq};
+      if (rank > best) {
+        best = rank;
+        chosen = name;
+      }
+    }
+  }
+  if (chosen.empty()) return;
+  if (auto shown = client_.call({{"cmd", "show"}, {"app", chosen}}); !shown) {
+    event(chosen, "error", shown.error().message());
   }
 }
 

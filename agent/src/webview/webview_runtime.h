@@ -37,6 +37,7 @@
 #include "error/error.h"
 #include "manifest/types.h"
 #include "os/child_process.h"
+#include "services/service_links.h"
 #include "webview/kiosk_client.h"
 
 namespace fleetlet::webview {
@@ -51,6 +52,10 @@ struct WebviewOptions {
   std::chrono::milliseconds retry_interval{10000};  // a refused bundle is tried again after
   std::chrono::milliseconds ready_heartbeat{5000};  // "running" needs a heartbeat this fresh
   std::chrono::milliseconds kiosk_restart_backoff{1000};
+  // The node services (docs/webview.md, "Identity"): each webview app gets a unix listener per
+  // service it lists, plus one of the console service for its console messages, under
+  // <work_dir>/services/<app>/, handed to the services with its name. Null: no services.
+  services::ServiceLinks* services = nullptr;
   // Node events (app, kind, message), from the worker thread.
   std::function<void(const std::string&, const std::string&, const std::string&)> on_event;
 };
@@ -88,6 +93,9 @@ class WebviewRuntime {
 
   // A PNG of what the app's view shows (the shown app when `app` is empty).
   Result<std::string> screenshot(const std::string& app) const;
+  // The kiosk's status of the app (docs/webview.md, "The control socket"): url, loadState,
+  // heartbeatAgeMs, memoryMiB, failures, lastFailure... kNotFound when it does not have it.
+  Result<Json> kioskStatus(const std::string& app) const;
   // Shows the app. kNotFound when the kiosk does not have it.
   Status show(const std::string& app);
 
@@ -97,8 +105,10 @@ class WebviewRuntime {
  private:
   struct Record {
     WebviewAppStatus status;
-    std::string loaded;    // sha256 handed to the kiosk
-    std::string previous;  // kept in the store until `loaded` runs
+    std::string loaded;       // sha256 handed to the kiosk
+    std::string loaded_key;   // what was handed: bundle, services and their sockets
+    uint64_t handed_seq = 0;  // when it was last handed over (higher: later)
+    std::string previous;     // kept in the store until `loaded` runs
     uint64_t kiosk_failures = 0;
     std::string refused;  // the sha256 last refused, not tried again before retry_at
     std::chrono::steady_clock::time_point retry_at{};
@@ -108,6 +118,10 @@ class WebviewRuntime {
   void step(const std::stop_token& stop);
   bool ensureKiosk(const std::stop_token& stop);
   void converge(const manifest::NodeState* desired);
+  // The load request of `app` (dir filled in by the caller): its services and console socket.
+  Json loadRequest(const manifest::App& app);
+  // Shows the loaded app of the highest display priority, among equals the latest handed.
+  void showChosen(const manifest::NodeState& desired);
   void poll();
   void prune();
   void setStatus(const std::string& name, const std::function<void(WebviewAppStatus&)>& change);
@@ -128,6 +142,8 @@ class WebviewRuntime {
   std::optional<ChildProcess> kiosk_;
   std::chrono::steady_clock::time_point kiosk_restart_at_{};
   uint64_t kiosk_starts_ = 0;
+  uint64_t handed_seq_ = 0;
+  int64_t chosen_revision_ = -1;  // the manifest revision the shown app was last chosen for
   std::set<std::string> pruned_keep_;
 
   std::jthread worker_;  // last: stopped and joined before the members above go

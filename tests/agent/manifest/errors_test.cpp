@@ -87,7 +87,7 @@ const Bad kBadApps[] = {
      "apps.a.bundle.sha256: "},
     {"BundleUrlNotHttp",
      fmt::format("a: {{runtime: webview, bundle: {{url: ftp://x/u, sha256: {}}}}}", kSha),
-     "apps.a.bundle.url: \"ftp://x/u\" is not an http://, https:// or file:/// URL"},
+     "apps.a.bundle.url: \"ftp://x/u\" is not an http://, https://, file:/// or blob:// URL"},
     {"BundleNeedsUrl", fmt::format("a: {{runtime: webview, bundle: {{sha256: {}}}}}", kSha),
      "apps.a.bundle.url: required"},
     {"ExecPathRelative", "a: {runtime: native, exec: {path: bin/x}}",

@@ -10,6 +10,7 @@ namespace fleetlet::manifest {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using testing::kDesignExample;
 using testing::withApps;
@@ -188,6 +189,38 @@ TEST(ParseTest, BundleFromAFileUrl) {
   EXPECT_EQ(s.apps.at("w").bundle->url, "file:///srv/bundles/ui.tgz");
   EXPECT_FALSE(parseNodeState(withApps(
       R"(w: {runtime: webview, bundle: {url: "file://relative/ui.tgz", sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})")));
+}
+
+TEST(ParseTest, DisplayPriorityOfAWebviewApp) {
+  const std::string bundle =
+      R"(bundle: {url: "file:///srv/ui.tgz", sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})";
+  NodeState s =
+      parseOk(withApps("w: {runtime: webview, " + bundle + ", display: {priority: 10}}\n" +
+                       "v: {runtime: webview, " + bundle + "}"));
+  ASSERT_TRUE(s.apps.at("w").display);
+  EXPECT_EQ(s.apps.at("w").display->priority, 10);
+  EXPECT_FALSE(s.apps.at("v").display);
+  // In the spec hash only when set: apps without it hash as before it existed.
+  EXPECT_EQ(canonicalJson(s.apps.at("w"))["display"]["priority"], 10);
+  EXPECT_FALSE(canonicalJson(s.apps.at("v")).contains("display"));
+  NodeState other =
+      parseOk(withApps("w: {runtime: webview, " + bundle + ", display: {priority: 11}}"));
+  EXPECT_NE(other.apps.at("w").spec_hash, s.apps.at("w").spec_hash);
+
+  auto refused = [&](const std::string& apps, const std::string& message) {
+    auto r = parseNodeState(withApps(apps));
+    ASSERT_FALSE(r) << apps;
+    EXPECT_THAT(r.error().message(), HasSubstr(message)) << r.error().message();
+  };
+  refused("w: {runtime: webview, " + bundle + ", display: {priority: 1001}}",
+          "apps.w.display.priority: 1001 is not in 0..1000");
+  refused("w: {runtime: webview, " + bundle + ", display: {priority: -1}}",
+          "apps.w.display.priority: -1 is not in 0..1000");
+  refused("w: {runtime: webview, " + bundle + ", display: {priority: high}}",
+          "apps.w.display.priority");
+  refused("w: {runtime: webview, " + bundle + ", display: {prio: 1}}", "apps.w.display.prio");
+  refused("c: {image: busybox, display: {priority: 1}}",
+          "apps.c.display: not allowed for runtime container");
 }
 
 TEST(ParseTest, CpuAndMemorySpellings) {

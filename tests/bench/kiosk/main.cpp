@@ -1,8 +1,13 @@
 // Kiosk benchmark: fleetlet-webview (WebKitGTK, under a private Xvfb) against Debian's Cog
-// (WPE, its headless platform: Cog has no X11 platform) on the same bundle in the same run.
+// (WPE) on the same bundle in the same run. Cog has no X11 platform: it runs on its Wayland
+// platform in weston, which itself runs as an X client in the same Xvfb (weston's x11
+// backend, pixman renderer), and, for reference, on its headless platform.
 // Per round and peer: first paint after start (the page's second animation frame calls a
 // loopback beacon), recovery after SIGKILL of the web process (the reloaded page's beacon),
-// and the RSS of the peer's whole process tree once painted. Prints medians and ratios.
+// and the RSS of the peer's whole process tree once painted (weston not counted). Then, as
+// root with containerd installed, fleetletd's apply -> SPA visible: `fleetletctl apply` of a
+// webview app until its page's beacon, for a new app and for a new bundle of a shown one.
+// Prints medians, ratios and the engines' versions; exits 1 when a peer gave no figure.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -17,14 +22,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
 
+#include "agent/bundle/archive_builder.h"
+#include "crypto/sha256.h"
 #include "kiosk_fixture.h"
 #include "os/child_process.h"
 #include "os/unique_fd.h"
+#include "support/private_containerd.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -65,6 +75,13 @@ class Beacon {
     if (!cv_.wait_for(lock, timeout, [&] { return times_.size() > n; })) return std::nullopt;
     return times_[n];
   }
+  // Waits for a beacon GET of `path`; returns when it came.
+  std::optional<Clock::time_point> waitForPath(const std::string& path,
+                                               std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return paths_.contains(path); })) return std::nullopt;
+    return paths_[path];
+  }
 
  private:
   void serve() {
@@ -73,12 +90,20 @@ class Beacon {
       if (!conn) return;
       const auto at = Clock::now();
       char buf[4096];
-      (void)::recv(conn.get(), buf, sizeof(buf), 0);
+      const ssize_t got = ::recv(conn.get(), buf, sizeof(buf), 0);
+      // "GET /path HTTP/1.1"
+      std::string line(buf, static_cast<size_t>(std::max<ssize_t>(got, 0)));
+      line = line.substr(0, line.find('\r'));
+      const auto first = line.find(' ');
+      const std::string path = first == std::string::npos
+                                   ? ""
+                                   : line.substr(first + 1, line.find(' ', first + 1) - first - 1);
       static constexpr std::string_view kAnswer =
           "HTTP/1.0 200 OK\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: 0\r\n\r\n";
       (void)::send(conn.get(), kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
       std::lock_guard lock(mu_);
       times_.push_back(at);
+      paths_.emplace(path, at);
       cv_.notify_all();
     }
   }
@@ -86,7 +111,8 @@ class Beacon {
   uint16_t port_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Clock::time_point> times_;  // guarded by mu_
+  std::vector<Clock::time_point> times_;            // guarded by mu_
+  std::map<std::string, Clock::time_point> paths_;  // first beacon per path, guarded by mu_
   std::thread thread_;
 };
 
@@ -153,6 +179,143 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// weston in the benchmark's Xvfb (x11 backend, pixman): the Wayland compositor Cog's wl
+// platform needs. Stopped by pid.
+class Weston {
+ public:
+  static std::unique_ptr<Weston> start(const std::string& display, const fs::path& dir) {
+    if (!fs::exists("/usr/bin/weston")) return nullptr;
+    const fs::path runtime = dir / "xdg";
+    fs::create_directories(runtime);
+    fs::permissions(runtime, fs::perms::owner_all, fs::perm_options::replace);
+    auto child = ChildProcess::spawn(
+        {.argv = {"/usr/bin/weston", "--backend=x11-backend.so", "--use-pixman",
+                  "--socket=fleetlet-bench", "--width=1024", "--height=600", "--idle-time=0"},
+         .env = {{"DISPLAY", display}, {"XDG_RUNTIME_DIR", runtime.string()}},
+         .stdout_path = dir / "weston.log",
+         .stderr_path = dir / "weston.log"});
+    if (!child) return nullptr;
+    for (int i = 0; i < 100 && !fs::exists(runtime / "fleetlet-bench"); ++i) {
+      std::this_thread::sleep_for(50ms);
+    }
+    if (!fs::exists(runtime / "fleetlet-bench")) {
+      std::fprintf(stderr, "weston did not start (see %s)\n", (dir / "weston.log").c_str());
+      child->stop(SIGTERM, 3s);
+      return nullptr;
+    }
+    std::this_thread::sleep_for(500ms);  // its shell client
+    return std::unique_ptr<Weston>(new Weston(std::move(*child), runtime));
+  }
+  Weston(const Weston&) = delete;
+  Weston& operator=(const Weston&) = delete;
+  ~Weston() {
+    auto tree = wt::processesBelow(process_.pid(), "");
+    process_.stop(SIGTERM, 3s);
+    for (pid_t pid : tree) ::kill(pid, SIGKILL);
+  }
+  std::map<std::string, std::string> env() const {
+    return {{"XDG_RUNTIME_DIR", runtime_.string()}, {"WAYLAND_DISPLAY", "fleetlet-bench"}};
+  }
+
+ private:
+  Weston(ChildProcess process, fs::path runtime)
+      : process_(std::move(process)), runtime_(std::move(runtime)) {}
+  ChildProcess process_;
+  fs::path runtime_;
+};
+
+// "package version" of the installed Debian packages (dpkg-query), one per line.
+std::string versions(const std::vector<std::string>& packages) {
+  std::vector<std::string> argv = {"dpkg-query", "-W", "-f", "${Package} ${Version}\n"};
+  argv.insert(argv.end(), packages.begin(), packages.end());
+  auto out = fleetlet::runCommand(argv);
+  return out ? out->out : std::string("(dpkg-query failed)\n");
+}
+
+// fleetletd's apply -> SPA visible: the real fleetletd (a private containerd, --display on the
+// benchmark's Xvfb); `fleetletctl apply` of a manifest whose webview app's page beacons on its
+// first painted frame. "new app": an app the kiosk did not have; "new bundle": another
+// bundle of the app on screen. Empty when not root or containerd is missing.
+std::map<std::string, std::vector<double>> applyToVisible(const std::string& display,
+                                                          Beacon& beacon, const fs::path& dir,
+                                                          int rounds) {
+  std::map<std::string, std::vector<double>> out;
+  if (::geteuid() != 0) {
+    std::printf("apply -> visible: skipped (not root)\n");
+    return out;
+  }
+  auto containerd = fleetlet::testing::PrivateContainerd::start();
+  if (!containerd) {
+    std::printf("apply -> visible: skipped (%s)\n", containerd.error().message().c_str());
+    return out;
+  }
+  const fs::path work = dir / "fleetletd";
+  fs::create_directories(work);
+  auto agent = ChildProcess::spawn(
+      {.argv = {FLEETLETD_PATH, "--containerd", containerd->socket().string(), "--namespace",
+                fleetlet::testing::PrivateContainerd::uniqueId("kbench"), "--data-dir",
+                (work / "data").string(), "--api-socket", (work / "api.sock").string(), "--display",
+                display, "--webview", FLEETLET_WEBVIEW_PATH},
+       .stdout_path = work / "fleetletd.log",
+       .stderr_path = work / "fleetletd.log"});
+  if (!agent) {
+    std::fprintf(stderr, "fleetletd: %s\n", agent.error().message().c_str());
+    return out;
+  }
+  for (int i = 0; i < 200 && !fs::exists(work / "data" / "webview" / "control.sock"); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  int revision = 0;
+  int serial = 0;
+  // Applies `apps` (name, its page's colour) and returns apply -> first beacon in ms.
+  auto apply = [&](const std::vector<std::pair<std::string, int>>& apps) -> double {
+    std::string manifest = fmt::format(
+        "apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: {}\napps:\n", ++revision);
+    for (const auto& [name, colour] : apps) {
+      // Each bundle differs (a serial in the page): a new sha256, a new load.
+      const std::string page = fmt::format(
+          "<!doctype html><html><body style=\"margin:0;background:#{:06x}\"><h1>{} {}</h1>"
+          "<script>requestAnimationFrame(() => requestAnimationFrame(() => "
+          "fetch('http://127.0.0.1:{}/painted-{}').catch(() => {{}})));</script></body></html>",
+          colour, name, serial + 1, beacon.port(), serial + 1);
+      ++serial;
+      const std::string bytes =
+          fleetlet::bundle::testing::makeTar({fleetlet::bundle::testing::file("index.html", page)});
+      const fs::path archive = work / fmt::format("{}-{}.tar.gz", name, serial);
+      fleetlet::bundle::testing::writeFile(archive, bytes);
+      manifest += fmt::format(
+          "  {}:\n    runtime: webview\n    bundle: {{url: \"file://{}\", sha256: \"{}\"}}\n", name,
+          archive.string(), fleetlet::sha256Hex(bytes));
+    }
+    const fs::path file = work / "manifest.yaml";
+    std::ofstream(file) << manifest;
+    const auto start = Clock::now();
+    auto applied =
+        fleetlet::runCommand({FLEETLETCTL_PATH, "--api-socket", (work / "api.sock").string(),
+                              "apply", "-f", file.string()});
+    if (!applied || !applied->status.success()) {
+      std::fprintf(stderr, "fleetletctl apply failed: %s\n",
+                   applied ? applied->err.c_str() : applied.error().message().c_str());
+      return -1;
+    }
+    // The page of this apply's last bundle: its own beacon path.
+    auto painted = beacon.waitForPath(fmt::format("/painted-{}", serial), 30s);
+    return painted ? ms(*painted - start) : -1;
+  };
+  // Warm-up: the kiosk's first web context.
+  (void)apply({{"warmup", 0x202020}});
+  std::this_thread::sleep_for(500ms);
+  for (int round = 0; round < rounds; ++round) {
+    const std::string app = fmt::format("app{}", round);
+    out["apply -> visible, new app"].push_back(apply({{app, 0x0080ff}}));
+    std::this_thread::sleep_for(500ms);
+    out["apply -> visible, new bundle"].push_back(apply({{app, 0xff8000}}));
+    std::this_thread::sleep_for(500ms);
+  }
+  agent->stop(SIGTERM, 20s);
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,6 +341,7 @@ int main(int argc, char** argv) {
 
   std::map<std::string, std::vector<Sample>> results;
   const bool have_cog = fs::exists("/usr/bin/cog");
+  auto weston = have_cog ? Weston::start(xvfb->display(), dir->path()) : nullptr;
   for (int round = 0; round < rounds; ++round) {
     fs::remove_all(dir->path() / "state");
     results["fleetlet-webview"].push_back(runOnce(
@@ -189,6 +353,12 @@ int main(int argc, char** argv) {
         {FLEETLET_WEBVIEW_PATH, "--socket", (dir->path() / "ctl.sock").string(), "--state-dir",
          (dir->path() / "state").string(), "--no-sandbox", "--app", "bench=" + bundle.string()},
         {{"DISPLAY", xvfb->display()}}, beacon, dir->path() / "kiosk.log"));
+    if (weston) {
+      results["cog (wl, weston)"].push_back(
+          runOnce({"/usr/bin/cog", "--platform=wl", "-d", "app:" + bundle.string(),
+                   "--webprocess-failure=restart", "app:///index.html"},
+                  weston->env(), beacon, dir->path() / "cog-wl.log"));
+    }
     if (have_cog) {
       results["cog (headless)"].push_back(
           runOnce({"/usr/bin/cog", "--platform=headless", "-d", "app:" + bundle.string(),
@@ -196,9 +366,17 @@ int main(int argc, char** argv) {
                   {}, beacon, dir->path() / "cog.log"));
     }
   }
-  std::printf("kiosk benchmark: %d rounds, medians; 1024x600 Xvfb for fleetlet-webview\n", rounds);
-  std::printf("%-18s %16s %16s %12s\n", "peer", "first paint ms", "recovery ms", "RSS MiB");
+  weston.reset();
+  auto apply = applyToVisible(xvfb->display(), beacon, dir->path(), rounds);
+
+  std::printf("kiosk benchmark: %d rounds, medians; one 1024x600 Xvfb (cog wl: in weston there)\n",
+              rounds);
+  std::printf(
+      "%s",
+      versions({"libwebkit2gtk-4.1-0", "libwpewebkit-1.1-0", "cog", "weston", "xvfb"}).c_str());
+  std::printf("%-20s %16s %16s %12s\n", "peer", "first paint ms", "recovery ms", "RSS MiB");
   std::map<std::string, Sample> medians;
+  bool missing = false;
   for (const auto& [peer, samples] : results) {
     std::vector<double> fp, rec, rss;
     for (const auto& s : samples) {
@@ -207,19 +385,38 @@ int main(int argc, char** argv) {
       rss.push_back(s.rss_mib);
     }
     medians[peer] = {median(fp), median(rec), median(rss)};
-    std::printf("%-18s %16.0f %16.0f %12.1f\n", peer.c_str(), medians[peer].first_paint_ms,
+    if (medians[peer].first_paint_ms < 0 || medians[peer].recovery_ms < 0) missing = true;
+    std::printf("%-20s %16.0f %16.0f %12.1f\n", peer.c_str(), medians[peer].first_paint_ms,
                 medians[peer].recovery_ms, medians[peer].rss_mib);
+  }
+  for (const auto& [what, samples] : apply) {
+    const double m = median(samples);
+    if (m < 0) missing = true;
+    auto sorted = samples;
+    std::sort(sorted.begin(), sorted.end());
+    std::printf("fleetletd %-28s median %.0f ms (min %.0f, max %.0f, n=%zu)\n", what.c_str(), m,
+                sorted.front(), sorted.back(), sorted.size());
   }
   if (!have_cog) {
     std::printf("cog not installed: no peer\n");
-  } else {
-    const auto& b = medians["cog (headless)"];
-    for (const char* peer : {"fleetlet-webview", "webview no-sandbox"}) {
-      const auto& a = medians[peer];
-      std::printf("ratio %s / cog: first paint %.2fx, recovery %.2fx, RSS %.2fx\n", peer,
-                  a.first_paint_ms / b.first_paint_ms, a.recovery_ms / b.recovery_ms,
-                  a.rss_mib / b.rss_mib);
-    }
+    return 1;
+  }
+  const char* reference = "cog (wl, weston)";
+  if (!results.contains(reference)) {
+    std::printf("cog under weston did not run (weston missing?): ratios against cog headless\n");
+    reference = "cog (headless)";
+  }
+  const auto& b = medians[reference];
+  for (const char* peer : {"fleetlet-webview", "webview no-sandbox"}) {
+    const auto& a = medians[peer];
+    if (a.first_paint_ms < 0 || b.first_paint_ms < 0) continue;
+    std::printf("ratio %s / %s: first paint %.2fx, recovery %.2fx, RSS %.2fx\n", peer, reference,
+                a.first_paint_ms / b.first_paint_ms, a.recovery_ms / b.recovery_ms,
+                a.rss_mib / b.rss_mib);
+  }
+  if (missing) {
+    std::printf("FAILED: a peer gave no figure (see the logs above)\n");
+    return 1;
   }
   return 0;
 }

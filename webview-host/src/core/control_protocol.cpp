@@ -56,6 +56,14 @@ Result<ControlRequest> parseControlRequest(std::string_view line) {
         request.services[name] = socket.get<std::string>();
       }
     }
+    if (const auto it = doc.find("console"); it != doc.end() && !it->is_null()) {
+      if (!it->is_string() || !it->get<std::string>().starts_with('/')) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "request.console: expected the absolute path of a unix socket, got {}",
+                    it->dump());
+      }
+      request.console = it->get<std::string>();
+    }
     if (const auto it = doc.find("memoryLimitMiB"); it != doc.end() && !it->is_null()) {
       if (!it->is_number_integer() || it->get<int64_t>() < 64 || it->get<int64_t>() > 65536) {
         return fail(ErrorCode::kInvalidArgument,

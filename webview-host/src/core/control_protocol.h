@@ -8,7 +8,7 @@
 //   {"cmd":"reload","app":"a"}                      → {"ok":true}
 //   {"cmd":"screenshot"[,"app":"a"]}                → {"ok":true,"app":"a","png":"<base64>"}
 //   {"cmd":"load","app":"a","dir":"/abs/dir"[,"services":{"events":"/run/…/events.sock"}]
-//    [,"memoryLimitMiB":512]}
+//    [,"memoryLimitMiB":512][,"console":"/run/…/logs.sock"]}
 //                                                   → {"ok":true}  (adds or updates an app)
 //   {"cmd":"unload","app":"a"}                      → {"ok":true}
 //   errors: {"ok":false,"code":"ERR_NOT_FOUND","error":"no app \"x\""}
@@ -37,6 +37,9 @@ struct ControlRequest {
   // load: the app's web process is ended and reloaded above this many MiB (0: no limit).
   // Takes effect when the app is first loaded (WebKit fixes it per web context).
   uint32_t memory_limit_mib = 0;
+  // load: the unix socket of the app's own console-service listener; the page's console
+  // messages are posted there (empty: only the kiosk's log).
+  std::string console;
 };
 
 // Parses and checks one request line; kInvalidArgument names what is wrong.

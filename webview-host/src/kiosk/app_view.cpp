@@ -112,9 +112,12 @@ AppView::AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config)
     : spec_(std::move(spec)),
       options_(std::move(options)),
       config_(std::move(config)),
-      recovery_(options_.recovery) {}
+      recovery_(options_.recovery) {
+  if (!spec_.console.empty()) console_ = std::make_unique<ConsoleSink>(spec_.console);
+}
 
 AppView::~AppView() {
+  if (memory_cancel_) g_cancellable_cancel(memory_cancel_.get());
   reload_timer_.reset();
   g_signal_handlers_disconnect_by_data(view_, this);
   g_signal_handlers_disconnect_by_data(content_.get(), this);
@@ -145,6 +148,11 @@ void AppView::build() {
     context_.reset(webkit_web_context_new_with_website_data_manager(data.get()));
   }
   webkit_web_context_set_sandbox_enabled(context_.get(), options_.sandbox ? TRUE : FALSE);
+  if (!options_.extensions_dir.empty()) {
+    webkit_web_context_set_web_extensions_directory(context_.get(),
+                                                    options_.extensions_dir.c_str());
+  }
+  memory_cancel_.reset(g_cancellable_new());
   webkit_web_context_set_cache_model(context_.get(), WEBKIT_CACHE_MODEL_DOCUMENT_VIEWER);
   webkit_web_context_register_uri_scheme(context_.get(), std::string(kAppScheme).c_str(),
                                          &AppView::onSchemeRequest, this, nullptr);
@@ -221,6 +229,9 @@ Status AppView::update(const AppSpec& spec) {
   auto config = bundle::loadAppConfig(spec.dir);
   if (!config)
     return std::unexpected(config.error().wrap("app {}: bundle {}", spec.name, spec.dir.string()));
+  if (spec.console != spec_.console) {
+    console_ = spec.console.empty() ? nullptr : std::make_unique<ConsoleSink>(spec.console);
+  }
   spec_ = spec;
   config_ = std::move(*config);
   installScripts();
@@ -241,7 +252,37 @@ void AppView::setShown(bool shown) {
   if (shown) recovery_.watchFrom(now());
 }
 
+void AppView::sampleMemory() {
+  if (memory_pending_ || options_.extensions_dir.empty()) return;
+  memory_pending_ = true;
+  webkit_web_view_send_message_to_page(view_, webkit_user_message_new("fleetlet.memory", nullptr),
+                                       memory_cancel_.get(), &AppView::onMemoryReply, this);
+}
+
+void AppView::onMemoryReply(GObject* view, GAsyncResult* result, gpointer data) {
+  GError* error = nullptr;
+  WebKitUserMessage* reply =
+      webkit_web_view_send_message_to_page_finish(WEBKIT_WEB_VIEW(view), result, &error);
+  if (error != nullptr) {
+    const bool cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_error_free(error);
+    if (cancelled) return;  // the AppView is gone
+    auto* self = static_cast<AppView*>(data);
+    self->memory_pending_ = false;
+    self->memory_bytes_.reset();  // no web process, or no extension in it
+    return;
+  }
+  auto* self = static_cast<AppView*>(data);
+  self->memory_pending_ = false;
+  GVariant* parameters = webkit_user_message_get_parameters(reply);
+  if (parameters != nullptr && g_variant_is_of_type(parameters, G_VARIANT_TYPE_UINT64)) {
+    self->memory_bytes_ = g_variant_get_uint64(parameters);
+  }
+  g_object_unref(reply);
+}
+
 void AppView::tick() {
+  sampleMemory();
   if (!shown_ || terminating_for_hang_ || reload_timer_.active()) return;
   const auto t = now();
   if (!recovery_.hung(t)) return;
@@ -287,20 +328,25 @@ Json AppView::status() const {
             {"reason", recovery_.lastFailureReason()},
             {"secondsAgo", std::chrono::duration<double>(t - *at).count()}};
   }
-  return {{"app", spec_.name},
-          {"displayName", config_.display_name.empty() ? spec_.name : config_.display_name},
-          {"dir", spec_.dir.string()},
-          {"shown", shown_},
-          {"url", uri != nullptr ? uri : ""},
-          {"title", title != nullptr ? title : ""},
-          {"loadState", toString(recovery_.state())},
-          {"heartbeatAgeMs", age ? Json(age->count()) : Json(nullptr)},
-          {"responsive", webkit_web_view_get_is_web_process_responsive(view_) != FALSE},
-          {"failures", recovery_.failures()},
-          {"consecutiveFailures", recovery_.consecutiveFailures()},
-          {"refusedNavigations", refused_navigations_},
-          {"memoryLimitMiB", spec_.memory_limit_mib},
-          {"lastFailure", last}};
+  return {
+      {"app", spec_.name},
+      {"displayName", config_.display_name.empty() ? spec_.name : config_.display_name},
+      {"dir", spec_.dir.string()},
+      {"shown", shown_},
+      {"url", uri != nullptr ? uri : ""},
+      {"title", title != nullptr ? title : ""},
+      {"loadState", toString(recovery_.state())},
+      {"heartbeatAgeMs", age ? Json(age->count()) : Json(nullptr)},
+      {"responsive", webkit_web_view_get_is_web_process_responsive(view_) != FALSE},
+      {"failures", recovery_.failures()},
+      {"consecutiveFailures", recovery_.consecutiveFailures()},
+      {"refusedNavigations", refused_navigations_},
+      {"memoryLimitMiB", spec_.memory_limit_mib},
+      {"memoryMiB", memory_bytes_ ? Json(static_cast<double>(*memory_bytes_) / (1024.0 * 1024.0))
+                                  : Json(nullptr)},
+      {"console", console_ ? Json{{"sent", console_->sent()}, {"dropped", console_->dropped()}}
+                           : Json(nullptr)},
+      {"lastFailure", last}};
 }
 
 void AppView::snapshot(std::function<void(Result<std::string>)> done) {
@@ -505,6 +551,7 @@ gboolean AppView::onLoadFailed(WebKitWebView* /*view*/, WebKitLoadEvent /*event*
 void AppView::onTerminated(WebKitWebView* /*view*/, WebKitWebProcessTerminationReason reason,
                            gpointer data) {
   auto* self = static_cast<AppView*>(data);
+  self->memory_bytes_.reset();
   if (self->terminating_for_hang_) return;  // our own watchdog: already counted and scheduled
   self->recover(reason == WEBKIT_WEB_PROCESS_EXCEEDED_MEMORY_LIMIT ? LoadState::kRecycled
                                                                    : LoadState::kCrashed,
@@ -530,6 +577,7 @@ void AppView::onConsole(WebKitUserContentManager* /*manager*/, WebKitJavascriptR
   if (!message || !message->is_object()) return;
   const std::string level = message->value("level", "log");
   const std::string text = message->value("text", "");
+  if (self->console_) self->console_->post(level, text);
   if (level == "error") {
     spdlog::error("[{}] console.error: {}", self->spec_.name, text);
   } else if (level == "warn") {

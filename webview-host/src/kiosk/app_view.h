@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bundle/app_config.h"
@@ -21,6 +22,7 @@
 #include "error/error.h"
 #include "http/client.h"
 #include "json/json.h"
+#include "kiosk/console_sink.h"
 #include "kiosk/gobject_ptr.h"
 
 namespace fleetlet::webview {
@@ -31,6 +33,7 @@ struct AppSpec {
   // Service (events, blobs, logs) → the unix socket of that service's listener for this app.
   std::map<std::string, std::string> services;
   uint32_t memory_limit_mib = 0;  // 0: none; fixed when the view is built
+  std::string console;            // the app's console-service socket (ConsoleSink); empty: none
 };
 
 // Request bodies forwarded to a service are at most this large (413 beyond).
@@ -41,6 +44,7 @@ struct ViewOptions {
   bool sandbox = true;             // bubblewrap sandbox for the web process
   RecoveryOptions recovery;
   int heartbeat_interval_ms = 1000;
+  std::filesystem::path extensions_dir;  // the web process extension (memory use); empty: none
 };
 
 class AppView {
@@ -90,6 +94,9 @@ class AppView {
   // Forwards a request for app://<name>/.ax/<service>/... to the app's own listener of
   // that service (AppSpec::services), answering 404 when the app has none.
   void forwardToService(WebKitURISchemeRequest* request, const ServiceRoute& route);
+  // Asks the web process extension for the web process's resident set (memory_bytes_).
+  void sampleMemory();
+  static void onMemoryReply(GObject* view, GAsyncResult* result, gpointer self);
 
   static void onSchemeRequest(WebKitURISchemeRequest* request, gpointer self);
   static gboolean onDecidePolicy(WebKitWebView* view, WebKitPolicyDecision* decision,
@@ -118,6 +125,12 @@ class AppView {
   bool shown_ = false;
   bool terminating_for_hang_ = false;
   uint64_t refused_navigations_ = 0;
+  std::unique_ptr<ConsoleSink> console_;  // when spec_.console is set
+  // The web process's resident set, last sampled (tick()); none before the first answer and
+  // after the web process ended.
+  std::optional<uint64_t> memory_bytes_;
+  bool memory_pending_ = false;
+  GObjectPtr<GCancellable> memory_cancel_;  // cancelled with the view: no reply reaches a dead one
 };
 
 }  // namespace fleetlet::webview

@@ -74,7 +74,8 @@ Status Kiosk::load(const AppSpec& spec) {
   ViewOptions view_options{.data_dir = options_.state_dir / "apps" / spec.name,
                            .sandbox = options_.sandbox,
                            .recovery = options_.recovery,
-                           .heartbeat_interval_ms = options_.heartbeat_interval_ms};
+                           .heartbeat_interval_ms = options_.heartbeat_interval_ms,
+                           .extensions_dir = options_.extensions_dir};
   FLEETLET_ASSIGN_OR_RETURN(auto view, AppView::create(spec, view_options));
   gtk_stack_add_named(GTK_STACK(stack_), view->widget(), spec.name.c_str());
   gtk_widget_show(view->widget());
@@ -156,7 +157,11 @@ void Kiosk::handle(const ControlRequest& request, std::function<void(std::string
   } else if (cmd == "reload") {
     reply(reload(request.app));
   } else if (cmd == "load") {
-    reply(load(AppSpec{request.app, request.dir, request.services, request.memory_limit_mib}));
+    reply(load(AppSpec{.name = request.app,
+                       .dir = request.dir,
+                       .services = request.services,
+                       .memory_limit_mib = request.memory_limit_mib,
+                       .console = request.console}));
   } else if (cmd == "unload") {
     reply(unload(request.app));
   } else if (cmd == "screenshot") {

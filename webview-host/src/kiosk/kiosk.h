@@ -29,6 +29,8 @@ struct KioskOptions {
   RecoveryOptions recovery;
   Millis watchdog_interval{500};
   int heartbeat_interval_ms = 1000;
+  // Where fleetlet-webview's web process extension lives (memory use); empty: none.
+  std::filesystem::path extensions_dir;
 };
 
 class Kiosk {
