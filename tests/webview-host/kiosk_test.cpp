@@ -83,7 +83,9 @@ TEST_F(KioskTest, ShowsTheBundlesColourAndTextWithWindowAxBeforeTheFirstScript) 
                                    R"({"displayName":"Paint","settings":{"colour":"blue"}})")}),
                      "paint");
   ASSERT_NO_FATAL_FAILURE(startKiosk({{"paint", dir.string()}}));
-  Json s = waitLoaded("paint");
+  // The title the page's script sets may be reported a moment after the load itself.
+  Json s = kiosk_->waitFor(
+      "paint", [](const Json& j) { return loaded(j) && !j.value("title", "").empty(); }, 20s);
   ASSERT_TRUE(loaded(s)) << s.dump();
   EXPECT_EQ(s["url"], "app://paint/index.html");
   EXPECT_EQ(s["title"], R"(ax:paint:{"colour":"blue"}:true)")
