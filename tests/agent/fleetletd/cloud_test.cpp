@@ -153,14 +153,13 @@ class CloudTest : public FleetletdTest {
   std::map<int64_t, std::vector<std::string>> statusPuts() {
     std::map<int64_t, std::vector<std::string>> out;
     std::istringstream log(cloud_->accessLog());
-    const std::string prefix = "PUT /status/n1/";
+    const std::string dir = "/status/n1/";
     for (std::string line; std::getline(log, line);) {
-      if (!line.starts_with(prefix)) continue;
       std::istringstream fields(line);
       std::string method, uri, status;
       fields >> method >> uri >> status;
-      if (!status.starts_with("2")) continue;
-      const auto seq = std::stoll(uri.substr(prefix.size()));
+      if (method != "PUT" || !uri.starts_with(dir) || !status.starts_with("2")) continue;
+      const auto seq = std::stoll(uri.substr(dir.size()));
       out[seq].push_back(line.substr(line.rfind(' ') + 1));  // $request_length
     }
     return out;
@@ -451,8 +450,12 @@ TEST_F(CloudTest, ReportsSayWhyAppsRestartedAndWhatWasRefused) {
       busyboxApp("hog", "exec tail /dev/zero", "    resources: {memory: 16Mi}\n");
   ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, apps))));
   startCloudAgent(cloud_->url(), statusConfig());
-  ASSERT_TRUE(
-      testing::waitFor([&] { return apiApps()["web"].value("state", "") == "running"; }, 60s))
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto local = apiApps();
+        return local.contains("web") && local["web"].value("state", "") == "running";
+      },
+      60s))
       << agentLog();
   const int64_t mark = lastSeq();
   ctl({"restart", "web"});
@@ -466,20 +469,22 @@ TEST_F(CloudTest, ReportsSayWhyAppsRestartedAndWhatWasRefused) {
         auto got = reports();
         if (got.empty()) return false;
         newest = got.rbegin()->second;
-        const auto& a = newest["apps"];
-        return a["web"].value("lastRestartReason", "") == "manual" &&
-               a["sick"].value("lastRestartReason", "").starts_with("failed health check") &&
-               a["hog"].value("lastRestartReason", "") == "oom";
+        auto reason = [&](const std::string& app) {
+          return newest.value(Json::json_pointer("/apps/" + app + "/lastRestartReason"), "");
+        };
+        return reason("web") == "manual" && reason("sick").starts_with("failed health check") &&
+               reason("hog") == "oom";
       },
       60s))
       << newest.dump(2) << agentLog();
   // busybox is a tag reference (":1"): the digest is containerd's resolution of it.
   ASSERT_THAT(images_->busybox(), ::testing::EndsWith(":1"));
-  const std::string digest = newest["apps"]["web"].value("imageDigest", "");
+  const std::string digest = newest.value(Json::json_pointer("/apps/web/imageDigest"), "");
   EXPECT_THAT(digest, ::testing::MatchesRegex("sha256:[0-9a-f]{64}")) << newest.dump(2);
   EXPECT_THAT(containerd_->ctrOk({"images", "ls"}, ns_).value_or(""), HasSubstr(digest));
   // The local API says the same.
   auto local = apiApps();
+  ASSERT_TRUE(local.contains("web") && local.contains("hog"));
   EXPECT_EQ(local["web"].value("lastRestartReason", ""), "manual");
   EXPECT_EQ(local["hog"].value("lastRestartReason", ""), "oom");
   EXPECT_EQ(local["web"].value("imageDigest", ""), digest);
