@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 
 #include "log/log.h"
 #include "service/blob_service.h"
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--quota", quota, "bytes of content the store may hold (0: unlimited)")
       ->capture_default_str();
-  app.add_option("--source", options.source, "this node's id, the `source` of blobs")
+  app.add_option("--source,--source-id", options.source,
+                 "this node's id, the `source` of blobs (and its name on the site hub)")
       ->capture_default_str();
   app.add_option("--collect-interval-ms", collect_ms, "how often expired blobs are deleted")
       ->capture_default_str();
@@ -47,6 +49,32 @@ int main(int argc, char** argv) {
   app.add_option("--handoff-socket", handoff_socket,
                  "unix socket where the agent hands over each app's listener");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  // Blobs from other nodes, through the site hub fleetlet-streams replicates through.
+  std::string nats_urls, password_file;
+  remote::HubOptions hub;
+  int64_t find_timeout_ms = options.fetch.find_timeout.count();
+  int64_t chunk_timeout_ms = options.fetch.chunk_timeout.count();
+  std::string chunk_bytes = std::to_string(options.fetch.chunk_bytes);
+  app.add_option("--nats", nats_urls,
+                 "site hub URLs nats://HOST:PORT[,...]: serve blobs to and fetch blobs from the "
+                 "site's other nodes (off when unset)");
+  app.add_option("--site", hub.site, "site name (as fleetlet-streams' --site)")
+      ->capture_default_str();
+  app.add_option("--nats-user", hub.user, "hub user name");
+  app.add_option("--nats-password-file", password_file, "file holding the hub user's password");
+  app.add_option("--nats-creds", hub.credentials_file, "NATS credentials file (JWT and seed)");
+  app.add_option("--nats-tls-ca", hub.tls_ca, "CA file to verify the hub with (turns TLS on)");
+  app.add_option("--nats-tls-cert", hub.tls_cert, "client certificate for the hub (PEM)");
+  app.add_option("--nats-tls-key", hub.tls_key, "key of --nats-tls-cert (PEM)");
+  app.add_option("--remote-find-timeout-ms", find_timeout_ms,
+                 "how long to wait for a node holding a blob (then 404)")
+      ->capture_default_str();
+  app.add_option("--remote-chunk-timeout-ms", chunk_timeout_ms,
+                 "how long to wait for one chunk from a holder (then 502)")
+      ->capture_default_str();
+  app.add_option("--remote-chunk-size", chunk_bytes,
+                 "bytes per chunk request, e.g. 512Ki (at most the hub's max_payload)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (auto st = setupLogging("fleetlet-blobs", log_level); !st) return fatal(st.error());
 
@@ -59,6 +87,28 @@ int main(int argc, char** argv) {
   auto quota_bytes = service::parseByteSize(quota);
   if (!quota_bytes) return fatal(quota_bytes.error().wrap("--quota"));
   options.quota = *quota_bytes;
+  if (!nats_urls.empty()) {
+    auto urls = remote::splitUrls(nats_urls);
+    if (!urls) return fatal(urls.error());
+    hub.urls = std::move(*urls);
+    if (!password_file.empty()) {
+      std::ifstream in(password_file);
+      if (!in || !std::getline(in, hub.password)) {
+        return fatal(Error(ErrorCode::kInvalidArgument,
+                           fmt::format("--nats-password-file {}: cannot read it", password_file)));
+      }
+    }
+    auto chunk = service::parseByteSize(chunk_bytes);
+    if (!chunk) return fatal(chunk.error().wrap("--remote-chunk-size"));
+    if (*chunk == 0 || find_timeout_ms <= 0 || chunk_timeout_ms <= 0) {
+      return fatal(Error(ErrorCode::kInvalidArgument,
+                         "--remote-chunk-size and the --remote-*-timeout-ms must be positive"));
+    }
+    options.fetch.chunk_bytes = *chunk;
+    options.fetch.find_timeout = std::chrono::milliseconds(find_timeout_ms);
+    options.fetch.chunk_timeout = std::chrono::milliseconds(chunk_timeout_ms);
+    options.hub = std::move(hub);
+  }
 
   // Block the stop signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;

@@ -81,7 +81,8 @@ write_config() {
   admin_pw=$(password)
   (umask 077 && echo "$admin_pw" >"$dir/admin.password")
   # Each node may publish its own events, ask who holds a source id, and use the JetStream
-  # API to read every stream but create or change only its own.
+  # API to read every stream but create or change only its own; for blobs (fleetlet-blobs) it
+  # may ask the site who holds one and any node for chunks, and answers for its own.
   users="    {user: admin, password: \"$admin_pw\"}"
   IFS=, read -ra node_list <<<"$nodes"
   for n in "${node_list[@]}"; do
@@ -96,8 +97,10 @@ write_config() {
         \"\$JS.API.STREAM.NAMES\", \"\$JS.API.STREAM.CREATE.FL_${site}_$n\",
         \"\$JS.API.STREAM.UPDATE.FL_${site}_$n\", \"\$JS.API.CONSUMER.CREATE.>\",
         \"\$JS.API.CONSUMER.DELETE.>\", \"\$JS.API.CONSUMER.INFO.>\",
-        \"\$JS.API.STREAM.MSG.GET.*\", \"\$JS.API.DIRECT.GET.>\", \"\$JS.FC.>\"]},
-      subscribe: {allow: [\"_INBOX.>\", \"fl.$site.node.$n.who\"]},
+        \"\$JS.API.STREAM.MSG.GET.*\", \"\$JS.API.DIRECT.GET.>\", \"\$JS.FC.>\",
+        \"fl.$site.blobs.find\", \"fl.$site.blobs.*.get\"]},
+      subscribe: {allow: [\"_INBOX.>\", \"fl.$site.node.$n.who\",
+        \"fl.$site.blobs.find\", \"fl.$site.blobs.$n.get\"]},
       allow_responses: true}}"
   done
   local client_ports=() cluster_ports=() http_ports=()

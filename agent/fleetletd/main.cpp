@@ -26,6 +26,10 @@
 #include "health/health_monitor.h"
 #include "log/log.h"
 #include "logs/task_io.h"
+#include "logship/console_sink.h"
+#include "logship/cursor_store.h"
+#include "logship/ingest_listener.h"
+#include "logship/shipper.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
   std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
   std::vector<std::string> cni_bin_dirs;
   std::string display, webview_binary;
+  std::optional<bool> ship_logs;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -202,6 +207,10 @@ int main(int argc, char** argv) {
   app.add_option("--blobs-handoff", blobs_handoff,
                  "fleetlet-blobs' --handoff-socket: apps listing blobs get it on their "
                  "localhost:4455 [off]");
+  app.add_option("--ship-logs", ship_logs,
+                 "true|false: ship every app's stdout/stderr to fleetlet-streams' console "
+                 "service, readable with GET /api/v1/logs?app=NAME (docs/logs.md) [true with "
+                 "--streams-handoff]");
   app.add_option("--display", display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
@@ -246,6 +255,7 @@ int main(int argc, char** argv) {
   if (!cni_netns.empty()) cfg.cni_netns = cni_netns;
   if (!streams_handoff.empty()) cfg.streams_handoff = streams_handoff;
   if (!blobs_handoff.empty()) cfg.blobs_handoff = blobs_handoff;
+  if (ship_logs) cfg.ship_logs = ship_logs;
   if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
@@ -290,6 +300,34 @@ int main(int argc, char** argv) {
   if (!networks) return fatal(networks.error().wrap("app networks"));
   fleetlet::services::ServiceLinks service_links(
       {.streams_socket = cfg.streams_handoff, .blobs_socket = cfg.blobs_handoff});
+  // Apps' stdout/stderr to the console service through a listener handed to fleetlet-streams
+  // (docs/logs.md "Shipping"); it waits for the service while it is down.
+  std::unique_ptr<fleetlet::logship::CursorStore> ship_cursors;
+  std::unique_ptr<fleetlet::logship::ConsoleSink> ship_sink;
+  std::unique_ptr<fleetlet::logship::LogShipper> shipper;
+  if (cfg.ship_logs.value_or(!cfg.streams_handoff.empty())) {
+    if (cfg.streams_handoff.empty()) {
+      return fatal(fleetlet::Error(fleetlet::ErrorCode::kInvalidArgument,
+                                   "--ship-logs needs --streams-handoff (the console service)"));
+    }
+    const auto ship_dir = cfg.data_dir / "logship";
+    auto ingest = fleetlet::logship::listenIngest(ship_dir / "ingest.sock");
+    if (!ingest) return fatal(ingest.error().wrap("log shipping"));
+    if (auto st = service_links.linkNode("console", std::move(*ingest)); !st) {
+      return fatal(st.error().wrap("log shipping"));
+    }
+    auto cursors = fleetlet::logship::CursorStore::open(ship_dir / "cursors.db");
+    if (!cursors) return fatal(cursors.error());
+    ship_cursors = std::move(*cursors);
+    ship_sink = std::make_unique<fleetlet::logship::ConsoleSink>(ship_dir / "ingest.sock");
+    shipper = std::make_unique<fleetlet::logship::LogShipper>(
+        fleetlet::logship::ShipperOptions{
+            .logs_root = logs_root,
+            .service_up = [&service_links] { return service_links.streamsConnected(); }},
+        *ship_cursors, *ship_sink);
+    shipper->start();
+    spdlog::info("shipping apps' stdout/stderr to fleetlet-streams' console service");
+  }
   spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
                (*executor)->network().name, (*executor)->network().plugins.size(),
                cfg.netns_dir.string());
@@ -460,6 +498,7 @@ int main(int argc, char** argv) {
   cloud.reset();
   reporter.reset();
   events.reset();
+  shipper.reset();
   if (!ran) {
     // Nothing could run; say why and leave the signal thread waiting no longer.
     spdlog::critical("{}", ran.error().message());

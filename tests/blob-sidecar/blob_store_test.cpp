@@ -245,6 +245,95 @@ TEST_F(BlobStoreTest, KeepUntilTimeNotInTheFutureStoresAndAnnouncesNothing) {
   EXPECT_TRUE(put("just in time", "s", future)) << "the quota reservation was released";
 }
 
+// Blobs fetched from other nodes (remote/fetcher.h): stored under their own metadata.
+BlobMetadata remoteMetadata(std::string_view bytes, RetentionPolicy policy = {}) {
+  BlobMetadata meta;
+  meta.handle = "0123456789abcdef0123456789abcdef";
+  meta.semantics = "photos";
+  meta.bytes = bytes.size();
+  meta.content_type = "image/jpeg";
+  meta.filename = "p.jpg";
+  meta.sha256 = sha256Hex(bytes);
+  meta.created_on_micros = 1'600'000'000'000'000;
+  meta.source = "node-a";
+  meta.source_app = "camera";
+  meta.retention = policy;
+  return meta;
+}
+
+TEST_F(BlobStoreTest, ReplicaKeepsItsHandleSourceAndRetentionAndAnnouncesNothing) {
+  RetentionPolicy until{.kind = PolicyKind::kKeepUntilTime, .until_micros = clock_.now + 10};
+  BlobMetadata meta = remoteMetadata("remote bytes", until);
+  auto upload = store_->beginUpload(meta.bytes);
+  ASSERT_TRUE(upload);
+  ASSERT_TRUE((*upload)->write("remote bytes"));
+  auto stored = store_->commitReplica(**upload, meta);
+  ASSERT_TRUE(stored) << stored.error().message();
+  auto found = store_->find(meta.handle);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(toJson(*found), toJson(meta));
+  EXPECT_EQ(events_.load(), 0) << "the uploader's node announced it";
+  auto db = store_->openConnection();
+  ASSERT_TRUE(db);
+  auto outbox = db->prepare("SELECT COUNT(*) FROM event_outbox");
+  ASSERT_TRUE(outbox);
+  ASSERT_TRUE(outbox->step().value_or(false));
+  EXPECT_EQ(outbox->columnInt64(0), 0);
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  // Its retention applies here too.
+  clock_.now += 10;
+  EXPECT_EQ(store_->collectExpired().value_or(-1), 1);
+  EXPECT_FALSE(store_->find(meta.handle));
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 0u);
+}
+
+TEST_F(BlobStoreTest, ReplicaThatDoesNotMatchItsMetadataStoresNothing) {
+  BlobMetadata meta = remoteMetadata("the right bytes");
+  for (std::string_view wrong : {"the wrong bytes", "the right byte", "the right bytes!"}) {
+    auto upload = store_->beginUpload(std::nullopt);
+    ASSERT_TRUE(upload);
+    ASSERT_TRUE((*upload)->write(wrong));
+    auto stored = store_->commitReplica(**upload, meta);
+    ASSERT_FALSE(stored) << wrong;
+    EXPECT_EQ(stored.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(stored.error().message().find("does not match its metadata"), std::string::npos)
+        << stored.error().message();
+    EXPECT_NE(stored.error().message().find(meta.sha256), std::string::npos);
+  }
+  EXPECT_FALSE(store_->find(meta.handle));
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(countFiles(dir_->path() / "blobs"), 0u);
+  EXPECT_EQ(store_->usedBytes(), 0u);
+}
+
+TEST_F(BlobStoreTest, ReplicaOfAStoredHandleKeepsTheStoredBlob) {
+  BlobMetadata meta = remoteMetadata("same");
+  for (int i = 0; i < 2; ++i) {
+    auto upload = store_->beginUpload(meta.bytes);
+    ASSERT_TRUE(upload);
+    ASSERT_TRUE((*upload)->write("same"));
+    auto stored = store_->commitReplica(**upload, meta);
+    ASSERT_TRUE(stored) << stored.error().message();
+    EXPECT_EQ(stored->handle, meta.handle);
+  }
+  EXPECT_EQ(store_->list("", 10)->blobs.size(), 1u);
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_EQ(store_->usedBytes(), 4u);
+}
+
+TEST_F(BlobStoreTest, ExpiredReplicaIsNotStored) {
+  RetentionPolicy past{.kind = PolicyKind::kKeepUntilTime, .until_micros = clock_.now.load()};
+  BlobMetadata meta = remoteMetadata("late", past);
+  auto upload = store_->beginUpload(meta.bytes);
+  ASSERT_TRUE(upload);
+  ASSERT_TRUE((*upload)->write("late"));
+  auto stored = store_->commitReplica(**upload, meta);
+  ASSERT_FALSE(stored);
+  EXPECT_EQ(stored.error().code(), ErrorCode::kNotFound) << stored.error().message();
+  EXPECT_EQ(countFiles(dir_->path() / "tmp"), 0u);
+  EXPECT_FALSE(store_->find(meta.handle));
+}
+
 // Uploads are written with O_DIRECT (staged in aligned chunks, the tail padded and truncated)
 // or through the page cache (writeback paced, pages dropped): both store exactly the bytes.
 class BlobStoreWriteTest : public ::testing::TestWithParam<bool> {

@@ -26,6 +26,7 @@
 #include "ocispec/builder.h"
 #include "registry/auth.h"
 #include "registry/registry_error.h"
+#include "remote/protocol.h"
 #include "spec/types.h"
 #include "trust/envelope.h"
 #include "trust/policy.h"
@@ -272,6 +273,72 @@ void fuzzReplicatedEvent(std::string_view data) {
             again->lamport == parsed->lamport && again->timestamp == parsed->timestamp &&
             again->payload == parsed->payload && again->app == parsed->app,
         "replicated event round trip is identical");
+}
+
+void fuzzBlobRemote(std::string_view data) {
+  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 3;
+  if (!data.empty()) data.remove_prefix(1);
+  switch (selector) {
+    case 0: {
+      auto answer = remote::parseHolderAnswer(data);
+      if (!answer) {
+        check(answer.error().code() == ErrorCode::kInvalidArgument, "holder answer error code");
+        return;
+      }
+      check(remote::checkNode(answer->node).has_value(), "holder answer node is a token");
+      check(remote::isHandle(answer->metadata.handle), "holder answer handle");
+      check(answer->metadata.sha256.size() == 64, "holder answer sha256");
+      auto again = remote::parseHolderAnswer(remote::encodeHolderAnswer(*answer));
+      check(again.has_value(), "holder answer round trip parses");
+      // (A fractional `until` may move by a microsecond through its decimal form.)
+      const store::BlobMetadata& a = answer->metadata;
+      const store::BlobMetadata& b = again->metadata;
+      check(again->node == answer->node && a.handle == b.handle && a.sha256 == b.sha256 &&
+                a.bytes == b.bytes && a.source == b.source && a.source_app == b.source_app &&
+                a.semantics == b.semantics && a.retention.kind == b.retention.kind,
+            "holder answer round trip is identical");
+      return;
+    }
+    case 1: {
+      auto request = remote::parseChunkRequest(data);
+      if (!request) {
+        check(request.error().code() == ErrorCode::kInvalidArgument, "chunk request error code");
+        return;
+      }
+      check(request->length > 0 && remote::isHandle(request->handle), "chunk request fields");
+      auto again = remote::parseChunkRequest(remote::encodeChunkRequest(*request));
+      check(again && again->handle == request->handle && again->offset == request->offset &&
+                again->length == request->length,
+            "chunk request round trip");
+      return;
+    }
+    default: {
+      remote::ChunkRequest asked{.handle = "0123456789abcdef0123456789abcdef"};
+      if (data.size() >= 2) {
+        asked.offset = static_cast<unsigned char>(data[0]);
+        asked.length = static_cast<unsigned char>(data[1]) + 1u;
+        data.remove_prefix(2);
+      } else {
+        asked.length = 1;
+      }
+      auto chunk = remote::parseChunkReply(data, asked);
+      if (chunk) {
+        check(!chunk->empty() && chunk->size() <= asked.length, "chunk size within the asked");
+        check(chunk->data() >= data.data() &&
+                  chunk->data() + chunk->size() == data.data() + data.size(),
+              "chunk data is the tail of the answer");
+        return;
+      }
+      const Error& e = chunk.error();
+      if (e.code() == ErrorCode::kNotFound || e.code() == ErrorCode::kUnavailable) {
+        for (char c : e.message()) check(c >= 0x20 && c < 0x7f, "holder error is printable");
+        check(e.message().size() <= remote::kMaxErrorMessageBytes + 16, "holder error bounded");
+      } else {
+        check(e.code() == ErrorCode::kInvalidArgument, "chunk answer error code");
+      }
+      return;
+    }
+  }
 }
 
 void fuzzStreamsRequest(std::string_view data) {

@@ -25,6 +25,12 @@ void fuzzStreamsRequest(std::string_view data);
 // An accepted event is of the stream's source at offset sequence - 1 and round-trips through
 // replicatedEventJson.
 void fuzzReplicatedEvent(std::string_view data);
+// The blob service's messages between nodes (remote/protocol.h, from the site hub): the first
+// byte chooses a holder's answer to a find, a chunk request, or a chunk answer (then the next
+// two bytes are the offset and length asked). Accepted messages re-encode to the same
+// message; accepted chunk data lies within what was asked; a holder's error message reaches
+// us printable only.
+void fuzzBlobRemote(std::string_view data);
 // handoff::decodeMessage; the first byte is the number of fds that came with the body (0-3).
 void fuzzHandoffMessage(std::string_view data);
 // parseNodeState on a YAML or JSON manifest; an accepted one has a valid start order and the
@@ -62,6 +68,7 @@ inline constexpr Target kTargets[] = {
     {"registry_error", &fuzzRegistryError},
     {"streams_request", &fuzzStreamsRequest},
     {"replicated_event", &fuzzReplicatedEvent},
+    {"blob_remote", &fuzzBlobRemote},
     {"handoff_message", &fuzzHandoffMessage},
     {"nodestate", &fuzzNodeState},
     {"multipart", &fuzzMultipart},

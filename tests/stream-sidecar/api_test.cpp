@@ -419,6 +419,85 @@ TEST_F(StreamsApiTest, EventsFromAnAdoptedListenerCarryItsApp) {
   EXPECT_FALSE(lines[1].contains("sourceApp"));
 }
 
+// fleetletd ships apps' output through a listener of its own (tag "node"): entries are stored
+// under the app they name, once per (app, key); no other listener may ingest.
+TEST_F(StreamsApiTest, IngestFromTheNodeListenerStoresEachKeyOnceUnderItsApp) {
+  start();
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd.get(), 16), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  ASSERT_EQ(handoff::appTag(handoff::kNodeApp), handoff::kNodeTag);
+  auto info =
+      service_->consoleServer().adoptListener(std::move(fd), handoff::appTag(handoff::kNodeApp));
+  ASSERT_TRUE(info) << info.error().message();
+  TestClient node(ntohs(addr.sin_port));
+  const std::string batch = R"({"entries":[
+    {"app":"camera","key":"7-aa:0","logName":"stdout","message":"line 1",
+     "logTimestamp":"2026-12-07T01:00:00.123456789Z","labels":{"stream":"stdout"}},
+    {"app":"camera","key":"7-aa:45","logName":"stderr","message":"line 2"},
+    {"app":"other","key":"7-aa:0","logName":"stdout","message":"same key, other app"}]})";
+  Reply first = node.post("/api/v1/logs/ingest", batch);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.json(), (Json{{"stored", 3}, {"duplicates", 0}}));
+  Reply again = node.post("/api/v1/logs/ingest", batch);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json(), (Json{{"stored", 0}, {"duplicates", 3}}));
+
+  auto camera = console_->get("/api/v1/logs?app=camera").lines();
+  ASSERT_EQ(camera.size(), 2u);
+  EXPECT_EQ(camera[0]["message"], "line 1");
+  EXPECT_EQ(camera[0]["app"], "camera");
+  EXPECT_EQ(camera[0]["logName"], "stdout");
+  EXPECT_EQ(camera[0]["logTimestamp"], "2026-12-07T01:00:00.123456789Z");
+  EXPECT_EQ(camera[1]["message"], "line 2");
+  EXPECT_EQ(console_->get("/api/v1/logs?app=other").lines().size(), 1u);
+
+  // Not from the host listener (nor an app's).
+  Reply host = console_->post("/api/v1/logs/ingest", batch);
+  EXPECT_EQ(host.status, 403) << host.body;
+  // One bad entry refuses the batch, naming it; nothing of it is stored.
+  Reply bad = node.post("/api/v1/logs/ingest", R"({"entries":[
+    {"app":"camera","key":"new","logName":"stdout","message":"ok"},
+    {"app":"bad app!","key":"k","logName":"stdout","message":"m"}]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("request.entries[1].app"), std::string::npos) << bad.body;
+  EXPECT_EQ(node.post("/api/v1/logs/ingest",
+                      R"({"entries":[{"app":"camera","key":"","logName":"l","message":"m"}]})")
+                .status,
+            400);
+  EXPECT_EQ(
+      node.post("/api/v1/logs/ingest", R"({"entries":[{"app":"camera","key":"k","logName":"l"}]})")
+          .status,
+      400);
+  EXPECT_EQ(node.post("/api/v1/logs/ingest", R"({"entries":{}})").status, 400);
+  EXPECT_EQ(console_->get("/api/v1/logs?app=camera").lines().size(), 2u);
+}
+
+// Keys survive a restart of the service (they are stored with the entries).
+TEST_F(StreamsApiTest, IngestKeysAreRememberedAcrossARestart) {
+  start();
+  std::vector<IngestEntry> entries(1);
+  entries[0].key = "k1";
+  entries[0].entry.app = "camera";
+  entries[0].entry.log_name = "stdout";
+  entries[0].entry.severity = "info";
+  entries[0].entry.message = "once";
+  auto first = service_->logs().ingest(entries);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->stored, 1u);
+  restart();
+  auto second = service_->logs().ingest(entries);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(second->stored, 0u);
+  EXPECT_EQ(second->duplicates, 1u);
+  EXPECT_EQ(console_->get("/api/v1/logs?app=camera").lines().size(), 1u);
+}
+
 TEST_F(StreamsApiTest, ConsoleAcceptsBothShapesAndRejectsBadEntries) {
   start();
   Reply a = console_->post("/api/v1/logs",

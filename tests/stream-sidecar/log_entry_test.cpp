@@ -46,6 +46,50 @@ TEST(LogEntry, LogTimestampMustBeRfc3339) {
   EXPECT_EQ(Json::parse(good->extra)["logTimestamp"], "2026-11-21T10:00:00.5+01:00");
 }
 
+TEST(LogEntry, IngestRequestsCarryAppKeyAndEntry) {
+  auto e = parseIngestRequest(
+      R"({"entries":[{"app":"camera","key":"1-ab:0","logName":"stdout","message":"hi",
+          "logTimestamp":"2026-12-07T00:00:00.5Z","labels":{"stream":"stdout"}}]})");
+  ASSERT_TRUE(e) << e.error().message();
+  ASSERT_EQ(e->size(), 1u);
+  EXPECT_EQ((*e)[0].key, "1-ab:0");
+  EXPECT_EQ((*e)[0].entry.app, "camera");
+  EXPECT_EQ((*e)[0].entry.severity, "info");
+  EXPECT_EQ(Json::parse((*e)[0].entry.extra)["logTimestamp"], "2026-12-07T00:00:00.5Z");
+}
+
+TEST(LogEntry, IngestRequestsRejectBadEntriesNamingThem) {
+  auto named = [](std::string_view body, std::string_view what) {
+    auto e = parseIngestRequest(body);
+    if (e) return std::string("accepted");
+    return e.error().message().find(what) != std::string::npos ? std::string()
+                                                               : e.error().message();
+  };
+  EXPECT_EQ(
+      named(R"({"entries":[{"key":"k","logName":"l","message":"m"}]})", "request.entries[0].app"),
+      "");
+  EXPECT_EQ(named(R"({"entries":[{"app":"../x","key":"k","logName":"l","message":"m"}]})",
+                  "request.entries[0].app"),
+            "");
+  EXPECT_EQ(named(R"({"entries":[{"app":"a","key":")" + std::string(300, 'k') +
+                      R"(","logName":"l","message":"m"}]})",
+                  "request.entries[0].key"),
+            "");
+  EXPECT_EQ(named(R"({"entries":[{"app":"a","key":"k","logName":"l","message":1}]})",
+                  "request.entries[0].message"),
+            "");
+  EXPECT_EQ(named(R"({"entries":[{"app":"a","key":"k","logName":"l","message":"m",
+                      "logTimestamp":"yesterday"}]})",
+                  "request.entries[0].logTimestamp"),
+            "");
+  EXPECT_EQ(named(R"({"entries":[{"app":"a","key":"k","logName":"l","message":"m",
+                      "severity":"loud"}]})",
+                  "request.entries[0].severity"),
+            "");
+  EXPECT_EQ(named(R"({"entries":5})", "request.entries"), "");
+  EXPECT_EQ(named("[]", "request"), "");
+}
+
 TEST(LogEntry, TimeIsRfc3339) {
   LogEntry e;
   e.time = 1795241262239184;

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -102,6 +104,16 @@ Status TestCloud::publish(const std::string& path, const std::string& content) c
     std::ofstream out(tmp, std::ios::binary);
     out << content;
     if (!out) return fail(ErrorCode::kInternal, "write {}", tmp.string());
+  }
+  // nginx's ETag is the mtime in seconds and the size: a body of the same size published in
+  // the same second would look unchanged (304). Each version gets a later mtime, as any store
+  // gives a new version a new ETag.
+  std::error_code ec;
+  auto previous = std::filesystem::last_write_time(target, ec);
+  if (!ec) {
+    auto mtime =
+        std::max(std::filesystem::last_write_time(tmp), previous + std::chrono::seconds(1));
+    std::filesystem::last_write_time(tmp, mtime);
   }
   std::filesystem::rename(tmp, target);
   return {};

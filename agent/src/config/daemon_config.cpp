@@ -252,6 +252,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_ASSIGN_OR_RETURN(base.pull_stall_timeout, duration(v, key, file));
     } else if (key == "pullMinSpeed") {
       FLEETLET_ASSIGN_OR_RETURN(base.pull_min_speed, positive<int64_t>(v, key, file));
+    } else if (key == "shipLogs") {
+      FLEETLET_ASSIGN_OR_RETURN(base.ship_logs, scalar<bool>(v, key, file));
     } else if (key == "removedLogRetention") {
       FLEETLET_ASSIGN_OR_RETURN(base.removed_log_retention, duration(v, key, file));
     } else if (auto* target = key == "cniConfDir"       ? &base.cni_conf_dir

@@ -65,6 +65,9 @@ struct DaemonConfig {
   // namespace are handed to them (docs/services.md). Empty: not linked.
   std::filesystem::path streams_handoff;
   std::filesystem::path blobs_handoff;
+  // Ship every app's stdout/stderr to fleetlet-streams' console service (docs/logs.md
+  // "Shipping"); unset: on when streams_handoff is set.
+  std::optional<bool> ship_logs;
   // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
   // webview apps fail as unsupported. The kiosk binary: empty for the one next to fleetletd.
   std::string display;

@@ -15,21 +15,6 @@ namespace {
 
 constexpr size_t kReadChunk = size_t{64} * 1024;
 
-// The rotation index k of "current.log.<k>", or 0 when `name` is not a rotated log file.
-int rotatedIndex(std::string_view name) {
-  constexpr std::string_view kPrefix = "current.log.";
-  if (!name.starts_with(kPrefix) || name.size() == kPrefix.size() ||
-      name.size() > kPrefix.size() + 6) {
-    return 0;
-  }
-  int k = 0;
-  for (char c : name.substr(kPrefix.size())) {
-    if (c < '0' || c > '9') return 0;
-    k = k * 10 + (c - '0');
-  }
-  return k;
-}
-
 Result<std::string> readWhole(int fd) {
   std::string out;
   std::string buf(kReadChunk, '\0');
@@ -84,15 +69,17 @@ std::optional<LogEntry> EntryAssembler::add(std::string_view line) {
   return LogEntry{pending.time, record->stream, std::move(pending.text)};
 }
 
-Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::filesystem::path& dir) {
+Result<std::vector<OpenLog>> openLogChain(const std::filesystem::path& dir) {
   // A missing file comes back without an fd.
   auto openLog = [](const std::filesystem::path& path) -> Result<OpenLog> {
     OpenLog log;
-    log.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!log.fd) {
-      if (errno == ENOENT) return log;
-      return failErrno(errno, "open {}", path.string());
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT) return log;
+      return failErrno(err, "open {}", path.string());
     }
+    log.fd.reset(fd);
     struct stat st {};
     if (::fstat(log.fd.get(), &st) != 0) return failErrno(errno, "stat {}", path.string());
     log.dev = st.st_dev;
@@ -102,13 +89,7 @@ Result<std::vector<LogFollower::OpenLog>> LogFollower::openChain(const std::file
   // current.log first, then the rotated files newest first: a rotation in the middle then
   // shows a file twice (dropped below) rather than hiding one.
   FLEETLET_ASSIGN_OR_RETURN(auto current, openLog(logFilePath(dir, 0)));
-  std::vector<int> indexes;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (int k = rotatedIndex(entry.path().filename().native()); k > 0) indexes.push_back(k);
-  }
-  if (ec) return failErrno(ec.value(), "list {}", dir.string());
-  std::sort(indexes.begin(), indexes.end());
+  FLEETLET_ASSIGN_OR_RETURN(auto indexes, rotatedLogIndexes(dir));
   std::vector<OpenLog> rotated;
   for (int k : indexes) {
     FLEETLET_ASSIGN_OR_RETURN(auto log, openLog(logFilePath(dir, k)));
@@ -166,7 +147,7 @@ Result<LogFollower> LogFollower::open(const std::filesystem::path& dir, size_t t
     return fail(ErrorCode::kNotFound, "log directory {} does not exist", dir.string());
   }
   LogFollower follower(dir);
-  FLEETLET_ASSIGN_OR_RETURN(auto chain, openChain(dir));
+  FLEETLET_ASSIGN_OR_RETURN(auto chain, openLogChain(dir));
   if (chain.empty()) return follower;
 
   // Newest first until `tail` entries are complete, then one older file for a line that
@@ -220,7 +201,7 @@ Result<std::vector<LogEntry>> LogFollower::poll() {
     }
     if (current_.fd && st.st_dev == current_.dev && st.st_ino == current_.ino) break;
 
-    FLEETLET_ASSIGN_OR_RETURN(auto chain, openChain(dir_));
+    FLEETLET_ASSIGN_OR_RETURN(auto chain, openLogChain(dir_));
     size_t start = 0;  // without a followed file, or when it was dropped, all are newer
     if (current_.fd) {
       for (size_t i = 0; i < chain.size(); ++i) {

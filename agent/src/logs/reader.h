@@ -69,6 +69,20 @@ class EntryAssembler {
   size_t malformed_ = 0;
 };
 
+// One log file held open, with its identity (which survives renames).
+struct OpenLog {
+  UniqueFd fd;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool same(const OpenLog& other) const { return dev == other.dev && ino == other.ino; }
+};
+
+// Opens every log file in `dir`, oldest first: the rotated files, then current.log. A file that
+// is renamed meanwhile appears once (current.log is opened first, so a rotation in between
+// shows a file twice, dropped, rather than hiding one). Empty when there is no log yet; fails
+// on errors other than a missing file.
+Result<std::vector<OpenLog>> openLogChain(const std::filesystem::path& dir);
+
 struct TailResult {
   std::vector<LogEntry> entries;  // oldest first
   size_t malformed = 0;           // lines skipped in the files read
@@ -105,14 +119,7 @@ class LogFollower {
 
  private:
   friend Result<TailResult> readTail(const std::filesystem::path& dir, size_t n);
-  struct OpenLog {
-    UniqueFd fd;
-    dev_t dev = 0;
-    ino_t ino = 0;
-    bool same(const OpenLog& other) const { return dev == other.dev && ino == other.ino; }
-  };
   explicit LogFollower(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  static Result<std::vector<OpenLog>> openChain(const std::filesystem::path& dir);
   // Reads `file` from `offset` to its end; complete lines go through the assembler into
   // `out`, a trailing incomplete line stays in `partial`.
   Status readFrom(const OpenLog& file, off_t& offset, std::string& partial,

@@ -35,6 +35,31 @@ std::filesystem::path logFilePath(const std::filesystem::path& dir, int k) {
   return dir / (std::string(kCurrentLogName) + "." + std::to_string(k));
 }
 
+Result<std::vector<int>> rotatedLogIndexes(const std::filesystem::path& dir) {
+  // The rotation index k of "current.log.<k>", or 0 for any other name.
+  auto index = [](std::string_view name) {
+    const std::string prefix = std::string(kCurrentLogName) + ".";
+    if (!name.starts_with(prefix) || name.size() == prefix.size() ||
+        name.size() > prefix.size() + 6) {
+      return 0;
+    }
+    int k = 0;
+    for (char c : name.substr(prefix.size())) {
+      if (c < '0' || c > '9') return 0;
+      k = k * 10 + (c - '0');
+    }
+    return k;
+  };
+  std::vector<int> indexes;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (int k = index(entry.path().filename().native()); k > 0) indexes.push_back(k);
+  }
+  if (ec) return failErrno(ec.value(), "list {}", dir.string());
+  std::sort(indexes.begin(), indexes.end());
+  return indexes;
+}
+
 Result<RotatingWriter> RotatingWriter::open(const std::filesystem::path& dir,
                                             RotationPolicy policy) {
   if (policy.max_size == 0 || policy.max_files < 1) {

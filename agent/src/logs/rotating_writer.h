@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "error/error.h"
 #include "os/unique_fd.h"
@@ -32,6 +33,9 @@ struct RotationPolicy {
 
 // <dir>/current.log for k == 0, else <dir>/current.log.<k>.
 std::filesystem::path logFilePath(const std::filesystem::path& dir, int k);
+// The k of every current.log.<k> in `dir`, ascending (newest first). Fails with the errno of
+// listing `dir`.
+Result<std::vector<int>> rotatedLogIndexes(const std::filesystem::path& dir);
 
 class RotatingWriter {
  public:

@@ -103,6 +103,32 @@ AppPlan planApp(const AppPlanInput& input) {
   if (!stale.empty() && !replace_in_place) {
     for (const auto* c : stale) retire(*c, &app, "spec changed", steps);
   }
+  // Until its replacement runs, the old version is kept alive by the restart policy. An old
+  // task that exited while the new image is not there yet is restarted now (after its restart
+  // backoff) and stopped like a running one once the replacement is ready (`revived` holds
+  // those copies, marked running). When the replacement exists already but did not start, an
+  // exited old one is only named in `revert`: it starts again should the replacement fail.
+  std::vector<ActualContainer> revived;
+  revived.reserve(stale.size());
+  if (replace_in_place && (keep == nullptr || keep->task != ActualContainer::Task::kRunning)) {
+    const auto& until = input.state.backoff_until;
+    for (auto*& c : stale) {
+      if (c->task != ActualContainer::Task::kStopped || !wantsRestart(app.restart, c->exit_status))
+        continue;
+      if (keep != nullptr) {
+        plan.revert.push_back(c->id);
+      } else if (until && *until > input.now) {
+        plan.wait_until = *until;
+      } else {
+        steps.push_back(
+            {Step::Kind::kRestart, name, c->id,
+             "exited " + std::to_string(c->exit_status) + " while its replacement is not ready"});
+        revived.push_back(*c);
+        revived.back().task = ActualContainer::Task::kRunning;
+        c = &revived.back();
+      }
+    }
+  }
   if (keep == nullptr) {
     const std::string reason = stale.empty() ? "new app" : "spec changed";
     steps.push_back({Step::Kind::kPull, name, id, reason});

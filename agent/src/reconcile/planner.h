@@ -53,6 +53,9 @@ struct AppPlan {
   std::optional<Clock::time_point> wait_until;
   // Set when fleetlet cannot run the app (unsupported runtime): why.
   std::optional<std::string> unsupported;
+  // Old containers (a replaced spec) whose task had exited: started again, like the old ones
+  // the steps stop, should the replacement fail to start.
+  std::vector<std::string> revert;
 };
 
 // Rules:

@@ -167,6 +167,7 @@ void Reconciler::requestRestart(const std::string& app) {
     restart_requested_.insert(app);
     retry_at_.erase(app);
   }
+  queue_.forget(app);  // an operator's restart starts the failure backoff again at 1 s
   queue_.add(app);
 }
 
@@ -508,7 +509,7 @@ void Reconciler::workApp(const std::string& name) {
   }
 
   if (!plan.steps.empty()) {
-    auto done = execute(app, plan.steps, desired ? desired->revision : 0, *state);
+    auto done = execute(app, plan, desired ? desired->revision : 0, *state);
     if (!done) return fail_and_retry(done.error());
     if (!*done) return;  // a pull in flight, or stopping
     queue_.forget(name);
@@ -556,11 +557,12 @@ void Reconciler::workApp(const std::string& name) {
   settle(desired.get(), name, true, !waiting);
 }
 
-Result<bool> Reconciler::execute(const manifest::App* app, const std::vector<Step>& steps,
-                                 int64_t revision, AppRuntimeState& state) {
-  // Old containers stopped for a replacement, started again should it fail to start.
-  std::vector<std::string> stopped_old;
-  for (const auto& step : steps) {
+Result<bool> Reconciler::execute(const manifest::App* app, const AppPlan& plan, int64_t revision,
+                                 AppRuntimeState& state) {
+  // Old containers stopped for a replacement (or exited before it), started again should it
+  // fail to start.
+  std::vector<std::string> stopped_old = plan.revert;
+  for (const auto& step : plan.steps) {
     if (stopping()) return false;
     const bool replacing =
         app != nullptr && step.container_id != containerId(step.app, app->spec_hash);

@@ -149,9 +149,10 @@ class Reconciler {
   void pullLoop(const std::stop_token& stop);
   Status accountExit(const std::string& name, const std::vector<ActualContainer>& actual,
                      AppRuntimeState& state);
-  // Runs the steps in order, keeping `state` (the app's restart bookkeeping, as stored) up to
-  // date; false when it left early (pull in flight, or stopping).
-  Result<bool> execute(const manifest::App* app, const std::vector<Step>& steps, int64_t revision,
+  // Runs the plan's steps in order, keeping `state` (the app's restart bookkeeping, as stored)
+  // up to date; false when it left early (pull in flight, or stopping). Should a replacement
+  // fail to start, the old containers it stopped and those in plan.revert are started again.
+  Result<bool> execute(const manifest::App* app, const AppPlan& plan, int64_t revision,
                        AppRuntimeState& state);
   // Apps desired, listed or known to containerd: their data is kept.
   std::set<std::string> liveApps() const;

@@ -6,6 +6,7 @@
 #include <condition_variable>
 
 #include "handoff/netns_listener.h"
+#include "handoff/protocol.h"
 
 namespace fleetlet::services {
 
@@ -120,7 +121,7 @@ void ServiceLinks::unlink(const std::string& app) {
 void ServiceLinks::gc(const std::set<std::string>& live) {
   std::set<std::string> gone;
   for (const auto& [app, name] : listeners()) {
-    if (!live.contains(app)) gone.insert(app);
+    if (!live.contains(app) && app != handoff::kNodeApp) gone.insert(app);
   }
   for (const auto& app : gone) {
     spdlog::info("app {}: its service listeners are closed (the app is gone)", app);
@@ -133,6 +134,17 @@ void ServiceLinks::reconnect() {
   if (!options_.streams_socket.empty()) (void)streams_.reconnectIfNeeded();
   if (!options_.blobs_socket.empty()) (void)blobs_.reconnectIfNeeded();
 }
+
+Status ServiceLinks::linkNode(const std::string& listener, UniqueFd fd) {
+  if (options_.streams_socket.empty()) {
+    return fail(ErrorCode::kFailedPrecondition,
+                "fleetletd has no handoff socket for fleetlet-streams");
+  }
+  std::lock_guard lock(mu_);
+  return streams_.add(std::string(handoff::kNodeApp), listener, std::move(fd));
+}
+
+bool ServiceLinks::streamsConnected() const { return streams_.connected(); }
 
 std::vector<std::pair<std::string, std::string>> ServiceLinks::listeners() const {
   auto out = streams_.listeners();

@@ -81,6 +81,14 @@ class ServiceLinks {
   // Reconnects to services that went away (a restart) and hands them every listener again.
   void reconnect();
 
+  // Hands fleetlet-streams a listener of fleetletd's own (app handoff::kNodeApp, e.g. the
+  // console service's ingest listener), replacing an earlier one of that name; kept and
+  // re-handed like the apps' listeners, never removed by gc(). kFailedPrecondition when
+  // fleetletd has no handoff socket for fleetlet-streams.
+  Status linkNode(const std::string& listener, UniqueFd fd);
+  // Whether fleetlet-streams is connected (so it holds every listener handed to it).
+  bool streamsConnected() const;
+
   // The (app, listener) pairs held, for status and tests.
   std::vector<std::pair<std::string, std::string>> listeners() const;
 

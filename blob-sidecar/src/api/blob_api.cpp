@@ -6,6 +6,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
@@ -212,6 +213,15 @@ std::string queryEscape(std::string_view text) {
   return out;
 }
 
+// A failed fetch from other nodes as the response (remote/blob_source.h): 404 and 507 as
+// locally, every other failure is the hub's or the holder's: 502.
+Response remoteFailure(const Error& error) {
+  if (error.code() == ErrorCode::kNotFound || error.code() == ErrorCode::kResourceExhausted) {
+    return http::errorResponse(error);
+  }
+  return http::errorResponse(502, "ERR_BAD_GATEWAY", error.message());
+}
+
 }  // namespace
 
 BlobApi::BlobApi(store::BlobStore& store, ApiOptions options) : store_(store), options_(options) {}
@@ -344,6 +354,12 @@ Task<Response> BlobApi::upload(Request& request) {
 Task<Response> BlobApi::download(Request& request, std::string handle) {
   auto lookup = [this, handle] { return openBlob(store_, handle); };
   auto opened = co_await request.offload(std::move(lookup));
+  if (!opened && opened.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
+    Status fetched = co_await fetchRemote(request, handle);
+    if (!fetched) co_return remoteFailure(fetched.error());
+    auto fetched_lookup = [this, handle] { return openBlob(store_, handle); };
+    opened = co_await request.offload(std::move(fetched_lookup));
+  }
   if (!opened) co_return http::errorResponse(opened.error());
   const store::BlobMetadata& meta = opened->meta;
   std::string etag = "\"" + meta.sha256 + "\"";
@@ -445,8 +461,35 @@ Task<Response> BlobApi::download(Request& request, std::string handle) {
 Task<Response> BlobApi::metadata(Request& request, std::string handle) {
   auto lookup = [this, handle] { return store_.find(handle); };
   auto found = co_await request.offload(std::move(lookup));
+  if (!found && found.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {
+    Status fetched = co_await fetchRemote(request, handle);
+    if (!fetched) co_return remoteFailure(fetched.error());
+    auto fetched_lookup = [this, handle] { return store_.find(handle); };
+    found = co_await request.offload(std::move(fetched_lookup));
+  }
   if (!found) co_return http::errorResponse(found.error());
   co_return Response::json(200, store::toJson(*found).dump());
+}
+
+Task<Status> BlobApi::fetchRemote(Request& request, const std::string& handle) {
+  // The fetch runs on the fetcher's threads; this request waits on its strand without
+  // holding a thread of the blocking pool.
+  struct Wait {
+    explicit Wait(const boost::asio::any_io_executor& executor) : wake(executor) {}
+    boost::asio::steady_timer wake;
+    bool running = true;
+    Status result;
+  };
+  auto wait = std::make_shared<Wait>(request.executor());
+  options_.remote->fetch(handle, [wait, executor = request.executor()](Status result) {
+    boost::asio::post(executor, [wait, result = std::move(result)]() mutable {
+      wait->result = std::move(result);
+      wait->running = false;
+      wait->wake.cancel();
+    });
+  });
+  co_await waitFor(wait->running, wait->wake);
+  co_return wait->result;
 }
 
 Task<Response> BlobApi::query(Request& request) {

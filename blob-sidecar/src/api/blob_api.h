@@ -6,6 +6,11 @@
 //   GET  /api/v1/blobs?<handle> | ?metadata-<handle> | ?semantics=S&limit=N&after=C
 // HEAD works wherever GET does (the server runs the GET handler without sending the body).
 //
+// A blob this node does not hold is fetched from the site's other nodes first when a
+// RemoteBlobs is given (remote/blob_source.h): download and metadata then answer like for a
+// local blob, or 404 (no node has it), 507 (it does not fit), 502 (the hub or the holder failed,
+// or its content did not verify).
+//
 // The app a blob comes from (sourceApp) is read from the tag of the listener its request
 // arrived on: listeners handed over by the agent are tagged "app:<name>" (socket handoff,
 // docs/socket-handoff.md); the service's own host listener gives sourceApp "".
@@ -18,6 +23,7 @@
 
 #include "error/error.h"
 #include "http/server.h"
+#include "remote/blob_source.h"
 #include "store/blob_store.h"
 
 namespace fleetlet::api {
@@ -25,6 +31,9 @@ namespace fleetlet::api {
 struct ApiOptions {
   // Largest blob accepted (413 beyond); 0 = unlimited.
   uint64_t max_blob_size = 0;
+  // Where blobs not stored here come from; null: nowhere (404). Must outlive the server's
+  // last request.
+  remote::RemoteBlobs* remote = nullptr;
 };
 
 class BlobApi {
@@ -39,6 +48,8 @@ class BlobApi {
   http::Task<http::Response> download(http::Request& request, std::string handle);
   http::Task<http::Response> metadata(http::Request& request, std::string handle);
   http::Task<http::Response> query(http::Request& request);
+  // Fetches `handle` (not stored here) from options_.remote, waiting without a thread.
+  http::Task<Status> fetchRemote(http::Request& request, const std::string& handle);
 
   store::BlobStore& store_;
   const ApiOptions options_;

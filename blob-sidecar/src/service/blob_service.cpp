@@ -9,6 +9,7 @@
 #include "api/blob_api.h"
 #include "events/event_outbox.h"
 #include "handoff/http_adapter.h"
+#include "remote/holder.h"
 #include "retention/collector.h"
 
 namespace fleetlet::service {
@@ -20,6 +21,10 @@ struct BlobService::Parts {
   std::unique_ptr<store::BlobStore> store;
   std::unique_ptr<blobevents::EventPublisher> publisher_owner;
   std::unique_ptr<retention::RetentionCollector> collector;
+  // The site: connection, the holder answering for our blobs, the fetcher of others'.
+  std::unique_ptr<remote::HubConnection> hub;
+  std::unique_ptr<remote::BlobHolder> holder;
+  std::unique_ptr<remote::BlobFetcher> fetcher;
   std::unique_ptr<api::BlobApi> api;
   std::unique_ptr<http::Server> server;
   // Destroyed before the server it routes to.
@@ -61,13 +66,28 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
       std::make_unique<retention::RetentionCollector>(*parts->store, options.collect_interval);
   parts->collector->start();
 
+  if (options.hub) {
+    remote::HubOptions hub_options = *options.hub;
+    hub_options.node = options.source;
+    auto hub = remote::HubConnection::connect(hub_options);
+    if (!hub) return std::unexpected(hub.error().wrap("site hub"));
+    parts->hub = std::move(*hub);
+    auto holder = remote::BlobHolder::start(*parts->hub, *parts->store);
+    if (!holder) return std::unexpected(holder.error().wrap("site hub"));
+    parts->holder = std::move(*holder);
+    remote::FetchOptions fetch = options.fetch;
+    fetch.max_blob_size = options.max_blob_size;
+    parts->fetcher = std::make_unique<remote::BlobFetcher>(*parts->hub, *parts->store, fetch);
+  }
+
   http::ServerOptions server_options;
   server_options.cors_origin = options.cors_origin;
   // Browsers must take every response (blobs, JSON, errors) as the type it says it is.
   server_options.response_headers = {{"X-Content-Type-Options", "nosniff"}};
   parts->server = std::make_unique<http::Server>(server_options);
   parts->api = std::make_unique<api::BlobApi>(
-      *parts->store, api::ApiOptions{.max_blob_size = options.max_blob_size});
+      *parts->store,
+      api::ApiOptions{.max_blob_size = options.max_blob_size, .remote = parts->fetcher.get()});
   FLEETLET_RETURN_IF_ERROR(parts->api->registerRoutes(*parts->server));
   auto listener = parts->server->listenTcp(address.first, address.second, "host");
   if (!listener) return std::unexpected(listener.error().wrap("listen on {}", options.listen));
@@ -94,12 +114,18 @@ std::vector<http::ListenerInfo> BlobService::listeners() const {
 
 http::Server& BlobService::server() { return *parts_->server; }
 store::BlobStore& BlobService::store() { return *parts_->store; }
+remote::BlobFetcher* BlobService::fetcher() { return parts_->fetcher.get(); }
 
 void BlobService::stop() {
   if (parts_->stopped) return;
   parts_->stopped = true;
+  // Requests waiting for a fetch are answered (502) while the server still runs.
+  if (parts_->fetcher) parts_->fetcher->stop();
   parts_->handoff.reset();
   parts_->server->stop(std::chrono::seconds(5));
+  parts_->holder.reset();
+  parts_->fetcher.reset();
+  parts_->hub.reset();
   parts_->collector.reset();
   parts_->publisher = nullptr;
   parts_->publisher_owner.reset();

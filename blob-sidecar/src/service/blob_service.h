@@ -19,6 +19,8 @@
 
 #include "error/error.h"
 #include "http/server.h"
+#include "remote/fetcher.h"
+#include "remote/hub_connection.h"
 #include "store/blob_store.h"
 
 namespace fleetlet::service {
@@ -39,6 +41,10 @@ struct ServiceOptions {
   std::optional<std::string> cors_origin = "*";
   // Where the agent hands over each app's blob listener (socket handoff); none when unset.
   std::optional<std::filesystem::path> handoff_socket;
+  // Blobs from other nodes (docs/replication.md): when set (hub URLs given), this node serves
+  // its blobs to the site and fetches the ones it lacks. hub.node is set from `source`.
+  std::optional<remote::HubOptions> hub;
+  remote::FetchOptions fetch;
 };
 
 class BlobService {
@@ -56,7 +62,10 @@ class BlobService {
   // The HTTP server, e.g. to adopt listeners handed over by the agent.
   http::Server& server();
   store::BlobStore& store();
-  // Graceful shutdown: the handoff receiver, the server, then the publisher and collector.
+  // The fetcher of blobs from other nodes; null without a hub.
+  remote::BlobFetcher* fetcher();
+  // Graceful shutdown: fetches from other nodes, the handoff receiver, the server, the site
+  // holder and hub connection, then the publisher and collector.
   // Idempotent.
   void stop();
 

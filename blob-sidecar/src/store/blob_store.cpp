@@ -560,9 +560,54 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
   FLEETLET_ASSIGN_OR_RETURN(meta.handle, randomHandle());
   meta.created_on_micros = clock_.nowMicros();
 
+  return install(upload, std::move(meta), /*announce=*/true);
+}
+
+Result<BlobMetadata> BlobStore::commitReplica(BlobUpload& upload, const BlobMetadata& meta) {
+  if (upload.committed_ || !upload.fd_) {
+    return fail(ErrorCode::kFailedPrecondition, "upload is already closed");
+  }
+  if (meta.retention.kind == retention::PolicyKind::kKeepUntilTime &&
+      meta.retention.until_micros <= clock_.nowMicros()) {
+    upload.discard();
+    return fail(ErrorCode::kNotFound, "blob {} has expired (retention until {})", meta.handle,
+                retention::toJson(meta.retention)["until"].dump());
+  }
+  if (auto finished = upload.finish(); !finished) {
+    upload.discard();
+    return std::unexpected(finished.error());
+  }
+  std::string sha256 = upload.hash_.finishHex();
+  if (upload.bytes_ != meta.bytes || sha256 != meta.sha256) {
+    uint64_t got = upload.bytes_;
+    upload.discard();
+    return fail(ErrorCode::kInvalidArgument,
+                "content of blob {} does not match its metadata: got {} bytes with sha256 {}, "
+                "expected {} bytes with sha256 {}",
+                meta.handle, got, sha256, meta.bytes, meta.sha256);
+  }
+  return install(upload, meta, /*announce=*/false);
+}
+
+Result<BlobMetadata> BlobStore::install(BlobUpload& upload, BlobMetadata meta, bool announce) {
   std::vector<std::string> freed;
   {
     std::lock_guard lock(mutex_);
+    if (!announce) {
+      // A replica of a blob stored meanwhile (another fetch, or an earlier run): keep that one.
+      FLEETLET_ASSIGN_OR_RETURN(
+          auto stored, db_.prepare(fmt::format("SELECT {} FROM blobs WHERE handle = ?", kColumns)));
+      FLEETLET_RETURN_IF_ERROR(stored.bind(1, meta.handle));
+      FLEETLET_ASSIGN_OR_RETURN(bool found, stored.step());
+      if (found) {
+        upload.fd_.reset();
+        ::unlink(upload.path_.c_str());
+        upload.committed_ = true;
+        reserved_ -= std::min(reserved_, upload.reserved_);
+        upload.reserved_ = 0;
+        return readRow(stored);
+      }
+    }
     FLEETLET_ASSIGN_OR_RETURN(auto exists, db_.prepare("SELECT 1 FROM contents WHERE sha256 = ?"));
     FLEETLET_RETURN_IF_ERROR(exists.bind(1, meta.sha256));
     FLEETLET_ASSIGN_OR_RETURN(bool already_stored, exists.step());
@@ -646,8 +691,10 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
         FLEETLET_RETURN_IF_ERROR(insert.bind(14, nullptr));
       }
       FLEETLET_RETURN_IF_ERROR(insert.run());
-      FLEETLET_RETURN_IF_ERROR(
-          blobevents::enqueueEvent(db_, blobevents::metadataEvent(toJson(meta))));
+      if (announce) {
+        FLEETLET_RETURN_IF_ERROR(
+            blobevents::enqueueEvent(db_, blobevents::metadataEvent(toJson(meta))));
+      }
       return tx.commit();
     }();
     if (!indexed) {
@@ -664,7 +711,7 @@ Result<BlobMetadata> BlobStore::commit(BlobUpload& upload, NewBlob blob) {
   if (!freed.empty()) {
     spdlog::info("blob store: {} superseded content file(s) deleted", freed.size());
   }
-  if (options_.on_event) options_.on_event();
+  if (announce && options_.on_event) options_.on_event();
   return meta;
 }
 

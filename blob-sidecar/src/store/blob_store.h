@@ -181,6 +181,14 @@ class BlobStore final : public retention::Expirer {
   // when a keepUntilTime blob's time is not in the future.
   Result<BlobMetadata> commit(BlobUpload& upload, NewBlob blob);
 
+  // Stores an upload fetched from another node of the site as blob `meta`: its handle,
+  // source, sourceApp, createdOn and retention are kept; durable and visible like commit()
+  // (keepUntilNext applied), but no metadata event is queued (the uploader's node published
+  // it). Stores nothing and fails with kInvalidArgument when the content's size or sha256 differ
+  // from meta's, with kNotFound when a keepUntilTime blob has expired. When the handle is stored
+  // already (a concurrent fetch) the upload is dropped and the stored blob returned.
+  Result<BlobMetadata> commitReplica(BlobUpload& upload, const BlobMetadata& meta);
+
   // The metadata of a live blob: kNotFound for an unknown or expired handle.
   Result<BlobMetadata> find(std::string_view handle);
   // Live blobs with `semantics` (all when empty), newest first, at most `limit`, starting
@@ -203,6 +211,9 @@ class BlobStore final : public retention::Expirer {
   friend class BlobUpload;
   BlobStore(StoreOptions options, const Clock& clock, sqlite::Database db);
   Status cleanDirectories();
+  // The part of commit() and commitReplica() after the content is verified: rename, index,
+  // and (announce) the metadata event.
+  Result<BlobMetadata> install(BlobUpload& upload, BlobMetadata meta, bool announce);
   // Reserves `bytes` more quota; kResourceExhausted when it would not fit.
   Status reserve(uint64_t bytes);
   void release(uint64_t bytes);

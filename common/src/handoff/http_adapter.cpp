@@ -7,6 +7,7 @@
 namespace fleetlet::handoff {
 
 std::string appTag(std::string_view app) {
+  if (app == kNodeApp) return std::string(kNodeTag);
   std::string tag(kAppTagPrefix);
   tag += app;
   return tag;

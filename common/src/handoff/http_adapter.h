@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "error/error.h"
+#include "handoff/protocol.h"
 #include "handoff/receiver.h"
 #include "http/server.h"
 
@@ -26,9 +27,14 @@ namespace fleetlet::handoff {
 
 inline constexpr std::string_view kAppTagPrefix = "app:";
 
-// "app:<app>".
+// Listeners handed over under kNodeApp (protocol.h: fleetletd's own) are adopted with this
+// tag, not "app:fleetlet.node": they carry no app identity, and handlers that trust fleetletd
+// (the console service's ingest route) check for it.
+inline constexpr std::string_view kNodeTag = "node";
+
+// "app:<app>"; kNodeTag for kNodeApp.
 std::string appTag(std::string_view app);
-// The app of a tag made by appTag(), or nullopt for any other tag.
+// The app of a tag made by appTag(), or nullopt for any other tag (kNodeTag included).
 std::optional<std::string_view> appFromTag(std::string_view tag);
 
 // Starts a receiver whose listeners go to `routes[listener name]`. remove closes the server's

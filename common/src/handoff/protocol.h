@@ -32,6 +32,10 @@ inline constexpr std::size_t kMaxMessageBytes = 1024;
 inline constexpr std::size_t kMaxReceivedFds = 16;
 // Longest app or listener name.
 inline constexpr std::size_t kMaxNameLength = 64;
+// The app name fleetletd hands its own listeners under (e.g. the console service's trusted
+// ingest listener, docs/logs.md "Shipping"). No manifest app can have it (app names are
+// lower-case letters, digits and '-'), so it is never an app's identity.
+inline constexpr std::string_view kNodeApp = "fleetlet.node";
 
 enum class Op : std::uint8_t { kAdd, kRemove, kSyncBegin, kSyncEnd };
 

@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "api/events_api.h"
+#include "handoff/http_adapter.h"
 #include "json/json.h"
 
 namespace fleetlet::streams {
@@ -131,6 +132,27 @@ Status registerConsoleApi(http::Server& server, LogStore& logs, const ConsoleApi
         auto stored = co_await r.offload(std::move(job));
         if (!stored) co_return http::errorResponse(stored.error());
         co_return Response::json(201, Json{{"seq", stored->seq}}.dump());
+      },
+      {.body_limit = options.max_body}));
+
+  // fleetletd ships apps' stdout/stderr here, on its own listener only (docs/logs.md).
+  FLEETLET_RETURN_IF_ERROR(server.route(
+      "POST", "/api/v1/logs/ingest",
+      [&logs](Request& r) -> Task<Response> {
+        if (r.listenerTag() != handoff::kNodeTag) {
+          co_return http::errorResponse(
+              403, "ERR_FORBIDDEN",
+              "only fleetletd may ingest log entries, on the listener it handed over");
+        }
+        auto body = co_await r.readBody();
+        if (!body) co_return http::errorResponse(body.error());
+        auto entries = parseIngestRequest(*body);
+        if (!entries) co_return http::errorResponse(entries.error());
+        auto job = [&logs, &entries] { return logs.ingest(std::move(*entries)); };
+        auto stored = co_await r.offload(std::move(job));
+        if (!stored) co_return http::errorResponse(stored.error());
+        co_return Response::json(
+            200, Json{{"stored", stored->stored}, {"duplicates", stored->duplicates}}.dump());
       },
       {.body_limit = options.max_body}));
 

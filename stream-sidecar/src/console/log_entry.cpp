@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "events/requests.h"
+#include "handoff/protocol.h"
 #include "json/json.h"
 #include "time/rfc3339.h"
 
@@ -92,6 +93,81 @@ Result<LogEntry> parseLogRequest(std::string_view body) {
   entry.labels = dump(labels);
   entry.extra = dump(extra);
   return entry;
+}
+
+Result<std::vector<IngestEntry>> parseIngestRequest(std::string_view body) {
+  if (jsonNestingDepth(body) > kMaxJsonDepth) {
+    return fail(ErrorCode::kInvalidArgument, "request: JSON nested deeper than {} levels",
+                kMaxJsonDepth);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(Json json, parseJson(body, "request"));
+  if (!json.is_object()) {
+    return fail(ErrorCode::kInvalidArgument, "request: expected an object, got {}",
+                jsonTypeName(json));
+  }
+  FLEETLET_ASSIGN_OR_RETURN(const Json* entries, requireArray(json, "entries", "request"));
+  if (entries->size() > kMaxIngestEntries) {
+    return fail(ErrorCode::kInvalidArgument, "request.entries: {} entries, at most {} allowed",
+                entries->size(), kMaxIngestEntries);
+  }
+  std::vector<IngestEntry> out;
+  out.reserve(entries->size());
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const Json& e = (*entries)[i];
+    const std::string path = fmt::format("request.entries[{}]", i);
+    if (!e.is_object()) {
+      return fail(ErrorCode::kInvalidArgument, "{}: expected an object, got {}", path,
+                  jsonTypeName(e));
+    }
+    IngestEntry in;
+    FLEETLET_ASSIGN_OR_RETURN(in.entry.app, requireString(e, "app", path));
+    if (auto st = handoff::validateName(path + ".app", in.entry.app); !st) {
+      return std::unexpected(st.error());
+    }
+    FLEETLET_ASSIGN_OR_RETURN(in.key, requireString(e, "key", path));
+    if (in.key.empty() || in.key.size() > kMaxIngestKeyBytes) {
+      return fail(ErrorCode::kInvalidArgument, "{}.key: must be 1 to {} bytes, got {}", path,
+                  kMaxIngestKeyBytes, in.key.size());
+    }
+    FLEETLET_ASSIGN_OR_RETURN(in.entry.log_name, requireString(e, "logName", path));
+    if (in.entry.log_name.empty()) {
+      return fail(ErrorCode::kInvalidArgument, "{}.logName: must not be empty", path);
+    }
+    FLEETLET_ASSIGN_OR_RETURN(auto severity, optionalString(e, "severity", path));
+    in.entry.severity = severity.value_or("info");
+    if (!isSeverity(in.entry.severity)) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "{}.severity: expected debug, info, warn or error, got \"{}\"", path,
+                  in.entry.severity);
+    }
+    FLEETLET_ASSIGN_OR_RETURN(in.entry.message, requireString(e, "message", path));
+    Json extra = Json::object();
+    FLEETLET_ASSIGN_OR_RETURN(auto stamp, optionalString(e, "logTimestamp", path));
+    if (stamp) {
+      if (auto time = parseRfc3339(*stamp); !time) {
+        return std::unexpected(time.error().wrap("{}.logTimestamp", path));
+      }
+      extra["logTimestamp"] = *stamp;
+    }
+    Json labels = Json::object();
+    if (auto it = e.find("labels"); it != e.end() && !it->is_null()) {
+      if (!it->is_object()) {
+        return fail(ErrorCode::kInvalidArgument, "{}.labels: expected an object, got {}", path,
+                    jsonTypeName(*it));
+      }
+      for (const auto& [k, v] : it->items()) {
+        if (!v.is_string()) {
+          return fail(ErrorCode::kInvalidArgument, "{}.labels.{}: expected a string, got {}", path,
+                      k, jsonTypeName(v));
+        }
+      }
+      labels = *it;
+    }
+    in.entry.labels = dump(labels);
+    in.entry.extra = dump(extra);
+    out.push_back(std::move(in));
+  }
+  return out;
 }
 
 std::string logEntryJson(const LogEntry& entry) {

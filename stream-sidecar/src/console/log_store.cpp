@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <limits>
+#include <set>
 
 namespace fleetlet::streams {
 namespace {
@@ -24,7 +25,17 @@ CREATE TABLE logs(
 CREATE INDEX logs_by_app ON logs(app, seq);
 CREATE INDEX logs_by_name ON logs(log_name, seq);
 )sql",
+    // Entries shipped by fleetletd carry an idempotency key, unique per app.
+    R"sql(
+ALTER TABLE logs ADD COLUMN ingest_key TEXT;
+CREATE UNIQUE INDEX logs_by_ingest_key ON logs(app, ingest_key) WHERE ingest_key IS NOT NULL;
+)sql",
 };
+
+std::uint64_t storedSize(const LogEntry& entry, std::size_t key_size = 0) {
+  return 64 + entry.app.size() + entry.log_name.size() + entry.message.size() +
+         entry.labels.size() + entry.extra.size() + key_size;
+}
 
 constexpr std::string_view kSeverities[] = {"debug", "info", "warn", "error"};
 
@@ -165,8 +176,7 @@ Status LogStore::dropOldest(double fraction) {
 Result<LogEntry> LogStore::append(std::string app, LogEntry entry) {
   entry.app = std::move(app);
   entry.time = options_.clock();
-  const std::uint64_t size = 64 + entry.app.size() + entry.log_name.size() + entry.message.size() +
-                             entry.labels.size() + entry.extra.size();
+  const std::uint64_t size = storedSize(entry);
   {
     std::lock_guard lock(mutex_);
     if (auto room = makeRoom(); !room) {
@@ -192,13 +202,86 @@ Result<LogEntry> LogStore::append(std::string app, LogEntry entry) {
       spdlog::warn("[console] total retention: {}", cap.error().describe());
     }
   }
+  notifyWatchers();
+  return entry;
+}
+
+void LogStore::notifyWatchers() {
   std::vector<std::function<void()>> watchers;
   {
     std::lock_guard lock(watch_mutex_);
     for (auto& [id, fn] : watchers_) watchers.push_back(fn);
   }
   for (auto& fn : watchers) fn();
-  return entry;
+}
+
+Result<bool> LogStore::insertKeyed(LogEntry& entry, const std::string& key) {
+  const std::uint64_t size = storedSize(entry, key.size());
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("INSERT OR IGNORE INTO logs(time, app, log_name, severity, message, labels, "
+                  "extra, size, ingest_key) VALUES(?,?,?,?,?,?,?,?,?)"));
+  FLEETLET_RETURN_IF_ERROR(stmt.bindAll(entry.time, entry.app, entry.log_name,
+                                        severityRank(entry.severity), entry.message, entry.labels,
+                                        entry.extra, static_cast<std::int64_t>(size), key));
+  FLEETLET_RETURN_IF_ERROR(stmt.run());
+  if (db_.changes() == 0) return false;
+  entry.seq = db_.lastInsertRowid();
+  return true;
+}
+
+Result<LogStore::IngestResult> LogStore::insertBatch(std::vector<IngestEntry>& entries) {
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  IngestResult result;
+  std::map<std::string, std::uint64_t> added;
+  for (auto& in : entries) {
+    FLEETLET_ASSIGN_OR_RETURN(bool stored, insertKeyed(in.entry, in.key));
+    if (stored) {
+      ++result.stored;
+      added[in.entry.app] += storedSize(in.entry, in.key.size());
+    } else {
+      ++result.duplicates;
+    }
+  }
+  FLEETLET_RETURN_IF_ERROR(tx.commit());
+  for (const auto& [app, bytes] : added) bytes_[app] += bytes;
+  return result;
+}
+
+Result<LogStore::IngestResult> LogStore::ingest(std::vector<IngestEntry> entries) {
+  const std::int64_t now = options_.clock();
+  for (auto& in : entries) in.entry.time = now;
+  IngestResult result;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto room = makeRoom(); !room) {
+      spdlog::warn("[console] making room on a full disk: {}", room.error().describe());
+    }
+    auto batch = insertBatch(entries);
+    if (!batch && batch.error().code() == ErrorCode::kResourceExhausted) {
+      spdlog::warn("[console] log store full, dropping the oldest quarter: {}",
+                   batch.error().describe());
+      (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      FLEETLET_RETURN_IF_ERROR(dropOldest(0.25));
+      (void)db_.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      FLEETLET_RETURN_IF_ERROR(makeRoom());
+      batch = insertBatch(entries);
+    }
+    if (!batch) return std::unexpected(batch.error().wrap("store shipped log entries"));
+    result = *batch;
+    std::set<std::string> apps;
+    for (const auto& in : entries) apps.insert(in.entry.app);
+    for (const auto& app : apps) {
+      if (auto cap = enforceCap(app); !cap) {
+        spdlog::warn("[console] retention for app '{}': {}", app, cap.error().describe());
+      }
+    }
+    if (auto cap = enforceTotalCap(); !cap) {
+      spdlog::warn("[console] total retention: {}", cap.error().describe());
+    }
+  }
+  if (result.stored > 0) notifyWatchers();
+  return result;
 }
 
 Result<std::vector<LogEntry>> LogStore::read(const LogFilter& filter) {

@@ -54,6 +54,16 @@ class LogStore {
   // quarter of all entries; should SQLite still report a full disk it does so once more and
   // retries, then fails with kResourceExhausted. Returns the stored entry.
   Result<LogEntry> append(std::string app, LogEntry entry);
+  struct IngestResult {
+    std::size_t stored = 0;
+    std::size_t duplicates = 0;  // (app, key) already stored: skipped
+  };
+  // Stores `entries` in order in one transaction, each under its own app, skipping every
+  // entry whose (app, key) is already stored (also within the batch), so a batch sent again
+  // stores nothing twice. Then applies retention to the apps involved. A key is remembered as
+  // long as its entry is kept: after retention dropped it, the same key is stored again. Full
+  // disk handling as append().
+  Result<IngestResult> ingest(std::vector<IngestEntry> entries);
   // Matching entries in seq order (oldest first).
   Result<std::vector<LogEntry>> read(const LogFilter& filter);
   // Bytes currently kept for `app`.
@@ -67,6 +77,10 @@ class LogStore {
   explicit LogStore(LogStoreOptions options, sqlite::Database db)
       : options_(std::move(options)), db_(std::move(db)) {}
   Status insert(LogEntry& entry, std::uint64_t size);
+  // Inserts unless (app, key) is stored; false for a duplicate.
+  Result<bool> insertKeyed(LogEntry& entry, const std::string& key);
+  Result<IngestResult> insertBatch(std::vector<IngestEntry>& entries);
+  void notifyWatchers();
   Status enforceCap(const std::string& app);
   Status enforceTotalCap();
   Status dropOldest(double fraction);

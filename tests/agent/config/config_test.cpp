@@ -75,6 +75,18 @@ TEST_F(ConfigTest, DefaultsAreSignedOnlyAndAMinuteApart) {
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
 }
 
+TEST_F(ConfigTest, ShipLogsIsUnsetUnlessSaid) {
+  auto unset = load("streamsHandoff: /run/fleetlet/streams.sock\n");
+  ASSERT_TRUE(unset) << unset.error().message();
+  EXPECT_EQ(unset->ship_logs, std::nullopt);
+  auto off = load("shipLogs: false\n");
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_EQ(off->ship_logs, false);
+  auto bad = load("shipLogs: sometimes\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("shipLogs"));
+}
+
 TEST_F(ConfigTest, MistakesNameTheKey) {
   struct Case {
     std::string yaml, reason;

@@ -258,7 +258,13 @@ class FleetletdTest : public ::testing::Test {
           if (at == std::string::npos) return false;
           at += marker.size();
           streams_port_ = text.substr(at, text.find_first_not_of("0123456789", at) - at);
-          return !streams_port_.empty() && std::filesystem::exists(streamsHandoff());
+          const std::string console = "console listening on 127.0.0.1:";
+          auto c = text.find(console, before);
+          if (c == std::string::npos) return false;
+          c += console.size();
+          console_port_ = text.substr(c, text.find_first_not_of("0123456789", c) - c);
+          return !streams_port_.empty() && !console_port_.empty() &&
+                 std::filesystem::exists(streamsHandoff());
         },
         20s))
         << readFile(log);
@@ -276,6 +282,20 @@ class FleetletdTest : public ::testing::Test {
     return r && r->status == 200 ? r->body : std::string();
   }
 
+  // The console service's entries of `app` (GET /api/v1/logs?app=), through its host
+  // listener; empty on failure.
+  std::vector<Json> consoleLogs(const std::string& app) {
+    http::Client host({.total_timeout = std::chrono::seconds(30)});
+    auto r = host.send({.url = "http://127.0.0.1:" + console_port_ + "/api/v1/logs?app=" + app});
+    std::vector<Json> out;
+    if (!r || r->status != 200) return out;
+    std::istringstream in(r->body);
+    for (std::string line; std::getline(in, line);) {
+      if (auto e = parseJson(line, "log entry")) out.push_back(std::move(*e));
+    }
+    return out;
+  }
+
   const LocalRegistry* registry_ = nullptr;
   const TestImages* images_ = nullptr;
   std::optional<PrivateContainerd> containerd_;
@@ -283,6 +303,7 @@ class FleetletdTest : public ::testing::Test {
   std::optional<ChildProcess> agent_;
   std::optional<ChildProcess> streams_;
   std::string streams_port_;
+  std::string console_port_;
   std::string ns_;
   // Declared after dir_: destroyed first (it unmounts a directory inside dir_).
   std::optional<testing::TestNodeNetwork> net_;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -820,6 +821,104 @@ TEST_F(FleetletdTest, AServiceRestartIsInvisibleToAnAppUsingIt) {
   // The last request may have been stored and its app stopped before it printed "ok".
   EXPECT_GE(stored, acknowledged);
   EXPECT_LE(stored, acknowledged + 1);
+}
+
+// Issue 10 item 3: every line an app prints is readable in the console service under the
+// app's name, once and in order, although the service is stopped while the app prints (lines
+// wait in the log files) and fleetletd is killed with -9 while it ships (lines it sent again
+// are recognized by their keys).
+TEST_F(FleetletdTest, AppOutputReachesTheConsoleServiceOnceAndInOrderAcrossOutages) {
+  startStreams();
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  const int kLines = 1200;
+  apply(manifest(
+      1, busyboxApp("talker", "i=1; while [ $i -le " + std::to_string(kLines) +
+                                  " ]; do echo line $i; if [ $((i % 10)) -eq 0 ]; then echo "
+                                  "err $i >&2; fi; i=$((i+1)); sleep 0.01; done; sleep 1000")));
+  ASSERT_TRUE(waitRunning({"talker"})) << agentLog();
+  auto count = [&] { return consoleLogs("talker").size(); };
+  ASSERT_TRUE(testing::waitFor([&] { return count() >= 50; }, 60s))
+      << agentLog() << readFile(dir_->path() / "streams.log");
+
+  // The service goes away while the app prints, and comes back.
+  streams_->stop(SIGTERM, 10s);
+  std::this_thread::sleep_for(2s);
+  startStreams();
+  const size_t after_outage = count();
+  ASSERT_TRUE(testing::waitFor([&] { return count() >= after_outage + 100; }, 60s)) << agentLog();
+
+  // fleetletd dies mid-shipping and starts again.
+  const size_t total = kLines + kLines / 10;
+  EXPECT_LT(count(), total) << "the app had printed everything: the kill tests less";
+  killAgent();
+  // As if the crash had also lost the last cursor saves (they are not fsynced): the restarted
+  // fleetletd sends every line again from the oldest file, and the service stores none twice.
+  for (const char* f : {"cursors.db", "cursors.db-wal", "cursors.db-shm"}) {
+    std::filesystem::remove(dataDir() / "logship" / f);
+  }
+  std::this_thread::sleep_for(1s);
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  ASSERT_TRUE(testing::waitFor([&] { return count() >= total; }, 120s))
+      << count() << " of " << total << "\n"
+      << agentLog();
+  std::this_thread::sleep_for(1s);  // nothing more may come
+
+  auto entries = consoleLogs("talker");
+  std::vector<std::string> out, err;
+  for (const auto& e : entries) {
+    EXPECT_EQ(e.value("app", ""), "talker");
+    EXPECT_TRUE(e.contains("logTimestamp")) << e.dump();
+    (e.value("logName", "") == "stderr" ? err : out).push_back(e.value("message", ""));
+  }
+  std::vector<std::string> want_out, want_err;
+  for (int i = 1; i <= kLines; ++i) {
+    want_out.push_back("line " + std::to_string(i));
+    if (i % 10 == 0) want_err.push_back("err " + std::to_string(i));
+  }
+  EXPECT_EQ(out, want_out);
+  EXPECT_EQ(err, want_err);
+  EXPECT_EQ(entries.size(), total);
+  // And fleetletctl logs still reads the same lines from the files.
+  EXPECT_EQ(countOf(readFile(dataDir() / "logs" / "talker" / "current.log"), " line "),
+            size_t(kLines));
+  // The restarted fleetletd did send lines again (the service recognized them).
+  stopAgent();
+  const std::string log = agentLog();
+  const auto at = log.find("log shipping stopped");
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string stopped = log.substr(at, log.find('\n', at) - at);
+  std::cout << stopped << "\n";
+  EXPECT_EQ(stopped.find(", 0 already stored"), std::string::npos) << stopped;
+}
+
+// Hostile output: a line longer than the shipped message size is cut into parts (labels
+// part/lastPart) that join to the line; bytes that are not UTF-8 arrive as U+FFFD.
+TEST_F(FleetletdTest, OversizedAndNonUtf8LinesAreCutAndReplacedAsDocumented) {
+  startStreams();
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  apply(manifest(1, busyboxApp("noisy",
+                               "head -c 100000 /dev/zero | tr '\\\\0' x; echo; printf 'bad \\\\377 "
+                               "byte\\\\n'; echo end; sleep 1000")));
+  ASSERT_TRUE(waitRunning({"noisy"})) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto e = consoleLogs("noisy");
+        return !e.empty() && e.back().value("message", "") == "end";
+      },
+      60s))
+      << agentLog() << readFile(dataDir() / "logs" / "noisy" / "current.log").substr(0, 2000);
+  auto entries = consoleLogs("noisy");
+  ASSERT_EQ(entries.size(), 4u);
+  std::string joined;
+  for (int i = 0; i < 2; ++i) {
+    const auto& labels = entries[i]["labels"];
+    EXPECT_EQ(labels.value("part", ""), std::to_string(i + 1)) << labels.dump();
+    EXPECT_EQ(labels.value("lastPart", ""), i == 1 ? "true" : "false");
+    EXPECT_LE(entries[i].value("message", "").size(), 64u * 1024);
+    joined += entries[i].value("message", "");
+  }
+  EXPECT_EQ(joined, std::string(100000, 'x'));
+  EXPECT_EQ(entries[2].value("message", ""), "bad \xef\xbf\xbd byte");
 }
 
 }  // namespace

@@ -90,6 +90,24 @@ TEST(Planner, ReplacementCreatedEarlierIsStartedBeforeTheOldOneGoes) {
                                     Pair(Kind::kRemove, "a-h1")));
 }
 
+TEST(Planner, AnExitedOldVersionRunsAgainUntilItsReplacementIsReady) {
+  auto a = app("a", "h2");
+  // Not pulled or created yet: the old one is restarted, then replaced as if it ran.
+  auto p = plan(&a, {container("a", "h1", Task::kStopped, 1)});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kRestart, "a-h1"), Pair(Kind::kPull, "a-h2"),
+                                    Pair(Kind::kCreate, "a-h2"), Pair(Kind::kStop, "a-h1"),
+                                    Pair(Kind::kStart, "a-h2"), Pair(Kind::kRemove, "a-h1")));
+  // Created already (its start failed): tried at once; the old one starts should it fail.
+  p = plan(&a, {container("a", "h1", Task::kStopped, 1), container("a", "h2", Task::kCreated)});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStart, "a-h2"), Pair(Kind::kRemove, "a-h1")));
+  EXPECT_THAT(p.revert, ElementsAre("a-h1"));
+  // An old version its policy would not restart stays down.
+  auto never = app("a", "h2", manifest::RestartPolicy::kOnFailure);
+  p = plan(&never, {container("a", "h1", Task::kStopped, 0)});
+  EXPECT_EQ(p.steps.front().kind, Kind::kPull);
+  EXPECT_THAT(p.revert, IsEmpty());
+}
+
 TEST(Planner, RunningReplacementOnlyRemovesTheOldVersion) {
   auto a = app("a", "h2");
   auto p = plan(&a, {container("a", "h1", Task::kStopped), container("a", "h2", Task::kRunning)});

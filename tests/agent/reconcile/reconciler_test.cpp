@@ -393,6 +393,22 @@ TEST_F(ReconcilerTest, ASuccessResetsTheFailureBackoff) {
   EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(1));
 }
 
+TEST_F(ReconcilerTest, ARequestedRestartStartsTheFailureBackoffAgain) {
+  const std::string image = "127.0.0.1:5000/flaky:1";
+  runtime_.missing_images.insert(image);
+  runtime_.failing_pulls.insert(image);
+  reconciler_->setDesired(state(1, {app("flaky", "h1")}));
+  reconciler_->runDue();
+  EXPECT_EQ(advance(), seconds(1));
+  EXPECT_EQ(advance(), seconds(2));
+  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(4));
+  // fleetletctl restart: tried at once, and a failure waits 1 s again, not 8 s.
+  reconciler_->requestRestart("flaky");
+  reconciler_->runDue();
+  EXPECT_EQ(stateOf("flaky"), "backoff");
+  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(1));
+}
+
 TEST_F(ReconcilerTest, AnExceptionInOneAppsWorkBacksThatAppOffOnly) {
   runtime_.throwing_creates.insert("bad");
   reconciler_->setDesired(state(1, {app("bad", "h1"), app("good", "h2")}));
@@ -488,6 +504,49 @@ TEST_F(ReconcilerTest, ReplacementThatCannotStartLeavesTheOldVersionRunning) {
   EXPECT_EQ(runtime_.taskOf(containerId("a", "bad")), Task::kRunning);
   EXPECT_FALSE(runtime_.containers.contains(containerId("a", "good")));
   EXPECT_EQ(store_->appliedRevision(), 2);
+}
+
+// The old version of a replaced app is kept alive by its restart policy until the replacement
+// runs: an old task that exits while the new one cannot start, or while the new image cannot
+// be pulled, is started again.
+TEST_F(ReconcilerTest, AnOldVersionThatExitsIsRestartedWhileItsReplacementIsNotReady) {
+  reconciler_->setDesired(state(1, {app("a", "good")}));
+  reconciler_->runDue();
+  runtime_.failing_starts.insert("bad");
+  reconciler_->setDesired(state(2, {app("a", "bad")}));
+  reconciler_->runDue();
+  ASSERT_EQ(stateOf("a"), "backoff");
+  const std::string good = containerId("a", "good");
+  auto crash = [&](const std::string& id) {
+    uint32_t pid = 0;
+    {
+      std::lock_guard lock(runtime_.mu);
+      auto& c = runtime_.containers.at(id);
+      c.task = Task::kStopped;
+      c.exit_status = 1;
+      pid = c.pid;
+    }
+    reconciler_->containerChanged(id, pid);
+    reconciler_->runDue();
+  };
+  crash(good);
+  ASSERT_EQ(runtime_.taskOf(good), Task::kStopped);
+  for (int i = 0; i < 10 && runtime_.taskOf(good) != Task::kRunning; ++i) advance();
+  EXPECT_EQ(runtime_.taskOf(good), Task::kRunning) << "the old version runs again";
+  EXPECT_NE(runtime_.taskOf(containerId("a", "bad")), Task::kRunning);
+
+  // The new image cannot be pulled: the old version is restarted while the pulls fail.
+  auto pulled = app("a", "unpullable");
+  pulled.image = "127.0.0.1:5000/a:2";
+  runtime_.missing_images.insert(pulled.image);
+  runtime_.failing_pulls.insert(pulled.image);
+  reconciler_->setDesired(state(3, {pulled}));
+  reconciler_->runDue();
+  ASSERT_EQ(runtime_.taskOf(good), Task::kRunning);
+  crash(good);
+  for (int i = 0; i < 10 && runtime_.taskOf(good) != Task::kRunning; ++i) advance();
+  EXPECT_EQ(runtime_.taskOf(good), Task::kRunning);
+  EXPECT_TRUE(hasEvent("a:restarted"));
 }
 
 // A running app's listeners are refreshed on every pass (a restarted fleetletd makes them

@@ -32,6 +32,7 @@ class NullRuntime : public reconcile::ContainerRuntime {
   Status refresh(const manifest::App&) override { return {}; }
   Status stop(const std::string&, std::chrono::milliseconds) override { return {}; }
   Status remove(const std::string&) override { return {}; }
+  Status refresh(const manifest::App&) override { return {}; }
   void pruneAppData(const std::set<std::string>&) override {}
 };
 
@@ -231,14 +232,21 @@ TEST_F(RollbackTest, AChangedAppFailingWithinTheWindowRollsBack) {
   EXPECT_EQ(status->failed[0].reason, "app web: failed health check: GET /healthz: 500");
   EXPECT_EQ(agent->reconciler().desired()->revision, 1);
   EXPECT_EQ(agent->reconciler().desired()->apps.at("web").image, "registry.local/web:1");
-  bool recorded = false;
-  for (const auto& e : agent->events(0, 1000)) {
-    recorded = recorded || (e.kind == "rolledBack" &&
-                            e.message.starts_with("revision 2 failed: app web: failed health "
-                                                  "check") &&
-                            e.message.ends_with("back to revision 1"));
+  // The event follows the store's change on the rollback thread.
+  auto recorded = [&] {
+    for (const auto& e : agent->events(0, 1000)) {
+      if (e.kind == "rolledBack" &&
+          e.message.starts_with("revision 2 failed: app web: failed health check") &&
+          e.message.ends_with("back to revision 1")) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (int i = 0; i < 500 && !recorded(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_TRUE(recorded);
+  EXPECT_TRUE(recorded());
   // Revision 2 is never applied again; 3 is.
   auto again = agent->applyFrom(envelope(twoApps(2, "registry.local/web:2"), key_), "cloud",
                                 trust::Origin::kCloud);

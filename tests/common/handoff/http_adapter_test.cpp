@@ -35,6 +35,13 @@ TEST(HandoffTagTest, RoundTrips) {
   EXPECT_EQ(appFromTag("app:"), std::nullopt);
 }
 
+// fleetletd's own listeners carry no app identity, and no app can be tagged "node".
+TEST(HandoffTagTest, TheNodesOwnListenersAreTaggedNodeNotAsAnApp) {
+  EXPECT_EQ(appTag(kNodeApp), kNodeTag);
+  EXPECT_EQ(appFromTag(kNodeTag), std::nullopt);
+  EXPECT_TRUE(validateName("app", kNodeApp));
+}
+
 TEST(HttpHandoffTest, RoutesListenersByNameAndTagsThemByApp) {
   auto dir = fleetlet::testing::TempDir::create("fleetlet-handoff");
   ASSERT_TRUE(dir);

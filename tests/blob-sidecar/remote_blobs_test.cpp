@@ -1,0 +1,481 @@
+// Blobs from other nodes (docs/replication.md): a real nats-server hub started by
+// hack/site-hub.sh (per-node credentials) and two fleetlet-blobs processes on loopback. A blob
+// uploaded on node a is downloaded on node b by its handle; a test holder (a plain nats.c
+// client, node h) answers with wrong or malformed bytes or stops answering; an admin client
+// counts the requests on the hub.
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "crypto/sha256.h"
+#include "http/client.h"
+#include "json/json.h"
+#include "os/child_process.h"
+#include "support/blob_client.h"
+#include "support/system_state.h"
+#include "support/temp_dir.h"
+
+namespace fleetlet::blobtest {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kSite = "t";
+constexpr auto kPatience = 20s;
+constexpr int64_t kFindTimeoutMs = 1500;
+constexpr uint64_t kChunk = 512 * 1024;
+
+std::string readText(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::size_t countFiles(const fs::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+std::string patternBytes(uint64_t bytes, uint32_t seed) {
+  std::string out(bytes, '\0');
+  fillPattern(0, out.data(), out.size(), seed);
+  return out;
+}
+
+// The hub, from hack/site-hub.sh in a directory of the test; stopped (only what it started)
+// at the end.
+class SiteHub {
+ public:
+  explicit SiteHub(fs::path dir) : dir_(std::move(dir)) {
+    run({"start", dir_.string(), "--site", kSite, "--nodes", "a,b,h"});
+    for (const std::string& line : split(readText(dir_ / "hub.env"))) {
+      if (line.starts_with("NATS_URLS=")) urls_ = line.substr(10);
+    }
+  }
+  ~SiteHub() { run({"stop", dir_.string()}); }
+  SiteHub(const SiteHub&) = delete;
+  void start() { run({"start", dir_.string()}); }
+  void stop() { run({"stop", dir_.string()}); }
+  SiteHub& operator=(const SiteHub&) = delete;
+
+  const std::string& urls() const { return urls_; }
+  std::string password(const std::string& user) const {
+    std::string text = readText(dir_ / (user + ".password"));
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  }
+  std::vector<std::string> nodeArgs(const std::string& node) const {
+    return {"--nats",
+            urls_,
+            "--site",
+            kSite,
+            "--source",
+            node,
+            "--nats-user",
+            node,
+            "--nats-password-file",
+            (dir_ / (node + ".password")).string(),
+            "--remote-find-timeout-ms",
+            std::to_string(kFindTimeoutMs),
+            "--remote-chunk-timeout-ms",
+            "1000"};
+  }
+
+ private:
+  static std::vector<std::string> split(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+  void run(std::vector<std::string> args) {
+    const char* source_dir = std::getenv("FLEETLET_SOURCE_DIR");
+    ASSERT_NE(source_dir, nullptr) << "FLEETLET_SOURCE_DIR is not set (run through ctest)";
+    args.insert(args.begin(), std::string(source_dir) + "/hack/site-hub.sh");
+    auto out = runCommand({.argv = args, .timeout = 30s});
+    ASSERT_TRUE(out) << out.error().message();
+    ASSERT_TRUE(out->status.success()) << out->err << out->out;
+  }
+
+  fs::path dir_;
+  std::string urls_;
+};
+
+// A nats.c connection of the test as `user`.
+class NatsClient {
+ public:
+  NatsClient(const SiteHub& hub, const std::string& user) {
+    natsOptions* opts = nullptr;
+    EXPECT_EQ(natsOptions_Create(&opts), NATS_OK);
+    std::string password = hub.password(user);
+    natsOptions_SetURL(opts, hub.urls().c_str());
+    natsOptions_SetUserInfo(opts, user.c_str(), password.c_str());
+    EXPECT_EQ(natsConnection_Connect(&nc_, opts), NATS_OK);
+    natsOptions_Destroy(opts);
+  }
+  ~NatsClient() {
+    for (natsSubscription* sub : subs_) {
+      natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+    }
+    natsConnection_Destroy(nc_);
+  }
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  using Handler =
+      std::function<void(std::string_view subject, std::string_view body, const char* reply)>;
+  // Calls `handler` for every message on `subject` (on nats.c's thread).
+  void subscribe(const std::string& subject, Handler handler) {
+    handlers_.push_back(std::make_unique<Handler>(std::move(handler)));
+    natsSubscription* sub = nullptr;
+    ASSERT_EQ(natsConnection_Subscribe(
+                  &sub, nc_, subject.c_str(),
+                  [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+                    (*static_cast<Handler*>(closure))(
+                        natsMsg_GetSubject(msg),
+                        std::string_view(natsMsg_GetData(msg),
+                                         static_cast<std::size_t>(natsMsg_GetDataLength(msg))),
+                        natsMsg_GetReply(msg));
+                    natsMsg_Destroy(msg);
+                  },
+                  handlers_.back().get()),
+              NATS_OK);
+    subs_.push_back(sub);
+    ASSERT_EQ(natsConnection_Flush(nc_), NATS_OK);
+  }
+  void publish(const char* subject, std::string_view body) {
+    natsConnection_Publish(nc_, subject, body.data(), static_cast<int>(body.size()));
+  }
+
+ private:
+  natsConnection* nc_ = nullptr;
+  std::vector<std::unique_ptr<Handler>> handlers_;
+  std::vector<natsSubscription*> subs_;
+};
+
+// Counts the requests that cross the hub per subject (as admin: a listener, never an answer).
+class RequestCounter {
+ public:
+  explicit RequestCounter(const SiteHub& hub) : client_(hub, "admin") {
+    client_.subscribe(fmt::format("fl.{}.blobs.>", kSite),
+                      [this](std::string_view subject, std::string_view, const char*) {
+                        std::lock_guard lock(mutex_);
+                        ++counts_[std::string(subject)];
+                      });
+  }
+  int count(const std::string& subject) {
+    std::lock_guard lock(mutex_);
+    return counts_[subject];
+  }
+
+ private:
+  NatsClient client_;
+  std::mutex mutex_;
+  std::map<std::string, int> counts_;
+};
+
+// Node h as a hand-made holder of one pattern blob: answers finds with its metadata and
+// chunk requests in the mode set, with the wire format of docs/replication.md written here
+// independently of the service's encoder.
+class TestHolder {
+ public:
+  enum class Mode { kGood, kFlipAByteInTheSecondChunk, kMalformedHead, kOnlyTheFirstChunk };
+
+  TestHolder(const SiteHub& hub, std::string handle, uint64_t bytes, uint32_t seed)
+      : client_(hub, "h"), handle_(std::move(handle)), bytes_(bytes), seed_(seed) {
+    Json meta = {{"handle", handle_},
+                 {"semantics", "photos"},
+                 {"bytes", bytes_},
+                 {"contentType", "application/octet-stream"},
+                 {"sha256", patternSha256(bytes_, seed_)},
+                 {"createdOn", 1700000000000000},
+                 {"source", "h"},
+                 {"sourceApp", "camera"},
+                 {"retentionPolicy", {{"policy", "keepForever"}}}};
+    answer_ = Json{{"node", "h"}, {"metadata", meta}}.dump();
+    client_.subscribe(fmt::format("fl.{}.blobs.find", kSite),
+                      [this](std::string_view, std::string_view body, const char* reply) {
+                        if (body == handle_ && reply != nullptr) client_.publish(reply, answer_);
+                      });
+    client_.subscribe(
+        fmt::format("fl.{}.blobs.h.get", kSite),
+        [this](std::string_view, std::string_view body, const char* reply) { onGet(body, reply); });
+  }
+  void setMode(Mode mode) { mode_ = mode; }
+  int served() const { return served_.load(); }
+
+ private:
+  void onGet(std::string_view body, const char* reply) {
+    unsigned long long offset = 0;
+    unsigned long long length = 0;
+    std::string text(body);
+    char handle[64] = {0};
+    if (std::sscanf(text.c_str(), "%40s %llu %llu", handle, &offset, &length) != 3) return;
+    if (mode_ == Mode::kOnlyTheFirstChunk && offset > 0) return;  // silence: the request times out
+    ++served_;
+    length = std::min<unsigned long long>(length, bytes_ - offset);
+    std::string data(length, '\0');
+    fillPattern(offset, data.data(), data.size(), seed_);
+    std::string head = fmt::format("FLBLOB1 data {} {}\n", offset, length);
+    if (mode_ == Mode::kFlipAByteInTheSecondChunk && offset == kChunk) data[100] ^= 0x01;
+    if (mode_ == Mode::kMalformedHead) head = fmt::format("FLBLOB1 data {}\n", offset);
+    client_.publish(reply, head + data);
+  }
+
+  NatsClient client_;
+  std::string handle_;
+  uint64_t bytes_;
+  uint32_t seed_;
+  std::string answer_;
+  std::atomic<Mode> mode_{Mode::kGood};
+  std::atomic<int> served_{0};
+};
+
+class RemoteBlobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = testing::TempDir::create("fleetlet-remote-blobs");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+    hub_ = std::make_unique<SiteHub>(dir_->path() / "hub");
+    for (const char* node : {"a", "b"}) {
+      auto events = RecordingEventService::start();
+      ASSERT_TRUE(events) << events.error().message();
+      events_[node] = std::move(*events);
+    }
+  }
+
+  // Starts fleetlet-blobs as node `node` of the hub.
+  BlobProcess startNode(const std::string& node) {
+    std::vector<std::string> args = {"--data-dir",   dataDir(node).string(),
+                                     "--events-url", events_[node]->baseUrl(),
+                                     "--log-level",  "debug"};
+    auto site = hub_->nodeArgs(node);
+    args.insert(args.end(), site.begin(), site.end());
+    auto process = BlobProcess::start(blobBinary(), args, dir_->path() / (node + ".log"));
+    EXPECT_TRUE(process) << process.error().message();
+    if (!process) throw std::runtime_error("fleetlet-blobs did not start");
+    return std::move(*process);
+  }
+  fs::path dataDir(const std::string& node) const { return dir_->path() / ("data-" + node); }
+
+  static http::ClientResponse get(const BlobProcess& node, const std::string& path) {
+    http::Client client;
+    auto response = client.send({.url = node.baseUrl() + path});
+    EXPECT_TRUE(response) << response.error().message();
+    return response ? *response : http::ClientResponse{};
+  }
+
+  static std::string uploadPattern(const BlobProcess& node, uint64_t bytes, uint32_t seed) {
+    auto response =
+        upload(node.port(), {.blob_bytes = bytes,
+                             .seed = seed,
+                             .content_type = "image/jpeg",
+                             .filename = "photo.jpg",
+                             .metadata_json = R"({"semantics":"photos",)"
+                                              R"("retentionPolicy":{"policy":"keepForever"}})"});
+    EXPECT_TRUE(response) << response.error().message();
+    if (!response) return "";
+    EXPECT_EQ(response->status, 201) << response->body;
+    auto json = parseJson(response->body, "upload answer");
+    return json ? json->value("handle", "") : "";
+  }
+
+  // The node stored nothing: no content, no upload in progress.
+  void expectNothingStored(const std::string& node) {
+    EXPECT_EQ(countFiles(dataDir(node) / "blobs"), 0u);
+    EXPECT_EQ(countFiles(dataDir(node) / "tmp"), 0u);
+  }
+
+  std::optional<testing::TempDir> dir_;
+  std::unique_ptr<SiteHub> hub_;
+  std::map<std::string, std::unique_ptr<RecordingEventService>> events_;
+};
+
+TEST_F(RemoteBlobsTest, BlobUploadedOnANodeIsDownloadedByteIdenticalOnAnother) {
+  BlobProcess a = startNode("a");
+  BlobProcess b = startNode("b");
+  const uint64_t bytes = 5 * 1024 * 1024 + 4321;
+  std::string handle = uploadPattern(a, bytes, 7);
+  ASSERT_FALSE(handle.empty());
+  std::string sha = patternSha256(bytes, 7);
+
+  http::ClientResponse download = get(b, "/api/v1/blobs/" + handle);
+  ASSERT_EQ(download.status, 200) << download.body;
+  EXPECT_EQ(download.body.size(), bytes);
+  EXPECT_EQ(sha256Hex(download.body), sha);
+  EXPECT_EQ(download.headers.find("Content-Type").value_or(""), "image/jpeg");
+  EXPECT_EQ(download.headers.find("ETag").value_or(""), "\"" + sha + "\"");
+
+  // The same metadata as on a: handle, source, createdOn, retention.
+  http::ClientResponse meta_a = get(a, "/api/v1/blobs/" + handle + "/metadata");
+  http::ClientResponse meta_b = get(b, "/api/v1/blobs/" + handle + "/metadata");
+  ASSERT_EQ(meta_b.status, 200) << meta_b.body;
+  EXPECT_EQ(parseJson(meta_b.body, "b").value_or(Json()), parseJson(meta_a.body, "a").value());
+  EXPECT_EQ(parseJson(meta_b.body, "b").value_or(Json()).value("source", ""), "a");
+
+  // Stored like b's own (under its content address, nothing left in tmp/), announced only by a.
+  EXPECT_TRUE(fs::exists(dataDir("b") / "blobs" / sha));
+  EXPECT_EQ(countFiles(dataDir("b") / "tmp"), 0u);
+  EXPECT_EQ(events_["a"]->waitForEvents(1, kPatience).size(), 1u);
+  EXPECT_TRUE(events_["b"]->events().empty());
+
+  // b serves it without a: a range, then the whole blob again.
+  ASSERT_EQ(::kill(a.pid(), SIGKILL), 0);
+  (void)a.child().wait();
+  http::Client client;
+  auto range = client.send({.url = b.baseUrl() + "/api/v1/blobs/" + handle,
+                            .headers = {},
+                            .body = {},
+                            .range_start = bytes - 10});
+  ASSERT_TRUE(range);
+  EXPECT_EQ(range->status, 206);
+  EXPECT_EQ(range->body, patternBytes(bytes, 7).substr(bytes - 10));
+  http::ClientResponse again = get(b, "/api/v1/blobs/" + handle);
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(sha256Hex(again.body), sha);
+}
+
+TEST_F(RemoteBlobsTest, ConcurrentDownloadsOfOneBlobFetchItOnce) {
+  BlobProcess a = startNode("a");
+  BlobProcess b = startNode("b");
+  RequestCounter counter(*hub_);
+  const uint64_t bytes = 4 * 1024 * 1024;
+  std::string handle = uploadPattern(a, bytes, 3);
+  ASSERT_FALSE(handle.empty());
+  std::string sha = patternSha256(bytes, 3);
+
+  constexpr int kClients = 6;
+  std::vector<std::thread> clients;
+  std::vector<http::ClientResponse> responses(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      responses[i] =
+          get(b, i % 2 == 0 ? "/api/v1/blobs/" + handle : "/api/v1/blobs/" + handle + "/metadata");
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_EQ(responses[i].status, 200) << i << ": " << responses[i].body;
+    if (i % 2 == 0) {
+      EXPECT_EQ(sha256Hex(responses[i].body), sha) << i;
+    }
+  }
+  // One find, and each chunk once (the counter sees each request as it crosses the hub).
+  EXPECT_TRUE(testing::waitFor(
+      [&] { return counter.count(fmt::format("fl.{}.blobs.a.get", kSite)) >= 8; }, kPatience));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(counter.count(fmt::format("fl.{}.blobs.find", kSite)), 1);
+  EXPECT_EQ(counter.count(fmt::format("fl.{}.blobs.a.get", kSite)),
+            static_cast<int>(bytes / kChunk));
+}
+
+TEST_F(RemoteBlobsTest, CorruptedOrMalformedChunksAreRefusedAndNothingIsStored) {
+  BlobProcess b = startNode("b");
+  const std::string handle = "5eed5eed5eed5eed5eed5eed5eed5eed";
+  const uint64_t bytes = 3 * kChunk + 99;
+  TestHolder holder(*hub_, handle, bytes, 11);
+
+  holder.setMode(TestHolder::Mode::kFlipAByteInTheSecondChunk);
+  http::ClientResponse corrupted = get(b, "/api/v1/blobs/" + handle);
+  EXPECT_EQ(corrupted.status, 502) << corrupted.body;
+  EXPECT_NE(corrupted.body.find("does not match its metadata"), std::string::npos)
+      << corrupted.body;
+  EXPECT_NE(corrupted.body.find(patternSha256(bytes, 11)), std::string::npos) << corrupted.body;
+  EXPECT_NE(corrupted.body.find("from node h"), std::string::npos) << corrupted.body;
+  EXPECT_EQ(holder.served(), 4) << "the whole content was fetched and then refused";
+  expectNothingStored("b");
+
+  holder.setMode(TestHolder::Mode::kMalformedHead);
+  http::ClientResponse malformed = get(b, "/api/v1/blobs/" + handle);
+  EXPECT_EQ(malformed.status, 502) << malformed.body;
+  EXPECT_NE(malformed.body.find("chunk answer: head is not"), std::string::npos) << malformed.body;
+  expectNothingStored("b");
+
+  // A holder that answers right afterwards: the blob comes, byte-identical.
+  holder.setMode(TestHolder::Mode::kGood);
+  http::ClientResponse good = get(b, "/api/v1/blobs/" + handle);
+  ASSERT_EQ(good.status, 200) << good.body;
+  EXPECT_EQ(good.body, patternBytes(bytes, 11));
+}
+
+TEST_F(RemoteBlobsTest, UnknownHandleIs404WithinTheFindTimeout) {
+  BlobProcess a = startNode("a");  // listens, holds nothing: b waits for the whole timeout
+  BlobProcess b = startNode("b");
+  auto started = std::chrono::steady_clock::now();
+  http::ClientResponse unknown = get(b, "/api/v1/blobs/00000000000000000000000000000000");
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_NE(unknown.body.find("no node of site 't' answered for it within 1500 ms"),
+            std::string::npos)
+      << unknown.body;
+  // Bounded by the find timeout (generous slack for a loaded machine).
+  EXPECT_LT(took, std::chrono::milliseconds(kFindTimeoutMs) + 5s);
+  // Not a handle at all: no need to ask the site.
+  http::ClientResponse bad = get(b, "/api/v1/blobs/not-a-handle");
+  EXPECT_EQ(bad.status, 404) << bad.body;
+  expectNothingStored("b");
+}
+
+TEST_F(RemoteBlobsTest, HolderGoneIs404AndAHolderThatStopsMidTransferIs502) {
+  BlobProcess b = startNode("b");
+  {
+    BlobProcess a = startNode("a");
+    std::string handle = uploadPattern(a, 1024 * 1024, 5);
+    ASSERT_FALSE(handle.empty());
+    ASSERT_EQ(::kill(a.pid(), SIGKILL), 0);
+    (void)a.child().wait();
+    http::ClientResponse gone = get(b, "/api/v1/blobs/" + handle);
+    EXPECT_EQ(gone.status, 404) << gone.body;
+    EXPECT_NE(gone.body.find("no node of site 't' answered"), std::string::npos) << gone.body;
+  }
+  const std::string handle = "ab12ab12ab12ab12ab12ab12ab12ab12";
+  TestHolder holder(*hub_, handle, 2 * kChunk, 9);
+  holder.setMode(TestHolder::Mode::kOnlyTheFirstChunk);
+  auto started = std::chrono::steady_clock::now();
+  http::ClientResponse stalled = get(b, "/api/v1/blobs/" + handle);
+  EXPECT_EQ(stalled.status, 502) << stalled.body;
+  EXPECT_NE(stalled.body.find("no answer for bytes 524288.. of 1048576"), std::string::npos)
+      << stalled.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  expectNothingStored("b");
+}
+
+TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack) {
+  hub_->stop();
+  BlobProcess b = startNode("b");  // does not wait for the hub
+  std::string local = uploadPattern(b, 1000, 2);
+  ASSERT_FALSE(local.empty());
+  EXPECT_EQ(get(b, "/api/v1/blobs/" + local).status, 200);
+  http::ClientResponse away = get(b, "/api/v1/blobs/00000000000000000000000000000001");
+  EXPECT_EQ(away.status, 502) << away.body;
+  EXPECT_NE(away.body.find("is not connected"), std::string::npos) << away.body;
+
+  hub_->start();
+  BlobProcess a = startNode("a");
+  std::string handle = uploadPattern(a, 700 * 1024, 4);
+  ASSERT_FALSE(handle.empty());
+  http::ClientResponse fetched;
+  EXPECT_TRUE(testing::waitFor(
+      [&] {
+        fetched = get(b, "/api/v1/blobs/" + handle);
+        return fetched.status == 200;
+      },
+      kPatience))
+      << fetched.status << " " << fetched.body;
+  EXPECT_EQ(sha256Hex(fetched.body), patternSha256(700 * 1024, 4));
+}
+
+}  // namespace
+}  // namespace fleetlet::blobtest
