@@ -32,7 +32,6 @@ class NullRuntime : public reconcile::ContainerRuntime {
   Status refresh(const manifest::App&) override { return {}; }
   Status stop(const std::string&, std::chrono::milliseconds) override { return {}; }
   Status remove(const std::string&) override { return {}; }
-  Status refresh(const manifest::App&) override { return {}; }
   void pruneAppData(const std::set<std::string>&) override {}
 };
 
