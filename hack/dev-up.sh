@@ -148,6 +148,7 @@ trust: {keys: [$cloud_dir/fleet.key.pub], allowUnsigned: local}
 cloud:
   manifestUrl: https://127.0.0.1:$cloud_port/nodes/{node}.json
   interval: 5s
+  statusUrl: https://127.0.0.1:$cloud_port/status/{node}/{seq}.json
   tls: {ca: $cloud_dir/ca.crt, cert: $cloud_dir/client.crt, key: $cloud_dir/client.key}
 YAML
   cat <<CLOUD
@@ -155,6 +156,7 @@ YAML
 # Test cloud: sign a manifest (node: dev-node) into $cloud_dir/www/nodes/dev-node.json:
 #   fleetletctl manifest sign -f node.yaml --key $cloud_dir/fleet.key -o $cloud_dir/www/nodes/dev-node.json
 #   fleetletd --config $cloud_dir/fleetletd.yaml --containerd $containerd_sock ...
+# Status reports arrive as $cloud_dir/www/status/dev-node/<seq>.json.
 CLOUD
 fi
 

@@ -417,6 +417,13 @@ int main(int argc, char** argv) {
   if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty())) {
     return fatal(node_id.error());
   }
+  // Status reports: node events are queued in the outbox as they happen (docs/cloud.md).
+  std::unique_ptr<fleetlet::cloud::StatusOutbox> outbox;
+  if (!cfg.cloud.status_url.empty()) {
+    auto opened = fleetlet::cloud::StatusOutbox::open(cfg.data_dir / "status.db");
+    if (!opened) return fatal(opened.error().wrap("status reports"));
+    outbox = std::move(*opened);
+  }
   fleetlet::core::Agent agent(
       runtime, **store,
       {.parallelism = cfg.parallelism,
@@ -454,7 +461,13 @@ int main(int argc, char** argv) {
        },
        .trust = *trust,
        .node_id = node_id.value_or(""),
-       .system = system});
+       .system = system,
+       .on_event =
+           [&outbox](const fleetlet::core::NodeEvent& e) {
+             if (outbox) fleetlet::cloud::queueEvent(*outbox, e);
+           },
+       .image_digest =
+           [&runtime](const std::string& image) { return runtime.imageDigest(image); }});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {
     webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
@@ -490,6 +503,10 @@ int main(int argc, char** argv) {
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
       {.on_event =
            [&agent](const fleetlet::containerd::Event& e) {
+             if (e.topic == "/tasks/oom") {
+               agent.oomKilled(e.subject);
+               return;
+             }
              agent.containerChanged(e.subject, e.topic == "/tasks/exit"
                                                    ? std::optional<uint32_t>(e.pid)
                                                    : std::nullopt);
@@ -513,12 +530,8 @@ int main(int argc, char** argv) {
         [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
   }
   std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
-  if (!cfg.cloud.status_url.empty()) {
-    auto started = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id,
-                                                          cfg.data_dir / "status.db", agent);
-    if (!started) return fatal(started.error().wrap("status reports"));
-    reporter = std::move(*started);
-  }
+  if (outbox)
+    reporter = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id, *outbox, agent);
 
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.

@@ -19,8 +19,9 @@ namespace fleetlet::testing {
 
 class TestCloud {
  public:
-  // kNotFound when nginx is not installed; kUnavailable with nginx's log when it did not come
-  // up within 20 s.
+  // kInternal when hack/cloud/setup.sh failed; an error naming "start nginx" when nginx could
+  // not be started (not installed: run hack/install-deps.sh); kUnavailable with nginx's log
+  // when it exited or did not listen within 20 s.
   static Result<TestCloud> start();
   TestCloud(TestCloud&&) noexcept = default;
   TestCloud& operator=(TestCloud&&) = delete;

@@ -140,6 +140,8 @@ Json toJson(const core::AppStatus& s) {
             {"specHash", s.spec_hash},
             {"pid", s.pid},
             {"healthy", s.healthy}};
+  if (!s.last_restart_reason.empty()) j["lastRestartReason"] = s.last_restart_reason;
+  if (!s.image_digest.empty()) j["imageDigest"] = s.image_digest;
   if (s.last_exit_code) j["lastExitCode"] = *s.last_exit_code;
   putTime(j, "lastExitAt", s.last_exit_at);
   putTime(j, "startedAt", s.started_at);
@@ -178,12 +180,18 @@ Json toJson(const core::AppDetail& d) {
 Json toJson(const core::NodeStatus& s) {
   Json failed = Json::array();
   for (const auto& f : s.failed) failed.push_back({{"revision", f.revision}, {"reason", f.reason}});
-  return {{"desiredRevision", s.desired_revision},
-          {"appliedRevision", s.applied_revision},
-          {"lastGoodRevision", s.last_good_revision},
-          {"converged", s.converged},
-          {"errors", s.errors},
-          {"failedRevisions", std::move(failed)}};
+  Json out = {{"desiredRevision", s.desired_revision},
+              {"appliedRevision", s.applied_revision},
+              {"lastGoodRevision", s.last_good_revision},
+              {"converged", s.converged},
+              {"errors", s.errors},
+              {"failedRevisions", std::move(failed)}};
+  if (s.rollback_window) {
+    out["rollbackWindow"] = {{"revision", s.rollback_window->revision},
+                             {"backTo", s.rollback_window->back_to},
+                             {"until", formatTime(s.rollback_window->until)}};
+  }
+  return out;
 }
 
 Json toJson(const core::ApplyResult& r) { return {{"revision", r.revision}, {"apps", r.apps}}; }
@@ -203,6 +211,8 @@ Result<core::AppStatus> appStatusFromJson(const Json& j, std::string_view path) 
   FLEETLET_ASSIGN_OR_RETURN(s.message, stringOrEmpty(j, "message", path));
   FLEETLET_ASSIGN_OR_RETURN(s.container_id, stringOrEmpty(j, "containerId", path));
   FLEETLET_ASSIGN_OR_RETURN(s.spec_hash, stringOrEmpty(j, "specHash", path));
+  FLEETLET_ASSIGN_OR_RETURN(s.last_restart_reason, stringOrEmpty(j, "lastRestartReason", path));
+  FLEETLET_ASSIGN_OR_RETURN(s.image_digest, stringOrEmpty(j, "imageDigest", path));
   FLEETLET_ASSIGN_OR_RETURN(auto restarts, optionalInt(j, "restarts", path));
   s.restarts = static_cast<int>(restarts.value_or(0));
   FLEETLET_ASSIGN_OR_RETURN(auto pid, optionalInt(j, "pid", path));
@@ -294,6 +304,17 @@ Result<core::NodeStatus> nodeStatusFromJson(const Json& j, std::string_view path
       FLEETLET_ASSIGN_OR_RETURN(f.reason, requireString((*failed)[i], "reason", at));
       s.failed.push_back(std::move(f));
     }
+  }
+  if (auto w = j.find("rollbackWindow"); w != j.end() && w->is_object()) {
+    const auto at = fmt::format("{}.rollbackWindow", path);
+    core::RollbackWindow window;
+    FLEETLET_ASSIGN_OR_RETURN(window.revision, requireInt(*w, "revision", at));
+    FLEETLET_ASSIGN_OR_RETURN(window.back_to, requireInt(*w, "backTo", at));
+    FLEETLET_ASSIGN_OR_RETURN(auto until, requireString(*w, "until", at));
+    auto t = parseTime(until);
+    if (!t) return std::unexpected(t.error().wrap("{}.until", at));
+    window.until = *t;
+    s.rollback_window = window;
   }
   return s;
 }

@@ -307,6 +307,12 @@ std::string formatNodeStatus(const core::NodeStatus& status) {
     out += "Errors:\n";
     for (const auto& e : status.errors) out += fmt::format("  {}\n", e);
   }
+  if (status.rollback_window) {
+    out += fmt::format("{:<20}revision {} until {} (a failure rolls back to {})\n",
+                       "Rollback window:", status.rollback_window->revision,
+                       api::formatTime(status.rollback_window->until),
+                       status.rollback_window->back_to);
+  }
   if (!status.failed.empty()) {
     out += "Failed revisions:\n";
     for (const auto& f : status.failed) out += fmt::format("  {}: {}\n", f.revision, f.reason);

@@ -5,13 +5,16 @@
 namespace fleetlet::cloud {
 namespace {
 
-constexpr std::array<std::string_view, 1> kMigrations = {R"sql(
+constexpr std::array<std::string_view, 2> kMigrations = {R"sql(
 CREATE TABLE reports (
   seq INTEGER PRIMARY KEY,
   body TEXT NOT NULL,
   frozen INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql",
+                                                         R"sql(
+CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
 )sql"};
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -41,11 +44,86 @@ void StatusOutbox::fit(Json& report, int64_t others) const {
   }
 }
 
+Result<int64_t> StatusOutbox::readMeta(std::string_view key) {
+  return sqlite::readKeyInt(db_, "meta", key);
+}
+
+Status StatusOutbox::writeMeta(std::string_view key, int64_t value) {
+  return sqlite::writeKeyInt(db_, "meta", key, value);
+}
+
+Status StatusOutbox::addEvent(const Json& event) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_ASSIGN_OR_RETURN(auto ins,
+                            db_.prepare("INSERT OR IGNORE INTO events(seq, body) VALUES(?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(1, event.value("seq", int64_t{0})));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(2, dump(event)));
+  FLEETLET_RETURN_IF_ERROR(ins.run());
+  // Over the bound: the oldest queued events go (the newest one stays), counted.
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto total, db_.prepare("SELECT (SELECT coalesce(sum(length(body)), 0) FROM reports) + "
+                              "(SELECT coalesce(sum(length(body)), 0) FROM events)"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, total.step());
+  int64_t bytes = row ? total.columnInt64(0) : 0;
+  if (bytes > static_cast<int64_t>(max_bytes_)) {
+    FLEETLET_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM events"));
+    FLEETLET_ASSIGN_OR_RETURN(bool counted, count.step());
+    FLEETLET_ASSIGN_OR_RETURN(auto oldest,
+                              db_.prepare("SELECT seq, length(body) FROM events ORDER BY seq "
+                                          "LIMIT ?"));
+    FLEETLET_RETURN_IF_ERROR(oldest.bind(1, counted ? count.columnInt64(0) - 1 : 0));
+    int64_t dropped = 0;
+    int64_t up_to = 0;
+    for (;;) {
+      FLEETLET_ASSIGN_OR_RETURN(bool more, oldest.step());
+      if (!more || bytes <= static_cast<int64_t>(max_bytes_)) break;
+      up_to = oldest.columnInt64(0);
+      bytes -= oldest.columnInt64(1);
+      ++dropped;
+    }
+    if (dropped > 0) {
+      FLEETLET_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM events WHERE seq <= ?"));
+      FLEETLET_RETURN_IF_ERROR(del.bind(1, up_to));
+      FLEETLET_RETURN_IF_ERROR(del.run());
+      FLEETLET_ASSIGN_OR_RETURN(int64_t before, readMeta("dropped"));
+      FLEETLET_RETURN_IF_ERROR(writeMeta("dropped", before + dropped));
+    }
+  }
+  return tx.commit();
+}
+
+Result<Json> StatusOutbox::queuedEvents() {
+  std::lock_guard lock(mu_);
+  return takeQueued(false);
+}
+
+Result<Json> StatusOutbox::takeQueued(bool remove) {
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("SELECT body FROM events ORDER BY seq"));
+  Json out = Json::array();
+  for (;;) {
+    FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    auto e = Json::parse(st.columnText(0), nullptr, false);
+    if (e.is_object()) out.push_back(std::move(e));
+  }
+  if (remove) FLEETLET_RETURN_IF_ERROR(db_.exec("DELETE FROM events"));
+  return out;
+}
+
 Result<int64_t> StatusOutbox::add(Json report) {
   std::lock_guard lock(mu_);
   FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
   if (!report.contains("events")) report["events"] = Json::array();
   if (!report.contains("eventsDropped")) report["eventsDropped"] = 0;
+  // The queued events (and those dropped while queued) go into this report.
+  FLEETLET_ASSIGN_OR_RETURN(Json queued, takeQueued(true));
+  for (auto& e : queued) report["events"].push_back(std::move(e));
+  FLEETLET_ASSIGN_OR_RETURN(int64_t dropped_queued, readMeta("dropped"));
+  if (dropped_queued > 0) {
+    report["eventsDropped"] = report.value("eventsDropped", int64_t{0}) + dropped_queued;
+    FLEETLET_RETURN_IF_ERROR(writeMeta("dropped", 0));
+  }
   // The newest report, when it is still open, absorbs this one.
   FLEETLET_ASSIGN_OR_RETURN(auto newest,
                             db_.prepare("SELECT seq, body, frozen FROM reports ORDER BY seq DESC "
@@ -63,14 +141,9 @@ Result<int64_t> StatusOutbox::add(Json report) {
           old.value("eventsDropped", int64_t{0}) + report.value("eventsDropped", int64_t{0});
     }
   } else {
-    FLEETLET_ASSIGN_OR_RETURN(auto last, db_.prepare("SELECT value FROM meta WHERE key = 'seq'"));
-    FLEETLET_ASSIGN_OR_RETURN(bool row, last.step());
-    seq = (row ? last.columnInt64(0) : 0) + 1;
-    FLEETLET_ASSIGN_OR_RETURN(auto bump,
-                              db_.prepare("INSERT INTO meta(key, value) VALUES('seq', ?) "
-                                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-    FLEETLET_RETURN_IF_ERROR(bump.bind(1, seq));
-    FLEETLET_RETURN_IF_ERROR(bump.run());
+    FLEETLET_ASSIGN_OR_RETURN(int64_t last, readMeta("seq"));
+    seq = last + 1;
+    FLEETLET_RETURN_IF_ERROR(writeMeta("seq", seq));
   }
   report["seq"] = seq;
   FLEETLET_ASSIGN_OR_RETURN(

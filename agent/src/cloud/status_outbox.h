@@ -6,11 +6,14 @@
 // A report is a JSON object with "seq" (1, 2, 3… across restarts, never reused) and whatever
 // the reporter put in it; "events" (a list) and "eventsDropped" are the outbox's business:
 //
-//   - add() merges into the newest report while that one was never handed out by next() — its
+//   - addEvent() queues one node event durably the moment it happens (before the next report
+//     is made), so that kill -9 loses none;
+//   - add() moves every queued event into the report (after the events it carries), and
+//     merges into the newest report while that one was never handed out by next() — its
 //     state members are replaced, its events appended — so a node that cannot reach the cloud
 //     holds at most two reports (the one being retried and the one growing);
-//   - when the reports' bytes pass `max_bytes`, the growing report's oldest events are dropped
-//     and counted in its "eventsDropped";
+//   - when the reports' and queued events' bytes pass `max_bytes`, the oldest queued events
+//     (or the growing report's oldest events) are dropped and counted in "eventsDropped";
 //   - a report handed out is never changed again (the cloud may have it already), and a report
 //     is deleted only by ack().
 //
@@ -40,6 +43,11 @@ class StatusOutbox {
   static Result<std::unique_ptr<StatusOutbox>> open(const std::filesystem::path& file,
                                                     size_t max_bytes = kDefaultMaxBytes);
 
+  // Queues a node event (an object with "seq") for the next report. Durable when it returns.
+  // An event whose seq is queued already is ignored.
+  Status addEvent(const Json& event);
+  // The events queued and not yet in a report, oldest first.
+  Result<Json> queuedEvents();
   // Adds `report` (an object; "events" optional) as described above. Returns its seq.
   Result<int64_t> add(Json report);
   // The oldest unacknowledged report, now frozen; nullopt when none waits.
@@ -54,6 +62,11 @@ class StatusOutbox {
   // Drops the oldest events of `report` until the outbox fits; `others` is the bytes of the
   // other reports.
   void fit(Json& report, int64_t others) const;
+  // mu_ held, in a transaction.
+  Result<int64_t> readMeta(std::string_view key);
+  Status writeMeta(std::string_view key, int64_t value);
+  // The queued events, oldest first; `remove`: they are deleted from the queue.
+  Result<Json> takeQueued(bool remove);
 
   std::mutex mu_;
   sqlite::Database db_;  // guarded by mu_

@@ -7,10 +7,9 @@
 namespace fleetlet::cloud {
 namespace {
 
-constexpr size_t kEventBatch = 5000;
-
 bool finishesAnApply(const std::string& kind) {
-  return kind == "applied" || kind == "rejected" || kind == "converged" || kind == "rolledBack";
+  return kind == "applied" || kind == "rejected" || kind == "converged" || kind == "rolledBack" ||
+         kind == "confirmed";
 }
 
 Json failedJson(const std::vector<core::FailedRevision>& failed) {
@@ -48,22 +47,13 @@ std::string StatusReporter::urlFor(int64_t seq) const {
   return replaceAll(url, "{seq}", std::to_string(seq));
 }
 
-void StatusReporter::noteEvent(const core::NodeEvent& e) {
-  if (e.app.empty()) return;
-  if (e.kind == "exited") {
-    pending_cause_[e.app] = e.message;  // "exit code 137"
-  } else if (e.kind == "unhealthy") {
-    pending_cause_[e.app] = "failed health check: " + e.message;
-  } else if (e.kind == "restarting") {
-    pending_cause_[e.app] = "manual";
-  } else if (e.kind == "restarted") {
-    auto cause = pending_cause_.find(e.app);
-    restart_reason_[e.app] = cause != pending_cause_.end() ? cause->second : e.message;
-    if (cause != pending_cause_.end()) pending_cause_.erase(cause);
+void queueEvent(StatusOutbox& outbox, const core::NodeEvent& event) {
+  if (auto st = outbox.addEvent(api::toJson(event)); !st) {
+    spdlog::error("status: queueing node event {}: {}", event.seq, st.error().message());
   }
 }
 
-Json StatusReporter::appsJson(const std::vector<core::AppStatus>& apps) const {
+Json StatusReporter::appsJson(const std::vector<core::AppStatus>& apps) {
   Json out = Json::object();
   for (const auto& a : apps) {
     Json j = {{"state", a.state},       {"healthy", a.healthy}, {"restarts", a.restarts},
@@ -72,37 +62,25 @@ Json StatusReporter::appsJson(const std::vector<core::AppStatus>& apps) const {
     if (a.last_exit_code) j["lastExitCode"] = *a.last_exit_code;
     if (a.last_exit_at) j["lastExitAt"] = api::formatTime(*a.last_exit_at);
     if (a.started_at) j["startedAt"] = api::formatTime(*a.started_at);
-    if (auto at = a.image.find("@sha256:"); at != std::string::npos) {
-      j["imageDigest"] = a.image.substr(at + 1);
-    }
-    if (auto r = restart_reason_.find(a.name); r != restart_reason_.end()) {
-      j["lastRestartReason"] = r->second;
-    }
+    if (!a.image_digest.empty()) j["imageDigest"] = a.image_digest;
+    if (!a.last_restart_reason.empty()) j["lastRestartReason"] = a.last_restart_reason;
     out[a.name] = std::move(j);
   }
   return out;
 }
 
 Result<bool> StatusReporter::collect() {
-  auto events = node_.events(after_seq_, kEventBatch);
+  FLEETLET_ASSIGN_OR_RETURN(Json events, outbox_.queuedEvents());
   bool urgent = false;
-  for (const auto& e : events) {
-    noteEvent(e);
-    urgent = urgent || finishesAnApply(e.kind);
-  }
+  for (const auto& e : events) urgent = urgent || finishesAnApply(e.value("kind", ""));
   FLEETLET_ASSIGN_OR_RETURN(auto apps, node_.apps());
   Json apps_json = appsJson(apps);
   std::string apps_text = apps_json.dump();
   const auto now = options_.now();
   const bool changed = !events.empty() || apps_text != last_apps_ || !last_report_;
   const bool due = !last_report_ || urgent || now - *last_report_ >= options_.min_interval;
-  if (!changed || !due) {
-    // Events seen but not reported yet are read again next time (after_seq_ unchanged).
-    return false;
-  }
+  if (!changed || !due) return false;  // queued events wait in the outbox
   FLEETLET_ASSIGN_OR_RETURN(auto status, node_.status());
-  Json events_json = Json::array();
-  for (const auto& e : events) events_json.push_back(api::toJson(e));
   Json report = {
       {"node", options_.node_id},
       {"time", api::formatTime(now)},
@@ -114,11 +92,10 @@ Result<bool> StatusReporter::collect() {
       {"converged", status.converged},
       {"errors", status.errors},
       {"apps", std::move(apps_json)},
-      {"events", std::move(events_json)},
   };
+  // The outbox adds every queued event (those queued since `events` was read too).
   FLEETLET_ASSIGN_OR_RETURN(int64_t seq, outbox_.add(std::move(report)));
-  spdlog::debug("status: report {} queued ({} events)", seq, events.size());
-  if (!events.empty()) after_seq_ = events.back().seq;
+  spdlog::debug("status: report {} queued", seq);
   last_apps_ = std::move(apps_text);
   last_report_ = now;
   return true;
@@ -169,22 +146,19 @@ void StatusReporter::run(const std::function<bool(Duration)>& sleep, Duration ti
   }
 }
 
-Result<std::unique_ptr<ReporterThread>> ReporterThread::start(
-    const config::CloudConfig& config, std::string_view node_id,
-    const std::filesystem::path& outbox_file, core::NodeService& node) {
-  FLEETLET_ASSIGN_OR_RETURN(auto outbox, StatusOutbox::open(outbox_file));
-  std::unique_ptr<ReporterThread> thread(
-      new ReporterThread(std::move(outbox), config, node_id, node));
+std::unique_ptr<ReporterThread> ReporterThread::start(const config::CloudConfig& config,
+                                                      std::string_view node_id,
+                                                      StatusOutbox& outbox,
+                                                      core::NodeService& node) {
+  std::unique_ptr<ReporterThread> thread(new ReporterThread(outbox, config, node_id, node));
   spdlog::info("status: reporting to {} ({})", thread->reporter_.urlFor(0), config.status_method);
   thread->loop_.start([r = thread.get()](const SleepFn& sleep) { r->reporter_.run(sleep); });
   return thread;
 }
 
-ReporterThread::ReporterThread(std::unique_ptr<StatusOutbox> outbox,
-                               const config::CloudConfig& config, std::string_view node_id,
-                               core::NodeService& node)
-    : outbox_(std::move(outbox)),
-      sender_(HttpFetcherOptions{.tls = config.tls,
+ReporterThread::ReporterThread(StatusOutbox& outbox, const config::CloudConfig& config,
+                               std::string_view node_id, core::NodeService& node)
+    : sender_(HttpFetcherOptions{.tls = config.tls,
                                  .max_body_bytes = int64_t{64} * 1024,
                                  .timeout = config.timeout,
                                  .stop = loop_.token()}),
@@ -193,6 +167,6 @@ ReporterThread::ReporterThread(std::unique_ptr<StatusOutbox> outbox,
                                 .method = config.status_method,
                                 .min_interval = config.status_interval,
                                 .max_backoff = config.interval},
-                node, *outbox_, sender_) {}
+                node, outbox, sender_) {}
 
 }  // namespace fleetlet::cloud

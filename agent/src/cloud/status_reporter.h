@@ -1,9 +1,11 @@
 #pragma once
 // StatusReporter: what the node did, back to the cloud (docs/cloud.md, "Status reports").
 //
-// collect() turns the node's state and its new node events into a report in the StatusOutbox
-// — at most one per `min_interval` (10 s), at once when an apply finished (an `applied`,
-// `rejected` or `converged` event) — and only when something changed. flush() sends the
+// Node events reach the outbox the moment they happen (queueEvent(), wired to
+// core::AgentOptions::on_event). collect() turns the node's state and the queued events into a
+// report in the StatusOutbox — at most one per `min_interval` (10 s), at once when an apply
+// finished (an `applied`, `rejected`, `converged`, `rolledBack` or `confirmed` event) — and
+// only when something changed. flush() sends the
 // outbox's reports oldest first, one request each (`PUT <status URL with {seq}>`, the report
 // as JSON); a 2xx acknowledges (the report is deleted), anything else stops the flush and is
 // retried after a backoff (15 s·2ⁿ capped at `max_backoff`, ±20 %, `Retry-After` honoured).
@@ -45,6 +47,10 @@ struct ReporterOptions {
   std::function<double()> random01;  // empty: std::mt19937
 };
 
+// Queues `event` in `outbox` for the next report (errors are logged: the event is then only in
+// the local API's log).
+void queueEvent(StatusOutbox& outbox, const core::NodeEvent& event);
+
 class StatusReporter {
  public:
   StatusReporter(ReporterOptions options, core::NodeService& node, StatusOutbox& outbox,
@@ -62,8 +68,7 @@ class StatusReporter {
   int64_t sent() const { return sent_; }
 
  private:
-  Json appsJson(const std::vector<core::AppStatus>& apps) const;
-  void noteEvent(const core::NodeEvent& e);
+  static Json appsJson(const std::vector<core::AppStatus>& apps);
 
   ReporterOptions options_;
   core::NodeService& node_;
@@ -71,31 +76,26 @@ class StatusReporter {
   StatusSender& sender_;
   PollSchedule backoff_;
   std::mt19937 rng_{std::random_device{}()};
-  int64_t after_seq_ = 0;  // the last node event put in a report
   std::string last_apps_;  // the apps' JSON in the last report, to notice changes
   std::optional<std::chrono::system_clock::time_point> last_report_;
   std::optional<std::chrono::system_clock::time_point> retry_at_;
-  std::map<std::string, std::string> restart_reason_;  // app → why it last restarted
-  std::map<std::string, std::string> pending_cause_;   // app → cause seen before a restart
   int64_t sent_ = 0;
 };
 
-// Reports `node`'s status to `config.status_url` (must be set) from an outbox in
-// `outbox_file`, on a thread of its own; stopped on destruction.
+// Reports `node`'s status to `config.status_url` (must be set) from `outbox` (which node
+// events are queued into: queueEvent), on a thread of its own; stopped on destruction.
 class ReporterThread {
  public:
-  static Result<std::unique_ptr<ReporterThread>> start(const config::CloudConfig& config,
-                                                       std::string_view node_id,
-                                                       const std::filesystem::path& outbox_file,
-                                                       core::NodeService& node);
+  static std::unique_ptr<ReporterThread> start(const config::CloudConfig& config,
+                                               std::string_view node_id, StatusOutbox& outbox,
+                                               core::NodeService& node);
   ~ReporterThread() { loop_.stop(); }
 
  private:
-  ReporterThread(std::unique_ptr<StatusOutbox> outbox, const config::CloudConfig& config,
-                 std::string_view node_id, core::NodeService& node);
+  ReporterThread(StatusOutbox& outbox, const config::CloudConfig& config, std::string_view node_id,
+                 core::NodeService& node);
 
   LoopThread loop_;
-  std::unique_ptr<StatusOutbox> outbox_;
   HttpFetcher sender_;
   StatusReporter reporter_;
 };

@@ -21,18 +21,7 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
                    .on_app = options_.on_app,
                    .on_first_pass = options_.on_first_pass,
                    .external_status = options_.external_status}) {
-  rollback_thread_ = std::jthread([this](const std::stop_token& stop) {
-    for (;;) {
-      std::optional<PendingRollback> next;
-      {
-        std::unique_lock lock(rollback_mu_);
-        rollback_cv_.wait(lock, stop, [&] { return pending_.has_value(); });
-        if (stop.stop_requested()) return;
-        next = std::exchange(pending_, std::nullopt);
-      }
-      rollBack(*next);
-    }
-  });
+  rollback_thread_ = std::jthread([this](const std::stop_token& stop) { rollbackLoop(stop); });
 }
 
 Agent::~Agent() {
@@ -47,24 +36,79 @@ void Agent::record(const std::string& app, const std::string& kind, const std::s
     if (next_seq_ > seq_ceiling_) reserveEventSeqs();
     NodeEvent event{
         .seq = next_seq_++, .time = Clock::now(), .app = app, .kind = kind, .message = message};
+    if (options_.on_event) options_.on_event(event);
     std::lock_guard lock(events_mu_);
     events_.push_back(std::move(event));
     while (events_.size() > options_.event_capacity) events_.pop_front();
   }
   notifier_.notify();
+  note(app, kind, message);
   observe(app, kind, message);
 }
 
-void Agent::watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous) {
-  std::lock_guard lock(rollback_mu_);
-  watch_.reset();
+void Agent::note(const std::string& app, const std::string& kind, const std::string& message) {
+  std::lock_guard lock(notes_mu_);
+  if (kind == "pulled") digests_.erase(message);  // the image record may point elsewhere now
+  if (app.empty()) return;
+  auto& n = notes_[app];
+  if (kind == "exited") {
+    if (!n.cause_is_request) {
+      n.cause = message.ends_with(reconcile::kOomKilled) ? "oom" : message;
+    }
+  } else if (kind == "unhealthy") {
+    n.cause = "failed health check: " + message;
+    n.cause_is_request = true;
+    n.healthy = false;
+  } else if (kind == "restarting") {
+    n.cause = "manual";
+    n.cause_is_request = true;
+  } else if (kind == "restarted") {
+    n.last_restart_reason = n.cause.empty() ? message : n.cause;
+    n.cause.clear();
+    n.cause_is_request = false;
+    n.healthy = true;
+  } else if (kind == "started") {
+    n.healthy = true;
+  }
+}
+
+void Agent::annotate(AppStatus& status) {
+  std::optional<std::string> cached;
+  {
+    std::lock_guard lock(notes_mu_);
+    if (auto it = notes_.find(status.name); it != notes_.end()) {
+      status.last_restart_reason = it->second.last_restart_reason;
+      status.healthy = it->second.healthy;
+    }
+    if (auto it = digests_.find(status.image); it != digests_.end()) cached = it->second;
+  }
+  if (!cached && options_.image_digest && !status.image.empty()) {
+    auto digest = options_.image_digest(status.image);
+    if (digest && digest->has_value()) {
+      cached = **digest;
+      std::lock_guard lock(notes_mu_);
+      digests_[status.image] = *cached;
+    }
+  }
+  if (!cached) {
+    // A reference that pins a digest names it, pulled or not.
+    if (auto at = status.image.find("@sha256:"); at != std::string::npos) {
+      cached = status.image.substr(at + 1);
+    }
+  }
+  status.image_digest = cached.value_or("");
+}
+
+std::optional<state::RollbackWatch> Agent::rollbackWatchFor(const manifest::NodeState& next,
+                                                            const manifest::NodeState* previous) {
   const int64_t back_to = store_.lastGoodRevision();
-  if (!next.rollback_window || back_to == 0 || back_to >= next.revision) return;
-  RollbackWatch watch{.revision = next.revision,
-                      .back_to = back_to,
-                      .until = options_.now() + *next.rollback_window,
-                      .apps = {},
-                      .exits = {}};
+  if (!next.rollback_window || back_to == 0 || back_to >= next.revision) return std::nullopt;
+  state::RollbackWatch watch{.revision = next.revision,
+                             .back_to = back_to,
+                             .until = options_.now() + *next.rollback_window,
+                             .apps = {},
+                             .exits = {},
+                             .converged_clean = false};
   for (const auto& [name, app] : next.apps) {
     const manifest::App* before = nullptr;
     if (previous != nullptr) {
@@ -72,31 +116,93 @@ void Agent::watchForRollback(const manifest::NodeState& next, const manifest::No
     }
     if (before == nullptr || before->spec_hash != app.spec_hash) watch.apps.insert(name);
   }
-  if (!watch.apps.empty()) watch_ = std::move(watch);
+  if (watch.apps.empty()) return std::nullopt;
+  return watch;
 }
 
 void Agent::observe(const std::string& app, const std::string& kind, const std::string& message) {
   if (app.empty()) return;
-  std::lock_guard lock(rollback_mu_);
-  if (!watch_) return;
-  if (options_.now() >= watch_->until) {
-    watch_.reset();  // the window passed without a failure
+  std::optional<state::RollbackWatch> passed;
+  {
+    std::lock_guard lock(rollback_mu_);
+    if (!watch_) return;
+    if (options_.now() >= watch_->until) {
+      passed = std::exchange(watch_, std::nullopt);
+    } else {
+      if (!watch_->apps.contains(app)) return;
+      std::string reason;
+      if (kind == "error") {
+        reason = fmt::format("app {}: {}", app, message);
+      } else if (kind == "unhealthy") {
+        reason = fmt::format("app {}: failed health check: {}", app, message);
+      } else if (kind == "exited") {
+        int& exits = watch_->exits[app];
+        if (++exits >= kRollbackExits) {
+          reason = fmt::format("app {}: exited {} times ({})", app, kRollbackExits, message);
+        } else if (auto st = store_.saveRollbackExits(watch_->revision, watch_->exits); !st) {
+          spdlog::error("rollback watch of revision {}: {}", watch_->revision,
+                        st.error().message());
+        }
+      }
+      if (reason.empty()) return;
+      pending_ = PendingRollback{
+          .revision = watch_->revision, .back_to = watch_->back_to, .reason = std::move(reason)};
+      watch_.reset();
+      rollback_cv_.notify_all();
+      return;
+    }
+  }
+  windowPassed(*passed);  // the event came after the window: it does not count
+}
+
+void Agent::windowPassed(const state::RollbackWatch& watch) {
+  auto good = store_.endRollbackWatch(watch.revision);
+  if (!good) {
+    spdlog::error("rollback watch of revision {}: {}", watch.revision, good.error().message());
     return;
   }
-  if (!watch_->apps.contains(app)) return;
-  std::string reason;
-  if (kind == "error") {
-    reason = fmt::format("app {}: {}", app, message);
-  } else if (kind == "unhealthy") {
-    reason = fmt::format("app {}: failed health check: {}", app, message);
-  } else if (kind == "exited" && ++watch_->exits[app] >= kRollbackExits) {
-    reason = fmt::format("app {}: exited {} times ({})", app, kRollbackExits, message);
+  record("", "confirmed",
+         *good ? fmt::format("revision {}: no failure within its rollback window; it is the last "
+                             "good revision",
+                             watch.revision)
+               : fmt::format("revision {}: no failure within its rollback window; it becomes the "
+                             "last good revision once it converges without errors",
+                             watch.revision));
+}
+
+void Agent::rollbackLoop(const std::stop_token& stop) {
+  // Time comes from options_.now (a test may move it): the window's end is looked at again
+  // at least every kRecheck.
+  constexpr auto kRecheck = std::chrono::seconds(1);
+  for (;;) {
+    std::optional<PendingRollback> next;
+    std::optional<state::RollbackWatch> passed;
+    {
+      std::unique_lock lock(rollback_mu_);
+      for (;;) {
+        if (stop.stop_requested()) return;
+        if (pending_) {
+          next = std::exchange(pending_, std::nullopt);
+          break;
+        }
+        if (watch_ && options_.now() >= watch_->until) {
+          passed = std::exchange(watch_, std::nullopt);
+          break;
+        }
+        Clock::duration wait = kRecheck;
+        if (watch_)
+          wait = std::clamp<Clock::duration>(watch_->until - options_.now(),
+                                             std::chrono::milliseconds(1), kRecheck);
+        if (!watch_) {
+          rollback_cv_.wait(lock, stop, [&] { return pending_.has_value() || watch_.has_value(); });
+        } else {
+          rollback_cv_.wait_for(lock, stop, wait, [&] { return pending_.has_value(); });
+        }
+      }
+    }
+    if (passed) windowPassed(*passed);
+    if (next) rollBack(*next);
   }
-  if (reason.empty()) return;
-  pending_ = PendingRollback{
-      .revision = watch_->revision, .back_to = watch_->back_to, .reason = std::move(reason)};
-  watch_.reset();
-  rollback_cv_.notify_all();
 }
 
 void Agent::rollBack(const PendingRollback& r) {
@@ -178,6 +284,18 @@ Status Agent::load() {
   }
   setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
   record("", "loaded", fmt::format("revision {} from {}", stored->revision, stored->source));
+  // A rollback window that was open when fleetletd stopped goes on (or ends now, if it passed).
+  auto watch = store_.rollbackWatch();
+  if (!watch) {
+    spdlog::error("rollback watch: {}", watch.error().message());
+  } else if (auto w = std::move(*watch); w && w->revision == stored->revision) {
+    spdlog::info(
+        "rollback: watching revision {} for {} s more", w->revision,
+        std::chrono::duration_cast<std::chrono::seconds>(w->until - options_.now()).count());
+    std::lock_guard lock(rollback_mu_);
+    watch_ = std::move(w);
+    rollback_cv_.notify_all();
+  }
   return {};
 }
 
@@ -212,17 +330,23 @@ Result<ApplyResult> Agent::applyFrom(std::string_view text, std::string_view sou
                          .unchanged = true};
     }
   }
+  // A revision that failed and was rolled back is refused by the store, which says so.
   if (auto st = trust::checkBinding(*parsed, options_.node_id, admitted->is_signed,
-                                    store_.revisionFloor(), options_.now());
+                                    store_.desiredRevision(), options_.now());
       !st) {
     return refuse(st.error());
   }
-  if (auto st = store_.accept(parsed->revision, admitted->manifest, source); !st) {
+  auto previous = desired_;  // without the system apps
+  auto watch = rollbackWatchFor(*parsed, previous.get());
+  if (auto st = store_.accept(parsed->revision, admitted->manifest, source, watch); !st) {
     return refuse(st.error());
   }
   ApplyResult result{.revision = parsed->revision, .apps = static_cast<int>(parsed->apps.size())};
-  auto previous = desired_;
-  watchForRollback(*parsed, previous.get());
+  {
+    std::lock_guard watch_lock(rollback_mu_);
+    watch_ = std::move(watch);  // a window of the revision before ends here
+    rollback_cv_.notify_all();
+  }
   setDesired(std::make_shared<const manifest::NodeState>(std::move(*parsed)));
   std::string signers;
   for (const auto& id : admitted->key_ids) {
@@ -268,7 +392,10 @@ AppStatus toStatus(const reconcile::AppSnapshot& s) {
 
 Result<std::vector<AppStatus>> Agent::apps() {
   std::vector<AppStatus> out;
-  for (const auto& s : reconciler_.snapshot()) out.push_back(toStatus(s));
+  for (const auto& s : reconciler_.snapshot()) {
+    out.push_back(toStatus(s));
+    annotate(out.back());
+  }
   return out;
 }
 
@@ -284,6 +411,7 @@ Result<AppDetail> Agent::describe(std::string_view name) {
   for (const auto& s : reconciler_.snapshot()) {
     if (s.name == name) {
       detail.status = toStatus(s);
+      annotate(detail.status);
       found = true;
     }
   }
@@ -309,8 +437,9 @@ Status Agent::restart(std::string_view name) {
   if (!desired || !desired->apps.contains(std::string(name))) {
     return fail(ErrorCode::kNotFound, "no app {} in the applied manifest", name);
   }
-  reconciler_.requestRestart(std::string(name));
+  // Recorded first: the restart (and its "restarted" event) may follow at once.
   record(std::string(name), "restarting", "requested");
+  reconciler_.requestRestart(std::string(name));
   return {};
 }
 
@@ -332,6 +461,13 @@ Result<NodeStatus> Agent::status() {
       s.failed.push_back({.revision = f.revision, .reason = std::move(f.reason)});
   }
   s.converged = s.desired_revision != 0 && s.applied_revision == s.desired_revision;
+  {
+    std::lock_guard lock(rollback_mu_);
+    if (watch_) {
+      s.rollback_window = RollbackWindow{
+          .revision = watch_->revision, .back_to = watch_->back_to, .until = watch_->until};
+    }
+  }
   return s;
 }
 

@@ -53,6 +53,12 @@ struct AgentOptions {
   // The node's system apps (system_apps::loadSystemManifest), applied beside every desired
   // state; a manifest naming one of them is refused. Null: none.
   std::shared_ptr<const manifest::NodeState> system;
+  // Every node event, in seq order, before record() returns: the status outbox queues it
+  // durably there (docs/cloud.md, "Status reports"). Called under the event numbering lock.
+  std::function<void(const NodeEvent&)> on_event;
+  // The digest containerd resolved an app's image to (nullopt: unknown); cached per image
+  // until it is pulled again.
+  std::function<Result<std::optional<std::string>>(const std::string& image)> image_digest;
   // The time that manifest expiry is checked against.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
 };
@@ -78,6 +84,8 @@ class Agent : public NodeService {
   void resync() { reconciler_.resync(); }
   // An app failed its health check.
   void unhealthy(const std::string& app, const std::string& why);
+  // containerd's TaskOOM event: the container's next exit is an OOM kill.
+  void oomKilled(const std::string& container_id) { reconciler_.oomKilled(container_id); }
   // An app run outside containerd (webview) changed: an event for the log, its status re-read.
   void externalEvent(const std::string& app, const std::string& kind, const std::string& message) {
     record(app, kind, message);
@@ -117,32 +125,33 @@ class Agent : public NodeService {
   void reserveEventSeqs();
 
   // Rollback (docs/cloud.md): after applying a revision with rollback.window, the apps it
-  // changed are watched until the window ends; a failure hands the rollback to rollback_thread_
-  // (record() runs on reconciler threads, which must not call back into the reconciler).
-  struct RollbackWatch {
-    int64_t revision = 0;
-    int64_t back_to = 0;
-    Clock::time_point until;
-    std::set<std::string> apps;
-    std::map<std::string, int> exits;
-  };
+  // changed are watched until the window ends (the watch is kept in the store, so a restart
+  // inside the window continues it). A failure hands the rollback to rollback_thread_
+  // (record() runs on reconciler threads, which must not call back into the reconciler); the
+  // window passing without one is noticed by that thread too (or by the first event after it)
+  // and makes the revision the last good one.
   struct PendingRollback {
     int64_t revision = 0;
     int64_t back_to = 0;
     std::string reason;
   };
-  void watchForRollback(const manifest::NodeState& next, const manifest::NodeState* previous);
+  // The watch for `next` (nullopt: nothing to watch), to be stored with it.
+  std::optional<state::RollbackWatch> rollbackWatchFor(const manifest::NodeState& next,
+                                                       const manifest::NodeState* previous);
   void observe(const std::string& app, const std::string& kind, const std::string& message);
+  // The window of `watch` passed without a failure (it was taken out of watch_).
+  void windowPassed(const state::RollbackWatch& watch);
   void rollBack(const PendingRollback& r);
   // Hands `desired` (null: none accepted yet) plus the system apps to the reconciler.
   void setDesired(std::shared_ptr<const manifest::NodeState> desired);
+  void rollbackLoop(const std::stop_token& stop);
 
   state::StateStore& store_;
   AgentOptions options_;
   std::mutex rollback_mu_;
   std::condition_variable_any rollback_cv_;
-  std::optional<RollbackWatch> watch_;      // guarded by rollback_mu_
-  std::optional<PendingRollback> pending_;  // guarded by rollback_mu_
+  std::optional<state::RollbackWatch> watch_;  // guarded by rollback_mu_
+  std::optional<PendingRollback> pending_;     // guarded by rollback_mu_
   std::jthread rollback_thread_;
   reconcile::Reconciler reconciler_;
   std::mutex apply_mu_;  // serialises apply(): check revision, store, hand over
@@ -160,7 +169,21 @@ class Agent : public NodeService {
   int64_t seq_ceiling_ = 0;  // guarded by seq_mu_: the last seq reserved in the store
   std::mutex events_mu_;
   std::deque<NodeEvent> events_;  // guarded by events_mu_; seqs ascending
-  EventNotifier notifier_;        // wakes watchEvents() callers after each record()
+
+  // What node events tell about each app beyond the reconciler's status.
+  struct AppNotes {
+    std::string cause;              // why its task ended, until it is restarted
+    bool cause_is_request = false;  // manual or health check: an exit it causes does not count
+    std::string last_restart_reason;
+    bool healthy = true;
+  };
+  void note(const std::string& app, const std::string& kind, const std::string& message);
+  // Fills in what the reconciler's snapshot does not have.
+  void annotate(AppStatus& status);
+  std::mutex notes_mu_;
+  std::map<std::string, AppNotes> notes_;       // guarded by notes_mu_
+  std::map<std::string, std::string> digests_;  // guarded by notes_mu_: image → digest
+  EventNotifier notifier_;                      // wakes watchEvents() callers after each record()
 };
 
 }  // namespace fleetlet::core

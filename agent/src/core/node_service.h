@@ -43,7 +43,13 @@ struct AppStatus {
   std::string container_id;
   std::string spec_hash;
   uint32_t pid = 0;
-  bool healthy = true;  // false after a failing health check
+  bool healthy = true;  // false after a failing health check, until its task is replaced
+  // Why its task was last restarted: "exit code N", "oom", "failed health check: <why>" or
+  // "manual" (fleetletctl restart); empty when it was not restarted since fleetletd started.
+  std::string last_restart_reason;
+  // The digest of its image as containerd resolved it (for a tag: when it was pulled); empty
+  // when unknown.
+  std::string image_digest;
 };
 
 struct NodeEvent {
@@ -92,14 +98,22 @@ struct FailedRevision {
   std::string reason;  // why it was rolled back
 };
 
+// A revision inside its rollback window (docs/cloud.md, "Rollback").
+struct RollbackWindow {
+  int64_t revision = 0;
+  int64_t back_to = 0;  // what a failure rolls back to
+  Clock::time_point until;
+};
+
 struct NodeStatus {
   int64_t desired_revision = 0;    // the manifest the node works towards (after a rollback: the
                                    // last good one again)
   int64_t applied_revision = 0;    // newest revision the node fully converged to
   int64_t last_good_revision = 0;  // last revision that converged without errors
   bool converged = false;
-  std::vector<std::string> errors;     // app-level errors of the current revision
-  std::vector<FailedRevision> failed;  // rolled back, newest first (docs/cloud.md)
+  std::vector<std::string> errors;                // app-level errors of the current revision
+  std::vector<FailedRevision> failed;             // rolled back, newest first (docs/cloud.md)
+  std::optional<RollbackWindow> rollback_window;  // the revision being watched, if any
 };
 
 struct ApplyResult {

@@ -84,10 +84,32 @@ ActualContainer toActual(const containerd::Container& c) {
   return a;
 }
 
-void setTask(ActualContainer& a, const containerd::TaskInfo& t) {
+// The OOM kills counted in a container's memory cgroup (cgroupsPath /<ns>/<id>, see
+// ocispec/builder.cpp) — cgroup v2's memory.events or v1's memory.oom_control; 0 when neither
+// can be read (the cgroup is gone, or another layout).
+int64_t oomKills(const std::string& ns, const std::string& id) {
+  const std::filesystem::path root = "/sys/fs/cgroup";
+  for (const auto& file :
+       {root / ns / id / "memory.events", root / "memory" / ns / id / "memory.oom_control"}) {
+    std::ifstream in(file);
+    std::string key;
+    int64_t value = 0;
+    while (in >> key >> value) {
+      if (key == "oom_kill") return value;
+    }
+  }
+  return 0;
+}
+
+// SIGKILL's exit status: what an OOM kill looks like from outside.
+constexpr uint32_t kKilledStatus = 128 + SIGKILL;
+
+void setTask(ActualContainer& a, const containerd::TaskInfo& t, const std::string& ns) {
   a.task = taskState(t.state);
   a.pid = t.pid;
   a.exit_status = t.exit_status;
+  a.oom_killed = a.task == ActualContainer::Task::kStopped && t.exit_status == kKilledStatus &&
+                 oomKills(ns, a.id) > 0;
 }
 
 }  // namespace
@@ -103,7 +125,8 @@ Result<std::vector<ActualContainer>> ContainerdRuntime::list() {
   out.reserve(all.size());
   for (const auto& c : all) {
     ActualContainer a = toActual(c);
-    if (auto it = task_by_id.find(c.id); it != task_by_id.end()) setTask(a, it->second);
+    if (auto it = task_by_id.find(c.id); it != task_by_id.end())
+      setTask(a, it->second, options_.ns);
     out.push_back(std::move(a));
   }
   return out;
@@ -119,10 +142,18 @@ Result<std::vector<ActualContainer>> ContainerdRuntime::inspect(
     if (!c || !c->labels.contains(kAppLabel)) continue;
     ActualContainer a = toActual(*c);
     FLEETLET_ASSIGN_OR_RETURN(auto t, tasks.get(id));
-    if (t) setTask(a, *t);
+    if (t) setTask(a, *t, options_.ns);
     out.push_back(std::move(a));
   }
   return out;
+}
+
+Result<std::optional<std::string>> ContainerdRuntime::imageDigest(const std::string& image) {
+  FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(image));
+  containerd::ImageService images(connection_, scope());
+  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString()));
+  if (!existing) return std::optional<std::string>();
+  return std::optional<std::string>(existing->target.digest);
 }
 
 Result<oci::ImageConfig> ContainerdRuntime::configOf(const containerd::Descriptor& target) {

@@ -67,6 +67,9 @@ class ContainerdRuntime : public ContainerRuntime {
   void pruneAppData(const std::set<std::string>& live) override;
 
   std::filesystem::path logDir(const std::string& app) const;
+  // The digest containerd's image record for `image` points at (for a tag: the manifest or
+  // index it resolved to when pulled); nullopt when containerd has no such image.
+  Result<std::optional<std::string>> imageDigest(const std::string& image);
 
  private:
   containerd::Scope scope(const std::string& lease = {}) const { return {options_.ns, lease}; }

@@ -30,7 +30,8 @@ struct ActualContainer {
   int64_t revision = 0;
   enum class Task : std::uint8_t { kNone, kCreated, kRunning, kStopped, kOther } task = Task::kNone;
   uint32_t pid = 0;
-  uint32_t exit_status = 0;                             // valid when task == kStopped
+  uint32_t exit_status = 0;  // valid when task == kStopped
+  bool oom_killed = false;   // stopped, and the kernel's OOM killer killed a process of it
   std::optional<std::chrono::milliseconds> stop_grace;  // from kStopGraceLabel
 };
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <csignal>
 #include <exception>
 #include <thread>
 
@@ -148,6 +149,16 @@ void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired) 
 std::shared_ptr<const manifest::NodeState> Reconciler::desired() const {
   std::lock_guard lock(mu_);
   return desired_;
+}
+
+void Reconciler::oomKilled(const std::string& container_id) {
+  constexpr size_t kMaxRemembered = 1024;  // of containers whose exit was never accounted
+  {
+    std::lock_guard lock(mu_);
+    if (oom_killed_.size() >= kMaxRemembered) oom_killed_.clear();
+    oom_killed_.insert(container_id);
+  }
+  containerChanged(container_id, std::nullopt);
 }
 
 void Reconciler::requestRestart(const std::string& app) {
@@ -363,13 +374,20 @@ Status Reconciler::accountExit(const std::string& name, const std::vector<Actual
     auto ran = s.started_at
                    ? std::chrono::duration_cast<std::chrono::milliseconds>(now - *s.started_at)
                    : std::chrono::milliseconds(0);
+    bool flagged = false;  // by a TaskOOM event
+    {
+      std::lock_guard lock(mu_);
+      flagged = oom_killed_.erase(c.id) > 0;
+    }
+    // An OOM kill ends the task with SIGKILL; a flag without that killed a child process only.
+    const bool oom = c.exit_status == 128 + SIGKILL && (flagged || c.oom_killed);
     s.last_exit_id = exit_id;
     s.last_exit_code = static_cast<int>(c.exit_status);
     s.last_exit_at = now;
     s.backoff = nextBackoff(s.backoff, ran);
     s.backoff_until = now + s.backoff;
     FLEETLET_RETURN_IF_ERROR(store_.saveAppState(name, s));
-    emit(name, "exited", fmt::format("exit code {}", c.exit_status));
+    emit(name, "exited", fmt::format("exit code {}{}", c.exit_status, oom ? kOomKilled : ""));
   }
   return {};
 }

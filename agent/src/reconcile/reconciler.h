@@ -65,6 +65,10 @@ struct ExternalAppStatus {
   int restarts = 0;
 };
 
+// The end of an "exited" event's message when the OOM killer ended the task: "exit code 137
+// (OOM killed)".
+inline constexpr char kOomKilled[] = " (OOM killed)";
+
 struct ReconcilerOptions {
   size_t parallelism = 4;                   // worker threads
   size_t pull_parallelism = 2;              // images pulled at once
@@ -104,6 +108,9 @@ class Reconciler {
   void containerChanged(const std::string& container_id, std::optional<uint32_t> exited_pid);
   // Lists every container again soon (events may have been missed).
   void resync();
+  // containerd reported an OOM kill in the container (its TaskOOM event): its next exit is
+  // reported as one (see kOomKilled).
+  void oomKilled(const std::string& container_id);
 
   // Starts the workers and pull threads and blocks until stop(). Fails (kResourceExhausted)
   // only when not a single worker thread could be started. Steps in flight when stop() is
@@ -173,6 +180,7 @@ class Reconciler {
   mutable std::mutex mu_;
   std::shared_ptr<const manifest::NodeState> desired_;  // guarded by mu_
   std::set<std::string> restart_requested_;             // guarded by mu_
+  std::set<std::string> oom_killed_;                    // guarded by mu_: container ids
   std::map<std::string, AppSnapshot> snapshots_;        // guarded by mu_
   std::map<std::string, std::string> errors_;           // guarded by mu_
   // Failing apps and when they are tried again (cleared by a spec change or a restart request).

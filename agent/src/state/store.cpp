@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <array>
 
+#include "json/json.h"
+
 namespace fleetlet::state {
 namespace {
 
-constexpr std::array<std::string_view, 2> kMigrations = {R"sql(
+constexpr std::array<std::string_view, 3> kMigrations = {R"sql(
 CREATE TABLE manifests (
   revision INTEGER PRIMARY KEY,
   text TEXT NOT NULL,
@@ -32,6 +34,16 @@ CREATE TABLE failed_revisions (
   revision INTEGER PRIMARY KEY,
   reason TEXT NOT NULL,
   failed_at INTEGER NOT NULL
+);
+)sql",
+                                                         R"sql(
+CREATE TABLE rollback_watch (
+  revision INTEGER PRIMARY KEY,
+  back_to INTEGER NOT NULL,
+  until_ms INTEGER NOT NULL,
+  apps TEXT NOT NULL,
+  exits TEXT NOT NULL,
+  converged_clean INTEGER NOT NULL DEFAULT 0
 );
 )sql"};
 
@@ -66,22 +78,15 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
 }
 
 Result<int64_t> StateStore::readInt(std::string_view key) {
-  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("SELECT value FROM node WHERE key = ?"));
-  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
-  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
-  return row ? st.columnInt64(0) : 0;
+  return sqlite::readKeyInt(db_, "node", key);
 }
 
 Status StateStore::writeInt(std::string_view key, int64_t value) {
-  FLEETLET_ASSIGN_OR_RETURN(auto st,
-                            db_.prepare("INSERT INTO node(key, value) VALUES(?, ?) "
-                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
-  FLEETLET_RETURN_IF_ERROR(st.bind(2, value));
-  return st.run();
+  return sqlite::writeKeyInt(db_, "node", key, value);
 }
 
-Status StateStore::accept(int64_t revision, std::string_view text, std::string_view source) {
+Status StateStore::accept(int64_t revision, std::string_view text, std::string_view source,
+                          const std::optional<RollbackWatch>& watch) {
   std::lock_guard lock(mu_);
   FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
   FLEETLET_ASSIGN_OR_RETURN(int64_t desired, readInt("desired_revision"));
@@ -106,6 +111,8 @@ Status StateStore::accept(int64_t revision, std::string_view text, std::string_v
   FLEETLET_RETURN_IF_ERROR(ins.bind(4, toMs(reconcile::Clock::now())));
   FLEETLET_RETURN_IF_ERROR(ins.run());
   FLEETLET_RETURN_IF_ERROR(writeInt("desired_revision", revision));
+  FLEETLET_RETURN_IF_ERROR(db_.exec("DELETE FROM rollback_watch"));
+  if (watch) FLEETLET_RETURN_IF_ERROR(insertWatch(*watch));
   FLEETLET_ASSIGN_OR_RETURN(
       auto prune, db_.prepare("DELETE FROM manifests WHERE revision NOT IN (SELECT revision FROM "
                               "manifests ORDER BY revision DESC LIMIT ?) AND revision IS NOT "
@@ -135,11 +142,6 @@ Result<std::optional<StoredManifest>> StateStore::manifestAt(int64_t revision) {
   return StoredManifest{st.columnInt64(0), st.columnText(1), st.columnText(2)};
 }
 
-int64_t StateStore::revisionFloor() {
-  std::lock_guard lock(mu_);
-  return std::max(readInt("desired_revision").value_or(0), readInt("failed_revision").value_or(0));
-}
-
 Status StateStore::rollBack(int64_t failed, std::string_view reason, int64_t back_to) {
   std::lock_guard lock(mu_);
   FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
@@ -153,6 +155,7 @@ Status StateStore::rollBack(int64_t failed, std::string_view reason, int64_t bac
   FLEETLET_ASSIGN_OR_RETURN(int64_t highest, readInt("failed_revision"));
   FLEETLET_RETURN_IF_ERROR(writeInt("failed_revision", std::max(highest, failed)));
   FLEETLET_RETURN_IF_ERROR(writeInt("desired_revision", back_to));
+  FLEETLET_RETURN_IF_ERROR(db_.exec("DELETE FROM rollback_watch"));
   FLEETLET_ASSIGN_OR_RETURN(
       auto prune, db_.prepare("DELETE FROM failed_revisions WHERE revision NOT IN (SELECT "
                               "revision FROM failed_revisions ORDER BY revision DESC LIMIT 10)"));
@@ -190,8 +193,87 @@ Status StateStore::markApplied(int64_t revision, bool clean) {
   std::lock_guard lock(mu_);
   FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
   FLEETLET_RETURN_IF_ERROR(writeInt("applied_revision", revision));
-  if (clean) FLEETLET_RETURN_IF_ERROR(writeInt("last_good_revision", revision));
+  if (clean) {
+    FLEETLET_ASSIGN_OR_RETURN(
+        auto watched,
+        db_.prepare("UPDATE rollback_watch SET converged_clean = 1 WHERE revision = ?"));
+    FLEETLET_RETURN_IF_ERROR(watched.bind(1, revision));
+    FLEETLET_RETURN_IF_ERROR(watched.run());
+    if (db_.changes() == 0) FLEETLET_RETURN_IF_ERROR(writeInt("last_good_revision", revision));
+  }
   return tx.commit();
+}
+
+Status StateStore::insertWatch(const RollbackWatch& w) {
+  Json apps = w.apps;
+  Json exits = w.exits;
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto ins, db_.prepare("INSERT INTO rollback_watch(revision, back_to, until_ms, apps, exits, "
+                            "converged_clean) VALUES(?, ?, ?, ?, ?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(1, w.revision));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(2, w.back_to));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(3, toMs(w.until)));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(4, apps.dump()));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(5, exits.dump()));
+  FLEETLET_RETURN_IF_ERROR(ins.bind(6, int64_t{w.converged_clean ? 1 : 0}));
+  return ins.run();
+}
+
+Result<std::optional<RollbackWatch>> StateStore::rollbackWatch() {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto st,
+                            db_.prepare("SELECT revision, back_to, until_ms, apps, exits, "
+                                        "converged_clean FROM rollback_watch ORDER BY revision "
+                                        "DESC LIMIT 1"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return std::optional<RollbackWatch>();
+  RollbackWatch w{.revision = st.columnInt64(0),
+                  .back_to = st.columnInt64(1),
+                  .until = fromMs(st.columnInt64(2)),
+                  .apps = {},
+                  .exits = {},
+                  .converged_clean = st.columnInt64(5) != 0};
+  FLEETLET_ASSIGN_OR_RETURN(Json apps, parseJson(st.columnText(3), "rollback_watch.apps"));
+  FLEETLET_ASSIGN_OR_RETURN(Json exits, parseJson(st.columnText(4), "rollback_watch.exits"));
+  if (!apps.is_array() || !exits.is_object()) {
+    return fail(ErrorCode::kInternal, "rollback_watch of revision {}: malformed", w.revision);
+  }
+  for (const auto& a : apps) {
+    if (a.is_string()) w.apps.insert(a.get<std::string>());
+  }
+  for (const auto& [app, n] : exits.items()) {
+    if (n.is_number_integer()) w.exits[app] = n.get<int>();
+  }
+  return std::optional<RollbackWatch>(std::move(w));
+}
+
+Status StateStore::saveRollbackExits(int64_t revision, const std::map<std::string, int>& exits) {
+  std::lock_guard lock(mu_);
+  Json j = exits;
+  FLEETLET_ASSIGN_OR_RETURN(auto st,
+                            db_.prepare("UPDATE rollback_watch SET exits = ? WHERE revision = ?"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, j.dump()));
+  FLEETLET_RETURN_IF_ERROR(st.bind(2, revision));
+  return st.run();
+}
+
+Result<bool> StateStore::endRollbackWatch(int64_t revision) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db_.prepare("SELECT converged_clean FROM rollback_watch WHERE revision = ?"));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, revision));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return false;
+  const bool clean = st.columnInt64(0) != 0;
+  FLEETLET_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM rollback_watch WHERE revision = ?"));
+  FLEETLET_RETURN_IF_ERROR(del.bind(1, revision));
+  FLEETLET_RETURN_IF_ERROR(del.run());
+  FLEETLET_ASSIGN_OR_RETURN(int64_t applied, readInt("applied_revision"));
+  const bool good = clean && applied == revision;
+  if (good) FLEETLET_RETURN_IF_ERROR(writeInt("last_good_revision", revision));
+  FLEETLET_RETURN_IF_ERROR(tx.commit());
+  return good;
 }
 
 namespace {

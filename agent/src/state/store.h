@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,18 @@ namespace fleetlet::state {
 struct FailedRevision {
   int64_t revision = 0;
   std::string reason;
+};
+
+// A revision applied with rollback.window, watched until `until` (docs/cloud.md, "Rollback").
+struct RollbackWatch {
+  int64_t revision = 0;
+  int64_t back_to = 0;  // the last good revision when it was applied
+  reconcile::Clock::time_point until;
+  std::set<std::string> apps;        // the apps the revision changed
+  std::map<std::string, int> exits;  // exits of those apps since it was applied
+  bool converged_clean = false;      // it converged without errors inside the window
+
+  bool operator==(const RollbackWatch&) const = default;
 };
 
 struct StoredManifest {
@@ -36,24 +49,36 @@ class StateStore {
 
   // Stores a validated manifest as the desired one. kFailedPrecondition when `revision` is
   // not newer than the desired revision ("revision 3 is not newer than the applied revision
-  // 5"); nothing is written then.
-  Status accept(int64_t revision, std::string_view text, std::string_view source);
+  // 5"); nothing is written then. In the same transaction the rollback watch of the previous
+  // revision ends (it was superseded) and `watch`, if any, starts.
+  Status accept(int64_t revision, std::string_view text, std::string_view source,
+                const std::optional<RollbackWatch>& watch = std::nullopt);
   // The newest accepted manifest, if any.
   Result<std::optional<StoredManifest>> desired();
   // A kept manifest (the 10 newest and the last good one are kept).
   Result<std::optional<StoredManifest>> manifestAt(int64_t revision);
-  // The revision a new manifest must be above: the desired one, or a higher one that failed.
-  int64_t revisionFloor();
-  // Rolls back: `failed` is recorded as failed with `reason` (never accepted again) and
-  // `back_to` (a kept manifest) becomes the desired revision. One transaction.
+  // Rolls back: `failed` is recorded as failed with `reason` (never accepted again), its
+  // rollback watch ends and `back_to` (a kept manifest) becomes the desired revision. One
+  // transaction.
   Status rollBack(int64_t failed, std::string_view reason, int64_t back_to);
   // Revisions that failed, newest first (at most 10).
   Result<std::vector<FailedRevision>> failedRevisions();
   int64_t desiredRevision();
   int64_t appliedRevision();
   int64_t lastGoodRevision();
-  // Records that the node converged to `revision`; `clean` also makes it the last good one.
+  // Records that the node converged to `revision`; `clean` also makes it the last good one —
+  // unless `revision` is inside its rollback window: then it becomes the last good one when
+  // the window ends without a failure (endRollbackWatch).
   Status markApplied(int64_t revision, bool clean);
+
+  // The rollback watch in force, if any (it survives restarts).
+  Result<std::optional<RollbackWatch>> rollbackWatch();
+  // Records the exits counted so far by the watch of `revision` (none: nothing is written).
+  Status saveRollbackExits(int64_t revision, const std::map<std::string, int>& exits);
+  // The window of `revision` passed without a failure: its watch ends, and the revision
+  // becomes the last good one when it has converged cleanly. Returns whether it did; false
+  // too when no watch of `revision` was in force.
+  Result<bool> endRollbackWatch(int64_t revision);
 
   Result<std::map<std::string, reconcile::AppRuntimeState>> appStates();
   // One app's bookkeeping; a fresh state for an app never seen.
@@ -71,6 +96,7 @@ class StateStore {
   explicit StateStore(sqlite::Database db) : db_(std::move(db)) {}
   Result<int64_t> readInt(std::string_view key);
   Status writeInt(std::string_view key, int64_t value);
+  Status insertWatch(const RollbackWatch& watch);  // mu_ held, in a transaction
 
   std::mutex mu_;
   sqlite::Database db_;  // guarded by mu_

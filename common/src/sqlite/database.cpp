@@ -298,4 +298,22 @@ Status Transaction::rollback() {
   return execRaw(db, "ROLLBACK");
 }
 
+Result<int64_t> readKeyInt(Database& db, std::string_view table, std::string_view key) {
+  FLEETLET_ASSIGN_OR_RETURN(auto st,
+                            db.prepare(fmt::format("SELECT value FROM {} WHERE key = ?", table)));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  return row ? st.columnInt64(0) : 0;
+}
+
+Status writeKeyInt(Database& db, std::string_view table, std::string_view key, int64_t value) {
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto st, db.prepare(fmt::format("INSERT INTO {}(key, value) VALUES(?, ?) ON CONFLICT(key) "
+                                      "DO UPDATE SET value = excluded.value",
+                                      table)));
+  FLEETLET_RETURN_IF_ERROR(st.bind(1, key));
+  FLEETLET_RETURN_IF_ERROR(st.bind(2, value));
+  return st.run();
+}
+
 }  // namespace fleetlet::sqlite

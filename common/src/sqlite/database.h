@@ -91,6 +91,11 @@ class Database {
   std::filesystem::path path_;
 };
 
+// A key-value table `table (key TEXT PRIMARY KEY, value INTEGER NOT NULL)` (the name is
+// trusted, not bound): the value of `key`, 0 when it has none; and setting it.
+Result<int64_t> readKeyInt(Database& db, std::string_view table, std::string_view key);
+Status writeKeyInt(Database& db, std::string_view table, std::string_view key, int64_t value);
+
 // A compiled statement. Parameter indexes are 1-based, column indexes 0-based (as in SQLite).
 // Column getters read the current row (after step() returned true) and convert as SQLite
 // does: NULL reads as 0, 0.0, "" or an empty blob.

@@ -112,5 +112,38 @@ TEST(CliFormat, NodeStatusListsErrors) {
             "  apps.b: y\n");
 }
 
+// An open rollback window and failed revisions: through the API's JSON and shown by
+// `fleetletctl status`.
+TEST(CliFormat, NodeStatusShowsTheRollbackWindowAndFailedRevisions) {
+  core::NodeStatus status{
+      .desired_revision = 9,
+      .applied_revision = 9,
+      .last_good_revision = 8,
+      .converged = true,
+      .errors = {},
+      .failed = {{.revision = 7, .reason = "app web: exited 3 times"}},
+      .rollback_window = core::RollbackWindow{
+          .revision = 9, .back_to = 8, .until = *parseTime("2026-12-07T01:02:03.000Z")}};
+  auto back = nodeStatusFromJson(toJson(status), "status");
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_TRUE(back->rollback_window);
+  EXPECT_EQ(back->rollback_window->revision, 9);
+  EXPECT_EQ(back->rollback_window->back_to, 8);
+  EXPECT_EQ(back->rollback_window->until, status.rollback_window->until);
+  EXPECT_EQ(cli::formatNodeStatus(*back),
+            "Desired revision:   9\n"
+            "Applied revision:   9\n"
+            "Last good revision: 8\n"
+            "Converged:          yes\n"
+            "Errors:             none\n"
+            "Rollback window:    revision 9 until 2026-12-07T01:02:03.000Z (a failure rolls back "
+            "to 8)\n"
+            "Failed revisions:\n"
+            "  7: app web: exited 3 times\n");
+  // Without a window the member is left out.
+  status.rollback_window.reset();
+  EXPECT_FALSE(toJson(status).contains("rollbackWindow"));
+}
+
 }  // namespace
 }  // namespace fleetlet::api

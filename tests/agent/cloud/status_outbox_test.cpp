@@ -95,5 +95,42 @@ TEST_F(StatusOutboxTest, TheBoundDropsTheOldestEventsAndCountsThem) {
   EXPECT_EQ(b["revisions"]["applied"], 199);
 }
 
+TEST_F(StatusOutboxTest, QueuedEventsGoIntoTheNextReport) {
+  auto outbox = open();
+  ASSERT_TRUE(outbox->addEvent({{"seq", 10}, {"kind", "exited"}}));
+  ASSERT_TRUE(outbox->addEvent({{"seq", 11}, {"kind", "restarted"}}));
+  ASSERT_TRUE(outbox->addEvent({{"seq", 11}, {"kind", "restarted"}}));  // once only
+  auto queued = outbox->queuedEvents();
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->size(), 2U);
+  EXPECT_EQ(outbox->add(report(1, {})), 1);
+  queued = outbox->queuedEvents();
+  ASSERT_TRUE(queued);
+  EXPECT_TRUE(queued->empty());
+  auto r = outbox->next();
+  ASSERT_TRUE(r && r->has_value());
+  auto b = body(**r);
+  ASSERT_EQ(b["events"].size(), 2U);
+  EXPECT_EQ(b["events"][0]["seq"], 10);
+  EXPECT_EQ(b["events"][1]["seq"], 11);
+}
+
+TEST_F(StatusOutboxTest, QueuedEventsAreBoundedAndTheDropsCounted) {
+  auto outbox = open(2000);
+  for (int i = 1; i <= 200; ++i) {
+    ASSERT_TRUE(outbox->addEvent({{"seq", i}, {"kind", "exited"}, {"message", "exit code 1"}}));
+  }
+  auto queued = outbox->queuedEvents();
+  ASSERT_TRUE(queued);
+  EXPECT_LT(queued->size(), 200U);
+  EXPECT_EQ(queued->back()["seq"], 200);  // the newest are kept
+  EXPECT_EQ(outbox->add(report(1, {})), 1);
+  auto r = outbox->next();
+  ASSERT_TRUE(r && r->has_value());
+  auto b = body(**r);
+  EXPECT_EQ(b["eventsDropped"].get<size_t>() + b["events"].size(), 200U);
+  EXPECT_EQ(b["events"].back()["seq"], 200);
+}
+
 }  // namespace
 }  // namespace fleetlet::cloud

@@ -46,6 +46,20 @@ class StatusReporterTest : public ::testing::Test {
     ASSERT_TRUE(outbox);
     outbox_ = std::move(*outbox);
     node_.seedExample(now_);
+    // What the agent adds to the reconciler's status (core::Agent::annotate).
+    auto camera = node_.describe("camera");
+    ASSERT_TRUE(camera);
+    camera->status.last_restart_reason = "oom";
+    camera->status.image_digest = "sha256:" + std::string(64, 'c');
+    node_.addApp(*camera);
+  }
+  // A node event, queued in the outbox as core::AgentOptions::on_event does.
+  int64_t publish(const std::string& app, const std::string& kind, const std::string& message) {
+    const int64_t seq = node_.publish(app, kind, message);
+    auto events = node_.events(seq - 1, 1);
+    EXPECT_EQ(events.size(), 1U);
+    if (!events.empty()) queueEvent(*outbox_, events.front());
+    return seq;
   }
   StatusReporter make() {
     return StatusReporter({.node_id = "n1",
@@ -68,8 +82,8 @@ class StatusReporterTest : public ::testing::Test {
 
 TEST_F(StatusReporterTest, AReportHoldsRevisionsAppsAndEvents) {
   auto reporter = make();
-  node_.publish("camera", "exited", "exit code 137");
-  node_.publish("camera", "restarted", "pid 4243 (restart policy)");
+  publish("camera", "exited", "exit code 137");
+  publish("camera", "restarted", "pid 4243 (restart policy)");
   ASSERT_EQ(reporter.collect(), true);
   EXPECT_EQ(reporter.flush(), std::nullopt);
   ASSERT_EQ(sender_.calls.size(), 1U);
@@ -87,10 +101,12 @@ TEST_F(StatusReporterTest, AReportHoldsRevisionsAppsAndEvents) {
   EXPECT_EQ(camera["state"], "running");
   EXPECT_EQ(camera["restarts"], 2);
   EXPECT_EQ(camera["healthy"], true);
-  EXPECT_EQ(camera["lastRestartReason"], "exit code 137");
+  EXPECT_EQ(camera["lastRestartReason"], "oom");
+  EXPECT_EQ(camera["imageDigest"], "sha256:" + std::string(64, 'c'));
   EXPECT_TRUE(camera.contains("startedAt"));
   EXPECT_EQ(r["apps"]["plc-bridge"]["lastExitCode"], 1);
-  ASSERT_GE(r["events"].size(), 2U);
+  ASSERT_EQ(r["events"].size(), 2U);
+  EXPECT_EQ(r["events"][0]["kind"], "exited");
   EXPECT_EQ(r["events"].back()["kind"], "restarted");
   EXPECT_EQ(r["eventsDropped"], 0);
 }
@@ -99,12 +115,12 @@ TEST_F(StatusReporterTest, AtMostOneReportPer10sUnlessAnApplyFinished) {
   auto reporter = make();
   ASSERT_EQ(reporter.collect(), true);
   EXPECT_EQ(reporter.collect(), false);  // nothing changed
-  node_.publish("camera", "exited", "exit code 1");
+  publish("camera", "exited", "exit code 1");
   now_ += seconds(5);
   EXPECT_EQ(reporter.collect(), false);  // changed, but too soon
   now_ += seconds(5);
   EXPECT_EQ(reporter.collect(), true);
-  node_.publish("", "applied", "revision 8 (2 apps) from cloud");
+  publish("", "applied", "revision 8 (2 apps) from cloud");
   now_ += seconds(1);
   EXPECT_EQ(reporter.collect(), true);  // an apply finished: at once
   now_ += seconds(60);
@@ -116,7 +132,7 @@ TEST_F(StatusReporterTest, EveryReportIsAcknowledgedOnceInOrderAcrossAnOutage) {
   std::vector<int64_t> event_seqs;
   sender_.down = true;
   for (int i = 0; i < 20; ++i) {
-    event_seqs.push_back(node_.publish("camera", "exited", fmt::format("exit code {}", i)));
+    event_seqs.push_back(publish("camera", "exited", fmt::format("exit code {}", i)));
     now_ += seconds(10);
     ASSERT_TRUE(reporter.collect());
     EXPECT_TRUE(reporter.flush().has_value());  // a backoff
@@ -146,6 +162,33 @@ TEST_F(StatusReporterTest, EveryReportIsAcknowledgedOnceInOrderAcrossAnOutage) {
     }
   }
   EXPECT_EQ(reported, event_seqs);  // each event once, in order
+}
+
+// Events are in the outbox from the moment they happen: a reporter (fleetletd) that dies
+// before making a report loses none of them; the next one reports them.
+TEST_F(StatusReporterTest, QueuedEventsSurviveTheReporter) {
+  {
+    auto reporter = make();
+    ASSERT_EQ(reporter.collect(), true);
+    EXPECT_EQ(reporter.flush(), std::nullopt);
+    now_ += seconds(1);
+    publish("camera", "exited", "exit code 3");  // too soon for a report
+    EXPECT_EQ(reporter.collect(), false);
+  }  // kill -9
+  auto reopened = StatusOutbox::open(dir_->path() / "status.db");
+  ASSERT_TRUE(reopened);
+  outbox_ = std::move(*reopened);
+  auto queued = outbox_->queuedEvents();
+  ASSERT_TRUE(queued);
+  ASSERT_EQ(queued->size(), 1U);
+  auto reporter = make();
+  ASSERT_EQ(reporter.collect(), true);
+  EXPECT_EQ(reporter.flush(), std::nullopt);
+  ASSERT_EQ(sender_.calls.size(), 2U);
+  auto r = sentBody(1);
+  EXPECT_EQ(r["seq"], 2);
+  ASSERT_EQ(r["events"].size(), 1U);
+  EXPECT_EQ(r["events"][0]["message"], "exit code 3");
 }
 
 TEST_F(StatusReporterTest, UrlsTakeSeqAndNode) {

@@ -1,8 +1,13 @@
 // fleetletd with its desired state from a test cloud: Debian's nginx over mTLS serving DSSE
-// envelopes as static files (hack/cloud/). Signed state converges; every bad body is refused
-// with its reason and changes nothing; 304s cost no parsing; a wrong server CA is refused; a
-// client certificate renewed on disk is used on the next poll.
+// envelopes as static files and taking status reports by WebDAV PUT (hack/cloud/). Signed
+// state converges; every bad body is refused with its reason and changes nothing; 304s cost no
+// parsing; a wrong server CA or a wrong key pin is refused; a client certificate renewed on
+// disk is used on the next poll; reports arrive once across a minute's outage and kill -9 and
+// say why apps restarted; failing releases (crash loop, missing image) roll back and are never
+// retried; a release outliving its window becomes the last good one.
 #include <gmock/gmock.h>
+
+#include <cctype>
 
 #include "fleetletd_fixture.h"
 #include "support/test_cloud.h"
@@ -97,6 +102,71 @@ class CloudTest : public FleetletdTest {
     auto parsed = parseJson(body, "status");
     return parsed ? *parsed : Json();
   }
+
+  std::string statusConfig() const {
+    return "  statusUrl: " + cloud_->url() + "/status/{node}/{seq}.json\n  statusInterval: 1s\n";
+  }
+
+  // fleetletctl against this test's fleetletd.
+  std::string ctl(const std::vector<std::string>& args) {
+    std::vector<std::string> all{"--api-socket", (dir_->path() / "api.sock").string()};
+    all.insert(all.end(), args.begin(), args.end());
+    return fleetletctl(all);
+  }
+
+  // The status reports the cloud holds, by seq (a report that is not JSON fails the test).
+  std::map<int64_t, Json> reports() {
+    std::map<int64_t, Json> out;
+    const auto dir = cloud_->www() / "status" / "n1";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().filename().string().starts_with(".")) continue;  // nginx's temp file
+      auto body = parseJson(readFile(entry.path()), entry.path().string());
+      EXPECT_TRUE(body) << entry.path();
+      if (!body) continue;
+      EXPECT_EQ(entry.path().filename().string(),
+                std::to_string((*body)["seq"].get<int64_t>()) + ".json");
+      out[(*body)["seq"].get<int64_t>()] = *body;
+    }
+    return out;
+  }
+
+  // Waits until a report holds an event of `kind` whose message contains `text`.
+  bool waitReportedEvent(const std::string& kind, const std::string& text,
+                         std::chrono::milliseconds timeout = 60s) {
+    return testing::waitFor(
+        [&] {
+          for (const auto& [seq, r] : reports()) {
+            for (const auto& e : r["events"]) {
+              if (e.value("kind", "") == kind &&
+                  e.value("message", "").find(text) != std::string::npos) {
+                return true;
+              }
+            }
+          }
+          return false;
+        },
+        timeout);
+  }
+
+  // 2xx PUTs of each report in nginx's access log: seq → the request lengths.
+  std::map<int64_t, std::vector<std::string>> statusPuts() {
+    std::map<int64_t, std::vector<std::string>> out;
+    std::istringstream log(cloud_->accessLog());
+    const std::string dir = "/status/n1/";
+    for (std::string line; std::getline(log, line);) {
+      std::istringstream fields(line);
+      std::string method, uri, status;
+      fields >> method >> uri >> status;
+      if (method != "PUT" || !uri.starts_with(dir) || !status.starts_with("2")) continue;
+      const auto seq = std::stoll(uri.substr(dir.size()));
+      out[seq].push_back(line.substr(line.rfind(' ') + 1));  // $request_length
+    }
+    return out;
+  }
+
+  // Polls of the node's manifest nginx has answered so far.
+  size_t manifestPolls() { return countOf(cloud_->accessLog(), "GET /nodes/n1.json "); }
 
   std::optional<testing::TestCloud> cloud_;
   std::filesystem::path key_;
@@ -276,79 +346,251 @@ TEST_F(CloudTest, ACrashLoopingReleaseRollsBackAndIsReported) {
   ASSERT_TRUE(waitEvent(later, "applied", "revision 3")) << agentLog();
 }
 
-// Status reports while the cloud is away and the agent is killed: every report is in the
-// cloud once afterwards (seqs 1..N, no gap), in order, and no node event is in two reports.
-TEST_F(CloudTest, ReportsArriveOnceInOrderAcrossAnOutageAndKill9) {
-  const std::string status =
-      "  statusUrl: " + cloud_->url() + "/status/{node}/{seq}.json\n  statusInterval: 1s\n";
-  // An app that exits every second and is restarted: a steady stream of events.
-  const std::string flaky = busyboxApp("flaky", "sleep 1; exit 3");
-  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, flaky))));
-  startCloudAgent(cloud_->url(), status);
-  const auto reports = cloud_->www() / "status" / "n1";
-  ASSERT_TRUE(testing::waitFor([&] { return std::filesystem::exists(reports / "2.json"); }, 30s))
-      << agentLog();
+// Status reports while the cloud is away for over a minute, apps change state and the agent is
+// kill -9'd once: afterwards every report is in the cloud once (seqs 1..N, no gap), in order,
+// every node event the agent recorded — before the kill too — is in exactly one report, and
+// each seq was stored by one PUT (two only for a report whose acknowledgement the kill
+// lost: then the same bytes again).
+TEST_F(CloudTest, ReportsArriveExactlyOnceInOrderAcrossAMinuteOutageAndKill9) {
+  // An app that exits every second and is restarted (with a growing backoff), and one that
+  // is restarted by hand: a steady stream of events.
+  const std::string apps =
+      busyboxApp("flaky", "sleep 1; exit 3") + busyboxApp("steady", "sleep 1000");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, apps))));
+  startCloudAgent(cloud_->url(), statusConfig());
+  ASSERT_TRUE(waitEvent(0, "converged", "revision 1", 60s)) << agentLog();
+  ASSERT_TRUE(testing::waitFor([&] { return reports().size() >= 2; }, 30s)) << agentLog();
 
   cloud_->stop();
-  std::this_thread::sleep_for(5s);  // reports pile up in the outbox
+  const auto down_at = std::chrono::steady_clock::now();
+  auto down_for = [&] { return std::chrono::steady_clock::now() - down_at; };
+  int64_t mark = lastSeq();
+  ctl({"restart", "steady"});
+  ASSERT_TRUE(waitEvent(mark, "restarted", "requested")) << agentLog();
+  // Half the outage with this process; the flaky app keeps exiting meanwhile.
+  ASSERT_TRUE(testing::waitFor([&] { return down_for() >= 30s; }, 40s));
+  std::set<int64_t> recorded;
+  for (const auto& e : apiEvents(0)) recorded.insert(e["seq"].get<int64_t>());
+  ASSERT_GT(recorded.size(), 10U);
   killAgent();
-  startCloudAgent(cloud_->url(), status);
-  std::this_thread::sleep_for(5s);
+
+  startCloudAgent(cloud_->url(), statusConfig());
+  ASSERT_TRUE(waitEvent(0, "loaded", "revision 1")) << agentLog();
+  mark = lastSeq();
+  ctl({"restart", "steady"});
+  ASSERT_TRUE(waitEvent(mark, "restarted", "requested")) << agentLog();
+  ASSERT_TRUE(testing::waitFor([&] { return down_for() >= 62s; }, 40s));
   ASSERT_TRUE(cloud_->restart());
   // A new revision after the cloud is back: its report comes after all the held-back ones.
-  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(2, flaky + "    env: {A: b}\n"))));
+  ASSERT_TRUE(cloud_->publish(
+      "nodes/n1.json",
+      sign(nodeManifest(2, busyboxApp("flaky", "sleep 1; exit 3", "    env: {A: b}\n") +
+                               busyboxApp("steady", "sleep 1000")))));
+  ASSERT_TRUE(waitReportedEvent("applied", "revision 2", 90s)) << agentLog();
+  int64_t applied_seq = 0;
+  for (const auto& e : apiEvents(0)) {
+    if (e.value("kind", "") == "applied") applied_seq = e["seq"].get<int64_t>();
+    if (applied_seq == 0) recorded.insert(e["seq"].get<int64_t>());
+  }
+  ASSERT_GT(applied_seq, 0);
+  recorded.insert(applied_seq);
 
-  std::map<int64_t, Json> got;
-  auto readReports = [&] {
-    got.clear();
-    for (const auto& entry : std::filesystem::directory_iterator(reports)) {
-      auto body = parseJson(readFile(entry.path()), entry.path().string());
-      if (!body) return false;
-      got[(*body)["seq"].get<int64_t>()] = *body;
-      EXPECT_EQ(entry.path().filename().string(),
-                std::to_string((*body)["seq"].get<int64_t>()) + ".json");
-    }
-    for (const auto& [seq, r] : got) {
-      for (const auto& e : r["events"]) {
-        if (e.value("kind", "") == "applied" &&
-            e.value("message", "").find("revision 2") != std::string::npos) {
-          return true;
-        }
-      }
-    }
-    return false;
-  };
-  ASSERT_TRUE(testing::waitFor(readReports, 60s)) << agentLog();
+  const auto got = reports();
   ASSERT_FALSE(got.empty());
   EXPECT_EQ(got.begin()->first, 1);
   EXPECT_EQ(got.rbegin()->first, static_cast<int64_t>(got.size())) << "a seq is missing";
-  std::set<int64_t> seen;
+  std::set<int64_t> reported;
   int64_t last_event = 0;
   bool loaded_after_kill = false;
   for (const auto& [seq, r] : got) {
     EXPECT_EQ(r["node"], "n1");
     for (const auto& e : r["events"]) {
       const auto event_seq = e["seq"].get<int64_t>();
-      EXPECT_TRUE(seen.insert(event_seq).second) << "event " << event_seq << " reported twice";
+      EXPECT_TRUE(reported.insert(event_seq).second) << "event " << event_seq << " reported twice";
       EXPECT_GT(event_seq, last_event) << "report " << seq << " out of order";
       last_event = event_seq;
       loaded_after_kill = loaded_after_kill || e.value("kind", "") == "loaded";
     }
+    EXPECT_EQ(r["eventsDropped"], 0) << seq;
   }
   EXPECT_TRUE(loaded_after_kill);
-  // The newest report carries the node's revisions and the app's restarts with their reason.
+  // Every event the agent recorded (and the API showed) is in a report: none lost to kill -9.
+  for (int64_t seq : recorded) EXPECT_TRUE(reported.contains(seq)) << "event " << seq << " lost";
+  // The newest report carries the node's revisions and the apps' restarts with their reason.
   const Json& newest = got.rbegin()->second;
   EXPECT_EQ(newest["revisions"]["desired"], 2);
   EXPECT_GT(newest["apps"]["flaky"]["restarts"].get<int>(), 0);
-  // nginx took every PUT at most twice (a second time only when the kill hit between the PUT
-  // and its acknowledgement), each with the same body (the file is what it got last).
-  const std::string log = cloud_->accessLog();
+  EXPECT_GT(newest["apps"]["steady"]["restarts"].get<int>(), 0);
+  // One stored document per seq; each PUT once — or twice with the same bytes, for at most
+  // the one report whose acknowledgement the kill may have lost.
+  const auto puts = statusPuts();
+  int repeated = 0;
   for (const auto& [seq, r] : got) {
-    auto puts = countOf(log, "PUT /status/n1/" + std::to_string(seq) + ".json 201") +
-                countOf(log, "PUT /status/n1/" + std::to_string(seq) + ".json 204");
-    EXPECT_GE(puts, 1U) << seq;
-    EXPECT_LE(puts, 2U) << seq;
+    ASSERT_TRUE(puts.contains(seq)) << seq << "\n" << cloud_->accessLog();
+    const auto& lengths = puts.at(seq);
+    EXPECT_GE(lengths.size(), 1U) << seq;
+    EXPECT_LE(lengths.size(), 2U) << seq;
+    if (lengths.size() == 2) {
+      ++repeated;
+      EXPECT_EQ(lengths[0], lengths[1]) << "report " << seq << " sent again with other bytes";
+    }
   }
+  EXPECT_LE(repeated, 1) << cloud_->accessLog();
+  EXPECT_EQ(puts.size(), got.size()) << cloud_->accessLog();
+}
+
+// The reports say why each app last restarted — by hand, a failed health check, an OOM kill —
+// with the image digest containerd resolved the tag to, and a refused manifest reaches the
+// cloud as a `rejected` event with its reason.
+TEST_F(CloudTest, ReportsSayWhyAppsRestartedAndWhatWasRefused) {
+  const std::string apps =
+      busyboxApp("web", "sleep 1000") +
+      busyboxApp("sick", "sleep 1000",
+                 "    health: {exec: {command: [\"false\"]}, interval: 1s, failures: 1}\n") +
+      busyboxApp("hog", "exec tail /dev/zero", "    resources: {memory: 16Mi}\n");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, apps))));
+  startCloudAgent(cloud_->url(), statusConfig());
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto local = apiApps();
+        return local.contains("web") && local["web"].value("state", "") == "running";
+      },
+      60s))
+      << agentLog();
+  const int64_t mark = lastSeq();
+  ctl({"restart", "web"});
+  ASSERT_TRUE(waitEvent(mark, "restarted", "requested")) << agentLog();
+  // The OOM kill is told apart from any other exit.
+  ASSERT_TRUE(waitEvent(0, "exited", "exit code 137 (OOM killed)", 60s)) << agentLog();
+
+  Json newest;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto got = reports();
+        if (got.empty()) return false;
+        newest = got.rbegin()->second;
+        auto reason = [&](const std::string& app) {
+          return newest.value(Json::json_pointer("/apps/" + app + "/lastRestartReason"), "");
+        };
+        return reason("web") == "manual" && reason("sick").starts_with("failed health check") &&
+               reason("hog") == "oom";
+      },
+      60s))
+      << newest.dump(2) << agentLog();
+  // busybox is a tag reference (":1"): the digest is containerd's resolution of it.
+  ASSERT_THAT(images_->busybox(), ::testing::EndsWith(":1"));
+  const std::string digest = newest.value(Json::json_pointer("/apps/web/imageDigest"), "");
+  EXPECT_THAT(digest, ::testing::MatchesRegex("sha256:[0-9a-f]{64}")) << newest.dump(2);
+  EXPECT_THAT(containerd_->ctrOk({"images", "ls"}, ns_).value_or(""), HasSubstr(digest));
+  // The local API says the same.
+  auto local = apiApps();
+  ASSERT_TRUE(local.contains("web") && local.contains("hog"));
+  EXPECT_EQ(local["web"].value("lastRestartReason", ""), "manual");
+  EXPECT_EQ(local["hog"].value("lastRestartReason", ""), "oom");
+  EXPECT_EQ(local["web"].value("imageDigest", ""), digest);
+
+  // A manifest signed by a stranger: refused, and the cloud hears why.
+  auto stranger = trust::PrivateKey::generate();
+  ASSERT_TRUE(stranger);
+  trust::Envelope env{.payload_type = std::string(trust::kPayloadTypeYaml),
+                      .payload = nodeManifest(2, apps),
+                      .signatures = {}};
+  env.signatures.push_back({.keyid = stranger->publicKey().id(),
+                            .sig = *stranger->sign(trust::pae(env.payload_type, env.payload))});
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", trust::serializeEnvelope(env)));
+  ASSERT_TRUE(waitReportedEvent("rejected", "signature: no valid signature by a trusted key"))
+      << agentLog();
+  EXPECT_EQ(nodeStatus().value("desiredRevision", int64_t{0}), 1);
+}
+
+// A release whose image cannot be pulled is rolled back within its window and never tried
+// again — not on later polls, not after a restart (when the node has forgotten the ETag and
+// fetches the envelope anew). A later release that survives its window becomes the last good.
+TEST_F(CloudTest, AReleaseWhoseImageCannotBePulledRollsBackAndIsNeverRetried) {
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json",
+                              sign(nodeManifest(1, busyboxApp("web", "echo v1; sleep 1000")))));
+  startCloudAgent(cloud_->url(), statusConfig());
+  ASSERT_TRUE(waitEvent(0, "converged", "revision 1", 60s)) << agentLog();
+  ASSERT_EQ(nodeStatus().value("lastGoodRevision", int64_t{0}), 1);
+  const std::string missing = registry_->address() + "/fleetlet-test/no-such-image:1";
+  std::string bad = busyboxApp("web", "sleep 1000");
+  bad.replace(bad.find(images_->busybox()), images_->busybox().size(), missing);
+  const int64_t after = lastSeq();
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json",
+                              sign(nodeManifest(2, bad, "n1", "rollback: {window: 120s}\n"))));
+  auto rolled = waitEvent(after, "rolledBack", "revision 2 failed: app web: ", 60s);
+  ASSERT_TRUE(rolled) << agentLog();
+  EXPECT_THAT(rolled->value("message", ""), HasSubstr("no-such-image"));
+  EXPECT_THAT(rolled->value("message", ""), HasSubstr("back to revision 1"));
+  const int64_t rolled_seq = (*rolled)["seq"].get<int64_t>();
+  auto status = nodeStatus();
+  EXPECT_EQ(status.value("desiredRevision", int64_t{0}), 1) << status.dump();
+  ASSERT_EQ(status["failedRevisions"].size(), 1U) << status.dump();
+  EXPECT_EQ(status["failedRevisions"][0]["revision"], 2);
+  EXPECT_FALSE(status.contains("rollbackWindow")) << status.dump();
+  ASSERT_TRUE(waitReportedEvent("rolledBack", "revision 2 failed")) << agentLog();
+  // Three more polls of the same envelope: nothing happens.
+  const size_t polls = manifestPolls();
+  ASSERT_TRUE(testing::waitFor([&] { return manifestPolls() >= polls + 3; }, 30s));
+  ASSERT_TRUE(waitRunning({"web"})) << agentLog();
+  for (const auto& e : apiEvents(rolled_seq)) {
+    EXPECT_NE(e.value("kind", ""), "pulling") << e.dump();
+    EXPECT_NE(e.value("kind", ""), "applied") << e.dump();
+  }
+  // A restarted node fetches the envelope again and refuses it.
+  stopAgent();
+  startCloudAgent(cloud_->url(), statusConfig());
+  auto refused = waitEvent(0, "rejected", "revision 2 is not newer than revision 2, which failed");
+  ASSERT_TRUE(refused) << agentLog();
+  for (const auto& e : apiEvents(0)) EXPECT_NE(e.value("kind", ""), "pulling") << e.dump();
+  EXPECT_EQ(nodeStatus().value("desiredRevision", int64_t{0}), 1);
+
+  // Revision 3 with a short window: last good only once the window has passed.
+  const int64_t before3 = lastSeq();
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json",
+                              sign(nodeManifest(3, busyboxApp("web", "echo v3; sleep 1000"), "n1",
+                                                "rollback: {window: 8s}\n"))));
+  ASSERT_TRUE(waitEvent(before3, "converged", "revision 3", 60s)) << agentLog();
+  auto inside = nodeStatus();
+  if (inside.contains("rollbackWindow")) {  // still inside the window: not the last good yet
+    EXPECT_EQ(inside.value("lastGoodRevision", int64_t{0}), 1) << inside.dump();
+    EXPECT_EQ(inside["rollbackWindow"]["revision"], 3) << inside.dump();
+  }
+  ASSERT_TRUE(
+      waitEvent(before3, "confirmed", "revision 3: no failure within its rollback window", 30s))
+      << agentLog();
+  auto after_window = nodeStatus();
+  EXPECT_EQ(after_window.value("lastGoodRevision", int64_t{0}), 3) << after_window.dump();
+  EXPECT_FALSE(after_window.contains("rollbackWindow"));
+}
+
+// cloud.tls.pinnedPublicKeys: the server's key must match a pin. The right pin polls as
+// usual; a wrong one fails the TLS handshake with a clear error and applies nothing.
+TEST_F(CloudTest, APinnedServerKeyIsAcceptedAndAWrongPinRefused) {
+  ASSERT_TRUE(
+      cloud_->publish("nodes/n1.json", sign(nodeManifest(1, busyboxApp("web", "sleep 1000")))));
+  auto pin = runCommand(RunOptions{
+      .argv = {"/bin/sh", "-c",
+               "openssl x509 -in " + (cloud_->dir() / "server.crt").string() +
+                   " -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 "
+                   "-binary | base64"}});
+  ASSERT_TRUE(pin && pin->status.success());
+  std::string good = pin->out;
+  while (!good.empty() && std::isspace(static_cast<unsigned char>(good.back()))) good.pop_back();
+  ASSERT_EQ(good.size(), 44U) << good;
+  // A wrong pin first.
+  startCloudAgent(cloud_->url(),
+                  "    pinnedPublicKeys: [\"sha256//" + std::string(43, 'A') + "=\"]\n");
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return countOf(agentLog(), "public key does not match pinned public key") > 0; }, 20s))
+      << agentLog();
+  EXPECT_TRUE(containers().empty());
+  EXPECT_EQ(nodeStatus().value("desiredRevision", int64_t{-1}), 0);
+  EXPECT_EQ(countOf(cloud_->accessLog(), "/nodes/"), 0U);  // no request got through
+  stopAgent();
+  startCloudAgent(cloud_->url(), "    pinnedPublicKeys: [\"sha256//" + good + "\"]\n");
+  ASSERT_TRUE(waitRunning({"web"})) << agentLog();
+  EXPECT_EQ(nodeStatus().value("desiredRevision", int64_t{0}), 1);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -30,9 +31,9 @@ class NullRuntime : public reconcile::ContainerRuntime {
   Status ensureImage(const manifest::App&, std::stop_token) override { return {}; }
   Status create(const manifest::App&, const std::string&, int64_t) override { return {}; }
   Result<uint32_t> start(const manifest::App&, const std::string&) override { return 1U; }
+  Status refresh(const manifest::App&) override { return {}; }
   Status stop(const std::string&, std::chrono::milliseconds) override { return {}; }
   Status remove(const std::string&) override { return {}; }
-  Status refresh(const manifest::App&) override { return {}; }
   void pruneAppData(const std::set<std::string>&) override {}
 };
 
@@ -57,8 +58,9 @@ class AgentApplyTest : public ::testing::Test {
     EXPECT_TRUE(policy.has_value());
     return std::make_unique<Agent>(
         runtime_, *store_,
-        AgentOptions{
-            .trust = *policy, .node_id = "n1", .system = system, .now = [this] { return now_; }});
+        AgentOptions{.trust = *policy, .node_id = "n1", .system = system, .now = [this] {
+                       return now_.load();
+                     }});
   }
 
   std::string envelope(const std::string& manifest, const trust::PrivateKey& key) {
@@ -75,7 +77,8 @@ class AgentApplyTest : public ::testing::Test {
   std::unique_ptr<state::StateStore> store_;
   NullRuntime runtime_;
   trust::PrivateKey key_ = trust::testing::newKey();
-  Clock::time_point now_ = *parseRfc3339("2026-12-06T12:00:00Z");
+  // Read by the agent's rollback thread too.
+  std::atomic<Clock::time_point> now_{*parseRfc3339("2026-12-06T12:00:00Z")};
 };
 
 TEST_F(AgentApplyTest, AppliesASignedManifestFromTheCloud) {
@@ -237,23 +240,47 @@ class RollbackTest : public AgentApplyTest {
     EXPECT_TRUE(store_->markApplied(1, true));
     return agent;
   }
-  bool waitDesired(int64_t revision) {
-    for (int i = 0; i < 500 && store_->desiredRevision() != revision; ++i) {
+  void advance(std::chrono::seconds d) { now_ = now_.load() + d; }
+  // Waits (up to 5 s) until `done` holds; the rollback thread works asynchronously.
+  static bool waitUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return store_->desiredRevision() == revision;
+    return done();
+  }
+  // Until the store and the reconciler both have `revision` (a rollback writes the store
+  // first).
+  bool waitDesired(Agent& agent, int64_t revision) {
+    return waitUntil([&] {
+      auto desired = agent.reconciler().desired();
+      return store_->desiredRevision() == revision && desired && desired->revision == revision;
+    });
+  }
+  std::optional<RollbackWindow> window(Agent& agent) {
+    auto status = agent.status();
+    EXPECT_TRUE(status);
+    return status ? status->rollback_window : std::nullopt;
+  }
+  bool hasEvent(Agent& agent, const std::string& kind, const std::string& text) {
+    for (const auto& e : agent.events(0, 1000)) {
+      if (e.kind == kind && e.message.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+  void applyRevision2WithWindow(Agent& agent) {
+    auto applied = agent.applyFrom(
+        envelope(twoApps(2, "registry.local/web:2", "rollback: {window: 120s}\n"), key_), "cloud",
+        trust::Origin::kCloud);
+    ASSERT_TRUE(applied) << applied.error().message();
   }
 };
 
 TEST_F(RollbackTest, AChangedAppFailingWithinTheWindowRollsBack) {
   auto agent = withGoodRevision1();
-  auto applied = agent->applyFrom(
-      envelope(twoApps(2, "registry.local/web:2", "rollback: {window: 120s}\n"), key_), "cloud",
-      trust::Origin::kCloud);
-  ASSERT_TRUE(applied) << applied.error().message();
-  now_ += std::chrono::seconds(30);
+  applyRevision2WithWindow(*agent);
+  advance(std::chrono::seconds(30));
   agent->unhealthy("web", "GET /healthz: 500");
-  ASSERT_TRUE(waitDesired(1));
+  ASSERT_TRUE(waitDesired(*agent, 1));
   auto status = agent->status();
   ASSERT_TRUE(status);
   ASSERT_EQ(status->failed.size(), 1U);
@@ -284,24 +311,98 @@ TEST_F(RollbackTest, AChangedAppFailingWithinTheWindowRollsBack) {
 
 TEST_F(RollbackTest, NothingRollsBackAfterTheWindowOrForAnUnchangedApp) {
   auto agent = withGoodRevision1();
-  auto applied = agent->applyFrom(
-      envelope(twoApps(2, "registry.local/web:2", "rollback: {window: 120s}\n"), key_), "cloud",
-      trust::Origin::kCloud);
-  ASSERT_TRUE(applied) << applied.error().message();
+  applyRevision2WithWindow(*agent);
+  ASSERT_TRUE(store_->markApplied(2, true));
   agent->unhealthy("db", "connection refused");  // db did not change in revision 2
-  now_ += std::chrono::seconds(121);
+  // The decision is taken in unhealthy(): a rollback would have ended the watch already.
+  auto watched = window(*agent);
+  ASSERT_TRUE(watched);
+  EXPECT_EQ(watched->revision, 2);
+  EXPECT_EQ(watched->back_to, 1);
+  EXPECT_EQ(store_->lastGoodRevision(), 1);
+  advance(std::chrono::seconds(121));
   agent->unhealthy("web", "GET /healthz: 500");  // too late
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The window passed without a failure: revision 2 becomes the last good one (which a
+  // rollback decided on the late failure would have prevented).
+  ASSERT_TRUE(waitUntil([&] { return store_->lastGoodRevision() == 2; }));
   EXPECT_EQ(store_->desiredRevision(), 2);
   EXPECT_TRUE(agent->status()->failed.empty());
+  EXPECT_FALSE(window(*agent));
+  EXPECT_TRUE(hasEvent(*agent, "confirmed", "revision 2: no failure within its rollback window"));
 }
 
 TEST_F(RollbackTest, WithoutAWindowNothingRollsBack) {
   auto agent = withGoodRevision1();
   ASSERT_TRUE(agent->applyFrom(envelope(twoApps(2, "registry.local/web:2"), key_), "cloud",
                                trust::Origin::kCloud));
+  EXPECT_FALSE(window(*agent));  // nothing is watched, so nothing can roll back
   agent->unhealthy("web", "GET /healthz: 500");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(store_->desiredRevision(), 2);
+  // Without a window, converging cleanly makes it the last good revision at once.
+  ASSERT_TRUE(store_->markApplied(2, true));
+  EXPECT_EQ(store_->lastGoodRevision(), 2);
+}
+
+// A revision converged inside its window is not the last good one until the window passes
+// without a failure (issue 11: "After the window N becomes last good").
+TEST_F(RollbackTest, ARevisionIsLastGoodOnlyAfterItsWindowPasses) {
+  auto agent = withGoodRevision1();
+  applyRevision2WithWindow(*agent);
+  ASSERT_TRUE(store_->markApplied(2, true));
+  EXPECT_EQ(store_->appliedRevision(), 2);
+  EXPECT_EQ(store_->lastGoodRevision(), 1);
+  advance(std::chrono::seconds(119));
+  EXPECT_EQ(store_->lastGoodRevision(), 1);
+  ASSERT_TRUE(window(*agent));
+  // No event needed: the agent's own thread notices the end of the window.
+  advance(std::chrono::seconds(2));
+  ASSERT_TRUE(waitUntil([&] { return store_->lastGoodRevision() == 2; }));
+  EXPECT_FALSE(window(*agent));
+  EXPECT_TRUE(hasEvent(*agent, "confirmed", "it is the last good revision"));
+  auto stored = store_->rollbackWatch();
+  ASSERT_TRUE(stored);
+  EXPECT_FALSE(stored->has_value());
+}
+
+// The watch is in the store: a fleetletd restarted inside the window continues it, exits
+// counted before the restart included.
+TEST_F(RollbackTest, ARestartInsideTheWindowContinuesTheWatch) {
+  {
+    auto agent = withGoodRevision1();
+    applyRevision2WithWindow(*agent);
+    agent->externalEvent("web", "exited", "exit code 3");
+    agent->externalEvent("web", "exited", "exit code 3");
+    EXPECT_EQ(store_->desiredRevision(), 2);
+  }  // fleetletd stops (or is killed: every exit is written when counted)
+  advance(std::chrono::seconds(60));
+  auto agent = makeAgent(false);
+  ASSERT_TRUE(agent->load());
+  auto watched = window(*agent);
+  ASSERT_TRUE(watched);
+  EXPECT_EQ(watched->revision, 2);
+  EXPECT_EQ(watched->until, *parseRfc3339("2026-12-06T12:02:00Z"));
+  agent->externalEvent("web", "exited", "exit code 3");  // the third
+  ASSERT_TRUE(waitDesired(*agent, 1));
+  auto status = agent->status();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->failed.size(), 1U);
+  EXPECT_EQ(status->failed[0].reason, "app web: exited 3 times (exit code 3)");
+  EXPECT_EQ(agent->reconciler().desired()->revision, 1);
+  EXPECT_FALSE(window(*agent));
+}
+
+// A restart after the window ended: the revision becomes the last good one at once.
+TEST_F(RollbackTest, ARestartAfterTheWindowEndsIt) {
+  {
+    auto agent = withGoodRevision1();
+    applyRevision2WithWindow(*agent);
+    ASSERT_TRUE(store_->markApplied(2, true));
+  }
+  advance(std::chrono::seconds(300));
+  auto agent = makeAgent(false);
+  ASSERT_TRUE(agent->load());
+  ASSERT_TRUE(waitUntil([&] { return store_->lastGoodRevision() == 2; }));
+  EXPECT_FALSE(window(*agent));
   EXPECT_EQ(store_->desiredRevision(), 2);
 }
 
