@@ -292,7 +292,7 @@ Status Agent::load() {
     spdlog::info(
         "rollback: watching revision {} for {} s more", w->revision,
         std::chrono::duration_cast<std::chrono::seconds>(w->until - options_.now()).count());
-    std::lock_guard lock(rollback_mu_);
+    std::lock_guard watch_lock(rollback_mu_);
     watch_ = std::move(w);
     rollback_cv_.notify_all();
   }
