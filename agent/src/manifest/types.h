@@ -107,7 +107,7 @@ struct App {
   std::optional<Bundle> bundle;                 // webview
   // Set by fleetletd for system apps only (never by the parser); not part of canonicalJson.
   std::vector<HostMount> host_mounts;
-  std::optional<Display> display;               // webview
+  std::optional<Display> display;  // webview
   // sha256 hex of the app's canonical JSON (every field above): two apps with the same hash
   // run the same way. Recorded on containers as the fleetlet.io/spec-hash label.
   std::string spec_hash;
