@@ -22,9 +22,10 @@ void toProto(const Image& image, api::Image* out) {
 
 }  // namespace
 
-Result<std::optional<Image>> ImageService::get(const std::string& name) const {
+Result<std::optional<Image>> ImageService::get(const std::string& name,
+                                               std::chrono::milliseconds timeout) const {
   auto stub = api::Images::NewStub(channel());
-  auto ctx = context();
+  auto ctx = context(timeout);
   api::GetImageRequest req;
   req.set_name(name);
   api::GetImageResponse resp;

@@ -20,7 +20,9 @@ class ImageService : public ServiceBase {
  public:
   using ServiceBase::ServiceBase;
   // The image, or nullopt when no image has that name.
-  Result<std::optional<Image>> get(const std::string& name) const;
+  // `timeout`: how long to wait for a containerd that is restarting (connection.h).
+  Result<std::optional<Image>> get(const std::string& name,
+                                   std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
   Result<std::vector<Image>> list(const std::vector<std::string>& filters = {}) const;
   // Creates the image, or points an existing one at the new target and labels.
   Status put(const Image& image) const;

@@ -151,7 +151,10 @@ Result<std::vector<ActualContainer>> ContainerdRuntime::inspect(
 Result<std::optional<std::string>> ContainerdRuntime::imageDigest(const std::string& image) {
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(image));
   containerd::ImageService images(connection_, scope());
-  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString()));
+  // For status: answered from what containerd says now, never waiting out its restart (the
+  // local API asks this while serving a request).
+  constexpr std::chrono::milliseconds kStatusLookup{500};
+  FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString(), kStatusLookup));
   if (!existing) return std::optional<std::string>();
   return std::optional<std::string>(existing->target.digest);
 }
