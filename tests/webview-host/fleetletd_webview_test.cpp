@@ -43,7 +43,7 @@ class FleetletdWebviewTest : public ::testing::Test {
 
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
-    if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
+    ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto ctrd = fleetlet::testing::PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));

@@ -33,7 +33,7 @@ bool loaded(const Json& s) {
 class KioskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
+    ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("kiosk-test");
     ASSERT_TRUE(t) << t.error().describe();
     tmp_.emplace(std::move(*t));

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 class WebviewRuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!sharedXvfb()) GTEST_SKIP() << "Xvfb is not installed or would not start (xvfb)";
+    ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("webview-runtime");
     ASSERT_TRUE(t) << t.error().describe();
     tmp_.emplace(std::move(*t));

@@ -214,6 +214,17 @@ class ReconcilerTest : public ::testing::Test {
     reconciler_->runDue();
     return step;
   }
+  // App "flaky" whose image cannot be pulled, after two failed attempts: next in 4 s.
+  void backOffAFlakyPull() {
+    const std::string image = "127.0.0.1:5000/flaky:1";
+    runtime_.missing_images.insert(image);
+    runtime_.failing_pulls.insert(image);
+    reconciler_->setDesired(state(1, {app("flaky", "h1")}));
+    reconciler_->runDue();
+    EXPECT_EQ(advance(), seconds(1));
+    EXPECT_EQ(advance(), seconds(2));
+    ASSERT_EQ(snap("flaky").retry_at, now_ + seconds(4));
+  }
   bool hasEvent(const std::string& e) {
     std::lock_guard lock(events_mu_);
     return std::find(events_.begin(), events_.end(), e) != events_.end();
@@ -372,14 +383,7 @@ TEST_F(ReconcilerTest, FailingStepsAreRetriedWithDoublingBackoffNotInALoop) {
 }
 
 TEST_F(ReconcilerTest, ASuccessResetsTheFailureBackoff) {
-  const std::string image = "127.0.0.1:5000/flaky:1";
-  runtime_.missing_images.insert(image);
-  runtime_.failing_pulls.insert(image);
-  reconciler_->setDesired(state(1, {app("flaky", "h1")}));
-  reconciler_->runDue();
-  EXPECT_EQ(advance(), seconds(1));
-  EXPECT_EQ(advance(), seconds(2));
-  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(4));
+  ASSERT_NO_FATAL_FAILURE(backOffAFlakyPull());
   // The registry recovers: the app runs, and its next failure starts at 1 s again.
   runtime_.failing_pulls.clear();
   advance();
@@ -394,14 +398,7 @@ TEST_F(ReconcilerTest, ASuccessResetsTheFailureBackoff) {
 }
 
 TEST_F(ReconcilerTest, ARequestedRestartStartsTheFailureBackoffAgain) {
-  const std::string image = "127.0.0.1:5000/flaky:1";
-  runtime_.missing_images.insert(image);
-  runtime_.failing_pulls.insert(image);
-  reconciler_->setDesired(state(1, {app("flaky", "h1")}));
-  reconciler_->runDue();
-  EXPECT_EQ(advance(), seconds(1));
-  EXPECT_EQ(advance(), seconds(2));
-  EXPECT_EQ(snap("flaky").retry_at, now_ + seconds(4));
+  ASSERT_NO_FATAL_FAILURE(backOffAFlakyPull());
   // fleetletctl restart: tried at once, and a failure waits 1 s again, not 8 s.
   reconciler_->requestRestart("flaky");
   reconciler_->runDue();
