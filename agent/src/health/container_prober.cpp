@@ -117,7 +117,8 @@ class ExecOutput {
     for (auto waited = kPoll * 0; waited < limit && unchanged < 3; waited += kPoll) {
       std::this_thread::sleep_for(kPoll);
       auto now = std::filesystem::file_size(path_, ec);
-      unchanged = now == size ? unchanged + 1 : 0;
+      // Still empty is not settled: the shim may not have copied anything yet (under load).
+      unchanged = now == size && now > 0 ? unchanged + 1 : 0;
       size = now;
     }
   }
