@@ -7,14 +7,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
-#include <fstream>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -33,8 +35,8 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 // containerd's own latency for creating, starting and removing an exec process.
 constexpr milliseconds kExecSetupTimeout{10000};
-// How long the output of an exited exec process may take to reach its file.
-constexpr auto kOutputSettle = std::chrono::milliseconds(500);
+// How long the shim may take to copy the rest of an exited exec process's output.
+constexpr milliseconds kOutputDrain{2000};
 // How long a killed exec process may take to be reported gone.
 constexpr milliseconds kExecKillWait{5000};
 // Body bytes read before an HTTP probe stops listening (the status is known by then).
@@ -90,49 +92,56 @@ size_t discardBody(char* /*data*/, size_t size, size_t count, void* userdata) {
   return size * count;
 }
 
-// The file an exec probe's stdout and stderr append to; removed on destruction.
+// The FIFO an exec probe's stdout and stderr go to, drained by a thread of its own that keeps
+// the last bytes; removed on destruction. The shim closes its ends once it has copied all of
+// the process's output, so end of file means the output is complete — no guessing how long
+// the copy takes under load. Draining while the command runs keeps a chatty command from
+// blocking on a full pipe.
 class ExecOutput {
  public:
-  static Result<ExecOutput> create(std::filesystem::path path) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd) return failErrno(errno, "create {}", path.string());
-    return ExecOutput(std::move(path));
+  static Result<std::unique_ptr<ExecOutput>> create(std::filesystem::path path) {
+    if (::mkfifo(path.c_str(), 0600) != 0) return failErrno(errno, "mkfifo {}", path.string());
+    // Non-blocking, so the open does not wait for a writer and the shim's open for writing
+    // finds a reader.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) {
+      int err = errno;
+      ::unlink(path.c_str());
+      return failErrno(err, "open {}", path.string());
+    }
+    return std::unique_ptr<ExecOutput>(new ExecOutput(std::move(path), std::move(fd)));
   }
-  ExecOutput(ExecOutput&& other) noexcept : path_(std::exchange(other.path_, {})) {}
-  ExecOutput& operator=(ExecOutput&&) = delete;
+  ExecOutput(const ExecOutput&) = delete;
+  ExecOutput& operator=(const ExecOutput&) = delete;
   ~ExecOutput() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (drainer_.joinable()) {
+      drainer_.request_stop();
+      drainer_.join();
+    }
+    ::unlink(path_.c_str());
   }
 
   std::string path() const { return path_.string(); }
 
-  // Waits (at most `limit`) until the file has stopped growing: the shim copies the process's
-  // output asynchronously, and removing the exec does not always wait for the copy to end
-  // when containerd is busy.
-  void settle(std::chrono::milliseconds limit) const {
-    constexpr auto kPoll = std::chrono::milliseconds(20);
-    std::error_code ec;
-    auto size = std::filesystem::file_size(path_, ec);
-    int unchanged = 0;
-    for (auto waited = kPoll * 0; waited < limit && unchanged < 3; waited += kPoll) {
-      std::this_thread::sleep_for(kPoll);
-      auto now = std::filesystem::file_size(path_, ec);
-      // Still empty is not settled: the shim may not have copied anything yet (under load).
-      unchanged = now == size && now > 0 ? unchanged + 1 : 0;
-      size = now;
-    }
+  // Starts reading; call once the process has started (the shim holds the writing ends).
+  void startDraining() {
+    drainer_ = std::jthread([this](const std::stop_token& stop) { drain(stop); });
+  }
+
+  // Waits (at most `limit`) until every writer has closed the FIFO. False on timeout (a
+  // background child may still hold the output open); the tail read so far stays usable.
+  bool waitForEnd(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    return ended_cv_.wait_for(lock, limit, [this] { return ended_; });
   }
 
   // The last non-empty line of the output (at most kLastLineLimit bytes of it).
   std::string lastLine() const {
-    std::ifstream in(path_, std::ios::binary);
-    in.seekg(0, std::ios::end);
-    auto size = static_cast<std::streamoff>(in.tellg());
-    if (size <= 0) return "";
-    auto from = std::max<std::streamoff>(0, size - 1024);
-    in.seekg(from);
-    std::string tail(static_cast<size_t>(size - from), '\0');
-    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    std::string tail;
+    {
+      std::lock_guard lock(mutex_);
+      tail = tail_;
+    }
     while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.pop_back();
     auto newline = tail.rfind('\n');
     if (newline != std::string::npos) tail.erase(0, newline + 1);
@@ -142,8 +151,36 @@ class ExecOutput {
 
  private:
   static constexpr size_t kLastLineLimit = 200;
-  explicit ExecOutput(std::filesystem::path path) : path_(std::move(path)) {}
+  static constexpr size_t kTailKeep = 1024;
+  ExecOutput(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+  void drain(const std::stop_token& stop) {
+    char buf[4096];
+    while (!stop.stop_requested()) {
+      pollfd pfd{.fd = fd_.get(), .events = POLLIN, .revents = 0};
+      int ready = ::poll(&pfd, 1, 50);
+      if (ready < 0 && errno != EINTR) break;
+      if (ready <= 0) continue;
+      ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      std::lock_guard lock(mutex_);
+      if (n <= 0) {  // every writer closed (or the FIFO failed): nothing more will come
+        ended_ = true;
+        ended_cv_.notify_all();
+        return;
+      }
+      tail_.append(buf, static_cast<size_t>(n));
+      if (tail_.size() > kTailKeep) tail_.erase(0, tail_.size() - kTailKeep);
+    }
+  }
+
   std::filesystem::path path_;
+  UniqueFd fd_;
+  mutable std::mutex mutex_;
+  std::condition_variable ended_cv_;
+  bool ended_ = false;
+  std::string tail_;
+  std::jthread drainer_;
 };
 
 void initCurlOnce() {
@@ -300,11 +337,10 @@ Status ContainerProber::probeExec(const Target& target) {
   // Without stdio the shim leaves the process's stdout closed, so commands that print fail.
   auto output = ExecOutput::create(output_dir_ / ("fleetlet-" + exec_id + ".out"));
   if (!output) return std::unexpected(output.error().wrap("exec"));
-  containerd::TaskIo io{.stdout_uri = output->path(), .stderr_uri = output->path()};
+  containerd::TaskIo io{.stdout_uri = (*output)->path(), .stderr_uri = (*output)->path()};
   auto created = tasks.exec(target.container_id, exec_id, process.dump(), io, kExecSetupTimeout);
   if (!created) return std::unexpected(unhealthy(created.error().wrap("exec").message()));
-  // From here the exec id is taken until removed, whatever happens. Removing also waits
-  // until the shim has copied all of the process's output.
+  // From here the exec id is taken until removed, whatever happens.
   struct Remover {
     const containerd::TaskService& tasks;
     const std::string& container_id;
@@ -320,6 +356,7 @@ Status ContainerProber::probeExec(const Target& target) {
 
   auto started = tasks.startProcess(target.container_id, exec_id, kExecSetupTimeout);
   if (!started) return std::unexpected(unhealthy(started.error().wrap("exec").message()));
+  (*output)->startDraining();
   auto exited =
       tasks.waitProcess(target.container_id, exec_id, std::max(check.timeout, milliseconds(1)));
   if (!exited) return std::unexpected(unhealthy(exited.error().wrap("exec").message()));
@@ -331,9 +368,8 @@ Status ContainerProber::probeExec(const Target& target) {
         unhealthy(fmt::format("exec did not exit within {}ms (killed)", check.timeout.count())));
   }
   if (exit_info->exit_status != 0) {
-    remover.now();
-    output->settle(kOutputSettle);
-    std::string last = output->lastLine();
+    (*output)->waitForEnd(kOutputDrain);
+    std::string last = (*output)->lastLine();
     return std::unexpected(unhealthy(
         fmt::format("exec exited {}{}{}", exit_info->exit_status, last.empty() ? "" : ": ", last)));
   }

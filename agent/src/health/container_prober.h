@@ -27,7 +27,7 @@ class ContainerProber final : public Prober {
  public:
   // Exec probes run in containerd namespace `ns` over `connection` (may be null when no exec
   // checks are used: they then fail with kFailedPrecondition). An exec command's stdout and
-  // stderr go to a file of its own in `output_dir` (it must exist; the shim opens the file in
+  // stderr go to a FIFO of its own in `output_dir` (it must exist; the shim opens the FIFO in
   // the host's mount namespace), removed after the probe; its last line ends the error
   // message of a failed exec check.
   ContainerProber(std::shared_ptr<containerd::Connection> connection, std::string ns,
