@@ -152,7 +152,8 @@ class ExecOutput {
  private:
   static constexpr size_t kLastLineLimit = 200;
   static constexpr size_t kTailKeep = 1024;
-  ExecOutput(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  ExecOutput(std::filesystem::path path, UniqueFd fd)
+      : path_(std::move(path)), fd_(std::move(fd)) {}
 
   void drain(const std::stop_token& stop) {
     char buf[4096];
