@@ -238,10 +238,93 @@ TEST_F(ShimIntegrationTest, KillAllEndsTheAppsChildrenToo) {
     auto ps = ctr({"task", "ps", id});
     return std::count(ps.out.begin(), ps.out.end(), '\n') >= 4;  // header + sh + 2 sleeps
   }));
+  // Every pid of the task (sh and both sleeps), from `ctr task ps`.
+  std::vector<std::string> pids;
+  {
+    std::istringstream in(ctr({"task", "ps", id}).out);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::string pid = line.substr(0, line.find(' '));
+      if (!pid.empty()) pids.push_back(pid);
+    }
+  }
+  ASSERT_EQ(pids.size(), 3u);
+  for (const auto& pid : pids) ASSERT_TRUE(fs::exists("/proc/" + pid)) << pid;
   ASSERT_TRUE(ctr({"task", "kill", "-a", "-s", "SIGKILL", id}).status.success());
   ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  // Before Delete (which would end leftovers itself): the children died with the kill.
+  for (const auto& pid : pids) {
+    EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); })) << pid;
+  }
   EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+// A task that is created and never started (containerd deletes it when Start fails, or when
+// its client goes away in between) is deleted cleanly: its waiting child ends, and the shim
+// answers on. ctr cannot create without starting, so the test plays containerd: it runs the
+// shim's `start` subcommand in a bundle of its own and sends Create and Delete.
+TEST_F(ShimIntegrationTest, DeletingACreatedTaskThatNeverStartedEndsItAndTheShimAnswersOn) {
+  std::string id = PrivateContainerd::uniqueId("shim-created");
+  auto dir = testing::TempDir::create("shim-created");
+  ASSERT_TRUE(dir);
+  fs::path bundle_dir = dir->path() / id;
+  fs::create_directories(bundle_dir);
+  std::ofstream(bundle_dir / "config.json") << R"({"ociVersion": "1.0.2",
+    "process": {"args": ["/bin/sleep", "1000"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "env": ["PATH=/usr/bin:/bin"]},
+    "root": {"path": "/"},
+    "annotations": {"io.fleetlet.sandbox": "process"},
+    "linux": {"cgroupsPath": "/)" << kNs << "/"
+                                            << id << R"("}})";
+  auto started =
+      runCommand(RunOptions{.argv = {"/bin/sh", "-c",
+                                     "cd \"$0\" && exec \"$1\" -namespace \"$2\" -address \"$3\" "
+                                     "-publish-binary /bin/false -id \"$4\" start",
+                                     bundle_dir.string(), std::string(FLEETLET_SHIM_BINARY), kNs,
+                                     containerd_->socket().string(), id},
+                            .env = {{"TTRPC_ADDRESS", containerd_->ttrpcSocket().string()}},
+                            .timeout = 30s});
+  ASSERT_TRUE(started && started->status.success()) << (started ? started->err : "");
+  auto client = ttrpc::Client::connect(started->out);
+  ASSERT_TRUE(client) << client.error().message();
+  ttrpc::CallOptions options{.metadata = {{"containerd-namespace-ttrpc", kNs}}, .timeout = 20s};
+  auto call = [&](const char* method, const google::protobuf::Message& request) {
+    return (*client)->call("containerd.task.v2.Task", method, request.SerializeAsString(), options);
+  };
+
+  containerd::task::v2::CreateTaskRequest create;
+  create.set_id(id);
+  create.set_bundle(bundle_dir.string());
+  auto created = call("Create", create);
+  ASSERT_TRUE(created) << created.error().message;
+  containerd::task::v2::CreateTaskResponse create_response;
+  ASSERT_TRUE(create_response.ParseFromString(*created));
+  const std::string pid = std::to_string(create_response.pid());
+  ASSERT_TRUE(fs::exists("/proc/" + pid));
+
+  containerd::task::v2::DeleteRequest remove;
+  remove.set_id(id);
+  auto deleted = call("Delete", remove);
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  containerd::task::v2::DeleteResponse delete_response;
+  ASSERT_TRUE(delete_response.ParseFromString(*deleted));
+  EXPECT_EQ(std::to_string(delete_response.pid()), pid);
+  EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); })) << pid;
+
+  // The shim is still there and knows the task is gone.
+  containerd::task::v2::StateRequest state;
+  state.set_id(id);
+  auto after = call("State", state);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code, ttrpc::StatusCode::kNotFound) << after.error().message;
+
+  containerd::task::v2::ShutdownRequest shutdown;
+  shutdown.set_id(id);
+  (void)call("Shutdown", shutdown);
+  client->reset();
+  EXPECT_TRUE(eventually([&] { return !fs::exists(started->out.substr(7)); }));
 }
 
 TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileges) {

@@ -383,15 +383,18 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
                    fmt::format("task {} is running: kill it before deleting", r.id()));
   }
   if (phase_ == Phase::kCreated) {
-    // Never started: end the waiting child (the destructor kills it) and wait for its exit.
+    // Never started: the destructor ends the waiting child (and releases a runc container's
+    // state and rootfs itself), so there is nothing left for cleanup(); wait for the exit.
     process_.reset();
     exited_cv_.wait(lock, [&] { return phase_ == Phase::kStopped; });
   }
-  if (auto cleaned = process_->cleanup(); !cleaned) {
-    // The task is gone either way; containerd's `delete` subcommand retries the runc state.
-    (void)std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
+  if (process_) {
+    if (auto cleaned = process_->cleanup(); !cleaned) {
+      // The task is gone either way; containerd's `delete` subcommand retries the runc state.
+      (void)std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
+    }
+    process_.reset();
   }
-  process_.reset();
   if (cgroup_) {
     // Without a pid namespace, children of the app may outlive it: end them with the task.
     for (int attempt = 0; attempt < 100; ++attempt) {
