@@ -4,7 +4,8 @@
 // too); and `ctr run -d` latency of a
 // native app (/bin/busybox sleep on the host) against the same program as a runc container
 // (the busybox image), median of --rounds. Targets in DESIGN.md: Pss ≤ 0.25× the Go shim's,
-// native start ≤ 0.5× runc's.
+// native start ≤ 0.5× runc's. Last, apply → running through fleetletd for N = 1 and 20 apps:
+// native apps (fleetlet shim) against the same program as containers (runc.v2 shim).
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,12 +15,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
+#include "http/client.h"
 #include "os/child_process.h"
 #include "support/private_containerd.h"
+#include "support/temp_dir.h"
 #include "support/test_images.h"
+#include "support/test_node_network.h"
 
 namespace {
 
@@ -124,6 +129,107 @@ double startMs(const testing::PrivateContainerd& c, std::vector<std::string> arg
   return ms;
 }
 
+// Apply → running through fleetletd: one fleetletd (namespace `ns`, its node network its own)
+// gets manifests through its local API; each round applies n apps — native (/bin/busybox sleep
+// through containerd-shim-fleetlet-v1, sandboxed) or containers of the imported busybox image
+// (io.containerd.runc.v2, network mode host like the native apps) — and times the apply until
+// containerd lists n running tasks, then removes them all again.
+class FleetletdApply {
+ public:
+  FleetletdApply(const testing::PrivateContainerd& c, const fs::path& dir, std::string ns,
+                 const std::string& image_tar)
+      : c_(c), dir_(dir), ns_(std::move(ns)) {
+    fs::create_directories(dir_ / "desired");
+    auto net = testing::TestNodeNetwork::create(dir_);
+    if (!net) die(net.error().message());
+    net_.emplace(std::move(*net));
+    if (auto r = c_.ctrOk({"images", "import", image_tar}, ns_); !r) die(r.error().message());
+    std::vector<std::string> argv = {FLEETLETD_PATH,
+                                     "--containerd",
+                                     c_.socket().string(),
+                                     "--namespace",
+                                     ns_,
+                                     "--data-dir",
+                                     (dir_ / "data").string(),
+                                     "--api-socket",
+                                     (dir_ / "api.sock").string(),
+                                     "--desired",
+                                     (dir_ / "desired").string(),
+                                     "--log-level",
+                                     "warn"};
+    for (const auto& f : net_->flags()) argv.push_back(f);
+    auto agent = ChildProcess::spawn({.argv = argv,
+                                      .stdout_path = dir_ / "fleetletd.log",
+                                      .stderr_path = dir_ / "fleetletd.log"});
+    if (!agent) die(agent.error().message());
+    agent_.emplace(std::move(*agent));
+    for (int i = 0; i < 200 && !fs::exists(dir_ / "api.sock"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!fs::exists(dir_ / "api.sock"))
+      die("fleetletd did not start: " + (dir_ / "fleetletd.log").string());
+  }
+
+  // Milliseconds from the apply until n tasks run.
+  double applyMs(int n, bool native) {
+    auto t0 = Clock::now();
+    apply(manifest(n, native));
+    while (running() < n) {
+      if (Clock::now() - t0 > std::chrono::minutes(5)) die("fleetletd did not converge in 5 min");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    apply(manifest(0, native));
+    while (!c_.ctrOk({"containers", "ls", "-q"}, ns_).value_or("x").empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return ms;
+  }
+
+ private:
+  std::string manifest(int n, bool native) {
+    std::string out =
+        fmt::format("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: {}\napps:{}\n",
+                    ++revision_, n == 0 ? " {}" : "");
+    for (int i = 0; i < n; ++i) {
+      if (native) {
+        out += fmt::format(
+            "  app{}:\n    runtime: native\n    exec: {{path: /bin/busybox, args: [sleep, "
+            "\"100000\"]}}\n    stopGracePeriod: 1s\n",
+            i);
+      } else {
+        out += fmt::format(
+            "  app{}:\n    image: {}\n    args: [/bin/busybox, sleep, \"100000\"]\n"
+            "    network: {{mode: host}}\n    stopGracePeriod: 1s\n",
+            i, testing::TestImages::kBusyboxTarRef);
+      }
+    }
+    return out;
+  }
+  void apply(const std::string& text) {
+    http::Client api({.unix_socket = (dir_ / "api.sock").string()});
+    auto r = api.send({.method = "POST", .url = "http://fleetletd/v1/apply", .body = text});
+    if (!r || r->status != 201) die("apply: " + (r ? r->body : r.error().message()));
+  }
+  int running() {
+    auto out = c_.ctrOk({"tasks", "ls"}, ns_);
+    if (!out) return 0;
+    int n = 0;
+    for (std::size_t at = out->find("RUNNING"); at != std::string::npos;
+         at = out->find("RUNNING", at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+
+  const testing::PrivateContainerd& c_;
+  fs::path dir_;
+  std::string ns_;
+  std::optional<testing::TestNodeNetwork> net_;
+  std::optional<ChildProcess> agent_;
+  int revision_ = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,6 +281,29 @@ int main(int argc, char** argv) {
   fmt::print("  native (fleetlet shim, sandboxed)  {:7.1f} ms\n", n_ms);
   fmt::print("  runc container (runc.v2 shim)      {:7.1f} ms\n", c_ms);
   fmt::print("  ratio {:.2f}x (target <= 0.5x)\n", n_ms / c_ms);
+
+  {
+    auto dir = testing::TempDir::create("bench-shim-apply");
+    if (!dir) die(dir.error().message());
+    FleetletdApply fleetletd(*containerd, dir->path(), "shimbench-apply",
+                             images->busyboxOciTar().string());
+    fmt::print(
+        "\napply -> running through fleetletd (local API apply until containerd lists N "
+        "running tasks), median of {}:\n",
+        rounds);
+    fmt::print("{:>4}  {:>30}  {:>30}  {:>6}\n", "N", "native (fleetlet shim) ms",
+               "container (runc.v2 shim) ms", "ratio");
+    for (int n : {1, 20}) {
+      std::vector<double> ours, go;
+      const int samples = n == 1 ? rounds : std::max(1, rounds / 2);
+      for (int i = 0; i < samples; ++i) {
+        ours.push_back(fleetletd.applyMs(n, true));
+        go.push_back(fleetletd.applyMs(n, false));
+      }
+      fmt::print("{:>4}  {:>30.1f}  {:>30.1f}  {:>5.2f}x\n", n, medianMs(ours), medianMs(go),
+                 medianMs(ours) / medianMs(go));
+    }
+  }
   // The tasks' cgroups went with them; their namespace's parents stay (as runc's do).
   std::error_code ec;
   for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec)) {
