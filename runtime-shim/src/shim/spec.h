@@ -24,7 +24,7 @@ namespace fleetlet::shim {
 //               device allow-list;
 //   kContained  + its own network, IPC and UTS namespaces (loopback only unless the spec
 //               names a network namespace path).
-enum class SandboxLevel { kProcess, kSandboxed, kContained };
+enum class SandboxLevel : std::uint8_t { kProcess, kSandboxed, kContained };
 std::string_view toString(SandboxLevel level);
 
 struct Rlimit {

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -91,7 +92,7 @@ class TaskService {
   ttrpc::RpcResult<void> exec(const task::ExecProcessRequest& r);
 
  private:
-  enum class Phase { kNone, kCreated, kRunning, kStopped, kDeleted };
+  enum class Phase : std::uint8_t { kNone, kCreated, kRunning, kStopped, kDeleted };
   struct ExecProcess {
     NativeSpec spec;  // the app's, with the exec's program and user
     task::ExecProcessRequest request;

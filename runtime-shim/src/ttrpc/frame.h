@@ -25,7 +25,7 @@ namespace fleetlet::ttrpc {
 inline constexpr std::size_t kHeaderSize = 10;
 inline constexpr std::uint32_t kMaxMessageSize = 4u << 20;
 // How much one recv() on a ttrpc socket asks for.
-inline constexpr std::size_t kReadChunk = 64 * 1024;
+inline constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 
 enum class MessageType : std::uint8_t { kRequest = 1, kResponse = 2 };
 
