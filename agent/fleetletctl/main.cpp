@@ -6,6 +6,7 @@
 #include "cli/image_commands.h"
 #include "cli/manifest_commands.h"
 #include "log/log.h"
+#include "version/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
       "  fleetletctl status\n"
       "  fleetletctl events -f\n"
       "  fleetletctl manifest sign -f node.yaml --key fleet.key -o node.dsse.json\n"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetletctl"));
   app.require_subcommand(1);
   // Inherited by the commands added below: the global options may follow a command too.
   app.fallthrough();
