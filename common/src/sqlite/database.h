@@ -68,7 +68,9 @@ class Database {
   // Compiles one statement. Fails on a syntax error or unknown table/column.
   Result<Statement> prepare(std::string_view sql);
   // Starts a write transaction (BEGIN IMMEDIATE, so the write lock is taken now, not at the
-  // first write). Fails with kUnavailable when another connection holds it past the timeout.
+  // first write). Fails with kUnavailable when another connection holds it past the timeout,
+  // and with kInternal while a statement of this Database is stepped but neither done nor
+  // reset (its read snapshot would make the write fail without waiting, under load).
   Result<Transaction> begin();
 
   // The schema version (`PRAGMA user_version`).
