@@ -9,6 +9,7 @@
 
 #include "log/log.h"
 #include "service/blob_service.h"
+#include "version/version.h"
 
 namespace {
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "fleetlet-blobs — the blob service of a fleetlet node.\n\n"
       "  fleetlet-blobs --data-dir /var/lib/fleetlet/blobs --listen 127.0.0.1:4455\n"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetlet-blobs"));
   service::ServiceOptions options;
   std::string data_dir, max_blob_size = "0", quota = "0", log_level = "info";
   int64_t collect_ms = options.collect_interval.count();
