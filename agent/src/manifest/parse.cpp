@@ -159,7 +159,10 @@ Result<std::chrono::milliseconds> asDuration(const Json& v, const std::string& p
 
 // An absolute path without NUL, "." or ".." components, normalized ("/data/" -> "/data").
 Result<std::string> asAbsolutePath(const Json& v, const std::string& path) {
-  FLEETLET_ASSIGN_OR_RETURN(auto s, asString(v, path));
+  // The string is read where it lies: moved out of asString's Result, a short one trips GCC 12's
+  // -Wmaybe-uninitialized at -O3 (a false positive on the small-string buffer).
+  FLEETLET_RETURN_IF_ERROR(asString(v, path));
+  const auto& s = v.get_ref<const std::string&>();
   if (!s.starts_with('/')) return fieldError(path, "{} is not an absolute path", quote(s));
   for (const auto& part : std::filesystem::path(s)) {
     if (part == "." || part == "..") {
