@@ -166,8 +166,9 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   for (const auto& [key, value] : inputs.extra_env) setEnv(env, key, value);
   for (const auto& [key, value] : app.env) setEnv(env, key, value);
 
-  std::string cwd = !app.working_dir.empty() ? app.working_dir : image.working_dir;
-  if (cwd.empty()) cwd = "/";
+  // Built in one go: assigning "/" afterwards trips GCC 12's false -Wrestrict at -O3.
+  const std::string& chosen_cwd = !app.working_dir.empty() ? app.working_dir : image.working_dir;
+  const std::string cwd = chosen_cwd.empty() ? std::string("/") : chosen_cwd;
 
   Json user;
   if (!app.user.empty()) {
