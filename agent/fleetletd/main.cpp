@@ -308,10 +308,18 @@ int main(int argc, char** argv) {
               .pull_min_bytes_per_second = cfg.pull_min_speed,
               .removed_log_retention = cfg.removed_log_retention,
               .networks = networks->get(),
-              .services = &service_links});
+              .services = &service_links,
+              .native_uids = store->get()});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
+  // Exec probes' output FIFOs go here (the prober needs the directory to exist).
+  if (std::error_code health_ec;
+      !std::filesystem::create_directories(cfg.data_dir / "health", health_ec) && health_ec) {
+    return fatal(fleetlet::Error(
+        fleetlet::ErrorCode::kInternal,
+        fmt::format("create {}: {}", (cfg.data_dir / "health").string(), health_ec.message())));
+  }
   fleetlet::health::ContainerProber prober(*conn, cfg.ns, cfg.data_dir / "health");
   fleetlet::health::SteadyClock health_clock;
   fleetlet::core::Agent* agent_ptr = nullptr;

@@ -242,6 +242,17 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
   field("Name", s.name);
   field("Runtime", s.runtime.empty() ? "-" : s.runtime);
   if (!s.image.empty()) field("Image", s.image);
+  if (s.runtime == "native" && detail.spec.is_object()) {
+    // The level the shim enforces: the manifest's, else the default (docs/runtimes.md).
+    std::string level = "sandboxed";
+    if (auto sb = detail.spec.find("sandbox"); sb != detail.spec.end() && sb->is_object()) {
+      level = sb->value("level", level);
+    }
+    if (auto exec = detail.spec.find("exec"); exec != detail.spec.end() && exec->is_object()) {
+      field("Exec", exec->value("path", std::string("-")));
+    }
+    field("Sandbox", level);
+  }
   field("State", s.state);
   field("Healthy", s.healthy ? "yes" : "no");
   field("Restarts", std::to_string(s.restarts));

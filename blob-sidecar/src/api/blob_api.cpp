@@ -224,7 +224,8 @@ Response remoteFailure(const Error& error) {
 
 }  // namespace
 
-BlobApi::BlobApi(store::BlobStore& store, ApiOptions options) : store_(store), options_(options) {}
+BlobApi::BlobApi(store::BlobStore& store, ApiOptions options)
+    : store_(store), options_(options), upload_gate_(options.concurrent_uploads) {}
 
 Status BlobApi::registerRoutes(http::Server& server) {
   http::RouteOptions upload_options;
@@ -256,6 +257,8 @@ Task<Response> BlobApi::upload(Request& request) {
     }
     expected = blob_bound;
   }
+  // Before any buffer is allocated: the gate bounds what uploads in flight keep resident.
+  UploadGate::Slot slot = co_await upload_gate_.enter();
   auto begin = [this, expected] { return store_.beginUpload(expected); };
   auto started = co_await request.offload(std::move(begin));
   if (!started) co_return http::errorResponse(started.error());

@@ -111,6 +111,13 @@ Result<Database> Database::open(const std::filesystem::path& path, Migrations mi
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
+  if (options.cache_kib > 0) {
+    std::string pragma = fmt::format("PRAGMA cache_size=-{}", options.cache_kib);
+    rc = sqlite3_exec(raw, pragma.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return std::unexpected(sqliteError(raw, rc, pragma).wrap("open database {}", path.string()));
+    }
+  }
 
   Database database(std::move(db), path);
   auto wrap = [&](const Error& e) {

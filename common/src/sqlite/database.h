@@ -38,6 +38,10 @@ struct OpenOptions {
   // How long a statement waits for a lock held by another connection before failing with
   // kUnavailable.
   std::chrono::milliseconds busy_timeout{5000};
+  // The connection's page cache (PRAGMA cache_size) in KiB; 0 keeps SQLite's default (2 MiB).
+  // Every connection has its own, filled as pages are touched: the kernel's page cache holds
+  // the file anyway, so small services keep this small.
+  int cache_kib = 0;
 };
 
 // The schema as an ordered list of SQL scripts. Script i (0-based) brings the database from
