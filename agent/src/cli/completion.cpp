@@ -83,9 +83,10 @@ std::string descentArms(const std::vector<CommandNode>& tree, bool zsh) {
     if (node.path.empty()) continue;
     const std::string parent = node.path.substr(0, node.path.rfind('/'));
     std::vector<std::string> patterns;
-    for (const auto& name : node.names) patterns.push_back(parent + "/" + name);
-    out += fmt::format("      {}{}{}) cmdpath={} ;;\n", zsh ? "(" : "", join(patterns, "|"),
-                       zsh ? "" : "", node.path);
+    patterns.reserve(node.names.size());
+    for (const auto& name : node.names) patterns.push_back(fmt::format("{}/{}", parent, name));
+    out +=
+        fmt::format("      {}{}) cmdpath={} ;;\n", zsh ? "(" : "", join(patterns, "|"), node.path);
   }
   return out;
 }
@@ -148,7 +149,7 @@ std::string zshCompletion(const CLI::App& app, std::string_view program) {
       program, fn, descentArms(tree, true), words);
 }
 
-void addCompletionCommand(CLI::App& app, std::string program, std::function<int()>& action) {
+void addCompletionCommand(CLI::App& app, const std::string& program, std::function<int()>& action) {
   auto shell = std::make_shared<std::string>();
   auto* completion = app.add_subcommand(
       "completion", "Print a shell completion script: source <(" + program + " completion bash)");

@@ -22,6 +22,6 @@ std::string bashCompletion(const CLI::App& app, std::string_view program);
 std::string zshCompletion(const CLI::App& app, std::string_view program);
 
 // Adds `completion bash|zsh`, which prints the script for `app` on stdout.
-void addCompletionCommand(CLI::App& app, std::string program, std::function<int()>& action);
+void addCompletionCommand(CLI::App& app, const std::string& program, std::function<int()>& action);
 
 }  // namespace fleetlet::cli

@@ -1,5 +1,6 @@
 #include "logship/tailer.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,8 +110,10 @@ bool LogTailer::full(const std::vector<Message>& out) const {
 
 void LogTailer::emit(Pending& p, logs::Stream stream, bool last, std::vector<Message>& out) {
   Message m;
-  m.key = p.part.file + ":" + std::to_string(p.part.offset);
-  if (p.part_skip > 0) m.key += "+" + std::to_string(p.part_skip);
+  // fmt rather than "+" + std::to_string(): GCC 12 at -O3 reports a false -Wrestrict inside
+  // operator+(const char*, std::string&&).
+  m.key = fmt::format("{}:{}", p.part.file, p.part.offset);
+  if (p.part_skip > 0) m.key += fmt::format("+{}", p.part_skip);
   m.time = p.time;
   m.stream = stream;
   m.text = std::move(p.text);

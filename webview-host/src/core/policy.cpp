@@ -1,5 +1,7 @@
 #include "core/policy.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -117,10 +119,13 @@ Result<std::optional<ServiceRoute>> serviceRouteOf(std::string_view path_and_que
     return fail(ErrorCode::kInvalidArgument,
                 "unknown service \"{}\" (expected events, blobs or logs)", service);
   }
-  std::string path(slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash));
-  if (path.starts_with('?')) path.insert(0, "/");
+  // Formatted, not built with insert() and "/" + ...: GCC 12 at -O3 reports a false
+  // -Wrestrict inside those.
+  std::string_view tail =
+      slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  std::string path = fmt::format("{}{}", tail.starts_with('?') ? "/" : "", tail);
   std::string_view bare = std::string_view(path).substr(0, path.find('?'));
-  if (("/" + std::string(bare) + "/").find("/../") != std::string::npos ||
+  if (fmt::format("/{}/", bare).find("/../") != std::string::npos ||
       bare.find('%') != std::string_view::npos) {
     return fail(ErrorCode::kInvalidArgument, "service path \"{}\" is not a plain path", bare);
   }
