@@ -37,6 +37,9 @@ RUN_PKGS+=(nats-server)
 # runtime-shim/: the native sandbox's syscall filter; cgroups v1 metrics.proto for Stats
 # (also pulled in by golang-github-containerd-containerd-dev, listed for clarity).
 BUILD_PKGS+=(libseccomp-dev golang-github-containerd-cgroups-dev)
+# Metrics (docs/observability.md): promtool lints the expositions, a real Prometheus scrapes a
+# node in tests/agent/fleetletd/metrics_test.cpp.
+RUN_PKGS+=(prometheus)
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then

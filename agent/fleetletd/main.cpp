@@ -30,6 +30,7 @@
 #include "logship/cursor_store.h"
 #include "logship/ingest_listener.h"
 #include "logship/shipper.h"
+#include "monitoring/agent_metrics.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
@@ -66,6 +67,14 @@ std::vector<std::filesystem::path> cniBinDirs(std::vector<std::filesystem::path>
   return dirs;
 }
 
+// The firewall's counters of one app (netns and addresses left empty).
+fleetlet::core::AppNetworkStatus trafficOf(const fleetlet::cni::firewall::AttachmentCounters& c) {
+  auto copy = [](const fleetlet::cni::firewall::Counter& x) {
+    return fleetlet::core::AppNetworkStatus::Counter{.packets = x.packets, .bytes = x.bytes};
+  };
+  return {.egress = copy(c.egress), .ingress = copy(c.ingress), .dropped = copy(c.dropped)};
+}
+
 // What `describe app` shows of an app's network; nullopt when it is not attached.
 std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
     const fleetlet::network::AppNetworks& networks, const std::string& app) {
@@ -79,13 +88,21 @@ std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
     return out;
   }
   if (auto it = counters->find(app); it != counters->end()) {
-    auto copy = [](const fleetlet::cni::firewall::Counter& c) {
-      return fleetlet::core::AppNetworkStatus::Counter{.packets = c.packets, .bytes = c.bytes};
-    };
-    out.egress = copy(it->second.egress);
-    out.ingress = copy(it->second.ingress);
-    out.dropped = copy(it->second.dropped);
+    auto traffic = trafficOf(it->second);
+    out.egress = traffic.egress;
+    out.ingress = traffic.ingress;
+    out.dropped = traffic.dropped;
   }
+  return out;
+}
+
+// Every attached app's firewall counters (for metrics).
+fleetlet::Result<std::map<std::string, fleetlet::core::AppNetworkStatus>> allTraffic(
+    const fleetlet::network::AppNetworks& networks) {
+  auto counters = networks.counters();
+  if (!counters) return std::unexpected(counters.error());
+  std::map<std::string, fleetlet::core::AppNetworkStatus> out;
+  for (const auto& [app, c] : *counters) out[app] = trafficOf(c);
   return out;
 }
 
@@ -131,6 +148,17 @@ class HealthTargets {
   std::map<std::string, fleetlet::health::Target> targets_;  // guarded by mu_
 };
 
+// The cloud source's counters as fleetlet_cloud_polls_total's results.
+std::map<std::string, int64_t> cloudPolls(const fleetlet::cloud::SourceCounters& c) {
+  const int64_t unchanged =
+      std::max<int64_t>(0, c.polls - c.not_modified - c.applied - c.refused - c.failures);
+  return {{"not_modified", c.not_modified},
+          {"applied", c.applied},
+          {"unchanged", unchanged},
+          {"refused", c.refused},
+          {"failed", c.failures}};
+}
+
 int fatal(const fleetlet::Error& e) {
   spdlog::critical("{}", e.message());
   return 1;
@@ -165,6 +193,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> cni_bin_dirs;
   std::string display, webview_binary;
   std::optional<bool> ship_logs;
+  std::string metrics_listen;
   app.add_option("--config", config_file, "YAML config file (flags override it)");
   app.add_option("--containerd", containerd,
                  "containerd's gRPC socket [" + defaults.containerd + "]");
@@ -227,6 +256,9 @@ int main(int argc, char** argv) {
   app.add_option("--display", display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
+                 "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig cfg = defaults;
@@ -262,6 +294,16 @@ int main(int argc, char** argv) {
   }
   if (!display.empty()) cfg.display = display;
   if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
+  if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
+  std::optional<std::pair<std::string, uint16_t>> metrics_address;
+  if (!cfg.metrics_listen.empty()) {
+    auto parsed = fleetlet::api::parseListenAddress(cfg.metrics_listen);
+    if (!parsed) {
+      fmt::print(stderr, "fleetletd: --metrics-listen: {}\n", parsed.error().message());
+      return 2;
+    }
+    metrics_address = *parsed;
+  }
   cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
   if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
   if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
@@ -378,6 +420,32 @@ int main(int argc, char** argv) {
   spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
                (*executor)->network().name, (*executor)->network().plugins.size(),
                cfg.netns_dir.string());
+  // Metrics (docs/observability.md): counters fed as fleetletd works, the rest read per scrape.
+  fleetlet::core::Agent* agent_ptr = nullptr;
+  std::unique_ptr<fleetlet::cloud::StatusOutbox> outbox;
+  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
+  fleetlet::monitoring::AgentMetrics metrics(
+      {.apps = [&agent_ptr]() -> fleetlet::Result<std::vector<fleetlet::core::AppStatus>> {
+         if (agent_ptr == nullptr) return std::vector<fleetlet::core::AppStatus>{};
+         return agent_ptr->apps();
+       },
+       .task_metrics =
+           [&conn, ns = cfg.ns] {
+             return fleetlet::containerd::TaskService(*conn, {.ns = ns})
+                 .metrics(std::chrono::seconds(5));
+           },
+       .network = [&networks] { return allTraffic(**networks); },
+       .outbox = [&outbox]() -> fleetlet::Result<std::pair<int64_t, int64_t>> {
+         if (!outbox) return std::pair<int64_t, int64_t>{0, 0};
+         return outbox->pending();
+       },
+       .cloud_polls =
+           [&cloud] {
+             std::map<std::string, int64_t> out;
+             if (!cloud) return out;
+             return cloudPolls(cloud->counters());
+           },
+       .data_dir = cfg.data_dir});
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
@@ -391,13 +459,14 @@ int main(int argc, char** argv) {
               .pull_min_bytes_per_second = cfg.pull_min_speed,
               .removed_log_retention = cfg.removed_log_retention,
               .networks = networks->get(),
-              .services = &service_links});
+              .services = &service_links,
+              .on_pull = [&metrics](const fleetlet::Status& outcome,
+                                    int64_t bytes) { metrics.pulled(outcome, bytes); }});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
   fleetlet::health::ContainerProber prober(*conn, cfg.ns, cfg.data_dir / "health");
   fleetlet::health::SteadyClock health_clock;
-  fleetlet::core::Agent* agent_ptr = nullptr;
   fleetlet::health::HealthMonitor monitor(
       prober, health_clock,
       {.on_unhealthy =
@@ -418,7 +487,6 @@ int main(int argc, char** argv) {
     return fatal(node_id.error());
   }
   // Status reports: node events are queued in the outbox as they happen (docs/cloud.md).
-  std::unique_ptr<fleetlet::cloud::StatusOutbox> outbox;
   if (!cfg.cloud.status_url.empty()) {
     auto opened = fleetlet::cloud::StatusOutbox::open(cfg.data_dir / "status.db");
     if (!opened) return fatal(opened.error().wrap("status reports"));
@@ -466,8 +534,9 @@ int main(int argc, char** argv) {
            [&outbox](const fleetlet::core::NodeEvent& e) {
              if (outbox) fleetlet::cloud::queueEvent(*outbox, e);
            },
-       .image_digest =
-           [&runtime](const std::string& image) { return runtime.imageDigest(image); }});
+       .image_digest = [&runtime](const std::string& image) { return runtime.imageDigest(image); },
+       .on_worked = [&metrics](const std::string& a,
+                               std::chrono::nanoseconds took) { metrics.worked(a, took); }});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {
     webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
@@ -495,9 +564,21 @@ int main(int argc, char** argv) {
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
   if (webview) webview->setDesired(agent.reconciler().desired());
 
-  auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
+  const fleetlet::api::MetricsEndpoints metrics_endpoints{
+      .exposition = [&metrics] { return metrics.render(metrics.sample()); },
+      .top = [&metrics] { return fleetlet::monitoring::AgentMetrics::toJson(metrics.sample()); }};
+  auto api = fleetlet::api::ApiServer::start(
+      agent, {.socket_path = cfg.api_socket, .routes = {.metrics = metrics_endpoints}});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
   spdlog::info("local API on {}", cfg.api_socket.string());
+  std::unique_ptr<fleetlet::api::MetricsServer> metrics_server;
+  if (metrics_address) {
+    auto started = fleetlet::api::MetricsServer::start(metrics_endpoints, metrics_address->first,
+                                                       metrics_address->second);
+    if (!started) return fatal(started.error());
+    metrics_server = std::move(*started);
+    spdlog::info("metrics listening on {}", metrics_server->address());
+  }
 
   auto events = fleetlet::containerd::EventSubscription::start(
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
@@ -518,7 +599,6 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
-  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
   if (!cfg.cloud.manifest_url.empty()) {
     cloud = fleetlet::cloud::startManifestSource(
         cfg.cloud, *node_id,
@@ -552,6 +632,7 @@ int main(int argc, char** argv) {
   webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
+  if (metrics_server) metrics_server->stop();
   monitor.stop();
   source.reset();
   cloud.reset();

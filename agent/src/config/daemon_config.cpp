@@ -276,6 +276,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
         FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
         base.cni_bin_dirs.emplace_back(s);
       }
+    } else if (key == "metricsListen") {
+      FLEETLET_ASSIGN_OR_RETURN(base.metrics_listen, scalar<std::string>(v, key, file));
     } else if (key == "display") {
       FLEETLET_ASSIGN_OR_RETURN(base.display, scalar<std::string>(v, key, file));
     } else if (key == "webview") {

@@ -81,6 +81,9 @@ struct DaemonConfig {
   std::string display;
   std::filesystem::path webview_binary;
   std::vector<std::string> webview_args;  // extra fleetlet-webview flags
+  // metricsListen: GET /metrics alone on a TCP listener, "PORT" (127.0.0.1), "ADDR:PORT" or
+  // "[V6ADDR]:PORT"; empty: only on the API socket (docs/observability.md).
+  std::string metrics_listen;
   // node.id; empty: the first line of node_id_file.
   std::string node_id;
   std::filesystem::path node_id_file = "/etc/machine-id";
@@ -99,7 +102,8 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
 // desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
 // pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
-// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), node.id,
+// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), metricsListen,
+// node.id,
 // trust.{keys, threshold,
 // allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
 // timeout, maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative

@@ -44,6 +44,9 @@ struct ContainerdRuntimeOptions {
   // The node services on isolated apps' localhost (docs/services.md); null: none handed over
   // (apps still get the AX_* variables, pointing at the services' host listeners).
   services::ServiceLinks* services = nullptr;
+  // A pull ended (an image already present is no pull): its outcome and the layer bytes it
+  // transferred (0 on failure). Called from the pulling thread.
+  std::function<void(const Status& outcome, int64_t fetched_bytes)> on_pull;
 };
 
 class ContainerdRuntime : public ContainerRuntime {
