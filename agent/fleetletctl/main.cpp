@@ -5,6 +5,7 @@
 #include "cli/command_line.h"
 #include "cli/image_commands.h"
 #include "cli/manifest_commands.h"
+#include "cli/top_command.h"
 #include "log/log.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
       "  fleetletctl restart camera\n"
       "  fleetletctl status\n"
       "  fleetletctl events -f\n"
+      "  fleetletctl top\n"
       "  fleetletctl manifest sign -f node.yaml --key fleet.key -o node.dsse.json\n"};
   app.require_subcommand(1);
   // Inherited by the commands added below: the global options may follow a command too.
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   fleetlet::cli::Action action;
   fleetlet::cli::addImageCommands(app, flags, action);
   fleetlet::cli::addAppCommands(app, api_flags, action);
+  fleetlet::cli::addTopCommand(app, api_flags, action);
   fleetlet::cli::addManifestCommands(app, action);
   if (auto exit_code = fleetlet::cli::parseCommandLine(app, argc, argv)) return *exit_code;
   if (auto st = fleetlet::setupLogging("fleetletctl", log_level); !st) {

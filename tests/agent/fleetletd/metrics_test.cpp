@@ -119,6 +119,21 @@ TEST_F(MetricsTest, AnAppsMemoryCpuLimitsAndRestartsShowInMetrics) {
   EXPECT_TRUE(valueOf(second, "fleetlet_node_disk_free_bytes{path=\"" + dataDir().string() + "\"}"))
       << second;
 
+  // fleetletctl top against the same node: hog's CPU share (under its quota) and memory
+  // against its limit.
+  auto top = runCommand({FLEETLETCTL_PATH, "--api-socket", (dir_->path() / "api.sock").string(),
+                         "top", "--interval", "1"});
+  ASSERT_TRUE(top) << top.error().message();
+  EXPECT_TRUE(top->status.success()) << top->err;
+  std::string hog_row;
+  std::istringstream rows(top->out);
+  for (std::string row; std::getline(rows, row);) {
+    if (row.starts_with("hog ")) hog_row = row;
+  }
+  EXPECT_NE(hog_row.find(" running "), std::string::npos) << top->out;
+  EXPECT_NE(hog_row.find("MiB/64.0MiB"), std::string::npos) << top->out;
+  EXPECT_NE(hog_row.find('%'), std::string::npos) << top->out;
+
   auto lint = runCommand({.argv = {"promtool", "check", "metrics"},
                           .input = second,
                           .timeout = std::chrono::seconds(60)});
