@@ -12,21 +12,12 @@
 #include "fleetletd_fixture.h"
 #include "os/child_process.h"
 #include "os/unique_fd.h"
+#include "support/promtool.h"
 
 namespace fleetlet::fleetletd_testing {
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
-
-// The value of the sample `series` (name and labels exactly as exposed), if present.
-std::optional<double> valueOf(const std::string& exposition, const std::string& series) {
-  const std::string head = "\n" + series + " ";
-  auto at = ("\n" + exposition).find(head);
-  if (at == std::string::npos) return std::nullopt;
-  at += head.size() - 1;  // the "\n" prepended above
-  auto end = exposition.find('\n', at);
-  return std::strtod(exposition.substr(at, end - at).c_str(), nullptr);
-}
 
 // A TCP port free on 127.0.0.1 a moment ago, for Prometheus, which cannot report a port it
 // chose itself.
@@ -80,8 +71,9 @@ TEST_F(MetricsTest, AnAppsMemoryCpuLimitsAndRestartsShowInMetrics) {
   ASSERT_TRUE(testing::waitFor(
       [&] {
         auto m = scrape();
-        return valueOf(m, "fleetlet_app_memory_bytes{app=\"hog\"}").value_or(0) >= 16 * kMiB &&
-               valueOf(m, "fleetlet_app_restarts_total{app=\"crash\",reason=\"exit\"}")
+        return testing::sampleValue(m, "fleetlet_app_memory_bytes{app=\"hog\"}").value_or(0) >=
+                   16 * kMiB &&
+               testing::sampleValue(m, "fleetlet_app_restarts_total{app=\"crash\",reason=\"exit\"}")
                        .value_or(0) >= 1;
       },
       90s))
@@ -94,29 +86,37 @@ TEST_F(MetricsTest, AnAppsMemoryCpuLimitsAndRestartsShowInMetrics) {
   const auto second = scrape();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const double memory = valueOf(second, "fleetlet_app_memory_bytes{app=\"hog\"}").value_or(-1);
+  const double memory =
+      testing::sampleValue(second, "fleetlet_app_memory_bytes{app=\"hog\"}").value_or(-1);
   EXPECT_GE(memory, 16 * kMiB) << second;
   EXPECT_LT(memory, 16 * kMiB + 8 * kMiB) << second;  // the shell and its page tables
-  EXPECT_GE(valueOf(second, "fleetlet_app_memory_max_bytes{app=\"hog\"}").value_or(-1), memory);
-  EXPECT_EQ(valueOf(second, "fleetlet_app_memory_limit_bytes{app=\"hog\"}"), 64 * kMiB);
-  EXPECT_EQ(valueOf(second, "fleetlet_app_pids_limit{app=\"hog\"}"), 32);
-  const double pids = valueOf(second, "fleetlet_app_pids{app=\"hog\"}").value_or(-1);
+  EXPECT_GE(testing::sampleValue(second, "fleetlet_app_memory_max_bytes{app=\"hog\"}").value_or(-1),
+            memory);
+  EXPECT_EQ(testing::sampleValue(second, "fleetlet_app_memory_limit_bytes{app=\"hog\"}"),
+            64 * kMiB);
+  EXPECT_EQ(testing::sampleValue(second, "fleetlet_app_pids_limit{app=\"hog\"}"), 32);
+  const double pids = testing::sampleValue(second, "fleetlet_app_pids{app=\"hog\"}").value_or(-1);
   EXPECT_GE(pids, 1);
   EXPECT_LE(pids, 2);
   // CPU: the spinning shell gets at most its quota of half a CPU; it gets some of it even on a
   // busy machine. The bounds are loose on the low side only.
-  const double burned = valueOf(second, "fleetlet_app_cpu_seconds_total{app=\"hog\"}").value_or(0) -
-                        valueOf(first, "fleetlet_app_cpu_seconds_total{app=\"hog\"}").value_or(0);
+  const double burned =
+      testing::sampleValue(second, "fleetlet_app_cpu_seconds_total{app=\"hog\"}").value_or(0) -
+      testing::sampleValue(first, "fleetlet_app_cpu_seconds_total{app=\"hog\"}").value_or(0);
   EXPECT_GT(burned / wall, 0.05) << burned << " s of CPU in " << wall << " s";
   EXPECT_LT(burned / wall, 0.5 * 1.15) << burned << " s of CPU in " << wall << " s";
-  EXPECT_EQ(valueOf(second, "fleetlet_app_state{app=\"hog\",state=\"running\"}"), 1) << second;
-  EXPECT_EQ(valueOf(second, "fleetlet_app_healthy{app=\"hog\"}"), 1);
-  EXPECT_EQ(valueOf(second, "fleetlet_containerd_up"), 1);
+  EXPECT_EQ(testing::sampleValue(second, "fleetlet_app_state{app=\"hog\",state=\"running\"}"), 1)
+      << second;
+  EXPECT_EQ(testing::sampleValue(second, "fleetlet_app_healthy{app=\"hog\"}"), 1);
+  EXPECT_EQ(testing::sampleValue(second, "fleetlet_containerd_up"), 1);
   // fleetletd's own work: the busybox image was pulled into this test's fresh containerd.
-  EXPECT_GE(valueOf(second, "fleetlet_image_pulls_total{result=\"ok\"}").value_or(0), 1);
-  EXPECT_GT(valueOf(second, "fleetlet_image_pull_bytes_total").value_or(0), 0);
-  EXPECT_GE(valueOf(second, "fleetlet_reconcile_passes_total{kind=\"app\"}").value_or(0), 2);
-  EXPECT_TRUE(valueOf(second, "fleetlet_node_disk_free_bytes{path=\"" + dataDir().string() + "\"}"))
+  EXPECT_GE(testing::sampleValue(second, "fleetlet_image_pulls_total{result=\"ok\"}").value_or(0),
+            1);
+  EXPECT_GT(testing::sampleValue(second, "fleetlet_image_pull_bytes_total").value_or(0), 0);
+  EXPECT_GE(
+      testing::sampleValue(second, "fleetlet_reconcile_passes_total{kind=\"app\"}").value_or(0), 2);
+  EXPECT_TRUE(testing::sampleValue(
+      second, "fleetlet_node_disk_free_bytes{path=\"" + dataDir().string() + "\"}"))
       << second;
 
   // fleetletctl top against the same node: hog's CPU share (under its quota) and memory
@@ -134,11 +134,7 @@ TEST_F(MetricsTest, AnAppsMemoryCpuLimitsAndRestartsShowInMetrics) {
   EXPECT_NE(hog_row.find("MiB/64.0MiB"), std::string::npos) << top->out;
   EXPECT_NE(hog_row.find('%'), std::string::npos) << top->out;
 
-  auto lint = runCommand({.argv = {"promtool", "check", "metrics"},
-                          .input = second,
-                          .timeout = std::chrono::seconds(60)});
-  ASSERT_TRUE(lint) << "promtool (Debian package prometheus): " << lint.error().message();
-  EXPECT_TRUE(lint->status.success()) << lint->out << lint->err << "\n" << second;
+  EXPECT_EQ(testing::promtoolProblems(second), "") << second;
 }
 
 TEST_F(MetricsTest, PrometheusScrapesTheMetricsListener) {

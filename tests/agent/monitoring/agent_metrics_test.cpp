@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "os/child_process.h"
+#include "support/promtool.h"
 
 namespace fleetlet::monitoring {
 namespace {
@@ -13,17 +13,6 @@ using namespace std::chrono_literals;
 
 bool hasLine(const std::string& text, const std::string& line) {
   return text.find("\n" + line + "\n") != std::string::npos || text.starts_with(line + "\n");
-}
-
-// promtool from Debian's `prometheus` package: its `check metrics` lints an exposition read on
-// stdin and exits 0 when it is valid and follows the naming conventions.
-CommandOutput promtoolCheck(const std::string& exposition) {
-  auto out = runCommand({.argv = {"promtool", "check", "metrics"},
-                         .input = exposition,
-                         .timeout = std::chrono::seconds(60)});
-  EXPECT_TRUE(out) << "promtool (Debian package prometheus, hack/install-deps.sh): "
-                   << out.error().message();
-  return out ? *out : CommandOutput{};
 }
 
 core::AppStatus app(std::string name, std::string container_id, std::string state = "running") {
@@ -106,8 +95,7 @@ TEST_F(AgentMetricsTest, AppsCarryTheirCgroupUsageRestartsHealthAndTraffic) {
   // An app without a task has no usage series; a container that is no app's is not shown.
   EXPECT_EQ(text.find("fleetlet_app_memory_bytes{app=\"waiting\"}"), std::string::npos);
   EXPECT_EQ(text.find("stranger"), std::string::npos);
-  auto lint = promtoolCheck(text);
-  EXPECT_TRUE(lint.status.success()) << lint.out << lint.err << "\n" << text;
+  EXPECT_EQ(testing::promtoolProblems(text), "") << text;
 }
 
 TEST_F(AgentMetricsTest, ContainerdDownIsZeroAndLeavesOutUsageButNotStatus) {
@@ -151,8 +139,7 @@ TEST_F(AgentMetricsTest, NodeAndCountersAreAlwaysThereAndPassTheLinter) {
         "process_resident_memory_bytes ", "fleetlet_metrics_sample_seconds "}) {
     EXPECT_NE(text.find(std::string("\n") + family), std::string::npos) << family << "\n" << text;
   }
-  auto lint = promtoolCheck(text);
-  EXPECT_TRUE(lint.status.success()) << lint.out << lint.err << "\n" << text;
+  EXPECT_EQ(testing::promtoolProblems(text), "") << text;
 }
 
 TEST_F(AgentMetricsTest, TopJsonHasTheAppsUsageAndTheNode) {
