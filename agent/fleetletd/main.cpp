@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "health/clock.h"
 #include "health/container_prober.h"
 #include "health/health_monitor.h"
+#include "http/client.h"
 #include "log/log.h"
 #include "logs/task_io.h"
 #include "logship/console_sink.h"
@@ -31,6 +33,7 @@
 #include "logship/ingest_listener.h"
 #include "logship/shipper.h"
 #include "monitoring/agent_metrics.h"
+#include "monitoring/alerts.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
@@ -295,6 +298,15 @@ int main(int argc, char** argv) {
   if (!display.empty()) cfg.display = display;
   if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
   if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
+  std::vector<fleetlet::monitoring::AlertRule> alert_rules;
+  for (const auto& text : cfg.alerts.rules) {
+    auto rule = fleetlet::monitoring::parseAlertRule(text);
+    if (!rule) {
+      fmt::print(stderr, "fleetletd: alerts: {}\n", rule.error().message());
+      return 2;
+    }
+    alert_rules.push_back(std::move(*rule));
+  }
   std::optional<std::pair<std::string, uint16_t>> metrics_address;
   if (!cfg.metrics_listen.empty()) {
     auto parsed = fleetlet::api::parseListenAddress(cfg.metrics_listen);
@@ -609,6 +621,48 @@ int main(int argc, char** argv) {
         },
         [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
   }
+  // Alerts (docs/observability.md): readings every alerts.interval; each raise, continue and
+  // fall is a node event ("alert"), so it reaches `fleetletctl events` and the status reports.
+  std::jthread alerts;
+  if (!alert_rules.empty()) {
+    alerts = std::jthread([&, rules = std::move(alert_rules)](const std::stop_token& stop) {
+      fleetlet::monitoring::AlertReadings readings;
+      fleetlet::monitoring::AlertEvaluator evaluator(
+          rules, std::chrono::duration_cast<std::chrono::seconds>(cfg.alerts.continue_every));
+      fleetlet::http::Client events_client({.total_timeout = std::chrono::seconds(5)});
+      const std::string publish_url =
+          cfg.alerts.events_url.empty() ? "" : cfg.alerts.events_url + "/api/v1/events/publish";
+      std::mutex mu;
+      std::condition_variable_any cv;
+      while (!stop.stop_requested()) {
+        const auto now = std::chrono::system_clock::now();
+        readings.observe(metrics.sample(), now);
+        for (const auto& e : evaluator.evaluate(
+                 now, [&readings](const auto& rule) { return readings.values(rule); })) {
+          agent.externalEvent(
+              e.subject, "alert",
+              fmt::format("{} {}", fleetlet::monitoring::toString(e.phase), e.message));
+          if (publish_url.empty()) continue;
+          // Best effort: an event service that is down misses the alert (the node event and
+          // the status report keep it).
+          fleetlet::http::ClientRequest request{
+              .method = "POST",
+              .url = publish_url,
+              .body = fleetlet::monitoring::alertPublishBody(e, node_id.value_or(""))};
+          request.headers.add("Content-Type", "application/json");
+          auto sent = events_client.send(request);
+          if (!sent || sent->status / 100 != 2) {
+            spdlog::warn("alerts: publish to {}: {}", publish_url,
+                         sent ? fmt::format("HTTP {}", sent->status) : sent.error().message());
+          }
+        }
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, stop, cfg.alerts.interval, [] { return false; });
+      }
+    });
+    spdlog::info("alerts: {} rules, evaluated every {} ms", cfg.alerts.rules.size(),
+                 cfg.alerts.interval.count());
+  }
   std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
   if (outbox)
     reporter = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id, *outbox, agent);
@@ -629,6 +683,7 @@ int main(int argc, char** argv) {
   });
   auto ran = agent.run();
   run_returned.set_value();
+  alerts = {};          // it reads the agent and records into it
   webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();

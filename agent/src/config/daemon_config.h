@@ -22,6 +22,16 @@ struct CloudTls {
   std::vector<std::string> pinned_public_keys;
 };
 
+// alerts: threshold rules on node and app metrics (docs/observability.md, "Alerts").
+struct AlertsConfig {
+  std::chrono::milliseconds interval{10000};        // readings taken and rules evaluated
+  std::chrono::milliseconds continue_every{60000};  // a raised alert is repeated this often
+  std::vector<std::string> rules;                   // "app cpu > 90% for 60s", ...
+  // The event service's base URL (fleetlet-streams' host listener, http://127.0.0.1:4454):
+  // each alert event is published there too (semantics fleetlet.alert); empty: not published.
+  std::string events_url;
+};
+
 // cloud: where the node's desired state comes from and where its status goes (docs/cloud.md).
 struct CloudConfig {
   std::string manifest_url;  // may contain {node}; empty: no cloud
@@ -94,6 +104,7 @@ struct DaemonConfig {
   int trust_threshold = 1;
   bool allow_unsigned_local = false;
   CloudConfig cloud;
+  AlertsConfig alerts;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -105,10 +116,11 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), metricsListen,
 // node.id,
 // trust.{keys, threshold,
-// allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
-// timeout, maxManifestBytes, tls.{cert, key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative
-// file names are relative to the config file's folder. Unknown keys and wrong types are
-// kInvalidArgument naming the key and the file; a missing file is kNotFound.
+// allowUnsigned}, alerts.{interval, continueEvery, rules (list), eventsUrl}, cloud.{manifestUrl,
+// statusUrl, statusMethod, statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert,
+// key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative file names are relative to the config
+// file's folder. Unknown keys and wrong types are kInvalidArgument naming the key and the file; a
+// missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 
 // This node's id: node.id, else the first line of node_id_file. kNotFound/kInvalidArgument

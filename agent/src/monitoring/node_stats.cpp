@@ -16,20 +16,6 @@ namespace {
 constexpr std::array<std::string_view, 8> kCpuModes = {"user",   "nice", "system",  "idle",
                                                        "iowait", "irq",  "softirq", "steal"};
 
-std::vector<std::string_view> fields(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t at = 0;
-  while (at < line.size()) {
-    auto start = line.find_first_not_of(' ', at);
-    if (start == std::string_view::npos) break;
-    auto end = line.find(' ', start);
-    if (end == std::string_view::npos) end = line.size();
-    out.push_back(line.substr(start, end - start));
-    at = end;
-  }
-  return out;
-}
-
 bool toNumber(std::string_view text, uint64_t& out) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size();
@@ -44,6 +30,20 @@ Result<std::string> slurp(const std::filesystem::path& file) {
 }
 
 }  // namespace
+
+std::vector<std::string_view> splitWords(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t at = 0;
+  while (at < line.size()) {
+    auto start = line.find_first_not_of(" \t", at);
+    if (start == std::string_view::npos) break;
+    auto end = line.find_first_of(" \t", start);
+    if (end == std::string_view::npos) end = line.size();
+    out.push_back(line.substr(start, end - start));
+    at = end;
+  }
+  return out;
+}
 
 double CpuTimes::total() const {
   double sum = 0;
@@ -62,7 +62,7 @@ Result<CpuTimes> parseProcStat(std::string_view text, long ticks_per_second) {
     auto line = text.substr(at, end - at);
     at = end + 1;
     if (!line.starts_with("cpu")) continue;
-    auto f = fields(line);
+    auto f = splitWords(line);
     if (f[0] != "cpu") {
       ++out.cpus;
       continue;
@@ -91,7 +91,7 @@ Result<MemoryInfo> parseMeminfo(std::string_view text) {
   while (at < text.size()) {
     auto end = text.find('\n', at);
     if (end == std::string_view::npos) end = text.size();
-    auto f = fields(text.substr(at, end - at));
+    auto f = splitWords(text.substr(at, end - at));
     at = end + 1;
     if (f.size() < 2) continue;
     uint64_t kib = 0;
@@ -116,14 +116,14 @@ Result<ProcessInfo> parseProcessStat(std::string_view stat, std::string_view sta
   if (close == std::string_view::npos || ticks_per_second <= 0) {
     return fail(ErrorCode::kInvalidArgument, "stat: malformed");
   }
-  auto f = fields(stat.substr(close + 1));
+  auto f = splitWords(stat.substr(close + 1));
   // After the name: state(3) ... utime(14) stime(15), i.e. indexes 11 and 12 here.
   uint64_t utime = 0;
   uint64_t stime = 0;
   if (f.size() < 13 || !toNumber(f[11], utime) || !toNumber(f[12], stime)) {
     return fail(ErrorCode::kInvalidArgument, "stat: no utime/stime");
   }
-  auto m = fields(statm.substr(0, statm.find('\n')));
+  auto m = splitWords(statm.substr(0, statm.find('\n')));
   uint64_t resident_pages = 0;
   if (m.size() < 2 || !toNumber(m[1], resident_pages)) {
     return fail(ErrorCode::kInvalidArgument, "statm: no resident size");

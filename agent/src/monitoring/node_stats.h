@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "error/error.h"
 
@@ -37,6 +38,9 @@ struct ProcessInfo {
   double cpu_seconds = 0;  // user + system
   uint64_t resident_bytes = 0;
 };
+
+// The words of `line`, split at runs of spaces and tabs (views into `line`).
+std::vector<std::string_view> splitWords(std::string_view line);
 
 // `text` of /proc/stat. kInvalidArgument when its "cpu" line is missing or malformed.
 Result<CpuTimes> parseProcStat(std::string_view text, long ticks_per_second);

@@ -198,5 +198,55 @@ TEST_F(MetricsTest, PrometheusScrapesTheMetricsListener) {
   EXPECT_EQ(stopped.term_signal, 0) << readFile(prom_dir / "prometheus.log");
 }
 
+TEST_F(MetricsTest, AlertsRaiseContinueAndFallAsNodeEvents) {
+  // fleetlet-streams on the host: alerts are published to its event service too.
+  startStreams();
+  const auto config = dir_->path() / "fleetletd.yaml";
+  std::ofstream(config) << "alerts:\n  interval: 1s\n  continueEvery: 2s\n"
+                           "  rules: [\"app memory > 10% of limit\"]\n"
+                           "  eventsUrl: http://127.0.0.1:"
+                        << streams_port_ << "\n";
+  startAgent({"--config", config.string()});
+  // 16 MiB of a 64 MiB limit: 25%, above the rule's 10%.
+  apply(manifest(1, busyboxApp("hog", "head -c 16777216 /dev/zero > /dev/shm/fill && sleep 1000",
+                               "    resources: {memory: 64Mi}\n")));
+  auto alerts = [&](const std::string& phase) {
+    size_t n = 0;
+    for (const auto& e : apiEvents(0)) {
+      if (e.value("kind", "") == "alert" && e.value("app", "") == "hog" &&
+          e.value("message", "").starts_with(phase + " app memory > 10% of limit: hog at ")) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  ASSERT_TRUE(testing::waitFor([&] { return alerts("continue") >= 1; }, 90s)) << agentLog();
+  // The app goes: its alert falls.
+  apply(manifest(2, busyboxApp("idle", "sleep 1000")));
+  ASSERT_TRUE(testing::waitFor([&] { return alerts("fall") == 1; }, 60s)) << agentLog();
+  std::this_thread::sleep_for(3s);  // more evaluations: nothing more about hog
+  EXPECT_EQ(alerts("raise"), 1U);
+  EXPECT_EQ(alerts("fall"), 1U);
+  // The event service got each of them as a fleetlet.alert event.
+  const std::string published = streamsEvents();
+  EXPECT_EQ(countOf(published, "\"semantics\":\"fleetlet.alert\""),
+            alerts("raise") + alerts("continue") + alerts("fall"))
+      << published;
+  EXPECT_EQ(countOf(published, "\"phase\":\"raise\""), 1U) << published;
+  EXPECT_EQ(countOf(published, "\"phase\":\"fall\""), 1U) << published;
+  // fleetletctl events shows them.
+  auto events = runCommand(
+      {FLEETLETCTL_PATH, "--api-socket", (dir_->path() / "api.sock").string(), "events"});
+  ASSERT_TRUE(events) << events.error().message();
+  bool listed = false;
+  std::istringstream lines_of(events->out);
+  for (std::string line; std::getline(lines_of, line);) {
+    listed = listed || (line.find(" hog ") != std::string::npos &&
+                        line.find(" alert ") != std::string::npos &&
+                        line.find("raise app memory > 10% of limit: hog at") != std::string::npos);
+  }
+  EXPECT_TRUE(listed) << events->out;
+}
+
 }  // namespace
 }  // namespace fleetlet::fleetletd_testing
