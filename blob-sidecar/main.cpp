@@ -1,4 +1,5 @@
 // fleetlet-blobs: the blob service (docs/blobs.md, shared/api/blobs-v1.md).
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 
 #include "log/log.h"
 #include "service/blob_service.h"
+#include "version/version.h"
 
 namespace {
 
@@ -20,9 +22,16 @@ int fatal(const fleetlet::Error& error) {
 
 int main(int argc, char** argv) {
   using namespace fleetlet;
+  // As in fleetlet-streams: glibc's per-thread arenas and its rising mmap threshold would keep
+  // the 1 MiB upload batches and staging chunks of finished uploads in the heap. A fixed
+  // threshold maps them on their own (returned when freed); two arenas serve the io and pool
+  // threads. Before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{
       "fleetlet-blobs — the blob service of a fleetlet node.\n\n"
       "  fleetlet-blobs --data-dir /var/lib/fleetlet/blobs --listen 127.0.0.1:4455\n"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetlet-blobs"));
   service::ServiceOptions options;
   std::string data_dir, max_blob_size = "0", quota = "0", log_level = "info";
   int64_t collect_ms = options.collect_interval.count();
@@ -30,8 +39,13 @@ int main(int argc, char** argv) {
   app.add_option("--listen", options.listen, "host listener ADDRESS:PORT (port 0: any)")
       ->capture_default_str();
   app.add_option("--events-url", options.events_url,
-                 "base URL of the event service receiving metadata events")
+                 "base URL of the event service receiving metadata events (http:// only)")
       ->capture_default_str();
+  app.add_option("--upload-concurrency", options.concurrent_uploads,
+                 "uploads that read their bodies at the same time; more wait their turn (each "
+                 "keeps up to 4 MiB of buffers resident)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--max-blob-size", max_blob_size, "largest blob, e.g. 4Gi (0: unlimited)")
       ->capture_default_str();
   app.add_option("--quota", quota, "bytes of content the store may hold (0: unlimited)")

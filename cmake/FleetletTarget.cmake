@@ -23,6 +23,7 @@ endfunction()
 function(fleetlet_executable name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  # Every binary prints fleetlet's version for --version (common/src/version).
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} fleetlet_version)
   fleetlet_warnings(${name})
 endfunction()

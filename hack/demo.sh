@@ -24,7 +24,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "Installing dependencies"
 hack/install-deps.sh
 step "Building"
-hack/build.sh >/dev/null
+hack/build.sh  # ninja prints its progress; a cold build takes ~25 min on 2 cores
 export PATH=$PWD/build/agent/fleetletctl:$PWD/build/agent/fleetletd:$PATH
 
 step "Starting the dev environment (private containerd + registry on 127.0.0.1:5000 + test cloud)"

@@ -40,6 +40,13 @@ BUILD_PKGS+=(libseccomp-dev golang-github-containerd-cgroups-dev)
 # Metrics (docs/observability.md): promtool lints the expositions, a real Prometheus scrapes a
 # node in tests/agent/fleetletd/metrics_test.cpp.
 RUN_PKGS+=(prometheus)
+# packaging/: CPack's DEB generator reads the binaries' library dependencies with
+# dpkg-shlibdeps (dpkg-dev) and finds ELF files with `file`; the package test runs lintian and
+# systemd-analyze (systemd).
+BUILD_PKGS+=(dpkg-dev file)
+RUN_PKGS+=(lintian systemd)
+# The fleetletctl completion test runs the generated zsh script.
+RUN_PKGS+=(zsh)
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then

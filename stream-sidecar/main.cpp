@@ -10,6 +10,7 @@
 
 #include "log/log.h"
 #include "service/service.h"
+#include "version/version.h"
 
 namespace {
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{"fleetlet-streams: event and console services (ActyxOS v1 API)"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetlet-streams"));
   fleetlet::streams::ServiceOptions options;
   std::string data_dir = "/var/lib/fleetlet/streams";
   std::string listen = "127.0.0.1:4454";

@@ -11,9 +11,11 @@
 #include "kiosk/control_server.h"
 #include "kiosk/kiosk.h"
 #include "log/log.h"
+#include "version/version.h"
 
 int main(int argc, char** argv) {
   CLI::App cli{"fleetlet-webview: fullscreen WebKitGTK kiosk for SPA bundles"};
+  cli.set_version_flag("--version", fleetlet::versionLine("fleetlet-webview"));
   std::string socket_path = "/run/fleetlet/webview.sock";
   std::string state_dir = "/var/lib/fleetlet/webview";
   std::vector<std::string> apps;

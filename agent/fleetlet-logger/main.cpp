@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "logs/logger.h"
+#include "version/version.h"
 
 namespace {
 
@@ -24,6 +26,10 @@ fleetlet::UniqueFd inheritedFd(int fd) {
 
 int main(int argc, char** argv) {
   using namespace fleetlet::logs;
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    fmt::print("{}\n", fleetlet::versionLine("fleetlet-logger"));
+    return 0;
+  }
   auto config = parseLoggerArgs(std::vector<std::string>(argv + 1, argv + argc));
   if (!config) {
     fmt::print(stderr, "fleetlet-logger: {}\n{}", config.error().message(), kUsage);

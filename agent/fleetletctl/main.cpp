@@ -3,10 +3,12 @@
 
 #include "cli/app_commands.h"
 #include "cli/command_line.h"
+#include "cli/completion.h"
 #include "cli/image_commands.h"
 #include "cli/manifest_commands.h"
 #include "cli/top_command.h"
 #include "log/log.h"
+#include "version/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -23,7 +25,9 @@ int main(int argc, char** argv) {
       "  fleetletctl status\n"
       "  fleetletctl events -f\n"
       "  fleetletctl top\n"
-      "  fleetletctl manifest sign -f node.yaml --key fleet.key -o node.dsse.json\n"};
+      "  fleetletctl manifest sign -f node.yaml --key fleet.key -o node.dsse.json\n"
+      "  source <(fleetletctl completion bash)\n"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetletctl"));
   app.require_subcommand(1);
   // Inherited by the commands added below: the global options may follow a command too.
   app.fallthrough();
@@ -47,6 +51,7 @@ int main(int argc, char** argv) {
   fleetlet::cli::addAppCommands(app, api_flags, action);
   fleetlet::cli::addTopCommand(app, api_flags, action);
   fleetlet::cli::addManifestCommands(app, action);
+  fleetlet::cli::addCompletionCommand(app, "fleetletctl", action);
   if (auto exit_code = fleetlet::cli::parseCommandLine(app, argc, argv)) return *exit_code;
   if (auto st = fleetlet::setupLogging("fleetletctl", log_level); !st) {
     return fleetlet::cli::reportFailure(st.error());

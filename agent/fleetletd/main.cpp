@@ -17,6 +17,7 @@
 #include "cloud/manifest_source.h"
 #include "cloud/status_reporter.h"
 #include "config/daemon_config.h"
+#include "config/daemon_flags.h"
 #include "containerd/events.h"
 #include "core/agent.h"
 #include "core/desired_source.h"
@@ -40,6 +41,7 @@
 #include "state/store.h"
 #include "system_apps/system_apps.h"
 #include "system_apps/system_images.h"
+#include "version/version.h"
 #include "webview/webview_runtime.h"
 
 namespace {
@@ -162,6 +164,42 @@ std::map<std::string, int64_t> cloudPolls(const fleetlet::cloud::SourceCounters&
           {"failed", c.failures}};
 }
 
+// --check-config: what the start would refuse of the settings themselves, short of reaching
+// containerd: the trust keys must load, a cloud needs a node id, named files must exist, alert
+// rules and metricsListen must parse.
+fleetlet::Result<DaemonConfig> checkSettings(DaemonConfig cfg) {
+  auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
+                                              .threshold = cfg.trust_threshold,
+                                              .allow_unsigned_local = cfg.allow_unsigned_local});
+  if (!trust) return std::unexpected(trust.error().wrap("trust"));
+  if (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty()) {
+    if (auto id = fleetlet::config::resolveNodeId(cfg); !id) return std::unexpected(id.error());
+  }
+  std::error_code ec;
+  if (cfg.system_manifest_required && cfg.system_manifest != "none" &&
+      !std::filesystem::exists(cfg.system_manifest, ec)) {
+    return std::unexpected(fleetlet::Error(
+        fleetlet::ErrorCode::kNotFound,
+        fmt::format("systemManifest: {} does not exist", cfg.system_manifest.string())));
+  }
+  if (!cfg.logger.empty() && !std::filesystem::exists(cfg.logger, ec)) {
+    return std::unexpected(
+        fleetlet::Error(fleetlet::ErrorCode::kNotFound,
+                        fmt::format("logger: {} does not exist", cfg.logger.string())));
+  }
+  for (const auto& text : cfg.alerts.rules) {
+    if (auto rule = fleetlet::monitoring::parseAlertRule(text); !rule) {
+      return std::unexpected(rule.error().wrap("alerts"));
+    }
+  }
+  if (!cfg.metrics_listen.empty()) {
+    if (auto a = fleetlet::api::parseListenAddress(cfg.metrics_listen); !a) {
+      return std::unexpected(a.error().wrap("metricsListen"));
+    }
+  }
+  return cfg;
+}
+
 int fatal(const fleetlet::Error& e) {
   spdlog::critical("{}", e.message());
   return 1;
@@ -181,123 +219,23 @@ int main(int argc, char** argv) {
       "  fleetletd --containerd /tmp/fleetlet-dev/containerd.sock --data-dir /tmp/fl \\\n"
       "            --api-socket /tmp/fl/fleetletd.sock --desired manifests/examples/demo.yaml \\\n"
       "            --plain-http-registry 127.0.0.1:5000\n"
-      "  fleetletd --config /etc/fleetlet/fleetletd.yaml\n"};
-  DaemonConfig defaults;
-  std::string config_file;
-  std::string containerd, ns, data_dir, api_socket, desired, log_level;
-  std::vector<std::string> plain_http;
-  size_t parallelism = 0;
-  size_t pull_parallelism = 0;
-  std::string pull_timeout, pull_stall_timeout, removed_log_retention;
-  int64_t pull_min_speed = 0;
-  std::string logger;
-  std::string cni_conf_dir, netns_dir, cni_netns, streams_handoff, blobs_handoff;
-  std::string system_manifest, system_images, handoff_dir;
-  std::vector<std::string> cni_bin_dirs;
-  std::string display, webview_binary;
-  std::optional<bool> ship_logs;
-  std::string metrics_listen;
-  app.add_option("--config", config_file, "YAML config file (flags override it)");
-  app.add_option("--containerd", containerd,
-                 "containerd's gRPC socket [" + defaults.containerd + "]");
-  app.add_option("--namespace", ns, "containerd namespace [" + defaults.ns + "]");
-  app.add_option("--data-dir", data_dir,
-                 "state, volumes and logs [" + defaults.data_dir.string() + "]");
-  app.add_option("--api-socket", api_socket,
-                 "local API socket for fleetletctl [" + defaults.api_socket.string() + "]");
-  app.add_option("--desired", desired, "a manifest file or a directory of them, watched");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error [info]");
-  app.add_option("--plain-http-registry", plain_http,
-                 "registry HOST:PORT reached over plain HTTP (repeatable)");
-  app.add_option("--parallelism", parallelism,
-                 "reconcile workers: apps worked on at once (pulls do not hold one) [4]")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--pull-parallelism", pull_parallelism, "images pulled at once [2]")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--pull-timeout", pull_timeout, "a pull fails after this long [30m]");
-  app.add_option("--pull-stall-timeout", pull_stall_timeout,
-                 "a pull slower than --pull-min-speed on average over this long fails [30s]");
-  app.add_option("--pull-min-speed", pull_min_speed, "bytes/s a pull must keep up [1024]")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--removed-log-retention", removed_log_retention,
-                 "keep the logs of a removed app until unwritten for this long [1h]");
-  app.add_option("--logger", logger,
-                 "the fleetlet-logger binary that writes apps' stdout/stderr [next to fleetletd]");
-  app.add_option("--cni-conf-dir", cni_conf_dir,
-                 "app networks: the first *.conflist here, else the built-in `fleetlet` network "
-                 "(bridge fleetlet0, 10.90.0.0/16) [" +
-                     defaults.cni_conf_dir.string() + "]");
-  app.add_option("--cni-bin-dir", cni_bin_dirs,
-                 "where CNI plugin binaries are looked up (repeatable) [/usr/lib/cni, "
-                 "/usr/libexec/fleetlet/cni]");
-  app.add_option("--netns-dir", netns_dir,
-                 "where each app's network namespace is pinned as fleetlet-<app> [" +
-                     defaults.netns_dir.string() + "]");
-  app.add_option("--cni-netns", cni_netns,
-                 "run the CNI plugins (bridge, port maps, firewall) in this network namespace "
-                 "instead of fleetletd's own [fleetletd's]");
-  app.add_option("--streams-handoff", streams_handoff,
-                 "fleetlet-streams' --handoff-socket: apps listing events or logs get them on "
-                 "their localhost:4454/4457 [off]");
-  app.add_option("--blobs-handoff", blobs_handoff,
-                 "fleetlet-blobs' --handoff-socket: apps listing blobs get it on their "
-                 "localhost:4455 [off]");
-  app.add_option("--ship-logs", ship_logs,
-                 "true|false: ship every app's stdout/stderr to fleetlet-streams' console "
-                 "service, readable with GET /api/v1/logs?app=NAME (docs/logs.md) [true with "
-                 "--streams-handoff]");
-  app.add_option("--system-manifest", system_manifest,
-                 "the system apps (the node services), applied beside the desired state; "
-                 "\"none\": no system apps [" +
-                     defaults.system_manifest.string() + ", when it exists]");
-  app.add_option("--system-images", system_images,
-                 "OCI archives (*.tar) of the system apps' images, imported at start [" +
-                     defaults.system_images.string() + "]");
-  app.add_option("--handoff-dir", handoff_dir,
-                 "directory of the services' handoff sockets, mounted into the system apps [" +
-                     defaults.handoff_dir.string() + "]");
-  app.add_option("--display", display,
-                 "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
-  app.add_option("--webview", webview_binary, "the fleetlet-webview binary [next to fleetletd]");
-  app.add_option("--metrics-listen", metrics_listen,
-                 "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
-                 "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
+      "  fleetletd --config /etc/fleetlet/config.yaml --check-config\n"};
+  app.set_version_flag("--version", fleetlet::versionLine("fleetletd"));
+  fleetlet::config::DaemonFlags flags;
+  fleetlet::config::addDaemonFlags(app, flags);
   CLI11_PARSE(app, argc, argv);
 
-  DaemonConfig cfg = defaults;
-  if (!config_file.empty()) {
-    auto loaded = fleetlet::config::loadConfigFile(config_file, cfg);
-    if (!loaded) {
-      fmt::print(stderr, "fleetletd: {}\n", loaded.error().message());
-      return 2;
-    }
-    cfg = *loaded;
+  auto resolved = fleetlet::config::resolveDaemonConfig(flags);
+  if (resolved && flags.check_config) resolved = checkSettings(std::move(*resolved));
+  if (!resolved) {
+    fmt::print(stderr, "fleetletd: {}\n", resolved.error().message());
+    return 2;
   }
-  if (!containerd.empty()) cfg.containerd = containerd;
-  if (!ns.empty()) cfg.ns = ns;
-  if (!data_dir.empty()) cfg.data_dir = data_dir;
-  if (!api_socket.empty()) cfg.api_socket = api_socket;
-  if (!desired.empty()) cfg.desired = desired;
-  if (!log_level.empty()) cfg.log_level = log_level;
-  if (parallelism > 0) cfg.parallelism = parallelism;
-  if (pull_parallelism > 0) cfg.pull_parallelism = pull_parallelism;
-  if (pull_min_speed > 0) cfg.pull_min_speed = pull_min_speed;
-  for (auto [flag, text, target] :
-       {std::tuple{"--pull-timeout", &pull_timeout, &cfg.pull_timeout},
-        std::tuple{"--pull-stall-timeout", &pull_stall_timeout, &cfg.pull_stall_timeout},
-        std::tuple{"--removed-log-retention", &removed_log_retention,
-                   &cfg.removed_log_retention}}) {
-    if (text->empty()) continue;
-    auto d = fleetlet::config::parseDuration(*text);
-    if (!d) {
-      fmt::print(stderr, "fleetletd: {}: {}\n", flag, d.error().message());
-      return 2;
-    }
-    *target = *d;
+  if (flags.check_config) {
+    fmt::print("fleetletd: settings are valid\n");
+    return 0;
   }
-  if (!display.empty()) cfg.display = display;
-  if (!webview_binary.empty()) cfg.webview_binary = webview_binary;
-  if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
+  DaemonConfig cfg = std::move(*resolved);
   std::vector<fleetlet::monitoring::AlertRule> alert_rules;
   for (const auto& text : cfg.alerts.rules) {
     auto rule = fleetlet::monitoring::parseAlertRule(text);
@@ -311,25 +249,11 @@ int main(int argc, char** argv) {
   if (!cfg.metrics_listen.empty()) {
     auto parsed = fleetlet::api::parseListenAddress(cfg.metrics_listen);
     if (!parsed) {
-      fmt::print(stderr, "fleetletd: --metrics-listen: {}\n", parsed.error().message());
+      fmt::print(stderr, "fleetletd: metricsListen: {}\n", parsed.error().message());
       return 2;
     }
     metrics_address = *parsed;
   }
-  cfg.plain_http_registries.insert(plain_http.begin(), plain_http.end());
-  if (!cni_conf_dir.empty()) cfg.cni_conf_dir = cni_conf_dir;
-  if (!netns_dir.empty()) cfg.netns_dir = netns_dir;
-  if (!cni_netns.empty()) cfg.cni_netns = cni_netns;
-  if (!streams_handoff.empty()) cfg.streams_handoff = streams_handoff;
-  if (!blobs_handoff.empty()) cfg.blobs_handoff = blobs_handoff;
-  if (ship_logs) cfg.ship_logs = ship_logs;
-  if (!system_manifest.empty()) cfg.system_manifest = system_manifest;
-  if (!system_images.empty()) cfg.system_images = system_images;
-  if (!handoff_dir.empty()) cfg.handoff_dir = handoff_dir;
-  // The default system manifest is optional; one named on purpose must be there.
-  const bool system_named =
-      !system_manifest.empty() || cfg.system_manifest != DaemonConfig{}.system_manifest;
-  if (!cni_bin_dirs.empty()) cfg.cni_bin_dirs.assign(cni_bin_dirs.begin(), cni_bin_dirs.end());
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
     return 2;
@@ -348,8 +272,7 @@ int main(int argc, char** argv) {
   if (!conn) return fatal(conn.error());
   auto store = fleetlet::state::StateStore::open(cfg.data_dir);
   if (!store) return fatal(store.error());
-  const std::filesystem::path logger_binary =
-      logger.empty() ? defaultLogger() : std::filesystem::path(logger);
+  const std::filesystem::path logger_binary = cfg.logger.empty() ? defaultLogger() : cfg.logger;
   std::error_code ec;
   if (!std::filesystem::exists(logger_binary, ec)) {
     spdlog::critical("fleetlet-logger not found at {} (set --logger)", logger_binary.string());
@@ -375,7 +298,7 @@ int main(int argc, char** argv) {
   // their manifest. A failed import is not fatal: images imported earlier may still be there.
   std::shared_ptr<const fleetlet::manifest::NodeState> system;
   if (cfg.system_manifest != "none" &&
-      (system_named || std::filesystem::exists(cfg.system_manifest, ec))) {
+      (cfg.system_manifest_required || std::filesystem::exists(cfg.system_manifest, ec))) {
     fleetlet::image::ImageStore image_store(*conn, cfg.ns);
     auto digests = fleetlet::system_apps::importSystemImages(cfg.system_images, image_store);
     if (!digests) spdlog::error("system images: {}", digests.error().message());
@@ -472,11 +395,19 @@ int main(int argc, char** argv) {
               .removed_log_retention = cfg.removed_log_retention,
               .networks = networks->get(),
               .services = &service_links,
+              .native_uids = store->get(),
               .on_pull = [&metrics](const fleetlet::Status& outcome,
                                     int64_t bytes) { metrics.pulled(outcome, bytes); }});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
+  // Exec probes' output FIFOs go here (the prober needs the directory to exist).
+  if (std::error_code health_ec;
+      !std::filesystem::create_directories(cfg.data_dir / "health", health_ec) && health_ec) {
+    return fatal(fleetlet::Error(
+        fleetlet::ErrorCode::kInternal,
+        fmt::format("create {}: {}", (cfg.data_dir / "health").string(), health_ec.message())));
+  }
   fleetlet::health::ContainerProber prober(*conn, cfg.ns, cfg.data_dir / "health");
   fleetlet::health::SteadyClock health_clock;
   fleetlet::health::HealthMonitor monitor(

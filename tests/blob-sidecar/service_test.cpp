@@ -252,6 +252,21 @@ TEST_F(BlobServiceTest, IdenticalContentIsStoredOnce) {
   EXPECT_EQ(get("/api/v1/blobs/" + handleOf(b2)).body, readFile(photo));
 }
 
+// The metadata events go out on Beast over plain HTTP (no libcurl in the process): anything
+// but an http:// URL is refused at start, naming the flag, not once per event.
+TEST_F(BlobServiceTest, AnEventsUrlThatIsNotHttpIsRefusedAtStart) {
+  auto out =
+      runCommand({.argv = {blobBinary().string(), "--data-dir", dataDir().string(), "--listen",
+                           "127.0.0.1:0", "--events-url", "https://127.0.0.1:4454"},
+                  .timeout = std::chrono::seconds(20)});
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_FALSE(out->timed_out);
+  EXPECT_EQ(out->status.exit_code, 1);
+  EXPECT_NE(out->err.find("--events-url https://127.0.0.1:4454: must be an http:// URL"),
+            std::string::npos)
+      << out->err;
+}
+
 TEST_F(BlobServiceTest, BadMultipartIsRejectedNamingTheProblem) {
   startService();
   auto post = [&](const std::string& content_type, const std::string& body) {

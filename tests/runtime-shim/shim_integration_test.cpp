@@ -155,6 +155,27 @@ class ShimIntegrationTest : public ::testing::Test {
     return log;
   }
 
+  // Runs the shim's `start` subcommand as containerd does, for a bundle of the test's own (ctr
+  // cannot create a task without starting it, nor ask for ambient capabilities); events go
+  // to the private containerd. Returns the shim's address, "" on failure.
+  static std::string startOwnShim(const fs::path& bundle_dir, const std::string& id) {
+    auto started =
+        runCommand(RunOptions{.argv = {"/bin/sh", "-c",
+                                       "cd \"$0\" && exec \"$1\" -namespace \"$2\" -address \"$3\" "
+                                       "-publish-binary /bin/false -id \"$4\" start",
+                                       bundle_dir.string(), std::string(FLEETLET_SHIM_BINARY), kNs,
+                                       containerd_->socket().string(), id},
+                              .env = {{"TTRPC_ADDRESS", containerd_->ttrpcSocket().string()}},
+                              .timeout = 30s});
+    EXPECT_TRUE(started && started->status.success()) << (started ? started->err : "");
+    return started && started->status.success() ? started->out : std::string();
+  }
+  static ttrpc::RpcResult<std::string> callShim(ttrpc::Client& client, const char* method,
+                                                const google::protobuf::Message& request) {
+    return client.call("containerd.task.v2.Task", method, request.SerializeAsString(),
+                       {.metadata = {{"containerd-namespace-ttrpc", kNs}}, .timeout = 20s});
+  }
+
   static std::unique_ptr<PrivateContainerd> containerd_;
 };
 
@@ -238,10 +259,85 @@ TEST_F(ShimIntegrationTest, KillAllEndsTheAppsChildrenToo) {
     auto ps = ctr({"task", "ps", id});
     return std::count(ps.out.begin(), ps.out.end(), '\n') >= 4;  // header + sh + 2 sleeps
   }));
+  // Every pid of the task (sh and both sleeps), from `ctr task ps`.
+  std::vector<std::string> pids;
+  {
+    std::istringstream in(ctr({"task", "ps", id}).out);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::string pid = line.substr(0, line.find(' '));
+      if (!pid.empty()) pids.push_back(pid);
+    }
+  }
+  ASSERT_EQ(pids.size(), 3u);
+  for (const auto& pid : pids) ASSERT_TRUE(fs::exists("/proc/" + pid)) << pid;
   ASSERT_TRUE(ctr({"task", "kill", "-a", "-s", "SIGKILL", id}).status.success());
   ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  // Before Delete (which would end leftovers itself): the children died with the kill.
+  for (const auto& pid : pids) {
+    EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); })) << pid;
+  }
   EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+// A task that is created and never started (containerd deletes it when Start fails, or when
+// its client goes away in between) is deleted cleanly: its waiting child ends, and the shim
+// answers on. ctr cannot create without starting, so the test plays containerd: it runs the
+// shim's `start` subcommand in a bundle of its own and sends Create and Delete.
+TEST_F(ShimIntegrationTest, DeletingACreatedTaskThatNeverStartedEndsItAndTheShimAnswersOn) {
+  std::string id = PrivateContainerd::uniqueId("shim-created");
+  auto dir = testing::TempDir::create("shim-created");
+  ASSERT_TRUE(dir);
+  fs::path bundle_dir = dir->path() / id;
+  fs::create_directories(bundle_dir);
+  std::ofstream(bundle_dir / "config.json") << R"({"ociVersion": "1.0.2",
+    "process": {"args": ["/bin/sleep", "1000"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "env": ["PATH=/usr/bin:/bin"]},
+    "root": {"path": "/"},
+    "annotations": {"io.fleetlet.sandbox": "process"},
+    "linux": {"cgroupsPath": "/)" << kNs << "/"
+                                            << id << R"("}})";
+  auto address = startOwnShim(bundle_dir, id);
+  ASSERT_FALSE(address.empty());
+  auto client = ttrpc::Client::connect(address);
+  ASSERT_TRUE(client) << client.error().message();
+  auto call = [&](const char* method, const google::protobuf::Message& request) {
+    return callShim(**client, method, request);
+  };
+
+  containerd::task::v2::CreateTaskRequest create;
+  create.set_id(id);
+  create.set_bundle(bundle_dir.string());
+  auto created = call("Create", create);
+  ASSERT_TRUE(created) << created.error().message;
+  containerd::task::v2::CreateTaskResponse create_response;
+  ASSERT_TRUE(create_response.ParseFromString(*created));
+  const std::string pid = std::to_string(create_response.pid());
+  ASSERT_TRUE(fs::exists("/proc/" + pid));
+
+  containerd::task::v2::DeleteRequest remove;
+  remove.set_id(id);
+  auto deleted = call("Delete", remove);
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  containerd::task::v2::DeleteResponse delete_response;
+  ASSERT_TRUE(delete_response.ParseFromString(*deleted));
+  EXPECT_EQ(std::to_string(delete_response.pid()), pid);
+  EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); })) << pid;
+
+  // The shim is still there and knows the task is gone.
+  containerd::task::v2::StateRequest state;
+  state.set_id(id);
+  auto after = call("State", state);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code, ttrpc::StatusCode::kNotFound) << after.error().message;
+
+  containerd::task::v2::ShutdownRequest shutdown;
+  shutdown.set_id(id);
+  (void)call("Shutdown", shutdown);
+  client->reset();
+  EXPECT_TRUE(eventually([&] { return !fs::exists(address.substr(7)); }));
 }
 
 TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileges) {
@@ -382,13 +478,127 @@ TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ttrpc::StatusCode::kInvalidArgument);
   EXPECT_EQ(cg.stats().memory_limit, 33554432u);
-  // Exec is not something a native app has.
-  auto exec = (*client)->call("containerd.task.v2.Task", "Exec", "");
-  ASSERT_FALSE(exec);
-  EXPECT_EQ(exec.error().code, ttrpc::StatusCode::kUnimplemented);
   client->reset();
   ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
   ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+// A capability listed as ambient stays with a non-root app after setuid and exec (and only
+// that one); one outside the bounding set is refused naming it.
+TEST_F(ShimIntegrationTest, AmbientCapabilitiesAreGrantedToANonRootApp) {
+  std::string id = PrivateContainerd::uniqueId("shim-ambient");
+  auto dir = testing::TempDir::create("shim-ambient");
+  ASSERT_TRUE(dir);
+  fs::path bundle_dir = dir->path() / id;
+  fs::create_directories(bundle_dir);
+  const fs::path out_file = dir->path() / "out";
+  std::ofstream(out_file).close();
+  auto write_spec = [&](const std::string& bounding, const std::string& ambient) {
+    std::ofstream(bundle_dir / "config.json", std::ios::trunc) << R"({"ociVersion": "1.0.2",
+      "process": {"args": ["/bin/sh", "-c", "grep -E '^Cap(Eff|Amb)' /proc/self/status; id -u"],
+                  "cwd": "/", "user": {"uid": 1000, "gid": 1000}, "env": ["PATH=/usr/bin:/bin"],
+                  "capabilities": {"bounding": [)" << bounding << R"(], "ambient": [)"
+                                                               << ambient << R"(]}},
+      "root": {"path": "/"},
+      "linux": {"cgroupsPath": "/)" << kNs << "/" << id << R"("}})";
+  };
+  write_spec(R"("CAP_NET_BIND_SERVICE", "CAP_CHOWN")", R"("CAP_NET_BIND_SERVICE")");
+  auto address = startOwnShim(bundle_dir, id);
+  ASSERT_FALSE(address.empty());
+  auto client = ttrpc::Client::connect(address);
+  ASSERT_TRUE(client) << client.error().message();
+  auto call = [&](const char* method, const google::protobuf::Message& request) {
+    return callShim(**client, method, request);
+  };
+  containerd::task::v2::CreateTaskRequest create;
+  create.set_id(id);
+  create.set_bundle(bundle_dir.string());
+  create.set_stdout(out_file.string());
+  create.set_stderr(out_file.string());
+  auto created = call("Create", create);
+  ASSERT_TRUE(created) << created.error().message;
+  containerd::task::v2::StartRequest start;
+  start.set_id(id);
+  ASSERT_TRUE(call("Start", start)) << readFile(out_file);
+  containerd::task::v2::WaitRequest wait;
+  wait.set_id(id);
+  auto waited = call("Wait", wait);
+  ASSERT_TRUE(waited) << waited.error().message;
+  // CAP_NET_BIND_SERVICE is bit 10: 0x400, effective and ambient; CAP_CHOWN is not kept.
+  EXPECT_EQ(readFile(out_file), "CapEff:\t0000000000000400\nCapAmb:\t0000000000000400\n1000\n");
+  containerd::task::v2::DeleteRequest remove;
+  remove.set_id(id);
+  ASSERT_TRUE(call("Delete", remove));
+
+  containerd::task::v2::ShutdownRequest shutdown;
+  shutdown.set_id(id);
+  (void)call("Shutdown", shutdown);
+  client->reset();
+  EXPECT_TRUE(eventually([&] { return !fs::exists(address.substr(7)); }));
+
+  // Ambient but not in the bounding set: Create fails naming the capability (a new task: one
+  // shim serves one).
+  id += "-bad";
+  bundle_dir = dir->path() / id;
+  fs::create_directories(bundle_dir);
+  write_spec(R"("CAP_CHOWN")", R"("CAP_NET_BIND_SERVICE")");
+  address = startOwnShim(bundle_dir, id);
+  ASSERT_FALSE(address.empty());
+  auto bad_client = ttrpc::Client::connect(address);
+  ASSERT_TRUE(bad_client) << bad_client.error().message();
+  create.set_id(id);
+  create.set_bundle(bundle_dir.string());
+  auto refused = callShim(**bad_client, "Create", create);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("CAP_NET_BIND_SERVICE"), std::string::npos)
+      << refused.error().message;
+  shutdown.set_id(id);
+  (void)callShim(**bad_client, "Shutdown", shutdown);
+}
+
+// `ctr task exec` in a sandboxed native app: the exec runs as the app (its uid), in its mount
+// namespace (/root hidden, private /tmp shared with the app), in its cgroup, and its output and
+// exit code come back; Exec in a task that is not running and a taken exec id are refused.
+TEST_F(ShimIntegrationTest, ExecRunsInsideTheAppsSandboxAndReturnsItsOutputAndExitCode) {
+  std::string id = PrivateContainerd::uniqueId("shim-exec");
+  ASSERT_TRUE(run(id, {"/bin/sh", "-c", "echo from-the-app > /tmp/mark; exec sleep 1000"}, {"-d"})
+                  .status.success());
+  const std::string pid = readFile(bundle(id) / "init.pid");
+  ASSERT_FALSE(pid.empty());
+  std::string app_uid;
+  ASSERT_TRUE(eventually([&] {
+    std::istringstream in(readFile("/proc/" + pid + "/status"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("Uid:")) {
+        std::istringstream fields(line.substr(4));
+        fields >> app_uid;
+      }
+    }
+    return !app_uid.empty() && app_uid != "0";
+  }));
+  ASSERT_TRUE(eventually([&] {
+    return ctr({"task", "exec", "--exec-id", "peek", id, "/bin/cat", "/tmp/mark"}).out ==
+           "from-the-app\n";
+  }));
+  auto out = ctr({"task", "exec", "--exec-id", "probe1", id, "/bin/sh", "-c",
+                  "id -u; ls -A /root | wc -l; grep -q " + id +
+                      " /proc/self/cgroup && echo in-the-apps-cgroup; echo to-stderr >&2; exit 4"});
+  EXPECT_EQ(out.status.exit_code, 4) << out.err;
+  EXPECT_EQ(out.out, app_uid + "\n0\nin-the-apps-cgroup\n") << out.err;
+  EXPECT_NE(out.err.find("to-stderr"), std::string::npos) << out.err;
+  // The exec is gone from the task's processes once it ended; the app runs on.
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+  EXPECT_TRUE(fs::exists("/proc/" + pid));
+  auto missing = ctr({"task", "exec", "--exec-id", "nope", id, "/no/such/program"});
+  EXPECT_FALSE(missing.status.success());
+  EXPECT_NE(missing.err.find("/no/such/program"), std::string::npos) << missing.err;
+
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  auto late = ctr({"task", "exec", "--exec-id", "late", id, "/bin/true"});
+  EXPECT_FALSE(late.status.success());
   EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }

@@ -17,7 +17,16 @@
 namespace fleetlet::cli {
 namespace {
 
-void printJson(const Json& j) { fmt::print("{}\n", j.dump(2)); }
+// -o json and -o yaml: the API's document as it came, in either notation.
+void printDocument(const Json& j, std::string_view output) {
+  if (output == "yaml") {
+    fmt::print("{}", yamlish(j, 0));
+  } else {
+    fmt::print("{}\n", j.dump(2));
+  }
+}
+
+bool isDocument(std::string_view output) { return output == "json" || output == "yaml"; }
 
 std::string ago(core::Clock::time_point t, core::Clock::time_point now) {
   if (t > now) return fmt::format("{} (in {})", api::formatTime(t), humanAge(t - now));
@@ -97,24 +106,25 @@ int runApply(ApiClient& client, const std::string& file) {
   return kExitOk;
 }
 
-int runGetApps(ApiClient& client, bool json) {
-  if (json) {
+int runGetApps(ApiClient& client, const std::string& output) {
+  if (isDocument(output)) {
     auto body = client.getJson("/v1/apps");
     if (!body) return reportFailure(body.error());
-    printJson(*body);
+    printDocument(*body, output);
     return kExitOk;
   }
   auto apps = client.apps();
   if (!apps) return reportFailure(apps.error());
-  fmt::print("{}", formatAppsTable(*apps, core::Clock::now()));
+  fmt::print("{}", formatAppsTable(*apps, core::Clock::now(), output == "wide"));
   return kExitOk;
 }
 
-int runDescribe(ApiClient& client, const std::string& name, bool json) {
-  if (json) {
+// -o wide shows what text shows: a description holds every field already.
+int runDescribe(ApiClient& client, const std::string& name, const std::string& output) {
+  if (isDocument(output)) {
     auto body = client.getJson("/v1/apps/" + escapePathSegment(name));
     if (!body) return reportFailure(body.error());
-    printJson(*body);
+    printDocument(*body, output);
     return kExitOk;
   }
   auto detail = client.describe(name);
@@ -146,11 +156,11 @@ int runShow(ApiClient& client, const std::string& name) {
   return kExitOk;
 }
 
-int runStatus(ApiClient& client, bool json) {
-  if (json) {
+int runStatus(ApiClient& client, const std::string& output) {
+  if (isDocument(output)) {
     auto body = client.getJson("/v1/status");
     if (!body) return reportFailure(body.error());
-    printJson(*body);
+    printDocument(*body, output);
     return kExitOk;
   }
   auto status = client.status();
@@ -192,29 +202,33 @@ std::string humanAge(core::Clock::duration d) {
   return fmt::format("{}d", s / 86400);
 }
 
-std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Clock::time_point now) {
-  struct Row {
-    std::string name, runtime, state, restarts, image, age;
-  };
-  std::vector<Row> rows{{"NAME", "RUNTIME", "STATE", "RESTARTS", "IMAGE", "AGE"}};
+std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Clock::time_point now,
+                            bool wide) {
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "RUNTIME", "STATE", "RESTARTS", "IMAGE", "AGE"}};
+  if (wide) rows.front().insert(rows.front().end(), {"PID", "CONTAINER", "MESSAGE"});
+  auto orDash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
   for (const auto& a : apps) {
-    rows.push_back({a.name, a.runtime.empty() ? "-" : a.runtime,
-                    a.healthy ? a.state : a.state + " (unhealthy)", std::to_string(a.restarts),
-                    a.image.empty() ? "-" : a.image,
+    rows.push_back({a.name, orDash(a.runtime), a.healthy ? a.state : a.state + " (unhealthy)",
+                    std::to_string(a.restarts), orDash(a.image),
                     a.started_at ? humanAge(now - *a.started_at) : "-"});
+    if (wide) {
+      rows.back().insert(rows.back().end(), {a.pid != 0 ? std::to_string(a.pid) : "-",
+                                             orDash(a.container_id), orDash(a.message)});
+    }
   }
-  size_t w[5] = {0, 0, 0, 0, 0};
+  std::vector<size_t> widths(rows.front().size(), 0);
   for (const auto& r : rows) {
-    w[0] = std::max(w[0], r.name.size());
-    w[1] = std::max(w[1], r.runtime.size());
-    w[2] = std::max(w[2], r.state.size());
-    w[3] = std::max(w[3], r.restarts.size());
-    w[4] = std::max(w[4], r.image.size());
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], r[i].size());
   }
   std::string out;
   for (const auto& r : rows) {
-    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:<{}}  {:<{}}  {}\n", r.name, w[0], r.runtime,
-                       w[1], r.state, w[2], r.restarts, w[3], r.image, w[4], r.age);
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      // Every column but the last is padded; two spaces between columns.
+      line += i + 1 == r.size() ? r[i] : fmt::format("{:<{}}  ", r[i], widths[i]);
+    }
+    out += line + "\n";
   }
   return out;
 }
@@ -228,6 +242,17 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
   field("Name", s.name);
   field("Runtime", s.runtime.empty() ? "-" : s.runtime);
   if (!s.image.empty()) field("Image", s.image);
+  if (s.runtime == "native" && detail.spec.is_object()) {
+    // The level the shim enforces: the manifest's, else the default (docs/runtimes.md).
+    std::string level = "sandboxed";
+    if (auto sb = detail.spec.find("sandbox"); sb != detail.spec.end() && sb->is_object()) {
+      level = sb->value("level", level);
+    }
+    if (auto exec = detail.spec.find("exec"); exec != detail.spec.end() && exec->is_object()) {
+      field("Exec", exec->value("path", std::string("-")));
+    }
+    field("Sandbox", level);
+  }
   field("State", s.state);
   field("Healthy", s.healthy ? "yes" : "no");
   field("Restarts", std::to_string(s.restarts));
@@ -334,9 +359,10 @@ std::string yamlish(const Json& value, int indent) {
 void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Action& action) {
   const std::string group = "Node (through fleetletd)";
   auto output_option = [](CLI::App* cmd, const std::shared_ptr<std::string>& output) {
-    cmd->add_option("-o,--output", *output, "text or json")
+    cmd->add_option("-o,--output", *output,
+                    "text, wide (text with more columns), json or yaml (the API's document)")
         ->default_val("text")
-        ->check(CLI::IsMember({"text", "json"}));
+        ->check(CLI::IsMember({"text", "wide", "json", "yaml"}));
   };
 
   auto file = std::make_shared<std::string>();
@@ -363,7 +389,7 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   get_apps->callback([flags, get_output, &action] {
     action = [=] {
       ApiClient client(flags->socket);
-      return runGetApps(client, *get_output == "json");
+      return runGetApps(client, *get_output);
     };
   });
 
@@ -380,7 +406,7 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   describe_app->callback([flags, describe_name, describe_output, &action] {
     action = [=] {
       ApiClient client(flags->socket);
-      return runDescribe(client, *describe_name, *describe_output == "json");
+      return runDescribe(client, *describe_name, *describe_output);
     };
   });
 
@@ -453,7 +479,7 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   status->callback([flags, status_output, &action] {
     action = [=] {
       ApiClient client(flags->socket);
-      return runStatus(client, *status_output == "json");
+      return runStatus(client, *status_output);
     };
   });
 

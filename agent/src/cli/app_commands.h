@@ -27,13 +27,15 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
 
 // "5s", "3m", "2h", "4d" (whole units, rounded down); "0s" for negative durations.
 std::string humanAge(core::Clock::duration d);
-// NAME RUNTIME STATE RESTARTS IMAGE AGE, one app a line, columns aligned.
-std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Clock::time_point now);
+// NAME RUNTIME STATE RESTARTS IMAGE AGE, one app a line, columns aligned; `wide` adds PID,
+// CONTAINER and MESSAGE (-o wide).
+std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Clock::time_point now,
+                            bool wide = false);
 std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_point now);
 std::string formatNodeStatus(const core::NodeStatus& status);
 // "2026-11-21T06:00:56.123Z  #42  camera  started  message" (app "-" when node-wide).
 std::string formatEvent(const core::NodeEvent& event);
-// A JSON value as indented YAML-like text (block style, strings quoted only when needed).
+// A JSON value as indented YAML (block style, strings quoted only when needed); -o yaml.
 std::string yamlish(const Json& value, int indent);
 
 }  // namespace fleetlet::cli

@@ -54,7 +54,8 @@ int runPull(const ContainerdFlags& flags, const PullFlags& pf) {
   if (!ref) return reportFailure(ref.error());
   auto platform = parsePlatform(pf.platform);
   if (!platform) return reportFailure(platform.error());
-  registry::RegistryOptions options{.plain_http = pf.plain_http};
+  registry::RegistryOptions options{.plain_http = pf.plain_http ||
+                                                  registry::isLoopbackRegistry(ref->registry())};
   if (!pf.user.empty()) {
     auto colon = pf.user.find(':');
     if (colon == std::string::npos) {
@@ -152,8 +153,8 @@ void addImageCommands(CLI::App& app, const std::shared_ptr<ContainerdFlags>& fla
   pull->add_option("ref", pf->ref, "Image reference, e.g. 127.0.0.1:5000/acme/camera:1.4")
       ->required();
   pull->add_flag("--plain-http", pf->plain_http,
-                 "Talk plain HTTP to the registry (loopback "
-                 "and lab registries)");
+                 "Talk plain HTTP to the registry (lab registries; loopback ones always are: "
+                 "localhost, 127.0.0.0/8, [::1])");
   pull->add_option("--user", pf->user, "Registry credentials USER:PASSWORD");
   pull->add_option("--platform", pf->platform, "os/arch[/variant] to pull (default: this host)");
   pull->add_option("--parallel", pf->parallel, "Layers downloaded at once")

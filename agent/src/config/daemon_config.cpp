@@ -77,9 +77,16 @@ Status forEachKey(const YAML::Node& node, const std::string& section, const std:
 Status loadNode(const YAML::Node& v, const std::string& file, DaemonConfig& cfg) {
   return forEachKey(v, "node", file,
                     [&](const std::string& key, const YAML::Node& n) -> Result<bool> {
-                      if (key != "node.id") return false;
-                      FLEETLET_ASSIGN_OR_RETURN(cfg.node_id, scalar<std::string>(n, key, file));
-                      return true;
+                      if (key == "node.id") {
+                        FLEETLET_ASSIGN_OR_RETURN(cfg.node_id, scalar<std::string>(n, key, file));
+                        return true;
+                      }
+                      if (key == "node.idFile") {
+                        FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(n, key, file));
+                        cfg.node_id_file = s;
+                        return true;
+                      }
+                      return false;
                     });
 }
 
@@ -212,6 +219,14 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
   return d;
 }
 
+Status checkLogLevel(std::string_view level) {
+  for (std::string_view known : {"trace", "debug", "info", "warn", "error", "off"}) {
+    if (level == known) return {};
+  }
+  return fail(ErrorCode::kInvalidArgument,
+              "\"{}\" is not a log level (expected trace, debug, info, warn, error or off)", level);
+}
+
 Result<std::string> resolveNodeId(const DaemonConfig& config) {
   if (!config.node_id.empty()) return config.node_id;
   std::ifstream in(config.node_id_file);
@@ -262,6 +277,9 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       base.desired = s;
     } else if (key == "logLevel") {
       FLEETLET_ASSIGN_OR_RETURN(base.log_level, scalar<std::string>(v, key, file));
+      if (auto st = checkLogLevel(base.log_level); !st) {
+        return std::unexpected(st.error().wrap("{}: {}", file, key));
+      }
     } else if (key == "parallelism") {
       FLEETLET_ASSIGN_OR_RETURN(base.parallelism, positive<int64_t>(v, key, file));
     } else if (key == "pullParallelism") {
@@ -284,9 +302,11 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
                               : key == "systemManifest" ? &base.system_manifest
                               : key == "systemImages"   ? &base.system_images
                               : key == "handoffDir"     ? &base.handoff_dir
+                              : key == "logger"         ? &base.logger
                                                         : nullptr) {
       FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
       *target = s;
+      if (key == "systemManifest") base.system_manifest_required = true;
     } else if (key == "cniBinDirs") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

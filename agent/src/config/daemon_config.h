@@ -53,6 +53,7 @@ struct DaemonConfig {
   std::filesystem::path api_socket = "/run/fleetlet/fleetletd.sock";
   std::filesystem::path desired;  // empty: only `fleetletctl apply`
   std::string log_level = "info";
+  std::filesystem::path logger;  // the fleetlet-logger binary; empty: the one next to fleetletd
   std::set<std::string> plain_http_registries;
   size_t parallelism = 4;       // reconcile workers
   size_t pull_parallelism = 2;  // images pulled at once
@@ -84,6 +85,7 @@ struct DaemonConfig {
   // fleetletd and mounted into every system app at /run/fleetlet/handoff. With system apps,
   // streams_handoff and blobs_handoff default to <handoff_dir>/streams.sock and blobs.sock.
   std::filesystem::path system_manifest = "/usr/share/fleetlet/system/node-services.yaml";
+  bool system_manifest_required = false;  // named by a flag or key: it must exist
   std::filesystem::path system_images = "/usr/share/fleetlet/images";
   std::filesystem::path handoff_dir = "/run/fleetlet/handoff";
   // runtime: webview (docs/webview.md): the X display the kiosk shows on; empty: no display,
@@ -110,17 +112,20 @@ struct DaemonConfig {
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
 Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 
+// kInvalidArgument unless `level` is one of trace, debug, info, warn, error, off.
+Status checkLogLevel(std::string_view level);
+
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
-// desired, logLevel, plainHttpRegistries (list), parallelism, pullParallelism, pullTimeout,
-// pullStallTimeout, pullMinSpeed, removedLogRetention, cniConfDir, cniBinDirs (list), netnsDir,
-// cniNetns, streamsHandoff, blobsHandoff, display, webview, webviewArgs (list), metricsListen,
-// node.id,
-// trust.{keys, threshold,
-// allowUnsigned}, alerts.{interval, continueEvery, rules (list), eventsUrl}, cloud.{manifestUrl,
-// statusUrl, statusMethod, statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert,
-// key, ca, pinnedPublicKeys}} (docs/fleetletd.md). Relative file names are relative to the config
-// file's folder. Unknown keys and wrong types are kInvalidArgument naming the key and the file; a
-// missing file is kNotFound.
+// desired, logLevel, logger, plainHttpRegistries (list), parallelism, pullParallelism,
+// pullTimeout, pullStallTimeout, pullMinSpeed, removedLogRetention, shipLogs, cniConfDir,
+// cniBinDirs (list), netnsDir, cniNetns, streamsHandoff, blobsHandoff, systemManifest,
+// systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,
+// idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules (list),
+// eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod,
+// statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert, key, ca,
+// pinnedPublicKeys}} (docs/configuration.md). Relative file names in trust and cloud.tls are
+// relative to the config file's folder. Unknown keys and wrong types are kInvalidArgument
+// naming the file and the key; a missing file is kNotFound.
 Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonConfig base);
 
 // This node's id: node.id, else the first line of node_id_file. kNotFound/kInvalidArgument

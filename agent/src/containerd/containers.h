@@ -11,6 +11,9 @@
 namespace fleetlet::containerd {
 
 inline constexpr char kRuncRuntime[] = "io.containerd.runc.v2";
+// containerd-shim-fleetlet-v1 (runtime-shim/): native apps; containerd finds the binary on its
+// PATH.
+inline constexpr char kFleetletRuntime[] = "io.containerd.fleetlet.v1";
 inline constexpr char kOciSpecTypeUrl[] = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
 struct Container {

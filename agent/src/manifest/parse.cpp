@@ -159,7 +159,10 @@ Result<std::chrono::milliseconds> asDuration(const Json& v, const std::string& p
 
 // An absolute path without NUL, "." or ".." components, normalized ("/data/" -> "/data").
 Result<std::string> asAbsolutePath(const Json& v, const std::string& path) {
-  FLEETLET_ASSIGN_OR_RETURN(auto s, asString(v, path));
+  // The string is read where it lies: moved out of asString's Result, a short one trips GCC 12's
+  // -Wmaybe-uninitialized at -O3 (a false positive on the small-string buffer).
+  FLEETLET_RETURN_IF_ERROR(asString(v, path));
+  const auto& s = v.get_ref<const std::string&>();
   if (!s.starts_with('/')) return fieldError(path, "{} is not an absolute path", quote(s));
   for (const auto& part : std::filesystem::path(s)) {
     if (part == "." || part == "..") {
@@ -442,7 +445,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
       auto f, Fields::open(v, path,
                            {"runtime", "image", "args", "env", "user", "workingDir", "resources",
                             "restart", "health", "services", "network", "volumes", "dependsOn",
-                            "update", "stopGracePeriod", "exec", "bundle", "display"}));
+                            "update", "stopGracePeriod", "exec", "bundle", "display", "sandbox"}));
   App app;
   app.name = name;
   if (const Json* runtime = f.find("runtime")) {
@@ -465,7 +468,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
   switch (app.runtime) {
     case Runtime::kContainer:
       required = {"image"};
-      forbidden = {"exec", "bundle", "display"};
+      forbidden = {"exec", "bundle", "display", "sandbox"};
       break;
     case Runtime::kNative:
       required = {"exec"};
@@ -473,7 +476,7 @@ Result<App> parseApp(const std::string& name, const Json& v,
       break;
     case Runtime::kWebview:
       required = {"bundle"};
-      forbidden = {"image", "exec", "args", "user", "workingDir", "volumes"};
+      forbidden = {"image", "exec", "args", "user", "workingDir", "volumes", "sandbox"};
       break;
   }
   for (std::string_view key : required) {
@@ -591,6 +594,33 @@ Result<App> parseApp(const std::string& name, const Json& v,
       FLEETLET_ASSIGN_OR_RETURN(e.args, asStringList(*args, ef.at("args")));
     }
     app.exec = std::move(e);
+  }
+  if (const Json* sandbox = f.find("sandbox")) {
+    FLEETLET_ASSIGN_OR_RETURN(auto sf,
+                              Fields::open(*sandbox, f.at("sandbox"), {"level", "capabilities"}));
+    Sandbox sb;
+    if (const Json* level = sf.find("level")) {
+      FLEETLET_ASSIGN_OR_RETURN(
+          size_t l, asEnum(*level, sf.at("level"), {"process", "sandboxed", "contained"}));
+      sb.level = static_cast<SandboxLevel>(l);
+    }
+    if (const Json* caps = sf.find("capabilities")) {
+      FLEETLET_ASSIGN_OR_RETURN(sb.capabilities, asStringList(*caps, sf.at("capabilities")));
+      for (size_t i = 0; i < sb.capabilities.size(); ++i) {
+        const std::string& c = sb.capabilities[i];
+        const bool ok = c.size() > 4 && c.starts_with("CAP_") &&
+                        std::all_of(c.begin() + 4, c.end(),
+                                    [](char ch) { return (ch >= 'A' && ch <= 'Z') || ch == '_'; });
+        if (!ok) {
+          return fieldError(index(sf.at("capabilities"), i),
+                            "{} is not a capability name like CAP_NET_BIND_SERVICE", quote(c));
+        }
+      }
+      std::sort(sb.capabilities.begin(), sb.capabilities.end());
+      sb.capabilities.erase(std::unique(sb.capabilities.begin(), sb.capabilities.end()),
+                            sb.capabilities.end());
+    }
+    app.sandbox = sb;
   }
   if (const Json* bundle = f.find("bundle")) {
     FLEETLET_ASSIGN_OR_RETURN(auto bf, Fields::open(*bundle, f.at("bundle"), {"url", "sha256"}));
@@ -798,6 +828,18 @@ Result<NodeState> parseNodeState(std::string_view text, std::string_view source)
   return result;
 }
 
+std::string_view toString(SandboxLevel level) {
+  switch (level) {
+    case SandboxLevel::kProcess:
+      return "process";
+    case SandboxLevel::kSandboxed:
+      return "sandboxed";
+    case SandboxLevel::kContained:
+      return "contained";
+  }
+  return "?";
+}
+
 Json canonicalJson(const App& app) {
   auto optional = [](const auto& v) -> Json {
     if (v) return *v;
@@ -880,6 +922,12 @@ Json canonicalJson(const App& app) {
   };
   // Only when set: the spec hash of every app without it stays what it was before it existed.
   if (app.display) canonical["display"] = {{"priority", app.display->priority}};
+  if (app.sandbox) {
+    canonical["sandbox"] = {{"level", toString(app.sandbox->level)}};
+    if (!app.sandbox->capabilities.empty()) {
+      canonical["sandbox"]["capabilities"] = app.sandbox->capabilities;
+    }
+  }
   return canonical;
 }
 

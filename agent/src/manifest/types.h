@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fleetlet::manifest {
@@ -74,6 +75,21 @@ struct NativeExec {
   std::vector<std::string> args;
 };
 
+// runtime: native: how much the app is isolated (docs/runtimes.md, "Sandbox levels"); the
+// shim (runtime-shim/) enforces it. kProcess: a plain host process with limits; kSandboxed:
+// + own user, no privileges, seccomp, read-only host, private /tmp and /dev; kContained: + its
+// own network, IPC and UTS namespaces.
+enum class SandboxLevel : std::uint8_t { kProcess, kSandboxed, kContained };
+std::string_view toString(SandboxLevel level);
+
+struct Sandbox {
+  SandboxLevel level = SandboxLevel::kSandboxed;
+  // Capabilities the app keeps although it runs as its own non-root user (ambient), e.g.
+  // CAP_NET_BIND_SERVICE. Sorted, without duplicates.
+  std::vector<std::string> capabilities;
+  bool operator==(const Sandbox&) const = default;
+};
+
 struct Bundle {
   std::string url;
   std::string sha256;
@@ -104,7 +120,10 @@ struct App {
   UpdateStrategy update = UpdateStrategy::kDownloadThenKill;
   std::chrono::milliseconds stop_grace{10000};  // SIGTERM → SIGKILL
   std::optional<NativeExec> exec;               // native
-  std::optional<Bundle> bundle;                 // webview
+  // native: the manifest's `sandbox`; unset means the default (sandboxed) and keeps the spec
+  // hash of apps written before the key existed.
+  std::optional<Sandbox> sandbox;
+  std::optional<Bundle> bundle;  // webview
   // Set by fleetletd for system apps only (never by the parser); not part of canonicalJson.
   std::vector<HostMount> host_mounts;
   std::optional<Display> display;  // webview

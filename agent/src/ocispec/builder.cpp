@@ -124,6 +124,29 @@ bool validId(std::string_view id) {
          id.find('\0') == std::string_view::npos;
 }
 
+// A bind mount per volume, from <volumes_root>/<name>.
+Status addVolumes(const manifest::App& app, const SpecInputs& inputs, Json& mounts) {
+  if (!app.volumes.empty() && !inputs.volumes_root.is_absolute()) {
+    return fail(ErrorCode::kInvalidArgument, "app {}: volumes_root \"{}\" must be an absolute path",
+                app.name, inputs.volumes_root.string());
+  }
+  for (const auto& volume : app.volumes) {
+    mounts.push_back(mount(volume.path, "bind", (inputs.volumes_root / volume.name).string(),
+                           {"rbind", volume.read_only ? "ro" : "rw"}));
+  }
+  return {};
+}
+
+// linux.resources from the manifest: cpu → quota/period, memory and pids limits.
+void addLimits(const manifest::Resources& limits, Json& resources) {
+  if (limits.cpu) {
+    const auto quota = static_cast<int64_t>(std::llround(*limits.cpu * kCpuPeriod));
+    resources["cpu"] = {{"quota", quota}, {"period", kCpuPeriod}};
+  }
+  if (limits.memory_bytes) resources["memory"] = {{"limit", *limits.memory_bytes}};
+  if (limits.pids) resources["pids"] = {{"limit", *limits.pids}};
+}
+
 }  // namespace
 
 std::string hostsFile(const std::string& hostname) {
@@ -166,8 +189,9 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   for (const auto& [key, value] : inputs.extra_env) setEnv(env, key, value);
   for (const auto& [key, value] : app.env) setEnv(env, key, value);
 
-  std::string cwd = !app.working_dir.empty() ? app.working_dir : image.working_dir;
-  if (cwd.empty()) cwd = "/";
+  const std::string cwd = !app.working_dir.empty()     ? app.working_dir
+                          : !image.working_dir.empty() ? image.working_dir
+                                                       : std::string("/");
 
   Json user;
   if (!app.user.empty()) {
@@ -191,14 +215,7 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   };
 
   Json mounts = defaultMounts();
-  if (!app.volumes.empty() && !inputs.volumes_root.is_absolute()) {
-    return fail(ErrorCode::kInvalidArgument, "app {}: volumes_root \"{}\" must be an absolute path",
-                app.name, inputs.volumes_root.string());
-  }
-  for (const auto& volume : app.volumes) {
-    mounts.push_back(mount(volume.path, "bind", (inputs.volumes_root / volume.name).string(),
-                           {"rbind", volume.read_only ? "ro" : "rw"}));
-  }
+  FLEETLET_RETURN_IF_ERROR(addVolumes(app, inputs, mounts));
   for (const auto& m : app.host_mounts) {
     mounts.push_back(mount(m.path, "bind", m.source, {"rbind", "rw"}));
   }
@@ -207,12 +224,7 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
   }
 
   Json resources = {{"devices", defaultDeviceRules()}};
-  if (app.resources.cpu) {
-    const auto quota = static_cast<int64_t>(std::llround(*app.resources.cpu * kCpuPeriod));
-    resources["cpu"] = {{"quota", quota}, {"period", kCpuPeriod}};
-  }
-  if (app.resources.memory_bytes) resources["memory"] = {{"limit", *app.resources.memory_bytes}};
-  if (app.resources.pids) resources["pids"] = {{"limit", *app.resources.pids}};
+  addLimits(app.resources, resources);
 
   Json namespaces =
       Json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
@@ -235,6 +247,84 @@ Result<Json> buildSpec(const manifest::App& app, const oci::ImageConfig& image,
         {"namespaces", std::move(namespaces)},
         {"maskedPaths", maskedPaths()},
         {"readonlyPaths", readonlyPaths()}}},
+  };
+}
+
+Result<Json> buildNativeSpec(const manifest::App& app, const SpecInputs& inputs) {
+  if (app.runtime != manifest::Runtime::kNative || !app.exec) {
+    return fail(ErrorCode::kInvalidArgument, "app {}: not a native app with exec", app.name);
+  }
+  if (!validId(inputs.container_id) || !validId(inputs.ns)) {
+    return fail(ErrorCode::kInvalidArgument,
+                "app {}: container id \"{}\" and namespace \"{}\" must be non-empty names "
+                "without '/'",
+                app.name, inputs.container_id, inputs.ns);
+  }
+  const manifest::SandboxLevel level =
+      app.sandbox ? app.sandbox->level : manifest::SandboxLevel::kSandboxed;
+
+  std::vector<std::string> args = {app.exec->path};
+  args.insert(args.end(), app.exec->args.begin(), app.exec->args.end());
+
+  std::vector<std::string> env = {std::string(kDefaultPath)};
+  for (const auto& [key, value] : inputs.extra_env) setEnv(env, key, value);
+  for (const auto& [key, value] : app.env) setEnv(env, key, value);
+  // At the process level the shim binds nothing: the directory is the host's own.
+  if (!inputs.state_dir.empty() && level == manifest::SandboxLevel::kProcess) {
+    setEnv(env, "STATE_DIRECTORY", inputs.state_dir.string());
+  }
+
+  Json user = {{"uid", 0}, {"gid", 0}};
+  if (!app.user.empty()) {
+    FLEETLET_ASSIGN_OR_RETURN(user, parseUser(app.user, "the manifest", app.name));
+  } else if (inputs.native_uid && level != manifest::SandboxLevel::kProcess) {
+    user = {{"uid", *inputs.native_uid}, {"gid", *inputs.native_uid}};
+  }
+
+  // The app's listed capabilities are ambient (kept by a non-root user) and in every set.
+  Json caps = defaultCapabilities();
+  Json listed = Json::array();
+  if (app.sandbox) {
+    for (const auto& c : app.sandbox->capabilities) {
+      listed.push_back(c);
+      if (std::find(caps.begin(), caps.end(), Json(c)) == caps.end()) caps.push_back(c);
+    }
+  }
+  Json capabilities = {{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+  if (!listed.empty()) {
+    capabilities["inheritable"] = listed;
+    capabilities["ambient"] = listed;
+  }
+  Json process = {
+      {"terminal", false},
+      {"user", user},
+      {"args", args},
+      {"env", env},
+      {"cwd", app.working_dir.empty() ? std::string("/") : app.working_dir},
+      {"capabilities", std::move(capabilities)},
+      {"rlimits", Json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}})},
+      {"noNewPrivileges", true},
+  };
+
+  Json mounts = Json::array();
+  FLEETLET_RETURN_IF_ERROR(addVolumes(app, inputs, mounts));
+
+  Json resources = Json::object();
+  addLimits(app.resources, resources);
+
+  Json linux = {{"resources", std::move(resources)},
+                {"cgroupsPath", fmt::format("/{}/{}", inputs.ns, inputs.container_id)}};
+  if (level == manifest::SandboxLevel::kContained && !inputs.netns_path.empty()) {
+    linux["namespaces"] = Json::array({{{"type", "network"}, {"path", inputs.netns_path}}});
+  }
+  Json annotations = {{kSandboxAnnotation, manifest::toString(level)}};
+  if (!inputs.state_dir.empty()) annotations[kStateDirAnnotation] = inputs.state_dir.string();
+
+  return Json{
+      {"ociVersion", kOciVersion},   {"process", std::move(process)},
+      {"root", {{"path", "/"}}},     {"hostname", app.name},
+      {"mounts", std::move(mounts)}, {"annotations", std::move(annotations)},
+      {"linux", std::move(linux)},
   };
 }
 

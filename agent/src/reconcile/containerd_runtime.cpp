@@ -1,5 +1,6 @@
 #include "reconcile/containerd_runtime.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +23,8 @@ namespace {
 constexpr char kCreateLeasePrefix[] = "fleetlet-create-";
 constexpr auto kPoll = std::chrono::milliseconds(20);
 constexpr auto kKillWait = std::chrono::seconds(10);
+constexpr uint32_t kFirstNativeUid = 61184;
+constexpr uint32_t kLastNativeUid = 65519;
 
 ActualContainer::Task taskState(containerd::TaskInfo::State s) {
   using S = containerd::TaskInfo::State;
@@ -173,6 +176,7 @@ Result<oci::ImageConfig> ContainerdRuntime::configOf(const containerd::Descripto
 }
 
 Result<bool> ContainerdRuntime::hasImage(const manifest::App& app) {
+  if (app.runtime == manifest::Runtime::kNative) return true;  // a host binary, no image
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   containerd::ImageService images(connection_, scope());
   FLEETLET_ASSIGN_OR_RETURN(auto existing, images.get(ref.toString()));
@@ -187,12 +191,14 @@ Result<bool> ContainerdRuntime::hasImage(const manifest::App& app) {
 }
 
 Status ContainerdRuntime::ensureImage(const manifest::App& app, std::stop_token stop) {
+  if (app.runtime == manifest::Runtime::kNative) return {};
   FLEETLET_ASSIGN_OR_RETURN(bool present, hasImage(app));
   if (present) return {};
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   std::string name = ref.toString();
   registry::RegistryClient client(
-      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry()),
+      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry()) ||
+                                     registry::isLoopbackRegistry(ref.registry()),
                        .stall_timeout = options_.pull_stall_timeout,
                        .min_bytes_per_second = options_.pull_min_bytes_per_second,
                        .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
@@ -219,6 +225,11 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
     if (it != existing->labels.end() && it->second == app.spec_hash) return {};
     return fail(ErrorCode::kAlreadyExists, "container {} exists with another spec", id);
   }
+  const containerd::Labels labels = {{kAppLabel, app.name},
+                                     {kSpecHashLabel, app.spec_hash},
+                                     {kRevisionLabel, std::to_string(revision)},
+                                     {kStopGraceLabel, std::to_string(app.stop_grace.count())}};
+  if (app.runtime == manifest::Runtime::kNative) return createNative(app, id, labels);
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   containerd::ImageService images(connection_, scope());
   FLEETLET_ASSIGN_OR_RETURN(auto image, images.get(ref.toString()));
@@ -268,13 +279,58 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
   auto created = containerd::ContainerService(connection_, scope(lease.id()))
                      .create({.id = id,
                               .image = ref.toString(),
-                              .labels = {{kAppLabel, app.name},
-                                         {kSpecHashLabel, app.spec_hash},
-                                         {kRevisionLabel, std::to_string(revision)},
-                                         {kStopGraceLabel, std::to_string(app.stop_grace.count())}},
+                              .labels = labels,
                               .spec_json = spec.dump(),
                               .snapshotter = snaps.snapshotter(),
                               .snapshot_key = id});
+  if (!created && created.error().code() != ErrorCode::kAlreadyExists) {
+    return std::unexpected(created.error());
+  }
+  return {};
+}
+
+std::filesystem::path ContainerdRuntime::stateDir(const std::string& app) const {
+  return options_.data_dir / "state" / app;
+}
+
+Status ContainerdRuntime::createNative(const manifest::App& app, const std::string& id,
+                                       const containerd::Labels& labels) {
+  std::filesystem::path volumes_root = options_.data_dir / "volumes" / app.name;
+  for (const auto& v : app.volumes) {
+    std::error_code ec;
+    std::filesystem::create_directories(volumes_root / v.name, ec);
+    if (ec) return fail(ErrorCode::kInternal, "create volume {}: {}", v.name, ec.message());
+  }
+  // The shim makes it and hands it to the app's user; its parent must exist and be private.
+  const auto state = stateDir(app.name);
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(state.parent_path(), ec);
+    if (ec) {
+      return fail(ErrorCode::kInternal, "create {}: {}", state.parent_path().string(),
+                  ec.message());
+    }
+  }
+  std::optional<uint32_t> uid;
+  if (options_.native_uids != nullptr) {
+    // systemd's DynamicUser range, skipping any uid a host account has.
+    FLEETLET_ASSIGN_OR_RETURN(
+        uid, options_.native_uids->nativeUid(app.name, kFirstNativeUid, kLastNativeUid,
+                                             [](uint32_t u) { return ::getpwuid(u) != nullptr; }));
+  }
+  FLEETLET_ASSIGN_OR_RETURN(
+      auto spec, ocispec::buildNativeSpec(app, {.container_id = id,
+                                                .ns = options_.ns,
+                                                .volumes_root = volumes_root,
+                                                .extra_env = services::serviceEnvironment(app),
+                                                .netns_path = netnsPath(app),
+                                                .state_dir = state,
+                                                .native_uid = uid}));
+  auto created = containerd::ContainerService(connection_, scope())
+                     .create({.id = id,
+                              .labels = labels,
+                              .runtime = containerd::kFleetletRuntime,
+                              .spec_json = spec.dump()});
   if (!created && created.error().code() != ErrorCode::kAlreadyExists) {
     return std::unexpected(created.error());
   }
@@ -291,10 +347,15 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
   }
   if (!task) {
     // The app's network is made (or brought up to date) before its task joins it.
-    if (options_.networks != nullptr) FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));
+    if (options_.networks != nullptr && joinsAppNetwork(app)) {
+      FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));
+    }
     FLEETLET_RETURN_IF_ERROR(refresh(app));
-    containerd::SnapshotService snaps(connection_, scope());
-    FLEETLET_ASSIGN_OR_RETURN(auto mounts, snaps.mounts(id));
+    std::vector<containerd::Mount> mounts;  // a native app runs on the host's root
+    if (app.runtime == manifest::Runtime::kContainer) {
+      containerd::SnapshotService snaps(connection_, scope());
+      FLEETLET_ASSIGN_OR_RETURN(mounts, snaps.mounts(id));
+    }
     containerd::TaskIo io;
     if (options_.task_io) {
       FLEETLET_ASSIGN_OR_RETURN(io, options_.task_io(app.name));
@@ -355,8 +416,20 @@ Status ContainerdRuntime::refresh(const manifest::App& app) {
   return options_.services->link(app.name, app.services, netns);
 }
 
+bool ContainerdRuntime::joinsAppNetwork(const manifest::App& app) {
+  // A native app has a network of its own only at the contained level.
+  if (app.runtime == manifest::Runtime::kNative) {
+    return app.sandbox && app.sandbox->level == manifest::SandboxLevel::kContained &&
+           app.network.mode != manifest::Network::Mode::kHost;
+  }
+  return true;  // a container in host mode: attach() records that it has none
+}
+
 std::string ContainerdRuntime::netnsPath(const manifest::App& app) const {
-  if (options_.networks == nullptr || app.network.mode == manifest::Network::Mode::kHost) return {};
+  if (options_.networks == nullptr || app.network.mode == manifest::Network::Mode::kHost ||
+      !joinsAppNetwork(app)) {
+    return {};
+  }
   return options_.networks->netnsPath(app.name).string();
 }
 
@@ -365,6 +438,11 @@ void ContainerdRuntime::pruneAppData(const std::set<std::string>& live) {
   // gone has no container left to use them.
   if (options_.services != nullptr) options_.services->gc(live);
   if (options_.networks != nullptr) options_.networks->gc(live);
+  if (options_.native_uids != nullptr) {
+    if (auto st = options_.native_uids->releaseNativeUids(live); !st) {
+      spdlog::warn("native uids: {}", st.error().message());
+    }
+  }
   std::error_code hosts_ec;
   for (const auto& f : std::filesystem::directory_iterator(options_.data_dir / "hosts", hosts_ec)) {
     if (!live.contains(f.path().filename().string())) std::filesystem::remove(f.path(), hosts_ec);

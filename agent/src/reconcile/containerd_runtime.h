@@ -21,6 +21,7 @@
 #include "network/app_networks.h"
 #include "reconcile/runtime.h"
 #include "services/service_links.h"
+#include "state/store.h"
 
 namespace fleetlet::reconcile {
 
@@ -44,6 +45,9 @@ struct ContainerdRuntimeOptions {
   // The node services on isolated apps' localhost (docs/services.md); null: none handed over
   // (apps still get the AX_* variables, pointing at the services' host listeners).
   services::ServiceLinks* services = nullptr;
+  // Where native apps' uids are allocated (one per app, never shared); null: the shim derives
+  // a uid from the container id (docs/runtimes.md, "Sandbox levels").
+  state::StateStore* native_uids = nullptr;
   // A pull ended (an image already present is no pull): its outcome and the layer bytes it
   // transferred (0 on failure). Called from the pulling thread.
   std::function<void(const Status& outcome, int64_t fetched_bytes)> on_pull;
@@ -81,6 +85,12 @@ class ContainerdRuntime : public ContainerRuntime {
   Result<oci::ImageConfig> configOf(const containerd::Descriptor& target);
   // The namespace an app's containers join; empty for a fresh one or the node's (mode host).
   std::string netnsPath(const manifest::App& app) const;
+  // Whether the app gets a network of its own (native apps only at the contained level).
+  static bool joinsAppNetwork(const manifest::App& app);
+  // runtime: native: <data_dir>/state/<app>, the app's state directory.
+  std::filesystem::path stateDir(const std::string& app) const;
+  Status createNative(const manifest::App& app, const std::string& id,
+                      const containerd::Labels& labels);
 
   std::shared_ptr<containerd::Connection> connection_;
   ContainerdRuntimeOptions options_;

@@ -83,7 +83,7 @@ AppPlan planApp(const AppPlanInput& input) {
     return plan;
   }
   const manifest::App& app = *input.app;
-  if (app.runtime != manifest::Runtime::kContainer) {
+  if (app.runtime == manifest::Runtime::kWebview) {
     plan.unsupported = "runtime not supported by this fleetletd yet";
     return plan;
   }
@@ -131,7 +131,10 @@ AppPlan planApp(const AppPlanInput& input) {
   }
   if (keep == nullptr) {
     const std::string reason = stale.empty() ? "new app" : "spec changed";
-    steps.push_back({Step::Kind::kPull, name, id, reason});
+    // A native app runs a host binary: there is no image to pull.
+    if (app.runtime == manifest::Runtime::kContainer) {
+      steps.push_back({Step::Kind::kPull, name, id, reason});
+    }
     steps.push_back({Step::Kind::kCreate, name, id, reason});
     if (replace_in_place) {
       for (const auto* c : stale) stop(*c, &app, reason, steps);
@@ -160,6 +163,8 @@ AppPlan planApp(const AppPlanInput& input) {
       break;
     case Task::kRunning:
       if (input.restart_requested) {
+        // start() leaves a running task alone: stop it first (with its grace).
+        stop(*keep, &app, "restart requested", steps);
         steps.push_back({Step::Kind::kRestart, name, keep->id, "requested"});
       }
       break;

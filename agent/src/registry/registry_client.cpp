@@ -69,6 +69,38 @@ class RegistryClient::ClientLease {
   std::unique_ptr<http::Client> client_;
 };
 
+bool isLoopbackRegistry(std::string_view registry) {
+  std::string_view host = registry;
+  if (host.starts_with('[')) {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+    return host == "::1";
+  }
+  if (auto colon = host.find(':'); colon != std::string_view::npos) {
+    if (host.find(':', colon + 1) != std::string_view::npos) return host == "::1";  // bare IPv6
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost") return true;
+  // 127.a.b.c: four decimal octets, the first 127.
+  if (!host.starts_with("127.")) return false;
+  int octets = 0;
+  size_t i = 0;
+  while (i <= host.size()) {
+    size_t end = host.find('.', i);
+    if (end == std::string_view::npos) end = host.size();
+    auto part = host.substr(i, end - i);
+    if (part.empty() || part.size() > 3 ||
+        part.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(part)) > 255) {
+      return false;
+    }
+    ++octets;
+    i = end + 1;
+  }
+  return octets == 4;
+}
+
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options)
     : registry_(std::move(registry)),
       base_url_(

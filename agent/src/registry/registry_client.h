@@ -37,6 +37,11 @@
 
 namespace fleetlet::registry {
 
+// Whether `registry` ("host[:port]") is on this machine: localhost, 127.0.0.0/8 or ::1 (as
+// "[::1]:5000"). Such registries are reached over plain HTTP unless configured otherwise, as
+// Docker does; every other registry over HTTPS unless named plain-HTTP.
+bool isLoopbackRegistry(std::string_view registry);
+
 struct Credentials {
   std::string username;
   std::string password;

@@ -10,7 +10,7 @@
 namespace fleetlet::state {
 namespace {
 
-constexpr std::array<std::string_view, 3> kMigrations = {R"sql(
+constexpr std::array<std::string_view, 4> kMigrations = {R"sql(
 CREATE TABLE manifests (
   revision INTEGER PRIMARY KEY,
   text TEXT NOT NULL,
@@ -45,6 +45,9 @@ CREATE TABLE rollback_watch (
   exits TEXT NOT NULL,
   converged_clean INTEGER NOT NULL DEFAULT 0
 );
+)sql",
+                                                         R"sql(
+CREATE TABLE native_uids (app TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 )sql"};
 
 // Manifests kept besides the desired one, for `describe` and rollbacks by hand.
@@ -340,6 +343,62 @@ Status StateStore::forgetApp(const std::string& app) {
   FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("DELETE FROM apps WHERE name = ?"));
   FLEETLET_RETURN_IF_ERROR(st.bind(1, app));
   return st.run();
+}
+
+Result<uint32_t> StateStore::nativeUid(const std::string& app, uint32_t first, uint32_t last,
+                                       const std::function<bool(uint32_t)>& taken) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  {
+    FLEETLET_ASSIGN_OR_RETURN(auto get, db_.prepare("SELECT uid FROM native_uids WHERE app = ?"));
+    FLEETLET_RETURN_IF_ERROR(get.bind(1, app));
+    FLEETLET_ASSIGN_OR_RETURN(bool found, get.step());
+    if (found) return static_cast<uint32_t>(get.columnInt64(0));
+  }
+  std::set<int64_t> held;
+  {
+    FLEETLET_ASSIGN_OR_RETURN(auto all, db_.prepare("SELECT uid FROM native_uids"));
+    for (;;) {
+      FLEETLET_ASSIGN_OR_RETURN(bool row, all.step());
+      if (!row) break;
+      held.insert(all.columnInt64(0));
+    }
+  }
+  for (uint64_t uid = first; uid <= last; ++uid) {
+    if (held.contains(static_cast<int64_t>(uid)) || (taken && taken(static_cast<uint32_t>(uid)))) {
+      continue;
+    }
+    FLEETLET_ASSIGN_OR_RETURN(auto ins,
+                              db_.prepare("INSERT INTO native_uids(app, uid) VALUES(?, ?)"));
+    FLEETLET_RETURN_IF_ERROR(ins.bind(1, app));
+    FLEETLET_RETURN_IF_ERROR(ins.bind(2, static_cast<int64_t>(uid)));
+    FLEETLET_RETURN_IF_ERROR(ins.run());
+    FLEETLET_RETURN_IF_ERROR(tx.commit());
+    return static_cast<uint32_t>(uid);
+  }
+  return fail(ErrorCode::kResourceExhausted, "app {}: every uid of {}-{} is taken", app, first,
+              last);
+}
+
+Status StateStore::releaseNativeUids(const std::set<std::string>& live) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  std::vector<std::string> gone;
+  {
+    FLEETLET_ASSIGN_OR_RETURN(auto all, db_.prepare("SELECT app FROM native_uids"));
+    for (;;) {
+      FLEETLET_ASSIGN_OR_RETURN(bool row, all.step());
+      if (!row) break;
+      std::string app = all.columnText(0);
+      if (!live.contains(app)) gone.push_back(std::move(app));
+    }
+  }
+  for (const auto& app : gone) {
+    FLEETLET_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM native_uids WHERE app = ?"));
+    FLEETLET_RETURN_IF_ERROR(del.bind(1, app));
+    FLEETLET_RETURN_IF_ERROR(del.run());
+  }
+  return tx.commit();
 }
 
 Result<int64_t> StateStore::eventSeqCeiling() {

@@ -5,7 +5,9 @@
 //
 // Thread-safety: all methods lock one mutex; they block on disk I/O.
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -85,6 +87,15 @@ class StateStore {
   Result<reconcile::AppRuntimeState> appState(const std::string& app);
   Status saveAppState(const std::string& app, const reconcile::AppRuntimeState& state);
   Status forgetApp(const std::string& app);
+
+  // runtime: native: the uid `app` runs as at the sandboxed levels — the one recorded for it,
+  // else the lowest of [first, last] that no other app holds and `taken` does not claim (a
+  // host account), recorded before it is returned. No two apps ever hold the same uid (a
+  // UNIQUE column). kResourceExhausted when every uid of the range is taken.
+  Result<uint32_t> nativeUid(const std::string& app, uint32_t first, uint32_t last,
+                             const std::function<bool(uint32_t)>& taken = {});
+  // Frees the uids of the apps not in `live` (call only once their tasks are gone).
+  Status releaseNativeUids(const std::set<std::string>& live);
 
   // Node event numbering (core::NodeEvent::seq) across restarts: every seq fleetletd handed out
   // is at most the stored ceiling, so the next run starts above it. 0 before the first event.

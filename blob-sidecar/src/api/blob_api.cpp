@@ -224,7 +224,8 @@ Response remoteFailure(const Error& error) {
 
 }  // namespace
 
-BlobApi::BlobApi(store::BlobStore& store, ApiOptions options) : store_(store), options_(options) {
+BlobApi::BlobApi(store::BlobStore& store, ApiOptions options)
+    : store_(store), options_(options), upload_gate_(options.concurrent_uploads) {
   for (const char* result : {"ok", "error"}) uploads_.touch({result});
   for (const char* result : {"ok", "not_modified", "error"}) downloads_.touch({result});
 }
@@ -283,6 +284,8 @@ Task<Response> BlobApi::serveUpload(Request& request) {
     }
     expected = blob_bound;
   }
+  // Before any buffer is allocated: the gate bounds what uploads in flight keep resident.
+  UploadGate::Slot slot = co_await upload_gate_.enter();
   auto begin = [this, expected] { return store_.beginUpload(expected); };
   auto started = co_await request.offload(std::move(begin));
   if (!started) co_return http::errorResponse(started.error());

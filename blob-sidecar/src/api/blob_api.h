@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "api/upload_gate.h"
 #include "error/error.h"
 #include "http/server.h"
 #include "metrics/instruments.h"
@@ -36,6 +37,8 @@ struct ApiOptions {
   // Where blobs not stored here come from; null: nowhere (404). Must outlive the server's
   // last request.
   remote::RemoteBlobs* remote = nullptr;
+  // Uploads that read their bodies at the same time; the rest wait their turn (upload_gate.h).
+  std::size_t concurrent_uploads = 4;
 };
 
 class BlobApi {
@@ -61,6 +64,7 @@ class BlobApi {
 
   store::BlobStore& store_;
   const ApiOptions options_;
+  UploadGate upload_gate_;
   metrics::CounterVec uploads_{"fleetlet_blobs_uploads_total",
                                "Upload requests by result (ok: stored, error: refused or failed).",
                                {"result"}};

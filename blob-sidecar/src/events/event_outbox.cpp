@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "http/client.h"
+#include "http/plain_client.h"
 
 namespace fleetlet::blobevents {
 
@@ -98,16 +98,15 @@ Result<int64_t> EventPublisher::publishBatch() {
   }
   if (count == 0) return 0;
 
-  http::ClientOptions client_options;
-  client_options.connect_timeout = std::chrono::milliseconds(2000);
-  client_options.total_timeout = std::chrono::milliseconds(15000);
-  http::Client client(client_options);
+  // On Beast, not libcurl: a loopback POST is not worth libcurl's ~4 MiB (plain_client.h).
+  http::PlainClientOptions client_options{.timeout = std::chrono::milliseconds(15000),
+                                          .max_body = http::Client::kMaxErrorBody};
   http::ClientRequest request;
   request.method = "POST";
   request.url = options_.events_url + "/api/v1/events/publish";
   request.headers.add("Content-Type", "application/json");
   request.body = Json{{"data", std::move(data)}}.dump();
-  auto response = client.send(request);
+  auto response = http::sendPlain(request, client_options);
   if (!response) return std::unexpected(response.error().wrap("POST {}", request.url));
   bool permanent = response->status == 400 || response->status == 413;
   if (response->status / 100 != 2 && !permanent) {

@@ -65,6 +65,12 @@ std::string metricsText(const BlobService::Parts& parts) {
 Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
                                                         std::unique_ptr<store::Clock> clock) {
   FLEETLET_ASSIGN_OR_RETURN(auto address, parseListenAddress(options.listen));
+  if (!options.events_url.starts_with("http://")) {
+    // The publisher speaks plain HTTP only (http/plain_client.h): say so now, not per event.
+    return fail(ErrorCode::kInvalidArgument,
+                "--events-url {}: must be an http:// URL (the event service on this node)",
+                options.events_url);
+  }
   auto parts = std::make_unique<Parts>();
   parts->clock = std::move(clock);
   Parts* raw = parts.get();
@@ -116,8 +122,9 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
   server_options.response_headers = {{"X-Content-Type-Options", "nosniff"}};
   parts->server = std::make_unique<http::Server>(server_options);
   parts->api = std::make_unique<api::BlobApi>(
-      *parts->store,
-      api::ApiOptions{.max_blob_size = options.max_blob_size, .remote = parts->fetcher.get()});
+      *parts->store, api::ApiOptions{.max_blob_size = options.max_blob_size,
+                                     .remote = parts->fetcher.get(),
+                                     .concurrent_uploads = options.concurrent_uploads});
   FLEETLET_RETURN_IF_ERROR(parts->api->registerRoutes(*parts->server));
   // Node-wide numbers: on the host listener only, not on the apps' handed-over ones.
   FLEETLET_RETURN_IF_ERROR(parts->server->route(

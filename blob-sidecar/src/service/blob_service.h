@@ -32,7 +32,9 @@ struct ServiceOptions {
   // Base URL of the event service that receives metadata events.
   std::string events_url = "http://127.0.0.1:4454";
   uint64_t max_blob_size = 0;  // 0: unlimited
-  uint64_t quota = 0;          // 0: unlimited
+  // Uploads reading their bodies at once; more wait their turn (api/upload_gate.h).
+  std::size_t concurrent_uploads = 4;
+  uint64_t quota = 0;  // 0: unlimited
   // This node's id (`source` in blob metadata).
   std::string source = "local";
   std::chrono::milliseconds collect_interval{10000};

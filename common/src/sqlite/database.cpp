@@ -111,6 +111,13 @@ Result<Database> Database::open(const std::filesystem::path& path, Migrations mi
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
+  if (options.cache_kib > 0) {
+    std::string pragma = fmt::format("PRAGMA cache_size=-{}", options.cache_kib);
+    rc = sqlite3_exec(raw, pragma.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return std::unexpected(sqliteError(raw, rc, pragma).wrap("open database {}", path.string()));
+    }
+  }
 
   Database database(std::move(db), path);
   auto wrap = [&](const Error& e) {
@@ -167,6 +174,17 @@ Result<Statement> Database::prepare(std::string_view sql) {
 }
 
 Result<Transaction> Database::begin() {
+  // A statement stepped but not finished holds a read snapshot; upgrading that snapshot to
+  // a write fails with SQLITE_BUSY at once (no busy timeout) whenever another connection
+  // wrote meanwhile — a failure that shows only under load. Refuse it every time instead.
+  for (sqlite3_stmt* stmt = sqlite3_next_stmt(db_.get(), nullptr); stmt != nullptr;
+       stmt = sqlite3_next_stmt(db_.get(), stmt)) {
+    if (sqlite3_stmt_busy(stmt) != 0) {
+      return fail(ErrorCode::kInternal,
+                  "sqlite: BEGIN IMMEDIATE while \"{}\" is still running (reset it first)",
+                  quoteSql(sqlite3_sql(stmt)));
+    }
+  }
   FLEETLET_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   return Transaction(db_.get());
 }

@@ -38,6 +38,10 @@ struct OpenOptions {
   // How long a statement waits for a lock held by another connection before failing with
   // kUnavailable.
   std::chrono::milliseconds busy_timeout{5000};
+  // The connection's page cache (PRAGMA cache_size) in KiB; 0 keeps SQLite's default (2 MiB).
+  // Every connection has its own, filled as pages are touched: the kernel's page cache holds
+  // the file anyway, so small services keep this small.
+  int cache_kib = 0;
 };
 
 // The schema as an ordered list of SQL scripts. Script i (0-based) brings the database from
@@ -68,7 +72,9 @@ class Database {
   // Compiles one statement. Fails on a syntax error or unknown table/column.
   Result<Statement> prepare(std::string_view sql);
   // Starts a write transaction (BEGIN IMMEDIATE, so the write lock is taken now, not at the
-  // first write). Fails with kUnavailable when another connection holds it past the timeout.
+  // first write). Fails with kUnavailable when another connection holds it past the timeout,
+  // and with kInternal while a statement of this Database is stepped but neither done nor
+  // reset (its read snapshot would make the write fail without waiting, under load).
   Result<Transaction> begin();
 
   // The schema version (`PRAGMA user_version`).

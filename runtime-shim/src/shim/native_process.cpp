@@ -139,7 +139,9 @@ struct ChildPlan {
   bool mount_ns = false;
   int unshare_flags = 0;
   int netns_fd = -1;
-  std::vector<int> keep_caps;  // bounding set to keep; others dropped
+  std::vector<int> join_fds;      // namespaces to enter (an exec in a running app), mount last
+  std::vector<int> keep_caps;     // bounding set to keep; others dropped
+  std::vector<int> ambient_caps;  // raised for a non-root uid (permitted, inheritable, ambient)
   bool drop_caps = false;
   std::vector<Rlimit> rlimits;
   std::vector<BindMount> binds;
@@ -232,6 +234,18 @@ void setUpMounts(const ChildPlan& plan) {
   for (auto& [fd, bind] : bind_trees) {
     const char* dst = bind->destination.c_str();
     struct stat st {};
+    // A destination under a fresh tmpfs (/tmp, /var/tmp) is made there; elsewhere the host is
+    // read-only and it must exist.
+    if (::stat(dst, &st) != 0 && (bind->destination.string().starts_with("/tmp/") ||
+                                  bind->destination.string().starts_with("/var/tmp/"))) {
+      const std::string& path = bind->destination.string();
+      for (std::size_t at = path.find('/', 1); at != std::string::npos;
+           at = path.find('/', at + 1)) {
+        ::mkdir(path.substr(0, at).c_str(), 0755);
+      }
+      // The source may be hidden by now (under the new /tmp): ask the cloned tree.
+      touch(dst, ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode));
+    }
     if (::stat(dst, &st) != 0) {
       childFail(w, ("bind destination " + bind->destination.string() + " (must exist)").c_str(),
                 errno);
@@ -302,6 +316,9 @@ std::string resolveExecutable(const std::string& name, const std::vector<std::st
   if (::dup2(plan.in, 0) < 0 || ::dup2(plan.out, 1) < 0 || ::dup2(plan.err, 2) < 0) {
     childFail(w, "stdio", errno);
   }
+  for (int fd : plan.join_fds) {
+    if (::setns(fd, 0) != 0) childFail(w, "join the app's namespaces", errno);
+  }
   if (plan.netns_fd >= 0 && ::setns(plan.netns_fd, CLONE_NEWNET) != 0) {
     childFail(w, "join network namespace", errno);
   }
@@ -341,9 +358,32 @@ std::string resolveExecutable(const std::string& name, const std::vector<std::st
       }
     }
   }
+  const bool raise_ambient = !plan.ambient_caps.empty() && plan.uid != 0;
+  // Keep the permitted set across setuid, to raise the listed ones as ambient after it.
+  if (raise_ambient && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+    childFail(w, "keep capabilities", errno);
+  }
   if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) childFail(w, "setgroups", errno);
   if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) childFail(w, "setgid", errno);
   if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) childFail(w, "setuid", errno);
+  if (raise_ambient) {
+    // Exactly the listed ones: permitted, effective and inheritable (ambient needs the last).
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    for (int cap : plan.ambient_caps) {
+      const auto bit = 1u << (cap % 32);
+      data[cap / 32].permitted |= bit;
+      data[cap / 32].effective |= bit;
+      data[cap / 32].inheritable |= bit;
+    }
+    if (::syscall(SYS_capset, &header, data) != 0) childFail(w, "set capabilities", errno);
+    for (int cap : plan.ambient_caps) {
+      if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+        childFail(w, "raise ambient capability", errno);
+      }
+    }
+    (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  }
   if (::chdir(plan.cwd.c_str()) != 0) childFail(w, ("cwd " + plan.cwd).c_str(), errno);
   if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     childFail(w, "no_new_privs", errno);
@@ -381,7 +421,8 @@ Result<scmp_filter_ctx> buildSeccomp() {
 
 Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
     const NativeSpec& spec, const std::string& ns, const std::string& id, OpenedStdio io,
-    Reaper& reaper, Reaper::Callback on_exit, const std::function<Status(pid_t)>& place) {
+    Reaper& reaper, Reaper::Callback on_exit, const std::function<Status(pid_t)>& place,
+    pid_t join) {
   const bool sandboxed = spec.level != SandboxLevel::kProcess;
   ChildPlan plan;
   plan.args = spec.args;
@@ -394,7 +435,29 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
   plan.no_new_privs = spec.no_new_privileges || sandboxed;
 
   auto summary = SandboxSummary{spec.level, spec.uid, spec.gid};
-  if (sandboxed) {
+  std::vector<UniqueFd> join_fds;
+  if (join > 0) {
+    // The app's namespaces, opened before fork (the mount namespace last: after it, the
+    // child sees the app's /proc). Only those that differ from the shim's are entered.
+    for (const char* kind : {"net", "ipc", "uts", "mnt"}) {
+      const fs::path mine = fs::path("/proc/self/ns") / kind;
+      const fs::path theirs = fs::path("/proc") / std::to_string(join) / "ns" / kind;
+      struct stat a {
+      }, b{};
+      if (::stat(mine.c_str(), &a) == 0 && ::stat(theirs.c_str(), &b) == 0 &&
+          a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+        continue;
+      }
+      UniqueFd fd(::open(theirs.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) return failErrno(errno, "namespace {} of process {}", kind, join);
+      plan.join_fds.push_back(fd.get());
+      join_fds.push_back(std::move(fd));
+    }
+  }
+  if (sandboxed && join > 0) {
+    if (spec.uid == 0) return fail(ErrorCode::kInternal, "exec in a sandboxed app without its uid");
+    FLEETLET_ASSIGN_OR_RETURN(plan.seccomp, buildSeccomp());
+  } else if (sandboxed) {
     if (spec.uid == 0) {
       plan.uid = dynamicUid(ns, id);
       plan.gid = plan.uid;
@@ -424,8 +487,8 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
   }
   summary.uid = plan.uid;
   summary.gid = plan.gid;
-  // The bounding set is the spec's in every level; a sandboxed app that runs as another
-  // user keeps none of them after setuid anyway (no ambient capabilities are raised).
+  // The bounding set is the spec's in every level; an app that runs as another user keeps
+  // none of them after setuid, except the spec's ambient ones (raised after setuid).
   plan.drop_caps = true;
   for (const auto& name : spec.bounding_caps) {
     auto it = capabilityNumbers().find(name);
@@ -436,8 +499,18 @@ Result<std::unique_ptr<NativeProcess>> NativeProcess::create(
     }
     plan.keep_caps.push_back(it->second);
   }
+  for (const auto& name : spec.ambient_caps) {
+    auto it = capabilityNumbers().find(name);
+    if (it == capabilityNumbers().end() || std::find(plan.keep_caps.begin(), plan.keep_caps.end(),
+                                                     it->second) == plan.keep_caps.end()) {
+      if (plan.seccomp) seccomp_release(plan.seccomp);
+      return fail(ErrorCode::kInvalidArgument,
+                  "process.capabilities.ambient: '{}' is unknown or not in the bounding set", name);
+    }
+    plan.ambient_caps.push_back(it->second);
+  }
   UniqueFd netns;
-  if (spec.level == SandboxLevel::kContained) {
+  if (spec.level == SandboxLevel::kContained && join <= 0) {
     plan.unshare_flags = CLONE_NEWIPC | CLONE_NEWUTS;
     if (spec.netns_path) {
       netns.reset(::open(spec.netns_path->c_str(), O_RDONLY | O_CLOEXEC));

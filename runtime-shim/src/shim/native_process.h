@@ -36,11 +36,17 @@ class NativeProcess : public TaskProcess {
   // child's exit goes to `on_exit` through the reaper. The cgroup placement happens through
   // `place(pid)` before the child is told to go. kInvalidArgument / kNotFound for a spec the
   // host cannot satisfy (missing binary, bind source, ...), with the child's message.
+  //
+  // With `join` > 0 the process is an exec in a running app: instead of making namespaces and
+  // mounts it joins those of process `join` (mount, network, IPC, UTS: the app's view of the
+  // host), then drops privileges and filters syscalls as the spec's level says. The caller
+  // passes the user the app got (SandboxSummary), so the exec runs as the app.
   static Result<std::unique_ptr<NativeProcess>> create(const NativeSpec& spec,
                                                        const std::string& ns, const std::string& id,
                                                        OpenedStdio io, Reaper& reaper,
                                                        Reaper::Callback on_exit,
-                                                       const std::function<Status(pid_t)>& place);
+                                                       const std::function<Status(pid_t)>& place,
+                                                       pid_t join = 0);
   ~NativeProcess() override;
 
   pid_t pid() const override { return pid_; }

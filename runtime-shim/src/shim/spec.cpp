@@ -128,6 +128,11 @@ Result<NativeSpec> parseJsonSpec(const Json& spec, const fs::path& bundle) {
         if (c.is_string()) out.bounding_caps.push_back(c.get<std::string>());
       }
     }
+    if (auto a = caps->find("ambient"); a != caps->end() && a->is_array()) {
+      for (const auto& c : *a) {
+        if (c.is_string()) out.ambient_caps.push_back(c.get<std::string>());
+      }
+    }
   }
   if (auto rl = process->find("rlimits"); rl != process->end() && rl->is_array()) {
     for (const auto& r : *rl) {
@@ -250,6 +255,18 @@ Result<NativeSpec> loadSpec(const fs::path& bundle) {
   std::stringstream text;
   text << in.rdbuf();
   return parseSpec(text.str(), bundle);
+}
+
+Result<NativeSpec> parseProcessSpec(std::string_view process_json) {
+  Json process = Json::parse(process_json, nullptr, false);
+  if (process.is_discarded() || !process.is_object()) {
+    return fail(ErrorCode::kInvalidArgument, "exec: the process spec is not a JSON object");
+  }
+  try {
+    return parseJsonSpec(Json{{"root", {{"path", "/"}}}, {"process", std::move(process)}}, "/");
+  } catch (const Json::exception& e) {
+    return fail(ErrorCode::kInvalidArgument, "exec: process spec: {}", e.what());
+  }
 }
 
 Result<Resources> parseResources(std::string_view json) {

@@ -62,6 +62,9 @@ struct NativeSpec {
   bool terminal = false;
   bool no_new_privileges = false;
   std::vector<std::string> bounding_caps;  // "CAP_NET_BIND_SERVICE", ...
+  // Raised as ambient (and inheritable) capabilities for a non-root user, so the program keeps
+  // them across setuid and exec; each must be in the bounding set.
+  std::vector<std::string> ambient_caps;
   std::vector<Rlimit> rlimits;
   std::vector<BindMount> binds;
   std::vector<DeviceNode> devices;
@@ -79,6 +82,11 @@ struct NativeSpec {
 // Parses config.json text. kInvalidArgument naming the field for anything malformed.
 Result<NativeSpec> parseSpec(std::string_view json, const std::filesystem::path& bundle);
 Result<NativeSpec> loadSpec(const std::filesystem::path& bundle);
+
+// An exec process's spec (ExecProcessRequest.spec: runtime-spec's `process` object, JSON),
+// read as a bundle's `process` is: args, env, cwd, user, terminal, capabilities, rlimits.
+// kInvalidArgument naming the field for anything malformed.
+Result<NativeSpec> parseProcessSpec(std::string_view process_json);
 
 // Resources from an Update request's LinuxResources JSON (the Any's value).
 Result<Resources> parseResources(std::string_view json);

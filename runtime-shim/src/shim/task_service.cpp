@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
@@ -101,9 +102,31 @@ void TaskService::registerWith(ttrpc::Server& server) {
   route<task::ShutdownRequest>(server, "Shutdown", [this](const auto& r) { return shutdown(r); });
   route<task::CloseIORequest>(server, "CloseIO", [this](const auto& r) { return closeIo(r); });
   route<task::UpdateTaskRequest>(server, "Update", [this](const auto& r) { return update(r); });
-  for (const char* m : {"Pause", "Resume", "Checkpoint", "Exec", "ResizePty"}) {
+  route<task::ExecProcessRequest>(server, "Exec", [this](const auto& r) { return exec(r); });
+  for (const char* m : {"Pause", "Resume", "Checkpoint", "ResizePty"}) {
     unimplemented(server, m);
   }
+}
+
+LoggerSpawner TaskService::loggerSpawner() {
+  return [this](const std::function<void()>& in_child) {
+    // Loggers are reaped like orphans: nobody watches their exit.
+    return reaper_.spawnWatched(
+        [&] {
+          pid_t pid = ::fork();
+          if (pid == 0) in_child();
+          return pid;
+        },
+        [](pid_t, ProcessExit) {});
+  };
+}
+
+Reaper::Callback TaskService::exitHandler() {
+  // The reaper thread must never wait for mu_: an RPC holding mu_ may itself wait for the
+  // reaper (runc start/delete). The exit is handled on a thread of its own instead.
+  return [this](pid_t pid, ProcessExit exit) {
+    std::thread([this, pid, exit] { onExit(pid, exit); }).detach();
+  };
 }
 
 RpcResult<void> TaskService::checkId(const std::string& id, const std::string& exec_id) const {
@@ -112,9 +135,8 @@ RpcResult<void> TaskService::checkId(const std::string& id, const std::string& e
                    fmt::format("task {} not found (this shim serves {})", id, ctx_.id));
   }
   if (!exec_id.empty()) {
-    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found: the fleetlet shim "
-                                                      "runs no exec processes",
-                                                      exec_id));
+    return rpcFail(StatusCode::kInvalidArgument,
+                   fmt::format("exec {}: this call takes no exec id", exec_id));
   }
   return {};
 }
@@ -153,31 +175,19 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
     }
   }
 
-  auto io = openStdio({r.stdin(), r.stdout(), r.stderr()}, ctx_.ns, ctx_.id,
-                      [this](const std::function<void()>& in_child) {
-                        // Loggers are reaped like orphans: nobody watches their exit.
-                        return reaper_.spawnWatched(
-                            [&] {
-                              pid_t pid = ::fork();
-                              if (pid == 0) in_child();
-                              return pid;
-                            },
-                            [](pid_t, ProcessExit) {});
-                      });
+  auto io = openStdio({r.stdin(), r.stdout(), r.stderr()}, ctx_.ns, ctx_.id, loggerSpawner());
   if (!io) {
     cleanup_cgroup();
     return rpcFail(io.error().wrap("stdio of task {}", r.id()));
   }
-  // The reaper thread must never wait for mu_: an RPC holding mu_ may itself wait for the
-  // reaper (runc start/delete). The exit is handled on a thread of its own instead.
-  auto on_exit = [this](pid_t pid, ProcessExit exit) {
-    std::thread([this, pid, exit] { onExit(pid, exit); }).detach();
-  };
+  auto on_exit = exitHandler();
   Result<std::unique_ptr<TaskProcess>> process = std::unexpected(Error(ErrorCode::kInternal, ""));
   if (native) {
     auto made = NativeProcess::create(*spec, ctx_.ns, ctx_.id, std::move(*io), reaper_, on_exit,
                                       [&](pid_t pid) { return cgroup.addProcess(pid); });
     if (made) {
+      native_spec_ = *spec;
+      sandbox_ = (*made)->sandbox();
       process = std::unique_ptr<TaskProcess>(std::move(*made));
     } else {
       process = std::unexpected(made.error());
@@ -268,7 +278,8 @@ void TaskService::publishOomIfNew() {
 }
 
 RpcResult<task::StartResponse> TaskService::start(const task::StartRequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (!r.exec_id().empty()) return execStart(r);
   std::lock_guard lock(mu_);
   if (phase_ != Phase::kCreated || !process_) {
     return rpcFail(StatusCode::kFailedPrecondition,
@@ -290,6 +301,20 @@ RpcResult<task::StartResponse> TaskService::start(const task::StartRequest& r) {
 
 void TaskService::onExit(pid_t pid, ProcessExit exit) {
   std::lock_guard lock(mu_);
+  for (auto& [exec_id, e] : execs_) {
+    if (e.pid != pid || e.phase != Phase::kRunning) continue;
+    e.phase = Phase::kStopped;
+    e.exit = exit;
+    exited_cv_.notify_all();
+    events::TaskExit event;
+    event.set_container_id(ctx_.id);
+    event.set_id(exec_id);
+    event.set_pid(static_cast<std::uint32_t>(pid));
+    event.set_exit_status(static_cast<std::uint32_t>(exit.status));
+    setTimestamp(event.mutable_exited_at(), exit.at);
+    publisher_.publish("/tasks/exit", type_names::kTaskExit, event);
+    return;
+  }
   // pid_ is 0 while Create runs and after it failed: that child's end is Create's error.
   if (pid_ == 0 || pid != pid_) return;
   exit_ = exit;
@@ -307,7 +332,8 @@ void TaskService::onExit(pid_t pid, ProcessExit exit) {
 }
 
 RpcResult<task::StateResponse> TaskService::state(const task::StateRequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (!r.exec_id().empty()) return execState(r);
   std::lock_guard lock(mu_);
   if (phase_ == Phase::kNone || phase_ == Phase::kDeleted) {
     return rpcFail(StatusCode::kNotFound, fmt::format("task {} not found", r.id()));
@@ -336,7 +362,8 @@ RpcResult<task::StateResponse> TaskService::state(const task::StateRequest& r) {
 }
 
 RpcResult<void> TaskService::kill(const task::KillRequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (!r.exec_id().empty()) return execKill(r);
   std::lock_guard lock(mu_);
   if (phase_ == Phase::kNone || phase_ == Phase::kDeleted) {
     return rpcFail(StatusCode::kNotFound, fmt::format("task {} not found", r.id()));
@@ -360,7 +387,8 @@ RpcResult<void> TaskService::kill(const task::KillRequest& r) {
 }
 
 RpcResult<task::WaitResponse> TaskService::wait(const task::WaitRequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (!r.exec_id().empty()) return execWait(r);
   std::unique_lock lock(mu_);
   if (phase_ == Phase::kNone) {
     return rpcFail(StatusCode::kNotFound, fmt::format("task {} not found", r.id()));
@@ -373,7 +401,8 @@ RpcResult<task::WaitResponse> TaskService::wait(const task::WaitRequest& r) {
 }
 
 RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (!r.exec_id().empty()) return execRemove(r);
   std::unique_lock lock(mu_);
   if (phase_ == Phase::kNone || phase_ == Phase::kDeleted) {
     return rpcFail(StatusCode::kNotFound, fmt::format("task {} not found", r.id()));
@@ -383,15 +412,18 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
                    fmt::format("task {} is running: kill it before deleting", r.id()));
   }
   if (phase_ == Phase::kCreated) {
-    // Never started: end the waiting child (the destructor kills it) and wait for its exit.
+    // Never started: the destructor ends the waiting child (and releases a runc container's
+    // state and rootfs itself), so there is nothing left for cleanup(); wait for the exit.
     process_.reset();
     exited_cv_.wait(lock, [&] { return phase_ == Phase::kStopped; });
   }
-  if (auto cleaned = process_->cleanup(); !cleaned) {
-    // The task is gone either way; containerd's `delete` subcommand retries the runc state.
-    (void)std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
+  if (process_) {
+    if (auto cleaned = process_->cleanup(); !cleaned) {
+      // The task is gone either way; containerd's `delete` subcommand retries the runc state.
+      (void)std::fprintf(stderr, "fleetlet-shim: %s\n", cleaned.error().message().c_str());
+    }
+    process_.reset();
   }
-  process_.reset();
   if (cgroup_) {
     // Without a pid namespace, children of the app may outlive it: end them with the task.
     for (int attempt = 0; attempt < 100; ++attempt) {
@@ -405,6 +437,7 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
     (void)cgroup_->remove();
   }
   phase_ = Phase::kDeleted;
+  execs_.clear();  // their processes went with the cgroup
   std::error_code ec;
   fs::remove(fs::path(created_.bundle()) / kInitPidFile, ec);
   fs::remove(fs::path(created_.bundle()) / kCgroupFile, ec);
@@ -472,7 +505,7 @@ RpcResult<void> TaskService::shutdown(const task::ShutdownRequest&) {
 }
 
 RpcResult<void> TaskService::closeIo(const task::CloseIORequest& r) {
-  if (auto ok = checkId(r.id(), r.exec_id()); !ok) return std::unexpected(ok.error());
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
   return {};
 }
 
@@ -486,6 +519,175 @@ RpcResult<void> TaskService::update(const task::UpdateTaskRequest& r) {
   if (!resources) return rpcFail(resources.error());
   if (auto applied = cgroup_->apply(*resources); !applied) return rpcFail(applied.error());
   return {};
+}
+
+RpcResult<void> TaskService::exec(const task::ExecProcessRequest& r) {
+  if (auto ok = checkId(r.id(), ""); !ok) return std::unexpected(ok.error());
+  if (r.exec_id().empty()) return rpcFail(StatusCode::kInvalidArgument, "exec: no exec id");
+  if (r.terminal()) {
+    return rpcFail(StatusCode::kInvalidArgument,
+                   "exec: a terminal is not supported by the fleetlet shim");
+  }
+  auto process = parseProcessSpec(r.spec().value());
+  if (!process) return rpcFail(process.error().wrap("exec {}", r.exec_id()));
+  if (process->terminal) {
+    return rpcFail(StatusCode::kInvalidArgument,
+                   "exec: a terminal is not supported by the fleetlet shim");
+  }
+  std::lock_guard lock(mu_);
+  if (phase_ != Phase::kRunning) {
+    return rpcFail(StatusCode::kFailedPrecondition,
+                   fmt::format("exec {}: task {} is not running", r.exec_id(), r.id()));
+  }
+  if (!native_spec_) {
+    return rpcFail(StatusCode::kUnimplemented,
+                   "exec in a container (runc mode) is not supported by the fleetlet shim yet");
+  }
+  if (execs_.contains(r.exec_id())) {
+    return rpcFail(StatusCode::kAlreadyExists, fmt::format("exec {} already exists", r.exec_id()));
+  }
+  // The app's sandbox with the exec's program: its level, binds and limits stay the app's.
+  NativeSpec spec = *native_spec_;
+  spec.args = process->args;
+  spec.env = process->env;
+  spec.cwd = process->cwd;
+  spec.rlimits = process->rlimits;
+  if (spec.level == SandboxLevel::kProcess) {
+    spec.bounding_caps = process->bounding_caps;
+    spec.ambient_caps = process->ambient_caps;
+    spec.uid = process->uid;
+    spec.gid = process->gid;
+    spec.additional_gids = process->additional_gids;
+  } else {
+    // A sandboxed app's exec runs as the app, with its capabilities, whatever the request
+    // names.
+    spec.uid = sandbox_.uid;
+    spec.gid = sandbox_.gid;
+    spec.additional_gids.clear();
+  }
+  execs_.emplace(r.exec_id(), ExecProcess{.spec = std::move(spec), .request = r});
+  return {};
+}
+
+RpcResult<task::StartResponse> TaskService::execStart(const task::StartRequest& r) {
+  std::lock_guard lock(mu_);
+  auto it = execs_.find(r.exec_id());
+  if (it == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found", r.exec_id()));
+  }
+  ExecProcess& e = it->second;
+  if (e.phase != Phase::kCreated) {
+    return rpcFail(StatusCode::kFailedPrecondition,
+                   fmt::format("exec {} is not in the created state", r.exec_id()));
+  }
+  if (phase_ != Phase::kRunning || !cgroup_) {
+    return rpcFail(StatusCode::kFailedPrecondition,
+                   fmt::format("exec {}: task {} is not running", r.exec_id(), r.id()));
+  }
+  auto io = openStdio({e.request.stdin(), e.request.stdout(), e.request.stderr()}, ctx_.ns, ctx_.id,
+                      loggerSpawner());
+  if (!io) return rpcFail(io.error().wrap("stdio of exec {}", r.exec_id()));
+  auto on_exit = exitHandler();
+  // Under mu_, with the phase set before the exit can be handled (onExit needs mu_).
+  auto made = NativeProcess::create(
+      e.spec, ctx_.ns, ctx_.id, std::move(*io), reaper_, on_exit,
+      [&](pid_t pid) { return cgroup_->addProcess(pid); }, pid_);
+  if (!made) return rpcFail(made.error().wrap("exec {}", r.exec_id()));
+  if (auto started = (*made)->start(); !started) {
+    return rpcFail(started.error().wrap("exec {}", r.exec_id()));
+  }
+  e.pid = (*made)->pid();
+  e.process = std::move(*made);
+  e.phase = Phase::kRunning;
+  task::StartResponse response;
+  response.set_pid(static_cast<std::uint32_t>(e.pid));
+  return response;
+}
+
+RpcResult<task::StateResponse> TaskService::execState(const task::StateRequest& r) {
+  std::lock_guard lock(mu_);
+  auto it = execs_.find(r.exec_id());
+  if (it == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found", r.exec_id()));
+  }
+  const ExecProcess& e = it->second;
+  task::StateResponse s;
+  s.set_id(r.exec_id());
+  s.set_bundle(created_.bundle());
+  s.set_pid(static_cast<std::uint32_t>(e.pid));
+  s.set_stdin(e.request.stdin());
+  s.set_stdout(e.request.stdout());
+  s.set_stderr(e.request.stderr());
+  s.set_exec_id(r.exec_id());
+  switch (e.phase) {
+    case Phase::kCreated:
+      s.set_status(containerd::v1::types::CREATED);
+      break;
+    case Phase::kRunning:
+      s.set_status(containerd::v1::types::RUNNING);
+      break;
+    default:
+      s.set_status(containerd::v1::types::STOPPED);
+      s.set_exit_status(static_cast<std::uint32_t>(e.exit.status));
+      setTimestamp(s.mutable_exited_at(), e.exit.at);
+      break;
+  }
+  return s;
+}
+
+RpcResult<void> TaskService::execKill(const task::KillRequest& r) {
+  std::lock_guard lock(mu_);
+  auto it = execs_.find(r.exec_id());
+  if (it == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found", r.exec_id()));
+  }
+  if (it->second.phase != Phase::kRunning) {
+    return rpcFail(StatusCode::kNotFound, "process already finished");
+  }
+  if (::kill(it->second.pid, static_cast<int>(r.signal())) != 0) {
+    return rpcFail(
+        errno == ESRCH ? StatusCode::kNotFound : StatusCode::kInternal,
+        fmt::format("signal {} to exec {}: {}", r.signal(), r.exec_id(), std::strerror(errno)));
+  }
+  return {};
+}
+
+RpcResult<task::WaitResponse> TaskService::execWait(const task::WaitRequest& r) {
+  std::unique_lock lock(mu_);
+  auto find = [&] { return execs_.find(r.exec_id()); };
+  if (find() == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found", r.exec_id()));
+  }
+  // Deleted meanwhile (or never started and then deleted): answer NOT_FOUND, not a hang.
+  exited_cv_.wait(
+      lock, [&] { return find() == execs_.end() || find()->second.phase == Phase::kStopped; });
+  auto it = find();
+  if (it == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} was deleted", r.exec_id()));
+  }
+  task::WaitResponse response;
+  response.set_exit_status(static_cast<std::uint32_t>(it->second.exit.status));
+  setTimestamp(response.mutable_exited_at(), it->second.exit.at);
+  return response;
+}
+
+RpcResult<task::DeleteResponse> TaskService::execRemove(const task::DeleteRequest& r) {
+  std::lock_guard lock(mu_);
+  auto it = execs_.find(r.exec_id());
+  if (it == execs_.end()) {
+    return rpcFail(StatusCode::kNotFound, fmt::format("exec {} not found", r.exec_id()));
+  }
+  if (it->second.phase == Phase::kRunning) {
+    return rpcFail(StatusCode::kFailedPrecondition,
+                   fmt::format("exec {} is running: kill it before deleting", r.exec_id()));
+  }
+  task::DeleteResponse response;
+  response.set_pid(static_cast<std::uint32_t>(it->second.pid));
+  response.set_exit_status(static_cast<std::uint32_t>(it->second.exit.status));
+  setTimestamp(response.mutable_exited_at(), it->second.exit.at);
+  execs_.erase(it);
+  exited_cv_.notify_all();
+  return response;
 }
 
 }  // namespace fleetlet::shim

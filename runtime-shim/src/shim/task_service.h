@@ -11,8 +11,9 @@
 //
 // The task mutex orders Start's event before the exit's, so containerd never sees an exit
 // before its start, even for a program that ends at once. Memory OOM kills in the task's
-// cgroup publish /tasks/oom. Exec, Pause, Resume, Checkpoint and ResizePty answer
-// UNIMPLEMENTED; CloseIO is accepted (stdin EOF reaches the app through the fifo itself).
+// cgroup publish /tasks/oom. Exec runs extra processes in a native app (see exec()); Pause,
+// Resume, Checkpoint and ResizePty answer UNIMPLEMENTED; CloseIO is accepted (stdin EOF reaches the
+// app through the fifo itself).
 //
 // Threads: each RPC runs on its own server thread; an exit on a thread of its own (never the
 // reaper's, which RPCs holding mu_ may wait for: runc start/delete); the OOM
@@ -24,6 +25,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,11 +84,33 @@ class TaskService {
   ttrpc::RpcResult<void> shutdown(const task::ShutdownRequest& r);
   ttrpc::RpcResult<void> closeIo(const task::CloseIORequest& r);
   ttrpc::RpcResult<void> update(const task::UpdateTaskRequest& r);
+  // Native tasks only: an exec process joins the running app's namespaces, cgroup, user and
+  // syscall filter (NativeProcess with `join`). Exec records it (nothing runs), Start runs it,
+  // its exit publishes /tasks/exit with its exec id, Delete forgets it. In container (runc)
+  // mode: UNIMPLEMENTED.
+  ttrpc::RpcResult<void> exec(const task::ExecProcessRequest& r);
 
  private:
   enum class Phase { kNone, kCreated, kRunning, kStopped, kDeleted };
+  struct ExecProcess {
+    NativeSpec spec;  // the app's, with the exec's program and user
+    task::ExecProcessRequest request;
+    std::unique_ptr<TaskProcess> process;
+    pid_t pid = 0;
+    Phase phase = Phase::kCreated;
+    ProcessExit exit{};
+  };
+  ttrpc::RpcResult<task::StartResponse> execStart(const task::StartRequest& r);
+  ttrpc::RpcResult<task::StateResponse> execState(const task::StateRequest& r);
+  ttrpc::RpcResult<void> execKill(const task::KillRequest& r);
+  ttrpc::RpcResult<task::WaitResponse> execWait(const task::WaitRequest& r);
+  ttrpc::RpcResult<task::DeleteResponse> execRemove(const task::DeleteRequest& r);
   ttrpc::RpcResult<void> checkId(const std::string& id, const std::string& exec_id) const;
   void onExit(pid_t pid, ProcessExit exit);
+  // For openStdio: starts a logger process whose exit nobody waits for.
+  LoggerSpawner loggerSpawner();
+  // For a process's exits: onExit() on a thread of its own.
+  Reaper::Callback exitHandler();
   void watchOom(int fd);
   void publishOomIfNew();  // requires mu_
 
@@ -96,13 +120,16 @@ class TaskService {
 
   mutable std::mutex mu_;
   std::condition_variable exited_cv_;
-  Phase phase_ = Phase::kNone;            // guarded by mu_
-  std::unique_ptr<TaskProcess> process_;  // guarded by mu_
-  pid_t pid_ = 0;                         // guarded by mu_
-  ProcessExit exit_{};                    // guarded by mu_: valid once kStopped
-  std::optional<Cgroup> cgroup_;          // guarded by mu_
-  task::CreateTaskRequest created_;       // guarded by mu_: for State
-  std::uint64_t oom_seen_ = 0;            // guarded by mu_: OOM kills reported
+  Phase phase_ = Phase::kNone;                // guarded by mu_
+  std::unique_ptr<TaskProcess> process_;      // guarded by mu_
+  pid_t pid_ = 0;                             // guarded by mu_
+  ProcessExit exit_{};                        // guarded by mu_: valid once kStopped
+  std::optional<Cgroup> cgroup_;              // guarded by mu_
+  task::CreateTaskRequest created_;           // guarded by mu_: for State
+  std::uint64_t oom_seen_ = 0;                // guarded by mu_: OOM kills reported
+  std::optional<NativeSpec> native_spec_;     // guarded by mu_: a native task's spec, for execs
+  SandboxSummary sandbox_;                    // guarded by mu_: what a native task got
+  std::map<std::string, ExecProcess> execs_;  // guarded by mu_: by exec id
   std::optional<std::thread> oom_thread_;
   UniqueFd oom_stop_;  // eventfd that ends the OOM watcher
 };

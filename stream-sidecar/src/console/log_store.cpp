@@ -60,7 +60,7 @@ Result<std::unique_ptr<LogStore>> LogStore::open(LogStoreOptions options) {
   if (ec) return failErrno(ec.value(), "create data dir {}", options.dir.string());
   if (!options.clock) options.clock = systemMicros;
   auto db = sqlite::Database::open(options.dir / "logs.db", kMigrations,
-                                   {.synchronous = sqlite::Synchronous::kNormal});
+                                   {.synchronous = sqlite::Synchronous::kNormal, .cache_kib = 256});
   if (!db) return std::unexpected(db.error().wrap("open log store"));
   std::unique_ptr<LogStore> store(new LogStore(std::move(options), std::move(*db)));
   // A small WAL: on a full disk every byte of it is space a delete may need.

@@ -97,7 +97,9 @@ Status EventStore::init() {
   std::error_code ec;
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) return failErrno(ec.value(), "create data dir {}", options_.dir.string());
-  auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  auto db = sqlite::Database::open(
+      db_path_, kMigrations,
+      {.synchronous = options_.synchronous, .cache_kib = options_.cache_kib});
   if (!db) return std::unexpected(db.error().wrap("open event store"));
   writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
   // Checkpoints run on their own thread (checkpointLoop). Under sustained load that one can
@@ -106,8 +108,8 @@ Status EventStore::init() {
   // restart. A WAL reset is truncated back to 64 MiB.
   FLEETLET_RETURN_IF_ERROR(
       writer_db_->exec("PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864"));
-  auto checkpoint_db =
-      sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  auto checkpoint_db = sqlite::Database::open(
+      db_path_, kMigrations, {.synchronous = options_.synchronous, .cache_kib = 64});
   if (!checkpoint_db) return std::unexpected(checkpoint_db.error().wrap("open checkpointer"));
   checkpoint_db_ = std::make_unique<sqlite::Database>(std::move(*checkpoint_db));
 
@@ -422,7 +424,9 @@ Result<std::unique_ptr<sqlite::Database>> EventStore::acquireReader() {
       return db;
     }
   }
-  auto db = sqlite::Database::open(db_path_, kMigrations, {.synchronous = options_.synchronous});
+  auto db = sqlite::Database::open(
+      db_path_, kMigrations,
+      {.synchronous = options_.synchronous, .cache_kib = options_.cache_kib});
   if (!db) return std::unexpected(db.error().wrap("open event store reader"));
   return std::make_unique<sqlite::Database>(std::move(*db));
 }

@@ -11,6 +11,7 @@
 
 #include "api/api_server.h"
 #include "fake_node_service.h"
+#include "manifest/yaml_json.h"
 #include "os/child_process.h"
 #include "support/temp_dir.h"
 
@@ -394,10 +395,10 @@ TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
       {{"get", "apps", "--bogus=1"}, "unknown option --bogus=1"},
       {{},
        "a command is required (expected image, apply, get, describe, logs, restart, "
-       "screenshot, show, status, events, top, manifest)"},
+       "screenshot, show, status, events, top, manifest, completion)"},
       {{"bogus"},
        "unknown command \"bogus\" (expected image, apply, get, describe, logs, "
-       "restart, screenshot, show, status, events, top, manifest)"},
+       "restart, screenshot, show, status, events, top, manifest, completion)"},
       {{"get", "pods"}, "unknown resource \"pods\" (expected apps)"},
       {{"get"}, "get needs a resource (expected apps)"},
       {{"describe", "pod", "camera"}, "unknown resource \"pod\" (expected app)"},
@@ -412,7 +413,7 @@ TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
       {{"events", "--after", "99999999999999999999"},
        "--after: \"99999999999999999999\" is not a non-negative integer"},
       {{"logs", "camera", "--tail", "2.5"}, "--tail: \"2.5\" is not a non-negative integer"},
-      {{"get", "apps", "-o", "yaml"}, "--output: yaml not in {text,json}"},
+      {{"get", "apps", "-o", "xml"}, "--output: xml not in {text,wide,json,yaml}"},
       {{"--log-level", "loud", "status"}, "--log-level: loud not in"},
   };
   for (const auto& [args, message] : cases) {
@@ -441,6 +442,92 @@ TEST_F(CliTest, HelpExits0AndGlobalOptionsMayFollowTheCommand) {
   auto large = ctl({"events", "--after", "9223372036854775807"});
   EXPECT_EQ(large.status.exit_code, 0) << large.err;
   EXPECT_EQ(large.out, "");
+}
+
+TEST_F(CliTest, WideAddsColumnsAndYamlIsTheJsonDocument) {
+  auto wide = ctl({"get", "apps", "-o", "wide"});
+  EXPECT_EQ(wide.status.exit_code, 0) << wide.err;
+  std::istringstream lines(wide.out);
+  std::string header, camera;
+  std::getline(lines, header);
+  std::getline(lines, camera);
+  EXPECT_THAT(header, ::testing::MatchesRegex("NAME +RUNTIME +STATE +RESTARTS +IMAGE +AGE +PID +"
+                                              "CONTAINER +MESSAGE"));
+  EXPECT_THAT(camera, ::testing::MatchesRegex("camera +container +running +2 +\\S+ +3m +4242 .*"));
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"get", "apps"}, {"describe", "app", "camera"}, {"status"}}) {
+    auto as = [&](const char* format) {
+      auto with = args;
+      with.insert(with.end(), {"-o", format});
+      auto out = ctl(with);
+      EXPECT_EQ(out.status.exit_code, 0) << out.err;
+      EXPECT_EQ(out.err, "");
+      return out.out;
+    };
+    auto json = parseJson(as("json"), "json");
+    ASSERT_TRUE(json) << json.error().message();
+    auto yaml = manifest::yamlToJson(as("yaml"));
+    ASSERT_TRUE(yaml) << yaml.error().message();
+    EXPECT_EQ(*yaml, *json) << args[0];
+    EXPECT_EQ(as("wide").empty(), false) << args[0];
+  }
+  auto bad = ctl({"get", "apps", "-o", "xml"});
+  EXPECT_EQ(bad.status.exit_code, 1);
+  EXPECT_EQ(bad.out, "");
+  EXPECT_THAT(bad.err, HasSubstr("xml"));
+}
+
+// Global options may come anywhere on the line, after the command too (as kubectl allows).
+TEST_F(CliTest, GlobalOptionsAnywhereOnTheLine) {
+  auto out = runCommand({FLEETLETCTL_PATH, "get", "apps", "--api-socket", socket_, "-o", "json"});
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_EQ(out->status.exit_code, 0) << out->err;
+  auto absent = (dir_->path() / "containerd.sock").string();
+  auto image = runCommand({FLEETLETCTL_PATH, "image", "ls", "--address", absent, "-n", "x"});
+  ASSERT_TRUE(image) << image.error().message();
+  EXPECT_EQ(image->status.exit_code, 1);
+  EXPECT_EQ(image->out, "");
+  EXPECT_THAT(image->err, HasSubstr(absent));  // the flag was taken, not refused
+  EXPECT_THAT(image->err, ::testing::Not(HasSubstr("unknown option")));
+}
+
+// `fleetletctl completion bash|zsh`: the generated script, run by the shell, completes commands,
+// resources and options, the global ones after a command too.
+TEST_F(CliTest, CompletionScriptsComplete) {
+  auto bash = ctl({"completion", "bash"});
+  ASSERT_EQ(bash.status.exit_code, 0) << bash.err;
+  auto bash_script = write("fleetletctl.bash", bash.out);
+  auto complete = [&](const std::string& shell, const std::string& line) {
+    std::string program;
+    if (shell == "bash") {
+      program = fmt::format(
+          "source {} && COMP_WORDS=({}) && COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)) && "
+          "_fleetletctl && echo \"${{COMPREPLY[*]}}\"",
+          bash_script.string(), line);
+    } else {
+      program = fmt::format(
+          "compdef() {{ :; }}; compadd() {{ print -r -- ${{(P)2}}; }}; source {} && "
+          "words=({}) && CURRENT=${{#words}} && _fleetletctl",
+          (dir_->path() / "_fleetletctl").string(), line);
+    }
+    auto out = runCommand({shell, "-c", program});
+    EXPECT_TRUE(out) << out.error().message();
+    EXPECT_EQ(out->status.exit_code, 0) << shell << ": " << out->err;
+    return out->out;
+  };
+  EXPECT_EQ(complete("bash", "fleetletctl ap"), "apply\n");
+  EXPECT_EQ(complete("bash", "fleetletctl image p"), "pull\n");
+  EXPECT_EQ(complete("bash", "fleetletctl get apps -o json --api"), "--api-socket\n");
+  EXPECT_EQ(complete("bash", "fleetletctl describe app camera --out"), "--output\n");
+  EXPECT_EQ(complete("bash", "fleetletctl completion ''"),
+            "--help -h --version --address --namespace "
+            "-n --api-socket --log-level\n");
+  auto zsh = ctl({"completion", "zsh"});
+  ASSERT_EQ(zsh.status.exit_code, 0) << zsh.err;
+  EXPECT_TRUE(zsh.out.starts_with("#compdef fleetletctl\n")) << zsh.out;
+  write("_fleetletctl", zsh.out);
+  EXPECT_THAT(complete("zsh", "fleetletctl image ''"), HasSubstr("pull import ls rm"));
+  EXPECT_THAT(complete("zsh", "fleetletctl get ''"), HasSubstr("apps app"));
 }
 
 // `fleetletctl manifest`: keys from keygen or openssl, sign, verify; no fleetletd involved.

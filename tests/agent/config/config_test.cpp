@@ -2,9 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "config/daemon_config.h"
+#include "config/daemon_flags.h"
 #include "support/temp_dir.h"
 
 namespace fleetlet::config {
@@ -126,6 +128,13 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"alerts: {rule: [x]}\n", "unknown key \"alerts.rule\""},
       {"alerts: {interval: 500ms}\n", "alerts.interval: must be at least 1s"},
       {"alerts: {rules: \"app cpu > 90%\"}\n", "alerts.rules: expected a list"},
+      {"parallelism: many\n", "parallelism: \"many\" has the wrong type"},
+      {"parallelism: [1]\n", "parallelism: expected a single value"},
+      {"pullTimeout: soon\n", "pullTimeout: \"soon\" is not a duration"},
+      {"cniBinDirs: /usr/lib/cni\n", "cniBinDirs: expected a list"},
+      {"logLevel: loud\n", "logLevel: \"loud\" is not a log level"},
+      {"dataDIR: /x\n", "unknown key \"dataDIR\""},
+      {"node: {idFile: [a]}\n", "node.idFile: expected a single value"},
   };
   for (const auto& c : cases) {
     auto cfg = load(c.yaml);
@@ -161,6 +170,102 @@ TEST_F(ConfigTest, NodeIdFromConfigOrMachineId) {
   EXPECT_THAT(resolveNodeId(cfg).error().message(), HasSubstr("is empty (set node.id)"));
   cfg.node_id_file = dir_->path() / "missing";
   EXPECT_EQ(resolveNodeId(cfg).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ConfigTest, LoggerAndNodeIdFileKeys) {
+  auto cfg = load("logger: /usr/libexec/fleetlet/fleetlet-logger\nnode: {idFile: /etc/node}\n");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->logger, "/usr/libexec/fleetlet/fleetlet-logger");
+  EXPECT_EQ(cfg->node_id_file, "/etc/node");
+}
+
+// The annotated /etc/fleetlet/config.yaml of the Debian package: it loads, and what it sets is
+// the built-in default (a reader can trust its comments).
+TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
+  auto cfg = loadConfigFile(FLEETLET_PACKAGED_CONFIG, DaemonConfig{});
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  const DaemonConfig d;
+  EXPECT_EQ(cfg->containerd, d.containerd);
+  EXPECT_EQ(cfg->ns, d.ns);
+  EXPECT_EQ(cfg->data_dir, d.data_dir);
+  EXPECT_EQ(cfg->api_socket, d.api_socket);
+  EXPECT_EQ(cfg->log_level, d.log_level);
+  EXPECT_EQ(cfg->cni_conf_dir, d.cni_conf_dir);
+  EXPECT_EQ(cfg->cni_bin_dirs, d.cni_bin_dirs);
+  EXPECT_EQ(cfg->system_manifest, d.system_manifest);
+  EXPECT_FALSE(cfg->system_manifest_required);
+  EXPECT_TRUE(cfg->cloud.manifest_url.empty());
+  EXPECT_TRUE(cfg->trust_keys.empty());
+}
+
+// fleetletd's flags over its config file (config/daemon_flags.h).
+class DaemonFlagsTest : public ConfigTest {
+ protected:
+  // The settings for a command line, after argv[0].
+  Result<DaemonConfig> resolve(std::vector<std::string> args) {
+    CLI::App app;
+    DaemonFlags flags;
+    addDaemonFlags(app, flags);
+    std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+    app.parse(args);
+    return resolveDaemonConfig(flags);
+  }
+  std::string write(const std::string& yaml, const std::string& name = "config.yaml") {
+    auto path = dir_->path() / name;
+    std::ofstream(path) << yaml;
+    return path.string();
+  }
+};
+
+TEST_F(DaemonFlagsTest, FlagsOverrideTheFileWhichOverridesDefaults) {
+  auto file = write(
+      "containerd: /file/containerd.sock\nnamespace: from-file\npullTimeout: 5m\n"
+      "plainHttpRegistries: [reg.lan:5000]\ncniBinDirs: [/file/cni]\n");
+  auto cfg = resolve({"--config", file, "--namespace", "from-flag", "--pull-timeout", "10s",
+                      "--plain-http-registry", "other.lan:5000", "--parallelism", "8"});
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->containerd, "/file/containerd.sock");  // the file's
+  EXPECT_EQ(cfg->ns, "from-flag");                      // the flag's
+  EXPECT_EQ(cfg->pull_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(cfg->parallelism, 8U);
+  EXPECT_EQ(cfg->pull_parallelism, DaemonConfig{}.pull_parallelism);  // the default
+  EXPECT_EQ(cfg->plain_http_registries, (std::set<std::string>{"reg.lan:5000", "other.lan:5000"}));
+  EXPECT_EQ(cfg->cni_bin_dirs, std::vector<std::filesystem::path>{"/file/cni"});
+  EXPECT_FALSE(cfg->system_manifest_required);
+  auto named = resolve({"--config", file, "--system-manifest", "/x/system.yaml"});
+  ASSERT_TRUE(named.has_value()) << named.error().message();
+  EXPECT_TRUE(named->system_manifest_required);
+}
+
+TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
+  auto file = write("pullTimeout: 5m\nparallelism: 2\n");
+  struct Case {
+    std::vector<std::string> args;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {{"--config", file, "--pull-timeout", "later"},
+       "--pull-timeout: \"later\" is not a duration"},
+      {{"--config", file, "--log-level", "chatty"}, "--log-level: \"chatty\" is not a log level"},
+      {{"--config", write("pullTimout: 5m\n", "typo.yaml")}, "unknown key \"pullTimout\""},
+      {{"--config", write("parallelism: two\n", "type.yaml")},
+       "parallelism: \"two\" has the wrong type"},
+      {{"--config", (dir_->path() / "missing.yaml").string()}, "missing.yaml does not exist"},
+  };
+  for (const auto& c : cases) {
+    auto cfg = resolve(c.args);
+    ASSERT_FALSE(cfg.has_value()) << c.args.back();
+    EXPECT_THAT(cfg.error().message(), HasSubstr(c.reason)) << c.args.back();
+  }
+}
+
+TEST_F(DaemonFlagsTest, WithoutConfigTheDefaultFileIsOptional) {
+  // kDefaultConfigFile does not exist on a build machine; a test cannot create it.
+  if (std::filesystem::exists(kDefaultConfigFile)) GTEST_SKIP() << kDefaultConfigFile << " exists";
+  auto cfg = resolve({"--containerd", "/x.sock"});
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->containerd, "/x.sock");
+  EXPECT_EQ(cfg->data_dir, DaemonConfig{}.data_dir);
 }
 
 }  // namespace

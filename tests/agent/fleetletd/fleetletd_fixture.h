@@ -87,6 +87,9 @@ class FleetletdTest : public ::testing::Test {
     if (agent_) stopAgent();
   }
 
+  // The fleetletd that startAgent() runs: the build's, or one installed from the package.
+  std::string agent_binary_ = FLEETLETD_PATH;
+
   std::filesystem::path desiredDir() const { return dir_->path() / "desired"; }
   std::filesystem::path dataDir() const { return dir_->path() / "data"; }
   std::filesystem::path logPath() const { return dir_->path() / "fleetletd.log"; }
@@ -97,7 +100,7 @@ class FleetletdTest : public ::testing::Test {
                   const std::vector<std::string>& wrapper = {}) {
     std::vector<std::string> argv = wrapper;
     for (const auto& a :
-         {std::string(FLEETLETD_PATH), std::string("--containerd"), containerd_->socket().string(),
+         {agent_binary_, std::string("--containerd"), containerd_->socket().string(),
           std::string("--namespace"), ns_, std::string("--data-dir"), dataDir().string(),
           std::string("--api-socket"), (dir_->path() / "api.sock").string(),
           std::string("--desired"), desiredDir().string(), std::string("--plain-http-registry"),

@@ -92,6 +92,18 @@ const Bad kBadApps[] = {
      "apps.a.bundle.url: required"},
     {"ExecPathRelative", "a: {runtime: native, exec: {path: bin/x}}",
      "apps.a.exec.path: \"bin/x\" is not an absolute path"},
+    {"SandboxLevelUnknown", "a: {runtime: native, exec: {path: /x}, sandbox: {level: jail}}",
+     "apps.a.sandbox.level: unknown value \"jail\" (expected process, sandboxed or contained)"},
+    {"SandboxLevelNotString", "a: {runtime: native, exec: {path: /x}, sandbox: {level: 1}}",
+     "apps.a.sandbox.level: expected a string, got integer"},
+    {"SandboxUnknownKey", "a: {runtime: native, exec: {path: /x}, sandbox: {levle: process}}",
+     "apps.a.sandbox.levle"},
+    {"SandboxCapabilityBadName",
+     "a: {runtime: native, exec: {path: /x}, sandbox: {capabilities: [CAP_CHOWN, net_admin]}}",
+     "apps.a.sandbox.capabilities[1]: \"net_admin\" is not a capability name like "
+     "CAP_NET_BIND_SERVICE"},
+    {"ContainerForbidsSandbox", "a: {image: busybox, sandbox: {level: process}}",
+     "apps.a.sandbox: not allowed for runtime container"},
     {"ExecArgsNotStrings", "a: {runtime: native, exec: {path: /x, args: [--bus, 1]}}",
      "apps.a.exec.args[1]: expected a string, got integer"},
 

@@ -169,6 +169,12 @@ TEST(HashTest, NestedValuesChangeTheHash) {
        "a: {runtime: native, exec: {path: /x, args: [1a]}}"},
       {"a: {image: busybox, resources: {cpu: 0.5}}",
        "a: {image: busybox, resources: {cpu: 0.501}}"},
+      {"a: {runtime: native, exec: {path: /x}, sandbox: {level: process}}",
+       "a: {runtime: native, exec: {path: /x}, sandbox: {level: contained}}"},
+      {"a: {runtime: native, exec: {path: /x}}",
+       "a: {runtime: native, exec: {path: /x}, sandbox: {level: process}}"},
+      {"a: {runtime: native, exec: {path: /x}, sandbox: {capabilities: [CAP_NET_RAW]}}",
+       "a: {runtime: native, exec: {path: /x}, sandbox: {capabilities: [CAP_NET_ADMIN]}}"},
   };
   for (const auto& [x, y] : pairs) {
     SCOPED_TRACE(x + "  vs  " + y);

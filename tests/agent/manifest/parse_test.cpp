@@ -183,6 +183,28 @@ w: {runtime: webview, bundle: {url: "http://127.0.0.1:8000/ui.tgz", sha256: "aaa
   EXPECT_EQ(s.apps.at("w").runtime, Runtime::kWebview);
 }
 
+TEST(ParseTest, SandboxLevelOfANativeApp) {
+  NodeState s =
+      parseOk(withApps(R"(p: {runtime: native, exec: {path: /bin/true}, sandbox: {level: process}}
+c: {runtime: native, exec: {path: /bin/true}, sandbox: {level: contained}}
+d: {runtime: native, exec: {path: /bin/true}, sandbox: {}}
+n: {runtime: native, exec: {path: /bin/true}})"));
+  EXPECT_EQ(s.apps.at("p").sandbox->level, SandboxLevel::kProcess);
+  EXPECT_EQ(s.apps.at("c").sandbox->level, SandboxLevel::kContained);
+  EXPECT_EQ(s.apps.at("d").sandbox->level, SandboxLevel::kSandboxed);
+  EXPECT_FALSE(s.apps.at("n").sandbox);
+  EXPECT_EQ(canonicalJson(s.apps.at("c"))["sandbox"]["level"], "contained");
+  EXPECT_FALSE(canonicalJson(s.apps.at("n")).contains("sandbox"));
+  EXPECT_FALSE(canonicalJson(s.apps.at("c"))["sandbox"].contains("capabilities"));
+
+  NodeState caps = parseOk(withApps(
+      "b: {runtime: native, exec: {path: /bin/true}, sandbox: {capabilities: [CAP_NET_RAW, "
+      "CAP_NET_BIND_SERVICE, CAP_NET_RAW]}}"));
+  EXPECT_THAT(caps.apps.at("b").sandbox->capabilities,
+              ElementsAre("CAP_NET_BIND_SERVICE", "CAP_NET_RAW"));
+  EXPECT_EQ(caps.apps.at("b").sandbox->level, SandboxLevel::kSandboxed);
+}
+
 TEST(ParseTest, BundleFromAFileUrl) {
   NodeState s = parseOk(withApps(
       R"(w: {runtime: webview, bundle: {url: "file:///srv/bundles/ui.tgz", sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}})"));

@@ -278,5 +278,94 @@ TEST(BuildSpecTest, RefusesOtherRuntimesAndBadIds) {
   }
 }
 
+manifest::App nativeApp() {
+  manifest::App app;
+  app.name = "plc";
+  app.runtime = manifest::Runtime::kNative;
+  app.exec = manifest::NativeExec{.path = "/opt/plc/bridge", .args = {"--bus", "1"}};
+  return app;
+}
+
+Json buildNative(const manifest::App& app, const SpecInputs& in = inputs()) {
+  auto spec = buildNativeSpec(app, in);
+  EXPECT_TRUE(spec) << spec.error().message();
+  return spec ? *spec : Json();
+}
+
+TEST(BuildNativeSpecTest, RunsTheHostBinaryOnTheHostRootSandboxedByDefault) {
+  manifest::App app = nativeApp();
+  app.env = {{"BUS", "2"}, {"PATH", "/opt/plc"}};
+  app.resources = {.cpu = 0.5, .memory_bytes = 64 << 20, .pids = 32};
+  SpecInputs in = inputs();
+  in.extra_env = {{"AX_EVENT_SERVICE_URI", "http://localhost:4454"}};
+  in.state_dir = "/var/lib/fleetlet/state/plc";
+  Json spec = buildNative(app, in);
+  EXPECT_EQ(spec["root"], Json({{"path", "/"}}));
+  EXPECT_THAT(strings(spec["process"]["args"]), ElementsAre("/opt/plc/bridge", "--bus", "1"));
+  EXPECT_THAT(strings(spec["process"]["env"]),
+              ElementsAre("PATH=/opt/plc", "AX_EVENT_SERVICE_URI=http://localhost:4454", "BUS=2"));
+  EXPECT_EQ(spec["process"]["cwd"], "/");
+  EXPECT_EQ(spec["process"]["user"], Json({{"uid", 0}, {"gid", 0}}));
+  EXPECT_EQ(spec["process"]["noNewPrivileges"], true);
+  EXPECT_EQ(spec["annotations"]["io.fleetlet.sandbox"], "sandboxed");
+  EXPECT_EQ(spec["annotations"]["io.fleetlet.sandbox.state-dir"], "/var/lib/fleetlet/state/plc");
+  EXPECT_EQ(spec["linux"]["cgroupsPath"], "/fleetlet/camera-1");
+  EXPECT_EQ(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
+  EXPECT_EQ(spec["linux"]["resources"]["cpu"]["quota"], 50000);
+  EXPECT_EQ(spec["linux"]["resources"]["pids"]["limit"], 32);
+  EXPECT_FALSE(spec["linux"].contains("namespaces"));  // the host's network
+  EXPECT_TRUE(spec["mounts"].empty());
+}
+
+TEST(BuildNativeSpecTest, LevelUserAndNetworkNamespace) {
+  manifest::App app = nativeApp();
+  app.sandbox = manifest::Sandbox{.level = manifest::SandboxLevel::kContained};
+  SpecInputs in = inputs();
+  in.netns_path = "/var/run/netns/fleetlet-plc";
+  in.native_uid = 61200;
+  Json spec = buildNative(app, in);
+  EXPECT_EQ(spec["annotations"]["io.fleetlet.sandbox"], "contained");
+  EXPECT_EQ(spec["process"]["user"], Json({{"uid", 61200}, {"gid", 61200}}));
+  EXPECT_EQ(spec["linux"]["namespaces"],
+            Json::parse(R"([{"type": "network", "path": "/var/run/netns/fleetlet-plc"}])"));
+
+  // The manifest's user wins over the allocated one.
+  app.user = "1000:1001";
+  EXPECT_EQ(buildNative(app, in)["process"]["user"], Json({{"uid", 1000}, {"gid", 1001}}));
+
+  // The process level: the spec's user (root), the host's network, $STATE_DIRECTORY set here.
+  app.user.clear();
+  app.sandbox->level = manifest::SandboxLevel::kProcess;
+  in.state_dir = "/var/lib/fleetlet/state/plc";
+  spec = buildNative(app, in);
+  EXPECT_EQ(spec["annotations"]["io.fleetlet.sandbox"], "process");
+  EXPECT_EQ(spec["process"]["user"], Json({{"uid", 0}, {"gid", 0}}));
+  EXPECT_FALSE(spec["linux"].contains("namespaces"));
+  EXPECT_THAT(strings(spec["process"]["env"]),
+              ::testing::Contains("STATE_DIRECTORY=/var/lib/fleetlet/state/plc"));
+}
+
+TEST(BuildNativeSpecTest, ListedCapabilitiesAreAmbientAndInEverySet) {
+  manifest::App app = nativeApp();
+  EXPECT_FALSE(buildNative(app)["process"]["capabilities"].contains("ambient"));
+  app.sandbox = manifest::Sandbox{.capabilities = {"CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"}};
+  Json caps = buildNative(app)["process"]["capabilities"];
+  EXPECT_THAT(strings(caps["ambient"]), ElementsAre("CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"));
+  EXPECT_THAT(strings(caps["inheritable"]), ElementsAre("CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"));
+  for (const char* set : {"bounding", "effective", "permitted"}) {
+    EXPECT_THAT(strings(caps[set]), ::testing::Contains("CAP_NET_ADMIN")) << set;
+  }
+}
+
+TEST(BuildNativeSpecTest, RefusesContainerAppsAndBadIds) {
+  EXPECT_THAT(buildNativeSpec(containerApp(), inputs()).error().message(),
+              HasSubstr("not a native app"));
+  SpecInputs in = inputs();
+  in.container_id = "a/b";
+  auto spec = buildNativeSpec(nativeApp(), in);
+  ASSERT_FALSE(spec);
+  EXPECT_EQ(spec.error().code(), ErrorCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace fleetlet::ocispec

@@ -170,15 +170,29 @@ TEST(Planner, RequestedRestartOfARunningApp) {
                     .actual = {container("a", "h1", Task::kRunning)},
                     .restart_requested = true,
                     .now = kNow});
-  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kRestart, "a-h1")));
+  // Stopped first: starting a running task would leave it as it is.
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kRestart, "a-h1")));
 }
 
 TEST(Planner, UnsupportedRuntimesAreReportedNotPlanned) {
-  auto native = app("plc", "h1");
-  native.runtime = manifest::Runtime::kNative;
-  auto p = plan(&native, {}, "plc");
+  auto webview = app("ui", "h1");
+  webview.runtime = manifest::Runtime::kWebview;
+  auto p = plan(&webview, {}, "ui");
   EXPECT_THAT(p.steps, IsEmpty());
   EXPECT_TRUE(p.unsupported.has_value());
+}
+
+TEST(Planner, ANativeAppIsCreatedAndStartedWithoutAPull) {
+  auto native = app("plc", "h1");
+  native.runtime = manifest::Runtime::kNative;
+  native.image.clear();
+  auto p = plan(&native, {}, "plc");
+  EXPECT_FALSE(p.unsupported.has_value());
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kCreate, "plc-h1"), Pair(Kind::kStart, "plc-h1")));
+  // Restarted by its policy like a container.
+  native.restart = manifest::RestartPolicy::kOnFailure;
+  p = plan(&native, {container("plc", "h1", Task::kStopped, 3)}, "plc");
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kRestart, "plc-h1")));
 }
 
 TEST(Backoff, DoublesFromOneSecondToFiveMinutesAndResetsAfterAStableRun) {

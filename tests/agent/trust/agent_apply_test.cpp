@@ -328,7 +328,10 @@ TEST_F(RollbackTest, NothingRollsBackAfterTheWindowOrForAnUnchangedApp) {
   EXPECT_EQ(store_->desiredRevision(), 2);
   EXPECT_TRUE(agent->status()->failed.empty());
   EXPECT_FALSE(window(*agent));
-  EXPECT_TRUE(hasEvent(*agent, "confirmed", "revision 2: no failure within its rollback window"));
+  // The store is written before the event is recorded: wait for the event too.
+  EXPECT_TRUE(waitUntil([&] {
+    return hasEvent(*agent, "confirmed", "revision 2: no failure within its rollback window");
+  }));
 }
 
 TEST_F(RollbackTest, WithoutAWindowNothingRollsBack) {
@@ -358,7 +361,9 @@ TEST_F(RollbackTest, ARevisionIsLastGoodOnlyAfterItsWindowPasses) {
   advance(std::chrono::seconds(2));
   ASSERT_TRUE(waitUntil([&] { return store_->lastGoodRevision() == 2; }));
   EXPECT_FALSE(window(*agent));
-  EXPECT_TRUE(hasEvent(*agent, "confirmed", "it is the last good revision"));
+  // The store is written before the event is recorded (CI saw the gap): wait for the event too.
+  EXPECT_TRUE(
+      waitUntil([&] { return hasEvent(*agent, "confirmed", "it is the last good revision"); }));
   auto stored = store_->rollbackWatch();
   ASSERT_TRUE(stored);
   EXPECT_FALSE(stored->has_value());

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "http/plain_client.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::http {
@@ -252,6 +253,98 @@ TEST(HttpClient, TalksOverUnixSocket) {
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->body, "ok");
   std::filesystem::remove(path);
+}
+
+// --- sendPlain: Beast, plain http:// only (fleetlet-blobs' events to fleetlet-streams) ---
+
+// A port on 127.0.0.1 nothing listens on.
+uint16_t closedPort() {
+  uint16_t port = 0;
+  UniqueFd s = listenOnLoopback(port);
+  return port;  // closed when `s` goes
+}
+
+TEST(PlainClient, PostsTheBodyAndReadsTheAnswer) {
+  CannedServer server(
+      "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Seq: 7\r\nConnection: close\r\n\r\nok");
+  ClientRequest request{.method = "POST", .url = server.url("/api/v1/events/publish?x=1")};
+  request.headers.add("Content-Type", "application/json");
+  request.body = R"({"data":[]})";
+  auto r = sendPlain(request);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->body, "ok");
+  EXPECT_EQ(r->headers.find("x-seq"), "7");
+  const std::string& got = server.received();
+  EXPECT_TRUE(got.starts_with("POST /api/v1/events/publish?x=1 HTTP/1.1\r\n")) << got;
+  EXPECT_NE(got.find("Content-Type: application/json\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("Content-Length: 11\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("Host: 127.0.0.1:"), std::string::npos) << got;
+}
+
+TEST(PlainClient, AnErrorStatusIsAnAnswerNotAnError) {
+  CannedServer server("HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy");
+  auto r = sendPlain({.url = server.url("/")});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->body, "busy");
+}
+
+TEST(PlainClient, RefusesWhatItDoesNotSpeakNamingIt) {
+  auto refused = [](const std::string& url, const std::string& method = "GET") {
+    auto r = sendPlain({.method = method, .url = url});
+    EXPECT_FALSE(r) << url;
+    if (r) return std::string();
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+    return r.error().message();
+  };
+  EXPECT_EQ(refused("https://127.0.0.1/"),
+            "plain http client: only http:// is supported in URL \"https://127.0.0.1/\"");
+  EXPECT_EQ(refused("http:///x"), "plain http client: no host in URL \"http:///x\"");
+  EXPECT_EQ(refused("http://h:99999/"), "plain http client: bad port in URL \"http://h:99999/\"");
+  EXPECT_EQ(refused("http://h:8x/"), "plain http client: bad port in URL \"http://h:8x/\"");
+  EXPECT_EQ(refused("http://u:p@h/"),
+            "plain http client: user info is not supported in URL \"http://u:p@h/\"");
+  EXPECT_EQ(refused("http://[::1/"),
+            "plain http client: unclosed '[' in the host in URL \"http://[::1/\"");
+  EXPECT_EQ(refused("http://127.0.0.1/", "FROB"), "plain http client: unknown method \"FROB\"");
+}
+
+TEST(PlainClient, UnreachableIsUnavailableNamingTheStep) {
+  std::string url = "http://127.0.0.1:" + std::to_string(closedPort()) + "/x";
+  auto r = sendPlain({.url = url});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().message(), "GET " + url + ": connect: Connection refused");
+}
+
+TEST(PlainClient, AHungPeerTimesOutNamingTheStep) {
+  DrippingServer server;
+  auto started = std::chrono::steady_clock::now();
+  auto r = sendPlain({.url = server.url()}, {.timeout = std::chrono::milliseconds(300)});
+  auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().message(), "GET " + server.url() + ": read: timed out after 300 ms");
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST(PlainClient, ABodyOverTheLimitIsRefused) {
+  CannedServer server("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" +
+                      std::string(100, 'x'));
+  auto r = sendPlain({.url = server.url("/big")}, {.max_body = 10});
+  ASSERT_FALSE(r) << r->body.size();
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(r.error().message(), "GET " + server.url("/big") + ": response body over 10 bytes");
+}
+
+TEST(PlainClient, AChunkedBodyOverTheLimitIsRefused) {
+  CannedServer server(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n");
+  auto r = sendPlain({.url = server.url("/chunked")}, {.max_body = 10});
+  ASSERT_FALSE(r) << r->body.size();
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
 }
 
 }  // namespace

@@ -202,6 +202,31 @@ TEST_F(SqliteTest, SecondWriterWaitsThenFailsAsUnavailable) {
   EXPECT_EQ(countRows(*second, "apps").value(), 0);
 }
 
+TEST_F(SqliteTest, BeginIsRefusedWhileAStatementIsStillRunning) {
+  auto db = Database::open(dbPath(), kSchema);
+  auto other = Database::open(dbPath(), kSchema);
+  ASSERT_TRUE(db && other);
+  ASSERT_TRUE(db->exec("INSERT INTO apps (name, revision) VALUES ('a', 1), ('b', 2)"));
+  auto select = db->prepare("SELECT name FROM apps");
+  ASSERT_TRUE(select);
+  ASSERT_TRUE(select->step().value());  // a row: the statement holds a read snapshot
+  // Another connection writes: upgrading the snapshot would fail with SQLITE_BUSY at once.
+  ASSERT_TRUE(other->exec("INSERT INTO apps (name, revision) VALUES ('c', 3)"));
+  auto refused = db->begin();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInternal);
+  EXPECT_EQ(refused.error().message(),
+            "sqlite: BEGIN IMMEDIATE while \"SELECT name FROM apps\" is still running (reset it "
+            "first)");
+  // Reset (or run to the end), the same statement no longer stands in the way.
+  ASSERT_TRUE(select->reset());
+  auto tx = db->begin();
+  ASSERT_TRUE(tx) << tx.error().message();
+  ASSERT_TRUE(db->exec("INSERT INTO apps (name, revision) VALUES ('d', 4)"));
+  ASSERT_TRUE(tx->commit());
+  EXPECT_EQ(countRows(*other, "apps").value(), 4);
+}
+
 TEST_F(SqliteTest, ConstraintViolationsAreValuesWithClearMessages) {
   auto db = Database::open(dbPath(), kSchema);
   ASSERT_TRUE(db);

@@ -90,6 +90,24 @@ TEST(ShimSpecTest, BadInputNamesTheField) {
   }
 }
 
+TEST(ShimSpecTest, AnExecProcessSpecIsReadLikeABundlesProcess) {
+  auto p = parseProcessSpec(R"({"args": ["/bin/sh", "-c", "test -f /ready"], "cwd": "/srv",
+      "env": ["A=b"], "user": {"uid": 7, "gid": 8},
+      "capabilities": {"bounding": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE"]}})");
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->args, (std::vector<std::string>{"/bin/sh", "-c", "test -f /ready"}));
+  EXPECT_EQ(p->cwd, "/srv");
+  EXPECT_EQ(p->env, std::vector<std::string>{"A=b"});
+  EXPECT_EQ(p->uid, 7u);
+  EXPECT_EQ(p->gid, 8u);
+  EXPECT_EQ(p->ambient_caps, std::vector<std::string>{"CAP_NET_BIND_SERVICE"});
+  for (const char* bad : {"", "[1]", R"({"args": []})", R"({"args": ["x"], "cwd": "rel"})"}) {
+    auto r = parseProcessSpec(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ShimSpecTest, UpdateResourcesParse) {
   auto r = parseResources(R"({"memory": {"limit": 1048576}, "pids": {"limit": 5}})");
   ASSERT_TRUE(r);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The Debian package of this build tree (packaging/CMakeLists.txt): CPack builds it, lintian
+# finds no error in it, it unpacks into a throwaway root with the files where containerd, CNI
+# and systemd look for them, the installed fleetletd accepts the installed default config, and
+# systemd-analyze verifies the unit. Prints the package's size and contents.
+# Usage: package_test.sh BINARY_DIR
+set -uo pipefail
+binary_dir=$1
+work=$(mktemp -d /tmp/fleetlet-package-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+failures=0 passed=0
+check() {  # check NAME COMMAND...: one assertion
+  local name=$1
+  shift
+  if "$@" >"$work/check.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "ok: $name"
+  else
+    failures=$((failures + 1))
+    echo "FAIL: $name"
+    sed 's/^/    /' "$work/check.log"
+  fi
+}
+
+# CPack from this build tree, into the work dir (the build's own packages/ stays untouched).
+if ! cpack -G DEB --config "$binary_dir/CPackConfig.cmake" -B "$work/out" >"$work/cpack.log" 2>&1; then
+  cat "$work/cpack.log"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+deb=$(ls "$work"/out/fleetlet_*.deb 2>/dev/null)
+if [[ -z $deb ]]; then
+  cat "$work/cpack.log"
+  echo "0 passed, 1 failed (cpack made no fleetlet_*.deb)"
+  exit 1
+fi
+echo "package: $(basename "$deb"), $(du -k "$deb" | cut -f1) KiB"
+dpkg-deb --contents "$deb"
+
+check "file name is fleetlet_<version>_<arch>.deb" \
+  bash -c "[[ $(basename "$deb") =~ ^fleetlet_[0-9][^_]*_$(dpkg --print-architecture)\.deb$ ]]"
+check "depends on containerd, runc, CNI plugins and nftables" bash -c "
+  deps=\$(dpkg-deb --field '$deb' Depends)
+  for d in containerd runc containernetworking-plugins nftables; do
+    [[ \$deps == *\"\$d\"* ]] || { echo \"missing \$d in: \$deps\"; exit 1; }
+  done"
+check "config and conflist are conffiles" bash -c "
+  dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | tee /dev/stderr |
+    grep -qx /etc/fleetlet/config.yaml &&
+  dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | grep -qx /etc/fleetlet/cni/10-fleetlet.conflist"
+lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1
+lintian_status=$?
+echo "lintian (exit $lintian_status):"
+sed 's/^/  /' "$work/lintian.log"
+check "lintian reports no error" bash -c "
+  [[ $lintian_status -eq 0 ]] && ! grep -q '^E:' '$work/lintian.log'"
+
+root="$work/root"
+dpkg-deb -x "$deb" "$root"
+for path in usr/bin/fleetletd usr/bin/fleetletctl usr/bin/fleetlet-streams usr/bin/fleetlet-blobs \
+            usr/bin/containerd-shim-fleetlet-v1 usr/libexec/fleetlet/fleetlet-logger \
+            usr/libexec/fleetlet/cni/fleetlet-firewall usr/share/fleetlet/system/node-services.yaml \
+            etc/fleetlet/config.yaml etc/fleetlet/cni/10-fleetlet.conflist \
+            lib/systemd/system/fleetletd.service usr/share/bash-completion/completions/fleetletctl \
+            usr/share/zsh/vendor-completions/_fleetletctl usr/share/doc/fleetlet/copyright; do
+  check "installs /$path" test -s "$root/$path"
+done
+check "installs /var/lib/fleetlet and /usr/share/fleetlet/images" \
+  test -d "$root/var/lib/fleetlet" -a -d "$root/usr/share/fleetlet/images"
+version=$(dpkg-deb --field "$deb" Version)
+check "installed binaries print the package version" bash -c "
+  for b in usr/bin/fleetletd usr/bin/fleetletctl usr/libexec/fleetlet/fleetlet-logger \
+           usr/bin/containerd-shim-fleetlet-v1 usr/libexec/fleetlet/cni/fleetlet-firewall; do
+    out=\$('$root'/\$b --version) || exit 1
+    [[ \$out == \"\$(basename \$b) $version\" ]] || { echo \"\$b: \$out\"; exit 1; }
+  done"
+check "installed fleetletd accepts the installed config" \
+  "$root/usr/bin/fleetletd" --check-config --config "$root/etc/fleetlet/config.yaml"
+check "installed CNI conflist is the built-in network" bash -c "
+  jq -e '.name == \"fleetlet\" and .plugins[0].bridge == \"fleetlet0\" and
+         (.plugins | map(.type) == [\"bridge\", \"portmap\", \"fleetlet-firewall\"])' \
+     '$root/etc/fleetlet/cni/10-fleetlet.conflist'"
+check "unit: after containerd, Restart=always, KillMode=process" bash -c "
+  u='$root/lib/systemd/system/fleetletd.service'
+  grep -qx 'After=containerd.service network-online.target' \$u &&
+  grep -qx 'Restart=always' \$u && grep -qx 'KillMode=process' \$u"
+# verify resolves ExecStart= inside the root and loads the units the unit names from there: the
+# root gets this machine's units beside the package's (containerd.service among them). Any
+# message (a bad setting is only a warning) fails the check.
+cp -rn /lib/systemd/system/. "$root/lib/systemd/system/"
+check "systemd-analyze verify passes" bash -c "
+  out=\$(systemd-analyze verify --root='$root' /lib/systemd/system/fleetletd.service 2>&1); rc=\$?
+  echo \"\$out\"; [[ \$rc -eq 0 && -z \$out ]]"
+
+echo "$passed passed, $failures failed"
+[[ $failures -eq 0 ]]
