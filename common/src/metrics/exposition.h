@@ -17,6 +17,7 @@
 // Concurrency: a TextWriter is used by one thread. The free functions are pure.
 
 #include <cstddef>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,7 +28,7 @@ namespace fleetlet::metrics {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-enum class Type { kCounter, kGauge, kHistogram, kUntyped };
+enum class Type : std::uint8_t { kCounter, kGauge, kHistogram, kUntyped };
 
 // Content-Type of an exposition in this format.
 inline constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
