@@ -37,6 +37,9 @@ RUN_PKGS+=(nats-server)
 # runtime-shim/: the native sandbox's syscall filter; cgroups v1 metrics.proto for Stats
 # (also pulled in by golang-github-containerd-containerd-dev, listed for clarity).
 BUILD_PKGS+=(libseccomp-dev golang-github-containerd-cgroups-dev)
+# Metrics (docs/observability.md): promtool lints the expositions, a real Prometheus scrapes a
+# node in tests/agent/fleetletd/metrics_test.cpp.
+RUN_PKGS+=(prometheus)
 # packaging/: CPack's DEB generator reads the binaries' library dependencies with
 # dpkg-shlibdeps (dpkg-dev) and finds ELF files with `file`; the package test runs lintian and
 # systemd-analyze (systemd).

@@ -6,6 +6,7 @@
 #include "cli/completion.h"
 #include "cli/image_commands.h"
 #include "cli/manifest_commands.h"
+#include "cli/top_command.h"
 #include "log/log.h"
 #include "version/version.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
       "  fleetletctl restart camera\n"
       "  fleetletctl status\n"
       "  fleetletctl events -f\n"
+      "  fleetletctl top\n"
       "  fleetletctl manifest sign -f node.yaml --key fleet.key -o node.dsse.json\n"
       "  source <(fleetletctl completion bash)\n"};
   app.set_version_flag("--version", fleetlet::versionLine("fleetletctl"));
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   fleetlet::cli::Action action;
   fleetlet::cli::addImageCommands(app, flags, action);
   fleetlet::cli::addAppCommands(app, api_flags, action);
+  fleetlet::cli::addTopCommand(app, api_flags, action);
   fleetlet::cli::addManifestCommands(app, action);
   fleetlet::cli::addCompletionCommand(app, "fleetletctl", action);
   if (auto exit_code = fleetlet::cli::parseCommandLine(app, argc, argv)) return *exit_code;

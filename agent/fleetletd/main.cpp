@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -25,12 +26,15 @@
 #include "health/clock.h"
 #include "health/container_prober.h"
 #include "health/health_monitor.h"
+#include "http/client.h"
 #include "log/log.h"
 #include "logs/task_io.h"
 #include "logship/console_sink.h"
 #include "logship/cursor_store.h"
 #include "logship/ingest_listener.h"
 #include "logship/shipper.h"
+#include "monitoring/agent_metrics.h"
+#include "monitoring/alerts.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
 #include "services/service_links.h"
@@ -68,6 +72,14 @@ std::vector<std::filesystem::path> cniBinDirs(std::vector<std::filesystem::path>
   return dirs;
 }
 
+// The firewall's counters of one app (netns and addresses left empty).
+fleetlet::core::AppNetworkStatus trafficOf(const fleetlet::cni::firewall::AttachmentCounters& c) {
+  auto copy = [](const fleetlet::cni::firewall::Counter& x) {
+    return fleetlet::core::AppNetworkStatus::Counter{.packets = x.packets, .bytes = x.bytes};
+  };
+  return {.egress = copy(c.egress), .ingress = copy(c.ingress), .dropped = copy(c.dropped)};
+}
+
 // What `describe app` shows of an app's network; nullopt when it is not attached.
 std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
     const fleetlet::network::AppNetworks& networks, const std::string& app) {
@@ -81,13 +93,21 @@ std::optional<fleetlet::core::AppNetworkStatus> networkStatus(
     return out;
   }
   if (auto it = counters->find(app); it != counters->end()) {
-    auto copy = [](const fleetlet::cni::firewall::Counter& c) {
-      return fleetlet::core::AppNetworkStatus::Counter{.packets = c.packets, .bytes = c.bytes};
-    };
-    out.egress = copy(it->second.egress);
-    out.ingress = copy(it->second.ingress);
-    out.dropped = copy(it->second.dropped);
+    auto traffic = trafficOf(it->second);
+    out.egress = traffic.egress;
+    out.ingress = traffic.ingress;
+    out.dropped = traffic.dropped;
   }
+  return out;
+}
+
+// Every attached app's firewall counters (for metrics).
+fleetlet::Result<std::map<std::string, fleetlet::core::AppNetworkStatus>> allTraffic(
+    const fleetlet::network::AppNetworks& networks) {
+  auto counters = networks.counters();
+  if (!counters) return std::unexpected(counters.error());
+  std::map<std::string, fleetlet::core::AppNetworkStatus> out;
+  for (const auto& [app, c] : *counters) out[app] = trafficOf(c);
   return out;
 }
 
@@ -133,8 +153,20 @@ class HealthTargets {
   std::map<std::string, fleetlet::health::Target> targets_;  // guarded by mu_
 };
 
+// The cloud source's counters as fleetlet_cloud_polls_total's results.
+std::map<std::string, int64_t> cloudPolls(const fleetlet::cloud::SourceCounters& c) {
+  const int64_t unchanged =
+      std::max<int64_t>(0, c.polls - c.not_modified - c.applied - c.refused - c.failures);
+  return {{"not_modified", c.not_modified},
+          {"applied", c.applied},
+          {"unchanged", unchanged},
+          {"refused", c.refused},
+          {"failed", c.failures}};
+}
+
 // --check-config: what the start would refuse of the settings themselves, short of reaching
-// containerd: the trust keys must load, a cloud needs a node id, named files must exist.
+// containerd: the trust keys must load, a cloud needs a node id, named files must exist, alert
+// rules and metricsListen must parse.
 fleetlet::Result<DaemonConfig> checkSettings(DaemonConfig cfg) {
   auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
                                               .threshold = cfg.trust_threshold,
@@ -154,6 +186,16 @@ fleetlet::Result<DaemonConfig> checkSettings(DaemonConfig cfg) {
     return std::unexpected(
         fleetlet::Error(fleetlet::ErrorCode::kNotFound,
                         fmt::format("logger: {} does not exist", cfg.logger.string())));
+  }
+  for (const auto& text : cfg.alerts.rules) {
+    if (auto rule = fleetlet::monitoring::parseAlertRule(text); !rule) {
+      return std::unexpected(rule.error().wrap("alerts"));
+    }
+  }
+  if (!cfg.metrics_listen.empty()) {
+    if (auto a = fleetlet::api::parseListenAddress(cfg.metrics_listen); !a) {
+      return std::unexpected(a.error().wrap("metricsListen"));
+    }
   }
   return cfg;
 }
@@ -194,6 +236,24 @@ int main(int argc, char** argv) {
     return 0;
   }
   DaemonConfig cfg = std::move(*resolved);
+  std::vector<fleetlet::monitoring::AlertRule> alert_rules;
+  for (const auto& text : cfg.alerts.rules) {
+    auto rule = fleetlet::monitoring::parseAlertRule(text);
+    if (!rule) {
+      fmt::print(stderr, "fleetletd: alerts: {}\n", rule.error().message());
+      return 2;
+    }
+    alert_rules.push_back(std::move(*rule));
+  }
+  std::optional<std::pair<std::string, uint16_t>> metrics_address;
+  if (!cfg.metrics_listen.empty()) {
+    auto parsed = fleetlet::api::parseListenAddress(cfg.metrics_listen);
+    if (!parsed) {
+      fmt::print(stderr, "fleetletd: metricsListen: {}\n", parsed.error().message());
+      return 2;
+    }
+    metrics_address = *parsed;
+  }
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
     return 2;
@@ -295,6 +355,32 @@ int main(int argc, char** argv) {
   spdlog::info("app networks: network {} ({} plugins), namespaces in {}",
                (*executor)->network().name, (*executor)->network().plugins.size(),
                cfg.netns_dir.string());
+  // Metrics (docs/observability.md): counters fed as fleetletd works, the rest read per scrape.
+  fleetlet::core::Agent* agent_ptr = nullptr;
+  std::unique_ptr<fleetlet::cloud::StatusOutbox> outbox;
+  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
+  fleetlet::monitoring::AgentMetrics metrics(
+      {.apps = [&agent_ptr]() -> fleetlet::Result<std::vector<fleetlet::core::AppStatus>> {
+         if (agent_ptr == nullptr) return std::vector<fleetlet::core::AppStatus>{};
+         return agent_ptr->apps();
+       },
+       .task_metrics =
+           [&conn, ns = cfg.ns] {
+             return fleetlet::containerd::TaskService(*conn, {.ns = ns})
+                 .metrics(std::chrono::seconds(5));
+           },
+       .network = [&networks] { return allTraffic(**networks); },
+       .outbox = [&outbox]() -> fleetlet::Result<std::pair<int64_t, int64_t>> {
+         if (!outbox) return std::pair<int64_t, int64_t>{0, 0};
+         return outbox->pending();
+       },
+       .cloud_polls =
+           [&cloud] {
+             std::map<std::string, int64_t> out;
+             if (!cloud) return out;
+             return cloudPolls(cloud->counters());
+           },
+       .data_dir = cfg.data_dir});
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
@@ -309,7 +395,9 @@ int main(int argc, char** argv) {
               .removed_log_retention = cfg.removed_log_retention,
               .networks = networks->get(),
               .services = &service_links,
-              .native_uids = store->get()});
+              .native_uids = store->get(),
+              .on_pull = [&metrics](const fleetlet::Status& outcome,
+                                    int64_t bytes) { metrics.pulled(outcome, bytes); }});
   if (auto st = runtime.startup(); !st) return fatal(st.error());
 
   // Health checks: targets follow each reconcile pass; a failing app is restarted.
@@ -322,7 +410,6 @@ int main(int argc, char** argv) {
   }
   fleetlet::health::ContainerProber prober(*conn, cfg.ns, cfg.data_dir / "health");
   fleetlet::health::SteadyClock health_clock;
-  fleetlet::core::Agent* agent_ptr = nullptr;
   fleetlet::health::HealthMonitor monitor(
       prober, health_clock,
       {.on_unhealthy =
@@ -343,7 +430,6 @@ int main(int argc, char** argv) {
     return fatal(node_id.error());
   }
   // Status reports: node events are queued in the outbox as they happen (docs/cloud.md).
-  std::unique_ptr<fleetlet::cloud::StatusOutbox> outbox;
   if (!cfg.cloud.status_url.empty()) {
     auto opened = fleetlet::cloud::StatusOutbox::open(cfg.data_dir / "status.db");
     if (!opened) return fatal(opened.error().wrap("status reports"));
@@ -391,8 +477,9 @@ int main(int argc, char** argv) {
            [&outbox](const fleetlet::core::NodeEvent& e) {
              if (outbox) fleetlet::cloud::queueEvent(*outbox, e);
            },
-       .image_digest =
-           [&runtime](const std::string& image) { return runtime.imageDigest(image); }});
+       .image_digest = [&runtime](const std::string& image) { return runtime.imageDigest(image); },
+       .on_worked = [&metrics](const std::string& a,
+                               std::chrono::nanoseconds took) { metrics.worked(a, took); }});
   agent_ptr = &agent;
   if (!cfg.display.empty()) {
     webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
@@ -420,9 +507,21 @@ int main(int argc, char** argv) {
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
   if (webview) webview->setDesired(agent.reconciler().desired());
 
-  auto api = fleetlet::api::ApiServer::start(agent, {.socket_path = cfg.api_socket});
+  const fleetlet::api::MetricsEndpoints metrics_endpoints{
+      .exposition = [&metrics] { return metrics.render(metrics.sample()); },
+      .top = [&metrics] { return fleetlet::monitoring::AgentMetrics::toJson(metrics.sample()); }};
+  auto api = fleetlet::api::ApiServer::start(
+      agent, {.socket_path = cfg.api_socket, .routes = {.metrics = metrics_endpoints}});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
   spdlog::info("local API on {}", cfg.api_socket.string());
+  std::unique_ptr<fleetlet::api::MetricsServer> metrics_server;
+  if (metrics_address) {
+    auto started = fleetlet::api::MetricsServer::start(metrics_endpoints, metrics_address->first,
+                                                       metrics_address->second);
+    if (!started) return fatal(started.error());
+    metrics_server = std::move(*started);
+    spdlog::info("metrics listening on {}", metrics_server->address());
+  }
 
   auto events = fleetlet::containerd::EventSubscription::start(
       *conn, {fmt::format("namespace=={},topic~=\"^/tasks/\"", cfg.ns)},
@@ -443,7 +542,6 @@ int main(int argc, char** argv) {
     source = std::make_unique<fleetlet::core::DesiredSource>(cfg.desired, agent);
   }
 
-  std::unique_ptr<fleetlet::cloud::SourceThread> cloud;
   if (!cfg.cloud.manifest_url.empty()) {
     cloud = fleetlet::cloud::startManifestSource(
         cfg.cloud, *node_id,
@@ -453,6 +551,48 @@ int main(int argc, char** argv) {
           return !r->unchanged;
         },
         [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
+  }
+  // Alerts (docs/observability.md): readings every alerts.interval; each raise, continue and
+  // fall is a node event ("alert"), so it reaches `fleetletctl events` and the status reports.
+  std::jthread alerts;
+  if (!alert_rules.empty()) {
+    alerts = std::jthread([&, rules = std::move(alert_rules)](const std::stop_token& stop) {
+      fleetlet::monitoring::AlertReadings readings;
+      fleetlet::monitoring::AlertEvaluator evaluator(
+          rules, std::chrono::duration_cast<std::chrono::seconds>(cfg.alerts.continue_every));
+      fleetlet::http::Client events_client({.total_timeout = std::chrono::seconds(5)});
+      const std::string publish_url =
+          cfg.alerts.events_url.empty() ? "" : cfg.alerts.events_url + "/api/v1/events/publish";
+      std::mutex mu;
+      std::condition_variable_any cv;
+      while (!stop.stop_requested()) {
+        const auto now = std::chrono::system_clock::now();
+        readings.observe(metrics.sample(), now);
+        for (const auto& e : evaluator.evaluate(
+                 now, [&readings](const auto& rule) { return readings.values(rule); })) {
+          agent.externalEvent(
+              e.subject, "alert",
+              fmt::format("{} {}", fleetlet::monitoring::toString(e.phase), e.message));
+          if (publish_url.empty()) continue;
+          // Best effort: an event service that is down misses the alert (the node event and
+          // the status report keep it).
+          fleetlet::http::ClientRequest request{
+              .method = "POST",
+              .url = publish_url,
+              .body = fleetlet::monitoring::alertPublishBody(e, node_id.value_or(""))};
+          request.headers.add("Content-Type", "application/json");
+          auto sent = events_client.send(request);
+          if (!sent || sent->status / 100 != 2) {
+            spdlog::warn("alerts: publish to {}: {}", publish_url,
+                         sent ? fmt::format("HTTP {}", sent->status) : sent.error().message());
+          }
+        }
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, stop, cfg.alerts.interval, [] { return false; });
+      }
+    });
+    spdlog::info("alerts: {} rules, evaluated every {} ms", cfg.alerts.rules.size(),
+                 cfg.alerts.interval.count());
   }
   std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
   if (outbox)
@@ -474,9 +614,11 @@ int main(int argc, char** argv) {
   });
   auto ran = agent.run();
   run_returned.set_value();
+  alerts = {};          // it reads the agent and records into it
   webview.reset();      // its worker reports to the agent
   (*conn)->shutdown();  // health probes and anything else still waiting
   (*api)->stop();
+  if (metrics_server) metrics_server->stop();
   monitor.stop();
   source.reset();
   cloud.reset();

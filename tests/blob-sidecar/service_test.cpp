@@ -19,6 +19,7 @@
 #include "json/json.h"
 #include "os/child_process.h"
 #include "support/blob_client.h"
+#include "support/promtool.h"
 #include "support/temp_dir.h"
 
 namespace fleetlet::blobtest {
@@ -787,6 +788,50 @@ TEST_F(BlobServiceTest, TwentyAppsAttachedKeepTheProcessMemorySmall) {
   EXPECT_GT(kib["RssAnon"], 0u);
   EXPECT_LT(kib["RssAnon"], 10u * 1024);
 #endif
+}
+
+}  // namespace
+}  // namespace fleetlet::blobtest
+
+namespace fleetlet::blobtest {
+namespace {
+
+TEST_F(BlobServiceTest, MetricsCountStoredBlobsTransfersAndCollectorRunsOnTheHostListenerOnly) {
+  fs::path socket = dir_->path() / "handoff.sock";
+  startService({"--handoff-socket", socket.string(), "--quota", "64Mi"});
+  std::string meta = metadataJson("com.test.metrics", {{"policy", "keepForever"}});
+  auto up = upload(service_->port(), {.blob_bytes = 3000, .metadata_json = meta});
+  ASSERT_TRUE(up) << up.error().message();
+  ASSERT_EQ(up->status, 201) << up->body;
+  const std::string handle = handleOf(up->body);
+  EXPECT_EQ(get("/api/v1/blobs/" + handle).status, 200);
+  EXPECT_EQ(get("/api/v1/blobs/" + handle).status, 200);
+  EXPECT_EQ(get("/api/v1/blobs/no-such-handle").status, 404);
+
+  auto scraped = get("/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  const auto& m = scraped.body;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_stored"), 1) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_stored_bytes"), 3000) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_quota_bytes"), 64 * 1024 * 1024) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_uploads_total{result=\"ok\"}"), 1) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_uploads_total{result=\"error\"}"), 0) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_downloads_total{result=\"ok\"}"), 2) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_downloads_total{result=\"error\"}"), 1) << m;
+  EXPECT_EQ(testing::sampleValue(m, "fleetlet_blobs_downloaded_bytes_total"), 6000) << m;
+  EXPECT_TRUE(testing::sampleValue(m, "fleetlet_blobs_collector_runs_total")) << m;
+  EXPECT_EQ(testing::promtoolProblems(m), "") << m;
+
+  // An app's handed-over listener has no /metrics: node-wide numbers are not the app's.
+  handoff::HandoffSender agent;
+  ASSERT_TRUE(agent.connect(socket));
+  auto [camera_fd, camera_port] = appListener();
+  ASSERT_TRUE(agent.add("camera", "blobs", std::move(camera_fd)));
+  http::Client client({.total_timeout = std::chrono::seconds(30)});
+  auto from_app =
+      client.send({.url = "http://127.0.0.1:" + std::to_string(camera_port) + "/metrics"});
+  ASSERT_TRUE(from_app) << from_app.error().message();
+  EXPECT_EQ(from_app->status, 404);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "handoff/http_adapter.h"
 #include "service/service.h"
+#include "support/promtool.h"
 #include "support/temp_dir.h"
 #include "test_client.h"
 
@@ -56,6 +57,23 @@ class StreamsApiTest : public ::testing::Test {
   void restart() {
     service_.reset();
     start();
+  }
+  // A loopback listener made outside the server and adopted for `app`, as the socket handoff
+  // delivers them; its port (0 on failure).
+  std::uint16_t adoptAppListener(const std::string& app) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd.get(), 16) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return 0;
+    }
+    auto info = service_->eventsServer().adoptListener(std::move(fd), handoff::appTag(app));
+    EXPECT_TRUE(info) << info.error().message();
+    return info ? ntohs(addr.sin_port) : 0;
   }
   Json offsets() { return events_->get("/api/v1/events/offsets").json(); }
   std::vector<Json> query(const std::string& body) {
@@ -398,19 +416,9 @@ TEST_F(StreamsApiTest, CorsPreflightAndHeaders) {
 
 TEST_F(StreamsApiTest, EventsFromAnAdoptedListenerCarryItsApp) {
   start();
-  // A listener made outside the server, as the socket handoff delivers them.
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(fd.get(), 16), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  auto info =
-      service_->eventsServer().adoptListener(std::move(fd), handoff::appTag("com.example.camera"));
-  ASSERT_TRUE(info) << info.error().message();
-  TestClient app(ntohs(addr.sin_port));
+  const std::uint16_t port = adoptAppListener("com.example.camera");
+  ASSERT_NE(port, 0);
+  TestClient app(port);
   ASSERT_EQ(app.publish("s", "n", 1).status, 201);
   ASSERT_EQ(events_->publish("s", "n", 1).status, 201);
   auto lines = query(R"({"subscriptions":[{}],"order":"lamport","upperBound":{"node-a":1}})");
@@ -677,6 +685,37 @@ TEST_F(StreamsApiTest, WebSocketClientThatStopsReadingIsClosedAtItsHeartbeatDead
   ASSERT_TRUE(waitForSubscribers(*service_, 1));
   EXPECT_TRUE(waitForSubscribers(*service_, 0));
   EXPECT_TRUE(ws.waitClosed());
+}
+
+}  // namespace
+}  // namespace fleetlet::streams
+
+namespace fleetlet::streams {
+namespace {
+
+TEST_F(StreamsApiTest, MetricsCountEventsPerSourceAndSubscribersOnTheHostListenerOnly) {
+  start();
+  ASSERT_EQ(events_->publish("s", "n", 5).status, 201);
+  ASSERT_EQ(events_->publish("s", "n", 2).status, 201);
+  // A live subscriber (HTTP streaming) held open while the metrics are read.
+  RawSocket subscriber = RawSocket::connect(service_->eventsListener().port);
+  ASSERT_TRUE(subscriber.send(rawPost("/api/v1/events/subscribe", R"({"subscriptions":[{}]})")));
+  ASSERT_TRUE(waitForSubscribers(*service_, 1));
+  const std::string m = events_->get("/metrics").body;
+  EXPECT_EQ(::fleetlet::testing::sampleValue(m, "fleetlet_streams_subscribers"), 1) << m;
+  EXPECT_EQ(::fleetlet::testing::sampleValue(m, "fleetlet_streams_published_events_total"), 7) << m;
+  EXPECT_EQ(::fleetlet::testing::sampleValue(m, "fleetlet_streams_ingested_events_total"), 0) << m;
+  EXPECT_EQ(::fleetlet::testing::sampleValue(
+                m, "fleetlet_streams_source_events_total{source=\"node-a\"}"),
+            7)
+      << m;
+  EXPECT_EQ(::fleetlet::testing::sampleValue(m, "fleetlet_streams_replication_enabled"), 0) << m;
+  EXPECT_EQ(::fleetlet::testing::promtoolProblems(m), "") << m;
+
+  // An app's handed-over listener has no /metrics.
+  const std::uint16_t app_port = adoptAppListener("camera");
+  ASSERT_NE(app_port, 0);
+  EXPECT_EQ(TestClient(app_port).get("/metrics").status, 404);
 }
 
 }  // namespace

@@ -12,8 +12,12 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
 
 #include "api/routes.h"
 #include "core/node_service.h"
@@ -61,5 +65,34 @@ class ApiServer {
   std::unique_ptr<http::Server> server_;
   std::filesystem::path socket_path_;
 };
+
+// fleetletd's metrics alone (GET /metrics, GET /v1/top) on a TCP listener, for a Prometheus
+// that cannot reach the unix socket (fleetletd --metrics-listen). Nothing else of the local
+// API is served there.
+class MetricsServer {
+ public:
+  // Listens on `address` (a literal IP address) and `port` (0: any free one) and serves on one
+  // I/O thread. Fails with the errno of the failed bind/listen.
+  static Result<std::unique_ptr<MetricsServer>> start(const MetricsEndpoints& endpoints,
+                                                      const std::string& address,
+                                                      std::uint16_t port);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  // "127.0.0.1:9477" with the bound port.
+  const std::string& address() const { return address_; }
+  void stop();
+
+ private:
+  MetricsServer(std::unique_ptr<http::Server> server, std::string address);
+
+  std::unique_ptr<http::Server> server_;
+  std::string address_;
+};
+
+// Parses --metrics-listen: "PORT" (on 127.0.0.1), "ADDR:PORT" or "[V6ADDR]:PORT" into the
+// address and port. kInvalidArgument naming the text otherwise.
+Result<std::pair<std::string, std::uint16_t>> parseListenAddress(std::string_view text);
 
 }  // namespace fleetlet::api

@@ -13,6 +13,7 @@
 #include "api/json_codec.h"
 #include "http/server.h"
 #include "manifest/parse.h"
+#include "metrics/exposition.h"
 
 namespace fleetlet::api {
 namespace {
@@ -286,7 +287,31 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }
 
+Task<Response> handleMetrics(Request& r, const std::function<std::string()>& exposition) {
+  auto job = [&exposition] { return exposition(); };
+  auto text = co_await r.offload(std::move(job));
+  co_return Response::text(200, std::move(text), metrics::kContentType);
+}
+
+Task<Response> handleTop(Request& r, const std::function<Json()>& top) {
+  auto job = [&top] { return top(); };
+  auto body = co_await r.offload(std::move(job));
+  co_return jsonResponse(200, body);
+}
+
 }  // namespace
+
+Status registerMetricsRoutes(http::Server& server, const MetricsEndpoints& endpoints) {
+  if (endpoints.exposition) {
+    FLEETLET_RETURN_IF_ERROR(server.route(
+        "GET", "/metrics", [f = endpoints.exposition](Request& r) { return handleMetrics(r, f); }));
+  }
+  if (endpoints.top) {
+    FLEETLET_RETURN_IF_ERROR(server.route(
+        "GET", "/v1/top", [f = endpoints.top](Request& r) { return handleTop(r, f); }));
+  }
+  return {};
+}
 
 Status registerRoutes(http::Server& server, core::NodeService& service, RouteConfig config) {
   auto* svc = &service;
@@ -310,7 +335,7 @@ Status registerRoutes(http::Server& server, core::NodeService& service, RouteCon
                                         [svc](Request& r) { return handleShow(r, *svc); }));
   FLEETLET_RETURN_IF_ERROR(server.route(
       "GET", "/v1/events", [svc, config](Request& r) { return handleEvents(r, *svc, config); }));
-  return {};
+  return registerMetricsRoutes(server, config.metrics);
 }
 
 }  // namespace fleetlet::api

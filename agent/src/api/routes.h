@@ -8,6 +8,8 @@
 //   GET  /v1/apps/{name}/logs        ?tail=N&follow=true → NDJSON log entries
 //   GET  /v1/status                  → NodeStatus
 //   GET  /v1/events                  ?after=SEQ&limit=N&follow=true → NDJSON NodeEvent
+//   GET  /v1/top                     → the apps' and node's usage (MetricsEndpoints::top)
+//   GET  /metrics                    → Prometheus text (MetricsEndpoints::exposition)
 // Errors are {"code","message"} with the status of http::httpStatus(). A {name} that is not a
 // valid app name (manifest::checkAppName) is 400 on every route, before the service is asked.
 //
@@ -20,15 +22,28 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "core/node_service.h"
 #include "error/error.h"
+#include "json/json.h"
 
 namespace fleetlet::http {
 class Server;
 }
 
 namespace fleetlet::api {
+
+// fleetletd's metrics (docs/observability.md), served on the API socket and, with
+// --metrics-listen, alone on a TCP listener (MetricsServer). Both functions may block: they run
+// on the server's blocking pool.
+struct MetricsEndpoints {
+  // GET /metrics: the exposition (Prometheus text format 0.0.4). Unset: no /metrics route.
+  std::function<std::string()> exposition;
+  // GET /v1/top: the apps' and the node's usage as JSON (fleetletctl top). Unset: no route.
+  std::function<Json()> top;
+};
 
 struct RouteConfig {
   // Largest manifest POST /v1/apply takes; larger bodies get 413.
@@ -37,10 +52,13 @@ struct RouteConfig {
   std::size_t event_limit = 1000;
   // How often a logs follower looks for new lines.
   std::chrono::milliseconds log_poll{250};
+  MetricsEndpoints metrics;
 };
 
 // Adds the routes above to `server` (before server.start()). `service` must outlive the
 // server's last request. Fails like http::Server::route().
 Status registerRoutes(http::Server& server, core::NodeService& service, RouteConfig config = {});
+// Adds GET /metrics and GET /v1/top for the endpoints that are set.
+Status registerMetricsRoutes(http::Server& server, const MetricsEndpoints& endpoints);
 
 }  // namespace fleetlet::api

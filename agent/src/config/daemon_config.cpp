@@ -151,6 +151,26 @@ Status loadCloudTls(const YAML::Node& v, const std::filesystem::path& path, Clou
       });
 }
 
+Status loadAlerts(const YAML::Node& v, const std::string& file, AlertsConfig& alerts) {
+  return forEachKey(
+      v, "alerts", file, [&](const std::string& key, const YAML::Node& n) -> Result<bool> {
+        if (key == "alerts.interval" || key == "alerts.continueEvery") {
+          FLEETLET_ASSIGN_OR_RETURN(auto d, duration(n, key, file));
+          if (d < std::chrono::seconds(1)) {
+            return fail(ErrorCode::kInvalidArgument, "{}: {}: must be at least 1s", file, key);
+          }
+          (key == "alerts.interval" ? alerts.interval : alerts.continue_every) = d;
+        } else if (key == "alerts.rules") {
+          FLEETLET_ASSIGN_OR_RETURN(alerts.rules, stringList(n, key, file));
+        } else if (key == "alerts.eventsUrl") {
+          FLEETLET_ASSIGN_OR_RETURN(alerts.events_url, scalar<std::string>(n, key, file));
+        } else {
+          return false;
+        }
+        return true;
+      });
+}
+
 Status loadCloud(const YAML::Node& v, const std::filesystem::path& path, CloudConfig& cloud) {
   const std::string file = path.string();
   return forEachKey(
@@ -296,6 +316,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
         FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
         base.cni_bin_dirs.emplace_back(s);
       }
+    } else if (key == "metricsListen") {
+      FLEETLET_ASSIGN_OR_RETURN(base.metrics_listen, scalar<std::string>(v, key, file));
     } else if (key == "display") {
       FLEETLET_ASSIGN_OR_RETURN(base.display, scalar<std::string>(v, key, file));
     } else if (key == "webview") {
@@ -316,6 +338,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_RETURN_IF_ERROR(loadTrust(v, path, base));
     } else if (key == "cloud") {
       FLEETLET_RETURN_IF_ERROR(loadCloud(v, path, base.cloud));
+    } else if (key == "alerts") {
+      FLEETLET_RETURN_IF_ERROR(loadAlerts(v, file, base.alerts));
     } else if (key == "plainHttpRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

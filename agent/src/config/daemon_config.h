@@ -22,6 +22,16 @@ struct CloudTls {
   std::vector<std::string> pinned_public_keys;
 };
 
+// alerts: threshold rules on node and app metrics (docs/observability.md, "Alerts").
+struct AlertsConfig {
+  std::chrono::milliseconds interval{10000};        // readings taken and rules evaluated
+  std::chrono::milliseconds continue_every{60000};  // a raised alert is repeated this often
+  std::vector<std::string> rules;                   // "app cpu > 90% for 60s", ...
+  // The event service's base URL (fleetlet-streams' host listener, http://127.0.0.1:4454):
+  // each alert event is published there too (semantics fleetlet.alert); empty: not published.
+  std::string events_url;
+};
+
 // cloud: where the node's desired state comes from and where its status goes (docs/cloud.md).
 struct CloudConfig {
   std::string manifest_url;  // may contain {node}; empty: no cloud
@@ -83,6 +93,9 @@ struct DaemonConfig {
   std::string display;
   std::filesystem::path webview_binary;
   std::vector<std::string> webview_args;  // extra fleetlet-webview flags
+  // metricsListen: GET /metrics alone on a TCP listener, "PORT" (127.0.0.1), "ADDR:PORT" or
+  // "[V6ADDR]:PORT"; empty: only on the API socket (docs/observability.md).
+  std::string metrics_listen;
   // node.id; empty: the first line of node_id_file.
   std::string node_id;
   std::filesystem::path node_id_file = "/etc/machine-id";
@@ -93,6 +106,7 @@ struct DaemonConfig {
   int trust_threshold = 1;
   bool allow_unsigned_local = false;
   CloudConfig cloud;
+  AlertsConfig alerts;
 };
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
@@ -105,8 +119,9 @@ Status checkLogLevel(std::string_view level);
 // desired, logLevel, logger, plainHttpRegistries (list), parallelism, pullParallelism,
 // pullTimeout, pullStallTimeout, pullMinSpeed, removedLogRetention, shipLogs, cniConfDir,
 // cniBinDirs (list), netnsDir, cniNetns, streamsHandoff, blobsHandoff, systemManifest,
-// systemImages, handoffDir, display, webview, webviewArgs (list), node.{id, idFile},
-// trust.{keys, threshold, allowUnsigned}, cloud.{manifestUrl, statusUrl, statusMethod,
+// systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,
+// idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules (list),
+// eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod,
 // statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert, key, ca,
 // pinnedPublicKeys}} (docs/configuration.md). Relative file names in trust and cloud.tls are
 // relative to the config file's folder. Unknown keys and wrong types are kInvalidArgument

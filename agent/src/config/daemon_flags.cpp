@@ -88,6 +88,9 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--display", f.display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", f.webview_binary, "the fleetlet-webview binary [next to fleetletd]");
+  app.add_option("--metrics-listen", f.metrics_listen,
+                 "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
+                 "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
 }
 
 Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f) {
@@ -109,6 +112,7 @@ Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f) {
   text(f.logger, cfg.logger);
   text(f.display, cfg.display);
   text(f.webview_binary, cfg.webview_binary);
+  text(f.metrics_listen, cfg.metrics_listen);
   text(f.cni_conf_dir, cfg.cni_conf_dir);
   text(f.netns_dir, cfg.netns_dir);
   text(f.cni_netns, cfg.cni_netns);

@@ -28,6 +28,7 @@ struct DaemonFlags {
   std::vector<std::string> cni_bin_dirs;
   std::string display, webview_binary;
   std::optional<bool> ship_logs;
+  std::string metrics_listen;
 };
 
 // Adds fleetletd's flags (--config, --check-config and one per setting) to `app`, writing into

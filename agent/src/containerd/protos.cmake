@@ -23,6 +23,7 @@ set(containerd_protos
   ${containerd_api}/events/snapshot.proto
   ${containerd_api}/events/task.proto
   github.com/containerd/containerd/protobuf/plugin/fieldpath.proto
+  github.com/containerd/cgroups/stats/v1/metrics.proto
   gogoproto/gogo.proto)
 set(containerd_services containers content diff events images leases namespaces snapshots tasks
     version)

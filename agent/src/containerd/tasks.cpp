@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "containerd/proto_convert.h"
+#include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
 #include "os/unique_fd.h"
 
@@ -154,6 +155,45 @@ Result<std::vector<TaskInfo>> TaskService::list() const {
   if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.list"));
   std::vector<TaskInfo> out;
   for (const auto& p : resp.tasks()) out.push_back(fromProto(p));
+  return out;
+}
+
+namespace {
+
+// The type of a runc (or fleetlet shim) task's statistics in Tasks.Metrics (typeurl's name).
+constexpr std::string_view kCgroupsV1Metrics = "io.containerd.cgroups.v1.Metrics";
+// cgroup v1 writes "no limit" as the largest page-aligned int64 (and 0 pids.max as "max").
+constexpr uint64_t kNoLimitAbove = uint64_t{1} << 62;
+
+std::optional<uint64_t> limit(uint64_t value) {
+  if (value == 0 || value >= kNoLimitAbove) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+Result<std::map<std::string, TaskMetrics>> TaskService::metrics(
+    std::chrono::milliseconds timeout) const {
+  auto stub = api::Tasks::NewStub(channel());
+  auto ctx = context(timeout);
+  api::MetricsRequest req;
+  api::MetricsResponse resp;
+  auto status = stub->Metrics(ctx.get(), req, &resp);
+  if (!status.ok()) return std::unexpected(fromGrpc(status, "tasks.metrics"));
+  std::map<std::string, TaskMetrics> out;
+  for (const auto& m : resp.metrics()) {
+    const auto& url = m.data().type_url();
+    if (!url.ends_with(kCgroupsV1Metrics)) continue;
+    ::io::containerd::cgroups::v1::Metrics stats;
+    if (!stats.ParseFromString(m.data().value())) continue;
+    out[m.id()] = TaskMetrics{.cpu_ns = stats.cpu().usage().total(),
+                              .memory_bytes = stats.memory().usage().usage(),
+                              .memory_max_bytes = stats.memory().usage().max(),
+                              .memory_limit_bytes = limit(stats.memory().usage().limit()),
+                              .pids = stats.pids().current(),
+                              .pids_limit = limit(stats.pids().limit()),
+                              .oom_kills = stats.memory_oom_control().oom_kill()};
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,17 @@ struct TaskInfo {
 };
 std::string_view toString(TaskInfo::State state);
 
+// What a task's cgroup uses (containerd's Tasks.Metrics, cgroups v1 statistics).
+struct TaskMetrics {
+  uint64_t cpu_ns = 0;            // CPU time used, user and system, since the cgroup was made
+  uint64_t memory_bytes = 0;      // memory charged now (memory.usage_in_bytes, page cache included)
+  uint64_t memory_max_bytes = 0;  // the peak of memory_bytes (0: not reported)
+  std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
+  uint64_t pids = 0;                           // processes and threads now
+  std::optional<uint64_t> pids_limit;          // nullopt: no limit
+  uint64_t oom_kills = 0;
+};
+
 class TaskService : public ServiceBase {
  public:
   using ServiceBase::ServiceBase;
@@ -63,6 +75,11 @@ class TaskService : public ServiceBase {
   // The task, or nullopt when the container has no task.
   Result<std::optional<TaskInfo>> get(const std::string& container_id) const;
   Result<std::vector<TaskInfo>> list() const;
+  // The cgroup statistics of every task in the namespace, by container id, in one call. Tasks
+  // whose statistics are not cgroups v1 (or that the shim could not read) are left out.
+  // kUnavailable when containerd does not answer within `timeout`.
+  Result<std::map<std::string, TaskMetrics>> metrics(
+      std::chrono::milliseconds timeout = kDefaultCallTimeout) const;
 
   // --- Exec: extra processes inside a running task (probes, `ctr task exec`). ---
   // An exec process is addressed by (container_id, exec_id); exec ids are unique per task and

@@ -20,7 +20,8 @@ Agent::Agent(reconcile::ContainerRuntime& runtime, state::StateStore& store, Age
                                       const std::string& message) { record(app, kind, message); },
                    .on_app = options_.on_app,
                    .on_first_pass = options_.on_first_pass,
-                   .external_status = options_.external_status}) {
+                   .external_status = options_.external_status,
+                   .on_worked = options_.on_worked}) {
   rollback_thread_ = std::jthread([this](const std::stop_token& stop) { rollbackLoop(stop); });
 }
 
@@ -46,6 +47,14 @@ void Agent::record(const std::string& app, const std::string& kind, const std::s
   observe(app, kind, message);
 }
 
+std::string restartReasonKind(std::string_view reason) {
+  if (reason.starts_with("exit code")) return "exit";
+  if (reason == "oom") return "oom";
+  if (reason.starts_with("failed health check")) return "health";
+  if (reason == "manual") return "manual";
+  return "other";
+}
+
 void Agent::note(const std::string& app, const std::string& kind, const std::string& message) {
   std::lock_guard lock(notes_mu_);
   if (kind == "pulled") digests_.erase(message);  // the image record may point elsewhere now
@@ -64,6 +73,7 @@ void Agent::note(const std::string& app, const std::string& kind, const std::str
     n.cause_is_request = true;
   } else if (kind == "restarted") {
     n.last_restart_reason = n.cause.empty() ? message : n.cause;
+    ++n.restarts_by_reason[restartReasonKind(n.last_restart_reason)];
     n.cause.clear();
     n.cause_is_request = false;
     n.healthy = true;
@@ -78,6 +88,7 @@ void Agent::annotate(AppStatus& status) {
     std::lock_guard lock(notes_mu_);
     if (auto it = notes_.find(status.name); it != notes_.end()) {
       status.last_restart_reason = it->second.last_restart_reason;
+      status.restarts_by_reason = it->second.restarts_by_reason;
       status.healthy = it->second.healthy;
     }
     if (auto it = digests_.find(status.image); it != digests_.end()) cached = it->second;

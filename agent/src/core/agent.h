@@ -59,6 +59,8 @@ struct AgentOptions {
   // The digest containerd resolved an app's image to (nullopt: unknown); cached per image
   // until it is pulled again.
   std::function<Result<std::optional<std::string>>(const std::string& image)> image_digest;
+  // See ReconcilerOptions::on_worked (metrics).
+  std::function<void(const std::string& app, std::chrono::nanoseconds took)> on_worked;
   // The time that manifest expiry is checked against.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
 };
@@ -175,6 +177,7 @@ class Agent : public NodeService {
     std::string cause;              // why its task ended, until it is restarted
     bool cause_is_request = false;  // manual or health check: an exit it causes does not count
     std::string last_restart_reason;
+    std::map<std::string, int64_t> restarts_by_reason;  // restartReasonKind() → count
     bool healthy = true;
   };
   void note(const std::string& app, const std::string& kind, const std::string& message);

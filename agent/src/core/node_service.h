@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ struct AppStatus {
   // Why its task was last restarted: "exit code N", "oom", "failed health check: <why>" or
   // "manual" (fleetletctl restart); empty when it was not restarted since fleetletd started.
   std::string last_restart_reason;
+  // Restarts since fleetletd started, by kind of reason: "exit", "oom", "health", "manual",
+  // "other" (restartReasonKind()). Only kinds that happened are present.
+  std::map<std::string, int64_t> restarts_by_reason;
   // The digest of its image as containerd resolved it (for a tag: when it was pulled); empty
   // when unknown.
   std::string image_digest;
@@ -157,6 +161,10 @@ class NodeService {
   virtual Result<std::string> screenshot(std::string_view app);
   virtual Status show(std::string_view app);
 };
+
+// The kind of a restart reason (AppStatus::last_restart_reason) for counting: "exit" (exit
+// code N), "oom", "health" (failed health check), "manual", or "other".
+std::string restartReasonKind(std::string_view reason);
 
 // What screenshot() and show() answer on a node without a display.
 inline Error noDisplayError() {

@@ -205,7 +205,12 @@ Status ContainerdRuntime::ensureImage(const manifest::App& app, std::stop_token 
                        .stop = std::move(stop)});
   image::RegistrySource source(client, ref);
   auto pulled = image::pullImage(source, images_, name, {});
-  if (!pulled) return std::unexpected(pulled.error().wrap("pull {}", name));
+  if (!pulled) {
+    Status failed = std::unexpected(pulled.error().wrap("pull {}", name));
+    if (options_.on_pull) options_.on_pull(failed, 0);
+    return failed;
+  }
+  if (options_.on_pull) options_.on_pull({}, pulled->fetched_bytes);
   spdlog::info("pulled {} ({} layers, {} bytes fetched)", name, pulled->layers,
                pulled->fetched_bytes);
   return {};

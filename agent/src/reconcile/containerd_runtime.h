@@ -48,6 +48,9 @@ struct ContainerdRuntimeOptions {
   // Where native apps' uids are allocated (one per app, never shared); null: the shim derives
   // a uid from the container id (docs/runtimes.md, "Sandbox levels").
   state::StateStore* native_uids = nullptr;
+  // A pull ended (an image already present is no pull): its outcome and the layer bytes it
+  // transferred (0 on failure). Called from the pulling thread.
+  std::function<void(const Status& outcome, int64_t fetched_bytes)> on_pull;
 };
 
 class ContainerdRuntime : public ContainerRuntime {

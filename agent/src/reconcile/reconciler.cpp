@@ -262,6 +262,7 @@ size_t Reconciler::runDue() {
 }
 
 void Reconciler::work(const std::string& key) {
+  const auto began = std::chrono::steady_clock::now();
   // A failure to allocate, or anything else thrown below, fails this item only.
   try {
     if (key == kResyncKey) {
@@ -278,6 +279,7 @@ void Reconciler::work(const std::string& key) {
     }
   }
   firstPassWorked(key);
+  if (options_.on_worked) options_.on_worked(key, std::chrono::steady_clock::now() - began);
 }
 
 void Reconciler::retryLater(const manifest::NodeState* based_on, const std::string& name,

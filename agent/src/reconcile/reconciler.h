@@ -86,6 +86,9 @@ struct ReconcilerOptions {
   // The status of an app of a runtime the reconciler does not run itself (webview); nullopt
   // (or no function) means that runtime is not supported on this node. Called from workers.
   std::function<std::optional<ExternalAppStatus>(const std::string& app)> external_status;
+  // One work item finished: an app's pass (`app` its name) or a resync (`app` empty), and how
+  // long it took (steady clock; a measurement, not logic). Called from workers.
+  std::function<void(const std::string& app, std::chrono::nanoseconds took)> on_worked;
 };
 
 class Reconciler {

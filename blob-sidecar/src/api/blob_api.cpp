@@ -225,7 +225,34 @@ Response remoteFailure(const Error& error) {
 }  // namespace
 
 BlobApi::BlobApi(store::BlobStore& store, ApiOptions options)
-    : store_(store), options_(options), upload_gate_(options.concurrent_uploads) {}
+    : store_(store), options_(options), upload_gate_(options.concurrent_uploads) {
+  for (const char* result : {"ok", "error"}) uploads_.touch({result});
+  for (const char* result : {"ok", "not_modified", "error"}) downloads_.touch({result});
+}
+
+Task<Response> BlobApi::upload(Request& request) {
+  Response response = co_await serveUpload(request);
+  uploads_.inc({response.status / 100 == 2 ? "ok" : "error"});
+  co_return response;
+}
+
+Task<Response> BlobApi::download(Request& request, std::string handle) {
+  Response response = co_await serveDownload(request, std::move(handle));
+  if (response.status == 200 || response.status == 206) {
+    downloads_.inc({"ok"});
+    const uint64_t bytes = response.stream_length.value_or(response.body.size());
+    if (request.method() != "HEAD") downloaded_bytes_.inc({}, static_cast<double>(bytes));
+  } else {
+    downloads_.inc({response.status == 304 ? "not_modified" : "error"});
+  }
+  co_return response;
+}
+
+void BlobApi::writeMetrics(metrics::TextWriter& out) const {
+  uploads_.write(out);
+  downloads_.write(out);
+  downloaded_bytes_.write(out);
+}
 
 Status BlobApi::registerRoutes(http::Server& server) {
   http::RouteOptions upload_options;
@@ -245,7 +272,7 @@ Status BlobApi::registerRoutes(http::Server& server) {
   return Status();
 }
 
-Task<Response> BlobApi::upload(Request& request) {
+Task<Response> BlobApi::serveUpload(Request& request) {
   auto boundary = multipart::boundaryFromContentType(request.header("Content-Type").value_or(""));
   if (!boundary) co_return http::errorResponse(boundary.error());
 
@@ -354,7 +381,7 @@ Task<Response> BlobApi::upload(Request& request) {
   co_return response;
 }
 
-Task<Response> BlobApi::download(Request& request, std::string handle) {
+Task<Response> BlobApi::serveDownload(Request& request, std::string handle) {
   auto lookup = [this, handle] { return openBlob(store_, handle); };
   auto opened = co_await request.offload(std::move(lookup));
   if (!opened && opened.error().code() == ErrorCode::kNotFound && options_.remote != nullptr) {

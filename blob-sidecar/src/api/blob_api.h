@@ -16,7 +16,8 @@
 // docs/socket-handoff.md); the service's own host listener gives sourceApp "".
 //
 // Concurrency: handlers run on the server's strands and put every store call (disk, SQLite)
-// on the server's blocking pool; BlobApi itself holds no mutable state. The store must
+// on the server's blocking pool; BlobApi's only mutable state is its counters (thread-safe).
+// The store must
 // outlive the server's last request.
 
 #include <cstdint>
@@ -24,6 +25,7 @@
 #include "api/upload_gate.h"
 #include "error/error.h"
 #include "http/server.h"
+#include "metrics/instruments.h"
 #include "remote/blob_source.h"
 #include "store/blob_store.h"
 
@@ -45,10 +47,16 @@ class BlobApi {
 
   // Adds the routes above. Fails like Server::route (after start()).
   Status registerRoutes(http::Server& server);
+  // Writes fleetlet_blobs_uploads_total, _downloads_total and _downloaded_bytes_total
+  // (docs/observability.md).
+  void writeMetrics(metrics::TextWriter& out) const;
 
  private:
+  // upload() and download() counted by outcome.
   http::Task<http::Response> upload(http::Request& request);
   http::Task<http::Response> download(http::Request& request, std::string handle);
+  http::Task<http::Response> serveUpload(http::Request& request);
+  http::Task<http::Response> serveDownload(http::Request& request, std::string handle);
   http::Task<http::Response> metadata(http::Request& request, std::string handle);
   http::Task<http::Response> query(http::Request& request);
   // Fetches `handle` (not stored here) from options_.remote, waiting without a thread.
@@ -57,6 +65,15 @@ class BlobApi {
   store::BlobStore& store_;
   const ApiOptions options_;
   UploadGate upload_gate_;
+  metrics::CounterVec uploads_{"fleetlet_blobs_uploads_total",
+                               "Upload requests by result (ok: stored, error: refused or failed).",
+                               {"result"}};
+  metrics::CounterVec downloads_{
+      "fleetlet_blobs_downloads_total",
+      "Download requests by result (ok: 200/206 with content, not_modified, error).",
+      {"result"}};
+  metrics::CounterVec downloaded_bytes_{"fleetlet_blobs_downloaded_bytes_total",
+                                        "Content bytes sent by downloads."};
 };
 
 }  // namespace fleetlet::api

@@ -9,6 +9,7 @@
 #include "api/blob_api.h"
 #include "events/event_outbox.h"
 #include "handoff/http_adapter.h"
+#include "metrics/exposition.h"
 #include "remote/holder.h"
 #include "retention/collector.h"
 
@@ -31,6 +32,35 @@ struct BlobService::Parts {
   std::unique_ptr<handoff::HandoffReceiver> handoff;
   bool stopped = false;
 };
+
+namespace {
+
+// The exposition of GET /metrics (docs/observability.md).
+std::string metricsText(const BlobService::Parts& parts) {
+  using metrics::Type;
+  metrics::TextWriter out;
+  if (auto count = parts.store->blobCount();
+      count && out.family("fleetlet_blobs_stored", Type::kGauge,
+                          "Blobs stored (expired ones until the collector deletes them).")) {
+    out.sample({}, static_cast<double>(*count));
+  }
+  if (out.family("fleetlet_blobs_stored_bytes", Type::kGauge,
+                 "Bytes of stored content (a content shared by blobs counts once).")) {
+    out.sample({}, static_cast<double>(parts.store->usedBytes()));
+  }
+  if (parts.store->quota() > 0 &&
+      out.family("fleetlet_blobs_quota_bytes", Type::kGauge, "The store's quota (--quota).")) {
+    out.sample({}, static_cast<double>(parts.store->quota()));
+  }
+  parts.api->writeMetrics(out);
+  if (out.family("fleetlet_blobs_collector_runs_total", Type::kCounter,
+                 "Retention collector passes completed.")) {
+    out.sample({}, static_cast<double>(parts.collector->passes()));
+  }
+  return out.take();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
                                                         std::unique_ptr<store::Clock> clock) {
@@ -96,6 +126,16 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
                                      .remote = parts->fetcher.get(),
                                      .concurrent_uploads = options.concurrent_uploads});
   FLEETLET_RETURN_IF_ERROR(parts->api->registerRoutes(*parts->server));
+  // Node-wide numbers: on the host listener only, not on the apps' handed-over ones.
+  FLEETLET_RETURN_IF_ERROR(parts->server->route(
+      "GET", "/metrics", [raw](http::Request& request) -> http::Task<http::Response> {
+        if (request.listenerTag() != "host") {
+          co_return http::errorResponse(Error(ErrorCode::kNotFound, "no route for GET /metrics"));
+        }
+        auto job = [raw] { return metricsText(*raw); };
+        auto text = co_await request.offload(std::move(job));
+        co_return http::Response::text(200, std::move(text), metrics::kContentType);
+      }));
   auto listener = parts->server->listenTcp(address.first, address.second, "host");
   if (!listener) return std::unexpected(listener.error().wrap("listen on {}", options.listen));
   FLEETLET_RETURN_IF_ERROR(parts->server->start());

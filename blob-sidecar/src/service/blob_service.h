@@ -71,8 +71,10 @@ class BlobService {
   // Idempotent.
   void stop();
 
- private:
+  // The service's parts (blob_service.cpp).
   struct Parts;
+
+ private:
   explicit BlobService(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
 };

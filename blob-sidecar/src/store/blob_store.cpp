@@ -456,6 +456,13 @@ uint64_t BlobStore::usedBytes() const {
   return used_;
 }
 
+Result<int64_t> BlobStore::blobCount() {
+  std::lock_guard lock(mutex_);
+  FLEETLET_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM blobs"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, count.step());
+  return row ? count.columnInt64(0) : 0;
+}
+
 fs::path BlobStore::contentPath(std::string_view sha256) const { return blob_dir_ / sha256; }
 
 Result<std::unique_ptr<BlobUpload>> BlobStore::beginUpload(std::optional<uint64_t> expected) {

@@ -205,6 +205,10 @@ class BlobStore final : public retention::Expirer {
   Result<sqlite::Database> openConnection() const;
 
   uint64_t usedBytes() const;
+  // Blobs in the index (live, and expired ones the collector has not deleted yet).
+  Result<int64_t> blobCount();
+  // The quota (0: none).
+  uint64_t quota() const { return options_.quota; }
   const std::filesystem::path& indexPath() const { return index_path_; }
 
  private:

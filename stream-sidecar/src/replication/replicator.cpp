@@ -916,47 +916,51 @@ std::string Replicator::statusJson() const {
   return status.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-std::string Replicator::metricsText() const {
+void Replicator::writeMetrics(metrics::TextWriter& out) const {
+  using metrics::Type;
   auto status = Json::parse(statusJson());
-  std::string out;
-  auto line = [&out](std::string_view name, std::string_view labels, std::int64_t value) {
-    if (labels.empty()) {
-      out += fmt::format("fleetlet_streams_replication_{} {}\n", name, value);
-    } else {
-      out += fmt::format("fleetlet_streams_replication_{}{{{}}} {}\n", name, labels, value);
-    }
+  auto one = [&out](const char* name, Type type, const char* help, double value) {
+    if (out.family(name, type, help)) out.sample({}, value);
   };
-  out += "# TYPE fleetlet_streams_replication_hub_connected gauge\n";
-  line("hub_connected", "", status["hub"]["connected"].get<bool>() ? 1 : 0);
-  out += "# TYPE fleetlet_streams_replication_hub_disconnects_total counter\n";
-  line("hub_disconnects_total", "", status["hub"]["disconnects"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_slow_consumers_total counter\n";
-  line("slow_consumers_total", "", status["hub"]["slowConsumers"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_consumer_restarts_total counter\n";
-  line("consumer_restarts_total", "", status["ingest"]["consumerRestarts"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_ingest_requests_total counter\n";
-  line("ingest_requests_total", "", status["ingest"]["requests"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_pump_backlog gauge\n";
-  const Json& backlog = status["pump"]["backlog"];
-  line("pump_backlog", "", backlog.is_null() ? -1 : backlog.get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_pump_state gauge\n";
-  for (std::string_view state : {"idle", "publishing", "disconnected", "error", "conflict"}) {
-    line("pump_state", fmt::format("state=\"{}\"", state),
-         status["pump"]["state"] == state ? 1 : 0);
+  auto number = [](const Json& j) { return j.is_number() ? j.get<double>() : -1.0; };
+  one("fleetlet_streams_replication_hub_connected", Type::kGauge,
+      "1 while the site hub (NATS JetStream) is connected.",
+      status["hub"]["connected"].get<bool>() ? 1 : 0);
+  one("fleetlet_streams_replication_hub_disconnects_total", Type::kCounter,
+      "Times the hub connection was lost.", number(status["hub"]["disconnects"]));
+  one("fleetlet_streams_replication_slow_consumers_total", Type::kCounter,
+      "Times the hub client fell behind (NATS slow consumer).",
+      number(status["hub"]["slowConsumers"]));
+  one("fleetlet_streams_replication_consumer_restarts_total", Type::kCounter,
+      "Ordered consumers restarted.", number(status["ingest"]["consumerRestarts"]));
+  one("fleetlet_streams_replication_ingest_requests_total", Type::kCounter,
+      "Batches of other sources' events handed to the store.",
+      number(status["ingest"]["requests"]));
+  one("fleetlet_streams_replication_pump_backlog", Type::kGauge,
+      "Local events not yet on the hub (-1: unknown while disconnected).",
+      number(status["pump"]["backlog"]));
+  if (out.family("fleetlet_streams_replication_pump_state", Type::kGauge,
+                 "1 for the publishing pump's current state.")) {
+    for (std::string_view state : {"idle", "publishing", "disconnected", "error", "conflict"}) {
+      out.sample({{"state", std::string(state)}}, status["pump"]["state"] == state ? 1 : 0);
+    }
   }
-  out += "# TYPE fleetlet_streams_replication_pump_errors_total counter\n";
-  line("pump_errors_total", "", status["pump"]["errors"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_published_events_total counter\n";
-  line("published_events_total", "", status["pump"]["events"].get<std::int64_t>());
-  out += "# TYPE fleetlet_streams_replication_source_lag gauge\n";
-  for (const auto& [source, s] : status["sources"].items()) {
-    line("source_lag", fmt::format("source=\"{}\"", source), s["lag"].get<std::int64_t>());
+  one("fleetlet_streams_replication_pump_errors_total", Type::kCounter,
+      "Failed publishes to the hub.", number(status["pump"]["errors"]));
+  one("fleetlet_streams_replication_published_events_total", Type::kCounter,
+      "Local events published to the hub.", number(status["pump"]["events"]));
+  if (out.family("fleetlet_streams_replication_source_lag", Type::kGauge,
+                 "Events of a source on the hub not yet stored here (replication lag).")) {
+    for (const auto& [source, st] : status["sources"].items()) {
+      out.sample({{"source", source}}, number(st["lag"]));
+    }
   }
-  out += "# TYPE fleetlet_streams_replication_rejected_total counter\n";
-  for (const auto& [reason, n] : status["rejected"].items()) {
-    line("rejected_total", fmt::format("reason=\"{}\"", reason), n.get<std::int64_t>());
+  if (out.family("fleetlet_streams_replication_rejected_total", Type::kCounter,
+                 "Replicated messages refused, by reason.")) {
+    for (const auto& [reason, n] : status["rejected"].items()) {
+      out.sample({{"reason", reason}}, number(n));
+    }
   }
-  return out;
 }
 
 }  // namespace fleetlet::streams

@@ -33,6 +33,7 @@
 
 #include "error/error.h"
 #include "events/replicated.h"
+#include "metrics/exposition.h"
 #include "store/event_store.h"
 
 // nats.c types, kept out of this header.
@@ -98,8 +99,8 @@ class Replicator {
 
   // {"enabled":true,"site","source","hub":{...},"pump":{...},"sources":{...},"rejected":{...}}
   std::string statusJson() const;
-  // Prometheus text lines (fleetlet_streams_replication_*).
-  std::string metricsText() const;
+  // Writes the fleetlet_streams_replication_* families (docs/observability.md).
+  void writeMetrics(metrics::TextWriter& out) const;
 
   struct Feed;  // one ingested source (replicator.cpp)
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "handoff/http_adapter.h"
+#include "metrics/exposition.h"
 
 namespace fleetlet::streams {
 
@@ -69,27 +70,53 @@ Status Service::registerStatusRoutes() {
       events_server_->route("GET", "/replication", [r](Request&) -> Task<Response> {
         co_return Response::json(200, r != nullptr ? r->statusJson() : R"({"enabled":false})");
       }));
-  FLEETLET_RETURN_IF_ERROR(events_server_->route(
-      "GET", "/metrics", [r, store = store_.get()](Request&) -> Task<Response> {
-        auto stats = store->stats();
-        std::string out = fmt::format(
-            "# TYPE fleetlet_streams_commits_total counter\nfleetlet_streams_commits_total {}\n"
-            "# TYPE fleetlet_streams_published_events_total counter\n"
-            "fleetlet_streams_published_events_total {}\n"
-            "# TYPE fleetlet_streams_ingested_events_total counter\n"
-            "fleetlet_streams_ingested_events_total {}\n"
-            "# TYPE fleetlet_streams_commit_seconds_total counter\n"
-            "fleetlet_streams_commit_seconds_total {:.6f}\n"
-            "# TYPE fleetlet_streams_group_waits_total counter\n"
-            "fleetlet_streams_group_waits_total {}\n"
-            "# TYPE fleetlet_streams_group_wait_seconds_total counter\n"
-            "fleetlet_streams_group_wait_seconds_total {:.6f}\n",
-            stats.commits, stats.events, stats.ingested, static_cast<double>(stats.commit_us) / 1e6,
-            stats.group_waits, static_cast<double>(stats.group_wait_us) / 1e6);
-        if (r != nullptr) out += r->metricsText();
-        co_return Response::text(200, std::move(out), "text/plain; version=0.0.4");
+  FLEETLET_RETURN_IF_ERROR(
+      events_server_->route("GET", "/metrics", [this](Request& request) -> Task<Response> {
+        // Node-wide numbers: on the host listener only, not on the apps' handed-over ones.
+        if (request.listenerTag() != "host") {
+          co_return http::errorResponse(Error(ErrorCode::kNotFound, "no route for GET /metrics"));
+        }
+        auto job = [this] { return metricsText(); };
+        auto text = co_await request.offload(std::move(job));
+        co_return Response::text(200, std::move(text), metrics::kContentType);
       }));
   return {};
+}
+
+std::string Service::metricsText() const {
+  using metrics::Type;
+  metrics::TextWriter out;
+  auto stats = store_->stats();
+  auto one = [&out](const char* name, Type type, const char* help, double value) {
+    if (out.family(name, type, help)) out.sample({}, value);
+  };
+  one("fleetlet_streams_published_events_total", Type::kCounter,
+      "Events published on this node (by its apps and fleetletd).",
+      static_cast<double>(stats.events));
+  one("fleetlet_streams_ingested_events_total", Type::kCounter,
+      "Events of other sources stored here through the site hub.",
+      static_cast<double>(stats.ingested));
+  if (out.family("fleetlet_streams_source_events_total", Type::kCounter,
+                 "Events stored here per source (this node's and each replicated one).")) {
+    for (const auto& [source, offset] : store_->offsets()) {
+      out.sample({{"source", source}}, static_cast<double>(offset + 1));
+    }
+  }
+  one("fleetlet_streams_subscribers", Type::kGauge, "Live subscriptions (WebSocket or HTTP).",
+      static_cast<double>(hub_->subscriberCount()));
+  one("fleetlet_streams_commits_total", Type::kCounter,
+      "Group commits of the event store (each one fsync).", static_cast<double>(stats.commits));
+  one("fleetlet_streams_commit_seconds_total", Type::kCounter,
+      "Time spent in group commits, fsync included.", static_cast<double>(stats.commit_us) / 1e6);
+  one("fleetlet_streams_group_waits_total", Type::kCounter,
+      "Group commits that waited for more publishers (--group-wait-us).",
+      static_cast<double>(stats.group_waits));
+  one("fleetlet_streams_group_wait_seconds_total", Type::kCounter, "Time of those waits.",
+      static_cast<double>(stats.group_wait_us) / 1e6);
+  one("fleetlet_streams_replication_enabled", Type::kGauge,
+      "1 when site replication is configured (--nats).", replicator_ ? 1 : 0);
+  if (replicator_) replicator_->writeMetrics(out);
+  return out.take();
 }
 
 void Service::stop() {

@@ -68,6 +68,8 @@ class Service {
   MemoryTrimmer& trimmer() { return *trimmer_; }
   // Null when replication is off.
   Replicator* replicator() { return replicator_.get(); }
+  // The exposition of GET /metrics (docs/observability.md). Blocks briefly (store counters).
+  std::string metricsText() const;
 
  private:
   explicit Service(ServiceOptions options) : options_(std::move(options)) {}

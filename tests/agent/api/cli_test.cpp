@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -31,10 +32,40 @@ class CliTest : public ::testing::Test {
     dir_.emplace(std::move(*dir));
     socket_ = (dir_->path() / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
-    auto server =
-        ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
+    auto server = ApiServer::start(
+        service_,
+        {.socket_path = socket_,
+         .routes = {.log_poll = 10ms, .metrics = {.top = [this] { return topReading(); }}}});
     ASSERT_TRUE(server) << server.error().message();
     server_ = std::move(*server);
+  }
+
+  // GET /v1/top: each reading one second after the last; camera burns half a core, the node
+  // is half busy.
+  Json topReading() {
+    const double n = top_readings_++;
+    return Json{
+        {"time", 1000 + n},
+        {"node",
+         {{"containerdUp", true},
+          {"cpuSeconds", 100 + n},
+          {"idleSeconds", 50 + (0.5 * n)},
+          {"cpus", 2},
+          {"memoryTotalBytes", 4.0 * 1024 * 1024 * 1024},
+          {"memoryAvailableBytes", 1.0 * 1024 * 1024 * 1024},
+          {"diskTotalBytes", 10.0 * 1024 * 1024 * 1024},
+          {"diskFreeBytes", 512.0 * 1024 * 1024}}},
+        {"apps",
+         {{{"name", "camera"},
+           {"state", "running"},
+           {"healthy", true},
+           {"restarts", 2},
+           {"cpuSeconds", 10 + (0.5 * n)},
+           {"memoryBytes", 16 * 1024 * 1024},
+           {"memoryLimitBytes", 64 * 1024 * 1024},
+           {"pids", 3},
+           {"network", {{"ingressBytes", 1536}, {"egressBytes", 100}}}},
+          {{"name", "plc-bridge"}, {"state", "backoff"}, {"healthy", false}, {"restarts", 0}}}}};
   }
 
   CommandOutput ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
@@ -86,6 +117,7 @@ class CliTest : public ::testing::Test {
   FakeNodeService service_;
   std::optional<fleetlet::testing::TempDir> dir_;
   std::string socket_;
+  std::atomic<int> top_readings_ = 0;
   std::unique_ptr<ApiServer> server_;
 };
 
@@ -363,10 +395,10 @@ TEST_F(CliTest, UsageErrorsExit1AndNameTheProblem) {
       {{"get", "apps", "--bogus=1"}, "unknown option --bogus=1"},
       {{},
        "a command is required (expected image, apply, get, describe, logs, restart, "
-       "screenshot, show, status, events, manifest, completion)"},
+       "screenshot, show, status, events, top, manifest, completion)"},
       {{"bogus"},
        "unknown command \"bogus\" (expected image, apply, get, describe, logs, "
-       "restart, screenshot, show, status, events, manifest, completion)"},
+       "restart, screenshot, show, status, events, top, manifest, completion)"},
       {{"get", "pods"}, "unknown resource \"pods\" (expected apps)"},
       {{"get"}, "get needs a resource (expected apps)"},
       {{"describe", "pod", "camera"}, "unknown resource \"pod\" (expected app)"},
@@ -555,6 +587,61 @@ TEST_F(CliTest, ManifestKeygenSignVerify) {
 TEST_F(CliTest, EnvironmentSelectsTheSocket) {
   auto out = ctl({"status", "-o", "json"}, {{"FLEETLET_API_SOCKET", socket_}});
   EXPECT_EQ(out.status.exit_code, 0) << out.err;
+}
+
+TEST_F(CliTest, TopPrintsOneTableWhenStdoutIsNotATerminal) {
+  auto out = ctl({"top", "--interval", "0.05"});
+  ASSERT_TRUE(out.status.success()) << out.err;
+  EXPECT_EQ(top_readings_.load(), 2);
+  EXPECT_EQ(
+      out.out,
+      "node: cpu 50.0% of 2 cpus, memory 1.0GiB available of 4.0GiB, disk 512.0MiB free "
+      "of 10.0GiB, containerd up\n"
+      "NAME        STATE                CPU    MEMORY                 PIDS  RESTARTS  NET IN/OUT\n"
+      "camera      running              50.0%  16.0MiB/64.0MiB (25%)  3     2         1.5KiB/100B\n"
+      "plc-bridge  backoff (unhealthy)  -      -                      -     0         -\n")
+      << out.out;
+}
+
+TEST_F(CliTest, TopRedrawsOnATerminalUntilStopped) {
+  // script(1) gives fleetletctl a pseudo-terminal and copies what it draws to the file; its
+  // stdin stays open (script ends the session at EOF).
+  const auto typescript = dir_->path() / "typescript";
+  auto child = ChildProcess::spawn(
+      {.argv = {"sh", "-c",
+                "sleep 60 | script -qfec '" + std::string(FLEETLETCTL_PATH) + " --api-socket " +
+                    socket_ + " top --interval 0.05' " + typescript.string()},
+       .stdout_path = "/dev/null"});
+  ASSERT_TRUE(child) << child.error().message();
+  auto deadline = std::chrono::steady_clock::now() + kPatience;
+  // Each redraw homes the cursor, clears the screen and draws the whole table.
+  const std::string redraw = "\x1b[H\x1b[2Jnode: cpu 50.0%";
+  auto redraws = [&](const std::string& text) {
+    size_t n = 0;
+    for (auto at = text.find(redraw); at != std::string::npos; at = text.find(redraw, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  std::string drawn;
+  while (std::chrono::steady_clock::now() < deadline && redraws(drawn) < 3) {
+    std::this_thread::sleep_for(10ms);
+    drawn = slurp(typescript);
+  }
+  child->stop(SIGTERM, kPatience);
+  EXPECT_GE(redraws(drawn), 3U) << drawn;
+  EXPECT_GE(top_readings_.load(), 4);
+  EXPECT_THAT(drawn, HasSubstr("camera      running"));
+}
+
+TEST_F(CliTest, TopWithoutATopRouteFailsNamingIt) {
+  server_->stop();
+  auto server = ApiServer::start(service_, {.socket_path = socket_});
+  ASSERT_TRUE(server) << server.error().message();
+  server_ = std::move(*server);
+  auto out = ctl({"top", "--interval", "0.05"});
+  EXPECT_EQ(out.status.exit_code, 1);
+  EXPECT_THAT(out.err, HasSubstr("/v1/top"));
 }
 
 }  // namespace

@@ -538,3 +538,63 @@ TEST_F(ApiTest, TwoHundredLogsFollowersLeaveThePoolToOtherRequests) {
 
 }  // namespace
 }  // namespace fleetlet::api
+
+namespace fleetlet::api {
+namespace {
+
+// /metrics and /v1/top are served when fleetletd gives them, as their endpoints produce them.
+TEST(ApiMetrics, MetricsAndTopAreServedFromTheirEndpoints) {
+  auto dir = fleetlet::testing::TempDir::create("api-metrics");
+  ASSERT_TRUE(dir) << dir.error().message();
+  const auto socket = (dir->path() / "api.sock").string();
+  test::FakeNodeService service;
+  std::atomic<int> scrapes = 0;
+  auto server = ApiServer::start(
+      service, {.socket_path = socket,
+                .routes = {.metrics = {.exposition =
+                                           [&] {
+                                             ++scrapes;
+                                             return std::string("# TYPE up gauge\nup 1\n");
+                                           },
+                                       .top =
+                                           [] {
+                                             return Json{{"apps", Json::array()}};
+                                           }}}});
+  ASSERT_TRUE(server) << server.error().message();
+  auto metrics = test::call(socket, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(metrics.body, "# TYPE up gauge\nup 1\n");
+  EXPECT_EQ(scrapes.load(), 1);
+  auto top = test::call(socket, "GET", "/v1/top");
+  EXPECT_EQ(top.status, 200);
+  EXPECT_EQ(top.body, R"({"apps":[]})");
+}
+
+TEST(ApiMetrics, WithoutEndpointsThereIsNoMetricsRoute) {
+  auto dir = fleetlet::testing::TempDir::create("api-metrics");
+  ASSERT_TRUE(dir) << dir.error().message();
+  const auto socket = (dir->path() / "api.sock").string();
+  test::FakeNodeService service;
+  auto server = ApiServer::start(service, {.socket_path = socket});
+  ASSERT_TRUE(server) << server.error().message();
+  EXPECT_EQ(test::call(socket, "GET", "/metrics").status, 404);
+  EXPECT_EQ(test::call(socket, "GET", "/v1/top").status, 404);
+}
+
+TEST(ApiMetrics, ListenAddressesParseAndBadOnesAreRefused) {
+  using Parsed = std::pair<std::string, std::uint16_t>;
+  EXPECT_EQ(parseListenAddress("9477").value_or(Parsed{}), Parsed("127.0.0.1", 9477));
+  EXPECT_EQ(parseListenAddress("0.0.0.0:80").value_or(Parsed{}), Parsed("0.0.0.0", 80));
+  EXPECT_EQ(parseListenAddress("[::1]:0").value_or(Parsed{}), Parsed("::1", 0));
+  for (const auto* bad : {"", "x", "70000", "localhost:9477", "127.0.0.1:", "1.2.3.4:9x"}) {
+    auto r = parseListenAddress(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.error().message().find(std::string("\"") + bad + "\""), std::string::npos)
+        << r.error().message();
+  }
+}
+
+}  // namespace
+}  // namespace fleetlet::api

@@ -125,6 +125,9 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"trust: {keys: a.pub}\n", "trust.keys: expected a list"},
       {"node: {name: x}\n", "unknown key \"node.name\""},
       {"trust: [a]\n", "trust: expected a mapping"},
+      {"alerts: {rule: [x]}\n", "unknown key \"alerts.rule\""},
+      {"alerts: {interval: 500ms}\n", "alerts.interval: must be at least 1s"},
+      {"alerts: {rules: \"app cpu > 90%\"}\n", "alerts.rules: expected a list"},
       {"parallelism: many\n", "parallelism: \"many\" has the wrong type"},
       {"parallelism: [1]\n", "parallelism: expected a single value"},
       {"pullTimeout: soon\n", "pullTimeout: \"soon\" is not a duration"},
@@ -138,6 +141,21 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
     ASSERT_FALSE(cfg.has_value()) << c.yaml;
     EXPECT_THAT(cfg.error().message(), HasSubstr(c.reason)) << c.yaml;
   }
+}
+
+TEST_F(ConfigTest, AlertsSectionAndMetricsListen) {
+  auto cfg = load(
+      "metricsListen: 127.0.0.1:9477\n"
+      "alerts:\n  interval: 5s\n  continueEvery: 2m\n  eventsUrl: http://127.0.0.1:4454\n"
+      "  rules: [\"app cpu > 90% for 60s\", \"node disk free < 500Mi\"]\n");
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->metrics_listen, "127.0.0.1:9477");
+  EXPECT_EQ(cfg->alerts.interval, std::chrono::seconds(5));
+  EXPECT_EQ(cfg->alerts.continue_every, std::chrono::minutes(2));
+  EXPECT_EQ(cfg->alerts.events_url, "http://127.0.0.1:4454");
+  EXPECT_EQ(cfg->alerts.rules,
+            (std::vector<std::string>{"app cpu > 90% for 60s", "node disk free < 500Mi"}));
+  EXPECT_TRUE(DaemonConfig{}.alerts.rules.empty());
 }
 
 TEST_F(ConfigTest, NodeIdFromConfigOrMachineId) {

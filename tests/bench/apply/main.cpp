@@ -9,6 +9,7 @@
 //   `ctr run -d --with-ns network:<netns>`;
 // - 50 apps of which one has its image on a registry that never answers: the time until the
 //   other 49 run, against the same 50 without it;
+// - the metrics sampler's CPU per scrape and RSS growth with 50 apps running;
 // - fleetletd's thread count and CPU seconds while it applies 1,000 apps.
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -335,6 +336,46 @@ int main(int argc, char** argv) {
         "50 apps, one image on a registry that never answers: the other 49 run after {:.3f} s; "
         "without it, 49 of 50 after {:.3f} s (ratio {:.2f})\n",
         with.back(), without[48], with.back() / without[48]);
+    removeAll();
+  }
+
+  // The metrics sampler (docs/observability.md) with 50 running apps: fleetletd's CPU per
+  // scrape of GET /metrics, less what it spends idle over the same time, and its RSS growth.
+  // Nothing is sampled between scrapes, so its cost is this per scrape (or alert evaluation).
+  {
+    applyAndWait(50, 50, "");
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the last steps settle
+    auto scrape = [&] {
+      auto r = api.send({.url = "http://fleetletd/metrics"});
+      if (!r || r->status != 200) die("GET /metrics: " + (r ? r->body : r.error().message()));
+      if (r->body.find("fleetlet_app_memory_bytes{app=\"app49\"}") == std::string::npos) {
+        die("GET /metrics misses app49's usage");
+      }
+      return r->body.size();
+    };
+    scrape();  // the first one's allocations are not the steady cost
+    constexpr int kScrapes = 200;
+    const long rss_before = memoryKiB(agent->pid(), "VmRSS");
+    const long anon_before = memoryKiB(agent->pid(), "RssAnon");
+    const double cpu_start = cpuSeconds(agent->pid());
+    const auto wall_start = Clock::now();
+    size_t bytes = 0;
+    for (int i = 0; i < kScrapes; ++i) bytes = scrape();
+    const double wall = std::chrono::duration<double>(Clock::now() - wall_start).count();
+    const double cpu_scraping = cpuSeconds(agent->pid()) - cpu_start;
+    const long rss_after = memoryKiB(agent->pid(), "VmRSS");
+    const long anon_after = memoryKiB(agent->pid(), "RssAnon");
+    const double idle_start = cpuSeconds(agent->pid());
+    std::this_thread::sleep_for(std::chrono::duration<double>(wall));
+    const double cpu_idle = cpuSeconds(agent->pid()) - idle_start;
+    const double per_scrape = std::max(0.0, cpu_scraping - cpu_idle) / kScrapes;
+    fmt::print(
+        "metrics sampler, 50 apps running: {:.2f} ms of fleetletd CPU per scrape ({} bytes, "
+        "{:.2f} ms wall; {} scrapes, idle CPU over the same {:.2f} s subtracted); at one scrape "
+        "per 15 s: {:.4f}% of one core, per 1 s: {:.3f}% (target < 1%); RSS after the scrapes "
+        "{:+} KiB, anonymous {:+} KiB (target < 1 MiB)\n",
+        per_scrape * 1000, bytes, wall * 1000 / kScrapes, kScrapes, wall, per_scrape / 15 * 100,
+        per_scrape * 100, rss_after - rss_before, anon_after - anon_before);
     removeAll();
   }
 
