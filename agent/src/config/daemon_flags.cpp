@@ -93,12 +93,14 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
                  "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
 }
 
-Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f) {
+Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f,
+                                         const std::filesystem::path& default_file) {
   DaemonConfig cfg;
   std::error_code ec;
-  const bool default_file = f.config_file.empty();
-  const std::filesystem::path file = default_file ? kDefaultConfigFile : f.config_file;
-  if (!default_file || std::filesystem::exists(file, ec)) {
+  const bool use_default = f.config_file.empty();
+  const std::filesystem::path file =
+      use_default ? default_file : std::filesystem::path(f.config_file);
+  if (!use_default || std::filesystem::exists(file, ec)) {
     FLEETLET_ASSIGN_OR_RETURN(cfg, loadConfigFile(file, std::move(cfg)));
   }
   auto text = [](const std::string& flag, auto& target) {

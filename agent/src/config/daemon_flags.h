@@ -4,6 +4,7 @@
 // what was given into a DaemonConfig.
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,10 +37,11 @@ struct DaemonFlags {
 void addDaemonFlags(CLI::App& app, DaemonFlags& flags);
 
 // The settings: built-in defaults, then the config file (--config; without it
-// kDefaultConfigFile, skipped when it does not exist), then the flags given. Errors are
+// `default_file`, skipped when it does not exist), then the flags given. Errors are
 // kInvalidArgument naming the flag ("--pull-timeout: ...") or the file and key
 // ("/etc/fleetlet/config.yaml: unknown key \"pullTimout\""); a --config file that does not
 // exist is kNotFound.
-Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& flags);
+Result<DaemonConfig> resolveDaemonConfig(
+    const DaemonFlags& flags, const std::filesystem::path& default_file = kDefaultConfigFile);
 
 }  // namespace fleetlet::config
