@@ -301,6 +301,28 @@ std::vector<pid_t> webProcessesBelow(pid_t ancestor) {
   return processesBelow(ancestor, "WebKitWebProces");
 }
 
+std::optional<pid_t> oldestProcess(const std::vector<pid_t>& pids) {
+  std::optional<pid_t> oldest;
+  unsigned long long oldest_start = 0;
+  for (pid_t pid : pids) {
+    std::string stat = readFile(fs::path("/proc") / std::to_string(pid) / "stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    // Fields after "(comm) ": state is field 3; starttime is field 22.
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    unsigned long long start = 0;
+    for (int i = 3; i <= 22 && rest >> field; ++i) {
+      if (i == 22) start = std::stoull(field);
+    }
+    if (!oldest || start < oldest_start) {
+      oldest = pid;
+      oldest_start = start;
+    }
+  }
+  return oldest;
+}
+
 // A page of one colour with a green box at (100,100)-(300,200) and white text, whose first
 // script records in the title what window.ax held when it ran.
 std::string colourPage(std::string_view css_colour) {

@@ -43,6 +43,9 @@ Result<bool> cursorHiddenAt(const std::string& display, int x, int y);
 
 // PIDs of the WebKitWebProcess processes descending from `ancestor`.
 std::vector<pid_t> webProcessesBelow(pid_t ancestor);
+// The process of `pids` started first (the web process serving a page; the kiosk's spare
+// web process of the app is started after the page loaded). nullopt when none is alive.
+std::optional<pid_t> oldestProcess(const std::vector<pid_t>& pids);
 // PIDs of the processes descending from `ancestor` whose name starts with `comm`.
 std::vector<pid_t> processesBelow(pid_t ancestor, std::string_view comm);
 

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "support/temp_dir.h"
+
 namespace fleetlet::webview {
 namespace {
 
@@ -85,7 +89,19 @@ TEST(PolicyTest, AxScriptCarriesTheAppsValuesAsJson) {
   EXPECT_THAT(script, HasSubstr(R"("eventServiceUri":"app://demo/.ax/events")"));
   EXPECT_THAT(script, HasSubstr(R"("blobServiceUri":null)"));
   EXPECT_THAT(script, HasSubstr("setInterval(beat, 250)"));
+  EXPECT_THAT(script, HasSubstr("location.href === 'about:blank') return;"));
   EXPECT_THAT(script, HasSubstr("Object.defineProperty(window, 'ax'"));
+}
+
+TEST(PolicyTest, GpuCompositingOnlyWithARenderNode) {
+  auto dir = fleetlet::testing::TempDir::create("policy-gpu");
+  ASSERT_TRUE(dir) << dir.error().describe();
+  EXPECT_FALSE(haveRenderNode(dir->path() / "missing"));
+  EXPECT_FALSE(haveRenderNode(dir->path()));
+  std::ofstream(dir->path() / "card0") << "";  // a display controller only: no render node
+  EXPECT_FALSE(haveRenderNode(dir->path()));
+  std::ofstream(dir->path() / "renderD128") << "";
+  EXPECT_TRUE(haveRenderNode(dir->path()));
 }
 
 }  // namespace

@@ -31,19 +31,19 @@ class WebviewRuntimeTest : public ::testing::Test {
     auto t = fleetlet::testing::TempDir::create("webview-runtime");
     ASSERT_TRUE(t) << t.error().describe();
     tmp_.emplace(std::move(*t));
-    WebviewOptions options{.display = sharedXvfb()->display(),
-                           .binary = FLEETLET_WEBVIEW_PATH,
-                           .work_dir = tmp_->path() / "webview",
-                           .bundles = {.root = tmp_->path() / "bundles"},
-                           .kiosk_args = {"--window", "1024x600"},
-                           .poll_interval = 100ms,
-                           .retry_interval = 60s,
-                           .on_event = [this](const std::string& app, const std::string& kind,
-                                              const std::string& message) {
-                             std::lock_guard lock(mu_);
-                             events_.push_back(app + " " + kind + " " + message);
-                           }};
-    runtime_.emplace(std::move(options));
+    options_ = WebviewOptions{.display = sharedXvfb()->display(),
+                              .binary = FLEETLET_WEBVIEW_PATH,
+                              .work_dir = tmp_->path() / "webview",
+                              .bundles = {.root = tmp_->path() / "bundles"},
+                              .kiosk_args = {"--window", "1024x600"},
+                              .poll_interval = 100ms,
+                              .retry_interval = 60s,
+                              .on_event = [this](const std::string& app, const std::string& kind,
+                                                 const std::string& message) {
+                                std::lock_guard lock(mu_);
+                                events_.push_back(app + " " + kind + " " + message);
+                              }};
+    runtime_.emplace(options_);
   }
 
   void TearDown() override {
@@ -123,6 +123,7 @@ class WebviewRuntimeTest : public ::testing::Test {
   }
 
   std::optional<fleetlet::testing::TempDir> tmp_;
+  WebviewOptions options_;
   std::optional<WebviewRuntime> runtime_;
   int64_t revision_ = 0;
   std::mutex mu_;
@@ -144,7 +145,10 @@ TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneA
   // A page crash is a restart, with its reason.
   auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
   ASSERT_EQ(kiosk.size(), 1u);
-  for (pid_t pid : webProcessesBelow(kiosk[0])) ::kill(pid, SIGKILL);
+  // The page's web process (the oldest; the app's spare is younger).
+  auto serving = oldestProcess(webProcessesBelow(kiosk[0]));
+  ASSERT_TRUE(serving) << "no WebKitWebProcess below the kiosk";
+  ::kill(*serving, SIGKILL);
   s = waitFor("ui", [](const WebviewAppStatus& st) { return st.restarts == 1 && running(st); });
   ASSERT_EQ(s.restarts, 1u) << s.state << " " << s.message;
   EXPECT_EQ(s.state, "running");
@@ -184,6 +188,61 @@ TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneA
 
 // A bundle whose archive climbs out of its directory is refused through the whole path
 // (fetched, hash right, unpacking refused); the app keeps showing its previous bundle.
+// A new bundle whose page never becomes healthy (here: it hangs) is rolled back to the
+// previous one, which is shown again, and not tried again; another new bundle is.
+TEST_F(WebviewRuntimeTest, RollsBackToThePreviousBundleWhenTheNewOneNeverRuns) {
+  runtime_.reset();
+  options_.healthy_timeout = 4s;
+  runtime_.emplace(options_);
+  auto v1 = bundleOf("v1", "rgb(255,0,0)");
+  apply({{"ui", v1}});
+  auto s = waitFor("ui", running);
+  ASSERT_EQ(s.state, "running") << s.message;
+  ASSERT_EQ(screenColour(), (Rgb{255, 0, 0}));
+
+  auto hang = makeTar({file("index.html",
+                            "<!doctype html><html><body style=\"margin:0;background:rgb(0,0,255)\">"
+                            "<script>while (true) {}</script></body></html>")});
+  bundle::testing::writeFile(tmp_->path() / "hang.tar.gz", hang);
+  const manifest::Bundle v2{.url = "file://" + (tmp_->path() / "hang.tar.gz").string(),
+                            .sha256 = sha256Hex(hang)};
+  apply({{"ui", v2}});
+  s = waitFor(
+      "ui", [&](const WebviewAppStatus& st) { return st.bundle == v2.sha256; }, 10s);
+  ASSERT_EQ(s.bundle, v2.sha256) << "the new bundle is handed over first";
+  s = waitFor(
+      "ui",
+      [](const WebviewAppStatus& st) { return st.message.find("rolled back") != st.message.npos; },
+      20s);
+  EXPECT_THAT(s.message, HasSubstr("bundle " + v2.sha256.substr(0, 12) + " rolled back to " +
+                                   v1.sha256.substr(0, 12)));
+  EXPECT_EQ(s.bundle, v1.sha256);
+  s = waitFor("ui", running, 20s);
+  ASSERT_EQ(s.state, "running") << s.message;
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
+  auto status = runtime_->kioskStatus("ui");
+  ASSERT_TRUE(status) << status.error().describe();
+  EXPECT_EQ((*status)["dir"], (tmp_->path() / "bundles" / "sha256" / v1.sha256).string());
+  bool rolled = false;
+  for (const auto& e : events()) rolled = rolled || e.starts_with("ui rolledback bundle ");
+  EXPECT_TRUE(rolled) << ::testing::PrintToString(events());
+
+  // The same desired state again: the refused bundle is not handed over again.
+  apply({{"ui", v2}});
+  std::this_thread::sleep_for(2s);
+  s = *runtime_->app("ui");
+  EXPECT_EQ(s.bundle, v1.sha256);
+  EXPECT_EQ(s.state, "running");
+
+  // Another bundle is.
+  auto v3 = bundleOf("v3", "rgb(0,128,0)");
+  apply({{"ui", v3}});
+  s = waitFor("ui",
+              [&](const WebviewAppStatus& st) { return running(st) && st.bundle == v3.sha256; });
+  ASSERT_EQ(s.bundle, v3.sha256) << s.state << " " << s.message;
+  EXPECT_EQ(screenColour(), (Rgb{0, 128, 0}));
+}
+
 TEST_F(WebviewRuntimeTest, RefusesAPathTraversalBundleAndKeepsThePreviousOnScreen) {
   auto v1 = bundleOf("v1", "rgb(255,0,0)");
   apply({{"ui", v1}});

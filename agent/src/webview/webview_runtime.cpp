@@ -157,6 +157,7 @@ void WebviewRuntime::step(const std::stop_token& stop) {
   if (!ensureKiosk(stop)) return;
   converge(desired.get());
   poll();
+  rollBackUnhealthy();
   prune();
 }
 
@@ -175,6 +176,8 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
         record.loaded.clear();  // loaded again into the new kiosk
         record.loaded_key.clear();
         record.kiosk_failures = 0;
+        record.handed_at = SteadyClock::now();  // a trial starts again with the new kiosk
+        record.failures_at_hand = 0;
         names.push_back(name);
       }
     }
@@ -312,8 +315,17 @@ void WebviewRuntime::converge(const manifest::NodeState* desired) {
         std::lock_guard lock(mu_);
         auto& record = records_[name];
         if (!record.loaded.empty() && record.loaded != bundle.sha256) {
-          record.previous = record.loaded;
+          // On trial: the bundle that was shown comes back if this one never runs. A bundle
+          // replacing one that itself never ran goes back to the last that did.
+          if (record.previous.empty() || record.status.state == "running") {
+            record.previous = record.loaded;
+            record.previous_load = record.loaded_load;
+            record.previous_key = record.loaded_key;
+          }
+          record.handed_at = SteadyClock::now();
+          record.failures_at_hand = record.kiosk_failures;
         }
+        record.loaded_load = load;
         record.loaded = bundle.sha256;
         record.loaded_key = key;
         record.handed_seq = ++handed_seq_;
@@ -437,8 +449,72 @@ void WebviewRuntime::poll() {
     });
     if (became_ready) {
       std::lock_guard lock(mu_);
-      records_[name].previous.clear();  // the new bundle runs: the previous may go
+      auto& record = records_[name];
+      record.previous.clear();  // the new bundle runs: the previous may go
+      record.previous_load = nullptr;
+      record.previous_key.clear();
     }
+  }
+}
+
+void WebviewRuntime::rollBackUnhealthy() {
+  struct Rollback {
+    std::string app, bad, good, why;
+    Json load;
+  };
+  std::vector<Rollback> due;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = SteadyClock::now();
+    for (auto& [name, record] : records_) {
+      if (record.previous.empty() || !record.previous_load.is_object() || record.loaded.empty() ||
+          record.status.state == "running") {
+        continue;
+      }
+      const uint64_t failed = record.kiosk_failures >= record.failures_at_hand
+                                  ? record.kiosk_failures - record.failures_at_hand
+                                  : 0;
+      std::string why;
+      if (failed >= options_.rollback_failures) {
+        why = fmt::format("its page failed {} times ({})", failed, record.status.message);
+      } else if (now - record.handed_at >= options_.healthy_timeout) {
+        why = fmt::format(
+            "it did not run within {} s ({})",
+            std::chrono::duration_cast<std::chrono::seconds>(options_.healthy_timeout).count(),
+            record.status.message.empty() ? record.status.state : record.status.message);
+      } else {
+        continue;
+      }
+      due.push_back({name, record.loaded, record.previous, why, record.previous_load});
+    }
+  }
+  for (auto& r : due) {
+    if (auto back = client_.call(r.load); !back) {
+      event(r.app, "error", back.error().wrap("roll back to {}", shortSha(r.good)).message());
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      auto& record = records_[r.app];
+      record.loaded = r.good;
+      record.loaded_key = record.previous_key;
+      record.loaded_load = r.load;
+      record.previous.clear();
+      record.previous_load = nullptr;
+      record.previous_key.clear();
+      // Not tried again until the desired state names another bundle.
+      record.refused = r.bad;
+      record.retry_at = SteadyClock::time_point::max();
+      record.handed_seq = ++handed_seq_;
+    }
+    const std::string message =
+        fmt::format("bundle {} rolled back to {}: {}", shortSha(r.bad), shortSha(r.good), r.why);
+    event(r.app, "rolledback", message);
+    setStatus(r.app, [&](WebviewAppStatus& s) {
+      s.state = "starting";
+      s.message = message;
+      s.bundle = r.good;
+    });
   }
 }
 

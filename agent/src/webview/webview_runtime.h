@@ -14,6 +14,10 @@
 // A bundle that cannot be fetched, fails its hash or is hostile is refused: an app that
 // shows an earlier bundle keeps showing it (its state stays, `message` says what was
 // refused). The previous bundle of an app is kept in the store until the new one runs.
+// Rollback: a new bundle of an app that ran is on trial until it runs; when it has not run
+// within `healthy_timeout`, or its page failed `rollback_failures` times, the previous bundle
+// is handed back to the kiosk (event "rolledback") and the new one is not tried again until
+// the desired state names another bundle. The new page is on screen during its trial.
 // Every page recovery of the kiosk is counted in `restarts` and reported as an event
 // ("restarted", "crashed: web process crashed"), as is every kiosk restart.
 //
@@ -52,6 +56,10 @@ struct WebviewOptions {
   std::chrono::milliseconds retry_interval{10000};  // a refused bundle is tried again after
   std::chrono::milliseconds ready_heartbeat{5000};  // "running" needs a heartbeat this fresh
   std::chrono::milliseconds kiosk_restart_backoff{1000};
+  // A new bundle that does not run within this long, or whose page failed this many times
+  // since it was handed over, is rolled back to the previous bundle (see above).
+  std::chrono::milliseconds healthy_timeout{60000};
+  uint64_t rollback_failures = 3;
   // The node services (docs/webview.md, "Identity"): each webview app gets a unix listener per
   // service it lists, plus one of the console service for its console messages, under
   // <work_dir>/services/<app>/, handed to the services with its name. Null: no services.
@@ -107,8 +115,15 @@ class WebviewRuntime {
     WebviewAppStatus status;
     std::string loaded;       // sha256 handed to the kiosk
     std::string loaded_key;   // what was handed: bundle, services and their sockets
+    Json loaded_load;         // the load request handed (with the bundle's dir)
     uint64_t handed_seq = 0;  // when it was last handed over (higher: later)
     std::string previous;     // kept in the store until `loaded` runs
+    // While a new bundle is on trial (previous set): the previous bundle's load request
+    // (with its dir) and key, when it was handed over, and the kiosk's failure count then.
+    Json previous_load;
+    std::string previous_key;
+    std::chrono::steady_clock::time_point handed_at{};
+    uint64_t failures_at_hand = 0;
     uint64_t kiosk_failures = 0;
     std::string refused;  // the sha256 last refused, not tried again before retry_at
     std::chrono::steady_clock::time_point retry_at{};
@@ -123,6 +138,9 @@ class WebviewRuntime {
   // Shows the loaded app of the highest display priority, among equals the latest handed.
   void showChosen(const manifest::NodeState& desired);
   void poll();
+  // Hands the previous bundle of an app on trial back to the kiosk when the new one has not
+  // become healthy (WebviewOptions::healthy_timeout, rollback_failures).
+  void rollBackUnhealthy();
   void prune();
   void setStatus(const std::string& name, const std::function<void(WebviewAppStatus&)>& change);
   void event(const std::string& app, const std::string& kind, const std::string& message);

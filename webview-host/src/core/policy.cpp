@@ -156,7 +156,9 @@ std::string axScript(const AxInfo& info) {
   Object.defineProperty(window, 'ax', {{
     value: deepFreeze({}), writable: false, configurable: false, enumerable: true }});
   const handlers = window.webkit && window.webkit.messageHandlers;
-  if (!handlers) return;
+  // about:blank (the kiosk's spare view; a page that blanked itself) does not beat: a blank
+  // screen is a dead screen, and the spare's beat must not pass for the page's.
+  if (!handlers || location.href === 'about:blank') return;
   const post = (level, args) => {{
     try {{
       const text = args.map((a) => {{
@@ -180,6 +182,15 @@ std::string axScript(const AxInfo& info) {
 }})();
 )JS",
                      ax.dump(-1, ' ', true), info.heartbeat_interval_ms);
+}
+
+bool haveRenderNode(const std::filesystem::path& dev_dri) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dev_dri, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().filename().string().starts_with("renderD")) return true;
+  }
+  return false;
 }
 
 }  // namespace fleetlet::webview

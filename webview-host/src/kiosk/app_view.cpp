@@ -119,11 +119,18 @@ AppView::AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config)
 AppView::~AppView() {
   if (memory_cancel_) g_cancellable_cancel(memory_cancel_.get());
   reload_timer_.reset();
+  spare_timer_.reset();
   g_signal_handlers_disconnect_by_data(view_, this);
   g_signal_handlers_disconnect_by_data(content_.get(), this);
   g_signal_handlers_disconnect_by_data(context_.get(), this);
-  gtk_widget_destroy(GTK_WIDGET(view_));
+  if (spare_ != nullptr) {
+    g_signal_handlers_disconnect_by_data(spare_, this);
+    gtk_widget_destroy(GTK_WIDGET(spare_));
+    g_object_unref(spare_);
+  }
+  gtk_widget_destroy(box_);  // and view_ in it
   g_object_unref(view_);
+  g_object_unref(box_);
 }
 
 void AppView::build() {
@@ -174,11 +181,29 @@ void AppView::build() {
       "enable-developer-extras", FALSE, "javascript-can-open-windows-automatically", FALSE,
       "allow-file-access-from-file-urls", FALSE, "allow-universal-access-from-file-urls", FALSE,
       "allow-modal-dialogs", FALSE, nullptr);
-  view_ = WEBKIT_WEB_VIEW(g_object_new(WEBKIT_TYPE_WEB_VIEW, "web-context", context_.get(),
-                                       "user-content-manager", content_.get(), "settings", settings,
-                                       nullptr));
-  g_object_ref_sink(view_);
-  g_object_unref(settings);
+  if (!options_.hardware_acceleration) {
+    webkit_settings_set_hardware_acceleration_policy(settings,
+                                                     WEBKIT_HARDWARE_ACCELERATION_POLICY_NEVER);
+  }
+  settings_.reset(settings);
+  box_ = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+  g_object_ref_sink(box_);
+  gtk_widget_show(box_);
+  view_ = newView();
+  connectView();
+  gtk_box_pack_start(GTK_BOX(box_), GTK_WIDGET(view_), TRUE, TRUE, 0);
+  gtk_widget_show(GTK_WIDGET(view_));
+}
+
+WebKitWebView* AppView::newView() {
+  auto* view = WEBKIT_WEB_VIEW(g_object_new(WEBKIT_TYPE_WEB_VIEW, "web-context", context_.get(),
+                                            "user-content-manager", content_.get(), "settings",
+                                            settings_.get(), nullptr));
+  g_object_ref_sink(view);
+  return view;
+}
+
+void AppView::connectView() {
   g_signal_connect(view_, "decide-policy", G_CALLBACK(&AppView::onDecidePolicy), this);
   g_signal_connect(view_, "create", G_CALLBACK(&AppView::onCreate), this);
   g_signal_connect(view_, "load-changed", G_CALLBACK(&AppView::onLoadChanged), this);
@@ -186,6 +211,58 @@ void AppView::build() {
   g_signal_connect(view_, "web-process-terminated", G_CALLBACK(&AppView::onTerminated), this);
   g_signal_connect(view_, "notify::is-web-process-responsive", G_CALLBACK(&AppView::onResponsive),
                    this);
+}
+
+namespace {
+// Destroys a view we hold a reference on, from the main loop: not inside its own signal.
+void destroyLater(WebKitWebView* view) {
+  g_idle_add(
+      [](gpointer v) -> gboolean {
+        gtk_widget_destroy(GTK_WIDGET(v));
+        g_object_unref(v);
+        return G_SOURCE_REMOVE;
+      },
+      view);
+}
+}  // namespace
+
+void AppView::scheduleSpare() {
+  if (!options_.spare_web_process || spare_ != nullptr || spare_timer_.active()) return;
+  after(spare_timer_, options_.spare_delay, &AppView::makeSpare);
+}
+
+void AppView::makeSpare() {
+  if (spare_ != nullptr) return;
+  spare_ = newView();
+  g_signal_connect(spare_, "web-process-terminated", G_CALLBACK(&AppView::onSpareTerminated), this);
+  // A blank page starts the spare's web process now; the start page replaces it when the
+  // spare takes over, in the same process (it never committed a page of another site).
+  webkit_web_view_load_uri(spare_, "about:blank");
+}
+
+void AppView::onSpareTerminated(WebKitWebView* view, WebKitWebProcessTerminationReason /*reason*/,
+                                gpointer data) {
+  auto* self = static_cast<AppView*>(data);
+  if (view != self->spare_) return;
+  g_signal_handlers_disconnect_by_data(view, self);
+  self->spare_ = nullptr;
+  destroyLater(view);
+  self->scheduleSpare();
+}
+
+bool AppView::swapInSpare() {
+  if (spare_ == nullptr) return false;
+  WebKitWebView* dead = view_;
+  g_signal_handlers_disconnect_by_data(dead, this);
+  gtk_container_remove(GTK_CONTAINER(box_), GTK_WIDGET(dead));  // our own reference stays
+  g_signal_handlers_disconnect_by_data(spare_, this);
+  view_ = spare_;
+  spare_ = nullptr;
+  connectView();
+  gtk_box_pack_start(GTK_BOX(box_), GTK_WIDGET(view_), TRUE, TRUE, 0);
+  gtk_widget_show(GTK_WIDGET(view_));
+  destroyLater(dead);
+  return true;
 }
 
 void AppView::installScripts() {
@@ -305,16 +382,24 @@ void AppView::recover(LoadState state, std::string reason) {
   scheduleReload(delay);
 }
 
-void AppView::scheduleReload(Millis delay) {
-  reload_timer_.reset(g_timeout_add(
-      static_cast<guint>(delay.count()),
+void AppView::scheduleReload(Millis delay) { after(reload_timer_, delay, &AppView::loadStartPage); }
+
+void AppView::after(SourceId& timer, Millis delay, void (AppView::*action)()) {
+  struct Job {
+    AppView* self;
+    SourceId* timer;
+    void (AppView::*action)();
+  };
+  // The job is freed with the source (fired or removed with the timer).
+  timer.reset(g_timeout_add_full(
+      G_PRIORITY_DEFAULT, static_cast<guint>(delay.count()),
       [](gpointer data) -> gboolean {
-        auto* self = static_cast<AppView*>(data);
-        self->reload_timer_.released();
-        self->loadStartPage();
+        auto* job = static_cast<Job*>(data);
+        job->timer->released();
+        (job->self->*job->action)();
         return G_SOURCE_REMOVE;
       },
-      this));
+      new Job{this, &timer, action}, [](gpointer data) { delete static_cast<Job*>(data); }));
 }
 
 Json AppView::status() const {
@@ -522,14 +607,18 @@ GtkWidget* AppView::onCreate(WebKitWebView* /*view*/, WebKitNavigationAction* ac
   return nullptr;
 }
 
-void AppView::onLoadChanged(WebKitWebView* /*view*/, WebKitLoadEvent event, gpointer data) {
+void AppView::onLoadChanged(WebKitWebView* view, WebKitLoadEvent event, gpointer data) {
   auto* self = static_cast<AppView*>(data);
+  // A spare view that took over may still finish its blank page: not the app's page.
+  const char* uri = webkit_web_view_get_uri(view);
+  if (uri != nullptr && std::string_view(uri) == "about:blank") return;
   if (event == WEBKIT_LOAD_STARTED) {
     self->recovery_.loadStarted(now());
   } else if (event == WEBKIT_LOAD_FINISHED) {
     if (self->recovery_.state() == LoadState::kLoading) {
       self->recovery_.loadFinished(now());
       spdlog::info("[{}] loaded {}", self->spec_.name, webkit_web_view_get_uri(self->view_));
+      self->scheduleSpare();  // after the page, not competing with it
     }
   }
 }
@@ -552,6 +641,9 @@ void AppView::onTerminated(WebKitWebView* /*view*/, WebKitWebProcessTerminationR
                            gpointer data) {
   auto* self = static_cast<AppView*>(data);
   self->memory_bytes_.reset();
+  // The spare view's web process is running already: it takes over, and the reload below
+  // (or the hang watchdog's, already scheduled) loads the start page in it.
+  if (self->swapInSpare()) spdlog::info("[{}] the spare web process takes over", self->spec_.name);
   if (self->terminating_for_hang_) return;  // our own watchdog: already counted and scheduled
   self->recover(reason == WEBKIT_WEB_PROCESS_EXCEEDED_MEMORY_LIMIT ? LoadState::kRecycled
                                                                    : LoadState::kCrashed,

@@ -45,6 +45,15 @@ struct ViewOptions {
   RecoveryOptions recovery;
   int heartbeat_interval_ms = 1000;
   std::filesystem::path extensions_dir;  // the web process extension (memory use); empty: none
+  // false: WebKit's non-accelerated path (no GL in the web or UI process). Without a GPU,
+  // GL is Mesa's llvmpipe, which costs ~80 ms of CPU per web process start and paints slower.
+  bool hardware_acceleration = true;
+  // A spare view with its web process started (on about:blank), made `spare_delay` after the
+  // page loaded: when the page's web process ends, the spare takes over and the start page
+  // is loaded in it, without waiting for a new web process (one more idle web process per
+  // app, ~60 MiB).
+  bool spare_web_process = true;
+  Millis spare_delay{1000};
 };
 
 class AppView {
@@ -67,7 +76,7 @@ class AppView {
   AppView& operator=(const AppView&) = delete;
 
   const std::string& name() const { return spec_.name; }
-  GtkWidget* widget() const { return GTK_WIDGET(view_); }
+  GtkWidget* widget() const { return box_; }
 
   // Switches to another bundle directory or services: the page is loaded afresh. On error
   // the current bundle stays.
@@ -85,10 +94,20 @@ class AppView {
  private:
   AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config);
   void build();
+  WebKitWebView* newView();  // a view of this app's context, sunk: one reference ours
+  void connectView();        // view_'s signals
+  void scheduleSpare();
+  void makeSpare();
+  // Puts the spare view in place of view_ (destroyed from the main loop); false without one.
+  bool swapInSpare();
+  static void onSpareTerminated(WebKitWebView* view, WebKitWebProcessTerminationReason reason,
+                                gpointer self);
   void installScripts();
   void loadStartPage();
   void recover(LoadState state, std::string reason);
   void scheduleReload(Millis delay);
+  // Runs `action` once after `delay`; `timer` holds the source (reset: not run).
+  void after(SourceId& timer, Millis delay, void (AppView::*action)());
   std::string startUri() const;
 
   // Forwards a request for app://<name>/.ax/<service>/... to the app's own listener of
@@ -120,7 +139,11 @@ class AppView {
   Recovery recovery_;
   GObjectPtr<WebKitWebContext> context_;
   GObjectPtr<WebKitUserContentManager> content_;
-  WebKitWebView* view_ = nullptr;  // a floating widget sunk by ref: we hold one reference
+  GObjectPtr<WebKitSettings> settings_;
+  GtkWidget* box_ = nullptr;        // the view's container (widget()); we hold one reference
+  WebKitWebView* view_ = nullptr;   // a floating widget sunk by ref: we hold one reference
+  WebKitWebView* spare_ = nullptr;  // the spare view (ViewOptions::spare_web_process), ditto
+  SourceId spare_timer_;
   SourceId reload_timer_;
   bool shown_ = false;
   bool terminating_for_hang_ = false;

@@ -48,7 +48,7 @@ Kiosk::Kiosk(KioskOptions options) : options_(std::move(options)) {
   g_object_unref(css);
   stack_ = gtk_stack_new();
   gtk_container_add(GTK_CONTAINER(window_), stack_);
-  gtk_widget_show_all(window_);
+  gtk_widget_show(stack_);
   watchdog_.reset(g_timeout_add(
       static_cast<guint>(options_.watchdog_interval.count()),
       [](gpointer self) -> gboolean {
@@ -65,6 +65,12 @@ Kiosk::~Kiosk() {
   gtk_widget_destroy(window_);
 }
 
+void Kiosk::showWindow() {
+  if (window_shown_) return;
+  window_shown_ = true;
+  gtk_widget_show(window_);
+}
+
 void Kiosk::tick() {
   for (auto& [name, view] : apps_) view->tick();
 }
@@ -75,10 +81,13 @@ Status Kiosk::load(const AppSpec& spec) {
                            .sandbox = options_.sandbox,
                            .recovery = options_.recovery,
                            .heartbeat_interval_ms = options_.heartbeat_interval_ms,
-                           .extensions_dir = options_.extensions_dir};
+                           .extensions_dir = options_.extensions_dir,
+                           .hardware_acceleration = options_.hardware_acceleration,
+                           .spare_web_process = options_.spare_web_process};
   FLEETLET_ASSIGN_OR_RETURN(auto view, AppView::create(spec, view_options));
   gtk_stack_add_named(GTK_STACK(stack_), view->widget(), spec.name.c_str());
   gtk_widget_show(view->widget());
+  showWindow();  // after the view started loading: its web process starts meanwhile
   spdlog::info("[{}] loaded bundle {}", spec.name, spec.dir.string());
   apps_.emplace(spec.name, std::move(view));
   if (shown_.empty()) return show(spec.name);

@@ -31,6 +31,8 @@ struct KioskOptions {
   int heartbeat_interval_ms = 1000;
   // Where fleetlet-webview's web process extension lives (memory use); empty: none.
   std::filesystem::path extensions_dir;
+  bool hardware_acceleration = true;  // ViewOptions::hardware_acceleration
+  bool spare_web_process = true;      // ViewOptions::spare_web_process
 };
 
 class Kiosk {
@@ -40,6 +42,9 @@ class Kiosk {
   Kiosk(const Kiosk&) = delete;
   Kiosk& operator=(const Kiosk&) = delete;
 
+  // Maps the window (once). The constructor does not, so that the first app's web process
+  // starts while the window is being mapped: load() and main() call it.
+  void showWindow();
   // Adds the app or switches it to another bundle. The first app loaded is shown.
   Status load(const AppSpec& spec);
   Status unload(const std::string& app);
@@ -61,6 +66,7 @@ class Kiosk {
   GtkWidget* stack_ = nullptr;   // child of window_
   std::map<std::string, std::unique_ptr<AppView>> apps_;
   std::string shown_;
+  bool window_shown_ = false;
   SourceId watchdog_;
 };
 
