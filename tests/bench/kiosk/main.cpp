@@ -358,6 +358,13 @@ int main(int argc, char** argv) {
         {FLEETLET_WEBVIEW_PATH, "--socket", (dir->path() / "ctl.sock").string(), "--state-dir",
          (dir->path() / "state").string(), "--no-sandbox", "--app", "bench=" + bundle.string()},
         {{"DISPLAY", xvfb->display()}}, beacon, dir->path() / "kiosk.log"));
+    // The kiosk as it was before its start-up work: GL compositing on, no spare web process.
+    fs::remove_all(dir->path() / "state");
+    results["webview gpu, no spare"].push_back(
+        runOnce({FLEETLET_WEBVIEW_PATH, "--socket", (dir->path() / "ctl.sock").string(),
+                 "--state-dir", (dir->path() / "state").string(), "--gpu", "on", "--no-spare",
+                 "--app", "bench=" + bundle.string()},
+                {{"DISPLAY", xvfb->display()}}, beacon, dir->path() / "kiosk.log"));
     if (weston) {
       results["cog (wl, weston)"].push_back(
           runOnce({"/usr/bin/cog", "--platform=wl", "-d", "app:" + bundle.string(),
@@ -412,7 +419,7 @@ int main(int argc, char** argv) {
     reference = "cog (headless)";
   }
   const auto& b = medians[reference];
-  for (const char* peer : {"fleetlet-webview", "webview no-sandbox"}) {
+  for (const char* peer : {"fleetlet-webview", "webview no-sandbox", "webview gpu, no spare"}) {
     const auto& a = medians[peer];
     if (a.first_paint_ms < 0 || b.first_paint_ms < 0) continue;
     std::printf("ratio %s / %s: first paint %.2fx, recovery %.2fx, RSS %.2fx\n", peer, reference,
