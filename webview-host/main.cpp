@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
                  "(/dev/dri/renderD*), else off (software GL is slower than none)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   bool no_spare = false;
-  cli.add_flag("--no-spare", no_spare,
-               "no spare web process per app (it makes crash recovery faster; costs ~60 MiB)");
+  cli.add_flag(
+      "--no-spare", no_spare,
+      "no spare web process per app (it makes crash recovery faster; costs ~25 MiB of its own)");
   std::string extensions_dir;
   cli.add_option("--extensions-dir", extensions_dir,
                  "the web process extension's directory (memory use per app) [webview-extensions "
