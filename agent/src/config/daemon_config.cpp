@@ -199,6 +199,16 @@ Status loadCloud(const YAML::Node& v, const std::filesystem::path& path, CloudCo
           FLEETLET_ASSIGN_OR_RETURN(cloud.timeout, duration(n, key, file));
         } else if (key == "cloud.maxManifestBytes") {
           FLEETLET_ASSIGN_OR_RETURN(cloud.max_manifest_bytes, positive<int64_t>(n, key, file));
+        } else if (key == "cloud.logRequestUrl") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_request_url, scalar<std::string>(n, key, file));
+        } else if (key == "cloud.logUploadMaxBytes") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_upload_max_bytes, positive<int64_t>(n, key, file));
+        } else if (key == "cloud.logUploadRate") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_upload_rate, scalar<int64_t>(n, key, file));
+          if (cloud.log_upload_rate < 0) {
+            return fail(ErrorCode::kInvalidArgument, "{}: {}: must be 0 (no cap) or more", file,
+                        key);
+          }
         } else if (key == "cloud.tls") {
           FLEETLET_RETURN_IF_ERROR(loadCloudTls(n, path, cloud.tls));
         } else {

@@ -43,6 +43,12 @@ struct CloudConfig {
   std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
   int64_t max_manifest_bytes = int64_t{1024} * 1024;
+  // Signed log requests (logrequest/request.h); may contain {node}; empty: none are fetched.
+  std::string log_request_url;
+  // The largest gzip a log request uploads (a request may ask for less).
+  int64_t log_upload_max_bytes = int64_t{16} * 1024 * 1024;
+  // Log uploads are sent no faster than this many bytes/s; 0: no cap.
+  int64_t log_upload_rate = 0;
   CloudTls tls;
 };
 
@@ -122,7 +128,8 @@ Status checkLogLevel(std::string_view level);
 // systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,
 // idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules (list),
 // eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod,
-// statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert, key, ca,
+// statusInterval, interval, wait, timeout, maxManifestBytes, logRequestUrl, logUploadMaxBytes,
+// logUploadRate, tls.{cert, key, ca,
 // pinnedPublicKeys}} (docs/configuration.md). Relative file names in trust and cloud.tls are
 // relative to the config file's folder. Unknown keys and wrong types are kInvalidArgument
 // naming the file and the key; a missing file is kNotFound.
