@@ -633,8 +633,7 @@ std::string criTime(const std::filesystem::path& file, int n) {
 TEST_F(CloudTest, ALogRequestIsUploadedOnceAcrossKill9MidUploadWithExactlyTheRangesLines) {
   // 3000 lines of 200 base64 characters of random bytes: ~470 KiB of gzip, ~10 s at 50 kB/s.
   const std::string talker = busyboxApp(
-      "talker",
-      "head -c 450000 /dev/urandom | base64 -w 200 | awk '{print NR, $0}'; sleep 1000");
+      "talker", "head -c 450000 /dev/urandom | base64 -w 200 | awk '{print NR, $0}'; sleep 1000");
   ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, talker))));
   const std::string config = statusConfig() + "  logRequestUrl: " + cloud_->url() +
                              "/requests/{node}.json\n  logUploadRate: 50000\n";
@@ -727,17 +726,17 @@ TEST_F(CloudTest, ALogRequestIsUploadedOnceAcrossKill9MidUploadWithExactlyTheRan
   const std::string node_expected = criLinesIn(node_log, node_since, node_until);
   EXPECT_GT(countOf(node_expected, "\n"), 20U);
   EXPECT_TRUE(gunzip("node-1.gz") == node_expected)
-      << gunzip("node-1.gz").substr(0, 2000) << "\n---\n" << node_expected.substr(0, 2000);
+      << gunzip("node-1.gz").substr(0, 2000) << "\n---\n"
+      << node_expected.substr(0, 2000);
   EXPECT_THAT(node_expected, HasSubstr("fleetletd starting"));
-  EXPECT_EQ(ctl({"logs", "--node", "--since", node_since, "--until", node_until}),
-            [&] {
-              std::string out;
-              std::istringstream in(node_expected);
-              for (std::string line; std::getline(in, line);) {
-                out += line.substr(line.find(' ', line.find(' ') + 1) + 1) + "\n";
-              }
-              return out;
-            }());
+  EXPECT_EQ(ctl({"logs", "--node", "--since", node_since, "--until", node_until}), [&] {
+    std::string out;
+    std::istringstream in(node_expected);
+    for (std::string line; std::getline(in, line);) {
+      out += line.substr(line.find(' ', line.find(' ') + 1) + 1) + "\n";
+    }
+    return out;
+  }());
 
   // A request signed by another key: refused, reported, nothing uploaded.
   auto stranger = trust::PrivateKey::generate();
