@@ -776,5 +776,46 @@ TEST_F(CloudTest, ALogRequestIsUploadedOnceAcrossKill9MidUploadWithExactlyTheRan
   EXPECT_EQ(results, (std::map<std::string, int>{{"app-1", 1}, {"node-1", 1}}));
 }
 
+// The alerts in force reach the cloud: a report PUT to nginx lists the alert while it holds
+// (rule, app, value, since) and a later one no longer does once it has fallen.
+TEST_F(CloudTest, AnActiveAlertAppearsInTheStatusReportAndGoesWhenItFalls) {
+  // 16 MiB of tmpfs against a 64 MiB limit (25 % > 10 %) for 10 s, then freed.
+  const std::string hog = busyboxApp(
+      "hog",
+      "head -c 16777216 /dev/zero > /dev/shm/fill && sleep 10 && rm /dev/shm/fill && sleep 1000",
+      "    resources: {memory: 64Mi}\n");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, hog))));
+  startCloudAgent(cloud_->url(), statusConfig() +
+                                     "alerts:\n  interval: 1s\n  continueEvery: 60s\n"
+                                     "  rules: [\"app memory > 10% of limit\"]\n");
+  auto with_alert = [&]() -> std::optional<int64_t> {
+    for (const auto& [seq, r] : reports()) {
+      for (const auto& a : r.value("alerts", Json::array())) {
+        if (a.value("app", "") == "hog" && a.value("rule", "") == "app memory > 10% of limit") {
+          return seq;
+        }
+      }
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(testing::waitFor([&] { return with_alert().has_value(); }, 60s)) << agentLog();
+  const int64_t raised_in = *with_alert();
+  const Json raised = reports()[raised_in]["alerts"][0];
+  EXPECT_GT(raised.value("value", 0.0), 0.2) << raised.dump();
+  EXPECT_LT(raised.value("value", 1.0), 0.4) << raised.dump();
+  EXPECT_TRUE(parseRfc3339(raised.value("since", ""))) << raised.dump();
+  EXPECT_THAT(raised.value("message", ""), HasSubstr("app memory > 10% of limit: hog at "));
+  // After the fall: a newer report without it, and the fall as a reported event.
+  ASSERT_TRUE(waitReportedEvent("alert", "fall app memory > 10% of limit: hog", 60s)) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto all = reports();
+        return !all.empty() && all.rbegin()->first > raised_in &&
+               all.rbegin()->second.value("alerts", Json()) == Json::array();
+      },
+      30s))
+      << agentLog();
+}
+
 }  // namespace
 }  // namespace fleetlet
