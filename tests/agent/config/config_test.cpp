@@ -43,6 +43,9 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
       "  interval: 30s\n"
       "  wait: 20s\n"
       "  maxManifestBytes: 65536\n"
+      "  logRequestUrl: https://cloud.example/requests/{node}.json\n"
+      "  logUploadMaxBytes: 1048576\n"
+      "  logUploadRate: 50000\n"
       "  tls:\n"
       "    cert: node.crt\n"
       "    key: node.key\n"
@@ -62,6 +65,9 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
   EXPECT_EQ(cfg->cloud.status_interval, std::chrono::seconds(5));
   EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(20));
   EXPECT_EQ(cfg->cloud.max_manifest_bytes, 65536);
+  EXPECT_EQ(cfg->cloud.log_request_url, "https://cloud.example/requests/{node}.json");
+  EXPECT_EQ(cfg->cloud.log_upload_max_bytes, 1048576);
+  EXPECT_EQ(cfg->cloud.log_upload_rate, 50000);
   EXPECT_EQ(cfg->cloud.tls.cert, dir_->path() / "node.crt");
   EXPECT_EQ(cfg->cloud.tls.ca, "/etc/fleetlet/ca.pem");
   EXPECT_EQ(cfg->cloud.tls.pinned_public_keys, std::vector<std::string>{"sha256//AAAA"});
@@ -75,6 +81,9 @@ TEST_F(ConfigTest, DefaultsAreSignedOnlyAndAMinuteApart) {
   EXPECT_EQ(cfg->cloud.interval, std::chrono::seconds(60));
   EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(55));
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
+  EXPECT_TRUE(cfg->cloud.log_request_url.empty());
+  EXPECT_EQ(cfg->cloud.log_upload_max_bytes, 16 * 1024 * 1024);
+  EXPECT_EQ(cfg->cloud.log_upload_rate, 0);
 }
 
 TEST_F(ConfigTest, ShipLogsIsUnsetUnlessSaid) {
@@ -119,6 +128,8 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"cloud: {interval: 10}\n", "cloud.interval: \"10\" is not a duration"},
       {"cloud: {interval: 100ms}\n", "cloud.interval: must be at least 1s"},
       {"cloud: {statusMethod: PATCH}\n", "cloud.statusMethod: \"PATCH\" is not PUT or POST"},
+      {"cloud: {logUploadRate: -1}\n", "cloud.logUploadRate: must be 0 (no cap) or more"},
+      {"cloud: {logUploadMaxBytes: 0}\n", "cloud.logUploadMaxBytes: must be"},
       {"cloud: {tls: {pinnedPublicKeys: [abc]}}\n", "is not a sha256//<base64> pin"},
       {"trust: {allowUnsigned: cloud}\n", "trust.allowUnsigned: \"cloud\" is not a source"},
       {"trust: {threshold: 0}\n", "trust.threshold: must be at least 1"},
