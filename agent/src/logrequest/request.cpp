@@ -10,7 +10,7 @@
 namespace fleetlet::logrequest {
 namespace {
 
-Error invalid(std::string message) {
+Error invalid(const std::string& message) {
   return Error(ErrorCode::kInvalidArgument, "log request: " + message);
 }
 

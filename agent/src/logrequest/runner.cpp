@@ -96,8 +96,9 @@ Duration LogRequestRunner::runOnce() {
     spdlog::error("log requests: {}", next.error().message());
     return options_.first_retry;
   }
-  if (!next->has_value()) return options_.idle;
-  const StoredRequest& stored = **next;
+  const std::optional<StoredRequest>& found = *next;
+  if (!found.has_value()) return options_.idle;
+  const StoredRequest& stored = *found;
   const LogRequest& r = stored.request;
   const auto now = options_.now();
   if (r.expires <= now) {

@@ -49,7 +49,8 @@ Result<std::shared_ptr<spdlog::sinks::sink>> openNodeLogSink(const std::filesyst
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return fail(ErrorCode::kInternal, "create {}: {}", dir.string(), ec.message());
-  std::filesystem::permissions(dir, std::filesystem::perms(0750),
+  using std::filesystem::perms;
+  std::filesystem::permissions(dir, perms::owner_all | perms::group_read | perms::group_exec,
                                std::filesystem::perm_options::replace, ec);
   FLEETLET_ASSIGN_OR_RETURN(auto writer, RotatingWriter::open(dir, policy));
   return std::shared_ptr<spdlog::sinks::sink>(std::make_shared<NodeLogSink>(std::move(writer)));
