@@ -280,6 +280,7 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
                      .create({.id = id,
                               .image = ref.toString(),
                               .labels = labels,
+                              .runtime = options_.container_runtime,
                               .spec_json = spec.dump(),
                               .snapshotter = snaps.snapshotter(),
                               .snapshot_key = id});

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "containerd/connection.h"
+#include "containerd/containers.h"
 #include "containerd/tasks.h"
 #include "image/store.h"
 #include "network/app_networks.h"
@@ -27,6 +28,10 @@ namespace fleetlet::reconcile {
 
 struct ContainerdRuntimeOptions {
   std::string ns = "fleetlet";
+  // The containerd runtime of `runtime: container` apps (runtime.containerShim): the Go shim
+  // io.containerd.runc.v2 or containerd-shim-fleetlet-v1's container mode. A container made
+  // with one keeps it until replaced (containerd records it per container).
+  std::string container_runtime = containerd::kRuncRuntime;
   std::filesystem::path data_dir;  // volumes/<app>/<volume>, logs/<app>/
   // Registries reached over plain HTTP ("127.0.0.1:5000").
   std::set<std::string> plain_http_registries;
