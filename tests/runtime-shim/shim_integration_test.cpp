@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -408,6 +409,77 @@ TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileg
   EXPECT_FALSE(fs::exists("/tmp/private")) << "/tmp is private";
 }
 
+// The filter's argument checks: clone with a namespace flag, clone3 (ENOSYS, so libc falls back
+// to clone), io_uring and unsafe personality values are refused; a plain fork and the safe
+// personality values are not. Raw syscalls through python3's ctypes (x86_64 numbers).
+TEST_F(ShimIntegrationTest, SandboxedAppCannotMakeNamespacesUseIoUringOrChangeItsPersonality) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "syscall numbers below are x86_64's";
+#endif
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "needs /usr/bin/python3";
+  const std::string script = R"(
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(name, nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_ulong(a) for a in args])
+    if r == 0 and name.startswith("clone"):
+        os._exit(0)
+    if r > 0 and name.startswith("clone"):
+        os.waitpid(r, 0)
+    print(name, "ok" if r >= 0 else os.strerror(ctypes.get_errno()))
+SIGCHLD = 17
+call("clone-fork", 56, SIGCHLD, 0, 0, 0, 0)
+for flag, label in [(0x10000000, "user"), (0x20000, "mnt"), (0x20000000, "pid"),
+                    (0x40000000, "net"), (0x02000000, "cgroup"), (0x04000000, "uts"),
+                    (0x08000000, "ipc")]:
+    call("clone-new" + label, 56, SIGCHLD | flag, 0, 0, 0, 0)
+call("clone3", 435, 0, 0)
+call("unshare-user", 272, 0x10000000)
+call("io_uring_setup", 425, 1, 0)
+call("io_uring_enter", 426, 0, 0, 0, 0, 0, 0)
+call("io_uring_register", 427, 0, 0, 0, 0)
+call("personality-query", 135, 0xffffffff)
+call("personality-linux", 135, 0)
+call("personality-linux32", 135, 0x0008)
+call("personality-uname26", 135, 0x20000)
+call("personality-no-aslr", 135, 0x0040000)
+call("personality-read-implies-exec", 135, 0x0400000)
+call("personality-high-bit", 135, 0x80000000)
+call("personality-query-but-one", 135, 0xfffffffe)
+call("personality-linux-again", 135, 0)
+)";
+  std::string id = PrivateContainerd::uniqueId("shim-seccomp");
+  auto out = run(id, {"/usr/bin/python3", "-c", script}, {"--rm"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  const std::string eperm = "Operation not permitted";
+  const std::string enosys = "Function not implemented";
+  EXPECT_EQ(out.out,
+            "clone-fork ok\n"
+            "clone-newuser " +
+                eperm + "\nclone-newmnt " + eperm + "\nclone-newpid " + eperm + "\nclone-newnet " +
+                eperm + "\nclone-newcgroup " + eperm + "\nclone-newuts " + eperm +
+                "\nclone-newipc " + eperm +
+                "\n"
+                "clone3 " +
+                enosys +
+                "\n"
+                "unshare-user " +
+                eperm +
+                "\n"
+                "io_uring_setup " +
+                eperm + "\nio_uring_enter " + eperm + "\nio_uring_register " + eperm +
+                "\n"
+                "personality-query ok\npersonality-linux ok\npersonality-linux32 ok\n"
+                "personality-uname26 ok\n"
+                "personality-no-aslr " +
+                eperm + "\npersonality-read-implies-exec " + eperm + "\npersonality-high-bit " +
+                eperm + "\npersonality-query-but-one " + eperm +
+                "\n"
+                "personality-linux-again ok\n");
+}
+
 TEST_F(ShimIntegrationTest, SetuidBinariesGiveASandboxedAppNothing) {
   // A setuid-root copy of id(1), bound into the app: it must still report the app's uid.
   auto dir = testing::TempDir::create("shim-setuid");
@@ -502,6 +574,67 @@ TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
   EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
   EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
   EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+}
+
+// Device allow-list: a sandboxed app's /dev holds the default nodes and the spec's
+// linux.devices (ctr --device); a host node that is not listed is not there.
+TEST_F(ShimIntegrationTest, OnlyListedDevicesAppearInASandboxedAppsDev) {
+  // Two host nodes of the test's own (char 1:3, like /dev/null), writable by the app's user.
+  const std::string tag = std::to_string(::getpid());
+  const fs::path allowed = "/dev/fleetlet-test-allowed-" + tag;
+  const fs::path other = "/dev/fleetlet-test-other-" + tag;
+  for (const auto& node : {allowed, other}) {
+    ::unlink(node.c_str());
+    ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0666, ::makedev(1, 3)), 0) << node;
+    ASSERT_EQ(::chmod(node.c_str(), 0666), 0);
+  }
+  std::string id = PrivateContainerd::uniqueId("shim-devices");
+  auto out =
+      run(id,
+          {"/bin/sh", "-c",
+           "echo x > " + allowed.string() + " && echo allowed-writable; ls " + other.string() +
+               " 2>&1 || echo other-absent; ls /dev/sda /dev/mem 2>&1 | "
+               "grep -c 'No such file'; echo y > /dev/null && echo null-ok"},
+          {"--rm", "--device", allowed.string()});
+  ::unlink(allowed.c_str());
+  ::unlink(other.c_str());
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_NE(out.out.find("allowed-writable\n"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("other-absent\n"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("\n2\n"), std::string::npos) << "host disks hidden: " << out.out;
+  EXPECT_NE(out.out.find("null-ok\n"), std::string::npos) << out.out;
+}
+
+// CPU limit: ctr --cpus 0.5 becomes a CFS quota of 50 ms per 100 ms in the app's cgroup, and a
+// busy app is throttled by it.
+TEST_F(ShimIntegrationTest, CpuLimitIsAQuotaInTheAppsCgroupThatThrottlesIt) {
+  std::string id = PrivateContainerd::uniqueId("shim-cpu");
+  ASSERT_TRUE(
+      run(id, {"/bin/sh", "-c", "while :; do :; done"}, {"-d", "--cpus", "0.5"}).status.success());
+  std::string cgroup = readFile(bundle(id) / "cgroup.path");
+  ASSERT_FALSE(cgroup.empty());
+  if (cgroup.starts_with('/')) cgroup.erase(0, 1);
+  const bool v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  const fs::path dir =
+      v2 ? fs::path("/sys/fs/cgroup") / cgroup : fs::path("/sys/fs/cgroup/cpu") / cgroup;
+  if (v2) {
+    EXPECT_EQ(readFile(dir / "cpu.max"), "50000 100000\n");
+  } else {
+    EXPECT_EQ(readFile(dir / "cpu.cfs_quota_us"), "50000\n");
+    EXPECT_EQ(readFile(dir / "cpu.cfs_period_us"), "100000\n");
+  }
+  auto throttled = [&] {
+    std::istringstream in(readFile(dir / "cpu.stat"));
+    for (std::string key, value; in >> key >> value;) {
+      if (key == "nr_throttled") return std::stol(value);
+    }
+    return 0L;
+  };
+  EXPECT_TRUE(eventually([&] { return throttled() > 0; }, 10s)) << readFile(dir / "cpu.stat");
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }
 
 TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
