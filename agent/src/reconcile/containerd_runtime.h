@@ -92,6 +92,10 @@ class ContainerdRuntime : public ContainerRuntime {
   std::string netnsPath(const manifest::App& app) const;
   // Whether the app gets a network of its own (native apps only at the contained level).
   static bool joinsAppNetwork(const manifest::App& app);
+  // A native app on the host's network that lists services: it gets host listeners of its
+  // own (ServiceLinks::linkHost), their ports kept in hostListenerPorts().
+  bool hasHostListeners(const manifest::App& app) const;
+  std::filesystem::path hostListenerPorts() const;
   // runtime: native: <data_dir>/state/<app>, the app's state directory.
   std::filesystem::path stateDir(const std::string& app) const;
   Status createNative(const manifest::App& app, const std::string& id,
