@@ -427,6 +427,7 @@ int main(int argc, char** argv) {
        .data_dir = cfg.data_dir});
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
+              .container_runtime = std::string(fleetlet::config::runtimeName(cfg.container_shim)),
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
               .task_io =

@@ -90,6 +90,18 @@ Status loadNode(const YAML::Node& v, const std::string& file, DaemonConfig& cfg)
                     });
 }
 
+Status loadRuntime(const YAML::Node& v, const std::string& file, DaemonConfig& cfg) {
+  return forEachKey(v, "runtime", file,
+                    [&](const std::string& key, const YAML::Node& n) -> Result<bool> {
+                      if (key != "runtime.containerShim") return false;
+                      FLEETLET_ASSIGN_OR_RETURN(auto name, scalar<std::string>(n, key, file));
+                      auto shim = parseContainerShim(name);
+                      if (!shim) return std::unexpected(shim.error().wrap("{}: {}", file, key));
+                      cfg.container_shim = *shim;
+                      return true;
+                    });
+}
+
 Status loadTrust(const YAML::Node& v, const std::filesystem::path& path, DaemonConfig& cfg) {
   const std::string file = path.string();
   return forEachKey(
@@ -229,6 +241,17 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
   return d;
 }
 
+Result<ContainerShim> parseContainerShim(std::string_view name) {
+  if (name == "runc") return ContainerShim::kRunc;
+  if (name == "fleetlet") return ContainerShim::kFleetlet;
+  return fail(ErrorCode::kInvalidArgument,
+              "\"{}\" is not a container shim (expected runc or fleetlet)", name);
+}
+
+std::string_view runtimeName(ContainerShim shim) {
+  return shim == ContainerShim::kFleetlet ? "io.containerd.fleetlet.v1" : "io.containerd.runc.v2";
+}
+
 Status checkLogLevel(std::string_view level) {
   for (std::string_view known : {"trace", "debug", "info", "warn", "error", "off"}) {
     if (level == known) return {};
@@ -346,6 +369,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_RETURN_IF_ERROR(loadNode(v, file, base));
     } else if (key == "trust") {
       FLEETLET_RETURN_IF_ERROR(loadTrust(v, path, base));
+    } else if (key == "runtime") {
+      FLEETLET_RETURN_IF_ERROR(loadRuntime(v, file, base));
     } else if (key == "cloud") {
       FLEETLET_RETURN_IF_ERROR(loadCloud(v, path, base.cloud));
     } else if (key == "alerts") {

@@ -2,10 +2,12 @@
 // fleetletd's settings: built-in defaults, then a YAML config file (--config), then flags.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "error/error.h"
@@ -52,6 +54,11 @@ struct CloudConfig {
   CloudTls tls;
 };
 
+// runtime.containerShim: the containerd runtime `runtime: container` apps are created with
+// (docs/runtimes.md). kRunc: io.containerd.runc.v2 (containerd's Go shim); kFleetlet:
+// io.containerd.fleetlet.v1 (containerd-shim-fleetlet-v1 in container mode, through runc).
+enum class ContainerShim : std::uint8_t { kRunc, kFleetlet };
+
 struct DaemonConfig {
   std::string containerd = "/run/containerd/containerd.sock";
   std::string ns = "fleetlet";
@@ -59,6 +66,7 @@ struct DaemonConfig {
   std::filesystem::path api_socket = "/run/fleetlet/fleetletd.sock";
   std::filesystem::path desired;  // empty: only `fleetletctl apply`
   std::string log_level = "info";
+  ContainerShim container_shim = ContainerShim::kRunc;
   std::filesystem::path logger;  // the fleetlet-logger binary; empty: the one next to fleetletd
   std::set<std::string> plain_http_registries;
   size_t parallelism = 4;       // reconcile workers
@@ -117,6 +125,11 @@ struct DaemonConfig {
 
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
 Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+
+// "runc" or "fleetlet"; kInvalidArgument naming both otherwise.
+Result<ContainerShim> parseContainerShim(std::string_view name);
+// The containerd runtime name (io.containerd.runc.v2 / io.containerd.fleetlet.v1).
+std::string_view runtimeName(ContainerShim shim);
 
 // kInvalidArgument unless `level` is one of trace, debug, info, warn, error, off.
 Status checkLogLevel(std::string_view level);

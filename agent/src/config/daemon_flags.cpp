@@ -88,6 +88,9 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--display", f.display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", f.webview_binary, "the fleetlet-webview binary [next to fleetletd]");
+  app.add_option("--container-shim", f.container_shim,
+                 "runc|fleetlet: the containerd shim of runtime: container apps, "
+                 "io.containerd.runc.v2 or io.containerd.fleetlet.v1 (docs/runtimes.md) [runc]");
   app.add_option("--metrics-listen", f.metrics_listen,
                  "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
                  "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
@@ -131,6 +134,11 @@ Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f,
       return std::unexpected(st.error().wrap("--log-level"));
     }
     cfg.log_level = f.log_level;
+  }
+  if (!f.container_shim.empty()) {
+    auto shim = parseContainerShim(f.container_shim);
+    if (!shim) return std::unexpected(shim.error().wrap("--container-shim"));
+    cfg.container_shim = *shim;
   }
   if (f.parallelism) cfg.parallelism = *f.parallelism;
   if (f.pull_parallelism) cfg.pull_parallelism = *f.pull_parallelism;

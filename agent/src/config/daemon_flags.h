@@ -30,6 +30,7 @@ struct DaemonFlags {
   std::string display, webview_binary;
   std::optional<bool> ship_logs;
   std::string metrics_listen;
+  std::string container_shim;
 };
 
 // Adds fleetletd's flags (--config, --check-config and one per setting) to `app`, writing into

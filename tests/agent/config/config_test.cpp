@@ -146,6 +146,9 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"logLevel: loud\n", "logLevel: \"loud\" is not a log level"},
       {"dataDIR: /x\n", "unknown key \"dataDIR\""},
       {"node: {idFile: [a]}\n", "node.idFile: expected a single value"},
+      {"runtime: {containerShim: crun}\n",
+       "runtime.containerShim: \"crun\" is not a container shim (expected runc or fleetlet)"},
+      {"runtime: {shim: fleetlet}\n", "unknown key \"runtime.shim\""},
   };
   for (const auto& c : cases) {
     auto cfg = load(c.yaml);
@@ -192,6 +195,18 @@ TEST_F(ConfigTest, LoggerAndNodeIdFileKeys) {
 
 // The annotated /etc/fleetlet/config.yaml of the Debian package: it loads, and what it sets is
 // the built-in default (a reader can trust its comments).
+TEST_F(ConfigTest, ContainerShimDefaultsToRuncAndNamesItsRuntime) {
+  EXPECT_EQ(DaemonConfig{}.container_shim, ContainerShim::kRunc);
+  EXPECT_EQ(runtimeName(ContainerShim::kRunc), "io.containerd.runc.v2");
+  EXPECT_EQ(runtimeName(ContainerShim::kFleetlet), "io.containerd.fleetlet.v1");
+  auto cfg = load("runtime:\n  containerShim: fleetlet\n");
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->container_shim, ContainerShim::kFleetlet);
+  auto runc = load("runtime: {containerShim: runc}\n");
+  ASSERT_TRUE(runc) << runc.error().message();
+  EXPECT_EQ(runc->container_shim, ContainerShim::kRunc);
+}
+
 TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
   auto cfg = loadConfigFile(FLEETLET_PACKAGED_CONFIG, DaemonConfig{});
   ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
@@ -207,6 +222,7 @@ TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
   EXPECT_FALSE(cfg->system_manifest_required);
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
   EXPECT_TRUE(cfg->trust_keys.empty());
+  EXPECT_EQ(cfg->container_shim, d.container_shim);
 }
 
 // fleetletd's flags over its config file (config/daemon_flags.h).
@@ -248,6 +264,14 @@ TEST_F(DaemonFlagsTest, FlagsOverrideTheFileWhichOverridesDefaults) {
   auto named = resolve({"--config", file, "--system-manifest", "/x/system.yaml"});
   ASSERT_TRUE(named.has_value()) << named.error().message();
   EXPECT_TRUE(named->system_manifest_required);
+  // runtime.containerShim: the flag wins over the file.
+  auto shim_file = write("runtime: {containerShim: fleetlet}\n", "shim.yaml");
+  auto from_file = resolve({"--config", shim_file});
+  ASSERT_TRUE(from_file.has_value()) << from_file.error().message();
+  EXPECT_EQ(from_file->container_shim, ContainerShim::kFleetlet);
+  auto from_flag = resolve({"--config", shim_file, "--container-shim", "runc"});
+  ASSERT_TRUE(from_flag.has_value()) << from_flag.error().message();
+  EXPECT_EQ(from_flag->container_shim, ContainerShim::kRunc);
 }
 
 TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
@@ -260,6 +284,8 @@ TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
       {{"--config", file, "--pull-timeout", "later"},
        "--pull-timeout: \"later\" is not a duration"},
       {{"--config", file, "--log-level", "chatty"}, "--log-level: \"chatty\" is not a log level"},
+      {{"--config", file, "--container-shim", "kata"},
+       "--container-shim: \"kata\" is not a container shim"},
       {{"--config", write("pullTimout: 5m\n", "typo.yaml")}, "unknown key \"pullTimout\""},
       {{"--config", write("parallelism: two\n", "type.yaml")},
        "parallelism: \"two\" has the wrong type"},
