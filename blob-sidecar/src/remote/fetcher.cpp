@@ -123,13 +123,14 @@ Status BlobFetcher::run(const std::string& handle) {
   // What this node's own log says the blob is: the only metadata a holder may answer with.
   auto logged = log_.find(handle);
   if (!logged) return std::unexpected(logged.error().wrap("blob {}", handle));
-  if (!*logged) {
+  std::optional<store::BlobMetadata> found = std::move(*logged);
+  if (!found) {
     return fail(ErrorCode::kNotFound,
                 "no blob with handle \"{}\": not stored here, and this node's event log holds "
                 "no metadata event for it (not uploaded anywhere, or not replicated here yet)",
                 handle);
   }
-  const store::BlobMetadata& expected = **logged;
+  const store::BlobMetadata& expected = *found;
   char* inbox = nullptr;
   if (natsStatus s = natsInbox_Create(&inbox); s != NATS_OK) {
     return fail(ErrorCode::kInternal, "inbox: {}", natsStatus_GetText(s));
