@@ -385,6 +385,7 @@ int main(int argc, char** argv) {
       *conn, {.ns = cfg.ns,
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
+              .https_registries = cfg.https_registries,
               .task_io =
                   [&](const std::string& app_name) {
                     return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);
