@@ -430,6 +430,7 @@ int main(int argc, char** argv) {
               .container_runtime = std::string(fleetlet::config::runtimeName(cfg.container_shim)),
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
+              .https_registries = cfg.https_registries,
               .task_io =
                   [&](const std::string& app_name) {
                     return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);

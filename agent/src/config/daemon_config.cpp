@@ -375,13 +375,15 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_RETURN_IF_ERROR(loadCloud(v, path, base.cloud));
     } else if (key == "alerts") {
       FLEETLET_RETURN_IF_ERROR(loadAlerts(v, file, base.alerts));
-    } else if (key == "plainHttpRegistries") {
+    } else if (key == "plainHttpRegistries" || key == "httpsRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);
       }
+      auto& names =
+          key == "plainHttpRegistries" ? base.plain_http_registries : base.https_registries;
       for (const auto& item : v) {
         FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
-        base.plain_http_registries.insert(s);
+        names.insert(s);
       }
     } else {
       return fail(ErrorCode::kInvalidArgument, "{}: unknown key \"{}\"", file, key);

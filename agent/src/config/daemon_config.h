@@ -69,8 +69,9 @@ struct DaemonConfig {
   ContainerShim container_shim = ContainerShim::kRunc;
   std::filesystem::path logger;  // the fleetlet-logger binary; empty: the one next to fleetletd
   std::set<std::string> plain_http_registries;
-  size_t parallelism = 4;       // reconcile workers
-  size_t pull_parallelism = 2;  // images pulled at once
+  std::set<std::string> https_registries;  // loopback registries reached over HTTPS
+  size_t parallelism = 4;                  // reconcile workers
+  size_t pull_parallelism = 2;             // images pulled at once
   // A pull fails after this long, or when slower than pull_min_speed (bytes/s) on average over
   // pull_stall_timeout.
   std::chrono::milliseconds pull_timeout{std::chrono::minutes(30)};
@@ -135,7 +136,8 @@ std::string_view runtimeName(ContainerShim shim);
 Status checkLogLevel(std::string_view level);
 
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
-// desired, logLevel, logger, plainHttpRegistries (list), parallelism, pullParallelism,
+// desired, logLevel, logger, plainHttpRegistries (list),
+// httpsRegistries (list), parallelism, pullParallelism,
 // pullTimeout, pullStallTimeout, pullMinSpeed, removedLogRetention, shipLogs, cniConfDir,
 // cniBinDirs (list), netnsDir, cniNetns, streamsHandoff, blobsHandoff, systemManifest,
 // systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,

@@ -33,7 +33,10 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
                  withDefault("trace|debug|info|warn|error|off", d.log_level));
   app.add_option("--plain-http-registry", f.plain_http,
                  "registry HOST:PORT reached over plain HTTP (repeatable; loopback registries "
-                 "always are)");
+                 "are unless named by --https-registry)");
+  app.add_option("--https-registry", f.https,
+                 "loopback registry HOST:PORT reached over HTTPS instead of plain HTTP "
+                 "(repeatable)");
   app.add_option("--parallelism", f.parallelism,
                  withDefault("reconcile workers: apps worked on at once (pulls do not hold one)",
                              std::to_string(d.parallelism)))
@@ -155,6 +158,15 @@ Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f,
     *target = *d;
   }
   cfg.plain_http_registries.insert(f.plain_http.begin(), f.plain_http.end());
+  cfg.https_registries.insert(f.https.begin(), f.https.end());
+  for (const auto& name : cfg.https_registries) {
+    if (cfg.plain_http_registries.contains(name)) {
+      return std::unexpected(Error(ErrorCode::kInvalidArgument,
+                                   fmt::format("registry {} is named both plain HTTP "
+                                               "(plainHttpRegistries) and HTTPS (httpsRegistries)",
+                                               name)));
+    }
+  }
   if (!f.cni_bin_dirs.empty())
     cfg.cni_bin_dirs.assign(f.cni_bin_dirs.begin(), f.cni_bin_dirs.end());
   return cfg;

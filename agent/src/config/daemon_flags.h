@@ -21,6 +21,7 @@ struct DaemonFlags {
   bool check_config = false;
   std::string containerd, ns, data_dir, api_socket, desired, log_level, logger;
   std::vector<std::string> plain_http;
+  std::vector<std::string> https;
   std::optional<size_t> parallelism, pull_parallelism;
   std::optional<int64_t> pull_min_speed;
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;

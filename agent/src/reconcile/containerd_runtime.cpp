@@ -197,12 +197,13 @@ Status ContainerdRuntime::ensureImage(const manifest::App& app, std::stop_token 
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   std::string name = ref.toString();
   registry::RegistryClient client(
-      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry()) ||
-                                     registry::isLoopbackRegistry(ref.registry()),
-                       .stall_timeout = options_.pull_stall_timeout,
-                       .min_bytes_per_second = options_.pull_min_bytes_per_second,
-                       .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
-                       .stop = std::move(stop)});
+      ref.registry(),
+      {.plain_http = registry::usesPlainHttp(ref.registry(), options_.plain_http_registries,
+                                             options_.https_registries),
+       .stall_timeout = options_.pull_stall_timeout,
+       .min_bytes_per_second = options_.pull_min_bytes_per_second,
+       .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
+       .stop = std::move(stop)});
   image::RegistrySource source(client, ref);
   auto pulled = image::pullImage(source, images_, name, {});
   if (!pulled) {

@@ -33,8 +33,10 @@ struct ContainerdRuntimeOptions {
   // with one keeps it until replaced (containerd records it per container).
   std::string container_runtime = containerd::kRuncRuntime;
   std::filesystem::path data_dir;  // volumes/<app>/<volume>, logs/<app>/
-  // Registries reached over plain HTTP ("127.0.0.1:5000").
+  // Registries reached over plain HTTP ("registry.lan:5000"), and loopback ones reached over
+  // HTTPS (loopback registries are plain HTTP otherwise): registry::usesPlainHttp.
   std::set<std::string> plain_http_registries;
+  std::set<std::string> https_registries;
   // Where an app's stdout/stderr go; default: files under data_dir/logs/<app>/.
   std::function<Result<containerd::TaskIo>(const std::string& app)> task_io;
   // A pull fails once it has run this long, or when it moves fewer than

@@ -645,12 +645,14 @@ TEST_F(CliTest, TopPrintsOneTableWhenStdoutIsNotATerminal) {
 
 TEST_F(CliTest, TopRedrawsOnATerminalUntilStopped) {
   // script(1) gives fleetletctl a pseudo-terminal and copies what it draws to the file; its
-  // stdin stays open (script ends the session at EOF).
+  // stdin stays open (script ends the session at EOF). SIGTERM to the shell ends script, whose
+  // pseudo-terminal's hangup ends fleetletctl; the sleep holds none of the test's outputs.
   const auto typescript = dir_->path() / "typescript";
   auto child = ChildProcess::spawn(
       {.argv = {"sh", "-c",
-                "sleep 60 | script -qfec '" + std::string(FLEETLETCTL_PATH) + " --api-socket " +
-                    socket_ + " top --interval 0.05' " + typescript.string()},
+                "trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 60 2>/dev/null | script -qfec '" +
+                    std::string(FLEETLETCTL_PATH) + " --api-socket " + socket_ +
+                    " top --interval 0.05' " + typescript.string() + " & wait"},
        .stdout_path = "/dev/null"});
   ASSERT_TRUE(child) << child.error().message();
   auto deadline = std::chrono::steady_clock::now() + kPatience;

@@ -274,6 +274,23 @@ TEST_F(DaemonFlagsTest, FlagsOverrideTheFileWhichOverridesDefaults) {
   EXPECT_EQ(from_flag->container_shim, ContainerShim::kRunc);
 }
 
+TEST_F(DaemonFlagsTest, ALoopbackRegistryCanBeNamedHttpsButNotBothWays) {
+  auto file = write("httpsRegistries: [127.0.0.1:5443]\n");
+  auto cfg = resolve({"--config", file, "--https-registry", "localhost:5443"});
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->https_registries, (std::set<std::string>{"127.0.0.1:5443", "localhost:5443"}));
+  auto both = resolve({"--config", file, "--plain-http-registry", "127.0.0.1:5443"});
+  ASSERT_FALSE(both.has_value());
+  EXPECT_NE(both.error().message().find("registry 127.0.0.1:5443 is named both plain HTTP"),
+            std::string::npos)
+      << both.error().message();
+  auto not_a_list = resolve({"--config", write("httpsRegistries: 127.0.0.1:5443\n", "b.yaml")});
+  ASSERT_FALSE(not_a_list.has_value());
+  EXPECT_NE(not_a_list.error().message().find("httpsRegistries: expected a list"),
+            std::string::npos)
+      << not_a_list.error().message();
+}
+
 TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
   auto file = write("pullTimeout: 5m\nparallelism: 2\n");
   struct Case {
