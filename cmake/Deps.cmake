@@ -7,6 +7,7 @@
 #   fleetlet_dep_yaml_cpp  yaml-cpp
 #   fleetlet_dep_spdlog    spdlog (and fmt)
 #   fleetlet_dep_fmt       fmt
+#   fleetlet_dep_zlib      zlib (gzip of uploaded logs; gRPC and SQLite link it already)
 #
 # With FLEETLET_STATIC_DEPS (default ON) they are Debian's static archives, linked into each
 # executable with --gc-sections, and gRPC is the *_unsecure build: containerd is reached over
@@ -62,6 +63,10 @@ if(FLEETLET_STATIC_DEPS)
     ${CMAKE_DL_LIBS})
   target_include_directories(fleetlet_dep_sqlite3 SYSTEM INTERFACE ${SQLite3_INCLUDE_DIRS})
 
+  fleetlet_find_archives(zlib_archives z)
+  add_library(fleetlet_dep_zlib INTERFACE)
+  target_link_libraries(fleetlet_dep_zlib INTERFACE ${zlib_archives})
+
   find_package(yaml-cpp REQUIRED)
   fleetlet_find_archives(yaml_archives yaml-cpp)
   add_library(fleetlet_dep_yaml_cpp INTERFACE)
@@ -79,6 +84,10 @@ else()
 
   add_library(fleetlet_dep_sqlite3 INTERFACE)
   target_link_libraries(fleetlet_dep_sqlite3 INTERFACE SQLite::SQLite3)
+
+  find_package(ZLIB REQUIRED)
+  add_library(fleetlet_dep_zlib INTERFACE)
+  target_link_libraries(fleetlet_dep_zlib INTERFACE ZLIB::ZLIB)
 
   find_package(yaml-cpp REQUIRED)
   add_library(fleetlet_dep_yaml_cpp INTERFACE)

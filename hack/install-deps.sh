@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev libboost1.74-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Their static archives, linked by cmake/Deps.cmake (gRPC's dependencies).
-  libabsl-dev libre2-dev libc-ares-dev zlib1g-dev
+  libabsl-dev libre2-dev libc-ares-dev zlib1g-dev  # zlib: also fleetletd's log uploads (gzip)
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   golang-github-gogo-googleapis-dev
   clang-format clang-tidy clang-tidy-19  # hack/tidy.sh needs 19 (14 cannot parse C++23)

@@ -3,12 +3,14 @@
 # it holds): a Release build in ${BUILD_DIR:-build-release} without the tests, the node
 # services' images from its binaries (hack/build-images.sh --system), then CPack. As root on
 # Debian 12 with hack/install-deps.sh done. A cold Release build takes ~25 min on 2 cores.
-# Prints the package's path, size and contents.
+# Prints the package's contents, then its path and size on the last line.
+#   FLEETLET_VERSION_OVERRIDE=0.0.1 BUILD_DIR=build-old hack/package.sh   a package numbered 0.0.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR=${BUILD_DIR:-build-release} BUILD_TYPE=${BUILD_TYPE:-Release}
 images="$PWD/$BUILD_DIR/system-images"
-hack/build.sh -DFLEETLET_BUILD_TESTS=OFF -DFLEETLET_SYSTEM_IMAGES_DIR="$images"
+hack/build.sh -DFLEETLET_BUILD_TESTS=OFF -DFLEETLET_SYSTEM_IMAGES_DIR="$images" \
+  -DFLEETLET_VERSION_OVERRIDE="${FLEETLET_VERSION_OVERRIDE:-}"
 echo "package.sh: the node services' images"
 hack/build-images.sh --system "$BUILD_DIR" --out "$images"
 echo "package.sh: cpack"

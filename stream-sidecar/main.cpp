@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
                  "Longest wait of a group commit for concurrent publishers' next requests "
                  "(0: commit at once)")
       ->check(CLI::Range(0, 10000));
+  int sync_threads = 2;
+  app.add_option("--sync-threads", sync_threads,
+                 "Writer threads of the event log: fdatasyncs that may run at once (each "
+                 "acknowledges every publish committed before it began)")
+      ->check(CLI::Range(1, 64));
   // Site replication (docs/replication.md).
   auto& rep = options.replication;
   std::string nats_urls;
@@ -101,6 +106,7 @@ int main(int argc, char** argv) {
                  "How long start-up waits for the hub before serving without it");
   CLI11_PARSE(app, argc, argv);
   options.group_wait = std::chrono::microseconds(group_wait_us);
+  options.sync_threads = sync_threads;
 
   if (auto s = fleetlet::setupLogging("streams", log_level); !s) {
     (void)std::fprintf(stderr, "fleetlet-streams: %s\n", s.error().message().c_str());

@@ -28,12 +28,16 @@
 #include "health/health_monitor.h"
 #include "http/client.h"
 #include "log/log.h"
+#include "logrequest/runner.h"
+#include "logs/cri.h"
+#include "logs/node_log.h"
 #include "logs/task_io.h"
 #include "logship/console_sink.h"
 #include "logship/cursor_store.h"
 #include "logship/ingest_listener.h"
 #include "logship/shipper.h"
 #include "monitoring/agent_metrics.h"
+#include "monitoring/alert_publisher.h"
 #include "monitoring/alerts.h"
 #include "network/app_networks.h"
 #include "reconcile/containerd_runtime.h"
@@ -172,7 +176,8 @@ fleetlet::Result<DaemonConfig> checkSettings(DaemonConfig cfg) {
                                               .threshold = cfg.trust_threshold,
                                               .allow_unsigned_local = cfg.allow_unsigned_local});
   if (!trust) return std::unexpected(trust.error().wrap("trust"));
-  if (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty()) {
+  if (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty() ||
+      !cfg.cloud.log_request_url.empty()) {
     if (auto id = fleetlet::config::resolveNodeId(cfg); !id) return std::unexpected(id.error());
   }
   std::error_code ec;
@@ -198,6 +203,37 @@ fleetlet::Result<DaemonConfig> checkSettings(DaemonConfig cfg) {
     }
   }
   return cfg;
+}
+
+// Alert events to the event service's publish route (alerts.eventsUrl).
+class HttpEventPoster : public fleetlet::monitoring::EventPoster {
+ public:
+  explicit HttpEventPoster(std::string url)
+      : url_(std::move(url)), client_({.total_timeout = std::chrono::seconds(5)}) {}
+  fleetlet::Result<long> post(const std::string& body) override {
+    fleetlet::http::ClientRequest request{.method = "POST", .url = url_, .body = body};
+    request.headers.add("Content-Type", "application/json");
+    auto sent = client_.send(request);
+    if (!sent) return std::unexpected(sent.error());
+    return sent->status;
+  }
+
+ private:
+  std::string url_;
+  fleetlet::http::Client client_;
+};
+
+// The alerts in force, as the status report's "alerts" member.
+fleetlet::Json alertsJson(const std::vector<fleetlet::monitoring::AlertEvaluator::Active>& active) {
+  fleetlet::Json out = fleetlet::Json::array();
+  for (const auto& a : active) {
+    out.push_back({{"rule", a.rule},
+                   {"app", a.subject},
+                   {"value", a.value},
+                   {"since", fleetlet::logs::formatRfc3339Nano(a.since)},
+                   {"message", a.message}});
+  }
+  return out;
 }
 
 int fatal(const fleetlet::Error& e) {
@@ -257,6 +293,14 @@ int main(int argc, char** argv) {
   if (auto st = fleetlet::setupLogging("fleetletd", cfg.log_level); !st) {
     fmt::print(stderr, "fleetletd: {}\n", st.error().message());
     return 2;
+  }
+  // fleetletd's own log also on disk, read like an app's (fleetletctl logs --node, log
+  // requests). Before any thread starts: the logger's sinks are not changed after.
+  const std::filesystem::path node_log_dir = cfg.data_dir / "node-logs";
+  if (auto sink = fleetlet::logs::openNodeLogSink(node_log_dir); sink) {
+    spdlog::default_logger()->sinks().push_back(*sink);
+  } else {
+    spdlog::warn("node log: {}", sink.error().message());
   }
 
   // Signals go to one thread that asks everything to stop.
@@ -383,8 +427,10 @@ int main(int argc, char** argv) {
        .data_dir = cfg.data_dir});
   fleetlet::reconcile::ContainerdRuntime runtime(
       *conn, {.ns = cfg.ns,
+              .container_runtime = std::string(fleetlet::config::runtimeName(cfg.container_shim)),
               .data_dir = cfg.data_dir,
               .plain_http_registries = cfg.plain_http_registries,
+              .https_registries = cfg.https_registries,
               .task_io =
                   [&](const std::string& app_name) {
                     return fleetlet::logs::loggerIo(logger_binary, logs_root / app_name);
@@ -426,11 +472,13 @@ int main(int argc, char** argv) {
                                               .allow_unsigned_local = cfg.allow_unsigned_local});
   if (!trust) return fatal(trust.error());
   auto node_id = fleetlet::config::resolveNodeId(cfg);
-  if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty())) {
+  if (!node_id && (!cfg.cloud.manifest_url.empty() || !cfg.cloud.status_url.empty() ||
+                   !cfg.cloud.log_request_url.empty())) {
     return fatal(node_id.error());
   }
   // Status reports: node events are queued in the outbox as they happen (docs/cloud.md).
-  if (!cfg.cloud.status_url.empty()) {
+  // Log requests keep their state in the same database (logrequest/store.h).
+  if (!cfg.cloud.status_url.empty() || !cfg.cloud.log_request_url.empty()) {
     auto opened = fleetlet::cloud::StatusOutbox::open(cfg.data_dir / "status.db");
     if (!opened) return fatal(opened.error().wrap("status reports"));
     outbox = std::move(*opened);
@@ -511,7 +559,8 @@ int main(int argc, char** argv) {
       .exposition = [&metrics] { return metrics.render(metrics.sample()); },
       .top = [&metrics] { return fleetlet::monitoring::AgentMetrics::toJson(metrics.sample()); }};
   auto api = fleetlet::api::ApiServer::start(
-      agent, {.socket_path = cfg.api_socket, .routes = {.metrics = metrics_endpoints}});
+      agent, {.socket_path = cfg.api_socket,
+              .routes = {.node_log_dir = node_log_dir, .metrics = metrics_endpoints}});
   if (!api) return fatal(api.error().wrap("local API on {}", cfg.api_socket.string()));
   spdlog::info("local API on {}", cfg.api_socket.string());
   std::unique_ptr<fleetlet::api::MetricsServer> metrics_server;
@@ -552,17 +601,52 @@ int main(int argc, char** argv) {
         },
         [&agent](std::string_view from, const fleetlet::Error& why) { agent.refused(from, why); });
   }
+  // Logs on request (docs/observability.md): signed requests fetched beside the manifest, run
+  // once each (their state in status.db), results in the status report and as node events.
+  std::unique_ptr<fleetlet::logrequest::LogRequestStore> log_requests;
+  std::unique_ptr<fleetlet::logrequest::RunnerThread> log_runner;
+  std::unique_ptr<fleetlet::cloud::SourceThread> log_source;
+  if (!cfg.cloud.log_request_url.empty()) {
+    auto log_event = [&agent](const std::string& a, const std::string& message) {
+      agent.externalEvent(a, "logRequest", message);
+    };
+    log_requests = std::make_unique<fleetlet::logrequest::LogRequestStore>(*outbox);
+    log_runner = std::make_unique<fleetlet::logrequest::RunnerThread>(
+        cfg.cloud,
+        fleetlet::logrequest::RunnerOptions{
+            .node_id = *node_id,
+            .policy = &*trust,
+            .app_log_dir = [&logs_root](const std::string& a) { return logs_root / a; },
+            .node_log_dir = node_log_dir,
+            .max_bytes = cfg.cloud.log_upload_max_bytes,
+            .on_event = log_event},
+        *log_requests);
+    log_source = fleetlet::cloud::startDocumentSource(
+        cfg.cloud, cfg.cloud.log_request_url, std::chrono::seconds(0), *node_id,
+        [&log_runner](std::string_view body, std::string_view) { return log_runner->admit(body); },
+        [log_event](std::string_view from, const fleetlet::Error& why) {
+          log_event("", fmt::format("refused: {}: {}", from, why.message()));
+        });
+  }
   // Alerts (docs/observability.md): readings every alerts.interval; each raise, continue and
   // fall is a node event ("alert"), so it reaches `fleetletctl events` and the status reports.
+  // The alerts in force, for the status report (written by the alerts thread).
+  std::mutex active_alerts_mu;
+  fleetlet::Json active_alerts = fleetlet::Json::array();
   std::jthread alerts;
   if (!alert_rules.empty()) {
     alerts = std::jthread([&, rules = std::move(alert_rules)](const std::stop_token& stop) {
       fleetlet::monitoring::AlertReadings readings;
       fleetlet::monitoring::AlertEvaluator evaluator(
           rules, std::chrono::duration_cast<std::chrono::seconds>(cfg.alerts.continue_every));
-      fleetlet::http::Client events_client({.total_timeout = std::chrono::seconds(5)});
-      const std::string publish_url =
-          cfg.alerts.events_url.empty() ? "" : cfg.alerts.events_url + "/api/v1/events/publish";
+      // Events for the event service wait in a bounded queue while it is away
+      // (monitoring/alert_publisher.h); retried at each evaluation once the backoff passed.
+      std::optional<HttpEventPoster> poster;
+      std::optional<fleetlet::monitoring::AlertPublisher> publisher;
+      if (!cfg.alerts.events_url.empty()) {
+        poster.emplace(cfg.alerts.events_url + "/api/v1/events/publish");
+        publisher.emplace(*poster);
+      }
       std::mutex mu;
       std::condition_variable_any cv;
       while (!stop.stop_requested()) {
@@ -573,20 +657,15 @@ int main(int argc, char** argv) {
           agent.externalEvent(
               e.subject, "alert",
               fmt::format("{} {}", fleetlet::monitoring::toString(e.phase), e.message));
-          if (publish_url.empty()) continue;
-          // Best effort: an event service that is down misses the alert (the node event and
-          // the status report keep it).
-          fleetlet::http::ClientRequest request{
-              .method = "POST",
-              .url = publish_url,
-              .body = fleetlet::monitoring::alertPublishBody(e, node_id.value_or(""))};
-          request.headers.add("Content-Type", "application/json");
-          auto sent = events_client.send(request);
-          if (!sent || sent->status / 100 != 2) {
-            spdlog::warn("alerts: publish to {}: {}", publish_url,
-                         sent ? fmt::format("HTTP {}", sent->status) : sent.error().message());
+          if (publisher) {
+            publisher->enqueue(fleetlet::monitoring::alertPublishBody(e, node_id.value_or("")));
           }
         }
+        {
+          std::lock_guard lock(active_alerts_mu);
+          active_alerts = alertsJson(evaluator.activeAlerts());
+        }
+        if (publisher) publisher->flush(std::chrono::steady_clock::now());
         std::unique_lock lock(mu);
         cv.wait_for(lock, stop, cfg.alerts.interval, [] { return false; });
       }
@@ -595,8 +674,12 @@ int main(int argc, char** argv) {
                  cfg.alerts.interval.count());
   }
   std::unique_ptr<fleetlet::cloud::ReporterThread> reporter;
-  if (outbox)
-    reporter = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id, *outbox, agent);
+  if (outbox && !cfg.cloud.status_url.empty())
+    reporter = fleetlet::cloud::ReporterThread::start(cfg.cloud, *node_id, *outbox, agent,
+                                                      [&active_alerts_mu, &active_alerts] {
+                                                        std::lock_guard lock(active_alerts_mu);
+                                                        return active_alerts;
+                                                      });
 
   // On SIGTERM no new step starts; steps in flight get a moment to finish, then every call
   // still waiting on containerd (gone, or restarting) is cancelled, so that the stop is prompt.
@@ -622,6 +705,8 @@ int main(int argc, char** argv) {
   monitor.stop();
   source.reset();
   cloud.reset();
+  log_source.reset();  // it admits into the runner
+  log_runner.reset();
   reporter.reset();
   events.reset();
   shipper.reset();

@@ -2,12 +2,12 @@
 # Writes a test cloud into DIR: a test CA and certificates (openssl), an nginx.conf serving
 # DIR/www over HTTPS on 127.0.0.1:PORT with client certificates required, envelopes under
 # /nodes/ as static files (nginx makes the ETag and answers If-None-Match with 304), and
-# WebDAV PUT under /status/ for status reports. A second server on ROGUE_PORT presents a
+# WebDAV PUT under /status/ for status reports and /logs/ for log uploads (log requests). A second server on ROGUE_PORT presents a
 # certificate from another CA (for tests of a wrong server). Does not start nginx: see up.sh.
 #
 # Usage: hack/cloud/setup.sh DIR PORT [ROGUE_PORT]
 # Files: ca.crt ca.key server.crt server.key client.crt client.key (the node's),
-#        rogue-ca.crt rogue.crt rogue.key, nginx.conf, www/nodes/, www/status/, logs/.
+#        rogue-ca.crt rogue.crt rogue.key, nginx.conf, www/nodes/, www/status/, www/logs/, logs/.
 set -euo pipefail
 if (($# < 2)); then
   sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -16,7 +16,7 @@ fi
 dir=$(realpath -m "$1")
 port=$2
 rogue_port=${3:-0}
-mkdir -p "$dir"/{www/nodes,www/status,logs,tmp}
+mkdir -p "$dir"/{www/nodes,www/status,www/logs,logs,tmp}
 cd "$dir"
 
 # A CA, and a certificate signed by it: cert NAME CA SUBJECT EXTENSIONS.
@@ -88,6 +88,12 @@ http {
       create_full_put_path on;
       dav_access user:rw group:r all:r;
       client_max_body_size 1m;
+    }
+    location /logs/ {
+      dav_methods PUT;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 64m;
     }
   }$rogue_server
 }

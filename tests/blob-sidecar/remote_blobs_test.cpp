@@ -1,5 +1,7 @@
 // Blobs from other nodes (docs/replication.md): a real nats-server hub started by
-// hack/site-hub.sh (per-node credentials) and two fleetlet-blobs processes on loopback. A blob
+// hack/site-hub.sh (per-node credentials) and two fleetlet-blobs processes on loopback. Each
+// node's event service is a stand-in (RecordingEventService) whose log the test fills with
+// what replication would have brought: the metadata events of the blobs uploaded elsewhere. A blob
 // uploaded on node a is downloaded on node b by its handle; a test holder (a plain nats.c
 // client, node h) answers with wrong or malformed bytes or stops answering; an admin client
 // counts the requests on the hub.
@@ -203,6 +205,7 @@ class TestHolder {
                  {"source", "h"},
                  {"sourceApp", "camera"},
                  {"retentionPolicy", {{"policy", "keepForever"}}}};
+    metadata_ = meta;
     answer_ = Json{{"node", "h"}, {"metadata", meta}}.dump();
     client_.subscribe(fmt::format("fl.{}.blobs.find", kSite),
                       [this](std::string_view, std::string_view body, const char* reply) {
@@ -213,6 +216,13 @@ class TestHolder {
         [this](std::string_view, std::string_view body, const char* reply) { onGet(body, reply); });
   }
   void setMode(Mode mode) { mode_ = mode; }
+  // The metadata it answers with, and its metadata event as h would have published it.
+  const Json& metadata() const { return metadata_; }
+  Json metadataEvent() const {
+    return {{"semantics", "com.actyx.os.blobs.metadata"},
+            {"name", "ActyxOS-BlobService-Metadata"},
+            {"payload", metadata_}};
+  }
   int served() const { return served_.load(); }
 
  private:
@@ -237,6 +247,7 @@ class TestHolder {
   std::string handle_;
   uint64_t bytes_;
   uint32_t seed_;
+  Json metadata_;
   std::string answer_;
   std::atomic<Mode> mode_{Mode::kGood};
   std::atomic<int> served_{0};
@@ -292,6 +303,13 @@ class RemoteBlobsTest : public ::testing::Test {
     return json ? json->value("handle", "") : "";
   }
 
+  // What replication brings: node `to`'s log gets the metadata events node `from` published.
+  void replicateMetadata(const std::string& from, const std::string& to, std::size_t count = 1) {
+    for (const Json& event : events_[from]->waitForEvents(count, kPatience)) {
+      events_[to]->addToLog(event);
+    }
+  }
+
   // The node stored nothing: no content, no upload in progress.
   void expectNothingStored(const std::string& node) {
     EXPECT_EQ(countFiles(dataDir(node) / "blobs"), 0u);
@@ -310,6 +328,7 @@ TEST_F(RemoteBlobsTest, BlobUploadedOnANodeIsDownloadedByteIdenticalOnAnother) {
   std::string handle = uploadPattern(a, bytes, 7);
   ASSERT_FALSE(handle.empty());
   std::string sha = patternSha256(bytes, 7);
+  replicateMetadata("a", "b");
 
   http::ClientResponse download = get(b, "/api/v1/blobs/" + handle);
   ASSERT_EQ(download.status, 200) << download.body;
@@ -355,6 +374,7 @@ TEST_F(RemoteBlobsTest, ConcurrentDownloadsOfOneBlobFetchItOnce) {
   std::string handle = uploadPattern(a, bytes, 3);
   ASSERT_FALSE(handle.empty());
   std::string sha = patternSha256(bytes, 3);
+  replicateMetadata("a", "b");
 
   constexpr int kClients = 6;
   std::vector<std::thread> clients;
@@ -386,6 +406,7 @@ TEST_F(RemoteBlobsTest, CorruptedOrMalformedChunksAreRefusedAndNothingIsStored) 
   const std::string handle = "5eed5eed5eed5eed5eed5eed5eed5eed";
   const uint64_t bytes = 3 * kChunk + 99;
   TestHolder holder(*hub_, handle, bytes, 11);
+  events_["b"]->addToLog(holder.metadataEvent());
 
   holder.setMode(TestHolder::Mode::kFlipAByteInTheSecondChunk);
   http::ClientResponse corrupted = get(b, "/api/v1/blobs/" + handle);
@@ -413,8 +434,22 @@ TEST_F(RemoteBlobsTest, CorruptedOrMalformedChunksAreRefusedAndNothingIsStored) 
 TEST_F(RemoteBlobsTest, UnknownHandleIs404WithinTheFindTimeout) {
   BlobProcess a = startNode("a");  // listens, holds nothing: b waits for the whole timeout
   BlobProcess b = startNode("b");
+  // A handle b's log knows but no node holds: the find times out.
+  const std::string handle = "00000000000000000000000000000000";
+  Json meta = {{"handle", handle},
+               {"semantics", "photos"},
+               {"bytes", 10},
+               {"contentType", "application/octet-stream"},
+               {"sha256", patternSha256(10, 1)},
+               {"createdOn", 1700000000000000},
+               {"source", "gone"},
+               {"sourceApp", "camera"},
+               {"retentionPolicy", {{"policy", "keepForever"}}}};
+  events_["b"]->addToLog({{"semantics", "com.actyx.os.blobs.metadata"},
+                          {"name", "ActyxOS-BlobService-Metadata"},
+                          {"payload", meta}});
   auto started = std::chrono::steady_clock::now();
-  http::ClientResponse unknown = get(b, "/api/v1/blobs/00000000000000000000000000000000");
+  http::ClientResponse unknown = get(b, "/api/v1/blobs/" + handle);
   auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(unknown.status, 404) << unknown.body;
   EXPECT_NE(unknown.body.find("no node of site 't' answered for it within 1500 ms"),
@@ -422,9 +457,38 @@ TEST_F(RemoteBlobsTest, UnknownHandleIs404WithinTheFindTimeout) {
       << unknown.body;
   // Bounded by the find timeout (generous slack for a loaded machine).
   EXPECT_LT(took, std::chrono::milliseconds(kFindTimeoutMs) + 5s);
+  // A handle b's log does not know: 404 at once, the site is not asked.
+  started = std::chrono::steady_clock::now();
+  http::ClientResponse unlogged = get(b, "/api/v1/blobs/00000000000000000000000000000009");
+  EXPECT_EQ(unlogged.status, 404) << unlogged.body;
+  EXPECT_NE(unlogged.body.find("holds no metadata event for it"), std::string::npos)
+      << unlogged.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(kFindTimeoutMs));
   // Not a handle at all: no need to ask the site.
   http::ClientResponse bad = get(b, "/api/v1/blobs/not-a-handle");
   EXPECT_EQ(bad.status, 404) << bad.body;
+  expectNothingStored("b");
+}
+
+// A holder whose answer is self-consistent (content matching its own metadata) but is not
+// what the blob's metadata event in b's own log says is refused before any byte is fetched:
+// a node with hub credentials cannot serve other content under a handle.
+TEST_F(RemoteBlobsTest, HolderWhoseMetadataDiffersFromTheEventLogIsRefused) {
+  BlobProcess b = startNode("b");
+  const std::string handle = "bad0bad0bad0bad0bad0bad0bad0bad0";
+  const uint64_t bytes = kChunk + 7;
+  TestHolder hostile(*hub_, handle, bytes, 12);  // serves seed 12, with seed 12's sha256
+  Json logged = hostile.metadataEvent();
+  logged["payload"]["sha256"] = patternSha256(bytes, 11);  // the blob really is seed 11
+  events_["b"]->addToLog(logged);
+  http::ClientResponse refused = get(b, "/api/v1/blobs/" + handle);
+  EXPECT_EQ(refused.status, 502) << refused.body;
+  EXPECT_NE(refused.body.find("differs from the blob's metadata event"), std::string::npos)
+      << refused.body;
+  EXPECT_NE(refused.body.find("sha256"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find(patternSha256(bytes, 11)), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("from node h"), std::string::npos) << refused.body;
+  EXPECT_EQ(hostile.served(), 0) << "no chunk was asked of a holder with other metadata";
   expectNothingStored("b");
 }
 
@@ -434,6 +498,7 @@ TEST_F(RemoteBlobsTest, HolderGoneIs404AndAHolderThatStopsMidTransferIs502) {
     BlobProcess a = startNode("a");
     std::string handle = uploadPattern(a, 1024 * 1024, 5);
     ASSERT_FALSE(handle.empty());
+    replicateMetadata("a", "b");
     ASSERT_EQ(::kill(a.pid(), SIGKILL), 0);
     (void)a.child().wait();
     http::ClientResponse gone = get(b, "/api/v1/blobs/" + handle);
@@ -442,6 +507,7 @@ TEST_F(RemoteBlobsTest, HolderGoneIs404AndAHolderThatStopsMidTransferIs502) {
   }
   const std::string handle = "ab12ab12ab12ab12ab12ab12ab12ab12";
   TestHolder holder(*hub_, handle, 2 * kChunk, 9);
+  events_["b"]->addToLog(holder.metadataEvent());
   holder.setMode(TestHolder::Mode::kOnlyTheFirstChunk);
   auto started = std::chrono::steady_clock::now();
   http::ClientResponse stalled = get(b, "/api/v1/blobs/" + handle);
@@ -466,6 +532,7 @@ TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack
   BlobProcess a = startNode("a");
   std::string handle = uploadPattern(a, 700 * 1024, 4);
   ASSERT_FALSE(handle.empty());
+  replicateMetadata("a", "b");
   http::ClientResponse fetched;
   EXPECT_TRUE(testing::waitFor(
       [&] {

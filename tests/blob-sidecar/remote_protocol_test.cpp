@@ -85,6 +85,28 @@ TEST(RemoteProtocolTest, MalformedHolderAnswersAreRefused) {
   expectRefused(with([](Json& j) { j["metadata"]["filename"] = 7; }), "filename");
 }
 
+TEST(RemoteProtocolTest, HolderMetadataMustBeTheLoggedMetadataFieldForField) {
+  const store::BlobMetadata logged = sampleMetadata();
+  EXPECT_TRUE(checkHolderMetadata(sampleMetadata(), logged));
+  store::BlobMetadata other = sampleMetadata();
+  other.sha256 = std::string(64, 'b');
+  expectRefused(
+      checkHolderMetadata(other, logged),
+      "differs from the blob's metadata event in this node's event log: sha256 is \"bbbb");
+  other = sampleMetadata();
+  other.retention.until_micros += 1'000'000;
+  expectRefused(checkHolderMetadata(other, logged), "retentionPolicy is");
+  other = sampleMetadata();
+  other.bytes += 1;
+  expectRefused(checkHolderMetadata(other, logged), "bytes is 5242884 there, 5242883 here");
+  other = sampleMetadata();
+  other.filename.reset();
+  expectRefused(checkHolderMetadata(other, logged), "filename is missing there");
+  other = sampleMetadata();
+  other.source = "node-h";
+  expectRefused(checkHolderMetadata(other, logged), "source is \"node-h\" there");
+}
+
 TEST(RemoteProtocolTest, ChunkRequestRoundTripsAndRefusesMalformedOnes) {
   ChunkRequest request{.handle = std::string(kHandle), .offset = 524288, .length = 524288};
   std::string text = encodeChunkRequest(request);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The Debian package of this build tree (packaging/CMakeLists.txt): CPack builds it, lintian
-# finds no error in it, it unpacks into a throwaway root with the files where containerd, CNI
-# and systemd look for them, the installed fleetletd accepts the installed default config, and
-# systemd-analyze verifies the unit. Prints the package's size and contents.
+# The Debian package (packaging/CMakeLists.txt; $FLEETLET_PACKAGE_DEB, else CPack of this build
+# tree): apt resolves its dependencies, lintian finds no error in it, it unpacks into a
+# throwaway root with the files where containerd, CNI and systemd look for them, the installed
+# fleetletd accepts the installed default config, and systemd-analyze verifies the unit. Prints the package's size and contents.
 # Usage: package_test.sh BINARY_DIR
 set -uo pipefail
 binary_dir=$1
@@ -22,17 +22,25 @@ check() {  # check NAME COMMAND...: one assertion
   fi
 }
 
-# CPack from this build tree, into the work dir (the build's own packages/ stays untouched).
-if ! cpack -G DEB --config "$binary_dir/CPackConfig.cmake" -B "$work/out" >"$work/cpack.log" 2>&1; then
-  cat "$work/cpack.log"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-deb=$(ls "$work"/out/fleetlet_*.deb 2>/dev/null)
-if [[ -z $deb ]]; then
-  cat "$work/cpack.log"
-  echo "0 passed, 1 failed (cpack made no fleetlet_*.deb)"
-  exit 1
+# The package under test: $FLEETLET_PACKAGE_DEB (hack/test.sh builds it Release with
+# hack/package.sh, as a device gets it), else CPack of this build tree into the work dir (the
+# build's own packages/ stays untouched).
+if [[ -n ${FLEETLET_PACKAGE_DEB:-} ]]; then
+  deb=$FLEETLET_PACKAGE_DEB
+  [[ -f $deb ]] || { echo "FLEETLET_PACKAGE_DEB=$deb: no such file"; echo "0 passed, 1 failed"; exit 1; }
+else
+  echo "FLEETLET_PACKAGE_DEB is not set: packing this build tree ($binary_dir)"
+  if ! cpack -G DEB --config "$binary_dir/CPackConfig.cmake" -B "$work/out" >"$work/cpack.log" 2>&1; then
+    cat "$work/cpack.log"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  deb=$(ls "$work"/out/fleetlet_*.deb 2>/dev/null)
+  if [[ -z $deb ]]; then
+    cat "$work/cpack.log"
+    echo "0 passed, 1 failed (cpack made no fleetlet_*.deb)"
+    exit 1
+  fi
 fi
 echo "package: $(basename "$deb"), $(du -k "$deb" | cut -f1) KiB"
 dpkg-deb --contents "$deb"
@@ -48,6 +56,10 @@ check "config and conflist are conffiles" bash -c "
   dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | tee /dev/stderr |
     grep -qx /etc/fleetlet/config.yaml &&
   dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | grep -qx /etc/fleetlet/cni/10-fleetlet.conflist"
+# apt resolves the package's dependencies on this Debian 12 as `apt install ./fleetlet_*.deb`
+# would (simulated: installing it would start a system fleetletd beside the tests).
+check "apt can install it (simulated)" bash -c "
+  apt-get install --simulate --no-download '$(realpath "$deb")' | tee /dev/stderr | grep -q '^Inst fleetlet '"
 lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1
 lintian_status=$?
 echo "lintian (exit $lintian_status):"
@@ -67,6 +79,11 @@ for path in usr/bin/fleetletd usr/bin/fleetletctl usr/bin/fleetlet-streams usr/b
 done
 check "installs /var/lib/fleetlet and /usr/share/fleetlet/images" \
   test -d "$root/var/lib/fleetlet" -a -d "$root/usr/share/fleetlet/images"
+if [[ -n ${FLEETLET_PACKAGE_DEB:-} ]]; then  # hack/package.sh ships the node services' images
+  for image in fleetlet-streams fleetlet-blobs; do
+    check "installs the $image image" test -s "$root/usr/share/fleetlet/images/$image-oci.tar"
+  done
+fi
 version=$(dpkg-deb --field "$deb" Version)
 check "installed binaries print the package version" bash -c "
   for b in usr/bin/fleetletd usr/bin/fleetletctl usr/libexec/fleetlet/fleetlet-logger \

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -99,6 +100,55 @@ class ShimIntegrationTest : public ::testing::Test {
     return ctr(args);
   }
 
+  // Native mode (a host binary, --rootfs /) or container mode (the busybox test image through
+  // runc): the same checks run in both.
+  enum class Mode : std::uint8_t { kNative, kContainer };
+
+  // Imports the busybox test image once; its name for `ctr run`.
+  static std::string containerImage() {
+    static bool imported = false;
+    if (!imported) {
+      auto images = testing::TestImages::build();
+      EXPECT_TRUE(images) << images.error().message();
+      if (!images) return "";
+      auto out = ctr({"images", "import", images->busyboxOciTar().string()});
+      EXPECT_TRUE(out.status.success()) << out.err;
+      imported = out.status.success();
+    }
+    return std::string(testing::TestImages::kBusyboxTarRef);
+  }
+
+  // `ctr run [extra] --runtime fleetlet` of `command`: on the host's root (native) or in the
+  // busybox image (container).
+  static CommandOutput runIn(Mode mode, const std::string& id, std::vector<std::string> command,
+                             std::vector<std::string> extra = {}) {
+    if (mode == Mode::kNative) return run(id, std::move(command), std::move(extra));
+    std::vector<std::string> args = {"run"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--runtime", kRuntime, containerImage(), id});
+    args.insert(args.end(), command.begin(), command.end());
+    return ctr(args);
+  }
+
+  // The line of `events` where `topic` is first published for container `id`; -1: never.
+  static long eventLine(const std::string& events, const std::string& topic,
+                        const std::string& id) {
+    std::istringstream in(events);
+    std::string line;
+    for (long n = 0; std::getline(in, line); ++n) {
+      if (line.find(topic) != std::string::npos &&
+          line.find("\"container_id\":\"" + id + "\"") != std::string::npos) {
+        return n;
+      }
+    }
+    return -1;
+  }
+
+  static void expectCreateStartExitDeleteInOrder(Mode mode);
+  static void expectAnOomEventWhenTheMemoryLimitIsHit(Mode mode);
+  static void expectAKilledShimCleanedUpWithTheExitReported(Mode mode);
+  static void expectTheTaskToSurviveAContainerdCrash(Mode mode);
+
   static std::string taskStatus(const std::string& id) {
     auto out = ctr({"task", "ls"});
     std::istringstream in(out.out);
@@ -191,22 +241,12 @@ TEST_F(ShimIntegrationTest, RunPrintsOutputAndReturnsTheExitCode) {
   EXPECT_TRUE(eventually([&] { return shimPid(id) < 0; }));
 }
 
-TEST_F(ShimIntegrationTest, AProgramThatExitsAtOnceStillYieldsCreateStartExitDeleteInOrder) {
-  auto events = watchEvents("order");
+void ShimIntegrationTest::expectCreateStartExitDeleteInOrder(Mode mode) {
+  auto events = watchEvents(mode == Mode::kNative ? "order" : "order-container");
   std::string id = PrivateContainerd::uniqueId("shim-order");
-  auto out = run(id, {"/bin/true"}, {"--rm"});
+  auto out = runIn(mode, id, {"/bin/true"}, {"--rm"});
   ASSERT_EQ(out.status.exit_code, 0) << out.err;
-  auto position = [&](const std::string& topic) {
-    std::istringstream in(events.text());
-    std::string line;
-    for (std::size_t n = 0; std::getline(in, line); ++n) {
-      if (line.find(topic) != std::string::npos &&
-          line.find("\"container_id\":\"" + id + "\"") != std::string::npos) {
-        return static_cast<long>(n);
-      }
-    }
-    return -1L;
-  };
+  auto position = [&](const std::string& topic) { return eventLine(events.text(), topic, id); };
   ASSERT_TRUE(eventually([&] { return position("/tasks/delete") >= 0; })) << events.text();
   long create = position("/tasks/create"), start = position("/tasks/start"),
        exit = position("/tasks/exit"), del = position("/tasks/delete");
@@ -214,6 +254,14 @@ TEST_F(ShimIntegrationTest, AProgramThatExitsAtOnceStillYieldsCreateStartExitDel
   EXPECT_LT(create, start);
   EXPECT_LT(start, exit);
   EXPECT_LT(exit, del);
+}
+
+TEST_F(ShimIntegrationTest, AProgramThatExitsAtOnceStillYieldsCreateStartExitDeleteInOrder) {
+  expectCreateStartExitDeleteInOrder(Mode::kNative);
+}
+
+TEST_F(ShimIntegrationTest, ContainerModeAProgramThatExitsAtOnceYieldsEventsInOrder) {
+  expectCreateStartExitDeleteInOrder(Mode::kContainer);
 }
 
 TEST_F(ShimIntegrationTest, DetachedTaskAnswersLsPsMetricsKillAndDelete) {
@@ -361,6 +409,77 @@ TEST_F(ShimIntegrationTest, SandboxedAppCannotWriteTheHostSeeHomesOrGainPrivileg
   EXPECT_FALSE(fs::exists("/tmp/private")) << "/tmp is private";
 }
 
+// The filter's argument checks: clone with a namespace flag, clone3 (ENOSYS, so libc falls back
+// to clone), io_uring and unsafe personality values are refused; a plain fork and the safe
+// personality values are not. Raw syscalls through python3's ctypes (x86_64 numbers).
+TEST_F(ShimIntegrationTest, SandboxedAppCannotMakeNamespacesUseIoUringOrChangeItsPersonality) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "syscall numbers below are x86_64's";
+#endif
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "needs /usr/bin/python3";
+  const std::string script = R"(
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(name, nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_ulong(a) for a in args])
+    if r == 0 and name.startswith("clone"):
+        os._exit(0)
+    if r > 0 and name.startswith("clone"):
+        os.waitpid(r, 0)
+    print(name, "ok" if r >= 0 else os.strerror(ctypes.get_errno()))
+SIGCHLD = 17
+call("clone-fork", 56, SIGCHLD, 0, 0, 0, 0)
+for flag, label in [(0x10000000, "user"), (0x20000, "mnt"), (0x20000000, "pid"),
+                    (0x40000000, "net"), (0x02000000, "cgroup"), (0x04000000, "uts"),
+                    (0x08000000, "ipc")]:
+    call("clone-new" + label, 56, SIGCHLD | flag, 0, 0, 0, 0)
+call("clone3", 435, 0, 0)
+call("unshare-user", 272, 0x10000000)
+call("io_uring_setup", 425, 1, 0)
+call("io_uring_enter", 426, 0, 0, 0, 0, 0, 0)
+call("io_uring_register", 427, 0, 0, 0, 0)
+call("personality-query", 135, 0xffffffff)
+call("personality-linux", 135, 0)
+call("personality-linux32", 135, 0x0008)
+call("personality-uname26", 135, 0x20000)
+call("personality-no-aslr", 135, 0x0040000)
+call("personality-read-implies-exec", 135, 0x0400000)
+call("personality-high-bit", 135, 0x80000000)
+call("personality-query-but-one", 135, 0xfffffffe)
+call("personality-linux-again", 135, 0)
+)";
+  std::string id = PrivateContainerd::uniqueId("shim-seccomp");
+  auto out = run(id, {"/usr/bin/python3", "-c", script}, {"--rm"});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  const std::string eperm = "Operation not permitted";
+  const std::string enosys = "Function not implemented";
+  EXPECT_EQ(out.out,
+            "clone-fork ok\n"
+            "clone-newuser " +
+                eperm + "\nclone-newmnt " + eperm + "\nclone-newpid " + eperm + "\nclone-newnet " +
+                eperm + "\nclone-newcgroup " + eperm + "\nclone-newuts " + eperm +
+                "\nclone-newipc " + eperm +
+                "\n"
+                "clone3 " +
+                enosys +
+                "\n"
+                "unshare-user " +
+                eperm +
+                "\n"
+                "io_uring_setup " +
+                eperm + "\nio_uring_enter " + eperm + "\nio_uring_register " + eperm +
+                "\n"
+                "personality-query ok\npersonality-linux ok\npersonality-linux32 ok\n"
+                "personality-uname26 ok\n"
+                "personality-no-aslr " +
+                eperm + "\npersonality-read-implies-exec " + eperm + "\npersonality-high-bit " +
+                eperm + "\npersonality-query-but-one " + eperm +
+                "\n"
+                "personality-linux-again ok\n");
+}
+
 TEST_F(ShimIntegrationTest, SetuidBinariesGiveASandboxedAppNothing) {
   // A setuid-root copy of id(1), bound into the app: it must still report the app's uid.
   auto dir = testing::TempDir::create("shim-setuid");
@@ -404,20 +523,25 @@ TEST_F(ShimIntegrationTest, BadSandboxLevelIsRefusedNamingIt) {
   (void)ctr({"container", "rm", id});
 }
 
-TEST_F(ShimIntegrationTest, MemoryLimitEndsTheAppWithAnOomEvent) {
-  auto events = watchEvents("oom");
+void ShimIntegrationTest::expectAnOomEventWhenTheMemoryLimitIsHit(Mode mode) {
+  auto events = watchEvents(mode == Mode::kNative ? "oom" : "oom-container");
   std::string id = PrivateContainerd::uniqueId("shim-oom");
   // 64 MiB in one shell variable against a 16 MiB limit.
-  auto out =
-      run(id, {"/bin/sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"},
-          {"--rm", "--memory-limit", "16777216"});
+  auto out = runIn(mode, id,
+                   {"/bin/sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"},
+                   {"--rm", "--memory-limit", "16777216"});
   EXPECT_NE(out.status.exit_code, 0);
   EXPECT_EQ(out.out.find("survived"), std::string::npos);
-  EXPECT_TRUE(eventually([&] {
-    std::string text = events.text();
-    return text.find("/tasks/oom") != std::string::npos &&
-           text.find("\"container_id\":\"" + id + "\"") != std::string::npos;
-  })) << events.text();
+  EXPECT_TRUE(eventually([&] { return eventLine(events.text(), "/tasks/oom", id) >= 0; }))
+      << events.text();
+}
+
+TEST_F(ShimIntegrationTest, MemoryLimitEndsTheAppWithAnOomEvent) {
+  expectAnOomEventWhenTheMemoryLimitIsHit(Mode::kNative);
+}
+
+TEST_F(ShimIntegrationTest, ContainerModeMemoryLimitEndsTheContainerWithAnOomEvent) {
+  expectAnOomEventWhenTheMemoryLimitIsHit(Mode::kContainer);
 }
 
 TEST_F(ShimIntegrationTest, FileLoggerAppendsBothStreamsToOneFile) {
@@ -450,6 +574,67 @@ TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
   EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
   EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
   EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+}
+
+// Device allow-list: a sandboxed app's /dev holds the default nodes and the spec's
+// linux.devices (ctr --device); a host node that is not listed is not there.
+TEST_F(ShimIntegrationTest, OnlyListedDevicesAppearInASandboxedAppsDev) {
+  // Two host nodes of the test's own (char 1:3, like /dev/null), writable by the app's user.
+  const std::string tag = std::to_string(::getpid());
+  const fs::path allowed = "/dev/fleetlet-test-allowed-" + tag;
+  const fs::path other = "/dev/fleetlet-test-other-" + tag;
+  for (const auto& node : {allowed, other}) {
+    ::unlink(node.c_str());
+    ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0666, ::makedev(1, 3)), 0) << node;
+    ASSERT_EQ(::chmod(node.c_str(), 0666), 0);
+  }
+  std::string id = PrivateContainerd::uniqueId("shim-devices");
+  auto out =
+      run(id,
+          {"/bin/sh", "-c",
+           "echo x > " + allowed.string() + " && echo allowed-writable; ls " + other.string() +
+               " 2>&1 || echo other-absent; ls /dev/sda /dev/mem 2>&1 | "
+               "grep -c 'No such file'; echo y > /dev/null && echo null-ok"},
+          {"--rm", "--device", allowed.string()});
+  ::unlink(allowed.c_str());
+  ::unlink(other.c_str());
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_NE(out.out.find("allowed-writable\n"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("other-absent\n"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("\n2\n"), std::string::npos) << "host disks hidden: " << out.out;
+  EXPECT_NE(out.out.find("null-ok\n"), std::string::npos) << out.out;
+}
+
+// CPU limit: ctr --cpus 0.5 becomes a CFS quota of 50 ms per 100 ms in the app's cgroup, and a
+// busy app is throttled by it.
+TEST_F(ShimIntegrationTest, CpuLimitIsAQuotaInTheAppsCgroupThatThrottlesIt) {
+  std::string id = PrivateContainerd::uniqueId("shim-cpu");
+  ASSERT_TRUE(
+      run(id, {"/bin/sh", "-c", "while :; do :; done"}, {"-d", "--cpus", "0.5"}).status.success());
+  std::string cgroup = readFile(bundle(id) / "cgroup.path");
+  ASSERT_FALSE(cgroup.empty());
+  if (cgroup.starts_with('/')) cgroup.erase(0, 1);
+  const bool v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  const fs::path dir =
+      v2 ? fs::path("/sys/fs/cgroup") / cgroup : fs::path("/sys/fs/cgroup/cpu") / cgroup;
+  if (v2) {
+    EXPECT_EQ(readFile(dir / "cpu.max"), "50000 100000\n");
+  } else {
+    EXPECT_EQ(readFile(dir / "cpu.cfs_quota_us"), "50000\n");
+    EXPECT_EQ(readFile(dir / "cpu.cfs_period_us"), "100000\n");
+  }
+  auto throttled = [&] {
+    std::istringstream in(readFile(dir / "cpu.stat"));
+    for (std::string key, value; in >> key >> value;) {
+      if (key == "nr_throttled") return std::stol(value);
+    }
+    return 0L;
+  };
+  EXPECT_TRUE(eventually([&] { return throttled() > 0; }, 10s)) << readFile(dir / "cpu.stat");
+  ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }
 
 TEST_F(ShimIntegrationTest, UpdateChangesTheLimitsOfARunningTask) {
@@ -605,11 +790,8 @@ TEST_F(ShimIntegrationTest, ExecRunsInsideTheAppsSandboxAndReturnsItsOutputAndEx
 
 // Container mode: the same shim runs an image through runc, as io.containerd.runc.v2 would.
 TEST_F(ShimIntegrationTest, ContainerModeRunsAnImageThroughRunc) {
-  auto images = testing::TestImages::build();
-  ASSERT_TRUE(images) << images.error().message();
-  auto imported = ctr({"images", "import", images->busyboxOciTar().string()});
-  ASSERT_TRUE(imported.status.success()) << imported.err;
-  const std::string image(testing::TestImages::kBusyboxTarRef);
+  const std::string image = containerImage();
+  ASSERT_FALSE(image.empty());
   // ctr sends runtime options to io.containerd.runc.v2 only: the shim's default runc root,
   // beside containerd's socket, keeps this instance's runc state in its own directory.
   const fs::path runc_state = containerd_->dir() / "runc" / kNs;
@@ -661,10 +843,10 @@ TEST_F(ShimIntegrationTest, GarbageOnTheShimSocketDoesNotCrashIt) {
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }
 
-TEST_F(ShimIntegrationTest, KilledShimIsCleanedUpAndContainerdReportsTheExit) {
-  auto events = watchEvents("shimkill");
+void ShimIntegrationTest::expectAKilledShimCleanedUpWithTheExitReported(Mode mode) {
+  auto events = watchEvents(mode == Mode::kNative ? "shimkill" : "shimkill-container");
   std::string id = PrivateContainerd::uniqueId("shim-kill9");
-  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  ASSERT_TRUE(runIn(mode, id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
   pid_t shim = shimPid(id);
   ASSERT_GT(shim, 0);
   std::string pid = readFile(bundle(id) / "init.pid");
@@ -673,32 +855,88 @@ TEST_F(ShimIntegrationTest, KilledShimIsCleanedUpAndContainerdReportsTheExit) {
   // containerd runs `delete`, which ends the app, and publishes the exit itself.
   EXPECT_TRUE(eventually([&] {
     std::string text = events.text();
-    return text.find("/tasks/exit") != std::string::npos &&
-           text.find("\"container_id\":\"" + id + "\"") != std::string::npos &&
+    return eventLine(text, "/tasks/exit", id) >= 0 &&
            text.find("\"exit_status\":137") != std::string::npos;
   })) << events.text();
   EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + pid); }));
   EXPECT_TRUE(eventually([&] { return taskStatus(id).empty(); }));
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+  if (mode == Mode::kContainer) {
+    // `delete` released runc's state too.
+    EXPECT_FALSE(fs::exists(containerd_->dir() / "runc" / kNs / id));
+  }
 }
 
-TEST_F(ShimIntegrationTest, TaskSurvivesAContainerdCrashAndIsReconnected) {
+TEST_F(ShimIntegrationTest, KilledShimIsCleanedUpAndContainerdReportsTheExit) {
+  expectAKilledShimCleanedUpWithTheExitReported(Mode::kNative);
+}
+
+TEST_F(ShimIntegrationTest, ContainerModeKilledShimIsCleanedUpAndContainerdReportsTheExit) {
+  expectAKilledShimCleanedUpWithTheExitReported(Mode::kContainer);
+}
+
+void ShimIntegrationTest::expectTheTaskToSurviveAContainerdCrash(Mode mode) {
   std::string id = PrivateContainerd::uniqueId("shim-restart");
-  ASSERT_TRUE(run(id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
+  ASSERT_TRUE(runIn(mode, id, {"/bin/sleep", "1000"}, {"-d"}).status.success());
   std::string pid = readFile(bundle(id) / "init.pid");
+  ASSERT_FALSE(pid.empty());
   containerd_->stopDaemon(SIGKILL);
   ASSERT_TRUE(containerd_->startDaemon());
   EXPECT_EQ(taskStatus(id), "RUNNING");
   EXPECT_TRUE(fs::exists("/proc/" + pid));
   // The shim reconnected its events: an exit after the restart is seen.
-  auto events = watchEvents("restart");
+  auto events = watchEvents(mode == Mode::kNative ? "restart" : "restart-container");
   ASSERT_TRUE(ctr({"task", "kill", "-s", "SIGKILL", id}).status.success());
   EXPECT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
-  EXPECT_TRUE(eventually([&] {
-    std::string text = events.text();
-    return text.find("/tasks/exit") != std::string::npos &&
-           text.find("\"container_id\":\"" + id + "\"") != std::string::npos;
-  })) << events.text();
+  EXPECT_TRUE(eventually([&] { return eventLine(events.text(), "/tasks/exit", id) >= 0; }))
+      << events.text();
+  EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
+  EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
+}
+
+TEST_F(ShimIntegrationTest, TaskSurvivesAContainerdCrashAndIsReconnected) {
+  expectTheTaskToSurviveAContainerdCrash(Mode::kNative);
+}
+
+TEST_F(ShimIntegrationTest, ContainerModeTaskSurvivesAContainerdCrashAndIsReconnected) {
+  expectTheTaskToSurviveAContainerdCrash(Mode::kContainer);
+}
+
+// Container mode: `runc exec` runs the process in the container's namespaces and cgroup.
+TEST_F(ShimIntegrationTest, ContainerModeExecRunsInTheContainerAndReturnsItsOutputAndExitCode) {
+  std::string id = PrivateContainerd::uniqueId("shim-cexec");
+  ASSERT_TRUE(runIn(Mode::kContainer, id,
+                    {"/bin/sh", "-c", "echo from-the-app > /mark; exec sleep 1000"}, {"-d"})
+                  .status.success());
+  const std::string pid = readFile(bundle(id) / "init.pid");
+  ASSERT_FALSE(pid.empty());
+  // The container's own root and pid namespace: the app is pid 1 there.
+  ASSERT_TRUE(eventually([&] {
+    return ctr({"task", "exec", "--exec-id", "peek", id, "/bin/cat", "/mark"}).out ==
+           "from-the-app\n";
+  }));
+  auto out =
+      ctr({"task", "exec", "--exec-id", "probe1", id, "/bin/sh", "-c",
+           "cat /etc/fleetlet-test/motd; tr '\\0' ' ' < /proc/1/cmdline; echo; grep -q " + id +
+               " /proc/self/cgroup && echo in-the-containers-cgroup; "
+               "echo to-stderr >&2; exit 4"});
+  EXPECT_EQ(out.status.exit_code, 4) << out.err;
+  EXPECT_EQ(out.out, "motd from layer 3\nsleep 1000 \nin-the-containers-cgroup\n") << out.err;
+  EXPECT_NE(out.err.find("to-stderr"), std::string::npos) << out.err;
+  // The exec ended; the app runs on, and a second exec with another id works too.
+  EXPECT_EQ(taskStatus(id), "RUNNING");
+  EXPECT_TRUE(fs::exists("/proc/" + pid));
+  EXPECT_EQ(ctr({"task", "exec", "--exec-id", "probe2", id, "/bin/true"}).status.exit_code, 0);
+  auto missing = ctr({"task", "exec", "--exec-id", "nope", id, "/no/such/program"});
+  EXPECT_FALSE(missing.status.success());
+  EXPECT_NE(missing.err.find("/no/such/program"), std::string::npos) << missing.err;
+  // A long exec is ended with the task.
+  ASSERT_TRUE(
+      ctr({"task", "exec", "-d", "--exec-id", "long", id, "/bin/sleep", "999"}).status.success());
+  ASSERT_TRUE(ctr({"task", "kill", "-a", "-s", "SIGKILL", id}).status.success());
+  ASSERT_TRUE(eventually([&] { return taskStatus(id) == "STOPPED"; }));
+  auto late = ctr({"task", "exec", "--exec-id", "late", id, "/bin/true"});
+  EXPECT_FALSE(late.status.success());
   EXPECT_TRUE(ctr({"task", "delete", id}).status.success());
   EXPECT_TRUE(ctr({"container", "rm", id}).status.success());
 }

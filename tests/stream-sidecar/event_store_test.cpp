@@ -1,9 +1,16 @@
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <random>
+#include <thread>
 
 #include "support/temp_dir.h"
 
@@ -26,6 +33,17 @@ class EventStoreTest : public ::testing::Test {
     EXPECT_TRUE(store) << store.error().message();
     return std::move(*store);
   }
+  // Opens with a WAL sync function of the test's (durable acknowledgement, the default mode).
+  std::unique_ptr<EventStore> openSyncing(std::function<int(int)> sync_file, int sync_threads) {
+    auto store = EventStore::open({.dir = dir_->path(),
+                                   .source_id = "s1",
+                                   .clock = [this] { return ++now_; },
+                                   .sync_threads = sync_threads,
+                                   .sync_file = std::move(sync_file)});
+    EXPECT_TRUE(store) << store.error().message();
+    return std::move(*store);
+  }
+  static int realSync(int fd) { return ::fdatasync(fd) == 0 ? 0 : errno; }
   static Result<std::vector<PublishReceipt>> publish(EventStore& store, int count,
                                                      std::string semantics = "sem") {
     std::vector<NewEvent> events;
@@ -172,6 +190,126 @@ TEST_F(EventStoreTest, CommitListenerSeesEventsInOffsetOrder) {
   ASSERT_TRUE(publish(*store, 3));
   ASSERT_TRUE(publish(*store, 2));
   EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+}
+
+// Durable acknowledgement: a publish is answered, visible in offsets() and delivered to the
+// commit listener only once an fdatasync of the WAL that began after its COMMIT returned.
+TEST_F(EventStoreTest, NothingIsAcknowledgedOrVisibleBeforeTheWalSyncReturns) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  int syncing = 0;
+  auto store = openSyncing(
+      [&](int fd) {
+        std::unique_lock lock(mutex);
+        ++syncing;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return realSync(fd);
+      },
+      2);
+  std::vector<std::int64_t> delivered;
+  store->setCommitListener([&](const auto& events) {
+    for (const auto& e : events) delivered.push_back(e->offset);
+  });
+  std::promise<Result<std::vector<PublishReceipt>>> done;
+  store->publish("", {{"sem", "n", "1"}}, [&](auto r) { done.set_value(std::move(r)); });
+  auto answer = done.get_future();
+  bool sync_started = false;
+  {
+    std::unique_lock lock(mutex);
+    sync_started = cv.wait_for(lock, std::chrono::seconds(10), [&] { return syncing > 0; });
+  }
+  EXPECT_TRUE(sync_started);
+  // Committed to SQLite, not yet synced: not answered, not in offsets(), not delivered.
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  EXPECT_TRUE(store->offsets().empty());
+  EXPECT_TRUE(delivered.empty());
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  auto r = answer.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->at(0).offset, 0);
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"s1", 0}}));
+  EXPECT_EQ(delivered, (std::vector<std::int64_t>{0}));
+  EXPECT_GE(store->stats().syncs, 1u);
+}
+
+// fdatasync failing (EIO) fails the group it covers, and the store refuses every later write:
+// after a failed fdatasync the kernel may have dropped the pages, so no later sync vouches for
+// them. Reads go on; a restart writes again.
+TEST_F(EventStoreTest, FailedWalSyncFailsItsGroupAndRefusesEveryLaterWrite) {
+  std::atomic<int> calls{0};
+  // One writer: no second (hedging) sync, so the second sync is the second publish's.
+  auto store = openSyncing([&](int fd) { return ++calls == 2 ? EIO : realSync(fd); }, 1);
+  ASSERT_TRUE(publish(*store, 1));
+  auto failed = publish(*store, 1);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(failed.error().message().find("fdatasync of the WAL failed"), std::string::npos)
+      << failed.error().message();
+  auto later = publish(*store, 1);
+  ASSERT_FALSE(later);
+  EXPECT_NE(later.error().message().find("refuses writes"), std::string::npos);
+  std::promise<Status> ingested;
+  store->ingest({Event{.semantics = "s", .name = "n", .source = "r", .payload = "1"}},
+                [&](Status s) { ingested.set_value(std::move(s)); });
+  EXPECT_FALSE(ingested.get_future().get());
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"s1", 0}}));
+  QuerySpec spec{{Filter{}}, Order::kSourceOrdered, {}, store->offsets()};
+  Cursor cursor;
+  auto page = store->readPage(spec, cursor, {});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->events.size(), 1u);
+  store.reset();
+  store = open();
+  EXPECT_TRUE(publish(*store, 1));
+}
+
+// fdatasyncs that overlap and return out of order (several writers, hedging syncs) still
+// complete every group once, in commit order, and each sync may complete groups other writers
+// committed.
+TEST_F(EventStoreTest, OverlappingSyncsCompleteEveryGroupOnceInCommitOrder) {
+  std::mutex rng_mutex;
+  std::mt19937 rng(7);
+  auto store = openSyncing(
+      [&](int fd) {
+        int us = 0;
+        {
+          std::lock_guard lock(rng_mutex);
+          us = std::uniform_int_distribution<int>(0, 3000)(rng);
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
+        return realSync(fd);
+      },
+      4);
+  std::vector<std::int64_t> delivered;
+  store->setCommitListener([&](const auto& events) {
+    for (const auto& e : events) delivered.push_back(e->offset);
+  });
+  constexpr int kPublishers = 8;
+  constexpr int kEach = 40;
+  std::vector<std::future<bool>> publishers;
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.push_back(std::async(std::launch::async, [&store] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = publish(*store, 1);
+        if (!r) return false;
+      }
+      return true;
+    }));
+  }
+  for (auto& p : publishers) EXPECT_TRUE(p.get());
+  std::vector<std::int64_t> expected(kPublishers * kEach);
+  for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<std::int64_t>(i);
+  EXPECT_EQ(delivered, expected);
+  auto stats = store->stats();
+  EXPECT_EQ(stats.events, expected.size());
+  EXPECT_LE(stats.syncs, 2 * stats.commits);  // each commit's sync, at most one hedge each
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"s1", kPublishers * kEach - 1}}));
 }
 
 }  // namespace

@@ -160,6 +160,16 @@ class NatsClient {
     jsStreamInfo_Destroy(info);
     return last;
   }
+  // What the hub holds for `source`'s stream: its config and state, nullptr when it has none.
+  struct StreamInfoDeleter {
+    void operator()(jsStreamInfo* info) const { jsStreamInfo_Destroy(info); }
+  };
+  std::unique_ptr<jsStreamInfo, StreamInfoDeleter> streamInfo(const std::string& source) {
+    jsStreamInfo* info = nullptr;
+    std::string name = fmt::format("FL_{}_{}", kSite, source);
+    if (js_GetStreamInfo(&info, js_, name.c_str(), nullptr, nullptr) != NATS_OK) return nullptr;
+    return std::unique_ptr<jsStreamInfo, StreamInfoDeleter>(info);
+  }
   // The server name ("fl-<site>-N") leading `source`'s stream in a cluster; "" when unknown.
   std::string leader(const std::string& source) {
     jsStreamInfo* info = nullptr;
@@ -295,6 +305,42 @@ TEST_F(ReplicationTest, EventOfOneNodeReachesSubscribersOnTheOthersOnceInOrder) 
                 .get("/metrics")
                 .body.find("fleetlet_streams_replication_source_lag{source=\"a\"} 0"),
             std::string::npos);
+}
+
+// The stream a node creates: file storage on its own subject, Discard=new and the limits of
+// its flags. Once it is full the hub refuses more: the pump stops there and says why, nothing
+// is dropped on the hub, and local publishing goes on.
+TEST_F(ReplicationTest, CreatedStreamHasTheConfiguredLimitsAndAFullStreamStopsOnlyThePump) {
+  SiteHub hub(path() / "hub", "a");
+  auto& a = startNode(hub, "a", {"--stream-max-msgs", "5"});
+  ASSERT_TRUE(a.port);
+  NatsClient admin(hub, "admin");
+  ASSERT_TRUE(eventually([&] { return admin.streamInfo("a") != nullptr; }));
+  auto info = admin.streamInfo("a");
+  ASSERT_NE(info, nullptr);
+  const jsStreamConfig* config = info->Config;
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->Discard, js_DiscardNew);
+  EXPECT_EQ(config->Storage, js_FileStorage);
+  EXPECT_EQ(config->MaxMsgs, 5);
+  EXPECT_EQ(config->MaxBytes, 67108864);  // --stream-max-bytes of SiteHub::nodeArgs
+  ASSERT_EQ(config->SubjectsLen, 1);
+  EXPECT_STREQ(config->Subjects[0], "fl.t.src.a");
+
+  TestClient client(a.port);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(client.publish("sensor", "s", 1, Json{{"i", i}}).status, 201);
+  }
+  EXPECT_EQ(offsets(a)["a"], 7);  // every local publish stored
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["errors"].get<std::uint64_t>() > 0; }))
+      << status(a).dump();
+  std::this_thread::sleep_for(1s);  // the pump retries; the hub still refuses
+  auto s = status(a);
+  EXPECT_EQ(s["pump"]["published"], 5) << s.dump();
+  EXPECT_NE(s["pump"].value("lastError", "").find("maximum messages"), std::string::npos)
+      << s.dump();
+  EXPECT_EQ(admin.lastSeq("a"), 5u);
+  EXPECT_EQ(offsets(a)["a"], 7);
 }
 
 TEST_F(ReplicationTest, HubDownWhileBothPublishThenConvergesGaplessWithoutDuplicates) {

@@ -40,6 +40,37 @@ TEST(PublishRequest, RawPayloadFollowsTheParsedStructure) {
   EXPECT_EQ(r->events[0].payload, "[2]");
 }
 
+TEST(PublishRequest, EscapedNamesAndOddShapesGiveTheSameEventsAsPlainOnes) {
+  // Escapes in the names, whitespace, extra members and a duplicate key: all read as nlohmann
+  // reads them.
+  auto r = parsePublishRequest(
+      " {\"extra\":[1,{\"data\":2}], \"data\" : [ {\"semantics\":\"a\\u0042\",\"name\":\"n\\\"q\","
+      "\"payload\":{ \"x\" : 1 }}, {\"name\":\"first\",\"semantics\":\"s\",\"name\":\"last\","
+      "\"payload\":null} ] } ");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->events.size(), 2u);
+  EXPECT_EQ(r->events[0].semantics, "aB");
+  EXPECT_EQ(r->events[0].name, "n\"q");
+  EXPECT_EQ(r->events[0].payload, R"({"x":1})");
+  EXPECT_EQ(r->events[1].name, "last");
+  EXPECT_EQ(r->events[1].payload, "null");
+  // A "data" that is not an array of objects is refused with its path, as before.
+  auto bad = parsePublishRequest(R"({"data":[1]})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("request.data[0]"), std::string::npos);
+}
+
+TEST(EventJson, ReceiptsAndNamesNeedingEscapes) {
+  EXPECT_EQ(receiptsJson({{"src", 3, 42, 17}, {"src", 4, 43, 17}}),
+            R"({"data":[{"lamport":42,"offset":3,"source":"src","timestamp":17},)"
+            R"({"lamport":43,"offset":4,"source":"src","timestamp":17}]})");
+  Event e{"a\"b", "tab\there", "src", 1, 2, 3, "null", ""};
+  EXPECT_EQ(eventJson(e),
+            R"({"stream":{"semantics":"a\"b","name":"tab\there","source":"src"},"timestamp":1,)"
+            R"("lamport":2,"offset":3,"payload":null})"
+            "\n");
+}
+
 TEST(PublishRequest, RejectsNamingThePath) {
   auto r =
       parsePublishRequest(R"({"data":[{"semantics":"s","name":"n","payload":1},{"name":"n"}]})");

@@ -119,6 +119,12 @@ Status PrivateContainerd::startDaemon() {
       .stdout_path = logPath(),
       .stderr_path = logPath(),
   };
+  // Shims are found on containerd's PATH: a test run on the fleetlet shim names its directory.
+  if (const char* shim_dir = std::getenv("FLEETLET_TEST_SHIM_DIR");
+      shim_dir != nullptr && *shim_dir != '\0') {
+    const char* path = std::getenv("PATH");
+    options.env["PATH"] = std::string(shim_dir) + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+  }
   auto child = ChildProcess::spawn(options);
   if (!child) return std::unexpected(child.error().wrap("start private containerd"));
   daemon_ = std::make_unique<ChildProcess>(std::move(*child));

@@ -30,10 +30,11 @@ namespace fleetlet::testing {
 class PrivateContainerd {
  public:
   // Takes ownership of `dir` (created if missing; removed on destruction), writes the config
-  // and starts containerd, then waits up to 20 s until `ctr version` answers. Fails with
-  // kNotFound when containerd is not installed, kInvalidArgument when the socket path would
-  // exceed the unix socket limit, kUnavailable (with the log's last lines) when the daemon
-  // exits or does not answer in time.
+  // and starts containerd (with $FLEETLET_TEST_SHIM_DIR first on its PATH when set, so it
+  // finds the build's containerd-shim-fleetlet-v1), then waits up to 20 s until `ctr version`
+  // answers. Fails with kNotFound when containerd is not installed, kInvalidArgument when the
+  // socket path would exceed the unix socket limit, kUnavailable (with the log's last lines) when
+  // the daemon exits or does not answer in time.
   static Result<PrivateContainerd> start(const std::filesystem::path& dir);
   // Same, in a fresh /tmp/fleetlet-containerd-XXXXXX.
   static Result<PrivateContainerd> start();

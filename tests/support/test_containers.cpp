@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <future>
+#include <string_view>
 
 #include "containerd/containers.h"
 #include "containerd/images.h"
@@ -14,6 +16,14 @@
 namespace fleetlet::testing {
 
 using namespace fleetlet::containerd;
+
+Result<std::string> testContainerRuntime() {
+  const char* shim = std::getenv("FLEETLET_TEST_CONTAINER_SHIM");
+  if (shim == nullptr || *shim == '\0' || std::string_view(shim) == "runc") return kRuncRuntime;
+  if (std::string_view(shim) == "fleetlet") return kFleetletRuntime;
+  return fail(ErrorCode::kInvalidArgument,
+              "FLEETLET_TEST_CONTAINER_SHIM: \"{}\" (expected runc or fleetlet)", shim);
+}
 
 Result<TestContainers> TestContainers::prepare(const PrivateContainerd& containerd, std::string ns,
                                                std::string image) {
@@ -44,6 +54,7 @@ Result<std::string> TestContainers::create(std::string_view prefix,
   spec["process"]["env"] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
   spec["linux"]["cgroupsPath"] = "/" + ns_ + "/" + id;
   if (edit) edit(spec);
+  FLEETLET_ASSIGN_OR_RETURN(auto runtime, testContainerRuntime());
   FLEETLET_ASSIGN_OR_RETURN(auto lease, ScopedLease::create(LeaseService(connection_, {ns_, {}}),
                                                             id, std::chrono::minutes(5)));
   FLEETLET_RETURN_IF_ERROR(
@@ -52,6 +63,7 @@ Result<std::string> TestContainers::create(std::string_view prefix,
                                .create({.id = id,
                                         .image = image_,
                                         .labels = {{"fleetlet.io/app", app}},
+                                        .runtime = runtime,
                                         .spec_json = spec.dump(),
                                         .snapshotter = kDefaultSnapshotter,
                                         .snapshot_key = id}));

@@ -18,6 +18,11 @@
 
 namespace fleetlet::testing {
 
+// The containerd runtime tests make containers with: io.containerd.runc.v2, or
+// io.containerd.fleetlet.v1 when FLEETLET_TEST_CONTAINER_SHIM=fleetlet (then the shim must be
+// on the private containerd's PATH: FLEETLET_TEST_SHIM_DIR). Any other value is a test error.
+Result<std::string> testContainerRuntime();
+
 class TestContainers {
  public:
   // Connects to `containerd`, pulls `image` into namespace `ns` with ctr (so tests depend only
@@ -27,7 +32,8 @@ class TestContainers {
                                         std::string image);
 
   // Creates a container running `args`, with an id from PrivateContainerd::uniqueId(prefix),
-  // labelled fleetlet.io/app=`app`, PATH set and its cgroup under /<ns>/<id>. `edit` may
+  // labelled fleetlet.io/app=`app`, PATH set and its cgroup under /<ns>/<id>, on
+  // testContainerRuntime(). `edit` may
   // change the spec further. Returns the id.
   Result<std::string> create(std::string_view prefix, const std::vector<std::string>& args,
                              const std::string& app,

@@ -250,6 +250,38 @@ Task<void> followLogs(StreamWriter& w, std::shared_ptr<LogFollowState> state,
   }
 }
 
+// ?since=T&until=T (RFC 3339, or a duration before now such as 10m): nullopt when neither is
+// given; kInvalidArgument naming the parameter otherwise.
+Result<std::optional<logs::TimeRange>> rangeQuery(const Request& r) {
+  auto since = r.query("since");
+  auto until = r.query("until");
+  if (!since && !until) return std::optional<logs::TimeRange>();
+  const auto now = std::chrono::system_clock::now();
+  logs::TimeRange range;
+  if (since) {
+    FLEETLET_ASSIGN_OR_RETURN(range.since, logs::parseTimeBound("since", *since, now));
+  }
+  if (until) {
+    FLEETLET_ASSIGN_OR_RETURN(range.until, logs::parseTimeBound("until", *until, now));
+  }
+  if (since && until) {
+    FLEETLET_RETURN_IF_ERROR(logs::checkRange(range));
+  }
+  return std::optional<logs::TimeRange>(range);
+}
+
+// The entries of `dir`: those in `range` when given, else all; the last `count` of them.
+Result<logs::TailResult> readLogs(const std::filesystem::path& dir,
+                                  const std::optional<logs::TimeRange>& range, size_t count) {
+  if (!range) return logs::readTail(dir, count);
+  FLEETLET_ASSIGN_OR_RETURN(auto result, logs::readRange(dir, *range));
+  if (result.entries.size() > count) {
+    result.entries.erase(result.entries.begin(),
+                         result.entries.end() - static_cast<ptrdiff_t>(count));
+  }
+  return result;
+}
+
 Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig config) {
   auto checked = appName(r);
   if (!checked) co_return http::errorResponse(checked.error());
@@ -258,6 +290,12 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   if (!tail) co_return http::errorResponse(tail.error());
   auto follow = http::boolQuery(r, "follow");
   if (!follow) co_return http::errorResponse(follow.error());
+  auto range = rangeQuery(r);
+  if (!range) co_return http::errorResponse(range.error());
+  if (*follow && range->has_value()) {
+    co_return http::errorResponse(
+        Error(ErrorCode::kInvalidArgument, "follow cannot be combined with since or until"));
+  }
   auto dir_job = [&service, name] { return service.logDir(name); };
   auto dir = co_await r.offload(std::move(dir_job));
   if (!dir) co_return http::errorResponse(dir.error());
@@ -265,7 +303,7 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
   size_t count = tail_lines ? static_cast<size_t>(*tail_lines) : SIZE_MAX;
 
   if (!*follow) {
-    auto read_job = [path = *dir, count] { return logs::readTail(path, count); };
+    auto read_job = [path = *dir, range = *range, count] { return readLogs(path, range, count); };
     auto result = co_await r.offload(std::move(read_job));
     // No directory yet: the app has not written a line.
     if (!result && result.error().code() != ErrorCode::kNotFound) {
@@ -285,6 +323,28 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
     return followLogs(w, state, entries, interval);
   };
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
+}
+
+Task<Response> handleNodeLogs(Request& r, std::filesystem::path node_log_dir) {
+  if (node_log_dir.empty()) {
+    co_return http::errorResponse(
+        Error(ErrorCode::kNotFound, "this fleetletd keeps no log of its own on disk"));
+  }
+  auto tail = intQuery(r, "tail", 0, INT32_MAX);
+  if (!tail) co_return http::errorResponse(tail.error());
+  auto range = rangeQuery(r);
+  if (!range) co_return http::errorResponse(range.error());
+  const auto& tail_lines = *tail;
+  size_t count = tail_lines ? static_cast<size_t>(*tail_lines) : SIZE_MAX;
+  auto read_job = [path = node_log_dir, range = *range, count] {
+    return readLogs(path, range, count);
+  };
+  auto result = co_await r.offload(std::move(read_job));
+  if (!result && result.error().code() != ErrorCode::kNotFound) {
+    co_return http::errorResponse(result.error().wrap("the node's log"));
+  }
+  std::string body = result ? ndjsonLines(result->entries) : std::string();
+  co_return Response::text(200, std::move(body), std::string(kNdjson));
 }
 
 Task<Response> handleMetrics(Request& r, const std::function<std::string()>& exposition) {
@@ -327,6 +387,9 @@ Status registerRoutes(http::Server& server, core::NodeService& service, RouteCon
   FLEETLET_RETURN_IF_ERROR(server.route("GET", "/v1/apps/{name}/logs", [svc, config](Request& r) {
     return handleLogs(r, *svc, config);
   }));
+  FLEETLET_RETURN_IF_ERROR(
+      server.route("GET", "/v1/node/logs",
+                   [dir = config.node_log_dir](Request& r) { return handleNodeLogs(r, dir); }));
   FLEETLET_RETURN_IF_ERROR(
       server.route("GET", "/v1/status", [svc](Request& r) { return handleStatus(r, *svc); }));
   FLEETLET_RETURN_IF_ERROR(server.route("GET", "/v1/screenshot",

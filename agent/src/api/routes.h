@@ -5,7 +5,8 @@
 //   GET  /v1/apps                    → {"apps":[AppStatus...]}
 //   GET  /v1/apps/{name}             → AppDetail
 //   POST /v1/apps/{name}/restart     → 200 {"app","restarted":true}
-//   GET  /v1/apps/{name}/logs        ?tail=N&follow=true → NDJSON log entries
+//   GET  /v1/apps/{name}/logs        ?tail=N&follow=true&since=T&until=T → NDJSON log entries
+//   GET  /v1/node/logs               ?tail=N&since=T&until=T → fleetletd's own log (NDJSON)
 //   GET  /v1/status                  → NodeStatus
 //   GET  /v1/events                  ?after=SEQ&limit=N&follow=true → NDJSON NodeEvent
 //   GET  /v1/top                     → the apps' and node's usage (MetricsEndpoints::top)
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -52,6 +54,8 @@ struct RouteConfig {
   std::size_t event_limit = 1000;
   // How often a logs follower looks for new lines.
   std::chrono::milliseconds log_poll{250};
+  // fleetletd's own log (logs/node_log.h) for GET /v1/node/logs; empty: 404.
+  std::filesystem::path node_log_dir;
   MetricsEndpoints metrics;
 };
 

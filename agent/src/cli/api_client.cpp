@@ -260,11 +260,35 @@ Status ApiClient::events(int64_t after, bool follow,
   return {};
 }
 
+namespace {
+
+std::string rangeQuery(const ApiClient::Range& range) {
+  std::string out;
+  if (!range.since.empty()) out += "&since=" + range.since;
+  if (!range.until.empty()) out += "&until=" + range.until;
+  return out;
+}
+
+}  // namespace
+
+Status ApiClient::nodeLogs(std::optional<std::size_t> tail, const Range& range,
+                           const std::function<bool(const logs::LogEntry&)>& on_line) {
+  std::string path = "/v1/node/logs?follow=false" + rangeQuery(range);
+  if (tail) path += fmt::format("&tail={}", *tail);
+  return streamLines(path, false, [&](const Json& j) -> Result<bool> {
+    auto line = api::logEntryFromJson(j, "line");
+    if (!line) return std::unexpected(malformed(line.error()));
+    return on_line(*line);
+  });
+}
+
 Status ApiClient::logs(std::string_view app, std::optional<std::size_t> tail, bool follow,
-                       const std::function<bool(const logs::LogEntry&)>& on_line) {
+                       const std::function<bool(const logs::LogEntry&)>& on_line,
+                       const Range& range) {
   std::string path =
       fmt::format("/v1/apps/{}/logs?follow={}", escapePathSegment(app), follow ? "true" : "false");
   if (tail) path += fmt::format("&tail={}", *tail);
+  path += rangeQuery(range);
   return streamLines(path, follow, [&](const Json& j) -> Result<bool> {
     auto line = api::logEntryFromJson(j, "line");
     if (!line) return std::unexpected(malformed(line.error()));

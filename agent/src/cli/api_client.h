@@ -54,9 +54,16 @@ class ApiClient {
   Status events(int64_t after, bool follow,
                 const std::function<bool(const core::NodeEvent&)>& on_event);
   // Calls on_line for the app's last `tail` log lines (all when nullopt) and, with `follow`,
-  // for new lines as they are written, like events().
+  // for new lines as they are written, like events(). `range` (RFC 3339 "since"/"until",
+  // either may be empty) limits them to a time range.
+  struct Range {
+    std::string since, until;
+  };
   Status logs(std::string_view app, std::optional<std::size_t> tail, bool follow,
-              const std::function<bool(const logs::LogEntry&)>& on_line);
+              const std::function<bool(const logs::LogEntry&)>& on_line, const Range& range = {});
+  // The same for fleetletd's own log (GET /v1/node/logs; no follow).
+  Status nodeLogs(std::optional<std::size_t> tail, const Range& range,
+                  const std::function<bool(const logs::LogEntry&)>& on_line);
 
  private:
   // Sends a request; an HTTP error status becomes the Error fleetletd described.

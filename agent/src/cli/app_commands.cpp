@@ -179,14 +179,17 @@ int runEvents(ApiClient& client, int64_t after, bool follow) {
   return kExitOk;
 }
 
-int runLogs(ApiClient& client, const std::string& name, int64_t tail, bool follow) {
+int runLogs(ApiClient& client, const std::string& name, int64_t tail, bool follow,
+            const ApiClient::Range& range) {
   std::optional<size_t> count;
   if (tail >= 0) count = static_cast<size_t>(tail);
-  auto st = client.logs(name, count, follow, [](const logs::LogEntry& line) {
+  auto print = [](const logs::LogEntry& line) {
     fmt::print("{}\n", line.text);
     (void)std::fflush(stdout);
     return true;
-  });
+  };
+  auto st = name.empty() ? client.nodeLogs(count, range, print)
+                         : client.logs(name, count, follow, print, range);
   if (!st) return reportFailure(st.error());
   return kExitOk;
 }
@@ -412,21 +415,48 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
 
   struct LogsFlags {
     std::string name;
+    bool node = false;
     bool follow = false;
     int64_t tail = -1;  // all
+    std::string since, until;
   };
   auto lf = std::make_shared<LogsFlags>();
-  auto* logs = app.add_subcommand("logs", "Print an app's stdout and stderr");
+  auto* logs = app.add_subcommand(
+      "logs",
+      "Print an app's stdout and stderr (or, with --node, fleetletd's own log)\n\n"
+      "Examples:\n"
+      "  fleetletctl logs web --since 10m\n"
+      "  fleetletctl logs web --since 2026-12-07T06:00:00Z --until 2026-12-07T06:10:00Z\n"
+      "  fleetletctl logs --node --since 1h --until 30m");
   logs->group(group);
-  logs->add_option("name", lf->name, "The app")->required()->check(appName());
+  logs->add_option("name", lf->name, "The app")->check(appName());
+  logs->add_flag("--node", lf->node, "fleetletd's own log instead of an app's");
   logs->add_flag("-f,--follow", lf->follow, "Keep printing new lines until interrupted");
   logs->add_option("--tail", lf->tail, "Only the last N lines (default: all)")
       ->type_name("N")
       ->check(nonNegativeInteger());
+  logs->add_option("--since", lf->since,
+                   "Only lines from this time on: RFC 3339, or a duration before now (10m, 2h)")
+      ->type_name("TIME")
+      ->check(timeBound());
+  logs->add_option("--until", lf->until, "Only lines before this time (as --since)")
+      ->type_name("TIME")
+      ->check(timeBound());
   logs->callback([flags, lf, &action] {
-    action = [=] {
+    if (lf->node == !lf->name.empty()) {
+      throw CLI::ValidationError(lf->node ? "logs: give an app or --node, not both"
+                                          : "logs: give an app, or --node for fleetletd's log");
+    }
+    if (lf->follow && (lf->node || !lf->since.empty() || !lf->until.empty())) {
+      throw CLI::ValidationError(
+          "logs: --follow cannot be combined with --node, --since or --until");
+    }
+    // Relative times are taken against this machine's clock, now.
+    auto range = resolveTimeRange(lf->since, lf->until);
+    if (!range) throw CLI::ValidationError("logs: " + range.error().message());
+    action = [=, range = *range] {
       ApiClient client(flags->socket);
-      return runLogs(client, lf->name, lf->tail, lf->follow);
+      return runLogs(client, lf->name, lf->tail, lf->follow, range);
     };
   });
 

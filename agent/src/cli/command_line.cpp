@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "logs/time_range.h"
 #include "manifest/parse.h"
 
 namespace fleetlet::cli {
@@ -116,6 +117,37 @@ CLI::Validator appName() {
             return st ? std::string() : st.error().message();
           },
           ""};
+}
+
+CLI::Validator timeBound() {
+  return {[](std::string& text) -> std::string {
+            auto t = logs::parseTimeBound("time", text, std::chrono::system_clock::now());
+            if (t) return {};
+            std::string message = t.error().message();
+            return message.substr(message.find(':') + 2);  // CLI11 names the option
+          },
+          ""};
+}
+
+Result<ApiClient::Range> resolveTimeRange(const std::string& since, const std::string& until) {
+  const auto now = std::chrono::system_clock::now();
+  logs::TimeRange range;
+  ApiClient::Range out;
+  if (!since.empty()) {
+    FLEETLET_ASSIGN_OR_RETURN(range.since, logs::parseTimeBound("--since", since, now));
+    out.since = logs::formatRfc3339Nano(range.since);
+  }
+  if (!until.empty()) {
+    FLEETLET_ASSIGN_OR_RETURN(range.until, logs::parseTimeBound("--until", until, now));
+    out.until = logs::formatRfc3339Nano(range.until);
+  }
+  if (!since.empty() && !until.empty()) {
+    if (range.since >= range.until) {
+      return fail(ErrorCode::kInvalidArgument, "--since ({}) is not before --until ({})", out.since,
+                  out.until);
+    }
+  }
+  return out;
 }
 
 CLI::Validator manifestFile() {

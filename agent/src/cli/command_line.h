@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 
+#include "cli/api_client.h"
 #include "error/error.h"
 
 namespace fleetlet::cli {
@@ -35,6 +36,11 @@ std::optional<int> parseCommandLine(CLI::App& app, int argc, const char* const* 
 CLI::Validator nonNegativeInteger();
 // a name manifest::checkAppName() accepts ("invalid app name \"../x\" (...)");
 CLI::Validator appName();
+// An RFC 3339 time or a duration before now (logs/time_range.h: parseTimeBound).
+CLI::Validator timeBound();
+// --since/--until (either may be empty) as absolute RFC 3339 times; kInvalidArgument when one
+// does not parse or since is not before until.
+Result<ApiClient::Range> resolveTimeRange(const std::string& since, const std::string& until);
 // a manifest to read: "-" (stdin) or a path that is not a directory ("X is a directory; give
 // a manifest file"). A missing file is left to the command, which names the open error.
 CLI::Validator manifestFile();

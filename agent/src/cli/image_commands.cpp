@@ -43,6 +43,7 @@ Result<oci::Platform> parsePlatform(const std::string& text) {
 struct PullFlags {
   std::string ref;
   bool plain_http = false;
+  bool https = false;
   std::string user;
   std::string platform;
   size_t parallel = 3;
@@ -54,8 +55,8 @@ int runPull(const ContainerdFlags& flags, const PullFlags& pf) {
   if (!ref) return reportFailure(ref.error());
   auto platform = parsePlatform(pf.platform);
   if (!platform) return reportFailure(platform.error());
-  registry::RegistryOptions options{.plain_http = pf.plain_http ||
-                                                  registry::isLoopbackRegistry(ref->registry())};
+  registry::RegistryOptions options{
+      .plain_http = pf.plain_http || (!pf.https && registry::isLoopbackRegistry(ref->registry()))};
   if (!pf.user.empty()) {
     auto colon = pf.user.find(':');
     if (colon == std::string::npos) {
@@ -153,8 +154,10 @@ void addImageCommands(CLI::App& app, const std::shared_ptr<ContainerdFlags>& fla
   pull->add_option("ref", pf->ref, "Image reference, e.g. 127.0.0.1:5000/acme/camera:1.4")
       ->required();
   pull->add_flag("--plain-http", pf->plain_http,
-                 "Talk plain HTTP to the registry (lab registries; loopback ones always are: "
-                 "localhost, 127.0.0.0/8, [::1])");
+                 "Talk plain HTTP to the registry (lab registries; loopback ones are unless "
+                 "--https: localhost, 127.0.0.0/8, [::1])");
+  pull->add_flag("--https", pf->https, "Talk HTTPS to a loopback registry")
+      ->excludes("--plain-http");
   pull->add_option("--user", pf->user, "Registry credentials USER:PASSWORD");
   pull->add_option("--platform", pf->platform, "os/arch[/variant] to pull (default: this host)");
   pull->add_option("--parallel", pf->parallel, "Layers downloaded at once")

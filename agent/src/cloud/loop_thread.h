@@ -31,13 +31,23 @@ class LoopThread {
 
   std::stop_token token() const { return stop_.get_token(); }
 
+  // Ends the loop's current (or next) sleep early, as if its delay had passed.
+  void wake() {
+    {
+      std::lock_guard lock(mu_);
+      woken_ = true;
+    }
+    cv_.notify_all();
+  }
+
   // Runs body(sleep) on the thread; sleep(d) waits d and returns false once stopping.
   void start(std::function<void(const SleepFn&)> body) {
     thread_ = std::thread([this, body = std::move(body)] {
       auto token = stop_.get_token();
       body([this, token](Duration delay) {
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, token, delay, [] { return false; });
+        cv_.wait_for(lock, token, delay, [this] { return woken_; });
+        woken_ = false;
         return !token.stop_requested();
       });
     });
@@ -47,6 +57,7 @@ class LoopThread {
   std::stop_source stop_;
   std::mutex mu_;
   std::condition_variable_any cv_;
+  bool woken_ = false;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -148,13 +148,21 @@ SourceThread::SourceThread(ManifestSourceOptions options,
 std::unique_ptr<SourceThread> startManifestSource(const config::CloudConfig& config,
                                                   std::string_view node_id, ApplyFn apply,
                                                   RefusedFn refused) {
-  ManifestSourceOptions options{.url = ManifestSource::expand(config.manifest_url, node_id),
+  return startDocumentSource(config, config.manifest_url, config.wait, node_id, std::move(apply),
+                             std::move(refused));
+}
+
+std::unique_ptr<SourceThread> startDocumentSource(const config::CloudConfig& config,
+                                                  const std::string& url, std::chrono::seconds wait,
+                                                  std::string_view node_id, ApplyFn apply,
+                                                  RefusedFn refused) {
+  ManifestSourceOptions options{.url = ManifestSource::expand(url, node_id),
                                 .interval = config.interval,
-                                .wait = config.wait,
+                                .wait = wait,
                                 .max_body_bytes = config.max_manifest_bytes};
   spdlog::info("cloud: polling {} every {} s (long poll {} s)", options.url,
                std::chrono::duration_cast<std::chrono::seconds>(config.interval).count(),
-               config.wait.count());
+               wait.count());
   auto make = [&config](std::stop_token stop) -> std::unique_ptr<Fetcher> {
     return std::make_unique<HttpFetcher>(
         HttpFetcherOptions{.tls = config.tls,

@@ -106,5 +106,11 @@ class SourceThread {
 std::unique_ptr<SourceThread> startManifestSource(const config::CloudConfig& config,
                                                   std::string_view node_id, ApplyFn apply,
                                                   RefusedFn refused);
+// The same for another document at `url` ({node} replaced), every config.interval, asking a
+// long poll of `wait` (0: none): the log requests (cloud.logRequestUrl).
+std::unique_ptr<SourceThread> startDocumentSource(const config::CloudConfig& config,
+                                                  const std::string& url, std::chrono::seconds wait,
+                                                  std::string_view node_id, ApplyFn apply,
+                                                  RefusedFn refused);
 
 }  // namespace fleetlet::cloud

@@ -1,11 +1,12 @@
 #include "cloud/status_outbox.h"
 
+#include <algorithm>
 #include <array>
 
 namespace fleetlet::cloud {
 namespace {
 
-constexpr std::array<std::string_view, 2> kMigrations = {R"sql(
+constexpr std::array<std::string_view, 3> kMigrations = {R"sql(
 CREATE TABLE reports (
   seq INTEGER PRIMARY KEY,
   body TEXT NOT NULL,
@@ -15,7 +16,26 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )sql",
                                                          R"sql(
 CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+)sql",
+                                                         R"sql(
+CREATE TABLE results (n INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL,
+                      body TEXT NOT NULL);
+-- Owned by logrequest::LogRequestStore (logrequest/store.h): in this database so that a
+-- request's end and its result for the next report are one transaction.
+CREATE TABLE log_requests (
+  id TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  received TEXT NOT NULL,
+  updated TEXT NOT NULL
+);
 )sql"};
+
+bool isResultMember(std::string_view member) {
+  return std::ranges::find(StatusOutbox::kResultMembers, member) !=
+         StatusOutbox::kResultMembers.end();
+}
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -93,6 +113,29 @@ Status StatusOutbox::addEvent(const Json& event) {
   return tx.commit();
 }
 
+Status StatusOutbox::transact(const std::function<Status(sqlite::Database&)>& work) {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto tx, db_.begin());
+  FLEETLET_RETURN_IF_ERROR(work(db_));
+  return tx.commit();
+}
+
+Status StatusOutbox::queueResult(sqlite::Database& db, std::string_view member, const Json& item) {
+  if (!isResultMember(member)) {
+    return fail(ErrorCode::kInvalidArgument, "status outbox: \"{}\" is no result member", member);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto ins, db.prepare("INSERT INTO results(member, body) VALUES(?, ?)"));
+  FLEETLET_RETURN_IF_ERROR(ins.bindAll(member, dump(item)));
+  return ins.run();
+}
+
+Result<int64_t> StatusOutbox::queuedResults() {
+  std::lock_guard lock(mu_);
+  FLEETLET_ASSIGN_OR_RETURN(auto st, db_.prepare("SELECT count(*) FROM results"));
+  FLEETLET_ASSIGN_OR_RETURN(bool row, st.step());
+  return row ? st.columnInt64(0) : 0;
+}
+
 Result<Json> StatusOutbox::queuedEvents() {
   std::lock_guard lock(mu_);
   return takeQueued(false);
@@ -124,6 +167,20 @@ Result<int64_t> StatusOutbox::add(Json report) {
     report["eventsDropped"] = report.value("eventsDropped", int64_t{0}) + dropped_queued;
     FLEETLET_RETURN_IF_ERROR(writeMeta("dropped", 0));
   }
+  // Queued results go into their members (arrays), oldest first.
+  FLEETLET_ASSIGN_OR_RETURN(auto results,
+                            db_.prepare("SELECT member, body FROM results ORDER BY n"));
+  for (;;) {
+    FLEETLET_ASSIGN_OR_RETURN(bool row, results.step());
+    if (!row) break;
+    std::string member = results.columnText(0);
+    auto item = Json::parse(results.columnText(1), nullptr, false);
+    if (item.is_discarded()) continue;
+    if (!report[member].is_array()) report[member] = Json::array();
+    report[member].push_back(std::move(item));
+  }
+  FLEETLET_RETURN_IF_ERROR(results.reset());
+  FLEETLET_RETURN_IF_ERROR(db_.exec("DELETE FROM results"));
   // The newest report, when it is still open, absorbs this one.
   FLEETLET_ASSIGN_OR_RETURN(auto newest,
                             db_.prepare("SELECT seq, body, frozen FROM reports ORDER BY seq DESC "
@@ -139,6 +196,13 @@ Result<int64_t> StatusOutbox::add(Json report) {
       report["events"] = std::move(events);
       report["eventsDropped"] =
           old.value("eventsDropped", int64_t{0}) + report.value("eventsDropped", int64_t{0});
+      // Results the open report held stay, before this one's.
+      for (const auto& [member, items] : old.items()) {
+        if (member == "events" || !items.is_array() || !isResultMember(member)) continue;
+        Json merged = items;
+        for (auto& item : report.value(member, Json::array())) merged.push_back(std::move(item));
+        report[member] = std::move(merged);
+      }
     }
   } else {
     FLEETLET_ASSIGN_OR_RETURN(int64_t last, readMeta("seq"));

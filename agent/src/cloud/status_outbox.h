@@ -14,12 +14,17 @@
 //     holds at most two reports (the one being retried and the one growing);
 //   - when the reports' and queued events' bytes pass `max_bytes`, the oldest queued events
 //     (or the growing report's oldest events) are dropped and counted in "eventsDropped";
+//   - results (queueResult(), e.g. a log request's end: logrequest/store.h) wait durably like
+//     events and go into the next report's member of their kind (an array, appended to on a
+//     merge), each into exactly one report; they are small and not counted in the bound;
 //   - a report handed out is never changed again (the cloud may have it already), and a report
 //     is deleted only by ack().
 //
 // Thread-safety: all methods lock one mutex.
 
+#include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +44,8 @@ struct OutboxReport {
 class StatusOutbox {
  public:
   static constexpr size_t kDefaultMaxBytes = size_t{1024} * 1024;
+  // The report members that queueResult() fills.
+  static constexpr std::array<std::string_view, 1> kResultMembers = {"logRequests"};
 
   static Result<std::unique_ptr<StatusOutbox>> open(const std::filesystem::path& file,
                                                     size_t max_bytes = kDefaultMaxBytes);
@@ -54,6 +61,15 @@ class StatusOutbox {
   Result<std::optional<OutboxReport>> next();
   // The cloud has `seq`: it is deleted. Acknowledging an unknown seq is not an error.
   Status ack(int64_t seq);
+  // Runs `work` on the outbox's database in one write transaction (committed when it
+  // succeeds, rolled back otherwise), under the outbox's lock: how another module keeps its
+  // own state in status.db and queues a result with it atomically.
+  Status transact(const std::function<Status(sqlite::Database&)>& work);
+  // Inside transact(): queues `item` for the next report's `member` (one of kResultMembers;
+  // kInvalidArgument otherwise).
+  static Status queueResult(sqlite::Database& db, std::string_view member, const Json& item);
+  // How many results wait for a report.
+  Result<int64_t> queuedResults();
   // Reports waiting and their bytes.
   Result<std::pair<int64_t, int64_t>> pending();
 

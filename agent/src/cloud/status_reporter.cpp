@@ -73,11 +73,16 @@ Result<bool> StatusReporter::collect() {
   FLEETLET_ASSIGN_OR_RETURN(Json events, outbox_.queuedEvents());
   bool urgent = false;
   for (const auto& e : events) urgent = urgent || finishesAnApply(e.value("kind", ""));
+  // A log request's end goes out at once, like an apply's.
+  FLEETLET_ASSIGN_OR_RETURN(int64_t results, outbox_.queuedResults());
+  urgent = urgent || results > 0;
   FLEETLET_ASSIGN_OR_RETURN(auto apps, node_.apps());
   Json apps_json = appsJson(apps);
-  std::string apps_text = apps_json.dump();
+  Json alerts = options_.active_alerts ? options_.active_alerts() : Json::array();
+  // What the state members say, to notice changes.
+  std::string apps_text = apps_json.dump() + alerts.dump();
   const auto now = options_.now();
-  const bool changed = !events.empty() || apps_text != last_apps_ || !last_report_;
+  const bool changed = !events.empty() || results > 0 || apps_text != last_apps_ || !last_report_;
   const bool due = !last_report_ || urgent || now - *last_report_ >= options_.min_interval;
   if (!changed || !due) return false;  // queued events wait in the outbox
   FLEETLET_ASSIGN_OR_RETURN(auto status, node_.status());
@@ -92,6 +97,7 @@ Result<bool> StatusReporter::collect() {
       {"converged", status.converged},
       {"errors", status.errors},
       {"apps", std::move(apps_json)},
+      {"alerts", std::move(alerts)},
   };
   // The outbox adds every queued event (those queued since `events` was read too).
   FLEETLET_ASSIGN_OR_RETURN(int64_t seq, outbox_.add(std::move(report)));
@@ -148,16 +154,18 @@ void StatusReporter::run(const std::function<bool(Duration)>& sleep, Duration ti
 
 std::unique_ptr<ReporterThread> ReporterThread::start(const config::CloudConfig& config,
                                                       std::string_view node_id,
-                                                      StatusOutbox& outbox,
-                                                      core::NodeService& node) {
-  std::unique_ptr<ReporterThread> thread(new ReporterThread(outbox, config, node_id, node));
+                                                      StatusOutbox& outbox, core::NodeService& node,
+                                                      std::function<Json()> active_alerts) {
+  std::unique_ptr<ReporterThread> thread(
+      new ReporterThread(outbox, config, node_id, node, std::move(active_alerts)));
   spdlog::info("status: reporting to {} ({})", thread->reporter_.urlFor(0), config.status_method);
   thread->loop_.start([r = thread.get()](const SleepFn& sleep) { r->reporter_.run(sleep); });
   return thread;
 }
 
 ReporterThread::ReporterThread(StatusOutbox& outbox, const config::CloudConfig& config,
-                               std::string_view node_id, core::NodeService& node)
+                               std::string_view node_id, core::NodeService& node,
+                               std::function<Json()> active_alerts)
     : sender_(HttpFetcherOptions{.tls = config.tls,
                                  .max_body_bytes = int64_t{64} * 1024,
                                  .timeout = config.timeout,
@@ -166,7 +174,8 @@ ReporterThread::ReporterThread(StatusOutbox& outbox, const config::CloudConfig& 
                                 .url = config.status_url,
                                 .method = config.status_method,
                                 .min_interval = config.status_interval,
-                                .max_backoff = config.interval},
+                                .max_backoff = config.interval,
+                                .active_alerts = std::move(active_alerts)},
                 node, outbox, sender_) {}
 
 }  // namespace fleetlet::cloud

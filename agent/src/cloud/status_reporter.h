@@ -45,6 +45,9 @@ struct ReporterOptions {
     return std::chrono::system_clock::now();
   };
   std::function<double()> random01;  // empty: std::mt19937
+  // The alerts in force now, for the report's "alerts" member (an array; a change makes a
+  // report like an app's change does). Empty: always [].
+  std::function<Json()> active_alerts;
 };
 
 // Queues `event` in `outbox` for the next report (errors are logged: the event is then only in
@@ -88,12 +91,13 @@ class ReporterThread {
  public:
   static std::unique_ptr<ReporterThread> start(const config::CloudConfig& config,
                                                std::string_view node_id, StatusOutbox& outbox,
-                                               core::NodeService& node);
+                                               core::NodeService& node,
+                                               std::function<Json()> active_alerts = {});
   ~ReporterThread() { loop_.stop(); }
 
  private:
   ReporterThread(StatusOutbox& outbox, const config::CloudConfig& config, std::string_view node_id,
-                 core::NodeService& node);
+                 core::NodeService& node, std::function<Json()> active_alerts);
 
   LoopThread loop_;
   HttpFetcher sender_;

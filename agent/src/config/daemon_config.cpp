@@ -90,6 +90,18 @@ Status loadNode(const YAML::Node& v, const std::string& file, DaemonConfig& cfg)
                     });
 }
 
+Status loadRuntime(const YAML::Node& v, const std::string& file, DaemonConfig& cfg) {
+  return forEachKey(v, "runtime", file,
+                    [&](const std::string& key, const YAML::Node& n) -> Result<bool> {
+                      if (key != "runtime.containerShim") return false;
+                      FLEETLET_ASSIGN_OR_RETURN(auto name, scalar<std::string>(n, key, file));
+                      auto shim = parseContainerShim(name);
+                      if (!shim) return std::unexpected(shim.error().wrap("{}: {}", file, key));
+                      cfg.container_shim = *shim;
+                      return true;
+                    });
+}
+
 Status loadTrust(const YAML::Node& v, const std::filesystem::path& path, DaemonConfig& cfg) {
   const std::string file = path.string();
   return forEachKey(
@@ -199,6 +211,16 @@ Status loadCloud(const YAML::Node& v, const std::filesystem::path& path, CloudCo
           FLEETLET_ASSIGN_OR_RETURN(cloud.timeout, duration(n, key, file));
         } else if (key == "cloud.maxManifestBytes") {
           FLEETLET_ASSIGN_OR_RETURN(cloud.max_manifest_bytes, positive<int64_t>(n, key, file));
+        } else if (key == "cloud.logRequestUrl") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_request_url, scalar<std::string>(n, key, file));
+        } else if (key == "cloud.logUploadMaxBytes") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_upload_max_bytes, positive<int64_t>(n, key, file));
+        } else if (key == "cloud.logUploadRate") {
+          FLEETLET_ASSIGN_OR_RETURN(cloud.log_upload_rate, scalar<int64_t>(n, key, file));
+          if (cloud.log_upload_rate < 0) {
+            return fail(ErrorCode::kInvalidArgument, "{}: {}: must be 0 (no cap) or more", file,
+                        key);
+          }
         } else if (key == "cloud.tls") {
           FLEETLET_RETURN_IF_ERROR(loadCloudTls(n, path, cloud.tls));
         } else {
@@ -217,6 +239,17 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
                 "\"{}\" is not a duration (examples: 250ms, 30s, 5m, 1h)", text);
   }
   return d;
+}
+
+Result<ContainerShim> parseContainerShim(std::string_view name) {
+  if (name == "runc") return ContainerShim::kRunc;
+  if (name == "fleetlet") return ContainerShim::kFleetlet;
+  return fail(ErrorCode::kInvalidArgument,
+              "\"{}\" is not a container shim (expected runc or fleetlet)", name);
+}
+
+std::string_view runtimeName(ContainerShim shim) {
+  return shim == ContainerShim::kFleetlet ? "io.containerd.fleetlet.v1" : "io.containerd.runc.v2";
 }
 
 Status checkLogLevel(std::string_view level) {
@@ -336,17 +369,21 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
       FLEETLET_RETURN_IF_ERROR(loadNode(v, file, base));
     } else if (key == "trust") {
       FLEETLET_RETURN_IF_ERROR(loadTrust(v, path, base));
+    } else if (key == "runtime") {
+      FLEETLET_RETURN_IF_ERROR(loadRuntime(v, file, base));
     } else if (key == "cloud") {
       FLEETLET_RETURN_IF_ERROR(loadCloud(v, path, base.cloud));
     } else if (key == "alerts") {
       FLEETLET_RETURN_IF_ERROR(loadAlerts(v, file, base.alerts));
-    } else if (key == "plainHttpRegistries") {
+    } else if (key == "plainHttpRegistries" || key == "httpsRegistries") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);
       }
+      auto& names =
+          key == "plainHttpRegistries" ? base.plain_http_registries : base.https_registries;
       for (const auto& item : v) {
         FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(item, key, file));
-        base.plain_http_registries.insert(s);
+        names.insert(s);
       }
     } else {
       return fail(ErrorCode::kInvalidArgument, "{}: unknown key \"{}\"", file, key);

@@ -2,10 +2,12 @@
 // fleetletd's settings: built-in defaults, then a YAML config file (--config), then flags.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "error/error.h"
@@ -43,8 +45,19 @@ struct CloudConfig {
   std::chrono::seconds wait{55};  // sent as "Prefer: wait=N"; 0: not sent
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // beyond `wait`
   int64_t max_manifest_bytes = int64_t{1024} * 1024;
+  // Signed log requests (logrequest/request.h); may contain {node}; empty: none are fetched.
+  std::string log_request_url;
+  // The largest gzip a log request uploads (a request may ask for less).
+  int64_t log_upload_max_bytes = int64_t{16} * 1024 * 1024;
+  // Log uploads are sent no faster than this many bytes/s; 0: no cap.
+  int64_t log_upload_rate = 0;
   CloudTls tls;
 };
+
+// runtime.containerShim: the containerd runtime `runtime: container` apps are created with
+// (docs/runtimes.md). kRunc: io.containerd.runc.v2 (containerd's Go shim); kFleetlet:
+// io.containerd.fleetlet.v1 (containerd-shim-fleetlet-v1 in container mode, through runc).
+enum class ContainerShim : std::uint8_t { kRunc, kFleetlet };
 
 struct DaemonConfig {
   std::string containerd = "/run/containerd/containerd.sock";
@@ -53,10 +66,12 @@ struct DaemonConfig {
   std::filesystem::path api_socket = "/run/fleetlet/fleetletd.sock";
   std::filesystem::path desired;  // empty: only `fleetletctl apply`
   std::string log_level = "info";
+  ContainerShim container_shim = ContainerShim::kRunc;
   std::filesystem::path logger;  // the fleetlet-logger binary; empty: the one next to fleetletd
   std::set<std::string> plain_http_registries;
-  size_t parallelism = 4;       // reconcile workers
-  size_t pull_parallelism = 2;  // images pulled at once
+  std::set<std::string> https_registries;  // loopback registries reached over HTTPS
+  size_t parallelism = 4;                  // reconcile workers
+  size_t pull_parallelism = 2;             // images pulled at once
   // A pull fails after this long, or when slower than pull_min_speed (bytes/s) on average over
   // pull_stall_timeout.
   std::chrono::milliseconds pull_timeout{std::chrono::minutes(30)};
@@ -112,17 +127,24 @@ struct DaemonConfig {
 // Parses a duration flag or key: "30s", "5m", "1h", "250ms".
 Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 
+// "runc" or "fleetlet"; kInvalidArgument naming both otherwise.
+Result<ContainerShim> parseContainerShim(std::string_view name);
+// The containerd runtime name (io.containerd.runc.v2 / io.containerd.fleetlet.v1).
+std::string_view runtimeName(ContainerShim shim);
+
 // kInvalidArgument unless `level` is one of trace, debug, info, warn, error, off.
 Status checkLogLevel(std::string_view level);
 
 // Reads a YAML config file over `base`. Keys: containerd, namespace, dataDir, apiSocket,
-// desired, logLevel, logger, plainHttpRegistries (list), parallelism, pullParallelism,
+// desired, logLevel, logger, plainHttpRegistries (list),
+// httpsRegistries (list), parallelism, pullParallelism,
 // pullTimeout, pullStallTimeout, pullMinSpeed, removedLogRetention, shipLogs, cniConfDir,
 // cniBinDirs (list), netnsDir, cniNetns, streamsHandoff, blobsHandoff, systemManifest,
 // systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,
 // idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules (list),
 // eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod,
-// statusInterval, interval, wait, timeout, maxManifestBytes, tls.{cert, key, ca,
+// statusInterval, interval, wait, timeout, maxManifestBytes, logRequestUrl, logUploadMaxBytes,
+// logUploadRate, tls.{cert, key, ca,
 // pinnedPublicKeys}} (docs/configuration.md). Relative file names in trust and cloud.tls are
 // relative to the config file's folder. Unknown keys and wrong types are kInvalidArgument
 // naming the file and the key; a missing file is kNotFound.

@@ -33,7 +33,10 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
                  withDefault("trace|debug|info|warn|error|off", d.log_level));
   app.add_option("--plain-http-registry", f.plain_http,
                  "registry HOST:PORT reached over plain HTTP (repeatable; loopback registries "
-                 "always are)");
+                 "are unless named by --https-registry)");
+  app.add_option("--https-registry", f.https,
+                 "loopback registry HOST:PORT reached over HTTPS instead of plain HTTP "
+                 "(repeatable)");
   app.add_option("--parallelism", f.parallelism,
                  withDefault("reconcile workers: apps worked on at once (pulls do not hold one)",
                              std::to_string(d.parallelism)))
@@ -88,6 +91,9 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--display", f.display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", f.webview_binary, "the fleetlet-webview binary [next to fleetletd]");
+  app.add_option("--container-shim", f.container_shim,
+                 "runc|fleetlet: the containerd shim of runtime: container apps, "
+                 "io.containerd.runc.v2 or io.containerd.fleetlet.v1 (docs/runtimes.md) [runc]");
   app.add_option("--metrics-listen", f.metrics_listen,
                  "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
                  "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");
@@ -132,6 +138,11 @@ Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f,
     }
     cfg.log_level = f.log_level;
   }
+  if (!f.container_shim.empty()) {
+    auto shim = parseContainerShim(f.container_shim);
+    if (!shim) return std::unexpected(shim.error().wrap("--container-shim"));
+    cfg.container_shim = *shim;
+  }
   if (f.parallelism) cfg.parallelism = *f.parallelism;
   if (f.pull_parallelism) cfg.pull_parallelism = *f.pull_parallelism;
   if (f.pull_min_speed) cfg.pull_min_speed = *f.pull_min_speed;
@@ -147,6 +158,15 @@ Result<DaemonConfig> resolveDaemonConfig(const DaemonFlags& f,
     *target = *d;
   }
   cfg.plain_http_registries.insert(f.plain_http.begin(), f.plain_http.end());
+  cfg.https_registries.insert(f.https.begin(), f.https.end());
+  for (const auto& name : cfg.https_registries) {
+    if (cfg.plain_http_registries.contains(name)) {
+      return std::unexpected(Error(ErrorCode::kInvalidArgument,
+                                   fmt::format("registry {} is named both plain HTTP "
+                                               "(plainHttpRegistries) and HTTPS (httpsRegistries)",
+                                               name)));
+    }
+  }
   if (!f.cni_bin_dirs.empty())
     cfg.cni_bin_dirs.assign(f.cni_bin_dirs.begin(), f.cni_bin_dirs.end());
   return cfg;

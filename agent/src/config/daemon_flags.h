@@ -21,6 +21,7 @@ struct DaemonFlags {
   bool check_config = false;
   std::string containerd, ns, data_dir, api_socket, desired, log_level, logger;
   std::vector<std::string> plain_http;
+  std::vector<std::string> https;
   std::optional<size_t> parallelism, pull_parallelism;
   std::optional<int64_t> pull_min_speed;
   std::string pull_timeout, pull_stall_timeout, removed_log_retention;
@@ -30,6 +31,7 @@ struct DaemonFlags {
   std::string display, webview_binary;
   std::optional<bool> ship_logs;
   std::string metrics_listen;
+  std::string container_shim;
 };
 
 // Adds fleetletd's flags (--config, --check-config and one per setting) to `app`, writing into

@@ -240,4 +240,13 @@ Result<TailResult> readTail(const std::filesystem::path& dir, size_t n) {
   return TailResult{std::move(follower.queued_), follower.malformed()};
 }
 
+Result<TailResult> readRange(const std::filesystem::path& dir, const TimeRange& range) {
+  FLEETLET_ASSIGN_OR_RETURN(auto follower, LogFollower::open(dir, SIZE_MAX));
+  TailResult out{.entries = {}, .malformed = follower.malformed()};
+  for (auto& e : follower.queued_) {
+    if (range.contains(e.time)) out.entries.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace fleetlet::logs

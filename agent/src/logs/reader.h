@@ -35,6 +35,7 @@
 #include "error/error.h"
 #include "logs/clock.h"
 #include "logs/cri.h"
+#include "logs/time_range.h"
 #include "os/unique_fd.h"
 
 namespace fleetlet::logs {
@@ -95,6 +96,11 @@ struct TailResult {
 // on file reads.
 Result<TailResult> readTail(const std::filesystem::path& dir, size_t n);
 
+// The complete entries of the log in `dir` whose time (of their first record) is in `range`,
+// oldest first, across current.log and every rotated file. kNotFound when `dir` does not
+// exist. Reads the whole directory (at most (max_files + 1) * max_size bytes).
+Result<TailResult> readRange(const std::filesystem::path& dir, const TimeRange& range);
+
 class LogFollower {
  public:
   // Positions a follower after the last `tail` complete entries of the log in `dir` (all with
@@ -119,6 +125,7 @@ class LogFollower {
 
  private:
   friend Result<TailResult> readTail(const std::filesystem::path& dir, size_t n);
+  friend Result<TailResult> readRange(const std::filesystem::path& dir, const TimeRange& range);
   explicit LogFollower(std::filesystem::path dir) : dir_(std::move(dir)) {}
   // Reads `file` from `offset` to its end; complete lines go through the assembler into
   // `out`, a trailing incomplete line stays in `partial`.

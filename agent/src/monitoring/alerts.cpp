@@ -283,10 +283,13 @@ void AlertEvaluator::step(size_t rule_index, const std::map<std::string, double>
       if (now - *st.since >= rule.hold) {
         st.raised = true;
         st.last_emitted = now;
+        st.raised_at = now;
+        st.emitted_value = value;
         emit(AlertPhase::kRaise, subject, value);
       }
     } else if (now - st.last_emitted >= continue_every_) {
       st.last_emitted = now;
+      st.emitted_value = value;
       emit(AlertPhase::kContinue, subject, value);
     }
   }
@@ -305,6 +308,21 @@ std::vector<std::pair<std::string, std::string>> AlertEvaluator::active() const 
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [key, st] : states_) {
     if (st.raised) out.emplace_back(rules_[key.first].text, key.second);
+  }
+  return out;
+}
+
+std::vector<AlertEvaluator::Active> AlertEvaluator::activeAlerts() const {
+  std::vector<Active> out;
+  for (const auto& [key, st] : states_) {
+    if (!st.raised) continue;
+    const AlertRule& rule = rules_[key.first];
+    out.push_back({.rule = rule.text,
+                   .subject = key.second,
+                   .value = st.emitted_value,
+                   .since = st.raised_at,
+                   .message = fmt::format("{}: {}", rule.text,
+                                          describeValue(rule, key.second, st.emitted_value))});
   }
   return out;
 }

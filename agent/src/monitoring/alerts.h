@@ -109,6 +109,16 @@ class AlertEvaluator {
   }
   // Alerts raised and not fallen: (rule, subject).
   std::vector<std::pair<std::string, std::string>> active() const;
+  // The same with the value of their last raise or continue (so it changes only with an
+  // event, not at every evaluation), when they were raised and the message.
+  struct Active {
+    std::string rule;
+    std::string subject;
+    double value = 0;
+    AlertClock::time_point since;
+    std::string message;
+  };
+  std::vector<Active> activeAlerts() const;
   const std::vector<AlertRule>& rules() const { return rules_; }
 
  private:
@@ -117,6 +127,8 @@ class AlertEvaluator {
     bool raised = false;
     AlertClock::time_point last_emitted;
     double last_value = 0;
+    AlertClock::time_point raised_at;
+    double emitted_value = 0;  // at the last raise or continue
   };
   void step(size_t rule, const std::map<std::string, double>& values, AlertClock::time_point now,
             std::vector<AlertEvent>& out);

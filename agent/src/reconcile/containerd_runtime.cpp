@@ -197,12 +197,13 @@ Status ContainerdRuntime::ensureImage(const manifest::App& app, std::stop_token 
   FLEETLET_ASSIGN_OR_RETURN(auto ref, oci::Reference::parse(app.image));
   std::string name = ref.toString();
   registry::RegistryClient client(
-      ref.registry(), {.plain_http = options_.plain_http_registries.contains(ref.registry()) ||
-                                     registry::isLoopbackRegistry(ref.registry()),
-                       .stall_timeout = options_.pull_stall_timeout,
-                       .min_bytes_per_second = options_.pull_min_bytes_per_second,
-                       .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
-                       .stop = std::move(stop)});
+      ref.registry(),
+      {.plain_http = registry::usesPlainHttp(ref.registry(), options_.plain_http_registries,
+                                             options_.https_registries),
+       .stall_timeout = options_.pull_stall_timeout,
+       .min_bytes_per_second = options_.pull_min_bytes_per_second,
+       .deadline = std::chrono::steady_clock::now() + options_.pull_timeout,
+       .stop = std::move(stop)});
   image::RegistrySource source(client, ref);
   auto pulled = image::pullImage(source, images_, name, {});
   if (!pulled) {
@@ -280,6 +281,7 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
                      .create({.id = id,
                               .image = ref.toString(),
                               .labels = labels,
+                              .runtime = options_.container_runtime,
                               .spec_json = spec.dump(),
                               .snapshotter = snaps.snapshotter(),
                               .snapshot_key = id});
@@ -318,14 +320,20 @@ Status ContainerdRuntime::createNative(const manifest::App& app, const std::stri
         uid, options_.native_uids->nativeUid(app.name, kFirstNativeUid, kLastNativeUid,
                                              [](uint32_t u) { return ::getpwuid(u) != nullptr; }));
   }
-  FLEETLET_ASSIGN_OR_RETURN(
-      auto spec, ocispec::buildNativeSpec(app, {.container_id = id,
-                                                .ns = options_.ns,
-                                                .volumes_root = volumes_root,
-                                                .extra_env = services::serviceEnvironment(app),
-                                                .netns_path = netnsPath(app),
-                                                .state_dir = state,
-                                                .native_uid = uid}));
+  // A host-network app is told its own host listeners, not the services' shared ones.
+  auto service_env = services::serviceEnvironment(app);
+  if (hasHostListeners(app)) {
+    FLEETLET_ASSIGN_OR_RETURN(
+        auto own, options_.services->linkHost(app.name, app.services, hostListenerPorts()));
+    for (auto& [name, uri] : own) service_env[name] = std::move(uri);
+  }
+  FLEETLET_ASSIGN_OR_RETURN(auto spec, ocispec::buildNativeSpec(app, {.container_id = id,
+                                                                      .ns = options_.ns,
+                                                                      .volumes_root = volumes_root,
+                                                                      .extra_env = service_env,
+                                                                      .netns_path = netnsPath(app),
+                                                                      .state_dir = state,
+                                                                      .native_uid = uid}));
   auto created = containerd::ContainerService(connection_, scope())
                      .create({.id = id,
                               .labels = labels,
@@ -410,7 +418,21 @@ Status ContainerdRuntime::remove(const std::string& id) {
   return okIfNotFound(containers.remove(id));
 }
 
+bool ContainerdRuntime::hasHostListeners(const manifest::App& app) const {
+  return options_.services != nullptr && app.runtime == manifest::Runtime::kNative &&
+         !app.services.empty() && netnsPath(app).empty() &&
+         !(app.sandbox && app.sandbox->level == manifest::SandboxLevel::kContained);
+}
+
+std::filesystem::path ContainerdRuntime::hostListenerPorts() const {
+  return options_.data_dir / "host-listeners";
+}
+
 Status ContainerdRuntime::refresh(const manifest::App& app) {
+  if (hasHostListeners(app)) {
+    // Again on the recorded ports (after a fleetletd restart: beside the services' copies).
+    return discardValue(options_.services->linkHost(app.name, app.services, hostListenerPorts()));
+  }
   const std::string netns = netnsPath(app);
   if (options_.services == nullptr || netns.empty()) return {};
   return options_.services->link(app.name, app.services, netns);
@@ -437,6 +459,10 @@ void ContainerdRuntime::pruneAppData(const std::set<std::string>& live) {
   // Listeners first (a listener keeps its namespace alive), then the networks: an app that is
   // gone has no container left to use them.
   if (options_.services != nullptr) options_.services->gc(live);
+  std::error_code ports_ec;
+  for (const auto& f : std::filesystem::directory_iterator(hostListenerPorts(), ports_ec)) {
+    if (!live.contains(f.path().filename().string())) std::filesystem::remove(f.path(), ports_ec);
+  }
   if (options_.networks != nullptr) options_.networks->gc(live);
   if (options_.native_uids != nullptr) {
     if (auto st = options_.native_uids->releaseNativeUids(live); !st) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "containerd/connection.h"
+#include "containerd/containers.h"
 #include "containerd/tasks.h"
 #include "image/store.h"
 #include "network/app_networks.h"
@@ -27,9 +28,15 @@ namespace fleetlet::reconcile {
 
 struct ContainerdRuntimeOptions {
   std::string ns = "fleetlet";
+  // The containerd runtime of `runtime: container` apps (runtime.containerShim): the Go shim
+  // io.containerd.runc.v2 or containerd-shim-fleetlet-v1's container mode. A container made
+  // with one keeps it until replaced (containerd records it per container).
+  std::string container_runtime = containerd::kRuncRuntime;
   std::filesystem::path data_dir;  // volumes/<app>/<volume>, logs/<app>/
-  // Registries reached over plain HTTP ("127.0.0.1:5000").
+  // Registries reached over plain HTTP ("registry.lan:5000"), and loopback ones reached over
+  // HTTPS (loopback registries are plain HTTP otherwise): registry::usesPlainHttp.
   std::set<std::string> plain_http_registries;
+  std::set<std::string> https_registries;
   // Where an app's stdout/stderr go; default: files under data_dir/logs/<app>/.
   std::function<Result<containerd::TaskIo>(const std::string& app)> task_io;
   // A pull fails once it has run this long, or when it moves fewer than
@@ -87,6 +94,10 @@ class ContainerdRuntime : public ContainerRuntime {
   std::string netnsPath(const manifest::App& app) const;
   // Whether the app gets a network of its own (native apps only at the contained level).
   static bool joinsAppNetwork(const manifest::App& app);
+  // A native app on the host's network that lists services: it gets host listeners of its
+  // own (ServiceLinks::linkHost), their ports kept in hostListenerPorts().
+  bool hasHostListeners(const manifest::App& app) const;
+  std::filesystem::path hostListenerPorts() const;
   // runtime: native: <data_dir>/state/<app>, the app's state directory.
   std::filesystem::path stateDir(const std::string& app) const;
   Status createNative(const manifest::App& app, const std::string& id,

@@ -69,6 +69,13 @@ class RegistryClient::ClientLease {
   std::unique_ptr<http::Client> client_;
 };
 
+bool usesPlainHttp(std::string_view registry, const std::set<std::string>& plain_http,
+                   const std::set<std::string>& https) {
+  const std::string name(registry);
+  if (plain_http.contains(name)) return true;
+  return isLoopbackRegistry(registry) && !https.contains(name);
+}
+
 bool isLoopbackRegistry(std::string_view registry) {
   std::string_view host = registry;
   if (host.starts_with('[')) {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ namespace fleetlet::registry {
 // "[::1]:5000"). Such registries are reached over plain HTTP unless configured otherwise, as
 // Docker does; every other registry over HTTPS unless named plain-HTTP.
 bool isLoopbackRegistry(std::string_view registry);
+
+// The scheme fleetletd and fleetletctl use for `registry`: plain HTTP when it is named in
+// `plain_http`, or is a loopback registry not named in `https`; HTTPS otherwise.
+bool usesPlainHttp(std::string_view registry, const std::set<std::string>& plain_http,
+                   const std::set<std::string>& https);
 
 struct Credentials {
   std::string username;

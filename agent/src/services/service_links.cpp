@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
 
 #include "handoff/netns_listener.h"
 #include "handoff/protocol.h"
@@ -80,22 +81,28 @@ handoff::HandoffSender* ServiceLinks::senderFor(const ServiceEndpoint& e) {
   return options_.streams_socket.empty() ? nullptr : &streams_;
 }
 
+handoff::HandoffSender* ServiceLinks::listedSender(const std::string& app,
+                                                   const std::vector<std::string>& services,
+                                                   const ServiceEndpoint& e) {
+  handoff::HandoffSender* sender = senderFor(e);
+  if (std::find(services.begin(), services.end(), e.name) == services.end()) {
+    if (sender != nullptr) (void)sender->remove(app, e.listener);
+    return nullptr;
+  }
+  if (sender == nullptr) {
+    spdlog::warn("app {}: lists {}, but fleetletd has no handoff socket for its service", app,
+                 e.name);
+  }
+  return sender;
+}
+
 Status ServiceLinks::link(const std::string& app, const std::vector<std::string>& services,
                           const std::filesystem::path& netns) {
   std::lock_guard lock(mu_);
   Status first;
   for (const auto& e : endpoints()) {
-    handoff::HandoffSender* sender = senderFor(e);
-    const bool listed = std::find(services.begin(), services.end(), e.name) != services.end();
-    if (!listed) {
-      if (sender != nullptr) (void)sender->remove(app, e.listener);
-      continue;
-    }
-    if (sender == nullptr) {
-      spdlog::warn("app {}: lists {}, but fleetletd has no handoff socket for its service", app,
-                   e.name);
-      continue;
-    }
+    handoff::HandoffSender* sender = listedSender(app, services, e);
+    if (sender == nullptr) continue;
     // Keep a listener that lives in the app's current namespace.
     if (int held = sender->find(app, e.listener); held >= 0) {
       auto in = handoff::socketNetnsInode(held);
@@ -156,17 +163,12 @@ Result<std::map<std::string, std::string>> ServiceLinks::linkUnix(
   }
   std::map<std::string, std::string> sockets;
   for (const auto& e : endpoints()) {
-    handoff::HandoffSender* sender = senderFor(e);
-    const bool listed = std::find(services.begin(), services.end(), e.name) != services.end();
     const auto path = dir / (e.name + ".sock");
-    if (!listed) {
-      if (sender != nullptr) (void)sender->remove(app, e.listener);
-      std::filesystem::remove(path, ec);
-      continue;
-    }
+    handoff::HandoffSender* sender = listedSender(app, services, e);
     if (sender == nullptr) {
-      spdlog::warn("app {}: lists {}, but fleetletd has no handoff socket for its service", app,
-                   e.name);
+      if (std::find(services.begin(), services.end(), e.name) == services.end()) {
+        std::filesystem::remove(path, ec);
+      }
       continue;
     }
     // Keep a listener whose socket file is still there (fleetletd made it in this run).
@@ -188,6 +190,106 @@ Result<std::map<std::string, std::string>> ServiceLinks::linkUnix(
                  sender->connected() ? "handed to its service" : "for its service once connected");
   }
   return sockets;
+}
+
+namespace {
+
+// "<service> <port>" lines of a host-listener ports file; missing or malformed lines are
+// skipped.
+std::map<std::string, std::uint16_t> readPorts(const std::filesystem::path& file) {
+  std::map<std::string, std::uint16_t> ports;
+  std::ifstream in(file);
+  std::string name;
+  unsigned port = 0;
+  while (in >> name >> port) {
+    if (port > 0 && port <= 65535) ports[name] = static_cast<std::uint16_t>(port);
+  }
+  return ports;
+}
+
+Status writePorts(const std::filesystem::path& file,
+                  const std::map<std::string, std::uint16_t>& ports) {
+  auto tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& [name, port] : ports) out << name << ' ' << port << '\n';
+    if (!out) return fail(ErrorCode::kInternal, "write {}", tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) return fail(ErrorCode::kInternal, "rename {}: {}", tmp.string(), ec.message());
+  return {};
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ServiceLinks::linkHost(
+    const std::string& app, const std::vector<std::string>& services,
+    const std::filesystem::path& ports_dir) {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(ports_dir, ec);
+  if (ec) {
+    return fail(ErrorCode::kInternal, "app {}: cannot make {}: {}", app, ports_dir.string(),
+                ec.message());
+  }
+  const auto file = ports_dir / app;
+  const auto known = readPorts(file);
+  // fleetletd's own network namespace is the host's.
+  const std::filesystem::path host_netns = "/proc/self/ns/net";
+  const auto host_inode = handoff::netnsInode(host_netns);
+  std::map<std::string, std::uint16_t> ports;
+  std::map<std::string, std::string> env;
+  for (const auto& e : endpoints()) {
+    handoff::HandoffSender* sender = listedSender(app, services, e);
+    if (sender == nullptr) continue;
+    const auto was = known.find(e.name);
+    // Keep a listener of this run that is on the host and on the recorded port.
+    if (int held = sender->find(app, e.listener); held >= 0 && was != known.end()) {
+      auto in = handoff::socketNetnsInode(held);
+      auto port = handoff::boundPort(held);
+      if (in && host_inode && *in == *host_inode && port && *port == was->second) {
+        ports[e.name] = was->second;
+        env[e.env] = fmt::format("http://127.0.0.1:{}{}", was->second, e.path);
+        continue;
+      }
+    }
+    auto fd = handoff::listenInNetns(host_netns, "127.0.0.1",
+                                     was != known.end() ? was->second : std::uint16_t{0},
+                                     handoff::kDefaultBacklog, /*reuse_port=*/true);
+    if (!fd && was != known.end()) {
+      spdlog::warn("app {}: {} service: port {} is taken ({}): a new one", app, e.name, was->second,
+                   fd.error().message());
+      fd = handoff::listenInNetns(host_netns, "127.0.0.1", 0, handoff::kDefaultBacklog,
+                                  /*reuse_port=*/true);
+    }
+    if (!fd) {
+      spdlog::warn("app {}: {} service: {}", app, e.name, fd.error().message());
+      continue;
+    }
+    auto port = handoff::boundPort(fd->get());
+    if (!port) {
+      spdlog::warn("app {}: {} service: {}", app, e.name, port.error().message());
+      continue;
+    }
+    if (auto st = sender->add(app, e.listener, std::move(*fd)); !st) {
+      spdlog::warn("app {}: {} service: {}", app, e.name, st.error().message());
+      continue;
+    }
+    ports[e.name] = *port;
+    env[e.env] = fmt::format("http://127.0.0.1:{}{}", *port, e.path);
+    spdlog::info("app {}: {} on the host's 127.0.0.1:{} ({})", app, e.name, *port,
+                 sender->connected() ? "handed to its service" : "for its service once connected");
+  }
+  if (ports.empty()) {
+    std::filesystem::remove(file, ec);
+  } else if (ports != known) {
+    if (auto st = writePorts(file, ports); !st) {
+      return std::unexpected(st.error().wrap("host listeners of {}", app));
+    }
+  }
+  return env;
 }
 
 void ServiceLinks::unlink(const std::string& app) {

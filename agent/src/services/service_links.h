@@ -86,6 +86,19 @@ class ServiceLinks {
   Result<std::map<std::string, std::string>> linkUnix(const std::string& app,
                                                       const std::vector<std::string>& services,
                                                       const std::filesystem::path& dir);
+  // The same for a native app on the host's network (docs/runtimes.md, "Services of
+  // host-network native apps"): each listed service's listener is a TCP listener of its own
+  // on the host's 127.0.0.1 at a port the kernel picks, handed to the service with the app's
+  // name. The ports are kept in `<ports_dir>/<app>` ("<service> <port>" lines), so a restarted
+  // fleetletd makes the listeners again on the ports the running app was told (SO_REUSEPORT
+  // beside the services' copies); a port someone else took meanwhile is replaced by a new one
+  // (logged: the app learns it when it is next created). Returns the AX_* variables
+  // (http://127.0.0.1:<port><path>) of every listener in place; a listener that could not be
+  // made is missing and logged. Anyone on the host can connect to these ports: the service
+  // attributes what arrives to the app (the trade-off in docs/runtimes.md).
+  Result<std::map<std::string, std::string>> linkHost(const std::string& app,
+                                                      const std::vector<std::string>& services,
+                                                      const std::filesystem::path& ports_dir);
   // Closes every listener of the app (fleetletd's copies and, through the services, theirs).
   void unlink(const std::string& app);
   // Unlinks every app not in `live`.
@@ -106,6 +119,11 @@ class ServiceLinks {
 
  private:
   handoff::HandoffSender* senderFor(const ServiceEndpoint& e);
+  // The sender of `e` when `app` lists it (warns when fleetletd has no handoff socket for it);
+  // null otherwise, after removing a listener of a service the app no longer lists.
+  handoff::HandoffSender* listedSender(const std::string& app,
+                                       const std::vector<std::string>& services,
+                                       const ServiceEndpoint& e);
 
   ServiceLinksOptions options_;
   handoff::HandoffSender streams_;

@@ -48,6 +48,19 @@ Result<Verified> Policy::verify(const Envelope& envelope) const {
                 "envelope: unsupported payloadType \"{}\" (expected {} or {})",
                 envelope.payload_type.substr(0, 100), kPayloadTypeYaml, kPayloadTypeJson);
   }
+  return verifySignatures(envelope);
+}
+
+Result<Verified> Policy::verifyAs(const Envelope& envelope, std::string_view payload_type) const {
+  if (envelope.payload_type != payload_type) {
+    return fail(ErrorCode::kFailedPrecondition,
+                "envelope: unsupported payloadType \"{}\" (expected {})",
+                envelope.payload_type.substr(0, 100), payload_type);
+  }
+  return verifySignatures(envelope);
+}
+
+Result<Verified> Policy::verifySignatures(const Envelope& envelope) const {
   if (keys_.empty()) {
     return fail(ErrorCode::kFailedPrecondition,
                 "signature: this node trusts no keys (set trust.keys in the config)");

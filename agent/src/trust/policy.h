@@ -60,8 +60,14 @@ class Policy {
 
   // Verifies a parsed envelope against the pinned keys (see admit()).
   Result<Verified> verify(const Envelope& envelope) const;
+  // The same for another kind of signed document (a log request: logrequest/request.h): the
+  // envelope's payloadType must be `payload_type` ("envelope: unsupported payloadType ..."),
+  // and `threshold` distinct pinned keys must have signed it.
+  Result<Verified> verifyAs(const Envelope& envelope, std::string_view payload_type) const;
 
  private:
+  Result<Verified> verifySignatures(const Envelope& envelope) const;
+
   std::vector<PublicKey> keys_;
   int threshold_ = 1;
   bool allow_unsigned_local_ = true;

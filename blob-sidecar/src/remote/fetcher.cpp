@@ -41,8 +41,9 @@ int64_t millisUntil(Clock::time_point deadline) {
 
 }  // namespace
 
-BlobFetcher::BlobFetcher(HubConnection& hub, store::BlobStore& store, FetchOptions options)
-    : hub_(hub), store_(store), options_(options) {
+BlobFetcher::BlobFetcher(HubConnection& hub, store::BlobStore& store, MetadataLog& log,
+                         FetchOptions options)
+    : hub_(hub), store_(store), log_(log), options_(options) {
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
     workers_.emplace_back([this] { work(); });
   }
@@ -119,6 +120,17 @@ Status BlobFetcher::run(const std::string& handle) {
                 "blob {} is not stored here and the site hub ({}) is not connected", handle,
                 fmt::join(hub.urls, ","));
   }
+  // What this node's own log says the blob is: the only metadata a holder may answer with.
+  auto logged = log_.find(handle);
+  if (!logged) return std::unexpected(logged.error().wrap("blob {}", handle));
+  std::optional<store::BlobMetadata> found = std::move(*logged);
+  if (!found) {
+    return fail(ErrorCode::kNotFound,
+                "no blob with handle \"{}\": not stored here, and this node's event log holds "
+                "no metadata event for it (not uploaded anywhere, or not replicated here yet)",
+                handle);
+  }
+  const store::BlobMetadata& expected = *found;
   char* inbox = nullptr;
   if (natsStatus s = natsInbox_Create(&inbox); s != NATS_OK) {
     return fail(ErrorCode::kInternal, "inbox: {}", natsStatus_GetText(s));
@@ -162,6 +174,14 @@ Status BlobFetcher::run(const std::string& handle) {
       continue;
     }
     if (!tried.insert(answer->node).second) continue;
+    if (Status same = checkHolderMetadata(answer->metadata, expected); !same) {
+      ++rejected_;
+      Error error = same.error().wrap("blob {} from node {}", handle, answer->node);
+      spdlog::warn("blobs: refusing {}", error.message());
+      last_error = std::move(error);
+      deadline = std::max(deadline, Clock::now() + kOtherHolderGrace);
+      continue;
+    }
     spdlog::info("blobs: fetching blob {} ({} bytes) from node {}", handle, answer->metadata.bytes,
                  answer->node);
     Status fetched = fetchFrom(*answer);

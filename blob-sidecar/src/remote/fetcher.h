@@ -1,7 +1,9 @@
 #pragma once
 // BlobFetcher: gets blobs this node lacks from the nodes of its site that hold them
-// (remote/protocol.h). For a handle it asks fl.<site>.blobs.find, takes the first node that
-// answers, requests the content from fl.<site>.blobs.<node>.get chunk by chunk, streams the
+// (remote/protocol.h). For a handle it first reads the blob's metadata event from this node's
+// own event log (remote/metadata_log.h; none: kNotFound), asks fl.<site>.blobs.find, and
+// takes the first node that answers with exactly that metadata (others are refused and
+// counted), requests the content from fl.<site>.blobs.<node>.get chunk by chunk, streams the
 // chunks into an upload of the local store (temporary file, the store's quota) and lets the
 // store verify size and sha256 against the metadata before it makes the blob visible under the
 // same handle and retention (BlobStore::commitReplica). When that holder fails (stops
@@ -32,6 +34,7 @@
 #include "error/error.h"
 #include "remote/blob_source.h"
 #include "remote/hub_connection.h"
+#include "remote/metadata_log.h"
 #include "remote/protocol.h"
 #include "store/blob_store.h"
 
@@ -51,7 +54,8 @@ struct FetchOptions {
 
 class BlobFetcher final : public RemoteBlobs {
  public:
-  BlobFetcher(HubConnection& hub, store::BlobStore& store, FetchOptions options);
+  // `log` must outlive the fetcher.
+  BlobFetcher(HubConnection& hub, store::BlobStore& store, MetadataLog& log, FetchOptions options);
   ~BlobFetcher() override;
   BlobFetcher(const BlobFetcher&) = delete;
   BlobFetcher& operator=(const BlobFetcher&) = delete;
@@ -72,6 +76,7 @@ class BlobFetcher final : public RemoteBlobs {
 
   HubConnection& hub_;
   store::BlobStore& store_;
+  MetadataLog& log_;
   const FetchOptions options_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -85,6 +85,29 @@ std::string encodeHolderAnswer(const HolderAnswer& answer) {
   return Json{{"node", answer.node}, {"metadata", store::toJson(answer.metadata)}}.dump();
 }
 
+Status checkHolderMetadata(const store::BlobMetadata& holder, const store::BlobMetadata& event) {
+  const Json said = store::toJson(holder);
+  const Json logged = store::toJson(event);
+  for (const auto& [key, value] : logged.items()) {
+    auto it = said.find(key);
+    if (it == said.end() || *it != value) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "the holder's metadata differs from the blob's metadata event in this node's "
+                  "event log: {} is {} there, {} here",
+                  key, it == said.end() ? std::string("missing") : it->dump(), value.dump());
+    }
+  }
+  for (const auto& [key, value] : said.items()) {
+    if (!logged.contains(key)) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "the holder's metadata differs from the blob's metadata event in this node's "
+                  "event log: {} is {} there, missing here",
+                  key, value.dump());
+    }
+  }
+  return {};
+}
+
 Result<store::BlobMetadata> parseBlobMetadata(const Json& value, std::string_view path) {
   if (!value.is_object()) {
     return fail(ErrorCode::kInvalidArgument, "{}: expected an object, got {}", path,

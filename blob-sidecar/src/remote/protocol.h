@@ -56,6 +56,11 @@ Result<HolderAnswer> parseHolderAnswer(std::string_view body);
 // naming `path` and the field.
 Result<store::BlobMetadata> parseBlobMetadata(const Json& value, std::string_view path);
 
+// Whether a holder's metadata for a blob is the metadata of the blob's metadata event in this
+// node's event log (remote/metadata_log.h): every field of blobs-v1.md must be equal. Fails
+// with kInvalidArgument naming the first field that differs and both values.
+Status checkHolderMetadata(const store::BlobMetadata& holder, const store::BlobMetadata& event);
+
 struct ChunkRequest {
   std::string handle;
   uint64_t offset = 0;

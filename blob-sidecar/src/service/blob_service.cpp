@@ -25,6 +25,7 @@ struct BlobService::Parts {
   // The site: connection, the holder answering for our blobs, the fetcher of others'.
   std::unique_ptr<remote::HubConnection> hub;
   std::unique_ptr<remote::BlobHolder> holder;
+  std::unique_ptr<remote::EventLogMetadata> metadata_log;  // outlives the fetcher
   std::unique_ptr<remote::BlobFetcher> fetcher;
   std::unique_ptr<api::BlobApi> api;
   std::unique_ptr<http::Server> server;
@@ -91,6 +92,7 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
   blobevents::PublisherOptions publisher_options;
   publisher_options.events_url = options.events_url;
   while (publisher_options.events_url.ends_with('/')) publisher_options.events_url.pop_back();
+  const std::string events_url = publisher_options.events_url;  // the publisher takes its copy
   auto connection = parts->store->openConnection();
   if (!connection) return std::unexpected(connection.error().wrap("event outbox"));
   parts->publisher_owner =
@@ -113,7 +115,9 @@ Result<std::unique_ptr<BlobService>> BlobService::start(ServiceOptions options,
     parts->holder = std::move(*holder);
     remote::FetchOptions fetch = options.fetch;
     fetch.max_blob_size = options.max_blob_size;
-    parts->fetcher = std::make_unique<remote::BlobFetcher>(*parts->hub, *parts->store, fetch);
+    parts->metadata_log = std::make_unique<remote::EventLogMetadata>(events_url);
+    parts->fetcher = std::make_unique<remote::BlobFetcher>(*parts->hub, *parts->store,
+                                                           *parts->metadata_log, fetch);
   }
 
   http::ServerOptions server_options;

@@ -171,6 +171,9 @@ Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const
                    static_cast<long>(std::max<int64_t>(1, options.min_bytes_per_second)));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max(1L, static_cast<long>(options.stall_timeout.count() / 1000)));
+  curl_easy_setopt(
+      h, CURLOPT_MAX_SEND_SPEED_LARGE,
+      static_cast<curl_off_t>(std::max<int64_t>(0, options.max_send_bytes_per_second)));
   auto limit = options.total_timeout;
   if (options.deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

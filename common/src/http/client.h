@@ -73,6 +73,8 @@ struct ClientOptions {
   // hold a request for ever.
   std::chrono::milliseconds stall_timeout{30000};
   int64_t min_bytes_per_second = 1;
+  // Request bodies are sent no faster than this (CURLOPT_MAX_SEND_SPEED_LARGE); 0: no cap.
+  int64_t max_send_bytes_per_second = 0;
   // 0 means no overall limit (large downloads); otherwise the whole request's limit.
   std::chrono::milliseconds total_timeout{0};
   // When set, no request runs past this point (kUnavailable "deadline exceeded").

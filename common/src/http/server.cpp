@@ -1177,6 +1177,20 @@ Task<Result<std::size_t>> Request::readInto(std::span<char> out) {
 
 Task<Result<std::string>> Request::readBody() {
   std::string body;
+  if (auto length = contentLength(); length && *length <= body_limit_) {
+    // Straight into the string, without readSome()'s 64 KiB buffer (which a small request
+    // would allocate, zero and free each time).
+    body.resize(static_cast<std::size_t>(*length - std::min(*length, body_read_)));
+    std::size_t filled = 0;
+    while (filled < body.size()) {
+      auto n = co_await connection_->readInto(*this, body.data() + filled, body.size() - filled);
+      if (!n) co_return std::unexpected(n.error());
+      if (*n == 0) break;
+      filled += *n;
+    }
+    body.resize(filled);
+    co_return body;
+  }
   if (auto length = contentLength()) body.reserve(std::min(*length, body_limit_));
   while (true) {
     auto piece = co_await readSome();

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -68,6 +69,9 @@ constexpr const char* kDeniedSyscalls[] = {"mount",
                                            "name_to_handle_at",
                                            "setns",
                                            "unshare",
+                                           "io_uring_setup",
+                                           "io_uring_enter",
+                                           "io_uring_register",
                                            "syslog",
                                            "lookup_dcookie",
                                            "quotactl",
@@ -403,15 +407,56 @@ std::string resolveExecutable(const std::string& name, const std::vector<std::st
   childFail(w, ("exec " + exe).c_str(), errno);
 }
 
+// clone(2) flags that make a new namespace (CLONE_NEWTIME is 0x80, inside clone's exit
+// signal byte, and exists for unshare/clone3 only, which are refused whole).
+constexpr std::uint64_t kNamespaceCloneFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
+                                                  CLONE_NEWIPC, CLONE_NEWUSER,   CLONE_NEWPID,
+                                                  CLONE_NEWNET};
+// personality(2) values an app may set (docker's list): PER_LINUX, PER_LINUX32, UNAME26 with
+// either, and 0xffffffff, which only queries. Everything else (ADDR_NO_RANDOMIZE,
+// READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, ...) weakens the process's own hardening.
+constexpr std::uint64_t kSafePersonalityBits = 0x0008 | 0x20000;  // PER_LINUX32, UNAME26
+
 Result<scmp_filter_ctx> buildSeccomp() {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (ctx == nullptr) return fail(ErrorCode::kInternal, "seccomp_init failed");
+  auto refuse = [&](const char* what) {
+    seccomp_release(ctx);
+    return fail(ErrorCode::kInternal, "seccomp rule for {}", what);
+  };
   for (const char* name : kDeniedSyscalls) {
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
-    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0) != 0) {
-      seccomp_release(ctx);
-      return fail(ErrorCode::kInternal, "seccomp rule for {}", name);
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0) != 0) return refuse(name);
+  }
+  // clone with any namespace flag: EPERM (flags are the first argument on x86_64 and arm64;
+  // s390's swapped arguments are not handled). A plain fork/thread clone stays allowed.
+  for (std::uint64_t flag : kNamespaceCloneFlags) {
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)) != 0) {
+      return refuse("clone");
+    }
+  }
+  // clone3's flags sit in a struct seccomp cannot read: ENOSYS makes libc fall back to clone,
+  // which the rules above check.
+  if (int nr = seccomp_syscall_resolve_name("clone3"); nr != __NR_SCMP_ERROR) {
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0) != 0) return refuse("clone3");
+  }
+  // personality: one comparison per argument and rule, so the safe set is spelled out bit by
+  // bit over the low 32 bits (the kernel reads an unsigned int). With bit 31 clear, any bit
+  // outside kSafePersonalityBits is refused; with bit 31 set, anything but all 32 bits (the
+  // query) is.
+  constexpr std::uint64_t kBit31 = std::uint64_t{1} << 31;
+  for (int bit = 0; bit < 31; ++bit) {
+    const std::uint64_t b = std::uint64_t{1} << bit;
+    if ((b & kSafePersonalityBits) == 0 &&
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, b | kBit31, b)) != 0) {
+      return refuse("personality");
+    }
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, b | kBit31, kBit31)) != 0) {
+      return refuse("personality");
     }
   }
   return ctx;

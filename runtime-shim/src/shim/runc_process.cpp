@@ -164,6 +164,32 @@ Status RuncProcess::start() {
   return {};
 }
 
+Result<pid_t> RuncProcess::exec(const std::string& exec_id, const std::string& process_json,
+                                OpenedStdio io, Reaper::Callback on_exit) {
+  const fs::path process_file = config_.bundle / fmt::format("exec-{}.json", exec_id);
+  const fs::path pid_file = config_.bundle / fmt::format("exec-{}.pid", exec_id);
+  writeSmallFile(process_file, process_json);
+  std::error_code ec;
+  fs::remove(pid_file, ec);
+  auto code = runRunc(reaper_, config_,
+                      {"exec", "--detach", "--process", process_file.string(), "--pid-file",
+                       pid_file.string(), config_.id},
+                      io.in.get(), io.out.get(), io.err.get());
+  fs::remove(process_file, ec);
+  if (!code) return std::unexpected(code.error());
+  if (*code != 0) {
+    std::string why = lastRuncError(config_.bundle);
+    return fail(ErrorCode::kInvalidArgument, "runc exec {}: {}", exec_id,
+                why.empty() ? fmt::format("exit status {}", *code) : why);
+  }
+  const auto pid = static_cast<pid_t>(parseLeadingNumber(readSmallFile(pid_file)));
+  fs::remove(pid_file, ec);
+  if (pid <= 0) return fail(ErrorCode::kInternal, "runc exec {} wrote no pid file", exec_id);
+  // Reparented to the shim (a subreaper) when runc exited; an exit already seen is delivered.
+  reaper_.watch(pid, std::move(on_exit));
+  return pid;
+}
+
 Status RuncProcess::cleanup() { return releaseRuncState(); }
 
 Status RuncProcess::releaseRuncState() {

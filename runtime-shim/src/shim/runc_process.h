@@ -50,6 +50,14 @@ class RuncProcess : public TaskProcess {
   Status start() override;
   Status cleanup() override;
 
+  // An extra process in the running container, as the Go shim does it: `runc exec --detach
+  // --process <file> --pid-file <file>` with `io` as its stdio. `process_json` is the OCI
+  // process the Exec request carries. Returns the process's host pid once runc has started it;
+  // its exit reaches `on_exit` through the reaper (even when it ended before this returns).
+  // kInvalidArgument with runc's message when runc refuses (e.g. a missing program).
+  Result<pid_t> exec(const std::string& exec_id, const std::string& process_json, OpenedStdio io,
+                     Reaper::Callback on_exit);
+
   // What the `delete` subcommand does when the shim is gone: runc delete --force and
   // unmount, from the files in the bundle. Idempotent.
   static void cleanupBundle(const std::filesystem::path& bundle, const std::string& id);

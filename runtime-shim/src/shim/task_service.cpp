@@ -539,12 +539,13 @@ RpcResult<void> TaskService::exec(const task::ExecProcessRequest& r) {
     return rpcFail(StatusCode::kFailedPrecondition,
                    fmt::format("exec {}: task {} is not running", r.exec_id(), r.id()));
   }
-  if (!native_spec_) {
-    return rpcFail(StatusCode::kUnimplemented,
-                   "exec in a container (runc mode) is not supported by the fleetlet shim yet");
-  }
   if (execs_.contains(r.exec_id())) {
     return rpcFail(StatusCode::kAlreadyExists, fmt::format("exec {} already exists", r.exec_id()));
+  }
+  if (!native_spec_) {
+    // A container: runc runs the request's process spec as it is, at Start.
+    execs_.emplace(r.exec_id(), ExecProcess{.request = r});
+    return {};
   }
   // The app's sandbox with the exec's program: its level, binds and limits stay the app's.
   NativeSpec spec = *native_spec_;
@@ -589,6 +590,20 @@ RpcResult<task::StartResponse> TaskService::execStart(const task::StartRequest& 
   if (!io) return rpcFail(io.error().wrap("stdio of exec {}", r.exec_id()));
   auto on_exit = exitHandler();
   // Under mu_, with the phase set before the exit can be handled (onExit needs mu_).
+  if (!native_spec_) {
+    auto* container = dynamic_cast<RuncProcess*>(process_.get());
+    if (container == nullptr) {
+      return rpcFail(StatusCode::kFailedPrecondition,
+                     fmt::format("exec {}: task {} has no container", r.exec_id(), r.id()));
+    }
+    auto pid = container->exec(r.exec_id(), e.request.spec().value(), std::move(*io), on_exit);
+    if (!pid) return rpcFail(pid.error().wrap("exec {}", r.exec_id()));
+    e.pid = *pid;
+    e.phase = Phase::kRunning;
+    task::StartResponse response;
+    response.set_pid(static_cast<std::uint32_t>(e.pid));
+    return response;
+  }
   auto made = NativeProcess::create(
       e.spec, ctx_.ns, ctx_.id, std::move(*io), reaper_, on_exit,
       [&](pid_t pid) { return cgroup_->addProcess(pid); }, pid_);

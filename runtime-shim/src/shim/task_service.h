@@ -11,7 +11,7 @@
 //
 // The task mutex orders Start's event before the exit's, so containerd never sees an exit
 // before its start, even for a program that ends at once. Memory OOM kills in the task's
-// cgroup publish /tasks/oom. Exec runs extra processes in a native app (see exec()); Pause,
+// cgroup publish /tasks/oom. Exec runs extra processes in the task (see exec()); Pause,
 // Resume, Checkpoint and ResizePty answer UNIMPLEMENTED; CloseIO is accepted (stdin EOF reaches the
 // app through the fifo itself).
 //
@@ -85,16 +85,16 @@ class TaskService {
   ttrpc::RpcResult<void> shutdown(const task::ShutdownRequest& r);
   ttrpc::RpcResult<void> closeIo(const task::CloseIORequest& r);
   ttrpc::RpcResult<void> update(const task::UpdateTaskRequest& r);
-  // Native tasks only: an exec process joins the running app's namespaces, cgroup, user and
-  // syscall filter (NativeProcess with `join`). Exec records it (nothing runs), Start runs it,
-  // its exit publishes /tasks/exit with its exec id, Delete forgets it. In container (runc)
-  // mode: UNIMPLEMENTED.
+  // An extra process in the running task. Native: it joins the app's namespaces, cgroup, user
+  // and syscall filter (NativeProcess with `join`). Container: `runc exec` runs the request's
+  // process spec in the container. Exec records it (nothing runs), Start runs it, its exit
+  // publishes /tasks/exit with its exec id, Delete forgets it.
   ttrpc::RpcResult<void> exec(const task::ExecProcessRequest& r);
 
  private:
   enum class Phase : std::uint8_t { kNone, kCreated, kRunning, kStopped, kDeleted };
   struct ExecProcess {
-    NativeSpec spec;  // the app's, with the exec's program and user
+    NativeSpec spec;  // native: the app's, with the exec's program and user
     task::ExecProcessRequest request;
     std::unique_ptr<TaskProcess> process;
     pid_t pid = 0;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -424,6 +425,13 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub, Memo
         if (!body) co_return http::errorResponse(body.error());
         auto request = parseQueryRequest(*body);
         if (!request) co_return http::errorResponse(request.error());
+        // Bounded by what is durable: SQLite already holds groups whose fdatasync is still
+        // running (store/event_store.h), and a query must not show an event a crash may lose.
+        const OffsetMap durable = store.offsets();
+        for (auto& [source, upper] : request->upper_bound) {
+          auto it = durable.find(source);
+          upper = std::min(upper, it == durable.end() ? std::int64_t{-1} : it->second);
+        }
         auto spec = std::make_shared<QuerySpec>(
             QuerySpec{std::move(request->filters), request->order, std::move(request->lower_bound),
                       std::move(request->upper_bound)});

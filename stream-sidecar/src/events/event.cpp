@@ -6,6 +6,18 @@ namespace fleetlet::streams {
 namespace {
 
 void appendString(std::string_view value, std::string& out) {
+  // Printable ASCII without '"' and '\\' needs no escaping: copied as is, the common case
+  // for stream names and source ids. Anything else goes through nlohmann.
+  bool plain = true;
+  for (char c : value) {
+    plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  }
+  if (plain) {
+    out += '"';
+    out += value;
+    out += '"';
+    return;
+  }
   out += Json(value).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -65,14 +77,21 @@ std::string offsetMapJson(const OffsetMap& offsets) {
 }
 
 std::string receiptsJson(const std::vector<PublishReceipt>& receipts) {
-  Json data = Json::array();
+  std::string out = R"({"data":[)";
   for (const auto& r : receipts) {
-    data.push_back({{"source", r.source},
-                    {"offset", r.offset},
-                    {"lamport", r.lamport},
-                    {"timestamp", r.timestamp}});
+    if (out.back() != '[') out += ',';
+    out += R"({"lamport":)";
+    out += std::to_string(r.lamport);
+    out += R"(,"offset":)";
+    out += std::to_string(r.offset);
+    out += R"(,"source":)";
+    appendString(r.source, out);
+    out += R"(,"timestamp":)";
+    out += std::to_string(r.timestamp);
+    out += '}';
   }
-  return Json{{"data", std::move(data)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+  out += "]}";
+  return out;
 }
 
 }  // namespace fleetlet::streams

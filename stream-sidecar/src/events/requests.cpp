@@ -1,6 +1,7 @@
 #include "events/requests.h"
 
 #include <limits>
+#include <optional>
 
 #include "events/raw_json.h"
 #include "json/json.h"
@@ -69,6 +70,41 @@ Result<OffsetMap> parseOffsetMap(const Json& request, std::string_view key, bool
   return map;
 }
 
+// The text of a JSON string that needs no unescaping ("abc" gives abc); nullopt for other
+// values and for strings with escapes.
+std::optional<std::string_view> plainString(std::string_view raw) {
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;
+  raw = raw.substr(1, raw.size() - 2);
+  if (raw.find('\\') != std::string_view::npos) return std::nullopt;
+  return raw;
+}
+
+// The common publish request ({"data":[{"semantics":"…","name":"…","payload":…},…]} with
+// names that need no unescaping), read without building a DOM: nlohmann validates it
+// (Json::accept) and raw_json.h finds the members, as the full path does. nullopt when the
+// request is anything else, malformed included: then the full path parses it and names the
+// problem. Both give the same events for every request this one accepts.
+std::optional<PublishRequest> parseCommonPublishRequest(std::string_view body) {
+  if (jsonNestingDepth(body) > kMaxJsonDepth || !Json::accept(body)) return std::nullopt;
+  std::size_t start = body.find_first_not_of(" \t\n\r");
+  if (start == std::string_view::npos || body[start] != '{') return std::nullopt;
+  std::string_view data = rawMember(body, "data");
+  if (data.empty() || data.front() != '[') return std::nullopt;
+  PublishRequest request;
+  for (std::string_view raw : rawElements(data)) {
+    if (raw.front() != '{') return std::nullopt;
+    auto semantics = plainString(rawMember(raw, "semantics"));
+    auto name = plainString(rawMember(raw, "name"));
+    std::string_view payload = rawMember(raw, "payload");
+    if (!semantics || !name || semantics->empty() || name->empty() || payload.empty()) {
+      return std::nullopt;
+    }
+    request.events.push_back(
+        NewEvent{std::string(*semantics), std::string(*name), compactJson(payload)});
+  }
+  return request;
+}
+
 }  // namespace
 
 int jsonNestingDepth(std::string_view text) {
@@ -95,6 +131,7 @@ int jsonNestingDepth(std::string_view text) {
 }
 
 Result<PublishRequest> parsePublishRequest(std::string_view body) {
+  if (auto common = parseCommonPublishRequest(body)) return std::move(*common);
   FLEETLET_ASSIGN_OR_RETURN(Json json, parseBody(body));
   FLEETLET_ASSIGN_OR_RETURN(const Json* data, requireArray(json, "data", "request"));
   // Payloads are kept as written (see events/raw_json.h); nlohmann has validated the body.

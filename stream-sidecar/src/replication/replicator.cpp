@@ -611,7 +611,9 @@ void Replicator::onAsyncError(int status) {
 }
 
 void Replicator::onPublishError(std::string error, int code) {
-  publish_failed_ = true;
+  // The first failure of a round is its cause: the publishes after it, already in flight, then
+  // fail on their expected last sequence (10071), which would hide e.g. a full stream.
+  if (publish_failed_.exchange(true)) return;
   std::lock_guard lock(mutex_);
   pump_error_ = code != 0 ? fmt::format("{} [jetstream error {}]", error, code) : error;
 }

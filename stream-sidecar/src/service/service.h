@@ -33,6 +33,7 @@ struct ServiceOptions {
   std::string source_id;
   sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
   std::chrono::microseconds group_wait{0};  // StoreOptions::group_wait
+  int sync_threads = 2;                     // StoreOptions::sync_threads
   EventsApiOptions events;
   ConsoleApiOptions console;
   MemoryTrimmer::Options trimmer;

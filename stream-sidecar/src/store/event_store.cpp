@@ -1,9 +1,13 @@
 #include "store/event_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <string_view>
 #include <variant>
@@ -88,7 +92,10 @@ EventStore::EventStore(StoreOptions options) : options_(std::move(options)) {
 Result<std::unique_ptr<EventStore>> EventStore::open(StoreOptions options) {
   std::unique_ptr<EventStore> store(new EventStore(std::move(options)));
   FLEETLET_RETURN_IF_ERROR(store->init());
-  store->writer_ = std::thread([s = store.get()] { s->writerLoop(); });
+  const int writers = store->sync_wal_ ? store->options_.sync_threads : 1;
+  for (int i = 0; i < writers; ++i) {
+    store->writers_.emplace_back([s = store.get()] { s->writerLoop(); });
+  }
   store->checkpointer_ = std::thread([s = store.get()] { s->checkpointLoop(); });
   return store;
 }
@@ -97,9 +104,13 @@ Status EventStore::init() {
   std::error_code ec;
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) return failErrno(ec.value(), "create data dir {}", options_.dir.string());
+  // With kFull the syncer threads fdatasync the WAL (see the header): SQLite's COMMIT only
+  // writes it. Checkpoints sync the WAL and the database at NORMAL as at FULL.
+  sync_wal_ = options_.synchronous == sqlite::Synchronous::kFull;
   auto db = sqlite::Database::open(
       db_path_, kMigrations,
-      {.synchronous = options_.synchronous, .cache_kib = options_.cache_kib});
+      {.synchronous = sync_wal_ ? sqlite::Synchronous::kNormal : options_.synchronous,
+       .cache_kib = options_.cache_kib});
   if (!db) return std::unexpected(db.error().wrap("open event store"));
   writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
   // Checkpoints run on their own thread (checkpointLoop). Under sustained load that one can
@@ -134,6 +145,7 @@ Status EventStore::init() {
     if (!row) break;
     offsets_[sources.columnText(0)] = sources.columnInt64(1);
   }
+  committed_offsets_ = offsets_;
   auto own = offsets_.find(source_id_);
   next_offset_ = own == offsets_.end() ? 0 : own->second + 1;
   FLEETLET_ASSIGN_OR_RETURN(auto lamport, writer_db_->prepare("SELECT max(lamport) FROM events"));
@@ -148,6 +160,24 @@ Status EventStore::init() {
                                                              "CONFLICT(source) DO UPDATE SET "
                                                              "max_offset = excluded.max_offset"));
   upsert_.emplace(std::move(upsert));
+  if (sync_wal_) {
+    // The WAL exists from the first open in WAL mode and keeps its inode while any connection
+    // is open (the writer's is, for the store's lifetime). fdatasync works on the inode, so a
+    // descriptor of our own syncs what SQLite wrote through its own.
+    auto wal = db_path_;
+    wal += "-wal";
+    wal_fd_.reset(::open(wal.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!wal_fd_) return failErrno(errno, "open {} for fdatasync", wal.string());
+    // SQLite would sync the directory with the WAL's first sync at FULL: a WAL file created
+    // just now must survive power loss before the first acknowledgement relies on it.
+    UniqueFd dir(::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir || ::fsync(dir.get()) != 0) {
+      return failErrno(errno, "fsync data dir {}", options_.dir.string());
+    }
+    if (!options_.sync_file)
+      options_.sync_file = [](int fd) { return ::fdatasync(fd) == 0 ? 0 : errno; };
+    options_.sync_threads = std::max(1, options_.sync_threads);
+  }
   spdlog::info("[store] opened {} source={} next_offset={} lamport={}", db_path_.string(),
                source_id_, next_offset_, lamport_);
   return {};
@@ -160,7 +190,7 @@ EventStore::~EventStore() {
   }
   queue_cv_.notify_all();
   checkpoint_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
+  for (auto& t : writers_) t.join();
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
@@ -192,7 +222,13 @@ void EventStore::publish(std::string app, std::vector<NewEvent> events, PublishC
     std::lock_guard lock(queue_mutex_);
     if (!stopping_) {
       queue_.push_back(Pending{std::move(app), std::move(events), std::move(done)});
-      queue_cv_.notify_one();
+      // A writer with the turn takes it when done; only an idle turn (or a writer waiting
+      // for a fuller group) needs a wake-up.
+      if (group_waiting_) {
+        queue_cv_.notify_all();
+      } else if (!committing_) {
+        queue_cv_.notify_one();
+      }
       return;
     }
   }
@@ -204,7 +240,11 @@ void EventStore::ingest(std::vector<Event> events, IngestCallback done) {
     std::lock_guard lock(queue_mutex_);
     if (!stopping_) {
       queue_.push_back(Pending{.remote = std::move(events), .ingested = std::move(done)});
-      queue_cv_.notify_one();
+      if (group_waiting_) {
+        queue_cv_.notify_all();
+      } else if (!committing_) {
+        queue_cv_.notify_one();
+      }
       return;
     }
   }
@@ -232,91 +272,183 @@ EventStore::Stats EventStore::stats() const {
 }
 
 void EventStore::writerLoop() {
-  using Clock = std::chrono::steady_clock;
-  std::size_t last_publishes = 0;  // publish requests of the previous group
-  Clock::duration last_commit{};   // and how long its writeGroup took
+  std::unique_lock lock(queue_mutex_);
   while (true) {
-    std::vector<Pending> group;
-    std::uint64_t waited_us = 0;
-    bool waited = false;
-    {
-      std::unique_lock lock(queue_mutex_);
-      const bool busy = !queue_.empty();  // requests came in during the last commit
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) break;
-      // Adaptive group commit (StoreOptions::group_wait): the previous group's publishers
-      // were just answered and, in a closed loop, come back within a round trip; the
-      // requests queued meanwhile would otherwise go alone and the publishers split into
-      // two cohorts that each get half the fsyncs.
-      if (busy && last_publishes > 0 && options_.group_wait.count() > 0 && !stopping_) {
-        auto limit = std::min<Clock::duration>(options_.group_wait, last_commit / 2);
-        const std::size_t target = queue_.size() + std::max<std::size_t>(1, last_publishes * 3 / 4);
-        auto start = Clock::now();
-        queue_cv_.wait_until(lock, start + limit,
-                             [&] { return stopping_ || queue_.size() >= target; });
-        waited = true;
-        waited_us = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
-      }
-      group.reserve(queue_.size());
-      for (auto& p : queue_) group.push_back(std::move(p));
-      queue_.clear();
-    }
-    last_publishes = 0;
-    for (const auto& p : group) last_publishes += p.ingested ? 0 : 1;
-    const auto commit_start = Clock::now();
-    std::vector<std::vector<PublishReceipt>> receipts;
-    auto committed = writeGroup(group, receipts);
-    last_commit = Clock::now() - commit_start;
-    if (!committed) {
-      spdlog::error("[store] group commit of {} requests failed: {}", group.size(),
-                    committed.error().describe());
-      failGroup(group, committed.error());
-      continue;
-    }
-    const auto& events = committed->events;
-    {
-      std::lock_guard lock(offsets_mutex_);
-      for (const auto& [source, offset] : committed->offsets) offsets_[source] = offset;
-      stats_.commits++;
-      if (waited) {
-        stats_.group_waits++;
-        stats_.group_wait_us += waited_us;
-      }
-      stats_.commit_us += static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(last_commit).count());
-      std::size_t ingested = 0;
-      for (std::size_t i = 0; i < group.size(); ++i) {
-        if (group[i].ingested && committed->ingests[i]) ingested += group[i].remote.size();
-      }
-      stats_.ingested += ingested;
-      stats_.events += events.size() - ingested;
-    }
-    if (listener_ && !events.empty()) listener_(events);
-    {
-      std::size_t bytes = 0;
-      for (const auto& e : events) bytes += e->payload.size() + 64;
-      std::lock_guard lock(queue_mutex_);
-      uncheckpointed_bytes_ += bytes;
-    }
-    checkpoint_cv_.notify_one();
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      if (group[i].ingested) {
-        group[i].ingested(std::move(committed->ingests[i]));
-      } else {
-        group[i].done(std::move(receipts[i]));
-      }
+    queue_cv_.wait(
+        lock, [&] { return (!committing_ && (stopping_ || !queue_.empty())) || hedgeWanted(); });
+    if (!committing_ && !queue_.empty()) {
+      if (std::uint64_t seq = commitTurn(lock); seq > 0) syncAndComplete(lock, seq);
+    } else if (hedgeWanted()) {
+      syncAndComplete(lock, 0);
+    } else {
+      break;  // stopping: everything queued was committed
     }
   }
-  // Requests queued after stop was requested are refused.
-  std::deque<Pending> rest;
+  queue_cv_.notify_all();  // the other writers stop too
+}
+
+bool EventStore::hedgeWanted() const {
+  return sync_wal_ && !sync_failure_ && durable_seq_ < sync_started_seq_ && syncs_for_started_ < 2;
+}
+
+std::uint64_t EventStore::commitTurn(std::unique_lock<std::mutex>& lock) {
+  using Clock = std::chrono::steady_clock;
+  committing_ = true;
+  // Adaptive group commit (StoreOptions::group_wait).
+  std::uint64_t waited_us = 0;
+  bool waited = false;
+  if (last_publishes_ > 1 && options_.group_wait.count() > 0 && !stopping_) {
+    const std::size_t target = queue_.size() + std::max<std::size_t>(1, last_publishes_ * 3 / 4);
+    const auto limit = options_.group_wait;
+    auto start = Clock::now();
+    group_waiting_ = true;
+    queue_cv_.wait_until(lock, start + limit, [&] { return stopping_ || queue_.size() >= target; });
+    group_waiting_ = false;
+    waited = true;
+    waited_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  }
+  std::vector<Pending> group;
+  group.reserve(queue_.size());
+  for (auto& p : queue_) group.push_back(std::move(p));
+  queue_.clear();
+  // Hands the turn on (lock held): the next writer may commit what queued meanwhile.
+  auto handOn = [this] {
+    committing_ = false;
+    if (!queue_.empty() || stopping_) queue_cv_.notify_one();
+  };
+  if (sync_failure_) {
+    Error failure = *sync_failure_;
+    handOn();
+    lock.unlock();
+    failGroup(group, failure);
+    lock.lock();
+    return 0;
+  }
+  lock.unlock();
+  // The turn's state (writer_db_, offsets, clocks) is this thread's until handOn().
+  last_publishes_ = 0;
+  for (const auto& p : group) last_publishes_ += p.ingested ? 0 : 1;
+  const auto commit_start = Clock::now();
+  Committed committed;
+  auto result = writeGroup(group, committed.receipts);
+  last_commit_ = Clock::now() - commit_start;
+  if (!result) {
+    lock.lock();
+    handOn();
+    lock.unlock();
+    spdlog::error("[store] group commit of {} requests failed: {}", group.size(),
+                  result.error().describe());
+    failGroup(group, result.error());
+    lock.lock();
+    return 0;
+  }
+  for (const auto& [source, offset] : result->offsets) committed_offsets_[source] = offset;
+  std::size_t bytes = 0;
+  for (const auto& e : result->events) bytes += e->payload.size() + 64;
+  committed.group = std::move(group);
+  committed.result = std::move(*result);
+  committed.commit_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(last_commit_).count());
+  committed.waited = waited;
+  committed.group_wait_us = waited_us;
+  lock.lock();
+  // Numbered in the turn, so sequence numbers follow commit order.
+  const std::uint64_t seq = committed.seq = ++committed_seq_;
+  unsynced_.push_back(std::move(committed));
+  uncheckpointed_bytes_ += bytes;
+  handOn();
+  checkpoint_cv_.notify_one();
+  return seq;
+}
+
+void EventStore::syncAndComplete(std::unique_lock<std::mutex>& lock, std::uint64_t seq) {
+  using Clock = std::chrono::steady_clock;
+  std::uint64_t target = seq;
+  int err = 0;
+  if (sync_wal_) {
+    if (seq == 0) {
+      target = sync_started_seq_;  // a hedge
+      ++syncs_for_started_;
+    } else if (sync_started_seq_ >= seq) {
+      return;  // a sync that began later covers it
+    } else {
+      // Covers every group committed so far (their WAL writes have returned).
+      target = sync_started_seq_ = committed_seq_;
+      syncs_for_started_ = 1;
+      queue_cv_.notify_one();  // an idle writer may hedge it
+    }
+    lock.unlock();
+    const auto start = Clock::now();
+    err = options_.sync_file(wal_fd_.get());
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+    {
+      std::lock_guard stats(offsets_mutex_);
+      stats_.syncs++;
+      stats_.sync_us += static_cast<std::uint64_t>(took.count());
+    }
+  } else {
+    lock.unlock();
+  }
   {
-    std::lock_guard lock(queue_mutex_);
-    rest.swap(queue_);
+    std::lock_guard complete(complete_mutex_);
+    std::vector<Committed> ready;
+    std::optional<Error> failure;
+    lock.lock();
+    if (sync_wal_ && target == sync_started_seq_) --syncs_for_started_;
+    if (err != 0 && !sync_failure_) {
+      sync_failure_ = Error(ErrorCode::kUnavailable,
+                            fmt::format("event store: fdatasync of the WAL failed ({}); the "
+                                        "store refuses writes until the service restarts",
+                                        std::strerror(err)));
+      spdlog::critical("[store] {}", sync_failure_->message());
+    }
+    if (!sync_failure_) durable_seq_ = std::max(durable_seq_, target);
+    // After a failure nothing still unsynced may be acknowledged: a later sync succeeding
+    // says nothing of the pages the failed one dropped.
+    while (!unsynced_.empty() && (sync_failure_ || unsynced_.front().seq <= durable_seq_)) {
+      ready.push_back(std::move(unsynced_.front()));
+      unsynced_.pop_front();
+    }
+    failure = sync_failure_;
+    lock.unlock();
+    for (auto& c : ready) {
+      if (failure) {
+        failGroup(c.group, *failure);
+      } else {
+        completeGroup(c);
+      }
+    }
   }
-  std::vector<Pending> refused(std::make_move_iterator(rest.begin()),
-                               std::make_move_iterator(rest.end()));
-  failGroup(refused, Error(ErrorCode::kUnavailable, "event store is closing"));
+  lock.lock();
+}
+
+void EventStore::completeGroup(Committed& c) {
+  const auto& events = c.result.events;
+  {
+    std::lock_guard lock(offsets_mutex_);
+    for (const auto& [source, offset] : c.result.offsets) offsets_[source] = offset;
+    stats_.commits++;
+    if (c.waited) {
+      stats_.group_waits++;
+      stats_.group_wait_us += c.group_wait_us;
+    }
+    stats_.commit_us += c.commit_us;
+    std::size_t ingested = 0;
+    for (std::size_t i = 0; i < c.group.size(); ++i) {
+      if (c.group[i].ingested && c.result.ingests[i]) ingested += c.group[i].remote.size();
+    }
+    stats_.ingested += ingested;
+    stats_.events += events.size() - ingested;
+  }
+  if (listener_ && !events.empty()) listener_(events);
+  for (std::size_t i = 0; i < c.group.size(); ++i) {
+    if (c.group[i].ingested) {
+      c.group[i].ingested(std::move(c.result.ingests[i]));
+    } else {
+      c.group[i].done(std::move(c.receipts[i]));
+    }
+  }
 }
 
 Result<EventStore::GroupResult> EventStore::writeGroup(
@@ -355,8 +487,8 @@ Result<EventStore::GroupResult> EventStore::writeGroup(
     if (source == source_id_) return next_offset_;
     auto it = next.find(source);
     if (it == next.end()) {
-      auto stored = offsets_.find(source);
-      it = next.emplace(source, stored == offsets_.end() ? 0 : stored->second + 1).first;
+      auto stored = committed_offsets_.find(source);
+      it = next.emplace(source, stored == committed_offsets_.end() ? 0 : stored->second + 1).first;
     }
     return it->second;
   };

@@ -1,19 +1,32 @@
 #pragma once
-// EventStore: the durable event log of one node, on SQLite (WAL, synchronous=FULL).
+// EventStore: the durable event log of one node, on SQLite (WAL).
 //
 // Concurrency
-// - One writer thread owns the write connection. publish() only enqueues; the writer takes
-//   every request queued so far, assigns offsets and Lamport times, writes them all in one
-//   transaction and commits it with one fsync (group commit), then calls the commit listener
-//   and completes each request's callback, in that order, on the writer thread.
+// - publish() and ingest() only enqueue. Writer threads (StoreOptions::sync_threads of them;
+//   one when the store does not sync itself) take turns: the one whose turn it is takes every
+//   request queued so far, assigns offsets and Lamport times and writes them all in one
+//   transaction on the write connection (group commit), then hands the turn on.
+// - Durable acknowledgement (StoreOptions::synchronous == kFull, the default): SQLite runs at
+//   synchronous=NORMAL, so COMMIT writes the WAL without syncing it; the writer then
+//   fdatasyncs the WAL itself, outside its turn, so the next writer commits the next group
+//   while this one syncs. A group is durable once an fdatasync that began after its COMMIT
+//   returned has returned (fdatasync covers every write made before it began, whichever
+//   descriptor made it), so several fdatasyncs run at once and each may complete groups
+//   committed by others. After an fdatasync failure the store refuses every write (the kernel
+//   may have dropped the dirty pages); readers keep working.
+// - Completion publishes a durable group: the offsets move, the commit listener runs, then
+//   each request's callback. It is serialized and in commit order, on a writer thread.
+//   Readers never see a group before it is durable: offsets() moves at completion, and
+//   queries and subscriptions are bounded by offsets().
 // - readPage() and offsets() may be called from any thread. readPage() blocks (SQLite) and
 //   uses a pooled read connection of its own (WAL readers never block the writer).
 // - A checkpointer thread with its own connection copies the WAL into the database
 //   (PRAGMA wal_checkpoint(PASSIVE)) once 4 MiB were committed or a second after the first
 //   commit since the last one, so commits normally never pay for a checkpoint's writes and
 //   fsyncs. Only when the WAL passes 64 MiB (sustained load the checkpointer cannot finish
-//   under) does the writer checkpoint inline, which bounds the WAL.
-// - The destructor completes queued publishes with kUnavailable and joins both threads.
+//   under) does a commit checkpoint inline, which bounds the WAL.
+// - The destructor lets the writers commit and complete what is queued and joins every
+//   thread; publishes after it began fail with kUnavailable.
 
 #include <chrono>
 #include <condition_variable>
@@ -30,6 +43,7 @@
 
 #include "error/error.h"
 #include "events/event.h"
+#include "os/unique_fd.h"
 #include "sqlite/database.h"
 
 namespace fleetlet::streams {
@@ -41,19 +55,29 @@ struct StoreOptions {
   std::string source_id;
   // Microseconds since the Unix epoch; the system clock when unset.
   std::function<std::int64_t()> clock;
-  // kFull: a 201 survives power loss. Tests and benchmarks may lower it to measure.
+  // kFull: a 201 survives power loss (the store fdatasyncs the WAL before acknowledging, see
+  // above). kNormal/kOff hand the setting to SQLite and acknowledge at COMMIT: tests and
+  // benchmarks may lower it to measure.
   sqlite::Synchronous synchronous = sqlite::Synchronous::kFull;
   // SQLite page cache per connection (writer and each pooled reader), KiB. Appends touch the
   // tail of the index only, and the kernel caches the file: a small cache keeps the service
   // small (DESIGN.md: < 10 MiB with 20 apps) without costing throughput.
   int cache_kib = 512;
-  // Adaptive group commit: when requests were already queued as the previous group's publishes
-  // completed (concurrent publishers), the writer waits up to this long (and at most half the
-  // last commit's time) for those publishers' next requests, so one fsync covers both. Never
-  // when the queue was empty (a lone publisher pays nothing). 0 (the default): commit at once.
-  // Off by default: on the 2-core VM it made groups fuller (19 instead of 11-13 events per
-  // fsync) but not faster (docs/streams.md, "Where the single-event time goes").
+  // Adaptive group commit: when the previous group held requests of several publishers, the
+  // writer taking the turn waits up to this long for about as many requests before it
+  // commits, so one commit and one fdatasync cover them. Never after a group of one publish
+  // (a lone publisher pays nothing). 0 (the default): commit at once. Off by default: before
+  // syncs overlapped it made groups fuller but not faster (docs/streams.md, "Where the
+  // single-event time goes"); overlapping syncs made it moot.
   std::chrono::microseconds group_wait{0};
+  // With kFull: writer threads, i.e. how many fdatasyncs of the WAL may run at once while the
+  // next group commits (at least 1). An idle writer also runs a second fdatasync next to the
+  // one running for the latest commits, and whichever returns first completes them: on the
+  // 2-core VM that cut the fsync tail severalfold (docs/streams.md).
+  int sync_threads = 2;
+  // With kFull: syncs the WAL file descriptor; returns 0 or an errno value. ::fdatasync when
+  // unset; unit tests inject failures.
+  std::function<int(int fd)> sync_file;
 };
 
 // A query over stored events: events matching any filter with lower < offset <= upper for
@@ -113,13 +137,14 @@ class EventStore {
 
   const std::string& sourceId() const { return source_id_; }
 
-  // Called on the writer thread after every commit with the committed events in offset
-  // order. Set before the first publish; must not block for long.
+  // Called once the events of a group commit are durable, with those events in offset order;
+  // one call at a time, in commit order, on a writer thread. Set before the first publish;
+  // must not block for long.
   void setCommitListener(CommitListener listener);
 
-  // Enqueues `events` published by `app` ("" = host). `done` runs on the writer thread once
-  // they are durable (receipts in request order) or failed (then none of them is stored).
-  // Never blocks on I/O.
+  // Enqueues `events` published by `app` ("" = host). `done` runs (on a writer thread) once they
+  // are durable (receipts in request order) or failed (then none of them was acknowledged; after a
+  // failed fdatasync they may still be in the file). Never blocks on I/O.
   void publish(std::string app, std::vector<NewEvent> events, PublishCallback done);
 
   // Enqueues events replicated from another node, or this node's own events restored from the
@@ -127,13 +152,13 @@ class EventStore {
   // next after the highest stored offset of that source; each keeps its source, offset,
   // lamport, timestamp and app. They are committed like publishes (same group, same fsync,
   // then the commit listener) and the Lamport clock moves past every lamport ingested, so
-  // later local events sort after them. `done` runs on the writer thread once they are
-  // durable, or fails with kFailedPrecondition when the offsets do not follow on (then none
-  // of them is stored; other requests of the group are unaffected) or the SQLite error. The
-  // caller must not ingest this node's own source while local publishes can run. Never blocks.
+  // later local events sort after them. `done` runs like publish()'s once they are durable, or
+  // fails with kFailedPrecondition when the offsets do not follow on (then none of them is stored;
+  // other requests of the group are unaffected) or the SQLite error. The caller must not ingest
+  // this node's own source while local publishes can run. Never blocks.
   void ingest(std::vector<Event> events, IngestCallback done);
 
-  // The highest committed offset per source. Never blocks on I/O.
+  // The highest durable offset per source. Never blocks on I/O.
   OffsetMap offsets() const;
 
   // Reads the next events of `spec` after `cursor` in the spec's order, within `limit`, and
@@ -146,7 +171,10 @@ class EventStore {
     std::uint64_t ingested = 0;       // replicated from the hub
     std::uint64_t group_waits = 0;    // adaptive waits for more requests (StoreOptions)
     std::uint64_t group_wait_us = 0;  // their total time
-    std::uint64_t commit_us = 0;      // time in writeGroup (BEGIN..COMMIT incl. fsync)
+    std::uint64_t commit_us = 0;      // time in writeGroup (BEGIN..COMMIT; with kFull
+                                      // the WAL's fdatasync is apart, below)
+    std::uint64_t syncs = 0;          // fdatasyncs of the WAL (kFull)
+    std::uint64_t sync_us = 0;        // their total time (concurrent ones each count)
   };
   Stats stats() const;
 
@@ -166,11 +194,34 @@ class EventStore {
     OffsetMap offsets;
     std::vector<Status> ingests;
   };
+  // A committed group waiting to be durable.
+  struct Committed {
+    std::uint64_t seq = 0;  // commit sequence number, from 1
+    std::vector<Pending> group;
+    GroupResult result;
+    std::vector<std::vector<PublishReceipt>> receipts;
+    std::uint64_t commit_us = 0;
+    std::uint64_t group_wait_us = 0;
+    bool waited = false;
+  };
 
   explicit EventStore(StoreOptions options);
   Status init();
   void writerLoop();
   void checkpointLoop();
+  // Takes the turn and commits what is queued (queue_mutex_ held through `lock`, released
+  // while writing); returns the group's commit sequence number, 0 when nothing was committed.
+  std::uint64_t commitTurn(std::unique_lock<std::mutex>& lock);
+  // Whether an idle writer should run a second fdatasync next to the one running for the
+  // latest commits (queue_mutex_ held): whichever returns first completes them.
+  bool hedgeWanted() const;
+  // Makes the groups up to `seq` durable (fdatasync unless a sync that began later covers
+  // them, or the store does not sync; seq 0: a hedge of the latest sync) and completes every
+  // durable group. Called and returns with queue_mutex_ held through `lock`.
+  void syncAndComplete(std::unique_lock<std::mutex>& lock, std::uint64_t seq);
+  // Publishes a durable group: offsets, stats, commit listener, callbacks. Under
+  // complete_mutex_.
+  void completeGroup(Committed& committed);
   // Writes one group; returns what it committed or the error (nothing committed).
   Result<GroupResult> writeGroup(std::vector<Pending>& group,
                                  std::vector<std::vector<PublishReceipt>>& receipts);
@@ -186,18 +237,23 @@ class EventStore {
   std::filesystem::path db_path_;
   std::string source_id_;
 
-  // Owned by the writer thread (and init() before it starts).
+  // Owned by the writer whose turn it is (committing_), and init() before they start.
   std::unique_ptr<sqlite::Database> writer_db_;
   std::int64_t next_offset_ = 0;
   std::int64_t lamport_ = 0;
-  std::optional<sqlite::Statement> insert_;  // prepared once
+  OffsetMap committed_offsets_;     // highest committed (maybe not yet durable) offset per source
+  std::size_t last_publishes_ = 0;  // publish requests of the previous group
+  std::chrono::steady_clock::duration last_commit_{};  // how long the last writeGroup took
+  std::optional<sqlite::Statement> insert_;            // prepared once
   std::optional<sqlite::Statement> upsert_;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;  // guarded by queue_mutex_
-  bool stopping_ = false;      // guarded by queue_mutex_
-  CommitListener listener_;    // set before publishing starts
+  std::deque<Pending> queue_;   // guarded by queue_mutex_
+  bool stopping_ = false;       // guarded by queue_mutex_
+  bool committing_ = false;     // guarded by queue_mutex_: a writer has the turn
+  bool group_waiting_ = false;  // guarded by queue_mutex_: it waits for a fuller group
+  CommitListener listener_;     // set before publishing starts
 
   mutable std::mutex offsets_mutex_;
   OffsetMap offsets_;  // guarded by offsets_mutex_
@@ -206,11 +262,23 @@ class EventStore {
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<sqlite::Database>> readers_;  // guarded by readers_mutex_
 
+  // Durable acknowledgement (synchronous == kFull).
+  bool sync_wal_ = false;
+  UniqueFd wal_fd_;  // the -wal file, opened read-only for fdatasync
+  // Guarded by queue_mutex_:
+  std::deque<Committed> unsynced_;      // committed, not completed, in commit order
+  std::uint64_t committed_seq_ = 0;     // the last group committed
+  std::uint64_t sync_started_seq_ = 0;  // the highest group a running or finished sync covers
+  int syncs_for_started_ = 0;           // syncs running that cover exactly that far
+  std::uint64_t durable_seq_ = 0;
+  std::optional<Error> sync_failure_;  // set once, never cleared
+  std::mutex complete_mutex_;          // serializes completion (taken before queue_mutex_)
+
   std::unique_ptr<sqlite::Database> checkpoint_db_;  // owned by the checkpointer thread
   std::uint64_t uncheckpointed_bytes_ = 0;           // guarded by queue_mutex_
   std::condition_variable checkpoint_cv_;
 
-  std::thread writer_;
+  std::vector<std::thread> writers_;
   std::thread checkpointer_;
 };
 

@@ -335,6 +335,46 @@ TEST_F(CliTest, LogsPrintsTheTailAndFollows) {
   EXPECT_EQ(unknown.err, "fleetletctl: app \"nope\" has no logs\n");
 }
 
+TEST_F(CliTest, LogsSinceAndUntilPickATimeRangeAndBadTimesAreUsageErrors) {
+  auto dir = dir_->path() / "logs";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "current.log") << "2026-11-21T06:00:00Z stdout F one\n"
+                                        "2026-11-21T06:00:01Z stderr F two\n"
+                                        "2026-11-21T06:00:02.5Z stdout F three\n";
+  service_.setLogDir("camera", dir);
+  auto range = ctl({"logs", "camera", "--since", "2026-11-21T06:00:01Z", "--until",
+                    "2026-11-21T07:00:02.5+01:00"});
+  EXPECT_EQ(range.status.exit_code, 0) << range.err;
+  EXPECT_EQ(range.out, "two\n");  // since inclusive, until exclusive
+  // Relative times count back from now: these lines are older than 10 minutes.
+  EXPECT_EQ(ctl({"logs", "camera", "--since", "10m"}).out, "");
+  EXPECT_EQ(ctl({"logs", "camera", "--since", "36500d", "--until", "1h30m"}).out,
+            "one\ntwo\nthree\n");
+  EXPECT_EQ(ctl({"logs", "camera", "--since", "2026-11-21T06:00:01Z", "--tail", "1"}).out,
+            "three\n");
+
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"logs", "camera", "--since", "10x"},
+       "--since: \"10x\" is neither an RFC 3339 time (2026-12-07T06:00:00Z) nor a duration "
+       "before now (10m, 2h, 1d)"},
+      {{"logs", "camera", "--until", "m10"}, "--until: \"m10\" is neither"},
+      {{"logs", "camera", "--since", ""}, "--since: \"\" is neither"},
+      {{"logs", "camera", "--since", "2026-13-01T00:00:00Z"}, "--since: \"2026-13-01T00:00:00Z\""},
+      {{"logs", "camera", "--since", "1h", "--until", "2h"}, "logs: --since ("},
+      {{"logs", "camera", "--node"}, "logs: give an app or --node, not both"},
+      {{"logs"}, "logs: give an app, or --node for fleetletd's log"},
+      {{"logs", "camera", "-f", "--since", "1h"},
+       "logs: --follow cannot be combined with --node, --since or --until"},
+  };
+  for (const auto& [args, message] : bad) {
+    SCOPED_TRACE(args.back());
+    auto out = ctl(args);
+    EXPECT_EQ(out.status.exit_code, 1);
+    EXPECT_EQ(out.out, "");
+    EXPECT_TRUE(out.err.starts_with("fleetletctl: " + message)) << out.err;
+  }
+}
+
 TEST_F(CliTest, EveryCommandSaysWhenFleetletdIsNotRunning) {
   auto absent = (dir_->path() / "absent.sock").string();
   auto file = write("node.yaml", kManifest);
@@ -605,12 +645,14 @@ TEST_F(CliTest, TopPrintsOneTableWhenStdoutIsNotATerminal) {
 
 TEST_F(CliTest, TopRedrawsOnATerminalUntilStopped) {
   // script(1) gives fleetletctl a pseudo-terminal and copies what it draws to the file; its
-  // stdin stays open (script ends the session at EOF).
+  // stdin stays open (script ends the session at EOF). SIGTERM to the shell ends script, whose
+  // pseudo-terminal's hangup ends fleetletctl; the sleep holds none of the test's outputs.
   const auto typescript = dir_->path() / "typescript";
   auto child = ChildProcess::spawn(
       {.argv = {"sh", "-c",
-                "sleep 60 | script -qfec '" + std::string(FLEETLETCTL_PATH) + " --api-socket " +
-                    socket_ + " top --interval 0.05' " + typescript.string()},
+                "trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 60 2>/dev/null | script -qfec '" +
+                    std::string(FLEETLETCTL_PATH) + " --api-socket " + socket_ +
+                    " top --interval 0.05' " + typescript.string() + " & wait"},
        .stdout_path = "/dev/null"});
   ASSERT_TRUE(child) << child.error().message();
   auto deadline = std::chrono::steady_clock::now() + kPatience;

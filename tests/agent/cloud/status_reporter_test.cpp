@@ -201,3 +201,87 @@ TEST_F(StatusReporterTest, UrlsTakeSeqAndNode) {
 
 }  // namespace
 }  // namespace fleetlet::cloud
+
+namespace fleetlet::cloud {
+namespace {
+
+// The alerts in force are a state member: a raise makes a report with them, a fall one
+// without; results queued with status.db's own transaction go out once, at once.
+TEST_F(StatusReporterTest, ActiveAlertsAndQueuedResultsAreReported) {
+  Json alerts = Json::array();
+  auto reporter = StatusReporter({.node_id = "n1",
+                                  .url = "https://cloud/status/{node}",
+                                  .min_interval = seconds(10),
+                                  .now = [this] { return now_; },
+                                  .random01 = [] { return 0.5; },
+                                  .active_alerts = [&alerts] { return alerts; }},
+                                 node_, *outbox_, sender_);
+  ASSERT_TRUE(reporter.collect());
+  reporter.flush();
+  ASSERT_EQ(sender_.calls.size(), 1U);
+  EXPECT_EQ(sentBody(0)["alerts"], Json::array());
+  now_ += seconds(11);
+  EXPECT_FALSE(*reporter.collect());  // nothing changed
+  alerts.push_back({{"rule", "app cpu > 90% for 60s"},
+                    {"app", "camera"},
+                    {"value", 0.97},
+                    {"since", "2026-12-07T06:00:00Z"}});
+  EXPECT_TRUE(*reporter.collect());
+  reporter.flush();
+  ASSERT_EQ(sender_.calls.size(), 2U);
+  EXPECT_EQ(sentBody(1)["alerts"].size(), 1U);
+  EXPECT_EQ(sentBody(1)["alerts"][0]["app"], "camera");
+  now_ += seconds(11);
+  alerts = Json::array();  // it fell
+  EXPECT_TRUE(*reporter.collect());
+  reporter.flush();
+  ASSERT_EQ(sender_.calls.size(), 3U);
+  EXPECT_EQ(sentBody(2)["alerts"], Json::array());
+
+  // A result queued in a transaction of status.db: in the next report at once, then never.
+  now_ += seconds(1);  // within min_interval: a result does not wait for it
+  ASSERT_TRUE(outbox_->transact([](sqlite::Database& db) {
+    return StatusOutbox::queueResult(db, "logRequests", {{"id", "r1"}, {"state", "done"}});
+  }));
+  EXPECT_FALSE(outbox_->transact(
+      [](sqlite::Database& db) { return StatusOutbox::queueResult(db, "bogus", Json::object()); }));
+  EXPECT_TRUE(*reporter.collect());
+  reporter.flush();
+  ASSERT_EQ(sender_.calls.size(), 4U);
+  ASSERT_EQ(sentBody(3)["logRequests"].size(), 1U);
+  EXPECT_EQ(sentBody(3)["logRequests"][0]["id"], "r1");
+  now_ += seconds(11);
+  publish("camera", "restarted", "requested");
+  EXPECT_TRUE(*reporter.collect());
+  reporter.flush();
+  ASSERT_EQ(sender_.calls.size(), 5U);
+  EXPECT_FALSE(sentBody(4).contains("logRequests"));
+}
+
+// While the cloud is away, results queued before and after merge into the open report.
+TEST(StatusOutboxResults, AnOpenReportKeepsItsResultsWhenItAbsorbsTheNext) {
+  auto dir = fleetlet::testing::TempDir::create("outbox-results");
+  ASSERT_TRUE(dir);
+  auto outbox = StatusOutbox::open(dir->path() / "status.db");
+  ASSERT_TRUE(outbox);
+  auto queue = [&](const std::string& id) {
+    return (*outbox)->transact([&](sqlite::Database& db) {
+      return StatusOutbox::queueResult(db, "logRequests", {{"id", id}});
+    });
+  };
+  ASSERT_TRUE(queue("a"));
+  ASSERT_EQ((*outbox)->add({{"apps", 1}}), 1);
+  ASSERT_TRUE(queue("b"));
+  ASSERT_EQ((*outbox)->add({{"apps", 2}}), 1);  // merged: never handed out
+  EXPECT_EQ((*outbox)->queuedResults(), 0);
+  auto next = (*outbox)->next();
+  ASSERT_TRUE(next && next->has_value());
+  auto body = Json::parse((*next)->body);
+  EXPECT_EQ(body["apps"], 2);
+  ASSERT_EQ(body["logRequests"].size(), 2U);
+  EXPECT_EQ(body["logRequests"][0]["id"], "a");
+  EXPECT_EQ(body["logRequests"][1]["id"], "b");
+}
+
+}  // namespace
+}  // namespace fleetlet::cloud

@@ -43,6 +43,9 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
       "  interval: 30s\n"
       "  wait: 20s\n"
       "  maxManifestBytes: 65536\n"
+      "  logRequestUrl: https://cloud.example/requests/{node}.json\n"
+      "  logUploadMaxBytes: 1048576\n"
+      "  logUploadRate: 50000\n"
       "  tls:\n"
       "    cert: node.crt\n"
       "    key: node.key\n"
@@ -62,6 +65,9 @@ TEST_F(ConfigTest, CloudTrustAndNodeSections) {
   EXPECT_EQ(cfg->cloud.status_interval, std::chrono::seconds(5));
   EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(20));
   EXPECT_EQ(cfg->cloud.max_manifest_bytes, 65536);
+  EXPECT_EQ(cfg->cloud.log_request_url, "https://cloud.example/requests/{node}.json");
+  EXPECT_EQ(cfg->cloud.log_upload_max_bytes, 1048576);
+  EXPECT_EQ(cfg->cloud.log_upload_rate, 50000);
   EXPECT_EQ(cfg->cloud.tls.cert, dir_->path() / "node.crt");
   EXPECT_EQ(cfg->cloud.tls.ca, "/etc/fleetlet/ca.pem");
   EXPECT_EQ(cfg->cloud.tls.pinned_public_keys, std::vector<std::string>{"sha256//AAAA"});
@@ -75,6 +81,9 @@ TEST_F(ConfigTest, DefaultsAreSignedOnlyAndAMinuteApart) {
   EXPECT_EQ(cfg->cloud.interval, std::chrono::seconds(60));
   EXPECT_EQ(cfg->cloud.wait, std::chrono::seconds(55));
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
+  EXPECT_TRUE(cfg->cloud.log_request_url.empty());
+  EXPECT_EQ(cfg->cloud.log_upload_max_bytes, 16 * 1024 * 1024);
+  EXPECT_EQ(cfg->cloud.log_upload_rate, 0);
 }
 
 TEST_F(ConfigTest, ShipLogsIsUnsetUnlessSaid) {
@@ -119,6 +128,8 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"cloud: {interval: 10}\n", "cloud.interval: \"10\" is not a duration"},
       {"cloud: {interval: 100ms}\n", "cloud.interval: must be at least 1s"},
       {"cloud: {statusMethod: PATCH}\n", "cloud.statusMethod: \"PATCH\" is not PUT or POST"},
+      {"cloud: {logUploadRate: -1}\n", "cloud.logUploadRate: must be 0 (no cap) or more"},
+      {"cloud: {logUploadMaxBytes: 0}\n", "cloud.logUploadMaxBytes: must be"},
       {"cloud: {tls: {pinnedPublicKeys: [abc]}}\n", "is not a sha256//<base64> pin"},
       {"trust: {allowUnsigned: cloud}\n", "trust.allowUnsigned: \"cloud\" is not a source"},
       {"trust: {threshold: 0}\n", "trust.threshold: must be at least 1"},
@@ -135,6 +146,9 @@ TEST_F(ConfigTest, MistakesNameTheKey) {
       {"logLevel: loud\n", "logLevel: \"loud\" is not a log level"},
       {"dataDIR: /x\n", "unknown key \"dataDIR\""},
       {"node: {idFile: [a]}\n", "node.idFile: expected a single value"},
+      {"runtime: {containerShim: crun}\n",
+       "runtime.containerShim: \"crun\" is not a container shim (expected runc or fleetlet)"},
+      {"runtime: {shim: fleetlet}\n", "unknown key \"runtime.shim\""},
   };
   for (const auto& c : cases) {
     auto cfg = load(c.yaml);
@@ -181,6 +195,18 @@ TEST_F(ConfigTest, LoggerAndNodeIdFileKeys) {
 
 // The annotated /etc/fleetlet/config.yaml of the Debian package: it loads, and what it sets is
 // the built-in default (a reader can trust its comments).
+TEST_F(ConfigTest, ContainerShimDefaultsToRuncAndNamesItsRuntime) {
+  EXPECT_EQ(DaemonConfig{}.container_shim, ContainerShim::kRunc);
+  EXPECT_EQ(runtimeName(ContainerShim::kRunc), "io.containerd.runc.v2");
+  EXPECT_EQ(runtimeName(ContainerShim::kFleetlet), "io.containerd.fleetlet.v1");
+  auto cfg = load("runtime:\n  containerShim: fleetlet\n");
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->container_shim, ContainerShim::kFleetlet);
+  auto runc = load("runtime: {containerShim: runc}\n");
+  ASSERT_TRUE(runc) << runc.error().message();
+  EXPECT_EQ(runc->container_shim, ContainerShim::kRunc);
+}
+
 TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
   auto cfg = loadConfigFile(FLEETLET_PACKAGED_CONFIG, DaemonConfig{});
   ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
@@ -196,6 +222,7 @@ TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
   EXPECT_FALSE(cfg->system_manifest_required);
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
   EXPECT_TRUE(cfg->trust_keys.empty());
+  EXPECT_EQ(cfg->container_shim, d.container_shim);
 }
 
 // fleetletd's flags over its config file (config/daemon_flags.h).
@@ -237,6 +264,31 @@ TEST_F(DaemonFlagsTest, FlagsOverrideTheFileWhichOverridesDefaults) {
   auto named = resolve({"--config", file, "--system-manifest", "/x/system.yaml"});
   ASSERT_TRUE(named.has_value()) << named.error().message();
   EXPECT_TRUE(named->system_manifest_required);
+  // runtime.containerShim: the flag wins over the file.
+  auto shim_file = write("runtime: {containerShim: fleetlet}\n", "shim.yaml");
+  auto from_file = resolve({"--config", shim_file});
+  ASSERT_TRUE(from_file.has_value()) << from_file.error().message();
+  EXPECT_EQ(from_file->container_shim, ContainerShim::kFleetlet);
+  auto from_flag = resolve({"--config", shim_file, "--container-shim", "runc"});
+  ASSERT_TRUE(from_flag.has_value()) << from_flag.error().message();
+  EXPECT_EQ(from_flag->container_shim, ContainerShim::kRunc);
+}
+
+TEST_F(DaemonFlagsTest, ALoopbackRegistryCanBeNamedHttpsButNotBothWays) {
+  auto file = write("httpsRegistries: [127.0.0.1:5443]\n");
+  auto cfg = resolve({"--config", file, "--https-registry", "localhost:5443"});
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->https_registries, (std::set<std::string>{"127.0.0.1:5443", "localhost:5443"}));
+  auto both = resolve({"--config", file, "--plain-http-registry", "127.0.0.1:5443"});
+  ASSERT_FALSE(both.has_value());
+  EXPECT_NE(both.error().message().find("registry 127.0.0.1:5443 is named both plain HTTP"),
+            std::string::npos)
+      << both.error().message();
+  auto not_a_list = resolve({"--config", write("httpsRegistries: 127.0.0.1:5443\n", "b.yaml")});
+  ASSERT_FALSE(not_a_list.has_value());
+  EXPECT_NE(not_a_list.error().message().find("httpsRegistries: expected a list"),
+            std::string::npos)
+      << not_a_list.error().message();
 }
 
 TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
@@ -249,6 +301,8 @@ TEST_F(DaemonFlagsTest, MistakesNameTheFlagOrTheKey) {
       {{"--config", file, "--pull-timeout", "later"},
        "--pull-timeout: \"later\" is not a duration"},
       {{"--config", file, "--log-level", "chatty"}, "--log-level: \"chatty\" is not a log level"},
+      {{"--config", file, "--container-shim", "kata"},
+       "--container-shim: \"kata\" is not a container shim"},
       {{"--config", write("pullTimout: 5m\n", "typo.yaml")}, "unknown key \"pullTimout\""},
       {{"--config", write("parallelism: two\n", "type.yaml")},
        "parallelism: \"two\" has the wrong type"},

@@ -11,6 +11,7 @@
 
 #include "fleetletd_fixture.h"
 #include "support/test_cloud.h"
+#include "time/rfc3339.h"
 #include "trust/ed25519.h"
 #include "trust/envelope.h"
 
@@ -591,6 +592,229 @@ TEST_F(CloudTest, APinnedServerKeyIsAcceptedAndAWrongPinRefused) {
   startCloudAgent(cloud_->url(), "    pinnedPublicKeys: [\"sha256//" + good + "\"]\n");
   ASSERT_TRUE(waitRunning({"web"})) << agentLog();
   EXPECT_EQ(nodeStatus().value("desiredRevision", int64_t{0}), 1);
+}
+
+// A CRI log file's records as the lines a log upload holds ("<time> <stream> <text>\n"), those
+// whose time is in [since, until) — read here independently of fleetletd's reader.
+std::string criLinesIn(const std::filesystem::path& file, const std::string& since,
+                       const std::string& until) {
+  const auto from = *parseRfc3339(since);
+  const auto to = *parseRfc3339(until);
+  std::istringstream in(readFile(file));
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string time, stream, flag;
+    fields >> time >> stream >> flag;
+    EXPECT_EQ(flag, "F") << line;  // the test's lines are short: no partial records
+    auto t = parseRfc3339(time);
+    if (!t || *t < from || *t >= to) continue;
+    out += time + " " + stream + " " + line.substr(time.size() + stream.size() + flag.size() + 3) +
+           "\n";
+  }
+  return out;
+}
+
+// The time token of a CRI log file's n-th record (0-based; negative: from the end).
+std::string criTime(const std::filesystem::path& file, int n) {
+  std::vector<std::string> times;
+  std::istringstream in(readFile(file));
+  for (std::string line; std::getline(in, line);) times.push_back(line.substr(0, line.find(' ')));
+  if (times.empty()) return "";
+  const auto i = n >= 0 ? static_cast<size_t>(n) : times.size() - static_cast<size_t>(-n);
+  return times.at(i);
+}
+
+// Logs on request: fleetletd killed (SIGKILL) in the middle of a throttled upload to nginx's
+// WebDAV finishes it after the restart; the uploaded gzip holds exactly the app's lines of
+// the range, the node's log likewise; each result is in exactly one status report; a done
+// request is never uploaded again (later polls, another restart); a request signed by a
+// stranger is refused and reported.
+TEST_F(CloudTest, ALogRequestIsUploadedOnceAcrossKill9MidUploadWithExactlyTheRangesLines) {
+  // 3000 lines of 200 base64 characters of random bytes: ~470 KiB of gzip, ~10 s at 50 kB/s.
+  const std::string talker = busyboxApp(
+      "talker", "head -c 450000 /dev/urandom | base64 -w 200 | awk '{print NR, $0}'; sleep 1000");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, talker))));
+  const std::string config = statusConfig() + "  logRequestUrl: " + cloud_->url() +
+                             "/requests/{node}.json\n  logUploadRate: 50000\n";
+  startCloudAgent(cloud_->url(), config);
+  const auto app_log = dataDir() / "logs" / "talker" / "current.log";
+  const auto node_log = dataDir() / "node-logs" / "current.log";
+  ASSERT_TRUE(testing::waitFor([&] { return countOf(readFile(app_log), "\n") >= 3000; }, 60s))
+      << agentLog();
+  auto key = trust::PrivateKey::load(key_);
+  ASSERT_TRUE(key);
+  auto request = [&](const Json& payload, const trust::PrivateKey& by) {
+    trust::Envelope env{.payload_type = "application/vnd.fleetlet.logrequest.v1+json",
+                        .payload = payload.dump(),
+                        .signatures = {}};
+    env.signatures.push_back(
+        {.keyid = by.publicKey().id(), .sig = *by.sign(trust::pae(env.payload_type, env.payload))});
+    return trust::serializeEnvelope(env);
+  };
+  const std::string since = criTime(app_log, 500);
+  const std::string until = criTime(app_log, 2500);
+  const Json app_request = {{"apiVersion", "fleetlet.io/v1"},
+                            {"kind", "LogRequest"},
+                            {"id", "app-1"},
+                            {"node", "n1"},
+                            {"source", "app"},
+                            {"app", "talker"},
+                            {"since", since},
+                            {"until", until},
+                            {"uploadUrl", cloud_->url() + "/logs/n1/app-1.gz"},
+                            {"expires", "2099-01-01T00:00:00Z"}};
+  ASSERT_TRUE(cloud_->publish("requests/n1.json", request(app_request, *key)));
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return countOf(agentLog(), "log request app-1: uploading 2000 lines") > 0; }, 30s))
+      << agentLog();
+  std::this_thread::sleep_for(3s);  // well inside the ~10 s upload
+  killAgent();
+  const auto puts_of = [&](const std::string& uri, bool ok) {
+    std::istringstream log(cloud_->accessLog());
+    size_t n = 0;
+    for (std::string line; std::getline(log, line);) {
+      std::istringstream fields(line);
+      std::string method, path, status;
+      fields >> method >> path >> status;
+      if (method == "PUT" && path == uri && status.starts_with("2") == ok) ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(puts_of("/logs/n1/app-1.gz", true), 0U) << cloud_->accessLog();
+
+  startCloudAgent(cloud_->url(), config);
+  ASSERT_TRUE(waitEvent(0, "logRequest", "app-1: uploaded 2000 lines of app talker", 90s))
+      << agentLog();
+  EXPECT_THAT(agentLog(), HasSubstr("log request app-1: uploading again (fleetletd stopped"));
+  auto gunzip = [&](const std::string& name) {
+    auto out = runCommand(
+        RunOptions{.argv = {"gzip", "-dc", (cloud_->www() / "logs" / "n1" / name).string()}});
+    EXPECT_TRUE(out && out->status.success()) << (out ? out->err : out.error().message());
+    return out ? out->out : "";
+  };
+  // Over 300 kB at 50 kB/s: the kill 3 s into it was mid-upload.
+  EXPECT_GT(std::filesystem::file_size(cloud_->www() / "logs" / "n1" / "app-1.gz"), 300000U);
+  const std::string expected = criLinesIn(app_log, since, until);
+  EXPECT_EQ(countOf(expected, "\n"), 2000U);
+  const std::string uploaded = gunzip("app-1.gz");
+  EXPECT_EQ(uploaded.size(), expected.size());
+  EXPECT_TRUE(uploaded == expected) << "the upload differs from the log's lines in the range";
+  EXPECT_EQ(puts_of("/logs/n1/app-1.gz", true), 1U) << cloud_->accessLog();
+  // fleetletctl logs gets the same range locally.
+  std::string local;
+  {
+    std::istringstream in(expected);
+    for (std::string line; std::getline(in, line);) {
+      local += line.substr(line.find(' ', line.find(' ') + 1) + 1) + "\n";
+    }
+  }
+  EXPECT_TRUE(ctl({"logs", "talker", "--since", since, "--until", until}) == local);
+
+  // The node's own log for a range that has passed.
+  const std::string node_since = criTime(node_log, 0);
+  const std::string node_until = criTime(node_log, -1);
+  Json node_request = app_request;
+  node_request["id"] = "node-1";
+  node_request["source"] = "node";
+  node_request.erase("app");
+  node_request["since"] = node_since;
+  node_request["until"] = node_until;
+  node_request["uploadUrl"] = cloud_->url() + "/logs/n1/node-1.gz";
+  ASSERT_TRUE(cloud_->publish("requests/n1.json", request(node_request, *key)));
+  ASSERT_TRUE(waitEvent(0, "logRequest", "node-1: uploaded", 60s)) << agentLog();
+  const std::string node_expected = criLinesIn(node_log, node_since, node_until);
+  EXPECT_GT(countOf(node_expected, "\n"), 20U);
+  EXPECT_TRUE(gunzip("node-1.gz") == node_expected)
+      << gunzip("node-1.gz").substr(0, 2000) << "\n---\n"
+      << node_expected.substr(0, 2000);
+  EXPECT_THAT(node_expected, HasSubstr("fleetletd starting"));
+  EXPECT_EQ(ctl({"logs", "--node", "--since", node_since, "--until", node_until}), [&] {
+    std::string out;
+    std::istringstream in(node_expected);
+    for (std::string line; std::getline(in, line);) {
+      out += line.substr(line.find(' ', line.find(' ') + 1) + 1) + "\n";
+    }
+    return out;
+  }());
+
+  // A request signed by another key: refused, reported, nothing uploaded.
+  auto stranger = trust::PrivateKey::generate();
+  ASSERT_TRUE(stranger);
+  Json forged = app_request;
+  forged["id"] = "forged";
+  forged["uploadUrl"] = cloud_->url() + "/logs/n1/forged.gz";
+  ASSERT_TRUE(cloud_->publish("requests/n1.json", request(forged, *stranger)));
+  ASSERT_TRUE(waitEvent(0, "logRequest",
+                        "refused: log request: signature: no valid signature by a trusted key"))
+      << agentLog();
+  ASSERT_TRUE(waitReportedEvent("logRequest", "refused: log request: signature")) << agentLog();
+
+  // Served again after another restart and several polls: never uploaded again.
+  ASSERT_TRUE(cloud_->publish("requests/n1.json", request(app_request, *key)));
+  stopAgent();
+  auto request_polls = [&] { return countOf(cloud_->accessLog(), "GET /requests/n1.json "); };
+  const size_t polls = request_polls();
+  startCloudAgent(cloud_->url(), config);
+  ASSERT_TRUE(testing::waitFor([&] { return request_polls() >= polls + 4; }, 30s)) << agentLog();
+  EXPECT_EQ(puts_of("/logs/n1/app-1.gz", true), 1U) << cloud_->accessLog();
+  EXPECT_EQ(puts_of("/logs/n1/node-1.gz", true), 1U) << cloud_->accessLog();
+  EXPECT_EQ(puts_of("/logs/n1/forged.gz", true) + puts_of("/logs/n1/forged.gz", false), 0U);
+
+  // Each result in exactly one report.
+  std::map<std::string, int> results;
+  for (const auto& [seq, r] : reports()) {
+    for (const auto& result : r.value("logRequests", Json::array())) {
+      ++results[result.value("id", "")];
+      EXPECT_EQ(result.value("state", ""), "done") << result.dump();
+      if (result.value("id", "") == "app-1") {
+        EXPECT_EQ(result.value("lines", 0), 2000);
+        EXPECT_EQ(result.value("truncated", true), false);
+      }
+    }
+  }
+  EXPECT_EQ(results, (std::map<std::string, int>{{"app-1", 1}, {"node-1", 1}}));
+}
+
+// The alerts in force reach the cloud: a report PUT to nginx lists the alert while it holds
+// (rule, app, value, since) and a later one no longer does once it has fallen.
+TEST_F(CloudTest, AnActiveAlertAppearsInTheStatusReportAndGoesWhenItFalls) {
+  // 16 MiB of tmpfs against a 64 MiB limit (25 % > 10 %) for 10 s, then freed.
+  const std::string hog = busyboxApp(
+      "hog",
+      "head -c 16777216 /dev/zero > /dev/shm/fill && sleep 10 && rm /dev/shm/fill && sleep 1000",
+      "    resources: {memory: 64Mi}\n");
+  ASSERT_TRUE(cloud_->publish("nodes/n1.json", sign(nodeManifest(1, hog))));
+  startCloudAgent(cloud_->url(), statusConfig() +
+                                     "alerts:\n  interval: 1s\n  continueEvery: 60s\n"
+                                     "  rules: [\"app memory > 10% of limit\"]\n");
+  auto with_alert = [&]() -> std::optional<int64_t> {
+    for (const auto& [seq, r] : reports()) {
+      for (const auto& a : r.value("alerts", Json::array())) {
+        if (a.value("app", "") == "hog" && a.value("rule", "") == "app memory > 10% of limit") {
+          return seq;
+        }
+      }
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(testing::waitFor([&] { return with_alert().has_value(); }, 60s)) << agentLog();
+  const int64_t raised_in = *with_alert();
+  const Json raised = reports()[raised_in]["alerts"][0];
+  EXPECT_GT(raised.value("value", 0.0), 0.2) << raised.dump();
+  EXPECT_LT(raised.value("value", 1.0), 0.4) << raised.dump();
+  EXPECT_TRUE(parseRfc3339(raised.value("since", ""))) << raised.dump();
+  EXPECT_THAT(raised.value("message", ""), HasSubstr("app memory > 10% of limit: hog at "));
+  // After the fall: a newer report without it, and the fall as a reported event.
+  ASSERT_TRUE(waitReportedEvent("alert", "fall app memory > 10% of limit: hog", 60s)) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto all = reports();
+        return !all.empty() && all.rbegin()->first > raised_in &&
+               all.rbegin()->second.value("alerts", Json()) == Json::array();
+      },
+      30s))
+      << agentLog();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/client.h"
@@ -67,6 +69,7 @@ class FleetletdTest : public ::testing::Test {
     ASSERT_TRUE(shared) << shared.error().message();
     registry_ = &(*shared)->registry();
     images_ = &(*shared)->images();
+    useContainerShimFromEnvironment();
     auto ctrd = PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
@@ -89,6 +92,34 @@ class FleetletdTest : public ::testing::Test {
 
   // The fleetletd that startAgent() runs: the build's, or one installed from the package.
   std::string agent_binary_ = FLEETLETD_PATH;
+  // FLEETLET_TEST_CONTAINER_SHIM=fleetlet runs the same tests with `--container-shim fleetlet`:
+  // container apps on containerd-shim-fleetlet-v1 (container mode) instead of runc.v2. The
+  // shim's directory (FLEETLET_SHIM_DIR, or $FLEETLET_TEST_SHIM_DIR) goes first on the PATH
+  // the private containerd inherits. Empty: fleetletd's default (runc).
+  std::string container_shim_;
+
+  void useContainerShimFromEnvironment() {
+    const char* shim = std::getenv("FLEETLET_TEST_CONTAINER_SHIM");
+    if (shim == nullptr || *shim == '\0' || std::string_view(shim) == "runc") return;
+    ASSERT_EQ(std::string_view(shim), "fleetlet")
+        << "FLEETLET_TEST_CONTAINER_SHIM: expected runc or fleetlet";
+    container_shim_ = shim;
+    std::string dir;
+    if (const char* env = std::getenv("FLEETLET_TEST_SHIM_DIR"); env != nullptr) dir = env;
+#ifdef FLEETLET_SHIM_DIR
+    if (dir.empty()) dir = FLEETLET_SHIM_DIR;
+#endif
+    ASSERT_FALSE(dir.empty()) << "no shim directory: set FLEETLET_TEST_SHIM_DIR";
+    ASSERT_TRUE(std::filesystem::exists(std::filesystem::path(dir) / "containerd-shim-fleetlet-v1"))
+        << dir;
+    const char* path = std::getenv("PATH");
+    const std::string current = path != nullptr ? path : "/usr/bin:/bin";
+    if (!current.starts_with(dir + ":")) ::setenv("PATH", (dir + ":" + current).c_str(), 1);
+  }
+  // The containerd runtime fleetletd gives container apps in this run.
+  std::string containerRuntime() const {
+    return container_shim_ == "fleetlet" ? "io.containerd.fleetlet.v1" : "io.containerd.runc.v2";
+  }
 
   std::filesystem::path desiredDir() const { return dir_->path() / "desired"; }
   std::filesystem::path dataDir() const { return dir_->path() / "data"; }
@@ -109,6 +140,10 @@ class FleetletdTest : public ::testing::Test {
     }
     auto net_flags = net_->flags();
     argv.insert(argv.end(), net_flags.begin(), net_flags.end());
+    if (!container_shim_.empty()) {
+      argv.push_back("--container-shim");
+      argv.push_back(container_shim_);
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child =
         ChildProcess::spawn({.argv = argv, .stdout_path = logPath(), .stderr_path = logPath()});

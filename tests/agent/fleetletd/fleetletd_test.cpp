@@ -148,6 +148,8 @@ TEST_F(FleetletdTest, ThreeAppsConvergeWithTheirCgroupLimits) {
   EXPECT_EQ(json["Labels"]["fleetlet.io/app"], "web");
   EXPECT_EQ(json["Labels"]["fleetlet.io/revision"], "1");
   EXPECT_EQ(json["Labels"]["fleetlet.io/spec-hash"].get<std::string>().size(), 64u);
+  // The shim this run chose (runtime.containerShim; FLEETLET_TEST_CONTAINER_SHIM).
+  EXPECT_EQ(json["Runtime"]["Name"], containerRuntime());
 }
 
 TEST_F(FleetletdTest, ChangingOneAppReplacesOnlyThatApp) {
@@ -224,6 +226,33 @@ TEST_F(FleetletdTest, UnhealthyAppIsRestarted) {
   EXPECT_NE(log.find("app sick: unhealthy: http 404"), std::string::npos) << log;
   EXPECT_EQ(log.find("app well: unhealthy"), std::string::npos) << log;
   EXPECT_EQ(log.find("app well: restarted"), std::string::npos) << log;
+}
+
+// Exec health probes run in the container (the shim's Exec); a container's OOM kill is told
+// apart from other exits (the shim's /tasks/oom event and the cgroup's count).
+TEST_F(FleetletdTest, ExecProbesRunInTheContainerAndOomKillsAreReported) {
+  startAgent();
+  apply(manifest(
+      1,
+      busyboxApp("ready", "touch /ready; sleep 1000",
+                 "    health: {exec: {command: [test, -f, /ready]}, interval: 1s, failures: 2}\n") +
+          busyboxApp("sick", "sleep 1000",
+                     "    health: {exec: {command: [sh, -c, \"echo not-ready; exit 3\"]}, "
+                     "interval: 1s, failures: 2}\n") +
+          busyboxApp("hog", "exec tail /dev/zero", "    resources: {memory: 16Mi}\n")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return agentLog().find("app sick: restarted") != std::string::npos; }, 60s))
+      << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return agentLog().find("app hog: exited: exit code 137 (OOM killed)") != std::string::npos;
+      },
+      60s))
+      << agentLog();
+  auto log = agentLog();
+  EXPECT_NE(log.find("app sick: unhealthy: exec exited 3: not-ready"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app ready: unhealthy"), std::string::npos) << log;
+  EXPECT_EQ(log.find("app ready: restarted"), std::string::npos) << log;
 }
 
 TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {
@@ -700,7 +729,11 @@ TEST_F(FleetletdTest, KillDuringNetworkedApplyLeaksNoNetwork) {
       << fmt::format("{}", fmt::join(net_->nodeLinks(), " "));
   EXPECT_TRUE(appChains(net_->nftChains()).empty());
   std::error_code ec;
-  EXPECT_TRUE(std::filesystem::is_empty(dataDir() / "cni" / "attachments", ec));
+  std::vector<std::string> left;
+  for (const auto& f : std::filesystem::directory_iterator(dataDir() / "cni" / "attachments", ec)) {
+    left.push_back(f.path().filename().string() + ": " + readFile(f.path()));
+  }
+  EXPECT_TRUE(left.empty()) << fmt::format("{}", fmt::join(left, "\n")) << "\n" << agentLog();
 }
 
 // Issue 10 item 3: every line an app prints is readable in the console service under the

@@ -274,5 +274,68 @@ TEST_F(NativeAppsTest, HealthChecksProbeNativeAppsAndRestartTheUnhealthyOne) {
   EXPECT_EQ(log.find("app fine: restarted"), std::string::npos) << log;
 }
 
+// A host-network native app listing services gets host listeners of its own on 127.0.0.1,
+// announced in AX_*: what it publishes there is stored under its name, another app's port is
+// another listener, and a fleetletd killed with -9 makes them again on the same ports.
+TEST_F(NativeAppsTest, HostNetworkNativeAppsReachTheServicesThroughListenersOfTheirOwn) {
+  startStreams();
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  // busybox wget from the host, in a loop, to the URI the app was given.
+  const std::string publish =
+      "echo uri=$AX_EVENT_SERVICE_URI; while true; do /bin/busybox wget -q -O /dev/null "
+      "--header 'Content-Type: application/json' --post-data "
+      "'{\\\"data\\\":[{\\\"semantics\\\":\\\"host\\\",\\\"name\\\":\\\"n\\\","
+      "\\\"payload\\\":1}]}' ${AX_EVENT_SERVICE_URI}v1/events/publish && echo ok; sleep 0.2; "
+      "done";
+  apply(manifest(1, nativeApp("pub", publish, "    services: [events]\n") +
+                        nativeApp("other", publish, "    services: [events]\n")));
+  ASSERT_TRUE(waitRunning({"pub", "other"})) << agentLog();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto events = streamsEvents();
+        return events.find("\"sourceApp\":\"pub\"") != std::string::npos &&
+               events.find("\"sourceApp\":\"other\"") != std::string::npos;
+      },
+      60s))
+      << streamsEvents() << agentLog();
+  // Each was told a port of its own on 127.0.0.1, not the services' shared host listener.
+  auto uriOf = [&](const std::string& app) {
+    auto log = readFile(dataDir() / "logs" / app / "current.log");
+    auto at = log.find("uri=");
+    return at == std::string::npos ? std::string()
+                                   : log.substr(at + 4, log.find('\n', at) - at - 4);
+  };
+  const std::string pub_uri = uriOf("pub");
+  const std::string other_uri = uriOf("other");
+  ASSERT_TRUE(pub_uri.starts_with("http://127.0.0.1:")) << pub_uri;
+  EXPECT_TRUE(pub_uri.ends_with("/api/")) << pub_uri;
+  EXPECT_NE(pub_uri, other_uri);
+  EXPECT_EQ(pub_uri.find(":4454/"), std::string::npos) << pub_uri;
+  EXPECT_EQ(pub_uri.find(":" + streams_port_ + "/"), std::string::npos) << pub_uri;
+  const std::string ports = readFile(dataDir() / "host-listeners" / "pub");
+  ASSERT_TRUE(ports.starts_with("events ")) << ports;
+  EXPECT_EQ(pub_uri, "http://127.0.0.1:" + ports.substr(7, ports.size() - 8) + "/api/") << ports;
+
+  // fleetletd killed with -9: the apps keep their ports, and publish on.
+  const std::string pid = tasks()[containerOf("pub")].first;
+  killAgent();
+  startAgent({"--streams-handoff", streamsHandoff().string()});
+  const auto log = dataDir() / "logs" / "pub" / "current.log";
+  const size_t ok_before = countOf(readFile(log), " ok");
+  ASSERT_TRUE(testing::waitFor([&] { return countOf(readFile(log), " ok") >= ok_before + 5; }, 30s))
+      << readFile(log) << agentLog();
+  EXPECT_EQ(tasks()[containerOf("pub")].first, pid) << "adopted, not restarted";
+  EXPECT_EQ(readFile(dataDir() / "host-listeners" / "pub"), ports);
+
+  // Removed: its listener and ports file go.
+  apply(manifest(2, nativeApp("other", publish, "    services: [events]\n")));
+  ASSERT_TRUE(testing::waitFor([&] { return containerOf("pub").empty(); }, 30s)) << agentLog();
+  EXPECT_TRUE(testing::waitFor(
+      [&] { return !std::filesystem::exists(dataDir() / "host-listeners" / "pub"); }, 30s));
+  http::Client client({.total_timeout = std::chrono::seconds(5)});
+  EXPECT_TRUE(testing::waitFor([&] { return !client.send({.url = pub_uri + "v1/node/id"}); }, 30s))
+      << "pub's listener is closed";
+}
+
 }  // namespace
 }  // namespace fleetlet

@@ -22,5 +22,15 @@ TEST(LoopbackRegistryTest, EverythingElseIsHttps) {
   }
 }
 
+TEST(LoopbackRegistryTest, NamedRegistriesOverrideTheDefault) {
+  const std::set<std::string> plain{"registry.lan:5000"};
+  const std::set<std::string> https{"127.0.0.1:5443"};
+  EXPECT_TRUE(usesPlainHttp("127.0.0.1:5000", plain, https));      // loopback: plain by default
+  EXPECT_FALSE(usesPlainHttp("127.0.0.1:5443", plain, https));     // loopback named HTTPS
+  EXPECT_TRUE(usesPlainHttp("registry.lan:5000", plain, https));   // named plain HTTP
+  EXPECT_FALSE(usesPlainHttp("registry.lan:5001", plain, https));  // everything else
+  EXPECT_FALSE(usesPlainHttp("docker.io", {}, {}));
+}
+
 }  // namespace
 }  // namespace fleetlet::registry

@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -155,6 +156,52 @@ class SilentRegistry {
   uint16_t port_ = 0;
 };
 
+// Where an idle fleetletd's resident memory goes: smaps_rollup, then the mappings by Rss
+// (anonymous ones summed as "[anon]": thread stacks and malloc arenas), and its threads.
+void printIdleMemory(pid_t pid) {
+  const auto proc = std::filesystem::path("/proc") / std::to_string(pid);
+  std::ifstream rollup(proc / "smaps_rollup");
+  fmt::print("fleetletd idle, no apps: /proc/{}/smaps_rollup\n", pid);
+  for (std::string line; std::getline(rollup, line);) {
+    if (line.starts_with("Rss") || line.starts_with("Pss") || line.starts_with("Private") ||
+        line.starts_with("Anonymous")) {
+      fmt::print("  {}\n", line);
+    }
+  }
+  std::map<std::string, long> by_name;
+  std::ifstream smaps(proc / "smaps");
+  std::string name;
+  int anon_maps = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) != 0 &&
+        line.find('-') < line.find(' ')) {
+      std::istringstream fields(line);
+      std::string range, perms, offset, dev, inode;
+      fields >> range >> perms >> offset >> dev >> inode;
+      std::getline(fields, name);
+      name.erase(0, name.find_first_not_of(' '));
+      if (name.empty()) {
+        name = "[anon]";
+        ++anon_maps;
+      }
+    } else if (line.starts_with("Rss:")) {
+      by_name[name] += std::stol(line.substr(4));
+    }
+  }
+  std::vector<std::pair<long, std::string>> sorted;
+  for (const auto& [n, kib] : by_name) sorted.emplace_back(kib, n);
+  std::sort(sorted.rbegin(), sorted.rend());
+  fmt::print("  Rss by mapping (KiB; {} anonymous mappings):\n", anon_maps);
+  for (size_t i = 0; i < std::min<size_t>(12, sorted.size()); ++i) {
+    fmt::print("  {:>7}  {}\n", sorted[i].first, sorted[i].second);
+  }
+  int threads = 0;
+  for ([[maybe_unused]] const auto& t : std::filesystem::directory_iterator(proc / "task")) {
+    ++threads;
+  }
+  fmt::print("  threads: {}\n", threads);
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -171,6 +218,9 @@ int main(int argc, char** argv) {
   int big = 1000;
   app.add_option("-n,--apps", sizes, "App counts")->capture_default_str();
   app.add_option("--big", big, "apps in the thread/CPU run (0: skip)")->capture_default_str();
+  bool idle_only = false;
+  app.add_flag("--idle-only", idle_only,
+               "only measure idle fleetletd (no apps) and print where its memory goes");
   CLI11_PARSE(app, argc, argv);
 
   auto registry = testing::LocalRegistry::start();
@@ -240,6 +290,12 @@ int main(int argc, char** argv) {
   long idle_rss = memoryKiB(agent->pid(), "VmRSS");
   // RSS counts the shared libraries' mapped pages too; RssAnon is the agent's own memory.
   long idle_anon = memoryKiB(agent->pid(), "RssAnon");
+  if (idle_only) {
+    std::this_thread::sleep_for(std::chrono::seconds(5));  // past start-up work
+    printIdleMemory(agent->pid());
+    agent->stop(SIGTERM, std::chrono::seconds(10));
+    return 0;
+  }
 
   fmt::print("apply benchmark: {} apps of {} (pre-pulled), until every task runs\n",
              fmt::join(sizes, "/"), image);

@@ -5,7 +5,8 @@
 // native app (/bin/busybox sleep on the host) against the same program as a runc container
 // (the busybox image), median of --rounds. Targets in DESIGN.md: Pss ≤ 0.25× the Go shim's,
 // native start ≤ 0.5× runc's. Last, apply → running through fleetletd for N = 1 and 20 apps:
-// native apps (fleetlet shim) against the same program as containers (runc.v2 shim).
+// native apps (fleetlet shim) against the same program as containers (runc.v2 shim), and the
+// same container apps through fleetletd with runtime.containerShim runc against fleetlet.
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -136,8 +138,9 @@ double startMs(const testing::PrivateContainerd& c, std::vector<std::string> arg
 // containerd lists n running tasks, then removes them all again.
 class FleetletdApply {
  public:
+  // `container_shim`: fleetletd's --container-shim (runc or fleetlet) for the container apps.
   FleetletdApply(const testing::PrivateContainerd& c, const fs::path& dir, std::string ns,
-                 const std::string& image_tar)
+                 const std::string& image_tar, const std::string& container_shim = "runc")
       : c_(c), dir_(dir), ns_(std::move(ns)) {
     fs::create_directories(dir_ / "desired");
     auto net = testing::TestNodeNetwork::create(dir_);
@@ -156,7 +159,9 @@ class FleetletdApply {
                                      "--desired",
                                      (dir_ / "desired").string(),
                                      "--log-level",
-                                     "warn"};
+                                     "warn",
+                                     "--container-shim",
+                                     container_shim};
     for (const auto& f : net_->flags()) argv.push_back(f);
     auto agent = ChildProcess::spawn({.argv = argv,
                                       .stdout_path = dir_ / "fleetletd.log",
@@ -282,27 +287,52 @@ int main(int argc, char** argv) {
   fmt::print("  runc container (runc.v2 shim)      {:7.1f} ms\n", c_ms);
   fmt::print("  ratio {:.2f}x (target <= 0.5x)\n", n_ms / c_ms);
 
+  // Apply -> running for N = 1 and 20: `ours(n)` and `theirs(n)` time one apply each, rounds
+  // interleaved (fewer at N = 20); prints the medians and their ratio.
+  auto compareApply = [&](const std::string& title, const std::string& ours_label,
+                          const std::string& theirs_label, const std::function<double(int)>& ours,
+                          const std::function<double(int)>& theirs) {
+    fmt::print("\n{}, median of {}:\n", title, rounds);
+    fmt::print("{:>4}  {:>30}  {:>30}  {:>6}\n", "N", ours_label, theirs_label, "ratio");
+    for (int n : {1, 20}) {
+      std::vector<double> a, b;
+      const int samples = n == 1 ? rounds : std::max(1, rounds / 2);
+      for (int i = 0; i < samples; ++i) {
+        a.push_back(ours(n));
+        b.push_back(theirs(n));
+      }
+      fmt::print("{:>4}  {:>30.1f}  {:>30.1f}  {:>5.2f}x\n", n, medianMs(a), medianMs(b),
+                 medianMs(a) / medianMs(b));
+    }
+  };
   {
     auto dir = testing::TempDir::create("bench-shim-apply");
     if (!dir) die(dir.error().message());
     FleetletdApply fleetletd(*containerd, dir->path(), "shimbench-apply",
                              images->busyboxOciTar().string());
-    fmt::print(
-        "\napply -> running through fleetletd (local API apply until containerd lists N "
-        "running tasks), median of {}:\n",
-        rounds);
-    fmt::print("{:>4}  {:>30}  {:>30}  {:>6}\n", "N", "native (fleetlet shim) ms",
-               "container (runc.v2 shim) ms", "ratio");
-    for (int n : {1, 20}) {
-      std::vector<double> ours, go;
-      const int samples = n == 1 ? rounds : std::max(1, rounds / 2);
-      for (int i = 0; i < samples; ++i) {
-        ours.push_back(fleetletd.applyMs(n, true));
-        go.push_back(fleetletd.applyMs(n, false));
-      }
-      fmt::print("{:>4}  {:>30.1f}  {:>30.1f}  {:>5.2f}x\n", n, medianMs(ours), medianMs(go),
-                 medianMs(ours) / medianMs(go));
-    }
+    compareApply(
+        "apply -> running through fleetletd (local API apply until containerd lists N running "
+        "tasks)",
+        "native (fleetlet shim) ms", "container (runc.v2 shim) ms",
+        [&](int n) { return fleetletd.applyMs(n, true); },
+        [&](int n) { return fleetletd.applyMs(n, false); });
+  }
+  {
+    // The same container apps through two fleetletds: --container-shim fleetlet (our shim in
+    // container mode) and --container-shim runc (runc.v2).
+    auto dir_runc = testing::TempDir::create("bench-shim-apply-runc");
+    auto dir_ours = testing::TempDir::create("bench-shim-apply-fleetlet");
+    if (!dir_runc || !dir_ours) die("temp dir");
+    FleetletdApply with_runc(*containerd, dir_runc->path(), "shimbench-runc",
+                             images->busyboxOciTar().string(), "runc");
+    FleetletdApply with_ours(*containerd, dir_ours->path(), "shimbench-fleetlet",
+                             images->busyboxOciTar().string(), "fleetlet");
+    compareApply(
+        "apply -> running of container apps through fleetletd, containerShim fleetlet "
+        "vs runc",
+        "containerShim fleetlet ms", "containerShim runc ms",
+        [&](int n) { return with_ours.applyMs(n, false); },
+        [&](int n) { return with_runc.applyMs(n, false); });
   }
   // The tasks' cgroups went with them; their namespace's parents stay (as runc's do).
   std::error_code ec;

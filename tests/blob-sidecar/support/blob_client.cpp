@@ -294,6 +294,34 @@ Result<std::unique_ptr<RecordingEventService>> RecordingEventService::start() {
         self->changed_.notify_all();
         co_return http::Response::empty(201);
       }));
+  FLEETLET_RETURN_IF_ERROR(service->server_->route(
+      "GET", "/api/v1/events/offsets", [self](http::Request&) -> http::Task<http::Response> {
+        std::lock_guard lock(self->mutex_);
+        Json offsets = Json::object();
+        if (!self->log_.empty()) offsets["log"] = self->log_.size() - 1;
+        co_return http::Response::json(200, offsets.dump());
+      }));
+  FLEETLET_RETURN_IF_ERROR(service->server_->route(
+      "POST", "/api/v1/events/query", [self](http::Request& r) -> http::Task<http::Response> {
+        auto body = co_await r.readBody();
+        if (!body) co_return http::errorResponse(body.error());
+        std::string lines;
+        std::lock_guard lock(self->mutex_);
+        for (std::size_t i = 0; i < self->log_.size(); ++i) {
+          const Json& e = self->log_[i];
+          lines += Json{{"stream",
+                         {{"semantics", e.value("semantics", "")},
+                          {"name", e.value("name", "")},
+                          {"source", "log"}}},
+                        {"timestamp", 0},
+                        {"lamport", i},
+                        {"offset", i},
+                        {"payload", e.value("payload", Json())}}
+                       .dump() +
+                   "\n";
+        }
+        co_return http::Response::text(200, std::move(lines), "application/x-ndjson");
+      }));
   FLEETLET_ASSIGN_OR_RETURN(auto info, service->server_->listenTcp("127.0.0.1", 0));
   service->port_ = info.port;
   FLEETLET_RETURN_IF_ERROR(service->server_->start());
@@ -318,6 +346,11 @@ void RecordingEventService::setAvailable(bool available) {
 std::vector<Json> RecordingEventService::events() const {
   std::lock_guard lock(mutex_);
   return events_;
+}
+
+void RecordingEventService::addToLog(const Json& event) {
+  std::lock_guard lock(mutex_);
+  log_.push_back(event);
 }
 
 std::vector<Json> RecordingEventService::waitForEvents(std::size_t count,

@@ -107,7 +107,9 @@ class BlobProcess {
 std::filesystem::path blobBinary();
 
 // An event service stand-in: records every event POSTed to /api/v1/events/publish, and
-// answers 503 while unavailable.
+// answers 503 while unavailable. Its "log" (what the node's replicated event log holds, set by
+// the test with addToLog) answers GET /api/v1/events/offsets and POST /api/v1/events/query
+// (every logged event, as NDJSON, whatever the query).
 class RecordingEventService {
  public:
   static Result<std::unique_ptr<RecordingEventService>> start();
@@ -115,6 +117,8 @@ class RecordingEventService {
   std::string baseUrl() const;
   void setAvailable(bool available);
   std::vector<Json> events() const;
+  // Adds `event` ({"semantics","name","payload"}, as published) to the log.
+  void addToLog(const Json& event);
   // Waits until at least `count` events arrived or `timeout` passed; returns the events.
   std::vector<Json> waitForEvents(std::size_t count, std::chrono::milliseconds timeout) const;
 
@@ -126,6 +130,7 @@ class RecordingEventService {
   mutable std::condition_variable changed_;
   bool available_ = true;     // guarded by mutex_
   std::vector<Json> events_;  // guarded by mutex_
+  std::vector<Json> log_;     // guarded by mutex_
 };
 
 }  // namespace fleetlet::blobtest
