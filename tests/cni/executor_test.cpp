@@ -3,12 +3,15 @@
 #include "executor/executor.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <functional>
 #include <map>
 #include <vector>
 
+#include "executor/attachment_cache.h"
 #include "support/temp_dir.h"
 
 namespace fleetlet::cni {
@@ -369,6 +372,32 @@ TEST(DefaultNetwork, IsBridgeHostLocalPortmapAndFirewall) {
   auto loaded = loadNetwork("/nonexistent/fleetlet-conf", {});
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->raw, net->raw);
+}
+
+// kill -9 during put() leaves "<name>.json.tmp-<pid>"; list() removes it once that process is
+// gone, and leaves a temp file of a live writer (this process) and the entries alone.
+TEST(AttachmentCacheTest, ListRemovesTempFilesOfWritersThatAreGone) {
+  auto tmp = testing::TempDir::create("fleetlet-cni-cache");
+  ASSERT_TRUE(tmp) << tmp.error().message();
+  AttachmentCache cache(tmp->path() / "attachments");
+  ASSERT_TRUE(cache.put({.container_id = "a",
+                         .ifname = "eth0",
+                         .app = "a",
+                         .netns = "/x",
+                         .network = Json{{"name", "n"}}}));
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_GT(gone, 0);
+  ASSERT_EQ(::waitpid(gone, nullptr, 0), gone);
+  auto dead = cache.dir() / fmt::format("b:eth0.json.tmp-{}", gone);
+  auto live = cache.dir() / fmt::format("c:eth0.json.tmp-{}", ::getpid());
+  std::ofstream(dead) << "{";
+  std::ofstream(live) << "{";
+  auto listed = cache.list();
+  ASSERT_TRUE(listed) << listed.error().message();
+  EXPECT_EQ(*listed, (std::vector<std::pair<std::string, std::string>>{{"a", "eth0"}}));
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(live));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "executor/attachment_cache.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,20 @@ Status writeAll(int fd, std::string_view data, const std::filesystem::path& path
     data.remove_prefix(static_cast<size_t>(n));
   }
   return {};
+}
+
+// A temp file of a put() ("<name>.json.tmp-<pid>") whose writer is gone: killed mid-write.
+bool isStaleTemp(std::string_view name) {
+  auto at = name.rfind(".tmp-");
+  if (at == std::string_view::npos) return false;
+  auto digits = name.substr(at + 5);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos ||
+      digits.size() > 9) {
+    return false;
+  }
+  pid_t pid = static_cast<pid_t>(std::stol(std::string(digits)));
+  if (pid == ::getpid()) return false;
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 }  // namespace
@@ -136,7 +151,10 @@ Result<std::vector<std::pair<std::string, std::string>>> AttachmentCache::list()
   }
   for (const auto& file : it) {
     std::string name = file.path().filename().string();
-    if (!name.ends_with(kSuffix)) continue;  // temp files of an interrupted put()
+    if (!name.ends_with(kSuffix)) {
+      if (isStaleTemp(name)) ::unlink(file.path().c_str());
+      continue;
+    }
     name.resize(name.size() - kSuffix.size());
     auto colon = name.rfind(':');
     if (colon == std::string::npos) continue;

@@ -44,6 +44,7 @@ class AttachmentCache {
   // Succeeds when already absent.
   Status remove(const std::string& container_id, const std::string& ifname);
   // The (containerID, ifname) of every entry, from the file names. An absent dir is empty.
+  // Removes the temp files of put()s whose process is gone (killed mid-write).
   Result<std::vector<std::pair<std::string, std::string>>> list() const;
 
   const std::filesystem::path& dir() const { return dir_; }
