@@ -7,48 +7,28 @@
 // Contract: behaves as libnftables itself, except that when libnftables.so.1 cannot be loaded
 // nft_ctx_new returns nullptr, nft_run_cmd_from_buffer returns -1, the output buffer is ""
 // and the error buffer says why; the rest do nothing. Add any further function called below.
-#include <dlfcn.h>
 #include <nftables/libnftables.h>
 
 #include <string>
 
+#include "os/lazy_library.h"
+
 namespace {
 
-struct Libnftables {
-  void* handle = nullptr;
-  std::string error;  // why it did not load
-};
-
-Libnftables load() {
-  Libnftables lib;
-  lib.handle = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (lib.handle == nullptr) {
-    const char* why = dlerror();
-    lib.error =
-        std::string("cannot load libnftables: ") + (why != nullptr ? why : "dlopen failed") + "\n";
-  }
-  return lib;  // kept loaded for the life of the process
-}
-
-const Libnftables& libnftables() {
-  static const Libnftables lib = load();
+// Loaded on the first call of any function below; never unloaded.
+const fleetlet::os::LazyLibrary& libnftables() {
+  static const fleetlet::os::LazyLibrary lib("libnftables.so.1", "libnftables");
   return lib;
-}
-
-template <typename Fn>
-Fn resolve(const char* name) {
-  const auto& lib = libnftables();
-  return lib.handle != nullptr ? reinterpret_cast<Fn>(dlsym(lib.handle, name)) : nullptr;
 }
 
 }  // namespace
 
 // Each function resolves its target once (a function-local static) and forwards to it.
-#define FLEETLET_LAZY_NFT(fallback, name, ...)              \
-  static const auto fn = resolve<decltype(&::name)>(#name); \
+#define FLEETLET_LAZY_NFT(fallback, name, ...)                            \
+  static const auto fn = libnftables().resolve<decltype(&::name)>(#name); \
   return fn != nullptr ? fn(__VA_ARGS__) : (fallback)
-#define FLEETLET_LAZY_NFT_VOID(name, ...)                   \
-  static const auto fn = resolve<decltype(&::name)>(#name); \
+#define FLEETLET_LAZY_NFT_VOID(name, ...)                                 \
+  static const auto fn = libnftables().resolve<decltype(&::name)>(#name); \
   if (fn != nullptr) fn(__VA_ARGS__)
 
 extern "C" {
@@ -68,7 +48,8 @@ const char* nft_ctx_get_output_buffer(struct nft_ctx* ctx) {
   FLEETLET_LAZY_NFT("", nft_ctx_get_output_buffer, ctx);
 }
 const char* nft_ctx_get_error_buffer(struct nft_ctx* ctx) {
-  FLEETLET_LAZY_NFT(libnftables().error.c_str(), nft_ctx_get_error_buffer, ctx);
+  static const std::string why = libnftables().error() + "\n";  // as nft's buffer ends
+  FLEETLET_LAZY_NFT(why.c_str(), nft_ctx_get_error_buffer, ctx);
 }
 int nft_run_cmd_from_buffer(struct nft_ctx* nft, const char* buf) {
   FLEETLET_LAZY_NFT(-1, nft_run_cmd_from_buffer, nft, buf);

@@ -14,46 +14,22 @@
 // libarchive function not defined here fails to link: add it below.
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
 
-#include <string>
+#include "os/lazy_library.h"
 
 namespace {
 
-struct Libarchive {
-  void* handle = nullptr;
-  std::string error;  // why it did not load
-};
-
-Libarchive load() {
-  Libarchive lib;
-  // RTLD_LOCAL: libarchive's symbols stay out of the global scope; we reach them by handle.
-  lib.handle = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
-  if (lib.handle == nullptr) {
-    const char* why = dlerror();
-    lib.error = std::string("cannot load libarchive: ") + (why != nullptr ? why : "dlopen failed");
-  }
-  return lib;  // kept loaded for the life of the process
-}
-
-// Loaded once, thread-safely (a function-local static); never unloaded.
-const Libarchive& libarchive() {
-  static const Libarchive lib = load();
+// Loaded on the first call of any function below; never unloaded.
+const fleetlet::os::LazyLibrary& libarchive() {
+  static const fleetlet::os::LazyLibrary lib("libarchive.so.13", "libarchive");
   return lib;
-}
-
-// The library's `name`, or nullptr when it is not loaded (or lacks it).
-template <typename Fn>
-Fn resolve(const char* name) {
-  const auto& lib = libarchive();
-  return lib.handle != nullptr ? reinterpret_cast<Fn>(dlsym(lib.handle, name)) : nullptr;
 }
 
 }  // namespace
 
 // Each function resolves its target once (a function-local static) and forwards to it.
-#define FLEETLET_LAZY_ARCHIVE(fallback, name, ...)          \
-  static const auto fn = resolve<decltype(&::name)>(#name); \
+#define FLEETLET_LAZY_ARCHIVE(fallback, name, ...)                       \
+  static const auto fn = libarchive().resolve<decltype(&::name)>(#name); \
   return fn != nullptr ? fn(__VA_ARGS__) : (fallback)
 
 extern "C" {
@@ -92,7 +68,7 @@ int archive_read_free(struct archive* a) {
   FLEETLET_LAZY_ARCHIVE(ARCHIVE_FATAL, archive_read_free, a);
 }
 const char* archive_error_string(struct archive* a) {
-  FLEETLET_LAZY_ARCHIVE(libarchive().error.c_str(), archive_error_string, a);
+  FLEETLET_LAZY_ARCHIVE(libarchive().error().c_str(), archive_error_string, a);
 }
 const char* archive_entry_pathname(struct archive_entry* e) {
   FLEETLET_LAZY_ARCHIVE(nullptr, archive_entry_pathname, e);
