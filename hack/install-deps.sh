@@ -47,6 +47,7 @@ BUILD_PKGS+=(dpkg-dev file)
 RUN_PKGS+=(lintian systemd)
 # The fleetletctl completion test runs the generated zsh script.
 RUN_PKGS+=(zsh)
+RUN_PKGS+=(python3)  # the native sandbox test makes raw syscalls through python3
 # Node.js for the SDK and browser-API tests. A machine may carry its own Node.js build that
 # bundles npm (Debian's npm package conflicts with it): add npm only when none is there.
 if ! command -v npm >/dev/null 2>&1; then
