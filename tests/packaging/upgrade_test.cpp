@@ -39,7 +39,9 @@ class PackageUpgradeTest : public FleetletdTest {
     ASSERT_EQ(cpack->status.exit_code, 0) << cpack->out << cpack->err;
     deb.clear();
     for (const auto& e : std::filesystem::directory_iterator(out)) {
-      if (e.path().extension() == ".deb") deb = e.path();
+      // fleetlet_<version>_<arch>.deb, not the fleetlet-kiosk package CPack makes beside it.
+      const auto name = e.path().filename().string();
+      if (e.path().extension() == ".deb" && name.starts_with("fleetlet_")) deb = e.path();
     }
     ASSERT_FALSE(deb.empty()) << cpack->out;
     auto moved = dir_->path() / (std::string(variable) + ".deb");
