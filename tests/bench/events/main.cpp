@@ -1,9 +1,12 @@
 // bench_events: fleetlet-streams against mosquitto (the broker a user would otherwise pick),
 // same machine, same run, same load shapes:
 //   single  - C connections, each publishing one event per request and waiting for the ack
-//             (201 once fsync'd / PUBACK at QoS 1)
-//   batch   - B connections publishing 100 events per request (mosquitto: 100 in flight,
-//             then waiting for all PUBACKs)
+//             (201 once fsync'd / PUBACK at QoS 1). Both sides' publishers are the same kind
+//             of client: a blocking socket per thread, one send per publish and reads until
+//             the answer (HttpConnection, MqttPublisher). mosquitto also forwards every
+//             message to one QoS 1 subscriber with a persistent session (the sink).
+//   batch   - B connections publishing 100 events per request (mosquitto: 100 PUBLISH
+//             packets in one send, then waiting for all PUBACKs)
 //   latency - 10 subscribers, one publisher sending a timestamped event every 2 ms; p50/p99
 //             of publish-start to subscriber-receipt (fleetlet-streams delivers only committed,
 //             i.e. fsync'd, events). Runs first, on a fresh store.
@@ -25,7 +28,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -426,19 +428,13 @@ Figures benchStreams(const Options& o) {
 
 // ---------------------------------------------------------------- mosquitto (MQTT, QoS 1)
 
-// One MQTT client with its network loop on its own thread; publishOne/publishMany wait for
-// the PUBACKs.
+// A subscribing MQTT client (libmosquitto) with its network loop on its own thread; the
+// message callback runs there.
 class MqttClient {
  public:
   MqttClient(std::uint16_t port, const std::string& id, bool clean = true) {
     m_ = mosquitto_new(id.c_str(), clean, this);
     mosquitto_max_inflight_messages_set(m_, 1000);
-    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) {
-      auto* c = static_cast<MqttClient*>(self);
-      std::lock_guard lock(c->mutex_);
-      c->acked_++;
-      c->cv_.notify_all();
-    });
     mosquitto_message_callback_set(m_, [](mosquitto*, void* self, const mosquitto_message* msg) {
       auto* c = static_cast<MqttClient*>(self);
       if (c->on_message_) c->on_message_(msg);
@@ -451,21 +447,8 @@ class MqttClient {
     mosquitto_loop_stop(m_, true);
     mosquitto_destroy(m_);
   }
-  bool publishMany(const char* topic, const std::string& payload, int count) {
-    std::uint64_t target;
-    {
-      std::lock_guard lock(mutex_);
-      target = acked_ + static_cast<std::uint64_t>(count);
-    }
-    for (int i = 0; i < count; ++i) {
-      if (mosquitto_publish(m_, nullptr, topic, static_cast<int>(payload.size()), payload.data(), 1,
-                            false) != MOSQ_ERR_SUCCESS) {
-        return false;
-      }
-    }
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, 10s, [&] { return acked_ >= target; });
-  }
+  MqttClient(const MqttClient&) = delete;
+  MqttClient& operator=(const MqttClient&) = delete;
   void subscribe(const char* topic, std::function<void(const mosquitto_message*)> fn) {
     on_message_ = std::move(fn);
     mosquitto_subscribe(m_, nullptr, topic, 1);
@@ -475,10 +458,91 @@ class MqttClient {
  private:
   mosquitto* m_;
   bool ok_ = false;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::uint64_t acked_ = 0;
   std::function<void(const mosquitto_message*)> on_message_;
+};
+
+// A publisher speaking MQTT 3.1.1 on a blocking socket, written like HttpConnection: one
+// send per publish (or per batch), then reads until every PUBACK is in; one thread, no
+// library network loop. libmosquitto's threaded client (MqttClient) hands each publish to its
+// loop thread and each PUBACK back, two thread switches per message that the HTTP client does
+// not pay; on two cores that client CPU came out of the brokers' share.
+class MqttPublisher {
+ public:
+  MqttPublisher(std::uint16_t port, const std::string& id) : conn_(port) {
+    // CONNECT: protocol "MQTT" level 4, clean session, keep-alive 60 s.
+    std::string body = std::string("\x00\x04MQTT\x04\x02\x00\x3c", 10);
+    body += static_cast<char>(id.size() >> 8);
+    body += static_cast<char>(id.size() & 0xff);
+    body += id;
+    std::string packet = "\x10" + remainingLength(body.size()) + body;
+    ok_ = conn_.sendAll(packet) && readPacket() == 0x20;  // CONNACK
+  }
+  bool ok() const { return ok_; }
+  // Publishes `payload` `count` times at QoS 1 in one send and waits for every PUBACK.
+  bool publish(std::string_view topic, std::string_view payload, int count = 1) {
+    std::string out;
+    for (int i = 0; i < count; ++i) {
+      id_ = static_cast<std::uint16_t>(id_ % 65535 + 1);
+      std::string body;
+      body += static_cast<char>(topic.size() >> 8);
+      body += static_cast<char>(topic.size() & 0xff);
+      body += topic;
+      body += static_cast<char>(id_ >> 8);
+      body += static_cast<char>(id_ & 0xff);
+      body += payload;
+      out += "\x32" + remainingLength(body.size()) + body;  // PUBLISH, QoS 1
+    }
+    if (!conn_.sendAll(out)) return false;
+    for (int i = 0; i < count; ++i) {
+      if (readPacket() != 0x40) return false;  // PUBACK
+    }
+    return true;
+  }
+
+ private:
+  static std::string remainingLength(std::size_t n) {
+    std::string out;
+    do {
+      char byte = static_cast<char>(n % 128);
+      n /= 128;
+      if (n > 0) byte = static_cast<char>(byte | 0x80);
+      out += byte;
+    } while (n > 0);
+    return out;
+  }
+  // Reads one packet; returns its type byte (0 on failure).
+  int readPacket() {
+    while (true) {
+      if (buffer_.size() >= 2) {
+        std::size_t length = 0;
+        std::size_t pos = 1;
+        std::size_t shift = 0;
+        bool complete = false;
+        while (pos < buffer_.size() && pos < 5) {
+          auto byte = static_cast<unsigned char>(buffer_[pos++]);
+          length |= static_cast<std::size_t>(byte & 0x7f) << shift;
+          shift += 7;
+          if ((byte & 0x80) == 0) {
+            complete = true;
+            break;
+          }
+        }
+        if (complete && buffer_.size() >= pos + length) {
+          int type = static_cast<unsigned char>(buffer_[0]) & 0xf0;
+          buffer_.erase(0, pos + length);
+          return type;
+        }
+      }
+      char buf[4096];
+      ssize_t n = ::recv(conn_.fd(), buf, sizeof(buf), 0);
+      if (n <= 0) return 0;
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  HttpConnection conn_;  // only its socket
+  bool ok_ = false;
+  std::uint16_t id_ = 0;
+  std::string buffer_;
 };
 
 Figures benchMosquitto(const Options& o) {
@@ -490,7 +554,10 @@ Figures benchMosquitto(const Options& o) {
     std::ofstream out(conf);
     out << "listener " << port << " 127.0.0.1\nallow_anonymous true\nuser root\n"
         << "persistence true\npersistence_location " << dir->path().string() << "/\n"
-        << "autosave_interval 1\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n";
+        << "autosave_interval 1\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
+        // Like fleetlet-streams' sockets: without it, PUBACKs for a batch sent in one packet
+        // wait on Nagle and the client's delayed ACK (~40 ms per batch).
+        << "set_tcp_nodelay true\n";
   }
   auto log = dir->path() / "mosquitto.log";
   auto child = fleetlet::ChildProcess::spawn(
@@ -532,12 +599,12 @@ Figures benchMosquitto(const Options& o) {
   }
   std::this_thread::sleep_for(300ms);
   {
-    MqttClient pub(port, "lat-pub");
+    MqttPublisher pub(port, "lat-pub");
     auto next = Clock::now();
     for (int i = 0; i < o.latency_events; ++i) {
       next += 2ms;
       std::this_thread::sleep_until(next);
-      pub.publishMany("lat/x", "{\"t\":" + std::to_string(nowNs()) + "}", 1);
+      pub.publish("lat/x", "{\"t\":" + std::to_string(nowNs()) + "}");
     }
   }
   std::this_thread::sleep_for(300ms);
@@ -547,12 +614,12 @@ Figures benchMosquitto(const Options& o) {
     percentiles(samples, f);
   }
   f.single_eps = closedLoop(o.single_connections, o.seconds, 1, [&](int c) {
-    auto client = std::make_shared<MqttClient>(port, "single-" + std::to_string(c));
-    return [client, payload] { return client->publishMany("bench/single", payload, 1); };
+    auto client = std::make_shared<MqttPublisher>(port, "single-" + std::to_string(c));
+    return [client, payload] { return client->publish("bench/single", payload); };
   });
   f.batch_eps = closedLoop(o.batch_connections, o.seconds, 100, [&](int c) {
-    auto client = std::make_shared<MqttClient>(port, "batch-" + std::to_string(c));
-    return [client, payload] { return client->publishMany("bench/batch", payload, 100); };
+    auto client = std::make_shared<MqttPublisher>(port, "batch-" + std::to_string(c));
+    return [client, payload] { return client->publish("bench/batch", payload, 100); };
   });
 
   f.rss_mib = peakRssMib(child->pid());
