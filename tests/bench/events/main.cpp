@@ -40,6 +40,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "os/child_process.h"
@@ -62,6 +64,9 @@ struct Figures {
   double p50_us = 0;
   double p99_us = 0;
   std::size_t latency_samples = 0;
+  // The latency phase's publisher: publish start to its acknowledgement (201 / PUBACK).
+  double ack_p50_us = 0;
+  double ack_p99_us = 0;
   double rss_mib = 0;
   // fleetlet-streams only: events per group commit and microseconds per commit cycle in the
   // single-event phase (from its /metrics).
@@ -104,6 +109,14 @@ std::uint16_t freePort() {
   socklen_t len = sizeof(addr);
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   return ntohs(addr.sin_port);
+}
+
+// p50 and p99 of `samples` (sorts them); 0 when empty.
+std::pair<double, double> p50p99(std::vector<double>& samples) {
+  if (samples.empty()) return {0, 0};
+  std::sort(samples.begin(), samples.end());
+  return {samples[samples.size() / 2],
+          samples[std::min(samples.size() - 1, samples.size() * 99 / 100)]};
 }
 
 void percentiles(std::vector<double>& samples, Figures& f) {
@@ -375,12 +388,16 @@ Figures benchStreams(const Options& o) {
   std::this_thread::sleep_for(200ms);
   {
     HttpConnection pub(port);
+    std::vector<double> acks;
     auto next = Clock::now();
     for (int i = 0; i < o.latency_events; ++i) {
       next += 2ms;
       std::this_thread::sleep_until(next);
-      pub.publish(eventsBody("bench.latency", 1, nowNs()));
+      std::int64_t start = nowNs();
+      pub.publish(eventsBody("bench.latency", 1, start));
+      acks.push_back(static_cast<double>(nowNs() - start) / 1000.0);
     }
+    std::tie(f.ack_p50_us, f.ack_p99_us) = p50p99(acks);
   }
   std::this_thread::sleep_for(300ms);
   stop = true;
@@ -600,12 +617,16 @@ Figures benchMosquitto(const Options& o) {
   std::this_thread::sleep_for(300ms);
   {
     MqttPublisher pub(port, "lat-pub");
+    std::vector<double> acks;
     auto next = Clock::now();
     for (int i = 0; i < o.latency_events; ++i) {
       next += 2ms;
       std::this_thread::sleep_until(next);
-      pub.publish("lat/x", "{\"t\":" + std::to_string(nowNs()) + "}");
+      std::int64_t start = nowNs();
+      pub.publish("lat/x", "{\"t\":" + std::to_string(start) + "}");
+      acks.push_back(static_cast<double>(nowNs() - start) / 1000.0);
     }
+    std::tie(f.ack_p50_us, f.ack_p99_us) = p50p99(acks);
   }
   std::this_thread::sleep_for(300ms);
   subs.clear();
@@ -961,6 +982,10 @@ int main(int argc, char** argv) {
                 ratio(s.p50_us, m.p50_us));
     std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->subscriber p99 (us)", s.p99_us, m.p99_us,
                 ratio(s.p99_us, m.p99_us));
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->ack p50 (us)", s.ack_p50_us, m.ack_p50_us,
+                ratio(s.ack_p50_us, m.ack_p50_us));
+    std::printf("%-36s %18.0f %18.0f %9.2fx\n", "publish->ack p99 (us)", s.ack_p99_us, m.ack_p99_us,
+                ratio(s.ack_p99_us, m.ack_p99_us));
     std::printf("%-36s %18zu %18zu\n", "latency samples (10 subscribers)", s.latency_samples,
                 m.latency_samples);
     std::printf("%-36s %18.1f %18.1f %9.2fx\n", "server peak RSS (MiB)", s.rss_mib, m.rss_mib,
