@@ -101,13 +101,17 @@ double peakRssMib(pid_t pid) {
 }
 
 std::uint16_t freePort() {
-  fleetlet::UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  int raw = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (raw < 0) return 0;
+  fleetlet::UniqueFd fd(raw);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  if (::bind(raw, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(raw, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return 0;
+  }
   return ntohs(addr.sin_port);
 }
 
@@ -225,6 +229,7 @@ double closedLoop(int connections, double seconds, int events_per_call, Publish 
   std::atomic<std::int64_t> calls{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(connections));
   auto start = Clock::now();
   for (int c = 0; c < connections; ++c) {
     threads.emplace_back([&, c] {
@@ -303,7 +308,8 @@ StreamsProcess startStreams(const std::filesystem::path& log, std::vector<std::s
   auto child =
       fleetlet::ChildProcess::spawn({.argv = args, .stdout_path = log, .stderr_path = log});
   if (!child) {
-    std::fprintf(stderr, "cannot start fleetlet-streams: %s\n", child.error().message().c_str());
+    (void)std::fprintf(stderr, "cannot start fleetlet-streams: %s\n",
+                       child.error().message().c_str());
     std::exit(1);
   }
   std::uint16_t port = 0;
@@ -348,7 +354,7 @@ StreamsProcess startStreams(const std::filesystem::path& log, std::vector<std::s
     }
   }
   if (port == 0) {
-    std::fprintf(stderr, "fleetlet-streams did not start\n");
+    (void)std::fprintf(stderr, "fleetlet-streams did not start\n");
     std::exit(1);
   }
   return {std::move(*child), port};
@@ -377,6 +383,7 @@ Figures benchStreams(const Options& o) {
   std::atomic<int> ready{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> subs;
+  subs.reserve(static_cast<std::size_t>(o.subscribers));
   for (int s = 0; s < o.subscribers; ++s) {
     subs.emplace_back([&] {
       auto mine = subscriberLatencies(port, "bench.latency", stop, ready);
@@ -566,6 +573,10 @@ Figures benchMosquitto(const Options& o) {
   Figures f;
   auto dir = fleetlet::testing::TempDir::create("bench-mosquitto");
   std::uint16_t port = freePort();
+  if (port == 0) {
+    (void)std::fprintf(stderr, "no free port for mosquitto\n");
+    std::exit(1);
+  }
   auto conf = dir->path() / "mosquitto.conf";
   {
     std::ofstream out(conf);
@@ -580,7 +591,7 @@ Figures benchMosquitto(const Options& o) {
   auto child = fleetlet::ChildProcess::spawn(
       {.argv = {MOSQUITTO_PATH, "-c", conf.string()}, .stdout_path = log, .stderr_path = log});
   if (!child) {
-    std::fprintf(stderr, "cannot start mosquitto: %s\n", child.error().message().c_str());
+    (void)std::fprintf(stderr, "cannot start mosquitto: %s\n", child.error().message().c_str());
     std::exit(1);
   }
   for (int i = 0; i < 400; ++i) {
@@ -779,8 +790,8 @@ ReplicationFigures benchReplication(const Options& o) {
     auto out = fleetlet::runCommand(
         {SITE_HUB_PATH, command, hub.string(), "--site", "bench", "--nodes", "a,b,c"});
     if (!out || !out->status.success()) {
-      std::fprintf(stderr, "site-hub.sh %s failed: %s\n", command.c_str(),
-                   out ? out->err.c_str() : out.error().message().c_str());
+      (void)std::fprintf(stderr, "site-hub.sh %s failed: %s\n", command.c_str(),
+                         out ? out->err.c_str() : out.error().message().c_str());
       std::exit(1);
     }
   };
@@ -831,7 +842,7 @@ ReplicationFigures benchReplication(const Options& o) {
   HttpConnection pub(a.port);
   pub.publish(eventsBody("bench.warmup", 1, 0));
   if (!waitUntil([&] { return offsetOf(b.port, "a") >= 0 && offsetOf(c.port, "a") >= 0; }, 30s)) {
-    std::fprintf(stderr, "replication did not start\n");
+    (void)std::fprintf(stderr, "replication did not start\n");
     std::exit(1);
   }
 
