@@ -78,7 +78,34 @@ struct Figures {
   double single_sync_us = 0;  // per fdatasync of the WAL (concurrent ones each count)
 };
 
+// Each figure's median over `rounds` (the upper one of an even count); latency samples
+// summed, peak RSS the highest.
+Figures medianOf(const std::vector<Figures>& rounds) {
+  Figures out;
+  if (rounds.empty()) return out;
+  auto median = [&](double Figures::*field) {
+    std::vector<double> values;
+    values.reserve(rounds.size());
+    for (const auto& f : rounds) values.push_back(f.*field);
+    std::sort(values.begin(), values.end());
+    out.*field = values[values.size() / 2];
+  };
+  for (auto field :
+       {&Figures::single_eps, &Figures::batch_eps, &Figures::p50_us, &Figures::p99_us,
+        &Figures::ack_p50_us, &Figures::ack_p99_us, &Figures::single_events_per_commit,
+        &Figures::single_commit_us, &Figures::single_write_us, &Figures::single_group_wait_us,
+        &Figures::single_events_per_sync, &Figures::single_sync_us}) {
+    median(field);
+  }
+  for (const auto& f : rounds) {
+    out.latency_samples += f.latency_samples;
+    out.rss_mib = std::max(out.rss_mib, f.rss_mib);
+  }
+  return out;
+}
+
 struct Options {
+  int rounds = 1;
   double seconds = 4;
   int single_connections = 32;
   int batch_connections = 4;
@@ -952,6 +979,9 @@ ReplicationFigures benchReplication(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"bench_events: fleetlet-streams vs mosquitto"};
   Options o;
+  app.add_option("--rounds", o.rounds,
+                 "Rounds of the comparison (each server in turn); figures are their medians")
+      ->check(CLI::Range(1, 100));
   app.add_option("--seconds", o.seconds, "Duration of each throughput phase");
   app.add_option("--connections", o.single_connections, "Publishers in the single-event phase");
   app.add_option("--batch-connections", o.batch_connections, "Publishers in the batch phase");
@@ -975,8 +1005,27 @@ int main(int argc, char** argv) {
   Figures s;
   Figures m;
   if (!o.replication_only) {
-    s = benchStreams(o);
-    m = benchMosquitto(o);
+    // Rounds alternate the two servers, so a slow minute of the machine (or one of
+    // mosquitto's own slow runs) moves one round, not the result.
+    std::vector<Figures> streams_rounds;
+    std::vector<Figures> mosquitto_rounds;
+    for (int round = 1; round <= o.rounds; ++round) {
+      streams_rounds.push_back(benchStreams(o));
+      mosquitto_rounds.push_back(benchMosquitto(o));
+      const Figures& a = streams_rounds.back();
+      const Figures& b = mosquitto_rounds.back();
+      if (o.rounds > 1) {
+        std::printf(
+            "round %d: single %.0f vs %.0f events/s (%.2fx); batches %.0f vs %.0f; subscriber "
+            "p50 %.0f vs %.0f us, p99 %.0f vs %.0f us\n",
+            round, a.single_eps, b.single_eps, b.single_eps > 0 ? a.single_eps / b.single_eps : 0,
+            a.batch_eps, b.batch_eps, a.p50_us, b.p50_us, a.p99_us, b.p99_us);
+        (void)std::fflush(stdout);
+      }
+    }
+    s = medianOf(streams_rounds);
+    m = medianOf(mosquitto_rounds);
+    if (o.rounds > 1) std::printf("medians of %d rounds:\n", o.rounds);
   }
   mosquitto_lib_cleanup();
   ReplicationFigures r;
