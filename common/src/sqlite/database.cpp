@@ -211,18 +211,24 @@ Status Statement::check(int rc, std::string_view what) const {
   return std::unexpected(sqliteError(sqlite3_db_handle(stmt_.get()), rc, sql_).wrap("{}", what));
 }
 
+Status Statement::checkBind(int rc, int index) const {
+  // The error context is formatted only on failure: binds run per row on write paths.
+  if (rc == SQLITE_OK) return {};
+  return check(rc, fmt::format("bind #{}", index));
+}
+
 Status Statement::bind(int index, int64_t value) {
-  return check(sqlite3_bind_int64(stmt_.get(), index, value), fmt::format("bind #{}", index));
+  return checkBind(sqlite3_bind_int64(stmt_.get(), index, value), index);
 }
 
 Status Statement::bind(int index, double value) {
-  return check(sqlite3_bind_double(stmt_.get(), index, value), fmt::format("bind #{}", index));
+  return checkBind(sqlite3_bind_double(stmt_.get(), index, value), index);
 }
 
 Status Statement::bind(int index, std::string_view value) {
-  return check(sqlite3_bind_text64(stmt_.get(), index, value.data(), value.size(), SQLITE_TRANSIENT,
-                                   SQLITE_UTF8),
-               fmt::format("bind #{}", index));
+  return checkBind(sqlite3_bind_text64(stmt_.get(), index, value.data(), value.size(),
+                                       SQLITE_TRANSIENT, SQLITE_UTF8),
+                   index);
 }
 
 Status Statement::bind(int index, std::span<const uint8_t> blob) {
@@ -230,11 +236,11 @@ Status Statement::bind(int index, std::span<const uint8_t> blob) {
   int rc = blob.empty() ? sqlite3_bind_zeroblob(stmt_.get(), index, 0)
                         : sqlite3_bind_blob64(stmt_.get(), index, blob.data(), blob.size(),
                                               SQLITE_TRANSIENT);
-  return check(rc, fmt::format("bind #{}", index));
+  return checkBind(rc, index);
 }
 
 Status Statement::bind(int index, std::nullptr_t) {
-  return check(sqlite3_bind_null(stmt_.get(), index), fmt::format("bind #{}", index));
+  return checkBind(sqlite3_bind_null(stmt_.get(), index), index);
 }
 
 Result<bool> Statement::step() {

@@ -153,6 +153,7 @@ class Statement {
   };
   Statement(sqlite3_stmt* stmt, std::string sql) : stmt_(stmt), sql_(std::move(sql)) {}
   Status check(int rc, std::string_view what) const;
+  Status checkBind(int rc, int index) const;
 
   std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
   std::string sql_;

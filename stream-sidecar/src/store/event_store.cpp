@@ -187,6 +187,8 @@ EventStore::~EventStore() {
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
+    std::lock_guard incoming(incoming_mutex_);
+    closing_ = true;
   }
   queue_cv_.notify_all();
   checkpoint_cv_.notify_all();
@@ -217,38 +219,39 @@ void EventStore::checkpointLoop() {
 
 void EventStore::setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
 
-void EventStore::publish(std::string app, std::vector<NewEvent> events, PublishCallback done) {
+bool EventStore::enqueue(Pending& pending) {
   {
-    std::lock_guard lock(queue_mutex_);
-    if (!stopping_) {
-      queue_.push_back(Pending{std::move(app), std::move(events), std::move(done)});
-      // A writer with the turn takes it when done; only an idle turn (or a writer waiting
-      // for a fuller group) needs a wake-up.
-      if (group_waiting_) {
-        queue_cv_.notify_all();
-      } else if (!committing_) {
-        queue_cv_.notify_one();
-      }
-      return;
-    }
+    std::lock_guard incoming(incoming_mutex_);
+    if (closing_) return false;
+    incoming_.push_back(std::move(pending));
+    incoming_size_.store(incoming_.size());
   }
-  done(fail(ErrorCode::kUnavailable, "event store is closing"));
+  // A writer with the turn takes the queue when it hands the turn on, and a writer back from
+  // a sync looks at it before it waits: only a sleeping writer while no one has the turn, or
+  // one waiting for a fuller group, needs a wake-up. Sequentially consistent with the writers'
+  // side (handOn() stores committing_ then loads incoming_size_; a writer counts itself in
+  // sleeping_writers_ before it checks incoming_size_): either they see the request or this
+  // sees them, so the publisher takes queue_mutex_ only when someone sleeps.
+  if (group_waiting_.load()) {
+    std::lock_guard lock(queue_mutex_);
+    queue_cv_.notify_all();
+  } else if (sleeping_writers_.load() > 0 && !committing_.load()) {
+    std::lock_guard lock(queue_mutex_);
+    queue_cv_.notify_one();
+  }
+  return true;
+}
+
+void EventStore::publish(std::string app, std::vector<NewEvent> events, PublishCallback done) {
+  Pending pending{std::move(app), std::move(events), std::move(done)};
+  if (!enqueue(pending)) pending.done(fail(ErrorCode::kUnavailable, "event store is closing"));
 }
 
 void EventStore::ingest(std::vector<Event> events, IngestCallback done) {
-  {
-    std::lock_guard lock(queue_mutex_);
-    if (!stopping_) {
-      queue_.push_back(Pending{.remote = std::move(events), .ingested = std::move(done)});
-      if (group_waiting_) {
-        queue_cv_.notify_all();
-      } else if (!committing_) {
-        queue_cv_.notify_one();
-      }
-      return;
-    }
+  Pending pending{.remote = std::move(events), .ingested = std::move(done)};
+  if (!enqueue(pending)) {
+    pending.ingested(fail(ErrorCode::kUnavailable, "event store is closing"));
   }
-  done(fail(ErrorCode::kUnavailable, "event store is closing"));
 }
 
 void EventStore::failGroup(std::vector<Pending>& group, const Error& error) {
@@ -273,10 +276,16 @@ EventStore::Stats EventStore::stats() const {
 
 void EventStore::writerLoop() {
   std::unique_lock lock(queue_mutex_);
+  auto ready = [&] {
+    return (!committing_.load() && (stopping_ || incoming_size_.load() > 0)) || hedgeWanted();
+  };
   while (true) {
-    queue_cv_.wait(
-        lock, [&] { return (!committing_ && (stopping_ || !queue_.empty())) || hedgeWanted(); });
-    if (!committing_ && !queue_.empty()) {
+    // Counted before the check, so a publisher either sees this writer or it sees the request
+    // (enqueue()).
+    sleeping_writers_.fetch_add(1);
+    while (!ready()) queue_cv_.wait(lock);
+    sleeping_writers_.fetch_sub(1);
+    if (!committing_.load() && incoming_size_.load() > 0) {
       if (std::uint64_t seq = commitTurn(lock); seq > 0) syncAndComplete(lock, seq);
     } else if (hedgeWanted()) {
       syncAndComplete(lock, 0);
@@ -293,29 +302,38 @@ bool EventStore::hedgeWanted() const {
 
 std::uint64_t EventStore::commitTurn(std::unique_lock<std::mutex>& lock) {
   using Clock = std::chrono::steady_clock;
-  committing_ = true;
+  committing_.store(true);
   // Adaptive group commit (StoreOptions::group_wait).
   std::uint64_t waited_us = 0;
   bool waited = false;
   if (last_publishes_ > 1 && options_.group_wait.count() > 0 && !stopping_) {
-    const std::size_t target = queue_.size() + std::max<std::size_t>(1, last_publishes_ * 3 / 4);
+    const std::size_t target =
+        incoming_size_.load() + std::max<std::size_t>(1, last_publishes_ * 3 / 4);
     const auto limit = options_.group_wait;
     auto start = Clock::now();
-    group_waiting_ = true;
-    queue_cv_.wait_until(lock, start + limit, [&] { return stopping_ || queue_.size() >= target; });
-    group_waiting_ = false;
+    group_waiting_.store(true);
+    queue_cv_.wait_until(lock, start + limit,
+                         [&] { return stopping_ || incoming_size_.load() >= target; });
+    group_waiting_.store(false);
     waited = true;
     waited_us = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   }
+  // Swapped out under incoming_mutex_, which publishers hold only to append; the empty
+  // vector left behind keeps the capacity of the last group.
   std::vector<Pending> group;
-  group.reserve(queue_.size());
-  for (auto& p : queue_) group.push_back(std::move(p));
-  queue_.clear();
-  // Hands the turn on (lock held): the next writer may commit what queued meanwhile.
+  group.reserve(last_group_size_);
+  {
+    std::lock_guard incoming(incoming_mutex_);
+    group.swap(incoming_);
+    incoming_size_.store(0);
+  }
+  last_group_size_ = group.size();
+  // Hands the turn on (lock held): the next writer may commit what queued meanwhile. Stores
+  // committing_ before it loads incoming_size_ (see enqueue()).
   auto handOn = [this] {
-    committing_ = false;
-    if (!queue_.empty() || stopping_) queue_cv_.notify_one();
+    committing_.store(false);
+    if (incoming_size_.load() > 0 || stopping_) queue_cv_.notify_one();
   };
   if (sync_failure_) {
     Error failure = *sync_failure_;

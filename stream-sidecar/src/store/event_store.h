@@ -2,7 +2,8 @@
 // EventStore: the durable event log of one node, on SQLite (WAL).
 //
 // Concurrency
-// - publish() and ingest() only enqueue. Writer threads (StoreOptions::sync_threads of them;
+// - publish() and ingest() only enqueue, under a mutex of their own (never one a writer holds
+//   while it commits, syncs or completes). Writer threads (StoreOptions::sync_threads of them;
 //   one when the store does not sync itself) take turns: the one whose turn it is takes every
 //   request queued so far, assigns offsets and Lamport times and writes them all in one
 //   transaction on the write connection (group commit), then hands the turn on.
@@ -28,6 +29,7 @@
 // - The destructor lets the writers commit and complete what is queued and joins every
 //   thread; publishes after it began fail with kUnavailable.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -207,6 +209,9 @@ class EventStore {
 
   explicit EventStore(StoreOptions options);
   Status init();
+  // Appends a request for the writers (moving from `pending`); false once the store closes
+  // (then `pending` is untouched).
+  bool enqueue(Pending& pending);
   void writerLoop();
   void checkpointLoop();
   // Takes the turn and commits what is queued (queue_mutex_ held through `lock`, released
@@ -247,13 +252,23 @@ class EventStore {
   std::optional<sqlite::Statement> insert_;            // prepared once
   std::optional<sqlite::Statement> upsert_;
 
+  // Requests not yet taken by a writer. Publishers (the HTTP threads) only append under
+  // incoming_mutex_ and take queue_mutex_ only to wake a sleeping writer (enqueue()), so they
+  // never wait for a writer's bookkeeping.
+  std::mutex incoming_mutex_;
+  std::vector<Pending> incoming_;              // guarded by incoming_mutex_
+  bool closing_ = false;                       // guarded by incoming_mutex_: refuse new requests
+  std::atomic<std::size_t> incoming_size_{0};  // incoming_.size(), written under its mutex
+  std::size_t last_group_size_ = 0;            // owned by the writer with the turn
+
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;   // guarded by queue_mutex_
-  bool stopping_ = false;       // guarded by queue_mutex_
-  bool committing_ = false;     // guarded by queue_mutex_: a writer has the turn
-  bool group_waiting_ = false;  // guarded by queue_mutex_: it waits for a fuller group
-  CommitListener listener_;     // set before publishing starts
+  bool stopping_ = false;  // guarded by queue_mutex_
+  // Written under queue_mutex_; atomic so that enqueue() may read them without it.
+  std::atomic<bool> committing_{false};     // a writer has the turn
+  std::atomic<bool> group_waiting_{false};  // it waits for a fuller group
+  std::atomic<int> sleeping_writers_{0};    // writers waiting on queue_cv_ for work
+  CommitListener listener_;                 // set before publishing starts
 
   mutable std::mutex offsets_mutex_;
   OffsetMap offsets_;  // guarded by offsets_mutex_
