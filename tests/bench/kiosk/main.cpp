@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -248,6 +249,13 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
   if (::geteuid() != 0) {
     std::printf("apply -> visible: skipped (not root)\n");
     return out;
+  }
+  // fleetletd runs the kiosk as a native system app: containerd finds the fleetlet shim on
+  // its PATH (inherited from this process).
+  if (const char* path = std::getenv("PATH");
+      path == nullptr || !std::string(path).starts_with(FLEETLET_SHIM_DIR ":")) {
+    ::setenv("PATH", (std::string(FLEETLET_SHIM_DIR ":") + (path ? path : "/usr/bin:/bin")).c_str(),
+             1);
   }
   auto containerd = fleetlet::testing::PrivateContainerd::start();
   if (!containerd) {

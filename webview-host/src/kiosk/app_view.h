@@ -34,6 +34,7 @@ struct AppSpec {
   std::map<std::string, std::string> services;
   uint32_t memory_limit_mib = 0;  // 0: none; fixed when the view is built
   std::string console;            // the app's console-service socket (ConsoleSink); empty: none
+  bool operator==(const AppSpec&) const = default;
 };
 
 // Request bodies forwarded to a service are at most this large (413 beyond).
@@ -76,6 +77,7 @@ class AppView {
   AppView& operator=(const AppView&) = delete;
 
   const std::string& name() const { return spec_.name; }
+  const AppSpec& spec() const { return spec_; }
   GtkWidget* widget() const { return box_; }
 
   // Switches to another bundle directory or services: the page is loaded afresh. On error
