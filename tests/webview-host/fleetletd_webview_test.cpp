@@ -604,6 +604,80 @@ TEST_F(FleetletdWebviewServicesTest, SpasReachTheServicesAsThemselvesAndCannotPo
   EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "services" / "mallory"));
 }
 
+// An SPA subscribes to the event service through its own origin (/.ax/events/...): a
+// long-lived streamed answer whose events reach the page as they are published. The first
+// comes from a host process; the page then publishes one itself, which comes back through
+// the same subscription under the SPA's own name.
+constexpr std::string_view kSubscribePage = R"(<!doctype html><html><body>
+<script>
+document.title = 'subscribing';
+async function run() {
+  const r = await fetch('/.ax/events/api/v1/events/subscribe', {method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({subscriptions: [{semantics: 'kiosk-live'}]})});
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  const seen = [];
+  let buffered = '';
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) { document.title += ' (ended)'; return; }
+    buffered += decoder.decode(value, {stream: true});
+    for (let nl; (nl = buffered.indexOf('\n')) >= 0;) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (!line) continue;
+      const e = JSON.parse(line);
+      if (!e.payload) continue;
+      seen.push(e.payload.n + ' by ' + e.sourceApp);
+      document.title = 'events: ' + seen.join('; ');
+      if (seen.length === 1) {
+        fetch(ax.eventServiceUri + '/api/v1/events/publish', {method: 'POST',
+          headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({data: [{semantics: 'kiosk-live', name: 'n',
+                                         payload: {n: 'mine'}}]})});
+      }
+    }
+  }
+}
+run().catch(e => { document.title = 'error ' + e; });
+</script></body></html>)";
+
+TEST_F(FleetletdWebviewServicesTest, AnSpasEventSubscriptionDeliversEventsAsTheyArePublished) {
+  applyApps(1, "  live:\n    runtime: webview\n    bundle: " +
+                   pageBundle("live", std::string(kSubscribePage)) + "\n    services: [events]\n");
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s, "live");
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  auto title = [&] { return kioskStatus("live").value("title", ""); };
+  std::this_thread::sleep_for(500ms);  // the subscription is open (and has nothing yet)
+  EXPECT_EQ(title(), "subscribing");
+
+  ASSERT_FALSE(
+      hostCall(events_port_, "/api/v1/events/publish",
+               R"({"data":[{"semantics":"kiosk-live","name":"n","payload":{"n":"first"}}]})")
+          .empty());
+  // The page saw the host's event while the answer is still open, then its own came back.
+  std::string seen;
+  for (int i = 0; i < 200 && seen.find("mine by") == std::string::npos; ++i) {
+    seen = title();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(seen, ::testing::StartsWith("events: first by ")) << seen;
+  EXPECT_THAT(seen, HasSubstr("; mine by live")) << seen;
+  EXPECT_THAT(seen, Not(HasSubstr("ended")));
+
+  // More events keep arriving on the same answer.
+  ASSERT_FALSE(
+      hostCall(events_port_, "/api/v1/events/publish",
+               R"({"data":[{"semantics":"kiosk-live","name":"n","payload":{"n":"third"}}]})")
+          .empty());
+  for (int i = 0; i < 200 && seen.find("third") == std::string::npos; ++i) {
+    seen = title();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(seen, HasSubstr("; mine by live; third by ")) << seen;
+}
+
 // A PNG of one colour (cairo).
 std::string solidPng(int width, int height, double r, double g, double b) {
   cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);

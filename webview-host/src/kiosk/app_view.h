@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "bundle/app_config.h"
@@ -66,6 +67,7 @@ class AppView {
     int status = 0;
     std::string content_type;
     std::string body;
+    int body_fd = -1;  // streamed: the page's end of the body (a socket), else -1
   };
 
  public:
@@ -156,6 +158,8 @@ class AppView {
   std::optional<uint64_t> memory_bytes_;
   bool memory_pending_ = false;
   GObjectPtr<GCancellable> memory_cancel_;  // cancelled with the view: no reply reaches a dead one
+  // Stopped with the view: service calls still streaming to it end (forwardToService).
+  std::stop_source calls_stop_;
 };
 
 }  // namespace fleetlet::webview
