@@ -676,6 +676,28 @@ TEST_F(FleetletdWebviewServicesTest, AnSpasEventSubscriptionDeliversEventsAsThey
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_THAT(seen, HasSubstr("; mine by live; third by ")) << seen;
+
+  // A reloaded page subscribes again; the old subscription's call ends although no event
+  // comes (the kiosk notices that WebKit let go of the page's end), within about a second.
+  ASSERT_TRUE(KioskClient(tmp_->path() / "data" / "webview" / "control.sock")
+                  .call({{"cmd", "reload"}, {"app", "live"}}));
+  const fs::path kiosk_log =
+      tmp_->path() / "data" / "logs" / webview::kKioskAppName / "current.log";
+  const std::string ended = "[live] streamed answer of /api/v1/events/subscribe ended: ";
+  std::string log;
+  for (int i = 0; i < 100 && log.find(ended) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    log = readFile(kiosk_log);
+  }
+  EXPECT_THAT(log, HasSubstr(ended)) << "the old subscription's call is still open";
+  // Ended because WebKit let go of it ("cancelled"), not by a failed write of a later event.
+  EXPECT_THAT(log, ::testing::ContainsRegex("streamed answer of /api/v1/events/subscribe ended: "
+                                            "POST [^ ]+: cancelled"))
+      << log;
+  for (int i = 0; i < 200 && !title().starts_with("events: "); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(title(), ::testing::StartsWith("events: first by ")) << "subscribed again";
 }
 
 // A PNG of one colour (cairo).

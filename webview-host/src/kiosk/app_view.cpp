@@ -565,7 +565,8 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
   // the main loop answers the page with the status, content type and one end of a socket
   // pair as the body, and each chunk of the service's body is written into the other end as
   // it arrives. The page's end closing (the page stopped reading, reloaded, went away) fails
-  // the next write and ends the call; so does the view's end (calls_stop_). Other answers
+  // the next write and ends the call, and so does WebKit letting go of the page's end (a
+  // quiet subscription has no next write); so does the view's end (calls_stop_). Other answers
   // (errors, an empty 2xx body) go back whole. Connecting may take 5 s; a streamed answer
   // has no time limit.
   int pair[2];
@@ -577,9 +578,13 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
   UniqueFd page_end(pair[0]);
   UniqueFd service_end(pair[1]);
   std::thread([job = std::move(job), page_end = std::move(page_end),
-               service_end = std::move(service_end), stop = calls_stop_.get_token()]() mutable {
-    http::Client client(
-        {.unix_socket = job->socket, .connect_timeout = std::chrono::seconds(5), .stop = stop});
+               service_end = std::move(service_end), stop = calls_stop_.get_token(),
+               app = spec_.name, route_path = route.path]() mutable {
+    auto call_stop = std::make_shared<std::stop_source>();
+    std::stop_callback view_gone(stop, [call_stop] { call_stop->request_stop(); });
+    http::Client client({.unix_socket = job->socket,
+                         .connect_timeout = std::chrono::seconds(5),
+                         .stop = call_stop->get_token()});
     bool started = false;
     auto answer = client.stream(
         job->call, [&](std::string_view chunk) { return writeAll(service_end.get(), chunk); },
@@ -591,10 +596,22 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
           head_job->content_type =
               head.headers.find("Content-Type").value_or("application/octet-stream");
           head_job->body_fd = page_end.release();
+          head_job->call_stop = call_stop;
           g_idle_add(
               [](gpointer data) -> gboolean {
                 std::unique_ptr<ServiceCall> done(static_cast<ServiceCall*>(data));
                 GObjectPtr<GInputStream> body(g_unix_input_stream_new(done->body_fd, TRUE));
+                // WebKit lets go of the body when the page stopped reading (or read it all):
+                // the call ends then (within a second: curl's progress check), not at the
+                // next chunk, which a quiet subscription may never send.
+                g_object_weak_ref(
+                    G_OBJECT(body.get()),
+                    [](gpointer source, GObject* /*gone*/) {
+                      std::unique_ptr<std::shared_ptr<std::stop_source>> owned(
+                          static_cast<std::shared_ptr<std::stop_source>*>(source));
+                      (*owned)->request_stop();
+                    },
+                    new std::shared_ptr<std::stop_source>(done->call_stop));
                 respondWith(done->request.get(), done->status, done->content_type, body.get(), -1);
                 return G_SOURCE_REMOVE;
               },
@@ -602,7 +619,8 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
         });
     service_end.reset();  // the end of the streamed body
     if (started) {
-      if (!answer) spdlog::debug("service call {}: {}", job->call.url, answer.error().message());
+      spdlog::info("[{}] streamed answer of {} ended: {}", app, route_path,
+                   answer ? "complete" : answer.error().message());
       return;
     }
     if (answer) {

@@ -68,6 +68,9 @@ class AppView {
     std::string content_type;
     std::string body;
     int body_fd = -1;  // streamed: the page's end of the body (a socket), else -1
+    // Streamed: ends the call; requested when WebKit drops the page's end (the page stopped
+    // reading) or the view goes.
+    std::shared_ptr<std::stop_source> call_stop;
   };
 
  public:
