@@ -27,6 +27,7 @@
 // and return at once, except screenshot() and show(), which ask the kiosk (up to 10 s).
 
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -51,7 +52,7 @@ namespace fleetlet::webview {
 // The name of the kiosk's native system app (and of its container, logs, status).
 inline constexpr char kKioskAppName[] = "fleetlet-webview";
 
-enum class KioskLaunch {
+enum class KioskLaunch : std::uint8_t {
   // WebviewRuntime starts the kiosk as its child, restarts it after kiosk_restart_backoff and
   // stops it when it is destroyed.
   kChild,
