@@ -27,8 +27,8 @@
 // and return at once, except screenshot() and show(), which ask the kiosk (up to 10 s).
 
 #include <chrono>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
