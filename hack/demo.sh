@@ -91,13 +91,14 @@ sed 's/^revision: 1$/revision: 1\nnode: dev-node/' manifests/examples/demo.yaml 
 fleetletctl manifest sign -f "$cloud/demo.yaml" --key "$cloud/fleet.key" -o "$cloud/demo.dsse.json"
 fleetletctl manifest verify -f "$cloud/demo.dsse.json" --key "$cloud/fleet.key.pub" --node dev-node
 mv "$cloud/demo.dsse.json" "$cloud/www/nodes/dev-node.json"
-# demo.yaml's four apps and the two system apps (fleetlet-streams, fleetlet-blobs).
+# demo.yaml's four apps and the three system apps (fleetlet-streams, fleetlet-blobs, and the
+# kiosk fleetlet-webview: a native app, on the display).
 for _ in $(seq 1 60); do
-  [[ $(fleetletctl get apps | grep -c running) -eq 6 ]] && break
+  [[ $(fleetletctl get apps | grep -c running) -eq 7 ]] && break
   sleep 1
 done
 
-step "fleetletctl get apps (the node services run as the system apps fleetlet-streams and fleetlet-blobs)"
+step "fleetletctl get apps (the node services run as the system apps fleetlet-streams and fleetlet-blobs, the kiosk as fleetlet-webview)"
 fleetletctl get apps
 step "fleetletctl status"
 fleetletctl status

@@ -76,7 +76,11 @@ disabled_plugins = [
   path = "$dev_dir/opt"
 TOML
   rm -f "$containerd_sock" "$containerd_sock.ttrpc"
-  setsid containerd --config "$dev_dir/config.toml" >>"$dev_dir/containerd.log" 2>&1 </dev/null &
+  # Native apps and the kiosk (runtime: native) need containerd-shim-fleetlet-v1 on
+  # containerd's PATH: the build's, when there is one.
+  shim_path=$PATH
+  [[ -x build/runtime-shim/containerd-shim-fleetlet-v1 ]] && shim_path=$PWD/build/runtime-shim:$PATH
+  PATH=$shim_path setsid containerd --config "$dev_dir/config.toml" >>"$dev_dir/containerd.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dev_dir/containerd.pid"
   for ((i = 0; ; i++)); do

@@ -467,6 +467,36 @@ int main(int argc, char** argv) {
   HealthTargets targets(monitor);
   // runtime: webview on a node with a display (docs/webview.md); destroyed before the agent.
   std::unique_ptr<fleetlet::webview::WebviewRuntime> webview;
+  // The kiosk runs as a native system app (unless webviewChild): it joins the system apps
+  // before the agent sees them; its control socket's directory exists before it starts.
+  std::optional<fleetlet::webview::WebviewOptions> webview_options;
+  if (!cfg.display.empty()) {
+    webview_options = fleetlet::webview::WebviewOptions{
+        .launch = cfg.webview_child ? fleetlet::webview::KioskLaunch::kChild
+                                    : fleetlet::webview::KioskLaunch::kSystemApp,
+        .display = cfg.display,
+        .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
+                                             : cfg.webview_binary,
+        .work_dir = cfg.data_dir / "webview",
+        // Bundles from the cloud's origin go with the cloud source's TLS settings.
+        .bundles = {.root = cfg.data_dir / "bundles",
+                    .cloud_origin = fleetlet::bundle::originOf(cfg.cloud.manifest_url),
+                    .cloud_tls = {.client_cert = cfg.cloud.tls.cert.string(),
+                                  .client_key = cfg.cloud.tls.key.string(),
+                                  .ca_file = cfg.cloud.tls.ca.string(),
+                                  .pinned_public_keys = cfg.cloud.tls.pinned_public_keys}},
+        .kiosk_args = cfg.webview_args,
+        .services = &service_links};
+    if (!cfg.webview_child) {
+      auto kiosk = fleetlet::webview::kioskSystemApp(*webview_options);
+      if (!kiosk) return fatal(kiosk.error());
+      std::filesystem::create_directories(webview_options->work_dir, ec);
+      auto with_kiosk = system ? *system : fleetlet::manifest::NodeState{};
+      with_kiosk.apps[kiosk->name] = std::move(*kiosk);
+      with_kiosk.start_order.push_back(fleetlet::webview::kKioskAppName);
+      system = std::make_shared<const fleetlet::manifest::NodeState>(std::move(with_kiosk));
+    }
+  }
   auto trust = fleetlet::trust::Policy::load({.key_files = cfg.trust_keys,
                                               .threshold = cfg.trust_threshold,
                                               .allow_unsigned_local = cfg.allow_unsigned_local});
@@ -529,28 +559,18 @@ int main(int argc, char** argv) {
        .on_worked = [&metrics](const std::string& a,
                                std::chrono::nanoseconds took) { metrics.worked(a, took); }});
   agent_ptr = &agent;
-  if (!cfg.display.empty()) {
-    webview = std::make_unique<fleetlet::webview::WebviewRuntime>(fleetlet::webview::WebviewOptions{
-        .display = cfg.display,
-        .binary = cfg.webview_binary.empty() ? fleetlet::webview::defaultKioskBinary()
-                                             : cfg.webview_binary,
-        .work_dir = cfg.data_dir / "webview",
-        // Bundles from the cloud's origin go with the cloud source's TLS settings.
-        .bundles = {.root = cfg.data_dir / "bundles",
-                    .cloud_origin = fleetlet::bundle::originOf(cfg.cloud.manifest_url),
-                    .cloud_tls = {.client_cert = cfg.cloud.tls.cert.string(),
-                                  .client_key = cfg.cloud.tls.key.string(),
-                                  .ca_file = cfg.cloud.tls.ca.string(),
-                                  .pinned_public_keys = cfg.cloud.tls.pinned_public_keys}},
-        .kiosk_args = cfg.webview_args,
-        .services = &service_links,
-        .on_event = [&agent](const std::string& a, const std::string& kind,
-                             const std::string& message) {
-          agent.externalEvent(a, kind, message);
-        }});
+  if (webview_options) {
+    webview_options->on_event = [&agent](const std::string& a, const std::string& kind,
+                                         const std::string& message) {
+      agent.externalEvent(a, kind, message);
+    };
+    webview = std::make_unique<fleetlet::webview::WebviewRuntime>(std::move(*webview_options));
     webview->onChange(
         [&agent](const fleetlet::webview::WebviewAppStatus& s) { agent.externalChanged(s.name); });
-    spdlog::info("runtime webview on display {}", cfg.display);
+    spdlog::info("runtime webview on display {}: the kiosk {}", cfg.display,
+                 cfg.webview_child ? "is fleetletd's child"
+                                   : fmt::format("is the native system app {}",
+                                                 fleetlet::webview::kKioskAppName));
   }
   if (auto st = agent.load(); !st) spdlog::error("{}", st.error().message());
   if (webview) webview->setDesired(agent.reconciler().desired());

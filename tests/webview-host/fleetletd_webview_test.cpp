@@ -1,12 +1,15 @@
-// fleetletd end to end with runtime: webview: the real fleetletd (private containerd, a
-// --desired directory, --display on the test's Xvfb) starts fleetlet-webview, shows the
-// bundle and reports the app through its local API.
+// fleetletd end to end with runtime: webview: the real fleetletd (private containerd with
+// containerd-shim-fleetlet-v1, a --desired directory, --display on the test's Xvfb) runs
+// fleetlet-webview as its native system app, shows the bundle and reports the app through its
+// local API.
 #include <cairo.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "agent/bundle/archive_builder.h"
@@ -17,6 +20,7 @@
 #include "support/require_root.h"
 #include "support/temp_dir.h"
 #include "webview/kiosk_client.h"
+#include "webview/webview_runtime.h"
 
 namespace fleetlet::webview::testing {
 namespace {
@@ -44,19 +48,30 @@ class FleetletdWebviewTest : public ::testing::Test {
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
     ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
+    // The kiosk is a native system app: containerd finds containerd-shim-fleetlet-v1 on its
+    // PATH (inherited from this process).
+    const char* path = std::getenv("PATH");
+    const std::string shim_dir = FLEETLET_SHIM_DIR;
+    if (path == nullptr || std::string(path).find(shim_dir + ":") != 0) {
+      ::setenv("PATH", (shim_dir + ":" + (path ? path : "/usr/bin:/bin")).c_str(), 1);
+    }
     auto ctrd = fleetlet::testing::PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));
+    ns_ = fleetlet::testing::PrivateContainerd::uniqueId("flweb");
     auto t = fleetlet::testing::TempDir::create("fleetletd-webview");
     ASSERT_TRUE(t);
     tmp_.emplace(std::move(*t));
     fs::create_directories(tmp_->path() / "desired");
     beforeAgent();
     if (HasFatalFailure()) return;
+    startAgent();
+  }
+
+  void startAgent() {
     SpawnOptions spawn{
-        .argv = {FLEETLETD_PATH, "--containerd", containerd_->socket().string(), "--namespace",
-                 fleetlet::testing::PrivateContainerd::uniqueId("flweb"), "--data-dir",
-                 (tmp_->path() / "data").string(), "--api-socket",
+        .argv = {FLEETLETD_PATH, "--containerd", containerd_->socket().string(), "--namespace", ns_,
+                 "--data-dir", (tmp_->path() / "data").string(), "--api-socket",
                  (tmp_->path() / "api.sock").string(), "--desired",
                  (tmp_->path() / "desired").string(), "--display", sharedXvfb()->display(),
                  "--webview", FLEETLET_WEBVIEW_PATH, "--config", config().string()},
@@ -72,16 +87,40 @@ class FleetletdWebviewTest : public ::testing::Test {
     if (agent_) {
       auto status = agent_->stop(SIGTERM, 20s);
       EXPECT_EQ(status.term_signal, 0) << "fleetletd did not stop on SIGTERM";
-      EXPECT_TRUE(processesBelow(::getpid(), "fleetlet-webvie").empty())
-          << "the kiosk outlived fleetletd";
     }
     if (HasFailure() && tmp_) {
       std::cerr << "--- fleetletd log ---\n"
                 << std::ifstream(tmp_->path() / "fleetletd.log").rdbuf();
-      std::cerr << "--- kiosk log ---\n"
-                << std::ifstream(tmp_->path() / "data" / "webview" / "kiosk.log").rdbuf();
+      std::error_code ec;
+      for (const auto& entry : fs::recursive_directory_iterator(
+               tmp_->path() / "data" / "logs" / webview::kKioskAppName, ec)) {
+        if (!entry.is_regular_file()) continue;
+        std::cerr << "--- kiosk log " << entry.path().string() << " ---\n"
+                  << std::ifstream(entry.path()).rdbuf();
+      }
     }
+    // The kiosk's task goes with the private containerd (every task of every namespace).
   }
+
+  // The kiosk's system app task as `ctr tasks ls` lists it: {container id, pid}; {} when
+  // containerd has none running.
+  std::pair<std::string, pid_t> kioskTask() {
+    auto out = containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
+    std::istringstream in(out);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, pid, status;
+      fields >> id >> pid >> status;
+      if (id.starts_with(std::string(webview::kKioskAppName) + "-") && status == "RUNNING") {
+        return {id, static_cast<pid_t>(std::stol(pid))};
+      }
+    }
+    return {};
+  }
+  // The kiosk's pid (0 while it has no running task).
+  pid_t kioskPid() { return kioskTask().second; }
 
   fs::path config() {
     const fs::path path = tmp_->path() / "fleetletd.yaml";
@@ -153,6 +192,7 @@ class FleetletdWebviewTest : public ::testing::Test {
   }
 
   std::optional<fleetlet::testing::PrivateContainerd> containerd_;
+  std::string ns_;
   std::optional<fleetlet::testing::TempDir> tmp_;
   std::optional<ChildProcess> agent_;
 };
@@ -195,10 +235,10 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   EXPECT_TRUE((*detail)["screen"]["memoryMiB"].is_number()) << detail->dump();
 
   // A page crash is a restart of the app, with its reason in the node events.
-  auto kiosk = processesBelow(agent_->pid(), "fleetlet-webvie");
-  ASSERT_EQ(kiosk.size(), 1u);
+  const pid_t kiosk = kioskPid();
+  ASSERT_NE(kiosk, 0);
   // The page's web process (the oldest; the app's spare is younger).
-  auto serving = oldestProcess(webProcessesBelow(kiosk[0]));
+  auto serving = oldestProcess(webProcessesBelow(kiosk));
   ASSERT_TRUE(serving) << "no WebKitWebProcess below the kiosk";
   ::kill(*serving, SIGKILL);
   s = waitApp(
@@ -213,7 +253,7 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
       20s);
   EXPECT_THAT(s.value("message", ""), HasSubstr("sha256 mismatch")) << s.dump();
   EXPECT_EQ(s["state"], "running");
-  EXPECT_EQ(processesBelow(agent_->pid(), "fleetlet-webvie"), kiosk) << "the kiosk restarted";
+  EXPECT_EQ(kioskPid(), kiosk) << "the kiosk restarted";
 
   // The app leaves the manifest: unloaded from the kiosk, gone from the list.
   const auto tmp = tmp_->path() / "desired" / ".tmp";
@@ -224,6 +264,122 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   }
   EXPECT_THAT(events(), HasSubstr("unloaded from the kiosk"));
   EXPECT_FALSE(apiGet("/v1/apps/ui").has_value());
+}
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The memory controller's line of /proc/<pid>/cgroup ("" when the process is gone).
+std::string memoryCgroup(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(":memory:") != std::string::npos || line.starts_with("0::")) return line;
+  }
+  return "";
+}
+
+// Processes named fleetlet-webview (comm) in a cgroup under `ns`.
+size_t kiosksIn(const std::string& ns) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream comm(entry.path() / "comm");
+    std::string line;
+    std::getline(comm, line);
+    if (line == "fleetlet-webvie" &&
+        memoryCgroup(std::stoi(name)).find("/" + ns + "/") != std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+// The kiosk is fleetletd's native system app: a task of the fleetlet shim that containerd
+// lists, in the task's cgroup with its web processes, in `fleetletctl get`. A kill -9 of
+// fleetletd leaves it alone (adopted: the same process, no second kiosk, the page not even
+// reloaded); a killed kiosk is restarted by fleetletd's restart policy and the page is back.
+TEST_F(FleetletdWebviewTest, TheKioskIsANativeSystemAppRestartedByPolicyAndAdoptedAfterKillNine) {
+  applyApps(1, "  ui:\n    runtime: webview\n    bundle: " +
+                   pageBundle("green", R"(<!doctype html><html><head>
+<script>document.title = 'loaded at ' + performance.timeOrigin;</script>
+<style>html,body{margin:0;height:100%;background:rgb(0,128,0);}</style></head></html>)") +
+                   "\n");
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 60s);
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+
+  const auto [id, pid] = kioskTask();
+  ASSERT_FALSE(id.empty()) << containerd_->ctrOk({"tasks", "ls"}, ns_).value_or("");
+  auto info = containerd_->ctrOk({"containers", "info", id}, ns_);
+  ASSERT_TRUE(info) << info.error().message();
+  EXPECT_EQ((*parseJson(*info, "ctr containers info"))["Runtime"].value("Name", ""),
+            "io.containerd.fleetlet.v1");
+  EXPECT_EQ(readFile(fs::path("/proc") / std::to_string(pid) / "comm"), "fleetlet-webvie\n");
+  const std::string cgroup = memoryCgroup(pid);
+  EXPECT_THAT(cgroup, HasSubstr("/" + ns_ + "/" + id)) << "the task's cgroup (the shim's)";
+  auto web = webProcessesBelow(pid);
+  ASSERT_FALSE(web.empty());
+  for (pid_t p : web) EXPECT_EQ(memoryCgroup(p), cgroup) << "web process " << p;
+  EXPECT_FALSE(processesBelow(pid, "bwrap").empty()) << "the web process left its sandbox";
+  EXPECT_EQ(kiosksIn(ns_), 1u);
+
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {FLEETLETCTL_PATH, "--api-socket",
+                                     (tmp_->path() / "api.sock").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = runCommand(argv);
+    return out ? out->out : out.error().message();
+  };
+  EXPECT_THAT(ctl({"get", "apps"}),
+              ::testing::ContainsRegex("fleetlet-webview +native +running +0 "));
+  EXPECT_THAT(ctl({"describe", "app", "fleetlet-webview"}), HasSubstr("Sandbox:       process\n"));
+  const std::string title = kioskStatus("ui").value("title", "");
+  ASSERT_THAT(title, HasSubstr("loaded at "));
+
+  // kill -9 of fleetletd: the kiosk runs on; the next fleetletd adopts it as it is.
+  ::kill(agent_->pid(), SIGKILL);
+  agent_->wait();
+  agent_.reset();
+  EXPECT_EQ(kioskPid(), pid) << "the kiosk went with fleetletd";
+  startAgent();
+  ASSERT_TRUE(agent_);
+  for (int i = 0; i < 200 && events().find("kiosk-started") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 30s);
+  EXPECT_EQ(s.value("state", ""), "running") << s.dump();
+  std::this_thread::sleep_for(1s);  // anything it would do twice, it has done by now
+  EXPECT_EQ(kioskPid(), pid) << "the adopted kiosk was replaced";
+  EXPECT_EQ(kiosksIn(ns_), 1u) << "a second kiosk";
+  EXPECT_EQ(kioskStatus("ui").value("title", ""), title) << "the page was loaded again";
+  EXPECT_EQ(kioskStatus("ui").value("failures", -1), 0);
+
+  // A killed kiosk: the restart policy starts it again, the page is back on screen.
+  ::kill(pid, SIGKILL);
+  pid_t again = 0;
+  for (int i = 0; i < 600; ++i) {
+    again = kioskPid();
+    if (again != 0 && again != pid) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(again, 0) << "no kiosk task after the kill";
+  ASSERT_NE(again, pid);
+  s = waitApp(
+      [](const Json& st) { return st.value("state", "") == "running" && st["restarts"] == 1; },
+      60s);
+  EXPECT_EQ(s.value("state", ""), "running") << s.dump();
+  EXPECT_EQ(s.value("restarts", 0), 1) << "the kiosk's restart counts for the app";
+  const fs::path shot = tmp_->path() / "after-restart.png";
+  ctl({"screenshot", "ui", "-o", shot.string()});
+  auto image = Image::decodePng(readFile(shot));
+  ASSERT_TRUE(image) << image.error().describe();
+  EXPECT_EQ(image->at(20, 20), (Rgb{0, 128, 0}));
+  EXPECT_THAT(ctl({"get", "apps"}),
+              ::testing::ContainsRegex("fleetlet-webview +native +running +1 "));
+  EXPECT_EQ(kiosksIn(ns_), 1u);
 }
 
 // fleetletd with the real fleetlet-streams and fleetlet-blobs (host processes with handoff
@@ -446,6 +602,102 @@ TEST_F(FleetletdWebviewServicesTest, SpasReachTheServicesAsThemselvesAndCannotPo
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "services" / "mallory"));
+}
+
+// An SPA subscribes to the event service through its own origin (/.ax/events/...): a
+// long-lived streamed answer whose events reach the page as they are published. The first
+// comes from a host process; the page then publishes one itself, which comes back through
+// the same subscription under the SPA's own name.
+constexpr std::string_view kSubscribePage = R"(<!doctype html><html><body>
+<script>
+document.title = 'subscribing';
+async function run() {
+  const r = await fetch('/.ax/events/api/v1/events/subscribe', {method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({subscriptions: [{semantics: 'kiosk-live'}]})});
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  const seen = [];
+  let buffered = '';
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) { document.title += ' (ended)'; return; }
+    buffered += decoder.decode(value, {stream: true});
+    for (let nl; (nl = buffered.indexOf('\n')) >= 0;) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (!line) continue;
+      const e = JSON.parse(line);
+      if (!e.payload) continue;
+      seen.push(e.payload.n + ' by ' + e.sourceApp);
+      document.title = 'events: ' + seen.join('; ');
+      if (seen.length === 1) {
+        fetch(ax.eventServiceUri + '/api/v1/events/publish', {method: 'POST',
+          headers: {'Content-Type': 'application/json'},
+          body: JSON.stringify({data: [{semantics: 'kiosk-live', name: 'n',
+                                         payload: {n: 'mine'}}]})});
+      }
+    }
+  }
+}
+run().catch(e => { document.title = 'error ' + e; });
+</script></body></html>)";
+
+TEST_F(FleetletdWebviewServicesTest, AnSpasEventSubscriptionDeliversEventsAsTheyArePublished) {
+  applyApps(1, "  live:\n    runtime: webview\n    bundle: " +
+                   pageBundle("live", std::string(kSubscribePage)) + "\n    services: [events]\n");
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s, "live");
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  auto title = [&] { return kioskStatus("live").value("title", ""); };
+  std::this_thread::sleep_for(500ms);  // the subscription is open (and has nothing yet)
+  EXPECT_EQ(title(), "subscribing");
+
+  ASSERT_FALSE(
+      hostCall(events_port_, "/api/v1/events/publish",
+               R"({"data":[{"semantics":"kiosk-live","name":"n","payload":{"n":"first"}}]})")
+          .empty());
+  // The page saw the host's event while the answer is still open, then its own came back.
+  std::string seen;
+  for (int i = 0; i < 200 && seen.find("mine by") == std::string::npos; ++i) {
+    seen = title();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(seen, ::testing::StartsWith("events: first by ")) << seen;
+  EXPECT_THAT(seen, HasSubstr("; mine by live")) << seen;
+  EXPECT_THAT(seen, Not(HasSubstr("ended")));
+
+  // More events keep arriving on the same answer.
+  ASSERT_FALSE(
+      hostCall(events_port_, "/api/v1/events/publish",
+               R"({"data":[{"semantics":"kiosk-live","name":"n","payload":{"n":"third"}}]})")
+          .empty());
+  for (int i = 0; i < 200 && seen.find("third") == std::string::npos; ++i) {
+    seen = title();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(seen, HasSubstr("; mine by live; third by ")) << seen;
+
+  // A reloaded page subscribes again; the old subscription's call ends although no event
+  // comes (the kiosk notices that WebKit let go of the page's end), within about a second.
+  ASSERT_TRUE(KioskClient(tmp_->path() / "data" / "webview" / "control.sock")
+                  .call({{"cmd", "reload"}, {"app", "live"}}));
+  const fs::path kiosk_log =
+      tmp_->path() / "data" / "logs" / webview::kKioskAppName / "current.log";
+  const std::string ended = "[live] streamed answer of /api/v1/events/subscribe ended: ";
+  std::string log;
+  for (int i = 0; i < 100 && log.find(ended) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    log = readFile(kiosk_log);
+  }
+  EXPECT_THAT(log, HasSubstr(ended)) << "the old subscription's call is still open";
+  // Ended because WebKit let go of it ("cancelled"), not by a failed write of a later event.
+  EXPECT_THAT(log, ::testing::ContainsRegex("streamed answer of /api/v1/events/subscribe ended: "
+                                            "POST [^ ]+: cancelled"))
+      << log;
+  for (int i = 0; i < 200 && !title().starts_with("events: "); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(title(), ::testing::StartsWith("events: first by ")) << "subscribed again";
 }
 
 // A PNG of one colour (cairo).

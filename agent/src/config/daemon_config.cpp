@@ -356,6 +356,8 @@ Result<DaemonConfig> loadConfigFile(const std::filesystem::path& path, DaemonCon
     } else if (key == "webview") {
       FLEETLET_ASSIGN_OR_RETURN(std::string s, scalar<std::string>(v, key, file));
       base.webview_binary = s;
+    } else if (key == "webviewChild") {
+      FLEETLET_ASSIGN_OR_RETURN(base.webview_child, scalar<bool>(v, key, file));
     } else if (key == "webviewArgs") {
       if (!v.IsSequence()) {
         return fail(ErrorCode::kInvalidArgument, "{}: {}: expected a list", file, key);

@@ -109,6 +109,9 @@ struct DaemonConfig {
   std::string display;
   std::filesystem::path webview_binary;
   std::vector<std::string> webview_args;  // extra fleetlet-webview flags
+  // The kiosk as fleetletd's supervised child instead of the native system app
+  // fleetlet-webview (for a containerd without containerd-shim-fleetlet-v1).
+  bool webview_child = false;
   // metricsListen: GET /metrics alone on a TCP listener, "PORT" (127.0.0.1), "ADDR:PORT" or
   // "[V6ADDR]:PORT"; empty: only on the API socket (docs/observability.md).
   std::string metrics_listen;
@@ -141,11 +144,10 @@ Status checkLogLevel(std::string_view level);
 // httpsRegistries (list), parallelism, pullParallelism,
 // pullTimeout, pullStallTimeout, pullMinSpeed, removedLogRetention, shipLogs, cniConfDir,
 // cniBinDirs (list), netnsDir, cniNetns, streamsHandoff, blobsHandoff, systemManifest,
-// systemImages, handoffDir, display, webview, webviewArgs (list), metricsListen, node.{id,
-// idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules (list),
-// eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod,
-// statusInterval, interval, wait, timeout, maxManifestBytes, logRequestUrl, logUploadMaxBytes,
-// logUploadRate, tls.{cert, key, ca,
+// systemImages, handoffDir, display, webview, webviewArgs (list), webviewChild, metricsListen,
+// node.{id, idFile}, trust.{keys, threshold, allowUnsigned}, alerts.{interval, continueEvery, rules
+// (list), eventsUrl}, cloud.{manifestUrl, statusUrl, statusMethod, statusInterval, interval, wait,
+// timeout, maxManifestBytes, logRequestUrl, logUploadMaxBytes, logUploadRate, tls.{cert, key, ca,
 // pinnedPublicKeys}} (docs/configuration.md). Relative file names in trust and cloud.tls are
 // relative to the config file's folder. Unknown keys and wrong types are kInvalidArgument
 // naming the file and the key; a missing file is kNotFound.

@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <system_error>
 
 #include "crypto/base64.h"
+#include "manifest/parse.h"
 
 namespace fleetlet::webview {
 namespace fs = std::filesystem;
@@ -18,6 +20,37 @@ namespace {
 std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 }  // namespace
+
+Result<manifest::App> kioskSystemApp(const WebviewOptions& options) {
+  Json args = {"--socket", (options.work_dir / "control.sock").string(), "--state-dir",
+               (options.work_dir / "state").string()};
+  for (const auto& arg : options.kiosk_args) args.push_back(arg);
+  Json env = {{"DISPLAY", options.display}};
+  if (const char* xauthority = std::getenv("XAUTHORITY"); xauthority != nullptr && *xauthority) {
+    env["XAUTHORITY"] = xauthority;
+  }
+  // Level `process`: WebKit's own sandbox (bubblewrap) makes the web process's mount, PID
+  // and network namespaces, which the `sandboxed` level's seccomp filter refuses; the kiosk
+  // needs the X socket, the DRI render node and fleetletd's data directory as they are on the
+  // host. bubblewrap run by root makes them with CAP_SYS_ADMIN (namespaces, mounts) and
+  // CAP_NET_ADMIN (loopback in the new network namespace), beyond the default set
+  // (docs/webview.md, "The kiosk as a system app").
+  const Json state = {
+      {"apiVersion", "fleetlet.io/v1"},
+      {"kind", "NodeState"},
+      {"revision", 1},
+      {"apps",
+       {{kKioskAppName,
+         {{"runtime", "native"},
+          {"exec", {{"path", options.binary.string()}, {"args", args}}},
+          {"env", env},
+          {"sandbox", {{"level", "process"}, {"capabilities", {"CAP_SYS_ADMIN", "CAP_NET_ADMIN"}}}},
+          {"restart", {{"policy", "always"}}},
+          {"stopGracePeriod", "3s"}}}}}};
+  FLEETLET_ASSIGN_OR_RETURN(auto parsed,
+                            manifest::parseNodeState(state.dump(), "the kiosk's system app"));
+  return std::move(parsed.apps.at(kKioskAppName));
+}
 
 std::filesystem::path defaultKioskBinary() {
   std::error_code ec;
@@ -141,7 +174,7 @@ void WebviewRuntime::run(const std::stop_token& stop) {
     std::unique_lock lock(mu_);
     wake_.wait_for(lock, stop, options_.poll_interval, [this] { return dirty_; });
   }
-  if (kiosk_) {
+  if (kiosk_) {  // KioskLaunch::kChild only
     kiosk_->stop(SIGTERM, 3s);
     kiosk_.reset();
   }
@@ -161,34 +194,77 @@ void WebviewRuntime::step(const std::stop_token& stop) {
   prune();
 }
 
+void WebviewRuntime::kioskGone(const std::string& why) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, record] : records_) {
+      if (record.loaded.empty()) continue;
+      record.loaded.clear();  // loaded again into the new kiosk
+      record.loaded_key.clear();
+      record.kiosk_failures = 0;
+      record.handed_at = SteadyClock::now();  // a trial starts again with the new kiosk
+      record.failures_at_hand = 0;
+      names.push_back(name);
+    }
+  }
+  for (const auto& name : names) {
+    setStatus(name, [&](WebviewAppStatus& s) {
+      s.state = "backoff";
+      s.message = "the kiosk " + why;
+      ++s.restarts;
+      s.shown = false;
+    });
+  }
+}
+
+bool WebviewRuntime::reachKiosk() {
+  auto list = client_.call({{"cmd", "list"}});
+  if (!list) {
+    if (kiosk_answering_) {
+      kiosk_answering_ = false;
+      event("", "kiosk-exited", list.error().message());
+      std::vector<std::string> names;
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& [name, record] : records_) {
+          if (!record.loaded.empty()) names.push_back(name);
+        }
+      }
+      for (const auto& name : names) {
+        setStatus(name, [&](WebviewAppStatus& s) {
+          s.state = "backoff";
+          s.message = "the kiosk does not answer (" + list.error().message() +
+                      "); its system app " + kKioskAppName + " is restarted by fleetletd";
+          s.shown = false;
+        });
+      }
+    }
+    return false;
+  }
+  kiosk_answering_ = true;
+  const std::string instance = list->value("instance", "");
+  if (instance == kiosk_instance_) return true;
+  if (!kiosk_instance_.empty()) {
+    kioskGone("restarted (was " + kiosk_instance_ + ", now " + instance + ")");
+  }
+  kiosk_instance_ = instance;
+  ++kiosk_starts_;
+  event("", "kiosk-started",
+        fmt::format("{} pid {} on display {} (native system app {})", instance,
+                    list->value("pid", 0), options_.display, kKioskAppName));
+  return true;
+}
+
 bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
+  if (options_.launch == KioskLaunch::kSystemApp) return reachKiosk();
   if (kiosk_) {
     auto ended = kiosk_->poll();
     if (!ended) return true;
     kiosk_.reset();
     event("", "kiosk-exited", ended->describe());
     kiosk_restart_at_ = SteadyClock::now() + options_.kiosk_restart_backoff;
-    std::vector<std::string> names;
-    {
-      std::lock_guard lock(mu_);
-      for (auto& [name, record] : records_) {
-        if (record.loaded.empty()) continue;
-        record.loaded.clear();  // loaded again into the new kiosk
-        record.loaded_key.clear();
-        record.kiosk_failures = 0;
-        record.handed_at = SteadyClock::now();  // a trial starts again with the new kiosk
-        record.failures_at_hand = 0;
-        names.push_back(name);
-      }
-    }
-    for (const auto& name : names) {
-      setStatus(name, [&](WebviewAppStatus& s) {
-        s.state = "backoff";
-        s.message = "the kiosk exited (" + ended->describe() + "); restarting it";
-        ++s.restarts;
-        s.shown = false;
-      });
-    }
+    kioskGone("exited (" + ended->describe() + "); restarting it");
   }
   if (SteadyClock::now() < kiosk_restart_at_) return false;
   std::error_code ec;

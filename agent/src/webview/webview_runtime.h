@@ -1,6 +1,8 @@
 #pragma once
-// WebviewRuntime: fleetletd's side of `runtime: webview`. It runs fleetlet-webview as a
-// supervised child on the node's display, fetches and verifies each webview app's bundle
+// WebviewRuntime: fleetletd's side of `runtime: webview`. fleetlet-webview runs on the node's
+// display either as fleetletd's native system app (KioskLaunch::kSystemApp, kioskSystemApp():
+// containerd runs it, fleetletd's restart policy restarts it) or as this class's supervised
+// child (KioskLaunch::kChild). WebviewRuntime fetches and verifies each webview app's bundle
 // (bundle::BundleStore), hands the verified directory to the kiosk over its control socket,
 // and reads the kiosk's status back into per-app states:
 //
@@ -26,6 +28,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -46,10 +49,26 @@
 
 namespace fleetlet::webview {
 
+// The name of the kiosk's native system app (and of its container, logs, status).
+inline constexpr char kKioskAppName[] = "fleetlet-webview";
+
+enum class KioskLaunch : std::uint8_t {
+  // WebviewRuntime starts the kiosk as its child, restarts it after kiosk_restart_backoff and
+  // stops it when it is destroyed.
+  kChild,
+  // Someone else runs the kiosk (fleetletd: the native system app of kioskSystemApp()).
+  // WebviewRuntime only talks to its control socket: a kiosk that does not answer makes the
+  // apps "backoff"; a new instance (the `instance` of `list`) gets every app handed again and
+  // counts as a restart of each; the first instance it meets is adopted as it is (the apps it
+  // shows are handed again, which the kiosk takes as a no-op: no reload, no flicker).
+  kSystemApp,
+};
+
 struct WebviewOptions {
+  KioskLaunch launch = KioskLaunch::kChild;
   std::string display;                  // the X display the kiosk shows on (":0")
   std::filesystem::path binary;         // fleetlet-webview
-  std::filesystem::path work_dir;       // control.sock, state/ (website data), kiosk.log
+  std::filesystem::path work_dir;       // control.sock, state/ (website data), kiosk.log (child)
   bundle::StoreOptions bundles;         // root: <data>/bundles
   std::vector<std::string> kiosk_args;  // extra flags: --window WxH, --no-sandbox, ...
   std::chrono::milliseconds poll_interval{500};
@@ -77,6 +96,12 @@ struct WebviewAppStatus {
   bool shown = false;
   bool operator==(const WebviewAppStatus&) const = default;
 };
+
+// The kiosk as a native system app (docs/webview.md, "The kiosk as a system app"): named
+// kKioskAppName, runtime native at sandbox level `process`, restart always, running
+// `options.binary --socket <work_dir>/control.sock --state-dir <work_dir>/state` plus
+// kiosk_args, with DISPLAY (and XAUTHORITY when fleetletd has one). Errors name the value.
+Result<manifest::App> kioskSystemApp(const WebviewOptions& options);
 
 // fleetlet-webview beside the running binary (installed), in the build tree's webview-host/
 // (development), else /usr/libexec/fleetlet/fleetlet-webview.
@@ -132,6 +157,11 @@ class WebviewRuntime {
   void run(const std::stop_token& stop);
   void step(const std::stop_token& stop);
   bool ensureKiosk(const std::stop_token& stop);
+  // KioskLaunch::kSystemApp: true when the kiosk answers; notices a new instance.
+  bool reachKiosk();
+  // The kiosk is gone (`why`): every app it had is handed again to the next one, counted as
+  // a restart of each.
+  void kioskGone(const std::string& why);
   void converge(const manifest::NodeState* desired);
   // The load request of `app` (dir filled in by the caller): its services and console socket.
   Json loadRequest(const manifest::App& app);
@@ -160,6 +190,8 @@ class WebviewRuntime {
   std::optional<ChildProcess> kiosk_;
   std::chrono::steady_clock::time_point kiosk_restart_at_{};
   uint64_t kiosk_starts_ = 0;
+  std::string kiosk_instance_;  // kSystemApp: the instance last met; empty before
+  bool kiosk_answering_ = false;
   uint64_t handed_seq_ = 0;
   int64_t chosen_revision_ = -1;  // the manifest revision the shown app was last chosen for
   std::set<std::string> pruned_keep_;

@@ -38,6 +38,8 @@ std::string_view trim(std::string_view s) {
 struct Transfer {
   ClientResponse response;
   const BodySink* sink = nullptr;
+  const ResponseStart* on_start = nullptr;
+  bool started = false;  // on_start was called
   const std::stop_token* stop = nullptr;
   bool sink_aborted = false;
   bool cancelled = false;
@@ -80,6 +82,10 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::string_view chunk(data, size * count);
   if (t->sink != nullptr && t->success()) {
+    if (!t->started && t->on_start != nullptr) {
+      t->started = true;
+      (*t->on_start)(t->response);
+    }
     if (!(*t->sink)(chunk)) {
       t->sink_aborted = true;
       return CURL_WRITEFUNC_ERROR;
@@ -121,7 +127,8 @@ struct Client::Impl {
   ClientOptions options;
   std::unique_ptr<CURL, CurlDeleter> curl;
 
-  Result<ClientResponse> perform(const ClientRequest& request, const BodySink* sink);
+  Result<ClientResponse> perform(const ClientRequest& request, const BodySink* sink,
+                                 const ResponseStart* on_start = nullptr);
 };
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
@@ -141,13 +148,20 @@ Result<ClientResponse> Client::stream(const ClientRequest& request, const BodySi
   return impl_->perform(request, &sink);
 }
 
-Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const BodySink* sink) {
+Result<ClientResponse> Client::stream(const ClientRequest& request, const BodySink& sink,
+                                      const ResponseStart& on_start) {
+  return impl_->perform(request, &sink, &on_start);
+}
+
+Result<ClientResponse> Client::Impl::perform(const ClientRequest& request, const BodySink* sink,
+                                             const ResponseStart* on_start) {
   CURL* h = curl.get();
   if (h == nullptr) return fail(ErrorCode::kInternal, "curl_easy_init failed");
   curl_easy_reset(h);
 
   Transfer transfer;
   transfer.sink = sink;
+  transfer.on_start = on_start;
   CurlSlist headers;
   for (const auto& [k, v] : request.headers.all()) {
     std::string line = k;

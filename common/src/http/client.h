@@ -87,6 +87,9 @@ struct ClientOptions {
 // Receives body bytes as they arrive; returning false aborts the transfer (the call then fails
 // with kUnavailable "aborted").
 using BodySink = std::function<bool(std::string_view chunk)>;
+// Receives the status and headers of a 2xx response once, before its first body chunk (not
+// at all for an empty body or a non-2xx answer), so a proxy can answer before the body ends.
+using ResponseStart = std::function<void(const ClientResponse& head)>;
 
 class Client {
  public:
@@ -105,6 +108,9 @@ class Client {
   // non-2xx body is buffered in ClientResponse::body instead, its first kMaxErrorBody bytes
   // only (the rest is read and dropped), so a hostile error page cannot fill memory.
   Result<ClientResponse> stream(const ClientRequest& request, const BodySink& sink);
+  // The same, and `on_start` sees the response's head before the sink sees its body.
+  Result<ClientResponse> stream(const ClientRequest& request, const BodySink& sink,
+                                const ResponseStart& on_start);
 
  private:
   struct Impl;

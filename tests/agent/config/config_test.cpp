@@ -99,6 +99,19 @@ TEST_F(ConfigTest, ShipLogsIsUnsetUnlessSaid) {
   EXPECT_THAT(bad.error().message(), HasSubstr("shipLogs"));
 }
 
+// The kiosk is fleetletd's native system app unless webviewChild says otherwise.
+TEST_F(ConfigTest, WebviewChildIsOffUnlessSaid) {
+  auto unset = load("display: \":0\"\n");
+  ASSERT_TRUE(unset) << unset.error().message();
+  EXPECT_FALSE(unset->webview_child);
+  auto on = load("display: \":0\"\nwebviewChild: true\n");
+  ASSERT_TRUE(on) << on.error().message();
+  EXPECT_TRUE(on->webview_child);
+  auto bad = load("webviewChild: maybe\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("webviewChild"));
+}
+
 // System apps (docs/services.md): the system manifest, its images and the handoff directory.
 TEST_F(ConfigTest, SystemAppKeysAndTheirDefaults) {
   auto defaults = load("logLevel: info\n");

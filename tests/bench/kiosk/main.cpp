@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -131,10 +132,32 @@ uint64_t treeRssKiB(pid_t root) {
   return total;
 }
 
+// CPU time (user + system) a process used so far, in ms; 0 when it is gone.
+double cpuMs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double treeCpuMs(pid_t root) {
+  double total = cpuMs(root);
+  for (pid_t pid : wt::processesBelow(root, "")) total += cpuMs(pid);
+  return total;
+}
+
 struct Sample {
   double first_paint_ms = -1;
   double recovery_ms = -1;
   double rss_mib = -1;
+  double cpu_ms = -1;  // CPU of the process tree at first paint (less load-sensitive)
 };
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -157,6 +180,7 @@ Sample runOnce(const std::vector<std::string>& argv, const std::map<std::string,
     return sample;
   }
   sample.first_paint_ms = ms(*painted - start);
+  sample.cpu_ms = treeCpuMs(child->pid());
   // fleetlet-webview starts its spare web process 1 s after the load: 2 s lets it settle.
   std::this_thread::sleep_for(2s);
   sample.rss_mib = static_cast<double>(treeRssKiB(child->pid())) / 1024.0;
@@ -249,6 +273,13 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
     std::printf("apply -> visible: skipped (not root)\n");
     return out;
   }
+  // fleetletd runs the kiosk as a native system app: containerd finds the fleetlet shim on
+  // its PATH (inherited from this process).
+  if (const char* path = std::getenv("PATH");
+      path == nullptr || !std::string(path).starts_with(FLEETLET_SHIM_DIR ":")) {
+    ::setenv("PATH", (std::string(FLEETLET_SHIM_DIR ":") + (path ? path : "/usr/bin:/bin")).c_str(),
+             1);
+  }
   auto containerd = fleetlet::testing::PrivateContainerd::start();
   if (!containerd) {
     std::printf("apply -> visible: skipped (%s)\n", containerd.error().message().c_str());
@@ -327,6 +358,11 @@ int main(int argc, char** argv) {
   CLI::App app{"kiosk benchmark: fleetlet-webview vs cog on one bundle"};
   int rounds = 3;
   app.add_option("--rounds", rounds, "rounds per peer (median reported)");
+  bool variants = false;
+  app.add_flag("--variants", variants,
+               "also fleetlet-webview under start-up environment variants (experiments)");
+  bool no_apply = false;
+  app.add_flag("--no-apply", no_apply, "skip fleetletd's apply -> visible");
   CLI11_PARSE(app, argc, argv);
 
   auto& xvfb = wt::sharedXvfb();
@@ -365,6 +401,25 @@ int main(int argc, char** argv) {
                  "--state-dir", (dir->path() / "state").string(), "--gpu", "on", "--no-spare",
                  "--app", "bench=" + bundle.string()},
                 {{"DISPLAY", xvfb->display()}}, beacon, dir->path() / "kiosk.log"));
+    // Start-up environment variants, each against the same bundle (--variants).
+    const std::vector<std::pair<std::string, std::map<std::string, std::string>>> kVariants = {
+        {"env: no a11y", {{"NO_AT_BRIDGE", "1"}, {"GTK_A11Y", "none"}}},
+        {"env: no gio extras", {{"GSETTINGS_BACKEND", "memory"}, {"GIO_USE_VFS", "local"}}},
+        {"env: both",
+         {{"NO_AT_BRIDGE", "1"},
+          {"GTK_A11Y", "none"},
+          {"GSETTINGS_BACKEND", "memory"},
+          {"GIO_USE_VFS", "local"}}},
+    };
+    for (const auto& [name, extra] : variants ? kVariants : decltype(kVariants){}) {
+      auto env = extra;
+      env["DISPLAY"] = xvfb->display();
+      fs::remove_all(dir->path() / "state");
+      results[name].push_back(runOnce(
+          {FLEETLET_WEBVIEW_PATH, "--socket", (dir->path() / "ctl.sock").string(), "--state-dir",
+           (dir->path() / "state").string(), "--app", "bench=" + bundle.string()},
+          env, beacon, dir->path() / "kiosk.log"));
+    }
     if (weston) {
       results["cog (wl, weston)"].push_back(
           runOnce({"/usr/bin/cog", "--platform=wl", "-d", "app:" + bundle.string(),
@@ -379,26 +434,30 @@ int main(int argc, char** argv) {
     }
   }
   weston.reset();
-  auto apply = applyToVisible(xvfb->display(), beacon, dir->path(), rounds);
+  auto apply = no_apply ? std::map<std::string, std::vector<double>>{}
+                        : applyToVisible(xvfb->display(), beacon, dir->path(), rounds);
 
   std::printf("kiosk benchmark: %d rounds, medians; one 1024x600 Xvfb (cog wl: in weston there)\n",
               rounds);
   std::printf(
       "%s",
       versions({"libwebkit2gtk-4.1-0", "libwpewebkit-1.1-0", "cog", "weston", "xvfb"}).c_str());
-  std::printf("%-20s %16s %16s %12s\n", "peer", "first paint ms", "recovery ms", "RSS MiB");
+  std::printf("%-22s %16s %10s %12s %16s %12s\n", "peer", "first paint ms", "(min)", "CPU ms",
+              "recovery ms", "RSS MiB");
   std::map<std::string, Sample> medians;
   bool missing = false;
   for (const auto& [peer, samples] : results) {
-    std::vector<double> fp, rec, rss;
+    std::vector<double> fp, rec, rss, cpu;
     for (const auto& s : samples) {
+      cpu.push_back(s.cpu_ms);
       fp.push_back(s.first_paint_ms);
       rec.push_back(s.recovery_ms);
       rss.push_back(s.rss_mib);
     }
     medians[peer] = {median(fp), median(rec), median(rss)};
     if (medians[peer].first_paint_ms < 0 || medians[peer].recovery_ms < 0) missing = true;
-    std::printf("%-20s %16.0f %16.0f %12.1f\n", peer.c_str(), medians[peer].first_paint_ms,
+    std::printf("%-22s %16.0f %10.0f %12.0f %16.0f %12.1f\n", peer.c_str(),
+                medians[peer].first_paint_ms, *std::min_element(fp.begin(), fp.end()), median(cpu),
                 medians[peer].recovery_ms, medians[peer].rss_mib);
   }
   for (const auto& [what, samples] : apply) {

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "http/plain_client.h"
 #include "os/unique_fd.h"
@@ -108,6 +109,44 @@ class DrippingServer {
   UniqueFd listener_;
   std::thread thread_;
 };
+
+TEST(HttpClient, StreamShowsTheHeadOfA2xxAnswerBeforeItsBodyAndNotOfAnError) {
+  std::vector<std::string> seen;
+  {
+    CannedServer server(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: 6\r\n\r\n"
+        "ab\ncd\n");
+    auto r = Client().stream(
+        {.url = server.url("/events")},
+        [&](std::string_view chunk) {
+          seen.emplace_back("body " + std::string(chunk));
+          return true;
+        },
+        [&](const ClientResponse& head) {
+          seen.push_back("head " + std::to_string(head.status) + " " +
+                         head.headers.find("Content-Type").value_or("-"));
+        });
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->status, 200);
+  }
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], "head 200 application/x-ndjson");
+  EXPECT_EQ(seen[1], "body ab\ncd\n");
+
+  seen.clear();
+  CannedServer missing("HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope\n");
+  auto r = Client().stream(
+      {.url = missing.url("/x")},
+      [&](std::string_view) {
+        seen.emplace_back("body");
+        return true;
+      },
+      [&](const ClientResponse&) { seen.emplace_back("head"); });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "nope\n");
+  EXPECT_TRUE(seen.empty());
+}
 
 TEST(HttpClient, AMinimumRateCutsOffADrippingPeer) {
   DrippingServer server;

@@ -2,7 +2,8 @@
 // The control protocol of fleetlet-webview: one JSON object per line on a unix socket, one
 // request per connection, answered with one JSON line.
 //
-//   {"cmd":"list"}                                  → {"ok":true,"shown":"a","apps":[Status...]}
+//   {"cmd":"list"}                                  → {"ok":true,"shown":"a","apps":[Status...],
+//                                                      "instance":"<pid>-<start µs>","pid":N}
 //   {"cmd":"status","app":"a"}                      → {"ok":true,"status":Status}
 //   {"cmd":"show","app":"a"}                        → {"ok":true}
 //   {"cmd":"reload","app":"a"}                      → {"ok":true}

@@ -1,8 +1,10 @@
 #include "kiosk/app_view.h"
 
 #include <fcntl.h>
+#include <gio/gunixinputstream.h>
 #include <linux/openat2.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -49,6 +51,19 @@ Result<std::string> readBundleFile(const fs::path& dir, const std::string& relat
   return data;
 }
 
+// Answers `request` with `stream` as the body (`size` bytes, -1: until its end).
+void respondWith(WebKitURISchemeRequest* request, int status, std::string_view content_type,
+                 GInputStream* stream, gint64 size) {
+  GObjectPtr<WebKitURISchemeResponse> response(webkit_uri_scheme_response_new(stream, size));
+  webkit_uri_scheme_response_set_status(response.get(), static_cast<guint>(status), nullptr);
+  webkit_uri_scheme_response_set_content_type(response.get(), std::string(content_type).c_str());
+  SoupMessageHeaders* headers = soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
+  soup_message_headers_append(headers, "Cache-Control", "no-cache");
+  soup_message_headers_append(headers, "X-Content-Type-Options", "nosniff");
+  webkit_uri_scheme_response_set_http_headers(response.get(), headers);  // takes ownership
+  webkit_uri_scheme_request_finish_with_response(request, response.get());
+}
+
 void respond(WebKitURISchemeRequest* request, int status, std::string_view content_type,
              std::string body) {
   auto size = static_cast<gint64>(body.size());
@@ -57,14 +72,18 @@ void respond(WebKitURISchemeRequest* request, int status, std::string_view conte
       owned->data(), owned->size(), [](gpointer p) { delete static_cast<std::string*>(p); }, owned);
   GObjectPtr<GInputStream> stream(g_memory_input_stream_new_from_bytes(bytes));
   g_bytes_unref(bytes);
-  GObjectPtr<WebKitURISchemeResponse> response(webkit_uri_scheme_response_new(stream.get(), size));
-  webkit_uri_scheme_response_set_status(response.get(), static_cast<guint>(status), nullptr);
-  webkit_uri_scheme_response_set_content_type(response.get(), std::string(content_type).c_str());
-  SoupMessageHeaders* headers = soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
-  soup_message_headers_append(headers, "Cache-Control", "no-cache");
-  soup_message_headers_append(headers, "X-Content-Type-Options", "nosniff");
-  webkit_uri_scheme_response_set_http_headers(response.get(), headers);  // takes ownership
-  webkit_uri_scheme_request_finish_with_response(request, response.get());
+  respondWith(request, status, content_type, stream.get(), size);
+}
+
+// Writes all of `chunk` to the page's end of a streamed answer; false when the page closed it.
+bool writeAll(int fd, std::string_view chunk) {
+  while (!chunk.empty()) {
+    ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    chunk.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
 }
 
 std::string_view reasonOf(WebKitWebProcessTerminationReason reason) {
@@ -117,6 +136,7 @@ AppView::AppView(AppSpec spec, ViewOptions options, bundle::AppConfig config)
 }
 
 AppView::~AppView() {
+  calls_stop_.request_stop();
   if (memory_cancel_) g_cancellable_cancel(memory_cancel_.get());
   reload_timer_.reset();
   spare_timer_.reset();
@@ -540,12 +560,69 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
     data.resize(read);
     job->call.body = std::move(data);
   }
-  // The call blocks (up to 30 s): a thread of its own, the answer back on the main loop.
-  std::thread([job = std::move(job)]() mutable {
+  // The answer streams, so that a long-lived answer (an event subscription) reaches the page
+  // as it is written: the call runs on a thread of its own; once a 2xx answer's head is known,
+  // the main loop answers the page with the status, content type and one end of a socket
+  // pair as the body, and each chunk of the service's body is written into the other end as
+  // it arrives. The page's end closing (the page stopped reading, reloaded, went away) fails
+  // the next write and ends the call, and so does WebKit letting go of the page's end (a
+  // quiet subscription has no next write); so does the view's end (calls_stop_). Other answers
+  // (errors, an empty 2xx body) go back whole. Connecting may take 5 s; a streamed answer
+  // has no time limit.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    respond(request, 500, "text/plain; charset=utf-8",
+            fmt::format("socketpair: {}\n", std::strerror(errno)));
+    return;
+  }
+  UniqueFd page_end(pair[0]);
+  UniqueFd service_end(pair[1]);
+  std::thread([job = std::move(job), page_end = std::move(page_end),
+               service_end = std::move(service_end), stop = calls_stop_.get_token(),
+               app = spec_.name, route_path = route.path]() mutable {
+    auto call_stop = std::make_shared<std::stop_source>();
+    std::stop_callback view_gone(stop, [call_stop] { call_stop->request_stop(); });
     http::Client client({.unix_socket = job->socket,
                          .connect_timeout = std::chrono::seconds(5),
-                         .total_timeout = std::chrono::seconds(30)});
-    auto answer = client.send(job->call);
+                         .stop = call_stop->get_token()});
+    bool started = false;
+    auto answer = client.stream(
+        job->call, [&](std::string_view chunk) { return writeAll(service_end.get(), chunk); },
+        [&](const http::ClientResponse& head) {
+          started = true;
+          auto head_job = std::make_unique<ServiceCall>();
+          head_job->request = std::move(job->request);  // released on the main loop only
+          head_job->status = static_cast<int>(head.status);
+          head_job->content_type =
+              head.headers.find("Content-Type").value_or("application/octet-stream");
+          head_job->body_fd = page_end.release();
+          head_job->call_stop = call_stop;
+          g_idle_add(
+              [](gpointer data) -> gboolean {
+                std::unique_ptr<ServiceCall> done(static_cast<ServiceCall*>(data));
+                GObjectPtr<GInputStream> body(g_unix_input_stream_new(done->body_fd, TRUE));
+                // WebKit lets go of the body when the page stopped reading (or read it all):
+                // the call ends then (within a second: curl's progress check), not at the
+                // next chunk, which a quiet subscription may never send.
+                g_object_weak_ref(
+                    G_OBJECT(body.get()),
+                    [](gpointer source, GObject* /*gone*/) {
+                      std::unique_ptr<std::shared_ptr<std::stop_source>> owned(
+                          static_cast<std::shared_ptr<std::stop_source>*>(source));
+                      (*owned)->request_stop();
+                    },
+                    new std::shared_ptr<std::stop_source>(done->call_stop));
+                respondWith(done->request.get(), done->status, done->content_type, body.get(), -1);
+                return G_SOURCE_REMOVE;
+              },
+              head_job.release());
+        });
+    service_end.reset();  // the end of the streamed body
+    if (started) {
+      spdlog::info("[{}] streamed answer of {} ended: {}", app, route_path,
+                   answer ? "complete" : answer.error().message());
+      return;
+    }
     if (answer) {
       job->status = static_cast<int>(answer->status);
       job->content_type = answer->headers.find("Content-Type").value_or("application/octet-stream");

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "bundle/app_config.h"
@@ -34,6 +35,7 @@ struct AppSpec {
   std::map<std::string, std::string> services;
   uint32_t memory_limit_mib = 0;  // 0: none; fixed when the view is built
   std::string console;            // the app's console-service socket (ConsoleSink); empty: none
+  bool operator==(const AppSpec&) const = default;
 };
 
 // Request bodies forwarded to a service are at most this large (413 beyond).
@@ -65,6 +67,10 @@ class AppView {
     int status = 0;
     std::string content_type;
     std::string body;
+    int body_fd = -1;  // streamed: the page's end of the body (a socket), else -1
+    // Streamed: ends the call; requested when WebKit drops the page's end (the page stopped
+    // reading) or the view goes.
+    std::shared_ptr<std::stop_source> call_stop;
   };
 
  public:
@@ -76,6 +82,7 @@ class AppView {
   AppView& operator=(const AppView&) = delete;
 
   const std::string& name() const { return spec_.name; }
+  const AppSpec& spec() const { return spec_; }
   GtkWidget* widget() const { return box_; }
 
   // Switches to another bundle directory or services: the page is loaded afresh. On error
@@ -154,6 +161,8 @@ class AppView {
   std::optional<uint64_t> memory_bytes_;
   bool memory_pending_ = false;
   GObjectPtr<GCancellable> memory_cancel_;  // cancelled with the view: no reply reaches a dead one
+  // Stopped with the view: service calls still streaming to it end (forwardToService).
+  std::stop_source calls_stop_;
 };
 
 }  // namespace fleetlet::webview

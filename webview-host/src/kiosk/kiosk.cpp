@@ -1,6 +1,7 @@
 #include "kiosk/kiosk.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace fleetlet::webview {
 namespace {
@@ -30,7 +31,8 @@ void hideCursor(GtkWidget* widget, gpointer /*data*/) {
 
 }  // namespace
 
-Kiosk::Kiosk(KioskOptions options) : options_(std::move(options)) {
+Kiosk::Kiosk(KioskOptions options)
+    : options_(std::move(options)), instance_(fmt::format("{}-{}", ::getpid(), g_get_real_time())) {
   window_ = gtk_window_new(GTK_WINDOW_TOPLEVEL);
   gtk_window_set_title(GTK_WINDOW(window_), "fleetlet-webview");
   gtk_window_set_decorated(GTK_WINDOW(window_), FALSE);
@@ -76,7 +78,10 @@ void Kiosk::tick() {
 }
 
 Status Kiosk::load(const AppSpec& spec) {
-  if (auto it = apps_.find(spec.name); it != apps_.end()) return it->second->update(spec);
+  if (auto it = apps_.find(spec.name); it != apps_.end()) {
+    if (it->second->spec() == spec) return {};
+    return it->second->update(spec);
+  }
   ViewOptions view_options{.data_dir = options_.state_dir / "apps" / spec.name,
                            .sandbox = options_.sandbox,
                            .recovery = options_.recovery,
@@ -134,7 +139,10 @@ Result<Json> Kiosk::status(const std::string& app) const {
 Json Kiosk::list() const {
   Json apps = Json::array();
   for (const auto& [name, view] : apps_) apps.push_back(view->status());
-  return {{"shown", shown_.empty() ? Json(nullptr) : Json(shown_)}, {"apps", apps}};
+  return {{"instance", instance_},
+          {"pid", ::getpid()},
+          {"shown", shown_.empty() ? Json(nullptr) : Json(shown_)},
+          {"apps", apps}};
 }
 
 void Kiosk::screenshot(const std::string& app, std::function<void(Result<std::string>)> done) {

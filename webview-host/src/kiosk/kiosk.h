@@ -45,12 +45,15 @@ class Kiosk {
   // Maps the window (once). The constructor does not, so that the first app's web process
   // starts while the window is being mapped: load() and main() call it.
   void showWindow();
-  // Adds the app or switches it to another bundle. The first app loaded is shown.
+  // Adds the app or switches it to another bundle. The first app loaded is shown. The spec
+  // the app already has is a no-op (no reload): a restarted fleetletd hands every app again.
   Status load(const AppSpec& spec);
   Status unload(const std::string& app);
   Status show(const std::string& app);
   Status reload(const std::string& app);
   Result<Json> status(const std::string& app) const;
+  // {"instance", "pid", "shown", "apps"}: `instance` differs between two runs of the kiosk
+  // (pid and start time), so that fleetletd sees a restart it did not do itself.
   Json list() const;
   // A PNG of the app's view (the shown app when `app` is empty).
   void screenshot(const std::string& app, std::function<void(Result<std::string>)> done);
@@ -66,6 +69,7 @@ class Kiosk {
   GtkWidget* stack_ = nullptr;   // child of window_
   std::map<std::string, std::unique_ptr<AppView>> apps_;
   std::string shown_;
+  std::string instance_;
   bool window_shown_ = false;
   SourceId watchdog_;
 };
