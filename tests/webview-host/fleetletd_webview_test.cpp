@@ -48,13 +48,8 @@ class FleetletdWebviewTest : public ::testing::Test {
   void SetUp() override {
     FLEETLET_REQUIRE_ROOT();
     ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
-    // The kiosk is a native system app: containerd finds containerd-shim-fleetlet-v1 on its
-    // PATH (inherited from this process).
-    const char* path = std::getenv("PATH");
-    const std::string shim_dir = FLEETLET_SHIM_DIR;
-    if (path == nullptr || std::string(path).find(shim_dir + ":") != 0) {
-      ::setenv("PATH", (shim_dir + ":" + (path ? path : "/usr/bin:/bin")).c_str(), 1);
-    }
+    // The kiosk is a native system app: the private containerd finds the build's
+    // containerd-shim-fleetlet-v1 first on its PATH (PrivateContainerd::shimDir()).
     auto ctrd = fleetlet::testing::PrivateContainerd::start();
     ASSERT_TRUE(ctrd) << ctrd.error().message();
     containerd_.emplace(std::move(*ctrd));

@@ -273,13 +273,8 @@ std::map<std::string, std::vector<double>> applyToVisible(const std::string& dis
     std::printf("apply -> visible: skipped (not root)\n");
     return out;
   }
-  // fleetletd runs the kiosk as a native system app: containerd finds the fleetlet shim on
-  // its PATH (inherited from this process).
-  if (const char* path = std::getenv("PATH");
-      path == nullptr || !std::string(path).starts_with(FLEETLET_SHIM_DIR ":")) {
-    ::setenv("PATH", (std::string(FLEETLET_SHIM_DIR ":") + (path ? path : "/usr/bin:/bin")).c_str(),
-             1);
-  }
+  // fleetletd runs the kiosk as a native system app: the private containerd finds the build's
+  // fleetlet shim first on its PATH (PrivateContainerd::shimDir()).
   auto containerd = fleetlet::testing::PrivateContainerd::start();
   if (!containerd) {
     std::printf("apply -> visible: skipped (%s)\n", containerd.error().message().c_str());
