@@ -1,10 +1,14 @@
 // Blobs from other nodes (docs/replication.md): a real nats-server hub started by
-// hack/site-hub.sh (per-node credentials) and two fleetlet-blobs processes on loopback. Each
-// node's event service is a stand-in (RecordingEventService) whose log the test fills with
-// what replication would have brought: the metadata events of the blobs uploaded elsewhere. A blob
-// uploaded on node a is downloaded on node b by its handle; a test holder (a plain nats.c
-// client, node h) answers with wrong or malformed bytes or stops answering; an admin client
-// counts the requests on the hub.
+// hack/site-hub.sh (per-node credentials) and two fleetlet-blobs processes on loopback.
+// - RemoteBlobsTest: each node's event service is a stand-in (RecordingEventService) whose log
+//   the test fills with what replication would have brought: the metadata events of the blobs
+//   uploaded elsewhere. A test holder (a plain nats.c client, node h) answers with wrong or
+//   malformed bytes or stops answering.
+// - SiteBlobsTest: the real thing end to end: beside each fleetlet-blobs runs a real
+//   fleetlet-streams (its own source) replicating through the same hub, and each blob service
+//   uses its own node's event service.
+// A blob uploaded on node a is downloaded on node b by its handle; an admin client counts the
+// requests on the hub.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include "http/client.h"
 #include "json/json.h"
 #include "os/child_process.h"
+#include "service_process.h"
 #include "support/blob_client.h"
 #include "support/system_state.h"
 #include "support/temp_dir.h"
@@ -91,6 +96,17 @@ class SiteHub {
             std::to_string(kFindTimeoutMs),
             "--remote-chunk-timeout-ms",
             "1000"};
+  }
+  // fleetlet-streams' flags for node `node` of this hub (its source id is the node's name).
+  std::vector<std::string> streamsArgs(const std::string& node) const {
+    return {"--nats",
+            urls_,
+            "--site",
+            kSite,
+            "--nats-user",
+            node,
+            "--nats-password-file",
+            (dir_ / (node + ".password")).string()};
   }
 
  private:
@@ -253,6 +269,45 @@ class TestHolder {
   std::atomic<int> served_{0};
 };
 
+http::ClientResponse get(const BlobProcess& node, const std::string& path) {
+  http::Client client;
+  auto response = client.send({.url = node.baseUrl() + path});
+  EXPECT_TRUE(response) << response.error().message();
+  return response ? *response : http::ClientResponse{};
+}
+
+// Uploads `bytes` of pattern `seed` as a keepForever photo; returns its handle ("" on failure).
+std::string uploadPattern(const BlobProcess& node, uint64_t bytes, uint32_t seed) {
+  auto response =
+      upload(node.port(), {.blob_bytes = bytes,
+                           .seed = seed,
+                           .content_type = "image/jpeg",
+                           .filename = "photo.jpg",
+                           .metadata_json = R"({"semantics":"photos",)"
+                                            R"("retentionPolicy":{"policy":"keepForever"}})"});
+  EXPECT_TRUE(response) << response.error().message();
+  if (!response) return "";
+  EXPECT_EQ(response->status, 201) << response->body;
+  auto json = parseJson(response->body, "upload answer");
+  return json ? json->value("handle", "") : "";
+}
+
+// `clients` requests for blob `handle` on `node` at once: even ones for the content, odd ones
+// for its metadata.
+std::vector<http::ClientResponse> concurrentGets(const BlobProcess& node, const std::string& handle,
+                                                 int clients) {
+  std::vector<std::thread> threads;
+  std::vector<http::ClientResponse> responses(static_cast<std::size_t>(clients));
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      responses[static_cast<std::size_t>(i)] = get(
+          node, i % 2 == 0 ? "/api/v1/blobs/" + handle : "/api/v1/blobs/" + handle + "/metadata");
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return responses;
+}
+
 class RemoteBlobsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -280,28 +335,6 @@ class RemoteBlobsTest : public ::testing::Test {
     return std::move(*process);
   }
   fs::path dataDir(const std::string& node) const { return dir_->path() / ("data-" + node); }
-
-  static http::ClientResponse get(const BlobProcess& node, const std::string& path) {
-    http::Client client;
-    auto response = client.send({.url = node.baseUrl() + path});
-    EXPECT_TRUE(response) << response.error().message();
-    return response ? *response : http::ClientResponse{};
-  }
-
-  static std::string uploadPattern(const BlobProcess& node, uint64_t bytes, uint32_t seed) {
-    auto response =
-        upload(node.port(), {.blob_bytes = bytes,
-                             .seed = seed,
-                             .content_type = "image/jpeg",
-                             .filename = "photo.jpg",
-                             .metadata_json = R"({"semantics":"photos",)"
-                                              R"("retentionPolicy":{"policy":"keepForever"}})"});
-    EXPECT_TRUE(response) << response.error().message();
-    if (!response) return "";
-    EXPECT_EQ(response->status, 201) << response->body;
-    auto json = parseJson(response->body, "upload answer");
-    return json ? json->value("handle", "") : "";
-  }
 
   // What replication brings: node `to`'s log gets the metadata events node `from` published.
   void replicateMetadata(const std::string& from, const std::string& to, std::size_t count = 1) {
@@ -377,15 +410,7 @@ TEST_F(RemoteBlobsTest, ConcurrentDownloadsOfOneBlobFetchItOnce) {
   replicateMetadata("a", "b");
 
   constexpr int kClients = 6;
-  std::vector<std::thread> clients;
-  std::vector<http::ClientResponse> responses(kClients);
-  for (int i = 0; i < kClients; ++i) {
-    clients.emplace_back([&, i] {
-      responses[i] =
-          get(b, i % 2 == 0 ? "/api/v1/blobs/" + handle : "/api/v1/blobs/" + handle + "/metadata");
-    });
-  }
-  for (std::thread& t : clients) t.join();
+  std::vector<http::ClientResponse> responses = concurrentGets(b, handle, kClients);
   for (int i = 0; i < kClients; ++i) {
     ASSERT_EQ(responses[i].status, 200) << i << ": " << responses[i].body;
     if (i % 2 == 0) {
@@ -542,6 +567,147 @@ TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack
       kPatience))
       << fetched.status << " " << fetched.body;
   EXPECT_EQ(sha256Hex(fetched.body), patternSha256(700 * 1024, 4));
+}
+
+// Two real nodes: on each a fleetlet-streams (its own source, replicating through the hub) and
+// a fleetlet-blobs using that node's event service. Nothing is staged by the test: a's blob
+// service publishes the metadata event to a's event service, replication brings it to b's,
+// and b's blob service finds it there before it fetches the content from a.
+class SiteBlobsTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::optional<streams::testing::ServiceProcess> events;
+    std::optional<BlobProcess> blobs;
+    std::string eventsUrl() const { return fmt::format("http://127.0.0.1:{}", events->port); }
+  };
+
+  void SetUp() override {
+    auto dir = testing::TempDir::create("fleetlet-site-blobs");
+    ASSERT_TRUE(dir);
+    dir_.emplace(std::move(*dir));
+    hub_ = std::make_unique<SiteHub>(dir_->path() / "hub");
+    for (const char* name : {"a", "b"}) {
+      Node& node = nodes_[name];
+      fs::path streams_dir = dir_->path() / (std::string("streams-") + name);
+      fs::create_directories(streams_dir);
+      node.events =
+          streams::testing::startServiceProcess(streams_dir, 0, hub_->streamsArgs(name), name);
+      ASSERT_TRUE(node.events && node.events->port != 0) << "fleetlet-streams " << name;
+      std::vector<std::string> args = {"--data-dir",     dataDir(name).string(), "--events-url",
+                                       node.eventsUrl(), "--log-level",          "debug"};
+      auto site = hub_->nodeArgs(name);
+      args.insert(args.end(), site.begin(), site.end());
+      auto blobs =
+          BlobProcess::start(blobBinary(), args, dir_->path() / (std::string(name) + ".log"));
+      ASSERT_TRUE(blobs) << blobs.error().message();
+      node.blobs.emplace(std::move(*blobs));
+    }
+  }
+
+  fs::path dataDir(const std::string& node) const { return dir_->path() / ("blobs-" + node); }
+
+  // GET `path` on node `node`'s event service, as JSON (null when it fails).
+  Json eventsGet(const std::string& node, const std::string& path) {
+    http::Client client;
+    auto response = client.send({.url = nodes_[node].eventsUrl() + path});
+    if (!response || response->status != 200) return Json();
+    return parseJson(response->body, "event service answer").value_or(Json());
+  }
+  // The blob metadata events in node `node`'s event log (every source), in source order.
+  std::vector<Json> metadataEvents(const std::string& node) {
+    http::Client client;
+    http::ClientRequest query;
+    query.method = "POST";
+    query.url = nodes_[node].eventsUrl() + "/api/v1/events/query";
+    query.headers.add("Content-Type", "application/json");
+    query.body = Json{{"subscriptions", {{{"semantics", "com.actyx.os.blobs.metadata"}}}},
+                      {"order", "source-ordered"},
+                      {"upperBound", eventsGet(node, "/api/v1/events/offsets")}}
+                     .dump();
+    auto response = client.send(query);
+    EXPECT_TRUE(response && response->status == 200);
+    std::vector<Json> events;
+    if (!response) return events;
+    std::istringstream lines(response->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) events.push_back(parseJson(line, "query line").value_or(Json()));
+    }
+    return events;
+  }
+
+  std::optional<testing::TempDir> dir_;
+  std::unique_ptr<SiteHub> hub_;
+  std::map<std::string, Node> nodes_;
+};
+
+TEST_F(SiteBlobsTest, BlobUploadedOnOneNodeIsFetchedOnceByAnotherThroughRealReplication) {
+  BlobProcess& a = *nodes_["a"].blobs;
+  BlobProcess& b = *nodes_["b"].blobs;
+  RequestCounter counter(*hub_);
+  const uint64_t bytes = 4 * kChunk + 4321;  // 5 chunks
+  const uint64_t chunks = (bytes + kChunk - 1) / kChunk;
+  std::string handle = uploadPattern(a, bytes, 21);
+  ASSERT_FALSE(handle.empty());
+  const std::string sha = patternSha256(bytes, 21);
+  const std::string content = patternBytes(bytes, 21);
+
+  // a's blob service published the metadata event to a's event service; replication brings
+  // it to b's event log (with a's source), where b's blob service will look for it.
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return eventsGet("b", "/api/v1/events/offsets").contains("a"); }, kPatience))
+      << eventsGet("b", "/api/v1/events/offsets").dump();
+  std::vector<Json> logged = metadataEvents("b");
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_EQ(logged[0]["stream"].value("source", ""), "a") << logged[0].dump();
+  EXPECT_EQ(logged[0]["payload"].value("handle", ""), handle) << logged[0].dump();
+  EXPECT_EQ(logged[0]["payload"].value("sha256", ""), sha) << logged[0].dump();
+
+  // Six requests at once on b (content and metadata): one find, each chunk fetched once.
+  constexpr int kClients = 6;
+  std::vector<http::ClientResponse> responses = concurrentGets(b, handle, kClients);
+  for (int i = 0; i < kClients; i += 2) {
+    ASSERT_EQ(responses[i].status, 200) << i << ": " << responses[i].body;
+    EXPECT_EQ(sha256Hex(responses[i].body), sha) << i;
+    EXPECT_TRUE(responses[i].body == content) << i << ": not byte-identical";
+  }
+  http::ClientResponse meta_a = get(a, "/api/v1/blobs/" + handle + "/metadata");
+  ASSERT_EQ(meta_a.status, 200) << meta_a.body;
+  for (int i = 1; i < kClients; i += 2) {
+    ASSERT_EQ(responses[i].status, 200) << i << ": " << responses[i].body;
+    EXPECT_EQ(parseJson(responses[i].body, "b").value_or(Json()),
+              parseJson(meta_a.body, "a").value_or(Json(1)))
+        << i;
+  }
+  const std::string find = fmt::format("fl.{}.blobs.find", kSite);
+  const std::string gets = fmt::format("fl.{}.blobs.a.get", kSite);
+  EXPECT_TRUE(
+      testing::waitFor([&] { return counter.count(gets) >= static_cast<int>(chunks); }, kPatience));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(counter.count(find), 1);
+  EXPECT_EQ(counter.count(gets), static_cast<int>(chunks));
+  EXPECT_TRUE(fs::exists(dataDir("b") / "blobs" / sha));
+
+  // b announced nothing: its event log holds a's metadata event only, no event of its own.
+  EXPECT_EQ(metadataEvents("b").size(), 1u);
+  EXPECT_FALSE(eventsGet("b", "/api/v1/events/offsets").contains("b"));
+
+  // a's blob service gone: b serves the blob from its own store (whole and a range) and asks
+  // the site nothing more.
+  a.child().stop(SIGTERM, 5s);
+  http::ClientResponse again = get(b, "/api/v1/blobs/" + handle);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_TRUE(again.body == content) << "not byte-identical after a stopped";
+  http::Client client;
+  auto range = client.send({.url = b.baseUrl() + "/api/v1/blobs/" + handle,
+                            .headers = {},
+                            .body = {},
+                            .range_start = bytes - 1000});
+  ASSERT_TRUE(range);
+  EXPECT_EQ(range->status, 206);
+  EXPECT_EQ(range->body, content.substr(bytes - 1000));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(counter.count(find), 1);
+  EXPECT_EQ(counter.count(gets), static_cast<int>(chunks));
 }
 
 }  // namespace
