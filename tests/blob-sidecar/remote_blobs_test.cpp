@@ -175,6 +175,20 @@ class NatsClient {
   void publish(const char* subject, std::string_view body) {
     natsConnection_Publish(nc_, subject, body.data(), static_cast<int>(body.size()));
   }
+  // A core-NATS request; the answer, or nullopt when none came within `timeout`.
+  std::optional<std::string> request(const std::string& subject, std::string_view body,
+                                     std::chrono::milliseconds timeout) {
+    natsMsg* reply = nullptr;
+    if (natsConnection_Request(&reply, nc_, subject.c_str(), body.data(),
+                               static_cast<int>(body.size()),
+                               static_cast<int64_t>(timeout.count())) != NATS_OK) {
+      return std::nullopt;
+    }
+    std::string answer(natsMsg_GetData(reply),
+                       static_cast<std::size_t>(natsMsg_GetDataLength(reply)));
+    natsMsg_Destroy(reply);
+    return answer;
+  }
 
  private:
   natsConnection* nc_ = nullptr;
@@ -567,6 +581,52 @@ TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack
       kPatience))
       << fetched.status << " " << fetched.body;
   EXPECT_EQ(sha256Hex(fetched.body), patternSha256(700 * 1024, 4));
+}
+
+// Anyone on the hub can send a holder requests: malformed, for unknown handles, past the end,
+// or for far more than a chunk. The real holder (node a's fleetlet-blobs) answers each with an
+// error or at most one bounded chunk, and keeps serving.
+TEST_F(RemoteBlobsTest, HolderAnswersHostileRequestsWithErrorsOrOneBoundedChunk) {
+  BlobProcess a = startNode("a");
+  const uint64_t bytes = 3 * kChunk;
+  std::string handle = uploadPattern(a, bytes, 8);
+  ASSERT_FALSE(handle.empty());
+  NatsClient admin(*hub_, "admin");
+  const std::string get_a = fmt::format("fl.{}.blobs.a.get", kSite);
+  auto ask = [&](const std::string& body) {
+    return admin.request(get_a, body, 5s).value_or("(no answer)");
+  };
+  auto headOf = [](const std::string& answer) { return answer.substr(0, answer.find('\n')); };
+
+  EXPECT_TRUE(ask("garbage").starts_with("FLBLOB1 error failed chunk request"));
+  EXPECT_TRUE(ask(handle + " 0 0").starts_with("FLBLOB1 error failed chunk request: length 0"));
+  EXPECT_TRUE(ask(handle + " 0 -5").starts_with("FLBLOB1 error failed chunk request"));
+  EXPECT_TRUE(ask(handle + " 0 99999999999999999999999").starts_with("FLBLOB1 error failed"));
+  EXPECT_TRUE(ask("00000000000000000000000000000000 0 10").starts_with("FLBLOB1 error not_found"));
+  std::string past = ask(fmt::format("{} {} 10", handle, bytes));
+  EXPECT_TRUE(past.starts_with("FLBLOB1 error failed offset")) << headOf(past);
+  EXPECT_NE(past.find("beyond the end"), std::string::npos) << headOf(past);
+  std::string oversized = ask(std::string(2 * 1024 * 1024, 'x'));  // 2 MiB of garbage
+  EXPECT_TRUE(oversized.starts_with("FLBLOB1 error failed chunk request")) << headOf(oversized);
+  EXPECT_LT(oversized.size(), 1024u) << "the error quotes a bounded part of the request";
+
+  // Far more than a chunk asked: at most one bounded chunk comes, the right bytes.
+  std::string big = ask(fmt::format("{} 100 {}", handle, uint64_t{1} << 40));
+  std::string head = headOf(big);
+  ASSERT_TRUE(head.starts_with("FLBLOB1 data 100 ")) << head;
+  uint64_t length = std::stoull(head.substr(std::string("FLBLOB1 data 100 ").size()));
+  EXPECT_GT(length, 0u);
+  EXPECT_LE(length, 8u * 1024 * 1024);
+  EXPECT_LT(length, bytes);
+  EXPECT_EQ(big.size(), head.size() + 1 + length);
+  EXPECT_EQ(big.substr(head.size() + 1), patternBytes(bytes, 8).substr(100, length));
+
+  // Finds that are not a handle get no answer; the holder still answers a real one.
+  EXPECT_FALSE(admin.request(fmt::format("fl.{}.blobs.find", kSite), "../../etc/passwd", 500ms));
+  auto found = admin.request(fmt::format("fl.{}.blobs.find", kSite), handle, 5s);
+  ASSERT_TRUE(found);
+  EXPECT_NE(found->find("\"node\":\"a\""), std::string::npos) << *found;
+  EXPECT_EQ(get(a, "/api/v1/blobs/" + handle).status, 200);
 }
 
 // Two real nodes: on each a fleetlet-streams (its own source, replicating through the hub) and
