@@ -629,6 +629,39 @@ TEST_F(RemoteBlobsTest, HolderAnswersHostileRequestsWithErrorsOrOneBoundedChunk)
   EXPECT_EQ(get(a, "/api/v1/blobs/" + handle).status, 200);
 }
 
+// kill -9 of the fetching node while the content streams into its temporary file: after the
+// restart nothing of it is left (no temporary file, no content, no metadata) and the next
+// request fetches it whole, byte-identical.
+TEST_F(RemoteBlobsTest, KillNineOfTheFetchingNodeMidFetchLeavesNothingAndTheNextFetchWorks) {
+  BlobProcess a = startNode("a");
+  std::optional<BlobProcess> b(startNode("b"));
+  const uint64_t bytes = 128 * kChunk;  // 64 MiB: 128 chunk round trips
+  std::string handle = uploadPattern(a, bytes, 13);
+  ASSERT_FALSE(handle.empty());
+  replicateMetadata("a", "b");
+  std::thread download([url = b->baseUrl() + "/api/v1/blobs/" + handle] {
+    http::Client client;
+    (void)client.send({.url = url});  // cut off by the kill
+  });
+  const fs::path tmp = dataDir("b") / "tmp";
+  bool mid_fetch = testing::waitFor([&] { return countFiles(tmp) > 0; }, kPatience);
+  ASSERT_EQ(::kill(b->pid(), SIGKILL), 0);
+  (void)b->child().wait();
+  download.join();
+  ASSERT_TRUE(mid_fetch) << "no temporary file appeared on b";
+  EXPECT_FALSE(fs::exists(dataDir("b") / "blobs" / patternSha256(bytes, 13)));
+
+  b.reset();
+  b.emplace(startNode("b"));
+  expectNothingStored("b");
+  EXPECT_EQ(get(*b, "/api/v1/blobs/" + handle + "/metadata").status, 200);  // fetched again
+  http::ClientResponse whole = get(*b, "/api/v1/blobs/" + handle);
+  ASSERT_EQ(whole.status, 200) << whole.body.substr(0, 300);
+  EXPECT_EQ(whole.body.size(), bytes);
+  EXPECT_EQ(sha256Hex(whole.body), patternSha256(bytes, 13));
+  EXPECT_EQ(countFiles(dataDir("b") / "tmp"), 0u);
+}
+
 // Two real nodes: on each a fleetlet-streams (its own source, replicating through the hub) and
 // a fleetlet-blobs using that node's event service. Nothing is staged by the test: a's blob
 // service publishes the metadata event to a's event service, replication brings it to b's,
