@@ -15,13 +15,18 @@ blob-sidecar/ tests/. Generated protobuf code and build/ are never checked; head
 checked through the .cpp files that include them (HeaderFilterRegex in .clang-tidy).
 
   hack/tidy.sh                      every translation unit (~10 s each on a busy 2-core box)
-  hack/tidy.sh agent/src/foo.cpp    only these files (.h arguments select the .cpp files
-                                    that include them)
+  hack/tidy.sh agent/src/foo.cpp    only these files (a .h argument selects one .cpp file
+                                    that includes it: foo.cpp for foo.h, else the first)
   hack/tidy.sh --changed            files changed against origin/main (or main when there is
                                     no origin), including uncommitted and untracked changes
   hack/tidy.sh --changed HEAD~3     files changed since HEAD~3
+  hack/tidy.sh --all-includers ...  a .h selects every .cpp that includes it, directly or not
+                                    (a header that 100 files include costs 100 runs)
   hack/tidy.sh -j 1 ...             parallel jobs (default: nproc)
 
+A header's findings are reported through any file that includes it, so one includer checks the
+header itself; --all-includers also re-checks the code of every includer against a changed
+header (what a full `hack/tidy.sh` run does anyway).
 Needs build/compile_commands.json (run hack/build.sh first; BUILD_DIR overrides build/).
 Files missing from the compile database (e.g. fuzz targets when FLEETLET_FUZZ=OFF) are
 skipped with a note. Exit status: 0 clean, 1 findings, 2 usage or setup error.
@@ -34,11 +39,13 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=$(nproc)
 CHANGED=""
 CHANGED_REV=""
+ALL_INCLUDERS=0
 ARGS=()
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     -j) JOBS=${2:?-j needs a number}; shift 2 ;;
+    --all-includers) ALL_INCLUDERS=1; shift ;;
     -j*) JOBS=${1#-j}; shift ;;
     --changed)
       CHANGED=1; shift
@@ -63,15 +70,18 @@ fi
 DIRS=(common agent cni stream-sidecar blob-sidecar runtime-shim tests)
 own() { grep -E "^($(IFS='|'; echo "${DIRS[*]}"))/" | grep -vE '(^|/)build/|\.pb\.(cc|h)$' || true; }
 
-# Maps a list of paths (stdin) to translation units: .cpp files stay, a .h becomes every .cpp
-# that includes it, directly or not, according to the header dependencies ninja recorded in the
+# Maps a list of paths (stdin) to translation units: .cpp files stay, a .h becomes one .cpp that
+# includes it (its own foo.cpp if that includes it, else the first in path order; every one with
+# --all-includers), directly or not, according to the header dependencies ninja recorded in the
 # last build (`ninja -t deps`; a header added since is found by nothing until the next build).
+# Only the repository's own .cpp files count as includers.
 to_units() {
   # The program comes from -c: stdin carries the paths.
   python3 -c "$(cat <<'PY'
 import os, subprocess, sys
-build, root = sys.argv[1], sys.argv[2]
+build, root, all_includers = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 cpps, headers = set(), set()
+includers = {}  # header -> the own .cpp files that include it
 for line in sys.stdin:
     f = line.strip()
     if f.endswith(".cpp") and os.path.isfile(f):
@@ -93,12 +103,19 @@ if headers:
         dep = os.path.normpath(os.path.join(absbuild, line.strip()))
         if source is None:
             source = dep
-        elif dep in headers and source.startswith(root + "/"):
-            cpps.add(source[len(root) + 1:])
+        elif dep in headers and source.startswith(root + "/") and source.endswith(".cpp") \
+                and "/build" not in source[len(root):]:
+            includers.setdefault(dep, set()).add(source[len(root) + 1:])
+for header, units in includers.items():
+    if all_includers:
+        cpps |= units
+        continue
+    own = os.path.relpath(os.path.splitext(header)[0] + ".cpp", root)
+    cpps.add(own if own in units else (sorted(units & cpps) or sorted(units))[0])
 for c in sorted(cpps):
     print(c)
 PY
-)" "$BUILD_DIR" "$PWD"
+)" "$BUILD_DIR" "$PWD" "$ALL_INCLUDERS"
 }
 
 if [ -n "$CHANGED" ]; then

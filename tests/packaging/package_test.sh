@@ -2,7 +2,9 @@
 # The Debian package (packaging/CMakeLists.txt; $FLEETLET_PACKAGE_DEB, else CPack of this build
 # tree): apt resolves its dependencies, lintian finds no error in it, it unpacks into a
 # throwaway root with the files where containerd, CNI and systemd look for them, the installed
-# fleetletd accepts the installed default config, and systemd-analyze verifies the unit. Prints the package's size and contents.
+# fleetletd accepts the installed default config, and systemd-analyze verifies the unit. When
+# this build has the kiosk (WebKitGTK 4.1), the fleetlet-kiosk package beside it gets the same
+# checks. Prints the packages' sizes and contents.
 # Usage: package_test.sh BINARY_DIR
 set -uo pipefail
 binary_dir=$1
@@ -91,6 +93,45 @@ check "installed binaries print the package version" bash -c "
     out=\$('$root'/\$b --version) || exit 1
     [[ \$out == \"\$(basename \$b) $version\" ]] || { echo \"\$b: \$out\"; exit 1; }
   done"
+# The kiosk package, beside the main one with the same version.
+arch=$(dpkg --print-architecture)
+kiosk_deb="$(dirname "$deb")/fleetlet-kiosk_${version}_${arch}.deb"
+if [[ -x $binary_dir/webview-host/fleetlet-webview ]]; then
+  check "fleetlet-kiosk_<version>_<arch>.deb is built beside it" test -f "$kiosk_deb"
+fi
+if [[ -f $kiosk_deb ]]; then
+  echo "package: $(basename "$kiosk_deb"), $(du -k "$kiosk_deb" | cut -f1) KiB"
+  dpkg-deb --contents "$kiosk_deb"
+  check "kiosk depends on this very fleetlet and on WebKitGTK 4.1" bash -c "
+    deps=\$(dpkg-deb --field '$kiosk_deb' Depends); echo \"\$deps\"
+    [[ \$deps == *'fleetlet (= $version)'* && \$deps == *libwebkit2gtk-4.1-0* ]]"
+  check "fleetlet does not depend on WebKit (a headless device stays small)" bash -c "
+    ! dpkg-deb --field '$deb' Depends | grep -i webkit"
+  check "apt can install fleetlet and fleetlet-kiosk together (simulated)" bash -c "
+    apt-get install --simulate --no-download '$(realpath "$deb")' '$(realpath "$kiosk_deb")' |
+      tee /dev/stderr | grep -q '^Inst fleetlet-kiosk '"
+  lintian --fail-on error --tag-display-limit 0 "$kiosk_deb" >"$work/lintian-kiosk.log" 2>&1
+  kiosk_lintian=$?
+  echo "lintian fleetlet-kiosk (exit $kiosk_lintian):"
+  sed 's/^/  /' "$work/lintian-kiosk.log"
+  check "lintian reports no error in fleetlet-kiosk" bash -c "
+    [[ $kiosk_lintian -eq 0 ]] && ! grep -q '^E:' '$work/lintian-kiosk.log'"
+  dpkg-deb -x "$kiosk_deb" "$root"
+  # /usr/libexec/fleetlet/fleetlet-webview is where the packaged fleetletd looks for the kiosk
+  # (webview::defaultKioskBinary), the extension where the kiosk looks for it.
+  for path in usr/libexec/fleetlet/fleetlet-webview \
+              usr/lib/fleetlet/webview-extensions/libfleetlet-webview-memory.so \
+              usr/share/doc/fleetlet-kiosk/copyright; do
+    check "fleetlet-kiosk installs /$path" test -s "$root/$path"
+  done
+  check "installed kiosk prints the package version" bash -c "
+    out=\$('$root/usr/libexec/fleetlet/fleetlet-webview' --version) &&
+    [[ \$out == 'fleetlet-webview $version' ]] || { echo \"\$out\"; exit 1; }"
+  check "every library the kiosk and its extension need is installed" bash -c "
+    out=\$(ldd '$root/usr/libexec/fleetlet/fleetlet-webview' \
+               '$root/usr/lib/fleetlet/webview-extensions/libfleetlet-webview-memory.so') || exit 1
+    echo \"\$out\"; [[ \$out != *'not found'* ]]"
+fi
 check "installed fleetletd accepts the installed config" \
   "$root/usr/bin/fleetletd" --check-config --config "$root/etc/fleetlet/config.yaml"
 check "installed CNI conflist is the built-in network" bash -c "
