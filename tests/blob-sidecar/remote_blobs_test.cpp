@@ -40,7 +40,7 @@ using namespace std::chrono_literals;
 constexpr const char* kSite = "t";
 constexpr auto kPatience = 20s;
 constexpr int64_t kFindTimeoutMs = 1500;
-constexpr uint64_t kChunk = 512 * 1024;
+constexpr uint64_t kChunk = uint64_t{512} * 1024;
 
 std::string readText(const fs::path& path) {
   std::ifstream in(path);
@@ -222,7 +222,12 @@ class RequestCounter {
 // independently of the service's encoder.
 class TestHolder {
  public:
-  enum class Mode { kGood, kFlipAByteInTheSecondChunk, kMalformedHead, kOnlyTheFirstChunk };
+  enum class Mode : std::uint8_t {
+    kGood,
+    kFlipAByteInTheSecondChunk,
+    kMalformedHead,
+    kOnlyTheFirstChunk
+  };
 
   TestHolder(const SiteHub& hub, std::string handle, uint64_t bytes, uint32_t seed)
       : client_(hub, "h"), handle_(std::move(handle)), bytes_(bytes), seed_(seed) {
@@ -311,6 +316,7 @@ std::string uploadPattern(const BlobProcess& node, uint64_t bytes, uint32_t seed
 std::vector<http::ClientResponse> concurrentGets(const BlobProcess& node, const std::string& handle,
                                                  int clients) {
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(clients));
   std::vector<http::ClientResponse> responses(static_cast<std::size_t>(clients));
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&, i] {
@@ -327,8 +333,9 @@ class RemoteBlobsTest : public ::testing::Test {
   void SetUp() override {
     auto dir = testing::TempDir::create("fleetlet-remote-blobs");
     ASSERT_TRUE(dir);
+    root_ = dir->path();
     dir_.emplace(std::move(*dir));
-    hub_ = std::make_unique<SiteHub>(dir_->path() / "hub");
+    hub_ = std::make_unique<SiteHub>(root_ / "hub");
     for (const char* node : {"a", "b"}) {
       auto events = RecordingEventService::start();
       ASSERT_TRUE(events) << events.error().message();
@@ -343,12 +350,12 @@ class RemoteBlobsTest : public ::testing::Test {
                                      "--log-level",  "debug"};
     auto site = hub_->nodeArgs(node);
     args.insert(args.end(), site.begin(), site.end());
-    auto process = BlobProcess::start(blobBinary(), args, dir_->path() / (node + ".log"));
+    auto process = BlobProcess::start(blobBinary(), args, root_ / (node + ".log"));
     EXPECT_TRUE(process) << process.error().message();
     if (!process) throw std::runtime_error("fleetlet-blobs did not start");
     return std::move(*process);
   }
-  fs::path dataDir(const std::string& node) const { return dir_->path() / ("data-" + node); }
+  fs::path dataDir(const std::string& node) const { return root_ / ("data-" + node); }
 
   // What replication brings: node `to`'s log gets the metadata events node `from` published.
   void replicateMetadata(const std::string& from, const std::string& to, std::size_t count = 1) {
@@ -364,6 +371,7 @@ class RemoteBlobsTest : public ::testing::Test {
   }
 
   std::optional<testing::TempDir> dir_;
+  fs::path root_;  // dir_'s path
   std::unique_ptr<SiteHub> hub_;
   std::map<std::string, std::unique_ptr<RecordingEventService>> events_;
 };
@@ -417,7 +425,7 @@ TEST_F(RemoteBlobsTest, ConcurrentDownloadsOfOneBlobFetchItOnce) {
   BlobProcess a = startNode("a");
   BlobProcess b = startNode("b");
   RequestCounter counter(*hub_);
-  const uint64_t bytes = 4 * 1024 * 1024;
+  const uint64_t bytes = uint64_t{4} * 1024 * 1024;
   std::string handle = uploadPattern(a, bytes, 3);
   ASSERT_FALSE(handle.empty());
   std::string sha = patternSha256(bytes, 3);
@@ -535,7 +543,7 @@ TEST_F(RemoteBlobsTest, HolderGoneIs404AndAHolderThatStopsMidTransferIs502) {
   BlobProcess b = startNode("b");
   {
     BlobProcess a = startNode("a");
-    std::string handle = uploadPattern(a, 1024 * 1024, 5);
+    std::string handle = uploadPattern(a, uint64_t{1024} * 1024, 5);
     ASSERT_FALSE(handle.empty());
     replicateMetadata("a", "b");
     ASSERT_EQ(::kill(a.pid(), SIGKILL), 0);
@@ -569,7 +577,7 @@ TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack
 
   hub_->start();
   BlobProcess a = startNode("a");
-  std::string handle = uploadPattern(a, 700 * 1024, 4);
+  std::string handle = uploadPattern(a, uint64_t{700} * 1024, 4);
   ASSERT_FALSE(handle.empty());
   replicateMetadata("a", "b");
   http::ClientResponse fetched;
@@ -580,7 +588,7 @@ TEST_F(RemoteBlobsTest, NodeStartedWhileTheHubIsDownServesAndFetchesOnceItIsBack
       },
       kPatience))
       << fetched.status << " " << fetched.body;
-  EXPECT_EQ(sha256Hex(fetched.body), patternSha256(700 * 1024, 4));
+  EXPECT_EQ(sha256Hex(fetched.body), patternSha256(uint64_t{700} * 1024, 4));
 }
 
 // Anyone on the hub can send a holder requests: malformed, for unknown handles, past the end,
@@ -606,7 +614,7 @@ TEST_F(RemoteBlobsTest, HolderAnswersHostileRequestsWithErrorsOrOneBoundedChunk)
   std::string past = ask(fmt::format("{} {} 10", handle, bytes));
   EXPECT_TRUE(past.starts_with("FLBLOB1 error failed offset")) << headOf(past);
   EXPECT_NE(past.find("beyond the end"), std::string::npos) << headOf(past);
-  std::string oversized = ask(std::string(2 * 1024 * 1024, 'x'));  // 2 MiB of garbage
+  std::string oversized = ask(std::string(std::size_t{2} * 1024 * 1024, 'x'));  // 2 MiB of garbage
   EXPECT_TRUE(oversized.starts_with("FLBLOB1 error failed chunk request")) << headOf(oversized);
   EXPECT_LT(oversized.size(), 1024u) << "the error quotes a bounded part of the request";
 
@@ -625,7 +633,7 @@ TEST_F(RemoteBlobsTest, HolderAnswersHostileRequestsWithErrorsOrOneBoundedChunk)
   EXPECT_FALSE(admin.request(fmt::format("fl.{}.blobs.find", kSite), "../../etc/passwd", 500ms));
   auto found = admin.request(fmt::format("fl.{}.blobs.find", kSite), handle, 5s);
   ASSERT_TRUE(found);
-  EXPECT_NE(found->find("\"node\":\"a\""), std::string::npos) << *found;
+  EXPECT_NE(found.value_or("").find("\"node\":\"a\""), std::string::npos) << found.value_or("");
   EXPECT_EQ(get(a, "/api/v1/blobs/" + handle).status, 200);
 }
 
@@ -634,28 +642,27 @@ TEST_F(RemoteBlobsTest, HolderAnswersHostileRequestsWithErrorsOrOneBoundedChunk)
 // request fetches it whole, byte-identical.
 TEST_F(RemoteBlobsTest, KillNineOfTheFetchingNodeMidFetchLeavesNothingAndTheNextFetchWorks) {
   BlobProcess a = startNode("a");
-  std::optional<BlobProcess> b(startNode("b"));
+  BlobProcess fetching = startNode("b");
   const uint64_t bytes = 128 * kChunk;  // 64 MiB: 128 chunk round trips
   std::string handle = uploadPattern(a, bytes, 13);
   ASSERT_FALSE(handle.empty());
   replicateMetadata("a", "b");
-  std::thread download([url = b->baseUrl() + "/api/v1/blobs/" + handle] {
+  std::thread download([url = fetching.baseUrl() + "/api/v1/blobs/" + handle] {
     http::Client client;
     (void)client.send({.url = url});  // cut off by the kill
   });
   const fs::path tmp = dataDir("b") / "tmp";
   bool mid_fetch = testing::waitFor([&] { return countFiles(tmp) > 0; }, kPatience);
-  ASSERT_EQ(::kill(b->pid(), SIGKILL), 0);
-  (void)b->child().wait();
+  EXPECT_EQ(::kill(fetching.pid(), SIGKILL), 0);
+  (void)fetching.child().wait();
   download.join();
   ASSERT_TRUE(mid_fetch) << "no temporary file appeared on b";
   EXPECT_FALSE(fs::exists(dataDir("b") / "blobs" / patternSha256(bytes, 13)));
 
-  b.reset();
-  b.emplace(startNode("b"));
+  BlobProcess b = startNode("b");
   expectNothingStored("b");
-  EXPECT_EQ(get(*b, "/api/v1/blobs/" + handle + "/metadata").status, 200);  // fetched again
-  http::ClientResponse whole = get(*b, "/api/v1/blobs/" + handle);
+  EXPECT_EQ(get(b, "/api/v1/blobs/" + handle + "/metadata").status, 200);  // fetched again
+  http::ClientResponse whole = get(b, "/api/v1/blobs/" + handle);
   ASSERT_EQ(whole.status, 200) << whole.body.substr(0, 300);
   EXPECT_EQ(whole.body.size(), bytes);
   EXPECT_EQ(sha256Hex(whole.body), patternSha256(bytes, 13));
@@ -669,35 +676,39 @@ TEST_F(RemoteBlobsTest, KillNineOfTheFetchingNodeMidFetchLeavesNothingAndTheNext
 class SiteBlobsTest : public ::testing::Test {
  protected:
   struct Node {
-    std::optional<streams::testing::ServiceProcess> events;
-    std::optional<BlobProcess> blobs;
+    std::unique_ptr<streams::testing::ServiceProcess> events;
+    std::unique_ptr<BlobProcess> blobs;
     std::string eventsUrl() const { return fmt::format("http://127.0.0.1:{}", events->port); }
   };
 
   void SetUp() override {
     auto dir = testing::TempDir::create("fleetlet-site-blobs");
     ASSERT_TRUE(dir);
+    root_ = dir->path();
     dir_.emplace(std::move(*dir));
-    hub_ = std::make_unique<SiteHub>(dir_->path() / "hub");
+    hub_ = std::make_unique<SiteHub>(root_ / "hub");
     for (const char* name : {"a", "b"}) {
       Node& node = nodes_[name];
-      fs::path streams_dir = dir_->path() / (std::string("streams-") + name);
+      fs::path streams_dir = root_ / (std::string("streams-") + name);
       fs::create_directories(streams_dir);
-      node.events =
+      auto events =
           streams::testing::startServiceProcess(streams_dir, 0, hub_->streamsArgs(name), name);
-      ASSERT_TRUE(node.events && node.events->port != 0) << "fleetlet-streams " << name;
+      if (!events || events->port == 0) {
+        ADD_FAILURE() << "fleetlet-streams " << name << " did not come up";
+        return;
+      }
+      node.events = std::make_unique<streams::testing::ServiceProcess>(std::move(*events));
       std::vector<std::string> args = {"--data-dir",     dataDir(name).string(), "--events-url",
                                        node.eventsUrl(), "--log-level",          "debug"};
       auto site = hub_->nodeArgs(name);
       args.insert(args.end(), site.begin(), site.end());
-      auto blobs =
-          BlobProcess::start(blobBinary(), args, dir_->path() / (std::string(name) + ".log"));
+      auto blobs = BlobProcess::start(blobBinary(), args, root_ / (std::string(name) + ".log"));
       ASSERT_TRUE(blobs) << blobs.error().message();
-      node.blobs.emplace(std::move(*blobs));
+      node.blobs = std::make_unique<BlobProcess>(std::move(*blobs));
     }
   }
 
-  fs::path dataDir(const std::string& node) const { return dir_->path() / ("blobs-" + node); }
+  fs::path dataDir(const std::string& node) const { return root_ / ("blobs-" + node); }
 
   // GET `path` on node `node`'s event service, as JSON (null when it fails).
   Json eventsGet(const std::string& node, const std::string& path) {
@@ -729,6 +740,7 @@ class SiteBlobsTest : public ::testing::Test {
   }
 
   std::optional<testing::TempDir> dir_;
+  fs::path root_;  // dir_'s path
   std::unique_ptr<SiteHub> hub_;
   std::map<std::string, Node> nodes_;
 };
