@@ -93,6 +93,12 @@ check "installed binaries print the package version" bash -c "
     out=\$('$root'/\$b --version) || exit 1
     [[ \$out == \"\$(basename \$b) $version\" ]] || { echo \"\$b: \$out\"; exit 1; }
   done"
+# containerd finds io.containerd.fleetlet.v1 (fleetletd's default shim for container apps and its
+# only one for native apps) on its PATH or beside its own binary: /usr/bin for Debian's containerd.
+check "installs the shim beside containerd" bash -c "
+  [[ -x '$root'\$(dirname \$(command -v containerd))/containerd-shim-fleetlet-v1 ]]"
+check "installed fleetletd runs container apps on the fleetlet shim by default" bash -c "
+  '$root/usr/bin/fleetletd' --help | grep -- '--container-shim' | grep -q 'fleetlet]$'"
 # The kiosk package, beside the main one with the same version.
 arch=$(dpkg --print-architecture)
 kiosk_deb="$(dirname "$deb")/fleetlet-kiosk_${version}_${arch}.deb"

@@ -18,6 +18,10 @@ namespace {
 
 class PackageUpgradeTest : public FleetletdTest {
  protected:
+  // The private containerd finds the installed package's containerd-shim-fleetlet-v1 (a real
+  // install: /usr/bin, on containerd's PATH); containerd looks it up when it starts a shim.
+  std::filesystem::path shimDirectory() const override { return dir_->path() / "root/usr/bin"; }
+
   // The .deb named by the environment variable `variable`, else CPack of this build tree.
   void packageFrom(const char* variable, std::filesystem::path& deb) {
     if (const char* named = std::getenv(variable); named != nullptr && *named != '\0') {
@@ -35,7 +39,9 @@ class PackageUpgradeTest : public FleetletdTest {
     ASSERT_EQ(cpack->status.exit_code, 0) << cpack->out << cpack->err;
     deb.clear();
     for (const auto& e : std::filesystem::directory_iterator(out)) {
-      if (e.path().extension() == ".deb") deb = e.path();
+      // fleetlet_<version>_<arch>.deb, not the fleetlet-kiosk package CPack makes beside it.
+      const auto name = e.path().filename().string();
+      if (e.path().extension() == ".deb" && name.starts_with("fleetlet_")) deb = e.path();
     }
     ASSERT_FALSE(deb.empty()) << cpack->out;
     auto moved = dir_->path() / (std::string(variable) + ".deb");
@@ -94,6 +100,18 @@ TEST_F(PackageUpgradeTest, AppsKeepRunningAndTheNewAgentAdoptsThem) {
       },
       30s))
       << before.dump();
+  if (containerRuntime() == "io.containerd.fleetlet.v1") {
+    // The task's parent is the package's shim (container mode: the subreaper runc's child
+    // was reparented to).
+    std::ifstream status("/proc/" + std::to_string(before.value("pid", 0)) + "/status");
+    int ppid = 0;
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("PPid:")) ppid = std::stoi(line.substr(5));
+    }
+    std::error_code ec;
+    EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(ppid) + "/exe", ec),
+              root / "usr/bin/containerd-shim-fleetlet-v1");
+  }
 
   // dpkg unpacks the new version beside each file and renames it over the old one.
   const auto next = dir_->path() / "next";

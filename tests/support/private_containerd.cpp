@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -48,7 +49,14 @@ std::vector<std::string> lines(const std::string& text) {
 
 }  // namespace
 
-Result<PrivateContainerd> PrivateContainerd::start(const fs::path& dir) {
+fs::path PrivateContainerd::shimDir() {
+  const char* env = std::getenv("FLEETLET_TEST_SHIM_DIR");
+  fs::path dir = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(FLEETLET_BUILD_SHIM_DIR);
+  std::error_code ec;
+  return fs::exists(dir / "containerd-shim-fleetlet-v1", ec) ? dir : fs::path();
+}
+
+Result<PrivateContainerd> PrivateContainerd::start(const fs::path& dir, fs::path shim_dir) {
   std::error_code ec;
   fs::path abs = fs::absolute(dir, ec).lexically_normal();
   if (ec) return failErrno(ec.value(), "absolute path of {}", dir.string());
@@ -60,7 +68,7 @@ Result<PrivateContainerd> PrivateContainerd::start(const fs::path& dir) {
   }
   fs::create_directories(abs, ec);
   if (ec) return failErrno(ec.value(), "create {}", abs.string());
-  PrivateContainerd instance(abs);
+  PrivateContainerd instance(abs, std::move(shim_dir));
   FLEETLET_RETURN_IF_ERROR(instance.writeConfig());
   FLEETLET_RETURN_IF_ERROR(instance.startDaemon());
   return instance;
@@ -71,8 +79,15 @@ Result<PrivateContainerd> PrivateContainerd::start() {
   return start(dir.release());
 }
 
+Result<PrivateContainerd> PrivateContainerd::startWithShimsFrom(fs::path shim_dir) {
+  FLEETLET_ASSIGN_OR_RETURN(TempDir dir, TempDir::create("fleetlet-containerd"));
+  return start(dir.release(), std::move(shim_dir));
+}
+
 PrivateContainerd::PrivateContainerd(PrivateContainerd&& other) noexcept
-    : dir_(std::exchange(other.dir_, {})), daemon_(std::move(other.daemon_)) {}
+    : dir_(std::exchange(other.dir_, {})),
+      shim_dir_(std::move(other.shim_dir_)),
+      daemon_(std::move(other.daemon_)) {}
 
 PrivateContainerd::~PrivateContainerd() {
   if (dir_.empty()) return;  // Moved from.
@@ -119,11 +134,10 @@ Status PrivateContainerd::startDaemon() {
       .stdout_path = logPath(),
       .stderr_path = logPath(),
   };
-  // Shims are found on containerd's PATH: a test run on the fleetlet shim names its directory.
-  if (const char* shim_dir = std::getenv("FLEETLET_TEST_SHIM_DIR");
-      shim_dir != nullptr && *shim_dir != '\0') {
+  // Shims are found on containerd's PATH: the fleetlet shim's directory goes first.
+  if (!shim_dir_.empty()) {
     const char* path = std::getenv("PATH");
-    options.env["PATH"] = std::string(shim_dir) + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+    options.env["PATH"] = shim_dir_.string() + ":" + (path != nullptr ? path : "/usr/bin:/bin");
   }
   auto child = ChildProcess::spawn(options);
   if (!child) return std::unexpected(child.error().wrap("start private containerd"));

@@ -30,14 +30,21 @@ namespace fleetlet::testing {
 class PrivateContainerd {
  public:
   // Takes ownership of `dir` (created if missing; removed on destruction), writes the config
-  // and starts containerd (with $FLEETLET_TEST_SHIM_DIR first on its PATH when set, so it
-  // finds the build's containerd-shim-fleetlet-v1), then waits up to 20 s until `ctr version`
+  // and starts containerd (with `shim_dir`, by default shimDir(), first on its PATH, so it
+  // finds containerd-shim-fleetlet-v1 there), then waits up to 20 s until `ctr version`
   // answers. Fails with kNotFound when containerd is not installed, kInvalidArgument when the
   // socket path would exceed the unix socket limit, kUnavailable (with the log's last lines) when
   // the daemon exits or does not answer in time.
-  static Result<PrivateContainerd> start(const std::filesystem::path& dir);
+  static Result<PrivateContainerd> start(const std::filesystem::path& dir,
+                                         std::filesystem::path shim_dir = shimDir());
   // Same, in a fresh /tmp/fleetlet-containerd-XXXXXX.
   static Result<PrivateContainerd> start();
+  // Same, with the shims of `shim_dir` (e.g. an installed package's usr/bin).
+  static Result<PrivateContainerd> startWithShimsFrom(std::filesystem::path shim_dir);
+
+  // The directory of the containerd-shim-fleetlet-v1 the tests run: $FLEETLET_TEST_SHIM_DIR
+  // when set, else the build's. Empty when neither holds the binary.
+  static std::filesystem::path shimDir();
 
   PrivateContainerd(PrivateContainerd&&) noexcept;
   PrivateContainerd& operator=(PrivateContainerd&&) = delete;
@@ -81,12 +88,14 @@ class PrivateContainerd {
   std::string logTail(size_t lines = 30) const;
 
  private:
-  explicit PrivateContainerd(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  PrivateContainerd(std::filesystem::path dir, std::filesystem::path shim_dir)
+      : dir_(std::move(dir)), shim_dir_(std::move(shim_dir)) {}
   Status writeConfig() const;
   void removeAllTasks();
   void cleanup();
 
   std::filesystem::path dir_;
+  std::filesystem::path shim_dir_;
   std::unique_ptr<ChildProcess> daemon_;
 };
 

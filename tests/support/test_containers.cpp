@@ -19,8 +19,10 @@ using namespace fleetlet::containerd;
 
 Result<std::string> testContainerRuntime() {
   const char* shim = std::getenv("FLEETLET_TEST_CONTAINER_SHIM");
-  if (shim == nullptr || *shim == '\0' || std::string_view(shim) == "runc") return kRuncRuntime;
-  if (std::string_view(shim) == "fleetlet") return kFleetletRuntime;
+  if (shim == nullptr || *shim == '\0' || std::string_view(shim) == "fleetlet") {
+    return kFleetletRuntime;
+  }
+  if (std::string_view(shim) == "runc") return kRuncRuntime;
   return fail(ErrorCode::kInvalidArgument,
               "FLEETLET_TEST_CONTAINER_SHIM: \"{}\" (expected runc or fleetlet)", shim);
 }

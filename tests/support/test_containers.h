@@ -18,9 +18,9 @@
 
 namespace fleetlet::testing {
 
-// The containerd runtime tests make containers with: io.containerd.runc.v2, or
-// io.containerd.fleetlet.v1 when FLEETLET_TEST_CONTAINER_SHIM=fleetlet (then the shim must be
-// on the private containerd's PATH: FLEETLET_TEST_SHIM_DIR). Any other value is a test error.
+// The containerd runtime tests make containers with, as fleetletd's default:
+// io.containerd.fleetlet.v1 (PrivateContainerd puts the shim on containerd's PATH), or
+// io.containerd.runc.v2 when FLEETLET_TEST_CONTAINER_SHIM=runc. Any other value is a test error.
 Result<std::string> testContainerRuntime();
 
 class TestContainers {

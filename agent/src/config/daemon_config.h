@@ -55,8 +55,9 @@ struct CloudConfig {
 };
 
 // runtime.containerShim: the containerd runtime `runtime: container` apps are created with
-// (docs/runtimes.md). kRunc: io.containerd.runc.v2 (containerd's Go shim); kFleetlet:
-// io.containerd.fleetlet.v1 (containerd-shim-fleetlet-v1 in container mode, through runc).
+// (docs/runtimes.md). kFleetlet (the default): io.containerd.fleetlet.v1
+// (containerd-shim-fleetlet-v1 in container mode, through runc); kRunc: io.containerd.runc.v2
+// (containerd's Go shim).
 enum class ContainerShim : std::uint8_t { kRunc, kFleetlet };
 
 struct DaemonConfig {
@@ -66,7 +67,7 @@ struct DaemonConfig {
   std::filesystem::path api_socket = "/run/fleetlet/fleetletd.sock";
   std::filesystem::path desired;  // empty: only `fleetletctl apply`
   std::string log_level = "info";
-  ContainerShim container_shim = ContainerShim::kRunc;
+  ContainerShim container_shim = ContainerShim::kFleetlet;
   std::filesystem::path logger;  // the fleetlet-logger binary; empty: the one next to fleetletd
   std::set<std::string> plain_http_registries;
   std::set<std::string> https_registries;  // loopback registries reached over HTTPS

@@ -91,9 +91,10 @@ void addDaemonFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--display", f.display,
                  "X display for runtime: webview apps (e.g. :0); none: webview unsupported");
   app.add_option("--webview", f.webview_binary, "the fleetlet-webview binary [next to fleetletd]");
-  app.add_option("--container-shim", f.container_shim,
-                 "runc|fleetlet: the containerd shim of runtime: container apps, "
-                 "io.containerd.runc.v2 or io.containerd.fleetlet.v1 (docs/runtimes.md) [runc]");
+  app.add_option(
+      "--container-shim", f.container_shim,
+      "runc|fleetlet: the containerd shim of runtime: container apps, "
+      "io.containerd.runc.v2 or io.containerd.fleetlet.v1 (docs/runtimes.md) [fleetlet]");
   app.add_option("--metrics-listen", f.metrics_listen,
                  "also serve GET /metrics on TCP: PORT (on 127.0.0.1), ADDR:PORT or "
                  "[V6ADDR]:PORT (docs/observability.md) [off: the API socket only]");

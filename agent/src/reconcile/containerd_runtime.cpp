@@ -45,6 +45,25 @@ Status okIfNotFound(Status st) {
   return st;
 }
 
+// containerd's "runtime \"io.containerd.fleetlet.v1\" binary not installed
+// \"containerd-shim-fleetlet-v1\": file does not exist" (its PATH has no such shim) as an error
+// that names the shim and what to do; other errors unchanged.
+Error explainMissingShim(const Error& error, std::string_view runtime, bool container_app) {
+  if (error.message().find("binary not installed") == std::string::npos) return error;
+  std::string binary = "containerd-shim-";  // io.containerd.<name>.<version> → ...-<name>-<version>
+  std::string_view rest = runtime.starts_with("io.containerd.") ? runtime.substr(14) : runtime;
+  for (char c : rest) binary += c == '.' ? '-' : c;
+  return Error(
+      ErrorCode::kFailedPrecondition,
+      fmt::format("containerd cannot find the shim {} (runtime {}) on its PATH: install it "
+                  "beside containerd (the fleetlet package puts it in /usr/bin){} ({})",
+                  binary, runtime,
+                  container_app && runtime == containerd::kFleetletRuntime
+                      ? " or set runtime.containerShim: runc"
+                      : "",
+                  error.message()));
+}
+
 }  // namespace
 
 ContainerdRuntime::ContainerdRuntime(std::shared_ptr<containerd::Connection> connection,
@@ -375,7 +394,11 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
     }
     auto created = tasks.create(id, mounts, io);
     if (!created && created.error().code() != ErrorCode::kAlreadyExists) {
-      return std::unexpected(created.error());
+      const bool container_app = app.runtime == manifest::Runtime::kContainer;
+      return std::unexpected(explainMissingShim(
+          created.error(),
+          container_app ? options_.container_runtime : std::string(containerd::kFleetletRuntime),
+          container_app));
     }
   }
   return tasks.start(id);

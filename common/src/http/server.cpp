@@ -296,7 +296,9 @@ class Connection {
   // The connection's main loop. `self` keeps the connection alive while it runs.
   Task<void> run(std::shared_ptr<Connection> self);
   // Server stopping: closes an idle connection and closes a streamed response; a request in
-  // progress finishes and then the connection closes. On the strand.
+  // progress finishes and then the connection closes. A connection whose request has arrived
+  // but not been read yet (bytes in the socket: the loop had not resumed) is not idle: it is
+  // answered (Connection: close). On the strand.
   void beginShutdown();
   // Grace period over: closes the socket. On the strand.
   void forceClose();
@@ -382,9 +384,12 @@ Task<void> Connection::watchdog(std::shared_ptr<Connection> self) {
 
 void Connection::beginShutdown() {
   switch (state_) {
-    case State::kWaiting:
-      if (buffer_.size() == 0) closeSocket();
+    case State::kWaiting: {
+      ErrorCodeT ec;
+      const std::size_t pending = socket_.is_open() ? socket_.available(ec) : 0;
+      if (buffer_.size() == 0 && (ec || pending == 0)) closeSocket();
       break;
+    }
     case State::kStreaming:
       if (writer_ != nullptr) writer_->close(false);
       break;

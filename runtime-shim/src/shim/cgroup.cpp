@@ -177,12 +177,14 @@ CgroupStats Cgroup::stats() const {
   if (unified_) {
     fs::path d = dir("");
     s.memory_usage = readU64(d / "memory.current");
+    s.memory_max_usage = readU64(d / "memory.peak");
     s.memory_limit = readU64(d / "memory.max");
     s.cpu_usage_ns = keyedValue(d / "cpu.stat", "usage_usec") * 1000;
     s.pids_current = readU64(d / "pids.current");
     s.pids_limit = readU64(d / "pids.max");
   } else {
     s.memory_usage = readU64(dir("memory") / "memory.usage_in_bytes");
+    s.memory_max_usage = readU64(dir("memory") / "memory.max_usage_in_bytes");
     s.memory_limit = readU64(dir("memory") / "memory.limit_in_bytes");
     s.cpu_usage_ns = readU64(dir("cpuacct") / "cpuacct.usage");
     s.pids_current = readU64(dir("pids") / "pids.current");

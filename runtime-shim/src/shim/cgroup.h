@@ -24,6 +24,7 @@ namespace fleetlet::shim {
 
 struct CgroupStats {
   std::uint64_t memory_usage = 0;
+  std::uint64_t memory_max_usage = 0;  // the peak (v2: memory.peak, 0 before Linux 5.19)
   std::uint64_t memory_limit = 0;
   std::uint64_t cpu_usage_ns = 0;
   std::uint64_t pids_current = 0;

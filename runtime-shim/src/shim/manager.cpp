@@ -126,7 +126,7 @@ fs::path socketPathFor(const std::string& containerd_address, const std::string&
   return path;
 }
 
-int runStart(const ShimFlags& flags, const std::string& self_exe) {
+int runStart(const ShimFlags& flags) {
   // containerd writes the runtime options to stdin and waits for us to read them.
   std::cin.ignore(std::numeric_limits<std::streamsize>::max());
   fs::path bundle = bundleOf(flags);
@@ -151,15 +151,9 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
     return 1;
   }
 
-  std::vector<std::string> args = {
-      self_exe,          "-namespace",         flags.ns, "-address", flags.address,
-      "-publish-binary", flags.publish_binary, "-id",    flags.id,   "-bundle",
-      bundle.string()};
-  if (flags.debug) args.push_back("-debug");
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  ShimFlags serve = flags;
+  serve.action.clear();
+  serve.bundle = bundle.string();
   const int listen_fd = listener->get();
 
   pid_t pid = ::fork();
@@ -169,7 +163,9 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
   }
   if (pid == 0) {
     // The server: its own session (containerd's restarts do not reach it), stdio on
-    // /dev/null so containerd's pipes close, the listener on fd 3.
+    // /dev/null so containerd's pipes close, the listener on fd 3. This process has one
+    // thread, so the child serves without an exec (that exec and the dynamic loading cost
+    // every app start a few milliseconds; the Go shims re-exec because Go cannot fork).
     ::setsid();
     int null_fd = ::open("/dev/null", O_RDWR);
     if (null_fd < 0 || ::chdir(bundle.c_str()) != 0) ::_exit(1);
@@ -181,8 +177,9 @@ int runStart(const ShimFlags& flags, const std::string& self_exe) {
     } else if (::dup2(listen_fd, kListenerFd) < 0) {
       ::_exit(1);
     }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
+    // Nothing else of the start process (no exec closes it for us).
+    ::close_range(static_cast<unsigned>(kListenerFd) + 1, ~0U, 0);
+    std::exit(runServe(serve));
   }
   writeSmallFile(bundle / "address", address);
   std::cout << address << std::flush;

@@ -4,8 +4,8 @@
 //
 //   containerd-shim-fleetlet-v1 -namespace NS -address SOCK -publish-binary BIN -id ID start
 //     cwd = bundle, env TTRPC_ADDRESS; prints the shim's socket address and exits 0 after
-//     starting the server in its own session (it survives containerd restarts) with stdio
-//     on /dev/null, so containerd's pipes close.
+//     forking the server (runServe, no exec) into its own session (it survives containerd
+//     restarts) with stdio on /dev/null, so containerd's pipes close.
 //   ... -id ID -bundle DIR delete
 //     the shim is gone: kill what is left of the task, remove its cgroup and socket, print a
 //     binary DeleteResponse{pid, exit_status 137, exited_at}. Idempotent.
@@ -43,7 +43,8 @@ std::filesystem::path socketPathFor(const std::string& containerd_address, const
                                     const std::string& id);
 
 // The subcommands; each returns the process exit code.
-int runStart(const ShimFlags& flags, const std::string& self_exe);
+// runStart must be called by a process with one thread (it forks the server).
+int runStart(const ShimFlags& flags);
 int runDelete(const ShimFlags& flags);
 int runServe(const ShimFlags& flags);
 

@@ -478,6 +478,7 @@ RpcResult<task::StatsResponse> TaskService::stats(const task::StatsRequest& r) {
   metrics.mutable_pids()->set_limit(s.pids_limit);
   metrics.mutable_cpu()->mutable_usage()->set_total(s.cpu_usage_ns);
   metrics.mutable_memory()->mutable_usage()->set_usage(s.memory_usage);
+  metrics.mutable_memory()->mutable_usage()->set_max(s.memory_max_usage);
   metrics.mutable_memory()->mutable_usage()->set_limit(s.memory_limit);
   metrics.mutable_memory_oom_control()->set_oom_kill(s.oom_kills);
   task::StatsResponse response;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include "config/daemon_config.h"
 #include "config/daemon_flags.h"
@@ -195,8 +196,8 @@ TEST_F(ConfigTest, LoggerAndNodeIdFileKeys) {
 
 // The annotated /etc/fleetlet/config.yaml of the Debian package: it loads, and what it sets is
 // the built-in default (a reader can trust its comments).
-TEST_F(ConfigTest, ContainerShimDefaultsToRuncAndNamesItsRuntime) {
-  EXPECT_EQ(DaemonConfig{}.container_shim, ContainerShim::kRunc);
+TEST_F(ConfigTest, ContainerShimDefaultsToFleetletAndNamesItsRuntime) {
+  EXPECT_EQ(DaemonConfig{}.container_shim, ContainerShim::kFleetlet);
   EXPECT_EQ(runtimeName(ContainerShim::kRunc), "io.containerd.runc.v2");
   EXPECT_EQ(runtimeName(ContainerShim::kFleetlet), "io.containerd.fleetlet.v1");
   auto cfg = load("runtime:\n  containerShim: fleetlet\n");
@@ -223,6 +224,10 @@ TEST_F(ConfigTest, PackagedConfigIsValidAndMatchesTheDefaults) {
   EXPECT_TRUE(cfg->cloud.manifest_url.empty());
   EXPECT_TRUE(cfg->trust_keys.empty());
   EXPECT_EQ(cfg->container_shim, d.container_shim);
+  // Commented-out keys show the default.
+  std::stringstream packaged;
+  packaged << std::ifstream(FLEETLET_PACKAGED_CONFIG).rdbuf();
+  EXPECT_NE(packaged.str().find("#  containerShim: fleetlet\n"), std::string::npos);
 }
 
 // fleetletd's flags over its config file (config/daemon_flags.h).
@@ -265,13 +270,13 @@ TEST_F(DaemonFlagsTest, FlagsOverrideTheFileWhichOverridesDefaults) {
   ASSERT_TRUE(named.has_value()) << named.error().message();
   EXPECT_TRUE(named->system_manifest_required);
   // runtime.containerShim: the flag wins over the file.
-  auto shim_file = write("runtime: {containerShim: fleetlet}\n", "shim.yaml");
+  auto shim_file = write("runtime: {containerShim: runc}\n", "shim.yaml");
   auto from_file = resolve({"--config", shim_file});
   ASSERT_TRUE(from_file.has_value()) << from_file.error().message();
-  EXPECT_EQ(from_file->container_shim, ContainerShim::kFleetlet);
-  auto from_flag = resolve({"--config", shim_file, "--container-shim", "runc"});
+  EXPECT_EQ(from_file->container_shim, ContainerShim::kRunc);
+  auto from_flag = resolve({"--config", shim_file, "--container-shim", "fleetlet"});
   ASSERT_TRUE(from_flag.has_value()) << from_flag.error().message();
-  EXPECT_EQ(from_flag->container_shim, ContainerShim::kRunc);
+  EXPECT_EQ(from_flag->container_shim, ContainerShim::kFleetlet);
 }
 
 TEST_F(DaemonFlagsTest, ALoopbackRegistryCanBeNamedHttpsButNotBothWays) {

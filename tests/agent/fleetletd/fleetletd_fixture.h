@@ -69,13 +69,16 @@ class FleetletdTest : public ::testing::Test {
     ASSERT_TRUE(shared) << shared.error().message();
     registry_ = &(*shared)->registry();
     images_ = &(*shared)->images();
-    useContainerShimFromEnvironment();
-    auto ctrd = PrivateContainerd::start();
-    ASSERT_TRUE(ctrd) << ctrd.error().message();
-    containerd_.emplace(std::move(*ctrd));
+    ASSERT_NO_FATAL_FAILURE(useContainerShimFromEnvironment());
     auto dir = TempDir::create("fleetletd-test");
     ASSERT_TRUE(dir);
     dir_.emplace(std::move(*dir));
+    const auto shim_dir = shimDirectory();
+    ASSERT_TRUE(!shim_dir.empty() || container_shim_ == "runc")
+        << "containerd-shim-fleetlet-v1 is not built (nor in $FLEETLET_TEST_SHIM_DIR)";
+    auto ctrd = PrivateContainerd::startWithShimsFrom(shim_dir);
+    ASSERT_TRUE(ctrd) << ctrd.error().message();
+    containerd_.emplace(std::move(*ctrd));
     std::filesystem::create_directories(desiredDir());
     // runc keeps state per namespace and id in a directory every containerd shares: a
     // namespace of its own keeps parallel tests apart.
@@ -92,30 +95,24 @@ class FleetletdTest : public ::testing::Test {
 
   // The fleetletd that startAgent() runs: the build's, or one installed from the package.
   std::string agent_binary_ = FLEETLETD_PATH;
-  // FLEETLET_TEST_CONTAINER_SHIM=fleetlet runs the same tests with `--container-shim fleetlet`:
-  // container apps on containerd-shim-fleetlet-v1 (container mode) instead of runc.v2. The
-  // shim's directory (FLEETLET_SHIM_DIR, or $FLEETLET_TEST_SHIM_DIR) goes first on the PATH
-  // the private containerd inherits. Empty: fleetletd's default (runc).
-  std::string container_shim_;
+  // The shim of container apps in this run: FLEETLET_TEST_CONTAINER_SHIM=runc passes
+  // `--container-shim runc` (containerd's Go shim, io.containerd.runc.v2), =fleetlet passes
+  // `--container-shim fleetlet`; unset, fleetletd runs with its default (fleetlet). Either way
+  // the private containerd has containerd-shim-fleetlet-v1 on its PATH (native apps need it):
+  // shimDirectory().
+  std::string container_shim_ = "fleetlet";
+  std::string container_shim_flag_;  // empty: fleetletd's default
 
   void useContainerShimFromEnvironment() {
     const char* shim = std::getenv("FLEETLET_TEST_CONTAINER_SHIM");
-    if (shim == nullptr || *shim == '\0' || std::string_view(shim) == "runc") return;
-    ASSERT_EQ(std::string_view(shim), "fleetlet")
-        << "FLEETLET_TEST_CONTAINER_SHIM: expected runc or fleetlet";
-    container_shim_ = shim;
-    std::string dir;
-    if (const char* env = std::getenv("FLEETLET_TEST_SHIM_DIR"); env != nullptr) dir = env;
-#ifdef FLEETLET_SHIM_DIR
-    if (dir.empty()) dir = FLEETLET_SHIM_DIR;
-#endif
-    ASSERT_FALSE(dir.empty()) << "no shim directory: set FLEETLET_TEST_SHIM_DIR";
-    ASSERT_TRUE(std::filesystem::exists(std::filesystem::path(dir) / "containerd-shim-fleetlet-v1"))
-        << dir;
-    const char* path = std::getenv("PATH");
-    const std::string current = path != nullptr ? path : "/usr/bin:/bin";
-    if (!current.starts_with(dir + ":")) ::setenv("PATH", (dir + ":" + current).c_str(), 1);
+    if (shim == nullptr || *shim == '\0') return;
+    ASSERT_TRUE(std::string_view(shim) == "runc" || std::string_view(shim) == "fleetlet")
+        << "FLEETLET_TEST_CONTAINER_SHIM: \"" << shim << "\" (expected runc or fleetlet)";
+    container_shim_ = container_shim_flag_ = shim;
   }
+  // Where the private containerd finds containerd-shim-fleetlet-v1 (the build's, or
+  // $FLEETLET_TEST_SHIM_DIR). A subclass may name another (an installed package's).
+  virtual std::filesystem::path shimDirectory() const { return PrivateContainerd::shimDir(); }
   // The containerd runtime fleetletd gives container apps in this run.
   std::string containerRuntime() const {
     return container_shim_ == "fleetlet" ? "io.containerd.fleetlet.v1" : "io.containerd.runc.v2";
@@ -140,9 +137,9 @@ class FleetletdTest : public ::testing::Test {
     }
     auto net_flags = net_->flags();
     argv.insert(argv.end(), net_flags.begin(), net_flags.end());
-    if (!container_shim_.empty()) {
+    if (!container_shim_flag_.empty()) {
       argv.push_back("--container-shim");
-      argv.push_back(container_shim_);
+      argv.push_back(container_shim_flag_);
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto child =

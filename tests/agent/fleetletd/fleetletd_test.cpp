@@ -3,6 +3,7 @@
 // (ctr) and the kernel's cgroup files.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -253,6 +254,51 @@ TEST_F(FleetletdTest, ExecProbesRunInTheContainerAndOomKillsAreReported) {
   EXPECT_NE(log.find("app sick: unhealthy: exec exited 3: not-ready"), std::string::npos) << log;
   EXPECT_EQ(log.find("app ready: unhealthy"), std::string::npos) << log;
   EXPECT_EQ(log.find("app ready: restarted"), std::string::npos) << log;
+}
+
+// A containerd without containerd-shim-fleetlet-v1 on its PATH (nor beside it).
+class FleetletdWithoutShimTest : public FleetletdTest {
+ protected:
+  std::filesystem::path shimDirectory() const override { return dir_->path() / "no-shim-here"; }
+};
+
+// Apps on a shim containerd cannot find fail naming the binary and where it goes (the package's
+// /usr/bin), not with containerd's bare "binary not installed"; nothing runs, the agent stays up.
+TEST_F(FleetletdWithoutShimTest, AppsOnAShimContainerdCannotFindFailNamingIt) {
+  startAgent();
+  std::string apps = "  n:\n    runtime: native\n    exec: {path: /bin/sleep, args: [\"1000\"]}\n";
+  const bool containers_on_fleetlet = containerRuntime() == "io.containerd.fleetlet.v1";
+  if (containers_on_fleetlet) apps += busyboxApp("c", "sleep 1000");
+  apply(manifest(1, apps));
+  std::map<std::string, Json> listed;
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        listed = apiApps();
+        for (const auto* app : {"n", "c"}) {
+          if (std::string_view(app) == "c" && !containers_on_fleetlet) continue;
+          if (!listed.contains(app)) return false;
+          if (listed[app].value("message", "").find("containerd-shim-fleetlet-v1") ==
+              std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      60s))
+      << agentLog();
+  const auto native = listed["n"].value("message", "");
+  EXPECT_THAT(native, ::testing::HasSubstr("containerd cannot find the shim "
+                                           "containerd-shim-fleetlet-v1 (runtime "
+                                           "io.containerd.fleetlet.v1) on its PATH"));
+  EXPECT_THAT(native, ::testing::HasSubstr("/usr/bin"));
+  // Only container apps can move to the other shim.
+  EXPECT_THAT(native, ::testing::Not(::testing::HasSubstr("runtime.containerShim")));
+  if (containers_on_fleetlet) {
+    EXPECT_THAT(listed["c"].value("message", ""),
+                ::testing::HasSubstr("or set runtime.containerShim: runc"));
+  }
+  EXPECT_TRUE(runningTasks().empty());
+  EXPECT_FALSE(agent_->poll().has_value()) << "fleetletd died\n" << agentLog();
 }
 
 TEST_F(FleetletdTest, BadManifestsLeaveRunningAppsUntouched) {

@@ -25,16 +25,6 @@ using ::testing::HasSubstr;
 
 class NativeAppsTest : public FleetletdTest {
  protected:
-  void SetUp() override {
-    // containerd finds containerd-shim-fleetlet-v1 on its PATH (inherited from this process).
-    const char* path = std::getenv("PATH");
-    const std::string shim_dir = FLEETLET_SHIM_DIR;
-    if (path == nullptr || std::string(path).find(shim_dir + ":") != 0) {
-      ::setenv("PATH", (shim_dir + ":" + (path ? path : "/usr/bin:/bin")).c_str(), 1);
-    }
-    FleetletdTest::SetUp();
-  }
-
   // A native app running `command` with /bin/sh; `body` is extra YAML at the app's indentation.
   static std::string nativeApp(const std::string& name, const std::string& command,
                                const std::string& body = "") {

@@ -21,6 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include "containerd/connection.h"
+#include "containerd/tasks.h"
 #include "http/client.h"
 #include "os/child_process.h"
 #include "support/private_containerd.h"
@@ -34,6 +36,18 @@ using namespace fleetlet;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 constexpr const char* kNs = "shimbench";
+
+// The binaries under test (--fleetletd, --shim-dir: e.g. an older build's, for a before/after)
+// and how "running" is seen (--poll).
+struct Binaries {
+  std::string fleetletd = FLEETLETD_PATH;
+  std::string shim_dir = FLEETLET_SHIM_DIR;
+};
+Binaries binaries;
+// grpc: containerd's Tasks.List through fleetlet's client every millisecond (a poll costs well
+// under a millisecond); ctr: `ctr tasks ls` every 10 ms as before (each ctr run takes 10-40 ms
+// on a loaded machine, which adds that much to every figure).
+bool poll_with_ctr = false;
 
 [[noreturn]] void die(const std::string& what) {
   fmt::print(stderr, "bench_shim: {}\n", what);
@@ -55,7 +69,8 @@ long smapsKiB(pid_t pid, std::string_view field) {
   return -1;
 }
 
-// The shim serving task `id` of this containerd, found through /proc.
+// The shim serving task `id` of this containerd, found through /proc: the server leads its
+// own process group (the transient `start` process, whose command line it may share, does not).
 pid_t shimPid(const testing::PrivateContainerd& c, const std::string& binary,
               const std::string& id) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
@@ -63,11 +78,11 @@ pid_t shimPid(const testing::PrivateContainerd& c, const std::string& binary,
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::string cmdline = readFile(entry.path() / "cmdline");
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    const pid_t pid = std::stoi(name);
     if (cmdline.find(binary) != std::string::npos &&
         cmdline.find(" -id " + id + " ") != std::string::npos &&
-        cmdline.find(c.socket().string()) != std::string::npos &&
-        cmdline.find(" start") == std::string::npos) {
-      return std::stoi(name);
+        cmdline.find(c.socket().string()) != std::string::npos && ::getpgid(pid) == pid) {
+      return pid;
     }
   }
   return -1;
@@ -142,12 +157,16 @@ class FleetletdApply {
   FleetletdApply(const testing::PrivateContainerd& c, const fs::path& dir, std::string ns,
                  const std::string& image_tar, const std::string& container_shim = "runc")
       : c_(c), dir_(dir), ns_(std::move(ns)) {
+    auto connection =
+        containerd::Connection::connect(c_.socket().string(), std::chrono::seconds(10));
+    if (!connection) die(connection.error().message());
+    connection_ = std::move(*connection);
     fs::create_directories(dir_ / "desired");
     auto net = testing::TestNodeNetwork::create(dir_);
     if (!net) die(net.error().message());
     net_.emplace(std::move(*net));
     if (auto r = c_.ctrOk({"images", "import", image_tar}, ns_); !r) die(r.error().message());
-    std::vector<std::string> argv = {FLEETLETD_PATH,
+    std::vector<std::string> argv = {binaries.fleetletd,
                                      "--containerd",
                                      c_.socket().string(),
                                      "--namespace",
@@ -181,7 +200,7 @@ class FleetletdApply {
     apply(manifest(n, native));
     while (running() < n) {
       if (Clock::now() - t0 > std::chrono::minutes(5)) die("fleetletd did not converge in 5 min");
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(poll_with_ctr ? 10 : 1));
     }
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     apply(manifest(0, native));
@@ -217,6 +236,13 @@ class FleetletdApply {
     if (!r || r->status != 201) die("apply: " + (r ? r->body : r.error().message()));
   }
   int running() {
+    if (!poll_with_ctr) {
+      auto tasks = containerd::TaskService(connection_, {ns_, {}}).list();
+      if (!tasks) return 0;
+      return static_cast<int>(std::count_if(tasks->begin(), tasks->end(), [](const auto& t) {
+        return t.state == containerd::TaskInfo::State::kRunning;
+      }));
+    }
     auto out = c_.ctrOk({"tasks", "ls"}, ns_);
     if (!out) return 0;
     int n = 0;
@@ -228,6 +254,7 @@ class FleetletdApply {
   }
 
   const testing::PrivateContainerd& c_;
+  std::shared_ptr<containerd::Connection> connection_;
   fs::path dir_;
   std::string ns_;
   std::optional<testing::TestNodeNetwork> net_;
@@ -240,53 +267,67 @@ class FleetletdApply {
 int main(int argc, char** argv) {
   CLI::App app("containerd-shim-fleetlet-v1 memory and start latency");
   int rounds = 7;
+  bool apply_only = false;
+  std::string poll = "grpc";
   app.add_option("--rounds", rounds, "start-latency samples per runtime");
+  app.add_option("--fleetletd", binaries.fleetletd, "the fleetletd to run [this build's]");
+  app.add_option("--shim-dir", binaries.shim_dir,
+                 "directory of the containerd-shim-fleetlet-v1 to run [this build's]");
+  app.add_option("--poll", poll,
+                 "how apply -> running sees the tasks run: grpc (Tasks.List every 1 ms) or ctr "
+                 "(`ctr tasks ls` every 10 ms, the measurement before grpc)")
+      ->check(CLI::IsMember({"grpc", "ctr"}));
+  app.add_flag("--apply-only", apply_only, "only the apply -> running figures");
   CLI11_PARSE(app, argc, argv);
+  poll_with_ctr = poll == "ctr";
   if (::geteuid() != 0) die("run as root (starts a private containerd)");
 
-  std::string path = std::string(FLEETLET_SHIM_DIR) + ":" + std::getenv("PATH");
+  fmt::print("fleetletd {}\nshim {}/containerd-shim-fleetlet-v1\napply -> running seen by {}\n\n",
+             binaries.fleetletd, binaries.shim_dir, poll);
+  std::string path = binaries.shim_dir + ":" + std::getenv("PATH");
   ::setenv("PATH", path.c_str(), 1);
-  auto containerd = testing::PrivateContainerd::start();
+  auto containerd = testing::PrivateContainerd::startWithShimsFrom(binaries.shim_dir);
   if (!containerd) die(containerd.error().message());
   auto images = testing::TestImages::build();
   if (!images) die(images.error().message());
   ctrOk(*containerd, {"images", "import", images->busyboxOciTar().string()});
   const std::string image(testing::TestImages::kBusyboxTarRef);
 
-  fmt::print("shim memory per running app (busybox sleep), averaged over the shims:\n");
-  fmt::print("{:>4}  {:>26}  {:>10}  {:>10}\n", "N", "shim", "Rss KiB", "Pss KiB");
-  for (int n : {1, 20}) {
-    Memory go =
-        measureShims(*containerd, "io.containerd.runc.v2", "containerd-shim-runc-v2", image, n, n);
-    Memory ours = measureShims(*containerd, "io.containerd.fleetlet.v1",
-                               "containerd-shim-fleetlet-v1", image, n, n);
-    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}\n", n, "containerd-shim-runc-v2", go.rss_kib,
-               go.pss_kib);
-    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   Pss ratio {:.2f}x (target <= 0.25x)\n", n,
-               "containerd-shim-fleetlet-v1", ours.rss_kib, ours.pss_kib,
-               ours.pss_kib / go.pss_kib);
-    Memory native = measureShims(*containerd, "io.containerd.fleetlet.v1",
-                                 "containerd-shim-fleetlet-v1", "/", n, n);
-    fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   (native app, for reference)\n", n,
-               "containerd-shim-fleetlet-v1", native.rss_kib, native.pss_kib);
-  }
+  if (!apply_only) {
+    fmt::print("shim memory per running app (busybox sleep), averaged over the shims:\n");
+    fmt::print("{:>4}  {:>26}  {:>10}  {:>10}\n", "N", "shim", "Rss KiB", "Pss KiB");
+    for (int n : {1, 20}) {
+      Memory go = measureShims(*containerd, "io.containerd.runc.v2", "containerd-shim-runc-v2",
+                               image, n, n);
+      Memory ours = measureShims(*containerd, "io.containerd.fleetlet.v1",
+                                 "containerd-shim-fleetlet-v1", image, n, n);
+      fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}\n", n, "containerd-shim-runc-v2", go.rss_kib,
+                 go.pss_kib);
+      fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   Pss ratio {:.2f}x (target <= 0.25x)\n", n,
+                 "containerd-shim-fleetlet-v1", ours.rss_kib, ours.pss_kib,
+                 ours.pss_kib / go.pss_kib);
+      Memory native = measureShims(*containerd, "io.containerd.fleetlet.v1",
+                                   "containerd-shim-fleetlet-v1", "/", n, n);
+      fmt::print("{:>4}  {:>26}  {:>10.0f}  {:>10.0f}   (native app, for reference)\n", n,
+                 "containerd-shim-fleetlet-v1", native.rss_kib, native.pss_kib);
+    }
 
-  std::vector<double> native, container;
-  for (int i = 0; i < rounds; ++i) {
-    std::string nid = fmt::format("start-native-{}", i), cid = fmt::format("start-runc-{}", i);
-    native.push_back(startMs(*containerd,
-                             {"run", "-d", "--runtime", "io.containerd.fleetlet.v1", "--rootfs",
-                              "/", nid, "/bin/busybox", "sleep", "1000"},
-                             nid));
-    container.push_back(
-        startMs(*containerd, {"run", "-d", image, cid, "/bin/busybox", "sleep", "1000"}, cid));
+    std::vector<double> native, container;
+    for (int i = 0; i < rounds; ++i) {
+      std::string nid = fmt::format("start-native-{}", i), cid = fmt::format("start-runc-{}", i);
+      native.push_back(startMs(*containerd,
+                               {"run", "-d", "--runtime", "io.containerd.fleetlet.v1", "--rootfs",
+                                "/", nid, "/bin/busybox", "sleep", "1000"},
+                               nid));
+      container.push_back(
+          startMs(*containerd, {"run", "-d", image, cid, "/bin/busybox", "sleep", "1000"}, cid));
+    }
+    double n_ms = medianMs(native), c_ms = medianMs(container);
+    fmt::print("\nstart (ctr run -d until running), median of {}:\n", rounds);
+    fmt::print("  native (fleetlet shim, sandboxed)  {:7.1f} ms\n", n_ms);
+    fmt::print("  runc container (runc.v2 shim)      {:7.1f} ms\n", c_ms);
+    fmt::print("  ratio {:.2f}x (target <= 0.5x)\n", n_ms / c_ms);
   }
-  double n_ms = medianMs(native), c_ms = medianMs(container);
-  fmt::print("\nstart (ctr run -d until running), median of {}:\n", rounds);
-  fmt::print("  native (fleetlet shim, sandboxed)  {:7.1f} ms\n", n_ms);
-  fmt::print("  runc container (runc.v2 shim)      {:7.1f} ms\n", c_ms);
-  fmt::print("  ratio {:.2f}x (target <= 0.5x)\n", n_ms / c_ms);
-
   // Apply -> running for N = 1 and 20: `ours(n)` and `theirs(n)` time one apply each, rounds
   // interleaved (fewer at N = 20); prints the medians and their ratio.
   auto compareApply = [&](const std::string& title, const std::string& ours_label,

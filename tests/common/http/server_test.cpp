@@ -663,6 +663,44 @@ TEST_F(ServerTest, GracefulShutdownFinishesInFlightRequest) {
   EXPECT_NE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
 }
 
+// A request that reached a connection's socket but was not read yet when the server began to
+// stop (its one I/O thread was busy) is answered, not dropped with the idle connections: a
+// client would see its request fail with no response (a service restarting under an app that
+// publishes in a loop: SystemAppsTest.AStreamsContainerRestartIsInvisibleToAnAppUsingIt).
+TEST_F(ServerTest, ShutdownAnswersARequestThatArrivedButWasNotReadYet) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  start([&](Server& s) {
+    ASSERT_TRUE(s.route("GET", "/busy", [&](Request&) -> Task<Response> {
+                   entered.set_value();
+                   released.wait_for(kPatience);  // holds the only I/O thread
+                   co_return Response::text(200, "busy");
+                 }).has_value());
+    ASSERT_TRUE(s.route("GET", "/x", [](Request&) -> Task<Response> {
+                   co_return Response::text(200, "x");
+                 }).has_value());
+  });
+  RawClient late = RawClient::tcp(port_);
+  EXPECT_EQ(late.request("GET", "/x").body(), "x");  // now waiting for its next request
+  RawClient busy = RawClient::tcp(port_);
+  ASSERT_TRUE(busy.send("GET /busy HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_EQ(entered.get_future().wait_for(kPatience), std::future_status::ready);
+  ASSERT_TRUE(late.send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));  // in its socket, unread
+  RawClient idle = RawClient::tcp(port_);                        // nothing to answer
+  std::thread stopper([&] { server_->stop(kPatience); });
+  std::this_thread::sleep_for(200ms);  // stop() has queued the shutdown behind /busy
+  release.set_value();
+  EXPECT_EQ(busy.readResponse().body(), "busy");
+  auto r = late.readResponse();
+  EXPECT_EQ(r.result_int(), 200u);
+  EXPECT_EQ(r.body(), "x");
+  EXPECT_FALSE(r.keep_alive());
+  EXPECT_TRUE(late.waitForClose());
+  EXPECT_TRUE(idle.waitForClose());
+  stopper.join();
+}
+
 TEST_F(ServerTest, ShutdownEndsStreamedResponses) {
   std::promise<void> streaming;
   std::atomic<bool> producer_returned{false};

@@ -65,6 +65,7 @@ TEST_F(ShimCgroupTest, V2LimitsGoToTheUnifiedFiles) {
 TEST_F(ShimCgroupTest, V2UsageComesFromCurrentStatAndEvents) {
   Cgroup cgroup("ns/app", root(), true);
   writeFile(root() / "ns/app/memory.current", "1234\n");
+  writeFile(root() / "ns/app/memory.peak", "4321\n");
   writeFile(root() / "ns/app/memory.max", "max\n");
   writeFile(root() / "ns/app/cpu.stat", "usage_usec 250\nuser_usec 200\nsystem_usec 50\n");
   writeFile(root() / "ns/app/pids.current", "3\n");
@@ -73,6 +74,7 @@ TEST_F(ShimCgroupTest, V2UsageComesFromCurrentStatAndEvents) {
   writeFile(root() / "ns/app/cgroup.procs", "10\n11\n");
   CgroupStats s = cgroup.stats();
   EXPECT_EQ(s.memory_usage, 1234u);
+  EXPECT_EQ(s.memory_max_usage, 4321u);
   EXPECT_EQ(s.memory_limit, 0u);  // "max": no limit
   EXPECT_EQ(s.cpu_usage_ns, 250000u);
   EXPECT_EQ(s.pids_current, 3u);
@@ -105,6 +107,19 @@ TEST_F(ShimCgroupTest, V1LimitsGoToEachControllersFiles) {
   writeFile(root() / "memory/ns/app/memory.oom_control",
             "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n");
   EXPECT_EQ(cgroup.oomKills(), 5u);
+  // Usage comes from each controller's files (fleetletd's metrics read the peak too).
+  writeFile(root() / "memory/ns/app/memory.usage_in_bytes", "2048\n");
+  writeFile(root() / "memory/ns/app/memory.max_usage_in_bytes", "8192\n");
+  writeFile(root() / "cpuacct/ns/app/cpuacct.usage", "777\n");
+  writeFile(root() / "pids/ns/app/pids.current", "2\n");
+  CgroupStats s = cgroup.stats();
+  EXPECT_EQ(s.memory_usage, 2048u);
+  EXPECT_EQ(s.memory_max_usage, 8192u);
+  EXPECT_EQ(s.memory_limit, 1048576u);
+  EXPECT_EQ(s.cpu_usage_ns, 777u);
+  EXPECT_EQ(s.pids_current, 2u);
+  EXPECT_EQ(s.pids_limit, 8u);
+  EXPECT_EQ(s.oom_kills, 5u);
 }
 
 TEST_F(ShimCgroupTest, AMissingCgroupIsNotFound) {
