@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -650,6 +651,90 @@ TEST_F(ReplicationTest, HostileMessagesAreIgnoredCountedAndNeverStored) {
   auto s = status(b);
   EXPECT_EQ(s["sources"]["m2"]["state"], "blocked") << s.dump();
   EXPECT_EQ(readFile(b.log).find("offset 5 at stream sequence 1") != std::string::npos, true);
+}
+
+// A message another client (here admin) wrote into a live node's stream, between that node's
+// own events: the followers store nothing of it and stop that source there; the owner's pump
+// finds out at its next publish (the expected sequence fails and the stream's last message is
+// not its event) and reports a conflict instead of publishing after it. Local publishing goes
+// on.
+TEST_F(ReplicationTest, ForeignMessageInANodesOwnStreamBlocksThatSourceAndItsPumpReportsAConflict) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto& a = startNode(hub, "a");
+  auto& b = startNode(hub, "b");
+  ASSERT_TRUE(a.port && b.port);
+  ASSERT_EQ(TestClient(a.port).publish("x", "n", 3).status, 201);
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", 2); })) << offsets(b).dump();
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["published"] == 3; })) << status(a).dump();
+  NatsClient admin(hub, "admin");
+  ASSERT_EQ(admin.publish("a", "{not an event"), NATS_OK);
+  ASSERT_EQ(admin.lastSeq("a"), 4u);
+  ASSERT_TRUE(eventually([&] { return status(b)["rejected"]["bad_json"] == 1; }))
+      << status(b).dump();
+
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(TestClient(a.port).publish("x", "n", 1).status, 201);
+  ASSERT_TRUE(eventually([&] { return status(a)["pump"]["state"] == "conflict"; }))
+      << status(a).dump();
+  auto pump = status(a)["pump"];
+  EXPECT_NE(pump.value("lastError", "")
+                .find("message 4 of stream FL_t_a is not this node's event at offset 3"),
+            std::string::npos)
+      << pump.dump();
+  std::this_thread::sleep_for(1500ms);  // a resync round later: still nothing published
+  EXPECT_EQ(admin.lastSeq("a"), 4u);
+  EXPECT_EQ(status(a)["pump"]["state"], "conflict");
+  EXPECT_EQ(offsets(a)["a"], 4);  // a's own log: all 5 events
+  EXPECT_EQ(offsets(b)["a"], 2);  // b: a's first 3, nothing of the foreign message or after it
+  EXPECT_EQ(status(b)["sources"]["a"]["state"], "blocked") << status(b).dump();
+  expectGapless(all(b), "a", 3);
+}
+
+// kill -9 of a node while its pump publishes a backlog to the hub: after the restart the pump
+// resumes at the stream's last sequence; the hub then holds the node's log exactly (no event
+// twice, none skipped: a follower would stop at either) and the follower converges gapless.
+TEST_F(ReplicationTest, KillNineOfANodeWhilePublishingResumesAtTheHubsLastSequence) {
+  SiteHub hub(path() / "hub", "a,b");
+  auto* a = &startNode(hub, "a");
+  auto& b = startNode(hub, "b");
+  ASSERT_TRUE(a->port && b.port);
+  // A backlog for the pump: 20000 events published while the hub is away.
+  hub.stop();
+  ASSERT_TRUE(eventually([&] { return status(*a)["hub"]["connected"] == false; }));
+  constexpr std::int64_t kTotal = 20000;
+  TestClient client(a->port);
+  for (int i = 0; i < kTotal / 100; ++i) {
+    ASSERT_EQ(client.publish("load", "n", 100, Json{{"batch", i}}).status, 201);
+  }
+  hub.start();
+  NatsClient admin(hub, "admin");
+  // Killed as soon as the hub holds part of the backlog.
+  std::uint64_t held = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        held = admin.lastSeq("a");
+        return held > 0;
+      },
+      kPatience));
+  ASSERT_TRUE(a->process.signal(SIGKILL));
+  (void)a->process.wait();
+  std::uint64_t at_kill = admin.lastSeq("a");
+  std::cout << "the hub held " << held << " then " << at_kill << " of " << kTotal
+            << " events at the kill\n";
+
+  a = &startNode(hub, "a");
+  ASSERT_NE(a->port, 0);
+  EXPECT_EQ(offsets(*a)["a"], kTotal - 1);  // every acknowledged event survived
+  ASSERT_TRUE(eventually([&] { return admin.lastSeq("a") == kTotal; }, 60s))
+      << admin.lastSeq("a") << " " << status(*a).dump();
+  ASSERT_TRUE(eventually([&] { return hasOffset(b, "a", kTotal - 1); }, 60s))
+      << offsets(b).dump() << status(b).dump();
+  auto s = status(b);
+  EXPECT_EQ(s["rejected"]["wrong_offset"], 0) << s.dump();
+  EXPECT_EQ(s["sources"]["a"]["state"], "following") << s.dump();
+  expectGapless(all(b), "a", kTotal);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(admin.lastSeq("a"), static_cast<std::uint64_t>(kTotal));
+  EXPECT_EQ(status(*a)["pump"]["state"], "idle") << status(*a).dump();
 }
 
 }  // namespace

@@ -112,6 +112,10 @@ class Replicator {
   Status answerIdentity();
   // Creates our stream when missing; returns its last sequence.
   Result<std::uint64_t> ownStreamLastSeq();
+  // Whether message `last` (>= 1) of our stream is this node's event at offset last - 1
+  // (a hostile or foreign message there leaves the count right but the log wrong): "" when it
+  // is, else what differs. Errors reading the hub or the local log are errors.
+  Result<std::string> checkOwnStreamTail(std::uint64_t last);
   Status restoreOwnLog(std::uint64_t hub_last);
 
   void pumpLoop();

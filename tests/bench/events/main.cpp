@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -754,6 +755,12 @@ class TcpProxy {
       addr.sin_port = htons(upstream_);
       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       if (::connect(hub.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) continue;
+      // Like nats-server and nats.c themselves: without TCP_NODELAY, Nagle's algorithm held a
+      // small message behind an unacknowledged one until the peer's delayed ACK (~40 ms), which
+      // was the whole replication latency tail of the node behind the relay.
+      const int one = 1;
+      (void)::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      (void)::setsockopt(hub.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       std::lock_guard lock(mutex_);
       open_.push_back(client.get());
       open_.push_back(hub.get());
