@@ -23,6 +23,16 @@ check() {  # check NAME COMMAND...: one assertion
     sed 's/^/    /' "$work/check.log"
   fi
 }
+lintian_check() {  # lintian_check DEB: lintian's report on DEB, and a check that it has no error
+  local deb=$1 name status
+  name=$(dpkg-deb --field "$1" Package)
+  lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian-$name.log" 2>&1
+  status=$?
+  echo "lintian $name (exit $status):"
+  sed 's/^/  /' "$work/lintian-$name.log"
+  check "lintian reports no error in $name" bash -c "
+    [[ $status -eq 0 ]] && ! grep -q '^E:' '$work/lintian-$name.log'"
+}
 
 # The package under test: $FLEETLET_PACKAGE_DEB (hack/test.sh builds it Release with
 # hack/package.sh, as a device gets it), else CPack of this build tree into the work dir (the
@@ -62,12 +72,7 @@ check "config and conflist are conffiles" bash -c "
 # would (simulated: installing it would start a system fleetletd beside the tests).
 check "apt can install it (simulated)" bash -c "
   apt-get install --simulate --no-download '$(realpath "$deb")' | tee /dev/stderr | grep -q '^Inst fleetlet '"
-lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1
-lintian_status=$?
-echo "lintian (exit $lintian_status):"
-sed 's/^/  /' "$work/lintian.log"
-check "lintian reports no error" bash -c "
-  [[ $lintian_status -eq 0 ]] && ! grep -q '^E:' '$work/lintian.log'"
+lintian_check "$deb"
 
 root="$work/root"
 dpkg-deb -x "$deb" "$root"
@@ -116,12 +121,7 @@ if [[ -f $kiosk_deb ]]; then
   check "apt can install fleetlet and fleetlet-kiosk together (simulated)" bash -c "
     apt-get install --simulate --no-download '$(realpath "$deb")' '$(realpath "$kiosk_deb")' |
       tee /dev/stderr | grep -q '^Inst fleetlet-kiosk '"
-  lintian --fail-on error --tag-display-limit 0 "$kiosk_deb" >"$work/lintian-kiosk.log" 2>&1
-  kiosk_lintian=$?
-  echo "lintian fleetlet-kiosk (exit $kiosk_lintian):"
-  sed 's/^/  /' "$work/lintian-kiosk.log"
-  check "lintian reports no error in fleetlet-kiosk" bash -c "
-    [[ $kiosk_lintian -eq 0 ]] && ! grep -q '^E:' '$work/lintian-kiosk.log'"
+  lintian_check "$kiosk_deb"
   dpkg-deb -x "$kiosk_deb" "$root"
   # /usr/libexec/fleetlet/fleetlet-webview is where the packaged fleetletd looks for the kiosk
   # (webview::defaultKioskBinary), the extension where the kiosk looks for it.
