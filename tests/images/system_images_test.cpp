@@ -3,12 +3,16 @@
 // there with nothing but what the image holds, and answer on their host listeners.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "http/client.h"
 #include "os/child_process.h"
+#include "support/local_registry.h"
 #include "support/private_containerd.h"
 #include "support/require_root.h"
 #include "support/system_state.h"
@@ -48,7 +52,8 @@ class SystemImagesTest : public ::testing::Test {
 
   // Imports fleetlet-<name>-oci.tar and runs `args` (ctr replaces the whole command, entrypoint
   // included) in it in the node's network; returns
-  // whether GET `path` on 127.0.0.1:<port> answers 200 within 20 s.
+  // whether GET `path` on 127.0.0.1:<port> answers 200 within 20 s. When it does not, the
+  // failure shows the task's state and what the service printed.
   bool runsAndAnswers(const std::string& name, std::vector<std::string> args, uint16_t port,
                       const std::string& path) {
     auto imported = containerd_->ctrOk(
@@ -57,7 +62,9 @@ class SystemImagesTest : public ::testing::Test {
     if (!imported) return false;
     const std::string image = "fleetlet.local/fleetlet/" + name + ":1";
     const std::string id = PrivateContainerd::uniqueId(name);
-    std::vector<std::string> run = {"run", "-d", "--net-host", image, id};
+    const auto log = out_->path() / (id + ".log");
+    std::vector<std::string> run = {
+        "run", "-d", "--net-host", "--log-uri", "file://" + log.string(), image, id};
     run.insert(run.end(), args.begin(), args.end());
     auto started = containerd_->ctrOk(run, ns_);
     EXPECT_TRUE(started) << started.error().message();
@@ -69,6 +76,14 @@ class SystemImagesTest : public ::testing::Test {
           return r && r->status == 200;
         },
         20s);
+    if (!ok) {
+      auto tasks = containerd_->ctr({"tasks", "ls"}, ns_);
+      std::ifstream printed(log);
+      ADD_FAILURE() << name << ": nothing answered 200 on 127.0.0.1:" << port << path
+                    << " within 20 s\ntasks:\n"
+                    << (tasks ? tasks->out : tasks.error().message()) << "\nit printed:\n"
+                    << std::string(std::istreambuf_iterator<char>(printed), {});
+    }
     (void)containerd_->ctr({"tasks", "kill", "-s", "SIGKILL", id}, ns_);
     for (int i = 0; i < 100; ++i) {
       auto rm = containerd_->ctr({"tasks", "rm", id}, ns_);
@@ -79,7 +94,18 @@ class SystemImagesTest : public ::testing::Test {
     return ok;
   }
 
-  static uint16_t freePort() { return static_cast<uint16_t>(20000 + (::getpid() * 13) % 20000); }
+  // `n` distinct ports on 127.0.0.1 that were free a moment ago (the services listen on fixed
+  // ports; a port derived from the pid could be another test's listener or connection).
+  static std::vector<uint16_t> freePorts(size_t n) {
+    std::vector<uint16_t> ports;
+    while (ports.size() < n) {
+      auto port = testing::freePort();
+      EXPECT_TRUE(port) << port.error().message();
+      if (!port) break;
+      if (std::find(ports.begin(), ports.end(), *port) == ports.end()) ports.push_back(*port);
+    }
+    return ports;
+  }
 
   static testing::TempDir* out_;
   std::optional<PrivateContainerd> containerd_;
@@ -103,16 +129,19 @@ TEST_F(SystemImagesTest, ImagesAreSmallAndHoldNoDistribution) {
 }
 
 TEST_F(SystemImagesTest, StreamsRunsFromItsImageAlone) {
-  const uint16_t port = freePort();
+  const auto ports = freePorts(2);
+  ASSERT_EQ(ports.size(), 2u);
   EXPECT_TRUE(runsAndAnswers("streams",
                              {"/usr/bin/fleetlet-streams", "--data-dir", "/data", "--listen",
-                              "127.0.0.1:" + std::to_string(port), "--console-listen",
-                              "127.0.0.1:" + std::to_string(port + 1)},
-                             port, "/api/v1/events/offsets"));
+                              "127.0.0.1:" + std::to_string(ports[0]), "--console-listen",
+                              "127.0.0.1:" + std::to_string(ports[1])},
+                             ports[0], "/api/v1/events/offsets"));
 }
 
 TEST_F(SystemImagesTest, BlobsRunsFromItsImageAlone) {
-  const uint16_t port = static_cast<uint16_t>(freePort() + 2);
+  const auto ports = freePorts(1);
+  ASSERT_EQ(ports.size(), 1u);
+  const uint16_t port = ports[0];
   EXPECT_TRUE(runsAndAnswers("blobs",
                              {"/usr/bin/fleetlet-blobs", "--data-dir", "/data", "--listen",
                               "127.0.0.1:" + std::to_string(port)},
