@@ -140,6 +140,7 @@ Json toJson(const core::AppStatus& s) {
             {"specHash", s.spec_hash},
             {"pid", s.pid},
             {"healthy", s.healthy}};
+  if (s.system) j["system"] = true;
   if (!s.last_restart_reason.empty()) j["lastRestartReason"] = s.last_restart_reason;
   if (!s.image_digest.empty()) j["imageDigest"] = s.image_digest;
   if (s.last_exit_code) j["lastExitCode"] = *s.last_exit_code;
@@ -220,6 +221,7 @@ Result<core::AppStatus> appStatusFromJson(const Json& j, std::string_view path) 
   FLEETLET_ASSIGN_OR_RETURN(auto code, optionalInt(j, "lastExitCode", path));
   if (code) s.last_exit_code = static_cast<int>(*code);
   FLEETLET_ASSIGN_OR_RETURN(s.healthy, optionalBool(j, "healthy", path, true));
+  FLEETLET_ASSIGN_OR_RETURN(s.system, optionalBool(j, "system", path, false));
   FLEETLET_ASSIGN_OR_RETURN(s.last_exit_at, optionalTime(j, "lastExitAt", path));
   FLEETLET_ASSIGN_OR_RETURN(s.started_at, optionalTime(j, "startedAt", path));
   FLEETLET_ASSIGN_OR_RETURN(s.backoff_until, optionalTime(j, "backoffUntil", path));

@@ -212,9 +212,9 @@ std::string formatAppsTable(const std::vector<core::AppStatus>& apps, core::Cloc
   if (wide) rows.front().insert(rows.front().end(), {"PID", "CONTAINER", "MESSAGE"});
   auto orDash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
   for (const auto& a : apps) {
-    rows.push_back({a.name, orDash(a.runtime), a.healthy ? a.state : a.state + " (unhealthy)",
-                    std::to_string(a.restarts), orDash(a.image),
-                    a.started_at ? humanAge(now - *a.started_at) : "-"});
+    rows.push_back({a.name, a.system ? orDash(a.runtime) + " (system)" : orDash(a.runtime),
+                    a.healthy ? a.state : a.state + " (unhealthy)", std::to_string(a.restarts),
+                    orDash(a.image), a.started_at ? humanAge(now - *a.started_at) : "-"});
     if (wide) {
       rows.back().insert(rows.back().end(), {a.pid != 0 ? std::to_string(a.pid) : "-",
                                              orDash(a.container_id), orDash(a.message)});
@@ -244,6 +244,7 @@ std::string formatDescribe(const core::AppDetail& detail, core::Clock::time_poin
   };
   field("Name", s.name);
   field("Runtime", s.runtime.empty() ? "-" : s.runtime);
+  if (s.system) field("System", "yes");
   if (!s.image.empty()) field("Image", s.image);
   if (s.runtime == "native" && detail.spec.is_object()) {
     // The level the shim enforces: the manifest's, else the default (docs/runtimes.md).

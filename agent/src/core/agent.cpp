@@ -83,6 +83,7 @@ void Agent::note(const std::string& app, const std::string& kind, const std::str
 }
 
 void Agent::annotate(AppStatus& status) {
+  status.system = options_.system && options_.system->apps.contains(status.name);
   std::optional<std::string> cached;
   {
     std::lock_guard lock(notes_mu_);

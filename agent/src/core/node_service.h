@@ -54,6 +54,9 @@ struct AppStatus {
   // The digest of its image as containerd resolved it (for a tag: when it was pulled); empty
   // when unknown.
   std::string image_digest;
+  // A system app: one of the node's own apps from the system manifest (the node services, the
+  // kiosk), which no desired state can change or remove.
+  bool system = false;
 };
 
 struct NodeEvent {

@@ -1,4 +1,5 @@
 // The JSON codec of the API types and the text fleetletctl prints from them.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "api/json_codec.h"
@@ -77,6 +78,30 @@ TEST(CliFormat, AppsTableAlignsColumns) {
             "127.0.0.1:5000/acme/camera:1.4  3m\n"
             "plc-bridge  native     backoff (unhealthy)  5         -                             "
             "  -\n");
+}
+
+TEST(CliFormat, SystemAppsAreMarkedInTheTableTheApiAndDescribe) {
+  auto now = at("2026-11-21T06:00:00Z");
+  core::AppStatus streams{.name = "fleetlet-streams", .runtime = "container", .state = "running"};
+  streams.system = true;
+  core::AppStatus camera{.name = "camera", .runtime = "container", .state = "running"};
+  EXPECT_EQ(cli::formatAppsTable({streams, camera}, now),
+            "NAME              RUNTIME             STATE    RESTARTS  IMAGE  AGE\n"
+            "fleetlet-streams  container (system)  running  0         -      -\n"
+            "camera            container           running  0         -      -\n");
+  // The API carries the mark only where it is set, and decodes its absence as an ordinary app.
+  EXPECT_EQ(toJson(streams).value("system", false), true);
+  EXPECT_FALSE(toJson(camera).contains("system"));
+  auto back = appStatusFromJson(toJson(streams), "apps[0]");
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_TRUE(back->system);
+  EXPECT_FALSE(appStatusFromJson(toJson(camera), "apps[1]")->system);
+  auto bad = appStatusFromJson({{"name", "x"}, {"state", "running"}, {"system", "yes"}}, "apps[2]");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "apps[2].system: expected a boolean, got string");
+  EXPECT_THAT(cli::formatDescribe({.status = streams}, now), ::testing::HasSubstr("System:"));
+  EXPECT_THAT(cli::formatDescribe({.status = camera}, now),
+              ::testing::Not(::testing::HasSubstr("System:")));
 }
 
 TEST(CliFormat, YamlishQuotesOnlyWhatNeedsIt) {

@@ -212,6 +212,13 @@ class FleetletdTest : public ::testing::Test {
     }
     return "";
   }
+  // The containerd runtime a container was created with ("" when containerd does not know it).
+  std::string runtimeOf(const std::string& id) {
+    auto info = containerd_->ctrOk({"containers", "info", id}, ns_);
+    if (!info) return "";
+    auto json = parseJson(*info, "ctr containers info");
+    return json ? (*json)["Runtime"].value("Name", "") : "";
+  }
   bool waitRunning(const std::set<std::string>& apps, std::chrono::milliseconds timeout = 60s) {
     return testing::waitFor(
         [&] {

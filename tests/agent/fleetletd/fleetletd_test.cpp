@@ -378,6 +378,64 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   EXPECT_TRUE(runningTasks().contains(id));
 }
 
+// A device upgraded from a fleetletd whose container shim was containerd's Go shim (the default
+// before the fleetlet shim became it): the new agent adopts the running containers as they
+// are, creates only new and changed apps on the fleetlet shim, and still restarts and removes
+// the old ones.
+TEST_F(FleetletdTest, AppsCreatedOnTheGoShimAreAdoptedAfterTheDefaultBecameTheFleetletShim) {
+  container_shim_flag_ = "runc";
+  startAgent();
+  apply(manifest(1, busyboxApp("keep", "sleep 1000") + busyboxApp("change", "sleep 1000") +
+                        busyboxApp("drop", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"keep", "change", "drop"})) << agentLog();
+  const auto before = tasks();
+  const std::string keep = containerOf("keep");
+  const std::string change = containerOf("change");
+  const std::string drop = containerOf("drop");
+  for (const auto& id : {keep, change, drop}) ASSERT_EQ(runtimeOf(id), "io.containerd.runc.v2");
+  stopAgent();
+
+  container_shim_flag_.clear();  // the upgraded agent: its default shim
+  startAgent();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto apps = apiApps();
+        return apps.size() == 3 && std::all_of(apps.begin(), apps.end(), [](const auto& a) {
+                 return a.second.value("state", "") == "running";
+               });
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(containers(), (std::set<std::string>{keep, change, drop}));
+  EXPECT_EQ(tasks(), before) << "an adopted task was restarted";
+
+  apply(manifest(2, busyboxApp("keep", "sleep 1000") +
+                        busyboxApp("change", "sleep 1000", "    env: {COLOUR: blue}\n")));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto ids = containers();
+        return ids.size() == 2 && ids.contains(keep) && !ids.contains(change) &&
+               waitRunning({"keep", "change"}, 1s);
+      },
+      60s))
+      << agentLog();
+  EXPECT_EQ(runtimeOf(containerOf("change")), "io.containerd.fleetlet.v1");
+  EXPECT_EQ(runtimeOf(keep), "io.containerd.runc.v2");
+  EXPECT_FALSE(snapshots().contains(drop));
+
+  // The adopted Go-shim app still gets its restart policy from the new agent.
+  const std::string old_pid = tasks().at(keep).first;
+  ASSERT_EQ(::kill(std::stoi(old_pid), SIGKILL), 0);
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        auto running = tasks();
+        auto it = running.find(containerOf("keep"));
+        return it != running.end() && it->second.second == "RUNNING" && it->second.first != old_pid;
+      },
+      60s))
+      << agentLog();
+}
+
 // Issue 17, D13: node event seqs continue above the previous run's after a restart, so a
 // client that resumes with after=<the last seq it saw> gets the new run's events.
 TEST_F(FleetletdTest, EventSeqsContinueAcrossRestarts) {

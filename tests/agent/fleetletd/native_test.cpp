@@ -49,13 +49,6 @@ class NativeAppsTest : public FleetletdTest {
     }
     return -1;
   }
-
-  std::string runtimeOf(const std::string& id) {
-    auto info = containerd_->ctrOk({"containers", "info", id}, ns_);
-    if (!info) return "";
-    auto json = parseJson(*info, "ctr containers info");
-    return json ? (*json)["Runtime"].value("Name", "") : "";
-  }
 };
 
 TEST_F(NativeAppsTest, AFailingNativeAppIsRestartedByItsPolicyAndItsLogsAreReadable) {

@@ -267,6 +267,12 @@ TEST_F(SystemAppsTest, AManifestCanNeitherShadowNorRemoveASystemApp) {
   }
   EXPECT_EQ(appStatus("fleetlet-streams").value("state", ""), "running");
   EXPECT_EQ(appStatus("fleetlet-blobs").value("state", ""), "running");
+  // The API marks the system apps, and only them.
+  apply(manifest(4, busyboxApp("c", "sleep 1000")));
+  ASSERT_TRUE(waitRunningWithSystem({"c"})) << agentLog();
+  for (const auto& [name, status] : apiApps()) {
+    EXPECT_EQ(status.value("system", false), kSystemApps.contains(name)) << status.dump();
+  }
 }
 
 // The fleetlet-streams container stopped under an app publishing in a loop and started again
