@@ -10,10 +10,13 @@
 
 #include "kiosk/control_server.h"
 #include "kiosk/kiosk.h"
+#include "kiosk/startup.h"
 #include "log/log.h"
 #include "version/version.h"
 
 int main(int argc, char** argv) {
+  // Before any thread or child process: WebKit's helpers inherit it (kiosk/startup.h).
+  const auto preloaded = fleetlet::webview::preloadSelfBindingLibrariesForHelpers();
   CLI::App cli{"fleetlet-webview: fullscreen WebKitGTK kiosk for SPA bundles"};
   cli.set_version_flag("--version", fleetlet::versionLine("fleetlet-webview"));
   std::string socket_path = "/run/fleetlet/webview.sock";
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
                  g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
     return 1;
   }
+  fleetlet::webview::beginWithKioskTheme();  // the real one once a page is up (startup.h)
 
   fleetlet::webview::Kiosk kiosk(options);
   for (const auto& app : apps) {
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
   g_unix_signal_add(SIGINT, quit, nullptr);
   spdlog::info("control socket {}; GPU compositing {}", socket_path,
                options.hardware_acceleration ? "on" : "off");
+  for (const auto& library : preloaded) spdlog::debug("helper processes preload {}", library);
   gtk_main();
   spdlog::info("stopping");
   return 0;
