@@ -117,11 +117,13 @@ std::string environOf(pid_t pid) {
 TEST_F(KioskTest, HelpersPreloadTheFliteVoiceAndGtksThemeComesBackAfterThePage) {
   auto dir = install(makeTar({file("index.html", colourPage("rgb(0,128,255)"))}), "start");
   ASSERT_NO_FATAL_FAILURE(startKiosk({{"start", dir.string()}}));
+  if (!kiosk_) FAIL() << "no kiosk";
+  const KioskProcess& kiosk = *kiosk_;
   ASSERT_TRUE(loaded(waitLoaded("start")));
   EXPECT_EQ(shot().at(20, 20), (Rgb{0, 128, 255}));
   if (fs::exists("/usr/lib/x86_64-linux-gnu/libflite_cmu_time_awb.so.1")) {
-    const auto network = processesBelow(kiosk_->pid(), "WebKitNetworkPr");
-    const auto web = kiosk_->webProcesses();
+    const auto network = processesBelow(kiosk.pid(), "WebKitNetworkPr");
+    const auto web = kiosk.webProcesses();
     ASSERT_FALSE(network.empty());
     ASSERT_FALSE(web.empty());
     for (pid_t pid : {network.front(), web.front()}) {
@@ -131,11 +133,11 @@ TEST_F(KioskTest, HelpersPreloadTheFliteVoiceAndGtksThemeComesBackAfterThePage) 
   }
   // A second after the page loaded (the watchdog's tick: up to 0.5 s more).
   const auto until = std::chrono::steady_clock::now() + 10s;
-  while (kiosk_->log().find("GTK theme") == std::string::npos &&
+  while (kiosk.log().find("GTK theme") == std::string::npos &&
          std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(100ms);
   }
-  EXPECT_THAT(kiosk_->log(), HasSubstr("GTK theme Adwaita loaded"));
+  EXPECT_THAT(kiosk.log(), HasSubstr("GTK theme Adwaita loaded"));
   EXPECT_EQ(shot().at(20, 20), (Rgb{0, 128, 255})) << "the page is still shown";
 }
 
