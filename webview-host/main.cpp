@@ -96,12 +96,13 @@ int main(int argc, char** argv) {
   // loads Mesa (EGL, swrast, LLVM: ~40 ms of CPU) before the view can start its processes;
   // without it, WebKit loads Mesa later, while the web process starts. Same rule as GDK_GL.
   if (!options.hardware_acceleration) g_setenv("WEBKIT_DISABLE_DMABUF_RENDERER", "1", FALSE);
+  fleetlet::webview::startWithKioskTheme();  // GTK's own once a page is up (startup.h)
   if (!gtk_init_check(&argc, &argv)) {
     std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
                  g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
     return 1;
   }
-  fleetlet::webview::beginWithKioskTheme();  // the real one once a page is up (startup.h)
+  fleetlet::webview::settleKioskTheme();
 
   fleetlet::webview::Kiosk kiosk(options);
   for (const auto& app : apps) {

@@ -71,14 +71,18 @@ std::vector<std::string> preloadSelfBindingLibrariesForHelpers() {
   return added;
 }
 
-void beginWithKioskTheme() {
+void startWithKioskTheme() {
   if (g_getenv("GTK_THEME") != nullptr) return;  // the environment's choice, from the start
   fleetlet_kiosk_theme_register_resource();
-  // GTK reads GTK_THEME when it loads a theme: set just while GtkSettings are created.
+  // GTK reads GTK_THEME when it loads a theme (first: when GtkSettings are created).
   g_setenv("GTK_THEME", kKioskTheme, TRUE);
+  kiosk_theme_active = true;
+}
+
+void settleKioskTheme() {
+  if (!kiosk_theme_active) return;
   gtk_settings_get_default();
   g_unsetenv("GTK_THEME");
-  kiosk_theme_active = true;
 }
 
 void restoreGtkTheme() {

@@ -31,9 +31,12 @@ std::vector<std::string> preloadSelfBindingLibrariesForHelpers();
 // over a page (<select> popups, dialogs). A GTK_THEME in the environment is used from the
 // start instead, as GTK would.
 //
-// Call beginWithKioskTheme() right after gtk_init (before anything creates GtkSettings) and
-// restoreGtkTheme() later on the main thread; the second call does nothing.
-void beginWithKioskTheme();
+// startWithKioskTheme() before gtk_init (it sets GTK_THEME while no thread exists yet),
+// settleKioskTheme() right after it (creates GtkSettings with that theme and takes GTK_THEME
+// out of the environment again: WebKit's helpers do not inherit it and restoreGtkTheme()
+// does not see it), restoreGtkTheme() later on the main thread; a second call does nothing.
+void startWithKioskTheme();
+void settleKioskTheme();
 void restoreGtkTheme();
 
 }  // namespace fleetlet::webview
