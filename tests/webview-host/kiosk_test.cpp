@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -101,6 +102,43 @@ TEST_F(KioskTest, ShowsTheBundlesColourAndTextWithWindowAxBeforeTheFirstScript) 
   // The text: white pixels where "KIOSK" is drawn, none elsewhere.
   EXPECT_GT(image.count({255, 255, 255}, 400, 100, 800, 180), 500);
   EXPECT_EQ(image.count({255, 255, 255}, 0, 300, 1024, 600), 0);
+}
+
+// Start-up (src/kiosk/startup.h): WebKit's helper processes are started with the flite
+// voice preloaded (its ~31000 self-bindings are the largest item of each process's start),
+// and GTK's real theme, held back while the first page starts, is loaded once it is up.
+std::string environOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::replace(text.begin(), text.end(), '\0', '\n');
+  return text;
+}
+
+TEST_F(KioskTest, HelpersPreloadTheFliteVoiceAndGtksThemeComesBackAfterThePage) {
+  auto dir = install(makeTar({file("index.html", colourPage("rgb(0,128,255)"))}), "start");
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"start", dir.string()}}));
+  if (!kiosk_) FAIL() << "no kiosk";
+  const KioskProcess& kiosk = *kiosk_;
+  ASSERT_TRUE(loaded(waitLoaded("start")));
+  EXPECT_EQ(shot().at(20, 20), (Rgb{0, 128, 255}));
+  if (fs::exists("/usr/lib/x86_64-linux-gnu/libflite_cmu_time_awb.so.1")) {
+    const auto network = processesBelow(kiosk.pid(), "WebKitNetworkPr");
+    const auto web = kiosk.webProcesses();
+    ASSERT_FALSE(network.empty());
+    ASSERT_FALSE(web.empty());
+    for (pid_t pid : {network.front(), web.front()}) {
+      EXPECT_THAT(environOf(pid), HasSubstr("libflite_cmu_time_awb.so.1"))
+          << "LD_PRELOAD of process " << pid;
+    }
+  }
+  // A second after the page loaded (the watchdog's tick: up to 0.5 s more).
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (kiosk.log().find("GTK theme") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_THAT(kiosk.log(), HasSubstr("GTK theme Adwaita loaded"));
+  EXPECT_EQ(shot().at(20, 20), (Rgb{0, 128, 255})) << "the page is still shown";
 }
 
 TEST_F(KioskTest, RefusesOtherOriginsPopupsFileUrlsAndDownloads) {

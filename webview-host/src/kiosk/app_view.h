@@ -95,6 +95,7 @@ class AppView {
   void tick();
 
   Json status() const;
+  LoadState loadState() const { return recovery_.state(); }
   // A PNG of what the view shows now; `done` runs on the main thread.
   void snapshot(std::function<void(Result<std::string>)> done);
 

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "kiosk/startup.h"
+
 namespace fleetlet::webview {
 namespace {
 
@@ -33,6 +35,17 @@ void hideCursor(GtkWidget* widget, gpointer /*data*/) {
 
 Kiosk::Kiosk(KioskOptions options)
     : options_(std::move(options)), instance_(fmt::format("{}-{}", ::getpid(), g_get_real_time())) {
+  watchdog_.reset(g_timeout_add(
+      static_cast<guint>(options_.watchdog_interval.count()),
+      [](gpointer self) -> gboolean {
+        static_cast<Kiosk*>(self)->tick();
+        return G_SOURCE_CONTINUE;
+      },
+      this));
+}
+
+void Kiosk::ensureWindow() {
+  if (window_ != nullptr) return;
   window_ = gtk_window_new(GTK_WINDOW_TOPLEVEL);
   gtk_window_set_title(GTK_WINDOW(window_), "fleetlet-webview");
   gtk_window_set_decorated(GTK_WINDOW(window_), FALSE);
@@ -51,30 +64,39 @@ Kiosk::Kiosk(KioskOptions options)
   stack_ = gtk_stack_new();
   gtk_container_add(GTK_CONTAINER(window_), stack_);
   gtk_widget_show(stack_);
-  watchdog_.reset(g_timeout_add(
-      static_cast<guint>(options_.watchdog_interval.count()),
-      [](gpointer self) -> gboolean {
-        static_cast<Kiosk*>(self)->tick();
-        return G_SOURCE_CONTINUE;
-      },
-      this));
 }
 
 Kiosk::~Kiosk() {
   watchdog_.reset();
   for (auto& [name, view] : apps_) gtk_container_remove(GTK_CONTAINER(stack_), view->widget());
   apps_.clear();
-  gtk_widget_destroy(window_);
+  if (window_ != nullptr) gtk_widget_destroy(window_);
 }
 
 void Kiosk::showWindow() {
   if (window_shown_) return;
+  ensureWindow();
   window_shown_ = true;
   gtk_widget_show(window_);
 }
 
 void Kiosk::tick() {
   for (auto& [name, view] : apps_) view->tick();
+  maybeRestoreTheme();
+}
+
+void Kiosk::maybeRestoreTheme() {
+  if (theme_restored_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!theme_due_) {
+    for (const auto& [name, view] : apps_) {
+      if (view->loadState() == LoadState::kLoaded) theme_due_ = now + std::chrono::seconds(1);
+    }
+    return;
+  }
+  if (now < *theme_due_) return;
+  theme_restored_ = true;
+  restoreGtkTheme();
 }
 
 Status Kiosk::load(const AppSpec& spec) {
@@ -90,6 +112,7 @@ Status Kiosk::load(const AppSpec& spec) {
                            .hardware_acceleration = options_.hardware_acceleration,
                            .spare_web_process = options_.spare_web_process};
   FLEETLET_ASSIGN_OR_RETURN(auto view, AppView::create(spec, view_options));
+  ensureWindow();  // after the view started loading: its web process starts meanwhile
   gtk_stack_add_named(GTK_STACK(stack_), view->widget(), spec.name.c_str());
   gtk_widget_show(view->widget());
   showWindow();  // after the view started loading: its web process starts meanwhile

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/control_protocol.h"
@@ -42,8 +43,9 @@ class Kiosk {
   Kiosk(const Kiosk&) = delete;
   Kiosk& operator=(const Kiosk&) = delete;
 
-  // Maps the window (once). The constructor does not, so that the first app's web process
-  // starts while the window is being mapped: load() and main() call it.
+  // Maps the window (once). The constructor neither creates nor maps it, so that the first
+  // app's network and web processes start before the window is built and while it is being
+  // mapped: load() and main() call it.
   void showWindow();
   // Adds the app or switches it to another bundle. The first app loaded is shown. The spec
   // the app already has is a no-op (no reload): a restarted fleetletd hands every app again.
@@ -63,14 +65,21 @@ class Kiosk {
 
  private:
   void tick();
+  // Creates the window and its stack (once): the first load() does, after its view started.
+  void ensureWindow();
+  // Loads GTK's real theme (restoreGtkTheme) a second after the first page loaded: after
+  // its first frames, before anyone opens a <select>.
+  void maybeRestoreTheme();
 
   KioskOptions options_;
-  GtkWidget* window_ = nullptr;  // owned by GTK's toplevel list; destroyed in ~Kiosk
-  GtkWidget* stack_ = nullptr;   // child of window_
+  GtkWidget* window_ = nullptr;  // owned by GTK's toplevel list; destroyed in ~Kiosk (lazy)
+  GtkWidget* stack_ = nullptr;   // child of window_; set with it
   std::map<std::string, std::unique_ptr<AppView>> apps_;
   std::string shown_;
   std::string instance_;
   bool window_shown_ = false;
+  std::optional<SteadyTime> theme_due_;
+  bool theme_restored_ = false;
   SourceId watchdog_;
 };
 
