@@ -1,6 +1,7 @@
 #include "store/event_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +12,9 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 
+#include "sqlite/database.h"
 #include "support/temp_dir.h"
 
 namespace fleetlet::streams {
@@ -335,6 +338,123 @@ Status ingest(EventStore& store, std::vector<Event> events) {
 }
 
 class EventStoreIngestTest : public EventStoreTest {};
+
+// A store written by the first schema (with events_by_lamport, sources without max_lamport):
+// the migration keeps every event, the clock starts past the highest lamport of any source,
+// and queries in every order and filter return what the rows say.
+TEST_F(EventStoreTest, StoreOfTheFirstSchemaMigratesAndAnswersQueriesTheSame) {
+  if (!dir_.has_value()) GTEST_FAIL() << "no temp dir";
+  const std::filesystem::path db_path = dir_->path() / "events.db";
+  std::vector<Event> rows;
+  rows.reserve(40);
+  for (std::int64_t i = 0; i < 30; ++i) {  // local: lamport 1..30
+    rows.push_back({.semantics = i % 3 == 0 ? "a" : "b",
+                    .name = i % 2 == 0 ? "x" : "y",
+                    .source = "s1",
+                    .timestamp = 5,
+                    .lamport = i + 1,
+                    .offset = i,
+                    .payload = std::to_string(i)});
+  }
+  for (std::int64_t i = 0; i < 10; ++i) {  // remote: interleaved, up to lamport 900
+    rows.push_back({.semantics = "a",
+                    .name = "x",
+                    .source = "r",
+                    .timestamp = 6,
+                    .lamport = i < 9 ? 3 * i + 2 : 900,
+                    .offset = i,
+                    .payload = "{\"r\":" + std::to_string(i) + "}",
+                    .app = "app1"});
+  }
+  {
+    auto db = sqlite::Database::open(db_path, EventStore::migrations().first(1));
+    ASSERT_TRUE(db) << db.error().message();
+    ASSERT_TRUE(
+        db->exec("INSERT INTO meta VALUES('source', 's1'); "
+                 "INSERT INTO sources VALUES('s1', 29), ('r', 9)"));
+    auto insert = db->prepare("INSERT INTO events VALUES(?,?,?,?,?,?,?,?)");
+    ASSERT_TRUE(insert);
+    for (const auto& e : rows) {
+      ASSERT_TRUE(insert->bindAll(e.source, e.offset, e.lamport, e.timestamp, e.semantics, e.name,
+                                  e.payload, e.app));
+      ASSERT_TRUE(insert->run());
+      ASSERT_TRUE(insert->reset());
+    }
+  }
+  auto store = open("");
+  EXPECT_EQ(store->sourceId(), "s1");
+  EXPECT_EQ(store->offsets(), (OffsetMap{{"r", 9}, {"s1", 29}}));
+
+  const std::vector<std::vector<Filter>> filter_sets = {
+      {Filter{}},
+      {Filter{.semantics = "a"}},
+      {Filter{.semantics = "a", .name = "x"}},
+      {Filter{.name = "y"}},
+      {Filter{.source = "r"}},
+      {Filter{.semantics = "b"}, Filter{.semantics = "a", .name = "x"}}};
+  for (const auto& filters : filter_sets) {
+    for (Order order : {Order::kLamport, Order::kLamportReverse, Order::kSourceOrdered}) {
+      QuerySpec spec{filters, order, {{"s1", 3}}, {{"s1", 27}, {"r", 9}}};
+      std::vector<Event> expected;
+      for (const auto& e : rows) {
+        bool in_range = e.source == "s1" ? e.offset > 3 && e.offset <= 27 : e.offset <= 9;
+        if (in_range && matchesAny(filters, e)) expected.push_back(e);
+      }
+      std::sort(expected.begin(), expected.end(), [&](const Event& l, const Event& r) {
+        if (order == Order::kSourceOrdered) {
+          return std::tie(l.source, l.offset) < std::tie(r.source, r.offset);
+        }
+        if (order == Order::kLamport) {
+          return std::tie(l.lamport, l.source) < std::tie(r.lamport, r.source);
+        }
+        return std::tie(r.lamport, r.source) < std::tie(l.lamport, l.source);
+      });
+      Cursor cursor;
+      std::vector<Event> got;
+      while (true) {
+        auto page = store->readPage(spec, cursor, {.events = 4});
+        ASSERT_TRUE(page) << page.error().message();
+        for (auto& e : page->events) got.push_back(std::move(e));
+        if (!page->more) break;
+      }
+      ASSERT_EQ(got.size(), expected.size()) << "order " << static_cast<int>(order);
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].source, expected[i].source);
+        EXPECT_EQ(got[i].offset, expected[i].offset);
+        EXPECT_EQ(got[i].lamport, expected[i].lamport);
+        EXPECT_EQ(got[i].payload, expected[i].payload);
+        EXPECT_EQ(got[i].app, expected[i].app);
+      }
+    }
+  }
+  // The clock continues past every source's highest lamport (the remote's 900), offsets past
+  // the local 29; and so after a reopen of the migrated store.
+  auto next = publish(*store, 1);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->at(0).offset, 30);
+  EXPECT_EQ(next->at(0).lamport, 901);
+  store.reset();
+  store = open("");
+  auto after = publish(*store, 1);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->at(0).lamport, 902);
+  store.reset();
+  // The migrated schema (raw SQLite: Database::open refuses a version it has no migrations for).
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close_v2);
+  auto count = [&](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    std::int64_t value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return value;
+  };
+  EXPECT_EQ(count("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_lamport'"), 0);
+  EXPECT_EQ(count("SELECT max_lamport FROM sources WHERE source = 'r'"), 900);
+  EXPECT_EQ(count("SELECT max_lamport FROM sources WHERE source = 's1'"), 902);
+}
 
 TEST_F(EventStoreIngestTest, RemoteEventsKeepTheirIdentityAndRaiseTheLamportClock) {
   auto store = open();

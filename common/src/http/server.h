@@ -295,6 +295,8 @@ using StreamProducer = std::function<Task<void>(StreamWriter&)>;
 // bytes gets its connection closed).
 struct Response {
   unsigned status = 200;
+  // Written as given; no framing headers (Content-Length, Transfer-Encoding, Connection): the
+  // server sets those.
   HeaderList headers;
   std::string body;
   StreamProducer producer;

@@ -78,6 +78,27 @@ Status execRaw(sqlite3* db, std::string_view sql) {
       fmt::format("sqlite: {} ({}) in \"{}\"", message, sqlite3_errstr(extended), quoteSql(sql))));
 }
 
+// Compiles `sql` into `slot` unless it already holds it (a statement kept for reuse).
+template <typename Slot>
+Status compileOnce(sqlite3* db, Slot& slot, std::string_view sql) {
+  if (slot) return {};
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return std::unexpected(sqliteError(db, rc, sql));
+  slot.reset(stmt);
+  return {};
+}
+
+// Runs the compiled statement `stmt` (whose text is `sql`) to its end and resets it.
+Status stepOnce(sqlite3* db, sqlite3_stmt* stmt, std::string_view sql) {
+  int rc = sqlite3_step(stmt);
+  Status status;
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) status = std::unexpected(sqliteError(db, rc, sql));
+  sqlite3_reset(stmt);
+  return status;
+}
+
 std::string_view synchronousName(Synchronous s) {
   switch (s) {
     case Synchronous::kOff:
@@ -95,6 +116,7 @@ std::string_view synchronousName(Synchronous s) {
 // ---- Database ----
 
 void Database::Closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void Database::StatementFinalizer::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 
 Database::~Database() = default;
 
@@ -185,8 +207,10 @@ Result<Transaction> Database::begin() {
                   quoteSql(sqlite3_sql(stmt)));
     }
   }
-  FLEETLET_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-  return Transaction(db_.get());
+  FLEETLET_RETURN_IF_ERROR(compileOnce(db_.get(), begin_, "BEGIN IMMEDIATE"));
+  FLEETLET_RETURN_IF_ERROR(compileOnce(db_.get(), commit_, "COMMIT"));
+  FLEETLET_RETURN_IF_ERROR(stepOnce(db_.get(), begin_.get(), "BEGIN IMMEDIATE"));
+  return Transaction(db_.get(), commit_.get());
 }
 
 Result<int64_t> Database::version() {
@@ -298,7 +322,8 @@ std::vector<uint8_t> Statement::columnBlob(int column) const {
 
 // ---- Transaction ----
 
-Transaction::Transaction(Transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+Transaction::Transaction(Transaction&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), commit_(other.commit_) {}
 
 Transaction::~Transaction() { (void)rollback(); }
 
@@ -306,7 +331,7 @@ Status Transaction::commit() {
   if (db_ == nullptr) {
     return fail(ErrorCode::kFailedPrecondition, "sqlite: transaction already finished");
   }
-  if (auto committed = execRaw(db_, "COMMIT"); !committed) {
+  if (auto committed = stepOnce(db_, commit_, "COMMIT"); !committed) {
     (void)rollback();
     return committed;
   }

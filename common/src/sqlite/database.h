@@ -89,12 +89,20 @@ class Database {
   struct Closer {
     void operator()(sqlite3* db) const;
   };
+  struct StatementFinalizer {
+    void operator()(sqlite3_stmt* stmt) const;
+  };
+  using CachedStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
   Database(std::unique_ptr<sqlite3, Closer> db, std::filesystem::path path)
       : db_(std::move(db)), path_(std::move(path)) {}
   Status migrate(Migrations migrations);
 
   std::unique_ptr<sqlite3, Closer> db_;
   std::filesystem::path path_;
+  // BEGIN IMMEDIATE and COMMIT, compiled once (a group commit runs them per transaction);
+  // declared after db_, so they are finalized before it closes.
+  CachedStatement begin_;
+  CachedStatement commit_;
 };
 
 // A key-value table `table (key TEXT PRIMARY KEY, value INTEGER NOT NULL)` (the name is
@@ -174,8 +182,9 @@ class Transaction {
 
  private:
   friend class Database;
-  explicit Transaction(sqlite3* db) : db_(db) {}
+  Transaction(sqlite3* db, sqlite3_stmt* commit) : db_(db), commit_(commit) {}
   sqlite3* db_;
+  sqlite3_stmt* commit_;  // the Database's compiled COMMIT
 };
 
 }  // namespace fleetlet::sqlite

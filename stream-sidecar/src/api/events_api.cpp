@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <mutex>
 
 #include "events/requests.h"
 #include "handoff/http_adapter.h"
@@ -26,17 +28,59 @@ using http::Task;
 
 using PublishResult = Result<std::vector<PublishReceipt>>;
 
+// Resumes publishers on the event loop with one post per burst of completions instead of one
+// per request: the store completes a group's requests one after another on a writer thread;
+// the first of them posts a drain to the loop and the others join its batch. The drain runs
+// each on its own executor (a connection's strand: inline, as the loop's thread is in none
+// then). Thread-safe.
+class Resumer : public std::enable_shared_from_this<Resumer> {
+ public:
+  using Job = std::function<void()>;
+
+  // Runs `job` on `ex` soon. Never blocks for long (a mutex held only to append or swap).
+  void resume(const asio::any_io_executor& ex, Job job) {
+    std::shared_ptr<Batch> post;
+    {
+      std::lock_guard lock(mutex_);
+      if (!open_) post = open_ = std::make_shared<Batch>();
+      open_->jobs.emplace_back(ex, std::move(job));
+    }
+    if (post) {
+      asio::post(ex, [self = shared_from_this(), post] { self->drain(*post); });
+    }
+  }
+
+ private:
+  struct Batch {
+    std::vector<std::pair<asio::any_io_executor, Job>> jobs;
+  };
+
+  void drain(Batch& batch) {
+    std::vector<std::pair<asio::any_io_executor, Job>> jobs;
+    {
+      std::lock_guard lock(mutex_);
+      if (open_.get() == &batch) open_.reset();  // later jobs start a new batch
+      jobs.swap(batch.jobs);
+    }
+    for (auto& [ex, job] : jobs) asio::dispatch(ex, std::move(job));
+  }
+
+  std::mutex mutex_;
+  std::shared_ptr<Batch> open_;  // guarded by mutex_: the batch a posted drain will run
+};
+
 // Hands the events to the group-commit writer and resumes on this coroutine's executor once
 // they are durable. No thread blocks while waiting.
-Task<PublishResult> awaitPublish(EventStore& store, std::string app, std::vector<NewEvent> events) {
+Task<PublishResult> awaitPublish(EventStore& store, const std::shared_ptr<Resumer>& resumer,
+                                 std::string app, std::vector<NewEvent> events) {
   asio::any_io_executor current = co_await asio::this_coro::executor;
   asio::any_io_executor ex = asio::prefer(current, asio::execution::outstanding_work.tracked);
-  auto initiation = [&store, &app, &events, ex](auto handler) mutable {
+  auto initiation = [&store, &resumer, &app, &events, ex](auto handler) mutable {
     using Handler = decltype(handler);
     auto shared = std::make_shared<Handler>(std::move(handler));
-    store.publish(std::move(app), std::move(events), [shared, ex](PublishResult result) {
+    store.publish(std::move(app), std::move(events), [shared, ex, resumer](PublishResult result) {
       auto boxed = std::make_shared<PublishResult>(std::move(result));
-      asio::post(ex, [shared, boxed]() mutable { std::move (*shared)(boxed); });
+      resumer->resume(ex, [shared, boxed] { std::move (*shared)(boxed); });
     });
   };
   auto boxed = co_await asio::async_initiate<const asio::use_awaitable_t<>,
@@ -403,7 +447,7 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub, Memo
 
   FLEETLET_RETURN_IF_ERROR(server.route(
       "POST", "/api/v1/events/publish",
-      [&store, &trimmer](Request& r) -> Task<Response> {
+      [&store, &trimmer, resumer = std::make_shared<Resumer>()](Request& r) -> Task<Response> {
         auto body = co_await r.readBody();
         if (!body) co_return http::errorResponse(body.error());
         std::size_t body_bytes = body->size();
@@ -411,7 +455,8 @@ Status registerEventsApi(http::Server& server, EventStore& store, Hub& hub, Memo
         *body = std::string();
         if (!request) co_return http::errorResponse(request.error());
         std::string app = appOfListener(r.listenerTag());
-        auto receipts = co_await awaitPublish(store, std::move(app), std::move(request->events));
+        auto receipts =
+            co_await awaitPublish(store, resumer, std::move(app), std::move(request->events));
         noteReleased(trimmer, body_bytes);
         if (!receipts) co_return http::errorResponse(receipts.error());
         co_return Response::json(201, receiptsJson(*receipts));

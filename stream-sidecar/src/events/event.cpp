@@ -77,7 +77,9 @@ std::string offsetMapJson(const OffsetMap& offsets) {
 }
 
 std::string receiptsJson(const std::vector<PublishReceipt>& receipts) {
-  std::string out = R"({"data":[)";
+  std::string out;
+  out.reserve(16 + receipts.size() * (80 + (receipts.empty() ? 0 : receipts[0].source.size())));
+  out += R"({"data":[)";
   for (const auto& r : receipts) {
     if (out.back() != '[') out += ',';
     out += R"({"lamport":)";

@@ -139,6 +139,10 @@ class EventStore {
 
   const std::string& sourceId() const { return source_id_; }
 
+  // The schema history of events.db, one script per version (shipped scripts are never
+  // edited): migrations().first(n) is the schema a store of version n has.
+  static sqlite::Migrations migrations();
+
   // Called once the events of a group commit are durable, with those events in offset order;
   // one call at a time, in commit order, on a writer thread. Set before the first publish;
   // must not block for long.

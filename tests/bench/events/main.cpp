@@ -329,10 +329,17 @@ struct StreamsProcess {
   std::uint16_t port = 0;
 };
 
+// The fleetlet-streams binary measured (--streams-binary: e.g. an older build, to alternate
+// before/after binaries in the same minutes); set once in main().
+std::string& streamsBinary() {
+  static std::string path = STREAMS_PATH;
+  return path;
+}
+
 // Starts fleetlet-streams with `args` (after the binary) and finds its event service port
 // (--log-level warn hides the listening line; its listening sockets are found through /proc).
 StreamsProcess startStreams(const std::filesystem::path& log, std::vector<std::string> args) {
-  args.insert(args.begin(), STREAMS_PATH);
+  args.insert(args.begin(), streamsBinary());
   auto child =
       fleetlet::ChildProcess::spawn({.argv = args, .stdout_path = log, .stderr_path = log});
   if (!child) {
@@ -999,6 +1006,8 @@ int main(int argc, char** argv) {
                  "How long node C is cut off from the hub in the replication phase");
   app.add_option("--group-wait-us", o.group_wait_us,
                  "fleetlet-streams' --group-wait-us (default: its own)");
+  app.add_option("--streams-binary", streamsBinary(),
+                 "The fleetlet-streams binary to measure (default: the one built with this)");
   app.add_flag("--skip-replication", o.skip_replication, "Leave out the replication phase");
   app.add_flag("--replication-only", o.replication_only,
                "Only the replication phase (no single/batch/latency comparison)");
