@@ -329,7 +329,7 @@ TEST_F(FleetletdWebviewTest, TheKioskIsANativeSystemAppRestartedByPolicyAndAdopt
     return out ? out->out : out.error().message();
   };
   EXPECT_THAT(ctl({"get", "apps"}),
-              ::testing::ContainsRegex("fleetlet-webview +native +running +0 "));
+              ::testing::ContainsRegex("fleetlet-webview +native \\(system\\) +running +0 "));
   EXPECT_THAT(ctl({"describe", "app", "fleetlet-webview"}), HasSubstr("Sandbox:       process\n"));
   const std::string title = kioskStatus("ui").value("title", "");
   ASSERT_THAT(title, HasSubstr("loaded at "));
@@ -373,7 +373,7 @@ TEST_F(FleetletdWebviewTest, TheKioskIsANativeSystemAppRestartedByPolicyAndAdopt
   ASSERT_TRUE(image) << image.error().describe();
   EXPECT_EQ(image->at(20, 20), (Rgb{0, 128, 0}));
   EXPECT_THAT(ctl({"get", "apps"}),
-              ::testing::ContainsRegex("fleetlet-webview +native +running +1 "));
+              ::testing::ContainsRegex("fleetlet-webview +native \\(system\\) +running +1 "));
   EXPECT_EQ(kiosksIn(ns_), 1u);
 }
 
