@@ -191,15 +191,26 @@ Result<KioskProcess> KioskProcess::start(
   options.stdout_path = log;
   options.stderr_path = log;
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess process, ChildProcess::spawn(options));
-  for (int i = 0; i < 400 && !fs::exists(socket); ++i) {
+  // Ready once the control socket takes connections: its file appears at bind(), a moment
+  // before listen(), and a connect() in between is refused.
+  auto accepting = [&socket] {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket.c_str());
+    return ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  };
+  bool ready = false;
+  for (int i = 0; i < 400 && !(ready = fs::exists(socket) && accepting()); ++i) {
     if (auto ended = process.poll()) {
       return fail(ErrorCode::kUnavailable, "fleetlet-webview ended ({}): {}", ended->describe(),
                   readFile(log));
     }
     std::this_thread::sleep_for(25ms);
   }
-  if (!fs::exists(socket)) {
-    return fail(ErrorCode::kUnavailable, "no control socket after 10 s: {}", readFile(log));
+  if (!ready) {
+    return fail(ErrorCode::kUnavailable, "no control socket taking connections after 10 s: {}",
+                readFile(log));
   }
   return KioskProcess(std::move(process), socket, log);
 }

@@ -370,7 +370,7 @@ window.addEventListener('load', () => { setTimeout(() => { undefinedFunction(); 
   ASSERT_NO_FATAL_FAILURE(startKiosk({}));
   auto ok = kiosk_->control(
       {{"cmd", "load"}, {"app", "talk"}, {"dir", dir.string()}, {"console", logs.path().string()}});
-  ASSERT_TRUE(ok && (*ok)["ok"] == true) << (ok ? ok->dump() : "no answer");
+  ASSERT_TRUE(ok && (*ok)["ok"] == true) << (ok ? ok->dump() : ok.error().describe());
   std::vector<std::string> requests;
   for (int i = 0; i < 200 && (requests = logs.requests()).size() < 3; ++i) {
     std::this_thread::sleep_for(50ms);
@@ -433,7 +433,8 @@ if (!localStorage.getItem('grown')) {
   ASSERT_NO_FATAL_FAILURE(startKiosk({}));
   auto answer = kiosk_->control(
       {{"cmd", "load"}, {"app", "memory"}, {"dir", dir.string()}, {"memoryLimitMiB", 400}});
-  ASSERT_TRUE(answer && (*answer)["ok"] == true) << (answer ? answer->dump() : "no answer");
+  ASSERT_TRUE(answer && (*answer)["ok"] == true)
+      << (answer ? answer->dump() : answer.error().describe());
   Json s = kiosk_->waitFor(
       "memory", [](const Json& st) { return st.value("title", "") == "recycled-ok" && loaded(st); },
       60s);
@@ -522,7 +523,8 @@ TEST_F(KioskTest, ServiceRequestsReachOnlyTheAppsOwnListener) {
                                    {"app", name},
                                    {"dir", dir.string()},
                                    {"services", {{"events", socket.string()}}}});
-    ASSERT_TRUE(loaded && (*loaded)["ok"] == true) << (loaded ? loaded->dump() : "no answer");
+    ASSERT_TRUE(loaded && (*loaded)["ok"] == true)
+        << (loaded ? loaded->dump() : loaded.error().describe());
   }
   Json s = kiosk_->waitFor(
       "a", [](const Json& st) { return st.value("title", "").starts_with("done|"); }, 20s);
