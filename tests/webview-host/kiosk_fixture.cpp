@@ -23,6 +23,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A connection to the kiosk's control socket; an invalid fd (errno set) when it is refused.
+UniqueFd connectTo(const fs::path& socket) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket.c_str());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int error = errno;
+    fd.reset();  // closes: errno is restored below for the caller
+    errno = error;
+  }
+  return fd;
+}
+
 std::string readFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;
@@ -193,15 +207,8 @@ Result<KioskProcess> KioskProcess::start(
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess process, ChildProcess::spawn(options));
   // Ready once the control socket takes connections: its file appears at bind(), a moment
   // before listen(), and a connect() in between is refused.
-  auto accepting = [&socket] {
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket.c_str());
-    return ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  };
   bool ready = false;
-  for (int i = 0; i < 400 && !(ready = fs::exists(socket) && accepting()); ++i) {
+  for (int i = 0; i < 400 && !(ready = fs::exists(socket) && connectTo(socket)); ++i) {
     if (auto ended = process.poll()) {
       return fail(ErrorCode::kUnavailable, "fleetlet-webview ended ({}): {}", ended->describe(),
                   readFile(log));
@@ -216,13 +223,8 @@ Result<KioskProcess> KioskProcess::start(
 }
 
 Result<Json> KioskProcess::control(const Json& request) const {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_.c_str());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return failErrno(errno, "connect {}", socket_.string());
-  }
+  UniqueFd fd = connectTo(socket_);
+  if (!fd) return failErrno(errno, "connect {}", socket_.string());
   timeval timeout{.tv_sec = 20, .tv_usec = 0};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   std::string line = request.dump() + "\n";

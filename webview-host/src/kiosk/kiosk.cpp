@@ -90,7 +90,10 @@ void Kiosk::maybeRestoreTheme() {
   const auto now = std::chrono::steady_clock::now();
   if (!theme_due_) {
     for (const auto& [name, view] : apps_) {
-      if (view->loadState() == LoadState::kLoaded) theme_due_ = now + std::chrono::seconds(1);
+      if (view->loadState() == LoadState::kLoaded) {
+        theme_due_ = now + std::chrono::seconds(1);
+        break;
+      }
     }
     return;
   }
@@ -112,7 +115,7 @@ Status Kiosk::load(const AppSpec& spec) {
                            .hardware_acceleration = options_.hardware_acceleration,
                            .spare_web_process = options_.spare_web_process};
   FLEETLET_ASSIGN_OR_RETURN(auto view, AppView::create(spec, view_options));
-  ensureWindow();  // after the view started loading: its web process starts meanwhile
+  ensureWindow();
   gtk_stack_add_named(GTK_STACK(stack_), view->widget(), spec.name.c_str());
   gtk_widget_show(view->widget());
   showWindow();  // after the view started loading: its web process starts meanwhile
