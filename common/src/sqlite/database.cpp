@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "sqlite/wal_batch_vfs.h"
+
 namespace fleetlet::sqlite {
 namespace {
 
@@ -123,9 +125,9 @@ Database::~Database() = default;
 Result<Database> Database::open(const std::filesystem::path& path, Migrations migrations,
                                 const OpenOptions& options) {
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           options.batch_wal_writes ? walBatchVfs() : nullptr);
   std::unique_ptr<sqlite3, Closer> db(raw);
   if (rc != SQLITE_OK) {
     Error err = sqliteError(raw, rc, "open");

@@ -129,7 +129,8 @@ Status EventStore::init() {
   auto db = sqlite::Database::open(
       db_path_, kMigrations,
       {.synchronous = sync_wal_ ? sqlite::Synchronous::kNormal : options_.synchronous,
-       .cache_kib = options_.cache_kib});
+       .cache_kib = options_.cache_kib,
+       .batch_wal_writes = options_.batch_wal_writes});
   if (!db) return std::unexpected(db.error().wrap("open event store"));
   writer_db_ = std::make_unique<sqlite::Database>(std::move(*db));
   // Checkpoints run on their own thread (checkpointLoop). Under sustained load that one can
