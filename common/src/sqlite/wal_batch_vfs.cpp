@@ -3,7 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
-#include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -19,13 +19,14 @@ sqlite3_vfs* base() {
 }
 
 // A WAL file: SQLite's file object for it, the default VFS's file right behind it in the
-// same allocation (szOsFile covers both), and the gathered bytes.
+// same allocation (szOsFile covers both), and the gathered bytes. Constructed in SQLite's
+// memory by vfsOpen, destroyed by walClose.
 struct WalFile {
-  sqlite3_file file;  // first: SQLite passes &file back to the methods
+  sqlite3_file file{};  // first: SQLite passes &file back to the methods
   sqlite3_file* real = nullptr;
-  std::vector<char>* gathered = nullptr;  // owned; null until the first write
-  sqlite3_int64 start = 0;                // file offset of gathered->front()
-  bool commit_next = false;               // the commit frame's page is the next write
+  std::vector<char> gathered;
+  sqlite3_int64 start = 0;   // file offset of gathered.front()
+  bool commit_next = false;  // the commit frame's page is the next write
 };
 
 WalFile& self(sqlite3_file* f) { return *reinterpret_cast<WalFile*>(f); }
@@ -33,10 +34,10 @@ WalFile& self(sqlite3_file* f) { return *reinterpret_cast<WalFile*>(f); }
 // Writes what is gathered. On failure the bytes are dropped: SQLite fails the transaction
 // they belong to and rolls it back; nothing of it was published.
 int flush(WalFile& w) {
-  if (w.gathered == nullptr || w.gathered->empty()) return SQLITE_OK;
-  int rc = w.real->pMethods->xWrite(w.real, w.gathered->data(),
-                                    static_cast<int>(w.gathered->size()), w.start);
-  w.gathered->clear();
+  if (w.gathered.empty()) return SQLITE_OK;
+  int rc = w.real->pMethods->xWrite(w.real, w.gathered.data(), static_cast<int>(w.gathered.size()),
+                                    w.start);
+  w.gathered.clear();
   return rc;
 }
 
@@ -44,8 +45,7 @@ int walClose(sqlite3_file* f) {
   WalFile& w = self(f);
   int rc = flush(w);
   int closed = w.real->pMethods->xClose(w.real);
-  delete w.gathered;
-  w.gathered = nullptr;
+  std::destroy_at(&w);
   return rc != SQLITE_OK ? rc : closed;
 }
 
@@ -57,14 +57,10 @@ int walRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
 
 int walWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   WalFile& w = self(f);
-  if (w.gathered == nullptr) {
-    w.gathered = new (std::nothrow) std::vector<char>();
-    if (w.gathered == nullptr) return SQLITE_IOERR_NOMEM;
-  }
   auto size = static_cast<std::size_t>(amount);
   bool contiguous =
-      !w.gathered->empty() && offset == w.start + static_cast<sqlite3_int64>(w.gathered->size());
-  if (!contiguous || w.gathered->size() + size > kMaxGathered) {
+      !w.gathered.empty() && offset == w.start + static_cast<sqlite3_int64>(w.gathered.size());
+  if (!contiguous || w.gathered.size() + size > kMaxGathered) {
     if (int rc = flush(w); rc != SQLITE_OK) return rc;
     if (size > kMaxGathered) return w.real->pMethods->xWrite(w.real, data, amount, offset);
     w.start = offset;
@@ -79,7 +75,7 @@ int walWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset
   }
   try {
     const auto* bytes = static_cast<const char*>(data);
-    w.gathered->insert(w.gathered->end(), bytes, bytes + size);
+    w.gathered.insert(w.gathered.end(), bytes, bytes + size);
   } catch (const std::bad_alloc&) {
     int rc = flush(w);
     if (rc != SQLITE_OK) return rc;
@@ -160,6 +156,8 @@ int vfsOpen(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flag
   int rc = base()->xOpen(base(), name, w->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     if (w->real->pMethods != nullptr) w->real->pMethods->xClose(w->real);
+    std::destroy_at(w);
+    file->pMethods = nullptr;
     return rc;
   }
   w->file.pMethods = &kWalMethods;
