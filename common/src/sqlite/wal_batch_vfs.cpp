@@ -150,7 +150,7 @@ int vfsOpen(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flag
     // Not a WAL: the default VFS's file, in place (our allocation is larger than it needs).
     return base()->xOpen(base(), name, file, flags, out_flags);
   }
-  auto* w = new (file) WalFile{};
+  WalFile* w = std::construct_at(reinterpret_cast<WalFile*>(file));
   w->file.pMethods = nullptr;  // until the real file is open: SQLite then calls no xClose
   w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + sizeof(WalFile));
   int rc = base()->xOpen(base(), name, w->real, flags, out_flags);
