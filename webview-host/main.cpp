@@ -10,6 +10,7 @@
 
 #include "kiosk/control_server.h"
 #include "kiosk/kiosk.h"
+#include "kiosk/sandbox_check.h"
 #include "kiosk/startup.h"
 #include "log/log.h"
 #include "version/version.h"
@@ -96,6 +97,30 @@ int main(int argc, char** argv) {
   // loads Mesa (EGL, swrast, LLVM: ~40 ms of CPU) before the view can start its processes;
   // without it, WebKit loads Mesa later, while the web process starts. Same rule as GDK_GL.
   if (!options.hardware_acceleration) g_setenv("WEBKIT_DISABLE_DMABUF_RENDERER", "1", FALSE);
+  if (options.sandbox) {
+    // A run before this one could not set up WebKit's sandbox: check it before showing
+    // anything, and wait without web views while it fails (kiosk/sandbox_check.h). Else
+    // nothing is checked: a failure is diagnosed when WebKit reports it.
+    const auto marker = fleetlet::webview::sandboxFailureMarker(state_dir);
+    std::error_code marker_ec;
+    if (std::filesystem::exists(marker, marker_ec)) {
+      auto recheck = [marker]() -> std::optional<std::string> {
+        auto why = fleetlet::webview::checkSandbox();
+        std::error_code remove_ec;
+        if (!why) std::filesystem::remove(marker, remove_ec);
+        return why;
+      };
+      if (auto why = recheck()) {
+        spdlog::error("{}; checking again every {} s", *why,
+                      options.sandbox_recheck_interval.count() / 1000);
+        options.sandbox_error = std::move(*why);
+        options.sandbox_recheck = recheck;
+      } else {
+        spdlog::info("the web process sandbox can be set up again");
+      }
+    }
+    fleetlet::webview::exitClearlyWhenTheSandboxFails(marker);
+  }
   fleetlet::webview::startWithKioskTheme();  // GTK's own once a page is up (startup.h)
   if (!gtk_init_check(&argc, &argv)) {
     std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
