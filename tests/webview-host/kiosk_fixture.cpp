@@ -191,17 +191,29 @@ Result<KioskProcess> KioskProcess::start(
     const std::string& display, const fs::path& dir,
     const std::vector<std::pair<std::string, std::string>>& apps,
     std::vector<std::string> extra_args) {
+  return start(display, dir, apps, KioskStart{.extra_args = std::move(extra_args)});
+}
+
+Result<KioskProcess> KioskProcess::start(
+    const std::string& display, const fs::path& dir,
+    const std::vector<std::pair<std::string, std::string>>& apps, KioskStart how) {
   const fs::path socket = dir / "control.sock";
   const fs::path log = dir / "kiosk.log";
   SpawnOptions options;
-  options.argv = {FLEETLET_WEBVIEW_PATH,    "--socket", socket.string(), "--state-dir",
-                  (dir / "state").string(), "--window", "1024x600"};
+  options.argv = std::move(how.wrapper);
+  for (std::string arg : {std::string(FLEETLET_WEBVIEW_PATH), std::string("--socket"),
+                          socket.string(), std::string("--state-dir"), (dir / "state").string(),
+                          std::string("--window"), std::string("1024x600")}) {
+    options.argv.push_back(std::move(arg));
+  }
   for (const auto& [name, bundle] : apps) {
     options.argv.push_back("--app");
     options.argv.push_back(name + "=" + bundle);
   }
-  for (auto& arg : extra_args) options.argv.push_back(std::move(arg));
-  options.env = {{"DISPLAY", display}};
+  for (auto& arg : how.extra_args) options.argv.push_back(std::move(arg));
+  options.env = std::move(how.env);
+  options.env["DISPLAY"] = display;
+  options.env[kKioskTag] = dir.string();
   options.stdout_path = log;
   options.stderr_path = log;
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess process, ChildProcess::spawn(options));
@@ -276,6 +288,37 @@ Result<Image> KioskProcess::screenshot(const std::string& app) const {
 }
 
 std::string KioskProcess::log() const { return readFile(log_); }
+
+std::optional<ExitStatus> KioskProcess::waitEnded(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (auto ended = process_.poll()) return ended;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value) {
+  const std::string wanted = std::string(variable) + "=" + std::string(value);
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string s = entry.path().filename().string();
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) continue;
+    const std::string environ = readFile(entry.path() / "environ");
+    size_t at = 0;
+    while (at < environ.size()) {
+      size_t end = environ.find('\0', at);
+      if (end == std::string::npos) end = environ.size();
+      if (std::string_view(environ).substr(at, end - at) == wanted) {
+        out.push_back(std::stoi(s));
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  return out;
+}
 
 std::vector<pid_t> KioskProcess::webProcesses() const { return webProcessesBelow(pid()); }
 

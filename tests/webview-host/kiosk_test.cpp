@@ -24,6 +24,7 @@ namespace {
 using bundle::testing::file;
 using bundle::testing::makeTar;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -560,6 +561,121 @@ TEST_F(KioskTest, SwitchesBetweenApps) {
   auto bad = kiosk_->control({{"cmd", "show"}, {"app", "../x"}});
   ASSERT_TRUE(bad);
   EXPECT_EQ((*bad)["code"], "ERR_BAD_REQUEST");
+}
+
+// WebKit's web process sandbox (bubblewrap) cannot be set up. Each case provokes it for the
+// kiosk's own processes only: no node setting changes.
+class KioskSandboxTest : public KioskTest {
+ protected:
+  // Starts a kiosk under `how` in `dir` with no app, hands it one, and expects it to end
+  // with exit code 3 having logged `says`, leaving its explanation in the state directory
+  // and no process behind (WebKit's network process and bubblewrap included).
+  void expectExitSaying(const fs::path& dir, KioskStart how, const std::vector<std::string>& says) {
+    const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
+    auto kiosk = KioskProcess::start(sharedXvfb()->display(), dir, {}, std::move(how));
+    ASSERT_TRUE(kiosk) << kiosk.error().describe();
+    (void)kiosk->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
+    auto ended = kiosk->waitEnded(20s);
+    ASSERT_TRUE(ended) << "the kiosk still runs:\n" << kiosk->log();
+    EXPECT_EQ(ended->exit_code, 3) << ended->describe() << "\n" << kiosk->log();
+    const std::string log = kiosk->log();
+    for (const auto& text : says) EXPECT_THAT(log, HasSubstr(text));
+    EXPECT_THAT(log, Not(HasSubstr("ERROR **"))) << "GLib's abort, not the kiosk's message";
+    std::ifstream marker(dir / "state" / "sandbox-failure");
+    std::string explained((std::istreambuf_iterator<char>(marker)), {});
+    EXPECT_THAT(explained, HasSubstr(says.front()));
+    // WebKit's network process notices the kiosk's end on its own, within a second or so.
+    std::vector<pid_t> left;
+    for (int i = 0; i < 250; ++i) {
+      left = processesWithEnv(KioskProcess::kKioskTag, dir.string());
+      if (left.empty()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(left.empty()) << left.size() << " process(es) of the kiosk left, e.g. pid "
+                              << left.front();
+  }
+
+  static bool have(const char* program) {
+    return fs::exists(fs::path("/usr/bin") / program) || fs::exists(fs::path("/bin") / program);
+  }
+};
+
+// The kiosk as root without CAP_SYS_ADMIN (a container, a service unit without it): it says
+// so and exits; started again it waits without web views, reporting why through its control
+// socket, instead of crashing on every app; once the capability is back it shows the app.
+TEST_F(KioskSandboxTest, WithoutCapSysAdminItSaysWhichCapabilityAndWaitsInsteadOfCrashLooping) {
+  if (!have("setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  const fs::path dir = tmp_->path();
+  const KioskStart without{
+      .wrapper = {"setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"}};
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      dir, without,
+      {"WebKit's web process sandbox (bubblewrap, /usr/bin/bwrap) cannot be set up (bwrap: "
+       "Creating new namespace failed: Operation not permitted): the kiosk runs as root without "
+       "CAP_SYS_ADMIN",
+       "Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"}));
+
+  // Started again, still without the capability: up and answering, no web view, no crash.
+  auto again = KioskProcess::start(sharedXvfb()->display(), dir, {}, without);
+  ASSERT_TRUE(again) << again.error().describe();
+  kiosk_.emplace(std::move(*again));
+  const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
+  auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
+  ASSERT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());
+  auto list = kiosk_->control({{"cmd", "list"}});
+  ASSERT_TRUE(list);
+  EXPECT_THAT((*list)["error"].get<std::string>(), HasSubstr("without CAP_SYS_ADMIN"));
+  auto status = kiosk_->status("red");
+  ASSERT_TRUE(status);
+  EXPECT_EQ((*status)["loadState"], "failed");
+  EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(),
+              HasSubstr("Fix: give the kiosk CAP_SYS_ADMIN"));
+  auto refused = kiosk_->control({{"cmd", "load"}, {"app", "bad"}, {"dir", "/nonexistent"}});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ((*refused)["code"], "ERR_BAD_REQUEST");  // bundles are still checked
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_FALSE(kiosk_->waitEnded(0ms)) << "the kiosk ended while waiting for the sandbox";
+  EXPECT_TRUE(processesBelow(kiosk_->pid(), "bwrap").empty());
+  EXPECT_TRUE(kiosk_->webProcesses().empty());
+  EXPECT_THAT(kiosk_->log(), HasSubstr("checking again every 30 s"));
+  kiosk_.reset();
+
+  // With the capability: the start checks once, finds it working and shows the app.
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"red", app.string()}}));
+  EXPECT_TRUE(loaded(waitLoaded("red")));
+  EXPECT_THAT(kiosk_->log(), HasSubstr("the web process sandbox can be set up again"));
+  EXPECT_FALSE(fs::exists(dir / "state" / "sandbox-failure"));
+  EXPECT_TRUE((*kiosk_->control({{"cmd", "list"}}))["error"].is_null());
+}
+
+// An unprivileged kiosk where user namespaces are off (user.max_user_namespaces = 0, set in a
+// user namespace of the test's own): the sysctl is named.
+TEST_F(KioskSandboxTest, WithoutUserNamespacesAnUnprivilegedKioskNamesTheSysctl) {
+  // uid 65534 reaches the bundles (0755/0644 below the store) and a directory of its own.
+  fs::permissions(tmp_->path(), fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+  const fs::path dir = tmp_->path() / "nobody";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::all);
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      dir, {.wrapper = {WITHOUT_USER_NAMESPACES_PATH}, .env = {{"HOME", dir.string()}}},
+      {"cannot be set up (bwrap: Creating new namespace failed: nesting depth or "
+       "/proc/sys/user/max_*_namespaces exceeded (ENOSPC)): the kiosk runs as uid 65534, so "
+       "bubblewrap needs an unprivileged user namespace, and user.max_user_namespaces is 0",
+       "Fix: allow user namespaces (sysctl -w user.max_user_namespaces="}));
+}
+
+// bubblewrap not installed (hidden by an empty /usr/bin in a mount namespace of the kiosk's
+// own).
+TEST_F(KioskSandboxTest, WithoutBubblewrapItSaysToInstallIt) {
+  if (!have("unshare")) GTEST_SKIP() << "unshare (util-linux) is not installed";
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      tmp_->path(),
+      {.wrapper = {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   "mount -t tmpfs none /usr/bin && exec \"$0\" \"$@\""}},
+      {"cannot be set up: bubblewrap is not installed (/usr/bin/bwrap is missing). Fix: install "
+       "it (apt-get install bubblewrap)"}));
 }
 
 }  // namespace
