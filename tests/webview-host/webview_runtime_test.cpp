@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include "agent/bundle/archive_builder.h"
@@ -348,6 +350,56 @@ TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {
   EXPECT_TRUE(std::ranges::any_of(all, [](const std::string& e) {
     return e.starts_with(" kiosk-exited killed by signal 9");
   })) << ::testing::PrintToString(all);
+}
+
+// A kiosk whose sandbox cannot be set up (run without CAP_SYS_ADMIN, as in a container that
+// withholds it): fleetletd's side sees one exit, then the kiosk's reason on every app and as
+// one event, not a crash loop; with the capability back, the apps run.
+TEST_F(WebviewRuntimeTest, AKioskWithoutItsSandboxReportsWhyOnEveryAppInsteadOfCrashLooping) {
+  if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  const fs::path wrapper = tmp_->path() / "kiosk.sh";
+  auto writeWrapper = [&](const std::string& prefix) {
+    std::ofstream(wrapper, std::ios::trunc)
+        << "#!/bin/sh\nexec " << prefix << FLEETLET_WEBVIEW_PATH << " \"$@\"\n";
+    fs::permissions(wrapper, fs::perms::owner_all);
+  };
+  writeWrapper("setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin ");
+  runtime_.reset();
+  options_.binary = wrapper;
+  runtime_.emplace(options_);
+  apply({{"ui", bundleOf("ui", "rgb(255,0,0)")}});
+  auto s = waitFor(
+      "ui",
+      [](const WebviewAppStatus& st) {
+        return st.state == "backoff" && st.message.find("CAP_SYS_ADMIN") != std::string::npos;
+      },
+      30s);
+  ASSERT_EQ(s.state, "backoff") << s.message;
+  EXPECT_THAT(s.message, HasSubstr("WebKit's web process sandbox (bubblewrap, /usr/bin/bwrap) "
+                                   "cannot be set up"));
+  EXPECT_THAT(s.message, HasSubstr("Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"));
+  std::this_thread::sleep_for(3s);  // no further exit meanwhile
+  auto count = [&](const std::string& prefix) {
+    auto all = events();
+    return std::ranges::count_if(all, [&](const std::string& e) { return e.starts_with(prefix); });
+  };
+  EXPECT_EQ(count(" kiosk-exited exit code 3"), 1) << ::testing::PrintToString(events());
+  EXPECT_EQ(count(" kiosk-started"), 2) << ::testing::PrintToString(events());
+  EXPECT_EQ(count(" error the kiosk cannot show apps: WebKit's web process sandbox"), 1)
+      << ::testing::PrintToString(events());
+  EXPECT_EQ(runtime_->app("ui")->state, "backoff");
+
+  // The capability back (and the kiosk started again): the app runs, the reason is gone.
+  writeWrapper("");
+  auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosk.size(), 1u);
+  ::kill(kiosk[0], SIGTERM);
+  s = waitFor("ui", running, 30s);
+  EXPECT_EQ(s.state, "running") << s.message;
+  EXPECT_EQ(s.message, "");
+  EXPECT_EQ(count(" recovered the kiosk shows apps again"), 1)
+      << ::testing::PrintToString(events());
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
 }
 
 }  // namespace
