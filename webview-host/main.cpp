@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
                  "beside the binary, else /usr/lib/fleetlet/webview-extensions]");
   CLI11_PARSE(cli, argc, argv);
   if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
-    std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
+    (void)std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
     return 2;
   }
 
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   if (!window.empty()) {
     if (std::sscanf(window.c_str(), "%dx%d", &options.width, &options.height) != 2 ||
         options.width <= 0 || options.height <= 0) {
-      std::fprintf(stderr, "fleetlet-webview: --window \"%s\" is not WxH\n", window.c_str());
+      (void)std::fprintf(stderr, "fleetlet-webview: --window \"%s\" is not WxH\n", window.c_str());
       return 2;
     }
     options.fullscreen = false;
@@ -123,8 +123,8 @@ int main(int argc, char** argv) {
   }
   fleetlet::webview::startWithKioskTheme();  // GTK's own once a page is up (startup.h)
   if (!gtk_init_check(&argc, &argv)) {
-    std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
-                 g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
+    (void)std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
+                       g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
     return 1;
   }
   fleetlet::webview::settleKioskTheme();
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   for (const auto& app : apps) {
     auto eq = app.find('=');
     if (eq == std::string::npos) {
-      std::fprintf(stderr, "fleetlet-webview: --app \"%s\" is not NAME=DIR\n", app.c_str());
+      (void)std::fprintf(stderr, "fleetlet-webview: --app \"%s\" is not NAME=DIR\n", app.c_str());
       return 2;
     }
     fleetlet::webview::AppSpec spec{app.substr(0, eq), app.substr(eq + 1), {}};
