@@ -38,6 +38,8 @@ class Xvfb {
 // One Xvfb per test binary, started on first use (nullopt when Xvfb is missing or will not
 // start); stopped at exit.
 std::optional<Xvfb>& sharedXvfb();
+// sharedXvfb()'s display (":150"); empty when there is none.
+std::string sharedDisplay();
 
 // Moves the pointer of `display` to (x, y) and reports whether the cursor shown there is
 // invisible (every pixel of XFixes' cursor image fully transparent).

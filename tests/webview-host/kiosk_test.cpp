@@ -39,10 +39,10 @@ class KioskTest : public ::testing::Test {
     ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("kiosk-test");
     ASSERT_TRUE(t) << t.error().describe();
-    tmp_.emplace(std::move(*t));
+    tmp_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*t));
     bundle::StoreOptions options;
     options.root = tmp_->path() / "bundles";
-    store_.emplace(options);
+    store_ = std::make_unique<bundle::BundleStore>(options);
   }
 
   void TearDown() override {
@@ -60,9 +60,9 @@ class KioskTest : public ::testing::Test {
 
   void startKiosk(const std::vector<std::pair<std::string, std::string>>& apps,
                   std::vector<std::string> extra = {}) {
-    auto kiosk = KioskProcess::start(sharedXvfb()->display(), tmp_->path(), apps, std::move(extra));
+    auto kiosk = KioskProcess::start(sharedDisplay(), tmp_->path(), apps, std::move(extra));
     ASSERT_TRUE(kiosk) << kiosk.error().describe();
-    kiosk_.emplace(std::move(*kiosk));
+    kiosk_ = std::make_unique<KioskProcess>(std::move(*kiosk));
   }
 
   Json waitLoaded(const std::string& app, std::chrono::milliseconds timeout = 20s) {
@@ -75,9 +75,10 @@ class KioskTest : public ::testing::Test {
     return image ? *image : Image{};
   }
 
-  std::optional<fleetlet::testing::TempDir> tmp_;
-  std::optional<bundle::BundleStore> store_;
-  std::optional<KioskProcess> kiosk_;
+  // unique_ptr, not optional: set in SetUp (or asserted), never empty where used.
+  std::unique_ptr<fleetlet::testing::TempDir> tmp_;
+  std::unique_ptr<bundle::BundleStore> store_;
+  std::unique_ptr<KioskProcess> kiosk_;
 };
 
 TEST_F(KioskTest, ShowsTheBundlesColourAndTextWithWindowAxBeforeTheFirstScript) {
@@ -233,8 +234,8 @@ window.addEventListener('load', () => requestAnimationFrame(() => requestAnimati
   // Not while the spare's process is still being launched: WebKit's UI process aborts when a
   // sandboxed process it launches dies before it has sent its pid (readPIDFromPeer).
   std::this_thread::sleep_for(500ms);
-  auto serving = oldestProcess(pids);
-  ASSERT_TRUE(serving);
+  const std::optional<pid_t> serving = oldestProcess(pids);
+  if (!serving.has_value()) FAIL() << "no WebKitWebProcess below the kiosk";
   const auto killed_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
@@ -282,6 +283,7 @@ TEST_F(KioskTest, RetriesTheStartPageAfterALoadFailure) {
   int port = 0;
   {
     UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(fd);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -344,14 +346,14 @@ document.title = 'v2 found ' + localStorage.getItem('counter');
 // The pointer over the kiosk shows no cursor; over the bare X root (before the kiosk) it does,
 // so the check can fail.
 TEST_F(KioskTest, HidesTheCursor) {
-  auto bare = cursorHiddenAt(sharedXvfb()->display(), 500, 300);
+  auto bare = cursorHiddenAt(sharedDisplay(), 500, 300);
   ASSERT_TRUE(bare) << bare.error().describe();
   EXPECT_FALSE(*bare) << "the X root's cursor should be visible";
   auto dir = install(makeTar({file("index.html", colourPage("rgb(0,0,0)"))}), "cursor");
   ASSERT_NO_FATAL_FAILURE(startKiosk({{"cursor", dir.string()}}));
   ASSERT_TRUE(loaded(waitLoaded("cursor")));
   for (auto [x, y] : {std::pair{500, 300}, std::pair{150, 150}, std::pair{450, 130}}) {
-    auto hidden = cursorHiddenAt(sharedXvfb()->display(), x, y);
+    auto hidden = cursorHiddenAt(sharedDisplay(), x, y);
     ASSERT_TRUE(hidden) << hidden.error().describe();
     EXPECT_TRUE(*hidden) << "a visible cursor at " << x << "," << y;
   }
@@ -572,11 +574,11 @@ class KioskSandboxTest : public KioskTest {
   // and no process behind (WebKit's network process and bubblewrap included).
   void expectExitSaying(const fs::path& dir, KioskStart how, const std::vector<std::string>& says) {
     const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
-    auto kiosk = KioskProcess::start(sharedXvfb()->display(), dir, {}, std::move(how));
+    auto kiosk = KioskProcess::start(sharedDisplay(), dir, {}, std::move(how));
     ASSERT_TRUE(kiosk) << kiosk.error().describe();
     (void)kiosk->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
     auto ended = kiosk->waitEnded(20s);
-    ASSERT_TRUE(ended) << "the kiosk still runs:\n" << kiosk->log();
+    if (!ended.has_value()) FAIL() << "the kiosk still runs:\n" << kiosk->log();
     EXPECT_EQ(ended->exit_code, 3) << ended->describe() << "\n" << kiosk->log();
     const std::string log = kiosk->log();
     for (const auto& text : says) EXPECT_THAT(log, HasSubstr(text));
@@ -616,9 +618,9 @@ TEST_F(KioskSandboxTest, WithoutCapSysAdminItSaysWhichCapabilityAndWaitsInsteadO
        "Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"}));
 
   // Started again, still without the capability: up and answering, no web view, no crash.
-  auto again = KioskProcess::start(sharedXvfb()->display(), dir, {}, without);
+  auto again = KioskProcess::start(sharedDisplay(), dir, {}, without);
   ASSERT_TRUE(again) << again.error().describe();
-  kiosk_.emplace(std::move(*again));
+  kiosk_ = std::make_unique<KioskProcess>(std::move(*again));
   const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
   auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
   ASSERT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());

@@ -29,7 +29,7 @@ bool writeFile(const std::string& path, const std::string& text) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: without_user_namespaces PROGRAM [ARGS...]\n");
+    (void)std::fprintf(stderr, "usage: without_user_namespaces PROGRAM [ARGS...]\n");
     return 2;
   }
   int ready[2];
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   char byte = 0;
   if (child == 0) {
     if (::unshare(CLONE_NEWUSER) != 0) {
-      std::fprintf(stderr, "unshare(CLONE_NEWUSER): %s\n", std::strerror(errno));
+      (void)std::fprintf(stderr, "unshare(CLONE_NEWUSER): %s\n", std::strerror(errno));
       ::_exit(1);
     }
     (void)::write(ready[1], "x", 1);
@@ -48,17 +48,17 @@ int main(int argc, char** argv) {
     // Root of the new namespace until the uid changes below: the limit is set for it.
     if (!writeFile("/proc/sys/user/max_user_namespaces", "0") || ::setgroups(0, nullptr) != 0 ||
         ::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) {
-      std::fprintf(stderr, "set up the namespace: %s\n", std::strerror(errno));
+      (void)std::fprintf(stderr, "set up the namespace: %s\n", std::strerror(errno));
       ::_exit(1);
     }
     ::execv(argv[1], argv + 1);
-    std::fprintf(stderr, "exec %s: %s\n", argv[1], std::strerror(errno));
+    (void)std::fprintf(stderr, "exec %s: %s\n", argv[1], std::strerror(errno));
     ::_exit(127);
   }
   if (::read(ready[0], &byte, 1) != 1) return 1;
   const std::string proc = "/proc/" + std::to_string(child);
   if (!writeFile(proc + "/uid_map", "0 0 65536") || !writeFile(proc + "/gid_map", "0 0 65536")) {
-    std::fprintf(stderr, "write the uid/gid maps of %d: %s\n", child, std::strerror(errno));
+    (void)std::fprintf(stderr, "write the uid/gid maps of %d: %s\n", child, std::strerror(errno));
     ::kill(child, SIGKILL);
   }
   (void)::write(go[1], "x", 1);
