@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   cli.add_option("--extensions-dir", extensions_dir,
                  "the web process extension's directory (memory use per app) [webview-extensions "
                  "beside the binary, else /usr/lib/fleetlet/webview-extensions]");
+  int sandbox_recheck_ms = 30000;
+  cli.add_option("--sandbox-recheck-ms", sandbox_recheck_ms,
+                 "while WebKit's sandbox cannot be set up, check it this often")
+      ->check(CLI::Range(100, 3600000));
   CLI11_PARSE(cli, argc, argv);
   if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
     (void)std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
@@ -98,26 +102,14 @@ int main(int argc, char** argv) {
   // without it, WebKit loads Mesa later, while the web process starts. Same rule as GDK_GL.
   if (!options.hardware_acceleration) g_setenv("WEBKIT_DISABLE_DMABUF_RENDERER", "1", FALSE);
   if (options.sandbox) {
-    // A run before this one could not set up WebKit's sandbox: check it before showing
-    // anything, and wait without web views while it fails (kiosk/sandbox_check.h). Else
-    // nothing is checked: a failure is diagnosed when WebKit reports it.
+    // Only a run before this one that could not set up WebKit's sandbox makes this start
+    // check it; while it fails, the kiosk waits without web views (kiosk/sandbox_check.h).
     const auto marker = fleetlet::webview::sandboxFailureMarker(state_dir);
-    std::error_code marker_ec;
-    if (std::filesystem::exists(marker, marker_ec)) {
-      auto recheck = [marker]() -> std::optional<std::string> {
-        auto why = fleetlet::webview::checkSandbox();
-        std::error_code remove_ec;
-        if (!why) std::filesystem::remove(marker, remove_ec);
-        return why;
-      };
-      if (auto why = recheck()) {
-        spdlog::error("{}; checking again every {} s", *why,
-                      options.sandbox_recheck_interval.count() / 1000);
-        options.sandbox_error = std::move(*why);
-        options.sandbox_recheck = recheck;
-      } else {
-        spdlog::info("the web process sandbox can be set up again");
-      }
+    options.sandbox_recheck_interval = std::chrono::milliseconds(sandbox_recheck_ms);
+    if (auto why = fleetlet::webview::sandboxStillFailing(marker)) {
+      spdlog::error("{}; checking again every {} ms", *why, sandbox_recheck_ms);
+      options.sandbox_error = std::move(*why);
+      options.sandbox_recheck = [marker] { return fleetlet::webview::sandboxStillFailing(marker); };
     }
     fleetlet::webview::exitClearlyWhenTheSandboxFails(marker);
   }

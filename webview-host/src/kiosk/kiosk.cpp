@@ -103,8 +103,7 @@ void Kiosk::recheckSandbox() {
     sandbox_error_ = std::move(*why);
     return;
   }
-  spdlog::info("the web process sandbox can be set up now: loading {} waiting app(s)",
-               waiting_.size());
+  spdlog::info("loading the {} app(s) that waited for the sandbox", waiting_.size());
   sandbox_error_.clear();
   auto waiting = std::move(waiting_);
   waiting_.clear();

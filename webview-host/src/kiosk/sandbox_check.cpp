@@ -110,6 +110,17 @@ std::optional<std::string> checkSandbox() {
   return explainSandboxFailure(facts, "");
 }
 
+std::optional<std::string> sandboxStillFailing(const fs::path& marker) {
+  std::error_code ec;
+  if (!fs::exists(marker, ec)) return std::nullopt;
+  auto why = checkSandbox();
+  if (!why) {
+    fs::remove(marker, ec);
+    spdlog::info("the web process sandbox can be set up again");
+  }
+  return why;
+}
+
 void exitClearlyWhenTheSandboxFails(fs::path marker) {
   markerPath() = std::move(marker);
   g_log_set_writer_func(&writeLog, nullptr, nullptr);

@@ -12,8 +12,8 @@
 //   message on to GLib's default writer.
 // - The next start sees the marker and checks the sandbox first (checkSandbox); while it
 //   fails, the kiosk runs without web views and reports the explanation through its control
-//   socket (Kiosk, KioskOptions::sandbox_error), checking again every 30 s. So a node without
-//   namespaces gets one exit, not a crash loop.
+//   socket (Kiosk, KioskOptions::sandbox_error), checking again every 30 s
+//   (--sandbox-recheck-ms). So a node without namespaces gets one exit, not a crash loop.
 //
 // Threads: the writer runs on whichever thread logs (WebKit's launcher: the main thread).
 
@@ -37,6 +37,10 @@ SandboxFacts gatherSandboxFacts();
 
 // nullopt when a sandbox can be set up now, else the explanation.
 std::optional<std::string> checkSandbox();
+
+// With the `marker` of a failed run: checkSandbox(), and the marker removed when the sandbox
+// works. Without one, nullopt and nothing checked (one stat: the normal start).
+std::optional<std::string> sandboxStillFailing(const std::filesystem::path& marker);
 
 // Installs the GLib log writer above (once per process, before gtk_init). `marker` is
 // written when it fires.
