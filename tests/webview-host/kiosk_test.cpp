@@ -598,6 +598,25 @@ class KioskSandboxTest : public KioskTest {
                               << left.front();
   }
 
+  // Starts the kiosk again under `how` in `dir` (kiosk_), hands it app "red" and expects it
+  // to wait for the sandbox: the load accepted, the app "failed" with a reason saying `why`.
+  // Returns the bundle directory.
+  fs::path expectWaiting(const fs::path& dir, const KioskStart& how, const std::string& why) {
+    auto again = KioskProcess::start(sharedDisplay(), dir, {}, how);
+    EXPECT_TRUE(again) << again.error().describe();
+    if (!again) return {};
+    kiosk_ = std::make_unique<KioskProcess>(std::move(*again));
+    const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
+    auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
+    EXPECT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());
+    auto status = kiosk_->status("red");
+    EXPECT_TRUE(status) << status.error().describe();
+    if (!status) return app;
+    EXPECT_EQ((*status)["loadState"], "failed");
+    EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(), HasSubstr(why));
+    return app;
+  }
+
   static bool have(const char* program) {
     return fs::exists(fs::path("/usr/bin") / program) || fs::exists(fs::path("/bin") / program);
   }
@@ -619,20 +638,11 @@ TEST_F(KioskSandboxTest, WithoutCapSysAdminItSaysWhichCapabilityAndWaitsInsteadO
        "Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"}));
 
   // Started again, still without the capability: up and answering, no web view, no crash.
-  auto again = KioskProcess::start(sharedDisplay(), dir, {}, without);
-  ASSERT_TRUE(again) << again.error().describe();
-  kiosk_ = std::make_unique<KioskProcess>(std::move(*again));
-  const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
-  auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
-  ASSERT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());
+  const fs::path app = expectWaiting(dir, without, "Fix: give the kiosk CAP_SYS_ADMIN");
+  ASSERT_FALSE(HasFailure());
   auto list = kiosk_->control({{"cmd", "list"}});
   ASSERT_TRUE(list);
   EXPECT_THAT((*list)["error"].get<std::string>(), HasSubstr("without CAP_SYS_ADMIN"));
-  auto status = kiosk_->status("red");
-  ASSERT_TRUE(status);
-  EXPECT_EQ((*status)["loadState"], "failed");
-  EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(),
-              HasSubstr("Fix: give the kiosk CAP_SYS_ADMIN"));
   auto refused = kiosk_->control({{"cmd", "load"}, {"app", "bad"}, {"dir", "/nonexistent"}});
   ASSERT_TRUE(refused);
   EXPECT_EQ((*refused)["code"], "ERR_BAD_REQUEST");  // bundles are still checked
@@ -675,18 +685,10 @@ TEST_F(KioskSandboxTest,
   const KioskStart again{.extra_args = {"--sandbox-recheck-ms", "300"},
                          .wrapper = {WITHOUT_USER_NAMESPACES_PATH},
                          .env = {{"HOME", dir.string()}}};
-  auto waiting = KioskProcess::start(sharedDisplay(), dir, {}, again);
-  ASSERT_TRUE(waiting) << waiting.error().describe();
-  kiosk_ = std::make_unique<KioskProcess>(std::move(*waiting));
-  const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
-  auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
-  ASSERT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());
-  std::this_thread::sleep_for(1s);  // three checks, all failing
-  auto status = kiosk_->status("red");
-  ASSERT_TRUE(status);
-  EXPECT_EQ((*status)["loadState"], "failed");
-  EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(),
-              HasSubstr("user.max_user_namespaces is 0"));
+  expectWaiting(dir, again, "user.max_user_namespaces is 0");
+  ASSERT_FALSE(HasFailure());
+  std::this_thread::sleep_for(1s);  // three more checks, all failing
+  EXPECT_EQ(kiosk_->status("red").value_or(Json{})["loadState"], "failed");
   const auto kiosks = processesBelow(kiosk_->pid(), "fleetlet-webvie");
   ASSERT_EQ(kiosks.size(), 1u);
   auto allowed = runCommand({"nsenter", "--user", "--target", std::to_string(kiosks[0]), "sh", "-c",
