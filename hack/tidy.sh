@@ -11,7 +11,7 @@ Usage: hack/tidy.sh [--changed [REV]] [-j N] [FILE...]
 
 Runs clang-tidy-19 (checks: .clang-tidy at the repository root) over fleetlet's own
 translation units: the tracked *.cpp files under common/ agent/ cni/ stream-sidecar/ runtime-shim/
-blob-sidecar/ tests/. Generated protobuf code and build/ are never checked; headers are
+blob-sidecar/ webview-host/ tests/. Generated protobuf code and build/ are never checked; headers are
 checked through the .cpp files that include them (HeaderFilterRegex in .clang-tidy).
 
   hack/tidy.sh                      every translation unit (~10 s each on a busy 2-core box)
@@ -67,7 +67,7 @@ if [ ! -f "$BUILD_DIR/compile_commands.json" ]; then
   exit 2
 fi
 
-DIRS=(common agent cni stream-sidecar blob-sidecar runtime-shim tests)
+DIRS=(common agent cni stream-sidecar blob-sidecar runtime-shim webview-host tests)
 own() { grep -E "^($(IFS='|'; echo "${DIRS[*]}"))/" | grep -vE '(^|/)build/|\.pb\.(cc|h)$' || true; }
 
 # Maps a list of paths (stdin) to translation units: .cpp files stay, a .h becomes one .cpp that

@@ -10,6 +10,7 @@
 
 #include "kiosk/control_server.h"
 #include "kiosk/kiosk.h"
+#include "kiosk/sandbox_check.h"
 #include "kiosk/startup.h"
 #include "log/log.h"
 #include "version/version.h"
@@ -52,9 +53,13 @@ int main(int argc, char** argv) {
   cli.add_option("--extensions-dir", extensions_dir,
                  "the web process extension's directory (memory use per app) [webview-extensions "
                  "beside the binary, else /usr/lib/fleetlet/webview-extensions]");
+  int sandbox_recheck_ms = 30000;
+  cli.add_option("--sandbox-recheck-ms", sandbox_recheck_ms,
+                 "while WebKit's sandbox cannot be set up, check it this often")
+      ->check(CLI::Range(100, 3600000));
   CLI11_PARSE(cli, argc, argv);
   if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
-    std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
+    (void)std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
     return 2;
   }
 
@@ -83,7 +88,7 @@ int main(int argc, char** argv) {
   if (!window.empty()) {
     if (std::sscanf(window.c_str(), "%dx%d", &options.width, &options.height) != 2 ||
         options.width <= 0 || options.height <= 0) {
-      std::fprintf(stderr, "fleetlet-webview: --window \"%s\" is not WxH\n", window.c_str());
+      (void)std::fprintf(stderr, "fleetlet-webview: --window \"%s\" is not WxH\n", window.c_str());
       return 2;
     }
     options.fullscreen = false;
@@ -96,10 +101,22 @@ int main(int argc, char** argv) {
   // loads Mesa (EGL, swrast, LLVM: ~40 ms of CPU) before the view can start its processes;
   // without it, WebKit loads Mesa later, while the web process starts. Same rule as GDK_GL.
   if (!options.hardware_acceleration) g_setenv("WEBKIT_DISABLE_DMABUF_RENDERER", "1", FALSE);
+  if (options.sandbox) {
+    // Only a run before this one that could not set up WebKit's sandbox makes this start
+    // check it; while it fails, the kiosk waits without web views (kiosk/sandbox_check.h).
+    const auto marker = fleetlet::webview::sandboxFailureMarker(state_dir);
+    options.sandbox_recheck_interval = std::chrono::milliseconds(sandbox_recheck_ms);
+    if (auto why = fleetlet::webview::sandboxStillFailing(marker)) {
+      spdlog::error("{}; checking again every {} ms", *why, sandbox_recheck_ms);
+      options.sandbox_error = std::move(*why);
+      options.sandbox_recheck = [marker] { return fleetlet::webview::sandboxStillFailing(marker); };
+    }
+    fleetlet::webview::exitClearlyWhenTheSandboxFails(marker);
+  }
   fleetlet::webview::startWithKioskTheme();  // GTK's own once a page is up (startup.h)
   if (!gtk_init_check(&argc, &argv)) {
-    std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
-                 g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
+    (void)std::fprintf(stderr, "fleetlet-webview: cannot open the display (DISPLAY=%s)\n",
+                       g_getenv("DISPLAY") != nullptr ? g_getenv("DISPLAY") : "");
     return 1;
   }
   fleetlet::webview::settleKioskTheme();
@@ -108,7 +125,7 @@ int main(int argc, char** argv) {
   for (const auto& app : apps) {
     auto eq = app.find('=');
     if (eq == std::string::npos) {
-      std::fprintf(stderr, "fleetlet-webview: --app \"%s\" is not NAME=DIR\n", app.c_str());
+      (void)std::fprintf(stderr, "fleetlet-webview: --app \"%s\" is not NAME=DIR\n", app.c_str());
       return 2;
     }
     fleetlet::webview::AppSpec spec{app.substr(0, eq), app.substr(eq + 1), {}};

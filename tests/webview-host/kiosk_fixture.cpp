@@ -26,9 +26,10 @@ namespace {
 // A connection to the kiosk's control socket; an invalid fd (errno set) when it is refused.
 UniqueFd connectTo(const fs::path& socket) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket.c_str());
+  (void)std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket.c_str());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int error = errno;
     fd.reset();  // closes: errno is restored below for the caller
@@ -105,8 +106,8 @@ Result<Image> Image::decodePng(const std::string& png) {
   const unsigned char* data = cairo_image_surface_get_data(surface);
   image.pixels_.resize(static_cast<size_t>(image.width_) * image.height_);
   for (int y = 0; y < image.height_; ++y) {
-    std::memcpy(&image.pixels_[static_cast<size_t>(y) * image.width_], data + y * stride,
-                static_cast<size_t>(image.width_) * 4);
+    std::memcpy(&image.pixels_[static_cast<size_t>(y) * image.width_],
+                data + static_cast<ptrdiff_t>(y) * stride, static_cast<size_t>(image.width_) * 4);
   }
   cairo_surface_destroy(surface);
   return image;
@@ -130,9 +131,9 @@ UnixHttpRecorder::UnixHttpRecorder(fs::path path) : path_(std::move(path)) {
   listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  (void)std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
   ::unlink(path_.c_str());
-  if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+  if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(listener_, 8) != 0) {
     ADD_FAILURE() << "listen on " << path_ << ": " << std::strerror(errno);
   }
@@ -162,8 +163,9 @@ void UnixHttpRecorder::serve() {
       ssize_t n = ::recv(conn.get(), buf, sizeof(buf), 0);
       if (n <= 0) break;
       data.append(buf, static_cast<size_t>(n));
-      if (head_end == std::string::npos &&
-          (head_end = data.find("\r\n\r\n")) != std::string::npos) {
+      if (head_end != std::string::npos) continue;
+      head_end = data.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
         std::string lower = data.substr(0, head_end);
         std::ranges::transform(lower, lower.begin(),
                                [](unsigned char c) { return std::tolower(c); });
@@ -178,7 +180,9 @@ void UnixHttpRecorder::serve() {
     line >> method >> target;
     {
       std::lock_guard lock(mu_);
-      requests_.push_back(method + " " + target + " " + data.substr(head_end + 4));
+      std::string request = method;
+      request.append(" ").append(target).append(" ").append(data.substr(head_end + 4));
+      requests_.push_back(std::move(request));
     }
     const std::string answer =
         "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
@@ -191,17 +195,29 @@ Result<KioskProcess> KioskProcess::start(
     const std::string& display, const fs::path& dir,
     const std::vector<std::pair<std::string, std::string>>& apps,
     std::vector<std::string> extra_args) {
+  return start(display, dir, apps, KioskStart{.extra_args = std::move(extra_args)});
+}
+
+Result<KioskProcess> KioskProcess::start(
+    const std::string& display, const fs::path& dir,
+    const std::vector<std::pair<std::string, std::string>>& apps, KioskStart how) {
   const fs::path socket = dir / "control.sock";
   const fs::path log = dir / "kiosk.log";
   SpawnOptions options;
-  options.argv = {FLEETLET_WEBVIEW_PATH,    "--socket", socket.string(), "--state-dir",
-                  (dir / "state").string(), "--window", "1024x600"};
+  options.argv = std::move(how.wrapper);
+  for (std::string arg : {std::string(FLEETLET_WEBVIEW_PATH), std::string("--socket"),
+                          socket.string(), std::string("--state-dir"), (dir / "state").string(),
+                          std::string("--window"), std::string("1024x600")}) {
+    options.argv.push_back(std::move(arg));
+  }
   for (const auto& [name, bundle] : apps) {
     options.argv.push_back("--app");
-    options.argv.push_back(name + "=" + bundle);
+    options.argv.push_back(fmt::format("{}={}", name, bundle));
   }
-  for (auto& arg : extra_args) options.argv.push_back(std::move(arg));
-  options.env = {{"DISPLAY", display}};
+  for (auto& arg : how.extra_args) options.argv.push_back(std::move(arg));
+  options.env = std::move(how.env);
+  options.env["DISPLAY"] = display;
+  options.env[kKioskTag] = dir.string();
   options.stdout_path = log;
   options.stderr_path = log;
   FLEETLET_ASSIGN_OR_RETURN(ChildProcess process, ChildProcess::spawn(options));
@@ -276,6 +292,37 @@ Result<Image> KioskProcess::screenshot(const std::string& app) const {
 }
 
 std::string KioskProcess::log() const { return readFile(log_); }
+
+std::optional<ExitStatus> KioskProcess::waitEnded(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (auto ended = process_.poll()) return ended;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value) {
+  const std::string wanted = std::string(variable) + "=" + std::string(value);
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string s = entry.path().filename().string();
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) continue;
+    const std::string environ = readFile(entry.path() / "environ");
+    size_t at = 0;
+    while (at < environ.size()) {
+      size_t end = environ.find('\0', at);
+      if (end == std::string::npos) end = environ.size();
+      if (std::string_view(environ).substr(at, end - at) == wanted) {
+        out.push_back(std::stoi(s));
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  return out;
+}
 
 std::vector<pid_t> KioskProcess::webProcesses() const { return webProcessesBelow(pid()); }
 
@@ -358,6 +405,11 @@ std::optional<Xvfb>& sharedXvfb() {
     return std::move(*started);
   }();
   return xvfb;
+}
+
+std::string sharedDisplay() {
+  const auto& xvfb = sharedXvfb();
+  return xvfb.has_value() ? xvfb->display() : std::string();
 }
 
 }  // namespace fleetlet::webview::testing

@@ -2,7 +2,9 @@
 // Fixtures for fleetlet-webview's integration tests: a private Xvfb on a display number of
 // its own, a fleetlet-webview process on it, its control socket, and PNG pixel reading.
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,6 +38,8 @@ class Xvfb {
 // One Xvfb per test binary, started on first use (nullopt when Xvfb is missing or will not
 // start); stopped at exit.
 std::optional<Xvfb>& sharedXvfb();
+// sharedXvfb()'s display (":150"); empty when there is none.
+std::string sharedDisplay();
 
 // Moves the pointer of `display` to (x, y) and reports whether the cursor shown there is
 // invisible (every pixel of XFixes' cursor image fully transparent).
@@ -91,13 +95,32 @@ class UnixHttpRecorder {
   std::thread thread_;
 };
 
-// A fleetlet-webview process on `display` with the given apps (NAME → bundle dir).
+// PIDs of the processes whose environment holds `variable`=`value` (a kiosk and whatever it
+// started: WebKit's helpers and bubblewrap inherit the kiosk's environment).
+std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value);
+
+// How the kiosk is started: `wrapper` runs it (its argv, the kiosk's command line appended:
+// setpriv, unshare, ...).
+struct KioskStart {
+  std::vector<std::string> extra_args;
+  std::vector<std::string> wrapper;
+  std::map<std::string, std::string> env;
+};
+
+// A fleetlet-webview process on `display` with the given apps (NAME → bundle dir). Its
+// environment holds FLEETLET_KIOSK_TEST_DIR=<dir> (kKioskTag), which its helpers inherit.
 class KioskProcess {
  public:
+  static constexpr char kKioskTag[] = "FLEETLET_KIOSK_TEST_DIR";
   static Result<KioskProcess> start(const std::string& display, const std::filesystem::path& dir,
                                     const std::vector<std::pair<std::string, std::string>>& apps,
                                     std::vector<std::string> extra_args = {});
+  static Result<KioskProcess> start(const std::string& display, const std::filesystem::path& dir,
+                                    const std::vector<std::pair<std::string, std::string>>& apps,
+                                    KioskStart how);
   pid_t pid() const { return process_.pid(); }
+  // How the kiosk (or its wrapper) ended, once it has within `timeout`; nullopt while it runs.
+  std::optional<ExitStatus> waitEnded(std::chrono::milliseconds timeout);
   // One request line, one answer (parsed). Fails when the socket does not answer.
   Result<Json> control(const Json& request) const;
   // status of `app` (the "status" member of the answer).

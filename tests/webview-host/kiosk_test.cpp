@@ -15,6 +15,7 @@
 #include "bundle/store.h"
 #include "crypto/sha256.h"
 #include "kiosk_fixture.h"
+#include "os/child_process.h"
 #include "os/unique_fd.h"
 #include "support/temp_dir.h"
 
@@ -24,6 +25,7 @@ namespace {
 using bundle::testing::file;
 using bundle::testing::makeTar;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -38,10 +40,10 @@ class KioskTest : public ::testing::Test {
     ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("kiosk-test");
     ASSERT_TRUE(t) << t.error().describe();
-    tmp_.emplace(std::move(*t));
+    tmp_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*t));
     bundle::StoreOptions options;
     options.root = tmp_->path() / "bundles";
-    store_.emplace(options);
+    store_ = std::make_unique<bundle::BundleStore>(options);
   }
 
   void TearDown() override {
@@ -59,9 +61,9 @@ class KioskTest : public ::testing::Test {
 
   void startKiosk(const std::vector<std::pair<std::string, std::string>>& apps,
                   std::vector<std::string> extra = {}) {
-    auto kiosk = KioskProcess::start(sharedXvfb()->display(), tmp_->path(), apps, std::move(extra));
+    auto kiosk = KioskProcess::start(sharedDisplay(), tmp_->path(), apps, std::move(extra));
     ASSERT_TRUE(kiosk) << kiosk.error().describe();
-    kiosk_.emplace(std::move(*kiosk));
+    kiosk_ = std::make_unique<KioskProcess>(std::move(*kiosk));
   }
 
   Json waitLoaded(const std::string& app, std::chrono::milliseconds timeout = 20s) {
@@ -74,9 +76,10 @@ class KioskTest : public ::testing::Test {
     return image ? *image : Image{};
   }
 
-  std::optional<fleetlet::testing::TempDir> tmp_;
-  std::optional<bundle::BundleStore> store_;
-  std::optional<KioskProcess> kiosk_;
+  // unique_ptr, not optional: set in SetUp (or asserted), never empty where used.
+  std::unique_ptr<fleetlet::testing::TempDir> tmp_;
+  std::unique_ptr<bundle::BundleStore> store_;
+  std::unique_ptr<KioskProcess> kiosk_;
 };
 
 TEST_F(KioskTest, ShowsTheBundlesColourAndTextWithWindowAxBeforeTheFirstScript) {
@@ -232,8 +235,8 @@ window.addEventListener('load', () => requestAnimationFrame(() => requestAnimati
   // Not while the spare's process is still being launched: WebKit's UI process aborts when a
   // sandboxed process it launches dies before it has sent its pid (readPIDFromPeer).
   std::this_thread::sleep_for(500ms);
-  auto serving = oldestProcess(pids);
-  ASSERT_TRUE(serving);
+  const std::optional<pid_t> serving = oldestProcess(pids);
+  if (!serving.has_value()) FAIL() << "no WebKitWebProcess below the kiosk";
   const auto killed_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
@@ -281,6 +284,7 @@ TEST_F(KioskTest, RetriesTheStartPageAfterALoadFailure) {
   int port = 0;
   {
     UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(fd);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -343,14 +347,14 @@ document.title = 'v2 found ' + localStorage.getItem('counter');
 // The pointer over the kiosk shows no cursor; over the bare X root (before the kiosk) it does,
 // so the check can fail.
 TEST_F(KioskTest, HidesTheCursor) {
-  auto bare = cursorHiddenAt(sharedXvfb()->display(), 500, 300);
+  auto bare = cursorHiddenAt(sharedDisplay(), 500, 300);
   ASSERT_TRUE(bare) << bare.error().describe();
   EXPECT_FALSE(*bare) << "the X root's cursor should be visible";
   auto dir = install(makeTar({file("index.html", colourPage("rgb(0,0,0)"))}), "cursor");
   ASSERT_NO_FATAL_FAILURE(startKiosk({{"cursor", dir.string()}}));
   ASSERT_TRUE(loaded(waitLoaded("cursor")));
   for (auto [x, y] : {std::pair{500, 300}, std::pair{150, 150}, std::pair{450, 130}}) {
-    auto hidden = cursorHiddenAt(sharedXvfb()->display(), x, y);
+    auto hidden = cursorHiddenAt(sharedDisplay(), x, y);
     ASSERT_TRUE(hidden) << hidden.error().describe();
     EXPECT_TRUE(*hidden) << "a visible cursor at " << x << "," << y;
   }
@@ -560,6 +564,154 @@ TEST_F(KioskTest, SwitchesBetweenApps) {
   auto bad = kiosk_->control({{"cmd", "show"}, {"app", "../x"}});
   ASSERT_TRUE(bad);
   EXPECT_EQ((*bad)["code"], "ERR_BAD_REQUEST");
+}
+
+// WebKit's web process sandbox (bubblewrap) cannot be set up. Each case provokes it for the
+// kiosk's own processes only: no node setting changes.
+class KioskSandboxTest : public KioskTest {
+ protected:
+  // Starts a kiosk under `how` in `dir` with no app, hands it one, and expects it to end
+  // with exit code 3 having logged `says`, leaving its explanation in the state directory
+  // and no process behind (WebKit's network process and bubblewrap included).
+  void expectExitSaying(const fs::path& dir, KioskStart how, const std::vector<std::string>& says) {
+    const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
+    auto kiosk = KioskProcess::start(sharedDisplay(), dir, {}, std::move(how));
+    ASSERT_TRUE(kiosk) << kiosk.error().describe();
+    (void)kiosk->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
+    auto ended = kiosk->waitEnded(20s);
+    if (!ended.has_value()) FAIL() << "the kiosk still runs:\n" << kiosk->log();
+    EXPECT_EQ(ended->exit_code, 3) << ended->describe() << "\n" << kiosk->log();
+    const std::string log = kiosk->log();
+    for (const auto& text : says) EXPECT_THAT(log, HasSubstr(text));
+    EXPECT_THAT(log, Not(HasSubstr("ERROR **"))) << "GLib's abort, not the kiosk's message";
+    std::ifstream marker(dir / "state" / "sandbox-failure");
+    std::string explained((std::istreambuf_iterator<char>(marker)), {});
+    EXPECT_THAT(explained, HasSubstr(says.front()));
+    // WebKit's network process notices the kiosk's end on its own, within a second or so.
+    std::vector<pid_t> left;
+    for (int i = 0; i < 250; ++i) {
+      left = processesWithEnv(KioskProcess::kKioskTag, dir.string());
+      if (left.empty()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(left.empty()) << left.size() << " process(es) of the kiosk left, e.g. pid "
+                              << left.front();
+  }
+
+  // Starts the kiosk again under `how` in `dir` (kiosk_), hands it app "red" and expects it
+  // to wait for the sandbox: the load accepted, the app "failed" with a reason saying `why`.
+  // Returns the bundle directory.
+  fs::path expectWaiting(const fs::path& dir, const KioskStart& how, const std::string& why) {
+    auto again = KioskProcess::start(sharedDisplay(), dir, {}, how);
+    EXPECT_TRUE(again) << again.error().describe();
+    if (!again) return {};
+    kiosk_ = std::make_unique<KioskProcess>(std::move(*again));
+    const fs::path app = install(makeTar({file("index.html", colourPage("red"))}), "red");
+    auto load = kiosk_->control({{"cmd", "load"}, {"app", "red"}, {"dir", app.string()}});
+    EXPECT_TRUE(load && (*load)["ok"] == true) << (load ? load->dump() : load.error().describe());
+    auto status = kiosk_->status("red");
+    EXPECT_TRUE(status) << status.error().describe();
+    if (!status) return app;
+    EXPECT_EQ((*status)["loadState"], "failed");
+    EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(), HasSubstr(why));
+    return app;
+  }
+
+  static bool have(const char* program) {
+    return fs::exists(fs::path("/usr/bin") / program) || fs::exists(fs::path("/bin") / program);
+  }
+};
+
+// The kiosk as root without CAP_SYS_ADMIN (a container, a service unit without it): it says
+// so and exits; started again it waits without web views, reporting why through its control
+// socket, instead of crashing on every app; once the capability is back it shows the app.
+TEST_F(KioskSandboxTest, WithoutCapSysAdminItSaysWhichCapabilityAndWaitsInsteadOfCrashLooping) {
+  if (!have("setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  const fs::path dir = tmp_->path();
+  const KioskStart without{
+      .wrapper = {"setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"}};
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      dir, without,
+      {"WebKit's web process sandbox (bubblewrap, /usr/bin/bwrap) cannot be set up (bwrap: "
+       "Creating new namespace failed: Operation not permitted): the kiosk runs as root without "
+       "CAP_SYS_ADMIN",
+       "Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"}));
+
+  // Started again, still without the capability: up and answering, no web view, no crash.
+  const fs::path app = expectWaiting(dir, without, "Fix: give the kiosk CAP_SYS_ADMIN");
+  ASSERT_FALSE(HasFailure());
+  auto list = kiosk_->control({{"cmd", "list"}});
+  ASSERT_TRUE(list);
+  EXPECT_THAT((*list)["error"].get<std::string>(), HasSubstr("without CAP_SYS_ADMIN"));
+  auto refused = kiosk_->control({{"cmd", "load"}, {"app", "bad"}, {"dir", "/nonexistent"}});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ((*refused)["code"], "ERR_BAD_REQUEST");  // bundles are still checked
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_FALSE(kiosk_->waitEnded(0ms)) << "the kiosk ended while waiting for the sandbox";
+  EXPECT_TRUE(processesBelow(kiosk_->pid(), "bwrap").empty());
+  EXPECT_TRUE(kiosk_->webProcesses().empty());
+  EXPECT_THAT(kiosk_->log(), HasSubstr("checking again every 30000 ms"));
+  kiosk_.reset();
+
+  // With the capability: the start checks once, finds it working and shows the app.
+  ASSERT_NO_FATAL_FAILURE(startKiosk({{"red", app.string()}}));
+  EXPECT_TRUE(loaded(waitLoaded("red")));
+  EXPECT_THAT(kiosk_->log(), HasSubstr("the web process sandbox can be set up again"));
+  EXPECT_FALSE(fs::exists(dir / "state" / "sandbox-failure"));
+  EXPECT_TRUE((*kiosk_->control({{"cmd", "list"}}))["error"].is_null());
+}
+
+// An unprivileged kiosk where user namespaces are off (user.max_user_namespaces = 0, set in a
+// user namespace of the test's own): the sysctl is named.
+TEST_F(KioskSandboxTest,
+       WithoutUserNamespacesAnUnprivilegedKioskNamesTheSysctlThenLoadsOnceAllowed) {
+  // uid 65534 reaches the bundles (0755/0644 below the store) and a directory of its own.
+  fs::permissions(tmp_->path(), fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+  const fs::path dir = tmp_->path() / "nobody";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::all);
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      dir, {.wrapper = {WITHOUT_USER_NAMESPACES_PATH}, .env = {{"HOME", dir.string()}}},
+      {"cannot be set up (bwrap: Creating new namespace failed: nesting depth or "
+       "/proc/sys/user/max_*_namespaces exceeded (ENOSPC)): the kiosk runs as uid 65534, so "
+       "bubblewrap needs an unprivileged user namespace, and user.max_user_namespaces is 0",
+       "Fix: allow user namespaces (sysctl -w user.max_user_namespaces="}));
+
+  // Started again it waits; once user namespaces are allowed (in its own user namespace,
+  // entered with nsenter) its next check finds the sandbox working and loads the app.
+  if (!have("nsenter")) GTEST_SKIP() << "nsenter (util-linux) is not installed";
+  const KioskStart again{.extra_args = {"--sandbox-recheck-ms", "300"},
+                         .wrapper = {WITHOUT_USER_NAMESPACES_PATH},
+                         .env = {{"HOME", dir.string()}}};
+  expectWaiting(dir, again, "user.max_user_namespaces is 0");
+  ASSERT_FALSE(HasFailure());
+  std::this_thread::sleep_for(1s);  // three more checks, all failing
+  EXPECT_EQ(kiosk_->status("red").value_or(Json{})["loadState"], "failed");
+  const auto kiosks = processesBelow(kiosk_->pid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosks.size(), 1u);
+  auto allowed = runCommand({"nsenter", "--user", "--target", std::to_string(kiosks[0]), "sh", "-c",
+                             "echo 1000 > /proc/sys/user/max_user_namespaces"});
+  ASSERT_TRUE(allowed && allowed->status.success())
+      << (allowed ? allowed->err : allowed.error().describe());
+  EXPECT_TRUE(loaded(waitLoaded("red")));
+  EXPECT_TRUE((*kiosk_->control({{"cmd", "list"}}))["error"].is_null());
+  EXPECT_FALSE(fs::exists(dir / "state" / "sandbox-failure"));
+  EXPECT_THAT(kiosk_->log(), HasSubstr("loading the 1 app(s) that waited for the sandbox"));
+  EXPECT_EQ(shot().at(20, 20), (Rgb{255, 0, 0}));
+}
+
+// bubblewrap not installed (hidden by an empty /usr/bin in a mount namespace of the kiosk's
+// own).
+TEST_F(KioskSandboxTest, WithoutBubblewrapItSaysToInstallIt) {
+  if (!have("unshare")) GTEST_SKIP() << "unshare (util-linux) is not installed";
+  ASSERT_NO_FATAL_FAILURE(expectExitSaying(
+      tmp_->path(),
+      {.wrapper = {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   "mount -t tmpfs none /usr/bin && exec \"$0\" \"$@\""}},
+      {"cannot be set up: bubblewrap is not installed (/usr/bin/bwrap is missing). Fix: install "
+       "it (apt-get install bubblewrap)"}));
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include "agent/bundle/archive_builder.h"
@@ -30,8 +32,8 @@ class WebviewRuntimeTest : public ::testing::Test {
     ASSERT_TRUE(sharedXvfb()) << "Xvfb is not installed or would not start (xvfb)";
     auto t = fleetlet::testing::TempDir::create("webview-runtime");
     ASSERT_TRUE(t) << t.error().describe();
-    tmp_.emplace(std::move(*t));
-    options_ = WebviewOptions{.display = sharedXvfb()->display(),
+    tmp_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*t));
+    options_ = WebviewOptions{.display = sharedDisplay(),
                               .binary = FLEETLET_WEBVIEW_PATH,
                               .work_dir = tmp_->path() / "webview",
                               .bundles = {.root = tmp_->path() / "bundles"},
@@ -43,7 +45,7 @@ class WebviewRuntimeTest : public ::testing::Test {
                                 std::lock_guard lock(mu_);
                                 events_.push_back(app + " " + kind + " " + message);
                               }};
-    runtime_.emplace(options_);
+    runtime_ = std::make_unique<WebviewRuntime>(options_);
   }
 
   void TearDown() override {
@@ -133,9 +135,10 @@ class WebviewRuntimeTest : public ::testing::Test {
     return shown;
   }
 
-  std::optional<fleetlet::testing::TempDir> tmp_;
+  // unique_ptr, not optional: set in SetUp, never empty where used.
+  std::unique_ptr<fleetlet::testing::TempDir> tmp_;
   WebviewOptions options_;
-  std::optional<WebviewRuntime> runtime_;
+  std::unique_ptr<WebviewRuntime> runtime_;
   int64_t revision_ = 0;
   std::mutex mu_;
   std::vector<std::string> events_;  // guarded by mu_
@@ -157,8 +160,8 @@ TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneA
   auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
   ASSERT_EQ(kiosk.size(), 1u);
   // The page's web process (the oldest; the app's spare is younger).
-  auto serving = oldestProcess(webProcessesBelow(kiosk[0]));
-  ASSERT_TRUE(serving) << "no WebKitWebProcess below the kiosk";
+  const std::optional<pid_t> serving = oldestProcess(webProcessesBelow(kiosk[0]));
+  if (!serving.has_value()) FAIL() << "no WebKitWebProcess below the kiosk";
   ::kill(*serving, SIGKILL);
   s = waitFor("ui", [](const WebviewAppStatus& st) { return st.restarts == 1 && running(st); });
   ASSERT_EQ(s.restarts, 1u) << s.state << " " << s.message;
@@ -204,7 +207,7 @@ TEST_F(WebviewRuntimeTest, ShowsAppsCountsPageCrashesKeepsTheOldBundleOnABadOneA
 TEST_F(WebviewRuntimeTest, RollsBackToThePreviousBundleWhenTheNewOneNeverRuns) {
   runtime_.reset();
   options_.healthy_timeout = 4s;
-  runtime_.emplace(options_);
+  runtime_ = std::make_unique<WebviewRuntime>(options_);
   auto v1 = bundleOf("v1", "rgb(255,0,0)");
   apply({{"ui", v1}});
   auto s = waitFor("ui", running);
@@ -241,7 +244,7 @@ TEST_F(WebviewRuntimeTest, RollsBackToThePreviousBundleWhenTheNewOneNeverRuns) {
   // The same desired state again: the refused bundle is not handed over again.
   apply({{"ui", v2}});
   std::this_thread::sleep_for(2s);
-  s = *runtime_->app("ui");
+  s = runtime_->app("ui").value_or(WebviewAppStatus{});
   EXPECT_EQ(s.bundle, v1.sha256);
   EXPECT_EQ(s.state, "running");
 
@@ -348,6 +351,56 @@ TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {
   EXPECT_TRUE(std::ranges::any_of(all, [](const std::string& e) {
     return e.starts_with(" kiosk-exited killed by signal 9");
   })) << ::testing::PrintToString(all);
+}
+
+// A kiosk whose sandbox cannot be set up (run without CAP_SYS_ADMIN, as in a container that
+// withholds it): fleetletd's side sees one exit, then the kiosk's reason on every app and as
+// one event, not a crash loop; with the capability back, the apps run.
+TEST_F(WebviewRuntimeTest, AKioskWithoutItsSandboxReportsWhyOnEveryAppInsteadOfCrashLooping) {
+  if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  const fs::path wrapper = tmp_->path() / "kiosk.sh";
+  auto writeWrapper = [&](const std::string& prefix) {
+    std::ofstream(wrapper, std::ios::trunc)
+        << "#!/bin/sh\nexec " << prefix << FLEETLET_WEBVIEW_PATH << " \"$@\"\n";
+    fs::permissions(wrapper, fs::perms::owner_all);
+  };
+  writeWrapper("setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin ");
+  runtime_.reset();
+  options_.binary = wrapper;
+  runtime_ = std::make_unique<WebviewRuntime>(options_);
+  apply({{"ui", bundleOf("ui", "rgb(255,0,0)")}});
+  auto s = waitFor(
+      "ui",
+      [](const WebviewAppStatus& st) {
+        return st.state == "backoff" && st.message.find("CAP_SYS_ADMIN") != std::string::npos;
+      },
+      30s);
+  ASSERT_EQ(s.state, "backoff") << s.message;
+  EXPECT_THAT(s.message, HasSubstr("WebKit's web process sandbox (bubblewrap, /usr/bin/bwrap) "
+                                   "cannot be set up"));
+  EXPECT_THAT(s.message, HasSubstr("Fix: give the kiosk CAP_SYS_ADMIN and CAP_NET_ADMIN"));
+  std::this_thread::sleep_for(3s);  // no further exit meanwhile
+  auto count = [&](const std::string& prefix) {
+    auto all = events();
+    return std::ranges::count_if(all, [&](const std::string& e) { return e.starts_with(prefix); });
+  };
+  EXPECT_EQ(count(" kiosk-exited exit code 3"), 1) << ::testing::PrintToString(events());
+  EXPECT_EQ(count(" kiosk-started"), 2) << ::testing::PrintToString(events());
+  EXPECT_EQ(count(" error the kiosk cannot show apps: WebKit's web process sandbox"), 1)
+      << ::testing::PrintToString(events());
+  EXPECT_EQ(runtime_->app("ui").value_or(WebviewAppStatus{}).state, "backoff");
+
+  // The capability back (and the kiosk started again): the app runs, the reason is gone.
+  writeWrapper("");
+  auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosk.size(), 1u);
+  ::kill(kiosk[0], SIGTERM);
+  s = waitFor("ui", running, 30s);
+  EXPECT_EQ(s.state, "running") << s.message;
+  EXPECT_EQ(s.message, "");
+  EXPECT_EQ(count(" recovered the kiosk shows apps again"), 1)
+      << ::testing::PrintToString(events());
+  EXPECT_EQ(screenColour(), (Rgb{255, 0, 0}));
 }
 
 }  // namespace

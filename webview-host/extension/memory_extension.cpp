@@ -8,19 +8,16 @@
 #include <unistd.h>
 #include <webkit2/webkit-web-extension.h>
 
-#include <cstdio>
+#include <fstream>
 
 namespace {
 
 // /proc/self/statm's resident pages × the page size; 0 when unreadable.
 guint64 residentBytes() {
-  std::FILE* statm = std::fopen("/proc/self/statm", "re");
-  if (statm == nullptr) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int read = std::fscanf(statm, "%llu %llu", &size, &resident);
-  std::fclose(statm);
+  std::ifstream statm("/proc/self/statm");
+  guint64 size = 0, resident = 0;
   const long page = sysconf(_SC_PAGESIZE);
-  return read == 2 && page > 0 ? resident * static_cast<guint64>(page) : 0;
+  return statm >> size >> resident && page > 0 ? resident * static_cast<guint64>(page) : 0;
 }
 
 gboolean onMessage(WebKitWebPage* /*page*/, WebKitUserMessage* message, gpointer /*data*/) {
@@ -36,6 +33,7 @@ void onPageCreated(WebKitWebExtension* /*extension*/, WebKitWebPage* page, gpoin
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): the entry point WebKit looks up by this name
 extern "C" G_MODULE_EXPORT void webkit_web_extension_initialize(WebKitWebExtension* extension) {
   g_signal_connect(extension, "page-created", G_CALLBACK(onPageCreated), nullptr);
 }

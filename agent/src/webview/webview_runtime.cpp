@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <system_error>
+#include <utility>
 
 #include "crypto/base64.h"
 #include "manifest/parse.h"
@@ -485,8 +486,45 @@ void WebviewRuntime::poll() {
     return;
   }
   const std::string shown = (*list)["shown"].is_string() ? (*list)["shown"].get<std::string>() : "";
+  const std::string kiosk_error = list->contains("error") && (*list)["error"].is_string()
+                                      ? (*list)["error"].get<std::string>()
+                                      : "";
+  if (kiosk_error != kiosk_error_) {
+    const std::string was = std::exchange(kiosk_error_, kiosk_error);
+    if (!kiosk_error_.empty()) {
+      event("", "error", "the kiosk cannot show apps: " + kiosk_error_);
+    } else {
+      event("", "recovered", "the kiosk shows apps again (it could not: " + was + ")");
+      std::vector<std::string> names;
+      {
+        std::lock_guard lock(mu_);
+        for (auto& [name, record] : records_) {
+          record.handed_at = SteadyClock::now();  // a bundle's trial starts now
+          names.push_back(name);
+        }
+      }
+      for (const auto& name : names) {
+        setStatus(name, [&](WebviewAppStatus& st) {
+          if (st.message == was) st.message.clear();
+        });
+      }
+    }
+  }
   for (const Json& s : (*list)["apps"]) {
     const std::string name = s.value("app", "");
+    if (!kiosk_error_.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        auto it = records_.find(name);
+        if (it == records_.end() || it->second.loaded.empty()) continue;
+      }
+      setStatus(name, [&](WebviewAppStatus& st) {
+        st.state = "backoff";
+        st.message = kiosk_error_;
+        st.shown = false;
+      });
+      continue;
+    }
     uint64_t failures = s.value("failures", uint64_t{0});
     uint64_t new_failures = 0;
     {
@@ -538,6 +576,7 @@ void WebviewRuntime::rollBackUnhealthy() {
     std::string app, bad, good, why;
     Json load;
   };
+  if (!kiosk_error_.empty()) return;  // no bundle is at fault
   std::vector<Rollback> due;
   {
     std::lock_guard lock(mu_);

@@ -11,7 +11,9 @@
 //   starting  handed to the kiosk; the page loads
 //   running   the page has loaded and its heartbeat is fresh ("ready")
 //   backoff   the page crashed, hung or failed to load and is being reloaded, or the bundle
-//             could not be fetched (retried), or the kiosk is restarting; `message` says why
+//             could not be fetched (retried), or the kiosk is restarting, or the kiosk cannot
+//             show any app (the `error` of its `list`: WebKit's sandbox cannot be set up);
+//             `message` says why
 //
 // A bundle that cannot be fetched, fails its hash or is hostile is refused: an app that
 // shows an earlier bundle keeps showing it (its state stays, `message` says what was
@@ -192,6 +194,9 @@ class WebviewRuntime {
   uint64_t kiosk_starts_ = 0;
   std::string kiosk_instance_;  // kSystemApp: the instance last met; empty before
   bool kiosk_answering_ = false;
+  // The kiosk's `error` (why it shows no app; empty: none): while set, every app is "backoff"
+  // with it, its failures are not counted and no bundle is rolled back for it.
+  std::string kiosk_error_;
   uint64_t handed_seq_ = 0;
   int64_t chosen_revision_ = -1;  // the manifest revision the shown app was last chosen for
   std::set<std::string> pruned_keep_;

@@ -34,7 +34,7 @@ inline std::string makeTar(const std::vector<TarEntry>& entries, bool gzip = tru
   archive_write_set_format_pax_restricted(a);
   if (gzip) archive_write_add_filter_gzip(a);
   std::string out(
-      entries.size() * 2048 + 1024 * 1024 +
+      entries.size() * 2048 + size_t{1024} * 1024 +
           [&] {
             size_t n = 0;
             for (const auto& e : entries) n += e.content.size();

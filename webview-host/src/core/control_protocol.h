@@ -26,7 +26,7 @@
 
 namespace fleetlet::webview {
 
-inline constexpr size_t kMaxControlRequestBytes = 64 * 1024;
+inline constexpr size_t kMaxControlRequestBytes = size_t{64} * 1024;
 
 struct ControlRequest {
   std::string command;  // list, status, show, reload, screenshot, load, unload

@@ -67,9 +67,13 @@ void respondWith(WebKitURISchemeRequest* request, int status, std::string_view c
 void respond(WebKitURISchemeRequest* request, int status, std::string_view content_type,
              std::string body) {
   auto size = static_cast<gint64>(body.size());
-  auto* owned = new std::string(std::move(body));
+  auto owned = std::make_unique<std::string>(std::move(body));
+  const char* data = owned->data();
+  const size_t length = owned->size();
   GBytes* bytes = g_bytes_new_with_free_func(
-      owned->data(), owned->size(), [](gpointer p) { delete static_cast<std::string*>(p); }, owned);
+      data, length,
+      [](gpointer p) { std::unique_ptr<std::string> freed(static_cast<std::string*>(p)); },
+      owned.release());
   GObjectPtr<GInputStream> stream(g_memory_input_stream_new_from_bytes(bytes));
   g_bytes_unref(bytes);
   respondWith(request, status, content_type, stream.get(), size);
@@ -419,7 +423,8 @@ void AppView::after(SourceId& timer, Millis delay, void (AppView::*action)()) {
         (job->self->*job->action)();
         return G_SOURCE_REMOVE;
       },
-      new Job{this, &timer, action}, [](gpointer data) { delete static_cast<Job*>(data); }));
+      std::make_unique<Job>(Job{this, &timer, action}).release(),
+      [](gpointer data) { std::unique_ptr<Job> owned(static_cast<Job*>(data)); }));
 }
 
 Json AppView::status() const {
@@ -481,7 +486,7 @@ void AppView::snapshot(std::function<void(Result<std::string>)> done) {
         cairo_surface_destroy(surface);
         (*job)(std::move(png));
       },
-      new Done(std::move(done)));
+      std::make_unique<Done>(std::move(done)).release());
 }
 
 void AppView::onSchemeRequest(WebKitURISchemeRequest* request, gpointer data) {
@@ -502,8 +507,8 @@ void AppView::onSchemeRequest(WebKitURISchemeRequest* request, gpointer data) {
     respond(request, 400, "text/plain; charset=utf-8", route.error().message() + "\n");
     return;
   }
-  if (*route) {
-    self->forwardToService(request, **route);
+  if (const std::optional<ServiceRoute>& service = *route; service.has_value()) {
+    self->forwardToService(request, *service);
     return;
   }
   auto relative = bundlePathOf(path != nullptr ? path : "/");
@@ -611,7 +616,7 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
                           static_cast<std::shared_ptr<std::stop_source>*>(source));
                       (*owned)->request_stop();
                     },
-                    new std::shared_ptr<std::stop_source>(done->call_stop));
+                    std::make_unique<std::shared_ptr<std::stop_source>>(done->call_stop).release());
                 respondWith(done->request.get(), done->status, done->content_type, body.get(), -1);
                 return G_SOURCE_REMOVE;
               },

@@ -39,7 +39,7 @@ struct AppSpec {
 };
 
 // Request bodies forwarded to a service are at most this large (413 beyond).
-inline constexpr size_t kMaxServiceBodyBytes = 8 * 1024 * 1024;
+inline constexpr size_t kMaxServiceBodyBytes = size_t{8} * 1024 * 1024;
 
 struct ViewOptions {
   std::filesystem::path data_dir;  // website data of this app (localStorage, IndexedDB, ...)

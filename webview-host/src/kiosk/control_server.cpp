@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 
 namespace fleetlet::webview {
@@ -20,7 +21,7 @@ struct Connection {
 
 void finish(Connection* connection) {
   g_io_stream_close(G_IO_STREAM(connection->socket.get()), nullptr, nullptr);
-  delete connection;
+  std::unique_ptr<Connection> owned(connection);
 }
 
 void send(Connection* connection, std::string answer) {
@@ -91,7 +92,7 @@ ControlServer::~ControlServer() {
 gboolean ControlServer::onIncoming(GSocketService* /*service*/, GSocketConnection* socket,
                                    GObject* /*source*/, gpointer data) {
   auto* self = static_cast<ControlServer*>(data);
-  auto* connection = new Connection();
+  auto* connection = std::make_unique<Connection>().release();  // freed by finish()
   connection->socket = retain(socket);
   connection->kiosk = &self->kiosk_;
   connection->input.reset(

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <utility>
+
+#include "bundle/app_config.h"
 #include "kiosk/startup.h"
 
 namespace fleetlet::webview {
@@ -34,7 +37,11 @@ void hideCursor(GtkWidget* widget, gpointer /*data*/) {
 }  // namespace
 
 Kiosk::Kiosk(KioskOptions options)
-    : options_(std::move(options)), instance_(fmt::format("{}-{}", ::getpid(), g_get_real_time())) {
+    : options_(std::move(options)),
+      instance_(fmt::format("{}-{}", ::getpid(), g_get_real_time())),
+      sandbox_error_(options_.sandbox_error),
+      sandbox_failing_since_(std::chrono::steady_clock::now()),
+      sandbox_recheck_at_(sandbox_failing_since_ + options_.sandbox_recheck_interval) {
   watchdog_.reset(g_timeout_add(
       static_cast<guint>(options_.watchdog_interval.count()),
       [](gpointer self) -> gboolean {
@@ -83,6 +90,53 @@ void Kiosk::showWindow() {
 void Kiosk::tick() {
   for (auto& [name, view] : apps_) view->tick();
   maybeRestoreTheme();
+  recheckSandbox();
+}
+
+void Kiosk::recheckSandbox() {
+  if (sandbox_error_.empty() || !options_.sandbox_recheck) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < sandbox_recheck_at_) return;
+  sandbox_recheck_at_ = now + options_.sandbox_recheck_interval;
+  if (auto why = options_.sandbox_recheck()) {
+    if (*why != sandbox_error_) spdlog::error("{}", *why);
+    sandbox_error_ = std::move(*why);
+    return;
+  }
+  spdlog::info("loading the {} app(s) that waited for the sandbox", waiting_.size());
+  sandbox_error_.clear();
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  const std::string shown = std::exchange(shown_, std::string());
+  for (const auto& [name, spec] : waiting) {
+    if (auto ok = load(spec); !ok) spdlog::error("{}", ok.error().message());
+  }
+  if (!shown.empty() && apps_.contains(shown)) (void)show(shown);
+}
+
+Json Kiosk::waitingStatus(const AppSpec& spec) const {
+  const double since =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sandbox_failing_since_)
+          .count();
+  return {{"app", spec.name},
+          {"displayName", spec.name},
+          {"dir", spec.dir.string()},
+          {"shown", shown_ == spec.name},
+          {"url", ""},
+          {"title", ""},
+          {"loadState", toString(LoadState::kFailed)},
+          {"heartbeatAgeMs", nullptr},
+          {"responsive", false},
+          {"failures", 0},
+          {"consecutiveFailures", 0},
+          {"refusedNavigations", 0},
+          {"memoryLimitMiB", spec.memory_limit_mib},
+          {"memoryMiB", nullptr},
+          {"console", nullptr},
+          {"lastFailure",
+           {{"state", toString(LoadState::kFailed)},
+            {"reason", sandbox_error_},
+            {"secondsAgo", since}}}};
 }
 
 void Kiosk::maybeRestoreTheme() {
@@ -103,6 +157,18 @@ void Kiosk::maybeRestoreTheme() {
 }
 
 Status Kiosk::load(const AppSpec& spec) {
+  if (!sandbox_error_.empty()) {
+    // Refused as it would be with a sandbox; kept until the sandbox works.
+    if (auto config = bundle::loadAppConfig(spec.dir); !config) {
+      return std::unexpected(
+          config.error().wrap("app {}: bundle {}", spec.name, spec.dir.string()));
+    }
+    waiting_[spec.name] = spec;
+    if (shown_.empty()) shown_ = spec.name;
+    showWindow();  // black
+    spdlog::warn("[{}] waits for the web process sandbox", spec.name);
+    return {};
+  }
   if (auto it = apps_.find(spec.name); it != apps_.end()) {
     if (it->second->spec() == spec) return {};
     return it->second->update(spec);
@@ -128,6 +194,10 @@ Status Kiosk::load(const AppSpec& spec) {
 }
 
 Status Kiosk::unload(const std::string& app) {
+  if (waiting_.erase(app) > 0) {
+    if (shown_ == app) shown_ = waiting_.empty() ? std::string() : waiting_.begin()->first;
+    return {};
+  }
   auto it = apps_.find(app);
   if (it == apps_.end()) return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
   gtk_container_remove(GTK_CONTAINER(stack_), it->second->widget());
@@ -140,6 +210,10 @@ Status Kiosk::unload(const std::string& app) {
 }
 
 Status Kiosk::show(const std::string& app) {
+  if (waiting_.contains(app)) {
+    shown_ = app;
+    return {};
+  }
   auto it = apps_.find(app);
   if (it == apps_.end()) return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
   for (auto& [name, view] : apps_) view->setShown(name == app);
@@ -150,6 +224,7 @@ Status Kiosk::show(const std::string& app) {
 }
 
 Status Kiosk::reload(const std::string& app) {
+  if (waiting_.contains(app)) return {};  // loaded once the sandbox works
   auto it = apps_.find(app);
   if (it == apps_.end()) return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
   it->second->reload("requested");
@@ -157,6 +232,7 @@ Status Kiosk::reload(const std::string& app) {
 }
 
 Result<Json> Kiosk::status(const std::string& app) const {
+  if (auto it = waiting_.find(app); it != waiting_.end()) return waitingStatus(it->second);
   auto it = apps_.find(app);
   if (it == apps_.end()) return fail(ErrorCode::kNotFound, "no app \"{}\"", app);
   return it->second->status();
@@ -165,14 +241,20 @@ Result<Json> Kiosk::status(const std::string& app) const {
 Json Kiosk::list() const {
   Json apps = Json::array();
   for (const auto& [name, view] : apps_) apps.push_back(view->status());
+  for (const auto& [name, spec] : waiting_) apps.push_back(waitingStatus(spec));
   return {{"instance", instance_},
           {"pid", ::getpid()},
+          {"error", sandbox_error_.empty() ? Json(nullptr) : Json(sandbox_error_)},
           {"shown", shown_.empty() ? Json(nullptr) : Json(shown_)},
           {"apps", apps}};
 }
 
 void Kiosk::screenshot(const std::string& app, std::function<void(Result<std::string>)> done) {
   const std::string name = app.empty() ? shown_ : app;
+  if (waiting_.contains(name)) {
+    done(fail(ErrorCode::kUnavailable, "app {} is not shown: {}", name, sandbox_error_));
+    return;
+  }
   auto it = apps_.find(name);
   if (it == apps_.end()) {
     done(name.empty() ? fail(ErrorCode::kNotFound, "no app is shown")

@@ -34,6 +34,13 @@ struct KioskOptions {
   std::filesystem::path extensions_dir;
   bool hardware_acceleration = true;  // ViewOptions::hardware_acceleration
   bool spare_web_process = true;      // ViewOptions::spare_web_process
+  // Non-empty: WebKit's web process sandbox cannot be set up (kiosk/sandbox_check.h), and this
+  // says why. No view is made: apps loaded wait, reported "failed" with this reason and listed
+  // with it as the kiosk's "error", and `sandbox_recheck` is asked every
+  // `sandbox_recheck_interval` whether it works now (nullopt: yes; then the apps are loaded).
+  std::string sandbox_error;
+  std::function<std::optional<std::string>()> sandbox_recheck;
+  Millis sandbox_recheck_interval{30000};
 };
 
 class Kiosk {
@@ -54,8 +61,9 @@ class Kiosk {
   Status show(const std::string& app);
   Status reload(const std::string& app);
   Result<Json> status(const std::string& app) const;
-  // {"instance", "pid", "shown", "apps"}: `instance` differs between two runs of the kiosk
-  // (pid and start time), so that fleetletd sees a restart it did not do itself.
+  // {"instance", "pid", "shown", "error", "apps"}: `instance` differs between two runs of the
+  // kiosk (pid and start time), so that fleetletd sees a restart it did not do itself;
+  // `error` is why no app can be shown (KioskOptions::sandbox_error), else null.
   Json list() const;
   // A PNG of the app's view (the shown app when `app` is empty).
   void screenshot(const std::string& app, std::function<void(Result<std::string>)> done);
@@ -67,6 +75,10 @@ class Kiosk {
   void tick();
   // Creates the window and its stack (once): the first load() does, after its view started.
   void ensureWindow();
+  // Without a sandbox (KioskOptions::sandbox_error): checks it again when due, and loads the
+  // waiting apps once it works.
+  void recheckSandbox();
+  Json waitingStatus(const AppSpec& spec) const;
   // Loads GTK's real theme (restoreGtkTheme) a second after the first page loaded: after
   // its first frames, before anyone opens a <select>.
   void maybeRestoreTheme();
@@ -81,6 +93,10 @@ class Kiosk {
   std::optional<SteadyTime> theme_due_;
   bool theme_restored_ = false;
   SourceId watchdog_;
+  std::string sandbox_error_;               // KioskOptions::sandbox_error, until it works
+  std::map<std::string, AppSpec> waiting_;  // apps loaded while sandbox_error_ is set
+  SteadyTime sandbox_failing_since_;
+  SteadyTime sandbox_recheck_at_;
 };
 
 }  // namespace fleetlet::webview

@@ -36,7 +36,8 @@ bool contains(std::string_view list, std::string_view path) {
 // GTK looks a theme NAME up as the resource /org/gtk/libgtk/theme/NAME/gtk.css first; the
 // kiosk's is registered there by kiosk_theme.gresource.xml (compiled into the binary).
 constexpr const char* kKioskTheme = "FleetletKiosk";
-extern "C" void fleetlet_kiosk_theme_register_resource(void);  // glib-compile-resources
+// NOLINTNEXTLINE(readability-identifier-naming): the name glib-compile-resources gives it
+extern "C" void fleetlet_kiosk_theme_register_resource(void);
 bool kiosk_theme_active = false;
 
 }  // namespace
