@@ -614,6 +614,20 @@ class KioskSandboxTest : public KioskTest {
     if (!status) return app;
     EXPECT_EQ((*status)["loadState"], "failed");
     EXPECT_THAT((*status)["lastFailure"]["reason"].get<std::string>(), HasSubstr(why));
+    // The screen says so too (white text on the black window), not only the control socket.
+    int white = 0;
+    std::string last_error;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (white < 200 && std::chrono::steady_clock::now() < deadline) {
+      auto shot = kiosk_->screenshot("red");
+      if (shot) {
+        white = shot->count({255, 255, 255}, 0, 0, shot->width(), shot->height());
+      } else {
+        last_error = shot.error().describe();
+      }
+      if (white < 200) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_GE(white, 200) << "no notice on the screen; last screenshot error: " << last_error;
     return app;
   }
 

@@ -459,6 +459,33 @@ Json AppView::status() const {
       {"lastFailure", last}};
 }
 
+std::string encodePng(cairo_surface_t* surface) {
+  std::string png;
+  cairo_surface_write_to_png_stream(
+      surface,
+      [](void* closure, const unsigned char* bytes, unsigned int length) {
+        static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(bytes), length);
+        return CAIRO_STATUS_SUCCESS;
+      },
+      &png);
+  return png;
+}
+
+Result<std::string> drawPng(GtkWidget* widget) {
+  const int width = gtk_widget_get_allocated_width(widget);
+  const int height = gtk_widget_get_allocated_height(widget);
+  if (width <= 1 || height <= 1) return fail(ErrorCode::kUnavailable, "not drawn yet");
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_paint(cr);
+  gtk_widget_draw(widget, cr);
+  cairo_destroy(cr);
+  std::string png = encodePng(surface);
+  cairo_surface_destroy(surface);
+  return png;
+}
+
 void AppView::snapshot(std::function<void(Result<std::string>)> done) {
   using Done = std::function<void(Result<std::string>)>;
   webkit_web_view_get_snapshot(
@@ -474,15 +501,7 @@ void AppView::snapshot(std::function<void(Result<std::string>)> done) {
           (*job)(fail(ErrorCode::kUnavailable, "snapshot: {}", message));
           return;
         }
-        std::string png;
-        cairo_surface_write_to_png_stream(
-            surface,
-            [](void* closure, const unsigned char* bytes, unsigned int length) {
-              static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(bytes),
-                                                         length);
-              return CAIRO_STATUS_SUCCESS;
-            },
-            &png);
+        std::string png = encodePng(surface);
         cairo_surface_destroy(surface);
         (*job)(std::move(png));
       },

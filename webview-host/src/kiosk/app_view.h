@@ -41,6 +41,11 @@ struct AppSpec {
 // Request bodies forwarded to a service are at most this large (413 beyond).
 inline constexpr size_t kMaxServiceBodyBytes = size_t{8} * 1024 * 1024;
 
+// The PNG encoding of `surface`.
+std::string encodePng(cairo_surface_t* surface);
+// A PNG of what `widget` (realized) draws at its size, over the kiosk's black background.
+Result<std::string> drawPng(GtkWidget* widget);
+
 struct ViewOptions {
   std::filesystem::path data_dir;  // website data of this app (localStorage, IndexedDB, ...)
   bool sandbox = true;             // bubblewrap sandbox for the web process

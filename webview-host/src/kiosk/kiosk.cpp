@@ -99,12 +99,19 @@ void Kiosk::recheckSandbox() {
   if (now < sandbox_recheck_at_) return;
   sandbox_recheck_at_ = now + options_.sandbox_recheck_interval;
   if (auto why = options_.sandbox_recheck()) {
-    if (*why != sandbox_error_) spdlog::error("{}", *why);
-    sandbox_error_ = std::move(*why);
+    if (*why != sandbox_error_) {
+      spdlog::error("{}", *why);
+      sandbox_error_ = std::move(*why);
+      if (notice_ != nullptr) showNotice();
+    }
     return;
   }
   spdlog::info("loading the {} app(s) that waited for the sandbox", waiting_.size());
   sandbox_error_.clear();
+  if (notice_ != nullptr) {
+    gtk_container_remove(GTK_CONTAINER(stack_), notice_);  // drops the stack's reference
+    notice_ = nullptr;
+  }
   auto waiting = std::move(waiting_);
   waiting_.clear();
   const std::string shown = std::exchange(shown_, std::string());
@@ -112,6 +119,26 @@ void Kiosk::recheckSandbox() {
     if (auto ok = load(spec); !ok) spdlog::error("{}", ok.error().message());
   }
   if (!shown.empty() && apps_.contains(shown)) (void)show(shown);
+}
+
+void Kiosk::showNotice() {
+  ensureWindow();
+  if (notice_ == nullptr) {
+    notice_ = gtk_label_new(nullptr);
+    gtk_label_set_line_wrap(GTK_LABEL(notice_), TRUE);
+    gtk_label_set_max_width_chars(GTK_LABEL(notice_), 72);
+    gtk_label_set_justify(GTK_LABEL(notice_), GTK_JUSTIFY_CENTER);
+    GtkCssProvider* css = gtk_css_provider_new();
+    gtk_css_provider_load_from_data(css, "label { color: white; font-size: 20px; }", -1, nullptr);
+    gtk_style_context_add_provider(gtk_widget_get_style_context(notice_), GTK_STYLE_PROVIDER(css),
+                                   GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+    g_object_unref(css);
+    gtk_stack_add_named(GTK_STACK(stack_), notice_, "fleetlet-sandbox-notice");
+    gtk_widget_show(notice_);
+  }
+  const std::string text = fmt::format("This screen cannot show its apps.\n\n{}", sandbox_error_);
+  gtk_label_set_text(GTK_LABEL(notice_), text.c_str());
+  gtk_stack_set_visible_child(GTK_STACK(stack_), notice_);
 }
 
 Json Kiosk::waitingStatus(const AppSpec& spec) const {
@@ -165,7 +192,8 @@ Status Kiosk::load(const AppSpec& spec) {
     }
     waiting_[spec.name] = spec;
     if (shown_.empty()) shown_ = spec.name;
-    showWindow();  // black
+    showNotice();
+    showWindow();
     spdlog::warn("[{}] waits for the web process sandbox", spec.name);
     return {};
   }
@@ -252,7 +280,11 @@ Json Kiosk::list() const {
 void Kiosk::screenshot(const std::string& app, std::function<void(Result<std::string>)> done) {
   const std::string name = app.empty() ? shown_ : app;
   if (waiting_.contains(name)) {
-    done(fail(ErrorCode::kUnavailable, "app {} is not shown: {}", name, sandbox_error_));
+    if (notice_ == nullptr || !gtk_widget_get_realized(notice_)) {
+      done(fail(ErrorCode::kUnavailable, "app {} is not shown: {}", name, sandbox_error_));
+      return;
+    }
+    done(drawPng(notice_));
     return;
   }
   auto it = apps_.find(name);

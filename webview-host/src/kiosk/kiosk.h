@@ -65,7 +65,8 @@ class Kiosk {
   // kiosk (pid and start time), so that fleetletd sees a restart it did not do itself;
   // `error` is why no app can be shown (KioskOptions::sandbox_error), else null.
   Json list() const;
-  // A PNG of the app's view (the shown app when `app` is empty).
+  // A PNG of the app's view (the shown app when `app` is empty); of an app waiting for the
+  // sandbox, a PNG of the notice shown instead.
   void screenshot(const std::string& app, std::function<void(Result<std::string>)> done);
 
   // Executes one control request; `answer` receives the JSON line (maybe later: screenshot).
@@ -78,6 +79,9 @@ class Kiosk {
   // Without a sandbox (KioskOptions::sandbox_error): checks it again when due, and loads the
   // waiting apps once it works.
   void recheckSandbox();
+  // While no sandbox can be set up: a full-window text on the screen saying so (the
+  // explanation in sandbox_error_), on top of the stack; created once, updated.
+  void showNotice();
   Json waitingStatus(const AppSpec& spec) const;
   // Loads GTK's real theme (restoreGtkTheme) a second after the first page loaded: after
   // its first frames, before anyone opens a <select>.
@@ -95,6 +99,7 @@ class Kiosk {
   SourceId watchdog_;
   std::string sandbox_error_;               // KioskOptions::sandbox_error, until it works
   std::map<std::string, AppSpec> waiting_;  // apps loaded while sandbox_error_ is set
+  GtkWidget* notice_ = nullptr;             // a label in stack_ while apps wait (showNotice)
   SteadyTime sandbox_failing_since_;
   SteadyTime sandbox_recheck_at_;
 };
