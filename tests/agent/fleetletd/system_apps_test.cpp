@@ -86,9 +86,13 @@ class SystemAppsTest : public FleetletdTest {
       ASSERT_NE(text.find("127.0.0.1:4454"), std::string::npos);
       events_port_ = freePort();
       blobs_port_ = freePort();
-      replaceAll(text, "127.0.0.1:4454", "127.0.0.1:" + std::to_string(events_port_));
-      replaceAll(text, "127.0.0.1:4457", "127.0.0.1:" + std::to_string(freePort()));
-      replaceAll(text, "127.0.0.1:4455", "127.0.0.1:" + std::to_string(blobs_port_));
+      // Each address with its closing quote: a port put in by an earlier replacement (e.g.
+      // 44571) must not match a later one ("127.0.0.1:4457"), or fleetlet-streams gets a
+      // mangled --listen and exits 2 on every start.
+      replaceAll(text, "127.0.0.1:4454\"", fmt::format("127.0.0.1:{}\"", events_port_));
+      replaceAll(text, "127.0.0.1:4457\"", fmt::format("127.0.0.1:{}\"", freePort()));
+      replaceAll(text, "127.0.0.1:4455\"", fmt::format("127.0.0.1:{}\"", blobs_port_));
+      ASSERT_EQ(text.find("127.0.0.1:4454\""), std::string::npos);
       system_manifest_ = dir_->path() / "system.yaml";
       std::ofstream(system_manifest_) << text;
       streams_port_ = std::to_string(events_port_);
@@ -281,7 +285,7 @@ TEST_F(SystemAppsTest, AManifestCanNeitherShadowNorRemoveASystemApp) {
 TEST_F(SystemAppsTest, AStreamsContainerRestartIsInvisibleToAnAppUsingIt) {
   startWithSystemApps();
   apply(manifest(1, busyboxApp("pub", publishLoop(), "    services: [events]\n")));
-  ASSERT_TRUE(waitRunningWithSystem({"pub"})) << agentLog();
+  ASSERT_TRUE(waitRunningWithSystem({"pub"})) << appLog("fleetlet-streams") << agentLog();
   ASSERT_TRUE(testing::waitFor([&] { return countOf(appLog("pub"), " ok") >= 10; }, 60s))
       << appLog("pub") << appLog("fleetlet-streams");
 
