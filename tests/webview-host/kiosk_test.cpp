@@ -640,7 +640,7 @@ class KioskSandboxTest : public KioskTest {
 // so and exits; started again it waits without web views, reporting why through its control
 // socket, instead of crashing on every app; once the capability is back it shows the app.
 TEST_F(KioskSandboxTest, WithoutCapSysAdminItSaysWhichCapabilityAndWaitsInsteadOfCrashLooping) {
-  if (!have("setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  ASSERT_TRUE(have("setpriv")) << "setpriv (util-linux, Essential on Debian) is missing";
   const fs::path dir = tmp_->path();
   const KioskStart without{
       .wrapper = {"setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"}};
@@ -695,7 +695,7 @@ TEST_F(KioskSandboxTest,
 
   // Started again it waits; once user namespaces are allowed (in its own user namespace,
   // entered with nsenter) its next check finds the sandbox working and loads the app.
-  if (!have("nsenter")) GTEST_SKIP() << "nsenter (util-linux) is not installed";
+  ASSERT_TRUE(have("nsenter")) << "nsenter (util-linux, Essential on Debian) is missing";
   const KioskStart again{.extra_args = {"--sandbox-recheck-ms", "300"},
                          .wrapper = {WITHOUT_USER_NAMESPACES_PATH},
                          .env = {{"HOME", dir.string()}}};
@@ -719,7 +719,7 @@ TEST_F(KioskSandboxTest,
 // bubblewrap not installed (hidden by an empty /usr/bin in a mount namespace of the kiosk's
 // own).
 TEST_F(KioskSandboxTest, WithoutBubblewrapItSaysToInstallIt) {
-  if (!have("unshare")) GTEST_SKIP() << "unshare (util-linux) is not installed";
+  ASSERT_TRUE(have("unshare")) << "unshare (util-linux, Essential on Debian) is missing";
   ASSERT_NO_FATAL_FAILURE(expectExitSaying(
       tmp_->path(),
       {.wrapper = {"unshare", "--mount", "--propagation", "private", "sh", "-c",

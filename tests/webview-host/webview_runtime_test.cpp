@@ -357,7 +357,8 @@ TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {
 // withholds it): fleetletd's side sees one exit, then the kiosk's reason on every app and as
 // one event, not a crash loop; with the capability back, the apps run.
 TEST_F(WebviewRuntimeTest, AKioskWithoutItsSandboxReportsWhyOnEveryAppInsteadOfCrashLooping) {
-  if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "setpriv (util-linux) is not installed";
+  ASSERT_TRUE(fs::exists("/usr/bin/setpriv"))
+      << "setpriv (util-linux, Essential on Debian) is missing";
   const fs::path wrapper = tmp_->path() / "kiosk.sh";
   auto writeWrapper = [&](const std::string& prefix) {
     std::ofstream(wrapper, std::ios::trunc)
