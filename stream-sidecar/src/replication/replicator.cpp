@@ -39,6 +39,10 @@ struct Replicator::Feed {
 
 namespace {
 
+// How long a publish waits for the hub's ack (and a flush for the socket) before the round
+// fails and the pump re-reads the stream.
+constexpr std::int64_t kAckWaitMs = 10000;
+
 // `code`: a jsErrCode, 0 for none.
 std::string natsError(natsStatus s, int code = 0) {
   const char* last = nats_GetLastError(nullptr);
@@ -789,6 +793,9 @@ bool Replicator::publishBacklog() {
       }
       jsPubOptions po;
       jsPubOptions_Init(&po);
+      // An ack the hub never sends (its server died with the publish in flight) fails through
+      // onPublishAckError after this long instead of being waited for forever.
+      po.MaxWait = kAckWaitMs;
       if (e.offset == 0) {
         po.ExpectNoMessage = true;  // 0 in ExpectLastSeq means "unset"
       } else {
@@ -799,7 +806,7 @@ bool Replicator::publishBacklog() {
         natsMsg_Destroy(msg);
         setPumpState("error", fmt::format("publish offset {} ({} bytes): {}", e.offset, body.size(),
                                           natsError(s)));
-        (void)js_PublishAsyncComplete(js_, nullptr);
+        abandonRound();
         return false;
       }
       ++next;
@@ -807,10 +814,10 @@ bool Replicator::publishBacklog() {
     // nats.c buffers publishes and its flusher thread writes them out after a 1 ms pause
     // (to gather more); a flush sends the round at once, which took ~1 ms off every event's
     // replication latency (docs/replication.md, "Latency").
-    natsStatus flushed = natsConnection_FlushTimeout(nc_, 10000);
+    natsStatus flushed = natsConnection_FlushTimeout(nc_, kAckWaitMs);
     jsPubOptions wait;
     jsPubOptions_Init(&wait);
-    wait.MaxWait = 10000;
+    wait.MaxWait = kAckWaitMs;
     natsStatus s = js_PublishAsyncComplete(js_, &wait);
     if (s == NATS_OK && flushed != NATS_OK) s = flushed;
     if (s != NATS_OK || publish_failed_) {
@@ -820,6 +827,7 @@ bool Replicator::publishBacklog() {
         error = pump_error_;
       }
       setPumpState("error", s != NATS_OK ? natsError(s) : error);
+      abandonRound();
       return false;
     }
     std::lock_guard lock(mutex_);
@@ -827,6 +835,21 @@ bool Replicator::publishBacklog() {
     published_ = next;
   }
   return true;
+}
+
+void Replicator::abandonRound() {
+  // Each publish carries MaxWait, so the library fails its unanswered acks by then; the bound
+  // here only guards against a library that does not.
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = kAckWaitMs + 1000;
+  if (js_PublishAsyncComplete(js_, &wait) == NATS_OK) return;
+  // Still pending: take them back so no late ack or failure of this round reaches the next.
+  natsMsgList pending{};
+  if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) {
+    spdlog::warn("[replication] dropped {} publishes the hub never answered", pending.Count);
+    natsMsgList_Destroy(&pending);
+  }
 }
 
 void Replicator::maintainLoop() {
