@@ -928,7 +928,7 @@ Replicator::~Replicator() {
   cv_.notify_all();
   if (pump_.joinable()) pump_.join();
   if (maintainer_.joinable()) maintainer_.join();
-  if (js_ != nullptr) (void)js_PublishAsyncComplete(js_, nullptr);
+  if (js_ != nullptr) abandonRound();
   std::vector<Feed*> feeds;
   {
     std::lock_guard lock(mutex_);

@@ -121,8 +121,9 @@ class Replicator {
   void pumpLoop();
   // Publishes local events from published_ on; returns false after an error (then resync).
   bool publishBacklog();
-  // After a failed round: waits (bounded) for its publishes still in flight to be answered or
-  // time out, and drops any left, so the next round starts with none pending.
+  // After a failed round and at shutdown: waits (bounded) for the publishes still in flight
+  // to be answered or time out, and drops any left, so the next round starts with none
+  // pending and a dead hub does not hold up the stop.
   void abandonRound();
   void maintainLoop();
   void discover();
