@@ -209,14 +209,14 @@ class ShimIntegrationTest : public ::testing::Test {
   // cannot create a task without starting it, nor ask for ambient capabilities); events go
   // to the private containerd. Returns the shim's address, "" on failure.
   static std::string startOwnShim(const fs::path& bundle_dir, const std::string& id) {
-    auto started =
-        runCommand(RunOptions{.argv = {"/bin/sh", "-c",
-                                       "cd \"$0\" && exec \"$1\" -namespace \"$2\" -address \"$3\" "
-                                       "-publish-binary /bin/false -id \"$4\" start",
-                                       bundle_dir.string(), std::string(FLEETLET_SHIM_BINARY), kNs,
-                                       containerd_->socket().string(), id},
-                              .env = {{"TTRPC_ADDRESS", containerd_->ttrpcSocket().string()}},
-                              .timeout = 30s});
+    const std::string script =
+        "cd \"$0\" && exec \"$1\" -namespace \"$2\" -address \"$3\" "
+        "-publish-binary /bin/false -id \"$4\" start";
+    auto started = runCommand(RunOptions{
+        .argv = {"/bin/sh", "-c", script, bundle_dir.string(), std::string(FLEETLET_SHIM_BINARY),
+                 kNs, containerd_->socket().string(), id},
+        .env = {{"TTRPC_ADDRESS", containerd_->ttrpcSocket().string()}},
+        .timeout = 30s});
     EXPECT_TRUE(started && started->status.success()) << (started ? started->err : "");
     return started && started->status.success() ? started->out : std::string();
   }
@@ -574,6 +574,29 @@ TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
   EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
   EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
   EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+}
+
+// The task's delete ends its logger as containerd's shims do (SIGTERM, then up to 12 s for it
+// to exit) and answers only once it has: the log is complete when `ctr run --rm` returns, even
+// from a logger that ignores SIGTERM and takes its time after the pipes close.
+TEST_F(ShimIntegrationTest, DeleteReturnsOnlyOnceTheBinaryLoggerHasWrittenEverything) {
+  auto dir = testing::TempDir::create("shim-binlog-end");
+  ASSERT_TRUE(dir);
+  fs::path logger = dir->path() / "logger.sh";
+  std::ofstream(logger) << "#!/bin/sh\n"
+                           "trap '' TERM\n"
+                           "exec 5>&-\n"
+                           "cat <&3 > \"$2.out\"\n"
+                           "sleep 0.5\n"
+                           "echo done > \"$2.done\"\n";
+  fs::permissions(logger, fs::perms::owner_all);
+  fs::path base = dir->path() / "captured";
+  std::string id = PrivateContainerd::uniqueId("shim-binlog-end");
+  auto out = run(id, {"/bin/sh", "-c", "for i in 1 2 3; do echo line $i; done"},
+                 {"--rm", "--log-uri", "binary://" + logger.string() + "?path=" + base.string()});
+  ASSERT_EQ(out.status.exit_code, 0) << out.err;
+  EXPECT_EQ(readFile(base.string() + ".done"), "done\n") << "delete returned before the logger";
+  EXPECT_EQ(readFile(base.string() + ".out"), "line 1\nline 2\nline 3\n");
 }
 
 // Device allow-list: a sandboxed app's /dev holds the default nodes and the spec's

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -113,7 +114,7 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
   std::string env_ns = "CONTAINER_NAMESPACE=" + ns;
   const int out_r = out.r.get(), err_r = err.r.get(), ready_w = ready.w.get();
 
-  pid_t pid = spawn([&] {
+  SpawnedLogger spawned = spawn([&] {
     // In the child: fds 3, 4, 5 as the logger protocol wants them, stdio to /dev/null, and
     // the signal mask and dispositions a fresh process has (the shim blocks SIGCHLD and
     // ignores SIGPIPE; both would survive exec).
@@ -141,7 +142,7 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
     ::execve(argv[0], argv.data(), envp);
     ::_exit(127);
   });
-  if (pid < 0) return failErrno(errno, "fork logger {}", path);
+  if (spawned.pid < 0) return failErrno(errno, "fork logger {}", path);
   out.r.reset();
   err.r.reset();
   ready.w.reset();
@@ -150,10 +151,38 @@ Result<OpenedStdio> startLogger(std::string_view uri, const std::string& ns, con
   if (::poll(&p, 1, 30'000) <= 0) {
     return fail(ErrorCode::kUnavailable, "logger {} did not become ready within 30 s", path);
   }
-  return OpenedStdio{UniqueFd(), std::move(out.w), std::move(err.w)};
+  return OpenedStdio{UniqueFd(), std::move(out.w), std::move(err.w), std::move(spawned.pidfd)};
 }
 
 }  // namespace
+
+// Debian 12's glibc 2.36 declares pidfd_open and pidfd_send_signal without C linkage in
+// <sys/pidfd.h> (fixed in 2.37): the system calls themselves.
+UniqueFd pidfdOf(pid_t pid) {
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+namespace {
+int sendSignal(const UniqueFd& pidfd, int sig) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0));
+}
+}  // namespace
+
+void finishLogger(const UniqueFd& pidfd, std::chrono::milliseconds grace) {
+  if (!pidfd) return;
+  auto exited = [&](std::chrono::milliseconds within) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    int ready = 0;
+    do {
+      ready = ::poll(&p, 1, static_cast<int>(within.count()));
+    } while (ready < 0 && errno == EINTR);
+    return ready != 0;  // an error (the pidfd is unusable): nothing to wait for
+  };
+  if (sendSignal(pidfd, SIGTERM) != 0) return;  // already gone
+  if (exited(grace)) return;
+  (void)sendSignal(pidfd, SIGKILL);
+  (void)exited(std::chrono::seconds(2));
+}
 
 Result<OpenedStdio> openStdio(const StdioPaths& paths, const std::string& ns, const std::string& id,
                               const LoggerSpawner& spawn) {
@@ -164,6 +193,7 @@ Result<OpenedStdio> openStdio(const StdioPaths& paths, const std::string& ns, co
     FLEETLET_ASSIGN_OR_RETURN(OpenedStdio logged, startLogger(out, ns, id, spawn));
     io.out = std::move(logged.out);
     io.err = std::move(logged.err);
+    io.logger = std::move(logged.logger);
     return io;
   }
   if (out.starts_with("file://")) {

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -27,10 +28,29 @@ struct StdioPaths {
 
 struct OpenedStdio {
   UniqueFd in, out, err;  // for the app's 0, 1, 2
+  // A pidfd of the binary:// logger (empty without one): finishLogger() ends it on delete.
+  UniqueFd logger;
+};
+
+// A logger process `spawn` started: its pid (-1 when fork failed) and a pidfd of it opened
+// before anything could reap it (empty when that failed).
+struct SpawnedLogger {
+  pid_t pid = -1;
+  UniqueFd pidfd;
 };
 
 // Starts a logger process through `spawn` (which forks, so the reaper owns the exit).
-using LoggerSpawner = std::function<pid_t(const std::function<void()>& in_child)>;
+using LoggerSpawner = std::function<SpawnedLogger(const std::function<void()>& in_child)>;
+
+// A pidfd of `pid` (empty on failure, e.g. when it has been reaped).
+UniqueFd pidfdOf(pid_t pid);
+
+// Ends a binary:// logger as containerd's shims do when its process is deleted (its pipes'
+// write ends closed by then): SIGTERM, after which the logger writes what the pipes still hold
+// and exits; SIGKILL if it has not exited `grace` later. Returns once it has exited (or a
+// second bound passed after the SIGKILL), so the log is complete when Delete answers.
+void finishLogger(const UniqueFd& pidfd,
+                  std::chrono::milliseconds grace = std::chrono::seconds(12));
 
 // Opens everything. kInvalidArgument for an unknown scheme or a logger that fails to start;
 // kNotFound for a missing path.

@@ -110,14 +110,18 @@ void TaskService::registerWith(ttrpc::Server& server) {
 
 LoggerSpawner TaskService::loggerSpawner() {
   return [this](const std::function<void()>& in_child) {
-    // Loggers are reaped like orphans: nobody watches their exit.
-    return reaper_.spawnWatched(
+    // Loggers are reaped like orphans (nobody watches the exit); their end is awaited through
+    // the pidfd, opened while the reaper cannot have reaped the child yet.
+    SpawnedLogger spawned;
+    spawned.pid = reaper_.spawnWatched(
         [&] {
           pid_t pid = ::fork();
           if (pid == 0) in_child();
+          if (pid > 0) spawned.pidfd = pidfdOf(pid);
           return pid;
         },
         [](pid_t, ProcessExit) {});
+    return spawned;
   };
 }
 
@@ -180,6 +184,7 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
     cleanup_cgroup();
     return rpcFail(io.error().wrap("stdio of task {}", r.id()));
   }
+  UniqueFd logger = std::move(io->logger);
   auto on_exit = exitHandler();
   Result<std::unique_ptr<TaskProcess>> process = std::unexpected(Error(ErrorCode::kInternal, ""));
   if (native) {
@@ -219,6 +224,7 @@ RpcResult<task::CreateTaskResponse> TaskService::create(const task::CreateTaskRe
   }
   pid_ = (*process)->pid();
   process_ = std::move(*process);
+  logger_ = std::move(logger);
   cgroup_ = cgroup;
   created_ = r;
   created_.set_bundle(bundle.string());
@@ -436,6 +442,10 @@ RpcResult<task::DeleteResponse> TaskService::remove(const task::DeleteRequest& r
     }
     (void)cgroup_->remove();
   }
+  // The app and our copies of its pipes are gone: the logger sees their end; wait for it, so
+  // the log is complete when the task's delete returns.
+  finishLogger(logger_);
+  logger_.reset();
   phase_ = Phase::kDeleted;
   execs_.clear();  // their processes went with the cgroup
   std::error_code ec;
@@ -589,6 +599,7 @@ RpcResult<task::StartResponse> TaskService::execStart(const task::StartRequest& 
   auto io = openStdio({e.request.stdin(), e.request.stdout(), e.request.stderr()}, ctx_.ns, ctx_.id,
                       loggerSpawner());
   if (!io) return rpcFail(io.error().wrap("stdio of exec {}", r.exec_id()));
+  e.logger = std::move(io->logger);
   auto on_exit = exitHandler();
   // Under mu_, with the phase set before the exit can be handled (onExit needs mu_).
   if (!native_spec_) {
@@ -701,6 +712,8 @@ RpcResult<task::DeleteResponse> TaskService::execRemove(const task::DeleteReques
   response.set_pid(static_cast<std::uint32_t>(it->second.pid));
   response.set_exit_status(static_cast<std::uint32_t>(it->second.exit.status));
   setTimestamp(response.mutable_exited_at(), it->second.exit.at);
+  it->second.process.reset();  // our copies of its pipes, if it kept any
+  finishLogger(it->second.logger);
   execs_.erase(it);
   exited_cv_.notify_all();
   return response;

@@ -100,6 +100,7 @@ class TaskService {
     pid_t pid = 0;
     Phase phase = Phase::kCreated;
     ProcessExit exit{};
+    UniqueFd logger;  // its binary:// logger (pidfd), if any
   };
   ttrpc::RpcResult<task::StartResponse> execStart(const task::StartRequest& r);
   ttrpc::RpcResult<task::StateResponse> execState(const task::StateRequest& r);
@@ -108,7 +109,7 @@ class TaskService {
   ttrpc::RpcResult<task::DeleteResponse> execRemove(const task::DeleteRequest& r);
   ttrpc::RpcResult<void> checkId(const std::string& id, const std::string& exec_id) const;
   void onExit(pid_t pid, ProcessExit exit);
-  // For openStdio: starts a logger process whose exit nobody waits for.
+  // For openStdio: starts a logger process that the reaper reaps; its pidfd comes back.
   LoggerSpawner loggerSpawner();
   // For a process's exits: onExit() on a thread of its own.
   Reaper::Callback exitHandler();
@@ -121,10 +122,11 @@ class TaskService {
 
   mutable std::mutex mu_;
   std::condition_variable exited_cv_;
-  Phase phase_ = Phase::kNone;                // guarded by mu_
-  std::unique_ptr<TaskProcess> process_;      // guarded by mu_
-  pid_t pid_ = 0;                             // guarded by mu_
-  ProcessExit exit_{};                        // guarded by mu_: valid once kStopped
+  Phase phase_ = Phase::kNone;            // guarded by mu_
+  std::unique_ptr<TaskProcess> process_;  // guarded by mu_
+  UniqueFd logger_;     // guarded by mu_: the init process's binary:// logger (pidfd), if any
+  pid_t pid_ = 0;       // guarded by mu_
+  ProcessExit exit_{};  // guarded by mu_: valid once kStopped
   std::optional<Cgroup> cgroup_;              // guarded by mu_
   task::CreateTaskRequest created_;           // guarded by mu_: for State
   std::uint64_t oom_seen_ = 0;                // guarded by mu_: OOM kills reported

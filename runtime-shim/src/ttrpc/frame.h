@@ -70,8 +70,8 @@ class FrameDecoder {
   std::uint64_t skipping_ = 0;  // bytes of an oversized frame still to drop
 };
 
-// gRPC status codes, as ttrpc carries them in wire::Status.code.
-enum class StatusCode : std::int32_t {
+// gRPC status codes, as ttrpc carries them in wire::Status.code (an int32 on the wire).
+enum class StatusCode : std::int32_t {  // NOLINT(performance-enum-size)
   kOk = 0,
   kCancelled = 1,
   kUnknown = 2,
