@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 
 #include <cctype>
+#include <memory>
 
 #include "fleetletd_fixture.h"
 #include "support/test_cloud.h"
@@ -38,7 +39,7 @@ class CloudTest : public FleetletdTest {
     if (HasFatalFailure() || IsSkipped()) return;
     auto cloud = testing::TestCloud::start();
     ASSERT_TRUE(cloud) << cloud.error().message();
-    cloud_.emplace(std::move(*cloud));
+    cloud_ = std::make_unique<testing::TestCloud>(std::move(*cloud));
     key_ = dir_->path() / "fleet.key";
     fleetletctl({"manifest", "keygen", "--out", key_.string()});
   }
@@ -169,7 +170,7 @@ class CloudTest : public FleetletdTest {
   // Polls of the node's manifest nginx has answered so far.
   size_t manifestPolls() { return countOf(cloud_->accessLog(), "GET /nodes/n1.json "); }
 
-  std::optional<testing::TestCloud> cloud_;
+  std::unique_ptr<testing::TestCloud> cloud_;
   std::filesystem::path key_;
 };
 
@@ -212,7 +213,8 @@ TEST_F(CloudTest, SignedStateConvergesAndEveryBadBodyIsRefusedWithoutChange) {
       {"expired", sign(nodeManifest(3, web, "n1", "expires: 2020-01-01T00:00:00Z\n")),
        "manifest expired at 2020-01-01T00:00:00Z"},
       {"truncated", good3.substr(0, good3.size() / 2), "envelope: not JSON"},
-      {"10 MiB", std::string(10 * 1024 * 1024, ' ') + good3, "body larger than 1048576 bytes"},
+      {"10 MiB", std::string(std::size_t{10} * 1024 * 1024, ' ') + good3,
+       "body larger than 1048576 bytes"},
       {"HTML with 200", "<html><body><h1>Welcome to nginx!</h1></body></html>\n",
        "unsigned manifest refused"},
   };
@@ -221,7 +223,7 @@ TEST_F(CloudTest, SignedStateConvergesAndEveryBadBodyIsRefusedWithoutChange) {
     const int64_t after = lastSeq();
     ASSERT_TRUE(cloud_->publish("nodes/n1.json", c.body));
     auto event = waitEvent(after, "rejected", c.reason);
-    ASSERT_TRUE(event) << agentLog();
+    if (!event) FAIL() << agentLog();
     EXPECT_THAT(event->value("message", ""), HasSubstr("cloud https://127.0.0.1:"));
     auto status = nodeStatus();
     EXPECT_EQ(status.value("desiredRevision", int64_t{0}), 2) << status.dump();
@@ -305,7 +307,7 @@ TEST_F(CloudTest, ACrashLoopingReleaseRollsBackAndIsReported) {
       "nodes/n1.json", sign(nodeManifest(2, busyboxApp("web", "echo v2; sleep 1; exit 3"), "n1",
                                          "rollback: {window: 60s}\n"))));
   auto rolled = waitEvent(after, "rolledBack", "revision 2 failed: app web: exited 3 times", 60s);
-  ASSERT_TRUE(rolled) << agentLog();
+  if (!rolled) FAIL() << agentLog();
   EXPECT_THAT(rolled->value("message", ""), HasSubstr("back to revision 1"));
   // Revision 1's app runs again and stays up.
   ASSERT_TRUE(testing::waitFor(
@@ -520,7 +522,7 @@ TEST_F(CloudTest, AReleaseWhoseImageCannotBePulledRollsBackAndIsNeverRetried) {
   ASSERT_TRUE(cloud_->publish("nodes/n1.json",
                               sign(nodeManifest(2, bad, "n1", "rollback: {window: 120s}\n"))));
   auto rolled = waitEvent(after, "rolledBack", "revision 2 failed: app web: ", 60s);
-  ASSERT_TRUE(rolled) << agentLog();
+  if (!rolled) FAIL() << agentLog();
   EXPECT_THAT(rolled->value("message", ""), HasSubstr("no-such-image"));
   EXPECT_THAT(rolled->value("message", ""), HasSubstr("back to revision 1"));
   const int64_t rolled_seq = (*rolled)["seq"].get<int64_t>();
@@ -609,8 +611,8 @@ std::string criLinesIn(const std::filesystem::path& file, const std::string& sin
     EXPECT_EQ(flag, "F") << line;  // the test's lines are short: no partial records
     auto t = parseRfc3339(time);
     if (!t || *t < from || *t >= to) continue;
-    out += time + " " + stream + " " + line.substr(time.size() + stream.size() + flag.size() + 3) +
-           "\n";
+    out += fmt::format("{} {} {}\n", time, stream,
+                       line.substr(time.size() + stream.size() + flag.size() + 3));
   }
   return out;
 }
@@ -799,7 +801,8 @@ TEST_F(CloudTest, AnActiveAlertAppearsInTheStatusReportAndGoesWhenItFalls) {
     return std::nullopt;
   };
   ASSERT_TRUE(testing::waitFor([&] { return with_alert().has_value(); }, 60s)) << agentLog();
-  const int64_t raised_in = *with_alert();
+  const int64_t raised_in = with_alert().value_or(-1);
+  ASSERT_GE(raised_in, 0);
   const Json raised = reports()[raised_in]["alerts"][0];
   EXPECT_GT(raised.value("value", 0.0), 0.2) << raised.dump();
   EXPECT_LT(raised.value("value", 1.0), 0.4) << raised.dump();

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -72,13 +73,13 @@ class FleetletdTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(useContainerShimFromEnvironment());
     auto dir = TempDir::create("fleetletd-test");
     ASSERT_TRUE(dir);
-    dir_.emplace(std::move(*dir));
+    dir_ = std::make_unique<TempDir>(std::move(*dir));
     const auto shim_dir = shimDirectory();
     ASSERT_TRUE(!shim_dir.empty() || container_shim_ == "runc")
         << "containerd-shim-fleetlet-v1 is not built (nor in $FLEETLET_TEST_SHIM_DIR)";
     auto ctrd = PrivateContainerd::startWithShimsFrom(shim_dir);
     ASSERT_TRUE(ctrd) << ctrd.error().message();
-    containerd_.emplace(std::move(*ctrd));
+    containerd_ = std::make_unique<PrivateContainerd>(std::move(*ctrd));
     std::filesystem::create_directories(desiredDir());
     // runc keeps state per namespace and id in a directory every containerd shares: a
     // namespace of its own keeps parallel tests apart.
@@ -86,7 +87,7 @@ class FleetletdTest : public ::testing::Test {
     // Apps' networks live in a node namespace of the test's own.
     auto net = testing::TestNodeNetwork::create(dir_->path());
     ASSERT_TRUE(net) << net.error().message();
-    net_.emplace(std::move(*net));
+    net_ = std::make_unique<testing::TestNodeNetwork>(std::move(*net));
   }
 
   void TearDown() override {
@@ -145,7 +146,7 @@ class FleetletdTest : public ::testing::Test {
     auto child =
         ChildProcess::spawn({.argv = argv, .stdout_path = logPath(), .stderr_path = logPath()});
     ASSERT_TRUE(child) << child.error().message();
-    agent_.emplace(std::move(*child));
+    agent_ = std::make_unique<ChildProcess>(std::move(*child));
   }
 
   void stopAgent() {
@@ -155,7 +156,7 @@ class FleetletdTest : public ::testing::Test {
   }
 
   void killAgent() {
-    agent_->signal(SIGKILL);
+    ASSERT_TRUE(agent_->signal(SIGKILL));
     agent_->wait();
     agent_.reset();
   }
@@ -291,7 +292,7 @@ class FleetletdTest : public ::testing::Test {
          .stdout_path = log,
          .stderr_path = log});
     ASSERT_TRUE(child) << child.error().message();
-    streams_.emplace(std::move(*child));
+    streams_ = std::make_unique<ChildProcess>(std::move(*child));
     const std::string marker = "events listening on 127.0.0.1:";
     ASSERT_TRUE(testing::waitFor(
         [&] {
@@ -340,15 +341,15 @@ class FleetletdTest : public ::testing::Test {
 
   const LocalRegistry* registry_ = nullptr;
   const TestImages* images_ = nullptr;
-  std::optional<PrivateContainerd> containerd_;
-  std::optional<TempDir> dir_;
-  std::optional<ChildProcess> agent_;
-  std::optional<ChildProcess> streams_;
+  std::unique_ptr<PrivateContainerd> containerd_;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<ChildProcess> agent_;
+  std::unique_ptr<ChildProcess> streams_;
   std::string streams_port_;
   std::string console_port_;
   std::string ns_;
   // Declared after dir_: destroyed first (it unmounts a directory inside dir_).
-  std::optional<testing::TestNodeNetwork> net_;
+  std::unique_ptr<testing::TestNodeNetwork> net_;
 };
 
 }  // namespace fleetlet::fleetletd_testing

@@ -34,6 +34,10 @@ class DrippingRegistry {
  public:
   DrippingRegistry() {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      ADD_FAILURE() << "dripping registry: socket: " << std::strerror(errno);
+      return;
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -43,7 +47,7 @@ class DrippingRegistry {
       ADD_FAILURE() << "dripping registry: " << std::strerror(errno);
     }
     port_ = ntohs(addr.sin_port);
-    thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
+    thread_ = std::jthread([this](const std::stop_token& stop) { serve(stop); });
   }
   ~DrippingRegistry() {
     thread_.request_stop();
@@ -62,7 +66,7 @@ class DrippingRegistry {
       int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
       ++requests_;
-      connections.emplace_back([c](std::stop_token s) {
+      connections.emplace_back([c](const std::stop_token& s) {
         std::string request;
         char buf[4096];
         while (request.find("\r\n\r\n") == std::string::npos) {

@@ -189,7 +189,7 @@ TEST_F(MetricsTest, PrometheusScrapesTheMetricsListener) {
       },
       60s))
       << readFile(prom_dir / "prometheus.log");
-  EXPECT_EQ(*state, "1");
+  EXPECT_EQ(state.value_or(""), "1");
   EXPECT_EQ(query("up%7Bjob%3D%22fleetletd%22%7D").value_or(""), "1");
   EXPECT_EQ(query("fleetlet_app_memory_limit_bytes%7Bapp%3D%22sleeper%22%7D").value_or(""),
             std::to_string(32 * 1024 * 1024));

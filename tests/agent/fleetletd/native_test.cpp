@@ -207,6 +207,7 @@ TEST_F(NativeAppsTest, KillNineOfFleetletdAdoptsTheRunningNativeTaskThenRestartA
 // A port nobody listens on now (bound and closed again), for an app's listener.
 uint16_t freePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
