@@ -100,6 +100,18 @@ class ShimIntegrationTest : public ::testing::Test {
     return ctr(args);
   }
 
+  // `ctr run --rm` of `command` with its output going to a binary:// logger that runs `script`
+  // from `dir`; the logger's $2 (the URI's path argument) is dir/captured.
+  static CommandOutput runWithLogger(const fs::path& dir, const std::string& script,
+                                     const std::string& id, const std::string& command) {
+    fs::path logger = dir / "logger.sh";
+    std::ofstream(logger) << "#!/bin/sh\n" << script;
+    fs::permissions(logger, fs::perms::owner_all);
+    return run(id, {"/bin/sh", "-c", command},
+               {"--rm", "--log-uri",
+                "binary://" + logger.string() + "?path=" + (dir / "captured").string()});
+  }
+
   // Native mode (a host binary, --rootfs /) or container mode (the busybox test image through
   // runc): the same checks run in both.
   enum class Mode : std::uint8_t { kNative, kContainer };
@@ -559,21 +571,17 @@ TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
   auto dir = testing::TempDir::create("shim-binlog");
   ASSERT_TRUE(dir);
   // The logger protocol: fd 3 stdout, fd 4 stderr, fd 5 ready; args from the URI's query.
-  fs::path logger = dir->path() / "logger.sh";
-  std::ofstream(logger) << "#!/bin/sh\n"
+  std::string id = PrivateContainerd::uniqueId("shim-binlog");
+  auto out = runWithLogger(dir->path(),
                            "exec 5>&-\n"
                            "cat <&3 > \"$2.out\" & cat <&4 > \"$2.err\" & wait\n"
-                           "echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$2.env\"\n";
-  fs::permissions(logger, fs::perms::owner_all);
-  fs::path base = dir->path() / "captured";
-  std::string id = PrivateContainerd::uniqueId("shim-binlog");
-  auto out = run(id, {"/bin/sh", "-c", "echo out-line; echo err-line >&2"},
-                 {"--rm", "--log-uri", "binary://" + logger.string() + "?path=" + base.string()});
+                           "echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$2.env\"\n",
+                           id, "echo out-line; echo err-line >&2");
   ASSERT_EQ(out.status.exit_code, 0) << out.err;
-  EXPECT_TRUE(eventually([&] { return fs::exists(base.string() + ".env"); }));
-  EXPECT_EQ(readFile(base.string() + ".out"), "out-line\n");
-  EXPECT_EQ(readFile(base.string() + ".err"), "err-line\n");
-  EXPECT_EQ(readFile(base.string() + ".env"), std::string(kNs) + "/" + id + "\n");
+  const std::string base = (dir->path() / "captured").string();
+  EXPECT_EQ(readFile(base + ".out"), "out-line\n");
+  EXPECT_EQ(readFile(base + ".err"), "err-line\n");
+  EXPECT_EQ(readFile(base + ".env"), std::string(kNs) + "/" + id + "\n");
 }
 
 // The task's delete ends its logger as containerd's shims do (SIGTERM, then up to 12 s for it
@@ -582,21 +590,18 @@ TEST_F(ShimIntegrationTest, BinaryLoggerGetsTheStreamsOnFds3And4) {
 TEST_F(ShimIntegrationTest, DeleteReturnsOnlyOnceTheBinaryLoggerHasWrittenEverything) {
   auto dir = testing::TempDir::create("shim-binlog-end");
   ASSERT_TRUE(dir);
-  fs::path logger = dir->path() / "logger.sh";
-  std::ofstream(logger) << "#!/bin/sh\n"
+  auto out = runWithLogger(dir->path(),
                            "trap '' TERM\n"
                            "exec 5>&-\n"
                            "cat <&3 > \"$2.out\"\n"
                            "sleep 0.5\n"
-                           "echo done > \"$2.done\"\n";
-  fs::permissions(logger, fs::perms::owner_all);
-  fs::path base = dir->path() / "captured";
-  std::string id = PrivateContainerd::uniqueId("shim-binlog-end");
-  auto out = run(id, {"/bin/sh", "-c", "for i in 1 2 3; do echo line $i; done"},
-                 {"--rm", "--log-uri", "binary://" + logger.string() + "?path=" + base.string()});
+                           "echo done > \"$2.done\"\n",
+                           PrivateContainerd::uniqueId("shim-binlog-end"),
+                           "for i in 1 2 3; do echo line $i; done");
   ASSERT_EQ(out.status.exit_code, 0) << out.err;
-  EXPECT_EQ(readFile(base.string() + ".done"), "done\n") << "delete returned before the logger";
-  EXPECT_EQ(readFile(base.string() + ".out"), "line 1\nline 2\nline 3\n");
+  const std::string base = (dir->path() / "captured").string();
+  EXPECT_EQ(readFile(base + ".done"), "done\n") << "delete returned before the logger";
+  EXPECT_EQ(readFile(base + ".out"), "line 1\nline 2\nline 3\n");
 }
 
 // Device allow-list: a sandboxed app's /dev holds the default nodes and the spec's
