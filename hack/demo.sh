@@ -10,6 +10,8 @@
 # refused. Then the photo story (manifests/examples/photos.yaml): a camera uploads photos to the
 # blob service on its own localhost, an inspector follows the metadata events and fetches each
 # photo; the demo prints the events (sourceApp: camera) and checks a photo is byte-identical.
+# Last, site replication (hack/demo-replication.sh, stopped again at its end): an event published
+# on one node reaches a subscriber on another through a NATS JetStream site hub.
 # Everything stays up afterwards; stop it with `hack/demo.sh --down`
 # or hack/dev-down.sh (after killing fleetletd: its pid is in $FLEETLET_DEV_DIR/fleetletd.pid).
 #
@@ -167,6 +169,9 @@ else
 fi
 step "The photo viewer on the node's screen (hack/demo-photo-viewer.sh)"
 hack/demo-photo-viewer.sh
+
+step "An event crossing two nodes of a site (hack/demo-replication.sh: a NATS site hub and two fleetlet-streams on loopback)"
+hack/demo-replication.sh
 
 if ((down)); then
   step "Stopping fleetletd and the dev environment"

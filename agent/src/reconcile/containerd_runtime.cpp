@@ -258,24 +258,9 @@ Status ContainerdRuntime::create(const manifest::App& app, const std::string& id
   FLEETLET_ASSIGN_OR_RETURN(auto chain, oci::chainIds(config.diff_ids));
   if (chain.empty()) return fail(ErrorCode::kInvalidArgument, "image {} has no layers", app.image);
 
-  std::filesystem::path volumes_root = options_.data_dir / "volumes" / app.name;
-  for (const auto& v : app.volumes) {
-    std::error_code ec;
-    std::filesystem::create_directories(volumes_root / v.name, ec);
-    if (ec) return fail(ErrorCode::kInternal, "create volume {}: {}", v.name, ec.message());
-  }
-  // /etc/hosts: written afresh by each create (a new file, then rename: a running container
-  // keeps the one it bound).
-  const auto hosts = options_.data_dir / "hosts" / app.name;
-  {
-    std::error_code ec;
-    std::filesystem::create_directories(hosts.parent_path(), ec);
-    auto tmp = hosts;
-    tmp += ".tmp";
-    std::ofstream(tmp, std::ios::trunc) << ocispec::hostsFile(app.name);
-    std::filesystem::rename(tmp, hosts, ec);
-    if (ec) return fail(ErrorCode::kInternal, "write {}: {}", hosts.string(), ec.message());
-  }
+  FLEETLET_RETURN_IF_ERROR(ensureHostPaths(app, /*rewrite_hosts=*/true));
+  const std::filesystem::path volumes_root = volumesRoot(app.name);
+  const auto hosts = hostsPath(app.name);
   FLEETLET_ASSIGN_OR_RETURN(auto spec,
                             ocispec::buildSpec(app, config,
                                                {.container_id = id,
@@ -314,24 +299,47 @@ std::filesystem::path ContainerdRuntime::stateDir(const std::string& app) const 
   return options_.data_dir / "state" / app;
 }
 
-Status ContainerdRuntime::createNative(const manifest::App& app, const std::string& id,
-                                       const containerd::Labels& labels) {
-  std::filesystem::path volumes_root = options_.data_dir / "volumes" / app.name;
+std::filesystem::path ContainerdRuntime::volumesRoot(const std::string& app) const {
+  return options_.data_dir / "volumes" / app;
+}
+
+std::filesystem::path ContainerdRuntime::hostsPath(const std::string& app) const {
+  return options_.data_dir / "hosts" / app;
+}
+
+Status ContainerdRuntime::ensureHostPaths(const manifest::App& app, bool rewrite_hosts) {
   for (const auto& v : app.volumes) {
     std::error_code ec;
-    std::filesystem::create_directories(volumes_root / v.name, ec);
+    std::filesystem::create_directories(volumesRoot(app.name) / v.name, ec);
     if (ec) return fail(ErrorCode::kInternal, "create volume {}: {}", v.name, ec.message());
   }
-  // The shim makes it and hands it to the app's user; its parent must exist and be private.
-  const auto state = stateDir(app.name);
-  {
+  if (app.runtime == manifest::Runtime::kNative) {
+    // The shim makes the state directory and hands it to the app's user; its parent must exist
+    // and be private.
+    const auto parent = stateDir(app.name).parent_path();
     std::error_code ec;
-    std::filesystem::create_directories(state.parent_path(), ec);
-    if (ec) {
-      return fail(ErrorCode::kInternal, "create {}: {}", state.parent_path().string(),
-                  ec.message());
-    }
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return fail(ErrorCode::kInternal, "create {}: {}", parent.string(), ec.message());
+    return {};
   }
+  // /etc/hosts: a new file, then rename (a running container keeps the one it bound).
+  const auto hosts = hostsPath(app.name);
+  std::error_code ec;
+  if (!rewrite_hosts && std::filesystem::exists(hosts, ec)) return {};
+  std::filesystem::create_directories(hosts.parent_path(), ec);
+  auto tmp = hosts;
+  tmp += ".tmp";
+  std::ofstream(tmp, std::ios::trunc) << ocispec::hostsFile(app.name);
+  std::filesystem::rename(tmp, hosts, ec);
+  if (ec) return fail(ErrorCode::kInternal, "write {}: {}", hosts.string(), ec.message());
+  return {};
+}
+
+Status ContainerdRuntime::createNative(const manifest::App& app, const std::string& id,
+                                       const containerd::Labels& labels) {
+  FLEETLET_RETURN_IF_ERROR(ensureHostPaths(app, /*rewrite_hosts=*/true));
+  const std::filesystem::path volumes_root = volumesRoot(app.name);
+  const auto state = stateDir(app.name);
   std::optional<uint32_t> uid;
   if (options_.native_uids != nullptr) {
     // systemd's DynamicUser range, skipping any uid a host account has.
@@ -373,6 +381,9 @@ Result<uint32_t> ContainerdRuntime::start(const manifest::App& app, const std::s
     task.reset();
   }
   if (!task) {
+    // What the container binds from the host, again: a container an earlier fleetletd created
+    // must start after this node lost its data directory (or a volume was removed by hand).
+    FLEETLET_RETURN_IF_ERROR(ensureHostPaths(app, /*rewrite_hosts=*/false));
     // The app's network is made (or brought up to date) before its task joins it.
     if (options_.networks != nullptr && joinsAppNetwork(app)) {
       FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));

@@ -100,6 +100,13 @@ class ContainerdRuntime : public ContainerRuntime {
   std::filesystem::path hostListenerPorts() const;
   // runtime: native: <data_dir>/state/<app>, the app's state directory.
   std::filesystem::path stateDir(const std::string& app) const;
+  // <data_dir>/volumes/<app> (one directory per volume below) and <data_dir>/hosts/<app>.
+  std::filesystem::path volumesRoot(const std::string& app) const;
+  std::filesystem::path hostsPath(const std::string& app) const;
+  // Makes what the app's container binds from the host when it is missing: its volume
+  // directories, the private parent of a native app's state directory, an image app's
+  // /etc/hosts file (written afresh when `rewrite_hosts`).
+  Status ensureHostPaths(const manifest::App& app, bool rewrite_hosts);
   Status createNative(const manifest::App& app, const std::string& id,
                       const containerd::Labels& labels);
 

@@ -382,6 +382,35 @@ TEST_F(FleetletdTest, StopsOnSigtermAndResumesWhereItWas) {
   EXPECT_TRUE(runningTasks().contains(id));
 }
 
+// A node whose fleetletd data directory was lost while containerd kept the containers, their
+// tasks gone (what `hack/demo.sh` met on its second run): the next fleetletd starts the
+// containers it finds again, making the volume directory and /etc/hosts they bind anew,
+// instead of leaving the app in backoff on "stat …/volumes/…: no such file or directory".
+TEST_F(FleetletdTest, ContainersOutlivingALostDataDirectoryStartAgain) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "echo kept > /data/x; sleep 1000",
+                               "    volumes:\n      - {name: data, path: /data}\n")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  const auto id = containerOf("a");
+  killAgent();
+  ASSERT_TRUE(containerd_->ctrOk({"tasks", "kill", "-s", "SIGKILL", id}, ns_));
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return containerd_->ctrOk({"tasks", "delete", id}, ns_).has_value();
+      },
+      30s));
+  std::error_code ec;
+  std::filesystem::remove_all(dataDir(), ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  startAgent();
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  EXPECT_EQ(containerOf("a"), id) << "the container found was replaced";
+  EXPECT_TRUE(runningTasks().contains(id));
+  EXPECT_TRUE(testing::waitFor(
+      [&] { return std::filesystem::exists(dataDir() / "volumes" / "a" / "data" / "x"); }, 30s));
+}
+
 // A device upgraded from a fleetletd whose container shim was containerd's Go shim (the default
 // before the fleetlet shim became it): the new agent adopts the running containers as they
 // are, creates only new and changed apps on the fleetlet shim, and still restarts and removes
