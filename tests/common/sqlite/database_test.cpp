@@ -5,7 +5,10 @@
 
 #include <array>
 #include <filesystem>
+#include <memory>
 #include <string_view>
+
+#include "support/temp_dir.h"
 
 namespace fleetlet::sqlite {
 namespace {
@@ -15,13 +18,14 @@ namespace fs = std::filesystem;
 class SqliteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "fleetlet-sqlite-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    auto dir = fleetlet::testing::TempDir::create("fleetlet-sqlite");
+    ASSERT_TRUE(dir) << dir.error().message();
+    tmp_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*dir));
+    dir_ = tmp_->path();
   }
-  void TearDown() override { fs::remove_all(dir_); }
   fs::path dbPath() const { return dir_ / "test.db"; }
 
+  std::unique_ptr<fleetlet::testing::TempDir> tmp_;  // removed with everything in it
   fs::path dir_;
 };
 

@@ -13,10 +13,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "sqlite/database.h"
+#include "support/temp_dir.h"
 
 namespace fleetlet::sqlite {
 namespace {
@@ -46,11 +48,11 @@ std::int64_t writeCalls() {
 class WalBatchVfsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "fleetlet-walbatch-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    auto dir = fleetlet::testing::TempDir::create("fleetlet-walbatch");
+    ASSERT_TRUE(dir) << dir.error().message();
+    tmp_ = std::make_unique<fleetlet::testing::TempDir>(std::move(*dir));
+    dir_ = tmp_->path();
   }
-  void TearDown() override { fs::remove_all(dir_); }
   fs::path dbPath() const { return dir_ / "test.db"; }
 
   static Status writeTxn(Database& db, std::int64_t txn) {
@@ -71,6 +73,7 @@ class WalBatchVfsTest : public ::testing::Test {
     return stmt.columnInt64(0);
   }
 
+  std::unique_ptr<fleetlet::testing::TempDir> tmp_;  // removed with everything in it
   fs::path dir_;
 };
 
