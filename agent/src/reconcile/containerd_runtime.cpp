@@ -307,6 +307,15 @@ std::filesystem::path ContainerdRuntime::hostsPath(const std::string& app) const
   return options_.data_dir / "hosts" / app;
 }
 
+std::optional<std::string> ContainerdRuntime::lostHostPath(const manifest::App& app) {
+  for (const auto& v : app.volumes) {
+    const auto dir = volumesRoot(app.name) / v.name;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) return dir.string();
+  }
+  return std::nullopt;
+}
+
 Status ContainerdRuntime::ensureHostPaths(const manifest::App& app, bool rewrite_hosts) {
   for (const auto& v : app.volumes) {
     std::error_code ec;

@@ -79,6 +79,7 @@ class ContainerdRuntime : public ContainerRuntime {
   Status stop(const std::string& id, std::chrono::milliseconds grace) override;
   Status remove(const std::string& id) override;
   void pruneAppData(const std::set<std::string>& live) override;
+  std::optional<std::string> lostHostPath(const manifest::App& app) override;
 
   std::filesystem::path logDir(const std::string& app) const;
   // The digest containerd's image record for `image` points at (for a tag: the manifest or

@@ -166,6 +166,10 @@ AppPlan planApp(const AppPlanInput& input) {
         // start() leaves a running task alone: stop it first (with its grace).
         stop(*keep, &app, "restart requested", steps);
         steps.push_back({Step::Kind::kRestart, name, keep->id, "requested"});
+      } else if (input.lost_host_path) {
+        const std::string why = "its volume " + *input.lost_host_path + " is gone";
+        stop(*keep, &app, why, steps);
+        steps.push_back({Step::Kind::kRestart, name, keep->id, why});
       }
       break;
     case Task::kStopped: {

@@ -44,6 +44,8 @@ struct AppPlanInput {
   std::vector<ActualContainer> actual;  // the app's containers
   AppRuntimeState state;
   bool restart_requested = false;  // by the user or a failing health check
+  // A host directory the running task binds that is gone (ContainerRuntime::lostHostPath).
+  std::optional<std::string> lost_host_path;
   Clock::time_point now;
 };
 
@@ -71,7 +73,8 @@ struct AppPlan {
 // - a current container without a running task: created/none → start; stopped → restart per
 //   policy (always; on-failure when the exit code is not 0; never: stays down) once
 //   state.backoff_until has passed, else the app waits;
-// - a running task with restart_requested → restart.
+// - a running task with restart_requested, or whose volume directory on the host is gone
+//   (lost_host_path) → restart (start() makes the directory again).
 AppPlan planApp(const AppPlanInput& input);
 
 // The delay before the next restart: 1 s, doubling up to 5 min; back to 1 s when the task had

@@ -474,11 +474,24 @@ void Reconciler::workApp(const std::string& name) {
   if (!state) return fail_and_retry(state.error());
   if (auto st = accountExit(name, *actual, *state); !st) return fail_and_retry(st.error());
 
+  std::optional<std::string> lost_host_path;
+  if (app != nullptr && std::any_of(actual->begin(), actual->end(), [](const ActualContainer& c) {
+        return c.task == ActualContainer::Task::kRunning;
+      })) {
+    lost_host_path = runtime_.lostHostPath(*app);
+    if (lost_host_path) {
+      emit(name, "volume lost",
+           fmt::format("{} is gone while the app runs (was the node's data directory removed?): "
+                       "restarting it onto a new, empty one",
+                       *lost_host_path));
+    }
+  }
   AppPlan plan = planApp({.name = name,
                           .app = app,
                           .actual = *actual,
                           .state = *state,
                           .restart_requested = restart,
+                          .lost_host_path = std::move(lost_host_path),
                           .now = options_.now()});
   if (plan.unsupported) {
     std::optional<ExternalAppStatus> external;

@@ -6,6 +6,7 @@
 // block on containerd (and on a registry for ensureImage).
 
 #include <chrono>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -40,6 +41,13 @@ class ContainerRuntime {
   // the task: its node-service listeners (a restarted fleetletd makes them again). Called on
   // every pass over a desired app whose container runs; cheap when nothing changed.
   virtual Status refresh(const manifest::App& app) = 0;
+  // A host directory a running task of `app` binds that is no longer there (its volume was
+  // removed, or the node lost its data directory while the task ran): that task writes into a
+  // deleted directory and can create nothing in it, so it must start again to bind a new one.
+  // std::nullopt when every one exists. Cheap (a stat per volume).
+  virtual std::optional<std::string> lostHostPath(const manifest::App& /*app*/) {
+    return std::nullopt;
+  }
   // SIGTERM, then SIGKILL once `grace` has passed; succeeds when no task runs.
   virtual Status stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   // Deletes task, snapshot and container; succeeds when they are gone already.

@@ -411,6 +411,36 @@ TEST_F(FleetletdTest, ContainersOutlivingALostDataDirectoryStartAgain) {
       [&] { return std::filesystem::exists(dataDir() / "volumes" / "a" / "data" / "x"); }, 30s));
 }
 
+// A volume directory removed while its task keeps running (by hand, or with the whole data
+// directory as in the demo's second run, where the node services kept their database and blob
+// store in deleted directories and uploads failed): the task starts again, onto a new one.
+TEST_F(FleetletdTest, RunningAppsWhoseVolumeWasLostStartAgainOntoANewOne) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "while true; do date > /data/x; sleep 0.2; done",
+                               "    volumes:\n      - {name: data, path: /data}\n")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  const auto id = containerOf("a");
+  const auto pid_before = tasks().at(id).first;
+  killAgent();
+  std::error_code ec;
+  std::filesystem::remove_all(dataDir() / "volumes", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(runningTasks().contains(id)) << "the task should outlive the agent";
+
+  startAgent();
+  ASSERT_TRUE(testing::waitFor(
+      [&] { return std::filesystem::exists(dataDir() / "volumes" / "a" / "data" / "x"); }, 60s))
+      << "the task still writes into the deleted directory\n"
+      << agentLog();
+  EXPECT_EQ(containerOf("a"), id) << "the container was replaced, not restarted";
+  EXPECT_NE(tasks().at(id).first, pid_before);
+  EXPECT_EQ(agentLog().find("app a: removed"), std::string::npos) << agentLog();
+  EXPECT_NE(agentLog().find("app a: volume lost: " +
+                            (dataDir() / "volumes" / "a" / "data").string() + " is gone"),
+            std::string::npos)
+      << agentLog();
+}
+
 // A device upgraded from a fleetletd whose container shim was containerd's Go shim (the default
 // before the fleetlet shim became it): the new agent adopts the running containers as they
 // are, creates only new and changed apps on the fleetlet shim, and still restarts and removes

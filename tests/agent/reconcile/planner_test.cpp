@@ -19,7 +19,8 @@ manifest::App app(std::string name, std::string hash,
   return a;
 }
 
-ActualContainer container(std::string app, std::string hash, Task task, uint32_t exit = 0) {
+ActualContainer container(const std::string& app, const std::string& hash, Task task,
+                          uint32_t exit = 0) {
   ActualContainer c{.app = app, .id = containerId(app, hash), .spec_hash = hash, .task = task};
   c.exit_status = exit;
   return c;
@@ -27,6 +28,7 @@ ActualContainer container(std::string app, std::string hash, Task task, uint32_t
 
 std::vector<std::pair<Kind, std::string>> kinds(const AppPlan& p) {
   std::vector<std::pair<Kind, std::string>> out;
+  out.reserve(p.steps.size());
   for (const auto& s : p.steps) out.emplace_back(s.kind, s.container_id);
   return out;
 }
@@ -172,6 +174,27 @@ TEST(Planner, RequestedRestartOfARunningApp) {
                     .now = kNow});
   // Stopped first: starting a running task would leave it as it is.
   EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kRestart, "a-h1")));
+}
+
+TEST(Planner, ARunningTaskWhoseVolumeIsGoneIsRestartedWithTheReason) {
+  auto a = app("a", "h1");
+  auto p = planApp({.name = "a",
+                    .app = &a,
+                    .actual = {container("a", "h1", Task::kRunning)},
+                    .lost_host_path = "/var/lib/fleetlet/volumes/a/data",
+                    .now = kNow});
+  EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kRestart, "a-h1")));
+  ASSERT_EQ(p.steps.size(), 2U);
+  EXPECT_EQ(p.steps[1].reason, "its volume /var/lib/fleetlet/volumes/a/data is gone");
+
+  // A task that is not running is left to its restart policy (start() makes the directory).
+  auto stopped = planApp({.name = "a",
+                          .app = &a,
+                          .actual = {container("a", "h1", Task::kStopped)},
+                          .lost_host_path = "/var/lib/fleetlet/volumes/a/data",
+                          .now = kNow});
+  EXPECT_THAT(kinds(stopped), ElementsAre(Pair(Kind::kRestart, "a-h1")));
+  EXPECT_NE(stopped.steps[0].reason, p.steps[1].reason);
 }
 
 TEST(Planner, UnsupportedRuntimesAreReportedNotPlanned) {
