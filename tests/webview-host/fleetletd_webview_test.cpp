@@ -381,6 +381,36 @@ TEST_F(FleetletdWebviewTest, TheKioskIsANativeSystemAppRestartedByPolicyAndAdopt
   EXPECT_EQ(kiosksIn(ns_), 1u);
 }
 
+// A kiosk whose control socket is gone (fleetletd's data directory removed under it, as the
+// demo's second run does) cannot be reached though it runs: its system app's health check
+// (`test -S` of the socket, every 10 s, 3 failures) restarts it, and the page is back.
+TEST_F(FleetletdWebviewTest, AKioskWhoseControlSocketIsGoneIsRestartedByItsHealthCheck) {
+  applyApps(1, "  ui:\n    runtime: webview\n    bundle: " +
+                   pageBundle("green", R"(<!doctype html><html><head>
+<style>html,body{margin:0;height:100%;background:rgb(0,128,0);}</style></head></html>)") +
+                   "\n");
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 60s);
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  const pid_t pid = kioskPid();
+  ASSERT_NE(pid, 0);
+
+  const fs::path socket = tmp_->path() / "data" / "webview" / "control.sock";
+  ASSERT_TRUE(fs::is_socket(socket));
+  fs::remove(socket);
+  pid_t again = 0;
+  for (int i = 0; i < 900; ++i) {  // 3 probes 10 s apart, then the restart
+    again = kioskPid();
+    if (again != 0 && again != pid) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(again, pid) << "the unreachable kiosk was not restarted\n" << events();
+  ASSERT_NE(again, 0);
+  s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 60s);
+  EXPECT_EQ(s.value("state", ""), "running") << s.dump();
+  EXPECT_TRUE(fs::is_socket(socket));
+  EXPECT_THAT(events(), HasSubstr(R"("app":"fleetlet-webview","kind":"unhealthy")")) << events();
+}
+
 // The kiosk as fleetletd's native system app where WebKit's web process sandbox cannot be set
 // up (its binary wrapped to run without CAP_SYS_ADMIN, as a device whose kernel or container
 // withholds it): one exit with code 3, one restart by the system app's restart policy, then the

@@ -47,6 +47,13 @@ Result<manifest::App> kioskSystemApp(const WebviewOptions& options) {
           {"env", env},
           {"sandbox", {{"level", "process"}, {"capabilities", {"CAP_SYS_ADMIN", "CAP_NET_ADMIN"}}}},
           {"restart", {{"policy", "always"}}},
+          // A kiosk whose control socket is gone (fleetletd's data directory removed under
+          // it) runs on unreachable: started again, it makes the socket anew.
+          {"health",
+           {{"exec",
+             {{"command", {"/usr/bin/test", "-S", (options.work_dir / "control.sock").string()}}}},
+            {"interval", "10s"},
+            {"failures", 3}}},
           {"stopGracePeriod", "3s"}}}}}};
   FLEETLET_ASSIGN_OR_RETURN(auto parsed,
                             manifest::parseNodeState(state.dump(), "the kiosk's system app"));
