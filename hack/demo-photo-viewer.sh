@@ -26,10 +26,16 @@ YAML
 fleetletctl manifest sign -f "$cloud/photos-viewer.yaml" --key "$cloud/fleet.key" \
   -o "$cloud/photos-viewer.dsse.json"
 mv "$cloud/photos-viewer.dsse.json" "$cloud/www/nodes/dev-node.json"
+shown=0
 for _ in $(seq 1 60); do
-  fleetletctl get apps | grep -q '^photo-viewer .*running' && break
+  fleetletctl get apps | grep -q '^photo-viewer .*running' && shown=1 && break
   sleep 1
 done
+if ((!shown)); then
+  fleetletctl describe app photo-viewer >&2 || true
+  echo "demo-photo-viewer: the photo viewer did not run within 60 s" >&2
+  exit 1
+fi
 fleetletctl describe app photo-viewer | sed -n '/^Screen:/,/^Spec:/p' | grep -v '^Spec:' || true
 sleep 3  # the viewer polls the metadata events every second and loads the photo
 fleetletctl screenshot photo-viewer -o "$FLEETLET_DEV_DIR/photo-viewer.png"

@@ -3,18 +3,23 @@
 # fleetlet-streams nodes on loopback, publishes an event on node a and shows it arriving at a
 # subscriber on node b, then each node's replication status. Stops everything it started.
 #
-# Usage: hack/demo-replication.sh [DIR]     (default: a new directory under /tmp)
+# Usage: hack/demo-replication.sh [DIR]     (default: a new directory under /tmp, removed at
+# the end unless something failed)
 # Needs a build (hack/build.sh) and nats-server (hack/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:-$(mktemp -d /tmp/fleetlet-replication-demo.XXXXXX)}
-bin=build/stream-sidecar/fleetlet-streams
+own_dir=0
+if [[ -n ${1:-} ]]; then dir=$1; else dir=$(mktemp -d /tmp/fleetlet-replication-demo.XXXXXX) && own_dir=1; fi
+bin=${BUILD_DIR:-build}/stream-sidecar/fleetlet-streams
 [[ -x $bin ]] || { echo "demo-replication: build first (hack/build.sh)" >&2; exit 1; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 pids=()
 cleanup() {
+  local status=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   hack/site-hub.sh stop "$dir/hub" 2>/dev/null || true
+  # A directory of its own goes again unless something failed (its logs say what).
+  if ((own_dir && status == 0)); then rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 
@@ -57,8 +62,12 @@ curl -s -XPOST "http://127.0.0.1:${port[a]}/api/v1/events/publish" \
 echo
 
 step "What node b's subscriber received"
-for _ in $(seq 1 100); do [[ -s $dir/b-subscriber.ndjson ]] && break; sleep 0.05; done
+for _ in $(seq 1 200); do grep -q valve3 "$dir/b-subscriber.ndjson" && break; sleep 0.05; done
 cat "$dir/b-subscriber.ndjson"
+if ! grep -q '"valve3"' "$dir/b-subscriber.ndjson"; then
+  echo "demo-replication: node a's event did not reach node b within 10 s (logs: $dir/a.log, $dir/b.log)" >&2
+  exit 1
+fi
 
 step "Replication status of node b (GET /replication)"
 curl -s "http://127.0.0.1:${port[b]}/replication"

@@ -79,7 +79,7 @@ TOML
   # Native apps and the kiosk (runtime: native) need containerd-shim-fleetlet-v1 on
   # containerd's PATH: the build's, when there is one.
   shim_path=$PATH
-  [[ -x build/runtime-shim/containerd-shim-fleetlet-v1 ]] && shim_path=$PWD/build/runtime-shim:$PATH
+  [[ -x ${BUILD_DIR:-build}/runtime-shim/containerd-shim-fleetlet-v1 ]] && shim_path=$PWD/${BUILD_DIR:-build}/runtime-shim:$PATH
   PATH=$shim_path setsid containerd --config "$dev_dir/config.toml" >>"$dev_dir/containerd.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dev_dir/containerd.pid"
