@@ -96,10 +96,10 @@ void Agent::annotate(AppStatus& status) {
   }
   if (!cached && options_.image_digest && !status.image.empty()) {
     auto digest = options_.image_digest(status.image);
-    if (digest && digest->has_value()) {
-      cached = **digest;
+    if (const std::optional<std::string> found = digest ? *digest : std::nullopt; found) {
+      cached = *found;
       std::lock_guard lock(notes_mu_);
-      digests_[status.image] = *cached;
+      digests_[status.image] = *found;
     }
   }
   if (!cached) {
@@ -164,7 +164,7 @@ void Agent::observe(const std::string& app, const std::string& kind, const std::
       return;
     }
   }
-  windowPassed(*passed);  // the event came after the window: it does not count
+  if (passed) windowPassed(*passed);  // the event came after the window: it does not count
 }
 
 void Agent::windowPassed(const state::RollbackWatch& watch) {
@@ -263,7 +263,8 @@ void Agent::setDesired(std::shared_ptr<const manifest::NodeState> desired) {
     if (desired) reconciler_.setDesired(std::move(desired));
     return;
   }
-  reconciler_.setDesired(system_apps::merge(desired.get(), *options_.system));
+  reconciler_.setDesired(system_apps::merge(desired.get(), *options_.system),
+                         /*complete=*/desired != nullptr);
 }
 
 Status Agent::load() {

@@ -78,7 +78,7 @@ Reconciler::Reconciler(ContainerRuntime& runtime, state::StateStore& store,
 
 Reconciler::~Reconciler() { stop(); }
 
-void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired) {
+void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired, bool complete) {
   std::vector<std::string> changed;  // failure backoff starts again
   std::vector<std::string> queued;
   std::vector<AppSnapshot> reported;
@@ -86,6 +86,7 @@ void Reconciler::setDesired(std::shared_ptr<const manifest::NodeState> desired) 
     std::lock_guard lock(mu_);
     auto previous = desired_;
     desired_ = std::move(desired);
+    desired_received_ = complete && desired_ != nullptr;
     unsynced_.clear();
     unclean_.clear();
     dependents_.clear();
@@ -398,6 +399,7 @@ void Reconciler::workApp(const std::string& name) {
   std::shared_ptr<const manifest::NodeState> desired;
   std::vector<std::string> ids;
   bool restart = false;
+  bool desired_received = false;
   {
     std::lock_guard lock(mu_);
     if (!listed_) return;  // the first resync queues every app again
@@ -410,6 +412,7 @@ void Reconciler::workApp(const std::string& name) {
     if (auto it = known_.find(name); it != known_.end())
       ids.assign(it->second.begin(), it->second.end());
     restart = restart_requested_.contains(name);
+    desired_received = desired_received_;
   }
   const manifest::App* app = nullptr;
   if (desired) {
@@ -417,6 +420,12 @@ void Reconciler::workApp(const std::string& name) {
     if (it != desired->apps.end()) app = &it->second;
   }
   spdlog::debug("reconcile {}: revision {}", name, desired ? desired->revision : 0);
+  if (app == nullptr && !ids.empty() && !desired_received) {
+    // No desired state yet says whether this app should run: its containers stay as they are.
+    spdlog::info("app {}: left running until a desired state says whether it is wanted", name);
+    settle(desired.get(), name, true, true);
+    return;
+  }
   if (app == nullptr && ids.empty()) {
     // Not desired, nothing left in containerd: forget it (once: late events queue it again).
     std::optional<AppSnapshot> gone;

@@ -99,8 +99,11 @@ class Reconciler {
   Reconciler& operator=(const Reconciler&) = delete;
 
   // Lists every desired app at once (as "pending" until worked on) and queues every app whose
-  // spec changed, every new app and every app no longer desired.
-  void setDesired(std::shared_ptr<const manifest::NodeState> desired);
+  // spec changed, every new app and every app no longer desired. `complete` is false while
+  // `desired` holds only the system apps because no desired state has been received yet (a
+  // node that lost its state, or a stored one this fleetletd cannot read): until one is, the
+  // containers of other apps are left as they run, not removed as undesired.
+  void setDesired(std::shared_ptr<const manifest::NodeState> desired, bool complete = true);
   std::shared_ptr<const manifest::NodeState> desired() const;
   void requestRestart(const std::string& app);
   // The status of an app run outside containerd changed: its status is read again soon.
@@ -183,9 +186,12 @@ class Reconciler {
   mutable std::mutex mu_;
   std::shared_ptr<const manifest::NodeState> desired_;  // guarded by mu_
   std::set<std::string> restart_requested_;             // guarded by mu_
-  std::set<std::string> oom_killed_;                    // guarded by mu_: container ids
-  std::map<std::string, AppSnapshot> snapshots_;        // guarded by mu_
-  std::map<std::string, std::string> errors_;           // guarded by mu_
+  // A desired state was received (setDesired with complete and not null): only then are
+  // containers of apps it does not name removed.
+  bool desired_received_ = false;                 // guarded by mu_
+  std::set<std::string> oom_killed_;              // guarded by mu_: container ids
+  std::map<std::string, AppSnapshot> snapshots_;  // guarded by mu_
+  std::map<std::string, std::string> errors_;     // guarded by mu_
   // Failing apps and when they are tried again (cleared by a spec change or a restart request).
   std::map<std::string, Clock::time_point> retry_at_;  // guarded by mu_
   // Container ids fleetlet knows per app (from listings and its own creates), and the owner of

@@ -411,6 +411,40 @@ TEST_F(FleetletdTest, ContainersOutlivingALostDataDirectoryStartAgain) {
       [&] { return std::filesystem::exists(dataDir() / "volumes" / "a" / "data" / "x"); }, 30s));
 }
 
+// A node that lost its state (data directory gone) and has no desired state yet keeps the apps
+// it finds running, instead of removing them as undesired before any source has answered; the
+// desired state, once it comes, adopts them as they run, and one without them removes them.
+TEST_F(FleetletdTest, ANodeThatLostItsStateKeepsItsAppsUntilADesiredStateSaysOtherwise) {
+  startAgent();
+  apply(manifest(1, busyboxApp("a", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  const auto id = containerOf("a");
+  const auto pid = tasks().at(id).first;
+  killAgent();
+  std::error_code ec;
+  std::filesystem::remove_all(dataDir(), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::filesystem::remove(desiredDir() / "node.yaml", ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  startAgent();
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return agentLog().find("app a: left running until a desired state says") !=
+               std::string::npos;
+      },
+      30s))
+      << agentLog();
+  EXPECT_EQ(tasks().at(id).first, pid) << "the app was stopped before any desired state";
+
+  apply(manifest(1, busyboxApp("a", "sleep 1000")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  EXPECT_EQ(tasks().at(id).first, pid) << "the desired state restarted the app it adopts";
+
+  apply("apiVersion: fleetlet.io/v1\nkind: NodeState\nrevision: 2\napps: {}\n");
+  EXPECT_TRUE(testing::waitFor([&] { return !containers().contains(id); }, 30s)) << agentLog();
+}
+
 // A volume directory removed while its task keeps running (by hand, or with the whole data
 // directory as in the demo's second run, where the node services kept their database and blob
 // store in deleted directories and uploads failed): the task starts again, onto a new one.
