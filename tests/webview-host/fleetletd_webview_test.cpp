@@ -409,6 +409,7 @@ TEST_F(FleetletdWebviewTest, AKioskWhoseControlSocketIsGoneIsRestartedByItsHealt
   EXPECT_EQ(s.value("state", ""), "running") << s.dump();
   EXPECT_TRUE(fs::is_socket(socket));
   EXPECT_THAT(events(), HasSubstr(R"("app":"fleetlet-webview","kind":"unhealthy")")) << events();
+  EXPECT_THAT(events(), HasSubstr("(failed health check: exec exited 1)")) << events();
 }
 
 // The kiosk as fleetletd's native system app where WebKit's web process sandbox cannot be set

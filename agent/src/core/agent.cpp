@@ -459,7 +459,7 @@ Status Agent::restart(std::string_view name) {
 void Agent::unhealthy(const std::string& app, const std::string& why) {
   spdlog::warn("app {}: unhealthy: {}", app, why);
   record(app, "unhealthy", why);
-  reconciler_.requestRestart(app);
+  reconciler_.requestRestart(app, "failed health check: " + why);
 }
 
 Result<NodeStatus> Agent::status() {

@@ -165,7 +165,7 @@ AppPlan planApp(const AppPlanInput& input) {
       if (input.restart_requested) {
         // start() leaves a running task alone: stop it first (with its grace).
         stop(*keep, &app, "restart requested", steps);
-        steps.push_back({Step::Kind::kRestart, name, keep->id, "requested"});
+        steps.push_back({Step::Kind::kRestart, name, keep->id, input.restart_reason});
       } else if (input.lost_host_path) {
         const std::string why = "its volume " + *input.lost_host_path + " is gone";
         stop(*keep, &app, why, steps);
@@ -179,7 +179,7 @@ AppPlan planApp(const AppPlanInput& input) {
       if (requested || !until || *until <= input.now) {
         steps.push_back(
             {Step::Kind::kRestart, name, keep->id,
-             requested ? std::string("requested") : "exited " + std::to_string(keep->exit_status)});
+             requested ? input.restart_reason : "exited " + std::to_string(keep->exit_status)});
       } else {
         plan.wait_until = *until;
       }

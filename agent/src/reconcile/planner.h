@@ -43,7 +43,8 @@ struct AppPlanInput {
   const manifest::App* app = nullptr;   // nullptr: not desired; its containers go
   std::vector<ActualContainer> actual;  // the app's containers
   AppRuntimeState state;
-  bool restart_requested = false;  // by the user or a failing health check
+  bool restart_requested = false;            // by the user or a failing health check
+  std::string restart_reason = "requested";  // why, for the restart step (and its event)
   // A host directory the running task binds that is gone (ContainerRuntime::lostHostPath).
   std::optional<std::string> lost_host_path;
   Clock::time_point now;

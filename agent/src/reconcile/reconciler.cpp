@@ -162,10 +162,10 @@ void Reconciler::oomKilled(const std::string& container_id) {
   containerChanged(container_id, std::nullopt);
 }
 
-void Reconciler::requestRestart(const std::string& app) {
+void Reconciler::requestRestart(const std::string& app, std::string reason) {
   {
     std::lock_guard lock(mu_);
-    restart_requested_.insert(app);
+    restart_requested_[app] = std::move(reason);
     retry_at_.erase(app);
   }
   queue_.forget(app);  // an operator's restart starts the failure backoff again at 1 s
@@ -399,6 +399,7 @@ void Reconciler::workApp(const std::string& name) {
   std::shared_ptr<const manifest::NodeState> desired;
   std::vector<std::string> ids;
   bool restart = false;
+  std::string restart_reason;
   bool desired_received = false;
   {
     std::lock_guard lock(mu_);
@@ -411,7 +412,10 @@ void Reconciler::workApp(const std::string& name) {
     desired = desired_;
     if (auto it = known_.find(name); it != known_.end())
       ids.assign(it->second.begin(), it->second.end());
-    restart = restart_requested_.contains(name);
+    if (auto it = restart_requested_.find(name); it != restart_requested_.end()) {
+      restart = true;
+      restart_reason = it->second;
+    }
     desired_received = desired_received_;
   }
   const manifest::App* app = nullptr;
@@ -500,6 +504,7 @@ void Reconciler::workApp(const std::string& name) {
                           .actual = *actual,
                           .state = *state,
                           .restart_requested = restart,
+                          .restart_reason = restart_reason,
                           .lost_host_path = std::move(lost_host_path),
                           .now = options_.now()});
   if (plan.unsupported) {

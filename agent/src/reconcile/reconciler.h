@@ -105,7 +105,9 @@ class Reconciler {
   // containers of other apps are left as they run, not removed as undesired.
   void setDesired(std::shared_ptr<const manifest::NodeState> desired, bool complete = true);
   std::shared_ptr<const manifest::NodeState> desired() const;
-  void requestRestart(const std::string& app);
+  // Restarts the app's running task on the next pass; `reason` is what its "restarted" event
+  // gives (a manual restart's "requested", a health check's "failed health check: …").
+  void requestRestart(const std::string& app, std::string reason = "requested");
   // The status of an app run outside containerd changed: its status is read again soon.
   void externalChanged(const std::string& app);
   // A containerd event about a container: its app is worked on soon. `exited_pid` (a task exit)
@@ -184,8 +186,8 @@ class Reconciler {
   std::stop_source stop_;
 
   mutable std::mutex mu_;
-  std::shared_ptr<const manifest::NodeState> desired_;  // guarded by mu_
-  std::set<std::string> restart_requested_;             // guarded by mu_
+  std::shared_ptr<const manifest::NodeState> desired_;    // guarded by mu_
+  std::map<std::string, std::string> restart_requested_;  // app -> why; guarded by mu_
   // A desired state was received (setDesired with complete and not null): only then are
   // containers of apps it does not name removed.
   bool desired_received_ = false;                 // guarded by mu_

@@ -176,6 +176,18 @@ TEST(Planner, RequestedRestartOfARunningApp) {
   EXPECT_THAT(kinds(p), ElementsAre(Pair(Kind::kStop, "a-h1"), Pair(Kind::kRestart, "a-h1")));
 }
 
+TEST(Planner, ARequestedRestartCarriesItsReason) {
+  auto a = app("a", "h1");
+  auto p = planApp({.name = "a",
+                    .app = &a,
+                    .actual = {container("a", "h1", Task::kRunning)},
+                    .restart_requested = true,
+                    .restart_reason = "failed health check: exec exited 1",
+                    .now = kNow});
+  ASSERT_EQ(p.steps.size(), 2U);
+  EXPECT_EQ(p.steps[1].reason, "failed health check: exec exited 1");
+}
+
 TEST(Planner, ARunningTaskWhoseVolumeIsGoneIsRestartedWithTheReason) {
   auto a = app("a", "h1");
   auto p = planApp({.name = "a",
