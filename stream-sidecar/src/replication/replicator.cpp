@@ -42,6 +42,9 @@ namespace {
 // How long a publish waits for the hub's ack (and a flush for the socket) before the round
 // fails and the pump re-reads the stream.
 constexpr std::int64_t kAckWaitMs = 10000;
+// After a failed round, the messages behind the last one known to be ours that are checked
+// one by one (a round publishes at most 1024 events).
+constexpr std::uint64_t kMaxRecheck = 4096;
 
 // `code`: a jsErrCode, 0 for none.
 std::string natsError(natsStatus s, int code = 0) {
@@ -727,20 +730,32 @@ void Replicator::pumpLoop() {
                               stream_, *last, local, source_));
         continue;
       }
-      if (*last > 0) {
-        // The count alone does not prove the stream is ours: a message another client wrote
-        // (admin credentials, a hub without per-node permissions) may have taken a sequence.
-        auto tail = checkOwnStreamTail(*last);
+      // The count alone does not prove the stream is ours: a message another client wrote
+      // (admin credentials, a hub without per-node permissions) may have taken a sequence.
+      // Every message after the last one known to be ours is checked: a round whose first
+      // publish failed on such a message can still have had a later one of its publishes
+      // accepted behind it (its expected sequence matched again, one further on). With
+      // nothing known yet (start), or more than a few rounds' worth, only the last one is.
+      std::uint64_t verified;
+      {
+        std::lock_guard lock(mutex_);
+        verified = static_cast<std::uint64_t>(std::max<std::int64_t>(published_, 0));
+      }
+      std::uint64_t first = *last;
+      if (verified > 0 && verified < *last && *last - verified <= kMaxRecheck) first = verified + 1;
+      bool stopped = false;
+      for (std::uint64_t seq = first; seq > 0 && seq <= *last && !stopped; ++seq) {
+        auto tail = checkOwnStreamTail(seq);
         if (!tail) {
           stopRound("error", tail.error().message());
-          continue;
-        }
-        if (!tail->empty()) {
+          stopped = true;
+        } else if (!tail->empty()) {
           stopRound("conflict",
                     *tail + "; another client wrote to this node's stream; not publishing");
-          continue;
+          stopped = true;
         }
       }
+      if (stopped) continue;
       std::lock_guard lock(mutex_);
       published_ = static_cast<std::int64_t>(*last);
     }
