@@ -42,14 +42,18 @@ fail() {
   printf '\ndemo: %s\n' "$*" >&2
   exit 1
 }
-# Stops fleetletd (waiting for it to exit), the demo's Xvfb and the dev environment.
-stop_demo() {
+# Stops the fleetletd an earlier run started, waiting for it to exit.
+stop_fleetletd() {
   local pid
   if [[ -f $pidfile ]] && pid=$(cat "$pidfile") && kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   fi
   rm -f "$pidfile"
+}
+# Stops fleetletd, the demo's Xvfb and the dev environment.
+stop_demo() {
+  stop_fleetletd
   if [[ -f $FLEETLET_DEV_DIR/xvfb.pid ]]; then
     kill "$(cat "$FLEETLET_DEV_DIR/xvfb.pid")" 2>/dev/null || true
     rm -f "$FLEETLET_DEV_DIR/xvfb.pid"
@@ -95,10 +99,7 @@ step "Asking for an image that does not exist shows a clear error"
 fleetletctl image pull --plain-http "${image%:1}:missing" || true
 
 step "Starting fleetletd (log: $FLEETLET_DEV_DIR/fleetletd.log)"
-if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  kill "$(cat "$pidfile")"
-  while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.2; done
-fi
+stop_fleetletd
 rm -rf "$FLEETLET_DEV_DIR/fleetletd"   # a fresh node: revision 1 is new to it
 export FLEETLET_API_SOCKET=$FLEETLET_DEV_DIR/fleetletd.sock
 # The apps' networks (bridge, port maps, firewall) live in a namespace of the demo's own that
