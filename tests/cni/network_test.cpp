@@ -191,7 +191,8 @@ class NetworkTest : public ::testing::Test {
   }
 
   Result<Attachment> attach(const std::string& id, const NamedNetns& ns,
-                            std::optional<firewall::Policy> policy) {
+                            std::optional<firewall::Policy> policy,
+                            bool netns_may_hold_interface = false) {
     return executor_->add(AttachmentRequest{.container_id = id,
                                             .ifname = "eth0",
                                             .app = "app-" + id,
@@ -199,7 +200,8 @@ class NetworkTest : public ::testing::Test {
                                             .port_mappings = {},
                                             .firewall = std::move(policy),
                                             .extra_capability_args = Json::object(),
-                                            .args = {}});
+                                            .args = {},
+                                            .netns_may_hold_interface = netns_may_hold_interface});
   }
 
   // host-local's lease files (named by address) in the test's IPAM directory.
@@ -450,6 +452,32 @@ TEST_F(NetworkTest, DelAfterCrashCleansEverythingFromTheCache) {
   auto path = app_a_->path();
   EXPECT_TRUE(app_a_->reset());
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// The node lost its data directory (the cache and host-local's leases) while the app's
+// namespace, which lives elsewhere, kept its eth0: the next ADD into that namespace, told it
+// may hold an interface, replaces the old one instead of failing on its name.
+TEST_F(NetworkTest, AnAttachmentTheCacheLostIsReplacedInItsNamespace) {
+  startExecutor();
+  const firewall::Policy policy{.egress = firewall::Egress::kAll, .allow = {}};
+  ASSERT_TRUE(attach("a", *app_a_, policy));
+  const auto host_links = linksIn(nsName("node"));
+  executor_.reset();
+  runner_.reset();
+  std::filesystem::remove_all(cacheDir());
+  std::filesystem::remove_all(ipamDir());
+  ASSERT_TRUE(linksIn(nsName("a")).contains("eth0")) << "the old interface is still there";
+
+  startExecutor();
+  auto again = attach("a", *app_a_, policy, /*netns_may_hold_interface=*/true);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_TRUE(linksIn(nsName("a")).contains("eth0"));
+  EXPECT_EQ(linksIn(nsName("node")).size(), host_links.size())
+      << "the old host-side veth went with the old interface";
+  EXPECT_EQ(leases().size(), 1U);
+  ASSERT_TRUE(table().has_value());
+  EXPECT_TRUE(canConnect(app_a_->path(), kOutsideAddress, outside_listener_.port))
+      << "the new interface carries the app's traffic";
 }
 
 TEST_F(NetworkTest, GcDeletesAttachmentsWhoseOwnerIsGone) {

@@ -94,6 +94,35 @@ TEST(ChildProcess, DestructorKillsTheWholeGroup) {
   std::filesystem::remove_all(dir);
 }
 
+// A program that ends on the signal at once but leaves a process of its group behind (as a
+// browser's UI process leaves its helpers): stop() returns only when that one is gone too.
+TEST(ChildProcess, StopEndsWhatTheChildLeftInItsGroup) {
+  auto dir = std::filesystem::temp_directory_path() / ("fleetlet-cp-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto pidfile = dir / "left-behind";
+  auto child = ChildProcess::spawn(
+      {.argv = {"sh", "-c", "sleep 30 & echo $! > " + pidfile.string() + "; exec sleep 30"}});
+  ASSERT_TRUE(child);
+  pid_t left = 0;
+  for (int i = 0; i < 200 && left <= 0; ++i) {
+    usleep(10000);
+    std::ifstream(pidfile) >> left;
+  }
+  ASSERT_GT(left, 0);
+  auto status = child->stop(SIGTERM, std::chrono::milliseconds(300));
+  EXPECT_EQ(status.term_signal, SIGTERM) << "the child itself ended on the signal";
+  // Killed before stop() returned: at most a zombie until init reaps it, never running.
+  std::string state;
+  std::ifstream stat("/proc/" + std::to_string(left) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  if (auto close = line.rfind(')'); close != std::string::npos && close + 2 < line.size()) {
+    state = line.substr(close + 2, 1);
+  }
+  EXPECT_TRUE(state.empty() || state == "Z") << "process " << left << " is in state " << state;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ChildProcess, RedirectsStdoutToFile) {
   auto path = std::filesystem::temp_directory_path() / ("fleetlet-out-" + std::to_string(getpid()));
   std::filesystem::remove(path);

@@ -168,7 +168,10 @@ Status AppNetworks::attach(const manifest::App& app) {
                               .firewall = resolved.policy,
                               .extra_capability_args = Json::object(),
                               .args = {},
-                              .meta = meta});
+                              .meta = meta,
+                              // A namespace kept without a record of its attachment (the
+                              // data directory was lost) may still hold the old interface.
+                              .netns_may_hold_interface = !fresh && it == apps_.end()});
   if (!added) return std::unexpected(added.error().wrap("network of {}", app.name));
   if (fresh) fresh->release();  // the pin now belongs to the attachment: detach() removes it
   std::string address =

@@ -187,9 +187,12 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
   FLEETLET_RETURN_IF_ERROR(validate(request));
   std::lock_guard lock(mutex_);
   // A leftover of an earlier add (a crash, a repeated call) is removed first.
-  if (auto st = delLocked(request.container_id, request.ifname); !st) {
-    return std::unexpected(st.error().wrap("add {}: remove the earlier attachment",
-                                           attachmentKey(request.container_id, request.ifname)));
+  FLEETLET_ASSIGN_OR_RETURN(auto cached, cache_.get(request.container_id, request.ifname));
+  if (cached) {
+    if (auto st = delLocked(request.container_id, request.ifname); !st) {
+      return std::unexpected(st.error().wrap("add {}: remove the earlier attachment",
+                                             attachmentKey(request.container_id, request.ifname)));
+    }
   }
   std::string cni_args;
   for (const auto& [k, v] : request.args) {
@@ -207,6 +210,13 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
                          .cni_args = cni_args,
                          .meta = request.meta.is_object() ? request.meta : Json::object(),
                          .result = std::nullopt};
+  if (!cached && request.netns_may_hold_interface) {
+    // An attachment nobody remembers: its plugins' DELs, with this request's configuration.
+    if (auto st = delChain(entry, nullptr); !st) {
+      return std::unexpected(st.error().wrap("add {}: remove an attachment the cache lost",
+                                             attachmentKey(request.container_id, request.ifname)));
+    }
+  }
   FLEETLET_RETURN_IF_ERROR(cache_.put(entry));
 
   std::optional<AddResult> last;

@@ -62,6 +62,12 @@ struct AttachmentRequest {
   Json extra_capability_args = Json::object();  // further capabilities by name
   std::map<std::string, std::string> args;      // CNI_ARGS (K=V;K=V)
   Json meta = Json::object();  // the caller's own data: cached with the attachment, never sent
+  // The namespace existed before this request and may still hold `ifname` from an attachment
+  // the cache no longer knows (the node lost its data directory while the namespace, which
+  // lives elsewhere, stayed). When nothing is cached for it, every plugin's DEL runs first
+  // without a prevResult (CNI requires DEL to tolerate that): the old interface, its lease
+  // and its rules go before the ADD, which would otherwise fail on the interface's name.
+  bool netns_may_hold_interface = false;
 };
 
 struct Attachment {

@@ -11,6 +11,9 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 #include <thread>
 
@@ -20,6 +23,28 @@ extern char** environ;
 
 namespace fleetlet {
 namespace {
+
+// True while a process of group `pgid` still runs (zombies, which wait for init to reap them,
+// do not count: kill(-pgid, 0) would).
+bool groupRuns(pid_t pgid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;  // ended meanwhile
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    char state = 0;
+    pid_t ppid = 0;
+    pid_t pgrp = 0;
+    if (rest >> state >> ppid >> pgrp && pgrp == pgid && state != 'Z' && state != 'X') return true;
+  }
+  return false;
+}
 
 ExitStatus fromWaitStatus(int wstatus) {
   ExitStatus s;
@@ -190,13 +215,31 @@ ExitStatus ChildProcess::wait() {
 ExitStatus ChildProcess::stop(int sig, std::chrono::milliseconds grace) {
   if (auto done = poll()) return *done;
   ::kill(pid_, sig);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (auto done = poll()) return *done;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (!poll() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  killAndReap();
-  return status_.value_or(ExitStatus{});
+  if (!status_) {
+    killAndReap();
+    return status_.value_or(ExitStatus{});
+  }
+  if (group_) {
+    // What the program started in its group (a browser's helper processes, say) gets the rest
+    // of the grace to end after it, then SIGKILL, and stop() returns once none of it runs. The
+    // group's id cannot be taken by a new group while a member lives; once it is empty,
+    // kill() fails with ESRCH and nothing is signalled.
+    while (groupRuns(pid_) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (groupRuns(pid_)) {
+      ::kill(-pid_, SIGKILL);
+      const auto killed = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (groupRuns(pid_) && std::chrono::steady_clock::now() < killed) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+  }
+  return *status_;
 }
 
 Status ChildProcess::signal(int sig) {

@@ -57,7 +57,9 @@ class ChildProcess {
   std::optional<ExitStatus> poll();
   // Blocks until the child ends.
   ExitStatus wait();
-  // Sends `signal`, waits up to `grace` for the child to end, then SIGKILLs and reaps it.
+  // Sends `signal`, waits up to `grace` for the child to end, then SIGKILLs and reaps it. With
+  // a process group, the rest of the group (started by the child) gets what is left of `grace`
+  // to end after the child and is then SIGKILLed: nothing in it outlives stop().
   ExitStatus stop(int signal, std::chrono::milliseconds grace);
   // Sends a signal without waiting. Fails if the child was already reaped.
   Status signal(int sig);

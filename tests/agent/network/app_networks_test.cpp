@@ -75,13 +75,14 @@ class AppNetworksTest : public ::testing::Test {
     auto tmp = testing::TempDir::create("fleetlet-appnet");
     ASSERT_TRUE(tmp);
     tmp_.emplace(std::move(*tmp));
-    std::filesystem::create_directories(tmp_->path() / "bin");
-    std::filesystem::create_directories(tmp_->path() / "conf");
+    root_ = tmp_->path();
+    std::filesystem::create_directories(root_ / "bin");
+    std::filesystem::create_directories(root_ / "conf");
     for (const char* name : {"if", "fw"}) {
-      std::ofstream(tmp_->path() / "bin" / name) << "#!/bin/sh\n";
-      std::filesystem::permissions(tmp_->path() / "bin" / name, std::filesystem::perms::owner_all);
+      std::ofstream(root_ / "bin" / name) << "#!/bin/sh\n";
+      std::filesystem::permissions(root_ / "bin" / name, std::filesystem::perms::owner_all);
     }
-    std::ofstream(tmp_->path() / "conf" / "10-test.conflist")
+    std::ofstream(root_ / "conf" / "10-test.conflist")
         << R"({"cniVersion": "1.0.0", "name": "unit", "plugins": [
               {"type": "if", "capabilities": {"portMappings": true}},
               {"type": "fw", "capabilities": {"fleetletFirewall": true}}]})";
@@ -96,15 +97,15 @@ class AppNetworksTest : public ::testing::Test {
     ::umount2(netnsDir().c_str(), MNT_DETACH);
   }
 
-  std::filesystem::path netnsDir() const { return tmp_->path() / "netns"; }
+  std::filesystem::path netnsDir() const { return root_ / "netns"; }
 
   void start() {
     networks_.reset();
     executor_.reset();
     cni::ExecutorOptions o;
-    o.conf_dir = tmp_->path() / "conf";
-    o.bin_dirs = {tmp_->path() / "bin"};
-    o.cache_dir = tmp_->path() / "cache";
+    o.conf_dir = root_ / "conf";
+    o.bin_dirs = {root_ / "bin"};
+    o.cache_dir = root_ / "cache";
     auto ex = cni::Executor::create(o, runner_);
     ASSERT_TRUE(ex) << ex.error().message();
     executor_ = std::move(*ex);
@@ -121,6 +122,7 @@ class AppNetworksTest : public ::testing::Test {
   }
 
   std::optional<testing::TempDir> tmp_;
+  std::filesystem::path root_;  // tmp_'s path
   FakeRunner runner_;
   std::unique_ptr<cni::Executor> executor_;
   std::unique_ptr<AppNetworks> networks_;
@@ -136,6 +138,24 @@ TEST_F(AppNetworksTest, APinFileLeftWithoutItsNamespaceIsMadeAgain) {
   ASSERT_TRUE(networks_->attach(app("a")));
   EXPECT_TRUE(netns::NamedNetns::isPinned(pin));
   EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if a", "ADD fw a"}));
+}
+
+// The node lost its data directory (the CNI cache in it) while the app's namespace, kept
+// elsewhere, stayed: the namespace may still hold the old interface, so the plugins' DELs run
+// before the ADD (without them the bridge plugin refuses: "eth0 already exists").
+TEST_F(AppNetworksTest, ANamespaceKeptWithoutARecordIsClearedBeforeTheAdd) {
+  ASSERT_TRUE(networks_->attach(app("a")));
+  std::filesystem::remove_all(root_ / "cache");
+  start();
+  runner_.calls.clear();
+  ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_EQ(runner_.calls,
+            (std::vector<std::string>{"DEL fw a", "DEL if a", "ADD if a", "ADD fw a"}));
+
+  // A namespace made by this attach holds nothing: no DEL.
+  runner_.calls.clear();
+  ASSERT_TRUE(networks_->attach(app("b")));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if b", "ADD fw b"}));
 }
 
 TEST_F(AppNetworksTest, PluginsRunOnlyWhenTheNetworkChanges) {

@@ -11,6 +11,7 @@
 // fleetletd's own services::ServiceLinks in namespaces of the benchmark's own. Needs root.
 // Not a test: nothing is asserted.
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -218,6 +219,12 @@ int main(int argc, char** argv) {
   auto dir = fleetlet::testing::TempDir::create("bench-sidecar");
   if (!dir) return 1;
   const auto d = dir->path();
+  // NamedNetns::create makes d/netns a mount point (bound onto itself, as `ip netns` does to
+  // /run/netns); unmounted on every way out, after the namespaces and before the directory goes.
+  struct NetnsDirMount {
+    std::filesystem::path dir;
+    ~NetnsDirMount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } const netns_dir_mount{d / "netns"};
   const auto streams_log = d / "streams.log";
   const auto blobs_log = d / "blobs.log";
   auto streams = fleetlet::ChildProcess::spawn(

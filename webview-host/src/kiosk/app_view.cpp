@@ -643,8 +643,14 @@ void AppView::forwardToService(WebKitURISchemeRequest* request, const ServiceRou
         });
     service_end.reset();  // the end of the streamed body
     if (started) {
-      spdlog::info("[{}] streamed answer of {} ended: {}", app, route_path,
-                   answer ? "complete" : answer.error().message());
+      // An SPA that polls ends a streamed answer every few seconds: only one that ended early
+      // (the page let go, the service failed) is worth a line at the default level.
+      if (answer) {
+        spdlog::debug("[{}] streamed answer of {} ended: complete", app, route_path);
+      } else {
+        spdlog::info("[{}] streamed answer of {} ended: {}", app, route_path,
+                     answer.error().message());
+      }
       return;
     }
     if (answer) {
