@@ -518,6 +518,11 @@ int main(int argc, char** argv) {
       {.parallelism = cfg.parallelism,
        .pull_parallelism = cfg.pull_parallelism,
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
+       // The kiosk's system app logs its apps' console lines; as a supervised child its log is
+       // <work>/kiosk.log instead, which `fleetletctl logs` does not read.
+       .webview_log_app = webview_options && !cfg.webview_child
+                              ? std::string(fleetlet::webview::kKioskAppName)
+                              : std::string(),
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr == nullptr) return;

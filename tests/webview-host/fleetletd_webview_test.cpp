@@ -161,12 +161,19 @@ class FleetletdWebviewTest : public ::testing::Test {
     return answer ? (*answer)["status"] : Json();
   }
 
-  std::optional<Json> apiGet(const std::string& path) {
+  // The body of a 200 answer of fleetletd's local API.
+  std::optional<std::string> apiText(const std::string& path) {
     http::Client api({.unix_socket = (tmp_->path() / "api.sock").string(),
                       .total_timeout = std::chrono::seconds(10)});
     auto r = api.send({.url = "http://fleetletd" + path});
     if (!r || r->status != 200) return std::nullopt;
-    auto body = parseJson(r->body, "answer");
+    return std::move(r->body);
+  }
+
+  std::optional<Json> apiGet(const std::string& path) {
+    auto text = apiText(path);
+    if (!text) return std::nullopt;
+    auto body = parseJson(*text, "answer");
     return body ? std::optional<Json>(*body) : std::nullopt;
   }
 
@@ -698,6 +705,17 @@ TEST_F(FleetletdWebviewServicesTest, SpasReachTheServicesAsThemselvesAndCannotPo
     }
   }
   EXPECT_EQ(seen, 2) << logs;
+  // `fleetletctl logs cam`: the kiosk's lines about cam (its console, the request it tried
+  // through mallory's origin), none of mallory's.
+  std::string cam_logs;
+  for (int i = 0; i < 100 && cam_logs.find("console of cam") == std::string::npos; ++i) {
+    cam_logs = apiText("/v1/apps/cam/logs").value_or("");
+    if (cam_logs.find("console of cam") == std::string::npos) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(cam_logs, HasSubstr("[cam] console.warn: console of cam"));
+  EXPECT_THAT(cam_logs, HasSubstr("[cam] refused request for app://mallory/"));
+  EXPECT_THAT(cam_logs, Not(HasSubstr("[mallory]")));
+  EXPECT_THAT(cam_logs, Not(HasSubstr("console of mallory")));
 
   // Each app's listeners are unix sockets only its kiosk view uses, under fleetletd's data.
   const fs::path cam = tmp_->path() / "data" / "webview" / "services" / "cam";

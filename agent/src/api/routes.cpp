@@ -199,22 +199,40 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
 
 // A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
 // has not logged yet is followed from its first line). Used from one thread at a time.
+// Keeps the entries whose text contains `only` (every one when it is empty), then the last
+// `count` of them.
+void keepOnly(std::vector<logs::LogEntry>& entries, std::string_view only, size_t count) {
+  if (!only.empty()) {
+    std::erase_if(entries, [only](const logs::LogEntry& e) {
+      return e.text.find(only) == std::string::npos;
+    });
+  }
+  if (entries.size() > count) {
+    entries.erase(entries.begin(), entries.end() - static_cast<ptrdiff_t>(count));
+  }
+}
+
 struct LogFollowState {
   std::filesystem::path dir;
+  std::string only;  // NodeService::LogSource::only
   size_t tail = SIZE_MAX;
   std::optional<logs::LogFollower> follower;
 
   // The entries completed since the last call (the tail first).
   Result<std::vector<logs::LogEntry>> poll() {
+    const bool first = !follower;
     if (!follower) {
-      auto opened = logs::LogFollower::open(dir, tail);
+      // With a filter, the tail is counted among the entries it keeps: all are read first.
+      auto opened = logs::LogFollower::open(dir, only.empty() ? tail : SIZE_MAX);
       if (!opened && opened.error().code() == ErrorCode::kNotFound) {
         return std::vector<logs::LogEntry>();
       }
       if (!opened) return std::unexpected(opened.error());
       follower.emplace(std::move(*opened));
     }
-    return follower->poll();
+    FLEETLET_ASSIGN_OR_RETURN(auto entries, follower->poll());
+    keepOnly(entries, only, first ? tail : SIZE_MAX);
+    return entries;
   }
 };
 
@@ -270,15 +288,13 @@ Result<std::optional<logs::TimeRange>> rangeQuery(const Request& r) {
   return std::optional<logs::TimeRange>(range);
 }
 
-// The entries of `dir`: those in `range` when given, else all; the last `count` of them.
-Result<logs::TailResult> readLogs(const std::filesystem::path& dir,
+// The entries of `source`: those in `range` when given, else all; the last `count` of them.
+Result<logs::TailResult> readLogs(const core::NodeService::LogSource& source,
                                   const std::optional<logs::TimeRange>& range, size_t count) {
-  if (!range) return logs::readTail(dir, count);
-  FLEETLET_ASSIGN_OR_RETURN(auto result, logs::readRange(dir, *range));
-  if (result.entries.size() > count) {
-    result.entries.erase(result.entries.begin(),
-                         result.entries.end() - static_cast<ptrdiff_t>(count));
-  }
+  if (!range && source.only.empty()) return logs::readTail(source.dir, count);
+  FLEETLET_ASSIGN_OR_RETURN(auto result, range ? logs::readRange(source.dir, *range)
+                                               : logs::readTail(source.dir, SIZE_MAX));
+  keepOnly(result.entries, source.only, count);
   return result;
 }
 
@@ -296,14 +312,16 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
     co_return http::errorResponse(
         Error(ErrorCode::kInvalidArgument, "follow cannot be combined with since or until"));
   }
-  auto dir_job = [&service, name] { return service.logDir(name); };
-  auto dir = co_await r.offload(std::move(dir_job));
-  if (!dir) co_return http::errorResponse(dir.error());
+  auto source_job = [&service, name] { return service.logSource(name); };
+  auto source = co_await r.offload(std::move(source_job));
+  if (!source) co_return http::errorResponse(source.error());
   const auto& tail_lines = *tail;
   size_t count = tail_lines ? static_cast<size_t>(*tail_lines) : SIZE_MAX;
 
   if (!*follow) {
-    auto read_job = [path = *dir, range = *range, count] { return readLogs(path, range, count); };
+    auto read_job = [source = *source, range = *range, count] {
+      return readLogs(source, range, count);
+    };
     auto result = co_await r.offload(std::move(read_job));
     // No directory yet: the app has not written a line.
     if (!result && result.error().code() != ErrorCode::kNotFound) {
@@ -313,7 +331,8 @@ Task<Response> handleLogs(Request& r, core::NodeService& service, RouteConfig co
     co_return Response::text(200, std::move(body), std::string(kNdjson));
   }
   auto state = std::make_shared<LogFollowState>();
-  state->dir = *dir;
+  state->dir = source->dir;
+  state->only = source->only;
   state->tail = count;
   auto first_job = [state] { return state->poll(); };
   auto first = co_await r.offload(std::move(first_job));
@@ -336,9 +355,8 @@ Task<Response> handleNodeLogs(Request& r, std::filesystem::path node_log_dir) {
   if (!range) co_return http::errorResponse(range.error());
   const auto& tail_lines = *tail;
   size_t count = tail_lines ? static_cast<size_t>(*tail_lines) : SIZE_MAX;
-  auto read_job = [path = node_log_dir, range = *range, count] {
-    return readLogs(path, range, count);
-  };
+  auto read_job = [source = core::NodeService::LogSource{.dir = node_log_dir, .only = {}},
+                   range = *range, count] { return readLogs(source, range, count); };
   auto result = co_await r.offload(std::move(read_job));
   if (!result && result.error().code() != ErrorCode::kNotFound) {
     co_return http::errorResponse(result.error().wrap("the node's log"));

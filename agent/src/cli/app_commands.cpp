@@ -424,7 +424,8 @@ void addAppCommands(CLI::App& app, const std::shared_ptr<ApiFlags>& flags, Actio
   auto lf = std::make_shared<LogsFlags>();
   auto* logs = app.add_subcommand(
       "logs",
-      "Print an app's stdout and stderr (or, with --node, fleetletd's own log)\n\n"
+      "Print an app's stdout and stderr (or, with --node, fleetletd's own log). A webview\n"
+      "app's are the kiosk's lines about it: its console, loads, reloads and refusals.\n\n"
       "Examples:\n"
       "  fleetletctl logs web --since 10m\n"
       "  fleetletctl logs web --since 2026-12-07T06:00:00Z --until 2026-12-07T06:10:00Z\n"

@@ -507,6 +507,28 @@ Result<std::filesystem::path> Agent::logDir(std::string_view app) {
   return dir;
 }
 
+Result<NodeService::LogSource> Agent::logSource(std::string_view app) {
+  auto dir = logDir(app);
+  if (dir || dir.error().code() != ErrorCode::kNotFound || options_.webview_log_app.empty()) {
+    return NodeService::logSource(app);
+  }
+  // A webview app writes no log of its own: the kiosk logs its console and what happens to
+  // its page under "[<app>] " (docs/webview.md, "Console").
+  auto desired = reconciler_.desired();
+  if (!desired) return std::unexpected(dir.error());
+  auto it = desired->apps.find(std::string(app));
+  if (it == desired->apps.end() || it->second.runtime != manifest::Runtime::kWebview) {
+    return std::unexpected(dir.error());
+  }
+  auto kiosk = logDir(options_.webview_log_app);
+  if (!kiosk) {
+    return fail(ErrorCode::kNotFound,
+                "app {} has no logs on this node yet (the kiosk, {}, has not logged)", app,
+                options_.webview_log_app);
+  }
+  return LogSource{.dir = std::move(*kiosk), .only = fmt::format(" [{}] ", app)};
+}
+
 Result<std::string> Agent::screenshot(std::string_view app) {
   if (!options_.screenshot) return NodeService::screenshot(app);
   if (!app.empty()) FLEETLET_RETURN_IF_ERROR(manifest::checkAppName(app));

@@ -157,6 +157,14 @@ class NodeService {
   // The directory holding the app's stdout/stderr logs (see agent/src/logs). kInvalidArgument
   // for a name manifest::checkAppName() refuses; kNotFound for an app never run on this node.
   virtual Result<std::filesystem::path> logDir(std::string_view app) = 0;
+  // Where `fleetletctl logs APP` reads: logDir(app), all of it, by default. An app that has no
+  // log of its own (runtime: webview) may be read from another's: `only` then names what an
+  // entry's text contains when it is about the app. Errors as logDir's.
+  struct LogSource {
+    std::filesystem::path dir;
+    std::string only;  // empty: every entry
+  };
+  virtual Result<LogSource> logSource(std::string_view app);
 
   // runtime: webview (docs/webview.md). A PNG of what the kiosk shows for `app` (the app on
   // screen when empty); show() puts the app on screen. kFailedPrecondition when this node
@@ -178,6 +186,10 @@ inline Result<std::string> NodeService::screenshot(std::string_view /*app*/) {
 }
 inline Status NodeService::show(std::string_view /*app*/) {
   return std::unexpected(noDisplayError());
+}
+inline Result<NodeService::LogSource> NodeService::logSource(std::string_view app) {
+  FLEETLET_ASSIGN_OR_RETURN(auto dir, logDir(app));
+  return LogSource{.dir = std::move(dir), .only = {}};
 }
 
 }  // namespace fleetlet::core

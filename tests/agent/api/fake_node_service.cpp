@@ -86,6 +86,20 @@ Result<std::filesystem::path> FakeNodeService::logDir(std::string_view app) {
   return fail(ErrorCode::kNotFound, "app \"{}\" has no logs", app);
 }
 
+Result<core::NodeService::LogSource> FakeNodeService::logSource(std::string_view app) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = log_sources_.find(app);
+    if (it != log_sources_.end()) return it->second;
+  }
+  return NodeService::logSource(app);
+}
+
+void FakeNodeService::setLogSource(std::string app, std::filesystem::path dir, std::string only) {
+  std::lock_guard lock(mu_);
+  log_sources_[std::move(app)] = LogSource{.dir = std::move(dir), .only = std::move(only)};
+}
+
 void FakeNodeService::setLogRoot(std::filesystem::path root) {
   std::lock_guard lock(mu_);
   log_root_ = std::move(root);

@@ -25,6 +25,8 @@ class FakeNodeService : public core::NodeService {
   std::vector<core::NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<core::EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
+  // setLogSource()'s, else the default (logDir()).
+  Result<LogSource> logSource(std::string_view app) override;
   // With setScreen(): that PNG for the app on screen or a known app, and show() records;
   // without: the NodeService defaults (no display).
   Result<std::string> screenshot(std::string_view app) override;
@@ -38,6 +40,8 @@ class FakeNodeService : public core::NodeService {
   void addApp(core::AppDetail detail);
   void setStatus(core::NodeStatus status);
   void setLogDir(std::string app, std::filesystem::path dir);
+  // The app's logs are the entries of `dir` whose text contains `only`.
+  void setLogSource(std::string app, std::filesystem::path dir, std::string only);
   // Apps without a setLogDir() have their logs in root/<app> when that is a directory, as
   // in the agent (which checks names first: this fake does not).
   void setLogRoot(std::filesystem::path root);
@@ -54,6 +58,7 @@ class FakeNodeService : public core::NodeService {
   core::EventNotifier notifier_;
   std::map<std::string, core::AppDetail, std::less<>> apps_;
   std::map<std::string, std::filesystem::path, std::less<>> log_dirs_;
+  std::map<std::string, LogSource, std::less<>> log_sources_;
   std::filesystem::path log_root_;
   core::NodeStatus status_;
   std::vector<core::NodeEvent> events_;

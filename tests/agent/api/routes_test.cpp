@@ -383,6 +383,54 @@ TEST_F(ApiTest, LogsTailJoinsPartialLinesAcrossRotatedFiles) {
       "{\"log\":\"four\",\"stream\":\"stdout\",\"time\":\"2026-11-21T06:00:03.000000001Z\"}\n");
 }
 
+// A webview app has no log of its own: its lines are the kiosk's that name it. The tail and
+// the follower count and send only those.
+TEST_F(ApiTest, LogsOfAnAppReadFromAnothersLogHoldOnlyItsLines) {
+  auto dir =
+      makeLogs("kiosk", {{"current.log",
+                          "2026-11-21T06:00:00Z stderr F info [webview] [ui] loaded\n"
+                          "2026-11-21T06:00:01Z stderr F info [webview] [other] loaded\n"
+                          "2026-11-21T06:00:02Z stderr F info [webview] [ui] console.log: a\n"
+                          "2026-11-21T06:00:03Z stderr F info [webview] [other] console.log: b\n"
+                          "2026-11-21T06:00:04Z stderr F info [webview] shown\n"}});
+  service_.setLogSource("ui", dir, " [ui] ");
+  auto texts = [](const std::string& body) {
+    std::vector<std::string> out;
+    std::istringstream lines(body);
+    for (std::string line; std::getline(lines, line);) {
+      auto l = logEntryFromJson(*parseJson(line, "line"), "line");
+      if (l) out.push_back(l->text);
+    }
+    return out;
+  };
+  auto all = call("GET", "/v1/apps/ui/logs");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(texts(all.body), (std::vector<std::string>{"info [webview] [ui] loaded",
+                                                       "info [webview] [ui] console.log: a"}));
+  auto tail = call("GET", "/v1/apps/ui/logs?tail=1");
+  EXPECT_EQ(texts(tail.body), (std::vector<std::string>{"info [webview] [ui] console.log: a"}));
+  auto since = call("GET", "/v1/apps/ui/logs?since=2026-11-21T06:00:01Z");
+  EXPECT_EQ(texts(since.body), (std::vector<std::string>{"info [webview] [ui] console.log: a"}));
+
+  std::vector<std::string> lines;
+  Reply reply;
+  std::thread follower([&] {
+    reply = test::collectLines(
+        socket_, "/v1/apps/ui/logs?tail=1&follow=true",
+        [](const std::vector<std::string>& l) { return l.size() >= 2; }, lines);
+  });
+  std::this_thread::sleep_for(100ms);
+  std::ofstream(dir / "current.log", std::ios::app)
+      << "2026-11-21T06:00:05Z stderr F info [webview] [other] console.log: c\n"
+      << "2026-11-21T06:00:06Z stderr F info [webview] [ui] console.log: d\n";
+  follower.join();
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  std::string joined;
+  for (const auto& l : lines) joined += l + "\n";
+  EXPECT_EQ(texts(joined), (std::vector<std::string>{"info [webview] [ui] console.log: a",
+                                                     "info [webview] [ui] console.log: d"}));
+}
+
 TEST_F(ApiTest, LogsOfAnAppWithoutFilesAreEmpty) {
   service_.setLogDir("camera", dir_->path() / "never-written");
   auto r = call("GET", "/v1/apps/camera/logs?tail=10");
