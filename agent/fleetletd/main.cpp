@@ -641,7 +641,14 @@ int main(int argc, char** argv) {
         fleetlet::logrequest::RunnerOptions{
             .node_id = *node_id,
             .policy = &*trust,
-            .app_log_dir = [&logs_root](const std::string& a) { return logs_root / a; },
+            // A webview app's lines are in the kiosk's log (NodeService::logSource).
+            .app_log =
+                [&agent, &logs_root](const std::string& a) {
+                  using AppLog = fleetlet::logrequest::RunnerOptions::AppLog;
+                  auto app_log = agent.logSource(a);
+                  if (!app_log) return AppLog{.dir = logs_root / a, .only = {}};
+                  return AppLog{.dir = app_log->dir, .only = app_log->only};
+                },
             .node_log_dir = node_log_dir,
             .max_bytes = cfg.cloud.log_upload_max_bytes,
             .on_event = log_event},

@@ -121,8 +121,9 @@ Duration LogRequestRunner::runOnce() {
     spdlog::info("log request {}: uploading again (fleetletd stopped during its upload)", r.id);
   }
   attempting_ = r.id;
-  const auto dir = r.app.empty() ? options_.node_log_dir : options_.app_log_dir(r.app);
-  auto entries = logs::readRange(dir, r.range);
+  const auto log = r.app.empty() ? RunnerOptions::AppLog{.dir = options_.node_log_dir, .only = {}}
+                                 : options_.app_log(r.app);
+  auto entries = logs::readRange(log.dir, r.range);
   if (!entries && entries.error().code() == ErrorCode::kNotFound) {
     end(r, false, fmt::format("{} has no logs on this node", describeSource(r)), Json::object());
     return Duration(0);
@@ -134,6 +135,7 @@ Duration LogRequestRunner::runOnce() {
   std::vector<std::string> lines;
   lines.reserve(entries->entries.size());
   for (const auto& e : entries->entries) {
+    if (!log.only.empty() && e.text.find(log.only) == std::string::npos) continue;
     lines.push_back(logs::formatEntryLine(e.time, e.stream, e.text));
   }
   const int64_t max_bytes = std::min(options_.max_bytes, r.max_bytes.value_or(options_.max_bytes));

@@ -57,8 +57,14 @@ class HttpUploader : public Uploader {
 struct RunnerOptions {
   std::string node_id;
   const trust::Policy* policy = nullptr;
-  // An app's log directory (it may not exist).
-  std::function<std::filesystem::path(const std::string& app)> app_log_dir;
+  // An app's log: its directory (it may not exist) and, when not empty, what the text of an
+  // entry about the app contains (a webview app's lines in the kiosk's log:
+  // core::NodeService::logSource).
+  struct AppLog {
+    std::filesystem::path dir;
+    std::string only;
+  };
+  std::function<AppLog(const std::string& app)> app_log;
   std::filesystem::path node_log_dir;
   int64_t max_bytes = int64_t{16} * 1024 * 1024;  // cloud.logUploadMaxBytes
   std::function<std::chrono::system_clock::time_point()> now = [] {

@@ -68,17 +68,25 @@ class LogRequestTest : public ::testing::Test {
     outbox_ = std::move(*outbox);
     store_ = std::make_unique<LogRequestStore>(*outbox_, [this] { return now_; });
     runner_ = std::make_unique<LogRequestRunner>(
-        RunnerOptions{
-            .node_id = "n1",
-            .policy = &policy_,
-            .app_log_dir = [this](const std::string& a) { return dir_->path() / "logs" / a; },
-            .node_log_dir = dir_->path() / "node-logs",
-            .max_bytes = 1 << 20,
-            .now = [this] { return now_; },
-            .on_event =
-                [this](const std::string& app, const std::string& message) {
-                  events_.push_back(app + ": " + message);
-                }},
+        RunnerOptions{.node_id = "n1",
+                      .policy = &policy_,
+                      .app_log =
+                          [this](const std::string& a) {
+                            // "kiosk-ui" stands for a webview app: its lines in the kiosk's log.
+                            if (a == "kiosk-ui") {
+                              return RunnerOptions::AppLog{.dir = dir_->path() / "logs" / "kiosk",
+                                                           .only = " [kiosk-ui] "};
+                            }
+                            return RunnerOptions::AppLog{.dir = dir_->path() / "logs" / a,
+                                                         .only = {}};
+                          },
+                      .node_log_dir = dir_->path() / "node-logs",
+                      .max_bytes = 1 << 20,
+                      .now = [this] { return now_; },
+                      .on_event =
+                          [this](const std::string& app, const std::string& message) {
+                            events_.push_back(app + ": " + message);
+                          }},
         *store_, uploader_);
   }
 
@@ -231,6 +239,27 @@ TEST_F(LogRequestTest, AnAppsRangeIsUploadedOnceAsGzipAndReportedOnce) {
   EXPECT_EQ(runner_->runOnce(), RunnerOptions{}.idle);
   EXPECT_EQ(uploader_.puts.size(), 1U);
   EXPECT_TRUE(reported().empty());
+}
+
+// A webview app's range is the kiosk's lines that name it.
+TEST_F(LogRequestTest, AWebviewAppsRangeHoldsOnlyTheKiosksLinesAboutIt) {
+  std::filesystem::create_directories(dir_->path() / "logs" / "kiosk");
+  std::ofstream(dir_->path() / "logs" / "kiosk" / "current.log")
+      << "2026-12-07T06:00:03.1Z stderr F info [webview] [kiosk-ui] loaded\n"
+      << "2026-12-07T06:00:03.2Z stderr F info [webview] [other] loaded\n"
+      << "2026-12-07T06:00:04.1Z stderr F warning [webview] [kiosk-ui] console.warn: hi\n"
+      << "2026-12-07T06:00:04.2Z stderr F info [webview] shown\n";
+  Json req = request();
+  req["app"] = "kiosk-ui";
+  auto admitted = runner_->admit(sign(req));
+  ASSERT_TRUE(admitted) << admitted.error().message();
+  EXPECT_EQ(runner_->runOnce(), 0ms);
+  ASSERT_EQ(uploader_.puts.size(), 1U);
+  auto text = gunzip(uploader_.puts[0].second);
+  ASSERT_TRUE(text) << text.error().message();
+  EXPECT_EQ(*text,
+            "2026-12-07T06:00:03.1Z stderr info [webview] [kiosk-ui] loaded\n"
+            "2026-12-07T06:00:04.1Z stderr warning [webview] [kiosk-ui] console.warn: hi\n");
 }
 
 TEST_F(LogRequestTest, AnUploadCutOffIsDoneAgainAfterARestartAndReportedOnce) {
