@@ -36,6 +36,7 @@ Result<core::ApplyResult> FakeNodeService::apply(std::string_view manifest_text,
 Result<std::vector<core::AppStatus>> FakeNodeService::apps() {
   std::lock_guard lock(mu_);
   std::vector<core::AppStatus> out;
+  out.reserve(apps_.size());
   for (const auto& [name, detail] : apps_) out.push_back(detail.status);
   return out;
 }

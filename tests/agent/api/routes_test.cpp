@@ -1,4 +1,5 @@
 // The local API's routes: the real server on a temp unix socket over a FakeNodeService.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -45,8 +46,9 @@ class ApiTest : public ::testing::Test {
     auto dir = fleetlet::testing::TempDir::create("api-test");
     ASSERT_TRUE(dir) << dir.error().message();
     dir_.emplace(std::move(*dir));
+    root_ = dir_->path();
     // The parent directory does not exist yet: the server creates it.
-    socket_ = (dir_->path() / "run" / "fleetletd.sock").string();
+    socket_ = (root_ / "run" / "fleetletd.sock").string();
     service_.seedExample(core::Clock::now());
     auto server =
         ApiServer::start(service_, {.socket_path = socket_, .routes = {.log_poll = 10ms}});
@@ -54,9 +56,9 @@ class ApiTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
-  Reply call(const std::string& method, const std::string& path, std::string body = {},
+  Reply call(const std::string& method, const std::string& path, const std::string& body = {},
              std::chrono::milliseconds patience = kPatience) {
-    return test::call(socket_, method, path, std::move(body), patience);
+    return test::call(socket_, method, path, body, patience);
   }
 
   void expectError(const Reply& r, long status, std::string_view code, std::string_view text) {
@@ -69,7 +71,7 @@ class ApiTest : public ::testing::Test {
   // A log directory for `app` with the given files (name → content).
   std::filesystem::path makeLogs(const std::string& app,
                                  const std::map<std::string, std::string>& files) {
-    auto dir = dir_->path() / "logs" / app;
+    auto dir = root_ / "logs" / app;
     std::filesystem::create_directories(dir);
     for (const auto& [name, content] : files) std::ofstream(dir / name) << content;
     service_.setLogDir(app, dir);
@@ -103,6 +105,7 @@ class ApiTest : public ::testing::Test {
 
   FakeNodeService service_;
   std::optional<fleetlet::testing::TempDir> dir_;
+  std::filesystem::path root_;  // dir_'s path
   std::string socket_;
   std::unique_ptr<ApiServer> server_;  // last: stops before the service and dir go
 };
@@ -432,14 +435,14 @@ TEST_F(ApiTest, LogsOfAnAppReadFromAnothersLogHoldOnlyItsLines) {
 }
 
 TEST_F(ApiTest, LogsOfAnAppWithoutFilesAreEmpty) {
-  service_.setLogDir("camera", dir_->path() / "never-written");
+  service_.setLogDir("camera", root_ / "never-written");
   auto r = call("GET", "/v1/apps/camera/logs?tail=10");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.body, "");
 }
 
 TEST_F(ApiTest, LogsFollowWaitsForAnAppThatHasNotLoggedYet) {
-  auto dir = dir_->path() / "logs" / "late";
+  auto dir = root_ / "logs" / "late";
   service_.setLogDir("late", dir);
   std::vector<std::string> lines;
   Reply reply;
@@ -496,13 +499,13 @@ TEST_F(ApiTest, LogsFollowStreamsAppendedLinesAndFollowsRotation) {
 // Issue 17, D8: a {name} that is no app name (here one that climbs out of the log root, as
 // logs/<name> would in the agent) is 400 on every route, and the service is never asked.
 TEST_F(ApiTest, NamesThatAreNoAppNamesAre400OnEveryRoute) {
-  auto root = dir_->path() / "data" / "logs";
+  auto root = root_ / "data" / "logs";
   std::filesystem::create_directories(root / "camera");
-  std::filesystem::create_directories(dir_->path() / "data" / "secret");
-  std::ofstream(dir_->path() / "data" / "secret" / "current.log")
+  std::filesystem::create_directories(root_ / "data" / "secret");
+  std::ofstream(root_ / "data" / "secret" / "current.log")
       << "2026-11-21T06:00:00Z stdout F the secret\n";
-  std::filesystem::create_directories(dir_->path() / "secret");
-  std::ofstream(dir_->path() / "secret" / "current.log")
+  std::filesystem::create_directories(root_ / "secret");
+  std::ofstream(root_ / "secret" / "current.log")
       << "2026-11-21T06:00:00Z stdout F the other secret\n";
   service_.setLogRoot(root);
   ASSERT_EQ(call("GET", "/v1/apps/camera/logs").status, 200);  // the root is in use
@@ -523,8 +526,9 @@ TEST_F(ApiTest, NamesThatAreNoAppNamesAre400OnEveryRoute) {
       {"GET", ""}, {"POST", "/restart"}, {"GET", "/logs"}, {"GET", "/logs?follow=true&tail=1"}};
   for (const auto& name : names) {
     for (const auto& [method, suffix] : routes) {
-      SCOPED_TRACE(method + " /v1/apps/" + name + suffix);
-      auto r = call(method, "/v1/apps/" + name + suffix);
+      const std::string route = fmt::format("/v1/apps/{}{}", name, suffix);
+      SCOPED_TRACE(fmt::format("{} {}", method, route));
+      auto r = call(method, route);
       expectError(r, 400, "ERR_BAD_REQUEST", "invalid app name");
       EXPECT_EQ(r.body.find("the secret"), std::string::npos) << r.body;
       EXPECT_EQ(r.body.find("the other secret"), std::string::npos) << r.body;

@@ -105,7 +105,13 @@ class LogRequestTest : public ::testing::Test {
 
   std::string sign(const std::string& payload, std::string_view type = kPayloadType,
                    const trust::PrivateKey* key = nullptr) {
-    const auto& k = key != nullptr ? *key : *key_;
+    const trust::PrivateKey* chosen = key;
+    if (chosen == nullptr && key_) chosen = &*key_;
+    if (chosen == nullptr) {
+      ADD_FAILURE() << "no signing key";
+      return {};
+    }
+    const auto& k = *chosen;
     trust::Envelope env{.payload_type = std::string(type), .payload = payload, .signatures = {}};
     env.signatures.push_back(
         {.keyid = k.publicKey().id(), .sig = *k.sign(trust::pae(env.payload_type, payload))});
@@ -119,9 +125,11 @@ class LogRequestTest : public ::testing::Test {
     EXPECT_TRUE(seq);
     auto next = outbox_->next();
     EXPECT_TRUE(next && next->has_value());
-    if (!next || !next->has_value()) return Json();
-    auto body = Json::parse((*next)->body);
-    EXPECT_TRUE(outbox_->ack((*next)->seq));
+    if (!next) return Json();
+    const auto& entry = *next;
+    if (!entry) return Json();
+    auto body = Json::parse(entry->body);
+    EXPECT_TRUE(outbox_->ack(entry->seq));
     return body.value("logRequests", Json::array());
   }
 
@@ -215,8 +223,10 @@ TEST_F(LogRequestTest, AnAppsRangeIsUploadedOnceAsGzipAndReportedOnce) {
             "2026-12-07T06:00:05.5Z stdout line 5\n"
             "2026-12-07T06:00:04.7Z stderr err four\n");
   auto stored = store_->find("r1");
-  ASSERT_TRUE(stored && stored->has_value());
-  EXPECT_EQ((*stored)->state, "done");
+  ASSERT_TRUE(stored);
+  const auto& r1 = *stored;
+  if (!r1) FAIL() << "r1 is not stored";
+  EXPECT_EQ(r1->state, "done");
   ASSERT_THAT(events_, ::testing::SizeIs(2));
   EXPECT_THAT(events_[1], HasSubstr("web: r1: uploaded 4 lines of app web (" +
                                     std::to_string(uploader_.puts[0].second.size()) +
@@ -298,8 +308,10 @@ TEST_F(LogRequestTest, FailuresAreRetriedUntilAnAnswerEndsTheRequest) {
   EXPECT_EQ(results[0]["state"], "failed");
   EXPECT_EQ(results[0]["reason"], "PUT https://cloud.example/logs/n1/r2.gz: HTTP 403");
   auto r2 = store_->find("r2");
-  ASSERT_TRUE(r2 && r2->has_value());
-  EXPECT_EQ((*r2)->state, "failed");
+  ASSERT_TRUE(r2);
+  const auto& found = *r2;
+  if (!found) FAIL() << "r2 is not stored";
+  EXPECT_EQ(found->state, "failed");
 
   // One that cannot be uploaded before it expires fails as expired.
   uploader_.answers = {0};
