@@ -106,8 +106,23 @@ Status RotatingWriter::append(std::string_view record) {
   return {};
 }
 
+bool RotatingWriter::currentWasRemoved() const {
+  struct stat st {};
+  return fd_ && ::fstat(fd_.get(), &st) == 0 && st.st_nlink == 0;
+}
+
 Status RotatingWriter::flush() {
   if (buffer_.empty()) return {};
+  if (currentWasRemoved()) {
+    // current.log (or its whole directory: the node's data directory was removed) is gone:
+    // what would be written to the open file could never be read. Made again, and the
+    // directory with it (0750, as loggerIo makes it), instead.
+    fd_.reset();
+    cut_record_ = false;
+    std::error_code ec;
+    if (std::filesystem::create_directories(dir_, ec)) ::chmod(dir_.c_str(), 0750);
+    ++recreations_;
+  }
   Status st = fd_ ? Status() : openCurrent();
   if (st && cut_record_) {
     // A failed write left a record without its '\n': end it so it does not swallow the next.

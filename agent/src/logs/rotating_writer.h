@@ -53,14 +53,18 @@ class RotatingWriter {
   // fit in any file); on a write or rotation error the buffered records (this one included)
   // are dropped and the error returned, so the next call starts afresh.
   Status append(std::string_view record);
-  // Writes the buffered records to current.log (no fsync). On error the records not written
-  // whole are dropped (counted in droppedRecords()); a record cut short by the failed write is
-  // ended with '\n' by the next successful flush, so it cannot swallow the next record.
+  // Writes the buffered records to current.log (no fsync); a current.log removed since it was
+  // opened (its directory too) is made again first (recreations()). On error the records not
+  // written whole are dropped (counted in droppedRecords()); a record cut short by the failed write
+  // is ended with '\n' by the next successful flush, so it cannot swallow the next record.
   Status flush();
 
   // Bytes in current.log including the buffered ones.
   uint64_t currentSize() const { return size_ + buffer_.size() + (cut_record_ ? 1 : 0); }
   int rotations() const { return rotations_; }
+  // How often current.log was found removed under the writer (unlinked, or its directory
+  // removed) and made again by flush().
+  int recreations() const { return recreations_; }
   uint64_t droppedRecords() const { return dropped_; }
 
  private:
@@ -68,6 +72,7 @@ class RotatingWriter {
       : dir_(std::move(dir)), policy_(policy), fd_(std::move(fd)), size_(size) {}
   Status rotate();
   Status openCurrent();
+  bool currentWasRemoved() const;
 
   std::filesystem::path dir_;
   RotationPolicy policy_;
@@ -77,6 +82,7 @@ class RotatingWriter {
   uint64_t buffered_records_ = 0;
   uint64_t dropped_ = 0;
   int rotations_ = 0;
+  int recreations_ = 0;
   bool cut_record_ = false;  // current.log ends in the middle of a record
 };
 

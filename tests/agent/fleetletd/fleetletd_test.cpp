@@ -475,6 +475,29 @@ TEST_F(FleetletdTest, RunningAppsWhoseVolumeWasLostStartAgainOntoANewOne) {
       << agentLog();
 }
 
+// An app's log directory removed while its task runs (with the data directory, as in the demo's
+// second run): its logger makes the directory and current.log again at its next write, so
+// `fleetletctl logs` shows the app's later lines instead of "has no logs on this node".
+TEST_F(FleetletdTest, ARunningAppsLogIsWrittenAgainAfterItsDirectoryWasRemoved) {
+  startAgent();
+  apply(manifest(1,
+                 busyboxApp("a", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.2; done")));
+  ASSERT_TRUE(waitRunning({"a"})) << agentLog();
+  const auto log = dataDir() / "logs" / "a" / "current.log";
+  ASSERT_TRUE(
+      testing::waitFor([&] { return readFile(log).find("line 2") != std::string::npos; }, 30s));
+  const auto pid = tasks().at(containerOf("a")).first;
+  std::error_code ec;
+  std::filesystem::remove_all(dataDir() / "logs", ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  EXPECT_TRUE(
+      testing::waitFor([&] { return readFile(log).find("line ") != std::string::npos; }, 30s))
+      << "the app's lines still go into the deleted file";
+  EXPECT_EQ(readFile(log).find("line 1\n"), std::string::npos) << "only later lines";
+  EXPECT_EQ(tasks().at(containerOf("a")).first, pid) << "the app was not restarted for it";
+}
+
 // A device upgraded from a fleetletd whose container shim was containerd's Go shim (the default
 // before the fleetlet shim became it): the new agent adopts the running containers as they
 // are, creates only new and changed apps on the fleetlet shim, and still restarts and removes

@@ -33,9 +33,11 @@ class RotatingWriterTest : public ::testing::Test {
     auto dir = testing::TempDir::create("fleetlet-logs-test");
     ASSERT_TRUE(dir) << dir.error().message();
     dir_.emplace(std::move(*dir));
+    root_ = dir_->path();
   }
-  const std::filesystem::path& dir() { return dir_->path(); }
+  const std::filesystem::path& dir() { return root_; }
   std::optional<testing::TempDir> dir_;
+  std::filesystem::path root_;  // dir_'s path
 };
 
 TEST_F(RotatingWriterTest, KeepsEveryFileWithinTheCapAndDropsTheOldest) {
@@ -106,6 +108,34 @@ TEST_F(RotatingWriterTest, AReopenedLogCountsItsExistingSize) {
   EXPECT_EQ(readFile(logFilePath(dir(), 0)), numbered(3));
 }
 
+// The node's data directory removed while an app runs (the demo does it): the writer notices
+// that its current.log is gone and makes the directory and the file again, so the app's later
+// lines can be read instead of going into a deleted file.
+TEST_F(RotatingWriterTest, ALogRemovedUnderTheWriterIsMadeAgainWithItsDirectory) {
+  const auto log_dir = dir() / "data" / "logs" / "camera";
+  std::filesystem::create_directories(log_dir);
+  auto writer = RotatingWriter::open(log_dir, {.max_size = 1000, .max_files = 2});
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->append(numbered(1)));
+  ASSERT_TRUE(writer->flush());
+  std::filesystem::remove_all(dir() / "data");
+
+  ASSERT_TRUE(writer->append(numbered(2)));
+  ASSERT_TRUE(writer->flush());
+  EXPECT_EQ(readFile(logFilePath(log_dir, 0)), numbered(2));
+  EXPECT_EQ(writer->recreations(), 1);
+  EXPECT_EQ(std::filesystem::status(log_dir).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                std::filesystem::perms::group_exec);
+
+  // Only the file removed (by hand): made again in the same directory.
+  std::filesystem::remove(logFilePath(log_dir, 0));
+  ASSERT_TRUE(writer->append(numbered(3)));
+  ASSERT_TRUE(writer->flush());
+  EXPECT_EQ(readFile(logFilePath(log_dir, 0)), numbered(3));
+  EXPECT_EQ(writer->recreations(), 2);
+}
+
 TEST_F(RotatingWriterTest, RejectsBadPoliciesAndMissingDirectories) {
   EXPECT_EQ(RotatingWriter::open(dir(), {.max_size = 0, .max_files = 1}).error().code(),
             ErrorCode::kInvalidArgument);
@@ -121,7 +151,7 @@ TEST_F(RotatingWriterTest, RejectsBadPoliciesAndMissingDirectories) {
 // the record it cut short is ended before the next one is written. Runs in a child process
 // (the limit is process-wide); returns the exit code, 0 when all held.
 int fullDiskScenario(const std::filesystem::path& dir) {
-  ::signal(SIGXFSZ, SIG_IGN);
+  if (::signal(SIGXFSZ, SIG_IGN) == SIG_ERR) return 1;
   rlimit limit{.rlim_cur = 100, .rlim_max = RLIM_INFINITY};
   if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
   auto writer = RotatingWriter::open(dir, {.max_size = 1000, .max_files = 1});
