@@ -197,8 +197,6 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }
 
-// A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
-// has not logged yet is followed from its first line). Used from one thread at a time.
 // Keeps the entries whose text contains `only` (every one when it is empty), then the last
 // `count` of them.
 void keepOnly(std::vector<logs::LogEntry>& entries, std::string_view only, size_t count) {
@@ -212,6 +210,8 @@ void keepOnly(std::vector<logs::LogEntry>& entries, std::string_view only, size_
   }
 }
 
+// A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
+// has not logged yet is followed from its first line). Used from one thread at a time.
 struct LogFollowState {
   std::filesystem::path dir;
   std::string only;  // NodeService::LogSource::only

@@ -226,8 +226,8 @@ ExitStatus ChildProcess::stop(int sig, std::chrono::milliseconds grace) {
   if (group_) {
     // What the program started in its group (a browser's helper processes, say) gets the rest
     // of the grace to end after it, then SIGKILL, and stop() returns once none of it runs. The
-    // group's id cannot be taken by a new group while a member lives; once it is empty,
-    // kill() fails with ESRCH and nothing is signalled.
+    // group's id cannot be taken by a new group while a member lives (a zombie included), and
+    // the group is signalled only while one runs.
     while (groupRuns(pid_) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
