@@ -97,7 +97,29 @@ Result<std::unique_ptr<AppNetworks>> AppNetworks::create(cni::Executor& executor
     manifest::Network policy = policyFromMeta(att.meta);
     self->apps_.emplace(app, Entry{.attachment = std::move(att), .policy = std::move(policy)});
   }
+  // Namespaces without a record: their interfaces hold addresses IPAM no longer knows.
+  std::error_code ec;
+  for (const auto& pin : std::filesystem::directory_iterator(self->options_.netns_dir, ec)) {
+    const std::string name = pin.path().filename().string();
+    if (!name.starts_with(kNetnsPrefix)) continue;
+    const std::string app = name.substr(std::strlen(kNetnsPrefix));
+    if (self->apps_.contains(app) || !netns::NamedNetns::isPinned(pin.path())) continue;
+    if (auto st = executor.delForgotten(app, kIfname, pin.path()); !st) {
+      spdlog::warn("network: app {}: {}", app, st.error().message());
+    } else {
+      spdlog::warn(
+          "network: app {}: its namespace has no attachment record (was the node's data "
+          "directory removed?): its old interface is removed and it is attached again",
+          app);
+    }
+    self->forgotten_.insert(app);
+  }
   return self;
+}
+
+bool AppNetworks::forgotten(const std::string& app) const {
+  std::lock_guard lock(mu_);
+  return forgotten_.contains(app);
 }
 
 std::filesystem::path AppNetworks::netnsPath(const std::string& app) const {
@@ -182,6 +204,7 @@ Status AppNetworks::attach(const manifest::App& app) {
                    ? ""
                    : fmt::format(" (allow waits for {})", fmt::join(resolved.waiting_for, ", ")));
   apps_[app.name] = Entry{.attachment = std::move(*added), .policy = app.network};
+  forgotten_.erase(app.name);
   refreshPeersLocked(app.name);
   return {};
 }
@@ -194,6 +217,7 @@ Status AppNetworks::detach(const std::string& app) {
 Status AppNetworks::detachLocked(const std::string& app) {
   FLEETLET_RETURN_IF_ERROR(executor_.del(app, kIfname));
   bool was_attached = apps_.erase(app) > 0;
+  forgotten_.erase(app);
   FLEETLET_RETURN_IF_ERROR(netns::NamedNetns::remove(netnsPath(app)));
   if (was_attached) {
     spdlog::info("app {}: detached from network {}", app, executor_.network().name);
@@ -208,6 +232,7 @@ void AppNetworks::gc(const std::set<std::string>& live) {
   auto report = executor_.gc(live);
   for (const auto& key : report.removed) spdlog::info("network: removed attachment {}", key);
   for (const auto& e : report.errors) spdlog::warn("network: {}", e.message());
+  std::erase_if(forgotten_, [&](const std::string& app) { return !live.contains(app); });
   for (auto it = apps_.begin(); it != apps_.end();) {
     if (live.contains(it->first)) {
       ++it;

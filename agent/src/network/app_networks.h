@@ -77,6 +77,12 @@ class AppNetworks {
   // it names. Best effort: each problem is logged and retried on the next call.
   void gc(const std::set<std::string>& live);
 
+  // True for an app whose namespace was kept without a record of its attachment (the node lost
+  // its data directory, where the CNI cache and IPAM leases are, while the namespaces stayed):
+  // create() DELeted what the namespace held, before any ADD could hand one of its addresses to
+  // another app, and attach() — which a running task may call in place — makes it again.
+  bool forgotten(const std::string& app) const;
+
   // The app's addresses ("10.90.0.5/16"), empty when it is not attached.
   std::vector<std::string> addresses(const std::string& app) const;
 
@@ -104,6 +110,7 @@ class AppNetworks {
   AppNetworksOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> apps_;  // guarded by mu_: the attached apps
+  std::set<std::string> forgotten_;    // guarded by mu_: see forgotten()
 };
 
 }  // namespace fleetlet::network

@@ -472,6 +472,13 @@ std::filesystem::path ContainerdRuntime::hostListenerPorts() const {
 }
 
 Status ContainerdRuntime::refresh(const manifest::App& app) {
+  // A running task whose namespace lost its attachment record with the data directory
+  // (AppNetworks::forgotten): attached again in place; the task keeps running and gets a new
+  // interface, with an address IPAM knows.
+  if (options_.networks != nullptr && !netnsPath(app).empty() &&
+      options_.networks->forgotten(app.name)) {
+    FLEETLET_RETURN_IF_ERROR(options_.networks->attach(app));
+  }
   if (hasHostListeners(app)) {
     // Again on the recorded ports (after a fleetletd restart: beside the services' copies).
     return discardValue(options_.services->linkHost(app.name, app.services, hostListenerPorts()));

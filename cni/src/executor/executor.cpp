@@ -307,6 +307,27 @@ Status Executor::delLocked(const std::string& container_id, const std::string& i
   return cache_.remove(container_id, ifname);
 }
 
+Status Executor::delForgotten(const std::string& container_id, const std::string& ifname,
+                              const std::filesystem::path& netns) {
+  std::lock_guard lock(mutex_);
+  FLEETLET_ASSIGN_OR_RETURN(auto cached, cache_.get(container_id, ifname));
+  if (cached) return delLocked(container_id, ifname);
+  const CachedAttachment entry{.container_id = container_id,
+                               .ifname = ifname,
+                               .app = container_id,
+                               .netns = netns,
+                               .network = network_.raw,
+                               .capability_args = Json::object(),
+                               .cni_args = {},
+                               .meta = Json::object(),
+                               .result = std::nullopt};
+  if (auto st = delChain(entry, nullptr); !st) {
+    return std::unexpected(
+        st.error().wrap("del {} (not cached)", attachmentKey(container_id, ifname)));
+  }
+  return {};
+}
+
 GcReport Executor::gc(const std::set<std::string>& live_container_ids) {
   std::lock_guard lock(mutex_);
   GcReport report;

@@ -133,6 +133,13 @@ class Executor {
   // and a later del() or gc() retries).
   Status del(const std::string& container_id, const std::string& ifname = "eth0");
 
+  // DEL of an attachment the cache may not know (it was lost with the node's data directory
+  // while `netns`, which lives elsewhere, kept the interface): del() when it is cached, else
+  // every plugin's DEL in reverse order with the current network's configuration and no
+  // prevResult (CNI requires DEL to tolerate that). Best effort as del().
+  Status delForgotten(const std::string& container_id, const std::string& ifname,
+                      const std::filesystem::path& netns);
+
   // DELs every cached attachment whose container id is not in `live`. Never stops early.
   GcReport gc(const std::set<std::string>& live_container_ids);
 

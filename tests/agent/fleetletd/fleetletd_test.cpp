@@ -902,6 +902,59 @@ TEST_F(FleetletdTest, AppsGetTheirOwnNetworksPoliciesAndExposedPorts) {
   EXPECT_EQ(net_->appAddress("locked"), locked);
 }
 
+// The node lost its data directory — the CNI cache and host-local's leases in it — while its
+// networked apps ran in their namespaces, which live elsewhere. The next fleetletd removes the
+// interfaces nobody has a record of before any ADD, and attaches the running apps again in
+// place: they keep running, every address is known to IPAM and unique, and a new app cannot be
+// given one a running app still holds.
+TEST_F(FleetletdTest, RunningAppsWhoseNetworkRecordsWereLostAreAttachedAgainInPlace) {
+  startAgent();
+  const std::string httpd = "httpd -f -p 8080 -h /";
+  apply(manifest(1, busyboxApp("a", httpd, "    network: {egress: all}\n") +
+                        busyboxApp("b", httpd, "    network: {egress: all}\n")));
+  ASSERT_TRUE(waitRunning({"a", "b"})) << agentLog();
+  auto pidOf = [&](const std::string& app) { return tasks()[containerOf(app)].first; };
+  const auto pid_a = pidOf("a");
+  const auto pid_b = pidOf("b");
+  killAgent();
+  std::error_code ec;
+  std::filesystem::remove_all(dataDir(), ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  startAgent();
+  const auto ipam = dataDir() / "cni" / "networks";
+  ASSERT_TRUE(testing::waitFor(
+      [&] {
+        return testing::TestNodeNetwork::leases(ipam).size() == 2 &&
+               veths(net_->nodeLinks()).size() == 2 && appChains(net_->nftChains()).size() == 2;
+      },
+      60s))
+      << "leases " << testing::TestNodeNetwork::leases(ipam).size() << ", veths "
+      << veths(net_->nodeLinks()).size() << ", chains " << appChains(net_->nftChains()).size()
+      << "\n"
+      << agentLog();
+  EXPECT_EQ(pidOf("a"), pid_a) << "attached again without a restart";
+  EXPECT_EQ(pidOf("b"), pid_b) << "attached again without a restart";
+
+  // A new app: its address is none of theirs.
+  apply(manifest(2, busyboxApp("a", httpd, "    network: {egress: all}\n") +
+                        busyboxApp("b", httpd, "    network: {egress: all}\n") +
+                        busyboxApp("c", httpd, "    network: {egress: all}\n")));
+  ASSERT_TRUE(waitRunning({"a", "b", "c"})) << agentLog();
+  const std::set<std::string> addresses = {net_->appAddress("a"), net_->appAddress("b"),
+                                           net_->appAddress("c")};
+  EXPECT_EQ(addresses.size(), 3u) << fmt::format("{}", fmt::join(addresses, " "));
+  EXPECT_EQ(testing::TestNodeNetwork::leases(ipam).size(), 3u);
+  auto pin = [&](const std::string& app) { return net_->netnsDir() / ("fleetlet-" + app); };
+  EXPECT_TRUE(testing::waitFor(
+      [&] {
+        return testing::TestNodeNetwork::canConnect(pin("c"), net_->appAddress("a"), 8080) &&
+               testing::TestNodeNetwork::canConnect(pin("a"), net_->appAddress("b"), 8080);
+      },
+      20s))
+      << agentLog();
+}
+
 // Issue 9: kill -9 in the middle of applying ten networked apps; the next start converges with
 // one namespace, veth, lease and chain per app, keeps them across a restart, and removing the
 // apps leaves none.

@@ -145,12 +145,18 @@ TEST_F(AppNetworksTest, APinFileLeftWithoutItsNamespaceIsMadeAgain) {
 // before the ADD (without them the bridge plugin refuses: "eth0 already exists").
 TEST_F(AppNetworksTest, ANamespaceKeptWithoutARecordIsClearedBeforeTheAdd) {
   ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_FALSE(networks_->forgotten("a"));
   std::filesystem::remove_all(root_ / "cache");
+  runner_.calls.clear();
   start();
+  // At once, before any ADD could hand out the address the old interface still holds.
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"DEL fw a", "DEL if a"}));
+  EXPECT_TRUE(networks_->forgotten("a"));
   runner_.calls.clear();
   ASSERT_TRUE(networks_->attach(app("a")));
   EXPECT_EQ(runner_.calls,
             (std::vector<std::string>{"DEL fw a", "DEL if a", "ADD if a", "ADD fw a"}));
+  EXPECT_FALSE(networks_->forgotten("a"));
 
   // A namespace made by this attach holds nothing: no DEL.
   runner_.calls.clear();
