@@ -97,24 +97,38 @@ Result<std::unique_ptr<AppNetworks>> AppNetworks::create(cni::Executor& executor
     manifest::Network policy = policyFromMeta(att.meta);
     self->apps_.emplace(app, Entry{.attachment = std::move(att), .policy = std::move(policy)});
   }
-  // Namespaces without a record: their interfaces hold addresses IPAM no longer knows.
+  // Namespaces without a record: their interfaces hold addresses IPAM no longer knows. They
+  // are left as they are (their apps may run, still reachable) until the next ADD is due.
   std::error_code ec;
   for (const auto& pin : std::filesystem::directory_iterator(self->options_.netns_dir, ec)) {
     const std::string name = pin.path().filename().string();
     if (!name.starts_with(kNetnsPrefix)) continue;
     const std::string app = name.substr(std::strlen(kNetnsPrefix));
     if (self->apps_.contains(app) || !netns::NamedNetns::isPinned(pin.path())) continue;
-    if (auto st = executor.delForgotten(app, kIfname, pin.path()); !st) {
-      spdlog::warn("network: app {}: {}", app, st.error().message());
-    } else {
-      spdlog::warn(
-          "network: app {}: its namespace has no attachment record (was the node's data "
-          "directory removed?): its old interface is removed and it is attached again",
-          app);
-    }
+    spdlog::warn(
+        "network: app {}: its namespace has no attachment record (was the node's data "
+        "directory removed?): its interface is replaced before the next attachment is made",
+        app);
     self->forgotten_.insert(app);
+    self->uncleared_.insert(app);
   }
   return self;
+}
+
+Status AppNetworks::clearForgottenLocked(const std::string& except) {
+  for (auto it = uncleared_.begin(); it != uncleared_.end();) {
+    if (*it == except) {
+      ++it;
+      continue;
+    }
+    if (auto st = executor_.delForgotten(*it, kIfname, netnsPath(*it)); !st) {
+      return std::unexpected(
+          st.error().wrap("remove the interface of app {}, whose address IPAM does not know", *it));
+    }
+    spdlog::info("network: app {}: removed the interface nobody had a record of", *it);
+    it = uncleared_.erase(it);
+  }
+  return {};
 }
 
 bool AppNetworks::forgotten(const std::string& app) const {
@@ -182,6 +196,9 @@ Status AppNetworks::attach(const manifest::App& app) {
     return {};
   }
 
+  // No ADD while another namespace holds an address IPAM does not know: it could be handed out.
+  FLEETLET_RETURN_IF_ERROR(clearForgottenLocked(app.name));
+  const bool holds_unknown_interface = uncleared_.contains(app.name);
   auto added = executor_.add({.container_id = app.name,
                               .ifname = kIfname,
                               .app = app.name,
@@ -192,8 +209,8 @@ Status AppNetworks::attach(const manifest::App& app) {
                               .args = {},
                               .meta = meta,
                               // A namespace kept without a record of its attachment (the
-                              // data directory was lost) may still hold the old interface.
-                              .netns_may_hold_interface = !fresh && it == apps_.end()});
+                              // data directory was lost) still holds the old interface.
+                              .netns_may_hold_interface = holds_unknown_interface});
   if (!added) return std::unexpected(added.error().wrap("network of {}", app.name));
   if (fresh) fresh->release();  // the pin now belongs to the attachment: detach() removes it
   std::string address =
@@ -205,6 +222,7 @@ Status AppNetworks::attach(const manifest::App& app) {
                    : fmt::format(" (allow waits for {})", fmt::join(resolved.waiting_for, ", ")));
   apps_[app.name] = Entry{.attachment = std::move(*added), .policy = app.network};
   forgotten_.erase(app.name);
+  uncleared_.erase(app.name);
   refreshPeersLocked(app.name);
   return {};
 }
@@ -215,6 +233,10 @@ Status AppNetworks::detach(const std::string& app) {
 }
 
 Status AppNetworks::detachLocked(const std::string& app) {
+  if (uncleared_.contains(app)) {
+    FLEETLET_RETURN_IF_ERROR(executor_.delForgotten(app, kIfname, netnsPath(app)));
+    uncleared_.erase(app);
+  }
   FLEETLET_RETURN_IF_ERROR(executor_.del(app, kIfname));
   bool was_attached = apps_.erase(app) > 0;
   forgotten_.erase(app);
@@ -232,7 +254,21 @@ void AppNetworks::gc(const std::set<std::string>& live) {
   auto report = executor_.gc(live);
   for (const auto& key : report.removed) spdlog::info("network: removed attachment {}", key);
   for (const auto& e : report.errors) spdlog::warn("network: {}", e.message());
-  std::erase_if(forgotten_, [&](const std::string& app) { return !live.contains(app); });
+  // What the namespaces of gone apps held without a record (rules, the host-side veth) goes
+  // with them; a failure is retried on the next call.
+  for (auto it = uncleared_.begin(); it != uncleared_.end();) {
+    if (live.contains(*it)) {
+      ++it;
+    } else if (auto st = executor_.delForgotten(*it, kIfname, netnsPath(*it)); !st) {
+      spdlog::warn("network: {}", st.error().message());
+      ++it;
+    } else {
+      it = uncleared_.erase(it);
+    }
+  }
+  std::erase_if(forgotten_, [&](const std::string& app) {
+    return !live.contains(app) && !uncleared_.contains(app);
+  });
   for (auto it = apps_.begin(); it != apps_.end();) {
     if (live.contains(it->first)) {
       ++it;

@@ -78,9 +78,10 @@ class AppNetworks {
   void gc(const std::set<std::string>& live);
 
   // True for an app whose namespace was kept without a record of its attachment (the node lost
-  // its data directory, where the CNI cache and IPAM leases are, while the namespaces stayed):
-  // create() DELeted what the namespace held, before any ADD could hand one of its addresses to
-  // another app, and attach() — which a running task may call in place — makes it again.
+  // its data directory, where the CNI cache and IPAM leases are, while the namespaces stayed),
+  // until attach() — which a running task may call in place — attaches it again. What such
+  // namespaces hold is left alone until an ADD is due; then, before it, every one of them is
+  // DELeted (Executor::delForgotten), so that IPAM cannot hand out an address one still holds.
   bool forgotten(const std::string& app) const;
 
   // The app's addresses ("10.90.0.5/16"), empty when it is not attached.
@@ -101,6 +102,8 @@ class AppNetworks {
   };
 
   std::map<std::string, std::vector<cni::Cidr>> addressesLocked() const;
+  // DELs what the namespaces in uncleared_ hold, `except` that app's (its own ADD does it).
+  Status clearForgottenLocked(const std::string& except);
   Status detachLocked(const std::string& app);
   // Re-resolves the policy of every attached app that names `changed` (all apps when empty)
   // and updates those that differ. Problems are logged.
@@ -111,6 +114,7 @@ class AppNetworks {
   mutable std::mutex mu_;
   std::map<std::string, Entry> apps_;  // guarded by mu_: the attached apps
   std::set<std::string> forgotten_;    // guarded by mu_: see forgotten()
+  std::set<std::string> uncleared_;    // guarded by mu_: forgotten, interface not DELeted yet
 };
 
 }  // namespace fleetlet::network

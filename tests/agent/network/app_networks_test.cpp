@@ -140,28 +140,50 @@ TEST_F(AppNetworksTest, APinFileLeftWithoutItsNamespaceIsMadeAgain) {
   EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if a", "ADD fw a"}));
 }
 
-// The node lost its data directory (the CNI cache in it) while the app's namespace, kept
-// elsewhere, stayed: the namespace may still hold the old interface, so the plugins' DELs run
-// before the ADD (without them the bridge plugin refuses: "eth0 already exists").
+// The node lost its data directory (the CNI cache in it) while the apps' namespaces, kept
+// elsewhere, stayed with their interfaces (and addresses IPAM no longer knows). Nothing runs
+// until an ADD is due; then every such namespace is cleared first (the app being attached by
+// its own ADD's DEL), so no address can be handed out twice. Without the DEL the bridge plugin
+// refuses the ADD ("eth0 already exists").
 TEST_F(AppNetworksTest, ANamespaceKeptWithoutARecordIsClearedBeforeTheAdd) {
   ASSERT_TRUE(networks_->attach(app("a")));
+  ASSERT_TRUE(networks_->attach(app("b")));
   EXPECT_FALSE(networks_->forgotten("a"));
   std::filesystem::remove_all(root_ / "cache");
   runner_.calls.clear();
   start();
-  // At once, before any ADD could hand out the address the old interface still holds.
-  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"DEL fw a", "DEL if a"}));
+  EXPECT_TRUE(runner_.calls.empty()) << "their apps may run: left alone until an ADD is due";
   EXPECT_TRUE(networks_->forgotten("a"));
-  runner_.calls.clear();
-  ASSERT_TRUE(networks_->attach(app("a")));
-  EXPECT_EQ(runner_.calls,
-            (std::vector<std::string>{"DEL fw a", "DEL if a", "ADD if a", "ADD fw a"}));
-  EXPECT_FALSE(networks_->forgotten("a"));
+  EXPECT_TRUE(networks_->forgotten("b"));
 
-  // A namespace made by this attach holds nothing: no DEL.
+  ASSERT_TRUE(networks_->attach(app("a")));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"DEL fw b", "DEL if b", "DEL fw a", "DEL if a",
+                                                     "ADD if a", "ADD fw a"}));
+  EXPECT_FALSE(networks_->forgotten("a"));
+  EXPECT_TRUE(networks_->forgotten("b")) << "cleared, not attached yet";
+
   runner_.calls.clear();
   ASSERT_TRUE(networks_->attach(app("b")));
   EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if b", "ADD fw b"}));
+  EXPECT_FALSE(networks_->forgotten("b"));
+
+  // A namespace made by this attach holds nothing: no DEL.
+  runner_.calls.clear();
+  ASSERT_TRUE(networks_->attach(app("c")));
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"ADD if c", "ADD fw c"}));
+}
+
+// A forgotten app that is gone: gc() DELs what its namespace held (rules, the host-side veth),
+// then removes the namespace.
+TEST_F(AppNetworksTest, GcClearsTheNamespaceOfAForgottenAppThatIsGone) {
+  ASSERT_TRUE(networks_->attach(app("a")));
+  std::filesystem::remove_all(root_ / "cache");
+  start();
+  runner_.calls.clear();
+  networks_->gc({});
+  EXPECT_EQ(runner_.calls, (std::vector<std::string>{"DEL fw a", "DEL if a"}));
+  EXPECT_FALSE(networks_->forgotten("a"));
+  EXPECT_FALSE(std::filesystem::exists(netnsDir() / "fleetlet-a"));
 }
 
 TEST_F(AppNetworksTest, PluginsRunOnlyWhenTheNetworkChanges) {
