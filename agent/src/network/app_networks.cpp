@@ -281,7 +281,8 @@ void AppNetworks::gc(const std::set<std::string>& live) {
     const std::string name = pin.path().filename().string();
     if (!name.starts_with(kNetnsPrefix)) continue;
     const std::string app = name.substr(std::strlen(kNetnsPrefix));
-    if (live.contains(app)) continue;
+    // Kept while what it holds without a record could not be DELeted: retried next time.
+    if (live.contains(app) || uncleared_.contains(app)) continue;
     if (auto st = netns::NamedNetns::remove(pin.path()); !st) {
       spdlog::warn("network: remove namespace {}: {}", pin.path().string(), st.error().message());
     } else {
