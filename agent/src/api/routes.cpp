@@ -197,19 +197,6 @@ Task<Response> handleEvents(Request& r, core::NodeService& service, RouteConfig 
   co_return Response::stream(200, std::string(kNdjson), std::move(producer));
 }
 
-// Keeps the entries whose text contains `only` (every one when it is empty), then the last
-// `count` of them.
-void keepOnly(std::vector<logs::LogEntry>& entries, std::string_view only, size_t count) {
-  if (!only.empty()) {
-    std::erase_if(entries, [only](const logs::LogEntry& e) {
-      return e.text.find(only) == std::string::npos;
-    });
-  }
-  if (entries.size() > count) {
-    entries.erase(entries.begin(), entries.end() - static_cast<ptrdiff_t>(count));
-  }
-}
-
 // A logs follower: opens logs::LogFollower once the app's log directory exists (an app that
 // has not logged yet is followed from its first line). Used from one thread at a time.
 struct LogFollowState {
@@ -231,7 +218,7 @@ struct LogFollowState {
       follower.emplace(std::move(*opened));
     }
     FLEETLET_ASSIGN_OR_RETURN(auto entries, follower->poll());
-    keepOnly(entries, only, first ? tail : SIZE_MAX);
+    logs::keepOnly(entries, only, first ? tail : SIZE_MAX);
     return entries;
   }
 };
@@ -294,7 +281,7 @@ Result<logs::TailResult> readLogs(const core::NodeService::LogSource& source,
   if (!range && source.only.empty()) return logs::readTail(source.dir, count);
   FLEETLET_ASSIGN_OR_RETURN(auto result, range ? logs::readRange(source.dir, *range)
                                                : logs::readTail(source.dir, SIZE_MAX));
-  keepOnly(result.entries, source.only, count);
+  logs::keepOnly(result.entries, source.only, count);
   return result;
 }
 

@@ -132,10 +132,10 @@ Duration LogRequestRunner::runOnce() {
     end(r, false, "reading the logs: " + entries.error().message(), Json::object());
     return Duration(0);
   }
+  logs::keepOnly(entries->entries, log.only);
   std::vector<std::string> lines;
   lines.reserve(entries->entries.size());
   for (const auto& e : entries->entries) {
-    if (!log.only.empty() && e.text.find(log.only) == std::string::npos) continue;
     lines.push_back(logs::formatEntryLine(e.time, e.stream, e.text));
   }
   const int64_t max_bytes = std::min(options_.max_bytes, r.max_bytes.value_or(options_.max_bytes));

@@ -249,4 +249,14 @@ Result<TailResult> readRange(const std::filesystem::path& dir, const TimeRange& 
   return out;
 }
 
+void keepOnly(std::vector<LogEntry>& entries, std::string_view only, size_t count) {
+  if (!only.empty()) {
+    std::erase_if(entries,
+                  [only](const LogEntry& e) { return e.text.find(only) == std::string::npos; });
+  }
+  if (entries.size() > count) {
+    entries.erase(entries.begin(), entries.end() - static_cast<ptrdiff_t>(count));
+  }
+}
+
 }  // namespace fleetlet::logs

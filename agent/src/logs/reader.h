@@ -26,6 +26,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -100,6 +101,10 @@ Result<TailResult> readTail(const std::filesystem::path& dir, size_t n);
 // oldest first, across current.log and every rotated file. kNotFound when `dir` does not
 // exist. Reads the whole directory (at most (max_files + 1) * max_size bytes).
 Result<TailResult> readRange(const std::filesystem::path& dir, const TimeRange& range);
+
+// Keeps the entries whose text contains `only` (every one when it is empty), then the last
+// `count` of them: an app's lines in another's log (a webview app's in the kiosk's).
+void keepOnly(std::vector<LogEntry>& entries, std::string_view only, size_t count = SIZE_MAX);
 
 class LogFollower {
  public:
