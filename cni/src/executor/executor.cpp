@@ -189,7 +189,7 @@ Result<Attachment> Executor::add(const AttachmentRequest& request) {
   // A leftover of an earlier add (a crash, a repeated call) is removed first.
   FLEETLET_ASSIGN_OR_RETURN(auto cached, cache_.get(request.container_id, request.ifname));
   if (cached) {
-    if (auto st = delLocked(request.container_id, request.ifname); !st) {
+    if (auto st = delCachedLocked(*cached); !st) {
       return std::unexpected(st.error().wrap("add {}: remove the earlier attachment",
                                              attachmentKey(request.container_id, request.ifname)));
     }
@@ -300,18 +300,23 @@ Status Executor::del(const std::string& container_id, const std::string& ifname)
 Status Executor::delLocked(const std::string& container_id, const std::string& ifname) {
   FLEETLET_ASSIGN_OR_RETURN(auto entry, cache_.get(container_id, ifname));
   if (!entry) return {};
-  const Json* prev = entry->result ? &*entry->result : nullptr;
-  if (auto st = delChain(*entry, prev); !st) {
-    return std::unexpected(st.error().wrap("del {}", attachmentKey(container_id, ifname)));
+  return delCachedLocked(*entry);
+}
+
+Status Executor::delCachedLocked(const CachedAttachment& entry) {
+  const Json* prev = entry.result ? &*entry.result : nullptr;
+  if (auto st = delChain(entry, prev); !st) {
+    return std::unexpected(
+        st.error().wrap("del {}", attachmentKey(entry.container_id, entry.ifname)));
   }
-  return cache_.remove(container_id, ifname);
+  return cache_.remove(entry.container_id, entry.ifname);
 }
 
 Status Executor::delForgotten(const std::string& container_id, const std::string& ifname,
                               const std::filesystem::path& netns) {
   std::lock_guard lock(mutex_);
   FLEETLET_ASSIGN_OR_RETURN(auto cached, cache_.get(container_id, ifname));
-  if (cached) return delLocked(container_id, ifname);
+  if (cached) return delCachedLocked(*cached);
   const CachedAttachment entry{.container_id = container_id,
                                .ifname = ifname,
                                .app = container_id,

@@ -166,6 +166,8 @@ class Executor {
   // DEL of every plugin of the entry's network in reverse order; the first error.
   Status delChain(const CachedAttachment& entry, const Json* prev);
   Status delLocked(const std::string& container_id, const std::string& ifname);
+  // DEL of `entry`, read from the cache by the caller, then its removal from the cache.
+  Status delCachedLocked(const CachedAttachment& entry);
 
   ExecutorOptions options_;
   PluginRunner& runner_;
