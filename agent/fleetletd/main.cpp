@@ -518,11 +518,12 @@ int main(int argc, char** argv) {
       {.parallelism = cfg.parallelism,
        .pull_parallelism = cfg.pull_parallelism,
        .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
-       // The kiosk's system app logs its apps' console lines; as a supervised child its log is
-       // <work>/kiosk.log instead, which `fleetletctl logs` does not read.
-       .webview_log_app = webview_options && !cfg.webview_child
-                              ? std::string(fleetlet::webview::kKioskAppName)
-                              : std::string(),
+       // The kiosk logs its apps' console lines: in its system app's log directory, or as a
+       // supervised child in the one fleetletd writes its output to.
+       .webview_log_dir = !webview_options ? std::filesystem::path()
+                          : cfg.webview_child
+                              ? fleetlet::webview::kioskChildLogDir(*webview_options)
+                              : runtime.logDir(std::string(fleetlet::webview::kKioskAppName)),
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr == nullptr) return;

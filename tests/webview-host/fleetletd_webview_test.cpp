@@ -33,11 +33,6 @@ using bundle::testing::makeTar;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-size_t countOf(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -91,8 +86,7 @@ class FleetletdWebviewTest : public ::testing::Test {
       std::cerr << "--- fleetletd log ---\n"
                 << std::ifstream(tmp_->path() / "fleetletd.log").rdbuf();
       std::error_code ec;
-      for (const auto& entry : fs::recursive_directory_iterator(
-               tmp_->path() / "data" / "logs" / webview::kKioskAppName, ec)) {
+      for (const auto& entry : fs::recursive_directory_iterator(kioskLogDir(), ec)) {
         if (!entry.is_regular_file()) continue;
         std::cerr << "--- kiosk log " << entry.path().string() << " ---\n"
                   << std::ifstream(entry.path()).rdbuf();
@@ -100,6 +94,10 @@ class FleetletdWebviewTest : public ::testing::Test {
     }
     // The kiosk's task goes with the private containerd (every task of every namespace).
   }
+
+  // Where the kiosk's output is logged: its system app's log directory (a subclass: its log
+  // as fleetletd's child).
+  virtual fs::path kioskLogDir() { return tmp_->path() / "data" / "logs" / webview::kKioskAppName; }
 
   // The kiosk's system app task as `ctr tasks ls` lists it: {container id, pid}; {} when
   // containerd has none running.
@@ -121,9 +119,12 @@ class FleetletdWebviewTest : public ::testing::Test {
   // The kiosk's pid (0 while it has no running task).
   pid_t kioskPid() { return kioskTask().second; }
 
+  // Lines added to fleetletd's config file.
+  virtual std::string extraConfig() { return ""; }
+
   fs::path config() {
     const fs::path path = tmp_->path() / "fleetletd.yaml";
-    std::ofstream(path) << "webviewArgs: [\"--window\", \"1024x600\"]\n";
+    std::ofstream(path) << "webviewArgs: [\"--window\", \"1024x600\"]\n" << extraConfig();
     return path;
   }
 
@@ -270,11 +271,6 @@ TEST_F(FleetletdWebviewTest, AWebviewAppRunsOnTheDisplayAndReportsRestartsAndRef
   }
   EXPECT_THAT(events(), HasSubstr("unloaded from the kiosk"));
   EXPECT_FALSE(apiGet("/v1/apps/ui").has_value());
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The memory controller's line of /proc/<pid>/cgroup ("" when the process is gone).
@@ -914,6 +910,49 @@ TEST_F(FleetletdWebviewServicesTest, ThePhotoViewerShowsTheLatestPhoto) {
   EXPECT_EQ(waitTitle(blue), "photo " + blue) << "the latest photo is shown";
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(screen(), (Rgb{0, 0, 255}));
+}
+
+}  // namespace
+}  // namespace fleetlet::webview::testing
+
+namespace fleetlet::webview::testing {
+namespace {
+
+// `webviewChild: true`: the kiosk is fleetletd's supervised child, not a system app.
+class FleetletdWebviewChildTest : public FleetletdWebviewTest {
+ protected:
+  std::string extraConfig() override { return "webviewChild: true\n"; }
+  fs::path kioskLogDir() override { return tmp_->path() / "data" / "webview" / "log"; }
+};
+
+// The child kiosk's output is logged as the system app's is (CRI records, rotated, in
+// <data>/webview/log), so `fleetletctl logs` shows a webview app's lines in this mode too.
+TEST_F(FleetletdWebviewChildTest, AWebviewAppsLinesAreInItsLogsWhenTheKioskIsAChild) {
+  applyApps(1, "  ui:\n    runtime: webview\n    bundle: " +
+                   pageBundle("ui",
+                              "<html><body><script>console.warn('console of ui')</script>"
+                              "</body></html>") +
+                   "\n  other:\n    runtime: webview\n    bundle: " +
+                   bundle("other", "rgb(0,0,255)") + "\n");
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s);
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  EXPECT_TRUE(kioskTask().first.empty()) << "a child kiosk, not a system app's task";
+
+  std::string logs;
+  for (int i = 0; i < 100 && logs.find("console of ui") == std::string::npos; ++i) {
+    auto out = runCommand(
+        {FLEETLETCTL_PATH, "--api-socket", (tmp_->path() / "api.sock").string(), "logs", "ui"});
+    ASSERT_TRUE(out && out->status.success()) << (out ? out->err : out.error().message());
+    logs = out->out;
+    if (logs.find("console of ui") == std::string::npos) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(logs, HasSubstr("[ui] console.warn: console of ui"));
+  EXPECT_THAT(logs, HasSubstr("[ui] loaded app://ui/index.html"));
+  EXPECT_THAT(logs, Not(HasSubstr("[other]")));
+  // Records as a logger writes them (time, stream, tag, line), not the kiosk's bare output.
+  EXPECT_THAT(readFile(kioskLogDir() / "current.log"),
+              ::testing::ContainsRegex("Z stderr F [^\n]*\\[other\\] loaded app://other/"));
+  EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "kiosk.log"));
 }
 
 }  // namespace

@@ -38,13 +38,6 @@ UniqueFd connectTo(const fs::path& socket) {
   return fd;
 }
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 Result<Xvfb> Xvfb::start(int width, int height) {
@@ -385,6 +378,17 @@ std::optional<pid_t> oldestProcess(const std::vector<pid_t>& pids) {
 
 // A page of one colour with a green box at (100,100)-(300,200) and white text, whose first
 // script records in the title what window.ax held when it ran.
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+size_t countOf(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 std::string colourPage(std::string_view css_colour) {
   return fmt::format(R"(<!doctype html><html><head>
 <script>document.title = 'ax:' + (typeof window.ax === 'object'

@@ -57,6 +57,11 @@ std::vector<pid_t> processesBelow(pid_t ancestor, std::string_view comm);
 // (400,100), whose first script puts in the title what window.ax held when it ran.
 std::string colourPage(std::string_view css_colour);
 
+// The whole file ("" when it cannot be read).
+std::string readFile(const std::filesystem::path& path);
+// How often `what` occurs in `text` (overlapping occurrences counted).
+size_t countOf(const std::string& text, const std::string& what);
+
 struct Rgb {
   int r = 0, g = 0, b = 0;
   bool operator==(const Rgb&) const = default;

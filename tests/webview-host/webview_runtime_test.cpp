@@ -50,7 +50,7 @@ class WebviewRuntimeTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure() && tmp_) {
-      std::ifstream log(tmp_->path() / "webview" / "kiosk.log");
+      std::ifstream log(kioskChildLogDir(options_) / "current.log");
       std::cerr << "--- kiosk log ---\n" << log.rdbuf();
     }
     runtime_.reset();
@@ -351,6 +351,47 @@ TEST_F(WebviewRuntimeTest, RestartsAKilledKioskAndLoadsItsAppsAgain) {
   EXPECT_TRUE(std::ranges::any_of(all, [](const std::string& e) {
     return e.starts_with(" kiosk-exited killed by signal 9");
   })) << ::testing::PrintToString(all);
+}
+
+// The child kiosk's output goes to a rotated log of CRI records (as a system app's does),
+// kept across the kiosk's restarts.
+TEST_F(WebviewRuntimeTest, LogsTheChildKiosksOutputAcrossItsRestarts) {
+  apply({{"one", bundleOf("one", "rgb(0,200,0)")}});
+  auto s = waitFor("one", running);
+  ASSERT_EQ(s.state, "running") << s.message;
+  const fs::path log = kioskChildLogDir(options_) / "current.log";
+  const std::string loaded = "[one] loaded app://one/index.html";
+  auto logged = [&] { return countOf(readFile(log), loaded); };
+  for (int i = 0; i < 100 && logged() < 1; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_THAT(readFile(log), ::testing::ContainsRegex("Z stderr F [^\n]*\\[one\\] loaded"));
+
+  auto kiosk = processesBelow(::getpid(), "fleetlet-webvie");
+  ASSERT_EQ(kiosk.size(), 1u);
+  ::kill(kiosk[0], SIGKILL);
+  s = waitFor("one", [](const WebviewAppStatus& st) { return st.restarts == 1 && running(st); });
+  ASSERT_EQ(s.state, "running") << s.message;
+  for (int i = 0; i < 100 && logged() < 2; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(logged(), 2) << "the second kiosk's lines follow the first's";
+  EXPECT_FALSE(fs::exists(options_.work_dir / "kiosk.log"));
+}
+
+// Where the log cannot be written the child still writes all it wants: nothing reads a
+// closed pipe (a SIGPIPE would kill the kiosk).
+TEST(ChildLogTest, AChildWhoseLogCannotBeOpenedStillWritesAllItsOutput) {
+  auto tmp = fleetlet::testing::TempDir::create("child-log");
+  ASSERT_TRUE(tmp);
+  std::ofstream(tmp->path() / "file") << "not a directory";
+  auto log = ChildLog::start(tmp->path() / "file" / "log");
+  ASSERT_TRUE(log) << log.error().describe();
+  SpawnOptions spawn{
+      .argv = {"/bin/sh", "-c", "head -c 4000000 /dev/zero && head -c 4000000 /dev/zero >&2"}};
+  spawn.stdout_fd = log->stdoutFd();
+  spawn.stderr_fd = log->stderrFd();
+  auto child = ChildProcess::spawn(spawn);
+  log->closeWriteEnds();
+  ASSERT_TRUE(child) << child.error().describe();
+  auto ended = child->wait();
+  EXPECT_TRUE(ended.success()) << ended.describe();
 }
 
 // A kiosk whose sandbox cannot be set up (run without CAP_SYS_ADMIN, as in a container that

@@ -30,9 +30,10 @@ struct AgentOptions {
   size_t event_capacity = 2000;  // node events kept in memory
   // Where an app's logs live (for logDir()).
   std::function<std::filesystem::path(const std::string& app)> log_dir;
-  // The app whose log holds the lines about runtime: webview apps (the kiosk's system app,
-  // which prefixes each with "[<app>] "); empty: none.
-  std::string webview_log_app;
+  // The log directory that holds the lines about runtime: webview apps: the kiosk's, which
+  // prefixes each with "[<app>] " (its system app's, or its log as fleetletd's child:
+  // webview::kioskChildLogDir); empty: none.
+  std::filesystem::path webview_log_dir;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
   // An app's network for describe(); null or nullopt: none shown.
@@ -118,7 +119,7 @@ class Agent : public NodeService {
   std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
-  // A webview app's lines in the kiosk's log (AgentOptions::webview_log_app).
+  // A webview app's lines in the kiosk's log (AgentOptions::webview_log_dir).
   Result<LogSource> logSource(std::string_view app) override;
   Result<std::string> screenshot(std::string_view app) override;
   Status show(std::string_view app) override;

@@ -60,6 +60,15 @@ Result<std::vector<int>> rotatedLogIndexes(const std::filesystem::path& dir) {
   return indexes;
 }
 
+Status makeLogDir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return failErrno(ec.value(), "create log directory {}", dir.string());
+  if (::chmod(dir.c_str(), 0750) != 0)
+    return failErrno(errno, "chmod log directory {}", dir.string());
+  return {};
+}
+
 Result<RotatingWriter> RotatingWriter::open(const std::filesystem::path& dir,
                                             RotationPolicy policy) {
   if (policy.max_size == 0 || policy.max_files < 1) {
@@ -119,8 +128,7 @@ Status RotatingWriter::flush() {
     // directory with it (0750, as loggerIo makes it), instead.
     fd_.reset();
     cut_record_ = false;
-    std::error_code ec;
-    if (std::filesystem::create_directories(dir_, ec)) ::chmod(dir_.c_str(), 0750);
+    (void)makeLogDir(dir_);  // a failure shows as openCurrent()'s
     ++recreations_;
   }
   Status st = fd_ ? Status() : openCurrent();

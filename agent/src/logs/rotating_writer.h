@@ -37,6 +37,10 @@ std::filesystem::path logFilePath(const std::filesystem::path& dir, int k);
 // listing `dir`.
 Result<std::vector<int>> rotatedLogIndexes(const std::filesystem::path& dir);
 
+// Creates `dir` and its missing parents; `dir` gets mode 0750 (a log directory, as loggerIo
+// makes it for the shim's logger). Errno errors name the directory.
+Status makeLogDir(const std::filesystem::path& dir);
+
 class RotatingWriter {
  public:
   // Opens <dir>/current.log for appending, creating it (0640) if missing; an existing file's

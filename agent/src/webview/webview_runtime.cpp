@@ -22,6 +22,10 @@ std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
 
 }  // namespace
 
+fs::path kioskChildLogDir(const WebviewOptions& options) {
+  return fs::absolute(options.work_dir) / "log";
+}
+
 Result<manifest::App> kioskSystemApp(const WebviewOptions& options) {
   Json args = {"--socket", (options.work_dir / "control.sock").string(), "--state-dir",
                (options.work_dir / "state").string()};
@@ -284,9 +288,18 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
                 (options_.work_dir / "state").string()};
   for (const auto& arg : options_.kiosk_args) spawn.argv.push_back(arg);
   spawn.env = {{"DISPLAY", options_.display}};
-  spawn.stdout_path = options_.work_dir / "kiosk.log";
-  spawn.stderr_path = options_.work_dir / "kiosk.log";
+  kiosk_log_.reset();  // the last kiosk's: what its pipe still held is logged
+  auto log = ChildLog::start(kioskChildLogDir(options_));
+  if (!log) {
+    event("", "error", log.error().message());
+    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+    return false;
+  }
+  spawn.stdout_fd = log->stdoutFd();
+  spawn.stderr_fd = log->stderrFd();
   auto child = ChildProcess::spawn(spawn);
+  log->closeWriteEnds();
+  kiosk_log_.emplace(std::move(*log));
   if (!child) {
     event("", "error", child.error().wrap("start {}", options_.binary.string()).message());
     kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
@@ -300,7 +313,7 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
     auto ended = child->stop(SIGTERM, 1s);
     event("", "error",
           fmt::format("{} did not open its control socket ({}); see {}", options_.binary.string(),
-                      ended.describe(), (options_.work_dir / "kiosk.log").string()));
+                      ended.describe(), (kioskChildLogDir(options_) / "current.log").string()));
     kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
     return false;
   }

@@ -47,6 +47,7 @@
 #include "manifest/types.h"
 #include "os/child_process.h"
 #include "services/service_links.h"
+#include "webview/child_log.h"
 #include "webview/kiosk_client.h"
 
 namespace fleetlet::webview {
@@ -70,7 +71,7 @@ struct WebviewOptions {
   KioskLaunch launch = KioskLaunch::kChild;
   std::string display;                  // the X display the kiosk shows on (":0")
   std::filesystem::path binary;         // fleetlet-webview
-  std::filesystem::path work_dir;       // control.sock, state/ (website data), kiosk.log (child)
+  std::filesystem::path work_dir;       // control.sock, state/ (website data), log/ (child)
   bundle::StoreOptions bundles;         // root: <data>/bundles
   std::vector<std::string> kiosk_args;  // extra flags: --window WxH, --no-sandbox, ...
   std::chrono::milliseconds poll_interval{500};
@@ -104,6 +105,10 @@ struct WebviewAppStatus {
 // `options.binary --socket <work_dir>/control.sock --state-dir <work_dir>/state` plus
 // kiosk_args, with DISPLAY (and XAUTHORITY when fleetletd has one). Errors name the value.
 Result<manifest::App> kioskSystemApp(const WebviewOptions& options);
+
+// KioskLaunch::kChild: where the kiosk's output is logged, <work_dir>/log (see ChildLog): CRI
+// records as in a system app's log directory, which `fleetletctl logs` reads.
+std::filesystem::path kioskChildLogDir(const WebviewOptions& options);
 
 // fleetlet-webview beside the running binary (installed), in the build tree's webview-host/
 // (development), else /usr/libexec/fleetlet/fleetlet-webview.
@@ -189,6 +194,7 @@ class WebviewRuntime {
   std::function<void(const WebviewAppStatus&)> on_change_;  // guarded by mu_
 
   // Worker thread only.
+  std::optional<ChildLog> kiosk_log_;  // the child kiosk's output; before kiosk_: outlives it
   std::optional<ChildProcess> kiosk_;
   std::chrono::steady_clock::time_point kiosk_restart_at_{};
   uint64_t kiosk_starts_ = 0;

@@ -161,13 +161,15 @@ std::string ExitStatus::describe() const {
 Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
   UniqueFd out;
   UniqueFd err;
-  if (options.stdout_path) {
+  if (options.stdout_path && options.stdout_fd < 0) {
     FLEETLET_ASSIGN_OR_RETURN(out, openOutput(*options.stdout_path));
   }
-  if (options.stderr_path) {
+  if (options.stderr_path && options.stderr_fd < 0) {
     FLEETLET_ASSIGN_OR_RETURN(err, openOutput(*options.stderr_path));
   }
-  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(options, out.get(), err.get()));
+  const int out_fd = options.stdout_fd >= 0 ? options.stdout_fd : out.get();
+  const int err_fd = options.stderr_fd >= 0 ? options.stderr_fd : err.get();
+  FLEETLET_ASSIGN_OR_RETURN(pid_t pid, spawnWithFds(options, out_fd, err_fd));
   return ChildProcess(pid, options.new_process_group);
 }
 

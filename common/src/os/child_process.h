@@ -24,6 +24,10 @@ struct SpawnOptions {
   // Where stdout/stderr go: a file (created or appended) or, when unset, the parent's.
   std::optional<std::filesystem::path> stdout_path;
   std::optional<std::filesystem::path> stderr_path;
+  // Or an open fd of the parent's (a pipe's write end) given to the child as its stdout or
+  // stderr; the parent's copy stays open and its own. Takes precedence over the path.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
   // Start the child in a new process group so signals reach its children too.
   bool new_process_group = true;
 };
