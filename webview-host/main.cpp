@@ -10,6 +10,7 @@
 
 #include "kiosk/control_server.h"
 #include "kiosk/kiosk.h"
+#include "kiosk/parent_watch.h"
 #include "kiosk/sandbox_check.h"
 #include "kiosk/startup.h"
 #include "log/log.h"
@@ -57,10 +58,21 @@ int main(int argc, char** argv) {
   cli.add_option("--sandbox-recheck-ms", sandbox_recheck_ms,
                  "while WebKit's sandbox cannot be set up, check it this often")
       ->check(CLI::Range(100, 3600000));
+  pid_t parent = 0;
+  cli.add_option("--exit-with-parent", parent,
+                 "PID: stop (as on SIGTERM) when process PID, which started the kiosk, ends — "
+                 "for a kiosk run as a supervisor's child (fleetletd's webviewChild)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(cli, argc, argv);
   if (auto ok = fleetlet::setupLogging("webview", log_level); !ok) {
     (void)std::fprintf(stderr, "fleetlet-webview: %s\n", ok.error().message().c_str());
     return 2;
+  }
+  if (parent > 0) {
+    if (auto ok = fleetlet::webview::endWithParent(parent); !ok) {
+      spdlog::error("{}; not starting", ok.error().message());
+      return 1;
+    }
   }
 
   fleetlet::webview::KioskOptions options;

@@ -955,5 +955,31 @@ TEST_F(FleetletdWebviewChildTest, AWebviewAppsLinesAreInItsLogsWhenTheKioskIsACh
   EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "kiosk.log"));
 }
 
+// A child kiosk ends with the fleetletd that started it, also when that one is killed: the
+// next fleetletd starts the only kiosk on the display, none is left over.
+TEST_F(FleetletdWebviewChildTest, AKilledFleetletdLeavesNoKioskBehind) {
+  apply(1, bundle("v1", "rgb(255,0,0)"));
+  Json s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s);
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  const std::string socket = (tmp_->path() / "data" / "webview" / "control.sock").string();
+  ASSERT_EQ(processesWithArg(socket).size(), 1u);
+
+  ::kill(agent_->pid(), SIGKILL);
+  (void)agent_->wait();
+  agent_.reset();
+  std::vector<pid_t> left = processesWithArg(socket);
+  for (int i = 0; i < 100 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    left = processesWithArg(socket);
+  }
+  EXPECT_TRUE(left.empty()) << "the kiosk outlived its fleetletd";
+  for (pid_t pid : left) ::kill(pid, SIGKILL);  // not left to the next tests
+
+  startAgent();
+  s = waitApp([](const Json& st) { return st.value("state", "") == "running"; }, 40s);
+  ASSERT_EQ(s.value("state", ""), "running") << s.dump();
+  EXPECT_EQ(processesWithArg(socket).size(), 1u);
+}
+
 }  // namespace
 }  // namespace fleetlet::webview::testing

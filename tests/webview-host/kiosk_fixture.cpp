@@ -295,19 +295,22 @@ std::optional<ExitStatus> KioskProcess::waitEnded(std::chrono::milliseconds time
   }
 }
 
-std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value) {
-  const std::string wanted = std::string(variable) + "=" + std::string(value);
+namespace {
+
+// Processes whose /proc/<pid>/<file> (NUL-separated: environ, cmdline) holds `wanted` as one
+// of its entries.
+std::vector<pid_t> processesWithEntry(const char* file, std::string_view wanted) {
   std::vector<pid_t> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string s = entry.path().filename().string();
     if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) continue;
-    const std::string environ = readFile(entry.path() / "environ");
+    const std::string entries = readFile(entry.path() / file);
     size_t at = 0;
-    while (at < environ.size()) {
-      size_t end = environ.find('\0', at);
-      if (end == std::string::npos) end = environ.size();
-      if (std::string_view(environ).substr(at, end - at) == wanted) {
+    while (at < entries.size()) {
+      size_t end = entries.find('\0', at);
+      if (end == std::string::npos) end = entries.size();
+      if (std::string_view(entries).substr(at, end - at) == wanted) {
         out.push_back(std::stoi(s));
         break;
       }
@@ -315,6 +318,16 @@ std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view 
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value) {
+  return processesWithEntry("environ", std::string(variable) + "=" + std::string(value));
+}
+
+std::vector<pid_t> processesWithArg(std::string_view arg) {
+  return processesWithEntry("cmdline", arg);
 }
 
 std::vector<pid_t> KioskProcess::webProcesses() const { return webProcessesBelow(pid()); }

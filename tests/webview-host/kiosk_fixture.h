@@ -103,6 +103,8 @@ class UnixHttpRecorder {
 // PIDs of the processes whose environment holds `variable`=`value` (a kiosk and whatever it
 // started: WebKit's helpers and bubblewrap inherit the kiosk's environment).
 std::vector<pid_t> processesWithEnv(std::string_view variable, std::string_view value);
+// The processes one of whose command-line arguments is `arg`.
+std::vector<pid_t> processesWithArg(std::string_view arg);
 
 // How the kiosk is started: `wrapper` runs it (its argv, the kiosk's command line appended:
 // setpriv, unshare, ...).

@@ -730,3 +730,23 @@ TEST_F(KioskSandboxTest, WithoutBubblewrapItSaysToInstallIt) {
 
 }  // namespace
 }  // namespace fleetlet::webview::testing
+
+namespace fleetlet::webview::testing {
+namespace {
+
+// --exit-with-parent names the process that starts the kiosk: started by another one (its
+// supervisor already gone), the kiosk says so and does not start.
+TEST(KioskParentTest, AKioskWhoseSupervisorIsGoneDoesNotStart) {
+  auto out = runCommand({.argv = {FLEETLET_WEBVIEW_PATH, "--socket", "/nonexistent/c.sock",
+                                  "--exit-with-parent", "1"},
+                         .env = {},
+                         .input = {},
+                         .timeout = std::chrono::seconds(20)});
+  ASSERT_TRUE(out) << out.error().describe();
+  EXPECT_EQ(out->status.exit_code, 1) << out->err;
+  EXPECT_THAT(out->err + out->out, ::testing::HasSubstr("the process that started the kiosk (1) "
+                                                        "is gone"));
+}
+
+}  // namespace
+}  // namespace fleetlet::webview::testing

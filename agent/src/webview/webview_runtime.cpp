@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -284,8 +285,15 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   const fs::path socket = options_.work_dir / "control.sock";
   fs::remove(socket, ec);
   SpawnOptions spawn;
-  spawn.argv = {options_.binary.string(), "--socket", socket.string(), "--state-dir",
-                (options_.work_dir / "state").string()};
+  // The kiosk ends with this process (also when it is killed): the next fleetletd starts the
+  // only one (fleetlet-webview --help).
+  spawn.argv = {options_.binary.string(),
+                "--socket",
+                socket.string(),
+                "--state-dir",
+                (options_.work_dir / "state").string(),
+                "--exit-with-parent",
+                std::to_string(::getpid())};
   for (const auto& arg : options_.kiosk_args) spawn.argv.push_back(arg);
   spawn.env = {{"DISPLAY", options_.display}};
   kiosk_log_.reset();  // the last kiosk's: what its pipe still held is logged
