@@ -11,6 +11,8 @@
 
 #include "bundle/unpack.h"
 #include "console/log_entry.h"
+#include "core/control_protocol.h"
+#include "core/policy.h"
 #include "events/replicated.h"
 #include "events/requests.h"
 #include "executor/executor.h"
@@ -38,7 +40,7 @@ namespace {
 
 void check(bool ok, const char* what) {
   if (!ok) {
-    std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
+    (void)std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
     std::abort();
   }
 }
@@ -259,15 +261,15 @@ void fuzzMultipart(std::string_view data) {
 void fuzzReplicatedEvent(std::string_view data) {
   std::uint64_t seq = data.empty() ? 0 : static_cast<unsigned char>(data[0]);
   if (!data.empty()) data.remove_prefix(1);
-  auto parsed = streams::parseReplicatedEvent(data, "src", seq, 64 * 1024);
+  auto parsed = streams::parseReplicatedEvent(data, "src", seq, std::size_t{64} * 1024);
   if (!parsed) {
     check(!parsed.error().message.empty(), "replicated event rejection message");
     return;
   }
   check(parsed->source == "src", "replicated event source");
   check(parsed->offset == static_cast<std::int64_t>(seq) - 1, "replicated event offset");
-  auto again =
-      streams::parseReplicatedEvent(streams::replicatedEventJson(*parsed), "src", seq, 1024 * 1024);
+  auto again = streams::parseReplicatedEvent(streams::replicatedEventJson(*parsed), "src", seq,
+                                             std::size_t{1024} * 1024);
   check(again.has_value(), "replicated event round trip parses");
   check(again->semantics == parsed->semantics && again->name == parsed->name &&
             again->lamport == parsed->lamport && again->timestamp == parsed->timestamp &&
@@ -395,10 +397,11 @@ void fuzzCniResult(std::string_view data) {
   auto interpreted = cni::interpretPluginOutput("fuzzed", kCommands[(selector >> 2U) % 3], output);
   if (!interpreted) {
     check(interpreted.error().message().starts_with("CNI plugin \"fuzzed\""), "names the plugin");
-  } else if (interpreted->has_value()) {
-    auto again = cni::parseAddResult(cni::dumpJson((*interpreted)->raw));
+  } else if (const std::optional<cni::AddResult>& added = *interpreted; added) {
+    const cni::AddResult& result = *added;
+    auto again = cni::parseAddResult(cni::dumpJson(result.raw));
     check(again.has_value(), "accepted result re-parses");
-    check(again->ips.size() == (*interpreted)->ips.size(), "same addresses");
+    check(again && again->ips.size() == result.ips.size(), "same addresses");
   }
   if (auto list = cni::parseConfList(data, "fuzz")) {
     check(!list->plugins.empty() && cni::isSupportedVersion(list->cni_version), "valid conflist");
@@ -492,6 +495,65 @@ void fuzzTtrpcFrame(std::string_view data) {
       auto again = ttrpc::encodeFrame(whole[i].header.stream_id, ttrpc::MessageType::kRequest,
                                       request.SerializeAsString());
       check(again.has_value() || request.ByteSizeLong() > ttrpc::kMaxMessageSize, "re-encodes");
+    }
+  }
+}
+
+void fuzzWebviewRequest(std::string_view data) {
+  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
+  if (!data.empty()) data.remove_prefix(1);
+  auto invalidArgument = [](const Error& e) {
+    check(e.code() == ErrorCode::kInvalidArgument, "webview request error code");
+    check(!e.message().empty(), "webview request error message");
+  };
+  switch (selector) {
+    case 0: {
+      auto path = webview::bundlePathOf(data);
+      if (!path) return invalidArgument(path.error());
+      check(!path->empty() && path->front() != '/', "bundle path relative");
+      check(path->find('\0') == std::string::npos, "bundle path has no NUL");
+      check(("/" + *path + "/").find("/../") == std::string::npos, "bundle path has no ..");
+      auto again = bundle::checkEntryPath(*path, bundle::UnpackLimits{});
+      check(again.has_value() && *again == *path, "bundle path normalised");
+      return;
+    }
+    case 1: {
+      auto route = webview::serviceRouteOf(data);
+      if (!route) return invalidArgument(route.error());
+      const std::optional<webview::ServiceRoute>& found = *route;
+      if (!found) {
+        check(!data.starts_with(webview::kServicePrefix), "a /.ax/ path is a route or refused");
+        return;
+      }
+      const webview::ServiceRoute& r = *found;
+      check(webview::isServiceName(r.service), "route names a service");
+      check(r.path.starts_with('/'), "route path absolute");
+      for (char c : r.path) check(c > ' ' && c <= '~', "route path printable ASCII");
+      std::string_view bare = std::string_view(r.path).substr(0, r.path.find('?'));
+      check(bare.find('%') == std::string_view::npos, "route path unescaped");
+      check(("/" + std::string(bare) + "/").find("/../") == std::string::npos,
+            "route path has no ..");
+      return;
+    }
+    case 2: {
+      const webview::NavigationRules rules{.app = "cam",
+                                           .allowed_origins = {"https://example.com"}};
+      if (!webview::navigationAllowed(rules, data)) return;
+      auto origin = webview::originOf(data);
+      check(data == "about:blank" ||
+                (origin && (*origin == "app://cam" || *origin == "https://example.com")),
+            "navigation allowed only to the app's origins");
+      return;
+    }
+    default: {
+      auto request = webview::parseControlRequest(data);
+      if (!request) {
+        invalidArgument(request.error());
+        check(!webview::controlError(request.error()).empty(), "control error line");
+        return;
+      }
+      check(!request->command.empty(), "control request command");
+      return;
     }
   }
 }

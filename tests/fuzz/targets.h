@@ -55,6 +55,12 @@ void fuzzEnvelope(std::string_view data);
 // ttrpc::FrameDecoder on a byte stream from a shim's socket; the first byte chooses a chunk
 // size, and the frames found must not depend on how the stream was chunked.
 void fuzzTtrpcFrame(std::string_view data);
+// What a page in the kiosk (web content: untrusted) hands the kiosk's rules, and the kiosk's
+// control requests; the first byte chooses: an app:// request path (bundlePathOf: an accepted
+// path stays inside the bundle), a /.ax/ service route (serviceRouteOf: an accepted one names
+// a service and a plain path of printable ASCII), a navigation (navigationAllowed: only the
+// app's own origin, its allowed ones or about:blank), or a control request line.
+void fuzzWebviewRequest(std::string_view data);
 
 struct Target {
   std::string_view name;  // also the corpus folder: tests/fuzz/corpus/<name>/
@@ -76,6 +82,7 @@ inline constexpr Target kTargets[] = {
     {"bundle_archive", &fuzzBundleArchive},
     {"envelope", &fuzzEnvelope},
     {"ttrpc_frame", &fuzzTtrpcFrame},
+    {"webview_request", &fuzzWebviewRequest},
 };
 
 }  // namespace fleetlet::fuzz

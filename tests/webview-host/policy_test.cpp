@@ -35,6 +35,12 @@ TEST(PolicyTest, NavigationStaysWithTheAppAndItsAllowList) {
   EXPECT_FALSE(navigationAllowed(rules, "file:///etc/passwd"));
   EXPECT_FALSE(navigationAllowed(rules, "data:text/html,<script>1</script>"));
   EXPECT_FALSE(navigationAllowed(rules, "javascript:alert(1)"));
+  // A backslash ends an https host as a slash does (the browser goes to evil.test); in the
+  // app scheme it belongs to the user info (the browser goes to other).
+  EXPECT_EQ(originOf("https://evil.test\\@docs.example.com/"), "https://evil.test");
+  EXPECT_FALSE(navigationAllowed(rules, "https://evil.test\\@docs.example.com/"));
+  EXPECT_EQ(originOf("app://demo\\@other/"), "app://other");
+  EXPECT_FALSE(navigationAllowed(rules, "app://demo\\@other/"));
 }
 
 TEST(PolicyTest, BundlePathsStayInTheBundle) {
@@ -63,18 +69,33 @@ TEST(PolicyTest, ClientRoutesAndContentTypes) {
 }
 
 TEST(PolicyTest, ServiceRoutes) {
+  // The path of the route `path_and_query` names ("" when none).
+  auto routedPath = [](std::string_view path_and_query) -> std::string {
+    auto route = serviceRouteOf(path_and_query);
+    if (!route) return "";
+    const std::optional<ServiceRoute>& found = *route;
+    return found ? found->path : "";
+  };
   auto route = serviceRouteOf("/.ax/events/api/v2/events/publish?x=1");
-  ASSERT_TRUE(route && *route);
-  EXPECT_EQ((*route)->service, "events");
-  EXPECT_EQ((*route)->path, "/api/v2/events/publish?x=1");
-  EXPECT_EQ((*serviceRouteOf("/.ax/blobs"))->path, "/");
-  EXPECT_EQ((*serviceRouteOf("/.ax/logs?tail=1"))->path, "/?tail=1");
+  ASSERT_TRUE(route);
+  const std::optional<ServiceRoute>& found = *route;
+  if (!found) FAIL() << "no route";
+  EXPECT_EQ(found->service, "events");
+  EXPECT_EQ(found->path, "/api/v2/events/publish?x=1");
+  EXPECT_EQ(routedPath("/.ax/blobs"), "/");
+  EXPECT_EQ(routedPath("/.ax/logs?tail=1"), "/?tail=1");
   EXPECT_FALSE(*serviceRouteOf("/index.html"));
   EXPECT_FALSE(*serviceRouteOf("/.axe/events/x"));
   EXPECT_THAT(serviceRouteOf("/.ax/mail/x").error().message(), HasSubstr("unknown service"));
   EXPECT_THAT(serviceRouteOf("/.ax/events/../blobs/x").error().message(),
               HasSubstr("not a plain path"));
   EXPECT_FALSE(serviceRouteOf("/.ax/events/%2e%2e/x"));
+  // The path becomes an HTTP request line: nothing may split it.
+  EXPECT_THAT(
+      serviceRouteOf("/.ax/events/api?x=1 HTTP/1.1\r\nX-Fleetlet-App: mallory").error().message(),
+      HasSubstr("holds character 0x20"));
+  EXPECT_THAT(serviceRouteOf("/.ax/logs/a\nb").error().message(), HasSubstr("0x0a"));
+  EXPECT_THAT(serviceRouteOf("/.ax/blobs/\xc3\xa9").error().message(), HasSubstr("0xc3"));
 }
 
 TEST(PolicyTest, AxScriptCarriesTheAppsValuesAsJson) {

@@ -30,13 +30,19 @@ std::optional<std::string> originOf(std::string_view uri) {
     }
   }
   std::string_view rest = uri.substr(colon + 3);
-  auto end = rest.find_first_of("/?#");
+  // As a browser reads it (WHATWG URL): in the special schemes a backslash ends the host as
+  // a slash does ("https://evil.test\@docs.example.com/" is evil.test); in others it is
+  // part of the user info ("app://demo\@other/" is other).
+  const std::string scheme_lower = lower(scheme);
+  const bool special = scheme_lower == "http" || scheme_lower == "https" || scheme_lower == "ws" ||
+                       scheme_lower == "wss" || scheme_lower == "ftp" || scheme_lower == "file";
+  auto end = rest.find_first_of(special ? std::string_view("/?#\\") : std::string_view("/?#"));
   std::string_view authority = rest.substr(0, end);
   if (auto at = authority.rfind('@'); at != std::string_view::npos) {
     authority.remove_prefix(at + 1);
   }
   if (authority.empty()) return std::nullopt;
-  return lower(scheme) + "://" + lower(authority);
+  return scheme_lower + "://" + lower(authority);
 }
 
 std::string appOrigin(std::string_view app) { return std::string(kAppScheme) + "://" + lower(app); }
@@ -124,6 +130,15 @@ Result<std::optional<ServiceRoute>> serviceRouteOf(std::string_view path_and_que
   std::string_view tail =
       slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
   std::string path = fmt::format("{}{}", tail.starts_with('?') ? "/" : "", tail);
+  // Forwarded as the request target of an HTTP request to the service: nothing but the
+  // printable ASCII a URL may hold (WebKit escapes the rest; a space, CR or LF here would
+  // split the request line).
+  if (auto bad = std::ranges::find_if(path, [](char c) { return c <= ' ' || c > '~'; });
+      bad != path.end()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "service path holds character 0x{:02x}, which a URL does not carry unescaped",
+                static_cast<unsigned char>(*bad));
+  }
   std::string_view bare = std::string_view(path).substr(0, path.find('?'));
   if (fmt::format("/{}/", bare).find("/../") != std::string::npos ||
       bare.find('%') != std::string_view::npos) {

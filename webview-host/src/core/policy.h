@@ -55,7 +55,8 @@ struct ServiceRoute {
   std::string path;     // what follows, with its query: "/api/v2/events/publish?x=1"
 };
 // The service route of an app:// request path (with its query), nullopt when the path is
-// not under /.ax/. kInvalidArgument for an unknown service or a path with "..".
+// not under /.ax/. kInvalidArgument for an unknown service, a path with ".." or '%', or a
+// character outside printable ASCII (a space, CR, LF, ...) anywhere in path or query.
 Result<std::optional<ServiceRoute>> serviceRouteOf(std::string_view path_and_query);
 
 struct AxInfo {
