@@ -45,6 +45,12 @@ void check(bool ok, const char* what) {
   }
 }
 
+// A refusal of a malformed request: kInvalidArgument, with a message.
+void checkInvalidArgument(const Error& e) {
+  check(e.code() == ErrorCode::kInvalidArgument, "refusal is kInvalidArgument");
+  check(!e.message().empty(), "refusal has a message");
+}
+
 }  // namespace
 
 void fuzzReference(std::string_view data) {
@@ -349,14 +355,10 @@ void fuzzStreamsRequest(std::string_view data) {
   auto valid = [](const std::string& text) {
     return !Json::parse(text, nullptr, false).is_discarded();
   };
-  auto invalidArgument = [](const Error& e) {
-    check(e.code() == ErrorCode::kInvalidArgument, "streams request error code");
-    check(!e.message().empty(), "streams request error message");
-  };
   switch (selector) {
     case 0: {
       auto r = streams::parsePublishRequest(data);
-      if (!r) return invalidArgument(r.error());
+      if (!r) return checkInvalidArgument(r.error());
       for (const auto& e : r->events) {
         check(!e.semantics.empty() && !e.name.empty(), "publish stream names");
         check(valid(e.payload), "publish payload is JSON");
@@ -367,19 +369,19 @@ void fuzzStreamsRequest(std::string_view data) {
     }
     case 1: {
       auto r = streams::parseQueryRequest(data);
-      if (!r) return invalidArgument(r.error());
+      if (!r) return checkInvalidArgument(r.error());
       check(valid(streams::offsetMapJson(r->upper_bound)), "upper bound is JSON");
       return;
     }
     case 2: {
       auto r = streams::parseSubscribeRequest(data);
-      if (!r) return invalidArgument(r.error());
+      if (!r) return checkInvalidArgument(r.error());
       check(valid(streams::offsetMapJson(r->lower_bound)), "lower bound is JSON");
       return;
     }
     default: {
       auto r = streams::parseLogRequest(data);
-      if (!r) return invalidArgument(r.error());
+      if (!r) return checkInvalidArgument(r.error());
       check(!r->log_name.empty() && streams::isSeverity(r->severity), "log entry fields");
       check(valid(streams::logEntryJson(*r)), "log entry line is JSON");
       return;
@@ -502,14 +504,10 @@ void fuzzTtrpcFrame(std::string_view data) {
 void fuzzWebviewRequest(std::string_view data) {
   unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
   if (!data.empty()) data.remove_prefix(1);
-  auto invalidArgument = [](const Error& e) {
-    check(e.code() == ErrorCode::kInvalidArgument, "webview request error code");
-    check(!e.message().empty(), "webview request error message");
-  };
   switch (selector) {
     case 0: {
       auto path = webview::bundlePathOf(data);
-      if (!path) return invalidArgument(path.error());
+      if (!path) return checkInvalidArgument(path.error());
       check(!path->empty() && path->front() != '/', "bundle path relative");
       check(path->find('\0') == std::string::npos, "bundle path has no NUL");
       check(("/" + *path + "/").find("/../") == std::string::npos, "bundle path has no ..");
@@ -519,7 +517,7 @@ void fuzzWebviewRequest(std::string_view data) {
     }
     case 1: {
       auto route = webview::serviceRouteOf(data);
-      if (!route) return invalidArgument(route.error());
+      if (!route) return checkInvalidArgument(route.error());
       const std::optional<webview::ServiceRoute>& found = *route;
       if (!found) {
         check(!data.starts_with(webview::kServicePrefix), "a /.ax/ path is a route or refused");
@@ -548,7 +546,7 @@ void fuzzWebviewRequest(std::string_view data) {
     default: {
       auto request = webview::parseControlRequest(data);
       if (!request) {
-        invalidArgument(request.error());
+        checkInvalidArgument(request.error());
         check(!webview::controlError(request.error()).empty(), "control error line");
         return;
       }
