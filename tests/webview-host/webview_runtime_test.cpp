@@ -375,6 +375,29 @@ TEST_F(WebviewRuntimeTest, LogsTheChildKiosksOutputAcrossItsRestarts) {
   EXPECT_FALSE(fs::exists(options_.work_dir / "kiosk.log"));
 }
 
+// A kiosk that cannot start (here: not a kiosk at all) is tried again after the restart
+// backoff of apps, 1 s doubling, not every few seconds forever: the node events of a screen
+// without its X server stay readable.
+TEST_F(WebviewRuntimeTest, AKioskThatCannotStartIsTriedAgainWithDoublingDelays) {
+  runtime_.reset();
+  options_.binary = "/bin/false";
+  runtime_ = std::make_unique<WebviewRuntime>(options_);
+  apply({{"one", bundleOf("one", "rgb(0,200,0)")}});
+  auto failures = [this] {
+    std::vector<std::string> out;
+    for (const auto& e : events()) {
+      if (e.find("did not open its control socket") != std::string::npos) out.push_back(e);
+    }
+    return out;
+  };
+  for (int i = 0; i < 200 && failures().size() < 3; ++i) std::this_thread::sleep_for(50ms);
+  auto seen = failures();
+  ASSERT_GE(seen.size(), 3u) << ::testing::PrintToString(events());
+  EXPECT_THAT(seen[0], HasSubstr("trying again in 1 s"));
+  EXPECT_THAT(seen[1], HasSubstr("trying again in 2 s"));
+  EXPECT_THAT(seen[2], HasSubstr("trying again in 4 s"));
+}
+
 // Where the log cannot be written the child still writes all it wants: nothing reads a
 // closed pipe (a SIGPIPE would kill the kiosk).
 TEST(ChildLogTest, AChildWhoseLogCannotBeOpenedStillWritesAllItsOutput) {

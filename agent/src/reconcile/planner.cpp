@@ -5,10 +5,6 @@
 namespace fleetlet::reconcile {
 namespace {
 
-constexpr std::chrono::milliseconds kFirstBackoff{1000};
-constexpr std::chrono::milliseconds kMaxBackoff{5 * 60 * 1000};
-constexpr std::chrono::milliseconds kStableRun{10 * 60 * 1000};
-
 bool wantsRestart(manifest::RestartPolicy policy, uint32_t exit_status) {
   switch (policy) {
     case manifest::RestartPolicy::kAlways:
@@ -66,12 +62,6 @@ std::string_view toString(Step::Kind kind) {
       return "remove";
   }
   return "?";
-}
-
-std::chrono::milliseconds nextBackoff(std::chrono::milliseconds previous,
-                                      std::chrono::milliseconds ran_for) {
-  if (previous.count() == 0 || ran_for >= kStableRun) return kFirstBackoff;
-  return std::min(previous * 2, kMaxBackoff);
 }
 
 AppPlan planApp(const AppPlanInput& input) {

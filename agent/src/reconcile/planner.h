@@ -11,6 +11,7 @@
 
 #include "manifest/types.h"
 #include "reconcile/model.h"
+#include "reconcile/restart_backoff.h"  // nextBackoff: the delay of a restart
 
 namespace fleetlet::reconcile {
 
@@ -77,10 +78,5 @@ struct AppPlan {
 // - a running task with restart_requested, or whose volume directory on the host is gone
 //   (lost_host_path) → restart (start() makes the directory again).
 AppPlan planApp(const AppPlanInput& input);
-
-// The delay before the next restart: 1 s, doubling up to 5 min; back to 1 s when the task had
-// run for at least 10 min.
-std::chrono::milliseconds nextBackoff(std::chrono::milliseconds previous,
-                                      std::chrono::milliseconds ran_for);
 
 }  // namespace fleetlet::reconcile

@@ -11,6 +11,7 @@
 
 #include "crypto/base64.h"
 #include "manifest/parse.h"
+#include "reconcile/restart_backoff.h"
 
 namespace fleetlet::webview {
 namespace fs = std::filesystem;
@@ -20,6 +21,11 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 std::string shortSha(const std::string& sha) { return sha.substr(0, 12); }
+
+// "4 s": a restart delay (whole seconds) in an event.
+std::string seconds(std::chrono::milliseconds delay) {
+  return fmt::format("{} s", std::chrono::duration_cast<std::chrono::seconds>(delay).count());
+}
 
 }  // namespace
 
@@ -275,8 +281,10 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
     auto ended = kiosk_->poll();
     if (!ended) return true;
     kiosk_.reset();
-    event("", "kiosk-exited", ended->describe());
-    kiosk_restart_at_ = SteadyClock::now() + options_.kiosk_restart_backoff;
+    const auto delay = holdKioskBack(std::chrono::duration_cast<std::chrono::milliseconds>(
+        SteadyClock::now() - kiosk_started_at_));
+    event("", "kiosk-exited",
+          fmt::format("{}; starting it again in {}", ended->describe(), seconds(delay)));
     kioskGone("exited (" + ended->describe() + "); restarting it");
   }
   if (SteadyClock::now() < kiosk_restart_at_) return false;
@@ -299,8 +307,9 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   kiosk_log_.reset();  // the last kiosk's: what its pipe still held is logged
   auto log = ChildLog::start(kioskChildLogDir(options_));
   if (!log) {
-    event("", "error", log.error().message());
-    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+    const auto delay = holdKioskBack(0ms);
+    event("", "error",
+          fmt::format("{}; trying again in {}", log.error().message(), seconds(delay)));
     return false;
   }
   spawn.stdout_fd = log->stdoutFd();
@@ -309,8 +318,11 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   log->closeWriteEnds();
   kiosk_log_.emplace(std::move(*log));
   if (!child) {
-    event("", "error", child.error().wrap("start {}", options_.binary.string()).message());
-    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+    const auto delay = holdKioskBack(0ms);
+    event("", "error",
+          fmt::format("{}; trying again in {}",
+                      child.error().wrap("start {}", options_.binary.string()).message(),
+                      seconds(delay)));
     return false;
   }
   for (int i = 0; i < 200 && !fs::exists(socket, ec) && !stop.stop_requested(); ++i) {
@@ -319,16 +331,24 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
   }
   if (!fs::exists(socket, ec)) {
     auto ended = child->stop(SIGTERM, 1s);
+    const auto delay = holdKioskBack(0ms);
     event("", "error",
-          fmt::format("{} did not open its control socket ({}); see {}", options_.binary.string(),
-                      ended.describe(), (kioskChildLogDir(options_) / "current.log").string()));
-    kiosk_restart_at_ = SteadyClock::now() + options_.retry_interval;
+          fmt::format("{} did not open its control socket ({}); see {}; trying again in {}",
+                      options_.binary.string(), ended.describe(),
+                      (kioskChildLogDir(options_) / "current.log").string(), seconds(delay)));
     return false;
   }
   ++kiosk_starts_;
+  kiosk_started_at_ = SteadyClock::now();
   event("", "kiosk-started", fmt::format("pid {} on display {}", child->pid(), options_.display));
   kiosk_.emplace(std::move(*child));
   return true;
+}
+
+std::chrono::milliseconds WebviewRuntime::holdKioskBack(std::chrono::milliseconds ran_for) {
+  kiosk_backoff_ = reconcile::nextBackoff(kiosk_backoff_, ran_for);
+  kiosk_restart_at_ = SteadyClock::now() + kiosk_backoff_;
+  return kiosk_backoff_;
 }
 
 Json WebviewRuntime::loadRequest(const manifest::App& app) {

@@ -56,8 +56,10 @@ namespace fleetlet::webview {
 inline constexpr char kKioskAppName[] = "fleetlet-webview";
 
 enum class KioskLaunch : std::uint8_t {
-  // WebviewRuntime starts the kiosk as its child, restarts it after kiosk_restart_backoff and
-  // stops it when it is destroyed.
+  // WebviewRuntime starts the kiosk as its child and stops it when it is destroyed. A kiosk
+  // that ended or could not start is started again after the restart backoff of apps
+  // (reconcile/restart_backoff.h: 1 s doubling to 5 min, back to 1 s after 10 min of running),
+  // so a kiosk that cannot run (no display) does not flood the node events.
   kChild,
   // Someone else runs the kiosk (fleetletd: the native system app of kioskSystemApp()).
   // WebviewRuntime only talks to its control socket: a kiosk that does not answer makes the
@@ -77,7 +79,6 @@ struct WebviewOptions {
   std::chrono::milliseconds poll_interval{500};
   std::chrono::milliseconds retry_interval{10000};  // a refused bundle is tried again after
   std::chrono::milliseconds ready_heartbeat{5000};  // "running" needs a heartbeat this fresh
-  std::chrono::milliseconds kiosk_restart_backoff{1000};
   // A new bundle that does not run within this long, or whose page failed this many times
   // since it was handed over, is rolled back to the previous bundle (see above).
   std::chrono::milliseconds healthy_timeout{60000};
@@ -164,6 +165,9 @@ class WebviewRuntime {
   void run(const std::stop_token& stop);
   void step(const std::stop_token& stop);
   bool ensureKiosk(const std::stop_token& stop);
+  // The kiosk ended after running `ran_for` (0: it did not start): sets when it is started
+  // again (reconcile::nextBackoff) and returns the delay.
+  std::chrono::milliseconds holdKioskBack(std::chrono::milliseconds ran_for);
   // KioskLaunch::kSystemApp: true when the kiosk answers; notices a new instance.
   bool reachKiosk();
   // The kiosk is gone (`why`): every app it had is handed again to the next one, counted as
@@ -197,6 +201,8 @@ class WebviewRuntime {
   std::optional<ChildLog> kiosk_log_;  // the child kiosk's output; before kiosk_: outlives it
   std::optional<ChildProcess> kiosk_;
   std::chrono::steady_clock::time_point kiosk_restart_at_{};
+  std::chrono::steady_clock::time_point kiosk_started_at_{};
+  std::chrono::milliseconds kiosk_backoff_{0};  // the last restart's delay; 0 before any
   uint64_t kiosk_starts_ = 0;
   std::string kiosk_instance_;  // kSystemApp: the instance last met; empty before
   bool kiosk_answering_ = false;
