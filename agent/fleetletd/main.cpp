@@ -517,13 +517,20 @@ int main(int argc, char** argv) {
       runtime, **store,
       {.parallelism = cfg.parallelism,
        .pull_parallelism = cfg.pull_parallelism,
-       .log_dir = [&runtime](const std::string& a) { return runtime.logDir(a); },
-       // The kiosk logs its apps' console lines: in its system app's log directory, or as a
-       // supervised child in the one fleetletd writes its output to.
-       .webview_log_dir = !webview_options ? std::filesystem::path()
-                          : cfg.webview_child
-                              ? fleetlet::webview::kioskChildLogDir(*webview_options)
-                              : runtime.logDir(std::string(fleetlet::webview::kKioskAppName)),
+       // The kiosk's log is its system app's, or as a supervised child the one fleetletd
+       // writes its output to: `fleetletctl logs fleetlet-webview` reads it in both modes.
+       .log_dir =
+           [&runtime, child_kiosk_log = webview_options && cfg.webview_child
+                                            ? fleetlet::webview::kioskChildLogDir(*webview_options)
+                                            : std::filesystem::path()](const std::string& a) {
+             if (!child_kiosk_log.empty() && a == fleetlet::webview::kKioskAppName) {
+               return child_kiosk_log;
+             }
+             return runtime.logDir(a);
+           },
+       // The kiosk logs its apps' console lines.
+       .webview_log_app =
+           webview_options ? std::string(fleetlet::webview::kKioskAppName) : std::string(),
        .on_app =
            [&](const fleetlet::reconcile::AppSnapshot& a) {
              if (agent_ptr == nullptr) return;

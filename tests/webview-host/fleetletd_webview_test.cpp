@@ -953,6 +953,13 @@ TEST_F(FleetletdWebviewChildTest, AWebviewAppsLinesAreInItsLogsWhenTheKioskIsACh
   EXPECT_THAT(readFile(kioskLogDir() / "current.log"),
               ::testing::ContainsRegex("Z stderr F [^\n]*\\[other\\] loaded app://other/"));
   EXPECT_FALSE(fs::exists(tmp_->path() / "data" / "webview" / "kiosk.log"));
+  // The kiosk's own log, all of it, under its name as in system-app mode.
+  auto own = runCommand({FLEETLETCTL_PATH, "--api-socket", (tmp_->path() / "api.sock").string(),
+                         "logs", webview::kKioskAppName});
+  ASSERT_TRUE(own && own->status.success()) << (own ? own->err : own.error().message());
+  EXPECT_THAT(own->out, HasSubstr("control socket "));
+  EXPECT_THAT(own->out, HasSubstr("[ui] loaded app://ui/index.html"));
+  EXPECT_THAT(own->out, HasSubstr("[other] loaded app://other/index.html"));
 }
 
 // A child kiosk ends with the fleetletd that started it, also when that one is killed: the

@@ -509,7 +509,7 @@ Result<std::filesystem::path> Agent::logDir(std::string_view app) {
 
 Result<NodeService::LogSource> Agent::logSource(std::string_view app) {
   auto dir = logDir(app);
-  if (dir || dir.error().code() != ErrorCode::kNotFound || options_.webview_log_dir.empty()) {
+  if (dir || dir.error().code() != ErrorCode::kNotFound || options_.webview_log_app.empty()) {
     return NodeService::logSource(app);
   }
   // A webview app writes no log of its own: the kiosk logs its console and what happens to
@@ -520,13 +520,13 @@ Result<NodeService::LogSource> Agent::logSource(std::string_view app) {
   if (it == desired->apps.end() || it->second.runtime != manifest::Runtime::kWebview) {
     return std::unexpected(dir.error());
   }
-  std::error_code ec;
-  if (!std::filesystem::is_directory(options_.webview_log_dir, ec)) {
+  auto kiosk = logDir(options_.webview_log_app);
+  if (!kiosk) {
     return fail(ErrorCode::kNotFound,
-                "app {} has no logs on this node yet (the kiosk has not logged in {})", app,
-                options_.webview_log_dir.string());
+                "app {} has no logs on this node yet (the kiosk, {}, has not logged)", app,
+                options_.webview_log_app);
   }
-  return LogSource{.dir = options_.webview_log_dir, .only = fmt::format(" [{}] ", app)};
+  return LogSource{.dir = std::move(*kiosk), .only = fmt::format(" [{}] ", app)};
 }
 
 Result<std::string> Agent::screenshot(std::string_view app) {

@@ -30,10 +30,9 @@ struct AgentOptions {
   size_t event_capacity = 2000;  // node events kept in memory
   // Where an app's logs live (for logDir()).
   std::function<std::filesystem::path(const std::string& app)> log_dir;
-  // The log directory that holds the lines about runtime: webview apps: the kiosk's, which
-  // prefixes each with "[<app>] " (its system app's, or its log as fleetletd's child:
-  // webview::kioskChildLogDir); empty: none.
-  std::filesystem::path webview_log_dir;
+  // The app whose log (log_dir) holds the lines about runtime: webview apps: the kiosk,
+  // which prefixes each with "[<app>] "; empty: none.
+  std::string webview_log_app;
   // An app's status changed (see ReconcilerOptions::on_app).
   std::function<void(const reconcile::AppSnapshot&)> on_app;
   // An app's network for describe(); null or nullopt: none shown.
@@ -119,7 +118,7 @@ class Agent : public NodeService {
   std::vector<NodeEvent> events(int64_t after_seq, size_t limit) override;
   std::unique_ptr<EventWatch> watchEvents(std::function<void()> wake) override;
   Result<std::filesystem::path> logDir(std::string_view app) override;
-  // A webview app's lines in the kiosk's log (AgentOptions::webview_log_dir).
+  // A webview app's lines in the kiosk's log (AgentOptions::webview_log_app).
   Result<LogSource> logSource(std::string_view app) override;
   Result<std::string> screenshot(std::string_view app) override;
   Status show(std::string_view app) override;
