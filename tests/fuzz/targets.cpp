@@ -45,6 +45,15 @@ void check(bool ok, const char* what) {
   }
 }
 
+// The first byte of `data` (0 when it is empty), which targets use to choose what the rest
+// is fed to; removed from `data`.
+unsigned takeFirstByte(std::string_view& data) {
+  if (data.empty()) return 0;
+  const auto first = static_cast<unsigned char>(data[0]);
+  data.remove_prefix(1);
+  return first;
+}
+
 // A refusal of a malformed request: kInvalidArgument, with a message.
 void checkInvalidArgument(const Error& e) {
   check(e.code() == ErrorCode::kInvalidArgument, "refusal is kInvalidArgument");
@@ -265,8 +274,7 @@ void fuzzMultipart(std::string_view data) {
 }
 
 void fuzzReplicatedEvent(std::string_view data) {
-  std::uint64_t seq = data.empty() ? 0 : static_cast<unsigned char>(data[0]);
-  if (!data.empty()) data.remove_prefix(1);
+  std::uint64_t seq = takeFirstByte(data);
   auto parsed = streams::parseReplicatedEvent(data, "src", seq, std::size_t{64} * 1024);
   if (!parsed) {
     check(!parsed.error().message.empty(), "replicated event rejection message");
@@ -284,8 +292,7 @@ void fuzzReplicatedEvent(std::string_view data) {
 }
 
 void fuzzBlobRemote(std::string_view data) {
-  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 3;
-  if (!data.empty()) data.remove_prefix(1);
+  unsigned selector = takeFirstByte(data) % 3;
   switch (selector) {
     case 0: {
       auto answer = remote::parseHolderAnswer(data);
@@ -350,8 +357,7 @@ void fuzzBlobRemote(std::string_view data) {
 }
 
 void fuzzStreamsRequest(std::string_view data) {
-  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
-  if (!data.empty()) data.remove_prefix(1);
+  unsigned selector = takeFirstByte(data) % 4;
   auto valid = [](const std::string& text) {
     return !Json::parse(text, nullptr, false).is_discarded();
   };
@@ -390,8 +396,7 @@ void fuzzStreamsRequest(std::string_view data) {
 }
 
 void fuzzCniResult(std::string_view data) {
-  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]);
-  if (!data.empty()) data.remove_prefix(1);
+  unsigned selector = takeFirstByte(data);
   static constexpr std::string_view kCommands[] = {"ADD", "DEL", "CHECK"};
   cni::PluginOutput output{.exit_code = (selector & 1U) != 0 ? 1 : 0,
                            .out = std::string(data),
@@ -466,8 +471,7 @@ void fuzzEnvelope(std::string_view data) {
 }
 
 void fuzzTtrpcFrame(std::string_view data) {
-  std::size_t chunk = data.empty() ? 1 : 1 + static_cast<unsigned char>(data[0]) % 64;
-  if (!data.empty()) data.remove_prefix(1);
+  std::size_t chunk = data.empty() ? 1 : 1 + takeFirstByte(data) % 64;
   // The frames found must not depend on how the bytes were split.
   auto decode = [&](std::size_t step) {
     ttrpc::FrameDecoder decoder;
@@ -502,8 +506,7 @@ void fuzzTtrpcFrame(std::string_view data) {
 }
 
 void fuzzWebviewRequest(std::string_view data) {
-  unsigned selector = data.empty() ? 0 : static_cast<unsigned char>(data[0]) % 4;
-  if (!data.empty()) data.remove_prefix(1);
+  unsigned selector = takeFirstByte(data) % 4;
   switch (selector) {
     case 0: {
       auto path = webview::bundlePathOf(data);
