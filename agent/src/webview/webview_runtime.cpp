@@ -304,39 +304,30 @@ bool WebviewRuntime::ensureKiosk(const std::stop_token& stop) {
                 std::to_string(::getpid())};
   for (const auto& arg : options_.kiosk_args) spawn.argv.push_back(arg);
   spawn.env = {{"DISPLAY", options_.display}};
+  // The kiosk could not be started (`why`): an error event; tried again after the backoff.
+  auto cannotStart = [this](const std::string& why) {
+    event("", "error", fmt::format("{}; trying again in {}", why, seconds(holdKioskBack(0ms))));
+    return false;
+  };
   kiosk_log_.reset();  // the last kiosk's: what its pipe still held is logged
   auto log = ChildLog::start(kioskChildLogDir(options_));
-  if (!log) {
-    const auto delay = holdKioskBack(0ms);
-    event("", "error",
-          fmt::format("{}; trying again in {}", log.error().message(), seconds(delay)));
-    return false;
-  }
+  if (!log) return cannotStart(log.error().message());
   spawn.stdout_fd = log->stdoutFd();
   spawn.stderr_fd = log->stderrFd();
   auto child = ChildProcess::spawn(spawn);
   log->closeWriteEnds();
   kiosk_log_.emplace(std::move(*log));
-  if (!child) {
-    const auto delay = holdKioskBack(0ms);
-    event("", "error",
-          fmt::format("{}; trying again in {}",
-                      child.error().wrap("start {}", options_.binary.string()).message(),
-                      seconds(delay)));
-    return false;
-  }
+  if (!child)
+    return cannotStart(child.error().wrap("start {}", options_.binary.string()).message());
   for (int i = 0; i < 200 && !fs::exists(socket, ec) && !stop.stop_requested(); ++i) {
     if (child->poll()) break;
     std::this_thread::sleep_for(50ms);
   }
   if (!fs::exists(socket, ec)) {
     auto ended = child->stop(SIGTERM, 1s);
-    const auto delay = holdKioskBack(0ms);
-    event("", "error",
-          fmt::format("{} did not open its control socket ({}); see {}; trying again in {}",
-                      options_.binary.string(), ended.describe(),
-                      (kioskChildLogDir(options_) / "current.log").string(), seconds(delay)));
-    return false;
+    return cannotStart(fmt::format("{} did not open its control socket ({}); see {}",
+                                   options_.binary.string(), ended.describe(),
+                                   (kioskChildLogDir(options_) / "current.log").string()));
   }
   ++kiosk_starts_;
   kiosk_started_at_ = SteadyClock::now();
